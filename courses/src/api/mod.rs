@@ -1,0 +1,189 @@
+//! The REST API of courses, users, lessons and replays (`/api/v1`). Handlers check who may do
+//! what, parse input into domain types, and call the store. The OpenAPI document is generated
+//! from the same handler annotations that build the router, so the two cannot drift apart.
+
+mod auth;
+mod courses;
+pub mod error;
+pub mod extract;
+mod lessons;
+mod replays;
+mod users;
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use classroom_protocol::{CourseId, UserRole};
+use serde::{Deserialize, Serialize};
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::auth::{RateLimits, TokenIssuer};
+use crate::model::{CourseMembership, User};
+use crate::store::{Page, Store};
+use error::{ApiError, ApiResult};
+
+pub use auth::LoginResponse;
+pub use courses::CourseDetail;
+pub use lessons::JoinResponse;
+pub use users::ImportReport;
+
+/// Largest accepted CSV class list.
+pub const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
+
+/// What the API handlers share.
+#[derive(Clone, Debug)]
+pub struct ApiState {
+    pub store: Store,
+    pub tokens: TokenIssuer,
+    pub limits: Arc<RateLimits>,
+    /// Whether to take the client address from `X-Forwarded-For` (behind a reverse proxy).
+    pub trust_forwarded_for: bool,
+}
+
+/// The `/api/v1` routes with their OpenAPI description.
+pub fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(auth::login))
+        .routes(routes!(auth::me))
+        .routes(routes!(auth::change_own_password))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(users::get_user, users::update_user))
+        .routes(routes!(users::reset_password))
+        .routes(routes!(users::import_users))
+        .routes(routes!(courses::create_course, courses::list_courses))
+        .routes(routes!(courses::get_course, courses::update_course))
+        .routes(routes!(courses::add_teacher, courses::list_teachers))
+        .routes(routes!(courses::remove_teacher))
+        .routes(routes!(courses::enroll, courses::list_enrollments))
+        .routes(routes!(courses::unenroll))
+        .routes(routes!(lessons::create_lesson, lessons::list_lessons))
+        .routes(routes!(lessons::get_lesson, lessons::update_lesson))
+        .routes(routes!(lessons::cancel_lesson))
+        .routes(routes!(lessons::join_lesson))
+        .routes(routes!(replays::course_replays))
+        .routes(routes!(replays::lesson_replays))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "classroom",
+        description = "Live classroom server: courses, users, lessons, join tokens and replays."
+    ),
+    modifiers(&BearerAuth),
+    components(schemas(classroom_protocol::ErrorBody)),
+    tags(
+        (name = "auth", description = "Sign in and the signed-in user"),
+        (name = "users", description = "School accounts (admins)"),
+        (name = "courses", description = "Courses, teachers and enrollments"),
+        (name = "lessons", description = "Scheduling lessons and joining their rooms"),
+        (name = "replays", description = "The replay library of a course"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// `?page=&per_page=` of listings.
+#[derive(Debug, Clone, Copy, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// 1-based page number (default 1).
+    pub page: Option<u32>,
+    /// Items per page (default 50, at most 200).
+    pub per_page: Option<u32>,
+}
+
+impl PageQuery {
+    fn page(self) -> Page {
+        Page::new(self.page.unwrap_or(1), self.per_page.unwrap_or(50))
+    }
+}
+
+/// One page of a listing.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct Paginated<T> {
+    pub items: Vec<T>,
+    /// Items across all pages.
+    pub total: i64,
+    pub page: u32,
+    pub per_page: u32,
+}
+
+impl<T> Paginated<T> {
+    fn new(paged: crate::store::Paged<T>, page: Page) -> Self {
+        Paginated {
+            items: paged.items,
+            total: paged.total,
+            page: page.page,
+            per_page: page.per_page,
+        }
+    }
+}
+
+/// Refuses unless the user has one of `roles`.
+fn require_role(user: &User, roles: &[UserRole], action: &str) -> ApiResult<()> {
+    if roles.contains(&user.role) {
+        return Ok(());
+    }
+    let allowed: Vec<_> = roles.iter().map(|r| r.as_str()).collect();
+    Err(ApiError::forbidden(
+        "forbidden",
+        format!("only {} may {action}", allowed.join(" or ")),
+    ))
+}
+
+/// The user's membership of an existing course: 404 if the course does not exist, 403 if the
+/// user has nothing to do with it.
+async fn course_member(
+    state: &ApiState,
+    user: &User,
+    course: CourseId,
+) -> ApiResult<CourseMembership> {
+    state.store.course(course).await?;
+    state.store.membership(course, user).await?.ok_or_else(|| {
+        ApiError::forbidden(
+            "not_a_member",
+            "you are not a teacher or student of this course",
+        )
+    })
+}
+
+/// Refuses unless the user runs the course: a teacher of it, or an admin.
+async fn course_manager(
+    state: &ApiState,
+    user: &User,
+    course: CourseId,
+) -> ApiResult<CourseMembership> {
+    let membership = course_member(state, user, course).await?;
+    match membership {
+        CourseMembership::Admin | CourseMembership::Teacher => Ok(membership),
+        CourseMembership::Student => Err(ApiError::forbidden(
+            "forbidden",
+            "only a teacher of this course or an admin may do this",
+        )),
+    }
+}
+
+fn created<T: Serialize>(value: T) -> (StatusCode, axum::Json<T>) {
+    (StatusCode::CREATED, axum::Json(value))
+}

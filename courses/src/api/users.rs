@@ -1,0 +1,356 @@
+//! School accounts: admins create, list, disable users and reset passwords, and import class
+//! lists. Teachers may search users, to find the students they enroll.
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use classroom_protocol::{UserId, UserRole};
+use futures_util::StreamExt;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiJson, ApiPath, ApiQuery, CurrentUser};
+use super::{ApiState, Paginated, created, require_role};
+use crate::auth::{hash_password, random_token};
+use crate::csv_import::{ClassListError, parse_class_list};
+use crate::error::StoreError;
+use crate::model::{Email, Password, PersonName, User};
+use crate::store::{NewUser, Page, UserChanges, UserFilter};
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateUserRequest {
+    pub email: String,
+    pub name: String,
+    pub password: String,
+    pub role: UserRole,
+}
+
+/// Create a user (admins).
+#[utoipa::path(
+    post, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    request_body = CreateUserRequest,
+    responses(
+        (status = 201, body = User),
+        (status = 401, body = classroom_protocol::ErrorBody),
+        (status = 403, description = "Not an admin", body = classroom_protocol::ErrorBody),
+        (status = 409, description = "The email is taken", body = classroom_protocol::ErrorBody),
+        (status = 422, body = classroom_protocol::ErrorBody),
+    )
+)]
+pub(super) async fn create_user(
+    State(state): State<ApiState>,
+    CurrentUser(admin): CurrentUser,
+    ApiJson(body): ApiJson<CreateUserRequest>,
+) -> ApiResult<(StatusCode, Json<User>)> {
+    require_role(&admin, &[UserRole::Admin], "create users")?;
+    let email = Email::parse(&body.email)?;
+    let name = PersonName::parse(&body.name)?;
+    let password = Password::parse(&body.password)?;
+    let password_hash = hash_password(password).await.map_err(ApiError::internal)?;
+    let user = state
+        .store
+        .create_user(
+            NewUser {
+                email,
+                name,
+                role: body.role,
+                password_hash,
+            },
+            OffsetDateTime::now_utc(),
+        )
+        .await?;
+    tracing::info!(by = %admin.id, user = %user.id, role = user.role.as_str(), "user created");
+    Ok(created(user))
+}
+
+#[derive(Debug, Clone, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct UserListQuery {
+    /// Matches anywhere in the email or name, case-insensitively.
+    pub q: Option<String>,
+    pub role: Option<UserRole>,
+    pub page: Option<u32>,
+    pub per_page: Option<u32>,
+}
+
+/// Search users (admins and teachers).
+#[utoipa::path(
+    get, path = "/api/v1/users", tag = "users", security(("bearer" = [])),
+    params(UserListQuery),
+    responses(
+        (status = 200, body = Paginated<User>),
+        (status = 400, description = "A bad query parameter", body = classroom_protocol::ErrorBody),
+        (status = 401, body = classroom_protocol::ErrorBody),
+        (status = 403, body = classroom_protocol::ErrorBody),
+    )
+)]
+pub(super) async fn list_users(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    ApiQuery(query): ApiQuery<UserListQuery>,
+) -> ApiResult<Json<Paginated<User>>> {
+    require_role(&user, &[UserRole::Admin, UserRole::Teacher], "list users")?;
+    let page = Page::new(query.page.unwrap_or(1), query.per_page.unwrap_or(50));
+    let filter = UserFilter {
+        query: query.q,
+        role: query.role,
+    };
+    let users = state.store.list_users(&filter, page).await?;
+    Ok(Json(Paginated::new(users, page)))
+}
+
+/// One user (admins, or the user themself).
+#[utoipa::path(
+    get, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "User id")),
+    responses(
+        (status = 200, body = User),
+        (status = 401, body = classroom_protocol::ErrorBody),
+        (status = 403, body = classroom_protocol::ErrorBody),
+        (status = 404, body = classroom_protocol::ErrorBody),
+    )
+)]
+pub(super) async fn get_user(
+    State(state): State<ApiState>,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<UserId>,
+) -> ApiResult<Json<User>> {
+    if user.id != id {
+        require_role(&user, &[UserRole::Admin], "see other users' accounts")?;
+    }
+    Ok(Json(state.store.user(id).await?))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub name: Option<String>,
+    /// A disabled user cannot sign in, and their sessions end at once.
+    pub disabled: Option<bool>,
+}
+
+/// Rename, disable or enable a user (admins).
+#[utoipa::path(
+    patch, path = "/api/v1/users/{id}", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "User id")),
+    request_body = UpdateUserRequest,
+    responses(
+        (status = 200, body = User),
+        (status = 401, body = classroom_protocol::ErrorBody),
+        (status = 403, body = classroom_protocol::ErrorBody),
+        (status = 404, body = classroom_protocol::ErrorBody),
+        (status = 409, description = "An admin cannot disable their own account", body = classroom_protocol::ErrorBody),
+        (status = 422, body = classroom_protocol::ErrorBody),
+    )
+)]
+pub(super) async fn update_user(
+    State(state): State<ApiState>,
+    CurrentUser(admin): CurrentUser,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(body): ApiJson<UpdateUserRequest>,
+) -> ApiResult<Json<User>> {
+    require_role(&admin, &[UserRole::Admin], "change users")?;
+    if admin.id == id && body.disabled == Some(true) {
+        return Err(ApiError::conflict(
+            "cannot_disable_self",
+            "you cannot disable your own account; ask another admin",
+        ));
+    }
+    let changes = UserChanges {
+        name: body.name.as_deref().map(PersonName::parse).transpose()?,
+        disabled: body.disabled,
+    };
+    let user = state
+        .store
+        .update_user(id, changes, OffsetDateTime::now_utc())
+        .await?;
+    tracing::info!(by = %admin.id, user = %user.id, disabled = user.disabled, "user changed");
+    Ok(Json(user))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordRequest {
+    pub password: String,
+}
+
+/// Set a new password for a user (admins). The user's sessions end.
+#[utoipa::path(
+    put, path = "/api/v1/users/{id}/password", tag = "users", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "User id")),
+    request_body = ResetPasswordRequest,
+    responses(
+        (status = 204, description = "Password replaced"),
+        (status = 401, body = classroom_protocol::ErrorBody),
+        (status = 403, body = classroom_protocol::ErrorBody),
+        (status = 404, body = classroom_protocol::ErrorBody),
+        (status = 422, body = classroom_protocol::ErrorBody),
+    )
+)]
+pub(super) async fn reset_password(
+    State(state): State<ApiState>,
+    CurrentUser(admin): CurrentUser,
+    ApiPath(id): ApiPath<UserId>,
+    ApiJson(body): ApiJson<ResetPasswordRequest>,
+) -> ApiResult<StatusCode> {
+    require_role(&admin, &[UserRole::Admin], "reset passwords")?;
+    let password = Password::parse(&body.password)?;
+    state.store.user(id).await?;
+    let hash = hash_password(password).await.map_err(ApiError::internal)?;
+    state
+        .store
+        .set_password_hash(id, hash, OffsetDateTime::now_utc())
+        .await?;
+    tracing::info!(by = %admin.id, user = %id, "password reset");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// What happened to each row of an imported class list.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportReport {
+    pub created: usize,
+    pub refused: usize,
+    /// One entry per non-blank data row, in file order.
+    pub rows: Vec<ImportRow>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct ImportRow {
+    /// Line number in the file; the header is line 1.
+    pub line: u64,
+    pub email: Option<String>,
+    pub status: ImportStatus,
+    pub user_id: Option<UserId>,
+    /// Generated when the file gave no password; shown only in this report.
+    pub temporary_password: Option<String>,
+    /// Why the row was refused.
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ImportStatus {
+    Created,
+    Refused,
+}
+
+/// Import students from a CSV class list (admins).
+///
+/// The body is CSV (`Content-Type: text/csv`) with a header row naming `email` and `name`,
+/// and optionally `password`; other columns are ignored. Good rows are created even when
+/// others are refused; the report says which and why.
+#[utoipa::path(
+    post, path = "/api/v1/users/import", tag = "users", security(("bearer" = [])),
+    request_body(content = String, content_type = "text/csv",
+        example = "email,name,password\nada@school.edu,Ada Lovelace,\n"),
+    responses(
+        (status = 200, description = "Per-row report", body = ImportReport),
+        (status = 400, description = "Not a class list (no header, missing column, too many rows)", body = classroom_protocol::ErrorBody),
+        (status = 401, body = classroom_protocol::ErrorBody),
+        (status = 403, body = classroom_protocol::ErrorBody),
+        (status = 413, description = "Larger than 4 MiB", body = classroom_protocol::ErrorBody),
+        (status = 415, description = "Not text/csv", body = classroom_protocol::ErrorBody),
+    )
+)]
+pub(super) async fn import_users(
+    State(state): State<ApiState>,
+    CurrentUser(admin): CurrentUser,
+    headers: HeaderMap,
+    body: Bytes,
+) -> ApiResult<Json<ImportReport>> {
+    require_role(&admin, &[UserRole::Admin], "import users")?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("text/csv") && !content_type.starts_with("text/plain") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send the class list as CSV with the header Content-Type: text/csv",
+        ));
+    }
+    let (good, refused) = parse_class_list(&body)
+        .map_err(|e: ClassListError| ApiError::bad_request("invalid_class_list", e.to_string()))?;
+
+    let mut rows: Vec<ImportRow> = refused
+        .into_iter()
+        .map(|r| ImportRow {
+            line: r.line,
+            email: r.email,
+            status: ImportStatus::Refused,
+            user_id: None,
+            temporary_password: None,
+            reason: Some(r.reason),
+        })
+        .collect();
+    // Hashing is the slow part (argon2 is meant to be): run it on all cores, then insert.
+    let parallel = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let hashed: Vec<_> = futures_util::stream::iter(good)
+        .map(|row| async move {
+            let (password, temporary) = match row.password.clone() {
+                Some(p) => (p, None),
+                None => {
+                    let generated = random_token(6);
+                    let parsed = Password::parse(&generated)
+                        .map_err(|e| ApiError::internal(e.to_string()))?;
+                    (parsed, Some(generated))
+                }
+            };
+            let hash = hash_password(password).await.map_err(ApiError::internal)?;
+            Ok::<_, ApiError>((row, hash, temporary))
+        })
+        .buffered(parallel)
+        .collect()
+        .await;
+    for item in hashed {
+        let (row, hash, temporary) = item?;
+        let email = row.email.as_str().to_string();
+        let new = NewUser {
+            email: row.email,
+            name: row.name,
+            role: UserRole::Student,
+            password_hash: hash,
+        };
+        let outcome = state
+            .store
+            .create_user(new, OffsetDateTime::now_utc())
+            .await;
+        rows.push(match outcome {
+            Ok(user) => ImportRow {
+                line: row.line,
+                email: Some(email),
+                status: ImportStatus::Created,
+                user_id: Some(user.id),
+                temporary_password: temporary,
+                reason: None,
+            },
+            Err(e @ (StoreError::Duplicate { .. } | StoreError::Invalid(_))) => ImportRow {
+                line: row.line,
+                email: Some(email),
+                status: ImportStatus::Refused,
+                user_id: None,
+                temporary_password: None,
+                reason: Some(e.to_string()),
+            },
+            Err(e) => return Err(e.into()),
+        });
+    }
+    rows.sort_by_key(|r| r.line);
+    let created = rows
+        .iter()
+        .filter(|r| r.status == ImportStatus::Created)
+        .count();
+    let report = ImportReport {
+        created,
+        refused: rows.len() - created,
+        rows,
+    };
+    tracing::info!(by = %admin.id, created = report.created, refused = report.refused, "class list imported");
+    Ok(Json(report))
+}

@@ -1,0 +1,12 @@
+//! Authentication: password hashing (argon2id), signed tokens (HS256 JWTs), the signing
+//! secret, and rate limits on the endpoints that hand out tokens.
+
+mod password;
+mod rate_limit;
+mod secret;
+mod tokens;
+
+pub use password::{hash_password, verify_password, verify_password_or_dummy};
+pub use rate_limit::{RateLimitConfig, RateLimited, RateLimits};
+pub use secret::{SecretError, load_or_create_secret, random_token};
+pub use tokens::{JoinGrant, SessionClaims, TokenError, TokenIssuer};

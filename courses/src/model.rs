@@ -1,0 +1,428 @@
+//! Domain types. Values that come from users are constructed only by parsing (`Email::parse`),
+//! so an invalid email or an empty title cannot exist past the edge.
+
+use std::fmt;
+
+use classroom_protocol::{CourseId, LessonId, ReplayId, RoomName, UserId, UserRole};
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+/// A request field that failed validation. Becomes a 422 naming the field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &'static str, message: impl Into<String>) -> Self {
+        FieldError {
+            field,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::error::Error for FieldError {}
+
+impl fmt::Display for FieldError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// A normalized (trimmed, lower-case) email address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Email(String);
+
+impl Email {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        let email = raw.trim().to_lowercase();
+        let bad = |why: &str| FieldError::new("email", format!("`{}` {why}", raw.trim()));
+        if email.is_empty() {
+            return Err(FieldError::new("email", "an email address is required"));
+        }
+        if email.len() > 254 {
+            return Err(FieldError::new("email", "is longer than 254 characters"));
+        }
+        if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(bad("contains spaces or control characters"));
+        }
+        match email.split_once('@') {
+            Some((local, domain))
+                if !local.is_empty() && !domain.is_empty() && !domain.contains('@') =>
+            {
+                Ok(Email(email))
+            }
+            _ => Err(bad("is not an email address (expected name@domain)")),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A person's display name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PersonName(String);
+
+impl PersonName {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_text("name", raw, 200).map(PersonName)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A course or lesson title.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Title(String);
+
+impl Title {
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        parse_text("title", raw, 200).map(Title)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A course description: free text, may be empty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Description(String);
+
+impl Description {
+    pub const MAX_CHARS: usize = 10_000;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        if raw.chars().count() > Self::MAX_CHARS {
+            return Err(FieldError::new(
+                "description",
+                format!("is longer than {} characters", Self::MAX_CHARS),
+            ));
+        }
+        Ok(Description(raw.trim().to_string()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+fn parse_text(field: &'static str, raw: &str, max_chars: usize) -> Result<String, FieldError> {
+    let text = raw.trim();
+    if text.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if text.chars().count() > max_chars {
+        return Err(FieldError::new(
+            field,
+            format!("is longer than {max_chars} characters"),
+        ));
+    }
+    if text.chars().any(char::is_control) {
+        return Err(FieldError::new(field, "contains control characters"));
+    }
+    Ok(text.to_string())
+}
+
+/// A plaintext password on its way to the hasher. Never printed.
+#[derive(Clone)]
+pub struct Password(String);
+
+impl Password {
+    pub const MIN_CHARS: usize = 8;
+    pub const MAX_CHARS: usize = 256;
+
+    pub fn parse(raw: &str) -> Result<Self, FieldError> {
+        Self::parse_field("password", raw)
+    }
+
+    pub fn parse_field(field: &'static str, raw: &str) -> Result<Self, FieldError> {
+        let n = raw.chars().count();
+        if n < Self::MIN_CHARS {
+            return Err(FieldError::new(
+                field,
+                format!("must have at least {} characters", Self::MIN_CHARS),
+            ));
+        }
+        if n > Self::MAX_CHARS {
+            return Err(FieldError::new(
+                field,
+                format!("must have at most {} characters", Self::MAX_CHARS),
+            ));
+        }
+        Ok(Password(raw.to_string()))
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+/// Milliseconds since the Unix epoch: how timestamps are stored in both databases.
+pub fn to_millis(t: OffsetDateTime) -> i64 {
+    i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+pub fn from_millis(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
+/// A user account as the API shows it (no password hash, ever).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct User {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub role: UserRole,
+    pub disabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// A user account with its secrets, for authentication only.
+#[derive(Debug, Clone)]
+pub struct UserCredentials {
+    pub user: User,
+    pub password_hash: String,
+    pub session_version: i64,
+}
+
+/// A course.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Course {
+    pub id: CourseId,
+    pub title: String,
+    pub description: String,
+    pub created_by: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// How a user relates to a course; decides what they may see and do in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum CourseMembership {
+    /// A school admin who is not a teacher of the course.
+    Admin,
+    Teacher,
+    Student,
+}
+
+/// The life of a lesson: scheduled → live → ended, or scheduled → cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LessonState {
+    Scheduled,
+    Live,
+    Ended,
+    Cancelled,
+}
+
+/// What can happen to a lesson.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LessonEvent {
+    /// A teacher goes live.
+    GoLive,
+    /// The teacher ends the lesson (or the room closes).
+    End,
+    /// The lesson is called off before it started.
+    Cancel,
+    /// Title or times change; only before the lesson started.
+    Edit,
+}
+
+/// A lesson event that the lesson's state does not allow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the lesson is {from}, so it cannot be {action}")]
+pub struct LessonTransitionError {
+    pub from: &'static str,
+    pub action: &'static str,
+}
+
+impl LessonState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LessonState::Scheduled => "scheduled",
+            LessonState::Live => "live",
+            LessonState::Ended => "ended",
+            LessonState::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Scheduled, Self::Live, Self::Ended, Self::Cancelled]
+            .into_iter()
+            .find(|state| state.as_str() == s)
+    }
+
+    /// The state after `event`, or why the event is refused. The only place lesson rules live.
+    pub fn apply(self, event: LessonEvent) -> Result<LessonState, LessonTransitionError> {
+        use LessonEvent::*;
+        use LessonState::*;
+        match (self, event) {
+            (Scheduled, GoLive) => Ok(Live),
+            (Live, GoLive) => Ok(Live),
+            (Live, End) => Ok(Ended),
+            (Scheduled, Cancel) => Ok(Cancelled),
+            (Scheduled, Edit) => Ok(Scheduled),
+            (from, event) => Err(LessonTransitionError {
+                from: from.as_str(),
+                action: match event {
+                    GoLive => "started",
+                    End => "ended",
+                    Cancel => "cancelled",
+                    Edit => "edited",
+                },
+            }),
+        }
+    }
+
+    /// Whether a participant may still join the lesson's room.
+    pub fn is_joinable(self) -> bool {
+        matches!(self, LessonState::Scheduled | LessonState::Live)
+    }
+}
+
+/// A lesson of a course.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Lesson {
+    pub id: LessonId,
+    pub course_id: CourseId,
+    pub title: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub starts_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub ends_at: OffsetDateTime,
+    pub state: LessonState,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub live_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ended_at: Option<OffsetDateTime>,
+    /// The room of this lesson's live session.
+    pub room: RoomName,
+}
+
+/// Where a replay is in its pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ReplayState {
+    Processing,
+    Ready,
+    Failed,
+}
+
+impl ReplayState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplayState::Processing => "processing",
+            ReplayState::Ready => "ready",
+            ReplayState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Processing, Self::Ready, Self::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// A replay of a lesson in its course's library.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Replay {
+    pub id: ReplayId,
+    pub lesson_id: LessonId,
+    pub course_id: CourseId,
+    pub title: String,
+    pub state: ReplayState,
+    pub duration_ms: Option<i64>,
+    pub size_bytes: Option<i64>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ready_at: Option<OffsetDateTime>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emails_are_normalized_and_checked() {
+        assert_eq!(
+            Email::parse("  Ada@School.EDU ").map(|e| e.0),
+            Ok("ada@school.edu".into())
+        );
+        for bad in ["", "ada", "@school", "ada@", "a b@c.d", "a@b@c"] {
+            let err = Email::parse(bad).expect_err(bad);
+            assert_eq!(err.field, "email");
+        }
+    }
+
+    #[test]
+    fn titles_and_names_refuse_empty_and_control_characters() {
+        assert!(Title::parse("   ").is_err());
+        assert!(PersonName::parse("Ada\u{0}").is_err());
+        assert!(Title::parse(&"x".repeat(201)).is_err());
+        assert_eq!(Title::parse(" Algebra ").map(|t| t.0), Ok("Algebra".into()));
+    }
+
+    #[test]
+    fn passwords_never_print() {
+        let p = Password::parse("correct horse").expect("long enough");
+        assert!(!format!("{p:?}").contains("horse"));
+        assert!(Password::parse("short").is_err());
+    }
+
+    #[test]
+    fn lesson_state_machine_allows_only_its_transitions() {
+        use LessonEvent::*;
+        use LessonState::*;
+        assert_eq!(Scheduled.apply(GoLive), Ok(Live));
+        assert_eq!(
+            Live.apply(GoLive),
+            Ok(Live),
+            "a second teacher joining keeps it live"
+        );
+        assert_eq!(Live.apply(End), Ok(Ended));
+        assert_eq!(Scheduled.apply(Cancel), Ok(Cancelled));
+        assert_eq!(Scheduled.apply(Edit), Ok(Scheduled));
+        for (from, event) in [
+            (Scheduled, End),
+            (Live, Cancel),
+            (Live, Edit),
+            (Ended, GoLive),
+            (Cancelled, GoLive),
+        ] {
+            assert!(
+                from.apply(event).is_err(),
+                "{from:?} + {event:?} must be refused"
+            );
+        }
+        let err = Ended.apply(GoLive).expect_err("ended is final");
+        assert_eq!(
+            err.to_string(),
+            "the lesson is ended, so it cannot be started"
+        );
+    }
+
+    #[test]
+    fn millis_round_trip() {
+        let t = time::macros::datetime!(2026-11-24 09:30:00.123 UTC);
+        assert_eq!(from_millis(to_millis(t)), t);
+    }
+}

@@ -1,0 +1,107 @@
+//! The replay library: replays of a course's lessons. The recorder registers them; here they
+//! are listed for the course's members.
+
+use classroom_protocol::{CourseId, LessonId, ReplayId};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+use time::OffsetDateTime;
+
+use super::{Store, decode_err, fixed};
+use crate::error::{StoreError, StoreResult};
+use crate::model::{Replay, ReplayState, Title, from_millis, to_millis};
+
+const REPLAY_COLUMNS: &str =
+    "id, lesson_id, course_id, title, state, duration_ms, size_bytes, created_at, ready_at";
+
+/// A replay to register for a lesson (the recorder's side).
+#[derive(Debug, Clone)]
+pub struct NewReplay {
+    pub lesson: LessonId,
+    pub title: Title,
+}
+
+fn replay_from_row(row: &AnyRow) -> Result<Replay, sqlx::Error> {
+    let state: String = row.try_get("state")?;
+    Ok(Replay {
+        id: ReplayId(row.try_get("id")?),
+        lesson_id: LessonId(row.try_get("lesson_id")?),
+        course_id: CourseId(row.try_get("course_id")?),
+        title: row.try_get("title")?,
+        state: ReplayState::parse(&state).ok_or_else(|| decode_err("replay state", &state))?,
+        duration_ms: row.try_get("duration_ms")?,
+        size_bytes: row.try_get("size_bytes")?,
+        created_at: from_millis(row.try_get("created_at")?),
+        ready_at: row.try_get::<Option<i64>, _>("ready_at")?.map(from_millis),
+    })
+}
+
+impl Store {
+    /// Registers a replay that is being processed.
+    pub async fn create_replay(&self, new: NewReplay, now: OffsetDateTime) -> StoreResult<Replay> {
+        let lesson = self.lesson(new.lesson).await?;
+        let sql = format!(
+            "INSERT INTO replays (lesson_id, course_id, title, state, created_at) \
+             VALUES ($1, $2, $3, $4, $5) RETURNING {REPLAY_COLUMNS}"
+        );
+        let row = sqlx::query(fixed(&sql))
+            .bind(lesson.id.0)
+            .bind(lesson.course_id.0)
+            .bind(new.title.as_str())
+            .bind(ReplayState::Processing.as_str())
+            .bind(to_millis(now))
+            .fetch_one(self.db.pool())
+            .await?;
+        Ok(replay_from_row(&row)?)
+    }
+
+    /// Marks a replay playable, with its duration and size.
+    pub async fn mark_replay_ready(
+        &self,
+        id: ReplayId,
+        duration_ms: i64,
+        size_bytes: i64,
+        now: OffsetDateTime,
+    ) -> StoreResult<Replay> {
+        let sql = format!(
+            "UPDATE replays SET state = $1, duration_ms = $2, size_bytes = $3, ready_at = $4 \
+             WHERE id = $5 RETURNING {REPLAY_COLUMNS}"
+        );
+        let row = sqlx::query(fixed(&sql))
+            .bind(ReplayState::Ready.as_str())
+            .bind(duration_ms)
+            .bind(size_bytes)
+            .bind(to_millis(now))
+            .bind(id.0)
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref()
+            .map(replay_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound("replay"))
+    }
+
+    /// A course's replays, newest lesson first.
+    pub async fn replays_of_course(&self, course: CourseId) -> StoreResult<Vec<Replay>> {
+        let sql = format!(
+            "SELECT {REPLAY_COLUMNS} FROM replays WHERE course_id = $1 \
+             ORDER BY created_at DESC, id DESC"
+        );
+        let rows = sqlx::query(fixed(&sql))
+            .bind(course.0)
+            .fetch_all(self.db.pool())
+            .await?;
+        Ok(rows.iter().map(replay_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// A lesson's replays (usually one; more when recording was stopped and started again).
+    pub async fn replays_of_lesson(&self, lesson: LessonId) -> StoreResult<Vec<Replay>> {
+        let sql = format!(
+            "SELECT {REPLAY_COLUMNS} FROM replays WHERE lesson_id = $1 ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(fixed(&sql))
+            .bind(lesson.0)
+            .fetch_all(self.db.pool())
+            .await?;
+        Ok(rows.iter().map(replay_from_row).collect::<Result<_, _>>()?)
+    }
+}

@@ -1,0 +1,94 @@
+//! Typed identifiers. Database rows use 64-bit integer keys; on the wire they are JSON numbers.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+macro_rules! int_id {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+        #[serde(transparent)]
+        pub struct $name(pub i64);
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = std::num::ParseIntError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map($name)
+            }
+        }
+    };
+}
+
+int_id!(
+    /// A user account (admin, teacher or student) of the school.
+    UserId
+);
+int_id!(
+    /// A course: the unit of enrollment and of the replay library.
+    CourseId
+);
+int_id!(
+    /// A scheduled lesson of a course; its live session is a room.
+    LessonId
+);
+int_id!(
+    /// A replay (VOD asset) in a course's library.
+    ReplayId
+);
+
+/// The name of a room: the live session of one lesson.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(transparent)]
+pub struct RoomName(String);
+
+impl RoomName {
+    /// The room of a lesson. One lesson has exactly one room, so the name is derived.
+    pub fn for_lesson(lesson: LessonId) -> Self {
+        RoomName(format!("lesson-{lesson}"))
+    }
+
+    /// The lesson a room belongs to, if the name is one of ours.
+    pub fn lesson(&self) -> Option<LessonId> {
+        self.0.strip_prefix("lesson-")?.parse().ok()
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RoomName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_name_round_trips_its_lesson() {
+        let room = RoomName::for_lesson(LessonId(42));
+        assert_eq!(room.as_str(), "lesson-42");
+        assert_eq!(room.lesson(), Some(LessonId(42)));
+        assert_eq!(RoomName("elsewhere".into()).lesson(), None);
+    }
+
+    #[test]
+    fn ids_are_plain_numbers_on_the_wire() {
+        assert_eq!(serde_json::to_string(&UserId(7)).ok().as_deref(), Some("7"));
+        let id: CourseId = serde_json::from_str("12").expect("a number is a course id");
+        assert_eq!(id, CourseId(12));
+    }
+}

@@ -1,0 +1,26 @@
+//! The wire vocabulary of classroom.
+//!
+//! Everything a client and `classroomd` exchange is named here once: typed IDs, account and
+//! participant roles, the grants a join token carries, and the JSON error body every endpoint
+//! returns. The crate depends on serde only (plus utoipa behind the `openapi` feature), so the
+//! load tester and other black-box clients can use it without pulling in the server.
+//!
+//! Invariants:
+//! - IDs are newtypes; a `UserId` can never be passed where a `CourseId` is expected.
+//! - Grants are derived from a participant role by [`Grants::for_role`] and are the only source
+//!   of truth for what a participant may do in a room.
+
+mod error;
+mod grants;
+mod ids;
+mod roles;
+mod token;
+
+pub use error::{ErrorBody, ErrorDetail};
+pub use grants::{Grants, TrackSource};
+pub use ids::{CourseId, LessonId, ReplayId, RoomName, UserId};
+pub use roles::{ParticipantRole, UserRole};
+pub use token::{JOIN_TOKEN_AUDIENCE, JoinClaims};
+
+/// Version of the signaling protocol; every WebSocket message carries it as `"v"`.
+pub const PROTOCOL_VERSION: u32 = 1;

@@ -1,0 +1,362 @@
+//! Configuration, in layers: built-in defaults, then a TOML file, then `CLASSROOM_*`
+//! environment variables (`__` separates sections: `CLASSROOM_HTTP__ADDR`), then command-line
+//! flags. An unknown key or a bad value stops start-up with a message naming it.
+//! `classroomd.example.toml` at the repository root documents every key.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use classroom_courses::auth::RateLimitConfig;
+use figment::Figment;
+use figment::providers::{Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// The whole configuration of `classroomd`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite database, the token secret and recordings live.
+    pub data_dir: PathBuf,
+    pub http: HttpConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub rate_limit: RateLimitConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address and port of the HTTP server (API, WebSocket, web client, metrics).
+    pub addr: SocketAddr,
+    /// Take the client address from X-Forwarded-For; only behind a reverse proxy you run.
+    pub trust_forwarded_for: bool,
+    /// Requests to the REST API that take longer are answered 408.
+    pub request_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatabaseConfig {
+    /// `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`. Empty: SQLite in the data directory.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// Secret for signing tokens, at least 32 bytes. Empty: generated on first start and kept
+    /// in `<data_dir>/jwt_secret`. Several nodes must share one.
+    pub jwt_secret: String,
+    /// How long a sign-in lasts.
+    pub session_ttl_secs: u64,
+    /// How long a join token may wait before it is used to enter a room.
+    pub join_ttl_secs: u64,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field(
+                "jwt_secret",
+                &if self.jwt_secret.is_empty() {
+                    "<generated>"
+                } else {
+                    "<set>"
+                },
+            )
+            .field("session_ttl_secs", &self.session_ttl_secs)
+            .field("join_ttl_secs", &self.join_ttl_secs)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A tracing filter: `info`, `classroomd=debug,info`, ... (`RUST_LOG` overrides it).
+    pub level: String,
+    pub format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./data"),
+            http: HttpConfig::default(),
+            database: DatabaseConfig::default(),
+            auth: AuthConfig::default(),
+            rate_limit: RateLimitConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            trust_forwarded_for: false,
+            request_timeout_secs: 30,
+        }
+    }
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig {
+            url: String::new(),
+            max_connections: 10,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            jwt_secret: String::new(),
+            session_ttl_secs: 12 * 3600,
+            join_ttl_secs: 600,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+        }
+    }
+}
+
+/// Values given on the command line; `None` leaves the lower layers' value.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpOverrides>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database: Option<DatabaseOverrides>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HttpOverrides {
+    pub addr: SocketAddr,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DatabaseOverrides {
+    pub url: String,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration file {0} does not exist")]
+    MissingFile(PathBuf),
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The file read when no `--config` is given, if it exists.
+pub const DEFAULT_CONFIG_FILE: &str = "classroomd.toml";
+
+impl Config {
+    /// Loads defaults, then `file` (or `./classroomd.toml` if present), then `CLASSROOM_*`
+    /// variables from `env`, then `overrides`.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        match file {
+            Some(path) if !path.exists() => {
+                return Err(ConfigError::MissingFile(path.to_path_buf()));
+            }
+            Some(path) => figment = figment.merge(Toml::file_exact(path)),
+            None if Path::new(DEFAULT_CONFIG_FILE).exists() => {
+                figment = figment.merge(Toml::file_exact(DEFAULT_CONFIG_FILE))
+            }
+            None => {}
+        }
+        // Read from the given variables rather than the process environment, so tests and
+        // several servers in one process do not see each other's settings.
+        let vars: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(k, _)| k.starts_with(ENV_PREFIX) && !ENV_NOT_CONFIG.contains(&k.as_str()))
+            .collect();
+        for (key, value) in &vars {
+            let key = key[ENV_PREFIX.len()..].to_lowercase().replace("__", ".");
+            figment = figment.merge(Serialized::global(&key, parse_env_value(value)));
+        }
+        figment = figment.merge(Serialized::defaults(overrides));
+        let config: Config = figment
+            .extract()
+            .map_err(|e| ConfigError::Invalid(describe(e)))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        let invalid = |msg: &str| Err(ConfigError::Invalid(msg.to_string()));
+        if self.database.max_connections == 0 {
+            return invalid("database.max_connections must be at least 1");
+        }
+        if self.auth.session_ttl_secs == 0 || self.auth.join_ttl_secs == 0 {
+            return invalid("auth.session_ttl_secs and auth.join_ttl_secs must be at least 1");
+        }
+        if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
+            return invalid(
+                "auth.jwt_secret must be at least 32 bytes long (or empty to generate one)",
+            );
+        }
+        if self.http.request_timeout_secs == 0 {
+            return invalid("http.request_timeout_secs must be at least 1");
+        }
+        Ok(())
+    }
+
+    /// The database URL: the configured one, or SQLite in the data directory.
+    pub fn database_url(&self) -> String {
+        if self.database.url.is_empty() {
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("classroom.db").display()
+            )
+        } else {
+            self.database.url.clone()
+        }
+    }
+}
+
+const ENV_PREFIX: &str = "CLASSROOM_";
+/// Variables with our prefix that are not configuration keys.
+const ENV_NOT_CONFIG: &[&str] = &["CLASSROOM_CONFIG"];
+
+/// Environment values are strings; numbers and booleans are recognised so that
+/// `CLASSROOM_AUTH__JOIN_TTL_SECS=60` sets a number.
+fn parse_env_value(value: &str) -> figment::value::Value {
+    value
+        .parse::<figment::value::Value>()
+        .unwrap_or_else(|_| figment::value::Value::from(value))
+}
+
+fn describe(e: figment::Error) -> String {
+    e.into_iter()
+        .map(|e| {
+            let key = e.path.join(".");
+            let origin = e
+                .metadata
+                .as_ref()
+                .map(|m| m.name.to_string())
+                .unwrap_or_default();
+            let mut text = e.kind.to_string();
+            if !key.is_empty() {
+                text = format!("`{key}`: {text}");
+            }
+            if !origin.is_empty() {
+                text = format!("{text} (from {origin})");
+            }
+            text
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn layers_apply_in_order() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "data_dir = \"/from/file\"\n[http]\naddr = \"127.0.0.1:9000\"\n[auth]\njoin_ttl_secs = 30\n")
+            .expect("write");
+        let overrides = Overrides {
+            http: Some(HttpOverrides {
+                addr: "127.0.0.1:9100".parse().expect("addr"),
+            }),
+            ..Overrides::default()
+        };
+        let config = Config::load(
+            Some(&file),
+            env(&[
+                ("CLASSROOM_AUTH__JOIN_TTL_SECS", "45"),
+                ("CLASSROOM_DATA_DIR", "/from/env"),
+                ("OTHER", "x"),
+            ]),
+            &overrides,
+        )
+        .expect("valid");
+        assert_eq!(
+            config.data_dir,
+            PathBuf::from("/from/env"),
+            "env beats file"
+        );
+        assert_eq!(config.auth.join_ttl_secs, 45, "env numbers are numbers");
+        assert_eq!(config.http.addr.port(), 9100, "flags beat everything");
+        assert_eq!(
+            config.auth.session_ttl_secs,
+            12 * 3600,
+            "defaults fill the rest"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[http]\nadress = \"127.0.0.1:9000\"\n").expect("write");
+        let err = Config::load(Some(&file), env(&[]), &Overrides::default()).expect_err("typo");
+        assert!(err.to_string().contains("adress"), "{err}");
+
+        let err = Config::load(
+            None,
+            env(&[("CLASSROOM_HTTP__ADDR", "not an address")]),
+            &Overrides::default(),
+        )
+        .expect_err("bad value");
+        assert!(err.to_string().contains("http.addr"), "{err}");
+
+        let err = Config::load(None, env(&[("CLASSROOM_NOPE", "1")]), &Overrides::default())
+            .expect_err("unknown variable");
+        assert!(err.to_string().contains("nope"), "{err}");
+
+        let missing = dir.path().join("missing.toml");
+        assert!(matches!(
+            Config::load(Some(&missing), env(&[]), &Overrides::default()),
+            Err(ConfigError::MissingFile(_))
+        ));
+    }
+
+    #[test]
+    fn the_example_config_is_complete_and_valid() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../classroomd.example.toml");
+        let config = Config::load(Some(&example), env(&[]), &Overrides::default()).expect("valid");
+        // The example states the defaults; if a default changes, the example must too.
+        let mut expected = Config::default();
+        expected.auth.jwt_secret = config.auth.jwt_secret.clone();
+        assert_eq!(config, expected);
+    }
+}

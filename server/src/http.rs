@@ -1,0 +1,182 @@
+//! The HTTP router of classroomd: the REST API, health and readiness, metrics, the OpenAPI
+//! document, JSON answers for unknown routes, and the middleware around them.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Json;
+use axum::extract::{DefaultBodyLimit, FromRef, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use classroom_courses::Db;
+use classroom_courses::api::error::ApiError;
+use classroom_courses::api::{self, ApiState, MAX_IMPORT_BYTES};
+use serde::{Deserialize, Serialize};
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::metrics::Metrics;
+
+/// What the server-level handlers share.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub api: ApiState,
+    pub db: Db,
+    pub metrics: Arc<Metrics>,
+    /// The OpenAPI document, rendered once at start.
+    pub openapi_json: Arc<String>,
+}
+
+impl FromRef<AppState> for ApiState {
+    fn from_ref(state: &AppState) -> ApiState {
+        state.api.clone()
+    }
+}
+
+/// The whole router, and the OpenAPI document describing it.
+pub fn router(
+    api: ApiState,
+    db: Db,
+    metrics: Arc<Metrics>,
+    request_timeout: Duration,
+) -> (axum::Router, utoipa::openapi::OpenApi) {
+    let api_routes = api::router()
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            request_timeout,
+        ))
+        .with_state(api.clone());
+    let (router, openapi) = OpenApiRouter::<AppState>::new()
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics_text))
+        .routes(routes!(openapi_document))
+        .merge(api_routes)
+        .split_for_parts();
+    let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".into()));
+    let state = AppState {
+        api,
+        db,
+        metrics: metrics.clone(),
+        openapi_json,
+    };
+    let router = router
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
+        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
+        .layer(middleware::from_fn_with_state(metrics, record_request))
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
+            // The path only: query strings and headers may carry secrets.
+            tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
+        }))
+        .with_state(state);
+    (router, openapi)
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct Status {
+    pub status: String,
+}
+
+/// Alive: the process answers.
+#[utoipa::path(get, path = "/healthz", tag = "operations", responses((status = 200, body = Status)))]
+async fn healthz() -> Json<Status> {
+    Json(Status {
+        status: "ok".into(),
+    })
+}
+
+/// Ready: the database answers.
+#[utoipa::path(
+    get, path = "/readyz", tag = "operations",
+    responses(
+        (status = 200, body = Status),
+        (status = 503, description = "The database is unreachable", body = classroom_protocol::ErrorBody),
+    )
+)]
+async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
+    if state.db.is_reachable().await {
+        Ok(Json(Status {
+            status: "ready".into(),
+        }))
+    } else {
+        Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "database_unreachable",
+            "the database does not answer; check that it is running and reachable",
+        ))
+    }
+}
+
+/// Prometheus metrics in the text exposition format.
+#[utoipa::path(
+    get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain"))
+)]
+async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
+    let pool = state.db.pool();
+    state
+        .metrics
+        .db_pool_observed(state.db.connections_in_use(), pool.size());
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        state.metrics.render(),
+    )
+}
+
+/// This document.
+#[utoipa::path(
+    get, path = "/api/v1/openapi.json", tag = "operations",
+    responses((status = 200, description = "OpenAPI 3 document", content_type = "application/json"))
+)]
+async fn openapi_document(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        state.openapi_json.as_str().to_owned(),
+    )
+}
+
+async fn unknown_route(request: Request) -> ApiError {
+    ApiError::not_found(&format!(
+        "route {} {}",
+        request.method(),
+        request.uri().path()
+    ))
+}
+
+async fn wrong_method(request: Request) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!(
+            "{} is not allowed on {}",
+            request.method(),
+            request.uri().path()
+        ),
+    )
+}
+
+async fn record_request(
+    State(metrics): State<Arc<Metrics>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(request).await;
+    metrics.http_request_finished(
+        method.as_str(),
+        &route,
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}

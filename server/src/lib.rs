@@ -1,0 +1,210 @@
+//! `classroomd`: the classroom server. This crate wires the parts together: configuration,
+//! the database, the HTTP router (REST API, health, metrics, OpenAPI), logging and graceful
+//! shutdown. The parts themselves live in their own crates (`classroom-courses`, ...).
+//!
+//! [`start`] binds and runs a server in the background and returns its address, which is how
+//! both `main` and the end-to-end tests run it.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod metrics;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use classroom_courses::api::ApiState;
+use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
+use classroom_courses::{Db, Store};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+pub use config::Config;
+
+/// A server running in the background.
+#[derive(Debug)]
+pub struct RunningServer {
+    /// The address it listens on (the real port when configured with port 0).
+    pub addr: SocketAddr,
+    pub db: Db,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl RunningServer {
+    /// Stops accepting, lets requests in flight finish, closes the database.
+    pub async fn stop(self) -> anyhow::Result<()> {
+        let _ = self.shutdown.send(true);
+        self.task.await.context("the server task panicked")?
+    }
+
+    /// Resolves when the server has stopped by itself (it should not).
+    pub async fn wait(&mut self) -> anyhow::Result<()> {
+        (&mut self.task).await.context("the server task panicked")?
+    }
+
+    /// A handle that asks the server to stop.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Opens the database (applying migrations), binds the HTTP port and starts serving.
+pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        format!(
+            "cannot create the data directory {}",
+            config.data_dir.display()
+        )
+    })?;
+    let db = Db::connect(&config.database_url(), config.database.max_connections).await?;
+    let secret = load_or_create_secret(
+        Some(config.auth.jwt_secret.as_str()).filter(|s| !s.is_empty()),
+        &config.data_dir,
+    )?;
+    let tokens = TokenIssuer::new(
+        &secret,
+        Duration::from_secs(config.auth.session_ttl_secs),
+        Duration::from_secs(config.auth.join_ttl_secs),
+    );
+    let limits = Arc::new(RateLimits::new(&config.rate_limit));
+    let api = ApiState {
+        store: Store::new(db.clone()),
+        tokens,
+        limits: limits.clone(),
+        trust_forwarded_for: config.http.trust_forwarded_for,
+    };
+    let metrics = Arc::new(metrics::Metrics::new());
+    let (router, _openapi) = http::router(
+        api,
+        db.clone(),
+        metrics,
+        Duration::from_secs(config.http.request_timeout_secs),
+    );
+    let listener = TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.addr))?;
+    let addr = listener.local_addr()?;
+
+    let (shutdown, mut stopping) = watch::channel(false);
+    let mut stopping_cleanup = stopping.clone();
+    tokio::spawn(async move {
+        // Forget rate-limit buckets that have refilled, so memory stays bounded.
+        let mut tick = tokio::time::interval(Duration::from_secs(60));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => limits.retain_recent(),
+                _ = stopping_cleanup.changed() => break,
+            }
+        }
+    });
+    let task_db = db.clone();
+    let task = tokio::spawn(async move {
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, service)
+            .with_graceful_shutdown(async move {
+                let _ = stopping.wait_for(|stop| *stop).await;
+            })
+            .await
+            .context("the HTTP server failed")?;
+        task_db.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    });
+    Ok(RunningServer {
+        addr,
+        db,
+        shutdown,
+        task,
+    })
+}
+
+/// Runs until `signal` resolves, then shuts down gracefully.
+pub async fn serve(config: &Config, signal: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let mut server = start(config).await?;
+    let url = public_url(server.addr);
+    tracing::info!(%url, database = %redacted_url(&config.database_url()), "classroomd is running");
+    println!("classroomd is running: open {url}");
+    tokio::select! {
+        result = server.wait() => return result,
+        _ = signal => tracing::info!("shutting down: finishing requests in flight"),
+    }
+    server.stop().await
+}
+
+/// The URL to print: a wildcard listen address is reached on loopback from this machine.
+pub fn public_url(addr: SocketAddr) -> String {
+    let host = match addr.ip() {
+        ip if ip.is_unspecified() && ip.is_ipv4() => "127.0.0.1".to_string(),
+        ip if ip.is_unspecified() => "[::1]".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    format!("http://{host}:{}/", addr.port())
+}
+
+/// A database URL without its password, for logs.
+pub fn redacted_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT (Ctrl-C).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut sig) => {
+                sig.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_to_print_and_log() {
+        assert_eq!(
+            public_url("0.0.0.0:8080".parse().expect("addr")),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            public_url("127.0.0.1:9".parse().expect("addr")),
+            "http://127.0.0.1:9/"
+        );
+        assert_eq!(
+            redacted_url("postgres://u:secret@h/db"),
+            "postgres://u:***@h/db"
+        );
+        assert_eq!(redacted_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redacted_url("sqlite://data/classroom.db"),
+            "sqlite://data/classroom.db"
+        );
+    }
+}

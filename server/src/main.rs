@@ -1,0 +1,53 @@
+//! The `classroomd` binary: parses the command line and runs the server or a subcommand.
+
+use clap::Parser;
+use classroomd::cli::{Cli, Command, UserCommand};
+use classroomd::config::{Config, LogFormat};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.global.load_config() {
+        Ok(config) => config,
+        Err(e) => {
+            eprintln!("classroomd: {e:#}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&config);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("classroomd: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command.unwrap_or(Command::Serve) {
+            Command::Serve => classroomd::serve(&config, classroomd::shutdown_signal()).await,
+            Command::User(UserCommand::Add { role, email, name }) => {
+                classroomd::cli::add_user(&config, role.into(), &email, &name).await
+            }
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("classroomd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(config: &Config) {
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match config.log.format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
