@@ -220,7 +220,7 @@ where
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .filter_map(|a| a.trim().parse::<IpAddr>().ok())
-                .last();
+                .next_back();
             if let Some(addr) = forwarded {
                 return Ok(ClientAddr(addr));
             }

@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 use classroom_protocol::{UserId, UserRole};
 use futures_util::StreamExt;
@@ -261,9 +262,17 @@ pub(super) async fn import_users(
     State(state): State<ApiState>,
     CurrentUser(admin): CurrentUser,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> ApiResult<Json<ImportReport>> {
     require_role(&admin, &[UserRole::Admin], "import users")?;
+    let body = body.map_err(|rejection| match rejection.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "the class list is larger than 4 MiB; split it into smaller files",
+        ),
+        _ => ApiError::bad_request("bad_body", rejection.body_text()),
+    })?;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

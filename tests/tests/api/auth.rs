@@ -1,0 +1,199 @@
+use classroom_protocol::UserRole;
+use classroom_tests::both_backends;
+use serde_json::json;
+
+use super::*;
+
+both_backends!(login_returns_a_token_that_opens_me, |server| async move {
+    let (client, user) = server
+        .user(UserRole::Teacher, "Tess@School.edu", "Tess")
+        .await;
+    assert_eq!(
+        user["email"], "tess@school.edu",
+        "emails are stored lower-case"
+    );
+    assert!(
+        user.get("password_hash").is_none(),
+        "no hash in answers: {user}"
+    );
+    let me = client.get("/api/v1/me").await;
+    assert_eq!(me.expect(200)["role"], "teacher");
+
+    // Email case does not matter when signing in.
+    let (_, again) = server
+        .client()
+        .login("TESS@school.edu", "correct horse battery")
+        .await;
+    assert_eq!(again["id"], user["id"]);
+    server
+});
+
+both_backends!(login_refusals, |server| async move {
+    server
+        .user(UserRole::Student, "sam@school.edu", "Sam")
+        .await;
+    let anon = server.client();
+    let wrong = anon
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "sam@school.edu", "password": "nope nope nope"}),
+        )
+        .await;
+    wrong.expect_error(401, "wrong_credentials");
+    let unknown = anon
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": "who@school.edu", "password": "whatever1"}),
+        )
+        .await;
+    unknown.expect_error(401, "wrong_credentials");
+    assert_eq!(
+        wrong.text, unknown.text,
+        "unknown accounts are not told apart from wrong passwords"
+    );
+
+    let missing = anon
+        .post("/api/v1/auth/login", json!({"email": "sam@school.edu"}))
+        .await;
+    missing.expect_error(422, "invalid_body");
+    assert_eq!(missing.body["error"]["field"], "password");
+
+    let malformed = anon
+        .send_raw(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            "application/json",
+            b"{\"email\":".to_vec(),
+        )
+        .await;
+    malformed.expect_error(400, "malformed_json");
+    let not_json = anon
+        .send_raw(
+            reqwest::Method::POST,
+            "/api/v1/auth/login",
+            "text/plain",
+            b"hello".to_vec(),
+        )
+        .await;
+    not_json.expect_error(415, "unsupported_media_type");
+    server
+});
+
+both_backends!(tokens_are_checked, |server| async move {
+    let (client, _) = server
+        .user(UserRole::Student, "sam@school.edu", "Sam")
+        .await;
+    server
+        .client()
+        .get("/api/v1/me")
+        .await
+        .expect_error(401, "unauthenticated");
+    server
+        .client()
+        .with_token("not.a.jwt")
+        .get("/api/v1/me")
+        .await
+        .expect_error(401, "invalid_token");
+    // A token signed with another secret.
+    let forged = "eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxIiwiYXVkIjoiY2xhc3Nyb29tLWFwaSIsImlhdCI6MTc5NTQ5ODI2OCwiZXhwIjo0MTAyNDQ0ODAwLCJzdiI6MCwicm9sZSI6ImFkbWluIn0.jNfedbj1JYqnQm6VHOP0mORUMOZqibSVYjS9AQi4KJw";
+    server
+        .client()
+        .with_token(forged)
+        .get("/api/v1/me")
+        .await
+        .expect_error(401, "invalid_token");
+    client.get("/api/v1/me").await.expect(200);
+    server
+});
+
+#[tokio::test]
+async fn expired_session_tokens_are_refused() {
+    let Some(server) = TestServer::start(Backend::Sqlite, |c| c.auth.session_ttl_secs = 1).await
+    else {
+        return;
+    };
+    let (client, _) = server
+        .user(UserRole::Student, "sam@school.edu", "Sam")
+        .await;
+    client.get("/api/v1/me").await.expect(200);
+    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
+    client
+        .get("/api/v1/me")
+        .await
+        .expect_error(401, "token_expired");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn login_is_rate_limited_per_account_with_retry_after() {
+    let Some(server) = TestServer::start(Backend::Sqlite, |c| {
+        c.rate_limit.login_per_account_per_minute = std::num::NonZeroU32::new(3).expect("non-zero");
+    })
+    .await
+    else {
+        return;
+    };
+    server
+        .user(UserRole::Student, "sam@school.edu", "Sam")
+        .await; // one attempt used
+    let anon = server.client();
+    let attempt = || {
+        anon.post(
+            "/api/v1/auth/login",
+            json!({"email": "SAM@school.edu", "password": "wrong password"}),
+        )
+    };
+    attempt().await.expect_error(401, "wrong_credentials");
+    attempt().await.expect_error(401, "wrong_credentials");
+    let limited = attempt().await;
+    limited.expect_error(429, "rate_limited");
+    let retry: u64 = limited.headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
+    // Another account from the same address is not affected.
+    server
+        .user(UserRole::Student, "kim@school.edu", "Kim")
+        .await;
+    server.stop().await;
+}
+
+both_backends!(
+    changing_ones_password_ends_other_sessions,
+    |server| async move {
+        let (client, _) = server
+            .user(UserRole::Student, "sam@school.edu", "Sam")
+            .await;
+        let wrong = client
+            .put(
+                "/api/v1/me/password",
+                json!({"current_password": "not it at all", "new_password": "a new passphrase"}),
+            )
+            .await;
+        wrong.expect_error(403, "wrong_password");
+        let short = client
+            .put(
+                "/api/v1/me/password",
+                json!({"current_password": "correct horse battery", "new_password": "short"}),
+            )
+            .await;
+        short.expect_error(422, "invalid_field");
+        assert_eq!(short.body["error"]["field"], "new_password");
+        client
+        .put("/api/v1/me/password", json!({"current_password": "correct horse battery", "new_password": "a new passphrase"}))
+        .await
+        .expect(204);
+        client
+            .get("/api/v1/me")
+            .await
+            .expect_error(401, "token_revoked");
+        let (fresh, _) = server
+            .client()
+            .login("sam@school.edu", "a new passphrase")
+            .await;
+        fresh.get("/api/v1/me").await.expect(200);
+        server
+    }
+);
