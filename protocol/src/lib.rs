@@ -14,6 +14,7 @@ mod error;
 mod grants;
 mod ids;
 mod roles;
+pub mod signal;
 mod token;
 
 pub use error::{ErrorBody, ErrorDetail};

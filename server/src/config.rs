@@ -3,7 +3,7 @@
 //! flags. An unknown key or a bad value stops start-up with a message naming it.
 //! `classroomd.example.toml` at the repository root documents every key.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
 use classroom_courses::auth::RateLimitConfig;
@@ -21,7 +21,67 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub rate_limit: RateLimitConfig,
+    pub signaling: SignalingSettings,
+    pub media: MediaConfig,
     pub log: LogConfig,
+}
+
+/// The SFU: one UDP port for every peer's WebRTC media.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaConfig {
+    /// The UDP address the SFU binds; port 0 picks a free port.
+    pub udp_addr: SocketAddr,
+    /// The IP browsers reach the SFU on, announced as its ICE candidate with the bound port.
+    pub advertised_ip: IpAddr,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            udp_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            advertised_ip: IpAddr::from([127, 0, 0, 1]),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SignalingSettings {
+    /// Participants one room admits.
+    pub max_participants_per_room: usize,
+    /// How long a dropped connection keeps its place in the room.
+    pub reconnect_grace_secs: u64,
+    /// Larger signaling messages are refused.
+    pub max_message_bytes: usize,
+    /// Signaling messages per second per connection, on average.
+    pub messages_per_second: u32,
+    /// Signaling messages a connection may send at once.
+    pub message_burst: u32,
+}
+
+impl Default for SignalingSettings {
+    fn default() -> Self {
+        SignalingSettings {
+            max_participants_per_room: 500,
+            reconnect_grace_secs: 20,
+            max_message_bytes: 16 * 1024,
+            messages_per_second: 20,
+            message_burst: 40,
+        }
+    }
+}
+
+impl SignalingSettings {
+    pub fn to_config(&self) -> classroom_signaling::SignalingConfig {
+        let mut config = classroom_signaling::SignalingConfig::default();
+        config.room.max_participants = self.max_participants_per_room;
+        config.room.reconnect_grace = std::time::Duration::from_secs(self.reconnect_grace_secs);
+        config.max_message_bytes = self.max_message_bytes;
+        config.messages_per_second = self.messages_per_second;
+        config.message_burst = self.message_burst;
+        config
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -97,6 +157,8 @@ impl Default for Config {
             database: DatabaseConfig::default(),
             auth: AuthConfig::default(),
             rate_limit: RateLimitConfig::default(),
+            signaling: SignalingSettings::default(),
+            media: MediaConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -221,6 +283,20 @@ impl Config {
         if !self.auth.jwt_secret.is_empty() && self.auth.jwt_secret.len() < 32 {
             return invalid(
                 "auth.jwt_secret must be at least 32 bytes long (or empty to generate one)",
+            );
+        }
+        if self.signaling.max_participants_per_room == 0
+            || self.signaling.max_message_bytes < 1024
+            || self.signaling.messages_per_second == 0
+            || self.signaling.message_burst == 0
+        {
+            return invalid(
+                "signaling: max_participants_per_room, messages_per_second and message_burst must be at least 1, max_message_bytes at least 1024",
+            );
+        }
+        if self.media.advertised_ip.is_unspecified() {
+            return invalid(
+                "media.advertised_ip must be an address browsers can reach, not 0.0.0.0 or ::",
             );
         }
         if self.http.request_timeout_secs == 0 {

@@ -1,5 +1,6 @@
-//! The HTTP router of classroomd: the REST API, health and readiness, metrics, the OpenAPI
-//! document, JSON answers for unknown routes, and the middleware around them.
+//! The HTTP router of classroomd: the REST API, the signaling WebSocket, health and
+//! readiness, metrics, the OpenAPI document, JSON answers for unknown routes, and the
+//! middleware around them.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -19,6 +20,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::live::{self, LiveState};
 use crate::metrics::Metrics;
 
 /// What the server-level handlers share.
@@ -27,8 +29,15 @@ pub struct AppState {
     pub api: ApiState,
     pub db: Db,
     pub metrics: Arc<Metrics>,
+    pub live: LiveState,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
+}
+
+impl FromRef<AppState> for LiveState {
+    fn from_ref(state: &AppState) -> LiveState {
+        state.live.clone()
+    }
 }
 
 impl FromRef<AppState> for ApiState {
@@ -42,6 +51,7 @@ pub fn router(
     api: ApiState,
     db: Db,
     metrics: Arc<Metrics>,
+    live: LiveState,
     request_timeout: Duration,
 ) -> (axum::Router, utoipa::openapi::OpenApi) {
     let api_routes = api::router()
@@ -55,6 +65,7 @@ pub fn router(
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
         .routes(routes!(openapi_document))
+        .routes(routes!(live::signaling_socket))
         .merge(api_routes)
         .split_for_parts();
     let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".into()));
@@ -62,9 +73,11 @@ pub fn router(
         api,
         db,
         metrics: metrics.clone(),
+        live,
         openapi_json,
     };
     let router = router
+        .merge(crate::web::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
         .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))

@@ -8,7 +8,9 @@
 pub mod cli;
 pub mod config;
 pub mod http;
+pub mod live;
 pub mod metrics;
+pub mod web;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,6 +21,8 @@ use anyhow::Context;
 use classroom_courses::api::ApiState;
 use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
 use classroom_courses::{Db, Store};
+use classroom_media::driver::DriverConfig;
+use classroom_signaling::Rooms;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -30,6 +34,8 @@ pub use config::Config;
 pub struct RunningServer {
     /// The address it listens on (the real port when configured with port 0).
     pub addr: SocketAddr,
+    /// The UDP address the SFU is bound to (the real port when configured with port 0).
+    pub media_addr: SocketAddr,
     pub db: Db,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -72,8 +78,29 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         Duration::from_secs(config.auth.join_ttl_secs),
     );
     let limits = Arc::new(RateLimits::new(&config.rate_limit));
+    let store = Store::new(db.clone());
+    let media = classroom_media::driver::start(DriverConfig {
+        bind: config.media.udp_addr,
+        advertised_ip: config.media.advertised_ip,
+    })
+    .await
+    .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
+    let media_addr = media.handle.local_addr();
+    let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let rooms = Arc::new(Rooms::with_media(
+        config.signaling.to_config(),
+        room_events,
+        Arc::new(live::SfuPort(media.handle)),
+    ));
+    let live = live::LiveState {
+        rooms: rooms.clone(),
+        verifier: Arc::new(live::JoinTokens(tokens.clone())),
+    };
+    tokio::spawn(live::apply_room_events(store.clone(), room_events_rx));
+    tokio::spawn(live::relay_media_events(rooms, media.events));
+    let media_task = media.task;
     let api = ApiState {
-        store: Store::new(db.clone()),
+        store,
         tokens,
         limits: limits.clone(),
         trust_forwarded_for: config.http.trust_forwarded_for,
@@ -83,6 +110,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         api,
         db.clone(),
         metrics,
+        live,
         Duration::from_secs(config.http.request_timeout_secs),
     );
     let listener = TcpListener::bind(config.http.addr)
@@ -111,12 +139,16 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             })
             .await
             .context("the HTTP server failed")?;
+        // Rooms keep the SFU's handle alive; stop it outright so its port is free at once.
+        media_task.abort();
         task_db.close().await;
         tracing::info!("stopped");
         Ok(())
     });
+    tracing::info!(%media_addr, "SFU listening");
     Ok(RunningServer {
         addr,
+        media_addr,
         db,
         shutdown,
         task,

@@ -2,6 +2,10 @@
 //! own fresh database (a temporary SQLite file, or a fresh PostgreSQL schema), and an HTTP
 //! client that speaks to it exactly as an outside client would.
 
+pub mod media;
+pub mod school;
+pub mod ws;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -82,6 +86,7 @@ impl TestServer {
             ..Config::default()
         };
         config.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.media.udp_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let schema = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {

@@ -1,0 +1,150 @@
+//! The media plane of classroom: an SFU that relays WebRTC audio and video between the
+//! participants of a room.
+//!
+//! The crate has two layers, after str0m and quinn:
+//!
+//! - [`Sfu`], a sans-IO core. It owns one `str0m::Rtc` per peer (ICE-lite, all peers on one
+//!   shared UDP port) and forwards RTP packets from publishers to subscribers without
+//!   depacketizing them. It is a plain state machine: datagrams, timeouts and commands go in
+//!   ([`Sfu::handle_datagram`], [`Sfu::handle_timeout`], [`Sfu::add_peer`], …), datagrams to
+//!   send, [`MediaEvent`]s and the next deadline come out of [`Sfu::poll_output`].
+//! - [`driver`], a thin tokio layer: one UDP socket, one task that owns the core, a command
+//!   channel ([`driver::MediaCommand`], replies on oneshots) and an event channel.
+//!
+//! Signaling talks to this crate with our own IDs ([`PeerId`], [`classroom_protocol::RoomName`])
+//! and SDP strings; no str0m type appears in the public API.
+//!
+//! # Offer/answer
+//!
+//! A browser joins with an offer: `sendonly`/`sendrecv` m-lines for its own tracks and
+//! `recvonly` m-lines for tracks it wants to receive. The SFU answers ([`Sfu::add_peer`]).
+//!
+//! - Every m-line the SFU receives on is a *publication* of that peer.
+//! - Every `recvonly` m-line of the client (`sendonly` on our side) is a *slot*: the SFU binds a
+//!   publication of another peer in the same room to a free slot of the same kind and reports
+//!   it with [`MediaEvent::SubscriptionStarted`], so signaling can tell the client whose track
+//!   arrives on which mid. `sendrecv` m-lines are publications only, never slots.
+//! - When a subscriber has no free slot for a publication, the SFU renegotiates from its side:
+//!   it adds `sendonly` m-lines, emits [`MediaEvent::OfferCreated`] with an SDP offer, and
+//!   expects the client's answer through [`Sfu::accept_answer`]. At most one such offer is
+//!   outstanding per peer; tracks that appear meanwhile are offered after the answer.
+//! - A client may renegotiate itself (to publish a screen share, say) with a new offer through
+//!   [`Sfu::accept_offer`]. A client offer wins over an outstanding SFU offer (glare): the SFU
+//!   discards its own and offers again after answering.
+//!
+//! # Invariants
+//!
+//! - The core never touches sockets, tasks, locks or the clock: time is the `now` argument.
+//! - Each `Rtc` is drained to its timeout after every mutation (str0m's single-mutation rule).
+//! - Network input can cost a counter in [`SfuStats`], never a panic.
+//! - A peer whose publish permission is revoked has nothing forwarded from the next packet on;
+//!   a peer added without it ([`Sfu::add_peer_with`]) has nothing forwarded from its first.
+//! - A peer whose audio is muted ([`Sfu::set_audio_muted`]) has no audio forwarded.
+//! - Outgoing sequence numbers per slot start near 1 and stay contiguous across re-binding,
+//!   so a receiver's SRTP rollover counter needs no out-of-band signaling.
+
+pub mod driver;
+
+mod demux;
+mod error;
+mod sfu;
+mod stats;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+pub use error::{AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer};
+pub use sfu::{Sfu, SfuConfig};
+pub use stats::SfuStats;
+
+/// One peer connection of a participant, chosen by signaling (a session, not a user: a user
+/// in two tabs is two peers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+/// The media identification of an m-line (`a=mid:`) in one peer's session.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Mid(String);
+
+impl Mid {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Mid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Mid {
+    fn from(value: &str) -> Self {
+        Mid(value.to_owned())
+    }
+}
+
+/// What a track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TrackKind {
+    Audio,
+    Video,
+}
+
+/// What the core reports to signaling.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// ICE and DTLS are up: media can flow.
+    PeerConnected { peer: PeerId },
+    /// The peer is gone (removed, timed out, or its connection failed). Reported once.
+    PeerDisconnected { peer: PeerId },
+    /// A peer publishes a track on `mid`, or may publish it again after a revocation ended.
+    TrackPublished {
+        peer: PeerId,
+        mid: Mid,
+        kind: TrackKind,
+    },
+    /// A track is no longer forwarded (publisher gone or its permission revoked).
+    TrackUnpublished { peer: PeerId, mid: Mid },
+    /// `subscriber` now receives `publisher`'s track on its own m-line `subscriber_mid`.
+    SubscriptionStarted {
+        subscriber: PeerId,
+        subscriber_mid: Mid,
+        publisher: PeerId,
+        publisher_mid: Mid,
+        kind: TrackKind,
+    },
+    /// `subscriber_mid` of `subscriber` no longer carries `publisher`'s track.
+    SubscriptionEnded {
+        subscriber: PeerId,
+        subscriber_mid: Mid,
+        publisher: PeerId,
+        publisher_mid: Mid,
+    },
+    /// A keyframe request (PLI/FIR) was sent to the publisher of this track.
+    KeyframeRequested { publisher: PeerId, mid: Mid },
+    /// The SFU needs to add m-lines to this peer's session: relay this SDP offer to the client
+    /// and return its answer through [`Sfu::accept_answer`].
+    OfferCreated { peer: PeerId, offer: String },
+}
+
+/// What [`Sfu::poll_output`] yields; drain it until [`Output::Timeout`].
+#[derive(Debug)]
+pub enum Output {
+    /// Send `bytes` from the shared socket to `destination`.
+    Transmit {
+        destination: SocketAddr,
+        bytes: Vec<u8>,
+    },
+    /// Something signaling should know.
+    Event(MediaEvent),
+    /// Nothing more to do before this instant, unless input arrives first.
+    Timeout(Instant),
+}

@@ -1,0 +1,1023 @@
+//! The sans-IO SFU core: peers, publications, slots and RTP forwarding.
+//!
+//! Work flows through one queue. Every mutation of a peer's `Rtc` is followed by [`Sfu::drain`],
+//! which moves its datagrams to the output queue and its events to the work queue; the work
+//! queue is then processed until empty. Handling one event may mutate other peers (a forwarded
+//! packet is a write on each subscriber), whose events join the same queue, so there is no
+//! recursion and no `Rtc` is mutated twice without a drain in between.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::mem;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use classroom_protocol::RoomName;
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaKind, Pt};
+use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Rtc};
+use tracing::debug;
+
+use crate::demux::{Demux, Route};
+use crate::error::{AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer};
+use crate::{MediaEvent, Mid, Output, PeerId, SfuStats, TrackKind};
+
+type RtcMid = str0m::media::Mid;
+
+/// What the core needs to know about its surroundings.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// The address peers send to: advertised as the one ICE host candidate, and expected as
+    /// the destination of every datagram.
+    pub candidate: SocketAddr,
+    /// At most one keyframe request per publisher track in this interval.
+    pub keyframe_request_interval: Duration,
+    /// A peer that has not connected this long after joining is dropped.
+    pub connect_timeout: Duration,
+}
+
+impl SfuConfig {
+    pub fn new(candidate: SocketAddr) -> Self {
+        SfuConfig {
+            candidate,
+            keyframe_request_interval: Duration::from_millis(500),
+            connect_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The SFU core. See the crate documentation for the model.
+pub struct Sfu {
+    config: SfuConfig,
+    candidate: Candidate,
+    peers: HashMap<PeerId, Peer>,
+    rooms: HashMap<RoomName, Vec<PeerId>>,
+    demux: Demux,
+    /// Each peer's next deadline, earliest first; a peer has at most one entry.
+    timers: BTreeSet<(Instant, PeerId)>,
+    outputs: VecDeque<Output>,
+    work: VecDeque<(PeerId, Event)>,
+    /// Peers found dead while draining; removed once the work queue is empty.
+    dead: Vec<PeerId>,
+    /// Rooms whose slot assignment may be stale. Assigned once the work queue is empty, so
+    /// that all m-lines of one offer are known before any is found missing.
+    dirty_rooms: Vec<RoomName>,
+    last_now: Instant,
+    stats: SfuStats,
+}
+
+struct Peer {
+    room: RoomName,
+    rtc: Rtc,
+    ufrag: String,
+    addrs: Vec<SocketAddr>,
+    timer: Option<Instant>,
+    /// Until connected, the peer is dropped at this instant.
+    connect_deadline: Instant,
+    connected: bool,
+    publish_allowed: bool,
+    /// Audio publications are not forwarded while set (a moderator muted the peer).
+    audio_muted: bool,
+    publications: HashMap<RtcMid, Publication>,
+    slots: Vec<Slot>,
+    pending_offer: Option<PendingOffer>,
+}
+
+/// A track the peer sends to us.
+struct Publication {
+    kind: TrackKind,
+    /// Slots it is bound to: (subscriber, subscriber's mid).
+    subscribers: Vec<(PeerId, RtcMid)>,
+    last_keyframe_request: Option<Instant>,
+}
+
+/// An m-line on which we send to the peer, bound to at most one publication.
+struct Slot {
+    mid: RtcMid,
+    kind: TrackKind,
+    source: Option<(PeerId, RtcMid)>,
+    munger: Munger,
+    /// Last payload type mapping: publisher's pt → ours.
+    pt_cache: Option<(Pt, Pt)>,
+    /// Ask the publisher for a keyframe with the next forwarded video packet.
+    wants_keyframe: bool,
+}
+
+struct PendingOffer {
+    pending: SdpPendingOffer,
+    mids: Vec<(RtcMid, TrackKind)>,
+}
+
+impl Sfu {
+    pub fn new(now: Instant, config: SfuConfig) -> Result<Self, ConfigError> {
+        if config.candidate.ip().is_unspecified() || config.candidate.port() == 0 {
+            return Err(ConfigError::Candidate(config.candidate));
+        }
+        let candidate = Candidate::host(config.candidate, "udp")
+            .map_err(|_| ConfigError::Candidate(config.candidate))?;
+        Ok(Sfu {
+            config,
+            candidate,
+            peers: HashMap::new(),
+            rooms: HashMap::new(),
+            demux: Demux::default(),
+            timers: BTreeSet::new(),
+            outputs: VecDeque::new(),
+            work: VecDeque::new(),
+            dead: Vec::new(),
+            dirty_rooms: Vec::new(),
+            last_now: now,
+            stats: SfuStats::default(),
+        })
+    }
+
+    pub fn stats(&self) -> SfuStats {
+        SfuStats {
+            peers: self.peers.len() as u64,
+            ..self.stats
+        }
+    }
+
+    /// The next thing to do: a datagram to send, an event, or the deadline to call
+    /// [`Sfu::handle_timeout`] at. Call until it returns [`Output::Timeout`].
+    pub fn poll_output(&mut self) -> Output {
+        if let Some(output) = self.outputs.pop_front() {
+            return output;
+        }
+        let idle = self.last_now + Duration::from_secs(1);
+        let next = self.timers.first().map_or(idle, |(at, _)| *at);
+        Output::Timeout(next)
+    }
+
+    /// A datagram arrived on the shared socket from `source`, addressed to `destination`.
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: &[u8],
+    ) {
+        self.last_now = now;
+        self.stats.datagrams_in += 1;
+        self.stats.bytes_in += datagram.len() as u64;
+
+        let (peer_id, by_ufrag) = match self.demux.route(source, datagram) {
+            Route::Known(peer) => (peer, false),
+            Route::ByUfrag(peer) => (peer, true),
+            Route::UnknownUfrag => {
+                self.stats.dropped_unknown_ufrag += 1;
+                return;
+            }
+            Route::UnknownSource => {
+                self.stats.dropped_unknown_source += 1;
+                return;
+            }
+        };
+        let Ok(contents) = DatagramRecv::try_from(datagram) else {
+            self.stats.dropped_malformed += 1;
+            return;
+        };
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            self.stats.dropped_unknown_source += 1;
+            return;
+        };
+        let input = Input::Receive(
+            now,
+            Receive {
+                proto: Protocol::Udp,
+                source,
+                destination,
+                contents,
+            },
+        );
+        if by_ufrag {
+            // For STUN this is the integrity check against the peer's ICE password.
+            if !peer.rtc.accepts(&input) {
+                self.stats.dropped_stun_rejected += 1;
+                return;
+            }
+            if self.demux.insert_addr(source, peer_id) {
+                peer.addrs.push(source);
+            }
+        }
+        if let Err(error) = peer.rtc.handle_input(input) {
+            // Hostile or stale input (a bad DTLS record, …) is not a reason to drop the peer;
+            // the peer dies only if str0m says it is no longer alive.
+            self.stats.input_errors += 1;
+            debug!(peer = %peer_id, %error, "media input refused");
+        }
+        self.drain(peer_id);
+        self.run(now);
+    }
+
+    /// Time passed: service every peer whose deadline is due.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = now;
+        let mut due = Vec::new();
+        while let Some(&(at, peer_id)) = self.timers.first() {
+            if at > now {
+                break;
+            }
+            self.timers.pop_first();
+            due.push(peer_id);
+        }
+        for peer_id in due {
+            let Some(peer) = self.peers.get_mut(&peer_id) else {
+                continue;
+            };
+            peer.timer = None;
+            if !peer.connected && now >= peer.connect_deadline {
+                debug!(peer = %peer_id, "media peer did not connect in time");
+                self.dead.push(peer_id);
+                continue;
+            }
+            if let Err(error) = peer.rtc.handle_input(Input::Timeout(now)) {
+                debug!(peer = %peer_id, %error, "media timeout failed");
+                self.dead.push(peer_id);
+            }
+            self.drain(peer_id);
+        }
+        self.run(now);
+    }
+
+    /// Adds a peer to `room` from the client's SDP offer; returns our SDP answer. The peer may
+    /// publish; see [`Sfu::add_peer_with`] to add one that may not.
+    pub fn add_peer(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        room: RoomName,
+        offer: &str,
+    ) -> Result<String, AddPeerError> {
+        self.add_peer_with(now, peer_id, room, offer, true)
+    }
+
+    /// [`Sfu::add_peer`] with the peer's initial publish permission. A peer added with
+    /// `publish_allowed: false` has nothing forwarded from its first packet on, and its
+    /// m-lines are never offered to the room until [`Sfu::set_publish_allowed`] grants it.
+    pub fn add_peer_with(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        room: RoomName,
+        offer: &str,
+        publish_allowed: bool,
+    ) -> Result<String, AddPeerError> {
+        self.last_now = now;
+        if self.peers.contains_key(&peer_id) {
+            return Err(AddPeerError::DuplicatePeer(peer_id));
+        }
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| AddPeerError::InvalidSdp(e.to_string()))?;
+
+        let mut rtc = Rtc::builder()
+            .set_ice_lite(true)
+            .set_rtp_mode(true)
+            .build(now);
+        rtc.add_local_candidate(self.candidate.clone());
+        // The server ufrag routes a peer's first STUN request, so it must be unique.
+        let mut creds = rtc.direct_api().local_ice_credentials();
+        while self.demux.has_ufrag(&creds.ufrag) {
+            creds = IceCreds::new();
+            rtc.direct_api().set_local_ice_credentials(creds.clone());
+        }
+        let answer = rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| AddPeerError::OfferRejected(e.to_string()))?;
+
+        self.demux.insert_ufrag(creds.ufrag.clone(), peer_id);
+        self.rooms.entry(room.clone()).or_default().push(peer_id);
+        self.peers.insert(
+            peer_id,
+            Peer {
+                room,
+                rtc,
+                ufrag: creds.ufrag,
+                addrs: Vec::new(),
+                timer: None,
+                connect_deadline: now + self.config.connect_timeout,
+                connected: false,
+                publish_allowed,
+                audio_muted: false,
+                publications: HashMap::new(),
+                slots: Vec::new(),
+                pending_offer: None,
+            },
+        );
+        self.drain(peer_id);
+        self.run(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// A client renegotiation: applies its offer and returns our answer.
+    pub fn accept_offer(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        offer: &str,
+    ) -> Result<String, AcceptOfferError> {
+        self.last_now = now;
+        let peer = self.peers.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| AcceptOfferError::InvalidSdp(e.to_string()))?;
+        let answer = peer
+            .rtc
+            .sdp_api()
+            .accept_offer(offer)
+            .map_err(|e| AcceptOfferError::OfferRejected(e.to_string()))?;
+        // The client's offer supersedes ours; what ours would have added is offered again.
+        let superseded = peer.pending_offer.take().is_some();
+        if superseded {
+            self.dirty_rooms.push(peer.room.clone());
+        }
+        self.drain(peer_id);
+        self.run(now);
+        Ok(answer.to_sdp_string())
+    }
+
+    /// The client's answer to the offer of the last [`MediaEvent::OfferCreated`].
+    pub fn accept_answer(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        answer: &str,
+    ) -> Result<(), AcceptAnswerError> {
+        self.last_now = now;
+        let peer = self.peers.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
+        if peer.pending_offer.is_none() {
+            return Err(AcceptAnswerError::NoPendingOffer);
+        }
+        let answer = SdpAnswer::from_sdp_string(answer)
+            .map_err(|e| AcceptAnswerError::InvalidSdp(e.to_string()))?;
+        let Some(PendingOffer { pending, mids }) = peer.pending_offer.take() else {
+            return Err(AcceptAnswerError::NoPendingOffer);
+        };
+        let result = peer.rtc.sdp_api().accept_answer(pending, answer);
+        if result.is_ok() {
+            peer.slots
+                .extend(mids.into_iter().map(|(mid, kind)| Slot::new(mid, kind)));
+        }
+        self.dirty_rooms.push(peer.room.clone());
+        self.drain(peer_id);
+        self.run(now);
+        result.map_err(|e| AcceptAnswerError::AnswerRejected(e.to_string()))
+    }
+
+    /// Removes a peer: its publications end, its slots are released, its session is closed.
+    pub fn remove_peer(&mut self, now: Instant, peer_id: PeerId) -> Result<(), UnknownPeer> {
+        self.last_now = now;
+        if !self.peers.contains_key(&peer_id) {
+            return Err(UnknownPeer(peer_id));
+        }
+        self.remove(peer_id);
+        self.run(now);
+        Ok(())
+    }
+
+    /// Grants or revokes a peer's right to publish. On revocation nothing of the peer's is
+    /// forwarded from the next packet on and its subscriptions end; on a grant its tracks are
+    /// offered to the room again.
+    pub fn set_publish_allowed(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        allowed: bool,
+    ) -> Result<(), UnknownPeer> {
+        self.last_now = now;
+        let peer = self.peers.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
+        if peer.publish_allowed == allowed {
+            return Ok(());
+        }
+        peer.publish_allowed = allowed;
+        let room = peer.room.clone();
+        let mut mids: Vec<(RtcMid, TrackKind)> = peer
+            .publications
+            .iter()
+            .map(|(mid, p)| (*mid, p.kind))
+            .collect();
+        mids.sort_by_key(|(mid, _)| mid.to_string());
+        for (mid, kind) in mids {
+            if allowed {
+                self.outputs
+                    .push_back(Output::Event(MediaEvent::TrackPublished {
+                        peer: peer_id,
+                        mid: our_mid(mid),
+                        kind,
+                    }));
+            } else {
+                self.unpublish(peer_id, mid);
+            }
+        }
+        self.dirty_rooms.push(room);
+        self.run(now);
+        Ok(())
+    }
+
+    /// Mutes or unmutes a peer's microphone at the SFU: while muted, its audio packets are
+    /// dropped (counted in [`SfuStats::rtp_dropped_muted`]) and its video still flows. The
+    /// subscriptions stay bound, so unmuting resumes the audio with the next packet.
+    pub fn set_audio_muted(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        muted: bool,
+    ) -> Result<(), UnknownPeer> {
+        self.last_now = now;
+        let peer = self.peers.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
+        peer.audio_muted = muted;
+        Ok(())
+    }
+
+    /// Moves a peer's `Rtc` output into our queues; call after every mutation of it.
+    fn drain(&mut self, peer_id: PeerId) {
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return;
+        };
+        loop {
+            match peer.rtc.poll_output() {
+                Ok(str0m::Output::Transmit(transmit)) => {
+                    self.stats.datagrams_out += 1;
+                    self.stats.bytes_out += transmit.contents.len() as u64;
+                    self.outputs.push_back(Output::Transmit {
+                        destination: transmit.destination,
+                        bytes: transmit.contents.into(),
+                    });
+                }
+                Ok(str0m::Output::Event(event)) => {
+                    if is_relevant(&event) {
+                        self.work.push_back((peer_id, event));
+                    }
+                }
+                Ok(str0m::Output::Timeout(at)) => {
+                    let at = if peer.connected {
+                        at
+                    } else {
+                        at.min(peer.connect_deadline)
+                    };
+                    if let Some(old) = peer.timer.replace(at) {
+                        self.timers.remove(&(old, peer_id));
+                    }
+                    self.timers.insert((at, peer_id));
+                    break;
+                }
+                Err(error) => {
+                    debug!(peer = %peer_id, %error, "media peer failed");
+                    self.dead.push(peer_id);
+                    break;
+                }
+            }
+        }
+        if !peer.rtc.is_alive() {
+            self.dead.push(peer_id);
+        }
+    }
+
+    /// Processes queued events until none are left, then removes dead peers and assigns
+    /// slots in rooms that changed; repeats while that creates more work.
+    fn run(&mut self, now: Instant) {
+        loop {
+            while let Some((peer_id, event)) = self.work.pop_front() {
+                self.handle_rtc_event(now, peer_id, event);
+            }
+            if !self.dead.is_empty() {
+                for peer_id in mem::take(&mut self.dead) {
+                    if self.peers.contains_key(&peer_id) {
+                        self.remove(peer_id);
+                    }
+                }
+                continue;
+            }
+            if self.dirty_rooms.is_empty() {
+                return;
+            }
+            let mut rooms = mem::take(&mut self.dirty_rooms);
+            rooms.sort();
+            rooms.dedup();
+            for room in rooms {
+                self.assign_slots(&room);
+            }
+        }
+    }
+
+    fn handle_rtc_event(&mut self, now: Instant, peer_id: PeerId, event: Event) {
+        match event {
+            Event::RtpPacket(packet) => self.forward(now, peer_id, packet),
+            Event::KeyframeRequest(request) => self.relay_keyframe_request(now, peer_id, request),
+            Event::Connected => {
+                if let Some(peer) = self.peers.get_mut(&peer_id) {
+                    peer.connected = true;
+                    self.outputs
+                        .push_back(Output::Event(MediaEvent::PeerConnected { peer: peer_id }));
+                }
+            }
+            Event::IceConnectionStateChange(IceConnectionState::Disconnected) | Event::Closed => {
+                self.dead.push(peer_id);
+            }
+            Event::MediaAdded(added) => {
+                self.media_added(peer_id, added.mid, added.kind, added.direction)
+            }
+            _ => {}
+        }
+    }
+
+    /// A new m-line from the client: a publication if we receive on it, a slot if we only send.
+    fn media_added(&mut self, peer_id: PeerId, mid: RtcMid, kind: MediaKind, direction: Direction) {
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return;
+        };
+        let kind = match kind {
+            MediaKind::Audio => TrackKind::Audio,
+            MediaKind::Video => TrackKind::Video,
+        };
+        match direction {
+            Direction::RecvOnly | Direction::SendRecv => {
+                peer.publications.insert(
+                    mid,
+                    Publication {
+                        kind,
+                        subscribers: Vec::new(),
+                        last_keyframe_request: None,
+                    },
+                );
+                if peer.publish_allowed {
+                    self.outputs
+                        .push_back(Output::Event(MediaEvent::TrackPublished {
+                            peer: peer_id,
+                            mid: our_mid(mid),
+                            kind,
+                        }));
+                }
+            }
+            Direction::SendOnly => peer.slots.push(Slot::new(mid, kind)),
+            Direction::Inactive => return,
+        }
+        self.dirty_rooms.push(peer.room.clone());
+    }
+
+    /// Binds every forwardable publication in the room to a free slot of each other peer,
+    /// and offers new m-lines to peers that lack a free slot.
+    fn assign_slots(&mut self, room: &RoomName) {
+        let Some(members) = self.rooms.get(room).cloned() else {
+            return;
+        };
+        let mut tracks: Vec<(PeerId, RtcMid, TrackKind)> = Vec::new();
+        for publisher in &members {
+            if let Some(peer) = self.peers.get(publisher).filter(|p| p.publish_allowed) {
+                tracks.extend(
+                    peer.publications
+                        .iter()
+                        .map(|(mid, p)| (*publisher, *mid, p.kind)),
+                );
+            }
+        }
+        tracks.sort_by_key(|(peer, mid, _)| (*peer, mid.to_string()));
+
+        for subscriber in &members {
+            let mut missing = Vec::new();
+            for &(publisher, publisher_mid, kind) in &tracks {
+                if publisher == *subscriber {
+                    continue;
+                }
+                let Some(sub) = self.peers.get_mut(subscriber) else {
+                    break;
+                };
+                let source = Some((publisher, publisher_mid));
+                if sub.slots.iter().any(|s| s.source == source) {
+                    continue;
+                }
+                let Some(slot) = sub
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.kind == kind && s.source.is_none())
+                else {
+                    missing.push(kind);
+                    continue;
+                };
+                slot.bind(publisher, publisher_mid);
+                let subscriber_mid = slot.mid;
+                if let Some(publication) = self
+                    .peers
+                    .get_mut(&publisher)
+                    .and_then(|p| p.publications.get_mut(&publisher_mid))
+                {
+                    publication.subscribers.push((*subscriber, subscriber_mid));
+                }
+                self.outputs
+                    .push_back(Output::Event(MediaEvent::SubscriptionStarted {
+                        subscriber: *subscriber,
+                        subscriber_mid: our_mid(subscriber_mid),
+                        publisher,
+                        publisher_mid: our_mid(publisher_mid),
+                        kind,
+                    }));
+            }
+            if !missing.is_empty() {
+                self.offer_slots(*subscriber, &missing);
+            }
+        }
+    }
+
+    /// Server-side renegotiation: offers `sendonly` m-lines of these kinds to the peer.
+    fn offer_slots(&mut self, peer_id: PeerId, kinds: &[TrackKind]) {
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return;
+        };
+        if peer.pending_offer.is_some() {
+            return;
+        }
+        let mut change = peer.rtc.sdp_api();
+        let mids = kinds
+            .iter()
+            .map(|kind| {
+                let media_kind = match kind {
+                    TrackKind::Audio => MediaKind::Audio,
+                    TrackKind::Video => MediaKind::Video,
+                };
+                let mid = change.add_media(media_kind, Direction::SendOnly, None, None, None);
+                (mid, *kind)
+            })
+            .collect();
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        peer.pending_offer = Some(PendingOffer { pending, mids });
+        self.outputs
+            .push_back(Output::Event(MediaEvent::OfferCreated {
+                peer: peer_id,
+                offer: offer.to_sdp_string(),
+            }));
+        self.drain(peer_id);
+    }
+
+    /// Ends every subscription to one publication and reports it unpublished.
+    fn unpublish(&mut self, publisher: PeerId, publisher_mid: RtcMid) {
+        let Some(publication) = self
+            .peers
+            .get_mut(&publisher)
+            .and_then(|p| p.publications.get_mut(&publisher_mid))
+        else {
+            return;
+        };
+        for (subscriber, subscriber_mid) in mem::take(&mut publication.subscribers) {
+            let slot = self
+                .peers
+                .get_mut(&subscriber)
+                .and_then(|p| p.slots.iter_mut().find(|s| s.mid == subscriber_mid));
+            if let Some(slot) = slot {
+                slot.source = None;
+            }
+            self.outputs
+                .push_back(Output::Event(MediaEvent::SubscriptionEnded {
+                    subscriber,
+                    subscriber_mid: our_mid(subscriber_mid),
+                    publisher,
+                    publisher_mid: our_mid(publisher_mid),
+                }));
+        }
+        self.outputs
+            .push_back(Output::Event(MediaEvent::TrackUnpublished {
+                peer: publisher,
+                mid: our_mid(publisher_mid),
+            }));
+    }
+
+    fn remove(&mut self, peer_id: PeerId) {
+        let publications: Vec<RtcMid> = match self.peers.get(&peer_id) {
+            Some(peer) if peer.publish_allowed => peer.publications.keys().copied().collect(),
+            Some(_) => Vec::new(),
+            None => return,
+        };
+        for mid in publications {
+            self.unpublish(peer_id, mid);
+        }
+        let Some(mut peer) = self.peers.remove(&peer_id) else {
+            return;
+        };
+        for slot in &peer.slots {
+            let Some((publisher, publisher_mid)) = slot.source else {
+                continue;
+            };
+            if let Some(publication) = self
+                .peers
+                .get_mut(&publisher)
+                .and_then(|p| p.publications.get_mut(&publisher_mid))
+            {
+                publication
+                    .subscribers
+                    .retain(|&(s, m)| !(s == peer_id && m == slot.mid));
+            }
+        }
+        if let Some(at) = peer.timer {
+            self.timers.remove(&(at, peer_id));
+        }
+        self.demux.remove(&peer.ufrag, &peer.addrs);
+        if let Some(members) = self.rooms.get_mut(&peer.room) {
+            members.retain(|p| *p != peer_id);
+            if members.is_empty() {
+                self.rooms.remove(&peer.room);
+            } else {
+                // Freed slots may take tracks that had none.
+                self.dirty_rooms.push(peer.room.clone());
+            }
+        }
+        // Tell the client (RTCP BYE, DTLS close_notify) as far as that takes no more input.
+        if peer.rtc.close().is_ok() {
+            while let Ok(str0m::Output::Transmit(transmit)) = peer.rtc.poll_output() {
+                self.stats.datagrams_out += 1;
+                self.stats.bytes_out += transmit.contents.len() as u64;
+                self.outputs.push_back(Output::Transmit {
+                    destination: transmit.destination,
+                    bytes: transmit.contents.into(),
+                });
+            }
+        }
+        self.outputs
+            .push_back(Output::Event(MediaEvent::PeerDisconnected {
+                peer: peer_id,
+            }));
+    }
+
+    /// Writes one incoming RTP packet to every slot bound to its publication.
+    fn forward(&mut self, now: Instant, publisher: PeerId, packet: RtpPacket) {
+        self.stats.rtp_packets_in += 1;
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        if !peer.publish_allowed {
+            self.stats.rtp_dropped_unpublished += 1;
+            return;
+        }
+        let ssrc = packet.header.ssrc;
+        let Some(mid) = peer
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| s.mid())
+            .or(packet.header.ext_vals.mid)
+        else {
+            return;
+        };
+        let in_pt = packet.header.payload_type;
+        let params = peer
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.pt() == in_pt)
+            .copied();
+        let Some(publication) = peer.publications.get_mut(&mid) else {
+            return;
+        };
+        let kind = publication.kind;
+        if kind == TrackKind::Audio && peer.audio_muted {
+            self.stats.rtp_dropped_muted += 1;
+            return;
+        }
+        // Taken out for the loop (no allocation per packet) and put back after.
+        let subscribers = mem::take(&mut publication.subscribers);
+
+        let ext_vals = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            ..Default::default()
+        };
+        let mut wants_keyframe = false;
+        for &(subscriber, subscriber_mid) in &subscribers {
+            let Some(Peer {
+                rtc,
+                slots,
+                connected: true,
+                ..
+            }) = self.peers.get_mut(&subscriber)
+            else {
+                continue;
+            };
+            let Some(slot) = slots.iter_mut().find(|s| s.mid == subscriber_mid) else {
+                continue;
+            };
+            let out_pt = match slot.pt_cache {
+                Some((from, to)) if from == in_pt => Some(to),
+                _ => params.and_then(|params| {
+                    let to = rtc.codec_config().match_params(params)?.pt();
+                    let negotiated = rtc.media(subscriber_mid)?.remote_pts().contains(&to);
+                    negotiated.then_some(to)
+                }),
+            };
+            let Some(out_pt) = out_pt else {
+                self.stats.rtp_dropped_no_codec += 1;
+                continue;
+            };
+            slot.pt_cache = Some((in_pt, out_pt));
+            let Some((seq_no, timestamp)) =
+                slot.munger.map(*packet.seq_no, packet.header.timestamp)
+            else {
+                continue;
+            };
+            wants_keyframe |= mem::take(&mut slot.wants_keyframe);
+            let mut api = rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(subscriber_mid, None) else {
+                continue;
+            };
+            stream.write_rtp(
+                RtpWrite::new(
+                    out_pt,
+                    seq_no.into(),
+                    timestamp,
+                    packet.timestamp,
+                    packet.payload.clone(),
+                )
+                .marker(packet.header.marker)
+                .nackable(kind == TrackKind::Video)
+                .ext_vals(ext_vals.clone()),
+            );
+            self.stats.rtp_packets_forwarded += 1;
+            self.drain(subscriber);
+        }
+
+        if let Some(publication) = self
+            .peers
+            .get_mut(&publisher)
+            .and_then(|p| p.publications.get_mut(&mid))
+        {
+            let added_meanwhile = mem::replace(&mut publication.subscribers, subscribers);
+            publication.subscribers.extend(added_meanwhile);
+        }
+        if wants_keyframe && kind == TrackKind::Video {
+            self.request_keyframe(now, publisher, mid, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// A subscriber asks for a keyframe on one of its slots: pass it to the publisher.
+    fn relay_keyframe_request(
+        &mut self,
+        now: Instant,
+        subscriber: PeerId,
+        request: KeyframeRequest,
+    ) {
+        let source = self
+            .peers
+            .get(&subscriber)
+            .and_then(|p| p.slots.iter().find(|s| s.mid == request.mid))
+            .and_then(|s| s.source);
+        if let Some((publisher, publisher_mid)) = source {
+            self.request_keyframe(now, publisher, publisher_mid, request.kind);
+        }
+    }
+
+    /// Sends a keyframe request to a publisher, at most one per track per interval.
+    fn request_keyframe(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        mid: RtcMid,
+        kind: KeyframeRequestKind,
+    ) {
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(publication) = peer.publications.get_mut(&mid) else {
+            return;
+        };
+        if publication.kind != TrackKind::Video {
+            return;
+        }
+        let recent = publication.last_keyframe_request.is_some_and(|at| {
+            now.saturating_duration_since(at) < self.config.keyframe_request_interval
+        });
+        if recent {
+            self.stats.keyframe_requests_throttled += 1;
+            return;
+        }
+        // No receive stream yet means no packet yet: nothing to refresh.
+        let mut api = peer.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(mid, None) else {
+            return;
+        };
+        stream.request_keyframe(kind);
+        publication.last_keyframe_request = Some(now);
+        self.stats.keyframe_requests_sent += 1;
+        self.outputs
+            .push_back(Output::Event(MediaEvent::KeyframeRequested {
+                publisher,
+                mid: our_mid(mid),
+            }));
+        self.drain(publisher);
+    }
+}
+
+impl Slot {
+    fn new(mid: RtcMid, kind: TrackKind) -> Self {
+        Slot {
+            mid,
+            kind,
+            source: None,
+            munger: Munger::default(),
+            pt_cache: None,
+            wants_keyframe: false,
+        }
+    }
+
+    fn bind(&mut self, publisher: PeerId, publisher_mid: RtcMid) {
+        self.source = Some((publisher, publisher_mid));
+        self.munger.rebase();
+        self.pt_cache = None;
+        self.wants_keyframe = self.kind == TrackKind::Video;
+    }
+}
+
+/// Rewrites sequence numbers and timestamps so that each slot's outgoing stream is contiguous,
+/// whichever publication feeds it. The first packet of the first binding goes out as sequence
+/// number 1 (so the SRTP rollover counter starts at 0 on both sides); after a re-binding the
+/// new source continues one past the highest number sent so far.
+#[derive(Debug, Default)]
+struct Munger {
+    /// (sequence number offset, timestamp offset) of the current source, set by its first packet.
+    offsets: Option<(i64, u32)>,
+    /// Lowest outgoing sequence number of the current source; older packets are dropped.
+    floor: u64,
+    /// Highest sequence number sent and its timestamp, if anything was sent.
+    last: Option<(u64, u32)>,
+}
+
+impl Munger {
+    fn rebase(&mut self) {
+        self.offsets = None;
+    }
+
+    /// The outgoing (sequence number, timestamp) for an incoming packet, or `None` if the packet
+    /// predates the current source's first forwarded packet.
+    fn map(&mut self, seq_no: u64, timestamp: u32) -> Option<(u64, u32)> {
+        let seq_no = i64::try_from(seq_no).ok()?;
+        let (seq_offset, ts_offset) = match self.offsets {
+            Some(offsets) => offsets,
+            None => {
+                let (next_seq, ts_offset) = match self.last {
+                    Some((seq, ts)) => (seq + 1, ts.wrapping_add(1).wrapping_sub(timestamp)),
+                    None => (1, 0),
+                };
+                let offsets = (i64::try_from(next_seq).ok()? - seq_no, ts_offset);
+                self.offsets = Some(offsets);
+                self.floor = next_seq;
+                offsets
+            }
+        };
+        let out = u64::try_from(seq_no.checked_add(seq_offset)?).ok()?;
+        if out < self.floor {
+            return None;
+        }
+        let ts = timestamp.wrapping_add(ts_offset);
+        if self.last.is_none_or(|(seq, _)| out > seq) {
+            self.last = Some((out, ts));
+        }
+        Some((out, ts))
+    }
+}
+
+/// Events the core acts on; the rest (stats, stream pauses, …) are dropped at the source.
+fn is_relevant(event: &Event) -> bool {
+    matches!(
+        event,
+        Event::RtpPacket(_)
+            | Event::KeyframeRequest(_)
+            | Event::Connected
+            | Event::IceConnectionStateChange(IceConnectionState::Disconnected)
+            | Event::Closed
+            | Event::MediaAdded(_)
+    )
+}
+
+fn our_mid(mid: RtcMid) -> Mid {
+    Mid(mid.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn munger_starts_at_one_and_keeps_gaps() {
+        let mut m = Munger::default();
+        assert_eq!(m.map(40_000, 9_000), Some((1, 9_000)));
+        assert_eq!(m.map(40_001, 12_000), Some((2, 12_000)));
+        assert_eq!(m.map(40_004, 21_000), Some((5, 21_000)));
+        // A late packet between sent ones still maps (for NACK repair) …
+        assert_eq!(m.map(40_002, 15_000), Some((3, 15_000)));
+        // … but one from before the first forwarded packet does not.
+        assert_eq!(m.map(39_999, 6_000), None);
+    }
+
+    #[test]
+    fn munger_continues_after_rebinding() {
+        let mut m = Munger::default();
+        assert_eq!(m.map(100, 1_000), Some((1, 1_000)));
+        assert_eq!(m.map(101, 4_000), Some((2, 4_000)));
+        m.rebase();
+        // A new source with unrelated numbers continues one past the last sent packet.
+        assert_eq!(m.map(7, u32::MAX), Some((3, 4_001)));
+        assert_eq!(m.map(8, 2_999), Some((4, 7_001)));
+        assert_eq!(m.map(6, 0), None);
+    }
+}

@@ -1,0 +1,38 @@
+//! Plain counters of the core, read with [`crate::Sfu::stats`]. The server exports them; the
+//! core only counts.
+
+/// Monotonic counters since the core was created, plus the current number of peers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SfuStats {
+    /// Peers currently in the core.
+    pub peers: u64,
+    /// Datagrams and their bytes handed to [`crate::Sfu::handle_datagram`].
+    pub datagrams_in: u64,
+    pub bytes_in: u64,
+    /// Datagrams and their bytes yielded by [`crate::Sfu::poll_output`].
+    pub datagrams_out: u64,
+    pub bytes_out: u64,
+    /// Dropped: not STUN, from an address no peer owns.
+    pub dropped_unknown_source: u64,
+    /// Dropped: a STUN binding request for a ufrag no peer owns.
+    pub dropped_unknown_ufrag: u64,
+    /// Dropped: a STUN binding request for a known ufrag that failed its integrity check.
+    pub dropped_stun_rejected: u64,
+    /// Dropped: from a known peer but not STUN, DTLS, RTP or RTCP.
+    pub dropped_malformed: u64,
+    /// Datagrams a peer's `Rtc` refused with an error (bad DTLS record, …).
+    pub input_errors: u64,
+    /// RTP packets received from publishers.
+    pub rtp_packets_in: u64,
+    /// RTP packets written to subscribers (one per copy).
+    pub rtp_packets_forwarded: u64,
+    /// RTP packets not forwarded because the publisher may not publish.
+    pub rtp_dropped_unpublished: u64,
+    /// Audio packets not forwarded because a moderator muted the publisher.
+    pub rtp_dropped_muted: u64,
+    /// RTP copies not forwarded because the subscriber has no matching codec.
+    pub rtp_dropped_no_codec: u64,
+    /// Keyframe requests sent to publishers, and those suppressed by the throttle.
+    pub keyframe_requests_sent: u64,
+    pub keyframe_requests_throttled: u64,
+}

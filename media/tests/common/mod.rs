@@ -1,0 +1,355 @@
+//! Test peers for the SFU: str0m clients in frame mode (as a browser would be), connected to
+//! the core through an in-memory network on a virtual clock.
+
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // Tests fail loudly on broken expectations.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use classroom_media::{MediaEvent, Output, PeerId, Sfu, SfuConfig};
+use classroom_protocol::{LessonId, RoomName};
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Rtc};
+
+pub const SFU_ADDR: &str = "192.0.2.1:3478";
+pub const OPUS_FRAME: usize = 160;
+pub const VP8_KEYFRAME: usize = 3000;
+pub const VP8_DELTA: usize = 900;
+
+pub fn room() -> RoomName {
+    RoomName::for_lesson(LessonId(1))
+}
+
+/// A synthetic VP8 frame: a valid uncompressed header (keyframe bit, start code and size for
+/// keyframes) followed by filler, with `index` stamped in so frames can be told apart.
+pub fn vp8_frame(index: u32, keyframe: bool) -> Vec<u8> {
+    let len = if keyframe { VP8_KEYFRAME } else { VP8_DELTA };
+    let mut frame = vec![0x5A; len];
+    // Frame tag: bit 0 is 0 for a keyframe; show_frame set; version 0.
+    frame[0] = if keyframe { 0x10 } else { 0x11 };
+    frame[1] = 0x02;
+    frame[2] = 0x00;
+    if keyframe {
+        frame[3..6].copy_from_slice(&[0x9D, 0x01, 0x2A]);
+        frame[6..10].copy_from_slice(&[0x80, 0x02, 0xE0, 0x01]); // 640x480
+    }
+    frame[10..14].copy_from_slice(&index.to_be_bytes());
+    frame
+}
+
+pub fn opus_frame(index: u32) -> Vec<u8> {
+    let mut frame = vec![0xA5; OPUS_FRAME];
+    frame[0] = 0x78; // TOC: CELT FB 20 ms, one frame.
+    frame[1..5].copy_from_slice(&index.to_be_bytes());
+    frame
+}
+
+/// The index stamped into a synthetic frame.
+pub fn frame_index(kind: MediaKind, data: &[u8]) -> Option<u32> {
+    let at = if kind == MediaKind::Audio { 1 } else { 10 };
+    Some(u32::from_be_bytes(data.get(at..at + 4)?.try_into().ok()?))
+}
+
+/// One browser-like client.
+pub struct Client {
+    pub peer: PeerId,
+    pub addr: SocketAddr,
+    pub rtc: Rtc,
+    pub timeout: Instant,
+    pub events: Vec<Event>,
+}
+
+impl Client {
+    /// A client with one m-line per entry, and the SDP offer for them.
+    pub fn new(
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        lines: &[(MediaKind, Direction)],
+    ) -> (Self, Vec<Mid>, String, SdpPendingOffer) {
+        let mut rtc = Rtc::new(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let mut change = rtc.sdp_api();
+        let mids = lines
+            .iter()
+            .map(|(kind, dir)| change.add_media(*kind, *dir, None, None, None))
+            .collect();
+        let (offer, pending) = change.apply().unwrap();
+        let client = Client {
+            peer,
+            addr,
+            rtc,
+            timeout: now,
+            events: Vec::new(),
+        };
+        (client, mids, offer.to_sdp_string(), pending)
+    }
+
+    pub fn accept_answer(&mut self, pending: SdpPendingOffer, answer: &str) {
+        let answer = SdpAnswer::from_sdp_string(answer).unwrap();
+        self.rtc.sdp_api().accept_answer(pending, answer).unwrap();
+    }
+
+    pub fn accept_offer(&mut self, offer: &str) -> String {
+        let offer = SdpOffer::from_sdp_string(offer).unwrap();
+        let answer = self.rtc.sdp_api().accept_offer(offer).unwrap();
+        answer.to_sdp_string()
+    }
+
+    /// Writes one frame on a sending m-line with the first codec of its kind.
+    pub fn write(&mut self, now: Instant, start: Instant, mid: Mid, kind: MediaKind, data: &[u8]) {
+        let codec = if kind == MediaKind::Audio {
+            Codec::Opus
+        } else {
+            Codec::Vp8
+        };
+        let writer = self.rtc.writer(mid).unwrap();
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == codec)
+            .unwrap()
+            .pt();
+        let elapsed = now - start;
+        let time = if kind == MediaKind::Audio {
+            MediaTime::new(
+                elapsed.as_micros() as u64 * 48 / 1000,
+                Frequency::FORTY_EIGHT_KHZ,
+            )
+        } else {
+            MediaTime::new(
+                elapsed.as_micros() as u64 * 90 / 1000,
+                Frequency::NINETY_KHZ,
+            )
+        };
+        writer.write(pt, now, time, data.to_vec()).unwrap();
+    }
+
+    pub fn request_keyframe(&mut self, mid: Mid) {
+        let mut writer = self.rtc.writer(mid).unwrap();
+        writer
+            .request_keyframe(None, KeyframeRequestKind::Pli)
+            .unwrap();
+    }
+
+    /// Received frames of one kind, as stamped indices.
+    pub fn received(&self, kind: MediaKind) -> Vec<u32> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MediaData(d) if d.params.spec().codec.kind() == kind => {
+                    frame_index(kind, &d.data)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The full received frames of one kind.
+    pub fn received_frames(&self, kind: MediaKind) -> Vec<Vec<u8>> {
+        self.events
+            .iter()
+            .filter_map(|e| match e {
+                Event::MediaData(d) if d.params.spec().codec.kind() == kind => {
+                    Some(d.data.to_vec())
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    pub fn keyframe_requests(&self) -> usize {
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::KeyframeRequest(_)))
+            .count()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.events.iter().any(|e| matches!(e, Event::Connected))
+    }
+}
+
+/// The SFU core and its clients on one virtual network and clock. Datagrams are delivered
+/// instantly; time only moves in [`World::advance`].
+pub struct World {
+    pub start: Instant,
+    pub now: Instant,
+    pub sfu_addr: SocketAddr,
+    pub sfu: Sfu,
+    sfu_timeout: Instant,
+    pub clients: Vec<Client>,
+    pub events: Vec<MediaEvent>,
+    /// Offers the SFU made that the test has not answered yet.
+    pub offers: VecDeque<(PeerId, String)>,
+    /// The SFU's answer to each join, in order.
+    pub answers: Vec<String>,
+}
+
+impl World {
+    pub fn new() -> Self {
+        let now = Instant::now();
+        let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
+        let sfu = Sfu::new(now, SfuConfig::new(sfu_addr)).unwrap();
+        World {
+            start: now,
+            now,
+            sfu_addr,
+            sfu,
+            sfu_timeout: now,
+            clients: Vec::new(),
+            events: Vec::new(),
+            offers: VecDeque::new(),
+            answers: Vec::new(),
+        }
+    }
+
+    /// Joins a client with these m-lines and waits until it is connected. Returns its index
+    /// and its mids.
+    pub fn join(&mut self, peer: PeerId, lines: &[(MediaKind, Direction)]) -> (usize, Vec<Mid>) {
+        self.join_with(peer, lines, true)
+    }
+
+    /// [`World::join`] with the peer's initial publish permission.
+    pub fn join_with(
+        &mut self,
+        peer: PeerId,
+        lines: &[(MediaKind, Direction)],
+        publish_allowed: bool,
+    ) -> (usize, Vec<Mid>) {
+        let addr = SocketAddr::from(([10, 0, 0, self.clients.len() as u8 + 1], 5000));
+        let (mut client, mids, offer, pending) = Client::new(self.now, peer, addr, lines);
+        let answer = self
+            .sfu
+            .add_peer_with(self.now, peer, room(), &offer, publish_allowed)
+            .unwrap();
+        client.accept_answer(pending, &answer);
+        self.answers.push(answer);
+        self.clients.push(client);
+        let index = self.clients.len() - 1;
+        for _ in 0..200 {
+            self.advance(Duration::from_millis(10));
+            if self.clients[index].is_connected()
+                && self.events.contains(&MediaEvent::PeerConnected { peer })
+            {
+                return (index, mids);
+            }
+        }
+        panic!("peer {peer} did not connect");
+    }
+
+    /// Moves datagrams between everyone until the network is quiet, without moving time.
+    pub fn settle(&mut self) {
+        loop {
+            let mut in_flight: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+            for client in &mut self.clients {
+                loop {
+                    match client.rtc.poll_output().unwrap() {
+                        str0m::Output::Transmit(t) => {
+                            in_flight.push((t.source, t.destination, t.contents.into()))
+                        }
+                        str0m::Output::Event(e) => client.events.push(e),
+                        str0m::Output::Timeout(t) => {
+                            client.timeout = t;
+                            break;
+                        }
+                    }
+                }
+            }
+            loop {
+                match self.sfu.poll_output() {
+                    Output::Transmit { destination, bytes } => {
+                        in_flight.push((self.sfu_addr, destination, bytes))
+                    }
+                    Output::Event(event) => {
+                        if let MediaEvent::OfferCreated { peer, offer } = &event {
+                            self.offers.push_back((*peer, offer.clone()));
+                        }
+                        self.events.push(event);
+                    }
+                    Output::Timeout(t) => {
+                        self.sfu_timeout = t;
+                        break;
+                    }
+                }
+            }
+            if in_flight.is_empty() {
+                return;
+            }
+            for (source, destination, bytes) in in_flight {
+                if destination == self.sfu_addr {
+                    self.sfu
+                        .handle_datagram(self.now, source, destination, &bytes);
+                } else if let Some(client) = self.clients.iter_mut().find(|c| c.addr == destination)
+                {
+                    let input = Input::Receive(
+                        self.now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination,
+                            contents: bytes.as_slice().try_into().unwrap(),
+                        },
+                    );
+                    client.rtc.handle_input(input).unwrap();
+                }
+            }
+        }
+    }
+
+    /// Advances the virtual clock by `duration`, servicing every deadline on the way (at a
+    /// granularity of at most 5 ms).
+    pub fn advance(&mut self, duration: Duration) {
+        let target = self.now + duration;
+        self.settle();
+        while self.now < target {
+            let next = self
+                .clients
+                .iter()
+                .map(|c| c.timeout)
+                .chain([
+                    self.sfu_timeout,
+                    self.now + Duration::from_millis(5),
+                    target,
+                ])
+                .min()
+                .unwrap_or(target)
+                .max(self.now + Duration::from_millis(1));
+            self.now = next.min(target);
+            for client in &mut self.clients {
+                if client.timeout <= self.now {
+                    client.rtc.handle_input(Input::Timeout(self.now)).unwrap();
+                }
+            }
+            if self.sfu_timeout <= self.now {
+                self.sfu.handle_timeout(self.now);
+            }
+            self.settle();
+        }
+    }
+
+    pub fn client(&mut self, index: usize) -> &mut Client {
+        &mut self.clients[index]
+    }
+
+    /// Answers every offer the SFU made.
+    pub fn answer_offers(&mut self) {
+        while let Some((peer, offer)) = self.offers.pop_front() {
+            let now = self.now;
+            let client = self.clients.iter_mut().find(|c| c.peer == peer).unwrap();
+            let answer = client.accept_offer(&offer);
+            self.sfu.accept_answer(now, peer, &answer).unwrap();
+            self.settle();
+        }
+    }
+}
+
+impl Default for World {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,426 @@
+//! The SFU core forwards real str0m traffic between clients on a virtual network and clock.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use classroom_media::{MediaEvent, PeerId, TrackKind};
+use common::{World, opus_frame, vp8_frame};
+use str0m::media::{Direction, MediaKind, Mid};
+
+const SEND: [(MediaKind, Direction); 2] = [
+    (MediaKind::Audio, Direction::SendOnly),
+    (MediaKind::Video, Direction::SendOnly),
+];
+const RECV: [(MediaKind, Direction); 2] = [
+    (MediaKind::Audio, Direction::RecvOnly),
+    (MediaKind::Video, Direction::RecvOnly),
+];
+
+/// A client sending 20 ms Opus frames and 25 fps VP8 (a keyframe first, then on request).
+struct Publisher {
+    index: usize,
+    audio: Mid,
+    video: Mid,
+    audio_sent: u32,
+    video_sent: BTreeMap<u32, Vec<u8>>,
+    requests_seen: usize,
+}
+
+impl Publisher {
+    fn join(world: &mut World, peer: PeerId) -> Self {
+        let (index, mids) = world.join(peer, &SEND);
+        Publisher {
+            index,
+            audio: mids[0],
+            video: mids[1],
+            audio_sent: 0,
+            video_sent: BTreeMap::new(),
+            requests_seen: 0,
+        }
+    }
+
+    fn publish(&mut self, world: &mut World, duration: Duration) {
+        let ticks = duration.as_millis() / 20;
+        for tick in 0..ticks {
+            let (now, start) = (world.now, world.start);
+            let client = world.client(self.index);
+            client.write(
+                now,
+                start,
+                self.audio,
+                MediaKind::Audio,
+                &opus_frame(self.audio_sent),
+            );
+            self.audio_sent += 1;
+            // Each write is a mutation that must be drained before the next.
+            world.settle();
+            if tick % 2 == 0 {
+                let client = world.client(self.index);
+                let requests = client.keyframe_requests();
+                let index = self.video_sent.len() as u32;
+                let keyframe = index == 0 || requests > self.requests_seen;
+                self.requests_seen = requests;
+                let frame = vp8_frame(index, keyframe);
+                client.write(now, start, self.video, MediaKind::Video, &frame);
+                self.video_sent.insert(index, frame);
+            }
+            world.advance(Duration::from_millis(20));
+        }
+    }
+}
+
+fn count<F: Fn(&MediaEvent) -> bool>(world: &World, f: F) -> usize {
+    world.events.iter().filter(|e| f(e)).count()
+}
+
+#[test]
+fn media_reaches_every_subscriber_until_publishing_is_revoked() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let (sub_a, _) = world.join(PeerId(2), &RECV);
+    let (sub_b, _) = world.join(PeerId(3), &RECV);
+    // Both subscribers offered enough slots: no renegotiation.
+    assert!(world.offers.is_empty());
+
+    assert_eq!(
+        count(&world, |e| matches!(
+            e,
+            MediaEvent::TrackPublished {
+                peer: PeerId(1),
+                ..
+            }
+        )),
+        2
+    );
+    for subscriber in [PeerId(2), PeerId(3)] {
+        for kind in [TrackKind::Audio, TrackKind::Video] {
+            let started = count(
+                &world,
+                |e| matches!(e, MediaEvent::SubscriptionStarted { subscriber: s, publisher: PeerId(1), kind: k, .. } if *s == subscriber && *k == kind),
+            );
+            assert_eq!(started, 1, "{subscriber} {kind:?}");
+        }
+    }
+
+    publisher.publish(&mut world, Duration::from_secs(2));
+    world.advance(Duration::from_millis(200));
+
+    let audio_sent: Vec<u32> = (0..publisher.audio_sent).collect();
+    assert_eq!(audio_sent.len(), 100);
+    for sub in [sub_a, sub_b] {
+        let client = world.client(sub);
+        assert_eq!(
+            client.received(MediaKind::Audio),
+            audio_sent,
+            "audio of {}",
+            client.peer
+        );
+        let frames = client.received_frames(MediaKind::Video);
+        assert_eq!(
+            frames.len(),
+            publisher.video_sent.len(),
+            "video of {}",
+            client.peer
+        );
+        // Byte for byte what the publisher encoded, over multi-packet keyframes too.
+        assert_eq!(
+            frames,
+            publisher.video_sent.values().cloned().collect::<Vec<_>>()
+        );
+    }
+    // The publisher does not get its own media back.
+    assert!(
+        world
+            .client(publisher.index)
+            .received(MediaKind::Audio)
+            .is_empty()
+    );
+
+    let before = world.sfu.stats();
+    assert!(before.rtp_packets_forwarded >= 2 * before.rtp_packets_in - 10);
+    let received = |world: &mut World| {
+        [sub_a, sub_b].map(|s| {
+            let c = world.client(s);
+            (
+                c.received(MediaKind::Audio).len(),
+                c.received(MediaKind::Video).len(),
+            )
+        })
+    };
+    let received_before = received(&mut world);
+
+    world
+        .sfu
+        .set_publish_allowed(world.now, PeerId(1), false)
+        .unwrap();
+    world.settle();
+    assert_eq!(
+        count(&world, |e| matches!(
+            e,
+            MediaEvent::TrackUnpublished {
+                peer: PeerId(1),
+                ..
+            }
+        )),
+        2
+    );
+    assert_eq!(
+        count(&world, |e| matches!(
+            e,
+            MediaEvent::SubscriptionEnded { .. }
+        )),
+        4
+    );
+
+    publisher.publish(&mut world, Duration::from_secs(1));
+    world.advance(Duration::from_millis(200));
+
+    let after = world.sfu.stats();
+    assert_eq!(
+        received(&mut world),
+        received_before,
+        "nothing arrives after revocation"
+    );
+    assert_eq!(after.rtp_packets_forwarded, before.rtp_packets_forwarded);
+    // The publisher kept sending and the SFU kept receiving: the gate stopped it, not a failure.
+    let arrived = after.rtp_packets_in - before.rtp_packets_in;
+    assert!(
+        arrived >= 50 + 25,
+        "{arrived} packets arrived after revocation"
+    );
+    assert_eq!(
+        after.rtp_dropped_unpublished - before.rtp_dropped_unpublished,
+        arrived
+    );
+
+    // Granting again resumes forwarding.
+    world
+        .sfu
+        .set_publish_allowed(world.now, PeerId(1), true)
+        .unwrap();
+    world.settle();
+    publisher.publish(&mut world, Duration::from_millis(500));
+    world.advance(Duration::from_millis(200));
+    let [(audio_a, _), (audio_b, _)] = received(&mut world);
+    assert!(audio_a >= received_before[0].0 + 20, "audio resumes for A");
+    assert!(audio_b >= received_before[1].0 + 20, "audio resumes for B");
+}
+
+#[test]
+fn subscriber_keyframe_requests_reach_the_publisher_throttled() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let (sub_a, mids_a) = world.join(PeerId(2), &RECV);
+    let (sub_b, mids_b) = world.join(PeerId(3), &RECV);
+
+    publisher.publish(&mut world, Duration::from_secs(1));
+    // A new subscriber to video makes the SFU ask the publisher for a keyframe.
+    assert!(world.client(publisher.index).keyframe_requests() >= 1);
+    assert!(
+        count(&world, |e| matches!(
+            e,
+            MediaEvent::KeyframeRequested {
+                publisher: PeerId(1),
+                ..
+            }
+        )) >= 1
+    );
+
+    world.advance(Duration::from_secs(1));
+    let requests = world.client(publisher.index).keyframe_requests();
+    let throttled = world.sfu.stats().keyframe_requests_throttled;
+
+    world.client(sub_a).request_keyframe(mids_a[1]);
+    publisher.publish(&mut world, Duration::from_millis(100));
+    assert_eq!(
+        world.client(publisher.index).keyframe_requests(),
+        requests + 1
+    );
+
+    // A second request for the same track within 500 ms is absorbed.
+    world.client(sub_b).request_keyframe(mids_b[1]);
+    publisher.publish(&mut world, Duration::from_millis(100));
+    assert_eq!(
+        world.client(publisher.index).keyframe_requests(),
+        requests + 1
+    );
+    assert_eq!(world.sfu.stats().keyframe_requests_throttled, throttled + 1);
+
+    world.advance(Duration::from_millis(500));
+    world.client(sub_b).request_keyframe(mids_b[1]);
+    publisher.publish(&mut world, Duration::from_millis(100));
+    assert_eq!(
+        world.client(publisher.index).keyframe_requests(),
+        requests + 2
+    );
+
+    // The publisher answered with keyframes, and both subscribers got them.
+    for sub in [sub_a, sub_b] {
+        let frames = world.client(sub).received_frames(MediaKind::Video);
+        let keyframes = frames.iter().filter(|f| f[0] & 1 == 0).count();
+        assert!(keyframes >= 3, "{keyframes} keyframes");
+    }
+}
+
+#[test]
+fn subscriber_without_a_free_slot_gets_an_offer_from_the_sfu() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    // Offers to receive audio only.
+    let (sub, _) = world.join(PeerId(2), &[(MediaKind::Audio, Direction::RecvOnly)]);
+
+    assert_eq!(world.offers.len(), 1);
+    assert_eq!(world.offers[0].0, PeerId(2));
+    assert!(world.offers[0].1.contains("m=video"));
+    world.answer_offers();
+    let video_started = count(&world, |e| {
+        matches!(
+            e,
+            MediaEvent::SubscriptionStarted {
+                subscriber: PeerId(2),
+                kind: TrackKind::Video,
+                ..
+            }
+        )
+    });
+    assert_eq!(video_started, 1);
+
+    publisher.publish(&mut world, Duration::from_secs(1));
+    world.advance(Duration::from_millis(200));
+    let client = world.client(sub);
+    assert_eq!(client.received(MediaKind::Audio).len(), 50);
+    assert_eq!(client.received(MediaKind::Video).len(), 25);
+    assert!(world.offers.is_empty(), "no further offers");
+}
+
+#[test]
+fn a_departing_publisher_ends_its_subscriptions() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let (sub, _) = world.join(PeerId(2), &RECV);
+    publisher.publish(&mut world, Duration::from_millis(200));
+
+    world.sfu.remove_peer(world.now, PeerId(1)).unwrap();
+    world.settle();
+    assert!(
+        world
+            .events
+            .contains(&MediaEvent::PeerDisconnected { peer: PeerId(1) })
+    );
+    assert_eq!(
+        count(&world, |e| matches!(
+            e,
+            MediaEvent::SubscriptionEnded {
+                subscriber: PeerId(2),
+                ..
+            }
+        )),
+        2
+    );
+    assert_eq!(world.sfu.stats().peers, 1);
+    assert_eq!(
+        world.sfu.remove_peer(world.now, PeerId(1)),
+        Err(classroom_media::UnknownPeer(PeerId(1)))
+    );
+
+    // A new publisher reuses the subscriber's freed slots, without renegotiation.
+    let mut second = Publisher::join(&mut world, PeerId(3));
+    assert!(
+        world.offers.is_empty(),
+        "{:?} {:#?}",
+        world.offers,
+        world.events
+    );
+    second.publish(&mut world, Duration::from_millis(400));
+    world.advance(Duration::from_millis(100));
+    let audio = world.client(sub).received(MediaKind::Audio);
+    // Indices restart at 0 for the second publisher, after the first one's 10 frames.
+    assert_eq!(audio.len(), 10 + 20);
+    assert_eq!(&audio[10..], (0..20).collect::<Vec<_>>());
+}
+
+/// A STUN binding request with the attributes str0m requires and a made-up integrity value.
+fn stun_request(username: &str) -> Vec<u8> {
+    let mut attrs = Vec::new();
+    attrs.extend_from_slice(&[0x00, 0x06]);
+    attrs.extend_from_slice(&(username.len() as u16).to_be_bytes());
+    attrs.extend_from_slice(username.as_bytes());
+    attrs.resize(attrs.len().div_ceil(4) * 4, 0);
+    attrs.extend_from_slice(&[0x00, 0x24, 0x00, 0x04, 0x6E, 0x00, 0x01, 0xFF]); // PRIORITY
+    attrs.extend_from_slice(&[0x00, 0x08, 0x00, 0x14]); // MESSAGE-INTEGRITY
+    attrs.extend_from_slice(&[0x42; 20]);
+    let mut msg = vec![0x00, 0x01];
+    msg.extend_from_slice(&(attrs.len() as u16).to_be_bytes());
+    msg.extend_from_slice(&[0x21, 0x12, 0xA4, 0x42]);
+    msg.extend_from_slice(&[9; 12]);
+    msg.extend_from_slice(&attrs);
+    msg
+}
+
+#[test]
+fn hostile_datagrams_are_dropped_and_counted() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let (sub, _) = world.join(PeerId(2), &RECV);
+    let ufrag = world.answers[1]
+        .lines()
+        .find_map(|l| l.strip_prefix("a=ice-ufrag:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let stranger: SocketAddr = "203.0.113.9:4000".parse().unwrap();
+    let (now, sfu_addr, sub_addr) = (world.now, world.sfu_addr, world.client(sub).addr);
+    let before = world.sfu.stats();
+
+    world
+        .sfu
+        .handle_datagram(now, stranger, sfu_addr, &[0xFF; 100]);
+    world.sfu.handle_datagram(now, stranger, sfu_addr, &[]);
+    world
+        .sfu
+        .handle_datagram(now, stranger, sfu_addr, &stun_request("nobody:x"));
+    // The right ufrag with a forged integrity: rejected, and the address is not learned.
+    let forged = stun_request(&format!("{ufrag}:x"));
+    world.sfu.handle_datagram(now, stranger, sfu_addr, &forged);
+    world.sfu.handle_datagram(now, stranger, sfu_addr, &forged);
+    world
+        .sfu
+        .handle_datagram(now, stranger, sfu_addr, &[0x80, 0x60, 0, 1, 0, 0, 0, 0]);
+    // Garbage from a connected peer's address.
+    world
+        .sfu
+        .handle_datagram(now, sub_addr, sfu_addr, &[0xFF; 50]);
+    world
+        .sfu
+        .handle_datagram(now, sub_addr, sfu_addr, &[0x80; 3]);
+    world
+        .sfu
+        .handle_datagram(now, sub_addr, sfu_addr, &[0x17, 0xFE, 0xFD, 0, 0]);
+    world.settle();
+
+    let after = world.sfu.stats();
+    assert_eq!(
+        after.dropped_unknown_source - before.dropped_unknown_source,
+        3
+    );
+    assert_eq!(
+        after.dropped_unknown_ufrag - before.dropped_unknown_ufrag,
+        1
+    );
+    assert_eq!(
+        after.dropped_stun_rejected - before.dropped_stun_rejected,
+        2
+    );
+    assert!(after.dropped_malformed > before.dropped_malformed);
+    assert_eq!(after.peers, 2);
+
+    // Nobody was hurt: media still flows.
+    publisher.publish(&mut world, Duration::from_millis(400));
+    world.advance(Duration::from_millis(100));
+    assert_eq!(world.client(sub).received(MediaKind::Audio).len(), 20);
+}

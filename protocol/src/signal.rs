@@ -1,0 +1,302 @@
+//! Signaling messages: JSON over the WebSocket at `/ws`, one message type per action.
+//! `docs/protocol.md` documents each one; this module is the single definition that the
+//! server, the web client's expectations and the load tester share.
+//!
+//! Every client message is an envelope `{"v": 1, "id": N, "type": "...", ...fields}`. `id` is
+//! chosen by the client; the server answers each message that carries one with either
+//! `{"type": "ok", "id": N}` or `{"type": "error", "id": N, "code": "...", ...}`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{Grants, ParticipantRole, TrackSource, UserId};
+
+/// A participant of one room. Stable for the participant's whole stay, across reconnects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct ParticipantId(pub u64);
+
+impl std::fmt::Display for ParticipantId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "p{}", self.0)
+    }
+}
+
+/// What a client sends, with its envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClientEnvelope {
+    /// Protocol version; must be [`crate::PROTOCOL_VERSION`].
+    pub v: u32,
+    /// Request id, echoed in the reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u64>,
+    #[serde(flatten)]
+    pub message: ClientMessage,
+}
+
+/// The actions a client can ask for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ClientMessage {
+    /// The first message: enter the room with a join token. Joining again while the earlier
+    /// connection is still remembered (a network drop) takes the same place in the room.
+    Join {
+        token: String,
+    },
+    /// Keeps the session alive and measures the round trip.
+    Ping,
+    RaiseHand,
+    LowerHand,
+    Chat {
+        text: String,
+    },
+    /// Moderators: bring a participant on stage (grant publish of camera and microphone).
+    InviteToStage {
+        participant: ParticipantId,
+    },
+    /// Moderators: take a participant off stage; their tracks stop being forwarded at once.
+    RemoveFromStage {
+        participant: ParticipantId,
+    },
+    /// Moderators: mute one participant's microphone.
+    Mute {
+        participant: ParticipantId,
+    },
+    /// Moderators: mute every microphone but their own.
+    MuteAll,
+    /// Turn one's own microphone back on after a moderator muted it.
+    Unmute,
+    /// Moderators: remove a participant; their join token is refused afterwards.
+    RemoveParticipant {
+        participant: ParticipantId,
+    },
+    /// Moderators: only moderators may chat while locked.
+    LockChat {
+        locked: bool,
+    },
+    /// Moderators: end the lesson for everyone.
+    EndLesson,
+    /// Leave for good (no resume).
+    Leave,
+    /// The client's WebRTC offer. The first one on a connection opens its media session
+    /// (one peer connection per WebSocket connection); later ones renegotiate it (to add a
+    /// camera after being brought on stage, say). Answered with [`ServerMessage::Answer`]
+    /// carrying the request id, in place of `ok`; a bad SDP is refused with `invalid_sdp` and
+    /// changes nothing. Offer `sendonly` m-lines for what you publish and `recvonly` ones for
+    /// what you want to receive; the server forwards a publisher's tracks only while its
+    /// grants allow publishing.
+    Offer {
+        sdp: String,
+    },
+    /// The client's answer to a server [`ServerMessage::Offer`]. Answered with `ok`.
+    Answer {
+        sdp: String,
+    },
+}
+
+/// What a media track carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MediaKind {
+    Audio,
+    Video,
+}
+
+/// A participant as others see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantInfo {
+    pub id: ParticipantId,
+    pub user_id: UserId,
+    pub name: String,
+    pub role: ParticipantRole,
+    /// Brought on stage by a moderator (students only; teachers are always on stage).
+    pub on_stage: bool,
+    pub hand_raised: bool,
+    /// Muted by a moderator; the participant may unmute when on stage.
+    pub muted: bool,
+    /// Connection dropped; waiting for it to resume.
+    pub reconnecting: bool,
+}
+
+/// A chat message.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChatMessage {
+    /// Increasing within the room.
+    pub seq: u64,
+    pub from: ParticipantId,
+    pub name: String,
+    pub text: String,
+    /// Milliseconds since the room opened.
+    pub at_ms: u64,
+}
+
+/// Why a participant left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeaveReason {
+    Left,
+    /// The connection dropped and did not come back in time.
+    TimedOut,
+    Removed,
+    LessonEnded,
+    /// The same user joined again from elsewhere.
+    Replaced,
+}
+
+/// What the server sends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ServerMessage {
+    /// The answer to `join`: who you are and the room as it is now.
+    Joined {
+        v: u32,
+        you: ParticipantInfo,
+        grants: Grants,
+        participants: Vec<ParticipantInfo>,
+        /// Raised hands, first raised first.
+        hands: Vec<ParticipantId>,
+        chat_locked: bool,
+        /// The most recent chat messages, oldest first.
+        chat_history: Vec<ChatMessage>,
+    },
+    /// A message with this `id` was carried out.
+    Ok {
+        id: u64,
+    },
+    /// A message was refused (with its `id` when it had one); nothing changed.
+    Error {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        code: String,
+        message: String,
+        /// The grant the action needs, when a missing grant was the reason.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        grant: Option<String>,
+    },
+    Pong,
+    ParticipantJoined {
+        participant: ParticipantInfo,
+    },
+    ParticipantUpdated {
+        participant: ParticipantInfo,
+    },
+    ParticipantLeft {
+        participant: ParticipantId,
+        reason: LeaveReason,
+    },
+    /// The raised hands, first raised first.
+    Hands {
+        hands: Vec<ParticipantId>,
+    },
+    Chat {
+        message: ChatMessage,
+    },
+    ChatLocked {
+        locked: bool,
+    },
+    /// Your grants changed (brought on or taken off stage).
+    GrantsChanged {
+        grants: Grants,
+    },
+    /// A moderator muted your microphone.
+    Muted {
+        source: TrackSource,
+        by: ParticipantId,
+    },
+    /// You were removed from the lesson; the connection closes.
+    Removed {
+        by: ParticipantId,
+    },
+    /// The lesson is over; the connection closes.
+    LessonEnded,
+    /// The server's WebRTC answer to the client's `offer` with this `id`: the reply to that
+    /// request (no separate `ok` follows).
+    Answer {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        id: Option<u64>,
+        sdp: String,
+    },
+    /// The server renegotiates: it adds m-lines to carry more tracks to you. Reply with a
+    /// client `answer`.
+    Offer {
+        sdp: String,
+    },
+    /// Your m-line `mid` now carries `participant`'s track of this kind.
+    Track {
+        mid: String,
+        participant: ParticipantId,
+        kind: MediaKind,
+    },
+    /// Your m-line `mid` no longer carries a track (its publisher left or was taken off stage);
+    /// it may carry another one later, announced by a new `track`.
+    TrackEnded {
+        mid: String,
+    },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelopes_are_flat_json() {
+        let text = r#"{"v":1,"id":7,"type":"chat","text":"hello"}"#;
+        let envelope: ClientEnvelope = serde_json::from_str(text).expect("a chat envelope");
+        assert_eq!(envelope.id, Some(7));
+        assert_eq!(
+            envelope.message,
+            ClientMessage::Chat {
+                text: "hello".into()
+            }
+        );
+        let back = serde_json::to_string(&envelope).expect("serializes");
+        assert_eq!(back, text);
+
+        let raise: ClientEnvelope =
+            serde_json::from_str(r#"{"v":1,"type":"raise_hand"}"#).expect("no id");
+        assert_eq!((raise.id, raise.message), (None, ClientMessage::RaiseHand));
+        assert!(serde_json::from_str::<ClientEnvelope>(r#"{"v":1,"type":"fly"}"#).is_err());
+    }
+
+    #[test]
+    fn media_messages_are_flat_json() {
+        let offer: ClientEnvelope =
+            serde_json::from_str(r#"{"v":1,"id":2,"type":"offer","sdp":"v=0"}"#).expect("an offer");
+        assert_eq!(offer.message, ClientMessage::Offer { sdp: "v=0".into() });
+        let answer = ServerMessage::Answer {
+            id: Some(2),
+            sdp: "v=0".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&answer).expect("serializes"),
+            r#"{"type":"answer","id":2,"sdp":"v=0"}"#
+        );
+        let track = ServerMessage::Track {
+            mid: "1".into(),
+            participant: ParticipantId(3),
+            kind: MediaKind::Video,
+        };
+        assert_eq!(
+            serde_json::to_string(&track).expect("serializes"),
+            r#"{"type":"track","mid":"1","participant":3,"kind":"video"}"#
+        );
+        let ended = ServerMessage::TrackEnded { mid: "1".into() };
+        assert_eq!(
+            serde_json::to_string(&ended).expect("serializes"),
+            r#"{"type":"track_ended","mid":"1"}"#
+        );
+    }
+
+    #[test]
+    fn server_messages_are_tagged() {
+        let text = serde_json::to_string(&ServerMessage::Ok { id: 3 }).expect("serializes");
+        assert_eq!(text, r#"{"type":"ok","id":3}"#);
+        let left = ServerMessage::ParticipantLeft {
+            participant: ParticipantId(4),
+            reason: LeaveReason::TimedOut,
+        };
+        assert_eq!(
+            serde_json::to_string(&left).expect("serializes"),
+            r#"{"type":"participant_left","participant":4,"reason":"timed_out"}"#
+        );
+    }
+}

@@ -1,0 +1,279 @@
+//! Live lessons: the glue between signaling and the rest of the server. Join tokens are
+//! checked with the API's token secret, what rooms report (a lesson went live or ended) is
+//! written to the database, and signaling's media port is the SFU's driver: [`SfuPort`]
+//! carries signaling's commands to it and [`relay_media_events`] carries its events back to
+//! the rooms, which relay them to the peers' WebSockets.
+
+use std::sync::Arc;
+
+use axum::extract::{State, WebSocketUpgrade};
+use axum::response::Response;
+use classroom_courses::Store;
+use classroom_courses::auth::TokenIssuer;
+use classroom_courses::model::LessonEvent;
+use classroom_media::driver::{CommandError, MediaHandle};
+use classroom_media::{
+    AcceptAnswerError, AcceptOfferError, AddPeerError, MediaEvent, TrackKind, UnknownPeer,
+};
+use classroom_protocol::signal::MediaKind;
+use classroom_protocol::{JoinClaims, RoomName};
+use classroom_signaling::media::MediaFuture;
+use classroom_signaling::{
+    LessonEffect, MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, RoomEvent, Rooms,
+    TokenVerifier,
+};
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+/// Checks join tokens against the server's secret and the current time.
+pub struct JoinTokens(pub TokenIssuer);
+
+impl TokenVerifier for JoinTokens {
+    fn verify(&self, token: &str) -> Result<JoinClaims, String> {
+        self.0
+            .verify_join(token, OffsetDateTime::now_utc())
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// Signaling's media port, served by the SFU. Signaling's peer ids are the SFU's.
+pub struct SfuPort(pub MediaHandle);
+
+fn sfu_peer(peer: PeerId) -> classroom_media::PeerId {
+    classroom_media::PeerId(peer.0)
+}
+
+fn stopped<E>(error: CommandError<E>) -> Result<E, MediaError> {
+    match error {
+        CommandError::Stopped => {
+            tracing::error!("the media driver has stopped");
+            Err(MediaError::Unavailable)
+        }
+        CommandError::Failed(e) => Ok(e),
+    }
+}
+
+/// Removing or changing a peer the SFU no longer has leaves nothing to do.
+fn ignore_gone(peer: PeerId, what: &str, result: Result<(), CommandError<UnknownPeer>>) {
+    match result {
+        Ok(()) | Err(CommandError::Failed(UnknownPeer(_))) => {}
+        Err(CommandError::Stopped) => tracing::error!(%peer, what, "the media driver has stopped"),
+    }
+}
+
+impl MediaPort for SfuPort {
+    fn add_peer<'a>(
+        &'a self,
+        peer: PeerId,
+        room: &'a RoomName,
+        offer: String,
+        access: PeerAccess,
+    ) -> MediaFuture<'a, Result<String, MediaError>> {
+        Box::pin(async move {
+            let added = self
+                .0
+                .add_peer_with(sfu_peer(peer), room.clone(), offer, access.publish)
+                .await;
+            let answer = match added {
+                Ok(answer) => answer,
+                Err(e) => {
+                    return Err(match stopped(e)? {
+                        AddPeerError::InvalidSdp(m) | AddPeerError::OfferRejected(m) => {
+                            MediaError::InvalidSdp(m)
+                        }
+                        AddPeerError::DuplicatePeer(p) => {
+                            tracing::error!(peer = %p, "signaling reused a media peer id");
+                            MediaError::Unavailable
+                        }
+                    });
+                }
+            };
+            // Before the client has the answer, so before it can send anything.
+            if access.audio_muted {
+                ignore_gone(
+                    peer,
+                    "mute",
+                    self.0.set_audio_muted(sfu_peer(peer), true).await,
+                );
+            }
+            Ok(answer)
+        })
+    }
+
+    fn accept_offer(
+        &self,
+        peer: PeerId,
+        offer: String,
+    ) -> MediaFuture<'_, Result<String, MediaError>> {
+        Box::pin(async move {
+            self.0
+                .accept_offer(sfu_peer(peer), offer)
+                .await
+                .or_else(|e| {
+                    Err(match stopped(e)? {
+                        AcceptOfferError::UnknownPeer(_) => MediaError::NoPeer,
+                        AcceptOfferError::InvalidSdp(m) | AcceptOfferError::OfferRejected(m) => {
+                            MediaError::InvalidSdp(m)
+                        }
+                    })
+                })
+        })
+    }
+
+    fn accept_answer(
+        &self,
+        peer: PeerId,
+        answer: String,
+    ) -> MediaFuture<'_, Result<(), MediaError>> {
+        Box::pin(async move {
+            self.0
+                .accept_answer(sfu_peer(peer), answer)
+                .await
+                .or_else(|e| {
+                    Err(match stopped(e)? {
+                        AcceptAnswerError::UnknownPeer(_) => MediaError::NoPeer,
+                        AcceptAnswerError::NoPendingOffer => MediaError::NoPendingOffer,
+                        AcceptAnswerError::InvalidSdp(m) | AcceptAnswerError::AnswerRejected(m) => {
+                            MediaError::InvalidSdp(m)
+                        }
+                    })
+                })
+        })
+    }
+
+    fn remove_peer(&self, peer: PeerId) -> MediaFuture<'_, ()> {
+        Box::pin(
+            async move { ignore_gone(peer, "remove", self.0.remove_peer(sfu_peer(peer)).await) },
+        )
+    }
+
+    fn set_publish_allowed(&self, peer: PeerId, allowed: bool) -> MediaFuture<'_, ()> {
+        Box::pin(async move {
+            ignore_gone(
+                peer,
+                "publish",
+                self.0.set_publish_allowed(sfu_peer(peer), allowed).await,
+            )
+        })
+    }
+
+    fn set_audio_muted(&self, peer: PeerId, muted: bool) -> MediaFuture<'_, ()> {
+        Box::pin(async move {
+            ignore_gone(
+                peer,
+                "mute",
+                self.0.set_audio_muted(sfu_peer(peer), muted).await,
+            )
+        })
+    }
+}
+
+/// Relays what the SFU reports to the rooms of the peers concerned, until the SFU stops.
+pub async fn relay_media_events(
+    rooms: Arc<Rooms>,
+    mut events: mpsc::UnboundedReceiver<MediaEvent>,
+) {
+    let peer = |p: classroom_media::PeerId| PeerId(p.0);
+    while let Some(event) = events.recv().await {
+        let notice = match event {
+            MediaEvent::OfferCreated { peer: p, offer } => MediaNotice::Offer {
+                peer: peer(p),
+                sdp: offer,
+            },
+            MediaEvent::SubscriptionStarted {
+                subscriber,
+                subscriber_mid,
+                publisher,
+                kind,
+                ..
+            } => MediaNotice::TrackStarted {
+                subscriber: peer(subscriber),
+                mid: subscriber_mid.to_string(),
+                publisher: peer(publisher),
+                kind: match kind {
+                    TrackKind::Audio => MediaKind::Audio,
+                    TrackKind::Video => MediaKind::Video,
+                },
+            },
+            MediaEvent::SubscriptionEnded {
+                subscriber,
+                subscriber_mid,
+                ..
+            } => MediaNotice::TrackEnded {
+                subscriber: peer(subscriber),
+                mid: subscriber_mid.to_string(),
+            },
+            MediaEvent::PeerDisconnected { peer: p } => MediaNotice::PeerGone { peer: peer(p) },
+            other => {
+                tracing::debug!(event = ?other, "media event");
+                continue;
+            }
+        };
+        rooms.deliver_media(notice).await;
+    }
+}
+
+/// What the `/ws` route needs.
+#[derive(Clone)]
+pub struct LiveState {
+    pub rooms: Arc<Rooms>,
+    pub verifier: Arc<dyn TokenVerifier>,
+}
+
+impl std::fmt::Debug for LiveState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveState")
+            .field("open_rooms", &self.rooms.open_rooms())
+            .finish()
+    }
+}
+
+/// Applies room events to the database until the rooms are gone.
+pub async fn apply_room_events(store: Store, mut events: mpsc::UnboundedReceiver<RoomEvent>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            RoomEvent::Lesson(effect) => {
+                let (lesson, transition) = match effect {
+                    LessonEffect::WentLive(lesson) => (lesson, LessonEvent::GoLive),
+                    LessonEffect::Ended(lesson) => (lesson, LessonEvent::End),
+                };
+                match store
+                    .transition_lesson(lesson, transition, OffsetDateTime::now_utc())
+                    .await
+                {
+                    Ok(l) => {
+                        tracing::info!(%lesson, state = l.state.as_str(), "lesson state changed")
+                    }
+                    Err(e) => {
+                        tracing::warn!(%lesson, error = %e, "could not record the lesson's state")
+                    }
+                }
+            }
+            RoomEvent::Media { room, effect } => {
+                tracing::debug!(%room, ?effect, "media change");
+            }
+        }
+    }
+}
+
+/// The signaling WebSocket. Send `{"v":1,"type":"join","token":"<join token>"}` first; every
+/// message is documented in docs/protocol.md.
+#[utoipa::path(
+    get, path = "/ws", tag = "live",
+    responses(
+        (status = 101, description = "Switching to the signaling WebSocket protocol (see docs/protocol.md)"),
+        (status = 400, description = "Not a WebSocket upgrade request"),
+    )
+)]
+pub async fn signaling_socket(
+    State(live): State<LiveState>,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let hard_limit = live.rooms.config().max_message_bytes.saturating_mul(4);
+    upgrade
+        .max_message_size(hard_limit)
+        .max_frame_size(hard_limit)
+        .on_upgrade(move |socket| {
+            classroom_signaling::run_session(socket, live.rooms, live.verifier)
+        })
+}

@@ -1,0 +1,76 @@
+//! The web client, compiled into the binary so that `classroomd` alone serves it: no files to
+//! install beside it, no bundler at run time.
+
+use axum::extract::Path;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+/// (path, content type, body) of every file of `web-client/`.
+const FILES: &[(&str, &str, &str)] = &[
+    (
+        "index.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/index.html"),
+    ),
+    (
+        "live.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/live.html"),
+    ),
+    (
+        "css/app.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web-client/css/app.css"),
+    ),
+    (
+        "js/home.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/home.js"),
+    ),
+    (
+        "js/live.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/live.js"),
+    ),
+    (
+        "js/media.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/media.js"),
+    ),
+    (
+        "js/signaling.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/signaling.js"),
+    ),
+];
+
+/// Routes serving the web client at `/`.
+pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
+    axum::Router::new()
+        .route("/", get(|| async { file("index.html") }))
+        .route(
+            "/{*path}",
+            get(|Path(path): Path<String>| async move { file(&path) }),
+        )
+}
+
+fn file(path: &str) -> Response {
+    match FILES.iter().find(|(name, _, _)| *name == path) {
+        Some((_, content_type, body)) => (
+            [
+                (header::CONTENT_TYPE, *content_type),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            *body,
+        )
+            .into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            axum::Json(serde_json::json!({
+                "error": {"code": "not_found", "message": format!("route GET /{path} not found")}
+            })),
+        )
+            .into_response(),
+    }
+}

@@ -1,0 +1,919 @@
+//! The tokio side of signaling: one task per room owning its [`Room`], and the registry that
+//! finds or opens a room for a join. Sessions (`session.rs`) talk to a room task through a
+//! command channel; the room task answers through each connection's bounded outbox.
+//!
+//! With a media port ([`Rooms::with_media`]) the room task also negotiates media: it handles
+//! `offer` and `answer` itself, applies the room's media effects to the port in the order the
+//! room emits them (so forwarding stops before anyone hears of a revoked stage), and relays
+//! what the media plane reports ([`Rooms::deliver_media`]) to the peer's connection. Media
+//! calls are awaited in the room task: they are short, and awaiting them keeps every peer's
+//! permissions in step with the room's grants without locks.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+
+use axum::extract::ws::Utf8Bytes;
+use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage};
+use classroom_protocol::{JoinClaims, RoomName};
+use dashmap::DashMap;
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use crate::media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
+use crate::room::{ConnectionId, JoinError, LessonEffect, MediaEffect, Output, Room, RoomConfig};
+
+/// Limits of signaling connections.
+#[derive(Debug, Clone)]
+pub struct SignalingConfig {
+    pub room: RoomConfig,
+    /// Larger text messages are refused with an error (the connection stays).
+    pub max_message_bytes: usize,
+    /// Messages per second per connection, on average.
+    pub messages_per_second: u32,
+    /// Messages a connection may send at once.
+    pub message_burst: u32,
+    /// Time to send `join` after opening the WebSocket.
+    pub join_timeout: Duration,
+    /// The server pings this often.
+    pub heartbeat_interval: Duration,
+    /// A connection silent for this long is dead.
+    pub idle_timeout: Duration,
+    /// Messages queued for a slow client before it is disconnected.
+    pub outbox_capacity: usize,
+}
+
+impl Default for SignalingConfig {
+    fn default() -> Self {
+        SignalingConfig {
+            room: RoomConfig::default(),
+            max_message_bytes: 16 * 1024,
+            messages_per_second: 20,
+            message_burst: 40,
+            join_timeout: Duration::from_secs(10),
+            heartbeat_interval: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(30),
+            outbox_capacity: 512,
+        }
+    }
+}
+
+/// Checks join tokens; the server implements it with its token secret and clock.
+pub trait TokenVerifier: Send + Sync + 'static {
+    /// The claims of a valid join token, or a message saying why it is not.
+    fn verify(&self, token: &str) -> Result<JoinClaims, String>;
+}
+
+/// What the outside world hears from rooms: lesson changes and media changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomEvent {
+    Lesson(LessonEffect),
+    Media { room: RoomName, effect: MediaEffect },
+}
+
+/// What a room task sends to one connection.
+#[derive(Debug, Clone)]
+pub(crate) enum Outbound {
+    Text(Utf8Bytes),
+    Close,
+}
+
+pub(crate) enum RoomCommand {
+    Join {
+        /// The request id of the client's `join`, answered after the `joined` snapshot.
+        id: Option<u64>,
+        claims: Box<JoinClaims>,
+        connection: ConnectionId,
+        outbox: mpsc::Sender<Outbound>,
+        reply: oneshot::Sender<Result<ParticipantId, JoinError>>,
+    },
+    Message {
+        participant: ParticipantId,
+        connection: ConnectionId,
+        id: Option<u64>,
+        message: ClientMessage,
+    },
+    Disconnected {
+        participant: ParticipantId,
+        connection: ConnectionId,
+    },
+    Media(MediaNotice),
+}
+
+#[derive(Clone)]
+pub(crate) struct RoomHandle {
+    pub(crate) commands: mpsc::Sender<RoomCommand>,
+    ended: Arc<AtomicBool>,
+}
+
+impl RoomHandle {
+    pub(crate) fn is_ended(&self) -> bool {
+        self.ended.load(Ordering::Acquire)
+    }
+}
+
+/// The rooms of this node. In-memory; a multi-node deployment puts a router in front.
+pub struct Rooms {
+    config: SignalingConfig,
+    rooms: DashMap<RoomName, RoomHandle>,
+    events: mpsc::UnboundedSender<RoomEvent>,
+    next_connection: AtomicU64,
+    media: Option<Arc<MediaShared>>,
+}
+
+/// The media port and the peers of every room, shared by the room tasks.
+struct MediaShared {
+    port: Arc<dyn MediaPort>,
+    next_peer: AtomicU64,
+    /// The room task of each peer; weak, so that rooms end when the registry drops them.
+    peers: DashMap<PeerId, mpsc::WeakSender<RoomCommand>>,
+}
+
+impl Rooms {
+    /// Rooms without media: `offer` is refused with `media_unavailable`.
+    pub fn new(config: SignalingConfig, events: mpsc::UnboundedSender<RoomEvent>) -> Self {
+        Rooms {
+            config,
+            rooms: DashMap::new(),
+            events,
+            next_connection: AtomicU64::new(1),
+            media: None,
+        }
+    }
+
+    /// Rooms whose participants negotiate media with `port`.
+    pub fn with_media(
+        config: SignalingConfig,
+        events: mpsc::UnboundedSender<RoomEvent>,
+        port: Arc<dyn MediaPort>,
+    ) -> Self {
+        let media = MediaShared {
+            port,
+            next_peer: AtomicU64::new(1),
+            peers: DashMap::new(),
+        };
+        Rooms {
+            media: Some(Arc::new(media)),
+            ..Rooms::new(config, events)
+        }
+    }
+
+    /// Relays what the media plane reports to the room of the peer it concerns. Notices about
+    /// peers no room knows (already removed) are dropped.
+    pub async fn deliver_media(&self, notice: MediaNotice) {
+        let Some(media) = &self.media else { return };
+        let room = media.peers.get(&notice.peer()).and_then(|r| r.upgrade());
+        if let Some(room) = room {
+            let _ = room.send(RoomCommand::Media(notice)).await;
+        }
+    }
+
+    pub fn config(&self) -> &SignalingConfig {
+        &self.config
+    }
+
+    /// Rooms open on this node (ended ones are kept as tombstones and not counted).
+    pub fn open_rooms(&self) -> usize {
+        self.rooms.iter().filter(|r| !r.is_ended()).count()
+    }
+
+    pub(crate) fn next_connection(&self) -> ConnectionId {
+        ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// The room of `claims`, opened on first use. An ended room stays ended, so a join token
+    /// issued before the end cannot reopen it.
+    pub(crate) fn room_for(&self, claims: &JoinClaims) -> RoomHandle {
+        self.rooms
+            .entry(claims.room.clone())
+            .or_insert_with(|| {
+                let (commands, inbox) = mpsc::channel(1024);
+                let ended = Arc::new(AtomicBool::new(false));
+                let room = Room::new(
+                    claims.room.clone(),
+                    claims.lesson,
+                    self.config.room.clone(),
+                    Instant::now().into_std(),
+                );
+                let media = self.media.clone().map(|shared| RoomMedia {
+                    shared,
+                    room: commands.downgrade(),
+                    peers: Peers::default(),
+                });
+                tokio::spawn(run_room(
+                    room,
+                    inbox,
+                    ended.clone(),
+                    self.events.clone(),
+                    media,
+                ));
+                RoomHandle { commands, ended }
+            })
+            .clone()
+    }
+}
+
+/// The task that owns one room.
+async fn run_room(
+    mut room: Room,
+    mut inbox: mpsc::Receiver<RoomCommand>,
+    ended: Arc<AtomicBool>,
+    events: mpsc::UnboundedSender<RoomEvent>,
+    mut media: Option<RoomMedia>,
+) {
+    let mut connections = Connections::default();
+    loop {
+        let deadline = room.poll_timeout().map(Instant::from_std);
+        let outputs = tokio::select! {
+            command = inbox.recv() => {
+                let Some(command) = command else { break };
+                let now = Instant::now().into_std();
+                match command {
+                    RoomCommand::Join { id, claims, connection, outbox, reply } => {
+                        match room.join(now, &claims, connection) {
+                            Ok((participant, mut outputs)) => {
+                                connections.attach(participant, connection, outbox);
+                                let _ = reply.send(Ok(participant));
+                                // Through the same outbox, so the ok cannot overtake `joined`.
+                                if let Some(id) = id {
+                                    outputs.push(Output::Send { to: participant, message: ServerMessage::Ok { id } });
+                                }
+                                outputs
+                            }
+                            Err(e) => {
+                                let _ = reply.send(Err(e));
+                                Vec::new()
+                            }
+                        }
+                    }
+                    RoomCommand::Message { participant, connection, id, message } => match (message, media.as_mut()) {
+                        (ClientMessage::Offer { sdp }, Some(media)) => {
+                            let reply = media.offer(&room, participant, connection, id, sdp).await;
+                            connections.send_to_connection(connection, &reply);
+                            Vec::new()
+                        }
+                        (ClientMessage::Answer { sdp }, Some(media)) => {
+                            if let Some(reply) = media.answer(connection, id, sdp).await {
+                                connections.send_to_connection(connection, &reply);
+                            }
+                            Vec::new()
+                        }
+                        (message, _) => room.handle(now, participant, id, message),
+                    },
+                    RoomCommand::Disconnected { participant, connection } => {
+                        connections.detach(connection);
+                        if let Some(media) = media.as_mut() {
+                            media.connection_gone(connection).await;
+                        }
+                        room.disconnected(now, participant, connection)
+                    }
+                    RoomCommand::Media(notice) => {
+                        if let Some((connection, message)) = media.as_mut().and_then(|m| m.notice(notice)) {
+                            connections.send_to_connection(connection, &message);
+                        }
+                        Vec::new()
+                    }
+                }
+            }
+            _ = sleep_until(deadline) => room.handle_timeout(Instant::now().into_std()),
+        };
+        for output in outputs {
+            match output {
+                Output::Send { to, message } => connections.send(to, &message),
+                Output::Broadcast { except, message } => connections.broadcast(except, &message),
+                Output::Close { connection } => {
+                    connections.close(connection);
+                    if let Some(media) = media.as_mut() {
+                        media.connection_gone(connection).await;
+                    }
+                }
+                Output::Media(effect) => {
+                    if let Some(media) = media.as_mut() {
+                        media.apply(&effect).await;
+                    }
+                    let _ = events.send(RoomEvent::Media {
+                        room: room.name().clone(),
+                        effect,
+                    });
+                }
+                Output::Lesson(effect) => {
+                    let _ = events.send(RoomEvent::Lesson(effect));
+                }
+            }
+        }
+        // Slow clients whose outbox overflowed are treated as dropped connections.
+        for (participant, connection) in connections.take_overflowed() {
+            if let Some(media) = media.as_mut() {
+                media.connection_gone(connection).await;
+            }
+            let outputs = room.disconnected(Instant::now().into_std(), participant, connection);
+            for output in outputs {
+                if let Output::Broadcast { except, message } = output {
+                    connections.broadcast(except, &message);
+                }
+            }
+        }
+        if room.is_ended() {
+            ended.store(true, Ordering::Release);
+            break;
+        }
+    }
+    if let Some(media) = media.as_mut() {
+        media.close().await;
+    }
+    tracing::info!(room = %room.name(), "room closed");
+}
+
+/// The media side of one room task: its peers and the shared port.
+struct RoomMedia {
+    shared: Arc<MediaShared>,
+    /// This room's command channel, registered for each of its peers.
+    room: mpsc::WeakSender<RoomCommand>,
+    peers: Peers,
+}
+
+/// The media peers of one room: at most one per connection.
+#[derive(Default)]
+struct Peers {
+    by_connection: HashMap<ConnectionId, PeerId>,
+    by_peer: HashMap<PeerId, (ConnectionId, ParticipantId)>,
+}
+
+impl RoomMedia {
+    /// A client `offer`: opens the connection's peer, or renegotiates it. The reply is the
+    /// answer, or an error; a refused offer changes nothing.
+    async fn offer(
+        &mut self,
+        room: &Room,
+        participant: ParticipantId,
+        connection: ConnectionId,
+        id: Option<u64>,
+        sdp: String,
+    ) -> ServerMessage {
+        let port = self.shared.port.clone();
+        if let Some(&peer) = self.peers.by_connection.get(&connection) {
+            match port.accept_offer(peer, sdp.clone()).await {
+                Ok(answer) => return ServerMessage::Answer { id, sdp: answer },
+                // The media plane dropped the peer (connection failed): open a new one.
+                Err(MediaError::NoPeer) => self.forget(peer),
+                Err(e) => return media_error(id, &e),
+            }
+        }
+        let Some(grants) = room.grants(participant) else {
+            return ServerMessage::Error {
+                id,
+                code: "not_joined".into(),
+                message: "join the room first".into(),
+                grant: None,
+            };
+        };
+        if !grants.subscribe && grants.publish.is_empty() {
+            return ServerMessage::Error {
+                id,
+                code: "missing_grant".into(),
+                message: "you need the `subscribe` grant to receive media".into(),
+                grant: Some("subscribe".into()),
+            };
+        }
+        let access = PeerAccess {
+            publish: !grants.publish.is_empty(),
+            audio_muted: room.is_muted(participant),
+        };
+        let peer = PeerId(self.shared.next_peer.fetch_add(1, Ordering::Relaxed));
+        // Registered first: the media plane reports the new peer's tracks while adding it.
+        self.shared.peers.insert(peer, self.room.clone());
+        match port.add_peer(peer, room.name(), sdp, access).await {
+            Ok(answer) => {
+                self.peers.by_connection.insert(connection, peer);
+                self.peers.by_peer.insert(peer, (connection, participant));
+                tracing::debug!(%participant, %peer, ?access, "media peer opened");
+                ServerMessage::Answer { id, sdp: answer }
+            }
+            Err(e) => {
+                self.shared.peers.remove(&peer);
+                media_error(id, &e)
+            }
+        }
+    }
+
+    /// A client `answer` to the media plane's offer; the reply is `ok` or an error.
+    async fn answer(
+        &mut self,
+        connection: ConnectionId,
+        id: Option<u64>,
+        sdp: String,
+    ) -> Option<ServerMessage> {
+        let Some(&peer) = self.peers.by_connection.get(&connection) else {
+            return Some(media_error(id, &MediaError::NoPendingOffer));
+        };
+        match self.shared.port.accept_answer(peer, sdp).await {
+            Ok(()) => id.map(|id| ServerMessage::Ok { id }),
+            Err(e) => {
+                if e == MediaError::NoPeer {
+                    self.forget(peer);
+                }
+                Some(media_error(id, &e))
+            }
+        }
+    }
+
+    /// Applies a room's media effect to the peers of the participant it names.
+    async fn apply(&mut self, effect: &MediaEffect) {
+        let participant = match effect {
+            MediaEffect::PublishAllowed { participant, .. }
+            | MediaEffect::PublishRevoked { participant }
+            | MediaEffect::AudioMuted { participant }
+            | MediaEffect::AudioUnmuted { participant }
+            | MediaEffect::ParticipantGone { participant } => *participant,
+        };
+        let port = self.shared.port.clone();
+        for peer in self.peers_of(participant) {
+            match effect {
+                MediaEffect::PublishAllowed { .. } => port.set_publish_allowed(peer, true).await,
+                MediaEffect::PublishRevoked { .. } => port.set_publish_allowed(peer, false).await,
+                MediaEffect::AudioMuted { .. } => port.set_audio_muted(peer, true).await,
+                MediaEffect::AudioUnmuted { .. } => port.set_audio_muted(peer, false).await,
+                MediaEffect::ParticipantGone { .. } => {
+                    self.forget(peer);
+                    port.remove_peer(peer).await;
+                }
+            }
+        }
+    }
+
+    /// A connection ended: its peer goes with it.
+    async fn connection_gone(&mut self, connection: ConnectionId) {
+        if let Some(&peer) = self.peers.by_connection.get(&connection) {
+            self.forget(peer);
+            self.shared.port.remove_peer(peer).await;
+        }
+    }
+
+    /// What to send to which connection for a notice from the media plane.
+    fn notice(&mut self, notice: MediaNotice) -> Option<(ConnectionId, ServerMessage)> {
+        let (connection, _) = *self.peers.by_peer.get(&notice.peer())?;
+        let message = match notice {
+            MediaNotice::Offer { sdp, .. } => ServerMessage::Offer { sdp },
+            MediaNotice::TrackStarted {
+                mid,
+                publisher,
+                kind,
+                ..
+            } => {
+                let (_, participant) = *self.peers.by_peer.get(&publisher)?;
+                ServerMessage::Track {
+                    mid,
+                    participant,
+                    kind,
+                }
+            }
+            MediaNotice::TrackEnded { mid, .. } => ServerMessage::TrackEnded { mid },
+            MediaNotice::PeerGone { peer } => {
+                tracing::debug!(%peer, "the media plane dropped a peer");
+                self.forget(peer);
+                return None;
+            }
+        };
+        Some((connection, message))
+    }
+
+    /// Removes every peer of the room (the room closed).
+    async fn close(&mut self) {
+        let peers: Vec<PeerId> = self.peers.by_peer.keys().copied().collect();
+        for peer in peers {
+            self.forget(peer);
+            self.shared.port.remove_peer(peer).await;
+        }
+    }
+
+    fn peers_of(&self, participant: ParticipantId) -> Vec<PeerId> {
+        let mut peers: Vec<PeerId> = self
+            .peers
+            .by_peer
+            .iter()
+            .filter(|(_, (_, p))| *p == participant)
+            .map(|(peer, _)| *peer)
+            .collect();
+        peers.sort();
+        peers
+    }
+
+    fn forget(&mut self, peer: PeerId) {
+        if let Some((connection, _)) = self.peers.by_peer.remove(&peer) {
+            self.peers.by_connection.remove(&connection);
+        }
+        self.shared.peers.remove(&peer);
+    }
+}
+
+fn media_error(id: Option<u64>, error: &MediaError) -> ServerMessage {
+    ServerMessage::Error {
+        id,
+        code: error.code().to_string(),
+        message: error.to_string(),
+        grant: None,
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The connections of one room, by participant and by connection.
+#[derive(Default)]
+struct Connections {
+    by_connection: HashMap<ConnectionId, (ParticipantId, mpsc::Sender<Outbound>)>,
+    by_participant: HashMap<ParticipantId, ConnectionId>,
+    overflowed: Vec<(ParticipantId, ConnectionId)>,
+}
+
+impl Connections {
+    fn attach(
+        &mut self,
+        participant: ParticipantId,
+        connection: ConnectionId,
+        outbox: mpsc::Sender<Outbound>,
+    ) {
+        self.by_connection.insert(connection, (participant, outbox));
+        self.by_participant.insert(participant, connection);
+    }
+
+    fn detach(&mut self, connection: ConnectionId) {
+        if let Some((participant, _)) = self.by_connection.remove(&connection)
+            && self.by_participant.get(&participant) == Some(&connection)
+        {
+            self.by_participant.remove(&participant);
+        }
+    }
+
+    /// Sends to one connection (media replies go to the connection that negotiated).
+    fn send_to_connection(&mut self, connection: ConnectionId, message: &ServerMessage) {
+        let text = encode(message);
+        self.push(connection, Outbound::Text(text));
+    }
+
+    fn send(&mut self, to: ParticipantId, message: &ServerMessage) {
+        let Some(connection) = self.by_participant.get(&to).copied() else {
+            return;
+        };
+        let text = encode(message);
+        self.push(connection, Outbound::Text(text));
+    }
+
+    fn broadcast(&mut self, except: Option<ParticipantId>, message: &ServerMessage) {
+        let text = encode(message); // once, shared by every connection
+        let targets: Vec<ConnectionId> = self
+            .by_participant
+            .iter()
+            .filter(|(p, _)| Some(**p) != except)
+            .map(|(_, c)| *c)
+            .collect();
+        for connection in targets {
+            self.push(connection, Outbound::Text(text.clone()));
+        }
+    }
+
+    fn close(&mut self, connection: ConnectionId) {
+        if let Some((_, outbox)) = self.by_connection.get(&connection) {
+            // A full outbox still closes: the session notices its channel is dropped.
+            let _ = outbox.try_send(Outbound::Close);
+        }
+        self.detach(connection);
+    }
+
+    fn push(&mut self, connection: ConnectionId, outbound: Outbound) {
+        let Some((participant, outbox)) = self.by_connection.get(&connection) else {
+            return;
+        };
+        if outbox.try_send(outbound).is_err() {
+            tracing::warn!(%participant, "client too slow to read signaling; disconnecting it");
+            self.overflowed.push((*participant, connection));
+            self.detach(connection);
+        }
+    }
+
+    fn take_overflowed(&mut self) -> Vec<(ParticipantId, ConnectionId)> {
+        std::mem::take(&mut self.overflowed)
+    }
+}
+
+pub(crate) fn encode(message: &ServerMessage) -> Utf8Bytes {
+    // Serializing our own enum of strings and numbers cannot fail.
+    Utf8Bytes::from(serde_json::to_string(message).unwrap_or_else(|_| String::from("{}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use classroom_protocol::{CourseId, Grants, LessonId, ParticipantRole};
+
+    use super::*;
+    use crate::media::MediaFuture;
+
+    /// A media port that records what it is told.
+    #[derive(Default)]
+    struct FakePort {
+        calls: Mutex<Vec<String>>,
+    }
+
+    impl FakePort {
+        fn record(&self, call: String) {
+            self.calls.lock().expect("not poisoned").push(call);
+        }
+
+        fn take(&self) -> Vec<String> {
+            std::mem::take(&mut *self.calls.lock().expect("not poisoned"))
+        }
+    }
+
+    impl MediaPort for FakePort {
+        fn add_peer<'a>(
+            &'a self,
+            peer: PeerId,
+            _room: &'a RoomName,
+            offer: String,
+            access: PeerAccess,
+        ) -> MediaFuture<'a, Result<String, MediaError>> {
+            Box::pin(async move {
+                if offer == "bad" {
+                    return Err(MediaError::InvalidSdp("not SDP".into()));
+                }
+                self.record(format!(
+                    "add {peer} publish={} muted={}",
+                    access.publish, access.audio_muted
+                ));
+                Ok(format!("answer {peer}"))
+            })
+        }
+
+        fn accept_offer(
+            &self,
+            peer: PeerId,
+            _offer: String,
+        ) -> MediaFuture<'_, Result<String, MediaError>> {
+            Box::pin(async move {
+                self.record(format!("renegotiate {peer}"));
+                Ok(format!("answer {peer} again"))
+            })
+        }
+
+        fn accept_answer(
+            &self,
+            peer: PeerId,
+            _answer: String,
+        ) -> MediaFuture<'_, Result<(), MediaError>> {
+            Box::pin(async move {
+                self.record(format!("answer {peer}"));
+                Ok(())
+            })
+        }
+
+        fn remove_peer(&self, peer: PeerId) -> MediaFuture<'_, ()> {
+            Box::pin(async move { self.record(format!("remove {peer}")) })
+        }
+
+        fn set_publish_allowed(&self, peer: PeerId, allowed: bool) -> MediaFuture<'_, ()> {
+            Box::pin(async move { self.record(format!("publish {peer} {allowed}")) })
+        }
+
+        fn set_audio_muted(&self, peer: PeerId, muted: bool) -> MediaFuture<'_, ()> {
+            Box::pin(async move { self.record(format!("mute {peer} {muted}")) })
+        }
+    }
+
+    fn claims(user: i64, role: ParticipantRole) -> JoinClaims {
+        JoinClaims {
+            sub: user.to_string(),
+            aud: classroom_protocol::JOIN_TOKEN_AUDIENCE.into(),
+            iat: 0,
+            exp: u64::MAX,
+            jti: format!("t{user}"),
+            name: format!("user {user}"),
+            room: RoomName::for_lesson(LessonId(1)),
+            lesson: LessonId(1),
+            course: CourseId(1),
+            role,
+            grants: Grants::for_role(role),
+        }
+    }
+
+    struct Member {
+        participant: ParticipantId,
+        connection: ConnectionId,
+        outbox: mpsc::Receiver<Outbound>,
+    }
+
+    async fn join(rooms: &Rooms, claims: JoinClaims) -> (RoomHandle, Member) {
+        let room = rooms.room_for(&claims);
+        let connection = rooms.next_connection();
+        let (outbox, outbound) = mpsc::channel(64);
+        let (reply, joined) = oneshot::channel();
+        let join = RoomCommand::Join {
+            id: None,
+            claims: Box::new(claims),
+            connection,
+            outbox,
+            reply,
+        };
+        room.commands.send(join).await.expect("the room runs");
+        let participant = joined.await.expect("a reply").expect("joined");
+        (
+            room,
+            Member {
+                participant,
+                connection,
+                outbox: outbound,
+            },
+        )
+    }
+
+    async fn say(room: &RoomHandle, member: &Member, id: u64, message: ClientMessage) {
+        let command = RoomCommand::Message {
+            participant: member.participant,
+            connection: member.connection,
+            id: Some(id),
+            message,
+        };
+        room.commands.send(command).await.expect("the room runs");
+    }
+
+    /// The reply to request `id`, skipping other messages.
+    async fn reply(member: &mut Member, id: u64) -> ServerMessage {
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(5), member.outbox.recv()).await;
+            let Ok(Some(Outbound::Text(text))) = next else {
+                panic!("no reply to {id}")
+            };
+            let message: ServerMessage = serde_json::from_str(&text).expect("a server message");
+            match &message {
+                ServerMessage::Ok { id: got } if *got == id => return message,
+                ServerMessage::Answer { id: Some(got), .. }
+                | ServerMessage::Error { id: Some(got), .. }
+                    if *got == id =>
+                {
+                    return message;
+                }
+                _ => {}
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn peers_follow_connections_and_grants() {
+        let port = Arc::new(FakePort::default());
+        let (events, _events) = mpsc::unbounded_channel();
+        let rooms = Rooms::with_media(SignalingConfig::default(), events, port.clone());
+        let (room, mut teacher) = join(&rooms, claims(1, ParticipantRole::Teacher)).await;
+        let (_, mut student) = join(&rooms, claims(2, ParticipantRole::Student)).await;
+
+        // A bad offer is refused and opens nothing (its peer id is spent, never reused).
+        say(
+            &room,
+            &student,
+            1,
+            ClientMessage::Offer { sdp: "bad".into() },
+        )
+        .await;
+        let refused = reply(&mut student, 1).await;
+        assert!(
+            matches!(&refused, ServerMessage::Error { code, .. } if code == "invalid_sdp"),
+            "{refused:?}"
+        );
+        assert!(port.take().is_empty());
+
+        // Teachers publish from the start, students not until on stage.
+        say(
+            &room,
+            &teacher,
+            2,
+            ClientMessage::Offer { sdp: "v=0".into() },
+        )
+        .await;
+        let answer = reply(&mut teacher, 2).await;
+        assert_eq!(
+            answer,
+            ServerMessage::Answer {
+                id: Some(2),
+                sdp: "answer peer2".into()
+            }
+        );
+        say(
+            &room,
+            &student,
+            3,
+            ClientMessage::Offer { sdp: "v=0".into() },
+        )
+        .await;
+        reply(&mut student, 3).await;
+        assert_eq!(
+            port.take(),
+            [
+                "add peer2 publish=true muted=false",
+                "add peer3 publish=false muted=false"
+            ]
+        );
+
+        // A second offer renegotiates the same peer; an answer goes to it too.
+        say(
+            &room,
+            &student,
+            4,
+            ClientMessage::Offer { sdp: "v=0".into() },
+        )
+        .await;
+        reply(&mut student, 4).await;
+        say(
+            &room,
+            &student,
+            5,
+            ClientMessage::Answer { sdp: "v=0".into() },
+        )
+        .await;
+        assert_eq!(reply(&mut student, 5).await, ServerMessage::Ok { id: 5 });
+        assert_eq!(port.take(), ["renegotiate peer3", "answer peer3"]);
+
+        // Stage and mute reach the media plane before the moderator's ok.
+        for (id, message) in [
+            (
+                6,
+                ClientMessage::InviteToStage {
+                    participant: student.participant,
+                },
+            ),
+            (
+                7,
+                ClientMessage::Mute {
+                    participant: student.participant,
+                },
+            ),
+            (
+                8,
+                ClientMessage::RemoveFromStage {
+                    participant: student.participant,
+                },
+            ),
+        ] {
+            say(&room, &teacher, id, message).await;
+            assert_eq!(reply(&mut teacher, id).await, ServerMessage::Ok { id });
+        }
+        assert_eq!(
+            port.take(),
+            [
+                "publish peer3 true",
+                "mute peer3 true",
+                "publish peer3 false"
+            ]
+        );
+
+        // Media notices reach the peer's connection, naming participants.
+        rooms
+            .deliver_media(MediaNotice::TrackStarted {
+                subscriber: PeerId(3),
+                mid: "3".into(),
+                publisher: PeerId(2),
+                kind: classroom_protocol::signal::MediaKind::Audio,
+            })
+            .await;
+        let track = loop {
+            let Some(Outbound::Text(text)) = student.outbox.recv().await else {
+                panic!("closed")
+            };
+            if text.contains("\"track\"") {
+                break serde_json::from_str::<ServerMessage>(&text).expect("a message");
+            }
+        };
+        assert_eq!(
+            track,
+            ServerMessage::Track {
+                mid: "3".into(),
+                participant: teacher.participant,
+                kind: classroom_protocol::signal::MediaKind::Audio
+            }
+        );
+
+        // A dropped connection takes its peer; the reconnect gets a new one, still muted.
+        let dropped = RoomCommand::Disconnected {
+            participant: student.participant,
+            connection: student.connection,
+        };
+        room.commands.send(dropped).await.expect("the room runs");
+        let (_, mut again) = join(&rooms, claims(2, ParticipantRole::Student)).await;
+        say(&room, &again, 9, ClientMessage::Offer { sdp: "v=0".into() }).await;
+        reply(&mut again, 9).await;
+        assert_eq!(
+            port.take(),
+            ["remove peer3", "add peer4 publish=false muted=true"]
+        );
+
+        // Leaving removes the peer.
+        say(&room, &again, 10, ClientMessage::Leave).await;
+        say(&room, &teacher, 11, ClientMessage::Ping).await;
+        reply(&mut teacher, 11).await;
+        assert_eq!(port.take(), ["remove peer4"]);
+    }
+}

@@ -1,0 +1,136 @@
+//! The port through which signaling drives the media plane, and what the media plane tells
+//! signaling back. Signaling names peers with its own [`PeerId`]s and carries SDP as strings,
+//! so it does not depend on the SFU or its WebRTC engine; the server implements [`MediaPort`]
+//! with the SFU's handle and turns the SFU's events into [`MediaNotice`]s
+//! ([`crate::Rooms::deliver_media`]).
+//!
+//! Invariants kept by the room driver (`driver.rs`):
+//! - One peer per WebSocket connection: a participant who reconnects gets a new peer, and the
+//!   old connection's peer is removed when that connection goes.
+//! - A peer is added with the publish permission of its participant's grants at that moment,
+//!   and every grant change reaches the port before anyone hears of it.
+//! - Calls for one room are made in order, from the room's task.
+
+use std::future::Future;
+use std::pin::Pin;
+
+use classroom_protocol::RoomName;
+use classroom_protocol::signal::MediaKind;
+
+/// One peer connection in the media plane. Never reused: a stale notice about a removed peer
+/// cannot be mistaken for a newer one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PeerId(pub u64);
+
+impl std::fmt::Display for PeerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "peer{}", self.0)
+    }
+}
+
+/// What a new peer may do from its first packet on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PeerAccess {
+    /// Its tracks are forwarded (the participant's grants allow publishing).
+    pub publish: bool,
+    /// Its audio is dropped (a moderator muted the participant).
+    pub audio_muted: bool,
+}
+
+/// Why the media plane refused a negotiation step. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    /// The SDP could not be parsed, or cannot be answered.
+    #[error("invalid SDP: {0}")]
+    InvalidSdp(String),
+    /// An `answer` came while no server offer was waiting for one.
+    #[error("no server offer is waiting for an answer")]
+    NoPendingOffer,
+    /// The peer is gone (its connection failed or timed out); send a new offer.
+    #[error("the media session is gone; send a new offer")]
+    NoPeer,
+    /// The media plane is not running.
+    #[error("media is unavailable")]
+    Unavailable,
+}
+
+impl MediaError {
+    /// The error code sent to the client.
+    pub fn code(&self) -> &'static str {
+        match self {
+            MediaError::InvalidSdp(_) => "invalid_sdp",
+            MediaError::NoPendingOffer => "no_pending_offer",
+            MediaError::NoPeer => "no_media_session",
+            MediaError::Unavailable => "media_unavailable",
+        }
+    }
+}
+
+/// A boxed future, so that [`MediaPort`] can be used as a trait object.
+pub type MediaFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// The commands signaling gives the media plane. Commands about a peer the media plane no
+/// longer has are not errors where nothing is left to do (removing, muting a gone peer).
+pub trait MediaPort: Send + Sync + 'static {
+    /// Opens a peer in `room` from the client's offer, with `access` in force before it can
+    /// send anything; returns the SDP answer.
+    fn add_peer<'a>(
+        &'a self,
+        peer: PeerId,
+        room: &'a RoomName,
+        offer: String,
+        access: PeerAccess,
+    ) -> MediaFuture<'a, Result<String, MediaError>>;
+
+    /// A client renegotiation of an existing peer; returns the SDP answer.
+    fn accept_offer(
+        &self,
+        peer: PeerId,
+        offer: String,
+    ) -> MediaFuture<'_, Result<String, MediaError>>;
+
+    /// The client's answer to the media plane's last offer ([`MediaNotice::Offer`]).
+    fn accept_answer(
+        &self,
+        peer: PeerId,
+        answer: String,
+    ) -> MediaFuture<'_, Result<(), MediaError>>;
+
+    /// Closes a peer; its tracks stop being forwarded.
+    fn remove_peer(&self, peer: PeerId) -> MediaFuture<'_, ()>;
+
+    /// Grants or revokes publishing; on revocation nothing more of the peer's is forwarded.
+    fn set_publish_allowed(&self, peer: PeerId, allowed: bool) -> MediaFuture<'_, ()>;
+
+    /// Drops or resumes forwarding the peer's audio.
+    fn set_audio_muted(&self, peer: PeerId, muted: bool) -> MediaFuture<'_, ()>;
+}
+
+/// What the media plane tells signaling, to be relayed to the client of a peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaNotice {
+    /// The media plane renegotiates: relay this offer to the peer's client.
+    Offer { peer: PeerId, sdp: String },
+    /// `subscriber`'s m-line `mid` now carries `publisher`'s track.
+    TrackStarted {
+        subscriber: PeerId,
+        mid: String,
+        publisher: PeerId,
+        kind: MediaKind,
+    },
+    /// `subscriber`'s m-line `mid` no longer carries a track.
+    TrackEnded { subscriber: PeerId, mid: String },
+    /// The media plane dropped the peer by itself (connection failed or timed out).
+    PeerGone { peer: PeerId },
+}
+
+impl MediaNotice {
+    /// The peer the notice is for.
+    pub fn peer(&self) -> PeerId {
+        match self {
+            MediaNotice::Offer { peer, .. } | MediaNotice::PeerGone { peer } => *peer,
+            MediaNotice::TrackStarted { subscriber, .. }
+            | MediaNotice::TrackEnded { subscriber, .. } => *subscriber,
+        }
+    }
+}

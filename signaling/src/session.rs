@@ -1,0 +1,321 @@
+//! One WebSocket session: reads the `join`, then relays the client's messages to its room and
+//! the room's messages to the client. It enforces the per-connection limits (message size,
+//! message rate, join deadline, heartbeats) before anything reaches the room.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
+use classroom_protocol::PROTOCOL_VERSION;
+use classroom_protocol::signal::{ClientEnvelope, ClientMessage, ServerMessage};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::driver::{Outbound, RoomCommand, Rooms, TokenVerifier, encode};
+use crate::limits::TokenBucket;
+
+/// Close codes (4000-4999 are the application's).
+const CLOSE_POLICY: u16 = 1008;
+const CLOSE_DONE: u16 = 1000;
+
+/// A client message that could not be used, as the error to answer.
+struct Refused {
+    id: Option<u64>,
+    code: &'static str,
+    message: String,
+}
+
+fn refuse(id: Option<u64>, code: &'static str, message: impl Into<String>) -> Refused {
+    Refused {
+        id,
+        code,
+        message: message.into(),
+    }
+}
+
+/// Parses a text message into an envelope, or says what is wrong with it.
+fn parse(text: &str, max_bytes: usize) -> Result<ClientEnvelope, Refused> {
+    if text.len() > max_bytes {
+        return Err(refuse(
+            None,
+            "message_too_large",
+            format!("messages are limited to {max_bytes} bytes"),
+        ));
+    }
+    let value: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| refuse(None, "malformed_json", format!("not valid JSON: {e}")))?;
+    let id = value.get("id").and_then(serde_json::Value::as_u64);
+    match value.get("v").and_then(serde_json::Value::as_u64) {
+        Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
+        Some(v) => {
+            return Err(refuse(
+                id,
+                "unsupported_version",
+                format!("protocol version {v} is not supported; use {PROTOCOL_VERSION}"),
+            ));
+        }
+        None => {
+            return Err(refuse(
+                id,
+                "invalid_message",
+                "every message needs \"v\": 1",
+            ));
+        }
+    }
+    let kind = value
+        .get("type")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_string();
+    serde_json::from_value(value).map_err(|e| {
+        let text = e.to_string();
+        if text.starts_with("unknown variant") || kind.is_empty() {
+            refuse(
+                id,
+                "unknown_type",
+                format!("unknown message type `{kind}`; see docs/protocol.md"),
+            )
+        } else {
+            refuse(id, "invalid_message", format!("`{kind}`: {text}"))
+        }
+    })
+}
+
+fn error_text(refused: Refused) -> Utf8Bytes {
+    encode(&ServerMessage::Error {
+        id: refused.id,
+        code: refused.code.to_string(),
+        message: refused.message,
+        grant: None,
+    })
+}
+
+async fn close(socket: &mut (impl SinkExt<Message> + Unpin), code: u16, reason: &'static str) {
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        })))
+        .await;
+}
+
+/// Runs one WebSocket session to its end.
+pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn TokenVerifier>) {
+    let config = rooms.config().clone();
+    let (mut sink, mut stream) = socket.split();
+
+    // 1. The join, within the deadline.
+    let first = tokio::time::timeout(config.join_timeout, async {
+        loop {
+            match stream.next().await {
+                Some(Ok(Message::Text(text))) => return Some(text),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                _ => return None,
+            }
+        }
+    })
+    .await;
+    let text = match first {
+        Ok(Some(text)) => text,
+        Ok(None) => return,
+        Err(_) => {
+            let _ = sink
+                .send(Message::Text(error_text(refuse(
+                    None,
+                    "join_timeout",
+                    "send `join` first, within 10 seconds",
+                ))))
+                .await;
+            close(&mut sink, CLOSE_POLICY, "join timeout").await;
+            return;
+        }
+    };
+    let (join_id, token) = match parse(&text, config.max_message_bytes) {
+        Ok(ClientEnvelope {
+            id,
+            message: ClientMessage::Join { token },
+            ..
+        }) => (id, token),
+        Ok(envelope) => {
+            let _ = sink
+                .send(Message::Text(error_text(refuse(
+                    envelope.id,
+                    "not_joined",
+                    "the first message must be `join`",
+                ))))
+                .await;
+            close(&mut sink, CLOSE_POLICY, "join first").await;
+            return;
+        }
+        Err(refused) => {
+            let _ = sink.send(Message::Text(error_text(refused))).await;
+            close(&mut sink, CLOSE_POLICY, "bad join").await;
+            return;
+        }
+    };
+    let claims = match verifier.verify(&token) {
+        Ok(claims) => claims,
+        Err(why) => {
+            let _ = sink
+                .send(Message::Text(error_text(refuse(
+                    join_id,
+                    "invalid_token",
+                    why,
+                ))))
+                .await;
+            close(&mut sink, CLOSE_POLICY, "invalid token").await;
+            return;
+        }
+    };
+    let room = rooms.room_for(&claims);
+    let connection = rooms.next_connection();
+    let (outbox, mut outbound) = mpsc::channel(config.outbox_capacity);
+    let (reply, joined) = oneshot::channel();
+    let join = RoomCommand::Join {
+        id: join_id,
+        claims: Box::new(claims),
+        connection,
+        outbox,
+        reply,
+    };
+    let participant = match (room.is_ended(), room.commands.send(join).await) {
+        (false, Ok(())) => match joined.await {
+            Ok(Ok(participant)) => participant,
+            Ok(Err(e)) => {
+                let _ = sink
+                    .send(Message::Text(error_text(refuse(
+                        join_id,
+                        e.code(),
+                        e.to_string(),
+                    ))))
+                    .await;
+                close(&mut sink, CLOSE_POLICY, "join refused").await;
+                return;
+            }
+            Err(_) => return,
+        },
+        _ => {
+            let _ = sink
+                .send(Message::Text(error_text(refuse(
+                    join_id,
+                    "lesson_ended",
+                    "the lesson has ended",
+                ))))
+                .await;
+            close(&mut sink, CLOSE_POLICY, "lesson ended").await;
+            return;
+        }
+    };
+    // 2. Relay until either side ends.
+    let mut bucket = TokenBucket::new(
+        config.messages_per_second,
+        config.message_burst,
+        Instant::now(),
+    );
+    let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
+    heartbeat.tick().await;
+    let mut last_heard = Instant::now();
+    let mut closed_by_room = false;
+    loop {
+        tokio::select! {
+            incoming = stream.next() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        last_heard = Instant::now();
+                        let _ = sink.send(Message::Text(error_text(refuse(None, "invalid_message", "binary messages are not part of the protocol")))).await;
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        last_heard = Instant::now();
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+                };
+                let now = Instant::now();
+                last_heard = now;
+                if !bucket.try_take(now) {
+                    let _ = sink.send(Message::Text(error_text(refuse(None, "rate_limited", "too many messages; slow down")))).await;
+                    continue;
+                }
+                match parse(&text, config.max_message_bytes) {
+                    Ok(envelope) => {
+                        let command = RoomCommand::Message { participant, connection, id: envelope.id, message: envelope.message };
+                        if room.commands.send(command).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(refused) => {
+                        let _ = sink.send(Message::Text(error_text(refused))).await;
+                    }
+                }
+            }
+            out = outbound.recv() => match out {
+                Some(Outbound::Text(text)) => {
+                    if sink.send(Message::Text(text)).await.is_err() {
+                        break;
+                    }
+                }
+                Some(Outbound::Close) | None => {
+                    closed_by_room = true;
+                    close(&mut sink, CLOSE_DONE, "closed by the room").await;
+                    break;
+                }
+            },
+            _ = heartbeat.tick() => {
+                if last_heard.elapsed() > config.idle_timeout {
+                    tracing::info!(%participant, "no sign of life; closing the connection");
+                    close(&mut sink, CLOSE_POLICY, "idle").await;
+                    break;
+                }
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    if !closed_by_room {
+        let _ = room
+            .commands
+            .send(RoomCommand::Disconnected {
+                participant,
+                connection,
+            })
+            .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_names_what_is_wrong() {
+        let code = |text: &str| parse(text, 100).err().map(|r| (r.code, r.id));
+        assert_eq!(code("{"), Some(("malformed_json", None)));
+        assert_eq!(code(&"x".repeat(101)), Some(("message_too_large", None)));
+        assert_eq!(
+            code(r#"{"id":3,"type":"ping"}"#),
+            Some(("invalid_message", Some(3)))
+        );
+        assert_eq!(
+            code(r#"{"v":2,"id":4,"type":"ping"}"#),
+            Some(("unsupported_version", Some(4)))
+        );
+        assert_eq!(
+            code(r#"{"v":1,"id":5,"type":"fly"}"#),
+            Some(("unknown_type", Some(5)))
+        );
+        assert_eq!(code(r#"{"v":1,"id":6}"#), Some(("unknown_type", Some(6))));
+        assert_eq!(
+            code(r#"{"v":1,"id":7,"type":"chat"}"#),
+            Some(("invalid_message", Some(7)))
+        );
+        assert_eq!(
+            code(r#"{"v":1,"id":8,"type":"mute","participant":"x"}"#),
+            Some(("invalid_message", Some(8)))
+        );
+        assert!(parse(r#"{"v":1,"id":9,"type":"raise_hand"}"#, 100).is_ok());
+        assert_eq!(code("[1,2]"), Some(("invalid_message", None)));
+    }
+}

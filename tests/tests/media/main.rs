@@ -1,0 +1,208 @@
+//! Media in a live lesson, end to end: join tokens from the REST API, signaling over real
+//! WebSockets, and str0m clients sending and receiving over real UDP on 127.0.0.1 through the
+//! server's SFU. The teacher publishes to the class; a student brought on stage publishes
+//! too, and stops being forwarded the moment the teacher takes the stage back.
+
+use std::time::Duration;
+
+use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage};
+use classroom_tests::media::Participant;
+use classroom_tests::school::{School, join_token as token};
+use classroom_tests::ws::Ws;
+use classroom_tests::{Backend, TestServer};
+use serde_json::json;
+use str0m::media::{Direction, MediaKind};
+
+/// Generous: two cores compile and run several test binaries at once.
+const WAIT: Duration = Duration::from_secs(10);
+
+const SEND: [(MediaKind, Direction); 2] = [
+    (MediaKind::Audio, Direction::SendOnly),
+    (MediaKind::Video, Direction::SendOnly),
+];
+const RECV: [(MediaKind, Direction); 2] = [
+    (MediaKind::Audio, Direction::RecvOnly),
+    (MediaKind::Video, Direction::RecvOnly),
+];
+
+fn me(ws: &Ws) -> ParticipantId {
+    ws.me.expect("joined")
+}
+
+/// Waits until `participant` has received frames on every track of `from` (both kinds).
+async fn receives_from(participant: &mut Participant, from: ParticipantId, frames: usize) -> bool {
+    participant
+        .pump_until(WAIT, |p| p.mids_of(from).len() == 2)
+        .await
+        && participant
+            .media
+            .wait_for(WAIT, |_| {
+                let mids = participant.mids_of(from);
+                mids.iter()
+                    .all(|mid| participant.media.received_on(mid) >= frames)
+            })
+            .await
+}
+
+#[tokio::test]
+async fn the_teacher_and_a_student_on_stage_reach_the_class() {
+    let server = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("a SQLite server");
+    let school = School::new(&server).await;
+    school
+        .teacher
+        .post(
+            &format!("/api/v1/courses/{}/enrollments", school.course_id),
+            json!({"user_id": school.outsider_id}),
+        )
+        .await
+        .expect(201);
+    let lesson = school.lesson("Optics").await;
+
+    // The teacher publishes audio and video.
+    let (mut ws, _) = Ws::join(&server.base, &token(&school.teacher, lesson).await).await;
+    let teacher_id = me(&ws);
+    // A bad offer is refused and changes nothing: the real one still opens the session.
+    let bad = ws
+        .refused(ClientMessage::Offer {
+            sdp: "v=0\r\nnonsense".into(),
+        })
+        .await;
+    assert_eq!(bad, "invalid_sdp");
+    let (mut teacher, mids) = Participant::connect(ws, &SEND).await;
+    assert!(
+        teacher.media.wait_for(WAIT, |m| m.is_connected()).await,
+        "the teacher's media connects"
+    );
+    teacher
+        .media
+        .publish(vec![
+            (mids[0], MediaKind::Audio),
+            (mids[1], MediaKind::Video),
+        ])
+        .await;
+
+    // Two students receive it.
+    let (ws, _) = Ws::join(&server.base, &token(&school.student, lesson).await).await;
+    let ann_id = me(&ws);
+    let (mut ann, _) = Participant::connect(ws, &RECV).await;
+    let (ws, _) = Ws::join(&server.base, &token(&school.outsider, lesson).await).await;
+    let (mut bob, _) = Participant::connect(ws, &RECV).await;
+    for student in [&mut ann, &mut bob] {
+        assert!(
+            student.media.wait_for(WAIT, |m| m.is_connected()).await,
+            "a student's media connects"
+        );
+        assert!(
+            receives_from(student, teacher_id, 10).await,
+            "a student receives the teacher: {:?}",
+            student.tracks
+        );
+    }
+
+    // On stage, Ann publishes: she renegotiates with sending m-lines, and Bob (and the
+    // teacher) get server offers for the new tracks, which their participants answer.
+    let reply = teacher
+        .request(ClientMessage::InviteToStage {
+            participant: ann_id,
+        })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    assert!(
+        ann.pump_until(WAIT, |p| p.messages.iter().any(
+            |m| matches!(m, ServerMessage::GrantsChanged { grants } if !grants.publish.is_empty())
+        ))
+        .await,
+        "Ann hears she may publish"
+    );
+    let (offer, ann_mids) = ann.media.add_media(&SEND).await;
+    let answer = ann.negotiate(offer).await;
+    ann.media.accept_answer(answer).await;
+    ann.media
+        .publish(vec![
+            (ann_mids[0], MediaKind::Audio),
+            (ann_mids[1], MediaKind::Video),
+        ])
+        .await;
+    assert!(
+        receives_from(&mut bob, ann_id, 10).await,
+        "Bob receives Ann: {:?}",
+        bob.tracks
+    );
+    assert!(
+        receives_from(&mut teacher, ann_id, 10).await,
+        "the teacher receives Ann"
+    );
+    assert!(
+        bob.received_from(teacher_id) > 0,
+        "Bob still receives the teacher"
+    );
+
+    // Off stage: forwarding of Ann stops at once, although she keeps sending.
+    let ann_mids_at_bob = bob.mids_of(ann_id);
+    let reply = teacher
+        .request(ClientMessage::RemoveFromStage {
+            participant: ann_id,
+        })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    assert!(
+        bob.pump_until(WAIT, |p| ann_mids_at_bob
+            .iter()
+            .all(|mid| p.ended.contains(mid)))
+            .await,
+        "Bob hears Ann's tracks ended"
+    );
+    let received_from_ann = |bob: &Participant| -> usize {
+        ann_mids_at_bob
+            .iter()
+            .map(|mid| bob.media.received_on(mid))
+            .sum()
+    };
+    // What was already on the wire may still land: wait until the count holds for 100 ms.
+    let deadline = std::time::Instant::now() + WAIT;
+    let mut settled = received_from_ann(&bob);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = received_from_ann(&bob);
+        if now == settled {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Ann's media keeps arriving off stage"
+        );
+        settled = now;
+    }
+    let (before, ann_sent) = (received_from_ann(&bob), ann.media.sent());
+    assert!(
+        ann.media
+            .wait_for(WAIT, |m| m.sent() >= ann_sent + 50)
+            .await,
+        "Ann keeps sending (a second of audio and video)"
+    );
+    bob.pump(Duration::from_millis(10)).await;
+    assert_eq!(
+        received_from_ann(&bob),
+        before,
+        "nothing of Ann's is forwarded off stage"
+    );
+    let teacher_frames = bob.received_from(teacher_id);
+    assert!(
+        bob.media
+            .wait_for(WAIT, |_| bob.received_from(teacher_id)
+                > teacher_frames + 10)
+            .await,
+        "the teacher's media still flows to Bob"
+    );
+
+    // Leaving closes the peers; the server stops cleanly.
+    for participant in [teacher, ann, bob] {
+        let Participant { mut ws, media, .. } = participant;
+        ws.send(ClientMessage::Leave).await;
+        ws.closed().await;
+        media.stop();
+    }
+    server.stop().await;
+}

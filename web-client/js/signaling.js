@@ -1,0 +1,74 @@
+// The signaling connection: one WebSocket to /ws speaking docs/protocol.md.
+// Requests carry an id and resolve with the server's reply (ok, answer) or reject with its error.
+
+export class SignalingError extends Error {
+  constructor(code, message, grant) {
+    super(message);
+    this.code = code;
+    this.grant = grant;
+  }
+}
+
+export class Signaling extends EventTarget {
+  constructor(url) {
+    super();
+    this.url = url;
+    this.nextId = 1;
+    this.pending = new Map();
+    this.socket = null;
+  }
+
+  /** Opens the socket and joins with `token`; resolves with the `joined` message. */
+  join(token) {
+    return new Promise((resolve, reject) => {
+      const socket = new WebSocket(this.url);
+      this.socket = socket;
+      let joined = null;
+      socket.onopen = () => {
+        this.request({ type: "join", token }).then(() => resolve(joined), reject);
+      };
+      socket.onmessage = (event) => {
+        let message;
+        try {
+          message = JSON.parse(event.data);
+        } catch {
+          return;
+        }
+        if (message.type === "joined") joined = message;
+        this.#dispatch(message);
+      };
+      socket.onclose = (event) => {
+        for (const { reject: fail } of this.pending.values()) {
+          fail(new SignalingError("closed", "the connection closed"));
+        }
+        this.pending.clear();
+        if (!joined) reject(new SignalingError("closed", "the server closed the connection"));
+        this.dispatchEvent(new CustomEvent("close", { detail: { code: event.code, reason: event.reason } }));
+      };
+    });
+  }
+
+  /** Sends a message with a fresh id; resolves with the reply. */
+  request(message) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.socket.send(JSON.stringify({ v: 1, id, ...message }));
+    });
+  }
+
+  close() {
+    if (this.socket) this.socket.close(1000, "left");
+  }
+
+  #dispatch(message) {
+    const waiting = message.id !== undefined ? this.pending.get(message.id) : undefined;
+    if (waiting && (message.type === "ok" || message.type === "error" || message.type === "answer")) {
+      this.pending.delete(message.id);
+      if (message.type === "error") waiting.reject(new SignalingError(message.code, message.message, message.grant));
+      else waiting.resolve(message);
+      return;
+    }
+    this.dispatchEvent(new CustomEvent(message.type, { detail: message }));
+  }
+}
