@@ -135,6 +135,12 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     state
         .metrics
         .db_pool_observed(state.db.connections_in_use(), pool.size());
+    // A stopped SFU leaves its counters out rather than failing the scrape.
+    let sfu = state.live.media.stats().await.ok();
+    let rooms = &state.live.rooms;
+    state
+        .metrics
+        .live_observed(rooms.open_rooms(), rooms.stats(), sfu);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -90,11 +90,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let rooms = Arc::new(Rooms::with_media(
         config.signaling.to_config(),
         room_events,
-        Arc::new(live::SfuPort(media.handle)),
+        Arc::new(live::SfuPort(media.handle.clone())),
     ));
     let live = live::LiveState {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens(tokens.clone())),
+        media: media.handle,
     };
     tokio::spawn(live::apply_room_events(store.clone(), room_events_rx));
     tokio::spawn(live::relay_media_events(rooms, media.events));

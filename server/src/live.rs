@@ -218,6 +218,8 @@ pub async fn relay_media_events(
 pub struct LiveState {
     pub rooms: Arc<Rooms>,
     pub verifier: Arc<dyn TokenVerifier>,
+    /// The SFU, for its counters.
+    pub media: MediaHandle,
 }
 
 impl std::fmt::Debug for LiveState {

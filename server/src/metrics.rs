@@ -4,8 +4,11 @@
 
 use std::time::Duration;
 
+use classroom_media::SfuStats;
+use classroom_signaling::SignalingSnapshot;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
 };
 
 pub struct Metrics {
@@ -14,6 +17,23 @@ pub struct Metrics {
     http_duration: HistogramVec,
     db_connections_in_use: IntGauge,
     db_connections_open: IntGauge,
+    live: LiveMetrics,
+}
+
+/// Rooms, signaling and the SFU. The crates count with plain atomics; these mirror the
+/// counts at scrape time.
+struct LiveMetrics {
+    rooms_open: IntGauge,
+    signaling_connections: IntGauge,
+    participants: IntGauge,
+    joins: IntCounterVec,
+    signaling_messages: IntCounterVec,
+    media_peers: IntGauge,
+    media_datagrams: IntCounterVec,
+    media_bytes: IntCounterVec,
+    media_rtp_packets: IntCounterVec,
+    media_dropped: IntCounterVec,
+    keyframe_requests: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -54,12 +74,16 @@ impl Metrics {
             "Database connections open in the pool",
         )
         .expect("static metric definition to be valid");
+        let live = LiveMetrics::new();
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(db_connections_in_use.clone()),
             Box::new(db_connections_open.clone()),
-        ] {
+        ]
+        .into_iter()
+        .chain(live.collectors())
+        {
             registry
                 .register(collector)
                 .expect("each metric to be registered once");
@@ -75,6 +99,7 @@ impl Metrics {
             http_duration,
             db_connections_in_use,
             db_connections_open,
+            live,
         }
     }
 
@@ -95,6 +120,64 @@ impl Metrics {
         self.db_connections_open.set(i64::from(open));
     }
 
+    /// Rooms, signaling and SFU counters as seen at scrape time.
+    pub fn live_observed(
+        &self,
+        rooms_open: usize,
+        signaling: SignalingSnapshot,
+        sfu: Option<SfuStats>,
+    ) {
+        let live = &self.live;
+        live.rooms_open
+            .set(i64::try_from(rooms_open).unwrap_or(i64::MAX));
+        live.signaling_connections
+            .set(gauge_value(signaling.connections_open));
+        live.participants.set(gauge_value(signaling.participants));
+        sync(&live.joins, "accepted", signaling.joins);
+        sync(&live.joins, "refused", signaling.joins_refused);
+        sync(&live.signaling_messages, "received", signaling.messages);
+        sync(
+            &live.signaling_messages,
+            "refused",
+            signaling.messages_refused,
+        );
+        sync(
+            &live.signaling_messages,
+            "rate_limited",
+            signaling.rate_limited,
+        );
+        let Some(sfu) = sfu else { return };
+        live.media_peers.set(gauge_value(sfu.peers));
+        sync(&live.media_datagrams, "in", sfu.datagrams_in);
+        sync(&live.media_datagrams, "out", sfu.datagrams_out);
+        sync(&live.media_bytes, "in", sfu.bytes_in);
+        sync(&live.media_bytes, "out", sfu.bytes_out);
+        sync(&live.media_rtp_packets, "received", sfu.rtp_packets_in);
+        sync(
+            &live.media_rtp_packets,
+            "forwarded",
+            sfu.rtp_packets_forwarded,
+        );
+        for (reason, value) in [
+            ("unknown_source", sfu.dropped_unknown_source),
+            ("unknown_ufrag", sfu.dropped_unknown_ufrag),
+            ("stun_rejected", sfu.dropped_stun_rejected),
+            ("malformed", sfu.dropped_malformed),
+            ("input_error", sfu.input_errors),
+            ("not_granted", sfu.rtp_dropped_unpublished),
+            ("muted", sfu.rtp_dropped_muted),
+            ("no_codec", sfu.rtp_dropped_no_codec),
+        ] {
+            sync(&live.media_dropped, reason, value);
+        }
+        sync(&live.keyframe_requests, "sent", sfu.keyframe_requests_sent);
+        sync(
+            &live.keyframe_requests,
+            "throttled",
+            sfu.keyframe_requests_throttled,
+        );
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -103,6 +186,97 @@ impl Metrics {
             return String::new();
         }
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+impl LiveMetrics {
+    fn new() -> Self {
+        let gauge = |name: &str, help: &str| {
+            IntGauge::new(name, help).expect("static metric definition to be valid")
+        };
+        let counters = |name: &str, help: &str, label: &str| {
+            IntCounterVec::new(Opts::new(name, help), &[label])
+                .expect("static metric definition to be valid")
+        };
+        LiveMetrics {
+            rooms_open: gauge(
+                "classroom_rooms_open",
+                "Rooms (live sessions of lessons) open on this node",
+            ),
+            signaling_connections: gauge(
+                "classroom_signaling_connections",
+                "Signaling WebSockets open",
+            ),
+            participants: gauge(
+                "classroom_participants",
+                "Participants in rooms, connected or reconnecting",
+            ),
+            joins: counters(
+                "classroom_signaling_joins_total",
+                "Signaling sessions by join outcome",
+                "outcome",
+            ),
+            signaling_messages: counters(
+                "classroom_signaling_messages_total",
+                "Signaling messages after the join, by outcome",
+                "outcome",
+            ),
+            media_peers: gauge("classroom_media_peers", "WebRTC peers in the SFU"),
+            media_datagrams: counters(
+                "classroom_media_datagrams_total",
+                "UDP datagrams of the SFU",
+                "direction",
+            ),
+            media_bytes: counters(
+                "classroom_media_bytes_total",
+                "UDP bytes of the SFU",
+                "direction",
+            ),
+            media_rtp_packets: counters(
+                "classroom_media_rtp_packets_total",
+                "RTP packets received from publishers and copies forwarded to subscribers",
+                "what",
+            ),
+            media_dropped: counters(
+                "classroom_media_dropped_total",
+                "Datagrams and packets the SFU dropped, by reason",
+                "reason",
+            ),
+            keyframe_requests: counters(
+                "classroom_media_keyframe_requests_total",
+                "Keyframe requests to publishers, sent or suppressed by the throttle",
+                "outcome",
+            ),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.rooms_open.clone()),
+            Box::new(self.signaling_connections.clone()),
+            Box::new(self.participants.clone()),
+            Box::new(self.joins.clone()),
+            Box::new(self.signaling_messages.clone()),
+            Box::new(self.media_peers.clone()),
+            Box::new(self.media_datagrams.clone()),
+            Box::new(self.media_bytes.clone()),
+            Box::new(self.media_rtp_packets.clone()),
+            Box::new(self.media_dropped.clone()),
+            Box::new(self.keyframe_requests.clone()),
+        ]
+    }
+}
+
+fn gauge_value(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+/// Advances a counter to a monotonic count kept elsewhere.
+fn sync(counters: &IntCounterVec, label: &str, value: u64) {
+    let counter: IntCounter = counters.with_label_values(&[label]);
+    let current = counter.get();
+    if value > current {
+        counter.inc_by(value - current);
     }
 }
 
@@ -121,7 +295,35 @@ mod tests {
         let metrics = Metrics::new();
         metrics.http_request_finished("GET", "/api/v1/courses/{id}", 200, Duration::from_millis(3));
         metrics.db_pool_observed(2, 5);
+        metrics.live_observed(
+            2,
+            SignalingSnapshot {
+                connections_open: 3,
+                joins: 5,
+                ..SignalingSnapshot::default()
+            },
+            Some(SfuStats {
+                rtp_packets_forwarded: 40,
+                ..SfuStats::default()
+            }),
+        );
+        metrics.live_observed(
+            2,
+            SignalingSnapshot {
+                connections_open: 1,
+                joins: 7,
+                ..SignalingSnapshot::default()
+            },
+            Some(SfuStats {
+                rtp_packets_forwarded: 90,
+                ..SfuStats::default()
+            }),
+        );
         let text = metrics.render();
+        assert!(text.contains("classroom_rooms_open 2"), "{text}");
+        assert!(text.contains("classroom_signaling_connections 1"));
+        assert!(text.contains("classroom_signaling_joins_total{outcome=\"accepted\"} 7"));
+        assert!(text.contains("classroom_media_rtp_packets_total{what=\"forwarded\"} 90"));
         assert!(text.contains(
             "classroom_http_requests_total{method=\"GET\",route=\"/api/v1/courses/{id}\",status=\"200\"} 1"
         ), "{text}");

@@ -23,6 +23,7 @@ use tokio::time::Instant;
 
 use crate::media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
 use crate::room::{ConnectionId, JoinError, LessonEffect, MediaEffect, Output, Room, RoomConfig};
+use crate::stats::{SignalingSnapshot, SignalingStats};
 
 /// Limits of signaling connections.
 #[derive(Debug, Clone)]
@@ -120,6 +121,7 @@ pub struct Rooms {
     events: mpsc::UnboundedSender<RoomEvent>,
     next_connection: AtomicU64,
     media: Option<Arc<MediaShared>>,
+    stats: Arc<SignalingStats>,
 }
 
 /// The media port and the peers of every room, shared by the room tasks.
@@ -139,6 +141,7 @@ impl Rooms {
             events,
             next_connection: AtomicU64::new(1),
             media: None,
+            stats: Arc::default(),
         }
     }
 
@@ -171,6 +174,15 @@ impl Rooms {
 
     pub fn config(&self) -> &SignalingConfig {
         &self.config
+    }
+
+    /// The signaling counters of this node.
+    pub fn stats(&self) -> SignalingSnapshot {
+        self.stats.snapshot()
+    }
+
+    pub(crate) fn stats_handle(&self) -> &Arc<SignalingStats> {
+        &self.stats
     }
 
     /// Rooms open on this node (ended ones are kept as tombstones and not counted).
@@ -207,6 +219,7 @@ impl Rooms {
                     ended.clone(),
                     self.events.clone(),
                     media,
+                    self.stats.clone(),
                 ));
                 RoomHandle { commands, ended }
             })
@@ -221,8 +234,10 @@ async fn run_room(
     ended: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<RoomEvent>,
     mut media: Option<RoomMedia>,
+    stats: Arc<SignalingStats>,
 ) {
     let mut connections = Connections::default();
+    let mut counted_participants = 0i64;
     loop {
         let deadline = room.poll_timeout().map(Instant::from_std);
         let outputs = tokio::select! {
@@ -314,11 +329,15 @@ async fn run_room(
                 }
             }
         }
+        let participants = i64::try_from(room.participant_count()).unwrap_or(i64::MAX);
+        stats.participants_changed(participants - counted_participants);
+        counted_participants = participants;
         if room.is_ended() {
             ended.store(true, Ordering::Release);
             break;
         }
     }
+    stats.participants_changed(-counted_participants);
     if let Some(media) = media.as_mut() {
         media.close().await;
     }

@@ -19,8 +19,10 @@ pub mod limits;
 pub mod media;
 pub mod room;
 pub mod session;
+pub mod stats;
 
 pub use driver::{RoomEvent, Rooms, SignalingConfig, TokenVerifier};
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
 pub use room::{LessonEffect, MediaEffect, RoomConfig};
 pub use session::run_session;
+pub use stats::SignalingSnapshot;

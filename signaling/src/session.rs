@@ -102,6 +102,7 @@ async fn close(socket: &mut (impl SinkExt<Message> + Unpin), code: u16, reason: 
 /// Runs one WebSocket session to its end.
 pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn TokenVerifier>) {
     let config = rooms.config().clone();
+    let mut counted = rooms.stats_handle().connection_opened();
     let (mut sink, mut stream) = socket.split();
 
     // 1. The join, within the deadline.
@@ -180,7 +181,10 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
     };
     let participant = match (room.is_ended(), room.commands.send(join).await) {
         (false, Ok(())) => match joined.await {
-            Ok(Ok(participant)) => participant,
+            Ok(Ok(participant)) => {
+                counted.joined();
+                participant
+            }
             Ok(Err(e)) => {
                 let _ = sink
                     .send(Message::Text(error_text(refuse(
@@ -235,9 +239,11 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
                 let now = Instant::now();
                 last_heard = now;
                 if !bucket.try_take(now) {
+                    counted.stats().rate_limited();
                     let _ = sink.send(Message::Text(error_text(refuse(None, "rate_limited", "too many messages; slow down")))).await;
                     continue;
                 }
+                counted.stats().message();
                 match parse(&text, config.max_message_bytes) {
                     Ok(envelope) => {
                         let command = RoomCommand::Message { participant, connection, id: envelope.id, message: envelope.message };
@@ -246,6 +252,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
                         }
                     }
                     Err(refused) => {
+                        counted.stats().message_refused();
                         let _ = sink.send(Message::Text(error_text(refused))).await;
                     }
                 }

@@ -197,6 +197,30 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
         "the teacher's media still flows to Bob"
     );
 
+    // The metrics show the room, its participants and the SFU at work.
+    let metrics = server.client().get("/metrics").await.text;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in\n{metrics}"))
+    };
+    assert_eq!(value("classroom_rooms_open"), 1.0);
+    assert_eq!(value("classroom_participants"), 3.0);
+    assert_eq!(value("classroom_signaling_connections"), 3.0);
+    assert_eq!(value("classroom_media_peers"), 3.0);
+    assert!(value("classroom_media_rtp_packets_total{what=\"forwarded\"}") > 100.0);
+    assert!(
+        value("classroom_media_dropped_total{reason=\"not_granted\"}") > 0.0,
+        "Ann's media off stage"
+    );
+    assert_eq!(
+        value("classroom_signaling_joins_total{outcome=\"accepted\"}"),
+        3.0
+    );
+
     // Leaving closes the peers; the server stops cleanly.
     for participant in [teacher, ann, bob] {
         let Participant { mut ws, media, .. } = participant;
