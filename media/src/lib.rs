@@ -58,6 +58,14 @@ pub use error::{AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, 
 pub use sfu::{Sfu, SfuConfig};
 pub use stats::SfuStats;
 
+/// The server half of the USERNAME (`server-ufrag:client-ufrag`) of a STUN binding request,
+/// as the shared-port demultiplexer reads it to route a peer's first datagram; `None` for any
+/// other datagram. Only the framing is checked, not the integrity. Never panics, whatever the
+/// input; public for the fuzz target `fuzz/fuzz_targets/media_datagram.rs` and diagnostics.
+pub fn stun_binding_server_ufrag(datagram: &[u8]) -> Option<&str> {
+    demux::binding_request_server_ufrag(datagram)
+}
+
 /// One peer connection of a participant, chosen by signaling (a session, not a user: a user
 /// in two tabs is two peers).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -19,10 +19,14 @@ const CLOSE_POLICY: u16 = 1008;
 const CLOSE_DONE: u16 = 1000;
 
 /// A client message that could not be used, as the error to answer.
-struct Refused {
-    id: Option<u64>,
-    code: &'static str,
-    message: String,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused {
+    /// The request id, when the message was JSON with a numeric `id`.
+    pub id: Option<u64>,
+    /// The protocol error code (`malformed_json`, `unknown_type`, …; see docs/protocol.md).
+    pub code: &'static str,
+    /// A human-readable explanation.
+    pub message: String,
 }
 
 fn refuse(id: Option<u64>, code: &'static str, message: impl Into<String>) -> Refused {
@@ -33,8 +37,11 @@ fn refuse(id: Option<u64>, code: &'static str, message: impl Into<String>) -> Re
     }
 }
 
-/// Parses a text message into an envelope, or says what is wrong with it.
-fn parse(text: &str, max_bytes: usize) -> Result<ClientEnvelope, Refused> {
+/// Parses one client text message into an envelope exactly as a session does, or says what
+/// is wrong with it: the size limit (`max_bytes`), JSON, the protocol version and the message
+/// type are checked in that order. Never panics, whatever the input; fuzzed by
+/// `fuzz/fuzz_targets/signaling_message.rs`.
+pub fn parse_client_text(text: &str, max_bytes: usize) -> Result<ClientEnvelope, Refused> {
     if text.len() > max_bytes {
         return Err(refuse(
             None,
@@ -131,7 +138,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
             return;
         }
     };
-    let (join_id, token) = match parse(&text, config.max_message_bytes) {
+    let (join_id, token) = match parse_client_text(&text, config.max_message_bytes) {
         Ok(ClientEnvelope {
             id,
             message: ClientMessage::Join { token },
@@ -244,7 +251,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
                     continue;
                 }
                 counted.stats().message();
-                match parse(&text, config.max_message_bytes) {
+                match parse_client_text(&text, config.max_message_bytes) {
                     Ok(envelope) => {
                         let command = RoomCommand::Message { participant, connection, id: envelope.id, message: envelope.message };
                         if room.commands.send(command).await.is_err() {
@@ -298,7 +305,7 @@ mod tests {
 
     #[test]
     fn parse_names_what_is_wrong() {
-        let code = |text: &str| parse(text, 100).err().map(|r| (r.code, r.id));
+        let code = |text: &str| parse_client_text(text, 100).err().map(|r| (r.code, r.id));
         assert_eq!(code("{"), Some(("malformed_json", None)));
         assert_eq!(code(&"x".repeat(101)), Some(("message_too_large", None)));
         assert_eq!(
@@ -322,7 +329,7 @@ mod tests {
             code(r#"{"v":1,"id":8,"type":"mute","participant":"x"}"#),
             Some(("invalid_message", Some(8)))
         );
-        assert!(parse(r#"{"v":1,"id":9,"type":"raise_hand"}"#, 100).is_ok());
+        assert!(parse_client_text(r#"{"v":1,"id":9,"type":"raise_hand"}"#, 100).is_ok());
         assert_eq!(code("[1,2]"), Some(("invalid_message", None)));
     }
 }
