@@ -212,7 +212,7 @@ fuzz_target!(|input: Input| {
                     role,
                     grants,
                 };
-                match room.join(now, &claims, ConnectionId(u64::from(connection % 4))) {
+                match room.join(&claims, ConnectionId(u64::from(connection % 4))) {
                     Ok((id, _out)) => {
                         assert!(room.grants(id).is_some(), "joined without a place");
                     }

@@ -128,8 +128,7 @@ impl Metrics {
         sfu: Option<SfuStats>,
     ) {
         let live = &self.live;
-        live.rooms_open
-            .set(i64::try_from(rooms_open).unwrap_or(i64::MAX));
+        live.rooms_open.set(gauge_value(rooms_open as u64));
         live.signaling_connections
             .set(gauge_value(signaling.connections_open));
         live.participants.set(gauge_value(signaling.participants));

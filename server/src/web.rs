@@ -24,6 +24,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/css/app.css"),
     ),
     (
+        "js/api.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/api.js"),
+    ),
+    (
         "js/home.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/home.js"),

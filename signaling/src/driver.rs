@@ -246,7 +246,7 @@ async fn run_room(
                 let now = Instant::now().into_std();
                 match command {
                     RoomCommand::Join { id, claims, connection, outbox, reply } => {
-                        match room.join(now, &claims, connection) {
+                        match room.join(&claims, connection) {
                             Ok((participant, mut outputs)) => {
                                 connections.attach(participant, connection, outbox);
                                 let _ = reply.send(Ok(participant));

@@ -240,7 +240,6 @@ impl Room {
     /// the room (a reconnect, or a second tab) takes their existing place.
     pub fn join(
         &mut self,
-        now: Instant,
         claims: &JoinClaims,
         connection: ConnectionId,
     ) -> Result<(ParticipantId, Vec<Output>), JoinError> {
@@ -322,24 +321,24 @@ impl Room {
                 id
             }
         };
-        out.push(Output::Send {
-            to: id,
-            message: self.snapshot_for(id),
-        });
+        if let Some(snapshot) = self.snapshot_for(id) {
+            out.push(Output::Send {
+                to: id,
+                message: snapshot,
+            });
+        }
         if claims.role == ParticipantRole::Teacher && !self.live {
             self.live = true;
             out.push(Output::Lesson(LessonEffect::WentLive(self.lesson)));
         }
-        let _ = now;
         Ok((id, out))
     }
 
-    fn snapshot_for(&self, id: ParticipantId) -> ServerMessage {
-        let (you, grants) = match self.participants.get(&id) {
-            Some(p) => (p.info.clone(), p.grants.clone()),
-            None => unreachable_participant(id),
-        };
-        ServerMessage::Joined {
+    /// The `joined` message for participant `id`, if present.
+    fn snapshot_for(&self, id: ParticipantId) -> Option<ServerMessage> {
+        let p = self.participants.get(&id)?;
+        let (you, grants) = (p.info.clone(), p.grants.clone());
+        Some(ServerMessage::Joined {
             v: PROTOCOL_VERSION,
             you,
             grants,
@@ -347,7 +346,7 @@ impl Room {
             hands: self.hands.iter().copied().collect(),
             chat_locked: self.chat_locked,
             chat_history: self.chat.iter().cloned().collect(),
-        }
+        })
     }
 
     /// The connection of a participant dropped. They keep their place for the reconnect
@@ -742,10 +741,6 @@ fn require_moderator(moderator: bool, action: &str) -> Result<(), Refusal> {
     }
 }
 
-fn unreachable_participant(id: ParticipantId) -> ! {
-    panic!("participant {id} to exist: the snapshot is built right after inserting it")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -781,29 +776,17 @@ mod tests {
         let now = Instant::now();
         let mut room = Room::new(RoomName::for_lesson(ROOM), ROOM, RoomConfig::default(), now);
         let (teacher, out) = room
-            .join(
-                now,
-                &claims(1, ParticipantRole::Teacher, "t"),
-                ConnectionId(1),
-            )
+            .join(&claims(1, ParticipantRole::Teacher, "t"), ConnectionId(1))
             .expect("teacher joins");
         assert!(
             out.contains(&Output::Lesson(LessonEffect::WentLive(ROOM))),
             "the teacher makes it live"
         );
         let (ann, _) = room
-            .join(
-                now,
-                &claims(2, ParticipantRole::Student, "a"),
-                ConnectionId(2),
-            )
+            .join(&claims(2, ParticipantRole::Student, "a"), ConnectionId(2))
             .expect("ann joins");
         let (bob, _) = room
-            .join(
-                now,
-                &claims(3, ParticipantRole::Student, "b"),
-                ConnectionId(3),
-            )
+            .join(&claims(3, ParticipantRole::Student, "b"), ConnectionId(3))
             .expect("bob joins");
         Class {
             room,
@@ -844,11 +827,7 @@ mod tests {
         );
         let (carl, out) = c
             .room
-            .join(
-                c.now,
-                &claims(4, ParticipantRole::Student, "c"),
-                ConnectionId(4),
-            )
+            .join(&claims(4, ParticipantRole::Student, "c"), ConnectionId(4))
             .expect("joins");
         let snapshot = out.iter().find_map(|o| match o {
             Output::Send {
@@ -1039,11 +1018,7 @@ mod tests {
         }
         let (_, out) = c
             .room
-            .join(
-                c.now,
-                &claims(9, ParticipantRole::Student, "z"),
-                ConnectionId(9),
-            )
+            .join(&claims(9, ParticipantRole::Student, "z"), ConnectionId(9))
             .expect("joins");
         let history = out.iter().find_map(|o| match o {
             Output::Send {
@@ -1106,21 +1081,13 @@ mod tests {
         })));
         assert_eq!(
             c.room
-                .join(
-                    c.now,
-                    &claims(3, ParticipantRole::Student, "b"),
-                    ConnectionId(30)
-                )
+                .join(&claims(3, ParticipantRole::Student, "b"), ConnectionId(30))
                 .err(),
             Some(JoinError::Removed)
         );
         assert!(
             c.room
-                .join(
-                    c.now,
-                    &claims(3, ParticipantRole::Student, "b2"),
-                    ConnectionId(31)
-                )
+                .join(&claims(3, ParticipantRole::Student, "b2"), ConnectionId(31))
                 .is_ok(),
             "a new token lets them back"
         );
@@ -1146,7 +1113,6 @@ mod tests {
         let (again, _) = c
             .room
             .join(
-                later,
                 &claims(2, ParticipantRole::Student, "a-new"),
                 ConnectionId(20),
             )
@@ -1185,11 +1151,7 @@ mod tests {
         let mut c = class();
         let (same, out) = c
             .room
-            .join(
-                c.now,
-                &claims(2, ParticipantRole::Student, "a2"),
-                ConnectionId(22),
-            )
+            .join(&claims(2, ParticipantRole::Student, "a2"), ConnectionId(22))
             .expect("joins");
         assert_eq!(same, c.ann);
         assert!(out.contains(&Output::Close {
@@ -1220,11 +1182,7 @@ mod tests {
         assert!(c.room.is_ended() && c.room.is_empty());
         assert_eq!(
             c.room
-                .join(
-                    c.now,
-                    &claims(5, ParticipantRole::Student, "e"),
-                    ConnectionId(5)
-                )
+                .join(&claims(5, ParticipantRole::Student, "e"), ConnectionId(5))
                 .err(),
             Some(JoinError::LessonEnded)
         );
@@ -1236,7 +1194,7 @@ mod tests {
         let mut elsewhere = claims(8, ParticipantRole::Student, "x");
         elsewhere.room = RoomName::for_lesson(LessonId(8));
         assert!(matches!(
-            c.room.join(c.now, &elsewhere, ConnectionId(8)),
+            c.room.join(&elsewhere, ConnectionId(8)),
             Err(JoinError::WrongRoom(_))
         ));
         let mut small = Room::new(
@@ -1250,20 +1208,12 @@ mod tests {
         );
         assert!(
             small
-                .join(
-                    c.now,
-                    &claims(1, ParticipantRole::Student, "1"),
-                    ConnectionId(1)
-                )
+                .join(&claims(1, ParticipantRole::Student, "1"), ConnectionId(1))
                 .is_ok()
         );
         assert_eq!(
             small
-                .join(
-                    c.now,
-                    &claims(2, ParticipantRole::Student, "2"),
-                    ConnectionId(2)
-                )
+                .join(&claims(2, ParticipantRole::Student, "2"), ConnectionId(2))
                 .err(),
             Some(JoinError::RoomFull(1))
         );

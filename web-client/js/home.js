@@ -1,37 +1,24 @@
 // Sign-in and the user's courses with their lessons. The session (token and user) is kept in
-// localStorage under "classroom.session"; `?next=` returns the user where they were going.
+// localStorage (api.js); `?next=` returns the user where they were going.
+
+import { api, clearSession, saveSession, session } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
-const KEY = "classroom.session";
 
 function banner(text) {
   $("banner").textContent = text;
   $("banner").hidden = !text;
 }
 
-async function api(path, token, options = {}) {
-  const response = await fetch(path, {
-    ...options,
-    headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body?.error?.message || `request failed (${response.status})`);
-    error.status = response.status;
-    throw error;
-  }
-  return body;
-}
-
 async function showCourses(session) {
   $("sign-in").hidden = true;
   $("courses").hidden = false;
   $("who").textContent = `Signed in as ${session.user.name} (${session.user.role}).`;
-  const courses = await api("/api/v1/courses", session.token);
+  const courses = await api("/api/v1/courses", { token: session.token });
   const items = await Promise.all(courses.items.map(async (course) => {
     const li = document.createElement("li");
     li.textContent = course.title;
-    const lessons = await api(`/api/v1/courses/${course.id}/lessons`, session.token);
+    const lessons = await api(`/api/v1/courses/${course.id}/lessons`, { token: session.token });
     const list = document.createElement("ul");
     for (const lesson of lessons.items) {
       const item = document.createElement("li");
@@ -55,11 +42,12 @@ $("sign-in").addEventListener("submit", async (event) => {
   event.preventDefault();
   banner("");
   try {
-    const body = await api("/api/v1/auth/login", null, {
+    const body = await api("/api/v1/auth/login", {
       method: "POST",
-      body: JSON.stringify({ email: $("email").value, password: $("password").value }),
+      token: null,
+      body: { email: $("email").value, password: $("password").value },
     });
-    localStorage.setItem(KEY, JSON.stringify({ token: body.token, user: body.user }));
+    saveSession(body.token, body.user);
     const next = new URLSearchParams(location.search).get("next");
     if (next && next.startsWith("/")) location.href = next;
     else await showCourses(body);
@@ -69,14 +57,14 @@ $("sign-in").addEventListener("submit", async (event) => {
 });
 
 $("sign-out").addEventListener("click", () => {
-  localStorage.removeItem(KEY);
+  clearSession();
   location.href = "/";
 });
 
-const saved = JSON.parse(localStorage.getItem(KEY) || "null");
+const saved = session();
 if (saved?.token) {
   showCourses(saved).catch((error) => {
-    if (error.status === 401) localStorage.removeItem(KEY);
+    if (error.status === 401) clearSession();
     $("sign-in").hidden = false;
     $("courses").hidden = true;
     banner(error.status === 401 ? "Your session has ended; sign in again." : error.message);

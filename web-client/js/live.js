@@ -4,6 +4,7 @@
 
 import { Signaling } from "./signaling.js";
 import { MediaSession } from "./media.js";
+import { api, session } from "./api.js";
 
 const $ = (id) => document.getElementById(id);
 const state = {
@@ -18,32 +19,9 @@ const state = {
 };
 window.classroom = state; // for tests and debugging: state.media.pc.getStats()
 
-function session() {
-  try {
-    return JSON.parse(localStorage.getItem("classroom.session") || "null");
-  } catch {
-    return null;
-  }
-}
-
 function banner(text) {
   $("banner").textContent = text;
   $("banner").hidden = !text;
-}
-
-async function api(path, options = {}) {
-  const auth = session();
-  const response = await fetch(path, {
-    ...options,
-    headers: { authorization: `Bearer ${auth?.token}`, ...(options.headers || {}) },
-  });
-  const body = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error = new Error(body?.error?.message || `request failed (${response.status})`);
-    error.status = response.status;
-    throw error;
-  }
-  return body;
 }
 
 function participantName(id) {

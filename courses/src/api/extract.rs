@@ -100,10 +100,13 @@ where
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         match axum::extract::Path::<T>::from_request_parts(parts, state).await {
             Ok(axum::extract::Path(value)) => Ok(ApiPath(value)),
-            Err(PathRejection::FailedToDeserializePathParams(e)) => Err(ApiError::new(
+            Err(PathRejection::FailedToDeserializePathParams(_)) => Err(ApiError::new(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                format!("no such resource: {}", e.body_text()),
+                format!(
+                    "nothing exists at {}: ids in paths are whole numbers",
+                    parts.uri.path()
+                ),
             )),
             Err(other) => Err(ApiError::internal(other.body_text())),
         }
