@@ -94,7 +94,10 @@ impl Message {
             Message::LockChat(locked) => ClientMessage::LockChat { locked },
             Message::EndLesson => ClientMessage::EndLesson,
             Message::Leave => ClientMessage::Leave,
-            Message::Offer(sdp) => ClientMessage::Offer { sdp },
+            Message::Offer(sdp) => ClientMessage::Offer {
+                sdp,
+                sources: Default::default(),
+            },
             Message::Answer(sdp) => ClientMessage::Answer { sdp },
         }
     }

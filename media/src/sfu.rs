@@ -15,7 +15,7 @@ use classroom_protocol::RoomName;
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, KeyframeRequest, KeyframeRequestKind, MediaKind, Pt};
 use str0m::net::{DatagramRecv, Protocol, Receive};
-use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+use str0m::rtp::{Extension, ExtensionValues, RtpPacket, RtpWrite};
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Rtc};
 use tracing::debug;
 
@@ -274,6 +274,7 @@ impl Sfu {
         let mut rtc = Rtc::builder()
             .set_ice_lite(true)
             .set_rtp_mode(true)
+            .set_extension(7, Extension::AbsoluteCaptureTime)
             .build(now);
         rtc.add_local_candidate(self.candidate.clone());
         // The server ufrag routes a peer's first STUN request, so it must be unique.
@@ -782,6 +783,9 @@ impl Sfu {
             audio_level: packet.header.ext_vals.audio_level,
             voice_activity: packet.header.ext_vals.voice_activity,
             video_orientation: packet.header.ext_vals.video_orientation,
+            // End-to-end capture time: relayed untouched, so receivers (the load tester) can
+            // measure one-way latency through the server.
+            abs_capture_time: packet.header.ext_vals.abs_capture_time,
             ..Default::default()
         };
         let mut wants_keyframe = false;

@@ -26,6 +26,17 @@ impl TrackSource {
         TrackSource::ScreenAudio,
         TrackSource::Encoder,
     ];
+
+    /// The wire name (`camera`, `screen_audio`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TrackSource::Camera => "camera",
+            TrackSource::Microphone => "microphone",
+            TrackSource::Screen => "screen",
+            TrackSource::ScreenAudio => "screen_audio",
+            TrackSource::Encoder => "encoder",
+        }
+    }
 }
 
 /// What a participant may do in one room.

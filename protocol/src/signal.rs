@@ -6,6 +6,8 @@
 //! chosen by the client; the server answers each message that carries one with either
 //! `{"type": "ok", "id": N}` or `{"type": "error", "id": N, "code": "...", ...}`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::{Grants, ParticipantRole, TrackSource, UserId};
@@ -86,10 +88,23 @@ pub enum ClientMessage {
     /// grants allow publishing.
     Offer {
         sdp: String,
+        /// What each of the client's sending m-lines carries, by mid. A video m-line not
+        /// listed is a camera, an audio one a microphone.
+        #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+        sources: BTreeMap<String, TrackSource>,
     },
     /// The client's answer to a server [`ServerMessage::Offer`]. Answered with `ok`.
     Answer {
         sdp: String,
+    },
+    /// The size at which the client shows the video arriving on its m-line `mid`, in CSS
+    /// pixels times the device pixel ratio. The server picks the simulcast layer that fits
+    /// it and the client's bandwidth; `0×0` (hidden) asks for the lowest layer. Answered
+    /// with `ok`; until sent, a slot gets the highest layer its bandwidth allows.
+    VideoSize {
+        mid: String,
+        width: u32,
+        height: u32,
     },
 }
 
@@ -225,12 +240,44 @@ pub enum ServerMessage {
         mid: String,
         participant: ParticipantId,
         kind: MediaKind,
+        /// What the publisher said the track carries (camera when it said nothing).
+        source: TrackSource,
     },
     /// Your m-line `mid` no longer carries a track (its publisher left or was taken off stage);
     /// it may carry another one later, announced by a new `track`.
     TrackEnded {
         mid: String,
     },
+    /// Who is speaking now, loudest first (from the audio level the publishers' browsers
+    /// measure); empty in silence. Sent when the list changes, at most a few times a second.
+    Speakers {
+        speakers: Vec<ParticipantId>,
+    },
+    /// The quality of some participants' connections changed (from round-trip time, loss and
+    /// jitter the server measures on their media); sent on change only. `joined` is followed
+    /// by one of these listing everyone with media.
+    ConnectionQuality {
+        updates: Vec<QualityUpdate>,
+    },
+}
+
+/// How well a participant's media connection works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectionQuality {
+    /// No media for several seconds.
+    Lost,
+    /// Heavy loss or long delay: video will freeze or drop to its lowest layer.
+    Poor,
+    Good,
+    Excellent,
+}
+
+/// One participant's connection quality.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QualityUpdate {
+    pub participant: ParticipantId,
+    pub quality: ConnectionQuality,
 }
 
 #[cfg(test)]
@@ -261,7 +308,13 @@ mod tests {
     fn media_messages_are_flat_json() {
         let offer: ClientEnvelope =
             serde_json::from_str(r#"{"v":1,"id":2,"type":"offer","sdp":"v=0"}"#).expect("an offer");
-        assert_eq!(offer.message, ClientMessage::Offer { sdp: "v=0".into() });
+        assert_eq!(
+            offer.message,
+            ClientMessage::Offer {
+                sdp: "v=0".into(),
+                sources: BTreeMap::new()
+            }
+        );
         let answer = ServerMessage::Answer {
             id: Some(2),
             sdp: "v=0".into(),
@@ -274,10 +327,11 @@ mod tests {
             mid: "1".into(),
             participant: ParticipantId(3),
             kind: MediaKind::Video,
+            source: TrackSource::Screen,
         };
         assert_eq!(
             serde_json::to_string(&track).expect("serializes"),
-            r#"{"type":"track","mid":"1","participant":3,"kind":"video"}"#
+            r#"{"type":"track","mid":"1","participant":3,"kind":"video","source":"screen"}"#
         );
         let ended = ServerMessage::TrackEnded { mid: "1".into() };
         assert_eq!(

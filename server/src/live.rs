@@ -184,12 +184,13 @@ pub async fn relay_media_events(
                 subscriber,
                 subscriber_mid,
                 publisher,
+                publisher_mid,
                 kind,
-                ..
             } => MediaNotice::TrackStarted {
                 subscriber: peer(subscriber),
                 mid: subscriber_mid.to_string(),
                 publisher: peer(publisher),
+                publisher_mid: publisher_mid.to_string(),
                 kind: match kind {
                     TrackKind::Audio => MediaKind::Audio,
                     TrackKind::Video => MediaKind::Video,

@@ -9,14 +9,14 @@
 //! calls are awaited in the room task: they are short, and awaiting them keeps every peer's
 //! permissions in step with the room's grants without locks.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage};
-use classroom_protocol::{JoinClaims, RoomName};
+use classroom_protocol::signal::{ClientMessage, MediaKind, ParticipantId, ServerMessage};
+use classroom_protocol::{JoinClaims, RoomName, TrackSource};
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -263,8 +263,8 @@ async fn run_room(
                         }
                     }
                     RoomCommand::Message { participant, connection, id, message } => match (message, media.as_mut()) {
-                        (ClientMessage::Offer { sdp }, Some(media)) => {
-                            let reply = media.offer(&room, participant, connection, id, sdp).await;
+                        (ClientMessage::Offer { sdp, sources }, Some(media)) => {
+                            let reply = media.offer(&room, participant, connection, id, sdp, sources).await;
                             connections.send_to_connection(connection, &reply);
                             Vec::new()
                         }
@@ -357,6 +357,8 @@ struct RoomMedia {
 struct Peers {
     by_connection: HashMap<ConnectionId, PeerId>,
     by_peer: HashMap<PeerId, (ConnectionId, ParticipantId)>,
+    /// What each peer said its sending m-lines carry, by mid.
+    sources: HashMap<PeerId, BTreeMap<String, TrackSource>>,
 }
 
 impl RoomMedia {
@@ -369,11 +371,26 @@ impl RoomMedia {
         connection: ConnectionId,
         id: Option<u64>,
         sdp: String,
+        sources: BTreeMap<String, TrackSource>,
     ) -> ServerMessage {
         let port = self.shared.port.clone();
+        if let Some(refused) = room.grants(participant).and_then(|grants| {
+            let missing = sources.values().find(|s| !grants.publish.contains(s))?;
+            Some(ServerMessage::Error {
+                id,
+                code: "missing_grant".into(),
+                message: format!("you may not publish a {} track", missing.as_str()),
+                grant: Some(format!("publish:{}", missing.as_str())),
+            })
+        }) {
+            return refused;
+        }
         if let Some(&peer) = self.peers.by_connection.get(&connection) {
             match port.accept_offer(peer, sdp.clone()).await {
-                Ok(answer) => return ServerMessage::Answer { id, sdp: answer },
+                Ok(answer) => {
+                    self.peers.sources.entry(peer).or_default().extend(sources);
+                    return ServerMessage::Answer { id, sdp: answer };
+                }
                 // The media plane dropped the peer (connection failed): open a new one.
                 Err(MediaError::NoPeer) => self.forget(peer),
                 Err(e) => return media_error(id, &e),
@@ -406,6 +423,7 @@ impl RoomMedia {
             Ok(answer) => {
                 self.peers.by_connection.insert(connection, peer);
                 self.peers.by_peer.insert(peer, (connection, participant));
+                self.peers.sources.insert(peer, sources);
                 tracing::debug!(%participant, %peer, ?access, "media peer opened");
                 ServerMessage::Answer { id, sdp: answer }
             }
@@ -477,14 +495,26 @@ impl RoomMedia {
             MediaNotice::TrackStarted {
                 mid,
                 publisher,
+                publisher_mid,
                 kind,
                 ..
             } => {
                 let (_, participant) = *self.peers.by_peer.get(&publisher)?;
+                let source = self
+                    .peers
+                    .sources
+                    .get(&publisher)
+                    .and_then(|sources| sources.get(&publisher_mid))
+                    .copied()
+                    .unwrap_or(match kind {
+                        MediaKind::Audio => TrackSource::Microphone,
+                        MediaKind::Video => TrackSource::Camera,
+                    });
                 ServerMessage::Track {
                     mid,
                     participant,
                     kind,
+                    source,
                 }
             }
             MediaNotice::TrackEnded { mid, .. } => ServerMessage::TrackEnded { mid },
@@ -522,6 +552,7 @@ impl RoomMedia {
         if let Some((connection, _)) = self.peers.by_peer.remove(&peer) {
             self.peers.by_connection.remove(&connection);
         }
+        self.peers.sources.remove(&peer);
         self.shared.peers.remove(&peer);
     }
 }
@@ -795,7 +826,10 @@ mod tests {
             &room,
             &student,
             1,
-            ClientMessage::Offer { sdp: "bad".into() },
+            ClientMessage::Offer {
+                sdp: "bad".into(),
+                sources: Default::default(),
+            },
         )
         .await;
         let refused = reply(&mut student, 1).await;
@@ -810,7 +844,10 @@ mod tests {
             &room,
             &teacher,
             2,
-            ClientMessage::Offer { sdp: "v=0".into() },
+            ClientMessage::Offer {
+                sdp: "v=0".into(),
+                sources: Default::default(),
+            },
         )
         .await;
         let answer = reply(&mut teacher, 2).await;
@@ -825,7 +862,10 @@ mod tests {
             &room,
             &student,
             3,
-            ClientMessage::Offer { sdp: "v=0".into() },
+            ClientMessage::Offer {
+                sdp: "v=0".into(),
+                sources: Default::default(),
+            },
         )
         .await;
         reply(&mut student, 3).await;
@@ -842,7 +882,10 @@ mod tests {
             &room,
             &student,
             4,
-            ClientMessage::Offer { sdp: "v=0".into() },
+            ClientMessage::Offer {
+                sdp: "v=0".into(),
+                sources: Default::default(),
+            },
         )
         .await;
         reply(&mut student, 4).await;
@@ -895,6 +938,7 @@ mod tests {
                 subscriber: PeerId(3),
                 mid: "3".into(),
                 publisher: PeerId(2),
+                publisher_mid: "0".into(),
                 kind: classroom_protocol::signal::MediaKind::Audio,
             })
             .await;
@@ -911,7 +955,8 @@ mod tests {
             ServerMessage::Track {
                 mid: "3".into(),
                 participant: teacher.participant,
-                kind: classroom_protocol::signal::MediaKind::Audio
+                kind: classroom_protocol::signal::MediaKind::Audio,
+                source: TrackSource::Microphone,
             }
         );
 
@@ -922,7 +967,16 @@ mod tests {
         };
         room.commands.send(dropped).await.expect("the room runs");
         let (_, mut again) = join(&rooms, claims(2, ParticipantRole::Student)).await;
-        say(&room, &again, 9, ClientMessage::Offer { sdp: "v=0".into() }).await;
+        say(
+            &room,
+            &again,
+            9,
+            ClientMessage::Offer {
+                sdp: "v=0".into(),
+                sources: Default::default(),
+            },
+        )
+        .await;
         reply(&mut again, 9).await;
         assert_eq!(
             port.take(),

@@ -116,6 +116,8 @@ pub enum MediaNotice {
         subscriber: PeerId,
         mid: String,
         publisher: PeerId,
+        /// The publisher's m-line the track arrives on.
+        publisher_mid: String,
         kind: MediaKind,
     },
     /// `subscriber`'s m-line `mid` no longer carries a track.

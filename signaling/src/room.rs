@@ -639,7 +639,9 @@ impl Room {
             }
             ClientMessage::Leave => self.remove(from, LeaveReason::Left, out),
             // The driver negotiates media with its media port; without one there is no media.
-            ClientMessage::Offer { .. } | ClientMessage::Answer { .. } => {
+            ClientMessage::Offer { .. }
+            | ClientMessage::Answer { .. }
+            | ClientMessage::VideoSize { .. } => {
                 return Err(Refusal::new(
                     "media_unavailable",
                     "this server does not relay media",

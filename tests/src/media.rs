@@ -355,7 +355,13 @@ impl Participant {
 
     /// Sends our offer and returns the server's answer, handling other messages meanwhile.
     pub async fn negotiate(&mut self, offer: String) -> String {
-        let id = self.ws.send(ClientMessage::Offer { sdp: offer }).await;
+        let id = self
+            .ws
+            .send(ClientMessage::Offer {
+                sdp: offer,
+                sources: Default::default(),
+            })
+            .await;
         let deadline = Instant::now() + crate::ws::WAIT;
         loop {
             let wait = deadline.saturating_duration_since(Instant::now());
@@ -454,6 +460,7 @@ impl Participant {
                 mid,
                 participant,
                 kind,
+                ..
             } => {
                 self.tracks.insert(mid.clone(), (*participant, *kind));
             }

@@ -67,6 +67,7 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
     let bad = ws
         .refused(ClientMessage::Offer {
             sdp: "v=0\r\nnonsense".into(),
+            sources: Default::default(),
         })
         .await;
     assert_eq!(bad, "invalid_sdp");
