@@ -1,0 +1,261 @@
+//! The forwarding path: one incoming RTP packet written to every slot bound to its
+//! publication, with sequence numbers and timestamps rewritten per slot, and keyframe requests.
+
+use std::mem;
+use std::time::Instant;
+
+use str0m::media::{KeyframeRequest, KeyframeRequestKind};
+use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
+
+use super::{Peer, RtcMid, Sfu, our_mid};
+use crate::{MediaEvent, Output, PeerId, TrackKind};
+
+impl Sfu {
+    /// Writes one incoming RTP packet to every slot bound to its publication.
+    pub(super) fn forward(&mut self, now: Instant, publisher: PeerId, packet: RtpPacket) {
+        self.stats.rtp_packets_in += 1;
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        if !peer.publish_allowed {
+            self.stats.rtp_dropped_unpublished += 1;
+            return;
+        }
+        let ssrc = packet.header.ssrc;
+        let Some(mid) = peer
+            .rtc
+            .direct_api()
+            .stream_rx(&ssrc)
+            .map(|s| s.mid())
+            .or(packet.header.ext_vals.mid)
+        else {
+            return;
+        };
+        let in_pt = packet.header.payload_type;
+        let params = peer
+            .rtc
+            .codec_config()
+            .params()
+            .iter()
+            .find(|p| p.pt() == in_pt)
+            .copied();
+        let Some(publication) = peer.publications.get_mut(&mid) else {
+            return;
+        };
+        let kind = publication.kind;
+        if kind == TrackKind::Audio && peer.audio_muted {
+            self.stats.rtp_dropped_muted += 1;
+            return;
+        }
+        // Taken out for the loop (no allocation per packet) and put back after.
+        let subscribers = mem::take(&mut publication.subscribers);
+
+        let ext_vals = ExtensionValues {
+            audio_level: packet.header.ext_vals.audio_level,
+            voice_activity: packet.header.ext_vals.voice_activity,
+            video_orientation: packet.header.ext_vals.video_orientation,
+            // End-to-end capture time: relayed untouched, so receivers (the load tester) can
+            // measure one-way latency through the server.
+            abs_capture_time: packet.header.ext_vals.abs_capture_time,
+            ..Default::default()
+        };
+        let mut wants_keyframe = false;
+        for &(subscriber, subscriber_mid) in &subscribers {
+            let Some(Peer {
+                rtc,
+                slots,
+                connected: true,
+                ..
+            }) = self.peers.get_mut(&subscriber)
+            else {
+                continue;
+            };
+            let Some(slot) = slots.iter_mut().find(|s| s.mid == subscriber_mid) else {
+                continue;
+            };
+            let out_pt = match slot.pt_cache {
+                Some((from, to)) if from == in_pt => Some(to),
+                _ => params.and_then(|params| {
+                    let to = rtc.codec_config().match_params(params)?.pt();
+                    let negotiated = rtc.media(subscriber_mid)?.remote_pts().contains(&to);
+                    negotiated.then_some(to)
+                }),
+            };
+            let Some(out_pt) = out_pt else {
+                self.stats.rtp_dropped_no_codec += 1;
+                continue;
+            };
+            slot.pt_cache = Some((in_pt, out_pt));
+            let Some((seq_no, timestamp)) =
+                slot.munger.map(*packet.seq_no, packet.header.timestamp)
+            else {
+                continue;
+            };
+            wants_keyframe |= mem::take(&mut slot.wants_keyframe);
+            let mut api = rtc.direct_api();
+            let Some(stream) = api.stream_tx_by_mid(subscriber_mid, None) else {
+                continue;
+            };
+            stream.write_rtp(
+                RtpWrite::new(
+                    out_pt,
+                    seq_no.into(),
+                    timestamp,
+                    packet.timestamp,
+                    packet.payload.clone(),
+                )
+                .marker(packet.header.marker)
+                .nackable(kind == TrackKind::Video)
+                .ext_vals(ext_vals.clone()),
+            );
+            self.stats.rtp_packets_forwarded += 1;
+            self.drain(subscriber);
+        }
+
+        if let Some(publication) = self
+            .peers
+            .get_mut(&publisher)
+            .and_then(|p| p.publications.get_mut(&mid))
+        {
+            let added_meanwhile = mem::replace(&mut publication.subscribers, subscribers);
+            publication.subscribers.extend(added_meanwhile);
+        }
+        if wants_keyframe && kind == TrackKind::Video {
+            self.request_keyframe(now, publisher, mid, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// A subscriber asks for a keyframe on one of its slots: pass it to the publisher.
+    pub(super) fn relay_keyframe_request(
+        &mut self,
+        now: Instant,
+        subscriber: PeerId,
+        request: KeyframeRequest,
+    ) {
+        let source = self
+            .peers
+            .get(&subscriber)
+            .and_then(|p| p.slots.iter().find(|s| s.mid == request.mid))
+            .and_then(|s| s.source);
+        if let Some((publisher, publisher_mid)) = source {
+            self.request_keyframe(now, publisher, publisher_mid, request.kind);
+        }
+    }
+
+    /// Sends a keyframe request to a publisher, at most one per track per interval.
+    pub(super) fn request_keyframe(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        mid: RtcMid,
+        kind: KeyframeRequestKind,
+    ) {
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(publication) = peer.publications.get_mut(&mid) else {
+            return;
+        };
+        if publication.kind != TrackKind::Video {
+            return;
+        }
+        let recent = publication.last_keyframe_request.is_some_and(|at| {
+            now.saturating_duration_since(at) < self.config.keyframe_request_interval
+        });
+        if recent {
+            self.stats.keyframe_requests_throttled += 1;
+            return;
+        }
+        // No receive stream yet means no packet yet: nothing to refresh.
+        let mut api = peer.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(mid, None) else {
+            return;
+        };
+        stream.request_keyframe(kind);
+        publication.last_keyframe_request = Some(now);
+        self.stats.keyframe_requests_sent += 1;
+        self.outputs
+            .push_back(Output::Event(MediaEvent::KeyframeRequested {
+                publisher,
+                mid: our_mid(mid),
+            }));
+        self.drain(publisher);
+    }
+}
+
+/// Rewrites sequence numbers and timestamps so that each slot's outgoing stream is contiguous,
+/// whichever publication feeds it. The first packet of the first binding goes out as sequence
+/// number 1 (so the SRTP rollover counter starts at 0 on both sides); after a re-binding the
+/// new source continues one past the highest number sent so far.
+#[derive(Debug, Default)]
+pub(super) struct Munger {
+    /// (sequence number offset, timestamp offset) of the current source, set by its first packet.
+    offsets: Option<(i64, u32)>,
+    /// Lowest outgoing sequence number of the current source; older packets are dropped.
+    floor: u64,
+    /// Highest sequence number sent and its timestamp, if anything was sent.
+    last: Option<(u64, u32)>,
+}
+
+impl Munger {
+    pub(super) fn rebase(&mut self) {
+        self.offsets = None;
+    }
+
+    /// The outgoing (sequence number, timestamp) for an incoming packet, or `None` if the packet
+    /// predates the current source's first forwarded packet.
+    pub(super) fn map(&mut self, seq_no: u64, timestamp: u32) -> Option<(u64, u32)> {
+        let seq_no = i64::try_from(seq_no).ok()?;
+        let (seq_offset, ts_offset) = match self.offsets {
+            Some(offsets) => offsets,
+            None => {
+                let (next_seq, ts_offset) = match self.last {
+                    Some((seq, ts)) => (seq + 1, ts.wrapping_add(1).wrapping_sub(timestamp)),
+                    None => (1, 0),
+                };
+                let offsets = (i64::try_from(next_seq).ok()? - seq_no, ts_offset);
+                self.offsets = Some(offsets);
+                self.floor = next_seq;
+                offsets
+            }
+        };
+        let out = u64::try_from(seq_no.checked_add(seq_offset)?).ok()?;
+        if out < self.floor {
+            return None;
+        }
+        let ts = timestamp.wrapping_add(ts_offset);
+        if self.last.is_none_or(|(seq, _)| out > seq) {
+            self.last = Some((out, ts));
+        }
+        Some((out, ts))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    pub(super) fn munger_starts_at_one_and_keeps_gaps() {
+        let mut m = Munger::default();
+        assert_eq!(m.map(40_000, 9_000), Some((1, 9_000)));
+        assert_eq!(m.map(40_001, 12_000), Some((2, 12_000)));
+        assert_eq!(m.map(40_004, 21_000), Some((5, 21_000)));
+        // A late packet between sent ones still maps (for NACK repair) …
+        assert_eq!(m.map(40_002, 15_000), Some((3, 15_000)));
+        // … but one from before the first forwarded packet does not.
+        assert_eq!(m.map(39_999, 6_000), None);
+    }
+
+    #[test]
+    pub(super) fn munger_continues_after_rebinding() {
+        let mut m = Munger::default();
+        assert_eq!(m.map(100, 1_000), Some((1, 1_000)));
+        assert_eq!(m.map(101, 4_000), Some((2, 4_000)));
+        m.rebase();
+        // A new source with unrelated numbers continues one past the last sent packet.
+        assert_eq!(m.map(7, u32::MAX), Some((3, 4_001)));
+        assert_eq!(m.map(8, 2_999), Some((4, 7_001)));
+        assert_eq!(m.map(6, 0), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! Binding publications to subscribers' slots, server-side renegotiation, and tearing down.
+
+use std::mem;
+
+use classroom_protocol::RoomName;
+use str0m::media::{Direction, MediaKind};
+
+use super::{PendingOffer, RtcMid, Sfu, our_mid};
+use crate::{MediaEvent, Output, PeerId, TrackKind};
+
+impl Sfu {
+    /// Binds every forwardable publication in the room to a free slot of each other peer,
+    /// and offers new m-lines to peers that lack a free slot.
+    pub(super) fn assign_slots(&mut self, room: &RoomName) {
+        let Some(members) = self.rooms.get(room).cloned() else {
+            return;
+        };
+        let mut tracks: Vec<(PeerId, RtcMid, TrackKind)> = Vec::new();
+        for publisher in &members {
+            if let Some(peer) = self.peers.get(publisher).filter(|p| p.publish_allowed) {
+                tracks.extend(
+                    peer.publications
+                        .iter()
+                        .map(|(mid, p)| (*publisher, *mid, p.kind)),
+                );
+            }
+        }
+        tracks.sort_by_key(|(peer, mid, _)| (*peer, mid.to_string()));
+
+        for subscriber in &members {
+            let mut missing = Vec::new();
+            for &(publisher, publisher_mid, kind) in &tracks {
+                if publisher == *subscriber {
+                    continue;
+                }
+                let Some(sub) = self.peers.get_mut(subscriber) else {
+                    break;
+                };
+                let source = Some((publisher, publisher_mid));
+                if sub.slots.iter().any(|s| s.source == source) {
+                    continue;
+                }
+                let Some(slot) = sub
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.kind == kind && s.source.is_none())
+                else {
+                    missing.push(kind);
+                    continue;
+                };
+                slot.bind(publisher, publisher_mid);
+                let subscriber_mid = slot.mid;
+                if let Some(publication) = self
+                    .peers
+                    .get_mut(&publisher)
+                    .and_then(|p| p.publications.get_mut(&publisher_mid))
+                {
+                    publication.subscribers.push((*subscriber, subscriber_mid));
+                }
+                self.outputs
+                    .push_back(Output::Event(MediaEvent::SubscriptionStarted {
+                        subscriber: *subscriber,
+                        subscriber_mid: our_mid(subscriber_mid),
+                        publisher,
+                        publisher_mid: our_mid(publisher_mid),
+                        kind,
+                    }));
+            }
+            if !missing.is_empty() {
+                self.offer_slots(*subscriber, &missing);
+            }
+        }
+    }
+
+    /// Server-side renegotiation: offers `sendonly` m-lines of these kinds to the peer.
+    pub(super) fn offer_slots(&mut self, peer_id: PeerId, kinds: &[TrackKind]) {
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return;
+        };
+        if peer.pending_offer.is_some() {
+            return;
+        }
+        let mut change = peer.rtc.sdp_api();
+        let mids = kinds
+            .iter()
+            .map(|kind| {
+                let media_kind = match kind {
+                    TrackKind::Audio => MediaKind::Audio,
+                    TrackKind::Video => MediaKind::Video,
+                };
+                let mid = change.add_media(media_kind, Direction::SendOnly, None, None, None);
+                (mid, *kind)
+            })
+            .collect();
+        let Some((offer, pending)) = change.apply() else {
+            return;
+        };
+        peer.pending_offer = Some(PendingOffer { pending, mids });
+        self.outputs
+            .push_back(Output::Event(MediaEvent::OfferCreated {
+                peer: peer_id,
+                offer: offer.to_sdp_string(),
+            }));
+        self.drain(peer_id);
+    }
+
+    /// Ends every subscription to one publication and reports it unpublished.
+    pub(super) fn unpublish(&mut self, publisher: PeerId, publisher_mid: RtcMid) {
+        let Some(publication) = self
+            .peers
+            .get_mut(&publisher)
+            .and_then(|p| p.publications.get_mut(&publisher_mid))
+        else {
+            return;
+        };
+        for (subscriber, subscriber_mid) in mem::take(&mut publication.subscribers) {
+            let slot = self
+                .peers
+                .get_mut(&subscriber)
+                .and_then(|p| p.slots.iter_mut().find(|s| s.mid == subscriber_mid));
+            if let Some(slot) = slot {
+                slot.source = None;
+            }
+            self.outputs
+                .push_back(Output::Event(MediaEvent::SubscriptionEnded {
+                    subscriber,
+                    subscriber_mid: our_mid(subscriber_mid),
+                    publisher,
+                    publisher_mid: our_mid(publisher_mid),
+                }));
+        }
+        self.outputs
+            .push_back(Output::Event(MediaEvent::TrackUnpublished {
+                peer: publisher,
+                mid: our_mid(publisher_mid),
+            }));
+    }
+
+    pub(super) fn remove(&mut self, peer_id: PeerId) {
+        let publications: Vec<RtcMid> = match self.peers.get(&peer_id) {
+            Some(peer) if peer.publish_allowed => peer.publications.keys().copied().collect(),
+            Some(_) => Vec::new(),
+            None => return,
+        };
+        for mid in publications {
+            self.unpublish(peer_id, mid);
+        }
+        let Some(mut peer) = self.peers.remove(&peer_id) else {
+            return;
+        };
+        for slot in &peer.slots {
+            let Some((publisher, publisher_mid)) = slot.source else {
+                continue;
+            };
+            if let Some(publication) = self
+                .peers
+                .get_mut(&publisher)
+                .and_then(|p| p.publications.get_mut(&publisher_mid))
+            {
+                publication
+                    .subscribers
+                    .retain(|&(s, m)| !(s == peer_id && m == slot.mid));
+            }
+        }
+        if let Some(at) = peer.timer {
+            self.timers.remove(&(at, peer_id));
+        }
+        self.demux.remove(&peer.ufrag, &peer.addrs);
+        if let Some(members) = self.rooms.get_mut(&peer.room) {
+            members.retain(|p| *p != peer_id);
+            if members.is_empty() {
+                self.rooms.remove(&peer.room);
+            } else {
+                // Freed slots may take tracks that had none.
+                self.dirty_rooms.push(peer.room.clone());
+            }
+        }
+        // Tell the client (RTCP BYE, DTLS close_notify) as far as that takes no more input.
+        if peer.rtc.close().is_ok() {
+            while let Ok(str0m::Output::Transmit(transmit)) = peer.rtc.poll_output() {
+                self.stats.datagrams_out += 1;
+                self.stats.bytes_out += transmit.contents.len() as u64;
+                self.outputs.push_back(Output::Transmit {
+                    destination: transmit.destination,
+                    bytes: transmit.contents.into(),
+                });
+            }
+        }
+        self.outputs
+            .push_back(Output::Event(MediaEvent::PeerDisconnected {
+                peer: peer_id,
+            }));
+    }
+}
