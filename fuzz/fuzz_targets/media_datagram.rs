@@ -137,7 +137,7 @@ fn drain(sfu: &mut Sfu) -> Instant {
     for _ in 0..MAX_OUTPUTS {
         match sfu.poll_output() {
             Output::Timeout(at) => return at,
-            Output::Transmit { .. } | Output::Event(_) => {}
+            Output::Transmit { .. } | Output::Event(_) | Output::Local { .. } => {}
         }
     }
     panic!("poll_output did not reach a timeout after {MAX_OUTPUTS} outputs");

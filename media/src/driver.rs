@@ -3,13 +3,18 @@
 //! The task waits for whichever comes first — a datagram, a command, or the core's deadline —
 //! feeds it to the core with `Instant::now()`, then drains the core: datagrams go out on the
 //! socket, events go out on an unbounded channel (events are per peer or per track, never per
-//! packet, so the channel cannot grow faster than signaling produces work). Everything on the
-//! media path stays inside this one task.
+//! packet, so the channel cannot grow faster than signaling produces work). Forwarding between
+//! browsers stays inside this one task; in-process subscribers get their packets on a bounded
+//! channel each (a slow one loses packets, counted, and never holds up the task), and
+//! in-process publishers send theirs through the command channel.
 //!
 //! The task ends when every [`MediaHandle`] is dropped, or on a socket error it cannot recover.
 
+use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use classroom_protocol::RoomName;
@@ -20,14 +25,16 @@ use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
 use crate::{
-    AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, MediaEvent, Output, PeerId,
-    Sfu, SfuConfig, SfuStats, UnknownPeer,
+    AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, LocalEvent, LocalPacket,
+    LocalTrack, MediaEvent, Mid, Output, PeerId, Sfu, SfuConfig, SfuStats, UnknownPeer,
 };
 
 /// Largest datagram we read; WebRTC keeps datagrams under ~1200 bytes.
 const RECV_BUFFER: usize = 2048;
 /// Commands waiting for the task; senders wait when it is full.
 const COMMAND_QUEUE: usize = 256;
+/// Packets waiting for one local subscriber: about two seconds of a lesson's media.
+const LOCAL_PACKET_QUEUE: usize = 2048;
 
 /// Where the driver listens and what it tells peers.
 #[derive(Debug, Clone)]
@@ -95,6 +102,35 @@ pub enum MediaCommand {
     Stats {
         reply: oneshot::Sender<SfuStats>,
     },
+    AddLocalPublisher {
+        peer: PeerId,
+        room: RoomName,
+        tracks: Vec<LocalTrack>,
+        publish_allowed: bool,
+        reply: oneshot::Sender<Result<(), AddPeerError>>,
+    },
+    /// One packet of a local publisher; no reply (a refused write is logged).
+    WriteLocal {
+        peer: PeerId,
+        mid: Mid,
+        packet: LocalPacket,
+    },
+    AddLocalSubscriber {
+        peer: PeerId,
+        room: RoomName,
+        sink: LocalSink,
+        reply: oneshot::Sender<Result<(), AddPeerError>>,
+    },
+}
+
+/// Where the driver delivers a local subscriber's events. Track events go on an unbounded
+/// channel (they are per track, rare); packets on a bounded one, and a subscriber that does
+/// not keep up loses packets (counted), never stalls forwarding to anyone else.
+#[derive(Debug)]
+pub struct LocalSink {
+    control: mpsc::UnboundedSender<LocalEvent>,
+    packets: mpsc::Sender<LocalEvent>,
+    dropped: Arc<AtomicU64>,
 }
 
 /// The running driver: a handle to command it and the stream of its events.
@@ -225,6 +261,62 @@ impl MediaHandle {
         self.call(|reply| MediaCommand::Stats { reply }).await
     }
 
+    /// Adds an in-process publisher (see [`crate::local`]); it is removed when the returned
+    /// handle is dropped or closed.
+    pub async fn add_local_publisher(
+        &self,
+        peer: PeerId,
+        room: RoomName,
+        tracks: Vec<LocalTrack>,
+        publish_allowed: bool,
+    ) -> Result<LocalPublisher, CommandError<AddPeerError>> {
+        self.call(|reply| MediaCommand::AddLocalPublisher {
+            peer,
+            room,
+            tracks,
+            publish_allowed,
+            reply,
+        })
+        .await?
+        .map_err(CommandError::Failed)?;
+        Ok(LocalPublisher {
+            peer,
+            commands: self.commands.clone(),
+        })
+    }
+
+    /// Adds an in-process subscriber of every track in `room`; it is removed when the
+    /// returned subscription is dropped.
+    pub async fn add_local_subscriber(
+        &self,
+        peer: PeerId,
+        room: RoomName,
+    ) -> Result<LocalSubscription, CommandError<AddPeerError>> {
+        let (control_tx, control) = mpsc::unbounded_channel();
+        let (packets_tx, packets) = mpsc::channel(LOCAL_PACKET_QUEUE);
+        let dropped = Arc::new(AtomicU64::new(0));
+        let sink = LocalSink {
+            control: control_tx,
+            packets: packets_tx,
+            dropped: Arc::clone(&dropped),
+        };
+        self.call(|reply| MediaCommand::AddLocalSubscriber {
+            peer,
+            room,
+            sink,
+            reply,
+        })
+        .await?
+        .map_err(CommandError::Failed)?;
+        Ok(LocalSubscription {
+            peer,
+            control,
+            packets,
+            dropped,
+            commands: self.commands.clone(),
+        })
+    }
+
     async fn call<T, E>(
         &self,
         command: impl FnOnce(oneshot::Sender<T>) -> MediaCommand,
@@ -238,6 +330,85 @@ impl MediaHandle {
     }
 }
 
+/// An in-process publisher's handle. Dropping it removes the publisher (its tracks end).
+#[derive(Debug)]
+pub struct LocalPublisher {
+    peer: PeerId,
+    commands: mpsc::Sender<MediaCommand>,
+}
+
+impl LocalPublisher {
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// Forwards one packet of the track `mid`; waits while the driver's queue is full.
+    pub async fn write(&self, mid: Mid, packet: LocalPacket) -> Result<(), CommandError<()>> {
+        let command = MediaCommand::WriteLocal {
+            peer: self.peer,
+            mid,
+            packet,
+        };
+        self.commands
+            .send(command)
+            .await
+            .map_err(|_| CommandError::Stopped)
+    }
+}
+
+impl Drop for LocalPublisher {
+    fn drop(&mut self) {
+        remove_on_drop(&self.commands, self.peer);
+    }
+}
+
+/// An in-process subscriber's stream of [`LocalEvent`]s. Dropping it removes the subscriber.
+#[derive(Debug)]
+pub struct LocalSubscription {
+    peer: PeerId,
+    control: mpsc::UnboundedReceiver<LocalEvent>,
+    packets: mpsc::Receiver<LocalEvent>,
+    dropped: Arc<AtomicU64>,
+    commands: mpsc::Sender<MediaCommand>,
+}
+
+impl LocalSubscription {
+    pub fn peer(&self) -> PeerId {
+        self.peer
+    }
+
+    /// The next event; `None` once the driver stopped. A track's `TrackStarted` always comes
+    /// before its packets: track events are checked first, and the driver sends a track's
+    /// event before any of its packets.
+    pub async fn recv(&mut self) -> Option<LocalEvent> {
+        tokio::select! {
+            biased;
+            Some(event) = self.control.recv() => Some(event),
+            Some(event) = self.packets.recv() => Some(event),
+            else => None,
+        }
+    }
+
+    /// Packets lost because this subscriber did not keep up.
+    pub fn dropped_packets(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for LocalSubscription {
+    fn drop(&mut self) {
+        remove_on_drop(&self.commands, self.peer);
+    }
+}
+
+/// Asks the driver to remove a peer without waiting (from `Drop`). If the queue is full the
+/// driver still removes the peer: a local subscriber whose sink is gone is removed when its
+/// next event cannot be delivered, and a publisher simply stops sending.
+fn remove_on_drop(commands: &mpsc::Sender<MediaCommand>, peer: PeerId) {
+    let (reply, _) = oneshot::channel();
+    let _ = commands.try_send(MediaCommand::RemovePeer { peer, reply });
+}
+
 async fn run(
     socket: UdpSocket,
     candidate: SocketAddr,
@@ -246,6 +417,7 @@ async fn run(
     events: mpsc::UnboundedSender<MediaEvent>,
 ) {
     let mut buf = vec![0; RECV_BUFFER];
+    let mut sinks: HashMap<PeerId, LocalSink> = HashMap::new();
     loop {
         let deadline = loop {
             match sfu.poll_output() {
@@ -256,8 +428,17 @@ async fn run(
                     }
                 }
                 Output::Event(event) => {
+                    if let MediaEvent::PeerDisconnected { peer } = &event {
+                        sinks.remove(peer);
+                    }
                     // Nobody listening is not our problem; the media keeps flowing.
                     let _ = events.send(event);
+                }
+                Output::Local { subscriber, event } => {
+                    if !deliver_local(&sinks, subscriber, event) {
+                        sinks.remove(&subscriber);
+                        let _ = sfu.remove_peer(Instant::now(), subscriber);
+                    }
                 }
                 Output::Timeout(at) => break at,
             }
@@ -265,6 +446,18 @@ async fn run(
 
         tokio::select! {
             command = commands.recv() => match command {
+                Some(MediaCommand::AddLocalSubscriber { peer, room, sink, reply }) => {
+                    // The sink is in place before the core's first event for it.
+                    let previous = sinks.insert(peer, sink);
+                    let result = sfu.add_local_subscriber(Instant::now(), peer, room);
+                    if result.is_err() {
+                        sinks.remove(&peer);
+                        if let Some(previous) = previous {
+                            sinks.insert(peer, previous);
+                        }
+                    }
+                    let _ = reply.send(result);
+                }
                 Some(command) => execute(&mut sfu, command),
                 None => return,
             },
@@ -325,6 +518,46 @@ fn execute(sfu: &mut Sfu, command: MediaCommand) {
         MediaCommand::Stats { reply } => {
             let _ = reply.send(sfu.stats());
         }
+        MediaCommand::AddLocalPublisher {
+            peer,
+            room,
+            tracks,
+            publish_allowed,
+            reply,
+        } => {
+            let _ = reply.send(sfu.add_local_publisher(now, peer, room, tracks, publish_allowed));
+        }
+        MediaCommand::WriteLocal { peer, mid, packet } => {
+            if let Err(error) = sfu.write_local(now, peer, &mid, packet) {
+                debug!(%peer, %error, "local packet refused");
+            }
+        }
+        MediaCommand::AddLocalSubscriber { reply, .. } => {
+            // Handled by the task, which owns the sinks; never reaches here.
+            let _ = reply.send(Ok(()));
+        }
+    }
+}
+
+/// Hands one event to a local subscriber; false when the subscriber is gone.
+fn deliver_local(
+    sinks: &HashMap<PeerId, LocalSink>,
+    subscriber: PeerId,
+    event: LocalEvent,
+) -> bool {
+    let Some(sink) = sinks.get(&subscriber) else {
+        return true;
+    };
+    match event {
+        LocalEvent::Packet { .. } => match sink.packets.try_send(event) {
+            Ok(()) => true,
+            Err(mpsc::error::TrySendError::Full(_)) => {
+                sink.dropped.fetch_add(1, Ordering::Relaxed);
+                true
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => false,
+        },
+        event => sink.control.send(event).is_ok(),
     }
 }
 

@@ -30,6 +30,18 @@ pub enum AddPeerError {
     /// The offer parsed but cannot be answered (no ICE credentials, no usable codec, …).
     #[error("offer rejected: {0}")]
     OfferRejected(String),
+    /// An in-process publisher named two tracks alike.
+    #[error("track {0} is listed twice")]
+    DuplicateTrack(crate::Mid),
+}
+
+/// [`crate::Sfu::write_local`] was refused; nothing was forwarded.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum LocalWriteError {
+    #[error("no local publisher {0}")]
+    UnknownPublisher(PeerId),
+    #[error("the local publisher has no track {0}")]
+    UnknownTrack(crate::Mid),
 }
 
 /// [`crate::Sfu::accept_offer`] (a client renegotiation) failed; the session is unchanged.

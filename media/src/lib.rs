@@ -11,6 +11,11 @@
 //! - [`driver`], a thin tokio layer: one UDP socket, one task that owns the core, a command
 //!   channel ([`driver::MediaCommand`], replies on oneshots) and an event channel.
 //!
+//! - [`local`], in-process participants: the RTMP bridge publishes through
+//!   [`Sfu::add_local_publisher`] / [`Sfu::write_local`], the recorder and the restream
+//!   subscribe through [`Sfu::add_local_subscriber`] ([`driver::MediaHandle`] has the async
+//!   versions). They share the browsers' forwarding path.
+//!
 //! Signaling talks to this crate with our own IDs ([`PeerId`], [`classroom_protocol::RoomName`])
 //! and SDP strings; no str0m type appears in the public API.
 //!
@@ -44,6 +49,7 @@
 //!   so a receiver's SRTP rollover counter needs no out-of-band signaling.
 
 pub mod driver;
+pub mod local;
 
 mod demux;
 mod error;
@@ -54,7 +60,10 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-pub use error::{AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer};
+pub use error::{
+    AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, LocalWriteError, UnknownPeer,
+};
+pub use local::{Codec, LocalEvent, LocalPacket, LocalTrack, LocalTrackId};
 pub use sfu::{Sfu, SfuConfig};
 pub use stats::SfuStats;
 
@@ -153,6 +162,11 @@ pub enum Output {
     },
     /// Something signaling should know.
     Event(MediaEvent),
+    /// Something for an in-process subscriber.
+    Local {
+        subscriber: PeerId,
+        event: LocalEvent,
+    },
     /// Nothing more to do before this instant, unless input arrives first.
     Timeout(Instant),
 }

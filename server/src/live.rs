@@ -85,6 +85,8 @@ impl MediaPort for SfuPort {
                             tracing::error!(peer = %p, "signaling reused a media peer id");
                             MediaError::Unavailable
                         }
+                        // Only local publishers name tracks.
+                        AddPeerError::DuplicateTrack(_) => MediaError::Unavailable,
                     });
                 }
             };

@@ -2,16 +2,38 @@
 //! publication, with sequence numbers and timestamps rewritten per slot, and keyframe requests.
 
 use std::mem;
+use std::sync::Arc;
 use std::time::Instant;
 
-use str0m::media::{KeyframeRequest, KeyframeRequestKind};
+use str0m::format::PayloadParams;
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, Pt};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
+use super::local::{LocalRole, codec_of};
 use super::{Peer, RtcMid, Sfu, our_mid};
+use crate::local::{Codec, LocalEvent, LocalPacket};
 use crate::{MediaEvent, Output, PeerId, TrackKind};
 
+/// One packet on its way through the fan-out, from a browser or a local publisher.
+pub(super) struct Incoming {
+    pub(super) kind: TrackKind,
+    pub(super) codec: Codec,
+    /// The publisher's codec parameters, matched against each subscriber's payload types.
+    pub(super) params: Option<PayloadParams>,
+    /// The publisher's payload type: the key of each slot's mapping cache.
+    pub(super) in_pt: Pt,
+    pub(super) seq_no: u64,
+    pub(super) timestamp: u32,
+    pub(super) marker: bool,
+    /// Known for local publishers only.
+    pub(super) keyframe: bool,
+    pub(super) payload: Arc<[u8]>,
+    pub(super) arrival: Instant,
+    pub(super) ext_vals: ExtensionValues,
+}
+
 impl Sfu {
-    /// Writes one incoming RTP packet to every slot bound to its publication.
+    /// A browser's RTP packet: checked against the publisher's permissions, then fanned out.
     pub(super) fn forward(&mut self, now: Instant, publisher: PeerId, packet: RtpPacket) {
         self.stats.rtp_packets_in += 1;
         let Some(peer) = self.peers.get_mut(&publisher) else {
@@ -39,7 +61,7 @@ impl Sfu {
             .iter()
             .find(|p| p.pt() == in_pt)
             .copied();
-        let Some(publication) = peer.publications.get_mut(&mid) else {
+        let Some(publication) = peer.publications.get(&mid) else {
             return;
         };
         let kind = publication.kind;
@@ -47,18 +69,58 @@ impl Sfu {
             self.stats.rtp_dropped_muted += 1;
             return;
         }
+        let incoming = Incoming {
+            kind,
+            codec: params.as_ref().map_or(Codec::Other, codec_of),
+            params,
+            in_pt,
+            seq_no: *packet.seq_no,
+            timestamp: packet.header.timestamp,
+            marker: packet.header.marker,
+            keyframe: false,
+            payload: packet.payload,
+            arrival: packet.timestamp,
+            ext_vals: ExtensionValues {
+                audio_level: packet.header.ext_vals.audio_level,
+                voice_activity: packet.header.ext_vals.voice_activity,
+                video_orientation: packet.header.ext_vals.video_orientation,
+                // End-to-end capture time: relayed untouched, so receivers (the load tester)
+                // can measure one-way latency through the server.
+                abs_capture_time: packet.header.ext_vals.abs_capture_time,
+                ..Default::default()
+            },
+        };
+        self.fan_out(now, publisher, mid, &incoming);
+    }
+
+    /// Writes one packet of a publication to every slot bound to it and hands it to every
+    /// local subscriber of the room. No allocation per copy: the payload is shared.
+    pub(super) fn fan_out(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        mid: RtcMid,
+        incoming: &Incoming,
+    ) {
+        let Some(publication) = self.publication_mut(publisher, mid) else {
+            return;
+        };
+        let track = publication.track;
+        let has_gop = publication.local.as_ref().is_some_and(|l| l.gop.is_some());
         // Taken out for the loop (no allocation per packet) and put back after.
         let subscribers = mem::take(&mut publication.subscribers);
+        // Copied only when a subscriber starts, not per packet.
+        let gop: Option<Vec<LocalPacket>> =
+            if has_gop && subscribers.iter().any(|s| self.slot_wants_keyframe(*s)) {
+                self.publication_mut(publisher, mid)
+                    .and_then(|p| p.local.as_ref())
+                    .and_then(|l| l.gop.as_ref())
+                    .map(|g| g.packets.iter().cloned().collect())
+            } else {
+                None
+            };
 
-        let ext_vals = ExtensionValues {
-            audio_level: packet.header.ext_vals.audio_level,
-            voice_activity: packet.header.ext_vals.voice_activity,
-            video_orientation: packet.header.ext_vals.video_orientation,
-            // End-to-end capture time: relayed untouched, so receivers (the load tester) can
-            // measure one-way latency through the server.
-            abs_capture_time: packet.header.ext_vals.abs_capture_time,
-            ..Default::default()
-        };
+        let kind = incoming.kind;
         let mut wants_keyframe = false;
         for &(subscriber, subscriber_mid) in &subscribers {
             let Some(Peer {
@@ -74,8 +136,8 @@ impl Sfu {
                 continue;
             };
             let out_pt = match slot.pt_cache {
-                Some((from, to)) if from == in_pt => Some(to),
-                _ => params.and_then(|params| {
+                Some((from, to)) if from == incoming.in_pt => Some(to),
+                _ => incoming.params.and_then(|params| {
                     let to = rtc.codec_config().match_params(params)?.pt();
                     let negotiated = rtc.media(subscriber_mid)?.remote_pts().contains(&to);
                     negotiated.then_some(to)
@@ -85,44 +147,104 @@ impl Sfu {
                 self.stats.rtp_dropped_no_codec += 1;
                 continue;
             };
-            slot.pt_cache = Some((in_pt, out_pt));
-            let Some((seq_no, timestamp)) =
-                slot.munger.map(*packet.seq_no, packet.header.timestamp)
-            else {
-                continue;
+            slot.pt_cache = Some((incoming.in_pt, out_pt));
+            let starting = mem::take(&mut slot.wants_keyframe);
+            // A local source cannot be asked for a keyframe: a new subscriber gets the cached
+            // group of pictures first (it ends with this packet).
+            let replay = match (&gop, starting) {
+                (Some(gop), true) if !gop.is_empty() => gop.as_slice(),
+                _ => &[],
             };
-            wants_keyframe |= mem::take(&mut slot.wants_keyframe);
+            wants_keyframe |= starting && replay.is_empty();
             let mut api = rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(subscriber_mid, None) else {
                 continue;
             };
-            stream.write_rtp(
-                RtpWrite::new(
-                    out_pt,
-                    seq_no.into(),
-                    timestamp,
-                    packet.timestamp,
-                    packet.payload.clone(),
-                )
-                .marker(packet.header.marker)
-                .nackable(kind == TrackKind::Video)
-                .ext_vals(ext_vals.clone()),
-            );
-            self.stats.rtp_packets_forwarded += 1;
+            let mut write = |seq_no: u64, timestamp: u32, marker: bool, payload: &Arc<[u8]>| {
+                let Some((seq_no, timestamp)) = slot.munger.map(seq_no, timestamp) else {
+                    return;
+                };
+                stream.write_rtp(
+                    RtpWrite::new(
+                        out_pt,
+                        seq_no.into(),
+                        timestamp,
+                        incoming.arrival,
+                        Arc::clone(payload),
+                    )
+                    .marker(marker)
+                    .nackable(kind == TrackKind::Video)
+                    .ext_vals(incoming.ext_vals.clone()),
+                );
+                self.stats.rtp_packets_forwarded += 1;
+            };
+            if replay.is_empty() {
+                write(
+                    incoming.seq_no,
+                    incoming.timestamp,
+                    incoming.marker,
+                    &incoming.payload,
+                );
+            } else {
+                for cached in replay {
+                    write(
+                        cached.seq_no,
+                        cached.timestamp,
+                        cached.marker,
+                        &cached.payload,
+                    );
+                }
+            }
             self.drain(subscriber);
         }
 
-        if let Some(publication) = self
-            .peers
-            .get_mut(&publisher)
-            .and_then(|p| p.publications.get_mut(&mid))
-        {
+        if let Some(publication) = self.publication_mut(publisher, mid) {
             let added_meanwhile = mem::replace(&mut publication.subscribers, subscribers);
             publication.subscribers.extend(added_meanwhile);
+        }
+        let room = match (self.peers.get(&publisher), self.locals.get(&publisher)) {
+            (Some(peer), _) => Some(&peer.room),
+            (None, Some(local)) => Some(&local.room),
+            (None, None) => None,
+        };
+        for &subscriber in room
+            .and_then(|room| self.local_rooms.get(room))
+            .into_iter()
+            .flatten()
+        {
+            let is_subscriber = self
+                .locals
+                .get(&subscriber)
+                .is_some_and(|l| l.role == LocalRole::Subscriber);
+            if subscriber == publisher || !is_subscriber {
+                continue;
+            }
+            self.outputs.push_back(Output::Local {
+                subscriber,
+                event: LocalEvent::Packet {
+                    track,
+                    codec: incoming.codec,
+                    arrival: incoming.arrival,
+                    packet: LocalPacket {
+                        seq_no: incoming.seq_no,
+                        timestamp: incoming.timestamp,
+                        marker: incoming.marker,
+                        keyframe: incoming.keyframe,
+                        payload: Arc::clone(&incoming.payload),
+                    },
+                },
+            });
         }
         if wants_keyframe && kind == TrackKind::Video {
             self.request_keyframe(now, publisher, mid, KeyframeRequestKind::Pli);
         }
+    }
+
+    fn slot_wants_keyframe(&self, (subscriber, mid): (PeerId, RtcMid)) -> bool {
+        self.peers
+            .get(&subscriber)
+            .and_then(|p| p.slots.iter().find(|s| s.mid == mid))
+            .is_some_and(|s| s.wants_keyframe)
     }
 
     /// A subscriber asks for a keyframe on one of its slots: pass it to the publisher.
@@ -151,6 +273,7 @@ impl Sfu {
         kind: KeyframeRequestKind,
     ) {
         let Some(peer) = self.peers.get_mut(&publisher) else {
+            // A local publisher cannot be asked; its GOP cache serves new subscribers.
             return;
         };
         let Some(publication) = peer.publications.get_mut(&mid) else {

@@ -20,12 +20,16 @@ use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Rtc};
 use tracing::debug;
 
 mod forward;
+mod local;
 mod slots;
 
 use crate::demux::{Demux, Route};
 use crate::error::{AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer};
 use crate::{MediaEvent, Mid, Output, PeerId, SfuStats, TrackKind};
 use forward::Munger;
+use local::{LocalPeer, LocalSource};
+
+use crate::local::LocalTrackId;
 
 type RtcMid = str0m::media::Mid;
 
@@ -69,6 +73,12 @@ pub struct Sfu {
     dirty_rooms: Vec<RoomName>,
     last_now: Instant,
     stats: SfuStats,
+    /// In-process participants (see [`crate::local`]), apart from the `Rtc` peers.
+    locals: HashMap<PeerId, LocalPeer>,
+    /// In-process members of each room.
+    local_rooms: HashMap<RoomName, Vec<PeerId>>,
+    /// The next [`LocalTrackId`] to hand out; every publication gets one.
+    next_track: u64,
 }
 
 struct Peer {
@@ -91,9 +101,25 @@ struct Peer {
 /// A track the peer sends to us.
 struct Publication {
     kind: TrackKind,
+    /// How local subscribers know this track.
+    track: LocalTrackId,
     /// Slots it is bound to: (subscriber, subscriber's mid).
     subscribers: Vec<(PeerId, RtcMid)>,
     last_keyframe_request: Option<Instant>,
+    /// Set when the publisher is in-process.
+    local: Option<LocalSource>,
+}
+
+impl Publication {
+    fn new(kind: TrackKind, track: LocalTrackId) -> Self {
+        Publication {
+            kind,
+            track,
+            subscribers: Vec::new(),
+            last_keyframe_request: None,
+            local: None,
+        }
+    }
 }
 
 /// An m-line on which we send to the peer, bound to at most one publication.
@@ -133,6 +159,9 @@ impl Sfu {
             dirty_rooms: Vec::new(),
             last_now: now,
             stats: SfuStats::default(),
+            locals: HashMap::new(),
+            local_rooms: HashMap::new(),
+            next_track: 0,
         })
     }
 
@@ -373,10 +402,13 @@ impl Sfu {
     /// Removes a peer: its publications end, its slots are released, its session is closed.
     pub fn remove_peer(&mut self, now: Instant, peer_id: PeerId) -> Result<(), UnknownPeer> {
         self.last_now = now;
-        if !self.peers.contains_key(&peer_id) {
+        if self.peers.contains_key(&peer_id) {
+            self.remove(peer_id);
+        } else if self.locals.contains_key(&peer_id) {
+            self.remove_local(peer_id);
+        } else {
             return Err(UnknownPeer(peer_id));
         }
-        self.remove(peer_id);
         self.run(now);
         Ok(())
     }
@@ -391,26 +423,24 @@ impl Sfu {
         allowed: bool,
     ) -> Result<(), UnknownPeer> {
         self.last_now = now;
-        let peer = self.peers.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
-        if peer.publish_allowed == allowed {
+        let (flag, room, publications) = match self.peers.get_mut(&peer_id) {
+            Some(peer) => (&mut peer.publish_allowed, &peer.room, &peer.publications),
+            None => {
+                let local = self.locals.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
+                (&mut local.publish_allowed, &local.room, &local.publications)
+            }
+        };
+        if *flag == allowed {
             return Ok(());
         }
-        peer.publish_allowed = allowed;
-        let room = peer.room.clone();
-        let mut mids: Vec<(RtcMid, TrackKind)> = peer
-            .publications
-            .iter()
-            .map(|(mid, p)| (*mid, p.kind))
-            .collect();
+        *flag = allowed;
+        let room = room.clone();
+        let mut mids: Vec<(RtcMid, TrackKind)> =
+            publications.iter().map(|(mid, p)| (*mid, p.kind)).collect();
         mids.sort_by_key(|(mid, _)| mid.to_string());
         for (mid, kind) in mids {
             if allowed {
-                self.outputs
-                    .push_back(Output::Event(MediaEvent::TrackPublished {
-                        peer: peer_id,
-                        mid: our_mid(mid),
-                        kind,
-                    }));
+                self.published(peer_id, mid, kind);
             } else {
                 self.unpublish(peer_id, mid);
             }
@@ -430,8 +460,13 @@ impl Sfu {
         muted: bool,
     ) -> Result<(), UnknownPeer> {
         self.last_now = now;
-        let peer = self.peers.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
-        peer.audio_muted = muted;
+        match self.peers.get_mut(&peer_id) {
+            Some(peer) => peer.audio_muted = muted,
+            None => {
+                let local = self.locals.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
+                local.audio_muted = muted;
+            }
+        }
         Ok(())
     }
 
@@ -538,22 +573,15 @@ impl Sfu {
         };
         match direction {
             Direction::RecvOnly | Direction::SendRecv => {
-                peer.publications.insert(
-                    mid,
-                    Publication {
-                        kind,
-                        subscribers: Vec::new(),
-                        last_keyframe_request: None,
-                    },
-                );
+                let track = LocalTrackId(self.next_track);
+                self.next_track += 1;
+                peer.publications.insert(mid, Publication::new(kind, track));
+                let room = peer.room.clone();
                 if peer.publish_allowed {
-                    self.outputs
-                        .push_back(Output::Event(MediaEvent::TrackPublished {
-                            peer: peer_id,
-                            mid: our_mid(mid),
-                            kind,
-                        }));
+                    self.published(peer_id, mid, kind);
                 }
+                self.dirty_rooms.push(room);
+                return;
             }
             Direction::SendOnly => peer.slots.push(Slot::new(mid, kind)),
             Direction::Inactive => return,

@@ -6,6 +6,7 @@ use classroom_protocol::RoomName;
 use str0m::media::{Direction, MediaKind};
 
 use super::{PendingOffer, RtcMid, Sfu, our_mid};
+use crate::local::LocalEvent;
 use crate::{MediaEvent, Output, PeerId, TrackKind};
 
 impl Sfu {
@@ -15,17 +16,11 @@ impl Sfu {
         let Some(members) = self.rooms.get(room).cloned() else {
             return;
         };
-        let mut tracks: Vec<(PeerId, RtcMid, TrackKind)> = Vec::new();
-        for publisher in &members {
-            if let Some(peer) = self.peers.get(publisher).filter(|p| p.publish_allowed) {
-                tracks.extend(
-                    peer.publications
-                        .iter()
-                        .map(|(mid, p)| (*publisher, *mid, p.kind)),
-                );
-            }
-        }
-        tracks.sort_by_key(|(peer, mid, _)| (*peer, mid.to_string()));
+        let tracks: Vec<(PeerId, RtcMid, TrackKind)> = self
+            .forwardable_tracks(room)
+            .into_iter()
+            .map(|(peer, mid, kind, _)| (peer, mid, kind))
+            .collect();
 
         for subscriber in &members {
             let mut missing = Vec::new();
@@ -50,11 +45,7 @@ impl Sfu {
                 };
                 slot.bind(publisher, publisher_mid);
                 let subscriber_mid = slot.mid;
-                if let Some(publication) = self
-                    .peers
-                    .get_mut(&publisher)
-                    .and_then(|p| p.publications.get_mut(&publisher_mid))
-                {
+                if let Some(publication) = self.publication_mut(publisher, publisher_mid) {
                     publication.subscribers.push((*subscriber, subscriber_mid));
                 }
                 self.outputs
@@ -106,13 +97,10 @@ impl Sfu {
 
     /// Ends every subscription to one publication and reports it unpublished.
     pub(super) fn unpublish(&mut self, publisher: PeerId, publisher_mid: RtcMid) {
-        let Some(publication) = self
-            .peers
-            .get_mut(&publisher)
-            .and_then(|p| p.publications.get_mut(&publisher_mid))
-        else {
+        let Some(publication) = self.publication_mut(publisher, publisher_mid) else {
             return;
         };
+        let track = publication.track;
         for (subscriber, subscriber_mid) in mem::take(&mut publication.subscribers) {
             let slot = self
                 .peers
@@ -128,6 +116,12 @@ impl Sfu {
                     publisher,
                     publisher_mid: our_mid(publisher_mid),
                 }));
+        }
+        for subscriber in self.local_subscribers(publisher) {
+            self.outputs.push_back(Output::Local {
+                subscriber,
+                event: LocalEvent::TrackEnded { track },
+            });
         }
         self.outputs
             .push_back(Output::Event(MediaEvent::TrackUnpublished {
@@ -152,11 +146,7 @@ impl Sfu {
             let Some((publisher, publisher_mid)) = slot.source else {
                 continue;
             };
-            if let Some(publication) = self
-                .peers
-                .get_mut(&publisher)
-                .and_then(|p| p.publications.get_mut(&publisher_mid))
-            {
+            if let Some(publication) = self.publication_mut(publisher, publisher_mid) {
                 publication
                     .subscribers
                     .retain(|&(s, m)| !(s == peer_id && m == slot.mid));

@@ -8,7 +8,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use classroom_media::{MediaEvent, Output, PeerId, Sfu, SfuConfig};
+use classroom_media::{LocalEvent, MediaEvent, Output, PeerId, Sfu, SfuConfig};
 use classroom_protocol::{LessonId, RoomName};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
@@ -188,6 +188,8 @@ pub struct World {
     pub offers: VecDeque<(PeerId, String)>,
     /// The SFU's answer to each join, in order.
     pub answers: Vec<String>,
+    /// What the SFU gave in-process subscribers, in order.
+    pub locals: Vec<(PeerId, LocalEvent)>,
 }
 
 impl World {
@@ -205,6 +207,7 @@ impl World {
             events: Vec::new(),
             offers: VecDeque::new(),
             answers: Vec::new(),
+            locals: Vec::new(),
         }
     }
 
@@ -271,6 +274,7 @@ impl World {
                         }
                         self.events.push(event);
                     }
+                    Output::Local { subscriber, event } => self.locals.push((subscriber, event)),
                     Output::Timeout(t) => {
                         self.sfu_timeout = t;
                         break;
