@@ -27,6 +27,7 @@ use tracing::{debug, warn};
 use crate::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, LocalEvent, LocalPacket,
     LocalTrack, MediaEvent, Mid, Output, PeerId, Sfu, SfuConfig, SfuStats, UnknownPeer,
+    VideoSizeError,
 };
 
 /// Largest datagram we read; WebRTC keeps datagrams under ~1200 bytes.
@@ -101,6 +102,12 @@ pub enum MediaCommand {
     },
     Stats {
         reply: oneshot::Sender<SfuStats>,
+    },
+    SetVideoSize {
+        peer: PeerId,
+        mid: Mid,
+        height: u32,
+        reply: oneshot::Sender<Result<(), VideoSizeError>>,
     },
     AddLocalPublisher {
         peer: PeerId,
@@ -259,6 +266,23 @@ impl MediaHandle {
 
     pub async fn stats(&self) -> Result<SfuStats, CommandError<std::convert::Infallible>> {
         self.call(|reply| MediaCommand::Stats { reply }).await
+    }
+
+    /// The height at which the peer shows the video of its m-line `mid`.
+    pub async fn set_video_size(
+        &self,
+        peer: PeerId,
+        mid: Mid,
+        height: u32,
+    ) -> Result<(), CommandError<VideoSizeError>> {
+        self.call(|reply| MediaCommand::SetVideoSize {
+            peer,
+            mid,
+            height,
+            reply,
+        })
+        .await?
+        .map_err(CommandError::Failed)
     }
 
     /// Adds an in-process publisher (see [`crate::local`]); it is removed when the returned
@@ -517,6 +541,14 @@ fn execute(sfu: &mut Sfu, command: MediaCommand) {
         }
         MediaCommand::Stats { reply } => {
             let _ = reply.send(sfu.stats());
+        }
+        MediaCommand::SetVideoSize {
+            peer,
+            mid,
+            height,
+            reply,
+        } => {
+            let _ = reply.send(sfu.set_video_size(now, peer, &mid, height));
         }
         MediaCommand::AddLocalPublisher {
             peer,

@@ -35,6 +35,15 @@ pub enum AddPeerError {
     DuplicateTrack(crate::Mid),
 }
 
+/// [`crate::Sfu::set_video_size`] was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum VideoSizeError {
+    #[error(transparent)]
+    UnknownPeer(#[from] UnknownPeer),
+    #[error("no video m-line {0} carries media to you")]
+    UnknownMid(crate::Mid),
+}
+
 /// [`crate::Sfu::write_local`] was refused; nothing was forwarded.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum LocalWriteError {

@@ -62,6 +62,7 @@ use std::time::Instant;
 
 pub use error::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, LocalWriteError, UnknownPeer,
+    VideoSizeError,
 };
 pub use local::{Codec, LocalEvent, LocalPacket, LocalTrack, LocalTrackId};
 pub use sfu::{Sfu, SfuConfig};

@@ -35,4 +35,8 @@ pub struct SfuStats {
     /// Keyframe requests sent to publishers, and those suppressed by the throttle.
     pub keyframe_requests_sent: u64,
     pub keyframe_requests_throttled: u64,
+    /// Simulcast slots that moved to another layer (on its keyframe).
+    pub layer_switches: u64,
+    /// Simulcast packets of a layer the slot does not take (counted once per packet and slot).
+    pub rtp_skipped_layer: u64,
 }

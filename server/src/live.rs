@@ -14,6 +14,7 @@ use classroom_courses::model::LessonEvent;
 use classroom_media::driver::{CommandError, MediaHandle};
 use classroom_media::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, MediaEvent, TrackKind, UnknownPeer,
+    VideoSizeError,
 };
 use classroom_protocol::signal::MediaKind;
 use classroom_protocol::{JoinClaims, RoomName};
@@ -166,6 +167,26 @@ impl MediaPort for SfuPort {
                 "mute",
                 self.0.set_audio_muted(sfu_peer(peer), muted).await,
             )
+        })
+    }
+
+    fn set_video_size(
+        &self,
+        peer: PeerId,
+        mid: String,
+        height: u32,
+    ) -> MediaFuture<'_, Result<(), MediaError>> {
+        Box::pin(async move {
+            let mid = classroom_media::Mid::from(mid.as_str());
+            self.0
+                .set_video_size(sfu_peer(peer), mid, height)
+                .await
+                .or_else(|e| {
+                    Err(match stopped(e)? {
+                        VideoSizeError::UnknownPeer(_) => MediaError::NoPeer,
+                        VideoSizeError::UnknownMid(mid) => MediaError::UnknownMid(mid.to_string()),
+                    })
+                })
         })
     }
 }

@@ -34,6 +34,7 @@ struct LiveMetrics {
     media_rtp_packets: IntCounterVec,
     media_dropped: IntCounterVec,
     keyframe_requests: IntCounterVec,
+    simulcast: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -175,6 +176,8 @@ impl Metrics {
             "throttled",
             sfu.keyframe_requests_throttled,
         );
+        sync(&live.simulcast, "layer_switch", sfu.layer_switches);
+        sync(&live.simulcast, "layer_skipped", sfu.rtp_skipped_layer);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -246,6 +249,12 @@ impl LiveMetrics {
                 "Keyframe requests to publishers, sent or suppressed by the throttle",
                 "outcome",
             ),
+            simulcast: counters(
+                "classroom_media_simulcast_total",
+                "Simulcast: layer switches of subscribers' slots, and packets of layers a slot \
+                 did not take",
+                "event",
+            ),
         }
     }
 
@@ -262,6 +271,7 @@ impl LiveMetrics {
             Box::new(self.media_rtp_packets.clone()),
             Box::new(self.media_dropped.clone()),
             Box::new(self.keyframe_requests.clone()),
+            Box::new(self.simulcast.clone()),
         ]
     }
 }

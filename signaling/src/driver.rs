@@ -268,6 +268,13 @@ async fn run_room(
                             connections.send_to_connection(connection, &reply);
                             Vec::new()
                         }
+                        (ClientMessage::VideoSize { mid, height, .. }, Some(media)) => {
+                            let reply = media.video_size(connection, id, mid, height).await;
+                            if let Some(reply) = reply {
+                                connections.send_to_connection(connection, &reply);
+                            }
+                            Vec::new()
+                        }
                         (ClientMessage::Answer { sdp }, Some(media)) => {
                             if let Some(reply) = media.answer(connection, id, sdp).await {
                                 connections.send_to_connection(connection, &reply);
@@ -445,6 +452,28 @@ impl RoomMedia {
             return Some(media_error(id, &MediaError::NoPendingOffer));
         };
         match self.shared.port.accept_answer(peer, sdp).await {
+            Ok(()) => id.map(|id| ServerMessage::Ok { id }),
+            Err(e) => {
+                if e == MediaError::NoPeer {
+                    self.forget(peer);
+                }
+                Some(media_error(id, &e))
+            }
+        }
+    }
+
+    /// A client `video_size`: the reply is `ok` or an error.
+    async fn video_size(
+        &mut self,
+        connection: ConnectionId,
+        id: Option<u64>,
+        mid: String,
+        height: u32,
+    ) -> Option<ServerMessage> {
+        let Some(&peer) = self.peers.by_connection.get(&connection) else {
+            return Some(media_error(id, &MediaError::NoPeer));
+        };
+        match self.shared.port.set_video_size(peer, mid, height).await {
             Ok(()) => id.map(|id| ServerMessage::Ok { id }),
             Err(e) => {
                 if e == MediaError::NoPeer {
@@ -733,6 +762,18 @@ mod tests {
 
         fn set_audio_muted(&self, peer: PeerId, muted: bool) -> MediaFuture<'_, ()> {
             Box::pin(async move { self.record(format!("mute {peer} {muted}")) })
+        }
+
+        fn set_video_size(
+            &self,
+            peer: PeerId,
+            mid: String,
+            height: u32,
+        ) -> MediaFuture<'_, Result<(), MediaError>> {
+            Box::pin(async move {
+                self.record(format!("size {peer} {mid} {height}"));
+                Ok(())
+            })
         }
     }
 

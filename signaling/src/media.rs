@@ -52,6 +52,9 @@ pub enum MediaError {
     /// The media plane is not running.
     #[error("media is unavailable")]
     Unavailable,
+    /// No video m-line with this mid carries media to the client.
+    #[error("no video m-line {0} carries media to you")]
+    UnknownMid(String),
 }
 
 impl MediaError {
@@ -62,6 +65,7 @@ impl MediaError {
             MediaError::NoPendingOffer => "no_pending_offer",
             MediaError::NoPeer => "no_media_session",
             MediaError::Unavailable => "media_unavailable",
+            MediaError::UnknownMid(_) => "unknown_mid",
         }
     }
 }
@@ -104,6 +108,14 @@ pub trait MediaPort: Send + Sync + 'static {
 
     /// Drops or resumes forwarding the peer's audio.
     fn set_audio_muted(&self, peer: PeerId, muted: bool) -> MediaFuture<'_, ()>;
+
+    /// The height at which the peer's client shows the video of its m-line `mid`.
+    fn set_video_size(
+        &self,
+        peer: PeerId,
+        mid: String,
+        height: u32,
+    ) -> MediaFuture<'_, Result<(), MediaError>>;
 }
 
 /// What the media plane tells signaling, to be relayed to the client of a peer.

@@ -6,10 +6,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use str0m::format::PayloadParams;
-use str0m::media::{KeyframeRequest, KeyframeRequestKind, Pt};
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use super::local::{LocalRole, codec_of};
+use super::simulcast::is_keyframe_start;
 use super::{Peer, RtcMid, Sfu, our_mid};
 use crate::local::{Codec, LocalEvent, LocalPacket};
 use crate::{MediaEvent, Output, PeerId, TrackKind};
@@ -25,8 +26,10 @@ pub(super) struct Incoming {
     pub(super) seq_no: u64,
     pub(super) timestamp: u32,
     pub(super) marker: bool,
-    /// Known for local publishers only.
+    /// The first packet of a keyframe: told by local publishers, detected for simulcast.
     pub(super) keyframe: bool,
+    /// The simulcast layer, when the publication has several.
+    pub(super) rid: Option<Rid>,
     pub(super) payload: Arc<[u8]>,
     pub(super) arrival: Instant,
     pub(super) ext_vals: ExtensionValues,
@@ -44,15 +47,17 @@ impl Sfu {
             return;
         }
         let ssrc = packet.header.ssrc;
-        let Some(mid) = peer
+        let stream = peer
             .rtc
             .direct_api()
             .stream_rx(&ssrc)
-            .map(|s| s.mid())
-            .or(packet.header.ext_vals.mid)
-        else {
+            .map(|s| (s.mid(), s.rid()));
+        let Some(mid) = stream.map(|(mid, _)| mid).or(packet.header.ext_vals.mid) else {
             return;
         };
+        let rid = stream
+            .and_then(|(_, rid)| rid)
+            .or(packet.header.ext_vals.rid);
         let in_pt = packet.header.payload_type;
         let params = peer
             .rtc
@@ -61,7 +66,7 @@ impl Sfu {
             .iter()
             .find(|p| p.pt() == in_pt)
             .copied();
-        let Some(publication) = peer.publications.get(&mid) else {
+        let Some(publication) = peer.publications.get_mut(&mid) else {
             return;
         };
         let kind = publication.kind;
@@ -69,15 +74,32 @@ impl Sfu {
             self.stats.rtp_dropped_muted += 1;
             return;
         }
+        let codec = params.as_ref().map_or(Codec::Other, codec_of);
+        let rid = rid.filter(|_| kind == TrackKind::Video);
+        let mut new_layer = false;
+        if let Some(rid) = rid {
+            let known = publication.layers.0.len();
+            publication.layers.record(now, rid, packet.payload.len());
+            new_layer = publication.layers.0.len() != known;
+        }
+        if new_layer {
+            // Subscribers of this publication choose among its layers again.
+            let subscribers: Vec<PeerId> =
+                publication.subscribers.iter().map(|(s, _)| *s).collect();
+            for subscriber in subscribers {
+                self.allocate_layers(now, subscriber);
+            }
+        }
         let incoming = Incoming {
             kind,
-            codec: params.as_ref().map_or(Codec::Other, codec_of),
+            codec,
+            rid,
             params,
             in_pt,
             seq_no: *packet.seq_no,
             timestamp: packet.header.timestamp,
             marker: packet.header.marker,
-            keyframe: false,
+            keyframe: rid.is_some() && is_keyframe_start(codec, &packet.payload),
             payload: packet.payload,
             arrival: packet.timestamp,
             ext_vals: ExtensionValues {
@@ -135,6 +157,17 @@ impl Sfu {
             let Some(slot) = slots.iter_mut().find(|s| s.mid == subscriber_mid) else {
                 continue;
             };
+            if let Some(rid) = incoming.rid {
+                let (take, switched) = slot.layer.accept(rid, incoming.keyframe);
+                if !take {
+                    self.stats.rtp_skipped_layer += 1;
+                    continue;
+                }
+                if switched {
+                    slot.munger.rebase();
+                    self.stats.layer_switches += 1;
+                }
+            }
             let out_pt = match slot.pt_cache {
                 Some((from, to)) if from == incoming.in_pt => Some(to),
                 _ => incoming.params.and_then(|params| {

@@ -204,6 +204,7 @@ impl Sfu {
             timestamp: packet.timestamp,
             marker: packet.marker,
             keyframe: packet.keyframe,
+            rid: None,
             payload: packet.payload,
             arrival: now,
             ext_vals: Default::default(),
@@ -290,6 +291,14 @@ impl Sfu {
     }
 
     /// A publication of a browser or a local publisher.
+    pub(super) fn publication(&self, publisher: PeerId, mid: RtcMid) -> Option<&Publication> {
+        match self.peers.get(&publisher) {
+            Some(peer) => peer.publications.get(&mid),
+            None => self.locals.get(&publisher)?.publications.get(&mid),
+        }
+    }
+
+    /// A publication of a browser or a local publisher, to change.
     pub(super) fn publication_mut(
         &mut self,
         publisher: PeerId,

@@ -12,6 +12,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use classroom_protocol::RoomName;
+use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, MediaKind, Pt};
 use str0m::net::{DatagramRecv, Protocol, Receive};
@@ -21,17 +22,24 @@ use tracing::debug;
 
 mod forward;
 mod local;
+mod simulcast;
 mod slots;
 
 use crate::demux::{Demux, Route};
-use crate::error::{AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer};
+use crate::error::{
+    AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer, VideoSizeError,
+};
 use crate::{MediaEvent, Mid, Output, PeerId, SfuStats, TrackKind};
 use forward::Munger;
 use local::{LocalPeer, LocalSource};
+use simulcast::{Layers, SlotLayer};
 
 use crate::local::LocalTrackId;
 
 type RtcMid = str0m::media::Mid;
+
+/// Where each subscriber's bandwidth estimate starts: enough for the lowest layers and audio.
+const INITIAL_ESTIMATE_KBPS: u64 = 300;
 
 /// What the core needs to know about its surroundings.
 #[derive(Debug, Clone)]
@@ -96,6 +104,8 @@ struct Peer {
     publications: HashMap<RtcMid, Publication>,
     slots: Vec<Slot>,
     pending_offer: Option<PendingOffer>,
+    /// The bandwidth estimate toward this peer (TWCC), bits per second.
+    estimate: Option<u64>,
 }
 
 /// A track the peer sends to us.
@@ -108,6 +118,8 @@ struct Publication {
     last_keyframe_request: Option<Instant>,
     /// Set when the publisher is in-process.
     local: Option<LocalSource>,
+    /// Simulcast layers seen so far (empty for a single encoding).
+    layers: Layers,
 }
 
 impl Publication {
@@ -118,6 +130,7 @@ impl Publication {
             subscribers: Vec::new(),
             last_keyframe_request: None,
             local: None,
+            layers: Layers::default(),
         }
     }
 }
@@ -132,6 +145,8 @@ struct Slot {
     pt_cache: Option<(Pt, Pt)>,
     /// Ask the publisher for a keyframe with the next forwarded video packet.
     wants_keyframe: bool,
+    /// Which simulcast layer the slot takes, when its source has several.
+    layer: SlotLayer,
 }
 
 struct PendingOffer {
@@ -308,6 +323,8 @@ impl Sfu {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_extension(7, Extension::AbsoluteCaptureTime)
+            // Bandwidth estimation toward each subscriber chooses its simulcast layers.
+            .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
             .build(now);
         rtc.add_local_candidate(self.candidate.clone());
         // The server ufrag routes a peer's first STUN request, so it must be unique.
@@ -338,6 +355,7 @@ impl Sfu {
                 publications: HashMap::new(),
                 slots: Vec::new(),
                 pending_offer: None,
+                estimate: None,
             },
         );
         self.drain(peer_id);
@@ -470,6 +488,29 @@ impl Sfu {
         Ok(())
     }
 
+    /// The size (device pixels) at which the subscriber shows the video of its m-line `mid`;
+    /// simulcast layers above what that size needs are not sent. `0×0` (hidden) asks for the
+    /// lowest layer.
+    pub fn set_video_size(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        mid: &Mid,
+        height: u32,
+    ) -> Result<(), VideoSizeError> {
+        self.last_now = now;
+        let peer = self.peers.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
+        let slot = peer
+            .slots
+            .iter_mut()
+            .find(|s| s.mid.to_string() == mid.as_str() && s.kind == TrackKind::Video)
+            .ok_or_else(|| VideoSizeError::UnknownMid(mid.clone()))?;
+        slot.layer.max_height = Some(height.max(1));
+        self.allocate_layers(now, peer_id);
+        self.run(now);
+        Ok(())
+    }
+
     /// Moves a peer's `Rtc` output into our queues; call after every mutation of it.
     fn drain(&mut self, peer_id: PeerId) {
         let Some(peer) = self.peers.get_mut(&peer_id) else {
@@ -558,6 +599,12 @@ impl Sfu {
             Event::MediaAdded(added) => {
                 self.media_added(peer_id, added.mid, added.kind, added.direction)
             }
+            Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
+                if let Some(peer) = self.peers.get_mut(&peer_id) {
+                    peer.estimate = Some(estimate.as_u64());
+                    self.allocate_layers(now, peer_id);
+                }
+            }
             _ => {}
         }
     }
@@ -599,6 +646,7 @@ impl Slot {
             munger: Munger::default(),
             pt_cache: None,
             wants_keyframe: false,
+            layer: SlotLayer::default(),
         }
     }
 
@@ -607,6 +655,7 @@ impl Slot {
         self.munger.rebase();
         self.pt_cache = None;
         self.wants_keyframe = self.kind == TrackKind::Video;
+        self.layer.reset();
     }
 }
 
@@ -620,6 +669,7 @@ fn is_relevant(event: &Event) -> bool {
             | Event::IceConnectionStateChange(IceConnectionState::Disconnected)
             | Event::Closed
             | Event::MediaAdded(_)
+            | Event::EgressBitrateEstimate(BweKind::Twcc { .. })
     )
 }
 

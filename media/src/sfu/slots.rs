@@ -60,6 +60,7 @@ impl Sfu {
             if !missing.is_empty() {
                 self.offer_slots(*subscriber, &missing);
             }
+            self.allocate_layers(self.last_now, *subscriber);
         }
     }
 

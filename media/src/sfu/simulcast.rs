@@ -1,0 +1,391 @@
+//! Simulcast: a publisher sends up to three encodings (layers, told apart by RTP stream id);
+//! each subscriber's slot receives one of them, chosen from the subscriber's bandwidth
+//! estimate and the size it shows the video at. A slot switches layers only on a keyframe of
+//! the new layer, so the decoder never sees a picture it cannot decode; the slot's munger makes
+//! the switch invisible in sequence numbers and timestamps.
+
+use std::time::{Duration, Instant};
+
+use str0m::bwe::Bitrate;
+use str0m::media::{KeyframeRequestKind, Rid};
+
+use super::{RtcMid, Sfu};
+use crate::PeerId;
+use crate::local::Codec;
+
+/// What one audio slot is assumed to need when sharing a subscriber's bandwidth.
+const AUDIO_BITRATE: u64 = 48_000;
+/// An upgrade must fit the estimate with this much to spare (hysteresis against flapping).
+const UPGRADE_MARGIN: f64 = 0.85;
+/// An upgrade must keep fitting this long before it happens.
+const UPGRADE_DELAY: Duration = Duration::from_secs(3);
+/// A layer without packets this long is gone (the publisher stopped sending it).
+const LAYER_TIMEOUT: Duration = Duration::from_secs(2);
+/// Bitrate is measured over buckets of this length (the current and the previous one).
+const BUCKET: Duration = Duration::from_millis(500);
+
+/// The bitrate of one layer over the last second, O(1) per packet.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct BitrateMeter {
+    bucket_start: Instant,
+    current: u64,
+    previous: u64,
+}
+
+impl BitrateMeter {
+    fn new(now: Instant) -> Self {
+        BitrateMeter {
+            bucket_start: now,
+            current: 0,
+            previous: 0,
+        }
+    }
+
+    fn record(&mut self, now: Instant, bytes: usize) {
+        self.roll(now);
+        self.current += bytes as u64;
+    }
+
+    fn roll(&mut self, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.bucket_start);
+        if elapsed >= BUCKET * 2 {
+            self.previous = 0;
+            self.current = 0;
+            self.bucket_start = now;
+        } else if elapsed >= BUCKET {
+            self.previous = self.current;
+            self.current = 0;
+            self.bucket_start += BUCKET;
+        }
+    }
+
+    /// Bits per second over the previous bucket and the current one so far.
+    fn bitrate(&self, now: Instant) -> u64 {
+        let in_current = now.saturating_duration_since(self.bucket_start).min(BUCKET);
+        let window = BUCKET + in_current;
+        let bytes = self.previous + self.current;
+        (bytes * 8 * 1000) / (window.as_millis().max(1) as u64)
+    }
+}
+
+/// One encoding of a simulcast publication.
+#[derive(Debug, Clone)]
+pub(super) struct Layer {
+    pub(super) rid: Rid,
+    meter: BitrateMeter,
+    last_packet: Instant,
+    pub(super) last_keyframe_request: Option<Instant>,
+}
+
+/// The layers a publication has sent, in the order they first appeared (at most a handful).
+#[derive(Debug, Clone, Default)]
+pub(super) struct Layers(pub(super) Vec<Layer>);
+
+impl Layers {
+    /// Counts a packet of layer `rid`.
+    pub(super) fn record(&mut self, now: Instant, rid: Rid, bytes: usize) {
+        if let Some(layer) = self.0.iter_mut().find(|l| l.rid == rid) {
+            layer.meter.record(now, bytes);
+            layer.last_packet = now;
+        } else if self.0.len() < 4 {
+            let mut meter = BitrateMeter::new(now);
+            meter.record(now, bytes);
+            self.0.push(Layer {
+                rid,
+                meter,
+                last_packet: now,
+                last_keyframe_request: None,
+            });
+        }
+    }
+
+    /// The live layers from the lowest bitrate to the highest: (rid, bits per second).
+    pub(super) fn ranked(&self, now: Instant) -> Vec<(Rid, u64)> {
+        let mut ranked: Vec<(Rid, u64)> = self
+            .0
+            .iter()
+            .filter(|l| now.saturating_duration_since(l.last_packet) < LAYER_TIMEOUT)
+            .map(|l| (l.rid, l.meter.bitrate(now)))
+            .collect();
+        ranked.sort_by_key(|(_, bitrate)| *bitrate);
+        ranked
+    }
+
+    pub(super) fn layer_mut(&mut self, rid: Rid) -> Option<&mut Layer> {
+        self.0.iter_mut().find(|l| l.rid == rid)
+    }
+}
+
+/// A slot's simulcast state.
+#[derive(Debug, Clone, Default)]
+pub(super) struct SlotLayer {
+    /// The layer being forwarded.
+    pub(super) current: Option<Rid>,
+    /// The layer to switch to at its next keyframe.
+    pub(super) target: Option<Rid>,
+    /// The size the subscriber shows this video at (`video_size`), if it said.
+    pub(super) max_height: Option<u32>,
+    /// Since when an upgrade has kept fitting the estimate.
+    upgrade_fits_since: Option<Instant>,
+}
+
+impl SlotLayer {
+    /// Whether a packet of layer `rid` goes out on this slot; switches to the target layer
+    /// on its keyframe. Returns (forward, switched).
+    pub(super) fn accept(&mut self, rid: Rid, keyframe: bool) -> (bool, bool) {
+        if self.current == Some(rid) {
+            return (true, false);
+        }
+        if self.target == Some(rid) && keyframe {
+            let switched = self.current.is_some();
+            self.current = Some(rid);
+            return (true, switched);
+        }
+        (false, false)
+    }
+
+    /// Forget the layers (the slot was bound to another publication).
+    pub(super) fn reset(&mut self) {
+        let max_height = self.max_height;
+        *self = SlotLayer {
+            max_height,
+            ..SlotLayer::default()
+        };
+    }
+}
+
+/// One simulcast slot of a subscriber in an allocation round: (slot index, layers ranked by
+/// bitrate, highest rank its size needs, current rank).
+type Demand = (usize, Vec<(Rid, u64)>, usize, Option<usize>);
+
+/// The first packet of a keyframe, from the RTP payload.
+pub(super) fn is_keyframe_start(codec: Codec, payload: &[u8]) -> bool {
+    use str0m::format::{
+        detect_av1_keyframe, detect_h264_keyframe, detect_vp8_keyframe, detect_vp9_keyframe,
+    };
+    match codec {
+        Codec::Vp8 => detect_vp8_keyframe(payload),
+        Codec::Vp9 => detect_vp9_keyframe(payload),
+        Codec::H264 { .. } => detect_h264_keyframe(payload),
+        Codec::Av1 => detect_av1_keyframe(payload),
+        Codec::Opus | Codec::Other => false,
+    }
+}
+
+/// The highest layer index (in bitrate order) that is worth sending for a video shown
+/// `max_height` pixels high, when layers are each half the height of the next (the browsers'
+/// default of scaling by 4, 2 and 1) and the top layer is 720 pixels high.
+fn size_cap(layers: usize, max_height: Option<u32>) -> usize {
+    let top = layers.saturating_sub(1);
+    let Some(height) = max_height else {
+        return top;
+    };
+    let mut cap = 0;
+    let mut layer_height = 720u32 >> top;
+    while cap < top && layer_height < height {
+        cap += 1;
+        layer_height *= 2;
+    }
+    cap
+}
+
+impl Sfu {
+    /// Chooses the layer of each of a subscriber's simulcast slots from its bandwidth
+    /// estimate: audio first, then the lowest layer of every video (always, even over the
+    /// estimate), then upgrades one layer at a time across slots while they fit. Downgrades
+    /// happen at once; upgrades need a margin held for [`UPGRADE_DELAY`].
+    pub(super) fn allocate_layers(&mut self, now: Instant, subscriber: PeerId) {
+        let Some(peer) = self.peers.get(&subscriber) else {
+            return;
+        };
+        let audio_slots = peer
+            .slots
+            .iter()
+            .filter(|s| s.kind == crate::TrackKind::Audio && s.source.is_some())
+            .count() as u64;
+        // Without an estimate yet, start from the lowest layers: browsers ramp up quickly.
+        let budget = peer
+            .estimate
+            .map(|e| e.saturating_sub(audio_slots * AUDIO_BITRATE))
+            .unwrap_or(0);
+        let mut demands: Vec<Demand> = Vec::new();
+        for (index, slot) in peer.slots.iter().enumerate() {
+            let Some((publisher, mid)) = slot.source else {
+                continue;
+            };
+            let Some(publication) = self.publication(publisher, mid) else {
+                continue;
+            };
+            let ranked = publication.layers.ranked(now);
+            if ranked.is_empty() {
+                continue;
+            }
+            let cap = size_cap(ranked.len(), slot.layer.max_height);
+            let current = slot
+                .layer
+                .current
+                .and_then(|rid| ranked.iter().position(|(r, _)| *r == rid));
+            demands.push((index, ranked, cap, current));
+        }
+        if demands.is_empty() {
+            return;
+        }
+
+        let mut chosen: Vec<usize> = vec![0; demands.len()];
+        let mut spent: u64 = demands.iter().map(|(_, ranked, _, _)| ranked[0].1).sum();
+        let mut desired: u64 = demands
+            .iter()
+            .map(|(_, ranked, cap, _)| ranked[*cap].1)
+            .sum();
+        desired += audio_slots * AUDIO_BITRATE;
+        let mut upgraded = true;
+        while upgraded {
+            upgraded = false;
+            for (i, (_, ranked, cap, current)) in demands.iter().enumerate() {
+                let next = chosen[i] + 1;
+                if next > *cap || next >= ranked.len() {
+                    continue;
+                }
+                let extra = ranked[next].1.saturating_sub(ranked[chosen[i]].1);
+                // Staying at or below the current layer needs only to fit; going above it
+                // needs the margin.
+                let limit = if current.is_some_and(|c| next <= c) {
+                    budget as f64
+                } else {
+                    budget as f64 * UPGRADE_MARGIN
+                };
+                if (spent + extra) as f64 <= limit {
+                    chosen[i] = next;
+                    spent += extra;
+                    upgraded = true;
+                }
+            }
+        }
+
+        let mut requests: Vec<(PeerId, RtcMid, Rid)> = Vec::new();
+        let Some(peer) = self.peers.get_mut(&subscriber) else {
+            return;
+        };
+        if let Ok(desired) = i64::try_from(desired) {
+            let desired = Bitrate::bps(desired.max(0) as u64);
+            peer.rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
+        }
+        for ((index, ranked, _, current), choice) in demands.iter().zip(chosen) {
+            let Some(slot) = peer.slots.get_mut(*index) else {
+                continue;
+            };
+            let target = match current {
+                // Upgrades wait until they have kept fitting for a while.
+                Some(c) if choice > *c => {
+                    let since = *slot.layer.upgrade_fits_since.get_or_insert(now);
+                    if now.saturating_duration_since(since) >= UPGRADE_DELAY {
+                        slot.layer.upgrade_fits_since = None;
+                        choice
+                    } else {
+                        *c
+                    }
+                }
+                _ => {
+                    slot.layer.upgrade_fits_since = None;
+                    choice
+                }
+            };
+            let rid = ranked[target].0;
+            if slot.layer.target != Some(rid) {
+                slot.layer.target = Some(rid);
+            }
+            if let (true, Some((publisher, mid))) = (slot.layer.current != Some(rid), slot.source) {
+                requests.push((publisher, mid, rid));
+            }
+        }
+        self.drain(subscriber);
+        for (publisher, mid, rid) in requests {
+            self.request_layer_keyframe(now, publisher, mid, rid);
+        }
+    }
+
+    /// Asks the publisher for a keyframe on one layer, at most once per interval per layer.
+    pub(super) fn request_layer_keyframe(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        mid: RtcMid,
+        rid: Rid,
+    ) {
+        let interval = self.config.keyframe_request_interval;
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(layer) = peer
+            .publications
+            .get_mut(&mid)
+            .and_then(|p| p.layers.layer_mut(rid))
+        else {
+            return;
+        };
+        if layer
+            .last_keyframe_request
+            .is_some_and(|at| now.saturating_duration_since(at) < interval)
+        {
+            self.stats.keyframe_requests_throttled += 1;
+            return;
+        }
+        let mut api = peer.rtc.direct_api();
+        let Some(stream) = api.stream_rx_by_mid(mid, Some(rid)) else {
+            return;
+        };
+        stream.request_keyframe(KeyframeRequestKind::Pli);
+        layer.last_keyframe_request = Some(now);
+        self.stats.keyframe_requests_sent += 1;
+        self.drain(publisher);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meter_measures_a_steady_rate() {
+        let start = Instant::now();
+        let mut meter = BitrateMeter::new(start);
+        // 100 packets of 1250 bytes per second = 1 Mbit/s.
+        for i in 0..300u64 {
+            meter.record(start + Duration::from_millis(i * 10), 1250);
+        }
+        let rate = meter.bitrate(start + Duration::from_millis(3000));
+        assert!((900_000..=1_100_000).contains(&rate), "{rate}");
+        // Silence empties it.
+        meter.record(start + Duration::from_secs(10), 0);
+        assert_eq!(meter.bitrate(start + Duration::from_secs(10)), 0);
+    }
+
+    #[test]
+    fn size_caps_layers() {
+        assert_eq!(size_cap(3, None), 2);
+        assert_eq!(size_cap(3, Some(100)), 0);
+        assert_eq!(size_cap(3, Some(180)), 0);
+        assert_eq!(size_cap(3, Some(181)), 1);
+        assert_eq!(size_cap(3, Some(360)), 1);
+        assert_eq!(size_cap(3, Some(1080)), 2);
+        assert_eq!(size_cap(2, Some(300)), 0);
+        assert_eq!(size_cap(1, Some(2000)), 0);
+    }
+
+    #[test]
+    fn slots_switch_only_on_a_keyframe_of_the_target() {
+        let (low, high) = (Rid::from("q"), Rid::from("f"));
+        let mut slot = SlotLayer {
+            target: Some(low),
+            ..SlotLayer::default()
+        };
+        assert_eq!(slot.accept(low, false), (false, false));
+        assert_eq!(slot.accept(low, true), (true, false));
+        assert_eq!(slot.accept(low, false), (true, false));
+        slot.target = Some(high);
+        assert_eq!(slot.accept(high, false), (false, false));
+        assert_eq!(slot.accept(low, false), (true, false));
+        assert_eq!(slot.accept(high, true), (true, true));
+        assert_eq!(slot.accept(low, true), (false, false));
+    }
+}

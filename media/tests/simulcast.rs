@@ -1,0 +1,222 @@
+//! Simulcast through the core on a virtual clock: a publisher sends three layers, each
+//! subscriber gets one layer at a time (switching only on keyframes, with contiguous sequence
+//! numbers), and the size a subscriber asks for moves it down at once and back up after the
+//! hysteresis delay.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use classroom_media::{Mid as OurMid, PeerId};
+use common::{Client, World, frame_index, room};
+use str0m::format::Codec;
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
+use str0m::{Candidate, Event, Rtc};
+
+/// Layer names, lowest first, and the size of one frame of each (one packet per frame).
+const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
+
+/// A synthetic VP8 frame of one layer: keyframe bit, start code, the frame index at 10..14 and
+/// the layer at 14.
+fn frame(index: u32, layer: u8, keyframe: bool, len: usize) -> Vec<u8> {
+    let mut frame = vec![0x5A; len];
+    frame[0] = if keyframe { 0x10 } else { 0x11 };
+    frame[1] = 0x02;
+    frame[2] = 0x00;
+    if keyframe {
+        frame[3..6].copy_from_slice(&[0x9D, 0x01, 0x2A]);
+    }
+    frame[10..14].copy_from_slice(&index.to_be_bytes());
+    frame[14] = layer;
+    frame
+}
+
+struct Publisher {
+    index: usize,
+    video: Mid,
+    sent: u32,
+    requests_seen: [usize; 3],
+}
+
+impl Publisher {
+    fn join(world: &mut World, peer: PeerId) -> Self {
+        let mut rtc = Rtc::new(world.now);
+        let addr = ([10, 0, 0, 99], 5000).into();
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let simulcast = Simulcast {
+            send: LAYERS
+                .iter()
+                .map(|(rid, _)| SimulcastLayer::new(rid))
+                .collect(),
+            recv: Vec::new(),
+        };
+        let mut change = rtc.sdp_api();
+        let video = change.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            None,
+            None,
+            Some(simulcast),
+        );
+        let (offer, pending) = change.apply().unwrap();
+        let answer = world
+            .sfu
+            .add_peer(world.now, peer, room(), &offer.to_sdp_string())
+            .unwrap();
+        let mut client = Client {
+            peer,
+            addr,
+            rtc,
+            timeout: world.now,
+            events: Vec::new(),
+        };
+        client.accept_answer(pending, &answer);
+        world.clients.push(client);
+        let index = world.clients.len() - 1;
+        world.advance(Duration::from_millis(500));
+        assert!(world.clients[index].is_connected());
+        Publisher {
+            index,
+            video,
+            sent: 0,
+            requests_seen: [0; 3],
+        }
+    }
+
+    /// 40 ms: one frame of each layer (a keyframe first and whenever that layer is asked).
+    fn tick(&mut self, world: &mut World) {
+        let (now, start) = (world.now, world.start);
+        for (layer, (rid, len)) in LAYERS.iter().enumerate() {
+            let client = world.client(self.index);
+            let requests = client
+                .events
+                .iter()
+                .filter(
+                    |e| matches!(e, Event::KeyframeRequest(r) if r.rid == Some(Rid::from(*rid))),
+                )
+                .count();
+            let keyframe = self.sent == 0 || requests > self.requests_seen[layer];
+            self.requests_seen[layer] = requests;
+            let writer = client.rtc.writer(self.video).unwrap().rid(Rid::from(*rid));
+            let pt = writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Vp8)
+                .unwrap()
+                .pt();
+            let time = MediaTime::new(
+                (now - start).as_micros() as u64 * 90 / 1000,
+                Frequency::NINETY_KHZ,
+            );
+            let data = frame(self.sent, layer as u8, keyframe, *len);
+            writer.write(pt, now, time, data).unwrap();
+            world.settle();
+        }
+        self.sent += 1;
+        world.advance(Duration::from_millis(40));
+    }
+}
+
+/// (frame index, layer) of every video frame a client received.
+fn received(client: &Client) -> Vec<(u32, u8)> {
+    client
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) if d.params.spec().codec == Codec::Vp8 => {
+                Some((frame_index(MediaKind::Video, &d.data)?, *d.data.get(14)?))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn each_subscriber_gets_one_layer_and_its_size_moves_it() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let (viewer, mids) = world.join(PeerId(2), &[(MediaKind::Video, Direction::RecvOnly)]);
+    for _ in 0..75 {
+        publisher.tick(&mut world);
+    }
+    let frames = received(world.client(viewer));
+    assert!(
+        frames.len() > 50,
+        "the viewer receives video: {}",
+        frames.len()
+    );
+    // One layer per frame: frame indices never repeat (no layer mixing on the slot).
+    let mut indices: Vec<u32> = frames.iter().map(|(i, _)| *i).collect();
+    let total = indices.len();
+    indices.dedup();
+    assert_eq!(
+        indices.len(),
+        total,
+        "frames of two layers went out: {frames:?}"
+    );
+    assert!(
+        indices.windows(2).all(|w| w[0] < w[1]),
+        "frames in order: {frames:?}"
+    );
+
+    // The viewer shows the video small: it moves to the lowest layer at its next keyframe.
+    let now = world.now;
+    world
+        .sfu
+        .set_video_size(
+            now,
+            PeerId(2),
+            &OurMid::from(mids[0].to_string().as_str()),
+            90,
+        )
+        .unwrap();
+    let before = received(world.client(viewer)).len();
+    for _ in 0..25 {
+        publisher.tick(&mut world);
+    }
+    let after: Vec<(u32, u8)> = received(world.client(viewer))[before..].to_vec();
+    assert!(after.len() > 15, "video keeps flowing: {after:?}");
+    assert!(
+        after[after.len() - 10..]
+            .iter()
+            .all(|(_, layer)| *layer == 0),
+        "the small video gets the lowest layer: {after:?}"
+    );
+
+    // Large again: back up, but only after the upgrade delay.
+    let now = world.now;
+    world
+        .sfu
+        .set_video_size(
+            now,
+            PeerId(2),
+            &OurMid::from(mids[0].to_string().as_str()),
+            720,
+        )
+        .unwrap();
+    let before = received(world.client(viewer)).len();
+    for _ in 0..25 {
+        publisher.tick(&mut world);
+    }
+    let soon: Vec<(u32, u8)> = received(world.client(viewer))[before..].to_vec();
+    assert!(
+        soon.iter().all(|(_, layer)| *layer == 0),
+        "no upgrade within the first second: {soon:?}"
+    );
+    for _ in 0..100 {
+        publisher.tick(&mut world);
+    }
+    let last = received(world.client(viewer));
+    let (_, layer) = last.last().copied().unwrap();
+    assert!(
+        layer > 0,
+        "upgraded after the delay: {:?}",
+        &last[last.len() - 10..]
+    );
+    // It started low (no estimate yet) and switched up once, on a keyframe of the new layer.
+    assert_eq!(frames.first().map(|(_, layer)| *layer), Some(0));
+    assert!(world.sfu.stats().layer_switches >= 1);
+}
