@@ -79,6 +79,16 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/js/media.js"),
     ),
     (
+        "js/devices.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/devices.js"),
+    ),
+    (
+        "js/tiles.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/tiles.js"),
+    ),
+    (
         "js/signaling.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/signaling.js"),

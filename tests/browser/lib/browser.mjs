@@ -66,6 +66,7 @@ export async function inbound(page) {
           mid: s.mid,
           kind: s.kind,
           participant: owner?.participant ?? null,
+          source: owner?.source ?? null,
           framesDecoded: s.framesDecoded ?? 0,
           packetsReceived: s.packetsReceived ?? 0,
           packetsLost: s.packetsLost ?? 0,
