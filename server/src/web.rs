@@ -14,6 +14,21 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/index.html"),
     ),
     (
+        "course.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/course.html"),
+    ),
+    (
+        "admin.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/admin.html"),
+    ),
+    (
+        "replay.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/replay.html"),
+    ),
+    (
         "live.html",
         "text/html; charset=utf-8",
         include_str!("../../web-client/live.html"),
@@ -29,9 +44,29 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/js/api.js"),
     ),
     (
+        "js/page.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/page.js"),
+    ),
+    (
         "js/home.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/home.js"),
+    ),
+    (
+        "js/course.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/course.js"),
+    ),
+    (
+        "js/admin.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/admin.js"),
+    ),
+    (
+        "js/replay.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/replay.js"),
     ),
     (
         "js/live.js",
@@ -42,6 +77,16 @@ const FILES: &[(&str, &str, &str)] = &[
         "js/media.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/media.js"),
+    ),
+    (
+        "js/devices.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/devices.js"),
+    ),
+    (
+        "js/tiles.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/tiles.js"),
     ),
     (
         "js/signaling.js",

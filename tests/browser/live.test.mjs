@@ -1,13 +1,19 @@
-// A live lesson in real browsers: the teacher goes live with the fake camera, two students
-// decode the teacher's video and receive audio; a student is brought on stage and the other
-// decodes them; taken off stage, their video stops. Screenshots are kept in tests/artifacts.
+// A whole lesson through the UI in real browsers: the admin creates a course, a teacher and
+// two students and enrolls them on the admin page; the teacher schedules a lesson and goes
+// live with the fake camera (after the preview); both students join from their course page
+// and decode the teacher's video and receive audio; the teacher shares a screen and the
+// students decode it; a student raises a hand, is brought on stage and the other decodes
+// them; off stage, their video stops; chat both ways; the teacher ends the lesson and both
+// students see it ended. Screenshots (student on a phone, teacher on a desktop) are kept in
+// tests/artifacts.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { join } from "node:path";
 
-import { startServer, school } from "./lib/server.mjs";
-import { ARTIFACTS, eventually, inbound, launch, pageAs } from "./lib/browser.mjs";
+import { ADMIN_EMAIL, PASSWORD, startServer } from "./lib/server.mjs";
+import { ARTIFACTS, eventually, inbound, launch, personPage, signIn } from "./lib/browser.mjs";
+import { adminCreatesSchool, scheduleLesson } from "./lib/ui.mjs";
 
 let server;
 let browser;
@@ -22,26 +28,44 @@ after(async () => {
   await server?.stop();
 });
 
-const decodedFrom = (rows, participant) =>
-  rows.filter((r) => r.kind === "video" && r.participant === participant).reduce((n, r) => n + r.framesDecoded, 0);
+const decodedFrom = (rows, participant, source = "camera") =>
+  rows.filter((r) => r.kind === "video" && r.participant === participant && r.source === source).reduce((n, r) => n + r.framesDecoded, 0);
 const audioFrom = (rows, participant) =>
   rows.filter((r) => r.kind === "audio" && r.participant === participant).reduce((n, r) => n + r.packetsReceived, 0);
 const participantOf = (page) => page.evaluate(() => window.classroom.me);
 
-test("teacher live, students receive, stage in and out", async () => {
-  const s = await school(server);
-  const live = `${server.base}/live.html?lesson=${s.lesson.id}`;
+/** A person signs in on the home page and opens the course. */
+async function signedInOnCourse(viewport, email, name) {
+  const page = await personPage(browser, viewport, name);
+  await page.goto(server.base + "/");
+  await signIn(page, email, PASSWORD);
+  await page.getByRole("link", { name: "Biology 8a" }).click();
+  await page.getByRole("heading", { name: "Biology 8a" }).waitFor();
+  return page;
+}
 
-  const teacher = await pageAs(browser, server.base, s.teacher, { width: 1280, height: 800 });
-  await teacher.goto(live);
+test("a whole lesson, driven through the pages", async () => {
+  const admin = await personPage(browser, { width: 1280, height: 900 }, "admin");
+  await admin.goto(server.base + "/");
+  await signIn(admin, ADMIN_EMAIL, PASSWORD);
+  await admin.getByRole("heading", { name: "My courses" }).waitFor();
+  const school = await adminCreatesSchool(admin, server.base);
+  await admin.close();
+
+  const teacher = await signedInOnCourse({ width: 1280, height: 800 }, school.teacher.email, "teacher");
+  const lesson = await scheduleLesson(teacher, "Cells, live");
+  await teacher.getByRole("link", { name: "Go live: Cells, live" }).click();
+  await teacher.getByLabel("Camera preview").waitFor();
+  await eventually("the camera preview", () => teacher.evaluate(() => document.getElementById("preview").videoWidth > 0));
+  assert.ok((await teacher.getByLabel("Camera", { exact: true }).locator("option").count()) > 0, "cameras are listed");
   await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
   await eventually("the teacher's connection", () => teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"));
   const teacherId = await participantOf(teacher);
 
-  const sam = await pageAs(browser, server.base, s.sam, { width: 390, height: 844 });
-  const kim = await pageAs(browser, server.base, s.kim);
-  await sam.goto(live);
-  await kim.goto(live);
+  const sam = await signedInOnCourse({ width: 390, height: 844 }, school.sam.email, "sam");
+  const kim = await signedInOnCourse({ width: 1024, height: 700 }, school.kim.email, "kim");
+  for (const page of [sam, kim]) await page.getByRole("link", { name: "Join: Cells, live" }).click();
+  assert.match(sam.url(), new RegExp(`/live\\.html\\?lesson=${lesson}$`));
 
   for (const [name, page] of [["sam", sam], ["kim", kim]]) {
     const first = await eventually(`${name} decoding the teacher`, async () => {
@@ -53,11 +77,14 @@ test("teacher live, students receive, stage in and out", async () => {
     assert.ok(audioFrom(later, teacherId) > audioFrom(first, teacherId), `${name}: audio packets keep arriving`);
     assert.ok(decodedFrom(later, teacherId) > decodedFrom(first, teacherId), `${name}: frames keep being decoded`);
   }
+  // The teacher's video is the large one for students.
+  assert.equal(await sam.locator("#main-tile figcaption").textContent(), "Tess Teacher");
 
   // Sam raises a hand; the teacher sees it and brings Sam on stage.
   await sam.getByRole("button", { name: "Raise hand" }).click();
   await teacher.getByRole("list", { name: "Raised hands" }).getByText("Sam Student").waitFor();
   await teacher.getByRole("button", { name: "Bring Sam Student on stage" }).click();
+  await sam.getByText("The teacher invited you on stage.").waitFor();
   await sam.getByRole("button", { name: "Turn on camera and microphone" }).click();
   const samId = await participantOf(sam);
   await eventually("kim decoding sam", async () => decodedFrom(await inbound(kim), samId) > 10);
@@ -76,15 +103,18 @@ test("teacher live, students receive, stage in and out", async () => {
   assert.ok(decodedFrom(await inbound(kim), teacherId) > 0, "the teacher's video still plays");
 
   // Chat both ways.
-  await kim.getByLabel("Message").fill("What is a ribosome?");
+  await kim.getByLabel("Message", { exact: true }).fill("What is a ribosome?");
   await kim.getByRole("button", { name: "Send" }).click();
   await teacher.getByText("Kim Student: What is a ribosome?").waitFor();
-  await teacher.getByLabel("Message").fill("It makes proteins.");
+  await teacher.getByLabel("Message", { exact: true }).fill("It makes proteins.");
   await teacher.getByRole("button", { name: "Send" }).click();
   await kim.getByText("Tess Teacher: It makes proteins.").waitFor();
+  await sam.getByText("Tess Teacher: It makes proteins.").waitFor();
 
   // The teacher ends the lesson; both students see it.
   await teacher.getByRole("button", { name: "End lesson" }).click();
   await sam.getByText("The lesson has ended.").waitFor();
   await kim.getByText("The lesson has ended.").waitFor();
+  const ended = await server.request("GET", `/api/v1/lessons/${lesson}`, (await server.login(school.sam.email)).token);
+  assert.equal(ended.state, "ended");
 });

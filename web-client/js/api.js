@@ -1,7 +1,12 @@
 // The REST API from the browser: the signed-in session kept in localStorage, and one fetch
 // helper that turns the server's error body into an Error carrying its message and status.
+// A signed-in call answered 401 means the session expired: the user is sent to sign in, with
+// `?next=` bringing them back to where they were.
 
 export const SESSION_KEY = "classroom.session";
+
+/** Shown whenever a request cannot reach the server at all. */
+export const UNREACHABLE = "The server cannot be reached. Check your network connection; the page will try again.";
 
 /** The saved session `{token, user}`, or null. */
 export function session() {
@@ -20,21 +25,60 @@ export function clearSession() {
   localStorage.removeItem(SESSION_KEY);
 }
 
-/** Calls the API; `token` defaults to the saved session's. Rejects with the server's message. */
-export async function api(path, { method = "GET", body, token = session()?.token } = {}) {
-  const response = await fetch(path, {
-    method,
-    headers: {
-      ...(body === undefined ? {} : { "content-type": "application/json" }),
-      ...(token ? { authorization: `Bearer ${token}` } : {}),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
+/** The sign-in page, returning to the current page afterwards. */
+export function signInUrl(reason) {
+  const next = encodeURIComponent(location.pathname + location.search);
+  return `/?next=${next}${reason ? `&reason=${reason}` : ""}`;
+}
+
+/** Sends the user to sign in (their session ended); they come back here afterwards. */
+export function sessionExpired() {
+  clearSession();
+  location.replace(signInUrl("expired"));
+}
+
+/** An error of an API call: `status` 0 when the server could not be reached. */
+export class ApiError extends Error {
+  constructor(message, status, code, field) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.field = field;
+  }
+}
+
+/**
+ * Calls the API; `token` defaults to the saved session's. Rejects with the server's message.
+ * `body` is sent as JSON, or as is with `contentType` (CSV).
+ */
+export async function api(path, { method = "GET", body, token = session()?.token, contentType } = {}) {
+  let response;
+  try {
+    response = await fetch(path, {
+      method,
+      headers: {
+        ...(body === undefined ? {} : { "content-type": contentType || "application/json" }),
+        ...(token ? { authorization: `Bearer ${token}` } : {}),
+      },
+      body: body === undefined || contentType ? body : JSON.stringify(body),
+    });
+  } catch {
+    throw new ApiError(UNREACHABLE, 0, "unreachable");
+  }
   const reply = await response.json().catch(() => ({}));
   if (!response.ok) {
-    const error = new Error(reply?.error?.message || `request failed (${response.status})`);
-    error.status = response.status;
-    error.code = reply?.error?.code;
+    // Proxies answer 502-504 while classroomd is down: the same as not reaching it.
+    if (response.status >= 502 && response.status <= 504) throw new ApiError(UNREACHABLE, 0, "unreachable");
+    const error = new ApiError(
+      reply?.error?.message || `request failed (${response.status})`,
+      response.status,
+      reply?.error?.code,
+      reply?.error?.field,
+    );
+    if (response.status === 401 && token) {
+      sessionExpired();
+      error.redirected = true;
+    }
     throw error;
   }
   return reply;

@@ -1,41 +1,31 @@
-// Sign-in and the user's courses with their lessons. The session (token and user) is kept in
-// localStorage (api.js); `?next=` returns the user where they were going.
+// Sign-in and the user's courses. `?next=` returns the user where they were going (after a
+// session expired, `&reason=expired` says so).
 
-import { api, clearSession, saveSession, session } from "./api.js";
+import { api, saveSession, session } from "./api.js";
+import { $, banner, el, report, requireSession } from "./page.js";
 
-const $ = (id) => document.getElementById(id);
+const params = new URLSearchParams(location.search);
 
-function banner(text) {
-  $("banner").textContent = text;
-  $("banner").hidden = !text;
+function showSignIn() {
+  $("title").textContent = "Sign in";
+  $("sign-in").hidden = false;
+  $("courses").hidden = true;
+  $("account").hidden = true;
+  if (params.get("reason") === "expired") banner("Your session has ended. Sign in again to continue.");
+  $("email").focus();
 }
 
-async function showCourses(session) {
+async function showCourses() {
+  if (!requireSession()) return;
+  $("title").textContent = "My courses";
   $("sign-in").hidden = true;
+  $("account").hidden = false;
   $("courses").hidden = false;
-  $("who").textContent = `Signed in as ${session.user.name} (${session.user.role}).`;
-  const courses = await api("/api/v1/courses", { token: session.token });
-  const items = await Promise.all(courses.items.map(async (course) => {
-    const li = document.createElement("li");
-    li.textContent = course.title;
-    const lessons = await api(`/api/v1/courses/${course.id}/lessons`, { token: session.token });
-    const list = document.createElement("ul");
-    for (const lesson of lessons.items) {
-      const item = document.createElement("li");
-      if (lesson.state === "scheduled" || lesson.state === "live") {
-        const link = document.createElement("a");
-        link.href = `/live.html?lesson=${lesson.id}`;
-        link.textContent = `${lesson.title} — ${lesson.state === "live" ? "live now: join" : "join"}`;
-        item.append(link);
-      } else {
-        item.textContent = `${lesson.title} — ${lesson.state}`;
-      }
-      list.append(item);
-    }
-    li.append(list);
-    return li;
-  }));
-  $("course-list").replaceChildren(...items);
+  const courses = await api("/api/v1/courses?per_page=200");
+  $("course-list").replaceChildren(...courses.items.map((course) =>
+    el("li", {}, el("a", { href: `/course.html?id=${course.id}`, text: course.title }),
+      course.description ? el("span", { class: "muted", text: ` — ${course.description}` }) : null)));
+  $("no-courses").hidden = courses.items.length > 0;
 }
 
 $("sign-in").addEventListener("submit", async (event) => {
@@ -48,25 +38,18 @@ $("sign-in").addEventListener("submit", async (event) => {
       body: { email: $("email").value, password: $("password").value },
     });
     saveSession(body.token, body.user);
-    const next = new URLSearchParams(location.search).get("next");
-    if (next && next.startsWith("/")) location.href = next;
-    else await showCourses(body);
+    const next = params.get("next");
+    // Only paths of this site: `//evil.example` would leave it.
+    if (next && next.startsWith("/") && !next.startsWith("//")) location.href = next;
+    else {
+      history.replaceState(null, "", "/");
+      await showCourses();
+    }
   } catch (error) {
-    banner(error.message);
+    banner(error.code === "wrong_credentials" ? "Wrong email or password." : error.message);
+    $("password").select();
   }
 });
 
-$("sign-out").addEventListener("click", () => {
-  clearSession();
-  location.href = "/";
-});
-
-const saved = session();
-if (saved?.token) {
-  showCourses(saved).catch((error) => {
-    if (error.status === 401) clearSession();
-    $("sign-in").hidden = false;
-    $("courses").hidden = true;
-    banner(error.status === 401 ? "Your session has ended; sign in again." : error.message);
-  });
-}
+if (session()?.token) showCourses().catch(report);
+else showSignIn();

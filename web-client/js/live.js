@@ -1,233 +1,397 @@
-// The live classroom page: /live.html?lesson=ID. Signs in with the session kept by the
-// sign-in page (localStorage "classroom.session"), gets a join token from the REST API,
-// joins the room over signaling and sends and receives media through the SFU.
+// The live classroom page: /live.html?lesson=ID. Gets a join token from the REST API, joins
+// the room over signaling and sends and receives media through the SFU. When the WebSocket or
+// the peer connection drops, it shows "Reconnecting…" and joins again (with a fresh join
+// token when the old one is about to expire): within the server's grace period it gets its
+// place back, and it publishes again what it was publishing.
 
 import { Signaling } from "./signaling.js";
 import { MediaSession } from "./media.js";
-import { api, session } from "./api.js";
+import { Tiles } from "./tiles.js";
+import { deviceProblem, fillPickers, openCamera, openScreen } from "./devices.js";
+import { UNREACHABLE, api, session, signInUrl } from "./api.js";
+import { $, el } from "./page.js";
 
-const $ = (id) => document.getElementById(id);
+const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
   me: null,
   grants: null,
   participants: new Map(),
   hands: [],
+  speakers: new Set(),
+  quality: new Map(), // participant -> excellent | good | poor | lost
   chatLocked: false,
+  join: null, // the REST join response: token, expires_at, signaling_path
   signaling: null,
   media: null,
+  preview: null, // camera stream shown in the setup panel, published on "Go live"
+  localStream: null, // what we publish
   publishing: false,
+  screenTrack: null,
+  declinedStage: false,
+  reconnecting: false,
+  over: null, // why the page stopped for good: "left", "removed", "ended"
 };
 window.classroom = state; // for tests and debugging: state.media.pc.getStats()
 
-function banner(text) {
+const tiles = new Tiles($("main-tile"), $("tiles"), {
+  isTeacher: (id) => state.participants.get(id)?.role === "teacher",
+  onSize: (mid, width, height) => {
+    // The server may not implement video_size yet: its error is of no consequence.
+    state.signaling?.request({ type: "video_size", mid, width, height }).catch(() => {});
+  },
+});
+
+function banner(text, kind = "") {
   $("banner").textContent = text;
+  $("banner").className = `banner ${kind}`;
   $("banner").hidden = !text;
 }
 
-function participantName(id) {
-  return state.participants.get(id)?.name ?? `participant ${id}`;
-}
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const moderator = () => !!state.grants?.moderate;
+const mayPublish = (source) => !!state.grants?.publish?.includes(source);
+const participantName = (id) => state.participants.get(id)?.name ?? `participant ${id}`;
+
+// --- Rendering -----------------------------------------------------------------------------
 
 function render() {
-  const moderator = !!state.grants?.moderate;
-  $("go-live").hidden = !(state.grants?.publish?.includes("camera")) || state.publishing || !moderator;
-  $("hand").hidden = moderator;
-  $("mute-all").hidden = !moderator;
-  $("lock-chat").hidden = !moderator;
-  $("end").hidden = !moderator;
-  const raised = state.hands.includes(state.me);
-  $("hand").textContent = raised ? "Lower hand" : "Raise hand";
+  const me = state.participants.get(state.me);
+  const setupWanted = !state.publishing && mayPublish("camera") && (moderator() || !state.declinedStage);
+  showSetup(setupWanted && !state.over);
+  $("hand").hidden = moderator() || !!state.over;
+  $("unmute").hidden = !me?.muted || !state.publishing;
+  $("screen").hidden = !(state.publishing && mayPublish("screen"));
+  $("screen").textContent = state.screenTrack ? "Stop sharing screen" : "Share screen";
+  $("mute-all").hidden = !moderator();
+  $("lock-chat").hidden = !moderator();
+  $("end").hidden = !moderator();
+  $("hand").textContent = state.hands.includes(state.me) ? "Lower hand" : "Raise hand";
   $("lock-chat").textContent = state.chatLocked ? "Unlock chat" : "Lock chat";
   $("chat-lock").hidden = !state.chatLocked;
 
-  $("hands").replaceChildren(...state.hands.map((id) => {
-    const li = document.createElement("li");
-    li.textContent = `✋ ${participantName(id)}`;
-    return li;
-  }));
-  $("people").replaceChildren(...[...state.participants.values()].map((p) => {
-    const li = document.createElement("li");
-    li.dataset.participant = p.id;
-    const label = document.createElement("span");
-    const flags = [p.role, p.on_stage && p.role === "student" ? "on stage" : "", p.muted ? "muted" : "", p.reconnecting ? "reconnecting" : ""]
-      .filter(Boolean).join(", ");
-    label.textContent = `${p.name}${p.id === state.me ? " (you)" : ""} — ${flags}`;
-    li.append(label);
-    if (moderator && p.id !== state.me && p.role === "student") {
-      li.append(
-        p.on_stage
-          ? button("Take off stage", `Take ${p.name} off stage`, () => send({ type: "remove_from_stage", participant: p.id }))
-          : button("Bring on stage", `Bring ${p.name} on stage`, () => send({ type: "invite_to_stage", participant: p.id })),
-        button("Mute", `Mute ${p.name}`, () => send({ type: "mute", participant: p.id })),
-        button("Remove", `Remove ${p.name}`, () => send({ type: "remove_participant", participant: p.id })),
-      );
-    }
-    return li;
-  }));
+  $("hands").replaceChildren(...state.hands.map((id) => el("li", { text: `✋ ${participantName(id)}` })));
+  $("people").replaceChildren(...[...state.participants.values()].map(personRow));
+  tiles.speaking(state.speakers);
 }
 
-function button(text, label, onClick) {
-  const b = document.createElement("button");
-  b.type = "button";
-  b.textContent = text;
-  b.setAttribute("aria-label", label);
-  b.addEventListener("click", onClick);
-  return b;
+function personRow(p) {
+  const flags = [
+    p.role,
+    p.on_stage && p.role === "student" ? "on stage" : "",
+    p.muted ? "muted" : "",
+    p.reconnecting ? "reconnecting" : "",
+    state.speakers.has(p.id) ? "speaking" : "",
+  ].filter(Boolean).join(", ");
+  const quality = state.quality.get(p.id);
+  const item = el("li", { "data-participant": p.id },
+    el("span", { text: `${p.name}${p.id === state.me ? " (you)" : ""} — ${flags}` }),
+    quality ? el("span", { class: `quality ${quality}`, text: `connection ${quality}` }) : null);
+  if (moderator() && p.id !== state.me && p.role === "student") {
+    item.append(
+      p.on_stage
+        ? action("Take off stage", `Take ${p.name} off stage`, { type: "remove_from_stage", participant: p.id })
+        : action("Bring on stage", `Bring ${p.name} on stage`, { type: "invite_to_stage", participant: p.id }),
+      action("Mute", `Mute ${p.name}`, { type: "mute", participant: p.id }),
+      action("Remove", `Remove ${p.name}`, { type: "remove_participant", participant: p.id }),
+    );
+  }
+  return item;
+}
+
+// The visible text starts the accessible name, so voice control users can say what they see.
+function action(text, label, message) {
+  return el("button", { type: "button", text, "aria-label": label.startsWith(text) ? label : `${text}: ${label}`, onclick: () => send(message).catch(() => {}) });
 }
 
 async function send(message) {
+  if (!state.signaling) throw new Error("not connected");
   try {
     return await state.signaling.request(message);
   } catch (error) {
-    banner(error.message);
+    if (error.code !== "closed") banner(error.message);
     throw error;
   }
 }
 
-function addChat(message) {
-  const li = document.createElement("li");
-  li.textContent = `${message.name}: ${message.text}`;
-  $("messages").append(li);
+function showChat(messages) {
+  $("messages").replaceChildren(...messages.map((m) => el("li", { text: `${m.name}: ${m.text}` })));
 }
 
-function tile(key, label) {
-  let element = document.querySelector(`[data-tile="${key}"]`);
-  if (!element) {
-    element = document.createElement("figure");
-    element.dataset.tile = key;
-    element.className = "tile";
-    const video = document.createElement("video");
-    video.autoplay = true;
-    video.playsInline = true;
-    const caption = document.createElement("figcaption");
-    element.append(video, caption);
-    $("tiles").append(element);
-  }
-  element.querySelector("figcaption").textContent = label;
-  return element;
+// --- Camera, microphone, screen ------------------------------------------------------------
+
+let previewStarting = null;
+
+function showSetup(show) {
+  const wasHidden = $("setup").hidden;
+  $("setup").hidden = !show;
+  const invited = !moderator();
+  $("invite").hidden = !invited;
+  $("decline").hidden = !invited;
+  $("publish").textContent = invited ? "Turn on camera and microphone" : "Go live with camera and microphone";
+  if (show && wasHidden && !state.preview) startPreview().catch(() => {});
 }
 
-function showTrack({ participant, track, kind }) {
-  const element = tile(`p${participant}`, participantName(participant));
-  const video = element.querySelector("video");
-  const stream = video.srcObject instanceof MediaStream ? video.srcObject : new MediaStream();
-  for (const old of stream.getTracks().filter((t) => t.kind === kind)) stream.removeTrack(old);
-  stream.addTrack(track);
-  video.srcObject = stream;
-  video.play().catch(() => {});
-}
-
-async function camera() {
-  try {
-    return await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 640, height: 360 } });
-  } catch (error) {
-    const reason = error.name === "NotAllowedError"
-      ? "Camera and microphone access was denied. Allow it in the browser's site settings and try again."
-      : error.name === "NotFoundError"
-        ? "No camera or microphone was found. Connect one and try again."
-        : `The camera could not be started: ${error.message}`;
-    banner(reason);
-    throw error;
-  }
+/** Opens the chosen camera and microphone into the preview; reports denied or missing. */
+function startPreview() {
+  previewStarting ??= (async () => {
+    try {
+      const picked = { cameraId: $("camera-pick").value, microphoneId: $("microphone-pick").value };
+      const stream = await openCamera(picked);
+      state.preview?.getTracks().forEach((t) => t.stop());
+      state.preview = stream;
+      $("preview").srcObject = stream;
+      await fillPickers($("camera-pick"), $("microphone-pick"), stream);
+      if ($("banner").dataset.device) banner("");
+      return stream;
+    } catch (error) {
+      banner(deviceProblem(error));
+      $("banner").dataset.device = "1";
+      throw error;
+    } finally {
+      previewStarting = null;
+    }
+  })();
+  return previewStarting;
 }
 
 async function publish() {
-  const stream = await camera();
-  const preview = tile("me", "You");
-  preview.querySelector("video").muted = true;
-  preview.querySelector("video").srcObject = stream;
-  await state.media.publish(stream);
+  const stream = state.preview ?? await startPreview().catch(() => null);
+  if (!stream || !state.media) return;
+  state.preview = null;
+  $("preview").srcObject = null;
+  state.localStream = stream;
   state.publishing = true;
-  $("invite").hidden = true;
+  tiles.showLocal(stream);
   render();
+  await state.media.publish(stream).catch((error) => banner(`Going live failed: ${error.message}`));
 }
 
-async function main() {
-  const lesson = new URLSearchParams(location.search).get("lesson");
-  if (!session()?.token) {
-    location.href = `/?next=${encodeURIComponent(location.pathname + location.search)}`;
+async function stopPublishing() {
+  state.publishing = false;
+  state.localStream?.getTracks().forEach((t) => t.stop());
+  state.localStream = null;
+  state.screenTrack = null;
+  tiles.removeLocal();
+  await state.media?.unpublish().catch(() => {});
+}
+
+async function toggleScreen() {
+  if (state.screenTrack) {
+    state.screenTrack = null;
+    await state.media?.stopScreen().catch(() => {});
+    render();
     return;
   }
-  let join;
+  let track;
   try {
-    const info = await api(`/api/v1/lessons/${encodeURIComponent(lesson)}`);
-    $("title").textContent = info.title;
-    join = await api(`/api/v1/lessons/${encodeURIComponent(lesson)}/join`, { method: "POST" });
+    track = await openScreen();
   } catch (error) {
-    if (error.status === 401) {
-      location.href = `/?next=${encodeURIComponent(location.pathname + location.search)}`;
-      return;
-    }
-    banner(error.message);
+    if (error.name !== "NotAllowedError") banner(deviceProblem(error, "screen share"));
     return;
   }
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${join.signaling_path}`;
+  state.screenTrack = track;
+  track.addEventListener("ended", () => { if (state.screenTrack === track) toggleScreen(); });
+  render();
+  await state.media?.shareScreen(track).catch((error) => banner(`Screen sharing failed: ${error.message}`));
+}
+
+// --- Connecting and reconnecting -----------------------------------------------------------
+
+/** Joins (again): a join token, the WebSocket, the room, a new media session. */
+async function connect() {
+  // Reuse the join token while it is valid for a while longer; else ask the API for a fresh one.
+  if (!state.join || Date.parse(state.join.expires_at) - Date.now() < 15_000) {
+    state.join = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/join`, { method: "POST" });
+  }
+  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${state.join.signaling_path}`;
   const signaling = new Signaling(url);
   state.signaling = signaling;
   wire(signaling);
-  const joined = await signaling.join(join.token).catch((error) => {
-    banner(error.message);
-    throw error;
-  });
+  const joined = await signaling.join(state.join.token);
   state.me = joined.you.id;
   state.grants = joined.grants;
   state.hands = joined.hands;
   state.chatLocked = joined.chat_locked;
-  for (const p of joined.participants) state.participants.set(p.id, p);
-  joined.chat_history.forEach(addChat);
+  state.participants = new Map(joined.participants.map((p) => [p.id, p]));
+  state.speakers = new Set();
+  state.quality = new Map();
+  showChat(joined.chat_history);
+  // After a server restart our place (the stage) may be gone: publish only what we may.
+  if (state.publishing && !mayPublish("camera")) await stopPublishing();
+
+  const media = new MediaSession(signaling);
+  state.media = media;
+  media.addEventListener("track", (event) => tiles.add(event.detail, participantName(event.detail.participant)));
+  media.addEventListener("trackended", (event) => tiles.remove(event.detail));
+  media.addEventListener("state", (event) => onMediaState(media, event.detail));
+  await media.start(state.publishing ? state.localStream : null, state.publishing ? state.screenTrack : null);
   $("connection").textContent = "connected";
-  state.media = new MediaSession(signaling);
-  state.media.addEventListener("track", (event) => showTrack(event.detail));
-  state.media.addEventListener("state", (event) => {
-    $("connection").textContent = event.detail === "connected" ? "live" : event.detail;
-  });
-  await state.media.start();
+  render();
+}
+
+function onMediaState(media, connectionState) {
+  if (media !== state.media) return;
+  $("connection").textContent = connectionState === "connected" ? "live" : connectionState;
+  if (connectionState === "failed") dropped();
+  if (connectionState === "disconnected") {
+    // Often recovers by itself within a few seconds; if not, start over.
+    setTimeout(() => { if (media === state.media && media.pc.connectionState === "disconnected") dropped(); }, 5000);
+  }
+}
+
+/** The connection was lost: tear down and join again until it works or the lesson is over. */
+function dropped() {
+  if (state.reconnecting || state.over) return;
+  state.reconnecting = true;
+  const old = state.signaling;
+  state.signaling = null;
+  old?.close();
+  state.media?.close();
+  state.media = null;
+  tiles.clearRemote();
+  banner("Reconnecting… The connection to the classroom was lost; trying again.", "reconnecting");
+  $("connection").textContent = "reconnecting…";
+  render();
+  joinUntilConnected(false);
+}
+
+const FINAL = { removed: "You were removed from this lesson.", lesson_ended: "The lesson has ended." };
+
+async function joinUntilConnected(first) {
+  for (let attempt = 0; !state.over; attempt++) {
+    if (!first || attempt > 0) await sleep(Math.min(1000 * 2 ** attempt, 5000));
+    try {
+      await connect();
+      state.reconnecting = false;
+      banner("");
+      return;
+    } catch (error) {
+      const failed = state.signaling;
+      state.signaling = null;
+      failed?.close();
+      state.media?.close();
+      state.media = null;
+      if (error.redirected) return; // the session ended: on the way to sign in
+      if (FINAL[error.code]) return finish(error.code === "removed" ? "removed" : "ended", FINAL[error.code]);
+      if (error.status === 403 || error.status === 404 || error.status === 409) return finish("ended", error.message);
+      if (error.code === "invalid_token") state.join = null; // ask for a fresh one
+      const why = error.status === 0 ? UNREACHABLE : `(${error.message})`;
+      banner(`${first ? "Connecting…" : "Reconnecting…"} ${why}`, "reconnecting");
+    }
+  }
+}
+
+function finish(reason, message) {
+  state.over = reason;
+  state.reconnecting = false;
+  banner(message);
+  $("connection").textContent = reason === "ended" ? "ended" : "disconnected";
+  state.media?.close();
+  state.media = null;
+  tiles.clearRemote();
+  state.preview?.getTracks().forEach((t) => t.stop());
+  state.localStream?.getTracks().forEach((t) => t.stop());
+  tiles.removeLocal();
   render();
 }
 
 function wire(signaling) {
-  const on = (type, handler) => signaling.addEventListener(type, (event) => { handler(event.detail); render(); });
+  const on = (type, handler) => signaling.addEventListener(type, (event) => {
+    if (signaling !== state.signaling) return; // a connection we already gave up
+    handler(event.detail);
+    render();
+  });
   on("participant_joined", ({ participant }) => state.participants.set(participant.id, participant));
-  on("participant_updated", ({ participant }) => state.participants.set(participant.id, participant));
+  on("participant_updated", ({ participant }) => {
+    state.participants.set(participant.id, participant);
+    tiles.rename(participant.id, participant.name);
+  });
   on("participant_left", ({ participant }) => {
     state.participants.delete(participant);
-    document.querySelector(`[data-tile="p${participant}"]`)?.remove();
+    state.quality.delete(participant);
+    tiles.dropParticipant(participant);
   });
   on("hands", ({ hands }) => { state.hands = hands; });
-  on("chat", ({ message }) => addChat(message));
+  on("chat", ({ message }) => $("messages").append(el("li", { text: `${message.name}: ${message.text}` })));
   on("chat_locked", ({ locked }) => { state.chatLocked = locked; });
-  on("grants_changed", async ({ grants }) => {
-    const wasAllowed = state.grants?.publish?.includes("camera");
+  on("speakers", ({ speakers }) => { state.speakers = new Set(speakers); });
+  on("connection_quality", ({ updates }) => {
+    for (const { participant, quality } of updates) state.quality.set(participant, quality);
+  });
+  on("grants_changed", ({ grants }) => {
+    const wasAllowed = mayPublish("camera");
     state.grants = grants;
-    const allowed = grants.publish.includes("camera");
-    if (allowed && !wasAllowed) $("invite").hidden = false;
-    if (!allowed && state.publishing) {
-      state.publishing = false;
-      document.querySelector('[data-tile="me"]')?.remove();
-      await state.media.unpublish();
-    }
+    if (mayPublish("camera") && !wasAllowed) state.declinedStage = false;
+    if (!mayPublish("camera") && state.publishing) stopPublishing().then(render);
   });
   on("muted", () => {
     banner("The teacher muted your microphone.");
-    state.media?.localStream?.getAudioTracks().forEach((t) => { t.enabled = false; });
+    state.localStream?.getAudioTracks().forEach((t) => { t.enabled = false; });
   });
-  on("removed", () => banner("You were removed from this lesson."));
-  on("lesson_ended", () => banner("The lesson has ended."));
-  signaling.addEventListener("close", () => { $("connection").textContent = "disconnected"; });
+  on("removed", () => finish("removed", FINAL.removed));
+  on("lesson_ended", () => finish("ended", FINAL.lesson_ended));
+  signaling.addEventListener("close", () => {
+    if (signaling === state.signaling && !state.over) dropped();
+  });
 }
 
-$("go-live").addEventListener("click", () => publish());
-$("accept-stage").addEventListener("click", () => publish());
-$("hand").addEventListener("click", () => send({ type: state.hands.includes(state.me) ? "lower_hand" : "raise_hand" }));
-$("mute-all").addEventListener("click", () => send({ type: "mute_all" }));
-$("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked: !state.chatLocked }));
-$("end").addEventListener("click", () => send({ type: "end_lesson" }));
-$("leave").addEventListener("click", () => { state.signaling?.request({ type: "leave" }).catch(() => {}); location.href = "/"; });
+// --- Controls ------------------------------------------------------------------------------
+
+$("publish").addEventListener("click", () => publish());
+$("decline").addEventListener("click", () => { state.declinedStage = true; render(); });
+for (const pick of ["camera-pick", "microphone-pick"]) {
+  $(pick).addEventListener("change", () => startPreview().catch(() => {}));
+}
+$("screen").addEventListener("click", () => toggleScreen());
+$("hand").addEventListener("click", () => send({ type: state.hands.includes(state.me) ? "lower_hand" : "raise_hand" }).catch(() => {}));
+$("unmute").addEventListener("click", async () => {
+  await send({ type: "unmute" }).catch(() => {});
+  state.localStream?.getAudioTracks().forEach((t) => { t.enabled = true; });
+  banner("");
+});
+$("mute-all").addEventListener("click", () => send({ type: "mute_all" }).catch(() => {}));
+$("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked: !state.chatLocked }).catch(() => {}));
+$("end").addEventListener("click", () => {
+  if (confirm("End the lesson for everyone?")) send({ type: "end_lesson" }).catch(() => {});
+});
+$("leave").addEventListener("click", () => {
+  state.over = "left";
+  state.signaling?.request({ type: "leave" }).catch(() => {});
+  location.href = state.courseId ? `/course.html?id=${state.courseId}` : "/";
+});
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("chat-text").value.trim();
   if (!text) return;
   send({ type: "chat", text }).then(() => { $("chat-text").value = ""; }, () => {});
 });
+
+async function main() {
+  if (!session()?.token) {
+    location.replace(signInUrl());
+    return;
+  }
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const lesson = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}`);
+      $("title").textContent = lesson.title;
+      document.title = `${lesson.title} · classroom`;
+      state.courseId = lesson.course_id;
+      $("home-link").href = `/course.html?id=${lesson.course_id}`;
+      if (lesson.state === "ended" || lesson.state === "cancelled") {
+        finish("ended", lesson.state === "ended" ? FINAL.lesson_ended : "This lesson was cancelled.");
+        return;
+      }
+      break;
+    } catch (error) {
+      if (error.redirected) return;
+      banner(error.message);
+      if (error.status !== 0) return;
+      await sleep(Math.min(1000 * 2 ** attempt, 5000)); // unreachable: keep trying
+    }
+  }
+  state.reconnecting = true;
+  await joinUntilConnected(true);
+}
 
 main();

@@ -1,6 +1,7 @@
 // The media side of a participant: one RTCPeerConnection to the SFU. We offer our own tracks
-// (sendonly) and receive slots (recvonly); the SFU sends `offer` when it needs more m-lines
-// and `track` to say whose media arrives on which m-line.
+// (sendonly, each labelled with its source: camera, microphone, screen) and receive slots
+// (recvonly); the SFU sends `offer` when it needs more m-lines and `track` to say whose media,
+// from which source, arrives on which m-line. A reconnect makes a new MediaSession.
 
 export class MediaSession extends EventTarget {
   constructor(signaling) {
@@ -8,8 +9,8 @@ export class MediaSession extends EventTarget {
     this.signaling = signaling;
     this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
     this.tracksByMid = new Map(); // mid -> MediaStreamTrack
-    this.ownerByMid = new Map(); // mid -> {participant, kind}
-    this.senders = [];
+    this.ownerByMid = new Map(); // mid -> {participant, kind, source}
+    this.sourceOf = new Map(); // our sending RTCRtpTransceiver -> source
     this.localStream = null;
     this.negotiating = Promise.resolve();
     this.pc.ontrack = (event) => {
@@ -22,21 +23,22 @@ export class MediaSession extends EventTarget {
     };
     signaling.addEventListener("offer", (event) => this.#onServerOffer(event.detail.sdp));
     signaling.addEventListener("track", (event) => {
-      const { mid, participant, kind } = event.detail;
-      this.ownerByMid.set(mid, { participant, kind });
+      const { mid, participant, kind, source } = event.detail;
+      this.ownerByMid.set(mid, { participant, kind, source: source ?? (kind === "audio" ? "microphone" : "camera") });
       this.#announce(mid);
     });
     signaling.addEventListener("track_ended", (event) => {
       const { mid } = event.detail;
       const owner = this.ownerByMid.get(mid);
       this.ownerByMid.delete(mid);
-      if (owner) this.dispatchEvent(new CustomEvent("trackended", { detail: { mid, ...owner } }));
+      if (owner) this.dispatchEvent(new CustomEvent("trackended", { detail: { mid, track: this.tracksByMid.get(mid), ...owner } }));
     });
   }
 
-  /** Starts receiving: one audio and one video slot; the SFU adds more as needed. */
-  async start(stream) {
+  /** Starts: our tracks if any (a reconnect), one audio and one video slot to receive. */
+  async start(stream, screenTrack) {
     if (stream) this.#addLocal(stream);
+    if (screenTrack) this.#addSending(screenTrack, "screen");
     this.pc.addTransceiver("audio", { direction: "recvonly" });
     this.pc.addTransceiver("video", { direction: "recvonly" });
     await this.#offer();
@@ -48,17 +50,27 @@ export class MediaSession extends EventTarget {
     await this.#offer();
   }
 
-  /** Stops publishing (taken off stage). The server stops forwarding at once anyway. */
-  async unpublish() {
-    for (const transceiver of this.pc.getTransceivers()) {
-      if (transceiver.sender.track) {
-        transceiver.sender.track.stop();
-        await transceiver.sender.replaceTrack(null);
-        transceiver.direction = "inactive";
-      }
-    }
-    this.localStream = null;
+  /** Sends a screen-share track with source `screen`. */
+  async shareScreen(track) {
+    this.#addSending(track, "screen");
     await this.#offer();
+  }
+
+  /** Stops sending the screen share. */
+  async stopScreen() {
+    await this.#stopSending((source) => source === "screen");
+  }
+
+  /** Stops publishing everything (taken off stage). The server stops forwarding at once anyway. */
+  async unpublish() {
+    this.localStream = null;
+    await this.#stopSending(() => true);
+  }
+
+  /** The mid on which `track` (received) arrives, if any. */
+  midOf(track) {
+    for (const [mid, t] of this.tracksByMid) if (t === track) return mid;
+    return null;
   }
 
   close() {
@@ -68,8 +80,24 @@ export class MediaSession extends EventTarget {
   #addLocal(stream) {
     this.localStream = stream;
     for (const track of stream.getTracks()) {
-      this.pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      this.#addSending(track, track.kind === "audio" ? "microphone" : "camera");
     }
+  }
+
+  #addSending(track, source) {
+    const transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
+    this.sourceOf.set(transceiver, source);
+  }
+
+  async #stopSending(which) {
+    for (const [transceiver, source] of this.sourceOf) {
+      if (!which(source)) continue;
+      transceiver.sender.track?.stop();
+      await transceiver.sender.replaceTrack(null);
+      transceiver.direction = "inactive";
+      this.sourceOf.delete(transceiver);
+    }
+    await this.#offer();
   }
 
   #announce(mid) {
@@ -80,19 +108,23 @@ export class MediaSession extends EventTarget {
     }
   }
 
-  // Negotiations run one at a time.
+  // Negotiations run one at a time. `sources` tells the server what each sending m-line carries.
   #offer() {
-    this.negotiating = this.negotiating.then(async () => {
+    this.negotiating = this.negotiating.catch(() => {}).then(async () => {
       const offer = await this.pc.createOffer();
       await this.pc.setLocalDescription(offer);
-      const reply = await this.signaling.request({ type: "offer", sdp: offer.sdp });
+      const sources = {};
+      for (const [transceiver, source] of this.sourceOf) {
+        if (transceiver.mid !== null) sources[transceiver.mid] = source;
+      }
+      const reply = await this.signaling.request({ type: "offer", sdp: offer.sdp, sources });
       await this.pc.setRemoteDescription({ type: "answer", sdp: reply.sdp });
     });
     return this.negotiating;
   }
 
   #onServerOffer(sdp) {
-    this.negotiating = this.negotiating.then(async () => {
+    this.negotiating = this.negotiating.catch(() => {}).then(async () => {
       if (this.pc.signalingState !== "stable") return; // ours wins; the SFU offers again
       await this.pc.setRemoteDescription({ type: "offer", sdp });
       const answer = await this.pc.createAnswer();

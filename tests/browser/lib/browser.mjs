@@ -1,9 +1,11 @@
 // Debian's Chromium, headless, with fake camera and microphone.
 
 import { chromium } from "playwright-core";
-import { mkdirSync, mkdtempSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { mkdirSync } from "node:fs";
+import { resolve } from "node:path";
+import { createRequire } from "node:module";
+
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 
 export const ARTIFACTS = resolve(import.meta.dirname, "../../artifacts");
 mkdirSync(ARTIFACTS, { recursive: true });
@@ -17,24 +19,35 @@ const FLAGS = [
   "--disable-features=WebRtcHideLocalIpsWithMdns",
 ];
 
-/** Launches Chromium; `fakeUi: false` leaves camera permission prompts to the test. */
+/**
+ * Launches Chromium; `fakeUi: false` leaves camera permission prompts unanswered (headless
+ * Chromium then denies them). Each person gets their own context (`personPage`): their own
+ * storage, so their own session.
+ */
 export async function launch({ fakeUi = true } = {}) {
-  const userDataDir = mkdtempSync(join(tmpdir(), "classroom-chromium-"));
-  return chromium.launchPersistentContext(userDataDir, {
+  return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: [...FLAGS, ...(fakeUi ? ["--use-fake-ui-for-media-stream"] : [])],
   });
 }
 
-/** A page signed in as `person` (their session put where the sign-in page keeps it). */
-export async function pageAs(context, base, person, viewport) {
+/** A page in a fresh context (its own localStorage), `confirm()` dialogs accepted. */
+export async function personPage(browser, viewport = { width: 1280, height: 800 }, name = "page") {
+  const context = await browser.newContext({ viewport });
   const page = await context.newPage();
-  if (viewport) await page.setViewportSize(viewport);
+  page.on("pageerror", (error) => console.error(`[${name}] page error:`, error.message));
+  page.on("dialog", (dialog) => dialog.accept());
+  page.on("close", () => context.close().catch(() => {}));
+  return page;
+}
+
+/** A page signed in as `person` (their session put where the sign-in page keeps it). */
+export async function pageAs(browser, base, person, viewport) {
+  const page = await personPage(browser, viewport, person.name);
   await page.addInitScript((session) => {
-    localStorage.setItem("classroom.session", JSON.stringify(session));
+    if (!localStorage.getItem("classroom.session")) localStorage.setItem("classroom.session", JSON.stringify(session));
   }, { token: person.token, user: person.user });
-  page.on("pageerror", (error) => console.error(`[${person.name}] page error:`, error.message));
   await page.goto(base + "/");
   return page;
 }
@@ -53,6 +66,7 @@ export async function inbound(page) {
           mid: s.mid,
           kind: s.kind,
           participant: owner?.participant ?? null,
+          source: owner?.source ?? null,
           framesDecoded: s.framesDecoded ?? 0,
           packetsReceived: s.packetsReceived ?? 0,
           packetsLost: s.packetsLost ?? 0,
@@ -73,4 +87,20 @@ export async function eventually(what, check, ms = 20_000) {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`timed out waiting for ${what}; last: ${JSON.stringify(last)}`);
+}
+
+/** Signs in through the sign-in page (already open) as `email`. */
+export async function signIn(page, email, password) {
+  await page.getByLabel("Email").fill(email);
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+}
+
+/** Runs axe-core on the page; returns the serious and critical violations. */
+export async function accessibilityProblems(page) {
+  await page.addScriptTag({ path: AXE });
+  const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
+  return result.violations
+    .filter((v) => v.impact === "serious" || v.impact === "critical")
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(" ")).slice(0, 3).join(", ")}`);
 }

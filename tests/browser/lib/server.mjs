@@ -1,5 +1,6 @@
-// Starts a real classroomd for browser tests: a fresh data directory, a free port, the first
-// admin created with `classroomd user add`, and a small REST client.
+// Starts a real classroomd for browser tests: a fresh data directory, free HTTP and media
+// (UDP) ports, the first admin created with `classroomd user add`, and a small REST client.
+// `restart()` stops it and starts it again on the same HTTP port and data directory.
 
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -9,33 +10,61 @@ import { createInterface } from "node:readline";
 
 const ROOT = resolve(import.meta.dirname, "../../..");
 export const BIN = process.env.CLASSROOMD_BIN || join(ROOT, "target/debug/classroomd");
-const PASSWORD = "correct horse battery";
+export const PASSWORD = "correct horse battery";
+export const ADMIN_EMAIL = "admin@school.test";
 
-export async function startServer() {
-  const dataDir = mkdtempSync(join(tmpdir(), "classroom-browser-"));
-  const env = { PATH: process.env.PATH, RUST_LOG: process.env.RUST_LOG || "warn" };
-  const admin = spawnSync(BIN, ["user", "add", "--role", "admin", "--email", "admin@school.test", "--name", "Ada Admin", "--data-dir", dataDir], {
-    input: `${PASSWORD}\n`,
-    env,
-  });
-  if (admin.status !== 0) throw new Error(`user add failed: ${admin.stderr}`);
-  const child = spawn(BIN, ["--data-dir", dataDir, "--http-addr", "127.0.0.1:0"], {
-    env,
+function environment() {
+  return {
+    PATH: process.env.PATH,
+    RUST_LOG: process.env.RUST_LOG || "warn",
+    // Port 0: the SFU takes a free UDP port, so parallel runs do not collide.
+    CLASSROOM_MEDIA__UDP_ADDR: "127.0.0.1:0",
+  };
+}
+
+/** Runs classroomd on `httpAddr` until it prints its URL; resolves with the child and URL. */
+function run(dataDir, httpAddr) {
+  const child = spawn(BIN, ["--data-dir", dataDir, "--http-addr", httpAddr], {
+    env: environment(),
     stdio: ["ignore", "pipe", "inherit"],
   });
-  const base = await new Promise((ok, fail) => {
+  return new Promise((ok, fail) => {
     const lines = createInterface({ input: child.stdout });
     lines.on("line", (line) => {
       const match = line.match(/open (http:\/\/127\.0\.0\.1:\d+)\//);
-      if (match) ok(match[1]);
+      if (match) ok({ child, base: match[1] });
     });
     child.on("exit", (code) => fail(new Error(`classroomd exited with ${code}`)));
   });
+}
+
+async function stopChild(child) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((ok) => child.on("exit", ok));
+  child.kill("SIGTERM");
+  await exited;
+}
+
+export async function startServer() {
+  const dataDir = mkdtempSync(join(tmpdir(), "classroom-browser-"));
+  const admin = spawnSync(BIN, ["user", "add", "--role", "admin", "--email", ADMIN_EMAIL, "--name", "Ada Admin", "--data-dir", dataDir], {
+    input: `${PASSWORD}\n`,
+    env: environment(),
+  });
+  if (admin.status !== 0) throw new Error(`user add failed: ${admin.stderr}`);
+  let { child, base } = await run(dataDir, "127.0.0.1:0");
   const server = {
     base,
+    /** Stops the process, keeping the data directory (see `start`). */
+    async halt() {
+      await stopChild(child);
+    },
+    /** Starts again on the same HTTP port and data directory. */
+    async start() {
+      ({ child } = await run(dataDir, new URL(base).host));
+    },
     async stop() {
-      child.kill("SIGTERM");
-      await new Promise((ok) => (child.exitCode !== null ? ok() : child.on("exit", ok)));
+      await stopChild(child);
       rmSync(dataDir, { recursive: true, force: true });
     },
     async login(email, password = PASSWORD) {
@@ -58,14 +87,14 @@ async function request(base, method, path, token, body) {
   return text ? JSON.parse(text) : null;
 }
 
-/** An admin, a teacher, two students, a course with both enrolled, and a lesson. */
+/** Through the API: a teacher, two students, a course with both enrolled, and a lesson. */
 export async function school(server) {
-  const admin = await server.login("admin@school.test");
+  const admin = await server.login(ADMIN_EMAIL);
   const people = {};
   for (const [key, role, name] of [["teacher", "teacher", "Tess Teacher"], ["sam", "student", "Sam Student"], ["kim", "student", "Kim Student"]]) {
     const email = `${key}@school.test`;
     const user = await server.request("POST", "/api/v1/users", admin.token, { email, name, password: PASSWORD, role });
-    people[key] = { ...(await server.login(email)), id: user.id, name };
+    people[key] = { ...(await server.login(email)), id: user.id, name, email };
   }
   const course = await server.request("POST", "/api/v1/courses", people.teacher.token, { title: "Biology 8a" });
   for (const student of [people.sam, people.kim]) {
@@ -77,5 +106,5 @@ export async function school(server) {
     starts_at: now.toISOString(),
     ends_at: new Date(now.getTime() + 3600_000).toISOString(),
   });
-  return { ...people, course, lesson };
+  return { admin, ...people, course, lesson };
 }

@@ -1,0 +1,119 @@
+// A course: its lessons (live now, upcoming, ended) with Join / Go live, its replays, and for
+// its teachers scheduling, editing and cancelling lessons. /course.html?id=COURSE
+
+import { api } from "./api.js";
+import { $, banner, el, localInput, report, requireSession, when } from "./page.js";
+
+const courseId = new URLSearchParams(location.search).get("id");
+let teaching = false;
+
+const empty = (text) => el("li", { class: "muted", text });
+
+function lessonRow(lesson) {
+  const times = `${when(lesson.starts_at)} – ${when(lesson.ends_at)}`;
+  const item = el("li", { "data-lesson": lesson.id },
+    el("span", { class: "grow" }, el("strong", { text: lesson.title }), el("br"), el("span", { class: "muted", text: times })));
+  const live = `/live.html?lesson=${lesson.id}`;
+  if (lesson.state === "live") {
+    item.append(el("a", { class: "button primary", href: live, text: teaching ? "Join as teacher" : "Join", "aria-label": `${teaching ? "Join as teacher" : "Join"}: ${lesson.title}` }));
+  } else if (lesson.state === "scheduled") {
+    if (teaching) {
+      item.append(
+        el("a", { class: "button primary", href: live, text: "Go live", "aria-label": `Go live: ${lesson.title}` }),
+        el("button", { type: "button", text: "Edit", "aria-label": `Edit ${lesson.title}`, onclick: () => editLesson(item, lesson) }),
+        el("button", { type: "button", class: "danger", text: "Cancel lesson", "aria-label": `Cancel lesson: ${lesson.title}`, onclick: () => cancelLesson(lesson) }),
+      );
+    } else {
+      item.append(el("a", { class: "button", href: live, text: "Join", "aria-label": `Join: ${lesson.title}` }));
+    }
+  } else {
+    item.append(el("span", { class: "pill", text: lesson.state }),
+      lesson.state === "ended" ? el("a", { href: `/replay.html?lesson=${lesson.id}`, text: "Replay", "aria-label": `Replay of ${lesson.title}` }) : null);
+  }
+  return item;
+}
+
+function editLesson(item, lesson) {
+  const id = `edit-${lesson.id}`;
+  const start = new Date(lesson.starts_at);
+  const minutes = Math.round((new Date(lesson.ends_at) - start) / 60000);
+  const form = el("form", { class: "inline-form", "aria-label": `Edit ${lesson.title}` },
+    el("label", { for: `${id}-title`, text: "Title" }), el("input", { id: `${id}-title`, value: lesson.title, required: true }),
+    el("label", { for: `${id}-start`, text: "Starts" }), el("input", { id: `${id}-start`, type: "datetime-local", value: localInput(start), required: true }),
+    el("label", { for: `${id}-minutes`, text: "Length in minutes" }), el("input", { id: `${id}-minutes`, type: "number", min: "5", max: "1440", value: String(minutes), required: true }),
+    el("button", { type: "submit", class: "primary", text: "Save changes" }),
+    el("button", { type: "button", text: "Discard", onclick: () => load() }));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const starts = new Date($(`${id}-start`).value);
+    const ends = new Date(starts.getTime() + Number($(`${id}-minutes`).value) * 60000);
+    try {
+      await api(`/api/v1/lessons/${lesson.id}`, {
+        method: "PATCH",
+        body: { title: $(`${id}-title`).value, starts_at: starts.toISOString(), ends_at: ends.toISOString() },
+      });
+      banner("");
+      await load();
+    } catch (error) {
+      report(error);
+    }
+  });
+  item.replaceChildren(form);
+  $(`${id}-title`).focus();
+}
+
+async function cancelLesson(lesson) {
+  if (!confirm(`Cancel "${lesson.title}"? Students will no longer be able to join it.`)) return;
+  try {
+    await api(`/api/v1/lessons/${lesson.id}/cancel`, { method: "POST" });
+    await load();
+  } catch (error) {
+    report(error);
+  }
+}
+
+async function load() {
+  const [course, lessons, replays] = await Promise.all([
+    api(`/api/v1/courses/${encodeURIComponent(courseId)}`),
+    api(`/api/v1/courses/${encodeURIComponent(courseId)}/lessons?per_page=200`),
+    api(`/api/v1/courses/${encodeURIComponent(courseId)}/replays`),
+  ]);
+  teaching = course.membership === "teacher";
+  document.title = `${course.title} · classroom`;
+  $("title").textContent = course.title;
+  const teachers = course.teachers.map((t) => t.name).join(", ") || "no teacher yet";
+  $("about").textContent = `${course.description ? `${course.description} · ` : ""}Taught by ${teachers} · ${course.student_count} students`;
+  $("schedule").hidden = course.membership === "student";
+  const group = (states) => lessons.items.filter((l) => states.includes(l.state));
+  const fill = (list, items, none) => $(list).replaceChildren(...(items.length ? items.map(lessonRow) : [empty(none)]));
+  fill("live", group(["live"]), "No lesson is live right now.");
+  fill("upcoming", group(["scheduled"]), "No lessons scheduled.");
+  fill("ended", group(["ended", "cancelled"]).reverse(), "None yet.");
+  $("replays").replaceChildren(...(replays.items.length
+    ? replays.items.map((r) => el("li", {},
+      el("a", { href: `/replay.html?lesson=${r.lesson_id}&replay=${r.id}`, text: r.title }),
+      el("span", { class: "pill", text: r.state === "ready" ? "ready" : r.state })))
+    : [empty("No replays yet.")]));
+}
+
+$("schedule").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const starts = new Date($("lesson-start").value);
+  const ends = new Date(starts.getTime() + Number($("lesson-minutes").value) * 60000);
+  try {
+    await api(`/api/v1/courses/${encodeURIComponent(courseId)}/lessons`, {
+      method: "POST",
+      body: { title: $("lesson-title").value, starts_at: starts.toISOString(), ends_at: ends.toISOString() },
+    });
+    banner("");
+    $("lesson-title").value = "";
+    await load();
+  } catch (error) {
+    report(error);
+  }
+});
+
+if (requireSession()) {
+  $("lesson-start").value = localInput(new Date(Date.now() + 5 * 60000));
+  load().catch(report);
+}

@@ -1,0 +1,55 @@
+// Camera and microphone: the device picker, the preview stream, and the messages a person
+// can act on when the browser refuses (denied) or finds nothing (missing).
+
+/** A message for a getUserMedia / getDisplayMedia failure. */
+export function deviceProblem(error, what = "camera and microphone") {
+  switch (error?.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return `Access to the ${what} was denied. Allow it in the browser's site settings (the icon left of the address), then try again.`;
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return `No ${what} was found. Connect one, then try again.`;
+    case "NotReadableError":
+      return `The ${what} is in use by another program or could not be started. Close that program, then try again.`;
+    default:
+      return `The ${what} could not be started: ${error?.message ?? error}`;
+  }
+}
+
+/** Opens camera and microphone (the chosen ones when given). */
+export async function openCamera({ cameraId, microphoneId } = {}) {
+  return navigator.mediaDevices.getUserMedia({
+    audio: microphoneId ? { deviceId: { exact: microphoneId } } : true,
+    video: {
+      ...(cameraId ? { deviceId: { exact: cameraId } } : {}),
+      width: { ideal: 1280 },
+      height: { ideal: 720 },
+    },
+  });
+}
+
+/** Fills the camera and microphone pickers; keeps the device `stream` uses selected. */
+export async function fillPickers(cameraSelect, microphoneSelect, stream) {
+  const devices = await navigator.mediaDevices.enumerateDevices();
+  const using = new Set(stream?.getTracks().map((t) => t.getSettings().deviceId) ?? []);
+  const fill = (select, kind, noun) => {
+    const found = devices.filter((d) => d.kind === kind);
+    select.replaceChildren(...found.map((d, i) => {
+      const option = document.createElement("option");
+      option.value = d.deviceId;
+      option.textContent = d.label || `${noun} ${i + 1}`;
+      option.selected = using.has(d.deviceId);
+      return option;
+    }));
+    select.disabled = found.length === 0;
+  };
+  fill(cameraSelect, "videoinput", "Camera");
+  fill(microphoneSelect, "audioinput", "Microphone");
+}
+
+/** Asks for a screen (or window) to share; resolves with its video track. */
+export async function openScreen() {
+  const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
+  return stream.getVideoTracks()[0];
+}

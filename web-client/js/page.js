@@ -1,0 +1,67 @@
+// What every signed-in page shares: the header (who is signed in, sign out), the banner, and
+// a guard that sends visitors without a session to sign in.
+
+import { clearSession, session, signInUrl } from "./api.js";
+
+export const $ = (id) => document.getElementById(id);
+
+/** Shows `text` in the page's alert banner; empty hides it. */
+export function banner(text) {
+  const element = $("banner");
+  element.textContent = text;
+  element.hidden = !text;
+}
+
+/** Reports an API error in the banner, unless it already sent the user to sign in. */
+export function report(error) {
+  if (!error.redirected) banner(error.message);
+}
+
+/** The session, or null after sending the visitor to sign in. Fills the header. */
+export function requireSession() {
+  const saved = session();
+  if (!saved?.token) {
+    location.replace(signInUrl());
+    return null;
+  }
+  const who = $("who");
+  if (who) who.textContent = `${saved.user.name} (${saved.user.role})`;
+  $("sign-out")?.addEventListener("click", signOut);
+  if (saved.user.role === "admin") {
+    const admin = $("admin-link");
+    if (admin) admin.hidden = false;
+  }
+  return saved;
+}
+
+export function signOut() {
+  clearSession();
+  location.href = "/";
+}
+
+/** `<tag class=...>text</tag>` with children. */
+export function el(tag, props = {}, ...children) {
+  const element = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (key === "class") element.className = value;
+    else if (key.startsWith("on")) element.addEventListener(key.slice(2), value);
+    else if (key === "text") element.textContent = value;
+    else if (key in element && typeof value !== "string") element[key] = value;
+    else element.setAttribute(key, value);
+  }
+  element.append(...children.filter((c) => c !== null && c !== undefined && c !== false));
+  return element;
+}
+
+const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
+
+/** A readable local date and time of an RFC 3339 string. */
+export function when(iso) {
+  return iso ? dateTime.format(new Date(iso)) : "";
+}
+
+/** The value for `<input type="datetime-local">` of a Date, in local time. */
+export function localInput(date) {
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
+}
