@@ -54,11 +54,14 @@ pub mod local;
 mod demux;
 mod error;
 mod sfu;
+mod speaker;
 mod stats;
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
+
+use classroom_protocol::RoomName;
 
 pub use error::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, LocalWriteError, UnknownPeer,
@@ -148,6 +151,12 @@ pub enum MediaEvent {
     },
     /// A keyframe request (PLI/FIR) was sent to the publisher of this track.
     KeyframeRequested { publisher: PeerId, mid: Mid },
+    /// Who is speaking in `room` changed: loudest first, empty in silence (from the audio
+    /// level header extension; at most a few reports a second).
+    ActiveSpeakers {
+        room: RoomName,
+        speakers: Vec<PeerId>,
+    },
     /// The SFU needs to add m-lines to this peer's session: relay this SDP offer to the client
     /// and return its answer through [`Sfu::accept_answer`].
     OfferCreated { peer: PeerId, offer: String },

@@ -228,6 +228,10 @@ pub async fn relay_media_events(
                 mid: subscriber_mid.to_string(),
             },
             MediaEvent::PeerDisconnected { peer: p } => MediaNotice::PeerGone { peer: peer(p) },
+            MediaEvent::ActiveSpeakers { room, speakers } => MediaNotice::Speakers {
+                room,
+                peers: speakers.into_iter().map(peer).collect(),
+            },
             other => {
                 tracing::debug!(event = ?other, "media event");
                 continue;

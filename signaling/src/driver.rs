@@ -166,7 +166,13 @@ impl Rooms {
     /// peers no room knows (already removed) are dropped.
     pub async fn deliver_media(&self, notice: MediaNotice) {
         let Some(media) = &self.media else { return };
-        let room = media.peers.get(&notice.peer()).and_then(|r| r.upgrade());
+        let room = match (&notice, notice.peer()) {
+            (MediaNotice::Speakers { room, .. }, _) => {
+                self.rooms.get(room).map(|r| r.commands.clone())
+            }
+            (_, Some(peer)) => media.peers.get(&peer).and_then(|r| r.upgrade()),
+            (_, None) => None,
+        };
         if let Some(room) = room {
             let _ = room.send(RoomCommand::Media(notice)).await;
         }
@@ -289,6 +295,13 @@ async fn run_room(
                             media.connection_gone(connection).await;
                         }
                         room.disconnected(now, participant, connection)
+                    }
+                    RoomCommand::Media(MediaNotice::Speakers { peers, .. }) => {
+                        if let Some(media) = media.as_ref() {
+                            let speakers = media.participants_of(&peers);
+                            connections.broadcast(None, &ServerMessage::Speakers { speakers });
+                        }
+                        Vec::new()
                     }
                     RoomCommand::Media(notice) => {
                         if let Some((connection, message)) = media.as_mut().and_then(|m| m.notice(notice)) {
@@ -518,7 +531,7 @@ impl RoomMedia {
 
     /// What to send to which connection for a notice from the media plane.
     fn notice(&mut self, notice: MediaNotice) -> Option<(ConnectionId, ServerMessage)> {
-        let (connection, _) = *self.peers.by_peer.get(&notice.peer())?;
+        let (connection, _) = *self.peers.by_peer.get(&notice.peer()?)?;
         let message = match notice {
             MediaNotice::Offer { sdp, .. } => ServerMessage::Offer { sdp },
             MediaNotice::TrackStarted {
@@ -552,8 +565,24 @@ impl RoomMedia {
                 self.forget(peer);
                 return None;
             }
+            MediaNotice::Speakers { .. } => return None,
         };
         Some((connection, message))
+    }
+
+    /// The participants of these peers, in order, each once (a participant may have a peer
+    /// per tab).
+    fn participants_of(&self, peers: &[PeerId]) -> Vec<ParticipantId> {
+        let mut participants: Vec<ParticipantId> = Vec::new();
+        for peer in peers {
+            match self.peers.by_peer.get(peer) {
+                Some((_, participant)) if !participants.contains(participant) => {
+                    participants.push(*participant);
+                }
+                _ => {}
+            }
+        }
+        participants
     }
 
     /// Removes every peer of the room (the room closed).

@@ -136,15 +136,18 @@ pub enum MediaNotice {
     TrackEnded { subscriber: PeerId, mid: String },
     /// The media plane dropped the peer by itself (connection failed or timed out).
     PeerGone { peer: PeerId },
+    /// Who speaks in `room` now, loudest first.
+    Speakers { room: RoomName, peers: Vec<PeerId> },
 }
 
 impl MediaNotice {
-    /// The peer the notice is for.
-    pub fn peer(&self) -> PeerId {
+    /// The peer the notice is for; `None` for notices about a whole room.
+    pub fn peer(&self) -> Option<PeerId> {
         match self {
-            MediaNotice::Offer { peer, .. } | MediaNotice::PeerGone { peer } => *peer,
+            MediaNotice::Offer { peer, .. } | MediaNotice::PeerGone { peer } => Some(*peer),
             MediaNotice::TrackStarted { subscriber, .. }
-            | MediaNotice::TrackEnded { subscriber, .. } => *subscriber,
+            | MediaNotice::TrackEnded { subscriber, .. } => Some(*subscriber),
+            MediaNotice::Speakers { .. } => None,
         }
     }
 }

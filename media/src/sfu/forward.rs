@@ -74,6 +74,17 @@ impl Sfu {
             self.stats.rtp_dropped_muted += 1;
             return;
         }
+        if let (TrackKind::Audio, Some(level)) = (kind, packet.header.ext_vals.audio_level) {
+            let room = peer.room.clone();
+            let vad = packet.header.ext_vals.voice_activity;
+            self.audio_level(now, &room, publisher, level, vad);
+        }
+        let Some(peer) = self.peers.get_mut(&publisher) else {
+            return;
+        };
+        let Some(publication) = peer.publications.get_mut(&mid) else {
+            return;
+        };
         let codec = params.as_ref().map_or(Codec::Other, codec_of);
         let rid = rid.filter(|_| kind == TrackKind::Video);
         let mut new_layer = false;

@@ -34,6 +34,8 @@ use forward::Munger;
 use local::{LocalPeer, LocalSource};
 use simulcast::{Layers, SlotLayer};
 
+use crate::speaker::{ActiveSpeakers, SpeakerConfig};
+
 use crate::local::LocalTrackId;
 
 type RtcMid = str0m::media::Mid;
@@ -87,6 +89,8 @@ pub struct Sfu {
     local_rooms: HashMap<RoomName, Vec<PeerId>>,
     /// The next [`LocalTrackId`] to hand out; every publication gets one.
     next_track: u64,
+    /// Who speaks in each room with publishers of audio.
+    speakers: HashMap<RoomName, ActiveSpeakers>,
 }
 
 struct Peer {
@@ -177,6 +181,7 @@ impl Sfu {
             locals: HashMap::new(),
             local_rooms: HashMap::new(),
             next_track: 0,
+            speakers: HashMap::new(),
         })
     }
 
@@ -286,6 +291,7 @@ impl Sfu {
             }
             self.drain(peer_id);
         }
+        self.poll_speakers(now);
         self.run(now);
     }
 
@@ -509,6 +515,45 @@ impl Sfu {
         self.allocate_layers(now, peer_id);
         self.run(now);
         Ok(())
+    }
+
+    /// Reports rooms whose speaker list changed (speakers also leave on the clock, in silence).
+    fn poll_speakers(&mut self, now: Instant) {
+        for (room, speakers) in &mut self.speakers {
+            if let Some(list) = speakers.poll(now) {
+                self.outputs
+                    .push_back(Output::Event(MediaEvent::ActiveSpeakers {
+                        room: room.clone(),
+                        speakers: list,
+                    }));
+            }
+        }
+    }
+
+    /// An audio packet's level (RFC 6464) from a publisher in `room`.
+    fn audio_level(
+        &mut self,
+        now: Instant,
+        room: &RoomName,
+        peer: PeerId,
+        level: i8,
+        vad: Option<bool>,
+    ) {
+        let speakers = match self.speakers.get_mut(room) {
+            Some(speakers) => speakers,
+            None => self
+                .speakers
+                .entry(room.clone())
+                .or_insert_with(|| ActiveSpeakers::new(SpeakerConfig::default())),
+        };
+        speakers.record(now, peer, level, vad);
+        if let Some(list) = speakers.poll(now) {
+            self.outputs
+                .push_back(Output::Event(MediaEvent::ActiveSpeakers {
+                    room: room.clone(),
+                    speakers: list,
+                }));
+        }
     }
 
     /// Moves a peer's `Rtc` output into our queues; call after every mutation of it.

@@ -157,10 +157,14 @@ impl Sfu {
             self.timers.remove(&(at, peer_id));
         }
         self.demux.remove(&peer.ufrag, &peer.addrs);
+        if let Some(speakers) = self.speakers.get_mut(&peer.room) {
+            speakers.remove(peer_id);
+        }
         if let Some(members) = self.rooms.get_mut(&peer.room) {
             members.retain(|p| *p != peer_id);
             if members.is_empty() {
                 self.rooms.remove(&peer.room);
+                self.speakers.remove(&peer.room);
             } else {
                 // Freed slots may take tracks that had none.
                 self.dirty_rooms.push(peer.room.clone());
