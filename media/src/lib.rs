@@ -53,6 +53,7 @@ pub mod local;
 
 mod demux;
 mod error;
+mod quality;
 mod sfu;
 mod speaker;
 mod stats;
@@ -68,6 +69,7 @@ pub use error::{
     VideoSizeError,
 };
 pub use local::{Codec, LocalEvent, LocalPacket, LocalTrack, LocalTrackId};
+pub use quality::ConnectionQuality;
 pub use sfu::{Sfu, SfuConfig};
 pub use stats::SfuStats;
 
@@ -156,6 +158,11 @@ pub enum MediaEvent {
     ActiveSpeakers {
         room: RoomName,
         speakers: Vec<PeerId>,
+    },
+    /// The quality of a peer's connection changed (round-trip time, loss, jitter, silence).
+    QualityChanged {
+        peer: PeerId,
+        quality: ConnectionQuality,
     },
     /// The SFU needs to add m-lines to this peer's session: relay this SDP offer to the client
     /// and return its answer through [`Sfu::accept_answer`].

@@ -54,7 +54,10 @@ fn talking_makes_a_speaker_and_silence_ends_the_turn() {
     for frame in 0..10 {
         say(&mut world, teacher, mids[0], -90, frame);
     }
-    assert!(reports(&world).iter().all(|r| r.is_empty()), "quiet is no speaker");
+    assert!(
+        reports(&world).iter().all(|r| r.is_empty()),
+        "quiet is no speaker"
+    );
     for frame in 10..60 {
         say(&mut world, teacher, mids[0], -20, frame);
     }
@@ -62,5 +65,10 @@ fn talking_makes_a_speaker_and_silence_ends_the_turn() {
     for frame in 60..150 {
         say(&mut world, teacher, mids[0], -110, frame);
     }
-    assert_eq!(reports(&world).last(), Some(&Vec::new()), "{:?}", reports(&world));
+    assert_eq!(
+        reports(&world).last(),
+        Some(&Vec::new()),
+        "{:?}",
+        reports(&world)
+    );
 }

@@ -254,8 +254,8 @@ pub enum ServerMessage {
         speakers: Vec<ParticipantId>,
     },
     /// The quality of some participants' connections changed (from round-trip time, loss and
-    /// jitter the server measures on their media); sent on change only. `joined` is followed
-    /// by one of these listing everyone with media.
+    /// jitter the server measures on their media); sent on change only, about once a second
+    /// at most.
     ConnectionQuality {
         updates: Vec<QualityUpdate>,
     },

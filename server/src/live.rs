@@ -16,7 +16,7 @@ use classroom_media::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, MediaEvent, TrackKind, UnknownPeer,
     VideoSizeError,
 };
-use classroom_protocol::signal::MediaKind;
+use classroom_protocol::signal::{ConnectionQuality, MediaKind};
 use classroom_protocol::{JoinClaims, RoomName};
 use classroom_signaling::media::MediaFuture;
 use classroom_signaling::{
@@ -228,6 +228,15 @@ pub async fn relay_media_events(
                 mid: subscriber_mid.to_string(),
             },
             MediaEvent::PeerDisconnected { peer: p } => MediaNotice::PeerGone { peer: peer(p) },
+            MediaEvent::QualityChanged { peer: p, quality } => MediaNotice::Quality {
+                peer: peer(p),
+                quality: match quality {
+                    classroom_media::ConnectionQuality::Excellent => ConnectionQuality::Excellent,
+                    classroom_media::ConnectionQuality::Good => ConnectionQuality::Good,
+                    classroom_media::ConnectionQuality::Poor => ConnectionQuality::Poor,
+                    classroom_media::ConnectionQuality::Lost => ConnectionQuality::Lost,
+                },
+            },
             MediaEvent::ActiveSpeakers { room, speakers } => MediaNotice::Speakers {
                 room,
                 peers: speakers.into_iter().map(peer).collect(),

@@ -15,7 +15,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use classroom_protocol::signal::{ClientMessage, MediaKind, ParticipantId, ServerMessage};
+use classroom_protocol::signal::{
+    ClientMessage, MediaKind, ParticipantId, QualityUpdate, ServerMessage,
+};
 use classroom_protocol::{JoinClaims, RoomName, TrackSource};
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -303,6 +305,13 @@ async fn run_room(
                         }
                         Vec::new()
                     }
+                    RoomCommand::Media(MediaNotice::Quality { peer, quality }) => {
+                        if let Some(participant) = media.as_ref().and_then(|m| m.participant_of(peer)) {
+                            let update = QualityUpdate { participant, quality };
+                            connections.broadcast(None, &ServerMessage::ConnectionQuality { updates: vec![update] });
+                        }
+                        Vec::new()
+                    }
                     RoomCommand::Media(notice) => {
                         if let Some((connection, message)) = media.as_mut().and_then(|m| m.notice(notice)) {
                             connections.send_to_connection(connection, &message);
@@ -565,9 +574,16 @@ impl RoomMedia {
                 self.forget(peer);
                 return None;
             }
-            MediaNotice::Speakers { .. } => return None,
+            MediaNotice::Speakers { .. } | MediaNotice::Quality { .. } => return None,
         };
         Some((connection, message))
+    }
+
+    fn participant_of(&self, peer: PeerId) -> Option<ParticipantId> {
+        self.peers
+            .by_peer
+            .get(&peer)
+            .map(|(_, participant)| *participant)
     }
 
     /// The participants of these peers, in order, each once (a participant may have a peer

@@ -15,7 +15,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use classroom_protocol::RoomName;
-use classroom_protocol::signal::MediaKind;
+use classroom_protocol::signal::{ConnectionQuality, MediaKind};
 
 /// One peer connection in the media plane. Never reused: a stale notice about a removed peer
 /// cannot be mistaken for a newer one.
@@ -138,13 +138,20 @@ pub enum MediaNotice {
     PeerGone { peer: PeerId },
     /// Who speaks in `room` now, loudest first.
     Speakers { room: RoomName, peers: Vec<PeerId> },
+    /// The quality of the peer's connection changed.
+    Quality {
+        peer: PeerId,
+        quality: ConnectionQuality,
+    },
 }
 
 impl MediaNotice {
     /// The peer the notice is for; `None` for notices about a whole room.
     pub fn peer(&self) -> Option<PeerId> {
         match self {
-            MediaNotice::Offer { peer, .. } | MediaNotice::PeerGone { peer } => Some(*peer),
+            MediaNotice::Offer { peer, .. }
+            | MediaNotice::PeerGone { peer }
+            | MediaNotice::Quality { peer, .. } => Some(*peer),
             MediaNotice::TrackStarted { subscriber, .. }
             | MediaNotice::TrackEnded { subscriber, .. } => Some(*subscriber),
             MediaNotice::Speakers { .. } => None,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use classroom_protocol::RoomName;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, MediaKind, Pt};
+use str0m::media::{Direction, Frequency, MediaKind, Pt};
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Rtc};
@@ -34,6 +34,7 @@ use forward::Munger;
 use local::{LocalPeer, LocalSource};
 use simulcast::{Layers, SlotLayer};
 
+use crate::quality::{QualityConfig, QualityMonitor};
 use crate::speaker::{ActiveSpeakers, SpeakerConfig};
 
 use crate::local::LocalTrackId;
@@ -91,6 +92,7 @@ pub struct Sfu {
     next_track: u64,
     /// Who speaks in each room with publishers of audio.
     speakers: HashMap<RoomName, ActiveSpeakers>,
+    next_quality_poll: Instant,
 }
 
 struct Peer {
@@ -110,6 +112,7 @@ struct Peer {
     pending_offer: Option<PendingOffer>,
     /// The bandwidth estimate toward this peer (TWCC), bits per second.
     estimate: Option<u64>,
+    quality: QualityMonitor,
 }
 
 /// A track the peer sends to us.
@@ -182,6 +185,7 @@ impl Sfu {
             local_rooms: HashMap::new(),
             next_track: 0,
             speakers: HashMap::new(),
+            next_quality_poll: now,
         })
     }
 
@@ -244,6 +248,7 @@ impl Sfu {
                 contents,
             },
         );
+        peer.quality.datagram_received(now);
         if by_ufrag {
             // For STUN this is the integrity check against the peer's ICE password.
             if !peer.rtc.accepts(&input) {
@@ -292,6 +297,7 @@ impl Sfu {
             self.drain(peer_id);
         }
         self.poll_speakers(now);
+        self.poll_quality(now);
         self.run(now);
     }
 
@@ -331,6 +337,8 @@ impl Sfu {
             .set_extension(7, Extension::AbsoluteCaptureTime)
             // Bandwidth estimation toward each subscriber chooses its simulcast layers.
             .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
+            // Round-trip time, loss and jitter for the connection quality shown to the room.
+            .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
         rtc.add_local_candidate(self.candidate.clone());
         // The server ufrag routes a peer's first STUN request, so it must be unique.
@@ -362,6 +370,7 @@ impl Sfu {
                 slots: Vec::new(),
                 pending_offer: None,
                 estimate: None,
+                quality: QualityMonitor::new(now, QualityConfig::default()),
             },
         );
         self.drain(peer_id);
@@ -517,6 +526,26 @@ impl Sfu {
         Ok(())
     }
 
+    /// Reports peers whose connection quality changed, about once a second.
+    fn poll_quality(&mut self, now: Instant) {
+        if now < self.next_quality_poll {
+            return;
+        }
+        self.next_quality_poll = now + Duration::from_secs(1);
+        for (peer_id, peer) in &mut self.peers {
+            if !peer.connected {
+                continue;
+            }
+            if let Some(quality) = peer.quality.poll(now) {
+                self.outputs
+                    .push_back(Output::Event(MediaEvent::QualityChanged {
+                        peer: *peer_id,
+                        quality,
+                    }));
+            }
+        }
+    }
+
     /// Reports rooms whose speaker list changed (speakers also leave on the clock, in silence).
     fn poll_speakers(&mut self, now: Instant) {
         for (room, speakers) in &mut self.speakers {
@@ -644,6 +673,27 @@ impl Sfu {
             Event::MediaAdded(added) => {
                 self.media_added(peer_id, added.mid, added.kind, added.direction)
             }
+            Event::PeerStats(stats) => {
+                if let Some(peer) = self.peers.get_mut(&peer_id) {
+                    peer.quality.peer_stats(&stats);
+                }
+            }
+            Event::MediaIngressStats(stats) => {
+                if let Some(peer) = self.peers.get_mut(&peer_id) {
+                    let kind = peer.publications.get(&stats.mid).map(|p| p.kind);
+                    peer.quality.ingress_stats(&stats, clock_rate(kind));
+                }
+            }
+            Event::MediaEgressStats(stats) => {
+                if let Some(peer) = self.peers.get_mut(&peer_id) {
+                    let kind = peer
+                        .slots
+                        .iter()
+                        .find(|s| s.mid == stats.mid)
+                        .map(|s| s.kind);
+                    peer.quality.egress_stats(&stats, clock_rate(kind));
+                }
+            }
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(peer) = self.peers.get_mut(&peer_id) {
                     peer.estimate = Some(estimate.as_u64());
@@ -715,7 +765,17 @@ fn is_relevant(event: &Event) -> bool {
             | Event::Closed
             | Event::MediaAdded(_)
             | Event::EgressBitrateEstimate(BweKind::Twcc { .. })
+            | Event::PeerStats(_)
+            | Event::MediaIngressStats(_)
+            | Event::MediaEgressStats(_)
     )
+}
+
+fn clock_rate(kind: Option<TrackKind>) -> Frequency {
+    match kind {
+        Some(TrackKind::Audio) => Frequency::FORTY_EIGHT_KHZ,
+        _ => Frequency::NINETY_KHZ,
+    }
 }
 
 fn our_mid(mid: RtcMid) -> Mid {
