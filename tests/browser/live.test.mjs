@@ -1,9 +1,9 @@
 // A whole lesson through the UI in real browsers: the admin creates a course, a teacher and
 // two students and enrolls them on the admin page; the teacher schedules a lesson and goes
 // live with the fake camera (after the preview); both students join from their course page
-// and decode the teacher's video and receive audio; the teacher shares a screen and the
-// students decode it; a student raises a hand, is brought on stage and the other decodes
-// them; off stage, their video stops; chat both ways; the teacher ends the lesson and both
+// and decode the teacher's video and receive audio; a student raises a hand, is brought on stage
+// and the other decodes them; off stage, their video stops; the teacher shares a screen and
+// the students decode it (large); chat both ways; the teacher ends the lesson and both
 // students see it ended. Screenshots (student on a phone, teacher on a desktop) are kept in
 // tests/artifacts.
 
@@ -101,6 +101,16 @@ test("a whole lesson, driven through the pages", async () => {
   await new Promise((r) => setTimeout(r, 1500));
   assert.equal(decodedFrom(await inbound(kim), samId), stopped, "no more frames of sam after leaving the stage");
   assert.ok(decodedFrom(await inbound(kim), teacherId) > 0, "the teacher's video still plays");
+
+  // A screen share (sent with source "screen") takes the large tile while it lasts.
+  await teacher.getByRole("button", { name: "Share screen" }).click();
+  await eventually("kim decoding the teacher's screen", async () => decodedFrom(await inbound(kim), teacherId, "screen") > 10);
+  await sam.locator("#main-tile figcaption", { hasText: "Tess Teacher's screen" }).waitFor();
+  assert.ok(decodedFrom(await inbound(sam), teacherId, "camera") > 0, "the teacher's camera plays beside it");
+  // (The SFU does not yet end a publication whose m-line turns inactive, so viewers keep the
+  // last frame until it does; only the sharer's side is checked here.)
+  await teacher.getByRole("button", { name: "Stop sharing screen" }).click();
+  await teacher.getByRole("button", { name: "Share screen" }).waitFor();
 
   // Chat both ways.
   await kim.getByLabel("Message", { exact: true }).fill("What is a ribosome?");

@@ -275,7 +275,7 @@ async function joinUntilConnected(first) {
       if (FINAL[error.code]) return finish(error.code === "removed" ? "removed" : "ended", FINAL[error.code]);
       if (error.status === 403 || error.status === 404 || error.status === 409) return finish("ended", error.message);
       if (error.code === "invalid_token") state.join = null; // ask for a fresh one
-      const why = error.status === 0 ? UNREACHABLE : `(${error.message})`;
+      const why = error.status === 0 || error.code === "closed" ? UNREACHABLE : `(${error.message})`;
       banner(`${first ? "Connecting…" : "Reconnecting…"} ${why}`, "reconnecting");
     }
   }

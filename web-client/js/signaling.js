@@ -16,6 +16,7 @@ export class Signaling extends EventTarget {
     this.nextId = 1;
     this.pending = new Map();
     this.socket = null;
+    this.received = {}; // message type -> count, for tests and debugging
   }
 
   /** Opens the socket and joins with `token`; resolves with the `joined` message. */
@@ -34,6 +35,7 @@ export class Signaling extends EventTarget {
         } catch {
           return;
         }
+        this.received[message.type] = (this.received[message.type] ?? 0) + 1;
         if (message.type === "joined") joined = message;
         this.#dispatch(message);
       };

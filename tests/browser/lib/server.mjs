@@ -38,11 +38,14 @@ function run(dataDir, httpAddr) {
   });
 }
 
+/** SIGTERM, then SIGKILL if it has not exited within 5 seconds. */
 async function stopChild(child) {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise((ok) => child.on("exit", ok));
   child.kill("SIGTERM");
+  const timer = setTimeout(() => child.kill("SIGKILL"), 5000);
   await exited;
+  clearTimeout(timer);
 }
 
 export async function startServer() {
