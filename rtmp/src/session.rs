@@ -99,6 +99,8 @@ struct Publishing {
     lesson: LessonId,
     media: SourceMedia,
     resumed: bool,
+    /// This connection sent its Publish (a resumed source is announced again, as resumed).
+    announced: bool,
 }
 
 pub struct IngestSession {
@@ -305,6 +307,7 @@ impl IngestSession {
             lesson,
             media,
             resumed,
+            announced: false,
         });
         self.accept(request_id);
     }
@@ -409,7 +412,7 @@ impl IngestSession {
         let timestamp = publishing.media.video_clock.at_ms(pts_ms);
         let packets = publishing.media.video.packetize(&au, timestamp);
         let sps = au.iter().find(|n| nal_type(n) == NAL_SPS).cloned();
-        if !publishing.media.published {
+        if !publishing.announced {
             // Announce once the stream can be decoded: from its first keyframe.
             let Some(sps) = sps else {
                 return;
@@ -506,6 +509,7 @@ impl IngestSession {
             });
         }
         publishing.media.published = true;
+        publishing.announced = true;
         self.outputs
             .push_back(SessionOutput::Event(IngestEvent::Publish {
                 lesson: publishing.lesson,
