@@ -124,3 +124,38 @@ fn file(path: &str) -> Response {
             .into_response(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every file of `web-client/` is compiled in: a page that loads a module nobody
+    /// registered here would fail only in the browser.
+    #[test]
+    fn every_web_client_file_is_served() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../web-client");
+        let mut on_disk = Vec::new();
+        let mut folders = vec![root.clone()];
+        while let Some(folder) = folders.pop() {
+            for entry in std::fs::read_dir(&folder).expect("web-client/ is readable") {
+                let path = entry.expect("a directory entry").path();
+                if path.is_dir() {
+                    folders.push(path);
+                } else {
+                    let relative = path.strip_prefix(&root).expect("under web-client/");
+                    on_disk.push(relative.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        on_disk.sort();
+        let mut served: Vec<String> = FILES.iter().map(|(name, _, _)| name.to_string()).collect();
+        served.sort();
+        assert_eq!(on_disk, served);
+    }
+
+    #[test]
+    fn unknown_paths_are_404() {
+        assert_eq!(file("js/nope.js").status(), StatusCode::NOT_FOUND);
+        assert_eq!(file("index.html").status(), StatusCode::OK);
+    }
+}

@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 
 import { ADMIN_EMAIL, PASSWORD, startServer } from "./lib/server.mjs";
-import { ARTIFACTS, eventually, inbound, launch, personPage, signIn } from "./lib/browser.mjs";
+import { ARTIFACTS, accessibilityProblems, eventually, inbound, launch, personPage, signIn } from "./lib/browser.mjs";
 import { adminCreatesSchool, scheduleLesson } from "./lib/ui.mjs";
 
 let server;
@@ -120,6 +120,10 @@ test("a whole lesson, driven through the pages", async () => {
   await teacher.getByRole("button", { name: "Send" }).click();
   await kim.getByText("Tess Teacher: It makes proteins.").waitFor();
   await sam.getByText("Tess Teacher: It makes proteins.").waitFor();
+
+  // No serious or critical accessibility problems in the classroom, on either side.
+  assert.deepEqual(await accessibilityProblems(teacher), [], "teacher's classroom");
+  assert.deepEqual(await accessibilityProblems(sam), [], "student's classroom on a phone");
 
   // The teacher ends the lesson; both students see it.
   await teacher.getByRole("button", { name: "End lesson" }).click();

@@ -34,6 +34,15 @@ test("the school through its pages", async () => {
   await page.goto(server.base + "/");
   await assertAccessible(page, "sign-in page");
 
+  // The keyboard reaches the form in reading order, and focus is visible.
+  await page.getByLabel("Email").focus();
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "password");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Sign in");
+  const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+  assert.equal(outline, "solid", "the focused button shows an outline");
+
   // A wrong password says so and keeps the user on the sign-in form.
   await signIn(page, ADMIN_EMAIL, "not the password");
   await page.getByRole("alert").getByText("Wrong email or password.").waitFor();
