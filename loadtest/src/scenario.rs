@@ -435,16 +435,19 @@ async fn set_up(api: &Api, config: &RunConfig) -> Result<Lesson, RunError> {
     })
 }
 
-/// Where the server's CPU and memory come from: its `/proc` entry when we know or can find
-/// its pid on this machine, else its `/metrics`.
+/// Where the server's CPU and memory come from: its `/proc` entry when we are given its pid
+/// or find the process listening on its (local) port, else its `/metrics`.
 fn server_process(config: &RunConfig) -> (UsageSource, Option<u32>) {
     if let Some(pid) = config.server_pid {
         return (UsageSource::Proc, Some(pid));
     }
-    let local = ["//127.", "//localhost", "//[::1]"]
-        .iter()
-        .any(|h| config.server.contains(h));
-    match local.then(|| usage::find_pid("classroomd")).flatten() {
+    let url = reqwest::Url::parse(&config.server).ok();
+    let local = url
+        .as_ref()
+        .and_then(|u| u.host_str())
+        .is_some_and(|h| h == "localhost" || h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()));
+    let port = url.and_then(|u| u.port_or_known_default());
+    match port.filter(|_| local).and_then(usage::pid_listening_on) {
         Some(pid) => (UsageSource::Proc, Some(pid)),
         None => (UsageSource::Metrics, None),
     }

@@ -51,22 +51,37 @@ pub fn rss_from_status(status: &str) -> Option<u64> {
     Some(kib * 1024)
 }
 
-/// The process whose command name is `name` (`classroomd`), if there is exactly one: with
-/// several, we cannot tell which one serves the address we were given.
-pub fn find_pid(name: &str) -> Option<u32> {
-    let entries = std::fs::read_dir("/proc").ok()?;
-    let found: Vec<u32> = entries
+/// The process listening on TCP `port` on this machine (the server we were given, not just
+/// any `classroomd`: several may run), found through its socket's inode in `/proc`.
+pub fn pid_listening_on(port: u16) -> Option<u32> {
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .filter_map(|path| std::fs::read_to_string(path).ok())
+        .find_map(|table| listening_inode(&table, port))?;
+    let target = format!("socket:[{inode}]");
+    std::fs::read_dir("/proc")
+        .ok()?
         .filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|comm| comm.trim() == name)
+        .find(|pid| {
+            std::fs::read_dir(format!("/proc/{pid}/fd")).is_ok_and(|fds| {
+                fds.filter_map(Result::ok).any(|fd| {
+                    std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == target.as_str())
+                })
+            })
         })
-        .collect();
-    match found[..] {
-        [pid] => Some(pid),
-        _ => None,
-    }
+}
+
+/// The inode of the socket listening on `port` in a `/proc/net/tcp` table.
+fn listening_inode(table: &str, port: u16) -> Option<u64> {
+    table.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let local_port = fields.get(1)?.rsplit(':').next()?;
+        let listening = *fields.get(3)? == "0A";
+        (listening && u16::from_str_radix(local_port, 16).ok()? == port)
+            .then(|| fields.get(9)?.parse().ok())
+            .flatten()
+    })
 }
 
 /// Process usage from Prometheus text, if it has the standard `process_*` metrics.
@@ -110,6 +125,18 @@ mod tests {
             })
         );
         assert_eq!(from_metrics("other 1\n"), None);
+    }
+
+    #[test]
+    fn finds_the_listening_socket() {
+        let table = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 4242 1 0 100 0 0 10 0
+   1: 0100007F:1F90 0100007F:D431 01 00000000:00000000 00:00000000 00000000     0        0 4343 1 0 100 0 0 10 0";
+        assert_eq!(listening_inode(table, 8080), Some(4242));
+        assert_eq!(listening_inode(table, 8081), None);
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a listener");
+        let port = listener.local_addr().expect("bound").port();
+        assert_eq!(pid_listening_on(port), Some(std::process::id()));
     }
 
     #[test]
