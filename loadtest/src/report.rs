@@ -95,6 +95,8 @@ pub struct RampReport {
     pub steps: Vec<RampStep>,
     /// The most students of a step within both bounds.
     pub capacity: Option<usize>,
+    /// Every step passed: the capacity is at least the ramp's limit, not a measured bound.
+    pub limited_by_ramp: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -417,12 +419,15 @@ impl Report {
                     if step.passed { "ok" } else { "over the bound" }
                 );
             }
+            let capacity = match (ramp.capacity, ramp.limited_by_ramp) {
+                (None, _) => "none".to_string(),
+                (Some(c), true) => format!("at least {c} (the ramp's limit)"),
+                (Some(c), false) => c.to_string(),
+            };
             let _ = writeln!(
                 out,
-                "capacity: {} students at < {}% loss and p99 latency < {} ms",
-                ramp.capacity.map_or("none".to_string(), |c| c.to_string()),
-                ramp.max_loss_percent,
-                ramp.max_latency_p99_ms
+                "capacity: {capacity} students at < {}% loss and p99 latency < {} ms",
+                ramp.max_loss_percent, ramp.max_latency_p99_ms
             );
         }
         let failed: Vec<&ParticipantReport> = self

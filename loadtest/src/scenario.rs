@@ -235,6 +235,7 @@ pub async fn run(config: RunConfig, mut stop: watch::Receiver<bool>) -> Result<R
         ramp = Some(RampReport {
             max_loss_percent: config.max_loss_percent,
             max_latency_p99_ms: config.max_latency_p99_ms,
+            limited_by_ramp: !interrupted && steps.iter().all(|s| s.passed),
             steps,
             capacity,
         });

@@ -10,7 +10,8 @@ use crate::clip::Clips;
 
 /// Largest VP8 payload per packet, leaving room for headers, SRTP and extensions in 1200 bytes.
 const MAX_VP8_PAYLOAD: usize = 1100;
-/// At most one keyframe restart per this interval, however many PLIs arrive.
+/// At most one keyframe restart per this interval, however many PLIs arrive; a request within
+/// it is served when it ends (as browsers' encoders throttle, without forgetting a request).
 const KEYFRAME_MIN_INTERVAL: Duration = Duration::from_millis(500);
 
 /// One RTP packet to write.
@@ -54,6 +55,8 @@ pub struct TrackSource {
     /// Position in the clip (restarts at 0 on a keyframe request).
     position: usize,
     last_restart: Option<Instant>,
+    /// A keyframe was asked for within the interval: restart once it has passed.
+    restart_pending: bool,
 }
 
 impl TrackSource {
@@ -85,6 +88,7 @@ impl TrackSource {
             frames: 0,
             position: 0,
             last_restart: None,
+            restart_pending: false,
         }
     }
 
@@ -136,11 +140,18 @@ impl TrackSource {
     /// A receiver asked for a keyframe: restart the clip at its first frame (a keyframe in
     /// every layer), at most once per [`KEYFRAME_MIN_INTERVAL`].
     pub fn keyframe_requested(&mut self, now: Instant) {
-        if self.kind == TrackKind::Video
-            && self
-                .last_restart
-                .is_none_or(|t| now.duration_since(t) >= KEYFRAME_MIN_INTERVAL)
-        {
+        if self.kind == TrackKind::Video {
+            self.restart_pending = true;
+            self.restart_if_allowed(now);
+        }
+    }
+
+    fn restart_if_allowed(&mut self, now: Instant) {
+        let allowed = self
+            .last_restart
+            .is_none_or(|t| now.saturating_duration_since(t) >= KEYFRAME_MIN_INTERVAL);
+        if self.restart_pending && allowed {
+            self.restart_pending = false;
             self.last_restart = Some(now);
             self.position = 0;
         }
@@ -155,6 +166,7 @@ impl TrackSource {
             self.frames += (behind.as_nanos() / period.as_nanos().max(1)) as u64;
         }
         while self.next_due() <= now {
+            self.restart_if_allowed(self.next_due());
             self.frame(out);
         }
     }
@@ -321,6 +333,23 @@ mod tests {
         video.keyframe_requested(start + Duration::from_millis(40));
         video.due(start + Duration::from_millis(67), &mut out);
         assert!(out.iter().all(|p| p.keyframe && p.rtp_time == 6000));
+        // Another request soon after is not forgotten: it is served by the first frame 500 ms
+        // after the last restart (40 ms): frame 17, due at 566 ms.
+        video.keyframe_requested(start + Duration::from_millis(100));
+        let keyframe_times = |video: &mut TrackSource, until: u64| {
+            let mut out = Vec::new();
+            video.due(start + Duration::from_millis(until), &mut out);
+            out.iter()
+                .filter(|p| p.keyframe)
+                .map(|p| p.rtp_time)
+                .collect::<Vec<_>>()
+        };
+        assert!(keyframe_times(&mut video, 500).is_empty());
+        let served = keyframe_times(&mut video, 600);
+        assert!(
+            !served.is_empty() && served.iter().all(|&t| t == 51_000),
+            "{served:?}"
+        );
     }
 
     #[test]
