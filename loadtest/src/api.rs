@@ -1,0 +1,183 @@
+//! The REST calls that set up a run, as the admin and the teacher would make them: accounts,
+//! a course with its enrollments, a lesson, and a join token per participant. Rate-limited
+//! requests (429) are retried after the `Retry-After` the server asks for.
+
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use thiserror::Error;
+
+/// Password of every account the tool creates (they live only as long as the test server).
+pub const PASSWORD: &str = "loadtest-password-1";
+/// Give up on a request rate-limited this many times in a row.
+const MAX_RETRIES: u32 = 20;
+
+#[derive(Debug, Error)]
+pub enum ApiError {
+    #[error("{method} {path}: {source}")]
+    Http {
+        method: Method,
+        path: String,
+        source: reqwest::Error,
+    },
+    #[error("{method} {path}: {status}: {body}")]
+    Status {
+        method: Method,
+        path: String,
+        status: StatusCode,
+        body: String,
+    },
+    #[error("{0}: the reply has no {1}")]
+    Missing(String, &'static str),
+}
+
+/// A REST client, signed in once [`Api::login`] has succeeded.
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base: String,
+    token: Option<String>,
+}
+
+impl Api {
+    pub fn new(base: &str) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            base: base.trim_end_matches('/').to_string(),
+            token: None,
+        }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The same server, signed in as `email`.
+    pub async fn login(&self, email: &str, password: &str) -> Result<Api, ApiError> {
+        let path = "/api/v1/auth/login";
+        let body = self
+            .call(
+                Method::POST,
+                path,
+                Some(json!({"email": email, "password": password})),
+            )
+            .await?;
+        let token = body["token"]
+            .as_str()
+            .ok_or_else(|| ApiError::Missing(path.into(), "token"))?;
+        Ok(Api {
+            token: Some(token.to_string()),
+            ..self.clone()
+        })
+    }
+
+    /// Creates an account (admins) and returns its id.
+    pub async fn create_user(&self, email: &str, name: &str, role: &str) -> Result<i64, ApiError> {
+        let body = json!({"email": email, "name": name, "password": PASSWORD, "role": role});
+        id(
+            self.call(Method::POST, "/api/v1/users", Some(body)).await?,
+            "/api/v1/users",
+        )
+    }
+
+    /// Creates a course (teachers: they become its teacher) and returns its id.
+    pub async fn create_course(&self, title: &str) -> Result<i64, ApiError> {
+        let body = json!({"title": title, "description": "classroom-loadtest"});
+        id(
+            self.call(Method::POST, "/api/v1/courses", Some(body))
+                .await?,
+            "/api/v1/courses",
+        )
+    }
+
+    pub async fn enroll(&self, course: i64, user: i64) -> Result<(), ApiError> {
+        let path = format!("/api/v1/courses/{course}/enrollments");
+        self.call(Method::POST, &path, Some(json!({"user_id": user})))
+            .await?;
+        Ok(())
+    }
+
+    /// Schedules a lesson in the course and returns its id.
+    pub async fn create_lesson(&self, course: i64, title: &str) -> Result<i64, ApiError> {
+        let path = format!("/api/v1/courses/{course}/lessons");
+        let body = json!({"title": title, "starts_at": "2030-01-07T09:00:00Z", "ends_at": "2030-01-07T10:00:00Z"});
+        id(self.call(Method::POST, &path, Some(body)).await?, &path)
+    }
+
+    /// A join token for the lesson's room.
+    pub async fn join_token(&self, lesson: i64) -> Result<String, ApiError> {
+        let path = format!("/api/v1/lessons/{lesson}/join");
+        let body = self.call(Method::POST, &path, None).await?;
+        body["token"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or(ApiError::Missing(path, "token"))
+    }
+
+    /// The server's Prometheus text (`/metrics`), if it answers.
+    pub async fn metrics(&self) -> Option<String> {
+        let response = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .ok()?;
+        response.text().await.ok()
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, ApiError> {
+        let mut retries = 0;
+        loop {
+            let mut request = self
+                .http
+                .request(method.clone(), format!("{}{path}", self.base));
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            if let Some(body) = &body {
+                request = request.json(body);
+            }
+            let http_error = |source| ApiError::Http {
+                method: method.clone(),
+                path: path.to_string(),
+                source,
+            };
+            let response = request.send().await.map_err(http_error)?;
+            let status = response.status();
+            if status == StatusCode::TOO_MANY_REQUESTS && retries < MAX_RETRIES {
+                retries += 1;
+                let wait = response
+                    .headers()
+                    .get(reqwest::header::RETRY_AFTER)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1)
+                    .clamp(1, 60);
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+                continue;
+            }
+            let text = response.text().await.map_err(http_error)?;
+            if !status.is_success() {
+                return Err(ApiError::Status {
+                    method,
+                    path: path.to_string(),
+                    status,
+                    body: text,
+                });
+            }
+            return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+        }
+    }
+}
+
+fn id(body: Value, path: &str) -> Result<i64, ApiError> {
+    body["id"]
+        .as_i64()
+        .ok_or_else(|| ApiError::Missing(path.to_string(), "id"))
+}

@@ -1,0 +1,96 @@
+//! The media the simulated participants send: short pre-encoded clips committed under
+//! `loadtest/media/` (made by `media/generate.sh`) and built into the binary, so a run needs
+//! neither ffmpeg nor the files.
+
+pub mod ivf;
+pub mod ogg;
+
+use std::sync::Arc;
+
+pub use ivf::{Ivf, IvfError, VideoFrame};
+pub use ogg::OggError;
+
+/// One simulcast layer: its rid, size and frames.
+#[derive(Debug)]
+pub struct VideoLayer {
+    pub rid: &'static str,
+    pub clip: Ivf,
+}
+
+/// Everything a publisher sends, parsed once and shared by every publisher.
+#[derive(Debug)]
+pub struct Clips {
+    /// Lowest layer first.
+    pub layers: Vec<VideoLayer>,
+    /// Opus packets of 20 ms each.
+    pub audio: Vec<Vec<u8>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClipError {
+    #[error("video clip {0}: {1}")]
+    Video(&'static str, IvfError),
+    #[error("audio clip: {0}")]
+    Audio(OggError),
+}
+
+const LAYERS: [(&str, &[u8]); 3] = [
+    ("q", include_bytes!("../../media/video-180p.ivf")),
+    ("h", include_bytes!("../../media/video-360p.ivf")),
+    ("f", include_bytes!("../../media/video-720p.ivf")),
+];
+const AUDIO: &[u8] = include_bytes!("../../media/audio.opus.ogg");
+
+impl Clips {
+    /// The built-in clips.
+    pub fn builtin() -> Result<Arc<Clips>, ClipError> {
+        let layers = LAYERS
+            .iter()
+            .map(|(rid, bytes)| {
+                Ivf::parse(bytes)
+                    .map(|clip| VideoLayer { rid, clip })
+                    .map_err(|e| ClipError::Video(rid, e))
+            })
+            .collect::<Result<_, _>>()?;
+        let audio = ogg::opus_packets(AUDIO).map_err(ClipError::Audio)?;
+        Ok(Arc::new(Clips { layers, audio }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builtin_clips_parse() {
+        let clips = Clips::builtin().expect("the committed clips parse");
+        let sizes: Vec<(u16, u16)> = clips
+            .layers
+            .iter()
+            .map(|l| (l.clip.width, l.clip.height))
+            .collect();
+        assert_eq!(sizes, vec![(320, 180), (640, 360), (1280, 720)]);
+        for layer in &clips.layers {
+            assert!(
+                layer.clip.frames[0].keyframe,
+                "{} starts with a keyframe",
+                layer.rid
+            );
+            assert_eq!(layer.clip.fps, 30.0);
+            assert!(layer.clip.frames.len() >= 60);
+        }
+        // 2 s of 20 ms frames (plus the encoder's pre-skip), each with a 20 ms TOC config.
+        assert!(
+            (100..=101).contains(&clips.audio.len()),
+            "{}",
+            clips.audio.len()
+        );
+        let twenty_ms = [1, 5, 9, 13, 15, 19, 23, 27, 31];
+        assert!(
+            clips
+                .audio
+                .iter()
+                .all(|p| p.first().is_some_and(|toc| twenty_ms.contains(&(toc >> 3))))
+        );
+    }
+}

@@ -1,0 +1,28 @@
+//! `classroom-loadtest`: simulated teachers and students that drive a running `classroomd`
+//! exactly as browsers do, and measure what they get.
+//!
+//! It depends only on the wire protocol: REST to set up a lesson and get join tokens
+//! ([`api`]), the signaling WebSocket ([`signaling`], with the types of `classroom-protocol`),
+//! and WebRTC over real UDP with DTLS and SRTP ([`peer`], str0m in RTP mode). Publishers send
+//! pre-encoded VP8 and Opus clips ([`clip`], [`source`]) stamped with abs-capture-time; every
+//! receiver measures loss, jitter, latency, bitrate and join time per stream ([`receiver`],
+//! [`stats`]). [`scenario`] runs the presets and [`report`] sums them up.
+//!
+//! Invariants: a run is bounded in time and participants; it sends only to the server address
+//! it was given (and to the media address that server's SDP names); nothing the network
+//! sends can panic it.
+
+pub mod api;
+pub mod clip;
+pub mod participant;
+pub mod peer;
+pub mod receiver;
+pub mod report;
+pub mod scenario;
+pub mod signaling;
+pub mod source;
+pub mod stats;
+pub mod usage;
+
+pub use report::Report;
+pub use scenario::{RunConfig, RunError, Scenario, run};

@@ -1,0 +1,186 @@
+//! One simulated participant, as a browser tab would behave: get a join token, open the
+//! WebSocket, join, offer its m-lines, answer the server's offers, note which track arrives
+//! on which m-line, and leave when told to stop.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use classroom_protocol::signal::{ClientMessage, MediaKind, ParticipantId, ServerMessage};
+use thiserror::Error;
+use tokio::sync::{mpsc, watch};
+
+use crate::api::{Api, ApiError};
+use crate::clip::Clips;
+use crate::peer::{Peer, PeerError, PeerStats, Sending};
+use crate::signaling::{Signaling, SignalingError};
+
+/// How long the server may take to answer a join or an offer.
+const REPLY_WAIT: Duration = Duration::from_secs(15);
+
+#[derive(Debug, Error)]
+pub enum ParticipantError {
+    #[error("join token: {0}")]
+    Api(#[from] ApiError),
+    #[error("signaling: {0}")]
+    Signaling(#[from] SignalingError),
+    #[error("media: {0}")]
+    Peer(#[from] PeerError),
+    #[error("the offer was refused: {0}")]
+    OfferRefused(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Teacher,
+    Student,
+}
+
+/// What one participant does.
+#[derive(Clone)]
+pub struct Plan {
+    pub name: String,
+    pub role: Role,
+    /// Signed in as this participant's account.
+    pub api: Api,
+    pub lesson: i64,
+    pub sending: Sending,
+    /// Pairs of recvonly m-lines (audio + video) offered at first.
+    pub receive: usize,
+    pub bind_ip: IpAddr,
+    pub clips: Arc<Clips>,
+    /// Teachers: invite to stage everyone whose id arrives here.
+    pub stage_requests: Option<Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ParticipantId>>>>,
+    /// Students on stage: ask the teacher for the stage through this.
+    pub ask_stage: Option<mpsc::UnboundedSender<ParticipantId>>,
+}
+
+/// What a participant did and measured, shared with the report while it runs.
+#[derive(Debug)]
+pub struct Record {
+    pub name: String,
+    pub role: Role,
+    pub ws_open: Option<Instant>,
+    pub left_at: Option<Instant>,
+    pub id: Option<ParticipantId>,
+    /// Our m-line → (publisher, kind), from `track` messages.
+    pub tracks: HashMap<String, (ParticipantId, MediaKind)>,
+    pub peer: Option<Arc<Mutex<PeerStats>>>,
+    pub error: Option<String>,
+}
+
+impl Record {
+    pub fn new(plan: &Plan) -> Record {
+        Record {
+            name: plan.name.clone(),
+            role: plan.role,
+            ws_open: None,
+            left_at: None,
+            id: None,
+            tracks: HashMap::new(),
+            peer: None,
+            error: None,
+        }
+    }
+}
+
+pub type SharedRecord = Arc<Mutex<Record>>;
+
+pub fn lock(record: &Mutex<Record>) -> std::sync::MutexGuard<'_, Record> {
+    record
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Runs the participant until `stop` turns true; errors are also written to the record.
+pub async fn run(plan: Plan, record: SharedRecord, stop: watch::Receiver<bool>) {
+    let result = live(&plan, &record, stop).await;
+    let mut record = lock(&record);
+    record.left_at = Some(Instant::now());
+    if let Err(e) = result {
+        record.error = Some(e.to_string());
+    }
+}
+
+async fn live(
+    plan: &Plan,
+    record: &SharedRecord,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ParticipantError> {
+    let token = plan.api.join_token(plan.lesson).await?;
+    let mut ws = Signaling::connect(plan.api.base()).await?;
+    lock(record).ws_open = Some(Instant::now());
+    let me = ws.join(token, REPLY_WAIT).await?;
+    lock(record).id = Some(me);
+
+    let (peer, offer) =
+        Peer::start(plan.bind_ip, plan.clips.clone(), plan.sending, plan.receive).await?;
+    lock(record).peer = Some(peer.stats.clone());
+    let offer_id = ws
+        .send(ClientMessage::Offer {
+            sdp: offer,
+            sources: Default::default(),
+        })
+        .await?;
+    if let Some(ask) = &plan.ask_stage {
+        let _ = ask.send(me);
+    }
+    let mut stage_requests = match &plan.stage_requests {
+        Some(shared) => Some(shared.lock().await),
+        None => None,
+    };
+    let mut answered = false;
+    let answer_deadline = Instant::now() + REPLY_WAIT;
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        if !answered && Instant::now() > answer_deadline {
+            return Err(SignalingError::Timeout(REPLY_WAIT).into());
+        }
+        let invite = async {
+            match stage_requests.as_mut() {
+                Some(requests) => requests.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = stop.changed() => break,
+            Some(participant) = invite => {
+                ws.send(ClientMessage::InviteToStage { participant }).await?;
+            }
+            message = ws.recv_within(Duration::from_secs(1)) => {
+                let Some(message) = message? else { continue };
+                match message {
+                    ServerMessage::Answer { id: Some(id), sdp } if id == offer_id => {
+                        peer.accept_answer(sdp).await?;
+                        answered = true;
+                    }
+                    ServerMessage::Error { id: Some(id), code, message, .. } if id == offer_id => {
+                        return Err(ParticipantError::OfferRefused(format!("{code}: {message}")));
+                    }
+                    ServerMessage::Offer { sdp } => {
+                        let answer = peer.accept_offer(sdp).await?;
+                        ws.send(ClientMessage::Answer { sdp: answer }).await?;
+                    }
+                    ServerMessage::Track { mid, participant, kind, .. } => {
+                        lock(record).tracks.insert(mid, (participant, kind));
+                    }
+                    ServerMessage::TrackEnded { mid } => {
+                        lock(record).tracks.remove(&mid);
+                    }
+                    ServerMessage::LessonEnded | ServerMessage::Removed { .. } => {
+                        return Err(SignalingError::Closed.into());
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    let _ = ws.send(ClientMessage::Leave).await;
+    ws.close().await;
+    peer.stop();
+    Ok(())
+}

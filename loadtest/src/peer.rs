@@ -1,0 +1,448 @@
+//! A simulated browser's WebRTC session: a str0m `Rtc` in RTP mode on its own UDP socket, run
+//! by one tokio task. It sends the clips' packets stamped with abs-capture-time and measures
+//! every packet it receives. The signaling side talks to it through [`Peer`] commands.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
+use str0m::format::Codec;
+use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
+use str0m::net::{Protocol, Receive};
+use str0m::rtp::{AbsCaptureTime, Extension, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
+use str0m::{Candidate, Event, Input, Output, Rtc};
+use thiserror::Error;
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::clip::Clips;
+use crate::receiver::{Arrival, StreamKind, StreamStats};
+use crate::source::{OutPacket, TrackKind, TrackSource};
+
+/// The rids of the three simulcast layers, lowest first (as browsers name them).
+pub const RIDS: [&str; 3] = ["q", "h", "f"];
+
+#[derive(Debug, Error)]
+pub enum PeerError {
+    #[error("cannot open a UDP socket: {0}")]
+    Socket(std::io::Error),
+    #[error("the server's SDP is invalid: {0}")]
+    Sdp(String),
+    #[error("the WebRTC session failed: {0}")]
+    Rtc(String),
+    #[error("the peer task has stopped")]
+    Stopped,
+}
+
+/// What this participant sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sending {
+    pub audio: bool,
+    /// Simulcast layers of video (0: no video, 1: the middle layer only, 3: all three).
+    pub video_layers: usize,
+}
+
+/// What a peer measured, shared with the signaling side and the report.
+#[derive(Debug, Default)]
+pub struct PeerStats {
+    pub connected_at: Option<Instant>,
+    /// Received streams by the m-line they arrive on.
+    pub streams: HashMap<Mid, StreamStats>,
+    /// Cumulative NACKs and PLIs this peer sent as a receiver, by m-line.
+    pub nacks_sent: HashMap<Mid, u64>,
+    pub plis_sent: HashMap<Mid, u64>,
+    /// Cumulative NACKs and PLIs this peer received as a publisher, by m-line and rid.
+    pub nacks_received: HashMap<(Mid, Option<Rid>), u64>,
+    pub plis_received: HashMap<(Mid, Option<Rid>), u64>,
+    pub packets_sent: u64,
+    pub bytes_sent: u64,
+    pub error: Option<String>,
+}
+
+type Command = Box<dyn FnOnce(&mut State) + Send>;
+
+struct Track {
+    mid: Mid,
+    source: TrackSource,
+    /// Payload type, per layer's rid, found after negotiation.
+    pt: Option<Pt>,
+    rids: Vec<Option<Rid>>,
+}
+
+struct State {
+    rtc: Rtc,
+    pending: Option<SdpPendingOffer>,
+    clips: Arc<Clips>,
+    sending: Sending,
+    tracks: Vec<Track>,
+    /// Which m-line each incoming SSRC belongs to (looked up once per SSRC).
+    ssrc_mids: HashMap<Ssrc, (Mid, StreamKind)>,
+    stats: Arc<Mutex<PeerStats>>,
+}
+
+/// Handle to a peer's task.
+pub struct Peer {
+    commands: mpsc::UnboundedSender<Command>,
+    pub stats: Arc<Mutex<PeerStats>>,
+    task: JoinHandle<()>,
+}
+
+impl Peer {
+    /// A peer bound to a UDP port on `bind_ip`, and its first offer: `sending` as sendonly
+    /// m-lines, then `receive` recvonly m-lines of each kind.
+    pub async fn start(
+        bind_ip: IpAddr,
+        clips: Arc<Clips>,
+        sending: Sending,
+        receive: usize,
+    ) -> Result<(Peer, String), PeerError> {
+        let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0))
+            .await
+            .map_err(PeerError::Socket)?;
+        let local = socket.local_addr().map_err(PeerError::Socket)?;
+        let now = Instant::now();
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .set_extension(7, Extension::AbsoluteCaptureTime)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(now);
+        let candidate = Candidate::host(local, "udp").map_err(|e| PeerError::Rtc(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let stats = Arc::new(Mutex::new(PeerStats::default()));
+        let mut state = State {
+            rtc,
+            pending: None,
+            clips,
+            sending,
+            tracks: Vec::new(),
+            ssrc_mids: HashMap::new(),
+            stats: stats.clone(),
+        };
+        let offer = state.first_offer(receive, now)?;
+        let (commands, inbox) = mpsc::unbounded_channel();
+        let task = tokio::spawn(drive(state, socket, local, inbox));
+        Ok((
+            Peer {
+                commands,
+                stats,
+                task,
+            },
+            offer,
+        ))
+    }
+
+    async fn with<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut State) -> T + Send + 'static,
+    ) -> Result<T, PeerError> {
+        let (reply, result) = oneshot::channel();
+        let command: Command = Box::new(move |state| {
+            let _ = reply.send(f(state));
+        });
+        self.commands
+            .send(command)
+            .map_err(|_| PeerError::Stopped)?;
+        result.await.map_err(|_| PeerError::Stopped)
+    }
+
+    /// Applies the server's answer to our offer.
+    pub async fn accept_answer(&self, sdp: String) -> Result<(), PeerError> {
+        self.with(move |state| state.accept_answer(&sdp)).await?
+    }
+
+    /// Answers a server offer (it adds m-lines to carry more tracks).
+    pub async fn accept_offer(&self, sdp: String) -> Result<String, PeerError> {
+        self.with(move |state| {
+            let offer =
+                SdpOffer::from_sdp_string(&sdp).map_err(|e| PeerError::Sdp(e.to_string()))?;
+            let answer = state
+                .rtc
+                .sdp_api()
+                .accept_offer(offer)
+                .map_err(|e| PeerError::Sdp(e.to_string()))?;
+            Ok(answer.to_sdp_string())
+        })
+        .await?
+    }
+
+    pub fn stop(&self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl State {
+    fn first_offer(&mut self, receive: usize, now: Instant) -> Result<String, PeerError> {
+        let mut change = self.rtc.sdp_api();
+        let mut planned = Vec::new();
+        if self.sending.audio {
+            let mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
+            planned.push((mid, TrackSource::audio(self.clips.clone(), now), vec![None]));
+        }
+        let layers: Vec<usize> = match self.sending.video_layers {
+            0 => vec![],
+            1 | 2 => vec![1],
+            _ => vec![0, 1, 2],
+        };
+        if !layers.is_empty() {
+            let (simulcast, rids) = if layers.len() > 1 {
+                let mut simulcast = Simulcast::new();
+                for rid in RIDS {
+                    simulcast.add_send_layer(SimulcastLayer::new(rid));
+                }
+                (
+                    Some(simulcast),
+                    RIDS.iter().map(|r| Some(Rid::from(*r))).collect(),
+                )
+            } else {
+                (None, vec![None])
+            };
+            let mid =
+                change.add_media(MediaKind::Video, Direction::SendOnly, None, None, simulcast);
+            planned.push((
+                mid,
+                TrackSource::video(self.clips.clone(), layers, now),
+                rids,
+            ));
+        }
+        for _ in 0..receive {
+            change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
+            change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
+        }
+        let (offer, pending) = change
+            .apply()
+            .ok_or_else(|| PeerError::Rtc("nothing to offer".into()))?;
+        self.pending = Some(pending);
+        self.tracks = planned
+            .into_iter()
+            .map(|(mid, source, rids)| Track {
+                mid,
+                source,
+                pt: None,
+                rids,
+            })
+            .collect();
+        Ok(offer.to_sdp_string())
+    }
+
+    fn accept_answer(&mut self, sdp: &str) -> Result<(), PeerError> {
+        let answer = SdpAnswer::from_sdp_string(sdp).map_err(|e| PeerError::Sdp(e.to_string()))?;
+        let pending = self
+            .pending
+            .take()
+            .ok_or_else(|| PeerError::Sdp("an answer without an offer".into()))?;
+        self.rtc
+            .sdp_api()
+            .accept_answer(pending, answer)
+            .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        for track in &mut self.tracks {
+            let codec = match track.source.kind {
+                TrackKind::Audio => Codec::Opus,
+                TrackKind::Video => Codec::Vp8,
+            };
+            let remote = self.rtc.media(track.mid).map(|m| m.remote_pts().to_vec());
+            track.pt = self
+                .rtc
+                .codec_config()
+                .params()
+                .iter()
+                .filter(|p| p.spec().codec == codec)
+                .map(|p| p.pt())
+                .find(|pt| remote.as_ref().is_none_or(|r| r.contains(pt)));
+        }
+        Ok(())
+    }
+
+    /// Writes every packet due by `now`; returns when the next one is due.
+    fn send_due(
+        &mut self,
+        now: Instant,
+        wall: SystemTime,
+        buf: &mut Vec<OutPacket>,
+    ) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut sent = (0u64, 0u64);
+        for track in &mut self.tracks {
+            let Some(pt) = track.pt else { continue };
+            buf.clear();
+            track.source.due(now, buf);
+            let ext_vals = ExtensionValues {
+                abs_capture_time: Some(AbsCaptureTime {
+                    capture_time: wall,
+                    clock_offset: None,
+                }),
+                ..Default::default()
+            };
+            let video = track.source.kind == TrackKind::Video;
+            let mut api = self.rtc.direct_api();
+            for packet in buf.drain(..) {
+                let rid = track.rids.get(packet.layer).copied().flatten();
+                let Some(stream) = api.stream_tx_by_mid(track.mid, rid) else {
+                    continue;
+                };
+                sent.0 += 1;
+                sent.1 += packet.payload.len() as u64;
+                stream.write_rtp(
+                    RtpWrite::new(pt, packet.seq.into(), packet.rtp_time, now, packet.payload)
+                        .marker(packet.marker)
+                        .nackable(video)
+                        .ext_vals(ext_vals.clone()),
+                );
+            }
+            let due = track.source.next_due();
+            next = Some(next.map_or(due, |n| n.min(due)));
+        }
+        if sent.0 > 0 {
+            let mut stats = lock(&self.stats);
+            stats.packets_sent += sent.0;
+            stats.bytes_sent += sent.1;
+        }
+        next
+    }
+
+    fn on_event(&mut self, event: Event) {
+        match event {
+            Event::Connected => {
+                let now = Instant::now();
+                lock(&self.stats).connected_at = Some(now);
+                // Media starts when the session is up, so the first frame is a keyframe.
+                for track in &mut self.tracks {
+                    track.source.restart_at(now);
+                }
+            }
+            Event::RtpPacket(packet) => self.on_rtp(packet),
+            Event::KeyframeRequest(request) => {
+                let now = Instant::now();
+                if let Some(track) = self.tracks.iter_mut().find(|t| t.mid == request.mid) {
+                    track.source.keyframe_requested(now);
+                }
+            }
+            Event::MediaIngressStats(s) => {
+                let mut stats = lock(&self.stats);
+                stats.nacks_sent.insert(s.mid, s.nacks);
+                stats.plis_sent.insert(s.mid, s.plis);
+            }
+            Event::MediaEgressStats(s) => {
+                let mut stats = lock(&self.stats);
+                stats.nacks_received.insert((s.mid, s.rid), s.nacks);
+                stats.plis_received.insert((s.mid, s.rid), s.plis);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rtp(&mut self, packet: RtpPacket) {
+        let ssrc = packet.header.ssrc;
+        let entry = match self.ssrc_mids.get(&ssrc) {
+            Some(entry) => Some(*entry),
+            None => {
+                let mid = self.rtc.direct_api().stream_rx(&ssrc).map(|s| s.mid());
+                let kind = mid
+                    .and_then(|mid| self.rtc.media(mid))
+                    .map(|m| match m.kind() {
+                        MediaKind::Audio => StreamKind::Audio,
+                        MediaKind::Video => StreamKind::Video,
+                    });
+                let entry = mid.zip(kind);
+                if let Some(entry) = entry {
+                    self.ssrc_mids.insert(ssrc, entry);
+                }
+                entry
+            }
+        };
+        let Some((mid, kind)) = entry else { return };
+        let arrival = Arrival {
+            at: packet.timestamp,
+            wall: SystemTime::now(),
+            seq: packet.header.sequence_number,
+            rtp_time: packet.header.timestamp,
+            payload: &packet.payload,
+            size: packet.payload.len() + 12,
+            capture_time: packet
+                .header
+                .ext_vals
+                .abs_capture_time
+                .map(|t| t.capture_time),
+        };
+        lock(&self.stats)
+            .streams
+            .entry(mid)
+            .or_insert_with(|| StreamStats::new(kind))
+            .packet(arrival);
+    }
+}
+
+/// The stats lock is never held across an await or a panic path, so poisoning cannot happen;
+/// if it ever did, the numbers are still worth reporting.
+pub fn lock(stats: &Mutex<PeerStats>) -> std::sync::MutexGuard<'_, PeerStats> {
+    stats
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn drive(
+    mut state: State,
+    socket: UdpSocket,
+    local: SocketAddr,
+    mut commands: mpsc::UnboundedReceiver<Command>,
+) {
+    let mut buf = vec![0; 2048];
+    let mut out = Vec::new();
+    let mut next_send: Option<Instant> = None;
+    loop {
+        let timeout = loop {
+            match state.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => {
+                    let _ = socket.send_to(&t.contents, t.destination).await;
+                }
+                Ok(Output::Event(event)) => state.on_event(event),
+                Ok(Output::Timeout(t)) => break t,
+                Err(e) => {
+                    lock(&state.stats).error = Some(e.to_string());
+                    return;
+                }
+            }
+        };
+        let connected = lock(&state.stats).connected_at.is_some();
+        if connected && next_send.is_none() {
+            next_send = Some(Instant::now());
+        }
+        let deadline = match next_send {
+            Some(send) if connected => timeout.min(send),
+            _ => timeout,
+        };
+        tokio::select! {
+            command = commands.recv() => match command {
+                Some(command) => {
+                    command(&mut state);
+                    next_send = Some(Instant::now());
+                }
+                None => return,
+            },
+            received = socket.recv_from(&mut buf) => {
+                let Ok((len, source)) = received else { continue };
+                let Ok(contents) = buf[..len].try_into() else { continue };
+                let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
+                let _ = state.rtc.handle_input(input);
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                if connected && next_send.is_some_and(|s| s <= now) {
+                    next_send = state.send_due(now, SystemTime::now(), &mut out);
+                }
+                let _ = state.rtc.handle_input(Input::Timeout(now));
+            }
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! The load tester against a real `classroomd` started by the test: short lecture and churn
+//! runs over real WebSockets and real WebRTC on 127.0.0.1. Checks what the tool reports, not
+//! how fast the machine is: the JSON report parses, every student received audio and video,
+//! nothing was lost on loopback, and every join time was measured.
+//!
+//! The teacher sends one simulcast layer (`layers: 1`): the SFU does not select layers yet
+//! and would forward all three on one slot.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+use classroom_loadtest::{RunConfig, Scenario, run};
+use classroom_protocol::UserRole;
+use classroom_tests::{Backend, TestServer};
+use serde_json::Value;
+
+const ADMIN_EMAIL: &str = "admin@school.edu";
+/// The password `TestServer::user` gives every account.
+const ADMIN_PASSWORD: &str = "correct horse battery";
+
+async fn server_with_admin() -> TestServer {
+    let server = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("a SQLite server");
+    server.user(UserRole::Admin, ADMIN_EMAIL, "Ada Admin").await;
+    server
+}
+
+fn config(server: &TestServer, scenario: Scenario, students: usize, secs: u64) -> RunConfig {
+    RunConfig {
+        server: server.base.clone(),
+        admin_email: ADMIN_EMAIL.into(),
+        admin_password: ADMIN_PASSWORD.into(),
+        scenario,
+        students,
+        duration: Duration::from_secs(secs),
+        join_rate: 20.0,
+        layers: 1,
+        stage: 0,
+        churn_per_second: 1.0,
+        ramp_step: 1,
+        max_loss_percent: 1.0,
+        max_latency_p99_ms: 50.0,
+        server_pid: None,
+        bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        progress: false,
+    }
+}
+
+/// Runs the scenario and returns its report as the JSON the tool prints.
+async fn report_json(config: RunConfig) -> Value {
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let report = run(config, stopped).await.expect("the run completes");
+    eprintln!("{}", report.table());
+    let text = serde_json::to_string_pretty(&report).expect("the report serializes");
+    serde_json::from_str(&text).expect("the report's JSON parses")
+}
+
+fn students(report: &Value) -> Vec<&Value> {
+    report["participants"]
+        .as_array()
+        .expect("a participant list")
+        .iter()
+        .filter(|p| p["role"] == "student")
+        .collect()
+}
+
+/// Every student joined, received audio and video, and has both join times.
+fn assert_every_student_received_media(report: &Value) {
+    for student in students(report) {
+        let name = &student["name"];
+        assert!(student["error"].is_null(), "{name}: {}", student["error"]);
+        assert_eq!(student["joined"], true, "{name} joined");
+        assert!(
+            student["streams"].as_u64() >= Some(2),
+            "{name} got audio and video"
+        );
+        assert!(
+            student["packets_received"].as_u64() > Some(0),
+            "{name} got media"
+        );
+        for join in ["join_first_packet_ms", "join_first_keyframe_ms"] {
+            let ms = student[join].as_f64().unwrap_or(-1.0);
+            assert!(ms > 0.0, "{name}: {join} = {}", student[join]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_short_lecture_reaches_every_student_without_loss() {
+    let server = server_with_admin().await;
+    let report = report_json(config(&server, Scenario::Lecture, 4, 3)).await;
+
+    assert_eq!(report["scenario"], "lecture");
+    assert_eq!(
+        report["participants_joined"], 5,
+        "the teacher and four students"
+    );
+    assert_eq!(students(&report).len(), 4);
+    assert_every_student_received_media(&report);
+    let totals = &report["totals"];
+    assert!(totals["packets_expected"].as_u64() > Some(0));
+    assert_eq!(totals["packets_lost"], 0, "no loss on loopback: {totals}");
+    for p in ["p50", "p95", "p99"] {
+        assert!(report["join_first_packet_ms"][p].as_f64() > Some(0.0));
+        assert!(report["join_first_keyframe_ms"][p].as_f64() > Some(0.0));
+        assert!(
+            report["latency_ms"][p].as_f64() >= Some(0.0),
+            "latency {p} measured"
+        );
+    }
+    assert!(report["bitrate_kbps"]["audio"].as_f64() > Some(0.0));
+    assert!(report["bitrate_kbps"]["360p"].as_f64() > Some(0.0));
+    // The test server listens in this process, so /proc of this process is what is read.
+    assert_eq!(report["server"]["source"], "proc");
+    assert!(report["server"]["cpu_seconds"].as_f64() > Some(0.0));
+    assert!(report["generator"]["cpu_seconds"].as_f64() > Some(0.0));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn students_churning_through_a_lecture_each_receive_media() {
+    let server = server_with_admin().await;
+    let report = report_json(config(&server, Scenario::Churn, 3, 5)).await;
+
+    assert_eq!(report["scenario"], "churn");
+    let students = students(&report);
+    assert!(
+        students.len() >= 5,
+        "students left and others joined: {} sessions",
+        students.len()
+    );
+    assert_every_student_received_media(&report);
+    assert_eq!(report["totals"]["packets_lost"], 0, "{}", report["totals"]);
+    server.stop().await;
+}
