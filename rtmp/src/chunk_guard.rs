@@ -11,8 +11,8 @@ pub struct ChunkLimits {
     pub max_chunk_size: u32,
     /// Largest audio or video message (one coded picture).
     pub max_media_message: u32,
-    /// Largest message of any other type (commands, metadata): AMF is parsed recursively, so
-    /// this also bounds nesting depth.
+    /// Largest message of any other type (commands, metadata; OBS's are under 1 KiB). Their
+    /// payload is kept and checked whole.
     pub max_other_message: u32,
 }
 
@@ -21,7 +21,7 @@ impl Default for ChunkLimits {
         ChunkLimits {
             max_chunk_size: 1 << 20,
             max_media_message: 8 << 20,
-            max_other_message: 16 << 10,
+            max_other_message: 4 << 10,
         }
     }
 }
@@ -41,9 +41,25 @@ pub enum ChunkError {
     BadExtendedTimestamp,
     #[error("a Set Chunk Size message is malformed")]
     BadSetChunkSize,
+    #[error("a command or metadata message is malformed: {0}")]
+    Amf(#[from] AmfError),
 }
 
+use crate::amf_check::{AmfError, check_amf0};
+
 const MSG_SET_CHUNK_SIZE: u8 = 1;
+const MSG_AMF3_DATA: u8 = 15;
+const MSG_AMF3_COMMAND: u8 = 17;
+const MSG_AMF0_DATA: u8 = 18;
+const MSG_AMF0_COMMAND: u8 = 20;
+
+/// Messages whose payload the guard keeps and checks before rml_rtmp parses them.
+fn is_checked(type_id: u8) -> bool {
+    matches!(
+        type_id,
+        MSG_SET_CHUNK_SIZE | MSG_AMF3_DATA | MSG_AMF3_COMMAND | MSG_AMF0_DATA | MSG_AMF0_COMMAND
+    )
+}
 const MSG_AUDIO: u8 = 8;
 const MSG_VIDEO: u8 = 9;
 const EXTENDED: u32 = 0x00ff_ffff;
@@ -73,7 +89,7 @@ pub struct ChunkGuard {
     previous: std::collections::HashMap<u32, Header>,
     /// The message being received: chunk stream, its header, bytes still to come.
     current: Option<(u32, Header, u32)>,
-    set_chunk_size_bytes: Vec<u8>,
+    checked_payload: Vec<u8>,
 }
 
 impl ChunkGuard {
@@ -85,7 +101,7 @@ impl ChunkGuard {
             header_bytes: Vec::with_capacity(18),
             previous: std::collections::HashMap::new(),
             current: None,
-            set_chunk_size_bytes: Vec::new(),
+            checked_payload: Vec::new(),
         }
     }
 
@@ -110,9 +126,9 @@ impl ChunkGuard {
                     let (piece, rest) = data.split_at(take);
                     data = rest;
                     if let Some((_, header, _)) = self.current
-                        && header.type_id == MSG_SET_CHUNK_SIZE
+                        && is_checked(header.type_id)
                     {
-                        self.set_chunk_size_bytes.extend_from_slice(piece);
+                        self.checked_payload.extend_from_slice(piece);
                     }
                     let left = left - take as u32;
                     self.stage = Stage::Payload { left };
@@ -197,7 +213,7 @@ impl ChunkGuard {
                         len: header.len,
                     });
                 }
-                self.set_chunk_size_bytes.clear();
+                self.checked_payload.clear();
                 header.len
             }
         };
@@ -216,9 +232,17 @@ impl ChunkGuard {
             return Ok(());
         }
         self.current = None;
+        let payload = &self.checked_payload;
+        match header.type_id {
+            MSG_AMF0_COMMAND => check_amf0(payload, true)?,
+            // rml_rtmp reads these as AMF0 too; a command may have a leading zero byte.
+            MSG_AMF3_COMMAND => check_amf0(payload.strip_prefix(&[0]).unwrap_or(payload), true)?,
+            MSG_AMF0_DATA | MSG_AMF3_DATA => check_amf0(payload, false)?,
+            _ => {}
+        }
         if header.type_id == MSG_SET_CHUNK_SIZE {
             let b = self
-                .set_chunk_size_bytes
+                .checked_payload
                 .get(0..4)
                 .ok_or(ChunkError::BadSetChunkSize)?;
             let size = u32::from_be_bytes([b[0], b[1], b[2], b[3]]);

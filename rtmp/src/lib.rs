@@ -14,6 +14,7 @@
 //! Invariant: nothing that arrives from the network can panic; bad input closes that one
 //! connection with a reason and changes nothing else.
 
+pub mod amf_check;
 pub mod annexb;
 pub mod chunk_guard;
 pub mod driver;

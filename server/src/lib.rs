@@ -105,6 +105,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         tokens,
         limits: limits.clone(),
         trust_forwarded_for: config.http.trust_forwarded_for,
+        // Until the RTMP listener's config is wired: derived from the request's Host.
+        rtmp_public_url: None,
     };
     let metrics = Arc::new(metrics::Metrics::new());
     let (router, _openapi) = http::router(

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod lessons;
 mod replays;
+mod stream_keys;
 mod users;
 
 use std::sync::Arc;
@@ -28,6 +29,7 @@ use error::{ApiError, ApiResult};
 pub use auth::LoginResponse;
 pub use courses::CourseDetail;
 pub use lessons::JoinResponse;
+pub use stream_keys::StreamKeyResponse;
 pub use users::ImportReport;
 
 /// Largest accepted CSV class list.
@@ -41,6 +43,9 @@ pub struct ApiState {
     pub limits: Arc<RateLimits>,
     /// Whether to take the client address from `X-Forwarded-For` (behind a reverse proxy).
     pub trust_forwarded_for: bool,
+    /// The RTMP URL encoders are told to publish to (`rtmp://HOST:PORT/live`); `None` derives
+    /// it from the request's Host and the default port 1935.
+    pub rtmp_public_url: Option<String>,
 }
 
 /// The `/api/v1` routes with their OpenAPI description.
@@ -63,6 +68,10 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(lessons::get_lesson, lessons::update_lesson))
         .routes(routes!(lessons::cancel_lesson))
         .routes(routes!(lessons::join_lesson))
+        .routes(routes!(
+            stream_keys::get_stream_key,
+            stream_keys::rotate_stream_key
+        ))
         .routes(routes!(replays::course_replays))
         .routes(routes!(replays::lesson_replays))
 }

@@ -4,6 +4,7 @@
 mod courses;
 mod lessons;
 mod replays;
+mod stream_keys;
 mod users;
 
 use sqlx::Row;
@@ -14,6 +15,7 @@ use crate::db::Db;
 pub use courses::CourseChanges;
 pub use lessons::{LessonChanges, NewLesson};
 pub use replays::NewReplay;
+pub use stream_keys::StreamKey;
 pub use users::{NewUser, UserChanges, UserFilter};
 
 /// The store: typed operations over the database.

@@ -5,6 +5,7 @@ mod auth;
 mod courses;
 mod lessons;
 mod operations;
+mod stream_keys;
 mod users;
 
 use classroom_tests::school::{School, id};

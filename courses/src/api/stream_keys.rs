@@ -1,0 +1,163 @@
+//! A lesson's RTMP stream key, for the teacher's encoder (OBS: Settings > Stream > Custom,
+//! Server = `server_url`, Stream Key = `stream_key`). Only the course's teachers see or rotate it.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use axum::http::header::HOST;
+use classroom_protocol::LessonId;
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use utoipa::ToSchema;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::{ApiPath, CurrentUser};
+use super::{ApiState, course_member};
+use crate::model::{CourseMembership, Lesson, User};
+use crate::store::StreamKey;
+
+/// Where an encoder publishes a lesson.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct StreamKeyResponse {
+    pub lesson_id: LessonId,
+    /// The RTMP server URL for the encoder, e.g. `rtmp://school.example:1935/live`.
+    pub server_url: String,
+    /// A secret: anyone with it can stream into the lesson. Rotate it if it leaks.
+    pub stream_key: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+/// The lesson's stream key and RTMP server URL (the course's teachers).
+#[utoipa::path(
+    get, path = "/api/v1/lessons/{id}/stream-key", tag = "lessons", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Lesson id")),
+    responses(
+        (status = 200, body = StreamKeyResponse),
+        (status = 401, body = classroom_protocol::ErrorBody),
+        (status = 403, description = "Not a teacher of the course", body = classroom_protocol::ErrorBody),
+        (status = 404, body = classroom_protocol::ErrorBody),
+    )
+)]
+pub(super) async fn get_stream_key(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<LessonId>,
+) -> ApiResult<Json<StreamKeyResponse>> {
+    let lesson = lesson_teacher(&state, &user, id).await?;
+    let key = state
+        .store
+        .stream_key(lesson.id, user.id, OffsetDateTime::now_utc())
+        .await?;
+    Ok(Json(response(&state, &headers, key)))
+}
+
+/// Replace the lesson's stream key; the old one stops working (the course's teachers).
+#[utoipa::path(
+    post, path = "/api/v1/lessons/{id}/stream-key", tag = "lessons", security(("bearer" = [])),
+    params(("id" = i64, Path, description = "Lesson id")),
+    responses(
+        (status = 200, body = StreamKeyResponse),
+        (status = 401, body = classroom_protocol::ErrorBody),
+        (status = 403, description = "Not a teacher of the course", body = classroom_protocol::ErrorBody),
+        (status = 404, body = classroom_protocol::ErrorBody),
+        (status = 409, description = "The lesson has ended or was cancelled", body = classroom_protocol::ErrorBody),
+    )
+)]
+pub(super) async fn rotate_stream_key(
+    State(state): State<ApiState>,
+    headers: HeaderMap,
+    CurrentUser(user): CurrentUser,
+    ApiPath(id): ApiPath<LessonId>,
+) -> ApiResult<Json<StreamKeyResponse>> {
+    let lesson = lesson_teacher(&state, &user, id).await?;
+    if !lesson.state.is_joinable() {
+        return Err(ApiError::conflict(
+            "lesson_over",
+            format!(
+                "the lesson is {}; it can no longer be streamed to",
+                lesson.state.as_str()
+            ),
+        ));
+    }
+    let key = state
+        .store
+        .rotate_stream_key(lesson.id, user.id, OffsetDateTime::now_utc())
+        .await?;
+    // The key itself is never logged.
+    tracing::info!(by = %user.id, lesson = %id, "stream key rotated");
+    Ok(Json(response(&state, &headers, key)))
+}
+
+async fn lesson_teacher(state: &ApiState, user: &User, id: LessonId) -> ApiResult<Lesson> {
+    let lesson = state.store.lesson(id).await?;
+    match course_member(state, user, lesson.course_id).await? {
+        CourseMembership::Teacher => Ok(lesson),
+        _ => Err(ApiError::forbidden(
+            "forbidden",
+            "only a teacher of this course may see or change its stream key",
+        )),
+    }
+}
+
+fn response(state: &ApiState, headers: &HeaderMap, key: StreamKey) -> StreamKeyResponse {
+    StreamKeyResponse {
+        lesson_id: key.lesson,
+        server_url: server_url(state.rtmp_public_url.as_deref(), headers),
+        stream_key: key.expose(),
+        created_at: key.created_at,
+    }
+}
+
+/// The configured public RTMP URL, else this server's host name on the default port.
+fn server_url(configured: Option<&str>, headers: &HeaderMap) -> String {
+    if let Some(url) = configured {
+        return url.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(host_without_port)
+        .filter(|h| {
+            !h.is_empty()
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
+        })
+        .unwrap_or("localhost");
+    format!("rtmp://{host}:1935/live")
+}
+
+fn host_without_port(host: &str) -> &str {
+    if host.starts_with('[') {
+        // [v6]:port
+        return host
+            .split_once(']')
+            .map_or(host, |(h, _)| &host[..=h.len()]);
+    }
+    host.rsplit_once(':').map_or(host, |(h, _)| h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_url_from_config_or_host() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(server_url(None, &headers), "rtmp://localhost:1935/live");
+        headers.insert(HOST, "school.example:8080".parse().expect("header"));
+        assert_eq!(
+            server_url(None, &headers),
+            "rtmp://school.example:1935/live"
+        );
+        headers.insert(HOST, "[::1]:8080".parse().expect("header"));
+        assert_eq!(server_url(None, &headers), "rtmp://[::1]:1935/live");
+        headers.insert(HOST, "evil\"host".parse().expect("header"));
+        assert_eq!(server_url(None, &headers), "rtmp://localhost:1935/live");
+        assert_eq!(
+            server_url(Some("rtmp://cam.example/live/"), &headers),
+            "rtmp://cam.example/live"
+        );
+    }
+}

@@ -1,0 +1,110 @@
+use classroom_protocol::LessonId;
+use classroom_tests::both_backends;
+
+use super::*;
+
+both_backends!(
+    stream_keys_are_shown_to_teachers_and_rotate,
+    |server| async move {
+        let school = School::new(&server).await;
+        let lesson = school.lesson("Streamed from OBS").await;
+        let path = format!("/api/v1/lessons/{lesson}/stream-key");
+
+        let shown = school.teacher.get(&path).await;
+        let shown = shown.expect(200).clone();
+        let key = shown["stream_key"].as_str().expect("a key").to_owned();
+        assert!(key.starts_with(&format!("{lesson}-")), "{key}");
+        assert!(key.len() > 40, "a long random secret: {key}");
+        assert_eq!(shown["lesson_id"], lesson);
+        let url = shown["server_url"].as_str().expect("a URL");
+        assert!(url.starts_with("rtmp://127.0.0.1:1935/live"), "{url}");
+        // Shown again unchanged.
+        assert_eq!(
+            school.teacher.get(&path).await.expect(200)["stream_key"],
+            key.as_str()
+        );
+
+        // The ingest's check: the key opens this lesson, a wrong secret or lesson does not.
+        let store = server.store();
+        assert_eq!(
+            store.lesson_for_stream_key(&key).await.expect("db"),
+            Some(LessonId(lesson))
+        );
+        let mut wrong = key.clone();
+        wrong.pop();
+        wrong.push('x');
+        for bad in [
+            wrong.as_str(),
+            "",
+            "nonsense",
+            &format!(
+                "{}-{}",
+                lesson + 1,
+                &key[key.find('-').expect("dash") + 1..]
+            ),
+        ] {
+            assert_eq!(
+                store.lesson_for_stream_key(bad).await.expect("db"),
+                None,
+                "{bad}"
+            );
+        }
+
+        // Rotating replaces it; the old key stops working.
+        let rotated = school.teacher.post_empty(&path).await;
+        let new_key = rotated.expect(200)["stream_key"]
+            .as_str()
+            .expect("a key")
+            .to_owned();
+        assert_ne!(new_key, key);
+        assert_eq!(store.lesson_for_stream_key(&key).await.expect("db"), None);
+        assert_eq!(
+            store.lesson_for_stream_key(&new_key).await.expect("db"),
+            Some(LessonId(lesson))
+        );
+        assert_eq!(
+            school.teacher.get(&path).await.expect(200)["stream_key"],
+            new_key.as_str()
+        );
+
+        // Only the course's teachers see or rotate it.
+        for (who, client, code) in [
+            ("student", &school.student, "forbidden"),
+            ("admin", &school.admin, "forbidden"),
+            ("other teacher", &school.other_teacher, "not_a_member"),
+            ("outsider", &school.outsider, "not_a_member"),
+        ] {
+            let reply = client.get(&path).await;
+            assert_eq!(reply.status.as_u16(), 403, "{who}");
+            reply.expect_error(403, code);
+            client.post_empty(&path).await.expect_error(403, code);
+        }
+        server
+            .client()
+            .get(&path)
+            .await
+            .expect_error(401, "unauthenticated");
+        school
+            .teacher
+            .get("/api/v1/lessons/424242/stream-key")
+            .await
+            .expect_error(404, "not_found");
+
+        // A cancelled lesson cannot be streamed to.
+        school
+            .teacher
+            .post_empty(&format!("/api/v1/lessons/{lesson}/cancel"))
+            .await
+            .expect(200);
+        assert_eq!(
+            store.lesson_for_stream_key(&new_key).await.expect("db"),
+            None
+        );
+        school
+            .teacher
+            .post_empty(&path)
+            .await
+            .expect_error(409, "lesson_over");
+        server
+    }
+);
