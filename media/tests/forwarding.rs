@@ -424,3 +424,43 @@ fn hostile_datagrams_are_dropped_and_counted() {
     world.advance(Duration::from_millis(100));
     assert_eq!(world.client(sub).received(MediaKind::Audio).len(), 20);
 }
+
+#[test]
+fn a_track_the_publisher_stops_sending_ends_for_its_subscribers() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let (_sub, _) = world.join(PeerId(2), &RECV);
+    publisher.publish(&mut world, Duration::from_millis(200));
+
+    // The publisher stops its video (a screen share ended): it renegotiates the m-line to
+    // inactive, and the subscriber's slot is released while the audio goes on.
+    let client = world.client(publisher.index);
+    let mut change = client.rtc.sdp_api();
+    change.set_direction(publisher.video, Direction::Inactive);
+    let (offer, pending) = change.apply().unwrap();
+    let now = world.now;
+    let answer = world
+        .sfu
+        .accept_offer(now, PeerId(1), &offer.to_sdp_string())
+        .unwrap();
+    world
+        .client(publisher.index)
+        .accept_answer(pending, &answer);
+    world.settle();
+    let video_mid = classroom_media::Mid::from(publisher.video.to_string().as_str());
+    assert!(world.events.contains(&MediaEvent::TrackUnpublished {
+        peer: PeerId(1),
+        mid: video_mid,
+    }));
+    assert_eq!(
+        count(&world, |e| matches!(
+            e,
+            MediaEvent::SubscriptionEnded {
+                subscriber: PeerId(2),
+                ..
+            }
+        )),
+        1,
+        "only the video subscription ends"
+    );
+}

@@ -673,6 +673,9 @@ impl Sfu {
             Event::MediaAdded(added) => {
                 self.media_added(peer_id, added.mid, added.kind, added.direction)
             }
+            Event::MediaChanged(changed) => {
+                self.media_changed(peer_id, changed.mid, changed.direction)
+            }
             Event::PeerStats(stats) => {
                 if let Some(peer) = self.peers.get_mut(&peer_id) {
                     peer.quality.peer_stats(&stats);
@@ -701,6 +704,31 @@ impl Sfu {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// A client renegotiated an m-line's direction. A publication it stopped sending on (a
+    /// screen share ended: `inactive`) ends for every subscriber; one it starts sending on
+    /// again becomes a publication anew.
+    fn media_changed(&mut self, peer_id: PeerId, mid: RtcMid, direction: Direction) {
+        let Some(peer) = self.peers.get_mut(&peer_id) else {
+            return;
+        };
+        let receiving = matches!(direction, Direction::RecvOnly | Direction::SendRecv);
+        let published = peer.publications.contains_key(&mid);
+        if published && !receiving {
+            if peer.publish_allowed {
+                self.unpublish(peer_id, mid);
+            }
+            if let Some(peer) = self.peers.get_mut(&peer_id) {
+                peer.publications.remove(&mid);
+                self.dirty_rooms.push(peer.room.clone());
+            }
+        } else if !published && receiving {
+            let Some(kind) = peer.rtc.media(mid).map(|m| m.kind()) else {
+                return;
+            };
+            self.media_added(peer_id, mid, kind, direction);
         }
     }
 
@@ -764,6 +792,7 @@ fn is_relevant(event: &Event) -> bool {
             | Event::IceConnectionStateChange(IceConnectionState::Disconnected)
             | Event::Closed
             | Event::MediaAdded(_)
+            | Event::MediaChanged(_)
             | Event::EgressBitrateEstimate(BweKind::Twcc { .. })
             | Event::PeerStats(_)
             | Event::MediaIngressStats(_)
