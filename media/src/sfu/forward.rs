@@ -11,7 +11,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use super::local::{LocalRole, codec_of};
 use super::simulcast::is_keyframe_start;
-use super::{Peer, RtcMid, Sfu, our_mid};
+use super::{Peer, RtcMid, Sfu, our_mid, record_audio_level};
 use crate::local::{Codec, LocalEvent, LocalPacket};
 use crate::{MediaEvent, Output, PeerId, TrackKind};
 
@@ -75,16 +75,14 @@ impl Sfu {
             return;
         }
         if let (TrackKind::Audio, Some(level)) = (kind, packet.header.ext_vals.audio_level) {
-            let room = peer.room.clone();
             let vad = packet.header.ext_vals.voice_activity;
-            self.audio_level(now, &room, publisher, level, vad);
+            record_audio_level(
+                &mut self.speakers,
+                &mut self.outputs,
+                &peer.room,
+                (now, publisher, level, vad),
+            );
         }
-        let Some(peer) = self.peers.get_mut(&publisher) else {
-            return;
-        };
-        let Some(publication) = peer.publications.get_mut(&mid) else {
-            return;
-        };
         let codec = params.as_ref().map_or(Codec::Other, codec_of);
         let rid = rid.filter(|_| kind == TrackKind::Video);
         let mut new_layer = false;
@@ -140,18 +138,28 @@ impl Sfu {
         };
         let track = publication.track;
         let has_gop = publication.local.as_ref().is_some_and(|l| l.gop.is_some());
+        let look_for_starts = has_gop && publication.slots_starting;
         // Taken out for the loop (no allocation per packet) and put back after.
         let subscribers = mem::take(&mut publication.subscribers);
-        // Copied only when a subscriber starts, not per packet.
-        let gop: Option<Vec<LocalPacket>> =
-            if has_gop && subscribers.iter().any(|s| self.slot_wants_keyframe(*s)) {
-                self.publication_mut(publisher, mid)
-                    .and_then(|p| p.local.as_ref())
-                    .and_then(|l| l.gop.as_ref())
+        // Copied only when a subscriber starts, not per packet; looked for only after a bind.
+        // Does a slot wait for its first keyframe, and is one of those connected to take it?
+        let (mut waiting, mut ready) = (false, false);
+        if look_for_starts {
+            for connected in subscribers.iter().filter_map(|s| self.starting_slot(*s)) {
+                waiting = true;
+                ready |= connected;
+            }
+        }
+        let gop: Option<Vec<LocalPacket>> = match self.publication_mut(publisher, mid) {
+            Some(publication) if look_for_starts => {
+                publication.slots_starting = waiting;
+                let cached = publication.local.as_ref().and_then(|l| l.gop.as_ref());
+                cached
+                    .filter(|_| ready)
                     .map(|g| g.packets.iter().cloned().collect())
-            } else {
-                None
-            };
+            }
+            _ => None,
+        };
 
         let kind = incoming.kind;
         let mut wants_keyframe = false;
@@ -247,6 +255,8 @@ impl Sfu {
             publication.subscribers.extend(added_meanwhile);
         }
         let room = match (self.peers.get(&publisher), self.locals.get(&publisher)) {
+            // No lookup of the room per packet when nothing runs in process.
+            _ if self.local_rooms.is_empty() => None,
             (Some(peer), _) => Some(&peer.room),
             (None, Some(local)) => Some(&local.room),
             (None, None) => None,
@@ -284,11 +294,11 @@ impl Sfu {
         }
     }
 
-    fn slot_wants_keyframe(&self, (subscriber, mid): (PeerId, RtcMid)) -> bool {
-        self.peers
-            .get(&subscriber)
-            .and_then(|p| p.slots.iter().find(|s| s.mid == mid))
-            .is_some_and(|s| s.wants_keyframe)
+    /// For a slot still waiting for its first keyframe: whether its peer is connected.
+    fn starting_slot(&self, (subscriber, mid): (PeerId, RtcMid)) -> Option<bool> {
+        let peer = self.peers.get(&subscriber)?;
+        let slot = peer.slots.iter().find(|s| s.mid == mid)?;
+        slot.wants_keyframe.then_some(peer.connected)
     }
 
     /// A subscriber asks for a keyframe on one of its slots: pass it to the publisher.

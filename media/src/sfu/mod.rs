@@ -127,6 +127,9 @@ struct Publication {
     local: Option<LocalSource>,
     /// Simulcast layers seen so far (empty for a single encoding).
     layers: Layers,
+    /// A slot was bound since the fan-out last found none waiting for a first keyframe; lets
+    /// a GOP-keeping publication skip looking for starting slots on every packet.
+    slots_starting: bool,
 }
 
 impl Publication {
@@ -138,6 +141,7 @@ impl Publication {
             last_keyframe_request: None,
             local: None,
             layers: Layers::default(),
+            slots_starting: false,
         }
     }
 }
@@ -559,32 +563,6 @@ impl Sfu {
         }
     }
 
-    /// An audio packet's level (RFC 6464) from a publisher in `room`.
-    fn audio_level(
-        &mut self,
-        now: Instant,
-        room: &RoomName,
-        peer: PeerId,
-        level: i8,
-        vad: Option<bool>,
-    ) {
-        let speakers = match self.speakers.get_mut(room) {
-            Some(speakers) => speakers,
-            None => self
-                .speakers
-                .entry(room.clone())
-                .or_insert_with(|| ActiveSpeakers::new(SpeakerConfig::default())),
-        };
-        speakers.record(now, peer, level, vad);
-        if let Some(list) = speakers.poll(now) {
-            self.outputs
-                .push_back(Output::Event(MediaEvent::ActiveSpeakers {
-                    room: room.clone(),
-                    speakers: list,
-                }));
-        }
-    }
-
     /// Moves a peer's `Rtc` output into our queues; call after every mutation of it.
     fn drain(&mut self, peer_id: PeerId) {
         let Some(peer) = self.peers.get_mut(&peer_id) else {
@@ -804,6 +782,31 @@ fn clock_rate(kind: Option<TrackKind>) -> Frequency {
     match kind {
         Some(TrackKind::Audio) => Frequency::FORTY_EIGHT_KHZ,
         _ => Frequency::NINETY_KHZ,
+    }
+}
+
+/// An audio packet's level (RFC 6464) from `peer` in `room`: fed to the room's speaker
+/// detector, whose changed list goes out as an event. Takes the two fields it needs, so the
+/// forwarding path can call it while holding the publisher (no room name copied per packet).
+fn record_audio_level(
+    speakers: &mut HashMap<RoomName, ActiveSpeakers>,
+    outputs: &mut VecDeque<Output>,
+    room: &RoomName,
+    sample: (Instant, PeerId, i8, Option<bool>),
+) {
+    let (now, peer, level, vad) = sample;
+    let detector = match speakers.get_mut(room) {
+        Some(detector) => detector,
+        None => speakers
+            .entry(room.clone())
+            .or_insert_with(|| ActiveSpeakers::new(SpeakerConfig::default())),
+    };
+    detector.record(now, peer, level, vad);
+    if let Some(list) = detector.poll(now) {
+        outputs.push_back(Output::Event(MediaEvent::ActiveSpeakers {
+            room: room.clone(),
+            speakers: list,
+        }));
     }
 }
 

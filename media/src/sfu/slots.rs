@@ -47,6 +47,7 @@ impl Sfu {
                 let subscriber_mid = slot.mid;
                 if let Some(publication) = self.publication_mut(publisher, publisher_mid) {
                     publication.subscribers.push((*subscriber, subscriber_mid));
+                    publication.slots_starting = true;
                 }
                 self.outputs
                     .push_back(Output::Event(MediaEvent::SubscriptionStarted {
