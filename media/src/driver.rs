@@ -470,19 +470,7 @@ async fn run(
 
         tokio::select! {
             command = commands.recv() => match command {
-                Some(MediaCommand::AddLocalSubscriber { peer, room, sink, reply }) => {
-                    // The sink is in place before the core's first event for it.
-                    let previous = sinks.insert(peer, sink);
-                    let result = sfu.add_local_subscriber(Instant::now(), peer, room);
-                    if result.is_err() {
-                        sinks.remove(&peer);
-                        if let Some(previous) = previous {
-                            sinks.insert(peer, previous);
-                        }
-                    }
-                    let _ = reply.send(result);
-                }
-                Some(command) => execute(&mut sfu, command),
+                Some(command) => execute(&mut sfu, &mut sinks, command),
                 None => return,
             },
             received = socket.recv_from(&mut buf) => match received {
@@ -503,7 +491,7 @@ async fn run(
     }
 }
 
-fn execute(sfu: &mut Sfu, command: MediaCommand) {
+fn execute(sfu: &mut Sfu, sinks: &mut HashMap<PeerId, LocalSink>, command: MediaCommand) {
     let now = Instant::now();
     // A dropped reply receiver means the caller gave up; the command still took effect.
     match command {
@@ -564,9 +552,19 @@ fn execute(sfu: &mut Sfu, command: MediaCommand) {
                 debug!(%peer, %error, "local packet refused");
             }
         }
-        MediaCommand::AddLocalSubscriber { reply, .. } => {
-            // Handled by the task, which owns the sinks; never reaches here.
-            let _ = reply.send(Ok(()));
+        MediaCommand::AddLocalSubscriber {
+            peer,
+            room,
+            sink,
+            reply,
+        } => {
+            let result = sfu.add_local_subscriber(now, peer, room);
+            // A refused subscriber (an id in use) must not take over the sink of that id; the
+            // core queues its first events in its output, so the sink is in place in time.
+            if result.is_ok() {
+                sinks.insert(peer, sink);
+            }
+            let _ = reply.send(result);
         }
     }
 }

@@ -88,8 +88,9 @@ pub enum ClientMessage {
     /// grants allow publishing.
     Offer {
         sdp: String,
-        /// What each of the client's sending m-lines carries, by mid. A video m-line not
-        /// listed is a camera, an audio one a microphone.
+        /// What each of the client's sending m-lines carries, by mid; every offer lists them
+        /// all (a renegotiation replaces the previous list). A video m-line not listed is a
+        /// camera, an audio one a microphone.
         #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
         sources: BTreeMap<String, TrackSource>,
     },

@@ -417,7 +417,9 @@ impl RoomMedia {
         if let Some(&peer) = self.peers.by_connection.get(&connection) {
             match port.accept_offer(peer, sdp.clone()).await {
                 Ok(answer) => {
-                    self.peers.sources.entry(peer).or_default().extend(sources);
+                    // Each offer describes the whole session, so its sources replace the last
+                    // ones (and a client cannot grow them offer after offer).
+                    self.peers.sources.insert(peer, sources);
                     return ServerMessage::Answer { id, sdp: answer };
                 }
                 // The media plane dropped the peer (connection failed): open a new one.

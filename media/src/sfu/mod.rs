@@ -519,10 +519,11 @@ impl Sfu {
     ) -> Result<(), VideoSizeError> {
         self.last_now = now;
         let peer = self.peers.get_mut(&peer_id).ok_or(UnknownPeer(peer_id))?;
+        let rtc_mid = RtcMid::from(mid.as_str());
         let slot = peer
             .slots
             .iter_mut()
-            .find(|s| s.mid.to_string() == mid.as_str() && s.kind == TrackKind::Video)
+            .find(|s| s.mid == rtc_mid && s.kind == TrackKind::Video)
             .ok_or_else(|| VideoSizeError::UnknownMid(mid.clone()))?;
         slot.layer.max_height = Some(height.max(1));
         self.allocate_layers(now, peer_id);

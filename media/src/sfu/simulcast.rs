@@ -266,10 +266,10 @@ impl Sfu {
         let Some(peer) = self.peers.get_mut(&subscriber) else {
             return;
         };
-        if let Ok(desired) = i64::try_from(desired) {
-            let desired = Bitrate::bps(desired.max(0) as u64);
-            peer.rtc.bwe().set_bitrate(Bitrate::ZERO, desired);
-        }
+        // What the subscriber would need: the estimator probes up toward it.
+        peer.rtc
+            .bwe()
+            .set_bitrate(Bitrate::ZERO, Bitrate::bps(desired));
         for ((index, ranked, _, current), choice) in demands.iter().zip(chosen) {
             let Some(slot) = peer.slots.get_mut(*index) else {
                 continue;
@@ -291,11 +291,12 @@ impl Sfu {
                 }
             };
             let rid = ranked[target].0;
-            if slot.layer.target != Some(rid) {
-                slot.layer.target = Some(rid);
-            }
-            if let (true, Some((publisher, mid))) = (slot.layer.current != Some(rid), slot.source) {
-                requests.push((publisher, mid, rid));
+            slot.layer.target = Some(rid);
+            match slot.source {
+                Some((publisher, mid)) if slot.layer.current != Some(rid) => {
+                    requests.push((publisher, mid, rid));
+                }
+                _ => {}
             }
         }
         self.drain(subscriber);

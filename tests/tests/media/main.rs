@@ -5,7 +5,10 @@
 
 use std::time::Duration;
 
-use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage};
+use classroom_protocol::TrackSource;
+use classroom_protocol::signal::{
+    ClientMessage, MediaKind as SignalKind, ParticipantId, ServerMessage,
+};
 use classroom_tests::media::Participant;
 use classroom_tests::school::{School, join_token as token};
 use classroom_tests::ws::Ws;
@@ -85,8 +88,16 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
         .await;
 
     // Two students receive it.
-    let (ws, _) = Ws::join(&server.base, &token(&school.student, lesson).await).await;
+    let (mut ws, _) = Ws::join(&server.base, &token(&school.student, lesson).await).await;
     let ann_id = me(&ws);
+    // A student may not declare a screen share (no such grant), whatever the SDP says.
+    let screen = ws
+        .refused(ClientMessage::Offer {
+            sdp: "v=0".into(),
+            sources: [("0".to_string(), TrackSource::Screen)].into(),
+        })
+        .await;
+    assert_eq!(screen, "missing_grant");
     let (mut ann, _) = Participant::connect(ws, &RECV).await;
     let (ws, _) = Ws::join(&server.base, &token(&school.outsider, lesson).await).await;
     let (mut bob, _) = Participant::connect(ws, &RECV).await;
@@ -100,6 +111,30 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
             "a student receives the teacher: {:?}",
             student.tracks
         );
+    }
+
+    // Ann shows the teacher's video small: the server takes the size for that m-line, and
+    // refuses one for an m-line that carries no video to her.
+    let video_mid = ann
+        .tracks
+        .iter()
+        .find(|(_, (from, kind))| *from == teacher_id && *kind == SignalKind::Video)
+        .map(|(mid, _)| mid.clone())
+        .expect("the teacher's video has a mid");
+    let size = ClientMessage::VideoSize {
+        mid: video_mid,
+        width: 160,
+        height: 90,
+    };
+    assert!(matches!(ann.request(size).await, ServerMessage::Ok { .. }));
+    let unknown = ClientMessage::VideoSize {
+        mid: "no-such-mid".into(),
+        width: 160,
+        height: 90,
+    };
+    match ann.request(unknown).await {
+        ServerMessage::Error { code, .. } => assert_eq!(code, "unknown_mid"),
+        other => panic!("expected unknown_mid, got {other:?}"),
     }
 
     // On stage, Ann publishes: she renegotiates with sending m-lines, and Bob (and the
