@@ -9,17 +9,8 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use classroom_media::{MediaEvent, PeerId, TrackKind};
-use common::{World, opus_frame, vp8_frame};
+use common::{RECV, SEND, World, opus_frame, vp8_frame};
 use str0m::media::{Direction, MediaKind, Mid};
-
-const SEND: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::SendOnly),
-    (MediaKind::Video, Direction::SendOnly),
-];
-const RECV: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::RecvOnly),
-    (MediaKind::Video, Direction::RecvOnly),
-];
 
 /// A client sending 20 ms Opus frames and 25 fps VP8 (a keyframe first, then on request).
 struct Publisher {

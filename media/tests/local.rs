@@ -12,32 +12,14 @@ use std::time::Duration;
 use classroom_media::{
     Codec, LocalEvent, LocalPacket, LocalTrack, MediaEvent, Mid, PeerId, TrackKind,
 };
-use common::{World, frame_index, opus_frame, room};
-use str0m::media::{Direction, MediaKind};
+use common::{RECV, SEND, World, frame_index, opus_frame, room, vp8_frame_of_len};
+use str0m::media::MediaKind;
 
-const RECV: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::RecvOnly),
-    (MediaKind::Video, Direction::RecvOnly),
-];
-const SEND: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::SendOnly),
-    (MediaKind::Video, Direction::SendOnly),
-];
-
-/// A one-packet VP8 frame as RTP payload: the RFC 7741 descriptor (S=1, partition 0) and a
-/// frame whose index sits where [`frame_index`] reads it.
+/// A one-packet VP8 frame as RTP payload: the RFC 7741 descriptor (S=1, partition 0) before a
+/// small synthetic frame.
 fn vp8_payload(index: u32, keyframe: bool) -> Vec<u8> {
-    let mut frame = vec![0x5A; 400];
-    frame[0] = if keyframe { 0x10 } else { 0x11 };
-    frame[1] = 0x02;
-    frame[2] = 0x00;
-    if keyframe {
-        frame[3..6].copy_from_slice(&[0x9D, 0x01, 0x2A]);
-        frame[6..10].copy_from_slice(&[0x40, 0x01, 0xB4, 0x00]); // 320x180
-    }
-    frame[10..14].copy_from_slice(&index.to_be_bytes());
     let mut payload = vec![0x10];
-    payload.extend_from_slice(&frame);
+    payload.extend_from_slice(&vp8_frame_of_len(index, keyframe, 400));
     payload
 }
 

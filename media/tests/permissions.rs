@@ -8,17 +8,8 @@ mod common;
 use std::time::Duration;
 
 use classroom_media::{MediaEvent, PeerId};
-use common::{World, opus_frame, vp8_frame};
-use str0m::media::{Direction, MediaKind, Mid};
-
-const SEND: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::SendOnly),
-    (MediaKind::Video, Direction::SendOnly),
-];
-const RECV: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::RecvOnly),
-    (MediaKind::Video, Direction::RecvOnly),
-];
+use common::{RECV, SEND, World, opus_frame, vp8_frame};
+use str0m::media::{MediaKind, Mid};
 
 /// Sends `frames` audio frames (20 ms apart) and a video frame with every second one.
 fn publish(world: &mut World, index: usize, mids: &[Mid], first: u32, frames: u32) {

@@ -10,7 +10,7 @@ mod common;
 use std::time::Duration;
 
 use classroom_media::{Mid as OurMid, PeerId};
-use common::{Client, World, frame_index, room};
+use common::{Client, World, frame_index, room, vp8_frame_of_len};
 use str0m::format::Codec;
 use str0m::media::{
     Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
@@ -20,17 +20,9 @@ use str0m::{Candidate, Event, Rtc};
 /// Layer names, lowest first, and the size of one frame of each (one packet per frame).
 const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
 
-/// A synthetic VP8 frame of one layer: keyframe bit, start code, the frame index at 10..14 and
-/// the layer at 14.
+/// A synthetic VP8 frame of one layer, the layer at byte 14.
 fn frame(index: u32, layer: u8, keyframe: bool, len: usize) -> Vec<u8> {
-    let mut frame = vec![0x5A; len];
-    frame[0] = if keyframe { 0x10 } else { 0x11 };
-    frame[1] = 0x02;
-    frame[2] = 0x00;
-    if keyframe {
-        frame[3..6].copy_from_slice(&[0x9D, 0x01, 0x2A]);
-    }
-    frame[10..14].copy_from_slice(&index.to_be_bytes());
+    let mut frame = vp8_frame_of_len(index, keyframe, len);
     frame[14] = layer;
     frame
 }
@@ -134,6 +126,28 @@ fn received(client: &Client) -> Vec<(u32, u8)> {
         .collect()
 }
 
+/// The viewer (peer 2) shows the video of its m-line `mid` at `height`; the frames it gets
+/// over the next second.
+fn show_at(
+    world: &mut World,
+    publisher: &mut Publisher,
+    viewer: usize,
+    mid: &Mid,
+    height: u32,
+) -> Vec<(u32, u8)> {
+    let now = world.now;
+    let mid = OurMid::from(mid.to_string().as_str());
+    world
+        .sfu
+        .set_video_size(now, PeerId(2), &mid, height)
+        .unwrap();
+    let before = received(world.client(viewer)).len();
+    for _ in 0..25 {
+        publisher.tick(world);
+    }
+    received(world.client(viewer))[before..].to_vec()
+}
+
 #[test]
 fn each_subscriber_gets_one_layer_and_its_size_moves_it() {
     let mut world = World::new();
@@ -163,21 +177,7 @@ fn each_subscriber_gets_one_layer_and_its_size_moves_it() {
     );
 
     // The viewer shows the video small: it moves to the lowest layer at its next keyframe.
-    let now = world.now;
-    world
-        .sfu
-        .set_video_size(
-            now,
-            PeerId(2),
-            &OurMid::from(mids[0].to_string().as_str()),
-            90,
-        )
-        .unwrap();
-    let before = received(world.client(viewer)).len();
-    for _ in 0..25 {
-        publisher.tick(&mut world);
-    }
-    let after: Vec<(u32, u8)> = received(world.client(viewer))[before..].to_vec();
+    let after = show_at(&mut world, &mut publisher, viewer, &mids[0], 90);
     assert!(after.len() > 15, "video keeps flowing: {after:?}");
     assert!(
         after[after.len() - 10..]
@@ -187,21 +187,7 @@ fn each_subscriber_gets_one_layer_and_its_size_moves_it() {
     );
 
     // Large again: back up, but only after the upgrade delay.
-    let now = world.now;
-    world
-        .sfu
-        .set_video_size(
-            now,
-            PeerId(2),
-            &OurMid::from(mids[0].to_string().as_str()),
-            720,
-        )
-        .unwrap();
-    let before = received(world.client(viewer)).len();
-    for _ in 0..25 {
-        publisher.tick(&mut world);
-    }
-    let soon: Vec<(u32, u8)> = received(world.client(viewer))[before..].to_vec();
+    let soon = show_at(&mut world, &mut publisher, viewer, &mids[0], 720);
     assert!(
         soon.iter().all(|(_, layer)| *layer == 0),
         "no upgrade within the first second: {soon:?}"

@@ -25,11 +25,27 @@ pub fn room() -> RoomName {
     RoomName::for_lesson(LessonId(1))
 }
 
+/// A client's m-lines for publishing audio and video.
+pub const SEND: [(MediaKind, Direction); 2] = [
+    (MediaKind::Audio, Direction::SendOnly),
+    (MediaKind::Video, Direction::SendOnly),
+];
+/// A client's m-lines for receiving audio and video.
+pub const RECV: [(MediaKind, Direction); 2] = [
+    (MediaKind::Audio, Direction::RecvOnly),
+    (MediaKind::Video, Direction::RecvOnly),
+];
+
 /// A synthetic VP8 frame: a valid uncompressed header (keyframe bit, start code and size for
 /// keyframes) followed by filler, with `index` stamped in so frames can be told apart.
 pub fn vp8_frame(index: u32, keyframe: bool) -> Vec<u8> {
     let len = if keyframe { VP8_KEYFRAME } else { VP8_DELTA };
-    let mut frame = vec![0x5A; len];
+    vp8_frame_of_len(index, keyframe, len)
+}
+
+/// [`vp8_frame`] of `len` bytes (at least 15: byte 14 is free for a test's own tag).
+pub fn vp8_frame_of_len(index: u32, keyframe: bool, len: usize) -> Vec<u8> {
+    let mut frame = vec![0x5A; len.max(15)];
     // Frame tag: bit 0 is 0 for a keyframe; show_frame set; version 0.
     frame[0] = if keyframe { 0x10 } else { 0x11 };
     frame[1] = 0x02;
