@@ -29,6 +29,15 @@ export async function openCamera({ cameraId, microphoneId } = {}) {
   });
 }
 
+/** Opens one device of `kind` ("videoinput" or "audioinput") by id; resolves with its track. */
+export async function openDevice(kind, deviceId) {
+  const exact = { deviceId: { exact: deviceId } };
+  const stream = await navigator.mediaDevices.getUserMedia(kind === "audioinput"
+    ? { audio: exact }
+    : { video: { ...exact, width: { ideal: 1280 }, height: { ideal: 720 } } });
+  return stream.getTracks()[0];
+}
+
 /** Fills the camera and microphone pickers; keeps the device `stream` uses selected. */
 export async function fillPickers(cameraSelect, microphoneSelect, stream) {
   const devices = await navigator.mediaDevices.enumerateDevices();

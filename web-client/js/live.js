@@ -7,7 +7,7 @@
 import { Signaling } from "./signaling.js";
 import { MediaSession } from "./media.js";
 import { Tiles } from "./tiles.js";
-import { deviceProblem, fillPickers, openCamera, openScreen } from "./devices.js";
+import { deviceProblem, fillPickers, openCamera, openDevice, openScreen } from "./devices.js";
 import { UNREACHABLE, api, session, signInUrl } from "./api.js";
 import { $, el } from "./page.js";
 
@@ -61,6 +61,7 @@ function render() {
   $("hand").hidden = moderator() || !!state.over;
   $("unmute").hidden = !me?.muted || !state.publishing;
   $("screen").hidden = !(state.publishing && mayPublish("screen"));
+  $("devices").hidden = !state.publishing;
   $("screen").textContent = state.screenTrack ? "Stop sharing screen" : "Share screen";
   $("mute-all").hidden = !moderator();
   $("lock-chat").hidden = !moderator();
@@ -163,7 +164,38 @@ async function publish() {
   state.publishing = true;
   tiles.showLocal(stream);
   render();
+  fillPickers($("live-camera-pick"), $("live-microphone-pick"), stream).catch(() => {});
   await state.media.publish(stream).catch((error) => banner(`Going live failed: ${error.message}`));
+}
+
+/**
+ * Another camera or microphone chosen while live: the new device's track replaces the old one
+ * on the same m-line (no renegotiation, subscribers keep decoding); a microphone the teacher
+ * muted stays muted. If the device cannot be opened, the old one keeps going.
+ */
+async function switchDevice(kind, deviceId) {
+  const stream = state.localStream;
+  if (!stream || !deviceId) return;
+  const mediaKind = kind === "audioinput" ? "audio" : "video";
+  const old = stream.getTracks().find((t) => t.kind === mediaKind);
+  if (old?.getSettings().deviceId === deviceId) return;
+  let track;
+  try {
+    track = await openDevice(kind, deviceId);
+  } catch (error) {
+    banner(deviceProblem(error, mediaKind === "audio" ? "microphone" : "camera"));
+    await fillPickers($("live-camera-pick"), $("live-microphone-pick"), stream);
+    return;
+  }
+  if (stream !== state.localStream) { track.stop(); return; } // stopped publishing meanwhile
+  if (old) {
+    track.enabled = old.enabled;
+    stream.removeTrack(old);
+  }
+  stream.addTrack(track);
+  await state.media?.replaceLocal(track).catch((error) => banner(`Switching devices failed: ${error.message}`));
+  old?.stop();
+  if (mediaKind === "video") tiles.showLocal(stream);
 }
 
 async function stopPublishing() {
@@ -342,6 +374,8 @@ $("decline").addEventListener("click", () => { state.declinedStage = true; rende
 for (const pick of ["camera-pick", "microphone-pick"]) {
   $(pick).addEventListener("change", () => startPreview().catch(() => {}));
 }
+$("live-camera-pick").addEventListener("change", (event) => switchDevice("videoinput", event.target.value));
+$("live-microphone-pick").addEventListener("change", (event) => switchDevice("audioinput", event.target.value));
 $("screen").addEventListener("click", () => toggleScreen());
 $("hand").addEventListener("click", () => send({ type: state.hands.includes(state.me) ? "lower_hand" : "raise_hand" }).catch(() => {}));
 $("unmute").addEventListener("click", async () => {

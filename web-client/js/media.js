@@ -50,6 +50,21 @@ export class MediaSession extends EventTarget {
     await this.#offer();
   }
 
+  /**
+   * Sends `track` instead of the camera or microphone we send now (another device chosen while
+   * live). The m-line stays, so nothing is renegotiated and subscribers keep their slot; the
+   * old track is stopped (it releases the device).
+   */
+  async replaceLocal(track) {
+    const source = track.kind === "audio" ? "microphone" : "camera";
+    for (const [transceiver, s] of this.sourceOf) {
+      if (s !== source) continue;
+      const old = transceiver.sender.track;
+      await transceiver.sender.replaceTrack(track);
+      if (old && old !== track) old.stop();
+    }
+  }
+
   /** Sends a screen-share track with source `screen`. */
   async shareScreen(track) {
     this.#addSending(track, "screen");

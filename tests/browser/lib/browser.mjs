@@ -13,7 +13,7 @@ mkdirSync(ARTIFACTS, { recursive: true });
 const FLAGS = [
   "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
   "--disable-background-networking", "--disable-component-update", "--disable-sync",
-  "--use-fake-device-for-media-stream", "--allow-loopback-in-peer-connection",
+  "--allow-loopback-in-peer-connection",
   "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
   "--disable-backgrounding-occluded-windows", "--autoplay-policy=no-user-gesture-required",
   "--disable-features=WebRtcHideLocalIpsWithMdns",
@@ -21,14 +21,16 @@ const FLAGS = [
 
 /**
  * Launches Chromium; `fakeUi: false` leaves camera permission prompts unanswered (headless
- * Chromium then denies them). Each person gets their own context (`personPage`): their own
- * storage, so their own session.
+ * Chromium then denies them). `cameras` fake cameras (0: none at all, as on a machine without
+ * one; the test machine has no real devices). Each person gets their own context
+ * (`personPage`): their own storage, so their own session.
  */
-export async function launch({ fakeUi = true } = {}) {
+export async function launch({ fakeUi = true, cameras = 1 } = {}) {
+  const devices = cameras === 0 ? [] : [`--use-fake-device-for-media-stream${cameras > 1 ? `=device-count=${cameras}` : ""}`];
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: [...FLAGS, ...(fakeUi ? ["--use-fake-ui-for-media-stream"] : [])],
+    args: [...FLAGS, ...devices, ...(fakeUi ? ["--use-fake-ui-for-media-stream"] : [])],
   });
 }
 
