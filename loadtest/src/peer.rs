@@ -236,6 +236,26 @@ impl Peer {
         f(&lock(&self.stats))
     }
 
+    /// The SSRCs of the video this peer sends, one per layer (lowest first), once negotiated.
+    pub async fn video_ssrcs(&self) -> Result<Vec<u32>, PeerError> {
+        self.with(|state| {
+            let mut ssrcs = Vec::new();
+            for track in &state.tracks {
+                if track.source.kind != TrackKind::Video {
+                    continue;
+                }
+                let mut api = state.rtc.direct_api();
+                for rid in &track.rids {
+                    if let Some(stream) = api.stream_tx_by_mid(track.mid, *rid) {
+                        ssrcs.push(*stream.ssrc());
+                    }
+                }
+            }
+            ssrcs
+        })
+        .await
+    }
+
     pub fn is_connected(&self) -> bool {
         self.with_stats(|s| s.connected_at.is_some())
     }

@@ -185,6 +185,82 @@ async fn nacks_recover_loss_between_the_server_and_a_subscriber() {
 }
 
 #[tokio::test]
+async fn nacks_recover_loss_between_a_publisher_and_the_server() {
+    let setup = Setup::new().await;
+    let (teacher, teacher_id) = setup.teacher(Sending::AUDIO_VIDEO).await;
+    let (mut sam, _) = setup.student(true).await;
+    assert!(
+        sam.receives_from(teacher_id, 30, WAIT).await,
+        "{:?}",
+        sam.tracks
+    );
+    let mid = sam
+        .mid_of(teacher_id, MediaKind::Video)
+        .expect("the teacher's video has a mid");
+    let sent = teacher.peer.video_ssrcs().await.expect("the peer runs");
+    let [ssrc] = sent[..] else {
+        panic!("one video stream: {sent:?}")
+    };
+
+    // Every 10th packet of the teacher's video is lost on its way to the server.
+    let start = sam.stream(&mid).map_or(0, |s| s.packets);
+    setup.relay.impair(
+        teacher.media_addr(),
+        Way::Up,
+        Impairment {
+            loss: Some((Select::Ssrc(ssrc), Loss::EveryNth(10))),
+            cap: None,
+        },
+    );
+    assert!(
+        sam.pump_until(3 * WAIT, |p| p
+            .stream(&mid)
+            .is_some_and(|s| s.packets >= start + 300))
+            .await,
+        "video keeps arriving through the loss"
+    );
+    setup
+        .relay
+        .impair(teacher.media_addr(), Way::Up, Impairment::default());
+    let dropped = setup
+        .relay
+        .counters(teacher.media_addr(), Way::Up)
+        .lost
+        .get(&ssrc)
+        .copied()
+        .unwrap_or(0);
+    assert!(dropped >= 25, "the relay dropped video packets: {dropped}");
+
+    // The server asks the teacher again and forwards the repaired packets late: Sam's stream
+    // ends up (nearly) complete.
+    let holes = |p: &Participant| p.stream(&mid).map_or(u64::MAX, |s| s.loss.lost());
+    sam.pump_until(WAIT, |p| holes(p) == 0).await;
+    let video = sam.stream(&mid).expect("video arrived");
+    assert!(
+        video.loss.lost() * 100 <= dropped,
+        "{} of {dropped} packets lost upstream never reached Sam ({} received)",
+        video.loss.lost(),
+        video.loss.received()
+    );
+    assert!(
+        wait_until(WAIT, || teacher
+            .stats(|s| s.nacks_received.values().sum::<u64>())
+            > 0)
+        .await,
+        "the teacher was asked to resend"
+    );
+    eprintln!(
+        "upstream loss: {dropped} dropped, {} never repaired at Sam, teacher got {} NACKs",
+        video.loss.lost(),
+        teacher.stats(|s| s.nacks_received.values().sum::<u64>())
+    );
+
+    sam.leave().await;
+    teacher.leave().await;
+    setup.server.stop().await;
+}
+
+#[tokio::test]
 async fn a_bandwidth_cap_moves_a_subscriber_down_a_simulcast_layer_and_back() {
     let setup = Setup::new().await;
     let three_layers = Sending {
