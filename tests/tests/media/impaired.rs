@@ -326,7 +326,9 @@ async fn a_bandwidth_cap_moves_a_subscriber_down_a_simulcast_layer_and_back() {
     let switches = setup
         .metric("classroom_media_simulcast_total{event=\"layer_switch\"}")
         .await;
-    assert!(switches >= 3.0, "up, down, up: {switches} layer switches");
+    // At least down and up again (the first climb may be no switch: a slot whose first
+    // keyframe comes after a good estimate starts on a higher layer).
+    assert!(switches >= 2.0, "down and up: {switches} layer switches");
     eprintln!("cap: {switches} layer switches, {queue_drops} datagrams dropped by the cap");
 
     sam.leave().await;
