@@ -45,6 +45,19 @@ pub struct Sending {
     pub video_layers: usize,
 }
 
+impl Sending {
+    /// Receive only.
+    pub const NOTHING: Sending = Sending {
+        audio: false,
+        video_layers: 0,
+    };
+    /// Audio and one layer of video (the middle one, 640x360).
+    pub const AUDIO_VIDEO: Sending = Sending {
+        audio: true,
+        video_layers: 1,
+    };
+}
+
 /// What a peer measured, shared with the signaling side and the report.
 #[derive(Debug, Default)]
 pub struct PeerStats {
@@ -62,6 +75,30 @@ pub struct PeerStats {
     pub error: Option<String>,
 }
 
+impl PeerStats {
+    /// The stream received on the m-line `mid` (as signaling names it).
+    pub fn stream(&self, mid: &str) -> Option<&StreamStats> {
+        self.streams
+            .iter()
+            .find(|(m, _)| m.to_string() == mid)
+            .map(|(_, s)| s)
+    }
+
+    /// Frames received on `mid` so far (video: completed by a marker bit; audio: packets).
+    pub fn frames_on(&self, mid: &str) -> u64 {
+        self.stream(mid).map_or(0, |s| s.frames)
+    }
+
+    /// NACKs this peer sent for the stream on `mid`, as of the last stats event.
+    pub fn nacks_sent_on(&self, mid: &str) -> u64 {
+        self.nacks_sent
+            .iter()
+            .filter(|(m, _)| m.to_string() == mid)
+            .map(|(_, n)| *n)
+            .sum()
+    }
+}
+
 type Command = Box<dyn FnOnce(&mut State) + Send>;
 
 struct Track {
@@ -76,8 +113,11 @@ struct State {
     rtc: Rtc,
     pending: Option<SdpPendingOffer>,
     clips: Arc<Clips>,
-    sending: Sending,
     tracks: Vec<Track>,
+    /// Tracks added by the offer awaiting its answer.
+    planned: Vec<Track>,
+    /// Sending is paused: the tracks stay negotiated, no packet is written.
+    paused: bool,
     /// Which m-line each incoming SSRC belongs to (looked up once per SSRC).
     ssrc_mids: HashMap<Ssrc, (Mid, StreamKind)>,
     stats: Arc<Mutex<PeerStats>>,
@@ -87,6 +127,7 @@ struct State {
 pub struct Peer {
     commands: mpsc::UnboundedSender<Command>,
     pub stats: Arc<Mutex<PeerStats>>,
+    local_addr: SocketAddr,
     task: JoinHandle<()>,
 }
 
@@ -119,22 +160,29 @@ impl Peer {
             rtc,
             pending: None,
             clips,
-            sending,
             tracks: Vec::new(),
+            planned: Vec::new(),
+            paused: false,
             ssrc_mids: HashMap::new(),
             stats: stats.clone(),
         };
-        let offer = state.first_offer(receive, now)?;
+        let offer = state.offer(sending, receive, now)?;
         let (commands, inbox) = mpsc::unbounded_channel();
         let task = tokio::spawn(drive(state, socket, local, inbox));
         Ok((
             Peer {
                 commands,
                 stats,
+                local_addr: local,
                 task,
             },
             offer,
         ))
+    }
+
+    /// The address of this peer's UDP socket.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
     }
 
     async fn with<T: Send + 'static>(
@@ -171,6 +219,47 @@ impl Peer {
         .await?
     }
 
+    /// Renegotiates from our side to send more (a student brought on stage): returns the
+    /// offer for the new sendonly m-lines; they send once its answer is accepted.
+    pub async fn add_sending(&self, sending: Sending) -> Result<String, PeerError> {
+        self.with(move |state| state.offer(sending, 0, Instant::now()))
+            .await?
+    }
+
+    /// Pauses or resumes writing media on every sending track (they stay negotiated).
+    pub async fn set_sending(&self, on: bool) -> Result<(), PeerError> {
+        self.with(move |state| state.paused = !on).await
+    }
+
+    /// What this peer measured so far (a copy of the shared stats, taken under the lock).
+    pub fn with_stats<T>(&self, f: impl FnOnce(&PeerStats) -> T) -> T {
+        f(&lock(&self.stats))
+    }
+
+    /// The SSRCs of the video this peer sends, one per layer (lowest first), once negotiated.
+    pub async fn video_ssrcs(&self) -> Result<Vec<u32>, PeerError> {
+        self.with(|state| {
+            let mut ssrcs = Vec::new();
+            for track in &state.tracks {
+                if track.source.kind != TrackKind::Video {
+                    continue;
+                }
+                let mut api = state.rtc.direct_api();
+                for rid in &track.rids {
+                    if let Some(stream) = api.stream_tx_by_mid(track.mid, *rid) {
+                        ssrcs.push(*stream.ssrc());
+                    }
+                }
+            }
+            ssrcs
+        })
+        .await
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.with_stats(|s| s.connected_at.is_some())
+    }
+
     pub fn stop(&self) {
         self.task.abort();
     }
@@ -183,14 +272,21 @@ impl Drop for Peer {
 }
 
 impl State {
-    fn first_offer(&mut self, receive: usize, now: Instant) -> Result<String, PeerError> {
+    /// An offer adding `sending` as sendonly m-lines, then `receive` pairs of recvonly audio
+    /// and video m-lines.
+    fn offer(
+        &mut self,
+        sending: Sending,
+        receive: usize,
+        now: Instant,
+    ) -> Result<String, PeerError> {
         let mut change = self.rtc.sdp_api();
         let mut planned = Vec::new();
-        if self.sending.audio {
+        if sending.audio {
             let mid = change.add_media(MediaKind::Audio, Direction::SendOnly, None, None, None);
             planned.push((mid, TrackSource::audio(self.clips.clone(), now), vec![None]));
         }
-        let layers: Vec<usize> = match self.sending.video_layers {
+        let layers: Vec<usize> = match sending.video_layers {
             0 => vec![],
             1 | 2 => vec![1],
             _ => vec![0, 1, 2],
@@ -224,7 +320,7 @@ impl State {
             .apply()
             .ok_or_else(|| PeerError::Rtc("nothing to offer".into()))?;
         self.pending = Some(pending);
-        self.tracks = planned
+        self.planned = planned
             .into_iter()
             .map(|(mid, source, rids)| Track {
                 mid,
@@ -246,6 +342,7 @@ impl State {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        self.tracks.append(&mut self.planned);
         for track in &mut self.tracks {
             let codec = match track.source.kind {
                 TrackKind::Audio => Codec::Opus,
@@ -271,6 +368,10 @@ impl State {
         wall: SystemTime,
         buf: &mut Vec<OutPacket>,
     ) -> Option<Instant> {
+        if self.paused {
+            // Look again soon; the sources skip what fell due meanwhile.
+            return Some(now + Duration::from_millis(20));
+        }
         let mut next: Option<Instant> = None;
         let mut sent = (0u64, 0u64);
         for track in &mut self.tracks {
@@ -367,6 +468,9 @@ impl State {
             wall: SystemTime::now(),
             seq: packet.header.sequence_number,
             rtp_time: packet.header.timestamp,
+            ssrc: *packet.header.ssrc,
+            pt: *packet.header.payload_type,
+            marker: packet.header.marker,
             payload: &packet.payload,
             size: packet.payload.len() + 12,
             capture_time: packet

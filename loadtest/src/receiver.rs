@@ -33,6 +33,11 @@ pub struct Arrival<'a> {
     pub wall: SystemTime,
     pub seq: u16,
     pub rtp_time: u32,
+    /// The stream's SSRC and payload type as received (after str0m undid any RTX wrapping).
+    pub ssrc: u32,
+    pub pt: u8,
+    /// The last packet of a video frame.
+    pub marker: bool,
     pub payload: &'a [u8],
     /// Bytes on the wire for bitrate (payload plus RTP header).
     pub size: usize,
@@ -48,13 +53,19 @@ pub struct StreamStats {
     /// One-way latency in microseconds.
     pub latency_us: Histogram,
     pub packets: u64,
+    /// Frames: video packets with the marker bit (a frame's last), every audio packet.
+    pub frames: u64,
     pub keyframes: u64,
+    /// SSRC and payload type of the last packet (a relay in a test tells streams apart by them).
+    pub ssrc: u32,
+    pub pt: u8,
     pub first_packet: Option<Instant>,
     pub first_keyframe: Option<Instant>,
     /// Bytes by layer: the video height of the last keyframe (0 before the first one, and
     /// for audio).
     pub bytes_by_layer: BTreeMap<u16, u64>,
-    layer: u16,
+    /// The video height of the last keyframe: the simulcast layer arriving now.
+    pub height: u16,
     /// Origin for jitter arrival times.
     origin: Option<Instant>,
 }
@@ -67,11 +78,14 @@ impl StreamStats {
             jitter: Jitter::default(),
             latency_us: Histogram::default(),
             packets: 0,
+            frames: 0,
             keyframes: 0,
+            ssrc: 0,
+            pt: 0,
             first_packet: None,
             first_keyframe: None,
             bytes_by_layer: BTreeMap::new(),
-            layer: 0,
+            height: 0,
             origin: None,
         }
     }
@@ -80,6 +94,11 @@ impl StreamStats {
         let origin = *self.origin.get_or_insert(arrival.at);
         self.first_packet.get_or_insert(arrival.at);
         self.packets += 1;
+        if self.kind == StreamKind::Audio || arrival.marker {
+            self.frames += 1;
+        }
+        self.ssrc = arrival.ssrc;
+        self.pt = arrival.pt;
         self.loss.packet(arrival.seq);
         let arrival_secs = arrival.at.duration_since(origin).as_secs_f64();
         self.jitter
@@ -94,10 +113,10 @@ impl StreamStats {
             && let Some((_, height)) = vp8_keyframe_start(arrival.payload)
         {
             self.keyframes += 1;
-            self.layer = height;
+            self.height = height;
             self.first_keyframe.get_or_insert(arrival.at);
         }
-        *self.bytes_by_layer.entry(self.layer).or_default() += arrival.size as u64;
+        *self.bytes_by_layer.entry(self.height).or_default() += arrival.size as u64;
     }
 }
 
@@ -123,12 +142,16 @@ mod tests {
                 wall: wall + Duration::from_millis(33 * i as u64 + 2),
                 seq,
                 rtp_time: 3000 * i as u32,
+                ssrc: 7,
+                pt: 96,
+                marker: i != 0,
                 payload: if i == 1 { &key } else { &delta },
                 size: 100,
                 capture_time: Some(sent),
             });
         }
         assert_eq!((s.packets, s.loss.lost(), s.keyframes), (4, 1, 1));
+        assert_eq!((s.frames, s.ssrc, s.pt, s.height), (3, 7, 96, 360));
         assert_eq!(s.first_packet, Some(start + Duration::from_millis(100)));
         assert_eq!(s.first_keyframe, Some(start + Duration::from_millis(133)));
         assert_eq!(s.latency_us.percentile(50.0), Some(1984)); // 2 ms, bucket floor

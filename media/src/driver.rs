@@ -42,8 +42,11 @@ const LOCAL_PACKET_QUEUE: usize = 2048;
 pub struct DriverConfig {
     /// Socket address to bind; port 0 picks a free port.
     pub bind: SocketAddr,
-    /// The IP peers reach us on, advertised as the ICE host candidate with the bound port.
+    /// The IP peers reach us on, advertised as the ICE host candidate.
     pub advertised_ip: IpAddr,
+    /// The port advertised with it; 0 for the bound port. Another port when something in
+    /// between forwards it to ours (a NAT's port forward, a test's relay).
+    pub advertised_port: u16,
 }
 
 /// Starting the driver failed.
@@ -158,7 +161,11 @@ pub struct MediaHandle {
 pub async fn start(config: DriverConfig) -> Result<MediaDriver, StartError> {
     let socket = UdpSocket::bind(config.bind).await?;
     let local_addr = socket.local_addr()?;
-    let candidate = SocketAddr::new(config.advertised_ip, local_addr.port());
+    let port = match config.advertised_port {
+        0 => local_addr.port(),
+        port => port,
+    };
+    let candidate = SocketAddr::new(config.advertised_ip, port);
     let sfu = Sfu::new(Instant::now(), SfuConfig::new(candidate))?;
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::unbounded_channel();

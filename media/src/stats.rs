@@ -32,6 +32,8 @@ pub struct SfuStats {
     pub rtp_dropped_muted: u64,
     /// RTP copies not forwarded because the subscriber has no matching codec.
     pub rtp_dropped_no_codec: u64,
+    /// NACKs received from subscribers; str0m resends the packets they name from its buffer.
+    pub nacks_received: u64,
     /// Keyframe requests sent to publishers, and those suppressed by the throttle.
     pub keyframe_requests_sent: u64,
     pub keyframe_requests_throttled: u64,

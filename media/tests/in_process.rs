@@ -24,6 +24,7 @@ async fn a_local_publisher_reaches_a_local_subscriber() {
     let media = driver::start(DriverConfig {
         bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
         advertised_ip: Ipv4Addr::LOCALHOST.into(),
+        advertised_port: 0,
     })
     .await
     .unwrap();

@@ -98,6 +98,7 @@ async fn media_crosses_real_udp_through_the_driver() {
     let media = driver::start(DriverConfig {
         bind: (Ipv4Addr::LOCALHOST, 0).into(),
         advertised_ip: Ipv4Addr::LOCALHOST.into(),
+        advertised_port: 0,
     })
     .await
     .unwrap();

@@ -32,8 +32,10 @@ pub struct Config {
 pub struct MediaConfig {
     /// The UDP address the SFU binds; port 0 picks a free port.
     pub udp_addr: SocketAddr,
-    /// The IP browsers reach the SFU on, announced as its ICE candidate with the bound port.
+    /// The IP browsers reach the SFU on, announced as its ICE candidate.
     pub advertised_ip: IpAddr,
+    /// The port announced with it; 0 announces the bound port of `udp_addr`.
+    pub advertised_port: u16,
 }
 
 impl Default for MediaConfig {
@@ -41,6 +43,7 @@ impl Default for MediaConfig {
         MediaConfig {
             udp_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
             advertised_ip: IpAddr::from([127, 0, 0, 1]),
+            advertised_port: 0,
         }
     }
 }

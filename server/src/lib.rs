@@ -82,6 +82,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let media = classroom_media::driver::start(DriverConfig {
         bind: config.media.udp_addr,
         advertised_ip: config.media.advertised_ip,
+        advertised_port: config.media.advertised_port,
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;

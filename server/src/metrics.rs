@@ -35,6 +35,7 @@ struct LiveMetrics {
     media_dropped: IntCounterVec,
     keyframe_requests: IntCounterVec,
     simulcast: IntCounterVec,
+    nacks: IntCounterVec,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -178,6 +179,7 @@ impl Metrics {
         );
         sync(&live.simulcast, "layer_switch", sfu.layer_switches);
         sync(&live.simulcast, "layer_skipped", sfu.rtp_skipped_layer);
+        sync(&live.nacks, "received", sfu.nacks_received);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -255,6 +257,11 @@ impl LiveMetrics {
                  did not take",
                 "event",
             ),
+            nacks: counters(
+                "classroom_media_nacks_total",
+                "NACKs (requests to resend lost packets) received from subscribers",
+                "direction",
+            ),
         }
     }
 
@@ -272,6 +279,7 @@ impl LiveMetrics {
             Box::new(self.media_dropped.clone()),
             Box::new(self.keyframe_requests.clone()),
             Box::new(self.simulcast.clone()),
+            Box::new(self.nacks.clone()),
         ]
     }
 }

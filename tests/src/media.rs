@@ -1,336 +1,35 @@
-//! A browser-like media client for end-to-end tests: a str0m `Rtc` (frame mode, full ICE) on
-//! its own UDP socket on 127.0.0.1, driven by a tokio task; and [`Participant`], which pairs it
-//! with a signaling [`Ws`] and handles what the server sends about media (its offers, which
-//! track arrives on which m-line).
+//! A participant with media for end-to-end tests: a signaling [`Ws`] paired with the load
+//! tester's WebRTC client ([`Peer`]: str0m over real UDP on 127.0.0.1, sending the built-in
+//! VP8 and Opus clips, measuring every stream it receives). [`Participant`] handles what the
+//! server sends about media (its offers, which track arrives on which m-line) while a test
+//! waits for something.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage};
-use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
+use classroom_loadtest::clip::Clips;
+use classroom_loadtest::peer::{Peer, PeerStats, Sending};
+use classroom_loadtest::receiver::StreamStats;
+use classroom_protocol::signal::{ClientMessage, MediaKind, ParticipantId, ServerMessage};
 
 use crate::ws::Ws;
 
-/// Audio frames are written this often; every second tick also writes a video frame.
-const TICK: Duration = Duration::from_millis(20);
-
-/// What a client observed, shared with the test.
-#[derive(Debug, Default)]
-pub struct Observed {
-    pub connected: bool,
-    /// Frames received, by the m-line they arrived on.
-    pub frames: HashMap<Mid, usize>,
-    /// Frames written while publishing.
-    pub sent: usize,
+/// The load tester's clips, parsed once per test binary.
+pub fn clips() -> Arc<Clips> {
+    static CLIPS: OnceLock<Arc<Clips>> = OnceLock::new();
+    CLIPS
+        .get_or_init(|| Clips::builtin().expect("the built-in clips parse"))
+        .clone()
 }
 
-type Command = Box<dyn FnOnce(&mut ClientState) + Send>;
-
-struct ClientState {
-    rtc: Rtc,
-    pending: Option<SdpPendingOffer>,
-    publishing: Vec<(Mid, MediaKind)>,
-    keyframe_wanted: bool,
-}
-
-/// A str0m client on its own UDP socket, run by a background task.
-pub struct MediaClient {
-    commands: mpsc::UnboundedSender<Command>,
-    pub observed: Arc<Mutex<Observed>>,
-    task: JoinHandle<()>,
-}
-
-impl MediaClient {
-    /// A client with one m-line per entry, and its SDP offer for them.
-    pub async fn new(lines: &[(MediaKind, Direction)]) -> (MediaClient, String, Vec<Mid>) {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a UDP socket");
-        let local = socket.local_addr().expect("bound");
-        let mut rtc = Rtc::new(Instant::now());
-        rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
-        let mut state = ClientState {
-            rtc,
-            pending: None,
-            publishing: Vec::new(),
-            keyframe_wanted: true,
-        };
-        let (offer, mids) = add_media(&mut state, lines);
-        let observed = Arc::new(Mutex::new(Observed::default()));
-        let (commands, inbox) = mpsc::unbounded_channel();
-        let task = tokio::spawn(drive(state, socket, local, inbox, observed.clone()));
-        (
-            MediaClient {
-                commands,
-                observed,
-                task,
-            },
-            offer,
-            mids,
-        )
-    }
-
-    /// Runs `f` on the client's state inside its task and returns its result.
-    async fn with<T: Send + 'static>(
-        &self,
-        f: impl FnOnce(&mut ClientState) -> T + Send + 'static,
-    ) -> T {
-        let (reply, result) = oneshot::channel();
-        let command: Command = Box::new(move |state| {
-            let _ = reply.send(f(state));
-        });
-        self.commands
-            .send(command)
-            .map_err(|_| ())
-            .expect("the client task runs");
-        result.await.expect("the client task replies")
-    }
-
-    /// Applies the server's answer to our last offer.
-    pub async fn accept_answer(&self, sdp: String) {
-        self.with(move |state| {
-            let answer = SdpAnswer::from_sdp_string(&sdp).expect("a valid SDP answer");
-            let pending = state.pending.take().expect("an offer awaiting its answer");
-            state
-                .rtc
-                .sdp_api()
-                .accept_answer(pending, answer)
-                .expect("the answer fits the offer");
-        })
-        .await
-    }
-
-    /// Answers a server offer.
-    pub async fn accept_offer(&self, sdp: String) -> String {
-        self.with(move |state| {
-            let offer = SdpOffer::from_sdp_string(&sdp).expect("a valid SDP offer");
-            let answer = state
-                .rtc
-                .sdp_api()
-                .accept_offer(offer)
-                .expect("the offer is acceptable");
-            answer.to_sdp_string()
-        })
-        .await
-    }
-
-    /// Renegotiates from our side: adds m-lines and returns the offer for them.
-    pub async fn add_media(&self, lines: &[(MediaKind, Direction)]) -> (String, Vec<Mid>) {
-        let lines = lines.to_vec();
-        self.with(move |state| add_media(state, &lines)).await
-    }
-
-    /// Starts writing synthetic Opus (every 20 ms) and VP8 (every 40 ms) frames on these
-    /// sending m-lines, from the next tick on.
-    pub async fn publish(&self, lines: Vec<(Mid, MediaKind)>) {
-        self.with(move |state| {
-            state.publishing = lines;
-            state.keyframe_wanted = true;
-        })
-        .await
-    }
-
-    pub fn is_connected(&self) -> bool {
-        self.observed.lock().expect("not poisoned").connected
-    }
-
-    /// Frames received on `mid` so far.
-    pub fn received_on(&self, mid: &str) -> usize {
-        let observed = self.observed.lock().expect("not poisoned");
-        observed
-            .frames
-            .iter()
-            .filter(|(m, _)| m.to_string() == mid)
-            .map(|(_, n)| *n)
-            .sum()
-    }
-
-    /// Frames written so far.
-    pub fn sent(&self) -> usize {
-        self.observed.lock().expect("not poisoned").sent
-    }
-
-    /// Waits up to `wait` for `condition`, checking every 10 ms.
-    pub async fn wait_for(&self, wait: Duration, condition: impl Fn(&MediaClient) -> bool) -> bool {
-        let deadline = Instant::now() + wait;
-        loop {
-            if condition(self) {
-                return true;
-            }
-            if Instant::now() >= deadline {
-                return false;
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-    }
-
-    /// Stops the client (its peer at the server times out or is removed by signaling).
-    pub fn stop(self) {
-        self.task.abort();
-    }
-}
-
-fn add_media(state: &mut ClientState, lines: &[(MediaKind, Direction)]) -> (String, Vec<Mid>) {
-    let mut change = state.rtc.sdp_api();
-    let mids = lines
-        .iter()
-        .map(|(kind, dir)| change.add_media(*kind, *dir, None, None, None))
-        .collect();
-    let (offer, pending) = change.apply().expect("new m-lines make an offer");
-    state.pending = Some(pending);
-    (offer.to_sdp_string(), mids)
-}
-
-/// A synthetic frame with `index` stamped in: a valid VP8 header (keyframe or not), or an
-/// Opus TOC byte and filler.
-fn frame(kind: MediaKind, index: u32, keyframe: bool) -> Vec<u8> {
-    match kind {
-        MediaKind::Audio => {
-            let mut frame = vec![0xA5; 160];
-            frame[0] = 0x78;
-            frame[1..5].copy_from_slice(&index.to_be_bytes());
-            frame
-        }
-        MediaKind::Video => {
-            let mut frame = vec![0x5A; if keyframe { 3000 } else { 900 }];
-            frame[0] = if keyframe { 0x10 } else { 0x11 };
-            frame[1] = 0x02;
-            frame[2] = 0x00;
-            if keyframe {
-                frame[3..6].copy_from_slice(&[0x9D, 0x01, 0x2A]);
-                frame[6..10].copy_from_slice(&[0x80, 0x02, 0xE0, 0x01]);
-            }
-            frame[10..14].copy_from_slice(&index.to_be_bytes());
-            frame
-        }
-    }
-}
-
-fn write(
-    state: &mut ClientState,
-    start: Instant,
-    now: Instant,
-    mid: Mid,
-    kind: MediaKind,
-    data: Vec<u8>,
-) -> bool {
-    let codec = if kind == MediaKind::Audio {
-        Codec::Opus
-    } else {
-        Codec::Vp8
-    };
-    let Some(writer) = state.rtc.writer(mid) else {
-        return false;
-    };
-    let Some(pt) = writer
-        .payload_params()
-        .find(|p| p.spec().codec == codec)
-        .map(|p| p.pt())
-    else {
-        return false;
-    };
-    let micros = (now - start).as_micros() as u64;
-    let time = match kind {
-        MediaKind::Audio => MediaTime::new(micros * 48 / 1000, Frequency::FORTY_EIGHT_KHZ),
-        MediaKind::Video => MediaTime::new(micros * 90 / 1000, Frequency::NINETY_KHZ),
-    };
-    writer.write(pt, now, time, data).is_ok()
-}
-
-async fn drive(
-    mut state: ClientState,
-    socket: UdpSocket,
-    local: SocketAddr,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-    observed: Arc<Mutex<Observed>>,
-) {
-    let start = Instant::now();
-    let mut buf = vec![0; 2048];
-    let mut next_tick = start;
-    let mut tick = 0u32;
-    // The writes of one tick, done one per wake-up so each is drained before the next.
-    let mut due: Vec<(Mid, MediaKind, bool)> = Vec::new();
-    loop {
-        let timeout = loop {
-            match state.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
-                }
-                Ok(Output::Event(event)) => {
-                    let mut observed = observed.lock().expect("not poisoned");
-                    match event {
-                        Event::Connected => observed.connected = true,
-                        Event::MediaData(data) => {
-                            *observed.frames.entry(data.mid).or_default() += 1
-                        }
-                        Event::KeyframeRequest(_) => state.keyframe_wanted = true,
-                        _ => {}
-                    }
-                }
-                Ok(Output::Timeout(t)) => break t,
-                Err(e) => panic!("the client's Rtc failed: {e}"),
-            }
-        };
-        let connected = observed.lock().expect("not poisoned").connected;
-        let publishing = connected && !state.publishing.is_empty();
-        let deadline = if !due.is_empty() {
-            Instant::now()
-        } else if publishing {
-            timeout.min(next_tick)
-        } else {
-            timeout
-        };
-        tokio::select! {
-            command = commands.recv() => match command {
-                Some(command) => command(&mut state),
-                None => return,
-            },
-            received = socket.recv_from(&mut buf) => {
-                let Ok((len, source)) = received else { continue };
-                let Ok(contents) = buf[..len].try_into() else { continue };
-                let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
-                let _ = state.rtc.handle_input(input);
-            }
-            () = tokio::time::sleep_until(deadline.into()) => {
-                let now = Instant::now();
-                if let Some((mid, kind, keyframe)) = due.pop() {
-                    if write(&mut state, start, now, mid, kind, frame(kind, tick, keyframe)) {
-                        observed.lock().expect("not poisoned").sent += 1;
-                    }
-                } else if publishing && now >= next_tick {
-                    // A keyframe when asked, and every 25 video frames anyway.
-                    let keyframe = std::mem::take(&mut state.keyframe_wanted) || tick.is_multiple_of(50);
-                    for (mid, kind) in state.publishing.clone() {
-                        if kind == MediaKind::Audio || tick.is_multiple_of(2) {
-                            due.push((mid, kind, keyframe));
-                        }
-                    }
-                    tick += 1;
-                    next_tick += TICK;
-                    if next_tick < now {
-                        next_tick = now + TICK; // fell behind (a slow machine): do not burst
-                    }
-                } else {
-                    let _ = state.rtc.handle_input(Input::Timeout(now));
-                }
-            }
-        }
-    }
-}
-
-/// A participant with a signaling connection and a media client.
+/// A participant with a signaling connection and a media peer.
 pub struct Participant {
     pub ws: Ws,
-    pub media: MediaClient,
+    pub peer: Peer,
     /// Which participant's track arrives on which of our m-lines, as `track` messages said.
-    pub tracks: HashMap<String, (ParticipantId, classroom_protocol::signal::MediaKind)>,
+    pub tracks: HashMap<String, (ParticipantId, MediaKind)>,
     /// m-lines announced by `track_ended`.
     pub ended: Vec<String>,
     /// Other messages, in order.
@@ -338,19 +37,70 @@ pub struct Participant {
 }
 
 impl Participant {
-    /// Offers these m-lines over signaling and completes the negotiation.
-    pub async fn connect(ws: Ws, lines: &[(MediaKind, Direction)]) -> (Participant, Vec<Mid>) {
-        let (media, offer, mids) = MediaClient::new(lines).await;
+    /// Starts a peer on 127.0.0.1 that sends `sending` and offers `receive` pairs of recvonly
+    /// audio and video m-lines, and completes the negotiation over signaling.
+    pub async fn connect(ws: Ws, sending: Sending, receive: usize) -> Participant {
+        let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (peer, offer) = Peer::start(localhost, clips(), sending, receive)
+            .await
+            .expect("a media peer starts");
         let mut participant = Participant {
             ws,
-            media,
+            peer,
             tracks: HashMap::new(),
             ended: Vec::new(),
             messages: Vec::new(),
         };
         let answer = participant.negotiate(offer).await;
-        participant.media.accept_answer(answer).await;
-        (participant, mids)
+        participant
+            .peer
+            .accept_answer(answer)
+            .await
+            .expect("the server's answer fits our offer");
+        participant
+    }
+
+    /// Starts sending more (on stage): renegotiates with new sendonly m-lines.
+    pub async fn publish(&mut self, sending: Sending) {
+        let offer = self
+            .peer
+            .add_sending(sending)
+            .await
+            .expect("new m-lines make an offer");
+        let answer = self.negotiate(offer).await;
+        self.peer
+            .accept_answer(answer)
+            .await
+            .expect("the server's answer fits our offer");
+    }
+
+    /// The address the server sees this participant's media come from (without a relay).
+    pub fn media_addr(&self) -> SocketAddr {
+        self.peer.local_addr()
+    }
+
+    pub fn is_connected(&self) -> bool {
+        self.peer.is_connected()
+    }
+
+    /// Reads the peer's measurements.
+    pub fn stats<T>(&self, f: impl FnOnce(&PeerStats) -> T) -> T {
+        self.peer.with_stats(f)
+    }
+
+    /// A copy of the stream received on `mid`, if any packet came.
+    pub fn stream(&self, mid: &str) -> Option<StreamStats> {
+        self.stats(|s| s.stream(mid).cloned())
+    }
+
+    /// Frames received on `mid` so far.
+    pub fn received_on(&self, mid: &str) -> u64 {
+        self.stats(|s| s.frames_on(mid))
+    }
+
+    /// RTP packets this peer has written.
+    pub fn packets_sent(&self) -> u64 {
+        self.stats(|s| s.packets_sent)
     }
 
     /// Sends our offer and returns the server's answer, handling other messages meanwhile.
@@ -397,6 +147,7 @@ impl Participant {
     }
 
     /// Handles signaling for up to `wait` or until `done` holds; returns whether it holds.
+    /// `done` is checked at least every 10 ms, so it may also look at media.
     pub async fn pump_until(
         &mut self,
         wait: Duration,
@@ -408,9 +159,10 @@ impl Participant {
                 return true;
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() || self.next(left).await.is_none() {
+            if left.is_zero() {
                 return done(self);
             }
+            self.next(left.min(Duration::from_millis(10))).await;
         }
     }
 
@@ -434,12 +186,43 @@ impl Participant {
         mids
     }
 
+    /// The mid on which `participant`'s track of `kind` arrives.
+    pub fn mid_of(&self, participant: ParticipantId, kind: MediaKind) -> Option<String> {
+        self.tracks
+            .iter()
+            .find(|(_, (p, k))| *p == participant && *k == kind)
+            .map(|(mid, _)| mid.clone())
+    }
+
     /// Frames received from `participant` so far, over all its tracks.
-    pub fn received_from(&self, participant: ParticipantId) -> usize {
+    pub fn received_from(&self, participant: ParticipantId) -> u64 {
         self.mids_of(participant)
             .iter()
-            .map(|mid| self.media.received_on(mid))
+            .map(|mid| self.received_on(mid))
             .sum()
+    }
+
+    /// Waits until frames arrived on every track (audio and video) of `from`, at least
+    /// `frames` on each.
+    pub async fn receives_from(
+        &mut self,
+        from: ParticipantId,
+        frames: u64,
+        wait: Duration,
+    ) -> bool {
+        self.pump_until(wait, |p| {
+            let mids = p.mids_of(from);
+            mids.len() == 2 && mids.iter().all(|mid| p.received_on(mid) >= frames)
+        })
+        .await
+    }
+
+    /// Leaves the lesson, waits for the server to close signaling, and stops the peer.
+    pub async fn leave(self) {
+        let Participant { mut ws, peer, .. } = self;
+        ws.send(ClientMessage::Leave).await;
+        ws.closed().await;
+        peer.stop();
     }
 
     /// The next message within `wait`, after acting on it: server offers are answered, track
@@ -452,7 +235,11 @@ impl Participant {
         };
         match &message {
             ServerMessage::Offer { sdp } => {
-                let answer = self.media.accept_offer(sdp.clone()).await;
+                let answer = self
+                    .peer
+                    .accept_offer(sdp.clone())
+                    .await
+                    .expect("the server's offer is acceptable");
                 // The reply (ok) is skipped like any other message.
                 self.ws.send(ClientMessage::Answer { sdp: answer }).await;
             }
@@ -471,5 +258,19 @@ impl Participant {
             _ => self.messages.push(message.clone()),
         }
         Some(message)
+    }
+}
+
+/// Waits up to `wait` for `condition`, checking every 10 ms.
+pub async fn wait_until(wait: Duration, condition: impl Fn() -> bool) -> bool {
+    let deadline = Instant::now() + wait;
+    loop {
+        if condition() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }

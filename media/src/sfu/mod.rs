@@ -158,6 +158,8 @@ struct Slot {
     wants_keyframe: bool,
     /// Which simulcast layer the slot takes, when its source has several.
     layer: SlotLayer,
+    /// NACKs the subscriber sent on this m-line so far (answered from str0m's send buffer).
+    nacks_received: u64,
 }
 
 struct PendingOffer {
@@ -668,11 +670,14 @@ impl Sfu {
             }
             Event::MediaEgressStats(stats) => {
                 if let Some(peer) = self.peers.get_mut(&peer_id) {
-                    let kind = peer
-                        .slots
-                        .iter()
-                        .find(|s| s.mid == stats.mid)
-                        .map(|s| s.kind);
+                    let slot = peer.slots.iter_mut().find(|s| s.mid == stats.mid);
+                    let kind = slot.as_ref().map(|s| s.kind);
+                    if let Some(slot) = slot {
+                        // str0m counts per stream since it began; the core counts the news.
+                        let news = stats.nacks.saturating_sub(slot.nacks_received);
+                        slot.nacks_received = slot.nacks_received.max(stats.nacks);
+                        self.stats.nacks_received += news;
+                    }
                     peer.quality.egress_stats(&stats, clock_rate(kind));
                 }
             }
@@ -749,6 +754,7 @@ impl Slot {
             pt_cache: None,
             wants_keyframe: false,
             layer: SlotLayer::default(),
+            nacks_received: 0,
         }
     }
 

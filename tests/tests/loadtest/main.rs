@@ -1,10 +1,9 @@
 //! The load tester against a real `classroomd` started by the test: short lecture and churn
 //! runs over real WebSockets and real WebRTC on 127.0.0.1. Checks what the tool reports, not
 //! how fast the machine is: the JSON report parses, every student received audio and video,
-//! nothing was lost on loopback, and every join time was measured.
-//!
-//! The teacher sends one simulcast layer (`layers: 1`): the SFU does not select layers yet
-//! and would forward all three on one slot.
+//! nothing was lost on loopback, and every join time was measured. The lecture runs with one
+//! layer of video and again with three simulcast layers, of which the SFU gives each student
+//! one.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -115,6 +114,55 @@ async fn a_short_lecture_reaches_every_student_without_loss() {
     assert_eq!(report["server"]["source"], "proc");
     assert!(report["server"]["cpu_seconds"].as_f64() > Some(0.0));
     assert!(report["generator"]["cpu_seconds"].as_f64() > Some(0.0));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lecture_in_three_simulcast_layers_reaches_every_student_without_loss() {
+    let server = server_with_admin().await;
+    let report = report_json(RunConfig {
+        layers: 3,
+        ..config(&server, Scenario::Lecture, 3, 6)
+    })
+    .await;
+
+    assert_eq!(report["layers"], 3);
+    assert_every_student_received_media(&report);
+    for student in students(&report) {
+        // One video stream, whichever layer it carries: the SFU picks one of the three.
+        assert_eq!(
+            student["streams"], 2,
+            "{}: audio and one video",
+            student["name"]
+        );
+    }
+    // Sequence numbers stay contiguous across layer switches, so a switch is no loss.
+    assert_eq!(report["totals"]["packets_lost"], 0, "{}", report["totals"]);
+    let layers: Vec<&String> = report["bitrate_kbps"]
+        .as_object()
+        .expect("bitrates by layer")
+        .keys()
+        .filter(|k| ["180p", "360p", "720p"].contains(&k.as_str()))
+        .collect();
+    assert!(
+        !layers.is_empty(),
+        "video of a known size: {}",
+        report["bitrate_kbps"]
+    );
+    let metric = |name: &'static str| {
+        let server = &server;
+        async move { server.metric(name).await.unwrap_or(0.0) }
+    };
+    let skipped = metric("classroom_media_simulcast_total{event=\"layer_skipped\"}").await;
+    assert!(
+        skipped > 0.0,
+        "the SFU forwards one layer per student, not all three"
+    );
+    eprintln!(
+        "three layers: {} kbit/s by layer, {} layer switches",
+        report["bitrate_kbps"],
+        metric("classroom_media_simulcast_total{event=\"layer_switch\"}").await
+    );
     server.stop().await;
 }
 
