@@ -6,10 +6,12 @@
 //! - [`Sfu`], a sans-IO core. It owns one `str0m::Rtc` per peer (ICE-lite, all peers on one
 //!   shared UDP port) and forwards RTP packets from publishers to subscribers without
 //!   depacketizing them. It is a plain state machine: datagrams, timeouts and commands go in
-//!   ([`Sfu::handle_datagram`], [`Sfu::handle_timeout`], [`Sfu::add_peer`], …), datagrams to
-//!   send, [`MediaEvent`]s and the next deadline come out of [`Sfu::poll_output`].
-//! - [`driver`], a thin tokio layer: one UDP socket, one task that owns the core, a command
-//!   channel ([`driver::MediaCommand`], replies on oneshots) and an event channel.
+//!   ([`Sfu::handle_datagram`], [`Sfu::handle_tcp_frame`], [`Sfu::handle_timeout`],
+//!   [`Sfu::add_peer`], …), datagrams to send, [`MediaEvent`]s and the next deadline come out
+//!   of [`Sfu::poll_output`].
+//! - [`driver`], a thin tokio layer: one UDP socket, one TCP listener for ICE-TCP (passive
+//!   candidates, [`tcp_framing`]), one task that owns the core and every TCP connection, a
+//!   command channel ([`driver::MediaCommand`], replies on oneshots) and an event channel.
 //!
 //! - [`local`], in-process participants: the RTMP bridge publishes through
 //!   [`Sfu::add_local_publisher`] / [`Sfu::write_local`], the recorder and the restream
@@ -50,6 +52,7 @@
 
 pub mod driver;
 pub mod local;
+pub mod tcp_framing;
 
 mod demux;
 mod error;
@@ -57,6 +60,7 @@ mod quality;
 mod sfu;
 mod speaker;
 mod stats;
+mod tcp;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -112,6 +116,15 @@ impl From<&str> for Mid {
     fn from(value: &str) -> Self {
         Mid(value.to_owned())
     }
+}
+
+/// How a peer's packets travel: the shared UDP socket, or one TCP connection to the shared
+/// listening port (ICE-TCP, RFC 6544, for networks that block UDP), where the remote address
+/// names the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
 }
 
 /// What a track carries.
@@ -172,8 +185,10 @@ pub enum MediaEvent {
 /// What [`Sfu::poll_output`] yields; drain it until [`Output::Timeout`].
 #[derive(Debug)]
 pub enum Output {
-    /// Send `bytes` from the shared socket to `destination`.
+    /// Send `bytes` to `destination`: from the shared UDP socket, or as one frame on the TCP
+    /// connection from that address.
     Transmit {
+        transport: Transport,
         destination: SocketAddr,
         bytes: Vec<u8>,
     },

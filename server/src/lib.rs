@@ -21,7 +21,7 @@ use anyhow::Context;
 use classroom_courses::api::ApiState;
 use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
 use classroom_courses::{Db, Store};
-use classroom_media::driver::DriverConfig;
+use classroom_media::driver::{DriverConfig, TcpLimits};
 use classroom_signaling::Rooms;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -36,6 +36,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The UDP address the SFU is bound to (the real port when configured with port 0).
     pub media_addr: SocketAddr,
+    /// The TCP address of the SFU's ICE-TCP listener, if it has one.
+    pub media_tcp_addr: Option<SocketAddr>,
     pub db: Db,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -81,11 +83,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let store = Store::new(db.clone());
     let media = classroom_media::driver::start(DriverConfig {
         bind: config.media.udp_addr,
+        tcp_bind: config.media.tcp_addr,
         advertised_ip: config.media.advertised_ip,
+        advertise_udp: config.media.advertise_udp,
+        tcp_limits: TcpLimits::default(),
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
     let media_addr = media.handle.local_addr();
+    let media_tcp_addr = media.handle.tcp_local_addr();
     let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let rooms = Arc::new(Rooms::with_media(
         config.signaling.to_config(),
@@ -148,10 +154,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         tracing::info!("stopped");
         Ok(())
     });
-    tracing::info!(%media_addr, "SFU listening");
+    tracing::info!(%media_addr, tcp = ?media_tcp_addr, "SFU listening");
     Ok(RunningServer {
         addr,
         media_addr,
+        media_tcp_addr,
         db,
         shutdown,
         task,

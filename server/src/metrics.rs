@@ -167,15 +167,17 @@ impl Metrics {
             ("not_granted", sfu.rtp_dropped_unpublished),
             ("muted", sfu.rtp_dropped_muted),
             ("no_codec", sfu.rtp_dropped_no_codec),
+            ("awaiting_keyframe", sfu.rtp_dropped_awaiting_keyframe),
         ] {
             sync(&live.media_dropped, reason, value);
         }
-        sync(&live.keyframe_requests, "sent", sfu.keyframe_requests_sent);
-        sync(
-            &live.keyframe_requests,
-            "throttled",
-            sfu.keyframe_requests_throttled,
-        );
+        for (outcome, value) in [
+            ("sent", sfu.keyframe_requests_sent),
+            ("deferred", sfu.keyframe_requests_deferred),
+            ("merged", sfu.keyframe_requests_merged),
+        ] {
+            sync(&live.keyframe_requests, outcome, value);
+        }
         sync(&live.simulcast, "layer_switch", sfu.layer_switches);
         sync(&live.simulcast, "layer_skipped", sfu.rtp_skipped_layer);
     }
@@ -246,7 +248,8 @@ impl LiveMetrics {
             ),
             keyframe_requests: counters(
                 "classroom_media_keyframe_requests_total",
-                "Keyframe requests to publishers, sent or suppressed by the throttle",
+                "Keyframe requests to publishers: sent, deferred to the end of the throttle \
+                 interval, or merged into one deferred already",
                 "outcome",
             ),
             simulcast: counters(

@@ -17,8 +17,9 @@ function environment() {
   return {
     PATH: process.env.PATH,
     RUST_LOG: process.env.RUST_LOG || "warn",
-    // Port 0: the SFU takes a free UDP port, so parallel runs do not collide.
+    // Port 0: the SFU takes free UDP and TCP ports, so parallel runs do not collide.
     CLASSROOM_MEDIA__UDP_ADDR: "127.0.0.1:0",
+    CLASSROOM_MEDIA__TCP_ADDR: "127.0.0.1:0",
   };
 }
 
