@@ -64,7 +64,7 @@ mod tcp;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use classroom_protocol::RoomName;
 
@@ -180,6 +180,25 @@ pub enum MediaEvent {
     /// The SFU needs to add m-lines to this peer's session: relay this SDP offer to the client
     /// and return its answer through [`Sfu::accept_answer`].
     OfferCreated { peer: PeerId, offer: String },
+    /// The first media packet went out to this peer, at `at`: the end of its join.
+    MediaStarted { peer: PeerId, at: Instant },
+    /// About once a second, for each peer that receives media: how its connection carries it.
+    SubscriberStats {
+        peer: PeerId,
+        stats: SubscriberStats,
+    },
+}
+
+/// One sample of a subscriber's connection, from str0m's statistics (RTCP receiver reports
+/// and ICE consent checks). A measurement the period did not yield is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberStats {
+    /// Round-trip time.
+    pub rtt: Option<Duration>,
+    /// Fraction of what we sent that the subscriber lost, in parts per million.
+    pub loss_ppm: Option<u32>,
+    /// Interarrival jitter the subscriber reports, the worst of its streams.
+    pub jitter: Option<Duration>,
 }
 
 /// What [`Sfu::poll_output`] yields; drain it until [`Output::Timeout`].

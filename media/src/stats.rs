@@ -53,6 +53,15 @@ pub struct SfuStats {
     pub keyframe_requests_deferred: u64,
     /// Requests merged into one already deferred (a burst of joiners costs one keyframe).
     pub keyframe_requests_merged: u64,
+    /// NACKs (RTCP generic NACK messages) subscribers sent us, and the RTP packets resent to
+    /// them from the retransmission buffers in answer (packets no longer buffered are not).
+    pub nacks_received: u64,
+    pub rtp_retransmitted: u64,
+    /// NACKs we sent publishers for packets lost on their way to us.
+    pub nacks_sent: u64,
+    /// Keyframe requests subscribers sent us (before the throttle): PLIs and FIRs.
+    pub plis_received: u64,
+    pub firs_received: u64,
     /// Simulcast slots that moved to another layer (on its keyframe).
     pub layer_switches: u64,
     /// Simulcast packets of a layer the slot does not take (counted once per packet and slot).

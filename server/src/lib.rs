@@ -93,18 +93,25 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let media_addr = media.handle.local_addr();
     let media_tcp_addr = media.handle.tcp_local_addr();
     let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let joins = Arc::new(live::JoinClock::default());
     let rooms = Arc::new(Rooms::with_media(
         config.signaling.to_config(),
         room_events,
-        Arc::new(live::SfuPort(media.handle.clone())),
+        Arc::new(live::SfuPort::new(media.handle.clone(), joins.clone())),
     ));
+    let metrics = Arc::new(metrics::Metrics::new());
     let live = live::LiveState {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens(tokens.clone())),
         media: media.handle,
     };
     tokio::spawn(live::apply_room_events(store.clone(), room_events_rx));
-    tokio::spawn(live::relay_media_events(rooms, media.events));
+    tokio::spawn(live::relay_media_events(
+        rooms,
+        media.events,
+        metrics.clone(),
+        joins,
+    ));
     let media_task = media.task;
     let api = ApiState {
         store,
@@ -114,7 +121,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         // Until the RTMP listener's config is wired: derived from the request's Host.
         rtmp_public_url: None,
     };
-    let metrics = Arc::new(metrics::Metrics::new());
     let (router, _openapi) = http::router(
         api,
         db.clone(),

@@ -3,7 +3,7 @@
 //! with a signaling [`Ws`] and handles what the server sends about media (its offers, which
 //! track arrives on which m-line).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,12 +12,12 @@ use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::link::Link;
 use crate::ws::Ws;
 
 /// Audio frames are written this often; every second tick also writes a video frame.
@@ -52,10 +52,30 @@ pub struct MediaClient {
 impl MediaClient {
     /// A client with one m-line per entry, and its SDP offer for them.
     pub async fn new(lines: &[(MediaKind, Direction)]) -> (MediaClient, String, Vec<Mid>) {
-        let socket = UdpSocket::bind("127.0.0.1:0").await.expect("a UDP socket");
-        let local = socket.local_addr().expect("bound");
+        Self::over(Link::udp().await, lines).await
+    }
+
+    /// A client that offers only a TCP candidate on its connection to the SFU's ICE-TCP port
+    /// `server` (as a browser whose network blocks UDP), and its SDP offer.
+    pub async fn new_tcp(
+        server: SocketAddr,
+        lines: &[(MediaKind, Direction)],
+    ) -> (MediaClient, String, Vec<Mid>) {
+        Self::over(Link::tcp(server).await, lines).await
+    }
+
+    async fn over(link: Link, lines: &[(MediaKind, Direction)]) -> (MediaClient, String, Vec<Mid>) {
+        let local = link.local_addr();
+        let candidate = match link.protocol() {
+            Protocol::Udp => Candidate::host(local, "udp"),
+            _ => Candidate::builder()
+                .tcp()
+                .host(local)
+                .tcptype(TcpType::Active)
+                .build(),
+        };
         let mut rtc = Rtc::new(Instant::now());
-        rtc.add_local_candidate(Candidate::host(local, "udp").expect("a host candidate"));
+        rtc.add_local_candidate(candidate.expect("a host candidate"));
         let mut state = ClientState {
             rtc,
             pending: None,
@@ -65,7 +85,7 @@ impl MediaClient {
         let (offer, mids) = add_media(&mut state, lines);
         let observed = Arc::new(Mutex::new(Observed::default()));
         let (commands, inbox) = mpsc::unbounded_channel();
-        let task = tokio::spawn(drive(state, socket, local, inbox, observed.clone()));
+        let task = tokio::spawn(drive(state, link, inbox, observed.clone()));
         (
             MediaClient {
                 commands,
@@ -246,23 +266,21 @@ fn write(
 
 async fn drive(
     mut state: ClientState,
-    socket: UdpSocket,
-    local: SocketAddr,
+    mut link: Link,
     mut commands: mpsc::UnboundedReceiver<Command>,
     observed: Arc<Mutex<Observed>>,
 ) {
     let start = Instant::now();
-    let mut buf = vec![0; 2048];
+    let (local, proto) = (link.local_addr(), link.protocol());
     let mut next_tick = start;
     let mut tick = 0u32;
     // The writes of one tick, done one per wake-up so each is drained before the next.
     let mut due: Vec<(Mid, MediaKind, bool)> = Vec::new();
+    let mut backlog: VecDeque<(SocketAddr, Vec<u8>)> = VecDeque::new();
     loop {
         let timeout = loop {
             match state.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
-                }
+                Ok(Output::Transmit(t)) => link.send(t.destination, &t.contents).await,
                 Ok(Output::Event(event)) => {
                     let mut observed = observed.lock().expect("not poisoned");
                     match event {
@@ -278,6 +296,21 @@ async fn drive(
                 Err(e) => panic!("the client's Rtc failed: {e}"),
             }
         };
+        // One input per turn, drained before the next (str0m's rule).
+        if let Some((source, packet)) = backlog.pop_front() {
+            if let Ok(contents) = packet.as_slice().try_into() {
+                let receive = Receive {
+                    proto,
+                    source,
+                    destination: local,
+                    contents,
+                };
+                let _ = state
+                    .rtc
+                    .handle_input(Input::Receive(Instant::now(), receive));
+            }
+            continue;
+        }
         let connected = observed.lock().expect("not poisoned").connected;
         let publishing = connected && !state.publishing.is_empty();
         let deadline = if !due.is_empty() {
@@ -292,12 +325,8 @@ async fn drive(
                 Some(command) => command(&mut state),
                 None => return,
             },
-            received = socket.recv_from(&mut buf) => {
-                let Ok((len, source)) = received else { continue };
-                let Ok(contents) = buf[..len].try_into() else { continue };
-                let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
-                let _ = state.rtc.handle_input(input);
-            }
+            // Several TCP frames can arrive at once; each is one input, handled in turn.
+            received = link.recv() => backlog.extend(received),
             () = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
                 if let Some((mid, kind, keyframe)) = due.pop() {
@@ -340,7 +369,25 @@ pub struct Participant {
 impl Participant {
     /// Offers these m-lines over signaling and completes the negotiation.
     pub async fn connect(ws: Ws, lines: &[(MediaKind, Direction)]) -> (Participant, Vec<Mid>) {
-        let (media, offer, mids) = MediaClient::new(lines).await;
+        let client = MediaClient::new(lines).await;
+        Self::connect_with(ws, client).await
+    }
+
+    /// [`Participant::connect`] over ICE-TCP only, to the SFU's TCP port `server`.
+    pub async fn connect_tcp(
+        ws: Ws,
+        server: SocketAddr,
+        lines: &[(MediaKind, Direction)],
+    ) -> (Participant, Vec<Mid>) {
+        let client = MediaClient::new_tcp(server, lines).await;
+        Self::connect_with(ws, client).await
+    }
+
+    async fn connect_with(
+        ws: Ws,
+        client: (MediaClient, String, Vec<Mid>),
+    ) -> (Participant, Vec<Mid>) {
+        let (media, offer, mids) = client;
         let mut participant = Participant {
             ws,
             media,

@@ -13,7 +13,7 @@ use super::local::{LocalRole, codec_of};
 use super::simulcast::{detects_keyframes, is_keyframe_start};
 use super::{Peer, RtcMid, Sfu, record_audio_level};
 use crate::local::{Codec, LocalEvent, LocalPacket};
-use crate::{Output, PeerId, TrackKind};
+use crate::{MediaEvent, Output, PeerId, TrackKind};
 
 /// One packet on its way through the fan-out, from a browser or a local publisher.
 pub(super) struct Incoming {
@@ -168,6 +168,7 @@ impl Sfu {
                 rtc,
                 slots,
                 connected: true,
+                media_started,
                 ..
             }) = self.peers.get_mut(&subscriber)
             else {
@@ -231,10 +232,12 @@ impl Sfu {
             let Some(stream) = api.stream_tx_by_mid(subscriber_mid, None) else {
                 continue;
             };
+            let forwarded_before = self.stats.rtp_packets_forwarded;
             let mut write = |seq_no: u64, timestamp: u32, marker: bool, payload: &Arc<[u8]>| {
                 let Some((seq_no, timestamp)) = slot.munger.map(seq_no, timestamp) else {
                     return;
                 };
+                slot.egress.written += 1;
                 stream.write_rtp(
                     RtpWrite::new(
                         out_pt,
@@ -265,6 +268,15 @@ impl Sfu {
                         &cached.payload,
                     );
                 }
+            }
+            if !*media_started && self.stats.rtp_packets_forwarded > forwarded_before {
+                // The end of the join: signaling measures it from the WebSocket's opening.
+                *media_started = true;
+                self.outputs
+                    .push_back(Output::Event(MediaEvent::MediaStarted {
+                        peer: subscriber,
+                        at: now,
+                    }));
             }
             self.drain(subscriber);
         }

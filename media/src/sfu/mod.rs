@@ -14,13 +14,14 @@ use std::time::{Duration, Instant};
 use classroom_protocol::RoomName;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, Frequency, MediaKind, Pt};
+use str0m::media::{Direction, Frequency, MediaKind, Pt, Rid};
 use str0m::net::TcpType;
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Rtc};
 use tracing::debug;
 
+mod feedback;
 mod forward;
 mod keyframe;
 mod local;
@@ -32,6 +33,7 @@ use crate::error::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer, VideoSizeError,
 };
 use crate::{MediaEvent, Mid, Output, PeerId, SfuStats, TrackKind, Transport};
+use feedback::EgressSeen;
 use forward::Munger;
 use keyframe::{Deferred, KeyframeThrottle};
 use local::{LocalPeer, LocalSource};
@@ -127,6 +129,12 @@ struct Peer {
     /// The bandwidth estimate toward this peer (TWCC), bits per second.
     estimate: Option<u64>,
     quality: QualityMonitor,
+    /// A media packet has been sent to the peer (its join is complete).
+    media_started: bool,
+    /// The worst jitter the peer reported on our streams since its last connection stats.
+    worst_jitter: Option<Duration>,
+    /// NACKs we sent for each of its incoming streams, as str0m last counted them.
+    nacks_sent: HashMap<(RtcMid, Option<Rid>), u64>,
 }
 
 /// A track the peer sends to us.
@@ -176,6 +184,8 @@ struct Slot {
     keyframe_asked: Option<Instant>,
     /// Which simulcast layer the slot takes, when its source has several.
     layer: SlotLayer,
+    /// Feedback on the slot's outgoing stream seen so far.
+    egress: EgressSeen,
 }
 
 struct PendingOffer {
@@ -453,6 +463,9 @@ impl Sfu {
                 pending_offer: None,
                 estimate: None,
                 quality: QualityMonitor::new(now, QualityConfig::default()),
+                media_started: false,
+                worst_jitter: None,
+                nacks_sent: HashMap::new(),
             },
         );
         self.drain(peer_id);
@@ -737,27 +750,9 @@ impl Sfu {
             Event::MediaChanged(changed) => {
                 self.media_changed(peer_id, changed.mid, changed.direction)
             }
-            Event::PeerStats(stats) => {
-                if let Some(peer) = self.peers.get_mut(&peer_id) {
-                    peer.quality.peer_stats(&stats);
-                }
-            }
-            Event::MediaIngressStats(stats) => {
-                if let Some(peer) = self.peers.get_mut(&peer_id) {
-                    let kind = peer.publications.get(&stats.mid).map(|p| p.kind);
-                    peer.quality.ingress_stats(&stats, clock_rate(kind));
-                }
-            }
-            Event::MediaEgressStats(stats) => {
-                if let Some(peer) = self.peers.get_mut(&peer_id) {
-                    let kind = peer
-                        .slots
-                        .iter()
-                        .find(|s| s.mid == stats.mid)
-                        .map(|s| s.kind);
-                    peer.quality.egress_stats(&stats, clock_rate(kind));
-                }
-            }
+            Event::PeerStats(stats) => self.peer_feedback(peer_id, &stats),
+            Event::MediaIngressStats(stats) => self.ingress_feedback(peer_id, &stats),
+            Event::MediaEgressStats(stats) => self.egress_feedback(peer_id, &stats),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(peer) = self.peers.get_mut(&peer_id) {
                     peer.estimate = Some(estimate.as_u64());
@@ -833,6 +828,7 @@ impl Slot {
             awaiting_keyframe: false,
             keyframe_asked: None,
             layer: SlotLayer::default(),
+            egress: EgressSeen::default(),
         }
     }
 

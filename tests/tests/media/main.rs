@@ -28,6 +28,31 @@ const RECV: [(MediaKind, Direction); 2] = [
     (MediaKind::Video, Direction::RecvOnly),
 ];
 
+/// The value of the first series named `name` (with its labels) in a metrics text, or -1.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+/// Scrapes `/metrics` until `done` holds (the SFU samples connections once a second).
+async fn wait_for_metrics(server: &TestServer, done: impl Fn(&str) -> bool) -> bool {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = server.client().get("/metrics").await.text;
+        if done(&text) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!("{text}");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn me(ws: &Ws) -> ParticipantId {
     ws.me.expect("joined")
 }
@@ -256,9 +281,102 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
         value("classroom_signaling_joins_total{outcome=\"accepted\"}"),
         3.0
     );
+    // Each participant's join was timed, to its first media packet; subscribers' connections
+    // are sampled. A lesson over loopback loses nothing, so NACK counters exist at zero.
+    assert!(
+        wait_for_metrics(&server, |m| {
+            metric(m, "classroom_media_subscriber_rtt_seconds_count") > 0.0
+                && metric(m, "classroom_media_subscriber_loss_ratio_count") > 0.0
+                && metric(m, "classroom_media_subscriber_jitter_seconds_count") > 0.0
+        })
+        .await,
+        "subscriber samples in the metrics"
+    );
+    assert!(value("classroom_media_join_seconds_count") >= 3.0);
+    assert!(value("classroom_media_join_seconds_sum") > 0.0);
+    assert!(value("classroom_media_nacks_total{direction=\"received\"}") >= 0.0);
+    assert!(value("classroom_media_retransmitted_packets_total") >= 0.0);
 
     // Leaving closes the peers; the server stops cleanly.
     for participant in [teacher, ann, bob] {
+        let Participant { mut ws, media, .. } = participant;
+        ws.send(ClientMessage::Leave).await;
+        ws.closed().await;
+        media.stop();
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_class_whose_network_blocks_udp_meets_over_ice_tcp() {
+    let server = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("a SQLite server");
+    let tcp = server
+        .server
+        .as_ref()
+        .and_then(|s| s.media_tcp_addr)
+        .expect("the SFU listens for ICE-TCP");
+    let school = School::new(&server).await;
+    school
+        .teacher
+        .post(
+            &format!("/api/v1/courses/{}/enrollments", school.course_id),
+            json!({"user_id": school.outsider_id}),
+        )
+        .await
+        .expect(201);
+    let lesson = school.lesson("Acoustics").await;
+
+    // The teacher and one student can only use TCP; another student uses UDP.
+    let (ws, _) = Ws::join(&server.base, &token(&school.teacher, lesson).await).await;
+    let teacher_id = me(&ws);
+    let (teacher, mids) = Participant::connect_tcp(ws, tcp, &SEND).await;
+    assert!(
+        teacher.media.wait_for(WAIT, |m| m.is_connected()).await,
+        "the teacher connects over TCP"
+    );
+    teacher
+        .media
+        .publish(vec![
+            (mids[0], MediaKind::Audio),
+            (mids[1], MediaKind::Video),
+        ])
+        .await;
+    let (ws, _) = Ws::join(&server.base, &token(&school.student, lesson).await).await;
+    let (mut on_tcp, _) = Participant::connect_tcp(ws, tcp, &RECV).await;
+    let (ws, _) = Ws::join(&server.base, &token(&school.outsider, lesson).await).await;
+    let (mut on_udp, _) = Participant::connect(ws, &RECV).await;
+    for student in [&mut on_tcp, &mut on_udp] {
+        assert!(
+            receives_from(student, teacher_id, 25).await,
+            "a student receives the teacher: {:?}",
+            student.tracks
+        );
+    }
+
+    let metrics = server.client().get("/metrics").await.text;
+    assert_eq!(
+        metric(&metrics, "classroom_media_tcp_connections"),
+        2.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(
+            &metrics,
+            "classroom_media_tcp_frames_total{direction=\"in\"}"
+        ) > 50.0
+    );
+    assert!(
+        metric(
+            &metrics,
+            "classroom_media_tcp_frames_total{direction=\"out\"}"
+        ) > 50.0
+    );
+    // Both students' joins were timed (the teacher receives nothing, so has no first packet).
+    assert_eq!(metric(&metrics, "classroom_media_join_seconds_count"), 2.0);
+
+    for participant in [teacher, on_tcp, on_udp] {
         let Participant { mut ws, media, .. } = participant;
         ws.send(ClientMessage::Leave).await;
         ws.closed().await;
