@@ -49,6 +49,10 @@
 //! - A peer whose audio is muted ([`Sfu::set_audio_muted`]) has no audio forwarded.
 //! - Outgoing sequence numbers per slot start near 1 and stay contiguous across re-binding,
 //!   so a receiver's SRTP rollover counter needs no out-of-band signaling.
+//! - A video slot forwards nothing of a newly bound publication before its first keyframe
+//!   (for codecs whose keyframes the core can tell: VP8, VP9, H.264, AV1).
+//! - A keyframe request is never lost to the throttle: at most one per track and interval goes
+//!   to the publisher, and one that comes inside the interval goes out when it ends.
 
 pub mod driver;
 pub mod local;

@@ -61,7 +61,8 @@ pub struct SfuConfig {
     /// Whether the UDP candidate is announced. Off, peers can only connect over TCP (to test
     /// the fallback, or where UDP never gets through).
     pub advertise_udp: bool,
-    /// At most one keyframe request per publisher track in this interval.
+    /// At most one keyframe request per publisher track in this interval; one that comes
+    /// inside it is sent when it ends.
     pub keyframe_request_interval: Duration,
     /// A peer that has not connected this long after joining is dropped.
     pub connect_timeout: Duration,
