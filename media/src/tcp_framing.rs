@@ -171,6 +171,53 @@ mod tests {
         assert_eq!(frame_header(&vec![0; MAX_FRAME + 1]), None);
     }
 
+    /// The whole stream parsed at once: the frames, and the error that stops it.
+    fn reference(mut bytes: &[u8]) -> (Vec<Vec<u8>>, Option<FrameError>) {
+        let mut frames = Vec::new();
+        while bytes.len() >= 2 {
+            let len = usize::from(u16::from_be_bytes([bytes[0], bytes[1]]));
+            if len > MAX_FRAME {
+                return (frames, Some(FrameError::TooLong(len)));
+            }
+            if bytes.len() < 2 + len {
+                break;
+            }
+            if len > 0 {
+                frames.push(bytes[2..2 + len].to_vec());
+            }
+            bytes = &bytes[2 + len..];
+        }
+        (frames, None)
+    }
+
+    #[test]
+    fn agrees_with_a_plain_parser_on_noise() {
+        let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+        let mut next = move || {
+            // xorshift: deterministic noise without a dependency.
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..300 {
+            let mut bytes = Vec::new();
+            for _ in 0..(next() % 12) {
+                // Mostly valid lengths, sometimes one just over the limit, sometimes a torn end.
+                let len = (next() % (MAX_FRAME as u64 + 40)) as usize;
+                bytes.extend_from_slice(&(len as u16).to_be_bytes());
+                bytes.extend((0..len).map(|_| next() as u8));
+            }
+            bytes.truncate(bytes.len() - (next() % 3) as usize % (bytes.len() + 1));
+            let (frames, error) = reference(&bytes);
+            let chunk = 1 + (next() % 3000) as usize;
+            match read_all(&bytes, chunk) {
+                Ok(got) => assert_eq!((got, None), (frames, error)),
+                Err(e) => assert_eq!(Some(e), error),
+            }
+        }
+    }
+
     #[test]
     fn a_partial_frame_waits_and_is_bounded() {
         let mut reader = FrameReader::new();
