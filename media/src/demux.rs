@@ -2,9 +2,10 @@
 //!
 //! All peers share one UDP port, so every datagram is routed before any `Rtc` sees it:
 //!
-//! 1. by the remote address it came from (a map keyed by the source of the 5-tuple; the local
-//!    half of the tuple is the one shared socket), learned when a peer's first STUN binding
-//!    request passes its integrity check;
+//! 1. by the transport and remote address it came from (a map keyed by the source of the
+//!    5-tuple; the local half of the tuple is the one shared UDP socket, or the one TCP
+//!    listening port, where the remote address names the connection), learned when a peer's
+//!    first STUN binding request passes its integrity check;
 //! 2. failing that, for a STUN binding request only, by our ICE username fragment: the
 //!    USERNAME attribute reads `server-ufrag:client-ufrag` and the server ufrag is unique per
 //!    peer.
@@ -14,7 +15,7 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 
-use crate::PeerId;
+use crate::{PeerId, Transport};
 
 /// STUN message type of a binding request (RFC 5389 §6: method 0x001, class request).
 const BINDING_REQUEST: u16 = 0x0001;
@@ -41,13 +42,13 @@ pub(crate) enum Route {
 /// The routing tables: remote address → peer and server ufrag → peer.
 #[derive(Debug, Default)]
 pub(crate) struct Demux {
-    by_addr: HashMap<SocketAddr, PeerId>,
+    by_addr: HashMap<(Transport, SocketAddr), PeerId>,
     by_ufrag: HashMap<String, PeerId>,
 }
 
 impl Demux {
-    pub(crate) fn route(&self, source: SocketAddr, datagram: &[u8]) -> Route {
-        if let Some(peer) = self.by_addr.get(&source) {
+    pub(crate) fn route(&self, transport: Transport, source: SocketAddr, datagram: &[u8]) -> Route {
+        if let Some(peer) = self.by_addr.get(&(transport, source)) {
             return Route::Known(*peer);
         }
         let Some(ufrag) = binding_request_server_ufrag(datagram) else {
@@ -69,12 +70,17 @@ impl Demux {
     }
 
     /// Learns a remote address. Returns false if it was already known.
-    pub(crate) fn insert_addr(&mut self, addr: SocketAddr, peer: PeerId) -> bool {
+    pub(crate) fn insert_addr(&mut self, addr: (Transport, SocketAddr), peer: PeerId) -> bool {
         self.by_addr.insert(addr, peer) != Some(peer)
     }
 
+    /// Whether datagrams from this address reach a peer.
+    pub(crate) fn knows(&self, addr: (Transport, SocketAddr)) -> bool {
+        self.by_addr.contains_key(&addr)
+    }
+
     /// Forgets a peer's ufrag and addresses.
-    pub(crate) fn remove(&mut self, ufrag: &str, addrs: &[SocketAddr]) {
+    pub(crate) fn remove(&mut self, ufrag: &str, addrs: &[(Transport, SocketAddr)]) {
         self.by_ufrag.remove(ufrag);
         for addr in addrs {
             self.by_addr.remove(addr);
@@ -212,7 +218,10 @@ mod tests {
                     seed as u8
                 })
                 .collect();
-            assert_eq!(demux.route(addr(1), &bytes), Route::UnknownSource);
+            assert_eq!(
+                demux.route(Transport::Udp, addr(1), &bytes),
+                Route::UnknownSource
+            );
         }
     }
 
@@ -223,29 +232,56 @@ mod tests {
         demux.insert_ufrag("srvB".into(), PeerId(2));
 
         let request = binding_request(b"srvB:cli");
-        assert_eq!(demux.route(addr(5), &request), Route::ByUfrag(PeerId(2)));
         assert_eq!(
-            demux.route(addr(5), &[0x80, 0x60, 0, 1]),
+            demux.route(Transport::Udp, addr(5), &request),
+            Route::ByUfrag(PeerId(2))
+        );
+        assert_eq!(
+            demux.route(Transport::Udp, addr(5), &[0x80, 0x60, 0, 1]),
             Route::UnknownSource
         );
 
-        assert!(demux.insert_addr(addr(5), PeerId(2)));
-        assert!(!demux.insert_addr(addr(5), PeerId(2)));
+        assert!(demux.insert_addr((Transport::Udp, addr(5)), PeerId(2)));
+        assert!(!demux.insert_addr((Transport::Udp, addr(5)), PeerId(2)));
         assert_eq!(
-            demux.route(addr(5), &[0x80, 0x60, 0, 1]),
+            demux.route(Transport::Udp, addr(5), &[0x80, 0x60, 0, 1]),
             Route::Known(PeerId(2))
         );
 
-        demux.remove("srvB", &[addr(5)]);
-        assert_eq!(demux.route(addr(5), &request), Route::UnknownUfrag);
+        demux.remove("srvB", &[(Transport::Udp, addr(5))]);
+        assert_eq!(
+            demux.route(Transport::Udp, addr(5), &request),
+            Route::UnknownUfrag
+        );
         assert!(!demux.has_ufrag("srvB"));
         assert!(demux.has_ufrag("srvA"));
+    }
+
+    #[test]
+    fn a_tcp_connection_is_not_the_udp_socket_of_the_same_address() {
+        let mut demux = Demux::default();
+        demux.insert_ufrag("srv".into(), PeerId(1));
+        assert!(demux.insert_addr((Transport::Tcp, addr(7)), PeerId(1)));
+        assert!(demux.knows((Transport::Tcp, addr(7))));
+        assert!(!demux.knows((Transport::Udp, addr(7))));
+        let rtp = [0x80, 0x60, 0, 1];
+        assert_eq!(
+            demux.route(Transport::Tcp, addr(7), &rtp),
+            Route::Known(PeerId(1))
+        );
+        assert_eq!(
+            demux.route(Transport::Udp, addr(7), &rtp),
+            Route::UnknownSource
+        );
     }
 
     #[test]
     fn unknown_ufrag_is_reported() {
         let demux = Demux::default();
         let request = binding_request(b"nobody:cli");
-        assert_eq!(demux.route(addr(9), &request), Route::UnknownUfrag);
+        assert_eq!(
+            demux.route(Transport::Udp, addr(9), &request),
+            Route::UnknownUfrag
+        );
     }
 }

@@ -1,8 +1,9 @@
-//! The tokio layer around [`Sfu`]: one UDP socket and one task that owns the core.
+//! The tokio layer around [`Sfu`]: one UDP socket, one TCP listener for ICE-TCP, and one task
+//! that owns the core and every TCP connection ([`crate::tcp`]).
 //!
-//! The task waits for whichever comes first — a datagram, a command, or the core's deadline —
-//! feeds it to the core with `Instant::now()`, then drains the core: datagrams go out on the
-//! socket, events go out on an unbounded channel (events are per peer or per track, never per
+//! The task waits for whichever comes first — a datagram, a TCP connection or frame, a
+//! command, or the core's deadline — feeds it to the core with `Instant::now()`, then drains
+//! the core: datagrams go out on the socket (or as frames on their TCP connection), events go out on an unbounded channel (events are per peer or per track, never per
 //! packet, so the channel cannot grow faster than signaling produces work). Forwarding between
 //! browsers stays inside this one task; in-process subscribers get their packets on a bounded
 //! channel each (a slow one loses packets, counted, and never holds up the task), and
@@ -19,14 +20,16 @@ use std::time::Instant;
 
 use classroom_protocol::RoomName;
 use thiserror::Error;
-use tokio::net::UdpSocket;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
+pub use crate::tcp::TcpLimits;
+use crate::tcp::{TcpConnections, TcpEvent};
 use crate::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, LocalEvent, LocalPacket,
-    LocalTrack, MediaEvent, Mid, Output, PeerId, Sfu, SfuConfig, SfuStats, UnknownPeer,
+    LocalTrack, MediaEvent, Mid, Output, PeerId, Sfu, SfuConfig, SfuStats, Transport, UnknownPeer,
     VideoSizeError,
 };
 
@@ -40,13 +43,32 @@ const LOCAL_PACKET_QUEUE: usize = 2048;
 /// Where the driver listens and what it tells peers.
 #[derive(Debug, Clone)]
 pub struct DriverConfig {
-    /// Socket address to bind; port 0 picks a free port.
+    /// UDP socket address to bind; port 0 picks a free port.
     pub bind: SocketAddr,
-    /// The IP peers reach us on, advertised as the ICE host candidate.
+    /// TCP address to listen on for ICE-TCP; port 0 picks a free port; `None`: no ICE-TCP.
+    pub tcp_bind: Option<SocketAddr>,
+    /// The IP peers reach us on, advertised as the ICE host candidates with the bound ports.
     pub advertised_ip: IpAddr,
-    /// The port advertised with it; 0 for the bound port. Another port when something in
+    /// The UDP port advertised with it; 0 for the bound port. Another port when something in
     /// between forwards it to ours (a NAT's port forward, a test's relay).
     pub advertised_port: u16,
+    /// Whether the UDP candidate is announced (see [`SfuConfig::advertise_udp`]).
+    pub advertise_udp: bool,
+    pub tcp_limits: TcpLimits,
+}
+
+impl DriverConfig {
+    /// UDP on `bind`, no ICE-TCP, advertised on `advertised_ip` with the bound port.
+    pub fn udp(bind: SocketAddr, advertised_ip: IpAddr) -> Self {
+        DriverConfig {
+            bind,
+            tcp_bind: None,
+            advertised_ip,
+            advertised_port: 0,
+            advertise_udp: true,
+            tcp_limits: TcpLimits::default(),
+        }
+    }
 }
 
 /// Starting the driver failed.
@@ -54,6 +76,8 @@ pub struct DriverConfig {
 pub enum StartError {
     #[error("cannot bind the media socket: {0}")]
     Bind(#[from] io::Error),
+    #[error("cannot listen on TCP {addr} for ICE-TCP: {error}")]
+    TcpBind { addr: SocketAddr, error: io::Error },
     #[error(transparent)]
     Config(#[from] ConfigError),
 }
@@ -155,6 +179,7 @@ pub struct MediaDriver {
 pub struct MediaHandle {
     commands: mpsc::Sender<MediaCommand>,
     local_addr: SocketAddr,
+    tcp_local_addr: Option<SocketAddr>,
 }
 
 /// Binds the socket and spawns the driver task on the current tokio runtime.
@@ -166,14 +191,37 @@ pub async fn start(config: DriverConfig) -> Result<MediaDriver, StartError> {
         port => port,
     };
     let candidate = SocketAddr::new(config.advertised_ip, port);
-    let sfu = Sfu::new(Instant::now(), SfuConfig::new(candidate))?;
+    let mut sfu_config = SfuConfig::new(candidate);
+    sfu_config.advertise_udp = config.advertise_udp;
+    let mut tcp = None;
+    let mut tcp_local_addr = None;
+    if let Some(addr) = config.tcp_bind {
+        let bound = async {
+            let listener = TcpListener::bind(addr).await?;
+            let local = listener.local_addr()?;
+            Ok::<_, io::Error>((listener, local))
+        };
+        let (listener, local) = bound
+            .await
+            .map_err(|error| StartError::TcpBind { addr, error })?;
+        let tcp_candidate = SocketAddr::new(config.advertised_ip, local.port());
+        sfu_config.tcp_candidate = Some(tcp_candidate);
+        tcp_local_addr = Some(local);
+        tcp = Some(TcpConnections::new(
+            listener,
+            tcp_candidate,
+            config.tcp_limits,
+        ));
+    }
+    let sfu = Sfu::new(Instant::now(), sfu_config)?;
     let (command_tx, command_rx) = mpsc::channel(COMMAND_QUEUE);
     let (event_tx, event_rx) = mpsc::unbounded_channel();
-    let task = tokio::spawn(run(socket, candidate, sfu, command_rx, event_tx));
+    let task = tokio::spawn(run(socket, candidate, tcp, sfu, command_rx, event_tx));
     Ok(MediaDriver {
         handle: MediaHandle {
             commands: command_tx,
             local_addr,
+            tcp_local_addr,
         },
         events: event_rx,
         task,
@@ -184,6 +232,11 @@ impl MediaHandle {
     /// The address the media socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// The address the ICE-TCP listener is bound to, if there is one.
+    pub fn tcp_local_addr(&self) -> Option<SocketAddr> {
+        self.tcp_local_addr
     }
 
     /// Adds a peer from its SDP offer; returns the SDP answer.
@@ -443,6 +496,7 @@ fn remove_on_drop(commands: &mpsc::Sender<MediaCommand>, peer: PeerId) {
 async fn run(
     socket: UdpSocket,
     candidate: SocketAddr,
+    mut tcp: Option<TcpConnections>,
     mut sfu: Sfu,
     mut commands: mpsc::Receiver<MediaCommand>,
     events: mpsc::UnboundedSender<MediaEvent>,
@@ -452,10 +506,23 @@ async fn run(
     loop {
         let deadline = loop {
             match sfu.poll_output() {
-                Output::Transmit { destination, bytes } => {
+                Output::Transmit {
+                    transport: Transport::Udp,
+                    destination,
+                    bytes,
+                } => {
                     if let Err(error) = socket.send_to(&bytes, destination).await {
                         // A full buffer or an unreachable peer loses one datagram, as UDP does.
                         debug!(%destination, %error, "media send failed");
+                    }
+                }
+                Output::Transmit {
+                    transport: Transport::Tcp,
+                    destination,
+                    bytes,
+                } => {
+                    if let Some(tcp) = tcp.as_mut() {
+                        tcp.send(Instant::now(), destination, &bytes);
                     }
                 }
                 Output::Event(event) => {
@@ -477,8 +544,34 @@ async fn run(
 
         tokio::select! {
             command = commands.recv() => match command {
+                Some(MediaCommand::Stats { reply }) => {
+                    let mut stats = sfu.stats();
+                    if let Some(tcp) = &tcp {
+                        let t = tcp.stats();
+                        stats.tcp_connections_open = t.open;
+                        stats.tcp_connections_accepted = t.accepted;
+                        stats.tcp_connections_refused = t.refused;
+                        stats.tcp_connections_closed_hostile = t.closed_hostile;
+                        stats.tcp_frames_dropped = t.frames_dropped;
+                    }
+                    let _ = reply.send(stats);
+                }
                 Some(command) => execute(&mut sfu, &mut sinks, command),
                 None => return,
+            },
+            event = next_tcp(&mut tcp) => {
+                let now = Instant::now();
+                let Some(tcp) = tcp.as_mut() else { continue };
+                match event {
+                    TcpEvent::Accepted(Ok((stream, addr))) => tcp.accept(now, stream, addr),
+                    TcpEvent::Accepted(Err(error)) => {
+                        // Out of file descriptors, say: the connections we have go on.
+                        debug!(%error, "media TCP accept failed");
+                    }
+                    TcpEvent::Readable(addr) => tcp.read(now, addr, &mut sfu),
+                    TcpEvent::Writable(addr) => tcp.flush(now, addr),
+                    TcpEvent::Sweep => tcp.sweep(now, &sfu),
+                }
             },
             received = socket.recv_from(&mut buf) => match received {
                 Ok((len, source)) => {
@@ -595,6 +688,14 @@ fn deliver_local(
             Err(mpsc::error::TrySendError::Closed(_)) => false,
         },
         event => sink.control.send(event).is_ok(),
+    }
+}
+
+/// The next event of the TCP side; never, without one.
+async fn next_tcp(tcp: &mut Option<TcpConnections>) -> TcpEvent {
+    match tcp {
+        Some(tcp) => tcp.next().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -11,6 +11,9 @@ pub enum ConfigError {
     /// The advertised candidate address cannot be a host candidate (unspecified IP, port 0).
     #[error("cannot advertise {0} as an ICE host candidate")]
     Candidate(std::net::SocketAddr),
+    /// Neither UDP nor TCP is announced: peers could not connect at all.
+    #[error("no ICE candidate to advertise: enable UDP or TCP")]
+    NoCandidate,
 }
 
 /// The command named a peer the core does not have.

@@ -6,10 +6,12 @@
 //! - [`Sfu`], a sans-IO core. It owns one `str0m::Rtc` per peer (ICE-lite, all peers on one
 //!   shared UDP port) and forwards RTP packets from publishers to subscribers without
 //!   depacketizing them. It is a plain state machine: datagrams, timeouts and commands go in
-//!   ([`Sfu::handle_datagram`], [`Sfu::handle_timeout`], [`Sfu::add_peer`], …), datagrams to
-//!   send, [`MediaEvent`]s and the next deadline come out of [`Sfu::poll_output`].
-//! - [`driver`], a thin tokio layer: one UDP socket, one task that owns the core, a command
-//!   channel ([`driver::MediaCommand`], replies on oneshots) and an event channel.
+//!   ([`Sfu::handle_datagram`], [`Sfu::handle_tcp_frame`], [`Sfu::handle_timeout`],
+//!   [`Sfu::add_peer`], …), datagrams to send, [`MediaEvent`]s and the next deadline come out
+//!   of [`Sfu::poll_output`].
+//! - [`driver`], a thin tokio layer: one UDP socket, one TCP listener for ICE-TCP (passive
+//!   candidates, [`tcp_framing`]), one task that owns the core and every TCP connection, a
+//!   command channel ([`driver::MediaCommand`], replies on oneshots) and an event channel.
 //!
 //! - [`local`], in-process participants: the RTMP bridge publishes through
 //!   [`Sfu::add_local_publisher`] / [`Sfu::write_local`], the recorder and the restream
@@ -47,9 +49,14 @@
 //! - A peer whose audio is muted ([`Sfu::set_audio_muted`]) has no audio forwarded.
 //! - Outgoing sequence numbers per slot start near 1 and stay contiguous across re-binding,
 //!   so a receiver's SRTP rollover counter needs no out-of-band signaling.
+//! - A video slot forwards nothing of a newly bound publication before its first keyframe
+//!   (for codecs whose keyframes the core can tell: VP8, VP9, H.264, AV1).
+//! - A keyframe request is never lost to the throttle: at most one per track and interval goes
+//!   to the publisher, and one that comes inside the interval goes out when it ends.
 
 pub mod driver;
 pub mod local;
+pub mod tcp_framing;
 
 mod demux;
 mod error;
@@ -57,10 +64,11 @@ mod quality;
 mod sfu;
 mod speaker;
 mod stats;
+mod tcp;
 
 use std::fmt;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use classroom_protocol::RoomName;
 
@@ -112,6 +120,15 @@ impl From<&str> for Mid {
     fn from(value: &str) -> Self {
         Mid(value.to_owned())
     }
+}
+
+/// How a peer's packets travel: the shared UDP socket, or one TCP connection to the shared
+/// listening port (ICE-TCP, RFC 6544, for networks that block UDP), where the remote address
+/// names the connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
 }
 
 /// What a track carries.
@@ -167,13 +184,34 @@ pub enum MediaEvent {
     /// The SFU needs to add m-lines to this peer's session: relay this SDP offer to the client
     /// and return its answer through [`Sfu::accept_answer`].
     OfferCreated { peer: PeerId, offer: String },
+    /// The first media packet went out to this peer, at `at`: the end of its join.
+    MediaStarted { peer: PeerId, at: Instant },
+    /// About once a second, for each peer that receives media: how its connection carries it.
+    SubscriberStats {
+        peer: PeerId,
+        stats: SubscriberStats,
+    },
+}
+
+/// One sample of a subscriber's connection, from str0m's statistics (RTCP receiver reports
+/// and ICE consent checks). A measurement the period did not yield is `None`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SubscriberStats {
+    /// Round-trip time.
+    pub rtt: Option<Duration>,
+    /// Fraction of what we sent that the subscriber lost, in parts per million.
+    pub loss_ppm: Option<u32>,
+    /// Interarrival jitter the subscriber reports, the worst of its streams.
+    pub jitter: Option<Duration>,
 }
 
 /// What [`Sfu::poll_output`] yields; drain it until [`Output::Timeout`].
 #[derive(Debug)]
 pub enum Output {
-    /// Send `bytes` from the shared socket to `destination`.
+    /// Send `bytes` to `destination`: from the shared UDP socket, or as one frame on the TCP
+    /// connection from that address.
     Transmit {
+        transport: Transport,
         destination: SocketAddr,
         bytes: Vec<u8>,
     },

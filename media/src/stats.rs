@@ -6,12 +6,25 @@
 pub struct SfuStats {
     /// Peers currently in the core.
     pub peers: u64,
-    /// Datagrams and their bytes handed to [`crate::Sfu::handle_datagram`].
+    /// Datagrams (and TCP frames) and their bytes handed to [`crate::Sfu::handle_datagram`]
+    /// (and [`crate::Sfu::handle_tcp_frame`]).
     pub datagrams_in: u64,
     pub bytes_in: u64,
-    /// Datagrams and their bytes yielded by [`crate::Sfu::poll_output`].
+    /// Datagrams (and TCP frames) and their bytes yielded by [`crate::Sfu::poll_output`].
     pub datagrams_out: u64,
     pub bytes_out: u64,
+    /// Of those, the ones on TCP connections (ICE-TCP).
+    pub tcp_frames_in: u64,
+    pub tcp_frames_out: u64,
+    /// ICE-TCP connections (filled in by the driver, which owns them): open now, accepted,
+    /// refused at the connection limit, closed for breaking the rules (garbage, an absurd
+    /// frame length, no valid STUN request in time, evicted by a flood).
+    pub tcp_connections_open: u64,
+    pub tcp_connections_accepted: u64,
+    pub tcp_connections_refused: u64,
+    pub tcp_connections_closed_hostile: u64,
+    /// Frames not sent because a TCP connection's queue was full.
+    pub tcp_frames_dropped: u64,
     /// Dropped: not STUN, from an address no peer owns.
     pub dropped_unknown_source: u64,
     /// Dropped: a STUN binding request for a ufrag no peer owns.
@@ -32,11 +45,23 @@ pub struct SfuStats {
     pub rtp_dropped_muted: u64,
     /// RTP copies not forwarded because the subscriber has no matching codec.
     pub rtp_dropped_no_codec: u64,
-    /// NACKs received from subscribers; str0m resends the packets they name from its buffer.
-    pub nacks_received: u64,
-    /// Keyframe requests sent to publishers, and those suppressed by the throttle.
+    /// Video packets not forwarded to a new subscriber before its first keyframe.
+    pub rtp_dropped_awaiting_keyframe: u64,
+    /// Keyframe requests sent to publishers.
     pub keyframe_requests_sent: u64,
-    pub keyframe_requests_throttled: u64,
+    /// Requests that came inside the throttle interval and went out at its end.
+    pub keyframe_requests_deferred: u64,
+    /// Requests merged into one already deferred (a burst of joiners costs one keyframe).
+    pub keyframe_requests_merged: u64,
+    /// NACKs (RTCP generic NACK messages) subscribers sent us, and the RTP packets resent to
+    /// them from the retransmission buffers in answer (packets no longer buffered are not).
+    pub nacks_received: u64,
+    pub rtp_retransmitted: u64,
+    /// NACKs we sent publishers for packets lost on their way to us.
+    pub nacks_sent: u64,
+    /// Keyframe requests subscribers sent us (before the throttle): PLIs and FIRs.
+    pub plis_received: u64,
+    pub firs_received: u64,
     /// Simulcast slots that moved to another layer (on its keyframe).
     pub layer_switches: u64,
     /// Simulcast packets of a layer the slot does not take (counted once per packet and slot).

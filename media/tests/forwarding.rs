@@ -203,7 +203,7 @@ fn media_reaches_every_subscriber_until_publishing_is_revoked() {
 }
 
 #[test]
-fn subscriber_keyframe_requests_reach_the_publisher_throttled() {
+fn subscriber_keyframe_requests_reach_the_publisher_throttled_but_never_lost() {
     let mut world = World::new();
     let mut publisher = Publisher::join(&mut world, PeerId(1));
     let (sub_a, mids_a) = world.join(PeerId(2), &RECV);
@@ -224,7 +224,7 @@ fn subscriber_keyframe_requests_reach_the_publisher_throttled() {
 
     world.advance(Duration::from_secs(1));
     let requests = world.client(publisher.index).keyframe_requests();
-    let throttled = world.sfu.stats().keyframe_requests_throttled;
+    let before = world.sfu.stats();
 
     world.client(sub_a).request_keyframe(mids_a[1]);
     publisher.publish(&mut world, Duration::from_millis(100));
@@ -233,29 +233,136 @@ fn subscriber_keyframe_requests_reach_the_publisher_throttled() {
         requests + 1
     );
 
-    // A second request for the same track within 500 ms is absorbed.
+    // A second request for the same track within 500 ms waits for the interval's end …
     world.client(sub_b).request_keyframe(mids_b[1]);
     publisher.publish(&mut world, Duration::from_millis(100));
     assert_eq!(
         world.client(publisher.index).keyframe_requests(),
         requests + 1
     );
-    assert_eq!(world.sfu.stats().keyframe_requests_throttled, throttled + 1);
+    // … and a third one in the same interval joins it.
+    world.client(sub_a).request_keyframe(mids_a[1]);
+    publisher.publish(&mut world, Duration::from_millis(100));
+    let stats = world.sfu.stats();
+    assert_eq!(
+        stats.keyframe_requests_deferred,
+        before.keyframe_requests_deferred + 1
+    );
+    assert_eq!(
+        stats.keyframe_requests_merged,
+        before.keyframe_requests_merged + 1
+    );
+    // The interval ends: the deferred request goes out by itself, once.
+    publisher.publish(&mut world, Duration::from_millis(300));
+    assert_eq!(
+        world.client(publisher.index).keyframe_requests(),
+        requests + 2
+    );
+    publisher.publish(&mut world, Duration::from_millis(600));
+    assert_eq!(
+        world.client(publisher.index).keyframe_requests(),
+        requests + 2
+    );
 
-    world.advance(Duration::from_millis(500));
+    // A request after a quiet interval goes out at once.
     world.client(sub_b).request_keyframe(mids_b[1]);
     publisher.publish(&mut world, Duration::from_millis(100));
     assert_eq!(
         world.client(publisher.index).keyframe_requests(),
-        requests + 2
+        requests + 3
     );
 
     // The publisher answered with keyframes, and both subscribers got them.
     for sub in [sub_a, sub_b] {
         let frames = world.client(sub).received_frames(MediaKind::Video);
         let keyframes = frames.iter().filter(|f| f[0] & 1 == 0).count();
-        assert!(keyframes >= 3, "{keyframes} keyframes");
+        assert!(keyframes >= 4, "{keyframes} keyframes");
     }
+}
+
+#[test]
+fn a_burst_of_joiners_all_get_a_keyframe_within_one_interval() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let (first, _) = world.join(PeerId(2), &RECV);
+    publisher.publish(&mut world, Duration::from_secs(2));
+    assert!(!world.client(first).received(MediaKind::Video).is_empty());
+
+    // Five students join within 200 ms: their keyframe requests fall inside one interval.
+    let joined_at = world.now;
+    let mut joiners = Vec::new();
+    for peer in 10..15 {
+        let (index, _) = world.join(PeerId(peer), &RECV);
+        joiners.push(index);
+        publisher.publish(&mut world, Duration::from_millis(40));
+    }
+    // Within two intervals of the last join (the first request, then the deferred one), every
+    // joiner decodes video.
+    publisher.publish(&mut world, Duration::from_millis(1000));
+    assert!(world.now - joined_at < Duration::from_secs(3));
+    for index in joiners {
+        let frames = world.client(index).received_frames(MediaKind::Video);
+        assert!(!frames.is_empty(), "joiner {index} got no video");
+        assert_eq!(
+            frames[0][0] & 1,
+            0,
+            "joiner {index} starts on a keyframe, not a delta frame"
+        );
+    }
+    let stats = world.sfu.stats();
+    assert!(stats.keyframe_requests_deferred + stats.keyframe_requests_merged >= 1);
+}
+
+#[test]
+fn a_new_video_subscriber_gets_nothing_before_a_keyframe() {
+    let mut world = World::new();
+    let (publisher, mids) = world.join(PeerId(1), &SEND);
+    let (subscriber, _) = world.join(PeerId(2), &RECV);
+    let video = mids[1];
+    // The publisher ignores keyframe requests: one keyframe first, then only delta frames
+    // until the periodic keyframe at frame 30.
+    let mut sent = 0u32;
+    let mut write = |world: &mut World, frames: u32| {
+        for _ in 0..frames {
+            let (now, start) = (world.now, world.start);
+            let keyframe = sent.is_multiple_of(30);
+            world.client(publisher).write(
+                now,
+                start,
+                video,
+                MediaKind::Video,
+                &vp8_frame(sent, keyframe),
+            );
+            sent += 1;
+            world.advance(Duration::from_millis(40));
+        }
+    };
+    write(&mut world, 10);
+    assert!(
+        !world
+            .client(subscriber)
+            .received(MediaKind::Video)
+            .is_empty()
+    );
+
+    // A late joiner: the frames 10..30 are delta frames, useless to a decoder that starts.
+    let (late, _) = world.join(PeerId(3), &RECV);
+    let dropped = world.sfu.stats().rtp_dropped_awaiting_keyframe;
+    write(&mut world, 10);
+    assert!(
+        world.client(late).received(MediaKind::Video).is_empty(),
+        "no delta frame reaches a subscriber before its first keyframe"
+    );
+    assert!(world.sfu.stats().rtp_dropped_awaiting_keyframe > dropped);
+    // The SFU kept asking while it waited (the publisher ignores it here).
+    assert!(world.client(publisher).keyframe_requests() >= 2);
+    write(&mut world, 15);
+    let frames = world.client(late).received(MediaKind::Video);
+    assert_eq!(frames.first(), Some(&30), "starts at the keyframe");
+    assert!(
+        frames.windows(2).all(|w| w[1] == w[0] + 1),
+        "and then every frame: {frames:?}"
+    );
 }
 
 #[test]

@@ -21,11 +21,10 @@ async fn next(subscription: &mut driver::LocalSubscription) -> LocalEvent {
 
 #[tokio::test]
 async fn a_local_publisher_reaches_a_local_subscriber() {
-    let media = driver::start(DriverConfig {
-        bind: SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
-        advertised_ip: Ipv4Addr::LOCALHOST.into(),
-        advertised_port: 0,
-    })
+    let media = driver::start(DriverConfig::udp(
+        SocketAddr::from((Ipv4Addr::LOCALHOST, 0)),
+        Ipv4Addr::LOCALHOST.into(),
+    ))
     .await
     .unwrap();
     let room = RoomName::for_lesson(LessonId(7));

@@ -95,11 +95,10 @@ async fn join(
 
 #[tokio::test]
 async fn media_crosses_real_udp_through_the_driver() {
-    let media = driver::start(DriverConfig {
-        bind: (Ipv4Addr::LOCALHOST, 0).into(),
-        advertised_ip: Ipv4Addr::LOCALHOST.into(),
-        advertised_port: 0,
-    })
+    let media = driver::start(DriverConfig::udp(
+        (Ipv4Addr::LOCALHOST, 0).into(),
+        Ipv4Addr::LOCALHOST.into(),
+    ))
     .await
     .unwrap();
     let handle = media.handle.clone();

@@ -26,25 +26,58 @@ pub struct Config {
     pub log: LogConfig,
 }
 
-/// The SFU: one UDP port for every peer's WebRTC media.
+/// The SFU: one UDP port for every peer's WebRTC media, and one TCP port as the fallback for
+/// networks that block UDP (ICE-TCP).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
     /// The UDP address the SFU binds; port 0 picks a free port.
     pub udp_addr: SocketAddr,
-    /// The IP browsers reach the SFU on, announced as its ICE candidate.
+    /// The TCP address the SFU listens on for ICE-TCP; port 0 picks a free port; empty
+    /// (`""`) turns ICE-TCP off.
+    #[serde(with = "optional_addr")]
+    pub tcp_addr: Option<SocketAddr>,
+    /// The IP browsers reach the SFU on, announced as its ICE candidates with the bound ports.
     pub advertised_ip: IpAddr,
-    /// The port announced with it; 0 announces the bound port of `udp_addr`.
+    /// The UDP port announced with it; 0 announces the bound port of `udp_addr`.
     pub advertised_port: u16,
+    /// Announce the UDP candidate. Off, browsers can only connect over TCP: for testing the
+    /// fallback, or where UDP never gets through.
+    pub advertise_udp: bool,
 }
 
 impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             udp_addr: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            tcp_addr: Some(SocketAddr::from(([127, 0, 0, 1], 8443))),
             advertised_ip: IpAddr::from([127, 0, 0, 1]),
             advertised_port: 0,
+            advertise_udp: true,
         }
+    }
+}
+
+/// An address that may be switched off: written as a string, empty for none.
+mod optional_addr {
+    use std::net::SocketAddr;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(addr: &Option<SocketAddr>, s: S) -> Result<S::Ok, S::Error> {
+        match addr {
+            Some(addr) => s.collect_str(addr),
+            None => s.serialize_str(""),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<SocketAddr>, D::Error> {
+        let text = String::deserialize(d)?;
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        text.parse().map(Some).map_err(serde::de::Error::custom)
     }
 }
 
@@ -297,6 +330,11 @@ impl Config {
                 "signaling: max_participants_per_room, messages_per_second and message_burst must be at least 1, max_message_bytes at least 1024",
             );
         }
+        if !self.media.advertise_udp && self.media.tcp_addr.is_none() {
+            return invalid(
+                "media.advertise_udp = false needs media.tcp_addr: browsers could not connect",
+            );
+        }
         if self.media.advertised_ip.is_unspecified() {
             return invalid(
                 "media.advertised_ip must be an address browsers can reach, not 0.0.0.0 or ::",
@@ -427,6 +465,39 @@ mod tests {
             Config::load(Some(&missing), env(&[]), &Overrides::default()),
             Err(ConfigError::MissingFile(_))
         ));
+    }
+
+    #[test]
+    fn ice_tcp_can_be_moved_or_turned_off() {
+        let config = Config::load(
+            None,
+            env(&[("CLASSROOM_MEDIA__TCP_ADDR", "0.0.0.0:443")]),
+            &Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(
+            config.media.tcp_addr,
+            Some("0.0.0.0:443".parse().expect("addr"))
+        );
+
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(&file, "[media]\ntcp_addr = \"\"\n").expect("write");
+        let config = Config::load(Some(&file), env(&[]), &Overrides::default()).expect("valid");
+        assert_eq!(config.media.tcp_addr, None);
+
+        let err = Config::load(
+            None,
+            env(&[("CLASSROOM_MEDIA__TCP_ADDR", "nowhere")]),
+            &Overrides::default(),
+        )
+        .expect_err("bad address");
+        assert!(err.to_string().contains("media.tcp_addr"), "{err}");
+
+        std::fs::write(&file, "[media]\ntcp_addr = \"\"\nadvertise_udp = false\n").expect("write");
+        let err = Config::load(Some(&file), env(&[]), &Overrides::default())
+            .expect_err("no way to connect");
+        assert!(err.to_string().contains("advertise_udp"), "{err}");
     }
 
     #[test]

@@ -21,7 +21,7 @@ use anyhow::Context;
 use classroom_courses::api::ApiState;
 use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
 use classroom_courses::{Db, Store};
-use classroom_media::driver::DriverConfig;
+use classroom_media::driver::{DriverConfig, TcpLimits};
 use classroom_signaling::Rooms;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -36,6 +36,8 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The UDP address the SFU is bound to (the real port when configured with port 0).
     pub media_addr: SocketAddr,
+    /// The TCP address of the SFU's ICE-TCP listener, if it has one.
+    pub media_tcp_addr: Option<SocketAddr>,
     pub db: Db,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -81,25 +83,36 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let store = Store::new(db.clone());
     let media = classroom_media::driver::start(DriverConfig {
         bind: config.media.udp_addr,
+        tcp_bind: config.media.tcp_addr,
         advertised_ip: config.media.advertised_ip,
         advertised_port: config.media.advertised_port,
+        advertise_udp: config.media.advertise_udp,
+        tcp_limits: TcpLimits::default(),
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
     let media_addr = media.handle.local_addr();
+    let media_tcp_addr = media.handle.tcp_local_addr();
     let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
+    let joins = Arc::new(live::JoinClock::default());
     let rooms = Arc::new(Rooms::with_media(
         config.signaling.to_config(),
         room_events,
-        Arc::new(live::SfuPort(media.handle.clone())),
+        Arc::new(live::SfuPort::new(media.handle.clone(), joins.clone())),
     ));
+    let metrics = Arc::new(metrics::Metrics::new());
     let live = live::LiveState {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens(tokens.clone())),
         media: media.handle,
     };
     tokio::spawn(live::apply_room_events(store.clone(), room_events_rx));
-    tokio::spawn(live::relay_media_events(rooms, media.events));
+    tokio::spawn(live::relay_media_events(
+        rooms,
+        media.events,
+        metrics.clone(),
+        joins,
+    ));
     let media_task = media.task;
     let api = ApiState {
         store,
@@ -109,7 +122,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         // Until the RTMP listener's config is wired: derived from the request's Host.
         rtmp_public_url: None,
     };
-    let metrics = Arc::new(metrics::Metrics::new());
     let (router, _openapi) = http::router(
         api,
         db.clone(),
@@ -149,10 +161,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         tracing::info!("stopped");
         Ok(())
     });
-    tracing::info!(%media_addr, "SFU listening");
+    tracing::info!(%media_addr, tcp = ?media_tcp_addr, "SFU listening");
     Ok(RunningServer {
         addr,
         media_addr,
+        media_tcp_addr,
         db,
         shutdown,
         task,

@@ -4,7 +4,9 @@
 //! carries signaling's commands to it and [`relay_media_events`] carries its events back to
 //! the rooms, which relay them to the peers' WebSockets.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 
 use axum::extract::{State, WebSocketUpgrade};
 use axum::response::Response;
@@ -26,6 +28,8 @@ use classroom_signaling::{
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+use crate::metrics::Metrics;
+
 /// Checks join tokens against the server's secret and the current time.
 pub struct JoinTokens(pub TokenIssuer);
 
@@ -38,7 +42,42 @@ impl TokenVerifier for JoinTokens {
 }
 
 /// Signaling's media port, served by the SFU. Signaling's peer ids are the SFU's.
-pub struct SfuPort(pub MediaHandle);
+pub struct SfuPort {
+    pub media: MediaHandle,
+    pub joins: Arc<JoinClock>,
+}
+
+impl SfuPort {
+    pub fn new(media: MediaHandle, joins: Arc<JoinClock>) -> Self {
+        SfuPort { media, joins }
+    }
+}
+
+/// When each media peer's WebSocket opened, until the SFU sends it its first media packet:
+/// the join time is the difference. Entries live from the peer's offer to its first packet
+/// or its departure, so the map holds at most the peers still joining.
+#[derive(Debug, Default)]
+pub struct JoinClock(Mutex<HashMap<PeerId, Instant>>);
+
+impl JoinClock {
+    fn started(&self, peer: PeerId, opened: Instant) {
+        if let Ok(mut joins) = self.0.lock() {
+            joins.insert(peer, opened);
+        }
+    }
+
+    /// How long the join of `peer` took, ending at `at`; once.
+    fn finished(&self, peer: PeerId, at: Instant) -> Option<std::time::Duration> {
+        let opened = self.0.lock().ok()?.remove(&peer)?;
+        Some(at.saturating_duration_since(opened))
+    }
+
+    fn forget(&self, peer: PeerId) {
+        if let Ok(mut joins) = self.0.lock() {
+            joins.remove(&peer);
+        }
+    }
+}
 
 fn sfu_peer(peer: PeerId) -> classroom_media::PeerId {
     classroom_media::PeerId(peer.0)
@@ -72,7 +111,7 @@ impl MediaPort for SfuPort {
     ) -> MediaFuture<'a, Result<String, MediaError>> {
         Box::pin(async move {
             let added = self
-                .0
+                .media
                 .add_peer_with(sfu_peer(peer), room.clone(), offer, access.publish)
                 .await;
             let answer = match added {
@@ -96,8 +135,11 @@ impl MediaPort for SfuPort {
                 ignore_gone(
                     peer,
                     "mute",
-                    self.0.set_audio_muted(sfu_peer(peer), true).await,
+                    self.media.set_audio_muted(sfu_peer(peer), true).await,
                 );
+            }
+            if let Some(opened) = access.connection_opened {
+                self.joins.started(peer, opened);
             }
             Ok(answer)
         })
@@ -109,7 +151,7 @@ impl MediaPort for SfuPort {
         offer: String,
     ) -> MediaFuture<'_, Result<String, MediaError>> {
         Box::pin(async move {
-            self.0
+            self.media
                 .accept_offer(sfu_peer(peer), offer)
                 .await
                 .or_else(|e| {
@@ -129,7 +171,7 @@ impl MediaPort for SfuPort {
         answer: String,
     ) -> MediaFuture<'_, Result<(), MediaError>> {
         Box::pin(async move {
-            self.0
+            self.media
                 .accept_answer(sfu_peer(peer), answer)
                 .await
                 .or_else(|e| {
@@ -145,9 +187,9 @@ impl MediaPort for SfuPort {
     }
 
     fn remove_peer(&self, peer: PeerId) -> MediaFuture<'_, ()> {
-        Box::pin(
-            async move { ignore_gone(peer, "remove", self.0.remove_peer(sfu_peer(peer)).await) },
-        )
+        Box::pin(async move {
+            ignore_gone(peer, "remove", self.media.remove_peer(sfu_peer(peer)).await)
+        })
     }
 
     fn set_publish_allowed(&self, peer: PeerId, allowed: bool) -> MediaFuture<'_, ()> {
@@ -155,7 +197,9 @@ impl MediaPort for SfuPort {
             ignore_gone(
                 peer,
                 "publish",
-                self.0.set_publish_allowed(sfu_peer(peer), allowed).await,
+                self.media
+                    .set_publish_allowed(sfu_peer(peer), allowed)
+                    .await,
             )
         })
     }
@@ -165,7 +209,7 @@ impl MediaPort for SfuPort {
             ignore_gone(
                 peer,
                 "mute",
-                self.0.set_audio_muted(sfu_peer(peer), muted).await,
+                self.media.set_audio_muted(sfu_peer(peer), muted).await,
             )
         })
     }
@@ -178,7 +222,7 @@ impl MediaPort for SfuPort {
     ) -> MediaFuture<'_, Result<(), MediaError>> {
         Box::pin(async move {
             let mid = classroom_media::Mid::from(mid.as_str());
-            self.0
+            self.media
                 .set_video_size(sfu_peer(peer), mid, height)
                 .await
                 .or_else(|e| {
@@ -191,14 +235,27 @@ impl MediaPort for SfuPort {
     }
 }
 
-/// Relays what the SFU reports to the rooms of the peers concerned, until the SFU stops.
+/// Relays what the SFU reports to the rooms of the peers concerned, and records what is for
+/// the metrics, until the SFU stops.
 pub async fn relay_media_events(
     rooms: Arc<Rooms>,
     mut events: mpsc::UnboundedReceiver<MediaEvent>,
+    metrics: Arc<Metrics>,
+    joins: Arc<JoinClock>,
 ) {
     let peer = |p: classroom_media::PeerId| PeerId(p.0);
     while let Some(event) = events.recv().await {
         let notice = match event {
+            MediaEvent::MediaStarted { peer: p, at } => {
+                if let Some(elapsed) = joins.finished(peer(p), at) {
+                    metrics.media_join_completed(elapsed);
+                }
+                continue;
+            }
+            MediaEvent::SubscriberStats { stats, .. } => {
+                metrics.subscriber_stats_observed(stats);
+                continue;
+            }
             MediaEvent::OfferCreated { peer: p, offer } => MediaNotice::Offer {
                 peer: peer(p),
                 sdp: offer,
@@ -227,7 +284,10 @@ pub async fn relay_media_events(
                 subscriber: peer(subscriber),
                 mid: subscriber_mid.to_string(),
             },
-            MediaEvent::PeerDisconnected { peer: p } => MediaNotice::PeerGone { peer: peer(p) },
+            MediaEvent::PeerDisconnected { peer: p } => {
+                joins.forget(peer(p));
+                MediaNotice::PeerGone { peer: peer(p) }
+            }
             MediaEvent::QualityChanged { peer: p, quality } => MediaNotice::Quality {
                 peer: peer(p),
                 quality: match quality {

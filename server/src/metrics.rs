@@ -5,10 +5,11 @@
 use std::time::Duration;
 
 use classroom_media::SfuStats;
+use classroom_media::SubscriberStats;
 use classroom_signaling::SignalingSnapshot;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -36,6 +37,15 @@ struct LiveMetrics {
     keyframe_requests: IntCounterVec,
     simulcast: IntCounterVec,
     nacks: IntCounterVec,
+    retransmitted: IntCounter,
+    subscriber_keyframe_requests: IntCounterVec,
+    tcp_connections_open: IntGauge,
+    tcp_connections: IntCounterVec,
+    tcp_frames: IntCounterVec,
+    join_seconds: Histogram,
+    subscriber_rtt: Histogram,
+    subscriber_loss: Histogram,
+    subscriber_jitter: Histogram,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -122,6 +132,26 @@ impl Metrics {
         self.db_connections_open.set(i64::from(open));
     }
 
+    /// A participant's join completed: from its WebSocket opening to the first media packet
+    /// the SFU sent it.
+    pub fn media_join_completed(&self, elapsed: Duration) {
+        self.live.join_seconds.observe(elapsed.as_secs_f64());
+    }
+
+    /// A subscriber's connection sample (about one a second per subscriber).
+    pub fn subscriber_stats_observed(&self, stats: SubscriberStats) {
+        let live = &self.live;
+        if let Some(rtt) = stats.rtt {
+            live.subscriber_rtt.observe(rtt.as_secs_f64());
+        }
+        if let Some(ppm) = stats.loss_ppm {
+            live.subscriber_loss.observe(f64::from(ppm) / 1e6);
+        }
+        if let Some(jitter) = stats.jitter {
+            live.subscriber_jitter.observe(jitter.as_secs_f64());
+        }
+    }
+
     /// Rooms, signaling and SFU counters as seen at scrape time.
     pub fn live_observed(
         &self,
@@ -168,18 +198,36 @@ impl Metrics {
             ("not_granted", sfu.rtp_dropped_unpublished),
             ("muted", sfu.rtp_dropped_muted),
             ("no_codec", sfu.rtp_dropped_no_codec),
+            ("awaiting_keyframe", sfu.rtp_dropped_awaiting_keyframe),
         ] {
             sync(&live.media_dropped, reason, value);
         }
-        sync(&live.keyframe_requests, "sent", sfu.keyframe_requests_sent);
-        sync(
-            &live.keyframe_requests,
-            "throttled",
-            sfu.keyframe_requests_throttled,
-        );
+        for (outcome, value) in [
+            ("sent", sfu.keyframe_requests_sent),
+            ("deferred", sfu.keyframe_requests_deferred),
+            ("merged", sfu.keyframe_requests_merged),
+        ] {
+            sync(&live.keyframe_requests, outcome, value);
+        }
         sync(&live.simulcast, "layer_switch", sfu.layer_switches);
         sync(&live.simulcast, "layer_skipped", sfu.rtp_skipped_layer);
         sync(&live.nacks, "received", sfu.nacks_received);
+        sync(&live.nacks, "sent", sfu.nacks_sent);
+        sync_one(&live.retransmitted, sfu.rtp_retransmitted);
+        sync(&live.subscriber_keyframe_requests, "pli", sfu.plis_received);
+        sync(&live.subscriber_keyframe_requests, "fir", sfu.firs_received);
+        live.tcp_connections_open
+            .set(gauge_value(sfu.tcp_connections_open));
+        for (outcome, value) in [
+            ("accepted", sfu.tcp_connections_accepted),
+            ("refused", sfu.tcp_connections_refused),
+            ("closed_hostile", sfu.tcp_connections_closed_hostile),
+        ] {
+            sync(&live.tcp_connections, outcome, value);
+        }
+        sync(&live.tcp_frames, "in", sfu.tcp_frames_in);
+        sync(&live.tcp_frames, "out", sfu.tcp_frames_out);
+        sync(&live.tcp_frames, "dropped", sfu.tcp_frames_dropped);
     }
 
     /// The Prometheus text exposition of every metric.
@@ -200,6 +248,10 @@ impl LiveMetrics {
         };
         let counters = |name: &str, help: &str, label: &str| {
             IntCounterVec::new(Opts::new(name, help), &[label])
+                .expect("static metric definition to be valid")
+        };
+        let histogram = |name: &str, help: &str, buckets: &[f64]| {
+            Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets.to_vec()))
                 .expect("static metric definition to be valid")
         };
         LiveMetrics {
@@ -248,7 +300,8 @@ impl LiveMetrics {
             ),
             keyframe_requests: counters(
                 "classroom_media_keyframe_requests_total",
-                "Keyframe requests to publishers, sent or suppressed by the throttle",
+                "Keyframe requests to publishers: sent, deferred to the end of the throttle \
+                 interval, or merged into one deferred already",
                 "outcome",
             ),
             simulcast: counters(
@@ -259,8 +312,60 @@ impl LiveMetrics {
             ),
             nacks: counters(
                 "classroom_media_nacks_total",
-                "NACKs (requests to resend lost packets) received from subscribers",
+                "RTCP NACKs: received from subscribers, sent to publishers",
                 "direction",
+            ),
+            retransmitted: IntCounter::new(
+                "classroom_media_retransmitted_packets_total",
+                "RTP packets resent to subscribers in answer to their NACKs",
+            )
+            .expect("static metric definition to be valid"),
+            subscriber_keyframe_requests: counters(
+                "classroom_media_subscriber_keyframe_requests_total",
+                "Keyframe requests subscribers sent, before the throttle",
+                "kind",
+            ),
+            tcp_connections_open: gauge(
+                "classroom_media_tcp_connections",
+                "ICE-TCP connections open to the SFU",
+            ),
+            tcp_connections: counters(
+                "classroom_media_tcp_connections_total",
+                "ICE-TCP connections: accepted, refused at the limit, closed for breaking the \
+                 rules (garbage, absurd frame length, no valid STUN in time, flood)",
+                "outcome",
+            ),
+            tcp_frames: counters(
+                "classroom_media_tcp_frames_total",
+                "ICE-TCP frames (one packet each) in, out, and dropped on a full connection",
+                "direction",
+            ),
+            join_seconds: histogram(
+                "classroom_media_join_seconds",
+                "Join time: from the signaling WebSocket opening to the first media packet \
+                 the SFU sent the participant",
+                &[
+                    0.05, 0.1, 0.15, 0.2, 0.3, 0.4, 0.6, 0.8, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0,
+                ],
+            ),
+            subscriber_rtt: histogram(
+                "classroom_media_subscriber_rtt_seconds",
+                "Round-trip time of each subscriber's connection, sampled about once a second",
+                &[
+                    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 1.0, 2.0,
+                ],
+            ),
+            subscriber_loss: histogram(
+                "classroom_media_subscriber_loss_ratio",
+                "Fraction of the media sent to each subscriber that it lost, sampled about \
+                 once a second",
+                &[0.0, 0.001, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5],
+            ),
+            subscriber_jitter: histogram(
+                "classroom_media_subscriber_jitter_seconds",
+                "Interarrival jitter each subscriber reports (its worst stream), sampled about \
+                 once a second",
+                &[0.001, 0.002, 0.005, 0.01, 0.02, 0.03, 0.05, 0.1, 0.2, 0.5],
             ),
         }
     }
@@ -280,6 +385,15 @@ impl LiveMetrics {
             Box::new(self.keyframe_requests.clone()),
             Box::new(self.simulcast.clone()),
             Box::new(self.nacks.clone()),
+            Box::new(self.retransmitted.clone()),
+            Box::new(self.subscriber_keyframe_requests.clone()),
+            Box::new(self.tcp_connections_open.clone()),
+            Box::new(self.tcp_connections.clone()),
+            Box::new(self.tcp_frames.clone()),
+            Box::new(self.join_seconds.clone()),
+            Box::new(self.subscriber_rtt.clone()),
+            Box::new(self.subscriber_loss.clone()),
+            Box::new(self.subscriber_jitter.clone()),
         ]
     }
 }
@@ -291,6 +405,14 @@ fn gauge_value(v: u64) -> i64 {
 /// Advances a counter to a monotonic count kept elsewhere.
 fn sync(counters: &IntCounterVec, label: &str, value: u64) {
     let counter: IntCounter = counters.with_label_values(&[label]);
+    let current = counter.get();
+    if value > current {
+        counter.inc_by(value - current);
+    }
+}
+
+/// Advances a counter without labels to a monotonic count kept elsewhere.
+fn sync_one(counter: &IntCounter, value: u64) {
     let current = counter.get();
     if value > current {
         counter.inc_by(value - current);
@@ -347,5 +469,40 @@ mod tests {
         assert!(text.contains("classroom_http_request_duration_seconds_bucket"));
         assert!(text.contains("classroom_db_connections_in_use 2"));
         assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    }
+
+    #[test]
+    fn joins_and_subscriber_samples_are_histograms() {
+        let metrics = Metrics::new();
+        metrics.media_join_completed(Duration::from_millis(120));
+        metrics.subscriber_stats_observed(SubscriberStats {
+            rtt: Some(Duration::from_millis(30)),
+            loss_ppm: Some(20_000),
+            jitter: None,
+        });
+        metrics.live_observed(
+            0,
+            SignalingSnapshot::default(),
+            Some(SfuStats {
+                nacks_received: 4,
+                rtp_retransmitted: 9,
+                tcp_connections_open: 2,
+                ..SfuStats::default()
+            }),
+        );
+        let text = metrics.render();
+        for line in [
+            "classroom_media_join_seconds_bucket{le=\"0.15\"} 1",
+            "classroom_media_join_seconds_bucket{le=\"0.1\"} 0",
+            "classroom_media_subscriber_rtt_seconds_count 1",
+            "classroom_media_subscriber_loss_ratio_bucket{le=\"0.02\"} 1",
+            "classroom_media_subscriber_loss_ratio_bucket{le=\"0.01\"} 0",
+            "classroom_media_subscriber_jitter_seconds_count 0",
+            "classroom_media_nacks_total{direction=\"received\"} 4",
+            "classroom_media_retransmitted_packets_total 9",
+            "classroom_media_tcp_connections 2",
+        ] {
+            assert!(text.contains(line), "no {line} in\n{text}");
+        }
     }
 }

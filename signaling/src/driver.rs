@@ -88,6 +88,8 @@ pub(crate) enum RoomCommand {
         id: Option<u64>,
         claims: Box<JoinClaims>,
         connection: ConnectionId,
+        /// When the WebSocket opened: the start of the join time the media plane measures.
+        opened_at: std::time::Instant,
         outbox: mpsc::Sender<Outbound>,
         reply: oneshot::Sender<Result<ParticipantId, JoinError>>,
     },
@@ -253,10 +255,11 @@ async fn run_room(
                 let Some(command) = command else { break };
                 let now = Instant::now().into_std();
                 match command {
-                    RoomCommand::Join { id, claims, connection, outbox, reply } => {
+                    RoomCommand::Join { id, claims, connection, opened_at, outbox, reply } => {
                         match room.join(&claims, connection) {
                             Ok((participant, mut outputs)) => {
                                 connections.attach(participant, connection, outbox);
+                                connections.opened_at.insert(connection, opened_at);
                                 let _ = reply.send(Ok(participant));
                                 // Through the same outbox, so the ok cannot overtake `joined`.
                                 if let Some(id) = id {
@@ -272,7 +275,8 @@ async fn run_room(
                     }
                     RoomCommand::Message { participant, connection, id, message } => match (message, media.as_mut()) {
                         (ClientMessage::Offer { sdp, sources }, Some(media)) => {
-                            let reply = media.offer(&room, participant, connection, id, sdp, sources).await;
+                            let opened_at = connections.opened_at.get(&connection).copied();
+                            let reply = media.offer(&room, participant, (connection, opened_at), id, sdp, sources).await;
                             connections.send_to_connection(connection, &reply);
                             Vec::new()
                         }
@@ -397,7 +401,7 @@ impl RoomMedia {
         &mut self,
         room: &Room,
         participant: ParticipantId,
-        connection: ConnectionId,
+        (connection, opened_at): (ConnectionId, Option<std::time::Instant>),
         id: Option<u64>,
         sdp: String,
         sources: BTreeMap<String, TrackSource>,
@@ -446,6 +450,7 @@ impl RoomMedia {
         let access = PeerAccess {
             publish: !grants.publish.is_empty(),
             audio_muted: room.is_muted(participant),
+            connection_opened: opened_at,
         };
         let peer = PeerId(self.shared.next_peer.fetch_add(1, Ordering::Relaxed));
         // Registered first: the media plane reports the new peer's tracks while adding it.
@@ -654,6 +659,8 @@ async fn sleep_until(deadline: Option<Instant>) {
 struct Connections {
     by_connection: HashMap<ConnectionId, (ParticipantId, mpsc::Sender<Outbound>)>,
     by_participant: HashMap<ParticipantId, ConnectionId>,
+    /// When each connection's WebSocket opened.
+    opened_at: HashMap<ConnectionId, std::time::Instant>,
     overflowed: Vec<(ParticipantId, ConnectionId)>,
 }
 
@@ -669,6 +676,7 @@ impl Connections {
     }
 
     fn detach(&mut self, connection: ConnectionId) {
+        self.opened_at.remove(&connection);
         if let Some((participant, _)) = self.by_connection.remove(&connection)
             && self.by_participant.get(&participant) == Some(&connection)
         {
@@ -855,6 +863,7 @@ mod tests {
             id: None,
             claims: Box::new(claims),
             connection,
+            opened_at: std::time::Instant::now(),
             outbox,
             reply,
         };

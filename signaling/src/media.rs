@@ -28,13 +28,16 @@ impl std::fmt::Display for PeerId {
     }
 }
 
-/// What a new peer may do from its first packet on.
+/// What a new peer may do from its first packet on, and when its connection began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PeerAccess {
     /// Its tracks are forwarded (the participant's grants allow publishing).
     pub publish: bool,
     /// Its audio is dropped (a moderator muted the participant).
     pub audio_muted: bool,
+    /// When the WebSocket of the connection that opens the peer was opened: the media plane
+    /// measures the join time (to the first media packet it sends the peer) from here.
+    pub connection_opened: Option<std::time::Instant>,
 }
 
 /// Why the media plane refused a negotiation step. Nothing changed.

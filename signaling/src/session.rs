@@ -108,6 +108,7 @@ async fn close(socket: &mut (impl SinkExt<Message> + Unpin), code: u16, reason: 
 
 /// Runs one WebSocket session to its end.
 pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn TokenVerifier>) {
+    let opened_at = Instant::now();
     let config = rooms.config().clone();
     let mut counted = rooms.stats_handle().connection_opened();
     let (mut sink, mut stream) = socket.split();
@@ -183,6 +184,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
         id: join_id,
         claims: Box::new(claims),
         connection,
+        opened_at,
         outbox,
         reply,
     };

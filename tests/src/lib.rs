@@ -88,6 +88,7 @@ impl TestServer {
         };
         config.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.udp_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.media.tcp_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
         let schema = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {

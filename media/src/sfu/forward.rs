@@ -10,8 +10,8 @@ use str0m::media::{KeyframeRequest, KeyframeRequestKind, Pt, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use super::local::{LocalRole, codec_of};
-use super::simulcast::is_keyframe_start;
-use super::{Peer, RtcMid, Sfu, our_mid, record_audio_level};
+use super::simulcast::{detects_keyframes, is_keyframe_start};
+use super::{Peer, RtcMid, Sfu, record_audio_level};
 use crate::local::{Codec, LocalEvent, LocalPacket};
 use crate::{MediaEvent, Output, PeerId, TrackKind};
 
@@ -108,7 +108,7 @@ impl Sfu {
             seq_no: *packet.seq_no,
             timestamp: packet.header.timestamp,
             marker: packet.header.marker,
-            keyframe: rid.is_some() && is_keyframe_start(codec, &packet.payload),
+            keyframe: kind == TrackKind::Video && is_keyframe_start(codec, &packet.payload),
             payload: packet.payload,
             arrival: packet.timestamp,
             ext_vals: ExtensionValues {
@@ -168,6 +168,7 @@ impl Sfu {
                 rtc,
                 slots,
                 connected: true,
+                media_started,
                 ..
             }) = self.peers.get_mut(&subscriber)
             else {
@@ -208,14 +209,35 @@ impl Sfu {
                 _ => &[],
             };
             wants_keyframe |= starting && replay.is_empty();
+            // A decoder cannot start on a delta frame: a new slot forwards nothing before the
+            // first keyframe (simulcast slots wait in `accept`, the GOP replay starts on one).
+            if slot.awaiting_keyframe {
+                let delta = !incoming.keyframe && detects_keyframes(incoming.codec);
+                if delta && replay.is_empty() && incoming.rid.is_none() {
+                    self.stats.rtp_dropped_awaiting_keyframe += 1;
+                    // Asked again if the keyframe is slow to come (a lost request).
+                    let asked = slot.keyframe_asked.get_or_insert(now);
+                    if now.saturating_duration_since(*asked)
+                        >= self.config.keyframe_request_interval
+                    {
+                        *asked = now;
+                        wants_keyframe = true;
+                    }
+                    continue;
+                }
+                slot.awaiting_keyframe = false;
+                slot.keyframe_asked = None;
+            }
             let mut api = rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(subscriber_mid, None) else {
                 continue;
             };
+            let forwarded_before = self.stats.rtp_packets_forwarded;
             let mut write = |seq_no: u64, timestamp: u32, marker: bool, payload: &Arc<[u8]>| {
                 let Some((seq_no, timestamp)) = slot.munger.map(seq_no, timestamp) else {
                     return;
                 };
+                slot.egress.written += 1;
                 stream.write_rtp(
                     RtpWrite::new(
                         out_pt,
@@ -246,6 +268,15 @@ impl Sfu {
                         &cached.payload,
                     );
                 }
+            }
+            if !*media_started && self.stats.rtp_packets_forwarded > forwarded_before {
+                // The end of the join: signaling measures it from the WebSocket's opening.
+                *media_started = true;
+                self.outputs
+                    .push_back(Output::Event(MediaEvent::MediaStarted {
+                        peer: subscriber,
+                        at: now,
+                    }));
             }
             self.drain(subscriber);
         }
@@ -316,47 +347,6 @@ impl Sfu {
         if let Some((publisher, publisher_mid)) = source {
             self.request_keyframe(now, publisher, publisher_mid, request.kind);
         }
-    }
-
-    /// Sends a keyframe request to a publisher, at most one per track per interval.
-    pub(super) fn request_keyframe(
-        &mut self,
-        now: Instant,
-        publisher: PeerId,
-        mid: RtcMid,
-        kind: KeyframeRequestKind,
-    ) {
-        let Some(peer) = self.peers.get_mut(&publisher) else {
-            // A local publisher cannot be asked; its GOP cache serves new subscribers.
-            return;
-        };
-        let Some(publication) = peer.publications.get_mut(&mid) else {
-            return;
-        };
-        if publication.kind != TrackKind::Video {
-            return;
-        }
-        let recent = publication.last_keyframe_request.is_some_and(|at| {
-            now.saturating_duration_since(at) < self.config.keyframe_request_interval
-        });
-        if recent {
-            self.stats.keyframe_requests_throttled += 1;
-            return;
-        }
-        // No receive stream yet means no packet yet: nothing to refresh.
-        let mut api = peer.rtc.direct_api();
-        let Some(stream) = api.stream_rx_by_mid(mid, None) else {
-            return;
-        };
-        stream.request_keyframe(kind);
-        publication.last_keyframe_request = Some(now);
-        self.stats.keyframe_requests_sent += 1;
-        self.outputs
-            .push_back(Output::Event(MediaEvent::KeyframeRequested {
-                publisher,
-                mid: our_mid(mid),
-            }));
-        self.drain(publisher);
     }
 }
 

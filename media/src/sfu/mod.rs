@@ -14,13 +14,16 @@ use std::time::{Duration, Instant};
 use classroom_protocol::RoomName;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, Frequency, MediaKind, Pt};
+use str0m::media::{Direction, Frequency, MediaKind, Pt, Rid};
+use str0m::net::TcpType;
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Rtc};
 use tracing::debug;
 
+mod feedback;
 mod forward;
+mod keyframe;
 mod local;
 mod simulcast;
 mod slots;
@@ -29,8 +32,10 @@ use crate::demux::{Demux, Route};
 use crate::error::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer, VideoSizeError,
 };
-use crate::{MediaEvent, Mid, Output, PeerId, SfuStats, TrackKind};
+use crate::{MediaEvent, Mid, Output, PeerId, SfuStats, TrackKind, Transport};
+use feedback::EgressSeen;
 use forward::Munger;
+use keyframe::{Deferred, KeyframeThrottle};
 use local::{LocalPeer, LocalSource};
 use simulcast::{Layers, SlotLayer};
 
@@ -47,10 +52,17 @@ const INITIAL_ESTIMATE_KBPS: u64 = 300;
 /// What the core needs to know about its surroundings.
 #[derive(Debug, Clone)]
 pub struct SfuConfig {
-    /// The address peers send to: advertised as the one ICE host candidate, and expected as
+    /// The address peers send UDP to: advertised as an ICE host candidate, and expected as
     /// the destination of every datagram.
     pub candidate: SocketAddr,
-    /// At most one keyframe request per publisher track in this interval.
+    /// The address peers open TCP connections to (ICE-TCP), advertised as a passive TCP host
+    /// candidate and expected as the destination of every TCP frame; `None`: no ICE-TCP.
+    pub tcp_candidate: Option<SocketAddr>,
+    /// Whether the UDP candidate is announced. Off, peers can only connect over TCP (to test
+    /// the fallback, or where UDP never gets through).
+    pub advertise_udp: bool,
+    /// At most one keyframe request per publisher track in this interval; one that comes
+    /// inside it is sent when it ends.
     pub keyframe_request_interval: Duration,
     /// A peer that has not connected this long after joining is dropped.
     pub connect_timeout: Duration,
@@ -60,6 +72,8 @@ impl SfuConfig {
     pub fn new(candidate: SocketAddr) -> Self {
         SfuConfig {
             candidate,
+            tcp_candidate: None,
+            advertise_udp: true,
             keyframe_request_interval: Duration::from_millis(500),
             connect_timeout: Duration::from_secs(30),
         }
@@ -69,7 +83,8 @@ impl SfuConfig {
 /// The SFU core. See the crate documentation for the model.
 pub struct Sfu {
     config: SfuConfig,
-    candidate: Candidate,
+    /// The ICE candidates every peer is given: UDP, TCP or both.
+    candidates: Vec<Candidate>,
     peers: HashMap<PeerId, Peer>,
     rooms: HashMap<RoomName, Vec<PeerId>>,
     demux: Demux,
@@ -93,13 +108,15 @@ pub struct Sfu {
     /// Who speaks in each room with publishers of audio.
     speakers: HashMap<RoomName, ActiveSpeakers>,
     next_quality_poll: Instant,
+    /// Keyframe requests waiting for the end of their throttle interval.
+    deferred_keyframes: Vec<Deferred>,
 }
 
 struct Peer {
     room: RoomName,
     rtc: Rtc,
     ufrag: String,
-    addrs: Vec<SocketAddr>,
+    addrs: Vec<(Transport, SocketAddr)>,
     timer: Option<Instant>,
     /// Until connected, the peer is dropped at this instant.
     connect_deadline: Instant,
@@ -113,6 +130,12 @@ struct Peer {
     /// The bandwidth estimate toward this peer (TWCC), bits per second.
     estimate: Option<u64>,
     quality: QualityMonitor,
+    /// A media packet has been sent to the peer (its join is complete).
+    media_started: bool,
+    /// The worst jitter the peer reported on our streams since its last connection stats.
+    worst_jitter: Option<Duration>,
+    /// NACKs we sent for each of its incoming streams, as str0m last counted them.
+    nacks_sent: HashMap<(RtcMid, Option<Rid>), u64>,
 }
 
 /// A track the peer sends to us.
@@ -122,7 +145,7 @@ struct Publication {
     track: LocalTrackId,
     /// Slots it is bound to: (subscriber, subscriber's mid).
     subscribers: Vec<(PeerId, RtcMid)>,
-    last_keyframe_request: Option<Instant>,
+    keyframes: KeyframeThrottle,
     /// Set when the publisher is in-process.
     local: Option<LocalSource>,
     /// Simulcast layers seen so far (empty for a single encoding).
@@ -138,7 +161,7 @@ impl Publication {
             kind,
             track,
             subscribers: Vec::new(),
-            last_keyframe_request: None,
+            keyframes: KeyframeThrottle::default(),
             local: None,
             layers: Layers::default(),
             slots_starting: false,
@@ -156,10 +179,14 @@ struct Slot {
     pt_cache: Option<(Pt, Pt)>,
     /// Ask the publisher for a keyframe with the next forwarded video packet.
     wants_keyframe: bool,
+    /// Video bound to the slot but no keyframe forwarded yet: delta frames are dropped.
+    awaiting_keyframe: bool,
+    /// When the slot last asked for the keyframe it awaits.
+    keyframe_asked: Option<Instant>,
     /// Which simulcast layer the slot takes, when its source has several.
     layer: SlotLayer,
-    /// NACKs the subscriber sent on this m-line so far (answered from str0m's send buffer).
-    nacks_received: u64,
+    /// Feedback on the slot's outgoing stream seen so far.
+    egress: EgressSeen,
 }
 
 struct PendingOffer {
@@ -169,14 +196,34 @@ struct PendingOffer {
 
 impl Sfu {
     pub fn new(now: Instant, config: SfuConfig) -> Result<Self, ConfigError> {
-        if config.candidate.ip().is_unspecified() || config.candidate.port() == 0 {
+        let usable = |addr: SocketAddr| !addr.ip().is_unspecified() && addr.port() != 0;
+        if !usable(config.candidate) {
             return Err(ConfigError::Candidate(config.candidate));
         }
-        let candidate = Candidate::host(config.candidate, "udp")
-            .map_err(|_| ConfigError::Candidate(config.candidate))?;
+        let mut candidates = Vec::new();
+        if config.advertise_udp {
+            let udp = Candidate::host(config.candidate, "udp")
+                .map_err(|_| ConfigError::Candidate(config.candidate))?;
+            candidates.push(udp);
+        }
+        if let Some(addr) = config.tcp_candidate {
+            // Passive: peers connect to us (RFC 6544); an ICE-lite server never connects out.
+            let tcp = Candidate::builder()
+                .tcp()
+                .host(addr)
+                .tcptype(TcpType::Passive)
+                .build()
+                .ok()
+                .filter(|_| usable(addr))
+                .ok_or(ConfigError::Candidate(addr))?;
+            candidates.push(tcp);
+        }
+        if candidates.is_empty() {
+            return Err(ConfigError::NoCandidate);
+        }
         Ok(Sfu {
             config,
-            candidate,
+            candidates,
             peers: HashMap::new(),
             rooms: HashMap::new(),
             demux: Demux::default(),
@@ -192,6 +239,7 @@ impl Sfu {
             next_track: 0,
             speakers: HashMap::new(),
             next_quality_poll: now,
+            deferred_keyframes: Vec::new(),
         })
     }
 
@@ -210,6 +258,9 @@ impl Sfu {
         }
         let idle = self.last_now + Duration::from_secs(1);
         let next = self.timers.first().map_or(idle, |(at, _)| *at);
+        let next = self
+            .next_deferred_keyframe()
+            .map_or(next, |at| at.min(next));
         Output::Timeout(next)
     }
 
@@ -221,11 +272,41 @@ impl Sfu {
         destination: SocketAddr,
         datagram: &[u8],
     ) {
+        self.receive(now, Transport::Udp, source, destination, datagram);
+    }
+
+    /// A frame (one packet, its RFC 4571 length prefix removed) arrived on the TCP connection
+    /// from `source`, which the peer opened to `destination`.
+    pub fn handle_tcp_frame(
+        &mut self,
+        now: Instant,
+        source: SocketAddr,
+        destination: SocketAddr,
+        frame: &[u8],
+    ) {
+        self.stats.tcp_frames_in += 1;
+        self.receive(now, Transport::Tcp, source, destination, frame);
+    }
+
+    /// Whether packets from this address reach a peer: its STUN request passed the integrity
+    /// check, and the peer is still here. The driver closes TCP connections that are not.
+    pub fn knows_source(&self, transport: Transport, source: SocketAddr) -> bool {
+        self.demux.knows((transport, source))
+    }
+
+    fn receive(
+        &mut self,
+        now: Instant,
+        transport: Transport,
+        source: SocketAddr,
+        destination: SocketAddr,
+        datagram: &[u8],
+    ) {
         self.last_now = now;
         self.stats.datagrams_in += 1;
         self.stats.bytes_in += datagram.len() as u64;
 
-        let (peer_id, by_ufrag) = match self.demux.route(source, datagram) {
+        let (peer_id, by_ufrag) = match self.demux.route(transport, source, datagram) {
             Route::Known(peer) => (peer, false),
             Route::ByUfrag(peer) => (peer, true),
             Route::UnknownUfrag => {
@@ -248,7 +329,10 @@ impl Sfu {
         let input = Input::Receive(
             now,
             Receive {
-                proto: Protocol::Udp,
+                proto: match transport {
+                    Transport::Udp => Protocol::Udp,
+                    Transport::Tcp => Protocol::Tcp,
+                },
                 source,
                 destination,
                 contents,
@@ -261,8 +345,8 @@ impl Sfu {
                 self.stats.dropped_stun_rejected += 1;
                 return;
             }
-            if self.demux.insert_addr(source, peer_id) {
-                peer.addrs.push(source);
+            if self.demux.insert_addr((transport, source), peer_id) {
+                peer.addrs.push((transport, source));
             }
         }
         if let Err(error) = peer.rtc.handle_input(input) {
@@ -302,6 +386,7 @@ impl Sfu {
             }
             self.drain(peer_id);
         }
+        self.poll_deferred_keyframes(now);
         self.poll_speakers(now);
         self.poll_quality(now);
         self.run(now);
@@ -346,7 +431,9 @@ impl Sfu {
             // Round-trip time, loss and jitter for the connection quality shown to the room.
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
-        rtc.add_local_candidate(self.candidate.clone());
+        for candidate in &self.candidates {
+            rtc.add_local_candidate(candidate.clone());
+        }
         // The server ufrag routes a peer's first STUN request, so it must be unique.
         let mut creds = rtc.direct_api().local_ice_credentials();
         while self.demux.has_ufrag(&creds.ufrag) {
@@ -377,6 +464,9 @@ impl Sfu {
                 pending_offer: None,
                 estimate: None,
                 quality: QualityMonitor::new(now, QualityConfig::default()),
+                media_started: false,
+                worst_jitter: None,
+                nacks_sent: HashMap::new(),
             },
         );
         self.drain(peer_id);
@@ -575,8 +665,12 @@ impl Sfu {
             match peer.rtc.poll_output() {
                 Ok(str0m::Output::Transmit(transmit)) => {
                     self.stats.datagrams_out += 1;
+                    if transmit.proto != Protocol::Udp {
+                        self.stats.tcp_frames_out += 1;
+                    }
                     self.stats.bytes_out += transmit.contents.len() as u64;
                     self.outputs.push_back(Output::Transmit {
+                        transport: transport_of(transmit.proto),
                         destination: transmit.destination,
                         bytes: transmit.contents.into(),
                     });
@@ -657,30 +751,9 @@ impl Sfu {
             Event::MediaChanged(changed) => {
                 self.media_changed(peer_id, changed.mid, changed.direction)
             }
-            Event::PeerStats(stats) => {
-                if let Some(peer) = self.peers.get_mut(&peer_id) {
-                    peer.quality.peer_stats(&stats);
-                }
-            }
-            Event::MediaIngressStats(stats) => {
-                if let Some(peer) = self.peers.get_mut(&peer_id) {
-                    let kind = peer.publications.get(&stats.mid).map(|p| p.kind);
-                    peer.quality.ingress_stats(&stats, clock_rate(kind));
-                }
-            }
-            Event::MediaEgressStats(stats) => {
-                if let Some(peer) = self.peers.get_mut(&peer_id) {
-                    let slot = peer.slots.iter_mut().find(|s| s.mid == stats.mid);
-                    let kind = slot.as_ref().map(|s| s.kind);
-                    if let Some(slot) = slot {
-                        // str0m counts per stream since it began; the core counts the news.
-                        let news = stats.nacks.saturating_sub(slot.nacks_received);
-                        slot.nacks_received = slot.nacks_received.max(stats.nacks);
-                        self.stats.nacks_received += news;
-                    }
-                    peer.quality.egress_stats(&stats, clock_rate(kind));
-                }
-            }
+            Event::PeerStats(stats) => self.peer_feedback(peer_id, &stats),
+            Event::MediaIngressStats(stats) => self.ingress_feedback(peer_id, &stats),
+            Event::MediaEgressStats(stats) => self.egress_feedback(peer_id, &stats),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {
                 if let Some(peer) = self.peers.get_mut(&peer_id) {
                     peer.estimate = Some(estimate.as_u64());
@@ -753,8 +826,10 @@ impl Slot {
             munger: Munger::default(),
             pt_cache: None,
             wants_keyframe: false,
+            awaiting_keyframe: false,
+            keyframe_asked: None,
             layer: SlotLayer::default(),
-            nacks_received: 0,
+            egress: EgressSeen::default(),
         }
     }
 
@@ -763,6 +838,8 @@ impl Slot {
         self.munger.rebase();
         self.pt_cache = None;
         self.wants_keyframe = self.kind == TrackKind::Video;
+        self.awaiting_keyframe = self.kind == TrackKind::Video;
+        self.keyframe_asked = None;
         self.layer.reset();
     }
 }
@@ -783,6 +860,14 @@ fn is_relevant(event: &Event) -> bool {
             | Event::MediaIngressStats(_)
             | Event::MediaEgressStats(_)
     )
+}
+
+/// We only offer UDP and plain TCP candidates, so str0m only sends on those.
+fn transport_of(proto: Protocol) -> Transport {
+    match proto {
+        Protocol::Udp => Transport::Udp,
+        _ => Transport::Tcp,
+    }
 }
 
 fn clock_rate(kind: Option<TrackKind>) -> Frequency {

@@ -7,8 +7,9 @@
 use std::time::{Duration, Instant};
 
 use str0m::bwe::Bitrate;
-use str0m::media::{KeyframeRequestKind, Rid};
+use str0m::media::Rid;
 
+use super::keyframe::KeyframeThrottle;
 use super::{RtcMid, Sfu};
 use crate::PeerId;
 use crate::local::Codec;
@@ -74,7 +75,7 @@ pub(super) struct Layer {
     pub(super) rid: Rid,
     meter: BitrateMeter,
     last_packet: Instant,
-    pub(super) last_keyframe_request: Option<Instant>,
+    pub(super) keyframes: KeyframeThrottle,
 }
 
 /// The layers a publication has sent, in the order they first appeared (at most a handful).
@@ -94,7 +95,7 @@ impl Layers {
                 rid,
                 meter,
                 last_packet: now,
-                last_keyframe_request: None,
+                keyframes: KeyframeThrottle::default(),
             });
         }
     }
@@ -158,18 +159,32 @@ impl SlotLayer {
 /// bitrate, highest rank its size needs, current rank).
 type Demand = (usize, Vec<(Rid, u64)>, usize, Option<usize>);
 
-/// The first packet of a keyframe, from the RTP payload.
+/// H.264 NAL unit type of a sequence parameter set.
+const H264_SPS: u8 = 7;
+
+/// The first packet of a keyframe, from the RTP payload. For H.264 that is the packet with the
+/// sequence parameter set when it comes before the IDR picture (as browsers send it): starting
+/// at the IDR would leave the decoder without its parameter sets.
 pub(super) fn is_keyframe_start(codec: Codec, payload: &[u8]) -> bool {
     use str0m::format::{
-        detect_av1_keyframe, detect_h264_keyframe, detect_vp8_keyframe, detect_vp9_keyframe,
+        detect_av1_keyframe, detect_h264_keyframe, detect_h264_nalu, detect_vp8_keyframe,
+        detect_vp9_keyframe,
     };
     match codec {
         Codec::Vp8 => detect_vp8_keyframe(payload),
         Codec::Vp9 => detect_vp9_keyframe(payload),
-        Codec::H264 { .. } => detect_h264_keyframe(payload),
+        Codec::H264 { .. } => detect_h264_nalu(payload, H264_SPS) || detect_h264_keyframe(payload),
         Codec::Av1 => detect_av1_keyframe(payload),
         Codec::Opus | Codec::Other => false,
     }
+}
+
+/// Whether [`is_keyframe_start`] can tell keyframes of this codec.
+pub(super) fn detects_keyframes(codec: Codec) -> bool {
+    matches!(
+        codec,
+        Codec::Vp8 | Codec::Vp9 | Codec::H264 { .. } | Codec::Av1
+    )
 }
 
 /// The highest layer index (in bitrate order) that is worth sending for a video shown
@@ -303,42 +318,6 @@ impl Sfu {
         for (publisher, mid, rid) in requests {
             self.request_layer_keyframe(now, publisher, mid, rid);
         }
-    }
-
-    /// Asks the publisher for a keyframe on one layer, at most once per interval per layer.
-    pub(super) fn request_layer_keyframe(
-        &mut self,
-        now: Instant,
-        publisher: PeerId,
-        mid: RtcMid,
-        rid: Rid,
-    ) {
-        let interval = self.config.keyframe_request_interval;
-        let Some(peer) = self.peers.get_mut(&publisher) else {
-            return;
-        };
-        let Some(layer) = peer
-            .publications
-            .get_mut(&mid)
-            .and_then(|p| p.layers.layer_mut(rid))
-        else {
-            return;
-        };
-        if layer
-            .last_keyframe_request
-            .is_some_and(|at| now.saturating_duration_since(at) < interval)
-        {
-            self.stats.keyframe_requests_throttled += 1;
-            return;
-        }
-        let mut api = peer.rtc.direct_api();
-        let Some(stream) = api.stream_rx_by_mid(mid, Some(rid)) else {
-            return;
-        };
-        stream.request_keyframe(KeyframeRequestKind::Pli);
-        layer.last_keyframe_request = Some(now);
-        self.stats.keyframe_requests_sent += 1;
-        self.drain(publisher);
     }
 }
 

@@ -281,9 +281,9 @@ impl World {
             }
             loop {
                 match self.sfu.poll_output() {
-                    Output::Transmit { destination, bytes } => {
-                        in_flight.push((self.sfu_addr, destination, bytes))
-                    }
+                    Output::Transmit {
+                        destination, bytes, ..
+                    } => in_flight.push((self.sfu_addr, destination, bytes)),
                     Output::Event(event) => {
                         if let MediaEvent::OfferCreated { peer, offer } = &event {
                             self.offers.push_back((*peer, offer.clone()));

@@ -13,19 +13,21 @@ export const BIN = process.env.CLASSROOMD_BIN || join(ROOT, "target/debug/classr
 export const PASSWORD = "correct horse battery";
 export const ADMIN_EMAIL = "admin@school.test";
 
-function environment() {
+function environment(extra = {}) {
   return {
+    ...extra,
     PATH: process.env.PATH,
     RUST_LOG: process.env.RUST_LOG || "warn",
-    // Port 0: the SFU takes a free UDP port, so parallel runs do not collide.
+    // Port 0: the SFU takes free UDP and TCP ports, so parallel runs do not collide.
     CLASSROOM_MEDIA__UDP_ADDR: "127.0.0.1:0",
+    CLASSROOM_MEDIA__TCP_ADDR: "127.0.0.1:0",
   };
 }
 
 /** Runs classroomd on `httpAddr` until it prints its URL; resolves with the child and URL. */
-function run(dataDir, httpAddr) {
+function run(dataDir, httpAddr, env) {
   const child = spawn(BIN, ["--data-dir", dataDir, "--http-addr", httpAddr], {
-    env: environment(),
+    env: environment(env),
     stdio: ["ignore", "pipe", "inherit"],
   });
   return new Promise((ok, fail) => {
@@ -48,14 +50,15 @@ async function stopChild(child) {
   clearTimeout(timer);
 }
 
-export async function startServer() {
+/** `env`: more CLASSROOM_* settings for this server (`CLASSROOM_MEDIA__ADVERTISE_UDP`, …). */
+export async function startServer({ env = {} } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "classroom-browser-"));
   const admin = spawnSync(BIN, ["user", "add", "--role", "admin", "--email", ADMIN_EMAIL, "--name", "Ada Admin", "--data-dir", dataDir], {
     input: `${PASSWORD}\n`,
     env: environment(),
   });
   if (admin.status !== 0) throw new Error(`user add failed: ${admin.stderr}`);
-  let { child, base } = await run(dataDir, "127.0.0.1:0");
+  let { child, base } = await run(dataDir, "127.0.0.1:0", env);
   const server = {
     base,
     /** Stops the process, keeping the data directory (see `start`). */
@@ -64,7 +67,7 @@ export async function startServer() {
     },
     /** Starts again on the same HTTP port and data directory. */
     async start() {
-      ({ child } = await run(dataDir, new URL(base).host));
+      ({ child } = await run(dataDir, new URL(base).host, env));
     },
     async stop() {
       await stopChild(child);

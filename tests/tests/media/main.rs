@@ -21,6 +21,31 @@ use serde_json::json;
 /// Generous: two cores compile and run several test binaries at once.
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The value of the first series named `name` (with its labels) in a metrics text, or -1.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find(|l| l.starts_with(name) && l[name.len()..].starts_with(' '))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(-1.0)
+}
+
+/// Scrapes `/metrics` until `done` holds (the SFU samples connections once a second).
+async fn wait_for_metrics(server: &TestServer, done: impl Fn(&str) -> bool) -> bool {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let text = server.client().get("/metrics").await.text;
+        if done(&text) {
+            return true;
+        }
+        if std::time::Instant::now() >= deadline {
+            eprintln!("{text}");
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 fn me(ws: &Ws) -> ParticipantId {
     ws.me.expect("joined")
 }
@@ -215,6 +240,21 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
         value("classroom_signaling_joins_total{outcome=\"accepted\"}"),
         3.0
     );
+    // Each participant's join was timed, to its first media packet; subscribers' connections
+    // are sampled. A lesson over loopback loses nothing, so NACK counters exist at zero.
+    assert!(
+        wait_for_metrics(&server, |m| {
+            metric(m, "classroom_media_subscriber_rtt_seconds_count") > 0.0
+                && metric(m, "classroom_media_subscriber_loss_ratio_count") > 0.0
+                && metric(m, "classroom_media_subscriber_jitter_seconds_count") > 0.0
+        })
+        .await,
+        "subscriber samples in the metrics"
+    );
+    assert!(value("classroom_media_join_seconds_count") >= 3.0);
+    assert!(value("classroom_media_join_seconds_sum") > 0.0);
+    assert!(value("classroom_media_nacks_total{direction=\"received\"}") >= 0.0);
+    assert!(value("classroom_media_retransmitted_packets_total") >= 0.0);
 
     // Leaving closes the peers; the server stops cleanly.
     for participant in [teacher, ann, bob] {
