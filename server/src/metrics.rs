@@ -2,13 +2,15 @@
 //! Each server instance owns its registry, so several servers in one test process do not
 //! share counters.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use classroom_courses::restream::DestinationState;
 use classroom_media::SfuStats;
 use classroom_signaling::SignalingSnapshot;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -18,6 +20,8 @@ pub struct Metrics {
     db_connections_in_use: IntGauge,
     db_connections_open: IntGauge,
     live: LiveMetrics,
+    restream_destinations: IntGaugeVec,
+    restream_restarts: IntCounter,
 }
 
 /// Rooms, signaling and the SFU. The crates count with plain atomics; these mirror the
@@ -76,11 +80,26 @@ impl Metrics {
         )
         .expect("static metric definition to be valid");
         let live = LiveMetrics::new();
+        let restream_destinations = IntGaugeVec::new(
+            Opts::new(
+                "classroom_restream_destinations",
+                "Restream destinations of live lessons, by state",
+            ),
+            &["state"],
+        )
+        .expect("static metric definition to be valid");
+        let restream_restarts = IntCounter::new(
+            "classroom_restream_restarts_total",
+            "Restream destination connections started again after a failure",
+        )
+        .expect("static metric definition to be valid");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(db_connections_in_use.clone()),
             Box::new(db_connections_open.clone()),
+            Box::new(restream_destinations.clone()),
+            Box::new(restream_restarts.clone()),
         ]
         .into_iter()
         .chain(live.collectors())
@@ -101,6 +120,8 @@ impl Metrics {
             db_connections_in_use,
             db_connections_open,
             live,
+            restream_destinations,
+            restream_restarts,
         }
     }
 
@@ -178,6 +199,24 @@ impl Metrics {
         );
         sync(&live.simulcast, "layer_switch", sfu.layer_switches);
         sync(&live.simulcast, "layer_skipped", sfu.rtp_skipped_layer);
+    }
+
+    /// Restream destinations by state (idle ones are not counted) and restarts so far, as
+    /// seen at scrape time.
+    pub fn restream_observed(&self, by_state: &HashMap<DestinationState, usize>, restarts: u64) {
+        for state in DestinationState::ALL {
+            if state == DestinationState::Idle {
+                continue;
+            }
+            let count = by_state.get(&state).copied().unwrap_or(0);
+            self.restream_destinations
+                .with_label_values(&[state.as_str()])
+                .set(gauge_value(count as u64));
+        }
+        let current = self.restream_restarts.get();
+        if restarts > current {
+            self.restream_restarts.inc_by(restarts - current);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

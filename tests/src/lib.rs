@@ -3,6 +3,7 @@
 //! client that speaks to it exactly as an outside client would.
 
 pub mod media;
+pub mod nginx;
 pub mod school;
 pub mod ws;
 
