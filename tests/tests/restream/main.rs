@@ -305,3 +305,72 @@ async fn the_pipeline_pushes_h264_and_aac_and_resumes_after_the_service_restarts
     let _ = stop.send(true);
     let _ = feeder.await;
 }
+
+/// CPU seconds (user + system) of a process from `/proc/PID/stat`, and its parent.
+fn cpu_and_parent(pid: &str) -> Option<(f64, String)> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some((ticks / 100.0, fields.get(1)?.to_string()))
+}
+
+/// Not a test: the CPU one restream costs (VP8 360p → x264 at 1280×720, one voice mixed),
+/// printed for the report. `cargo test -p classroom-tests --test restream bench --
+/// --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark, run by hand"]
+async fn bench_restream_cpu() {
+    let Some(nginx) = Nginx::start().await else {
+        return;
+    };
+    let secs = 30;
+    for (width, height) in [(1280, 720), (640, 360)] {
+        let (notices_tx, mut notices) = mpsc::unbounded_channel();
+        let restream = Arc::new(Restream::start(
+            RestreamConfig {
+                width,
+                height,
+                video_kbps: 2500,
+                audio_kbps: 128,
+                ..config()
+            },
+            notices_tx,
+        ));
+        restream.control(Control::MainView(Some((VIDEO, VideoCodec::Vp8))));
+        restream.control(Control::Voices(vec![VOICE]));
+        restream.control(Control::Destinations(vec![(
+            1,
+            target(&nginx, "live", "bench"),
+        )]));
+        let (stop, stopped) = watch::channel(false);
+        let clips = Clips::builtin().expect("clips");
+        let me = std::process::id().to_string();
+        let before = cpu_and_parent("self").map_or(0.0, |(c, _)| c);
+        let feeder = tokio::spawn(feed(restream.clone(), clips, Vec::new(), stopped));
+        tokio::time::sleep(Duration::from_secs(secs)).await;
+        let mut children = 0.0;
+        for entry in std::fs::read_dir("/proc").expect("/proc").flatten() {
+            let pid = entry.file_name().to_string_lossy().to_string();
+            if let Some((cpu, parent)) = cpu_and_parent(&pid)
+                && parent == me
+            {
+                children += cpu;
+            }
+        }
+        let own = cpu_and_parent("self").map_or(0.0, |(c, _)| c) - before;
+        let _ = stop.send(true);
+        let _ = feeder.await;
+        let mut live = false;
+        while let Ok(n) = notices.try_recv() {
+            live |= matches!(n, Notice::Status(s) if s.state == PushState::Live);
+        }
+        println!(
+            "restream {width}x{height}, {secs} s, live={live}: ffmpeg children {:.1}% of a core, \
+             this process (pipeline, RTMP push, test feeder) {:.1}%",
+            children / secs as f64 * 100.0,
+            own / secs as f64 * 100.0
+        );
+        drop(restream);
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
