@@ -109,8 +109,10 @@ pub(super) async fn run_destination(
         let (live_tx, mut live_rx) = mpsc::unbounded_channel::<()>();
         let (feed_tx, feed_rx) = mpsc::channel::<Tag>(DESTINATION_QUEUE);
         let mut feed = Feed::new(feed_tx);
-        let attempt = tokio::spawn(connection(target.clone(), feed_rx, shared.clone(), live_tx));
-        tokio::pin!(attempt);
+        let mut attempt =
+            tokio::spawn(connection(target.clone(), feed_rx, shared.clone(), live_tx));
+        // This destination removed (its task aborted): the connection goes with it at once.
+        let _abort = AbortOnDrop(attempt.abort_handle());
         let reason = loop {
             tokio::select! {
                 result = &mut attempt => {
@@ -156,6 +158,14 @@ pub(super) async fn run_destination(
             }
         }
         restarts += 1;
+    }
+}
+
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
