@@ -247,6 +247,46 @@ mod tests {
         }
     }
 
+    /// Browsers' payloads are network input: random packets never panic the assembler or the
+    /// passthrough tagger (a small xorshift keeps the test deterministic and dependency-free).
+    #[test]
+    fn random_payloads_never_panic() {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for codec in [VideoCodec::Vp8, VideoCodec::H264] {
+            let mut assembler = FrameAssembler::new(codec);
+            let mut tagger = crate::restream::tags::AvcTagger::new();
+            let (mut seq, mut timestamp) = (0u64, 0u32);
+            for _ in 0..20_000 {
+                let r = next();
+                seq += r % 3;
+                if r & 0x10 != 0 {
+                    timestamp = timestamp.wrapping_add(3000);
+                }
+                let len = (next() % 40) as usize;
+                let mut payload: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                if r & 0x20 != 0 && !payload.is_empty() {
+                    payload[0] = [0x10, 24, 28, 0x67, 0x65][(r >> 8) as usize % 5];
+                }
+                let mut lost = false;
+                let frame = assembler.push(seq, timestamp, r & 0x40 != 0, &payload, &mut lost);
+                if let Some(Frame {
+                    data: FrameData::H264(units),
+                    keyframe,
+                    ..
+                }) = frame
+                {
+                    tagger.frame(&units, keyframe, u64::from(timestamp));
+                }
+            }
+        }
+    }
+
     #[test]
     fn h264_frames_keep_their_nal_units() {
         let mut a = FrameAssembler::new(VideoCodec::H264);
