@@ -53,8 +53,6 @@ pub enum FlvReadError {
 pub struct FlvReader {
     buf: BytesMut,
     header_done: bool,
-    /// Added to the stream's 32-bit timestamps (ffmpeg writes milliseconds of its input).
-    offset_millis: u64,
 }
 
 impl FlvReader {
@@ -110,7 +108,8 @@ impl FlvReader {
             }
             tags.push(Tag {
                 kind,
-                millis: self.offset_millis + u64::from(millis),
+                // ffmpeg keeps our timestamps (`-copyts`): milliseconds of the lesson's clock.
+                millis: u64::from(millis),
                 body,
             });
         }
