@@ -155,6 +155,11 @@ pub enum MediaCommand {
         sink: LocalSink,
         reply: oneshot::Sender<Result<(), AddPeerError>>,
     },
+    /// A local subscriber asks for a keyframe of a video track; no reply (throttled).
+    RequestKeyframe {
+        publisher: PeerId,
+        mid: Mid,
+    },
 }
 
 /// Where the driver delivers a local subscriber's events. Track events go on an unbounded
@@ -473,6 +478,16 @@ impl LocalSubscription {
         }
     }
 
+    /// Asks the publisher of a video track (as named by [`LocalEvent::TrackStarted`]) for a
+    /// keyframe, e.g. when this subscriber starts showing it. Throttled like any request; a
+    /// local publisher is not asked (its GOP cache serves). Never waits: a full command queue
+    /// drops the request.
+    pub fn request_keyframe(&self, publisher: PeerId, mid: Mid) {
+        let _ = self
+            .commands
+            .try_send(MediaCommand::RequestKeyframe { publisher, mid });
+    }
+
     /// Packets lost because this subscriber did not keep up.
     pub fn dropped_packets(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
@@ -665,6 +680,9 @@ fn execute(sfu: &mut Sfu, sinks: &mut HashMap<PeerId, LocalSink>, command: Media
                 sinks.insert(peer, sink);
             }
             let _ = reply.send(result);
+        }
+        MediaCommand::RequestKeyframe { publisher, mid } => {
+            sfu.request_local_keyframe(now, publisher, &mid);
         }
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use classroom_media::{
     Codec, LocalEvent, LocalPacket, LocalTrack, MediaEvent, Mid, PeerId, TrackKind,
 };
-use common::{RECV, SEND, World, frame_index, opus_frame, room, vp8_frame_of_len};
+use common::{RECV, SEND, World, frame_index, opus_frame, room, vp8_frame, vp8_frame_of_len};
 use str0m::media::MediaKind;
 
 /// A one-packet VP8 frame as RTP payload: the RFC 7741 descriptor (S=1, partition 0) before a
@@ -270,5 +270,52 @@ fn local_participants_are_refused_clearly() {
             .sfu
             .write_local(now, PeerId(7), &Mid::from("nope"), packet)
             .is_err()
+    );
+}
+
+#[test]
+fn a_local_subscriber_asks_a_browser_for_a_keyframe() {
+    let mut world = World::new();
+    let (teacher, mids) = world.join(PeerId(1), &SEND);
+    let now = world.now;
+    world
+        .sfu
+        .add_local_subscriber(now, PeerId(50), room())
+        .unwrap();
+    world.settle();
+    let video_mid = world
+        .locals
+        .iter()
+        .find_map(|(_, e)| match e {
+            LocalEvent::TrackStarted {
+                mid,
+                kind: TrackKind::Video,
+                ..
+            } => Some(mid.clone()),
+            _ => None,
+        })
+        .expect("the teacher's video track started");
+    for index in 0..5u32 {
+        let (now, start) = (world.now, world.start);
+        world.client(teacher).write(
+            now,
+            start,
+            mids[1],
+            MediaKind::Video,
+            &vp8_frame(index, index == 0),
+        );
+        world.advance(Duration::from_millis(40));
+    }
+    // Past the throttle of the request made when the subscriber was added.
+    world.advance(Duration::from_secs(1));
+    let before = world.client(teacher).keyframe_requests();
+    // The restream switches its main view to this track: it asks for a keyframe.
+    let now = world.now;
+    world.sfu.request_local_keyframe(now, PeerId(1), &video_mid);
+    world.settle();
+    world.advance(Duration::from_millis(100));
+    assert!(
+        world.client(teacher).keyframe_requests() > before,
+        "the browser got a keyframe request"
     );
 }

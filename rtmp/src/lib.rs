@@ -23,6 +23,7 @@ pub mod flv;
 pub mod gop;
 pub mod media;
 pub mod ogg;
+pub mod restream;
 pub mod rtp;
 pub mod session;
 pub mod sources;

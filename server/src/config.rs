@@ -23,6 +23,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub signaling: SignalingSettings,
     pub media: MediaConfig,
+    pub restream: crate::restream::RestreamSettings,
     pub log: LogConfig,
 }
 
@@ -195,6 +196,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             signaling: SignalingSettings::default(),
             media: MediaConfig::default(),
+            restream: crate::restream::RestreamSettings::default(),
             log: LogConfig::default(),
         }
     }

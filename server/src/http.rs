@@ -141,6 +141,10 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     state
         .metrics
         .live_observed(rooms.open_rooms(), rooms.stats(), sfu);
+    let restreams = &state.api.restreams;
+    state
+        .metrics
+        .restream_observed(&restreams.count_by_state(), restreams.restarts_total());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod restream;
 pub mod web;
 
 use std::future::Future;
@@ -20,6 +21,7 @@ use std::time::Duration;
 use anyhow::Context;
 use classroom_courses::api::ApiState;
 use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
+use classroom_courses::restream::RestreamBoard;
 use classroom_courses::{Db, Store};
 use classroom_media::driver::{DriverConfig, TcpLimits};
 use classroom_signaling::Rooms;
@@ -81,6 +83,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     );
     let limits = Arc::new(RateLimits::new(&config.rate_limit));
     let store = Store::new(db.clone());
+    let (restream_board, restream_changes) = RestreamBoard::new();
     let media = classroom_media::driver::start(DriverConfig {
         bind: config.media.udp_addr,
         tcp_bind: config.media.tcp_addr,
@@ -104,9 +107,21 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let live = live::LiveState {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens(tokens.clone())),
-        media: media.handle,
+        media: media.handle.clone(),
     };
-    tokio::spawn(live::apply_room_events(store.clone(), room_events_rx));
+    let restreams = restream::start(
+        &config.restream,
+        store.clone(),
+        media.handle.clone(),
+        rooms.clone(),
+        restream_board.clone(),
+        restream_changes,
+    );
+    tokio::spawn(live::apply_room_events(
+        store.clone(),
+        room_events_rx,
+        restreams,
+    ));
     tokio::spawn(live::relay_media_events(
         rooms,
         media.events,
@@ -121,6 +136,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         trust_forwarded_for: config.http.trust_forwarded_for,
         // Until the RTMP listener's config is wired: derived from the request's Host.
         rtmp_public_url: None,
+        restreams: restream_board,
     };
     let (router, _openapi) = http::router(
         api,

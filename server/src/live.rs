@@ -328,13 +328,23 @@ impl std::fmt::Debug for LiveState {
 }
 
 /// Applies room events to the database until the rooms are gone.
-pub async fn apply_room_events(store: Store, mut events: mpsc::UnboundedReceiver<RoomEvent>) {
+pub async fn apply_room_events(
+    store: Store,
+    mut events: mpsc::UnboundedReceiver<RoomEvent>,
+    restreams: crate::restream::Restreams,
+) {
     while let Some(event) = events.recv().await {
         match event {
             RoomEvent::Lesson(effect) => {
                 let (lesson, transition) = match effect {
-                    LessonEffect::WentLive(lesson) => (lesson, LessonEvent::GoLive),
-                    LessonEffect::Ended(lesson) => (lesson, LessonEvent::End),
+                    LessonEffect::WentLive(lesson) => {
+                        restreams.lesson_live(lesson);
+                        (lesson, LessonEvent::GoLive)
+                    }
+                    LessonEffect::Ended(lesson) => {
+                        restreams.lesson_ended(lesson);
+                        (lesson, LessonEvent::End)
+                    }
                 };
                 match store
                     .transition_lesson(lesson, transition, OffsetDateTime::now_utc())

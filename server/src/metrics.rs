@@ -2,13 +2,16 @@
 //! Each server instance owns its registry, so several servers in one test process do not
 //! share counters.
 
+use std::collections::HashMap;
 use std::time::Duration;
 
+use classroom_courses::restream::DestinationState;
 use classroom_media::SfuStats;
 use classroom_media::SubscriberStats;
 use classroom_signaling::SignalingSnapshot;
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
@@ -19,6 +22,8 @@ pub struct Metrics {
     db_connections_in_use: IntGauge,
     db_connections_open: IntGauge,
     live: LiveMetrics,
+    restream_destinations: IntGaugeVec,
+    restream_restarts: IntCounter,
 }
 
 /// Rooms, signaling and the SFU. The crates count with plain atomics; these mirror the
@@ -87,11 +92,26 @@ impl Metrics {
         )
         .expect("static metric definition to be valid");
         let live = LiveMetrics::new();
+        let restream_destinations = IntGaugeVec::new(
+            Opts::new(
+                "classroom_restream_destinations",
+                "Restream destinations of live lessons, by state",
+            ),
+            &["state"],
+        )
+        .expect("static metric definition to be valid");
+        let restream_restarts = IntCounter::new(
+            "classroom_restream_restarts_total",
+            "Restream destination connections started again after a failure",
+        )
+        .expect("static metric definition to be valid");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
             Box::new(db_connections_in_use.clone()),
             Box::new(db_connections_open.clone()),
+            Box::new(restream_destinations.clone()),
+            Box::new(restream_restarts.clone()),
         ]
         .into_iter()
         .chain(live.collectors())
@@ -112,6 +132,8 @@ impl Metrics {
             db_connections_in_use,
             db_connections_open,
             live,
+            restream_destinations,
+            restream_restarts,
         }
     }
 
@@ -228,6 +250,24 @@ impl Metrics {
         sync(&live.tcp_frames, "in", sfu.tcp_frames_in);
         sync(&live.tcp_frames, "out", sfu.tcp_frames_out);
         sync(&live.tcp_frames, "dropped", sfu.tcp_frames_dropped);
+    }
+
+    /// Restream destinations by state (idle ones are not counted) and restarts so far, as
+    /// seen at scrape time.
+    pub fn restream_observed(&self, by_state: &HashMap<DestinationState, usize>, restarts: u64) {
+        for state in DestinationState::ALL {
+            if state == DestinationState::Idle {
+                continue;
+            }
+            let count = by_state.get(&state).copied().unwrap_or(0);
+            self.restream_destinations
+                .with_label_values(&[state.as_str()])
+                .set(gauge_value(count as u64));
+        }
+        let current = self.restream_restarts.get();
+        if restarts > current {
+            self.restream_restarts.inc_by(restarts - current);
+        }
     }
 
     /// The Prometheus text exposition of every metric.

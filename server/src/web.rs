@@ -89,6 +89,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/js/tiles.js"),
     ),
     (
+        "js/restream.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/restream.js"),
+    ),
+    (
         "js/signaling.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/signaling.js"),

@@ -18,7 +18,7 @@ use axum::extract::ws::Utf8Bytes;
 use classroom_protocol::signal::{
     ClientMessage, MediaKind, ParticipantId, QualityUpdate, ServerMessage,
 };
-use classroom_protocol::{JoinClaims, RoomName, TrackSource};
+use classroom_protocol::{JoinClaims, ParticipantRole, RoomName, TrackSource};
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -134,6 +134,9 @@ struct MediaShared {
     next_peer: AtomicU64,
     /// The room task of each peer; weak, so that rooms end when the registry drops them.
     peers: DashMap<PeerId, mpsc::WeakSender<RoomCommand>>,
+    /// Who publishes on each peer and what its m-lines carry, for in-process subscribers
+    /// (the restream chooses its main view by it).
+    published: DashMap<PeerId, (ParticipantRole, BTreeMap<String, TrackSource>)>,
 }
 
 impl Rooms {
@@ -159,6 +162,7 @@ impl Rooms {
             port,
             next_peer: AtomicU64::new(1),
             peers: DashMap::new(),
+            published: DashMap::new(),
         };
         Rooms {
             media: Some(Arc::new(media)),
@@ -184,6 +188,20 @@ impl Rooms {
 
     pub fn config(&self) -> &SignalingConfig {
         &self.config
+    }
+
+    /// The role of the participant on media peer `peer`, and what its m-line `mid` carries as
+    /// the client declared it (`None` for an undeclared m-line); `None` for a peer signaling
+    /// does not know (an in-process publisher, or one gone).
+    pub fn track_source(
+        &self,
+        peer: PeerId,
+        mid: &str,
+    ) -> Option<(ParticipantRole, Option<TrackSource>)> {
+        let media = self.media.as_ref()?;
+        let entry = media.published.get(&peer)?;
+        let (role, sources) = entry.value();
+        Some((*role, sources.get(mid).copied()))
     }
 
     /// The signaling counters of this node.
@@ -423,6 +441,7 @@ impl RoomMedia {
                 Ok(answer) => {
                     // Each offer describes the whole session, so its sources replace the last
                     // ones (and a client cannot grow them offer after offer).
+                    self.publish_sources(room, participant, peer, &sources);
                     self.peers.sources.insert(peer, sources);
                     return ServerMessage::Answer { id, sdp: answer };
                 }
@@ -459,6 +478,7 @@ impl RoomMedia {
             Ok(answer) => {
                 self.peers.by_connection.insert(connection, peer);
                 self.peers.by_peer.insert(peer, (connection, participant));
+                self.publish_sources(room, participant, peer, &sources);
                 self.peers.sources.insert(peer, sources);
                 tracing::debug!(%participant, %peer, ?access, "media peer opened");
                 ServerMessage::Answer { id, sdp: answer }
@@ -635,6 +655,20 @@ impl RoomMedia {
         }
         self.peers.sources.remove(&peer);
         self.shared.peers.remove(&peer);
+        self.shared.published.remove(&peer);
+    }
+
+    /// Shares what a peer publishes with [`Rooms::track_source`].
+    fn publish_sources(
+        &self,
+        room: &Room,
+        participant: ParticipantId,
+        peer: PeerId,
+        sources: &BTreeMap<String, TrackSource>,
+    ) {
+        if let Some(role) = room.role(participant) {
+            self.shared.published.insert(peer, (role, sources.clone()));
+        }
     }
 }
 

@@ -229,6 +229,11 @@ impl Room {
         self.participants.get(&participant).map(|p| &p.grants)
     }
 
+    /// The participant's role in the lesson.
+    pub fn role(&self, participant: ParticipantId) -> Option<ParticipantRole> {
+        self.participants.get(&participant).map(|p| p.info.role)
+    }
+
     /// Whether a moderator muted the participant (and they have not unmuted since).
     pub fn is_muted(&self, participant: ParticipantId) -> bool {
         self.participants

@@ -4,7 +4,7 @@
 // and decode the teacher's video and receive audio; a student raises a hand, is brought on stage
 // and the other decodes them; off stage, their video stops; the teacher shares a screen and
 // the students decode it (large); chat both ways; the teacher ends the lesson and both
-// students see it ended. Screenshots (student on a phone, teacher on a desktop) are kept in
+// students see it ended. The teacher adds a restream destination on the way. Screenshots (student on a phone, teacher on a desktop) are kept in
 // tests/artifacts.
 
 import { test, before, after } from "node:test";
@@ -120,6 +120,17 @@ test("a whole lesson, driven through the pages", async () => {
   await teacher.getByRole("button", { name: "Send" }).click();
   await kim.getByText("Tess Teacher: It makes proteins.").waitFor();
   await sam.getByText("Tess Teacher: It makes proteins.").waitFor();
+
+  // The teacher's restream panel: a destination nobody listens at is retried, with the
+  // reason; the key only ever comes back masked. Students have no such panel.
+  await teacher.getByLabel("Server URL").fill("rtmp://127.0.0.1:9/live");
+  await teacher.getByLabel("Stream key").fill("browser-test-key-1234");
+  await teacher.getByRole("button", { name: "Add destination" }).click();
+  const destinations = teacher.getByRole("list", { name: "Restream destinations" });
+  await destinations.getByText("rtmp://127.0.0.1:9/live · key ****1234").waitFor();
+  await destinations.getByText(/retrying.*cannot connect/).waitFor({ timeout: 20000 });
+  assert.ok(await sam.locator("#restream").isHidden(), "students have no restream panel");
+  await teacher.locator("#restream").screenshot({ path: join(ARTIFACTS, "teacher-restream-panel.png") });
 
   // No serious or critical accessibility problems in the classroom, on either side.
   assert.deepEqual(await accessibilityProblems(teacher), [], "teacher's classroom");

@@ -4,6 +4,7 @@
 
 pub mod media;
 pub mod relay;
+pub mod nginx;
 pub mod school;
 pub mod ws;
 

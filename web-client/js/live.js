@@ -10,6 +10,7 @@ import { Tiles } from "./tiles.js";
 import { deviceProblem, fillPickers, openCamera, openDevice, openScreen } from "./devices.js";
 import { UNREACHABLE, api, session, signInUrl } from "./api.js";
 import { $, el } from "./page.js";
+import { RestreamPanel } from "./restream.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
@@ -40,6 +41,8 @@ const tiles = new Tiles($("main-tile"), $("tiles"), {
     state.signaling?.request({ type: "video_size", mid, width, height }).catch(() => {});
   },
 });
+
+const restreamPanel = new RestreamPanel(lessonId, (text) => banner(text));
 
 function banner(text, kind = "") {
   $("banner").textContent = text;
@@ -73,6 +76,7 @@ function render() {
   $("hands").replaceChildren(...state.hands.map((id) => el("li", { text: `✋ ${participantName(id)}` })));
   $("people").replaceChildren(...[...state.participants.values()].map(personRow));
   tiles.speaking(state.speakers);
+  restreamPanel.show(me?.role === "teacher" && !state.over);
 }
 
 function personRow(p) {

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 mod lessons;
 mod replays;
+mod restreams;
 mod stream_keys;
 mod users;
 
@@ -23,12 +24,14 @@ use utoipa_axum::routes;
 
 use crate::auth::{RateLimits, TokenIssuer};
 use crate::model::{CourseMembership, User};
+use crate::restream::RestreamBoard;
 use crate::store::{Page, Store};
 use error::{ApiError, ApiResult};
 
 pub use auth::LoginResponse;
 pub use courses::CourseDetail;
 pub use lessons::JoinResponse;
+pub use restreams::{AddDestinationRequest, DestinationResponse};
 pub use stream_keys::StreamKeyResponse;
 pub use users::ImportReport;
 
@@ -46,6 +49,8 @@ pub struct ApiState {
     /// The RTMP URL encoders are told to publish to (`rtmp://HOST:PORT/live`); `None` derives
     /// it from the request's Host and the default port 1935.
     pub rtmp_public_url: Option<String>,
+    /// Live states of restream destinations, and where the API announces changed ones.
+    pub restreams: RestreamBoard,
 }
 
 /// The `/api/v1` routes with their OpenAPI description.
@@ -72,6 +77,11 @@ pub fn router() -> OpenApiRouter<ApiState> {
             stream_keys::get_stream_key,
             stream_keys::rotate_stream_key
         ))
+        .routes(routes!(
+            restreams::list_destinations,
+            restreams::add_destination
+        ))
+        .routes(routes!(restreams::remove_destination))
         .routes(routes!(replays::course_replays))
         .routes(routes!(replays::lesson_replays))
 }

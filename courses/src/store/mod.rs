@@ -4,6 +4,7 @@
 mod courses;
 mod lessons;
 mod replays;
+mod restreams;
 mod stream_keys;
 mod users;
 

@@ -158,6 +158,14 @@ impl Sfu {
         Ok(())
     }
 
+    /// A local subscriber asks for a keyframe of `publisher`'s video track `mid`.
+    pub fn request_local_keyframe(&mut self, now: Instant, publisher: PeerId, mid: &Mid) {
+        self.last_now = now;
+        let mid = RtcMid::from(mid.as_str());
+        self.request_keyframe(now, publisher, mid, str0m::media::KeyframeRequestKind::Pli);
+        self.run(now);
+    }
+
     /// One packet of a local publisher's track, forwarded like a browser's.
     pub fn write_local(
         &mut self,
