@@ -3,13 +3,13 @@
 //! how fast the machine is: the JSON report parses, every student received audio and video,
 //! nothing was lost on loopback, and every join time was measured.
 //!
-//! The teacher sends one simulcast layer (`layers: 1`): the SFU does not select layers yet
-//! and would forward all three on one slot.
+//! The teacher sends three simulcast layers (180p, 360p, 720p), as a browser does; the SFU
+//! picks one per student from its bandwidth estimate, so the report has per-layer bitrates.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-use classroom_loadtest::{RunConfig, Scenario, run};
+use classroom_loadtest::{RunConfig, Scenario, Target, run};
 use classroom_protocol::UserRole;
 use classroom_tests::{Backend, TestServer};
 use serde_json::Value;
@@ -29,13 +29,14 @@ async fn server_with_admin() -> TestServer {
 fn config(server: &TestServer, scenario: Scenario, students: usize, secs: u64) -> RunConfig {
     RunConfig {
         server: server.base.clone(),
+        target: Target::Classroom,
         admin_email: ADMIN_EMAIL.into(),
         admin_password: ADMIN_PASSWORD.into(),
         scenario,
         students,
         duration: Duration::from_secs(secs),
         join_rate: 20.0,
-        layers: 1,
+        layers: 3,
         stage: 0,
         churn_per_second: 1.0,
         ramp_step: 1,
@@ -109,8 +110,25 @@ async fn a_short_lecture_reaches_every_student_without_loss() {
             "latency {p} measured"
         );
     }
-    assert!(report["bitrate_kbps"]["audio"].as_f64() > Some(0.0));
-    assert!(report["bitrate_kbps"]["360p"].as_f64() > Some(0.0));
+    assert_eq!(report["layers"], 3);
+    let bitrates = report["bitrate_kbps"]
+        .as_object()
+        .expect("bitrates by layer");
+    assert!(bitrates["audio"].as_f64() > Some(0.0), "{bitrates:?}");
+    let video_layers: Vec<&String> = bitrates
+        .keys()
+        .filter(|k| ["180p", "360p", "720p"].contains(&k.as_str()))
+        .collect();
+    assert!(!video_layers.is_empty(), "a simulcast layer: {bitrates:?}");
+    for layer in video_layers {
+        assert!(
+            bitrates[layer].as_f64() > Some(0.0),
+            "{layer}: {bitrates:?}"
+        );
+    }
+    let window = &report["window"];
+    assert!(window["packets_received"].as_u64() > Some(0), "{window}");
+    assert!(window["server_cpu_seconds"].as_f64().is_some(), "{window}");
     // The test server listens in this process, so /proc of this process is what is read.
     assert_eq!(report["server"]["source"], "proc");
     assert!(report["server"]["cpu_seconds"].as_f64() > Some(0.0));
