@@ -190,6 +190,15 @@ pub fn jsep(kind: &str, sdp: String) -> Value {
     json!({"type": kind, "sdp": sdp, "trickle": false})
 }
 
+/// The publisher's offer. Our simulcast rids are listed lowest first (`q;h;f`, as browsers
+/// that add encodings in that order do); Janus takes the first rid as the highest unless the
+/// JSEP says `rid_order: "lmh"`, and would then forward the 180p layer as its "highest".
+pub fn publisher_jsep(sdp: String) -> Value {
+    let mut jsep = jsep("offer", sdp);
+    jsep["rid_order"] = Value::String("lmh".into());
+    jsep
+}
+
 /// The SDP of a JSEP of the given type.
 pub fn jsep_sdp(jsep: Option<&Value>, kind: &'static str) -> Result<String, JanusError> {
     jsep.filter(|j| j["type"] == kind)

@@ -234,7 +234,7 @@ async fn live_janus(
                 .request(
                     serde_json::json!({"request": "publish", "audio": plan.sending.audio,
                         "video": plan.sending.video_layers > 0}),
-                    Some(janus::jsep("offer", offer)),
+                    Some(janus::publisher_jsep(offer)),
                 )
                 .await?;
             let (_, jsep) = session.event("event", REPLY_WAIT).await?;
