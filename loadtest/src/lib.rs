@@ -6,7 +6,9 @@
 //! and WebRTC over real UDP with DTLS and SRTP ([`peer`], str0m in RTP mode). Publishers send
 //! pre-encoded VP8 and Opus clips ([`clip`], [`source`]) stamped with abs-capture-time; every
 //! receiver measures loss, jitter, latency, bitrate and join time per stream ([`receiver`],
-//! [`stats`]). [`scenario`] runs the presets and [`report`] sums them up.
+//! [`stats`]). [`scenario`] runs the presets and [`report`] sums them up. The same participants
+//! can load Janus's VideoRoom instead ([`janus`]) for the benchmark, whose machine floor (the
+//! CPU of a bare UDP send) [`floor`] measures.
 //!
 //! Invariants: a run is bounded in time and participants; it sends only to the server address
 //! it was given (and to the media address that server's SDP names); nothing the network
@@ -14,6 +16,8 @@
 
 pub mod api;
 pub mod clip;
+pub mod floor;
+pub mod janus;
 pub mod participant;
 pub mod peer;
 pub mod receiver;
@@ -25,4 +29,4 @@ pub mod stats;
 pub mod usage;
 
 pub use report::Report;
-pub use scenario::{RunConfig, RunError, Scenario, run};
+pub use scenario::{RunConfig, RunError, Scenario, Target, run};

@@ -7,25 +7,56 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::TypedValueParser;
-use classroom_loadtest::{RunConfig, Scenario, run};
+use classroom_loadtest::{RunConfig, Scenario, Target, floor, run};
+
+/// What to run: a scenario, or the machine's floor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// One teacher publishing simulcast video and audio to N students.
+    Lecture,
+    /// A teacher and k students on stage, everyone receiving everyone.
+    Seminar,
+    /// A few speakers (audio only), many listeners.
+    AudioClass,
+    /// A lecture where students keep leaving and joining at a given rate.
+    Churn,
+    /// A lecture that adds students step by step until loss or latency crosses a bound.
+    Ramp,
+    /// No server: the CPU of one bare UDP send (`--floor-size` bytes) on this machine.
+    Floor,
+}
+
+/// The server a scenario loads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum TargetArg {
+    Classroom,
+    /// Janus's VideoRoom plugin (needs --janus-url; lecture, churn and ramp).
+    Janus,
+}
 
 /// Load a running classroomd with simulated teachers and students (real WebSocket signaling,
 /// real WebRTC over UDP) and report join times, loss, jitter, latency, bitrate and CPU.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
-    /// The scenario to run.
+    /// The scenario to run, or `floor`.
     #[arg(value_enum)]
-    scenario: Scenario,
+    mode: Mode,
+    /// The server to load: classroomd (at --server) or Janus (at --janus-url).
+    #[arg(long, value_enum, default_value = "classroom")]
+    target: TargetArg,
+    /// Janus's HTTP API, e.g. http://127.0.0.2:8088/janus.
+    #[arg(long)]
+    janus_url: Option<String>,
     /// The server's base URL; the tool sends traffic only there (and to the media address
     /// its SDP names).
     #[arg(long, default_value = "http://127.0.0.1:8080")]
     server: String,
-    /// An admin account to create the run's users, course and lesson with.
+    /// An admin account to create the run's users, course and lesson with (classroomd).
     #[arg(long, env = "LOADTEST_ADMIN_EMAIL")]
-    admin_email: String,
+    admin_email: Option<String>,
     #[arg(long, env = "LOADTEST_ADMIN_PASSWORD", hide_env_values = true)]
-    admin_password: String,
+    admin_password: Option<String>,
     /// Students (ramp: the most it will add).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     students: u32,
@@ -66,11 +97,52 @@ struct Args {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Floor: the datagram size in bytes.
+    #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u16).range(1..=65000))]
+    floor_size: u16,
+    /// Floor: how many datagrams to send.
+    #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
+    floor_packets: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let scenario = match args.mode {
+        Mode::Lecture => Scenario::Lecture,
+        Mode::Seminar => Scenario::Seminar,
+        Mode::AudioClass => Scenario::AudioClass,
+        Mode::Churn => Scenario::Churn,
+        Mode::Ramp => Scenario::Ramp,
+        Mode::Floor => {
+            let report =
+                floor::measure(args.bind, usize::from(args.floor_size), args.floor_packets)
+                    .context("sending on this machine")?;
+            let json = serde_json::to_string_pretty(&report).context("serializing")?;
+            println!(
+                "floor: {:.2} µs of CPU per {}-byte UDP send ({} sends)",
+                report.cpu_us_per_send, report.size, report.packets
+            );
+            println!("{json}");
+            if let Some(path) = args.json {
+                std::fs::write(&path, &json)
+                    .with_context(|| format!("writing {}", path.display()))?;
+            }
+            return Ok(());
+        }
+    };
+    let target = match (args.target, args.janus_url) {
+        (TargetArg::Classroom, _) => Target::Classroom,
+        (TargetArg::Janus, Some(url)) => Target::Janus { url },
+        (TargetArg::Janus, None) => anyhow::bail!("--target janus needs --janus-url"),
+    };
+    let (admin_email, admin_password) = match (args.admin_email, args.admin_password) {
+        (Some(email), Some(password)) => (email, password),
+        _ if target != Target::Classroom => (String::new(), String::new()),
+        _ => anyhow::bail!(
+            "classroomd needs an admin account: --admin-email and --admin-password (or LOADTEST_ADMIN_EMAIL and LOADTEST_ADMIN_PASSWORD)"
+        ),
+    };
     if !(args.join_rate > 0.0 && args.join_rate.is_finite()) {
         anyhow::bail!("--join-rate must be a positive number");
     }
@@ -79,9 +151,10 @@ async fn main() -> anyhow::Result<()> {
     }
     let config = RunConfig {
         server: args.server,
-        admin_email: args.admin_email,
-        admin_password: args.admin_password,
-        scenario: args.scenario,
+        target,
+        admin_email,
+        admin_password,
+        scenario,
         students: args.students as usize,
         duration: Duration::from_secs(args.duration),
         join_rate: args.join_rate,

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::{Api, ApiError};
 use crate::clip::Clips;
+use crate::janus::{self, JanusError};
 use crate::peer::{Peer, PeerError, PeerStats, Sending};
 use crate::signaling::{Signaling, SignalingError};
 
@@ -29,6 +30,8 @@ pub enum ParticipantError {
     Peer(#[from] PeerError),
     #[error("the offer was refused: {0}")]
     OfferRefused(String),
+    #[error("janus: {0}")]
+    Janus(#[from] JanusError),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -38,14 +41,24 @@ pub enum Role {
     Student,
 }
 
+/// The server under test, as one participant reaches it.
+#[derive(Clone)]
+pub enum Server {
+    /// classroomd: signed in as this participant's account, joining this lesson.
+    Classroom { api: Api, lesson: i64 },
+    /// Janus's VideoRoom: the teacher publishes into the room, students subscribe.
+    Janus {
+        http: reqwest::Client,
+        room: janus::Room,
+    },
+}
+
 /// What one participant does.
 #[derive(Clone)]
 pub struct Plan {
     pub name: String,
     pub role: Role,
-    /// Signed in as this participant's account.
-    pub api: Api,
-    pub lesson: i64,
+    pub server: Server,
     pub sending: Sending,
     /// Pairs of recvonly m-lines (audio + video) offered at first.
     pub receive: usize,
@@ -96,7 +109,10 @@ pub fn lock(record: &Mutex<Record>) -> std::sync::MutexGuard<'_, Record> {
 
 /// Runs the participant until `stop` turns true; errors are also written to the record.
 pub async fn run(plan: Plan, record: SharedRecord, stop: watch::Receiver<bool>) {
-    let result = live(&plan, &record, stop).await;
+    let result = match &plan.server {
+        Server::Classroom { api, lesson } => live(&plan, api, *lesson, &record, stop).await,
+        Server::Janus { http, room } => live_janus(&plan, http, room, &record, stop).await,
+    };
     let mut record = lock(&record);
     record.left_at = Some(Instant::now());
     if let Err(e) = result {
@@ -106,11 +122,13 @@ pub async fn run(plan: Plan, record: SharedRecord, stop: watch::Receiver<bool>) 
 
 async fn live(
     plan: &Plan,
+    api: &Api,
+    lesson: i64,
     record: &SharedRecord,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ParticipantError> {
-    let token = plan.api.join_token(plan.lesson).await?;
-    let mut ws = Signaling::connect(plan.api.base()).await?;
+    let token = api.join_token(lesson).await?;
+    let mut ws = Signaling::connect(api.base()).await?;
     lock(record).ws_open = Some(Instant::now());
     let me = ws.join(token, REPLY_WAIT).await?;
     lock(record).id = Some(me);
@@ -181,6 +199,76 @@ async fn live(
     }
     let _ = ws.send(ClientMessage::Leave).await;
     ws.close().await;
+    peer.stop();
+    Ok(())
+}
+
+/// The same participant against Janus's VideoRoom. "WebSocket open" (the start of the join
+/// times) is when the Janus session exists, the moment its transport is ready for the join.
+/// The teacher joins as the publisher `TEACHER_FEED` and publishes its offer; a student joins
+/// as a subscriber of that feed, answers Janus's offer and starts.
+async fn live_janus(
+    plan: &Plan,
+    http: &reqwest::Client,
+    room: &janus::Room,
+    record: &SharedRecord,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ParticipantError> {
+    let mut session = janus::Session::open(http, &room.url).await?;
+    lock(record).ws_open = Some(Instant::now());
+    let peer = match plan.role {
+        Role::Teacher => {
+            session
+                .request(
+                    serde_json::json!({"request": "join", "ptype": "publisher", "room": room.id,
+                        "id": janus::TEACHER_FEED, "display": plan.name}),
+                    None,
+                )
+                .await?;
+            session.event("joined", REPLY_WAIT).await?;
+            lock(record).id = Some(ParticipantId(janus::TEACHER_FEED));
+            let (peer, offer) =
+                Peer::start(plan.bind_ip, plan.clips.clone(), plan.sending, 0).await?;
+            lock(record).peer = Some(peer.stats.clone());
+            session
+                .request(
+                    serde_json::json!({"request": "publish", "audio": plan.sending.audio,
+                        "video": plan.sending.video_layers > 0}),
+                    Some(janus::publisher_jsep(offer)),
+                )
+                .await?;
+            let (_, jsep) = session.event("event", REPLY_WAIT).await?;
+            peer.accept_answer(janus::jsep_sdp(jsep.as_ref(), "answer")?)
+                .await?;
+            peer
+        }
+        Role::Student => {
+            session
+                .request(
+                    serde_json::json!({"request": "join", "ptype": "subscriber", "room": room.id,
+                        "streams": [{"feed": janus::TEACHER_FEED}]}),
+                    None,
+                )
+                .await?;
+            let (data, jsep) = session.event("attached", REPLY_WAIT).await?;
+            lock(record).id = Some(ParticipantId(data["id"].as_u64().unwrap_or(0)));
+            let peer = Peer::answering(plan.bind_ip, plan.clips.clone()).await?;
+            lock(record).peer = Some(peer.stats.clone());
+            let answer = peer
+                .accept_offer(janus::jsep_sdp(jsep.as_ref(), "offer")?)
+                .await?;
+            session
+                .request(
+                    serde_json::json!({"request": "start"}),
+                    Some(janus::jsep("answer", answer)),
+                )
+                .await?;
+            peer
+        }
+    };
+    // Media flows until told to stop; Janus's events (webrtcup, media, slowlink) need nothing.
+    let _ = stop.wait_for(|stopped| *stopped).await;
+    session.destroy().await;
     peer.stop();
     Ok(())
 }

@@ -140,44 +140,28 @@ impl Peer {
         sending: Sending,
         receive: usize,
     ) -> Result<(Peer, String), PeerError> {
-        let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0))
-            .await
-            .map_err(PeerError::Socket)?;
-        let local = socket.local_addr().map_err(PeerError::Socket)?;
-        let now = Instant::now();
-        let mut rtc = Rtc::builder()
-            .set_rtp_mode(true)
-            .clear_codecs()
-            .enable_opus(true, false)
-            .enable_vp8(true)
-            .set_extension(7, Extension::AbsoluteCaptureTime)
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            .build(now);
-        let candidate = Candidate::host(local, "udp").map_err(|e| PeerError::Rtc(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
-        let stats = Arc::new(Mutex::new(PeerStats::default()));
-        let mut state = State {
-            rtc,
-            pending: None,
-            clips,
-            tracks: Vec::new(),
-            planned: Vec::new(),
-            paused: false,
-            ssrc_mids: HashMap::new(),
-            stats: stats.clone(),
-        };
-        let offer = state.offer(sending, receive, now)?;
+        let (mut state, socket, local) = State::bind(bind_ip, clips).await?;
+        let offer = state.offer(sending, receive, Instant::now())?;
+        Ok((Peer::spawn(state, socket, local), offer))
+    }
+
+    /// A receive-only peer that waits for the server's offer ([`Peer::accept_offer`]), as a
+    /// Janus subscriber does.
+    pub async fn answering(bind_ip: IpAddr, clips: Arc<Clips>) -> Result<Peer, PeerError> {
+        let (state, socket, local) = State::bind(bind_ip, clips).await?;
+        Ok(Peer::spawn(state, socket, local))
+    }
+
+    fn spawn(state: State, socket: UdpSocket, local: SocketAddr) -> Peer {
+        let stats = state.stats.clone();
         let (commands, inbox) = mpsc::unbounded_channel();
         let task = tokio::spawn(drive(state, socket, local, inbox));
-        Ok((
-            Peer {
-                commands,
-                stats,
-                local_addr: local,
-                task,
-            },
-            offer,
-        ))
+        Peer {
+            commands,
+            stats,
+            local_addr: local,
+            task,
+        }
     }
 
     /// The address of this peer's UDP socket.
@@ -272,6 +256,37 @@ impl Drop for Peer {
 }
 
 impl State {
+    async fn bind(
+        bind_ip: IpAddr,
+        clips: Arc<Clips>,
+    ) -> Result<(State, UdpSocket, SocketAddr), PeerError> {
+        let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0))
+            .await
+            .map_err(PeerError::Socket)?;
+        let local = socket.local_addr().map_err(PeerError::Socket)?;
+        let mut rtc = Rtc::builder()
+            .set_rtp_mode(true)
+            .clear_codecs()
+            .enable_opus(true, false)
+            .enable_vp8(true)
+            .set_extension(7, Extension::AbsoluteCaptureTime)
+            .set_stats_interval(Some(Duration::from_secs(1)))
+            .build(Instant::now());
+        let candidate = Candidate::host(local, "udp").map_err(|e| PeerError::Rtc(e.to_string()))?;
+        rtc.add_local_candidate(candidate);
+        let state = State {
+            rtc,
+            pending: None,
+            clips,
+            tracks: Vec::new(),
+            planned: Vec::new(),
+            paused: false,
+            ssrc_mids: HashMap::new(),
+            stats: Arc::new(Mutex::new(PeerStats::default())),
+        };
+        Ok((state, socket, local))
+    }
+
     /// An offer adding `sending` as sendonly m-lines, then `receive` pairs of recvonly audio
     /// and video m-lines.
     fn offer(

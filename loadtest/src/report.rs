@@ -60,6 +60,8 @@ pub struct ParticipantReport {
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Totals {
     pub packets_received: u64,
+    /// RTP bytes received (payload and a 12-byte header per packet).
+    pub bytes_received: u64,
     pub packets_expected: u64,
     pub packets_lost: u64,
     pub loss_percent: f64,
@@ -85,7 +87,46 @@ pub struct RampStep {
     pub students: usize,
     pub loss_percent: f64,
     pub latency_p99_ms: Option<f64>,
+    /// Server CPU over the step's window per packet the students received, in µs.
+    pub server_cpu_us_per_packet: Option<f64>,
     pub passed: bool,
+}
+
+/// The steady part of a run, once every student has joined and settled, to its end: what the
+/// server spent per packet it forwarded (the packets the students received).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Window {
+    pub secs: f64,
+    pub packets_received: u64,
+    pub bytes_received: u64,
+    pub server_cpu_seconds: Option<f64>,
+    pub server_cpu_us_per_packet: Option<f64>,
+    pub generator_cpu_seconds: Option<f64>,
+}
+
+impl Window {
+    /// The window between two measurements: (when, server usage, generator usage, totals).
+    pub fn between(
+        start: (Instant, Option<Usage>, Option<Usage>, &Totals),
+        end: (Instant, Option<Usage>, Option<Usage>, &Totals),
+    ) -> Window {
+        let cpu = |a: Option<Usage>, b: Option<Usage>| Some(b?.cpu_seconds - a?.cpu_seconds);
+        let packets_received = end
+            .3
+            .packets_received
+            .saturating_sub(start.3.packets_received);
+        let server_cpu_seconds = cpu(start.1, end.1);
+        Window {
+            secs: end.0.saturating_duration_since(start.0).as_secs_f64(),
+            packets_received,
+            bytes_received: end.3.bytes_received.saturating_sub(start.3.bytes_received),
+            server_cpu_seconds,
+            server_cpu_us_per_packet: server_cpu_seconds
+                .filter(|_| packets_received > 0)
+                .map(|s| s * 1e6 / packets_received as f64),
+            generator_cpu_seconds: cpu(start.2, end.2),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -117,6 +158,9 @@ pub struct Report {
     pub totals: Totals,
     pub server: ProcessReport,
     pub generator: ProcessReport,
+    /// The steady window (lecture, seminar, audio class, churn; not ramp, whose steps have
+    /// their own).
+    pub window: Option<Window>,
     pub ramp: Option<RampReport>,
     pub participants: Vec<ParticipantReport>,
 }
@@ -181,6 +225,7 @@ impl Snapshot {
                     part.packets_received += stream.loss.received();
                     part.packets_expected += stream.loss.expected();
                     part.packets_lost += stream.loss.lost();
+                    snap.totals.bytes_received += stream.bytes_by_layer.values().sum::<u64>();
                     snap.latency_us.merge(&stream.latency_us);
                     let kind = match stream.kind {
                         StreamKind::Audio => "audio",
@@ -257,6 +302,7 @@ pub fn build(
     snap: Snapshot,
     server: (UsageSource, Option<Usage>, Option<Usage>),
     generator: (Option<Usage>, Option<Usage>),
+    window: Option<Window>,
     ramp: Option<RampReport>,
 ) -> Report {
     let joins = |f: fn(&ParticipantReport) -> Option<f64>| {
@@ -313,6 +359,7 @@ pub fn build(
             rss_bytes: generator.1.and_then(|u| u.rss_bytes),
             per_subscriber: generator_cpu.map(|c| c / duration_secs.max(0.001) / subscribers),
         },
+        window,
         ramp,
         participants: snap.participants,
     }
@@ -407,15 +454,28 @@ impl Report {
                 .per_subscriber
                 .map_or("-".to_string(), |c| format!("{:.2}%", c * 100.0)),
         );
+        if let Some(w) = &self.window {
+            let _ = writeln!(
+                out,
+                "steady window {:.1} s: {} packets received, server CPU {}, {} per packet",
+                w.secs,
+                w.packets_received,
+                secs(w.server_cpu_seconds),
+                w.server_cpu_us_per_packet
+                    .map_or("-".to_string(), |us| format!("{us:.2} µs")),
+            );
+        }
         if let Some(ramp) = &self.ramp {
             for step in &ramp.steps {
                 let _ = writeln!(
                     out,
-                    "ramp: {:>5} students  loss {:.3}%  p99 {}  {}",
+                    "ramp: {:>5} students  loss {:.3}%  p99 {}  server {}  {}",
                     step.students,
                     step.loss_percent,
                     step.latency_p99_ms
                         .map_or("-".to_string(), |v| format!("{v:.1} ms")),
+                    step.server_cpu_us_per_packet
+                        .map_or("-".to_string(), |v| format!("{v:.2} µs/packet")),
                     if step.passed { "ok" } else { "over the bound" }
                 );
             }

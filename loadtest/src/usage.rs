@@ -34,6 +34,11 @@ pub fn of_pid(pid: Option<u32>) -> Option<Usage> {
     })
 }
 
+/// CPU seconds of the calling thread (`/proc/thread-self/stat`).
+pub fn of_this_thread() -> Option<f64> {
+    cpu_from_stat(&std::fs::read_to_string("/proc/thread-self/stat").ok()?)
+}
+
 /// utime + stime (fields 14 and 15) of a `/proc/<pid>/stat` line, in seconds. The command
 /// name (field 2) may hold spaces and parentheses, so fields are counted after its last `)`.
 pub fn cpu_from_stat(stat: &str) -> Option<f64> {

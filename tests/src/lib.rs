@@ -3,8 +3,8 @@
 //! client that speaks to it exactly as an outside client would.
 
 pub mod media;
-pub mod relay;
 pub mod nginx;
+pub mod relay;
 pub mod school;
 pub mod ws;
 
