@@ -23,6 +23,7 @@ pub struct Config {
     pub rate_limit: RateLimitConfig,
     pub signaling: SignalingSettings,
     pub media: MediaConfig,
+    pub recorder: classroom_recorder::RecorderConfig,
     pub log: LogConfig,
 }
 
@@ -159,6 +160,7 @@ impl Default for Config {
             rate_limit: RateLimitConfig::default(),
             signaling: SignalingSettings::default(),
             media: MediaConfig::default(),
+            recorder: classroom_recorder::RecorderConfig::default(),
             log: LogConfig::default(),
         }
     }

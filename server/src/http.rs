@@ -141,6 +141,10 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     state
         .metrics
         .live_observed(rooms.open_rooms(), rooms.stats(), sfu);
+    let jobs = state.api.store.recording_job_counts().await.ok();
+    state
+        .metrics
+        .recorder_observed(state.live.recorder.snapshot(), jobs);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

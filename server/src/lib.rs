@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod recorder;
 pub mod web;
 
 use std::future::Future;
@@ -86,6 +87,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
     let media_addr = media.handle.local_addr();
+    let (shutdown, mut stopping) = watch::channel(false);
+    let recorder = recorder::start(
+        &config.recorder,
+        &config.data_dir,
+        store.clone(),
+        media.handle.clone(),
+        stopping.clone(),
+    )
+    .await?;
     let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let rooms = Arc::new(Rooms::with_media(
         config.signaling.to_config(),
@@ -96,8 +106,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens(tokens.clone())),
         media: media.handle,
+        recorder: recorder.stats.clone(),
     };
-    tokio::spawn(live::apply_room_events(store.clone(), room_events_rx));
+    let lesson_events = recorder.route(room_events_rx, Arc::downgrade(&rooms));
+    tokio::spawn(live::apply_room_events(store.clone(), lesson_events));
     tokio::spawn(live::relay_media_events(rooms, media.events));
     let media_task = media.task;
     let api = ApiState {
@@ -107,6 +119,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         trust_forwarded_for: config.http.trust_forwarded_for,
         // Until the RTMP listener's config is wired: derived from the request's Host.
         rtmp_public_url: None,
+        replays_dir: Some(recorder::replays_dir(&config.data_dir)),
     };
     let metrics = Arc::new(metrics::Metrics::new());
     let (router, _openapi) = http::router(
@@ -121,7 +134,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("cannot listen on {}", config.http.addr))?;
     let addr = listener.local_addr()?;
 
-    let (shutdown, mut stopping) = watch::channel(false);
     let mut stopping_cleanup = stopping.clone();
     tokio::spawn(async move {
         // Forget rate-limit buckets that have refilled, so memory stays bounded.

@@ -16,15 +16,18 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use classroom_protocol::signal::{
-    ClientMessage, MediaKind, ParticipantId, QualityUpdate, ServerMessage,
+    ClientMessage, MediaKind, ParticipantId, ParticipantInfo, QualityUpdate, RecordingState,
+    ServerMessage,
 };
-use classroom_protocol::{JoinClaims, RoomName, TrackSource};
+use classroom_protocol::{JoinClaims, LessonId, RoomName, TrackSource};
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
-use crate::room::{ConnectionId, JoinError, LessonEffect, MediaEffect, Output, Room, RoomConfig};
+use crate::room::{
+    ConnectionId, JoinError, LessonEffect, MediaEffect, Output, RecordingEffect, Room, RoomConfig,
+};
 use crate::stats::{SignalingSnapshot, SignalingStats};
 
 /// Limits of signaling connections.
@@ -68,11 +71,42 @@ pub trait TokenVerifier: Send + Sync + 'static {
     fn verify(&self, token: &str) -> Result<JoinClaims, String>;
 }
 
-/// What the outside world hears from rooms: lesson changes and media changes.
+/// What the outside world hears from rooms: lesson changes, media changes, and for the
+/// recorder, the recording's changes and what happens in a recorded room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomEvent {
     Lesson(LessonEffect),
-    Media { room: RoomName, effect: MediaEffect },
+    Media {
+        room: RoomName,
+        effect: MediaEffect,
+    },
+    Recording {
+        room: RoomName,
+        lesson: LessonId,
+        effect: RecordingEffect,
+    },
+    /// Reported only while the room is recording (or paused), after `Recording` started it.
+    Activity {
+        room: RoomName,
+        activity: RoomActivity,
+    },
+}
+
+/// What the recorder keeps of a room besides media.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomActivity {
+    /// A message sent to everyone: chat, participants joining, leaving or changing (stage,
+    /// hand, mute), the hand queue, the chat lock, the recording state.
+    Broadcast(ServerMessage),
+    /// Who is in the room when the recording starts.
+    Participants(Vec<ParticipantInfo>),
+    /// A media peer (the SFU's peer id), its participant and what each of its sending
+    /// m-lines carries; on each offer, and for every peer when the recording starts.
+    Publisher {
+        peer: PeerId,
+        participant: ParticipantId,
+        sources: BTreeMap<String, TrackSource>,
+    },
 }
 
 /// What a room task sends to one connection.
@@ -102,6 +136,8 @@ pub(crate) enum RoomCommand {
         connection: ConnectionId,
     },
     Media(MediaNotice),
+    /// The server starts recording (the course records by default).
+    StartRecording,
 }
 
 #[derive(Clone)]
@@ -182,6 +218,15 @@ impl Rooms {
 
     pub fn config(&self) -> &SignalingConfig {
         &self.config
+    }
+
+    /// Starts recording `room` on the server's behalf (its course records by default), as if
+    /// its teacher had asked; nothing happens for a room that is not open or already records.
+    pub async fn start_recording(&self, room: &RoomName) {
+        let commands = self.rooms.get(room).map(|r| r.commands.clone());
+        if let Some(commands) = commands {
+            let _ = commands.send(RoomCommand::StartRecording).await;
+        }
     }
 
     /// The signaling counters of this node.
@@ -274,6 +319,11 @@ async fn run_room(
                         (ClientMessage::Offer { sdp, sources }, Some(media)) => {
                             let reply = media.offer(&room, participant, connection, id, sdp, sources).await;
                             connections.send_to_connection(connection, &reply);
+                            if room.recording() != RecordingState::Off
+                                && matches!(reply, ServerMessage::Answer { .. })
+                            {
+                                media.report_publishers(&room, &events, Some(connection));
+                            }
                             Vec::new()
                         }
                         (ClientMessage::VideoSize { mid, height, .. }, Some(media)) => {
@@ -312,6 +362,7 @@ async fn run_room(
                         }
                         Vec::new()
                     }
+                    RoomCommand::StartRecording => room.start_recording(),
                     RoomCommand::Media(notice) => {
                         if let Some((connection, message)) = media.as_mut().and_then(|m| m.notice(notice)) {
                             connections.send_to_connection(connection, &message);
@@ -325,7 +376,35 @@ async fn run_room(
         for output in outputs {
             match output {
                 Output::Send { to, message } => connections.send(to, &message),
-                Output::Broadcast { except, message } => connections.broadcast(except, &message),
+                Output::Broadcast { except, message } => {
+                    connections.broadcast(except, &message);
+                    if room.recording() != RecordingState::Off
+                        || matches!(message, ServerMessage::Recording { .. })
+                    {
+                        let activity = RoomActivity::Broadcast(message);
+                        let _ = events.send(RoomEvent::Activity {
+                            room: room.name().clone(),
+                            activity,
+                        });
+                    }
+                }
+                Output::Recording(effect) => {
+                    let _ = events.send(RoomEvent::Recording {
+                        room: room.name().clone(),
+                        lesson: room.lesson(),
+                        effect,
+                    });
+                    if effect == RecordingEffect::Started {
+                        let activity = RoomActivity::Participants(room.participants());
+                        let _ = events.send(RoomEvent::Activity {
+                            room: room.name().clone(),
+                            activity,
+                        });
+                        if let Some(media) = media.as_ref() {
+                            media.report_publishers(&room, &events, None);
+                        }
+                    }
+                }
                 Output::Close { connection } => {
                     connections.close(connection);
                     if let Some(media) = media.as_mut() {
@@ -579,6 +658,33 @@ impl RoomMedia {
             MediaNotice::Speakers { .. } | MediaNotice::Quality { .. } => return None,
         };
         Some((connection, message))
+    }
+
+    /// Tells the recorder which participant each peer is and what its m-lines carry: every
+    /// peer, or the one of `connection`.
+    fn report_publishers(
+        &self,
+        room: &Room,
+        events: &mpsc::UnboundedSender<RoomEvent>,
+        connection: Option<ConnectionId>,
+    ) {
+        let mut peers: Vec<(&PeerId, &(ConnectionId, ParticipantId))> =
+            self.peers.by_peer.iter().collect();
+        peers.sort_by_key(|(peer, _)| **peer);
+        for (peer, (peer_connection, participant)) in peers {
+            if connection.is_some_and(|c| c != *peer_connection) {
+                continue;
+            }
+            let activity = RoomActivity::Publisher {
+                peer: *peer,
+                participant: *participant,
+                sources: self.peers.sources.get(peer).cloned().unwrap_or_default(),
+            };
+            let _ = events.send(RoomEvent::Activity {
+                room: room.name().clone(),
+                activity,
+            });
+        }
     }
 
     fn participant_of(&self, peer: PeerId) -> Option<ParticipantId> {

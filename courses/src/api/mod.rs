@@ -7,6 +7,7 @@ mod courses;
 pub mod error;
 pub mod extract;
 mod lessons;
+mod recording_jobs;
 mod replays;
 mod stream_keys;
 mod users;
@@ -29,6 +30,7 @@ use error::{ApiError, ApiResult};
 pub use auth::LoginResponse;
 pub use courses::CourseDetail;
 pub use lessons::JoinResponse;
+pub use replays::{ReplayList, ReplayView};
 pub use stream_keys::StreamKeyResponse;
 pub use users::ImportReport;
 
@@ -46,6 +48,8 @@ pub struct ApiState {
     /// The RTMP URL encoders are told to publish to (`rtmp://HOST:PORT/live`); `None` derives
     /// it from the request's Host and the default port 1935.
     pub rtmp_public_url: Option<String>,
+    /// `<data_dir>/replays`, whose files the replay links serve; `None` serves none.
+    pub replays_dir: Option<std::path::PathBuf>,
 }
 
 /// The `/api/v1` routes with their OpenAPI description.
@@ -74,6 +78,10 @@ pub fn router() -> OpenApiRouter<ApiState> {
         ))
         .routes(routes!(replays::course_replays))
         .routes(routes!(replays::lesson_replays))
+        .routes(routes!(replays::get_replay))
+        .routes(routes!(replays::replay_file))
+        .routes(routes!(recording_jobs::list_jobs))
+        .routes(routes!(recording_jobs::retry_job))
 }
 
 #[derive(OpenApi)]
