@@ -448,7 +448,12 @@ async fn a_recording_cut_by_kill_9_is_processed_on_restart() {
         std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            .find_map(|line| line.strip_prefix("LISTENING ").map(str::to_string))
+            // libtest prints `test child_server_process ... ` before it.
+            .find_map(|line| {
+                line.split("LISTENING ")
+                    .nth(1)
+                    .map(|b| b.trim().to_string())
+            })
     })
     .await
     .expect("reads")
@@ -517,8 +522,12 @@ async fn failed_jobs_say_why_the_queue_goes_on_and_a_retry_after_the_fix_succeed
     // The fix: ffmpeg is there after a restart.
     server.config.recorder.ffmpeg = PathBuf::from("ffmpeg");
     server.restart().await;
-    let admin = school.admin.at(&server.base);
-    let teacher = school.teacher.at(&server.base);
+    let school = School {
+        admin: school.admin.at(&server.base),
+        teacher: school.teacher.at(&server.base),
+        ..school
+    };
+    let (admin, teacher) = (school.admin.clone(), school.teacher.clone());
 
     // A corrupt recording queued meanwhile fails with its reason; the queue goes on.
     let broken_lesson = school.lesson("Broken recording").await;
@@ -629,7 +638,8 @@ async fn queue_claims_each_job_once(backend: Backend) {
         .await
         .expect("fails");
     assert_eq!(retried.state.as_str(), "queued");
-    assert!(retried.run_after >= now + time::Duration::seconds(30));
+    // Stored in milliseconds.
+    assert!(retried.run_after > now + time::Duration::milliseconds(29_999));
     assert!(
         store
             .claim_recording_job("w", now, lease)
