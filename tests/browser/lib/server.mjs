@@ -19,6 +19,8 @@ function environment() {
     RUST_LOG: process.env.RUST_LOG || "warn",
     // Port 0: the SFU takes a free UDP port, so parallel runs do not collide.
     CLASSROOM_MEDIA__UDP_ADDR: "127.0.0.1:0",
+    // A small replay picture keeps ffmpeg quick on a shared machine.
+    CLASSROOM_RECORDER__HEIGHT: "360",
   };
 }
 
