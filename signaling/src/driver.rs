@@ -1183,4 +1183,72 @@ mod tests {
         reply(&mut teacher, 11).await;
         assert_eq!(port.take(), ["remove peer4"]);
     }
+
+    #[tokio::test]
+    async fn the_recorder_hears_the_recording_and_the_room_while_it_records() {
+        let port = Arc::new(FakePort::default());
+        let (events, mut heard) = mpsc::unbounded_channel();
+        let rooms = Rooms::with_media(SignalingConfig::default(), events, port);
+        let (room, mut teacher) = join(&rooms, claims(1, ParticipantRole::Teacher)).await;
+        let (_, mut student) = join(&rooms, claims(2, ParticipantRole::Student)).await;
+        let sources = BTreeMap::from([("1".to_string(), TrackSource::Screen)]);
+        let offer = ClientMessage::Offer {
+            sdp: "v=0".into(),
+            sources: sources.clone(),
+        };
+        say(&room, &teacher, 1, offer).await;
+        reply(&mut teacher, 1).await;
+        let chat = |text: &str| ClientMessage::Chat { text: text.into() };
+        say(&room, &student, 2, chat("before")).await;
+        reply(&mut student, 2).await;
+
+        // The course's default starts it, as the server does when the lesson goes live.
+        rooms
+            .start_recording(&RoomName::for_lesson(LessonId(1)))
+            .await;
+        say(&room, &student, 3, chat("during")).await;
+        reply(&mut student, 3).await;
+        say(&room, &teacher, 4, ClientMessage::StopRecording).await;
+        reply(&mut teacher, 4).await;
+        say(&room, &student, 5, chat("after")).await;
+        reply(&mut student, 5).await;
+
+        let mut seen = Vec::new();
+        while let Ok(event) = heard.try_recv() {
+            match event {
+                RoomEvent::Recording { effect, .. } => seen.push(format!("{effect:?}")),
+                RoomEvent::Activity { activity, .. } => seen.push(match activity {
+                    RoomActivity::Participants(p) => format!("participants {}", p.len()),
+                    RoomActivity::Publisher {
+                        peer,
+                        participant,
+                        sources: s,
+                    } => {
+                        assert_eq!(s, sources);
+                        format!("publisher {peer} {participant}")
+                    }
+                    RoomActivity::Broadcast(ServerMessage::Chat { message }) => {
+                        format!("chat {}", message.text)
+                    }
+                    RoomActivity::Broadcast(ServerMessage::Recording { state }) => {
+                        format!("state {}", state.as_str())
+                    }
+                    RoomActivity::Broadcast(other) => format!("{other:?}"),
+                }),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "Started",
+                "participants 2",
+                "publisher peer1 p1",
+                "state recording",
+                "chat during",
+                "Stopped",
+                "state off"
+            ]
+        );
+    }
 }
