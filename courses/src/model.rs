@@ -210,6 +210,10 @@ pub struct Course {
     pub created_by: UserId,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+    /// Its lessons are recorded from the moment they go live (teachers can still pause or
+    /// stop, and start recording when this is off).
+    #[serde(default)]
+    pub record_by_default: bool,
 }
 
 /// How a user relates to a course; decides what they may see and do in it.
@@ -355,6 +359,73 @@ pub struct Replay {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub ready_at: Option<OffsetDateTime>,
+    /// Chapter marks: stage changes, screen share on and off (ready replays).
+    #[serde(default)]
+    pub chapters: Vec<ReplayChapter>,
+    /// Why the replay could not be prepared (failed replays; the last error while retrying).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// A chapter mark of a replay.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReplayChapter {
+    /// Milliseconds from the replay's start.
+    pub at_ms: u64,
+    pub title: String,
+}
+
+/// Where a replay job is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Queued,
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub const ALL: [JobState; 4] = [Self::Queued, Self::Running, Self::Done, Self::Failed];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobState::Queued => "queued",
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// A job of the replay queue: make the replay of one recording.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct RecordingJob {
+    pub id: i64,
+    /// The recording's folder under `<data_dir>/recordings`.
+    pub recording: String,
+    pub lesson_id: LessonId,
+    pub replay_id: ReplayId,
+    pub state: JobState,
+    /// Attempts so far.
+    pub attempts: i64,
+    /// A queued job is not claimed before this time.
+    #[serde(with = "time::serde::rfc3339")]
+    pub run_after: OffsetDateTime,
+    /// The worker that claimed it last.
+    pub worker: Option<String>,
+    /// Why the last attempt failed.
+    pub error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
 }
 
 #[cfg(test)]

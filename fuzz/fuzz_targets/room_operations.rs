@@ -67,6 +67,12 @@ enum Message {
     Leave,
     Offer(String),
     Answer(String),
+    StartRecording,
+    PauseRecording,
+    ResumeRecording,
+    StopRecording,
+    /// The server starts recording (the course's default).
+    ServerStartsRecording,
 }
 
 impl Message {
@@ -99,6 +105,12 @@ impl Message {
                 sources: Default::default(),
             },
             Message::Answer(sdp) => ClientMessage::Answer { sdp },
+            Message::StartRecording | Message::ServerStartsRecording => {
+                ClientMessage::StartRecording
+            }
+            Message::PauseRecording => ClientMessage::PauseRecording,
+            Message::ResumeRecording => ClientMessage::ResumeRecording,
+            Message::StopRecording => ClientMessage::StopRecording,
         }
     }
 }
@@ -224,6 +236,12 @@ fuzz_target!(|input: Input| {
                         assert_eq!(observable(&room), before, "a refused join changed the room");
                     }
                 }
+            }
+            Op::Handle {
+                message: Message::ServerStartsRecording,
+                ..
+            } => {
+                let _ = room.start_recording();
             }
             Op::Handle { from, id, message } => {
                 let from = from.id();

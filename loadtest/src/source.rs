@@ -140,7 +140,7 @@ impl TrackSource {
     /// A receiver asked for a keyframe: restart the clip at its first frame (a keyframe in
     /// every layer), at most once per [`KEYFRAME_MIN_INTERVAL`].
     pub fn keyframe_requested(&mut self, now: Instant) {
-        if self.kind == TrackKind::Video {
+        if self.kind == TrackKind::Video && self.clips.keyframe_restarts {
             self.restart_pending = true;
             self.restart_if_allowed(now);
         }

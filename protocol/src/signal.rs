@@ -79,6 +79,14 @@ pub enum ClientMessage {
     EndLesson,
     /// Leave for good (no resume).
     Leave,
+    /// Teachers (`record` grant): start recording the lesson. Everyone gets `recording`.
+    StartRecording,
+    /// Teachers: pause the recording; the paused part is left out of the replay.
+    PauseRecording,
+    /// Teachers: resume a paused recording (the same replay goes on).
+    ResumeRecording,
+    /// Teachers: stop recording; the replay is prepared from what was recorded.
+    StopRecording,
     /// The client's WebRTC offer. The first one on a connection opens its media session
     /// (one peer connection per WebSocket connection); later ones renegotiate it (to add a
     /// camera after being brought on stage, say). Answered with [`ServerMessage::Answer`]
@@ -173,6 +181,9 @@ pub enum ServerMessage {
         chat_locked: bool,
         /// The most recent chat messages, oldest first.
         chat_history: Vec<ChatMessage>,
+        /// Whether the lesson is being recorded now.
+        #[serde(default)]
+        recording: RecordingState,
     },
     /// A message with this `id` was carried out.
     Ok {
@@ -224,6 +235,10 @@ pub enum ServerMessage {
     },
     /// The lesson is over; the connection closes.
     LessonEnded,
+    /// The recording state of the lesson changed (everyone sees an indicator).
+    Recording {
+        state: RecordingState,
+    },
     /// The server's WebRTC answer to the client's `offer` with this `id`: the reply to that
     /// request (no separate `ok` follows).
     Answer {
@@ -260,6 +275,27 @@ pub enum ServerMessage {
     ConnectionQuality {
         updates: Vec<QualityUpdate>,
     },
+}
+
+/// Whether a lesson is being recorded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordingState {
+    #[default]
+    Off,
+    Recording,
+    /// Started, paused: nothing is recorded until it resumes.
+    Paused,
+}
+
+impl RecordingState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RecordingState::Off => "off",
+            RecordingState::Recording => "recording",
+            RecordingState::Paused => "paused",
+        }
+    }
 }
 
 /// How well a participant's media connection works.
@@ -353,5 +389,15 @@ mod tests {
             serde_json::to_string(&left).expect("serializes"),
             r#"{"type":"participant_left","participant":4,"reason":"timed_out"}"#
         );
+        let recording = ServerMessage::Recording {
+            state: RecordingState::Paused,
+        };
+        assert_eq!(
+            serde_json::to_string(&recording).expect("serializes"),
+            r#"{"type":"recording","state":"paused"}"#
+        );
+        let start: ClientEnvelope =
+            serde_json::from_str(r#"{"v":1,"id":3,"type":"start_recording"}"#).expect("parses");
+        assert_eq!(start.message, ClientMessage::StartRecording);
     }
 }

@@ -24,6 +24,7 @@ pub struct Config {
     pub signaling: SignalingSettings,
     pub media: MediaConfig,
     pub restream: crate::restream::RestreamSettings,
+    pub recorder: classroom_recorder::RecorderConfig,
     pub log: LogConfig,
 }
 
@@ -197,6 +198,7 @@ impl Default for Config {
             signaling: SignalingSettings::default(),
             media: MediaConfig::default(),
             restream: crate::restream::RestreamSettings::default(),
+            recorder: classroom_recorder::RecorderConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -145,6 +145,10 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     state
         .metrics
         .restream_observed(&restreams.count_by_state(), restreams.restarts_total());
+    let jobs = state.api.store.recording_job_counts().await.ok();
+    state
+        .metrics
+        .recorder_observed(state.live.recorder.snapshot(), jobs);
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

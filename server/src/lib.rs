@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod recorder;
 pub mod restream;
 pub mod web;
 
@@ -96,6 +97,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
     let media_addr = media.handle.local_addr();
     let media_tcp_addr = media.handle.tcp_local_addr();
+    let (shutdown, mut stopping) = watch::channel(false);
+    let recorder = recorder::start(
+        &config.recorder,
+        &config.data_dir,
+        store.clone(),
+        media.handle.clone(),
+        stopping.clone(),
+    )
+    .await?;
     let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let joins = Arc::new(live::JoinClock::default());
     let rooms = Arc::new(Rooms::with_media(
@@ -108,6 +118,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens(tokens.clone())),
         media: media.handle.clone(),
+        recorder: recorder.stats.clone(),
     };
     let restreams = restream::start(
         &config.restream,
@@ -117,9 +128,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         restream_board.clone(),
         restream_changes,
     );
+    let lesson_events = recorder.route(room_events_rx, Arc::downgrade(&rooms));
     tokio::spawn(live::apply_room_events(
         store.clone(),
-        room_events_rx,
+        lesson_events,
         restreams,
     ));
     tokio::spawn(live::relay_media_events(
@@ -137,6 +149,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         // Until the RTMP listener's config is wired: derived from the request's Host.
         rtmp_public_url: None,
         restreams: restream_board,
+        replays_dir: Some(recorder::replays_dir(&config.data_dir)),
     };
     let (router, _openapi) = http::router(
         api,
@@ -150,7 +163,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("cannot listen on {}", config.http.addr))?;
     let addr = listener.local_addr()?;
 
-    let (shutdown, mut stopping) = watch::channel(false);
     let mut stopping_cleanup = stopping.clone();
     tokio::spawn(async move {
         // Forget rate-limit buckets that have refilled, so memory stays bounded.

@@ -317,6 +317,8 @@ pub struct LiveState {
     pub verifier: Arc<dyn TokenVerifier>,
     /// The SFU, for its counters.
     pub media: MediaHandle,
+    /// The recorder's counters.
+    pub recorder: Arc<classroom_recorder::RecorderStats>,
 }
 
 impl std::fmt::Debug for LiveState {
@@ -361,6 +363,8 @@ pub async fn apply_room_events(
             RoomEvent::Media { room, effect } => {
                 tracing::debug!(%room, ?effect, "media change");
             }
+            // The recorder takes these before they get here (crate::recorder).
+            RoomEvent::Recording { .. } | RoomEvent::Activity { .. } => {}
         }
     }
 }

@@ -23,6 +23,80 @@ pub struct Metrics {
     live: LiveMetrics,
     restream_destinations: IntGaugeVec,
     restream_restarts: IntCounter,
+    recorder: RecorderMetrics,
+}
+
+/// The recorder: recordings while live, and the replay job queue.
+struct RecorderMetrics {
+    recordings_active: IntGauge,
+    tracks_recorded: IntCounter,
+    bytes_written: IntCounter,
+    packets_dropped: IntCounter,
+    jobs: IntGaugeVec,
+    jobs_finished: IntCounterVec,
+    job_seconds: prometheus::Counter,
+}
+
+impl RecorderMetrics {
+    fn new() -> Self {
+        let valid = "static metric definition to be valid";
+        RecorderMetrics {
+            recordings_active: IntGauge::new(
+                "classroom_recordings_active",
+                "Lessons being recorded on this node",
+            )
+            .expect(valid),
+            tracks_recorded: IntCounter::new(
+                "classroom_recorder_tracks_total",
+                "Tracks recorded (each published track of a recorded room)",
+            )
+            .expect(valid),
+            bytes_written: IntCounter::new(
+                "classroom_recorder_bytes_written_total",
+                "Bytes the recorder wrote to disk",
+            )
+            .expect(valid),
+            packets_dropped: IntCounter::new(
+                "classroom_recorder_packets_dropped_total",
+                "Packets the recorder could not keep up with (slow disk), lost from recordings",
+            )
+            .expect(valid),
+            jobs: IntGaugeVec::new(
+                Opts::new(
+                    "classroom_replay_jobs",
+                    "Replay jobs in the queue, by state",
+                ),
+                &["state"],
+            )
+            .expect(valid),
+            jobs_finished: IntCounterVec::new(
+                Opts::new(
+                    "classroom_replay_jobs_finished_total",
+                    "Replay job attempts this node finished, by outcome",
+                ),
+                &["outcome"],
+            )
+            .expect(valid),
+            job_seconds: prometheus::Counter::new(
+                "classroom_replay_job_seconds_total",
+                "Time spent processing replay jobs on this node (divide by the finished count \
+                 for the mean job duration)",
+            )
+            .expect(valid),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.recordings_active.clone()),
+            Box::new(self.tracks_recorded.clone()),
+            Box::new(self.bytes_written.clone()),
+            Box::new(self.packets_dropped.clone()),
+            Box::new(self.jobs.clone()),
+            Box::new(self.jobs_finished.clone()),
+            Box::new(self.job_seconds.clone()),
+        ]
+    }
 }
 
 /// Rooms, signaling and the SFU. The crates count with plain atomics; these mirror the
@@ -104,6 +178,7 @@ impl Metrics {
             "Restream destination connections started again after a failure",
         )
         .expect("static metric definition to be valid");
+        let recorder = RecorderMetrics::new();
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -114,6 +189,7 @@ impl Metrics {
         ]
         .into_iter()
         .chain(live.collectors())
+        .chain(recorder.collectors())
         {
             registry
                 .register(collector)
@@ -133,6 +209,7 @@ impl Metrics {
             live,
             restream_destinations,
             restream_restarts,
+            recorder,
         }
     }
 
@@ -266,6 +343,35 @@ impl Metrics {
         let current = self.restream_restarts.get();
         if restarts > current {
             self.restream_restarts.inc_by(restarts - current);
+        }
+    }
+
+    /// The recorder's counters and the job queue (by state, when the database answered) as
+    /// seen at scrape time.
+    pub fn recorder_observed(
+        &self,
+        stats: classroom_recorder::RecorderSnapshot,
+        jobs: Option<Vec<(classroom_courses::model::JobState, i64)>>,
+    ) {
+        let r = &self.recorder;
+        r.recordings_active.set(stats.recordings_active);
+        for (counter, value) in [
+            (&r.tracks_recorded, stats.tracks_recorded),
+            (&r.bytes_written, stats.bytes_written),
+            (&r.packets_dropped, stats.packets_dropped),
+        ] {
+            if value > counter.get() {
+                counter.inc_by(value - counter.get());
+            }
+        }
+        sync(&r.jobs_finished, "succeeded", stats.jobs_succeeded);
+        sync(&r.jobs_finished, "failed", stats.jobs_failed);
+        let seconds = stats.job_millis as f64 / 1000.0;
+        if seconds > r.job_seconds.get() {
+            r.job_seconds.inc_by(seconds - r.job_seconds.get());
+        }
+        for (state, count) in jobs.into_iter().flatten() {
+            r.jobs.with_label_values(&[state.as_str()]).set(count);
         }
     }
 

@@ -16,15 +16,18 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use classroom_protocol::signal::{
-    ClientMessage, MediaKind, ParticipantId, QualityUpdate, ServerMessage,
+    ClientMessage, MediaKind, ParticipantId, ParticipantInfo, QualityUpdate, RecordingState,
+    ServerMessage,
 };
-use classroom_protocol::{JoinClaims, ParticipantRole, RoomName, TrackSource};
+use classroom_protocol::{JoinClaims, LessonId, ParticipantRole, RoomName, TrackSource};
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
-use crate::room::{ConnectionId, JoinError, LessonEffect, MediaEffect, Output, Room, RoomConfig};
+use crate::room::{
+    ConnectionId, JoinError, LessonEffect, MediaEffect, Output, RecordingEffect, Room, RoomConfig,
+};
 use crate::stats::{SignalingSnapshot, SignalingStats};
 
 /// Limits of signaling connections.
@@ -68,11 +71,42 @@ pub trait TokenVerifier: Send + Sync + 'static {
     fn verify(&self, token: &str) -> Result<JoinClaims, String>;
 }
 
-/// What the outside world hears from rooms: lesson changes and media changes.
+/// What the outside world hears from rooms: lesson changes, media changes, and for the
+/// recorder, the recording's changes and what happens in a recorded room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RoomEvent {
     Lesson(LessonEffect),
-    Media { room: RoomName, effect: MediaEffect },
+    Media {
+        room: RoomName,
+        effect: MediaEffect,
+    },
+    Recording {
+        room: RoomName,
+        lesson: LessonId,
+        effect: RecordingEffect,
+    },
+    /// Reported only while the room is recording (or paused), after `Recording` started it.
+    Activity {
+        room: RoomName,
+        activity: RoomActivity,
+    },
+}
+
+/// What the recorder keeps of a room besides media.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoomActivity {
+    /// A message sent to everyone: chat, participants joining, leaving or changing (stage,
+    /// hand, mute), the hand queue, the chat lock, the recording state.
+    Broadcast(ServerMessage),
+    /// Who is in the room when the recording starts.
+    Participants(Vec<ParticipantInfo>),
+    /// A media peer (the SFU's peer id), its participant and what each of its sending
+    /// m-lines carries; on each offer, and for every peer when the recording starts.
+    Publisher {
+        peer: PeerId,
+        participant: ParticipantId,
+        sources: BTreeMap<String, TrackSource>,
+    },
 }
 
 /// What a room task sends to one connection.
@@ -104,6 +138,8 @@ pub(crate) enum RoomCommand {
         connection: ConnectionId,
     },
     Media(MediaNotice),
+    /// The server starts recording (the course records by default).
+    StartRecording,
 }
 
 #[derive(Clone)]
@@ -204,6 +240,15 @@ impl Rooms {
         Some((*role, sources.get(mid).copied()))
     }
 
+    /// Starts recording `room` on the server's behalf (its course records by default), as if
+    /// its teacher had asked; nothing happens for a room that is not open or already records.
+    pub async fn start_recording(&self, room: &RoomName) {
+        let commands = self.rooms.get(room).map(|r| r.commands.clone());
+        if let Some(commands) = commands {
+            let _ = commands.send(RoomCommand::StartRecording).await;
+        }
+    }
+
     /// The signaling counters of this node.
     pub fn stats(&self) -> SignalingSnapshot {
         self.stats.snapshot()
@@ -296,6 +341,11 @@ async fn run_room(
                             let opened_at = connections.opened_at.get(&connection).copied();
                             let reply = media.offer(&room, participant, (connection, opened_at), id, sdp, sources).await;
                             connections.send_to_connection(connection, &reply);
+                            if room.recording() != RecordingState::Off
+                                && matches!(reply, ServerMessage::Answer { .. })
+                            {
+                                media.report_publishers(&room, &events, Some(connection));
+                            }
                             Vec::new()
                         }
                         (ClientMessage::VideoSize { mid, height, .. }, Some(media)) => {
@@ -334,6 +384,7 @@ async fn run_room(
                         }
                         Vec::new()
                     }
+                    RoomCommand::StartRecording => room.start_recording(),
                     RoomCommand::Media(notice) => {
                         if let Some((connection, message)) = media.as_mut().and_then(|m| m.notice(notice)) {
                             connections.send_to_connection(connection, &message);
@@ -347,7 +398,35 @@ async fn run_room(
         for output in outputs {
             match output {
                 Output::Send { to, message } => connections.send(to, &message),
-                Output::Broadcast { except, message } => connections.broadcast(except, &message),
+                Output::Broadcast { except, message } => {
+                    connections.broadcast(except, &message);
+                    if room.recording() != RecordingState::Off
+                        || matches!(message, ServerMessage::Recording { .. })
+                    {
+                        let activity = RoomActivity::Broadcast(message);
+                        let _ = events.send(RoomEvent::Activity {
+                            room: room.name().clone(),
+                            activity,
+                        });
+                    }
+                }
+                Output::Recording(effect) => {
+                    let _ = events.send(RoomEvent::Recording {
+                        room: room.name().clone(),
+                        lesson: room.lesson(),
+                        effect,
+                    });
+                    if effect == RecordingEffect::Started {
+                        let activity = RoomActivity::Participants(room.participants());
+                        let _ = events.send(RoomEvent::Activity {
+                            room: room.name().clone(),
+                            activity,
+                        });
+                        if let Some(media) = media.as_ref() {
+                            media.report_publishers(&room, &events, None);
+                        }
+                    }
+                }
                 Output::Close { connection } => {
                     connections.close(connection);
                     if let Some(media) = media.as_mut() {
@@ -604,6 +683,33 @@ impl RoomMedia {
             MediaNotice::Speakers { .. } | MediaNotice::Quality { .. } => return None,
         };
         Some((connection, message))
+    }
+
+    /// Tells the recorder which participant each peer is and what its m-lines carry: every
+    /// peer, or the one of `connection`.
+    fn report_publishers(
+        &self,
+        room: &Room,
+        events: &mpsc::UnboundedSender<RoomEvent>,
+        connection: Option<ConnectionId>,
+    ) {
+        let mut peers: Vec<(&PeerId, &(ConnectionId, ParticipantId))> =
+            self.peers.by_peer.iter().collect();
+        peers.sort_by_key(|(peer, _)| **peer);
+        for (peer, (peer_connection, participant)) in peers {
+            if connection.is_some_and(|c| c != *peer_connection) {
+                continue;
+            }
+            let activity = RoomActivity::Publisher {
+                peer: *peer,
+                participant: *participant,
+                sources: self.peers.sources.get(peer).cloned().unwrap_or_default(),
+            };
+            let _ = events.send(RoomEvent::Activity {
+                room: room.name().clone(),
+                activity,
+            });
+        }
     }
 
     fn participant_of(&self, peer: PeerId) -> Option<ParticipantId> {
@@ -1119,5 +1225,73 @@ mod tests {
         say(&room, &teacher, 11, ClientMessage::Ping).await;
         reply(&mut teacher, 11).await;
         assert_eq!(port.take(), ["remove peer4"]);
+    }
+
+    #[tokio::test]
+    async fn the_recorder_hears_the_recording_and_the_room_while_it_records() {
+        let port = Arc::new(FakePort::default());
+        let (events, mut heard) = mpsc::unbounded_channel();
+        let rooms = Rooms::with_media(SignalingConfig::default(), events, port);
+        let (room, mut teacher) = join(&rooms, claims(1, ParticipantRole::Teacher)).await;
+        let (_, mut student) = join(&rooms, claims(2, ParticipantRole::Student)).await;
+        let sources = BTreeMap::from([("1".to_string(), TrackSource::Screen)]);
+        let offer = ClientMessage::Offer {
+            sdp: "v=0".into(),
+            sources: sources.clone(),
+        };
+        say(&room, &teacher, 1, offer).await;
+        reply(&mut teacher, 1).await;
+        let chat = |text: &str| ClientMessage::Chat { text: text.into() };
+        say(&room, &student, 2, chat("before")).await;
+        reply(&mut student, 2).await;
+
+        // The course's default starts it, as the server does when the lesson goes live.
+        rooms
+            .start_recording(&RoomName::for_lesson(LessonId(1)))
+            .await;
+        say(&room, &student, 3, chat("during")).await;
+        reply(&mut student, 3).await;
+        say(&room, &teacher, 4, ClientMessage::StopRecording).await;
+        reply(&mut teacher, 4).await;
+        say(&room, &student, 5, chat("after")).await;
+        reply(&mut student, 5).await;
+
+        let mut seen = Vec::new();
+        while let Ok(event) = heard.try_recv() {
+            match event {
+                RoomEvent::Recording { effect, .. } => seen.push(format!("{effect:?}")),
+                RoomEvent::Activity { activity, .. } => seen.push(match activity {
+                    RoomActivity::Participants(p) => format!("participants {}", p.len()),
+                    RoomActivity::Publisher {
+                        peer,
+                        participant,
+                        sources: s,
+                    } => {
+                        assert_eq!(s, sources);
+                        format!("publisher {peer} {participant}")
+                    }
+                    RoomActivity::Broadcast(ServerMessage::Chat { message }) => {
+                        format!("chat {}", message.text)
+                    }
+                    RoomActivity::Broadcast(ServerMessage::Recording { state }) => {
+                        format!("state {}", state.as_str())
+                    }
+                    RoomActivity::Broadcast(other) => format!("{other:?}"),
+                }),
+                _ => {}
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                "Started",
+                "participants 2",
+                "publisher peer1 p1",
+                "state recording",
+                "chat during",
+                "Stopped",
+                "state off"
+            ]
+        );
     }
 }

@@ -12,7 +12,8 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use classroom_protocol::signal::{
-    ChatMessage, ClientMessage, LeaveReason, ParticipantId, ParticipantInfo, ServerMessage,
+    ChatMessage, ClientMessage, LeaveReason, ParticipantId, ParticipantInfo, RecordingState,
+    ServerMessage,
 };
 use classroom_protocol::{
     Grants, JoinClaims, LessonId, PROTOCOL_VERSION, ParticipantRole, RoomName, TrackSource, UserId,
@@ -63,6 +64,18 @@ pub enum Output {
     Media(MediaEffect),
     /// The lesson's state changes.
     Lesson(LessonEffect),
+    /// The recording changes: the recorder must follow in the same step.
+    Recording(RecordingEffect),
+}
+
+/// Changes to the lesson's recording, for the recorder.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordingEffect {
+    Started,
+    Paused,
+    Resumed,
+    /// Stopped by a teacher or because the lesson ended: the replay can be prepared.
+    Stopped,
 }
 
 /// Changes the media layer must make.
@@ -184,6 +197,7 @@ pub struct Room {
     removed_tokens: HashSet<String>,
     live: bool,
     ended: bool,
+    recording: RecordingState,
 }
 
 impl Room {
@@ -203,7 +217,36 @@ impl Room {
             removed_tokens: HashSet::new(),
             live: false,
             ended: false,
+            recording: RecordingState::Off,
         }
+    }
+
+    pub fn lesson(&self) -> LessonId {
+        self.lesson
+    }
+
+    /// Whether the lesson is being recorded (or paused) now.
+    pub fn recording(&self) -> RecordingState {
+        self.recording
+    }
+
+    /// Everyone present, as others see them.
+    pub fn participants(&self) -> Vec<ParticipantInfo> {
+        self.participants.values().map(|p| p.info.clone()).collect()
+    }
+
+    /// Starts recording on the server's initiative (the course records by default). Nothing
+    /// happens when already recording or ended.
+    pub fn start_recording(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if !self.ended && self.recording == RecordingState::Off {
+            self.set_recording(
+                RecordingState::Recording,
+                RecordingEffect::Started,
+                &mut out,
+            );
+        }
+        out
     }
 
     pub fn name(&self) -> &RoomName {
@@ -351,6 +394,7 @@ impl Room {
             hands: self.hands.iter().copied().collect(),
             chat_locked: self.chat_locked,
             chat_history: self.chat.iter().cloned().collect(),
+            recording: self.recording,
         })
     }
 
@@ -457,6 +501,7 @@ impl Room {
             .ok_or_else(|| Refusal::new("not_joined", "join the room first"))?;
         let moderator = actor.moderates();
         let may_chat = actor.grants.chat;
+        let may_record = actor.grants.record;
         let name = actor.info.name.clone();
         match message {
             ClientMessage::Join { .. } => {
@@ -629,8 +674,23 @@ impl Room {
                     });
                 }
             }
+            ClientMessage::StartRecording => {
+                self.change_recording(may_record, RecordingEffect::Started, out)?;
+            }
+            ClientMessage::PauseRecording => {
+                self.change_recording(may_record, RecordingEffect::Paused, out)?;
+            }
+            ClientMessage::ResumeRecording => {
+                self.change_recording(may_record, RecordingEffect::Resumed, out)?;
+            }
+            ClientMessage::StopRecording => {
+                self.change_recording(may_record, RecordingEffect::Stopped, out)?;
+            }
             ClientMessage::EndLesson => {
                 require_moderator(moderator, "end the lesson")?;
+                if self.recording != RecordingState::Off {
+                    self.set_recording(RecordingState::Off, RecordingEffect::Stopped, out);
+                }
                 self.ended = true;
                 out.push(Output::Broadcast {
                     except: None,
@@ -654,6 +714,49 @@ impl Room {
             }
         }
         Ok(())
+    }
+
+    /// A teacher's recording control: allowed only with the `record` grant, and only from
+    /// the state it applies to (start when off, pause when recording, ...).
+    fn change_recording(
+        &mut self,
+        may_record: bool,
+        effect: RecordingEffect,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        use RecordingState::{Off, Paused, Recording};
+        if !may_record {
+            return Err(Refusal::grant("record", "record the lesson"));
+        }
+        let next = match (effect, self.recording) {
+            (RecordingEffect::Started, Off) => Recording,
+            (RecordingEffect::Paused, Recording) => Paused,
+            (RecordingEffect::Resumed, Paused) => Recording,
+            (RecordingEffect::Stopped, Recording | Paused) => Off,
+            (_, now) => {
+                return Err(Refusal::new(
+                    "recording_state",
+                    format!("the recording is {}: that does not apply", now.as_str()),
+                ));
+            }
+        };
+        self.set_recording(next, effect, out);
+        Ok(())
+    }
+
+    /// The recorder is told first, then everyone sees the indicator.
+    fn set_recording(
+        &mut self,
+        next: RecordingState,
+        effect: RecordingEffect,
+        out: &mut Vec<Output>,
+    ) {
+        self.recording = next;
+        out.push(Output::Recording(effect));
+        out.push(Output::Broadcast {
+            except: None,
+            message: ServerMessage::Recording { state: next },
+        });
     }
 
     fn target_mut(&mut self, participant: ParticipantId) -> Result<&mut Participant, Refusal> {
@@ -1193,6 +1296,69 @@ mod tests {
                 .err(),
             Some(JoinError::LessonEnded)
         );
+    }
+
+    #[test]
+    fn only_teachers_record_and_everyone_sees_it() {
+        let mut c = class();
+        let refused = c
+            .room
+            .handle(c.now, c.ann, Some(1), ClientMessage::StartRecording);
+        assert_eq!(
+            error_code(&refused),
+            Some(("missing_grant".into(), Some("record".into())))
+        );
+        let wrong = c
+            .room
+            .handle(c.now, c.teacher, Some(2), ClientMessage::PauseRecording);
+        assert_eq!(
+            error_code(&wrong).map(|e| e.0),
+            Some("recording_state".into())
+        );
+        for (message, effect, state) in [
+            (
+                ClientMessage::StartRecording,
+                RecordingEffect::Started,
+                RecordingState::Recording,
+            ),
+            (
+                ClientMessage::PauseRecording,
+                RecordingEffect::Paused,
+                RecordingState::Paused,
+            ),
+            (
+                ClientMessage::ResumeRecording,
+                RecordingEffect::Resumed,
+                RecordingState::Recording,
+            ),
+            (
+                ClientMessage::StopRecording,
+                RecordingEffect::Stopped,
+                RecordingState::Off,
+            ),
+        ] {
+            let out = c.room.handle(c.now, c.teacher, None, message);
+            assert_eq!(
+                out.first(),
+                Some(&Output::Recording(effect)),
+                "recorder first"
+            );
+            assert!(broadcasts(&out).contains(&&ServerMessage::Recording { state }));
+            assert_eq!(c.room.recording(), state);
+        }
+        // The course's default starts it; ending the lesson stops it before the end.
+        assert!(!c.room.start_recording().is_empty());
+        assert!(c.room.start_recording().is_empty(), "once");
+        let out = c
+            .room
+            .handle(c.now, c.teacher, None, ClientMessage::EndLesson);
+        let stopped = out
+            .iter()
+            .position(|o| o == &Output::Recording(RecordingEffect::Stopped));
+        let ended = out
+            .iter()
+            .position(|o| matches!(o, Output::Lesson(LessonEffect::Ended(_))));
+        assert!(stopped.is_some() && stopped < ended, "{out:?}");
     }
 
     #[test]

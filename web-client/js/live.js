@@ -72,6 +72,15 @@ function render() {
   $("hand").textContent = state.hands.includes(state.me) ? "Lower hand" : "Raise hand";
   $("lock-chat").textContent = state.chatLocked ? "Unlock chat" : "Lock chat";
   $("chat-lock").hidden = !state.chatLocked;
+  // Everyone sees whether the lesson is recorded; teachers (the `record` grant) run it.
+  const recording = state.recording || "off";
+  $("recording").hidden = recording === "off";
+  $("recording").textContent = recording === "paused" ? "Recording paused" : "● Recording";
+  const mayRecord = !!state.grants?.record && !state.over;
+  $("record").hidden = !mayRecord;
+  $("record").textContent = recording === "off" ? "Start recording" : "Stop recording";
+  $("record-pause").hidden = !mayRecord || recording === "off";
+  $("record-pause").textContent = recording === "paused" ? "Resume recording" : "Pause recording";
 
   $("hands").replaceChildren(...state.hands.map((id) => el("li", { text: `✋ ${participantName(id)}` })));
   $("people").replaceChildren(...[...state.participants.values()].map(personRow));
@@ -248,6 +257,7 @@ async function connect() {
   state.grants = joined.grants;
   state.hands = joined.hands;
   state.chatLocked = joined.chat_locked;
+  state.recording = joined.recording || "off";
   state.participants = new Map(joined.participants.map((p) => [p.id, p]));
   state.speakers = new Set();
   state.quality = new Map();
@@ -350,6 +360,7 @@ function wire(signaling) {
   on("hands", ({ hands }) => { state.hands = hands; });
   on("chat", ({ message }) => $("messages").append(el("li", { text: `${message.name}: ${message.text}` })));
   on("chat_locked", ({ locked }) => { state.chatLocked = locked; });
+  on("recording", ({ state: recording }) => { state.recording = recording; });
   on("speakers", ({ speakers }) => { state.speakers = new Set(speakers); });
   on("connection_quality", ({ updates }) => {
     for (const { participant, quality } of updates) state.quality.set(participant, quality);
@@ -389,6 +400,8 @@ $("unmute").addEventListener("click", async () => {
 });
 $("mute-all").addEventListener("click", () => send({ type: "mute_all" }).catch(() => {}));
 $("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked: !state.chatLocked }).catch(() => {}));
+$("record").addEventListener("click", () => send({ type: state.recording === "off" || !state.recording ? "start_recording" : "stop_recording" }).catch(() => {}));
+$("record-pause").addEventListener("click", () => send({ type: state.recording === "paused" ? "resume_recording" : "pause_recording" }).catch(() => {}));
 $("end").addEventListener("click", () => {
   if (confirm("End the lesson for everyone?")) send({ type: "end_lesson" }).catch(() => {});
 });

@@ -1,5 +1,7 @@
-// The replay of a lesson: /replay.html?lesson=ID[&replay=ID]. Built against the replay list;
-// a replay that is ready and carries a `url` plays in a <video>, otherwise the page says why.
+// The replay of a lesson: /replay.html?lesson=ID[&replay=ID]. A ready replay plays its HLS
+// playlist in a <video> (Chromium plays HLS natively), lists its chapters (click to jump),
+// shows the chat as it was at the current time, and offers the MP4 download. The file links
+// carry a token of their own and expire after a few hours: reloading the page renews them.
 
 import { api } from "./api.js";
 import { $, el, report, requireSession, when } from "./page.js";
@@ -12,8 +14,44 @@ function statusOf(replay) {
   if (replay.state === "processing") return "This replay is still being prepared. Come back in a few minutes.";
   if (replay.state === "failed") return "This replay could not be prepared.";
   if (!replay.url) return "No replay yet: the recording is not available to play.";
-  const length = replay.duration_ms ? ` · ${Math.round(replay.duration_ms / 60000)} min` : "";
+  const length = replay.duration_ms ? ` · ${clock(replay.duration_ms)}` : "";
   return `${replay.title}${length} · recorded ${when(replay.created_at)}`;
+}
+
+/** mm:ss (or h:mm:ss) of a time in milliseconds. */
+function clock(ms) {
+  const s = Math.floor(ms / 1000);
+  const mmss = `${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mmss}` : mmss;
+}
+
+function showChapters(replay, player) {
+  const chapters = replay?.state === "ready" ? replay.chapters || [] : [];
+  $("chapters").replaceChildren(...(chapters.length
+    ? chapters.map((c) => el("li", {},
+      el("button", {
+        type: "button",
+        text: `${clock(c.at_ms)} ${c.title}`,
+        onclick: () => { player.currentTime = c.at_ms / 1000; player.play().catch(() => {}); },
+      })))
+    : [el("li", { class: "muted", text: "None." })]));
+}
+
+/** Shows the chat messages sent before the current time, newest last. */
+function followChat(lines, player) {
+  let shown = -1;
+  const update = () => {
+    const now = player.currentTime * 1000;
+    const count = lines.filter((l) => l.at_ms <= now).length;
+    if (count === shown) return;
+    shown = count;
+    $("replay-chat").replaceChildren(...(count
+      ? lines.slice(0, count).map((l) => el("li", { text: `${clock(l.at_ms)} ${l.name}: ${l.text}` }))
+      : [el("li", { class: "muted", text: lines.length ? "No messages yet at this point." : "No chat in this lesson." })]));
+  };
+  player.addEventListener("timeupdate", update);
+  player.addEventListener("seeked", update);
+  update();
 }
 
 async function load() {
@@ -26,12 +64,18 @@ async function load() {
   const chosen = replays.find((r) => String(r.id) === wanted)
     ?? replays.find((r) => r.state === "ready") ?? replays[0];
   $("status").textContent = statusOf(chosen);
+  const player = $("player");
   const playable = chosen?.state === "ready" && chosen.url;
-  $("player").hidden = !playable;
+  player.hidden = !playable;
+  $("download-row").hidden = !(playable && chosen.download_url);
   if (playable) {
-    $("player").src = chosen.url;
-    $("player").setAttribute("aria-label", `Replay of ${lesson.title}`);
+    player.src = chosen.url;
+    player.setAttribute("aria-label", `Replay of ${lesson.title}`);
+    if (chosen.download_url) $("download").href = chosen.download_url;
+    const lines = chosen.chat_url ? await fetch(chosen.chat_url).then((r) => (r.ok ? r.json() : [])).catch(() => []) : [];
+    followChat(lines, player);
   }
+  showChapters(chosen, player);
   $("replays").replaceChildren(...(replays.length
     ? replays.map((r) => el("li", {},
       el("a", { href: `?lesson=${lessonId}&replay=${r.id}`, text: `${r.title} (${when(r.created_at)})`, "aria-current": r === chosen ? "true" : "false" }),

@@ -20,6 +20,9 @@ pub struct CreateCourseRequest {
     pub title: String,
     #[serde(default)]
     pub description: String,
+    /// Record its lessons from the moment they go live (default false).
+    #[serde(default)]
+    pub record_by_default: bool,
 }
 
 /// Create a course (admins and teachers; a teacher becomes its first teacher).
@@ -45,10 +48,20 @@ pub(super) async fn create_course(
     )?;
     let title = Title::parse(&body.title)?;
     let description = Description::parse(&body.description)?;
-    let course = state
+    let mut course = state
         .store
         .create_course(title, description, &user, OffsetDateTime::now_utc())
         .await?;
+    if body.record_by_default {
+        let changes = CourseChanges {
+            record_by_default: Some(true),
+            ..CourseChanges::default()
+        };
+        course = state
+            .store
+            .update_course(course.id, changes, OffsetDateTime::now_utc())
+            .await?;
+    }
     tracing::info!(by = %user.id, course = %course.id, "course created");
     Ok(created(course))
 }
@@ -120,9 +133,10 @@ pub(super) async fn get_course(
 pub struct UpdateCourseRequest {
     pub title: Option<String>,
     pub description: Option<String>,
+    pub record_by_default: Option<bool>,
 }
 
-/// Change a course's title or description (its teachers and admins).
+/// Change a course's title, description or recording default (its teachers and admins).
 #[utoipa::path(
     patch, path = "/api/v1/courses/{id}", tag = "courses", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Course id")),
@@ -149,6 +163,7 @@ pub(super) async fn update_course(
             .as_deref()
             .map(Description::parse)
             .transpose()?,
+        record_by_default: body.record_by_default,
     };
     Ok(Json(
         state

@@ -7,6 +7,7 @@ mod courses;
 pub mod error;
 pub mod extract;
 mod lessons;
+mod recording_jobs;
 mod replays;
 mod restreams;
 mod stream_keys;
@@ -31,6 +32,7 @@ use error::{ApiError, ApiResult};
 pub use auth::LoginResponse;
 pub use courses::CourseDetail;
 pub use lessons::JoinResponse;
+pub use replays::{ReplayList, ReplayView};
 pub use restreams::{AddDestinationRequest, DestinationResponse};
 pub use stream_keys::StreamKeyResponse;
 pub use users::ImportReport;
@@ -51,6 +53,8 @@ pub struct ApiState {
     pub rtmp_public_url: Option<String>,
     /// Live states of restream destinations, and where the API announces changed ones.
     pub restreams: RestreamBoard,
+    /// `<data_dir>/replays`, whose files the replay links serve; `None` serves none.
+    pub replays_dir: Option<std::path::PathBuf>,
 }
 
 /// The `/api/v1` routes with their OpenAPI description.
@@ -84,6 +88,10 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(restreams::remove_destination))
         .routes(routes!(replays::course_replays))
         .routes(routes!(replays::lesson_replays))
+        .routes(routes!(replays::get_replay))
+        .routes(routes!(replays::replay_file))
+        .routes(routes!(recording_jobs::list_jobs))
+        .routes(routes!(recording_jobs::retry_job))
 }
 
 #[derive(OpenApi)]

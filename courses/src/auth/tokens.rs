@@ -14,6 +14,21 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 const SESSION_AUDIENCE: &str = "classroom-api";
+const REPLAY_FILES_AUDIENCE: &str = "classroom-replay-files";
+/// How long a replay's file links work: long enough to watch a long lesson in one sitting.
+const REPLAY_FILES_TTL: Duration = Duration::from_secs(6 * 3600);
+
+/// The claims of a replay file token: it opens one replay's files to one user. It travels in
+/// the URL path (a `<video>` fetching HLS segments cannot send a bearer header), so it is
+/// narrow: one replay, read only, a few hours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReplayFileClaims {
+    pub sub: String,
+    pub aud: String,
+    pub exp: u64,
+    /// The replay.
+    pub rid: i64,
+}
 
 /// The claims of an API session token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -138,6 +153,27 @@ impl TokenIssuer {
 
     pub fn verify_join(&self, token: &str, now: OffsetDateTime) -> Result<JoinClaims, TokenError> {
         let claims: JoinClaims = self.verify(token, JOIN_TOKEN_AUDIENCE)?;
+        check_expiry(claims.exp, now)?;
+        Ok(claims)
+    }
+
+    /// A token for the files of replay `replay`, for `user`.
+    pub fn issue_replay_files(&self, user: UserId, replay: i64, now: OffsetDateTime) -> String {
+        let (_, exp) = times(now, REPLAY_FILES_TTL);
+        self.sign(&ReplayFileClaims {
+            sub: user.to_string(),
+            aud: REPLAY_FILES_AUDIENCE.into(),
+            exp,
+            rid: replay,
+        })
+    }
+
+    pub fn verify_replay_files(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<ReplayFileClaims, TokenError> {
+        let claims: ReplayFileClaims = self.verify(token, REPLAY_FILES_AUDIENCE)?;
         check_expiry(claims.exp, now)?;
         Ok(claims)
     }

@@ -12,7 +12,8 @@ use crate::model::{
     Course, CourseMembership, Description, FieldError, Title, User, from_millis, to_millis,
 };
 
-const COURSE_COLUMNS: &str = "c.id, c.title, c.description, c.created_by, c.created_at";
+const COURSE_COLUMNS: &str =
+    "c.id, c.title, c.description, c.created_by, c.created_at, c.record_by_default";
 const MEMBER_COLUMNS: &str = "u.id, u.email, u.name, u.role, u.disabled_at, u.created_at";
 
 /// Changes to a course; `None` leaves a field as it is.
@@ -20,6 +21,7 @@ const MEMBER_COLUMNS: &str = "u.id, u.email, u.name, u.role, u.disabled_at, u.cr
 pub struct CourseChanges {
     pub title: Option<Title>,
     pub description: Option<Description>,
+    pub record_by_default: Option<bool>,
 }
 
 fn course_from_row(row: &AnyRow) -> Result<Course, sqlx::Error> {
@@ -29,6 +31,7 @@ fn course_from_row(row: &AnyRow) -> Result<Course, sqlx::Error> {
         description: row.try_get("description")?,
         created_by: UserId(row.try_get("created_by")?),
         created_at: from_millis(row.try_get("created_at")?),
+        record_by_default: row.try_get::<i64, _>("record_by_default")? != 0,
     })
 }
 
@@ -82,7 +85,8 @@ impl Store {
         let mut tx = self.db.pool().begin().await?;
         let row = sqlx::query(
             "INSERT INTO courses (title, description, created_by, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $4) RETURNING id, title, description, created_by, created_at",
+             VALUES ($1, $2, $3, $4, $4) \
+             RETURNING id, title, description, created_by, created_at, record_by_default",
         )
         .bind(title.as_str())
         .bind(description.as_str())
@@ -195,6 +199,14 @@ impl Store {
         if let Some(description) = &changes.description {
             sqlx::query("UPDATE courses SET description = $1, updated_at = $2 WHERE id = $3")
                 .bind(description.as_str())
+                .bind(now)
+                .bind(id.0)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(record) = changes.record_by_default {
+            sqlx::query("UPDATE courses SET record_by_default = $1, updated_at = $2 WHERE id = $3")
+                .bind(i64::from(record))
                 .bind(now)
                 .bind(id.0)
                 .execute(&mut *tx)

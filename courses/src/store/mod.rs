@@ -3,6 +3,7 @@
 
 mod courses;
 mod lessons;
+mod recording_jobs;
 mod replays;
 mod restreams;
 mod stream_keys;
@@ -15,6 +16,7 @@ use crate::db::Db;
 
 pub use courses::CourseChanges;
 pub use lessons::{LessonChanges, NewLesson};
+pub use recording_jobs::RetryPolicy;
 pub use replays::NewReplay;
 pub use stream_keys::StreamKey;
 pub use users::{NewUser, UserChanges, UserFilter};

@@ -10,8 +10,8 @@ use super::{Store, decode_err, fixed};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{Replay, ReplayState, Title, from_millis, to_millis};
 
-const REPLAY_COLUMNS: &str =
-    "id, lesson_id, course_id, title, state, duration_ms, size_bytes, created_at, ready_at";
+pub(super) const REPLAY_COLUMNS: &str = "id, lesson_id, course_id, title, state, duration_ms, \
+     size_bytes, created_at, ready_at, chapters, error";
 
 /// A replay to register for a lesson (the recorder's side).
 #[derive(Debug, Clone)]
@@ -20,8 +20,13 @@ pub struct NewReplay {
     pub title: Title,
 }
 
-fn replay_from_row(row: &AnyRow) -> Result<Replay, sqlx::Error> {
+pub(super) fn replay_from_row(row: &AnyRow) -> Result<Replay, sqlx::Error> {
     let state: String = row.try_get("state")?;
+    // Written only by us; an unreadable value shows no chapters rather than no replay.
+    let chapters = row
+        .try_get::<Option<String>, _>("chapters")?
+        .and_then(|json| serde_json::from_str(&json).ok())
+        .unwrap_or_default();
     Ok(Replay {
         id: ReplayId(row.try_get("id")?),
         lesson_id: LessonId(row.try_get("lesson_id")?),
@@ -32,6 +37,8 @@ fn replay_from_row(row: &AnyRow) -> Result<Replay, sqlx::Error> {
         size_bytes: row.try_get("size_bytes")?,
         created_at: from_millis(row.try_get("created_at")?),
         ready_at: row.try_get::<Option<i64>, _>("ready_at")?.map(from_millis),
+        chapters,
+        error: row.try_get("error")?,
     })
 }
 
@@ -71,6 +78,18 @@ impl Store {
             .bind(duration_ms)
             .bind(size_bytes)
             .bind(to_millis(now))
+            .bind(id.0)
+            .fetch_optional(self.db.pool())
+            .await?;
+        row.as_ref()
+            .map(replay_from_row)
+            .transpose()?
+            .ok_or(StoreError::NotFound("replay"))
+    }
+
+    pub async fn replay(&self, id: ReplayId) -> StoreResult<Replay> {
+        let sql = format!("SELECT {REPLAY_COLUMNS} FROM replays WHERE id = $1");
+        let row = sqlx::query(fixed(&sql))
             .bind(id.0)
             .fetch_optional(self.db.pool())
             .await?;

@@ -5,6 +5,7 @@
 pub mod ivf;
 pub mod ogg;
 
+use std::path::Path;
 use std::sync::Arc;
 
 pub use ivf::{Ivf, IvfError, VideoFrame};
@@ -24,6 +25,10 @@ pub struct Clips {
     pub layers: Vec<VideoLayer>,
     /// Opus packets of 20 ms each.
     pub audio: Vec<Vec<u8>>,
+    /// A keyframe request restarts the video at the clip's first frame (the built-in clips
+    /// have one keyframe only). Clips with regular keyframes turn this off so that video keeps
+    /// time with audio (a recording's A/V sync test needs that).
+    pub keyframe_restarts: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +37,8 @@ pub enum ClipError {
     Video(&'static str, IvfError),
     #[error("audio clip: {0}")]
     Audio(OggError),
+    #[error("cannot read clip {0}: {1}")]
+    Read(String, std::io::Error),
 }
 
 const LAYERS: [(&str, &[u8]); 3] = [
@@ -53,7 +60,33 @@ impl Clips {
             })
             .collect::<Result<_, _>>()?;
         let audio = ogg::opus_packets(AUDIO).map_err(ClipError::Audio)?;
-        Ok(Arc::new(Clips { layers, audio }))
+        Ok(Arc::new(Clips {
+            layers,
+            audio,
+            keyframe_restarts: true,
+        }))
+    }
+
+    /// Clips from files: a VP8 IVF sent at every simulcast layer, and Ogg Opus in 20 ms
+    /// frames. A keyframe request does not restart them: the video needs regular keyframes.
+    pub fn from_files(video: &Path, audio: &Path) -> Result<Arc<Clips>, ClipError> {
+        let read = |path: &Path| {
+            std::fs::read(path).map_err(|e| ClipError::Read(path.display().to_string(), e))
+        };
+        let clip = Ivf::parse(&read(video)?).map_err(|e| ClipError::Video("file", e))?;
+        let layers = ["q", "h", "f"]
+            .into_iter()
+            .map(|rid| VideoLayer {
+                rid,
+                clip: clip.clone(),
+            })
+            .collect();
+        let audio = ogg::opus_packets(&read(audio)?).map_err(ClipError::Audio)?;
+        Ok(Arc::new(Clips {
+            layers,
+            audio,
+            keyframe_restarts: false,
+        }))
     }
 }
 

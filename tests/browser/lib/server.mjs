@@ -21,6 +21,8 @@ function environment(extra = {}) {
     // Port 0: the SFU takes free UDP and TCP ports, so parallel runs do not collide.
     CLASSROOM_MEDIA__UDP_ADDR: "127.0.0.1:0",
     CLASSROOM_MEDIA__TCP_ADDR: "127.0.0.1:0",
+    // A small replay picture keeps ffmpeg quick on a shared machine.
+    CLASSROOM_RECORDER__HEIGHT: "360",
   };
 }
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use classroom_loadtest::api::Api;
 use classroom_loadtest::clip::Clips;
-use classroom_loadtest::participant::{self, Plan, Record, Role};
+use classroom_loadtest::participant::{self, Plan, Record, Role, Server};
 use classroom_loadtest::peer::Sending;
 use classroom_protocol::signal::ClientMessage;
 use classroom_tests::nginx::{Nginx, probe};
@@ -72,8 +72,7 @@ async fn a_live_lesson_is_restreamed_until_it_ends() {
     let plan = Plan {
         name: "teacher".into(),
         role: Role::Teacher,
-        api,
-        lesson,
+        server: Server::Classroom { api, lesson },
         sending: Sending {
             audio: true,
             video_layers: 1,

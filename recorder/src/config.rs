@@ -1,0 +1,36 @@
+//! The recorder's settings (`[recorder]` in the server's configuration) and their defaults.
+
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecorderConfig {
+    /// Replay jobs processed at once on this node (each runs one ffmpeg); 0 processes none
+    /// (another node does).
+    pub workers: usize,
+    /// The ffmpeg program: a name looked up in PATH, or a path.
+    pub ffmpeg: PathBuf,
+    /// Attempts of a job before it stays failed (an admin can still retry it).
+    pub max_attempts: u32,
+    /// Wait before the first retry; doubled for each further attempt.
+    pub retry_backoff_secs: u64,
+    /// HLS segment length, in seconds.
+    pub segment_secs: u32,
+    /// Height of the replay's picture (16:9; the main view is scaled into it).
+    pub height: u32,
+}
+
+impl Default for RecorderConfig {
+    fn default() -> Self {
+        RecorderConfig {
+            workers: 1,
+            ffmpeg: PathBuf::from("ffmpeg"),
+            max_attempts: 3,
+            retry_backoff_secs: 30,
+            segment_secs: 4,
+            height: 720,
+        }
+    }
+}

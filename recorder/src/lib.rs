@@ -1,0 +1,40 @@
+//! The recorder of classroom: records every live lesson and publishes it as a replay.
+//!
+//! - [`live`]: while a lesson is recorded, an in-process subscriber of every track of its room
+//!   (the SFU's local subscriber API) writes what arrives to disk, append-only: one framed
+//!   file per track ([`track_file`]) and an events file ([`events`]) with chat, stage, hands,
+//!   attendance and pauses. On start, recordings left unfinished by a crash are found
+//!   ([`live::unfinished`]) and queued.
+//! - [`worker`]: the durable job queue (behind [`worker::JobQueue`], kept in the database by
+//!   the server) and the workers that run the [`pipeline`]: depacketize, place every track on
+//!   one timeline, and have ffmpeg make HLS and MP4 of the main view with all voices mixed.
+//!
+//! Layout under the data directory:
+//!
+//! ```text
+//! recordings/lesson-<lesson>-<unix ms>/   one per recording
+//!     events.jsonl                        timeline events, one JSON object per line
+//!     track-<id>.rtp                      one per recorded track (see track_file)
+//!     queued                              present once its replay job is queued
+//! replays/<replay id>/
+//!     index.m3u8, seg-00000.ts, ...       HLS (H.264 + AAC), VOD playlist
+//!     replay.mp4                          the download
+//!     chapters.json, chat.json, chat.vtt  chapters and the chat as a timed track
+//! ```
+//!
+//! Invariants: the recording path never slows forwarding (the SFU drops what a recorder
+//! cannot take, counted and logged); nothing read from disk can panic the pipeline; a failed
+//! job leaves a reason.
+
+pub mod config;
+pub mod events;
+pub mod live;
+pub mod pipeline;
+pub mod stats;
+pub mod track_file;
+pub mod worker;
+
+pub use config::RecorderConfig;
+pub use live::{FinishedRecording, LiveRecorder};
+pub use stats::{RecorderSnapshot, RecorderStats};
+pub use worker::{Folders, Job, JobQueue, Workers};

@@ -1,0 +1,435 @@
+//! Recording while live: one writer per recorded room, on its own thread, subscribed in
+//! process to every track of the room.
+//!
+//! The SFU hands a local subscriber its packets on a bounded queue and drops what does not
+//! fit (counted), so a slow disk costs recorded packets, never forwarded ones. Each writer
+//! thread drains that queue into the room's folder: one append-only file per track
+//! ([`crate::track_file`]) and the events file ([`crate::events`]), flushed at least every
+//! second, so a crash loses at most the last second. Losses are counted, logged as an alarm
+//! and noted in the events file.
+//!
+//! Pausing drops the subscription (nothing flows, nothing is written); resuming subscribes
+//! again, which also asks every publisher for a keyframe, so the replay resumes cleanly.
+
+use std::collections::HashMap;
+use std::fs::{self, File};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use classroom_media::driver::{LocalSubscription, MediaHandle};
+use classroom_media::{LocalEvent, LocalTrackId, PeerId, TrackKind};
+use classroom_protocol::{LessonId, RoomName};
+use thiserror::Error;
+use tokio::sync::mpsc;
+use tracing::{info, warn};
+
+use crate::events::{self, Event, TimedEvent};
+use crate::stats::RecorderStats;
+use crate::track_file::{self, TrackCodec, TrackHeader};
+
+/// How often buffered writes reach the file.
+const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// The recorder's peers in the SFU are numbered from here, far from signaling's.
+const FIRST_PEER: u64 = 1 << 62;
+pub const EVENTS_FILE: &str = "events.jsonl";
+/// Written once the recording's job is in the queue.
+pub const QUEUED_MARKER: &str = "queued";
+
+/// A recording that ended and waits for its replay job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FinishedRecording {
+    pub lesson: LessonId,
+    /// The recording's folder name under the recordings directory.
+    pub name: String,
+}
+
+#[derive(Debug, Error)]
+pub enum RecordError {
+    #[error("cannot write the recording: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("the media plane refused the recorder's subscription")]
+    Subscribe,
+}
+
+enum Control {
+    Event(Instant, Event),
+    Pause(Instant),
+    Resume(Instant, LocalSubscription),
+    Stop(Instant),
+}
+
+/// The recordings of this node's rooms.
+pub struct LiveRecorder {
+    dir: PathBuf,
+    media: MediaHandle,
+    stats: Arc<RecorderStats>,
+    active: Mutex<HashMap<RoomName, mpsc::UnboundedSender<Control>>>,
+    finished: mpsc::UnboundedSender<FinishedRecording>,
+    next_peer: AtomicU64,
+}
+
+impl LiveRecorder {
+    /// Recordings go under `dir` (one folder each); ended ones are announced on `finished`.
+    pub fn new(
+        dir: PathBuf,
+        media: MediaHandle,
+        stats: Arc<RecorderStats>,
+        finished: mpsc::UnboundedSender<FinishedRecording>,
+    ) -> Self {
+        LiveRecorder {
+            dir,
+            media,
+            stats,
+            active: Mutex::new(HashMap::new()),
+            finished,
+            next_peer: AtomicU64::new(FIRST_PEER),
+        }
+    }
+
+    fn active(
+        &self,
+    ) -> std::sync::MutexGuard<'_, HashMap<RoomName, mpsc::UnboundedSender<Control>>> {
+        self.active
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub fn is_recording(&self, room: &RoomName) -> bool {
+        self.active().contains_key(room)
+    }
+
+    /// Starts recording `room` into a new folder; returns its name. A room already recorded
+    /// keeps its recording.
+    pub async fn start(&self, room: &RoomName, lesson: LessonId) -> Result<String, RecordError> {
+        if self.is_recording(room) {
+            return Ok(String::new());
+        }
+        let now = Instant::now();
+        let wall = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
+        let name = format!("lesson-{lesson}-{wall}");
+        let folder = self.dir.join(&name);
+        fs::create_dir_all(&folder)?;
+        let subscription = self.subscribe(room).await?;
+        let mut writer = Writer::create(&folder, now, self.stats.clone())?;
+        writer.event(
+            now,
+            Event::Started {
+                lesson,
+                room: room.clone(),
+                started_at_ms: wall,
+            },
+        )?;
+        let (control, controls) = mpsc::unbounded_channel();
+        self.active().insert(room.clone(), control);
+        self.stats.recording_started();
+        info!(%room, recording = %name, "recording started");
+        let finished = self.finished.clone();
+        let stats = self.stats.clone();
+        let runtime = tokio::runtime::Handle::current();
+        let done = FinishedRecording {
+            lesson,
+            name: name.clone(),
+        };
+        let thread_room = room.clone();
+        std::thread::Builder::new()
+            .name(format!("record-{lesson}"))
+            .spawn(move || {
+                let result = runtime.block_on(run(writer, subscription, controls));
+                stats.recording_ended();
+                if let Err(e) = result {
+                    warn!(room = %thread_room, error = %e, "the recording stopped on an error; what was written is kept");
+                }
+                let _ = finished.send(done);
+            })?;
+        Ok(name)
+    }
+
+    pub fn pause(&self, room: &RoomName) {
+        self.send(room, Control::Pause(Instant::now()));
+    }
+
+    pub async fn resume(&self, room: &RoomName) -> Result<(), RecordError> {
+        if !self.is_recording(room) {
+            return Ok(());
+        }
+        let subscription = self.subscribe(room).await?;
+        self.send(room, Control::Resume(Instant::now(), subscription));
+        Ok(())
+    }
+
+    /// Stops the room's recording; its job is queued once the files are complete.
+    pub fn stop(&self, room: &RoomName) {
+        let control = self.active().remove(room);
+        if let Some(control) = control {
+            let _ = control.send(Control::Stop(Instant::now()));
+        }
+    }
+
+    /// Something that happened in a recorded room (ignored when it is not recorded).
+    pub fn note(&self, room: &RoomName, at: Instant, event: Event) {
+        self.send(room, Control::Event(at, event));
+    }
+
+    fn send(&self, room: &RoomName, control: Control) {
+        if let Some(sender) = self.active().get(room) {
+            let _ = sender.send(control);
+        }
+    }
+
+    async fn subscribe(&self, room: &RoomName) -> Result<LocalSubscription, RecordError> {
+        let peer = PeerId(self.next_peer.fetch_add(1, Ordering::Relaxed));
+        self.media
+            .add_local_subscriber(peer, room.clone())
+            .await
+            .map_err(|_| RecordError::Subscribe)
+    }
+}
+
+/// The writer loop of one recording: packets and controls in, files out, flushed each second.
+async fn run(
+    mut writer: Writer,
+    subscription: LocalSubscription,
+    mut controls: mpsc::UnboundedReceiver<Control>,
+) -> Result<(), RecordError> {
+    let mut subscription = Some(subscription);
+    let mut dropped_before = 0;
+    let mut tick = tokio::time::interval(FLUSH_EVERY);
+    loop {
+        let packet = async {
+            match subscription.as_mut() {
+                Some(s) => s.recv().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            biased;
+            control = controls.recv() => match control {
+                Some(Control::Event(at, event)) => writer.event(at, event)?,
+                Some(Control::Pause(at)) => {
+                    subscription = None;
+                    dropped_before = 0;
+                    writer.event(at, Event::Paused)?;
+                    writer.flush()?;
+                }
+                Some(Control::Resume(at, resumed)) => {
+                    subscription = Some(resumed);
+                    writer.event(at, Event::Resumed)?;
+                }
+                Some(Control::Stop(at)) => {
+                    writer.event(at, Event::Stopped { recovered: false })?;
+                    writer.flush()?;
+                    return Ok(());
+                }
+                // The server is going down: what was written is recovered on the next start.
+                None => {
+                    writer.flush()?;
+                    return Ok(());
+                }
+            },
+            event = packet => match event {
+                Some(event) => writer.local(Instant::now(), event)?,
+                // The SFU stopped: keep what we have, the server is going down.
+                None => subscription = None,
+            },
+            _ = tick.tick() => {
+                if let Some(s) = subscription.as_ref() {
+                    let dropped = s.dropped_packets();
+                    if dropped > dropped_before {
+                        let lost = dropped - dropped_before;
+                        dropped_before = dropped;
+                        writer.stats.dropped(lost);
+                        warn!(folder = %writer.folder.display(), lost, "the recorder cannot keep up (slow disk?): packets dropped from the recording");
+                        writer.event(Instant::now(), Event::Dropped { packets: lost })?;
+                    }
+                }
+                writer.flush()?;
+            }
+        }
+    }
+}
+
+/// The files of one recording.
+struct Writer {
+    folder: PathBuf,
+    started: Instant,
+    events: BufWriter<File>,
+    tracks: HashMap<LocalTrackId, Option<BufWriter<File>>>,
+    stats: Arc<RecorderStats>,
+}
+
+impl Writer {
+    fn create(folder: &Path, started: Instant, stats: Arc<RecorderStats>) -> std::io::Result<Self> {
+        let events = File::options()
+            .create(true)
+            .append(true)
+            .open(folder.join(EVENTS_FILE))?;
+        Ok(Writer {
+            folder: folder.to_path_buf(),
+            started,
+            events: BufWriter::new(events),
+            tracks: HashMap::new(),
+            stats,
+        })
+    }
+
+    fn since_start(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.started)
+    }
+
+    fn event(&mut self, at: Instant, event: Event) -> std::io::Result<()> {
+        let t_ms = self.since_start(at).as_millis() as u64;
+        let line = events::line(&TimedEvent { t_ms, event });
+        self.events.write_all(line.as_bytes())?;
+        self.stats.wrote(line.len());
+        Ok(())
+    }
+
+    fn local(&mut self, now: Instant, event: LocalEvent) -> std::io::Result<()> {
+        match event {
+            LocalEvent::TrackStarted {
+                track,
+                publisher,
+                mid,
+                kind,
+            } => {
+                // A track seen again after a resume keeps its file.
+                if self.tracks.contains_key(&track) {
+                    return Ok(());
+                }
+                self.tracks.insert(track, None);
+                self.stats.track_recorded();
+                self.event(
+                    now,
+                    Event::TrackStarted {
+                        track: track.0,
+                        peer: publisher.0,
+                        mid: mid.to_string(),
+                        video: kind == TrackKind::Video,
+                    },
+                )
+            }
+            LocalEvent::TrackEnded { track } => {
+                self.event(now, Event::TrackEnded { track: track.0 })
+            }
+            LocalEvent::Packet {
+                track,
+                codec,
+                arrival,
+                packet,
+            } => {
+                let arrival_us = self.since_start(arrival).as_micros() as u64;
+                let file = match self.tracks.entry(track).or_insert(None) {
+                    Some(file) => file,
+                    slot @ None => {
+                        // Opened at the first packet: only packets name the codec.
+                        let path = self.folder.join(format!("track-{}.rtp", track.0));
+                        let mut file =
+                            BufWriter::new(File::options().create(true).append(true).open(path)?);
+                        let header = TrackHeader {
+                            track: track.0,
+                            codec: TrackCodec::from(codec),
+                        };
+                        track_file::write_header(&mut file, &header)?;
+                        slot.insert(file)
+                    }
+                };
+                let written = track_file::write_record(
+                    file,
+                    packet.seq_no,
+                    packet.timestamp,
+                    arrival_us,
+                    packet.marker,
+                    packet.keyframe,
+                    &packet.payload,
+                )?;
+                self.stats.wrote(written);
+                Ok(())
+            }
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.events.flush()?;
+        for file in self.tracks.values_mut().flatten() {
+            file.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Recordings under `dir` whose job was never queued (the server stopped or crashed while
+/// they ran, or before queueing them). Each gets a `stopped` line (marked recovered) at the
+/// time of its last written packet or event, and is returned for queueing.
+pub fn unfinished(dir: &Path) -> std::io::Result<Vec<FinishedRecording>> {
+    let mut found = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(found),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let folder = entry.path();
+        let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        if !folder.is_dir() || folder.join(QUEUED_MARKER).exists() {
+            continue;
+        }
+        let text = fs::read_to_string(folder.join(EVENTS_FILE)).unwrap_or_default();
+        let parsed = events::parse(&text);
+        let Some(lesson) = parsed.iter().find_map(|e| match &e.event {
+            Event::Started { lesson, .. } => Some(*lesson),
+            _ => None,
+        }) else {
+            warn!(folder = %folder.display(), "a recording without a start event is left alone");
+            continue;
+        };
+        if !parsed
+            .iter()
+            .any(|e| matches!(e.event, Event::Stopped { .. }))
+        {
+            let last_ms = last_written_ms(&folder, &parsed);
+            let mut file = File::options()
+                .append(true)
+                .open(folder.join(EVENTS_FILE))?;
+            // A cut-off last line must not swallow ours.
+            if !text.is_empty() && !text.ends_with('\n') {
+                file.write_all(b"\n")?;
+            }
+            let stopped = TimedEvent {
+                t_ms: last_ms,
+                event: Event::Stopped { recovered: true },
+            };
+            file.write_all(events::line(&stopped).as_bytes())?;
+            file.sync_all()?;
+            info!(recording = %name, "an unfinished recording was found; its replay is queued");
+        }
+        found.push(FinishedRecording { lesson, name });
+    }
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(found)
+}
+
+/// The time of the last packet or event written to a recording, in ms since its start.
+fn last_written_ms(folder: &Path, parsed: &[TimedEvent]) -> u64 {
+    let mut last = parsed.iter().map(|e| e.t_ms).max().unwrap_or(0);
+    if let Ok(entries) = fs::read_dir(folder) {
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "rtp")
+                && let Ok(bytes) = fs::read(&path)
+                && let Ok(file) = track_file::read(&bytes)
+                && let Some(record) = file.records.last()
+            {
+                last = last.max(record.arrival_us / 1000);
+            }
+        }
+    }
+    last
+}

@@ -1,0 +1,410 @@
+//! The VOD pipeline: a finished recording folder in, a replay folder out.
+//!
+//! 1. Read the events and every track file ([`crate::events`], [`crate::track_file`]).
+//! 2. Depacketize each track ([`depacketize`]) and place its frames on the replay's timeline
+//!    ([`timeline`]): one arrival clock for all tracks keeps them in sync, pauses are cut out.
+//! 3. Write each track as a Matroska file with those times ([`mkv`]).
+//! 4. One ffmpeg run composes the main view (screen share when present, else the teacher's
+//!    camera, switching as it did live) over a black canvas, mixes every voice, and encodes
+//!    H.264 + AAC into `replay.mp4` with a keyframe every segment; a second run cuts it into
+//!    HLS (`index.m3u8`, `seg-NNNNN.ts`) without encoding again.
+//! 5. Chapters and the chat (`chapters.json`, `chat.json`, `chat.vtt`) go beside them.
+
+pub mod depacketize;
+pub mod mkv;
+pub mod timeline;
+
+use std::fs::{self, File};
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::config::RecorderConfig;
+use crate::events::{self, Event};
+use crate::live::EVENTS_FILE;
+use crate::track_file::{self, TrackCodec};
+use depacketize::Frame;
+use mkv::{MkvTrack, MkvWriter};
+use timeline::{Chapter, Cuts, Room, Shot, VideoSpan};
+
+pub const PLAYLIST: &str = "index.m3u8";
+pub const MP4: &str = "replay.mp4";
+pub const CHAPTERS: &str = "chapters.json";
+pub const CHAT_JSON: &str = "chat.json";
+pub const CHAT_VTT: &str = "chat.vtt";
+const WORK: &str = "work";
+const FPS: u32 = 30;
+
+/// Why a recording could not be made into a replay. The message is shown to admins.
+#[derive(Debug, Error)]
+pub enum ProcessError {
+    #[error("the recording {0} has no readable events file")]
+    NoEvents(String),
+    #[error("the recording's track file {file} is unreadable: {reason}")]
+    Corrupt { file: String, reason: String },
+    #[error("cannot run ffmpeg ({program}): {reason}")]
+    FfmpegMissing { program: String, reason: String },
+    #[error("ffmpeg failed: {0}")]
+    Ffmpeg(String),
+    #[error("cannot write the replay: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// What a finished replay is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplayOutput {
+    pub duration_ms: i64,
+    pub size_bytes: i64,
+    pub chapters: Vec<Chapter>,
+}
+
+/// One track ready for ffmpeg.
+struct Prepared {
+    path: PathBuf,
+    audio: bool,
+}
+
+/// Makes the replay of the recording in `recording` into `out` (emptied first).
+pub fn process(
+    config: &RecorderConfig,
+    recording: &Path,
+    out: &Path,
+) -> Result<ReplayOutput, ProcessError> {
+    let name = recording.display().to_string();
+    let text = fs::read_to_string(recording.join(EVENTS_FILE))
+        .map_err(|_| ProcessError::NoEvents(name.clone()))?;
+    let events = events::parse(&text);
+    if !events
+        .iter()
+        .any(|e| matches!(e.event, Event::Started { .. }))
+    {
+        return Err(ProcessError::NoEvents(name));
+    }
+    let mut tracks = Vec::new();
+    for path in track_files(recording)? {
+        let file = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes = fs::read(&path)?;
+        let track = track_file::read(&bytes).map_err(|e| ProcessError::Corrupt {
+            file,
+            reason: e.to_string(),
+        })?;
+        tracks.push(track);
+    }
+    let mut cuts = Cuts::from_events(&events);
+    if !events
+        .iter()
+        .any(|e| matches!(e.event, Event::Stopped { .. }))
+    {
+        // Never stopped (the server went down): it lasted as long as its last packet.
+        let last = tracks
+            .iter()
+            .filter_map(|t| t.records.last())
+            .map(|r| r.arrival_us as f64 / 1000.0)
+            .fold(0.0, f64::max);
+        cuts.end_ms = cuts.end_ms.max(last);
+    }
+    let room = Room::from_events(&events);
+    let duration_ms = cuts.duration_ms();
+
+    if out.exists() {
+        fs::remove_dir_all(out)?;
+    }
+    let work = out.join(WORK);
+    fs::create_dir_all(&work)?;
+
+    let mut prepared: Vec<(u64, Prepared)> = Vec::new();
+    let mut spans: Vec<VideoSpan> = Vec::new();
+    for track in tracks {
+        let codec = track.header.codec;
+        if codec == TrackCodec::Other {
+            continue;
+        }
+        let frames = depacketize::frames(codec, &track.records);
+        let placed = place_on_replay(&frames, codec, &cuts);
+        if placed.is_empty() {
+            continue;
+        }
+        let mkv_path = work.join(format!("track-{}.mkv", track.header.track));
+        write_mkv(&mkv_path, codec, &placed)?;
+        if !codec.is_audio() {
+            let (source, role, name) = room.describe(track.header.track);
+            let first = placed.first().map_or(0.0, |(t, _)| *t);
+            let last = placed.last().map_or(0.0, |(t, _)| *t);
+            spans.push(VideoSpan {
+                track: track.header.track,
+                source,
+                role,
+                name,
+                from_ms: first,
+                to_ms: (last + 1000.0 / f64::from(FPS)).min(duration_ms),
+            });
+        }
+        prepared.push((
+            track.header.track,
+            Prepared {
+                path: mkv_path,
+                audio: codec.is_audio(),
+            },
+        ));
+    }
+
+    let shots = timeline::main_view(&spans, duration_ms);
+    let args = ffmpeg_args(config, &prepared, &shots, duration_ms, &out.join(MP4));
+    run_ffmpeg(config, &args, out)?;
+    let seg = config.segment_secs.max(1).to_string();
+    let hls: Vec<String> = [
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-i",
+        MP4,
+        "-c",
+        "copy",
+        "-f",
+        "hls",
+        "-hls_time",
+        &seg,
+        "-hls_playlist_type",
+        "vod",
+        "-hls_segment_filename",
+        "seg-%05d.ts",
+        PLAYLIST,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    run_ffmpeg(config, &hls, out)?;
+
+    let chapters = timeline::chapters(&events, &spans, &cuts);
+    let chat = timeline::chat(&events, &cuts);
+    fs::write(
+        out.join(CHAPTERS),
+        serde_json::to_vec(&chapters).unwrap_or_default(),
+    )?;
+    fs::write(
+        out.join(CHAT_JSON),
+        serde_json::to_vec(&chat).unwrap_or_default(),
+    )?;
+    fs::write(out.join(CHAT_VTT), timeline::webvtt(&chat))?;
+    fs::remove_dir_all(&work)?;
+    let size_bytes = folder_size(out)?;
+    Ok(ReplayOutput {
+        duration_ms: duration_ms.round() as i64,
+        size_bytes: size_bytes as i64,
+        chapters,
+    })
+}
+
+/// The track files of a recording, in a stable order.
+fn track_files(recording: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = fs::read_dir(recording)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "rtp"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+/// Frames with their replay time (ms); frames inside pauses are left out, and video after a
+/// pause restarts at a keyframe.
+fn place_on_replay(frames: &[Frame], codec: TrackCodec, cuts: &Cuts) -> Vec<(f64, Frame)> {
+    let times = timeline::place(frames, codec.clock_rate());
+    let mut out = Vec::with_capacity(frames.len());
+    let mut need_keyframe = false;
+    let mut previous = f64::NEG_INFINITY;
+    for (frame, t) in frames.iter().zip(times) {
+        if !codec.is_audio() && cuts.resumes_between(previous, t) {
+            need_keyframe = true;
+        }
+        previous = t;
+        let Some(replay) = cuts.replay_ms(t) else {
+            continue;
+        };
+        if need_keyframe && !frame.keyframe {
+            continue;
+        }
+        need_keyframe = false;
+        out.push((replay, frame.clone()));
+    }
+    out
+}
+
+fn write_mkv(path: &Path, codec: TrackCodec, frames: &[(f64, Frame)]) -> std::io::Result<()> {
+    let track = match codec {
+        TrackCodec::Opus => MkvTrack::Opus,
+        TrackCodec::H264 => MkvTrack::H264,
+        _ => {
+            let (width, height) = frames
+                .iter()
+                .find_map(|(_, f)| depacketize::vp8_size(&f.data))
+                .unwrap_or((640, 360));
+            MkvTrack::Vp8 { width, height }
+        }
+    };
+    let mut writer = MkvWriter::new(BufWriter::new(File::create(path)?), track)?;
+    for (t, frame) in frames {
+        writer.frame(t.max(0.0).round() as u64, frame.keyframe, &frame.data)?;
+    }
+    writer.finish()?;
+    Ok(())
+}
+
+/// The arguments of the ffmpeg run that makes the MP4.
+fn ffmpeg_args(
+    config: &RecorderConfig,
+    tracks: &[(u64, Prepared)],
+    shots: &[Shot],
+    duration_ms: f64,
+    mp4: &Path,
+) -> Vec<String> {
+    let height = (config.height.max(90) / 2) * 2;
+    let width = (height * 16 / 9 / 2) * 2;
+    let duration = format!("{:.3}", (duration_ms / 1000.0).max(0.1));
+    let mut args: Vec<String> = [
+        "-hide_banner",
+        "-nostdin",
+        "-y",
+        "-loglevel",
+        "error",
+        "-copyts",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut graph = vec![format!(
+        "color=c=black:s={width}x{height}:r={FPS}:d={duration},format=yuv420p[base0]"
+    )];
+    let mut input = 0;
+    let mut base = 0;
+    let mut audio_labels = Vec::new();
+    for (track, prepared) in tracks {
+        if prepared.audio {
+            continue;
+        }
+        let enable: Vec<String> = shots
+            .iter()
+            .filter(|s| s.track == *track)
+            .map(|s| {
+                format!(
+                    "between(t,{:.3},{:.3})",
+                    s.from_ms / 1000.0,
+                    s.to_ms / 1000.0
+                )
+            })
+            .collect();
+        if enable.is_empty() {
+            continue;
+        }
+        args.extend(["-i".to_string(), prepared.path.display().to_string()]);
+        graph.push(format!(
+            "[{input}:v]scale={width}:{height}:force_original_aspect_ratio=decrease,\
+             pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v{input}]"
+        ));
+        graph.push(format!(
+            "[base{base}][v{input}]overlay=eof_action=pass:enable='{}'[base{}]",
+            enable.join("+"),
+            base + 1
+        ));
+        base += 1;
+        input += 1;
+    }
+    for (_, prepared) in tracks.iter().filter(|(_, p)| p.audio) {
+        args.extend(["-i".to_string(), prepared.path.display().to_string()]);
+        graph.push(format!(
+            "[{input}:a]aresample=48000:async=1:first_pts=0,aformat=sample_rates=48000:channel_layouts=stereo[a{input}]"
+        ));
+        audio_labels.push(format!("[a{input}]"));
+        input += 1;
+    }
+    graph.push(format!("[base{base}]null[vout]"));
+    match audio_labels.len() {
+        0 => graph.push(format!(
+            "anullsrc=r=48000:cl=stereo,atrim=end={duration}[aout]"
+        )),
+        1 => graph.push(format!(
+            "{}apad,atrim=end={duration}[aout]",
+            audio_labels[0]
+        )),
+        n => graph.push(format!(
+            "{}amix=inputs={n}:duration=longest:normalize=0,apad,atrim=end={duration}[aout]",
+            audio_labels.concat()
+        )),
+    }
+    let seg = config.segment_secs.max(1);
+    args.extend(
+        [
+            "-filter_complex",
+            &graph.join(";"),
+            "-map",
+            "[vout]",
+            "-map",
+            "[aout]",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-crf",
+            "23",
+            "-pix_fmt",
+            "yuv420p",
+            "-r",
+            &FPS.to_string(),
+            "-force_key_frames",
+            &format!("expr:gte(t,n_forced*{seg})"),
+            "-c:a",
+            "aac",
+            "-b:a",
+            "128k",
+            "-t",
+            &duration,
+            "-movflags",
+            "+faststart",
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    args.push(mp4.display().to_string());
+    args
+}
+
+fn run_ffmpeg(config: &RecorderConfig, args: &[String], dir: &Path) -> Result<(), ProcessError> {
+    let program = config.ffmpeg.display().to_string();
+    let output = Command::new(&config.ffmpeg)
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .map_err(|e| ProcessError::FfmpegMissing {
+            program: program.clone(),
+            reason: e.to_string(),
+        })?;
+    if output.status.success() {
+        return Ok(());
+    }
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(6).collect();
+    let tail: Vec<&str> = tail.into_iter().rev().collect();
+    Err(ProcessError::Ffmpeg(format!(
+        "{} ({})",
+        tail.join(" | "),
+        output.status
+    )))
+}
+
+fn folder_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in fs::read_dir(dir)? {
+        let meta = entry?.metadata()?;
+        if meta.is_file() {
+            total += meta.len();
+        }
+    }
+    Ok(total)
+}

@@ -1,0 +1,165 @@
+//! The replay job queue as the recorder sees it, and the workers that drain it.
+//!
+//! The queue itself is durable and lives in the database (the server implements
+//! [`JobQueue`] with its store): a job survives restarts, and with PostgreSQL several nodes
+//! claim from one queue without taking the same job. A worker claims a job, keeps its claim
+//! alive while ffmpeg runs, and reports success (the replay becomes ready) or failure (the
+//! store retries it later with backoff, then keeps it failed with the reason).
+
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use classroom_protocol::{LessonId, ReplayId};
+use tokio::sync::{Notify, watch};
+use tracing::{info, warn};
+
+use crate::config::RecorderConfig;
+use crate::live::{FinishedRecording, QUEUED_MARKER};
+use crate::pipeline::{self, ReplayOutput};
+use crate::stats::RecorderStats;
+
+/// A boxed future, so that [`JobQueue`] can be a trait object.
+pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A claimed job.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Job {
+    pub id: i64,
+    pub lesson: LessonId,
+    /// The recording's folder name under `data_dir/recordings`.
+    pub recording: String,
+    /// The replay it makes (registered, processing, when the job was queued).
+    pub replay: ReplayId,
+    /// This attempt's number, from 1.
+    pub attempt: u32,
+}
+
+/// The durable queue (the database).
+pub trait JobQueue: Send + Sync + 'static {
+    /// Queues the replay job of a finished recording and registers its replay as processing.
+    /// Queueing the same recording again does nothing.
+    fn enqueue(&self, lesson: LessonId, recording: String) -> QueueFuture<'_, Result<(), String>>;
+    /// The next job due, claimed by this worker; `None` when there is none.
+    fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, String>>;
+    /// The worker still runs the job: renews its claim.
+    fn keep_alive(&self, job: i64) -> QueueFuture<'_, ()>;
+    fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), String>>;
+    /// The job failed; the queue retries it later or marks it failed for good.
+    fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), String>>;
+}
+
+/// A worker renews its claim this often; a claim not renewed for [`CLAIM_LEASE`] is taken
+/// over (its node died).
+pub const KEEP_ALIVE: Duration = Duration::from_secs(20);
+pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
+/// Idle workers look for due jobs this often (retries, other nodes' jobs) besides being
+/// woken when a job is queued here.
+const POLL: Duration = Duration::from_secs(2);
+
+/// Where recordings and replays live.
+#[derive(Debug, Clone)]
+pub struct Folders {
+    pub recordings: PathBuf,
+    pub replays: PathBuf,
+}
+
+/// Queues finished recordings and runs the workers until `shutdown`.
+pub struct Workers {
+    pub config: RecorderConfig,
+    pub folders: Folders,
+    pub queue: Arc<dyn JobQueue>,
+    pub stats: Arc<RecorderStats>,
+    pub wake: Arc<Notify>,
+    /// Names this node's claims (`host:pid`).
+    pub node: String,
+}
+
+impl Workers {
+    /// Queues a finished recording's job (and marks the folder queued).
+    pub async fn enqueue(&self, recording: &FinishedRecording) -> Result<(), String> {
+        self.queue
+            .enqueue(recording.lesson, recording.name.clone())
+            .await?;
+        let marker = self
+            .folders
+            .recordings
+            .join(&recording.name)
+            .join(QUEUED_MARKER);
+        std::fs::write(marker, b"").map_err(|e| e.to_string())?;
+        self.wake.notify_waiters();
+        Ok(())
+    }
+
+    /// Runs `config.workers` workers until `shutdown` turns true.
+    pub fn spawn(self: &Arc<Self>, shutdown: watch::Receiver<bool>) {
+        for index in 0..self.config.workers {
+            let workers = self.clone();
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { workers.work(index, shutdown).await });
+        }
+    }
+
+    async fn work(&self, index: usize, mut shutdown: watch::Receiver<bool>) {
+        let worker = format!("{}#{index}", self.node);
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            match self.queue.claim(worker.clone()).await {
+                Ok(Some(job)) => {
+                    self.run(job).await;
+                    continue;
+                }
+                Ok(None) => {}
+                Err(e) => warn!(error = %e, "cannot claim a replay job"),
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {}
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(POLL) => {}
+            }
+        }
+    }
+
+    async fn run(&self, job: Job) {
+        let started = Instant::now();
+        let recording = self.folders.recordings.join(&job.recording);
+        let out = self.folders.replays.join(job.replay.to_string());
+        info!(job = job.id, recording = %job.recording, attempt = job.attempt, "replay job started");
+        let config = self.config.clone();
+        let mut processing =
+            tokio::task::spawn_blocking(move || pipeline::process(&config, &recording, &out));
+        let result = loop {
+            tokio::select! {
+                result = &mut processing => break result,
+                _ = tokio::time::sleep(KEEP_ALIVE) => self.queue.keep_alive(job.id).await,
+            }
+        };
+        let millis = started.elapsed().as_millis() as u64;
+        let reported = match result {
+            Ok(Ok(output)) => {
+                info!(job = job.id, replay = %job.replay, duration_ms = output.duration_ms, took_ms = millis, "replay ready");
+                self.stats.job_finished(true, millis);
+                self.queue.succeeded(job.clone(), output).await
+            }
+            Ok(Err(e)) => {
+                warn!(job = job.id, error = %e, "replay job failed");
+                self.stats.job_finished(false, millis);
+                self.queue.failed(job.clone(), e.to_string()).await
+            }
+            Err(e) => {
+                warn!(job = job.id, error = %e, "replay job panicked");
+                self.stats.job_finished(false, millis);
+                self.queue
+                    .failed(job.clone(), format!("internal error: {e}"))
+                    .await
+            }
+        };
+        if let Err(e) = reported {
+            warn!(job = job.id, error = %e, "cannot record the job's outcome; it will be retried");
+        }
+    }
+}

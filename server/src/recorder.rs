@@ -1,0 +1,299 @@
+//! The recorder, wired in: signaling's recording events drive the live recorder, a lesson of
+//! a course that records by default starts recording when it goes live, finished recordings
+//! (and those a crash left unfinished) are queued in the database, and this node's workers
+//! turn them into replays. The queue is the store's `recording_jobs` table
+//! ([`StoreQueue`] implements the recorder's [`JobQueue`] with it).
+
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use anyhow::Context;
+use classroom_courses::Store;
+use classroom_courses::model::ReplayChapter;
+use classroom_courses::store::RetryPolicy;
+use classroom_media::driver::MediaHandle;
+use classroom_protocol::{LessonId, ReplayId, RoomName};
+use classroom_recorder::events::Event;
+use classroom_recorder::pipeline::ReplayOutput;
+use classroom_recorder::worker::{CLAIM_LEASE, QueueFuture};
+use classroom_recorder::{
+    FinishedRecording, Folders, Job, JobQueue, LiveRecorder, RecorderConfig, RecorderStats, Workers,
+};
+use classroom_signaling::{LessonEffect, RecordingEffect, RoomActivity, RoomEvent, Rooms};
+use time::OffsetDateTime;
+use tokio::sync::{Notify, mpsc, watch};
+
+/// The recorder of this server.
+pub struct Recorder {
+    live: LiveRecorder,
+    workers: Arc<Workers>,
+    store: Store,
+    pub stats: Arc<RecorderStats>,
+}
+
+/// Where replays are kept (`<data_dir>/replays`).
+pub fn replays_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("replays")
+}
+
+/// Starts the workers (until `shutdown`) and queues recordings a crash left unfinished.
+pub async fn start(
+    config: &RecorderConfig,
+    data_dir: &std::path::Path,
+    store: Store,
+    media: MediaHandle,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<Arc<Recorder>> {
+    let folders = Folders {
+        recordings: data_dir.join("recordings"),
+        replays: replays_dir(data_dir),
+    };
+    for dir in [&folders.recordings, &folders.replays] {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    }
+    let stats = Arc::new(RecorderStats::default());
+    let (finished, mut finished_rx) = mpsc::unbounded_channel();
+    let live = LiveRecorder::new(folders.recordings.clone(), media, stats.clone(), finished);
+    let queue = Arc::new(StoreQueue {
+        store: store.clone(),
+        policy: RetryPolicy {
+            max_attempts: config.max_attempts.max(1),
+            backoff: time::Duration::seconds(config.retry_backoff_secs as i64),
+        },
+    });
+    let workers = Arc::new(Workers {
+        config: config.clone(),
+        folders: folders.clone(),
+        queue,
+        stats: stats.clone(),
+        wake: Arc::new(Notify::new()),
+        node: format!("{}:{}", hostname(), std::process::id()),
+    });
+    let unfinished = classroom_recorder::live::unfinished(&folders.recordings)
+        .context("cannot look for unfinished recordings")?;
+    for recording in unfinished {
+        if let Err(e) = workers.enqueue(&recording).await {
+            tracing::warn!(recording = %recording.name, error = %e, "cannot queue an unfinished recording");
+        }
+    }
+    workers.spawn(shutdown);
+    let queueing = workers.clone();
+    tokio::spawn(async move {
+        while let Some(recording) = finished_rx.recv().await {
+            queue_finished(&queueing, recording).await;
+        }
+    });
+    Ok(Arc::new(Recorder {
+        live,
+        workers,
+        store,
+        stats,
+    }))
+}
+
+async fn queue_finished(workers: &Workers, recording: FinishedRecording) {
+    for attempt in 1..=5u32 {
+        match workers.enqueue(&recording).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(recording = %recording.name, attempt, error = %e, "cannot queue a finished recording");
+                tokio::time::sleep(std::time::Duration::from_secs(u64::from(attempt))).await;
+            }
+        }
+    }
+    tracing::error!(recording = %recording.name, "the recording stays unqueued; it is queued on the next start");
+}
+
+impl Recorder {
+    /// Takes the recorder's room events out of `events`; the others go on to the returned
+    /// channel. Ends when the rooms are gone.
+    pub fn route(
+        self: &Arc<Self>,
+        mut events: mpsc::UnboundedReceiver<RoomEvent>,
+        rooms: Weak<Rooms>,
+    ) -> mpsc::UnboundedReceiver<RoomEvent> {
+        let (rest, rest_rx) = mpsc::unbounded_channel();
+        let recorder = self.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                match event {
+                    RoomEvent::Recording {
+                        room,
+                        lesson,
+                        effect,
+                    } => recorder.recording(&room, lesson, effect).await,
+                    RoomEvent::Activity { room, activity } => {
+                        recorder
+                            .live
+                            .note(&room, Instant::now(), activity_event(activity));
+                    }
+                    RoomEvent::Lesson(LessonEffect::WentLive(lesson)) => {
+                        recorder.maybe_auto_record(lesson, rooms.clone());
+                        let _ = rest.send(event);
+                    }
+                    other => {
+                        let _ = rest.send(other);
+                    }
+                }
+            }
+        });
+        rest_rx
+    }
+
+    async fn recording(&self, room: &RoomName, lesson: LessonId, effect: RecordingEffect) {
+        let result = match effect {
+            RecordingEffect::Started => self.live.start(room, lesson).await.map(|_| ()),
+            RecordingEffect::Paused => {
+                self.live.pause(room);
+                Ok(())
+            }
+            RecordingEffect::Resumed => self.live.resume(room).await,
+            RecordingEffect::Stopped => {
+                self.live.stop(room);
+                Ok(())
+            }
+        };
+        if let Err(e) = result {
+            tracing::error!(%room, error = %e, "the recorder could not follow the room");
+        }
+    }
+
+    /// A lesson went live: its course may record by default.
+    fn maybe_auto_record(&self, lesson: LessonId, rooms: Weak<Rooms>) {
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let course = match store.lesson(lesson).await {
+                Ok(lesson) => store.course(lesson.course_id).await,
+                Err(e) => Err(e),
+            };
+            match course {
+                Ok(course) if course.record_by_default => {
+                    if let Some(rooms) = rooms.upgrade() {
+                        rooms.start_recording(&RoomName::for_lesson(lesson)).await;
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(%lesson, error = %e, "cannot read the course's recording default")
+                }
+            }
+        });
+    }
+
+    /// Workers wake up for a job queued by hand (tests, tools).
+    pub fn wake_workers(&self) {
+        self.workers.wake.notify_waiters();
+    }
+}
+
+fn activity_event(activity: RoomActivity) -> Event {
+    match activity {
+        RoomActivity::Broadcast(message) => Event::Room { message },
+        RoomActivity::Participants(participants) => Event::Participants { participants },
+        RoomActivity::Publisher {
+            peer,
+            participant,
+            sources,
+        } => Event::Publisher {
+            peer: peer.0,
+            participant,
+            sources,
+        },
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The job queue in the database.
+struct StoreQueue {
+    store: Store,
+    policy: RetryPolicy,
+}
+
+fn message(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+impl JobQueue for StoreQueue {
+    fn enqueue(&self, lesson: LessonId, recording: String) -> QueueFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.store
+                .enqueue_recording(lesson, &recording, OffsetDateTime::now_utc())
+                .await
+                .map(|_| ())
+                .map_err(message)
+        })
+    }
+
+    fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, String>> {
+        Box::pin(async move {
+            let lease = time::Duration::try_from(CLAIM_LEASE).unwrap_or(time::Duration::MINUTE);
+            let job = self
+                .store
+                .claim_recording_job(&worker, OffsetDateTime::now_utc(), lease)
+                .await
+                .map_err(message)?;
+            Ok(job.map(|job| Job {
+                id: job.id,
+                lesson: job.lesson_id,
+                recording: job.recording,
+                replay: job.replay_id,
+                attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
+            }))
+        })
+    }
+
+    fn keep_alive(&self, job: i64) -> QueueFuture<'_, ()> {
+        Box::pin(async move {
+            if let Err(e) = self
+                .store
+                .renew_recording_job(job, OffsetDateTime::now_utc())
+                .await
+            {
+                tracing::warn!(job, error = %e, "cannot renew a replay job's claim");
+            }
+        })
+    }
+
+    fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            let chapters: Vec<ReplayChapter> = output
+                .chapters
+                .into_iter()
+                .map(|c| ReplayChapter {
+                    at_ms: c.at_ms,
+                    title: c.title,
+                })
+                .collect();
+            let replay: ReplayId = job.replay;
+            self.store
+                .complete_recording_job(
+                    job.id,
+                    output.duration_ms,
+                    output.size_bytes,
+                    &chapters,
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+                .map(|_| tracing::debug!(%replay, "replay registered"))
+                .map_err(message)
+        })
+    }
+
+    fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), String>> {
+        Box::pin(async move {
+            self.store
+                .fail_recording_job(job.id, &reason, self.policy, OffsetDateTime::now_utc())
+                .await
+                .map(|_| ())
+                .map_err(message)
+        })
+    }
+}

@@ -1,0 +1,66 @@
+// A recorded lesson, then its replay in a real Chromium: the course records by default, the
+// teacher goes live with the fake camera (everyone sees the recording indicator), talks for a
+// few seconds and ends the lesson; the replay is made by ffmpeg; a student opens the replay
+// page, which plays the HLS natively in <video> (currentTime advances, frames are rendered)
+// and shows the chapters and the MP4 download.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { join } from "node:path";
+
+import { school as makeSchool, startServer } from "./lib/server.mjs";
+import { ARTIFACTS, accessibilityProblems, eventually, launch, pageAs } from "./lib/browser.mjs";
+
+let server;
+let browser;
+
+before(async () => {
+  server = await startServer();
+  browser = await launch();
+});
+
+after(async () => {
+  await browser?.close();
+  await server?.stop();
+});
+
+test("a recorded lesson plays back on the replay page", async () => {
+  const school = await makeSchool(server);
+  const { lesson, teacher, sam } = school;
+  await server.request("PATCH", `/api/v1/courses/${school.course.id}`, teacher.token, { record_by_default: true });
+
+  const live = await pageAs(browser, server.base, teacher);
+  await live.goto(`${server.base}/live.html?lesson=${lesson.id}`);
+  await live.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  await live.getByText("● Recording").waitFor();
+  await live.getByRole("button", { name: "Pause recording" }).waitFor();
+  await new Promise((r) => setTimeout(r, 5000));
+  await live.getByRole("button", { name: "End lesson" }).click();
+  await live.getByText("The lesson has ended.").first().waitFor();
+
+  const replay = await eventually("the replay to be ready", async () => {
+    const { items } = await server.request("GET", `/api/v1/lessons/${lesson.id}/replays`, teacher.token);
+    if (items[0]?.state === "failed") throw new Error(`the replay failed: ${items[0].error}`);
+    return items[0]?.state === "ready" ? items[0] : null;
+  }, 120_000);
+  assert.ok(replay.duration_ms > 3000, `a replay of ${replay.duration_ms} ms`);
+
+  const page = await pageAs(browser, server.base, sam);
+  await page.goto(`${server.base}/replay.html?lesson=${lesson.id}`);
+  const video = page.locator("#player");
+  await video.waitFor();
+  await page.evaluate(() => { const v = document.getElementById("player"); v.muted = true; return v.play(); });
+  const played = await eventually("the replay to play", () => page.evaluate(() => {
+    const v = document.getElementById("player");
+    const frames = v.getVideoPlaybackQuality?.().totalVideoFrames ?? 0;
+    return v.currentTime > 1.5 && v.videoWidth > 0 && frames > 0
+      ? { currentTime: v.currentTime, width: v.videoWidth, height: v.videoHeight, frames }
+      : null;
+  }), 60_000);
+  assert.equal(played.width * 9, played.height * 16, `a 16:9 picture: ${JSON.stringify(played)}`);
+  await page.getByRole("button", { name: /00:00 Lesson/ }).waitFor();
+  const download = await page.getByRole("link", { name: "Download (MP4)" }).getAttribute("href");
+  assert.match(download, /\/api\/v1\/replays\/\d+\/files\/[^/]+\/replay\.mp4$/);
+  await page.screenshot({ path: join(ARTIFACTS, "replay-page.png") });
+  assert.deepEqual(await accessibilityProblems(page), [], "no serious or critical axe violations");
+});
