@@ -141,6 +141,9 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     state
         .metrics
         .live_observed(rooms.open_rooms(), rooms.stats(), sfu);
+    if let Some(ingest) = &state.live.ingest {
+        state.metrics.ingest_observed(&ingest.stats());
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod rtmp;
 pub mod web;
 
 use std::future::Future;
@@ -36,6 +37,9 @@ pub struct RunningServer {
     pub addr: SocketAddr,
     /// The UDP address the SFU is bound to (the real port when configured with port 0).
     pub media_addr: SocketAddr,
+    /// The TCP address encoders publish to over RTMP (the real port when configured with
+    /// port 0); `None` with `rtmp.enabled = false`.
+    pub rtmp_addr: Option<SocketAddr>,
     pub db: Db,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -92,10 +96,26 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         room_events,
         Arc::new(live::SfuPort(media.handle.clone())),
     ));
+    let (shutdown, mut stopping) = watch::channel(false);
+    let (ingest, room_events_rx) = if config.rtmp.enabled {
+        let ingest = rtmp::start(
+            &config.rtmp,
+            store.clone(),
+            rooms.clone(),
+            media.handle.clone(),
+            stopping.clone(),
+        )
+        .await?;
+        let events = rtmp::watch_lessons(ingest.handle.clone(), room_events_rx);
+        (Some(ingest), events)
+    } else {
+        (None, room_events_rx)
+    };
     let live = live::LiveState {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens(tokens.clone())),
         media: media.handle,
+        ingest: ingest.as_ref().map(|i| i.handle.clone()),
     };
     tokio::spawn(live::apply_room_events(store.clone(), room_events_rx));
     tokio::spawn(live::relay_media_events(rooms, media.events));
@@ -105,8 +125,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         tokens,
         limits: limits.clone(),
         trust_forwarded_for: config.http.trust_forwarded_for,
-        // Until the RTMP listener's config is wired: derived from the request's Host.
-        rtmp_public_url: None,
+        rtmp_public_url: ingest
+            .as_ref()
+            .map(|i| rtmp::public_url(&config.rtmp, i.addr)),
     };
     let metrics = Arc::new(metrics::Metrics::new());
     let (router, _openapi) = http::router(
@@ -121,7 +142,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         .with_context(|| format!("cannot listen on {}", config.http.addr))?;
     let addr = listener.local_addr()?;
 
-    let (shutdown, mut stopping) = watch::channel(false);
     let mut stopping_cleanup = stopping.clone();
     tokio::spawn(async move {
         // Forget rate-limit buckets that have refilled, so memory stays bounded.
@@ -152,6 +172,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     Ok(RunningServer {
         addr,
         media_addr,
+        rtmp_addr: ingest.map(|i| i.addr),
         db,
         shutdown,
         task,
@@ -164,6 +185,11 @@ pub async fn serve(config: &Config, signal: impl Future<Output = ()>) -> anyhow:
     let url = public_url(server.addr);
     tracing::info!(%url, database = %redacted_url(&config.database_url()), "classroomd is running");
     println!("classroomd is running: open {url}");
+    if let Some(rtmp) = server.rtmp_addr {
+        let rtmp = rtmp::public_url(&config.rtmp, rtmp).replace("{host}", "127.0.0.1");
+        tracing::info!(%rtmp, "encoders publish to RTMP");
+        println!("encoders publish to {rtmp}");
+    }
     tokio::select! {
         result = server.wait() => return result,
         _ = signal => tracing::info!("shutting down: finishing requests in flight"),

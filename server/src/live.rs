@@ -257,6 +257,8 @@ pub struct LiveState {
     pub verifier: Arc<dyn TokenVerifier>,
     /// The SFU, for its counters.
     pub media: MediaHandle,
+    /// The RTMP ingest, for its counters; `None` when turned off.
+    pub ingest: Option<classroom_rtmp::IngestHandle>,
 }
 
 impl std::fmt::Debug for LiveState {

@@ -121,6 +121,7 @@ async fn first_admin_from_the_command_line_then_serve_and_stop() {
     // `classroomd` with no subcommand serves; it prints where to open it.
     let mut child = classroomd(dir.path())
         .args(["--http-addr", "127.0.0.1:0"])
+        .env("CLASSROOM_RTMP__ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -21,8 +21,8 @@ pub mod room;
 pub mod session;
 pub mod stats;
 
-pub use driver::{RoomEvent, Rooms, SignalingConfig, TokenVerifier};
+pub use driver::{EncoderError, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
-pub use room::{LessonEffect, MediaEffect, RoomConfig};
+pub use room::{EncoderIdentity, LessonEffect, MediaEffect, RoomConfig};
 pub use session::run_session;
 pub use stats::SignalingSnapshot;

@@ -87,6 +87,7 @@ impl TestServer {
         };
         config.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.udp_addr = SocketAddr::from(([127, 0, 0, 1], 0));
+        config.rtmp.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let schema = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {

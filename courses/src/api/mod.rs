@@ -43,8 +43,8 @@ pub struct ApiState {
     pub limits: Arc<RateLimits>,
     /// Whether to take the client address from `X-Forwarded-For` (behind a reverse proxy).
     pub trust_forwarded_for: bool,
-    /// The RTMP URL encoders are told to publish to (`rtmp://HOST:PORT/live`); `None` derives
-    /// it from the request's Host and the default port 1935.
+    /// The RTMP URL encoders are told to publish to (`rtmp://HOST:PORT/live`), where `{host}`
+    /// stands for the request's host name; `None` is `rtmp://{host}:1935/live`.
     pub rtmp_public_url: Option<String>,
 }
 

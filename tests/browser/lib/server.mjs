@@ -19,6 +19,7 @@ function environment() {
     RUST_LOG: process.env.RUST_LOG || "warn",
     // Port 0: the SFU takes a free UDP port, so parallel runs do not collide.
     CLASSROOM_MEDIA__UDP_ADDR: "127.0.0.1:0",
+    CLASSROOM_RTMP__ADDR: "127.0.0.1:0",
   };
 }
 
