@@ -128,6 +128,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rtmp_public_url: ingest
             .as_ref()
             .map(|i| rtmp::public_url(&config.rtmp, i.addr)),
+        stream_key_rotated: ingest.as_ref().map(|i| {
+            let handle = i.handle.clone();
+            classroom_courses::api::KeyRotated(Arc::new(move |lesson| {
+                handle.stop_publisher(lesson)
+            }))
+        }),
     };
     let metrics = Arc::new(metrics::Metrics::new());
     let (router, _openapi) = http::router(

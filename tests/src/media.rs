@@ -31,6 +31,10 @@ pub struct Observed {
     pub frames: HashMap<Mid, usize>,
     /// Frames written while publishing.
     pub sent: usize,
+    /// Keep each received frame's data in `data` (for tests that compare payloads).
+    pub keep_data: bool,
+    /// Received frames' data by m-line (depacketized: H.264 in Annex-B), when `keep_data`.
+    pub data: HashMap<Mid, Vec<Vec<u8>>>,
 }
 
 type Command = Box<dyn FnOnce(&mut ClientState) + Send>;
@@ -268,7 +272,14 @@ async fn drive(
                     match event {
                         Event::Connected => observed.connected = true,
                         Event::MediaData(data) => {
-                            *observed.frames.entry(data.mid).or_default() += 1
+                            *observed.frames.entry(data.mid).or_default() += 1;
+                            if observed.keep_data {
+                                observed
+                                    .data
+                                    .entry(data.mid)
+                                    .or_default()
+                                    .push(data.data.to_vec());
+                            }
                         }
                         Event::KeyframeRequest(_) => state.keyframe_wanted = true,
                         _ => {}
@@ -333,6 +344,8 @@ pub struct Participant {
     pub tracks: HashMap<String, (ParticipantId, classroom_protocol::signal::MediaKind)>,
     /// m-lines announced by `track_ended`.
     pub ended: Vec<String>,
+    /// What each m-line's track carries, as its `track` message said.
+    pub sources: HashMap<String, classroom_protocol::TrackSource>,
     /// Other messages, in order.
     pub messages: Vec<ServerMessage>,
 }
@@ -346,6 +359,7 @@ impl Participant {
             media,
             tracks: HashMap::new(),
             ended: Vec::new(),
+            sources: HashMap::new(),
             messages: Vec::new(),
         };
         let answer = participant.negotiate(offer).await;
@@ -460,9 +474,10 @@ impl Participant {
                 mid,
                 participant,
                 kind,
-                ..
+                source,
             } => {
                 self.tracks.insert(mid.clone(), (*participant, *kind));
+                self.sources.insert(mid.clone(), *source);
             }
             ServerMessage::TrackEnded { mid } => {
                 self.tracks.remove(mid);

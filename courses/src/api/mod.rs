@@ -14,7 +14,7 @@ mod users;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use classroom_protocol::{CourseId, UserRole};
+use classroom_protocol::{CourseId, LessonId, UserRole};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -46,6 +46,19 @@ pub struct ApiState {
     /// The RTMP URL encoders are told to publish to (`rtmp://HOST:PORT/live`), where `{host}`
     /// stands for the request's host name; `None` is `rtmp://{host}:1935/live`.
     pub rtmp_public_url: Option<String>,
+    /// Told when a lesson's stream key is rotated: the RTMP ingest disconnects an encoder
+    /// streaming with the old key. `None` without an ingest.
+    pub stream_key_rotated: Option<KeyRotated>,
+}
+
+/// A hook called with the lesson whose stream key was just rotated.
+#[derive(Clone)]
+pub struct KeyRotated(pub Arc<dyn Fn(LessonId) + Send + Sync>);
+
+impl std::fmt::Debug for KeyRotated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRotated")
+    }
 }
 
 /// The `/api/v1` routes with their OpenAPI description.

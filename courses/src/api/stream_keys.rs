@@ -87,6 +87,10 @@ pub(super) async fn rotate_stream_key(
         .await?;
     // The key itself is never logged.
     tracing::info!(by = %user.id, lesson = %id, "stream key rotated");
+    if let Some(rotated) = &state.stream_key_rotated {
+        // An encoder streaming with the old key is cut off (a leaked key must stop working).
+        (rotated.0)(lesson.id);
+    }
     Ok(Json(response(&state, &headers, key)))
 }
 
