@@ -395,7 +395,22 @@ async fn refusals_reach_the_teacher_and_abuse_is_closed_while_a_stream_keeps_flo
         );
     }
     assert!(metrics.contains("classroom_rtmp_active_encoders 1"));
-    healthy.kill().await.expect("ffmpeg stops");
+
+    // A leaked key is rotated: the encoder streaming with it is cut off at once.
+    class
+        .school
+        .teacher
+        .post_empty(&format!("/api/v1/lessons/{}/stream-key", class.lesson))
+        .await
+        .expect(200);
+    tokio::time::timeout(WAIT, healthy.wait())
+        .await
+        .expect("the encoder is disconnected")
+        .expect("ffmpeg ran");
+    assert_eq!(
+        encoder_news(&mut teacher).await,
+        (EncoderState::Stopped, None)
+    );
     student.media.stop();
 }
 
