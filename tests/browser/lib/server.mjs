@@ -23,7 +23,10 @@ function environment() {
   };
 }
 
-/** Runs classroomd on `httpAddr` until it prints its URL; resolves with the child and URL. */
+/**
+ * Runs classroomd on `httpAddr` until it prints its URL and where encoders publish; resolves
+ * with the child, the URL and the RTMP server URL.
+ */
 function run(dataDir, httpAddr) {
   const child = spawn(BIN, ["--data-dir", dataDir, "--http-addr", httpAddr], {
     env: environment(),
@@ -31,9 +34,12 @@ function run(dataDir, httpAddr) {
   });
   return new Promise((ok, fail) => {
     const lines = createInterface({ input: child.stdout });
+    let base = null;
     lines.on("line", (line) => {
       const match = line.match(/open (http:\/\/127\.0\.0\.1:\d+)\//);
-      if (match) ok({ child, base: match[1] });
+      if (match) base = match[1];
+      const rtmp = line.match(/encoders publish to (rtmp:\/\/\S+)/);
+      if (rtmp && base) ok({ child, base, rtmp: rtmp[1] });
     });
     child.on("exit", (code) => fail(new Error(`classroomd exited with ${code}`)));
   });
@@ -56,16 +62,20 @@ export async function startServer() {
     env: environment(),
   });
   if (admin.status !== 0) throw new Error(`user add failed: ${admin.stderr}`);
-  let { child, base } = await run(dataDir, "127.0.0.1:0");
+  let { child, base, rtmp } = await run(dataDir, "127.0.0.1:0");
   const server = {
     base,
+    /** Where encoders publish: `${rtmp}/${streamKey}`. */
+    rtmp,
     /** Stops the process, keeping the data directory (see `start`). */
     async halt() {
       await stopChild(child);
     },
     /** Starts again on the same HTTP port and data directory. */
     async start() {
-      ({ child } = await run(dataDir, new URL(base).host));
+      let started;
+      ({ child, ...started } = await run(dataDir, new URL(base).host));
+      server.rtmp = started.rtmp;
     },
     async stop() {
       await stopChild(child);
