@@ -121,7 +121,7 @@ test("an encoder streams into the lesson; B-frames are converted", async () => {
     const seconds = 4;
     await sleep(seconds * 1000);
     const rate = (decoded(await inbound(student)) - start) / seconds;
-    console.log(`# the converted B-frame stream decoded at ${rate} frames per second`);
+    console.log(`the converted B-frame stream decoded at ${rate} frames per second`);
     // 30 fps are sent; B-frames passed through would decode at about 2.
     assert.ok(rate >= 15, `decoded ${rate} frames per second`);
   } finally {
