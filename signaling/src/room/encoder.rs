@@ -154,3 +154,141 @@ impl Room {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use classroom_protocol::signal::ClientMessage;
+    use classroom_protocol::{CourseId, JoinClaims, LessonId, RoomName};
+
+    use super::*;
+    use crate::room::{ConnectionId, RoomConfig};
+
+    const LESSON: LessonId = LessonId(3);
+
+    fn claims(user: i64, role: ParticipantRole) -> JoinClaims {
+        JoinClaims {
+            sub: user.to_string(),
+            aud: classroom_protocol::JOIN_TOKEN_AUDIENCE.into(),
+            iat: 0,
+            exp: u64::MAX,
+            jti: format!("t{user}"),
+            name: format!("user {user}"),
+            room: RoomName::for_lesson(LESSON),
+            lesson: LESSON,
+            course: CourseId(1),
+            role,
+            grants: Grants::for_role(role),
+        }
+    }
+
+    fn encoder_messages(out: &[Output]) -> Vec<(ParticipantId, EncoderState)> {
+        out.iter()
+            .filter_map(|o| match o {
+                Output::Send {
+                    to,
+                    message: ServerMessage::Encoder { state, .. },
+                } => Some((*to, *state)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn an_encoder_makes_the_lesson_live_and_moderators_follow_it() {
+        let now = Instant::now();
+        let mut room = Room::new(
+            RoomName::for_lesson(LESSON),
+            LESSON,
+            RoomConfig::default(),
+            now,
+        );
+        let (student, _) = room
+            .join(&claims(2, ParticipantRole::Student), ConnectionId(1))
+            .expect("joins");
+        let identity = EncoderIdentity {
+            user: UserId(1),
+            name: "user 1 (encoder)".into(),
+        };
+        let (encoder, out) = room.encoder_started(&identity).expect("starts");
+        assert!(out.contains(&Output::Lesson(LessonEffect::WentLive(LESSON))));
+        assert!(out.iter().any(|o| matches!(o, Output::Broadcast {
+            message: ServerMessage::ParticipantJoined { participant }, ..
+        } if participant.id == encoder && participant.role == ParticipantRole::Teacher)));
+        assert_eq!(
+            room.grants(encoder).map(|g| g.publish.clone()),
+            Some(vec![TrackSource::Encoder])
+        );
+        // Resuming keeps the same participant.
+        assert_eq!(room.encoder_started(&identity).expect("resumes").0, encoder);
+
+        // The teacher it belongs to joins as themselves and hears the news; the lesson was live.
+        let (teacher, out) = room
+            .join(&claims(1, ParticipantRole::Teacher), ConnectionId(2))
+            .expect("joins");
+        assert_ne!(teacher, encoder);
+        assert_eq!(encoder_messages(&out), [(teacher, EncoderState::Live)]);
+        assert!(!out.iter().any(|o| matches!(o, Output::Lesson(_))));
+
+        // Moderation aimed at the encoder is refused; mute-all leaves it alone.
+        for message in [
+            ClientMessage::Mute {
+                participant: encoder,
+            },
+            ClientMessage::RemoveParticipant {
+                participant: encoder,
+            },
+            ClientMessage::RemoveFromStage {
+                participant: encoder,
+            },
+        ] {
+            let out = room.handle(now, teacher, Some(1), message);
+            assert!(out.iter().any(|o| matches!(o, Output::Send {
+                message: ServerMessage::Error { code, .. }, ..
+            } if code == "encoder_participant")));
+        }
+        room.handle(now, teacher, None, ClientMessage::MuteAll);
+        assert!(!room.is_muted(encoder));
+        assert!(room.is_muted(student));
+
+        // Refusals go to moderators only; stopping removes the encoder, not its teacher.
+        let out = room.encoder_changed(EncoderState::Refused, Some("why".into()));
+        assert_eq!(encoder_messages(&out), [(teacher, EncoderState::Refused)]);
+        let out = room.encoder_changed(EncoderState::Stopped, None);
+        assert!(
+            out.contains(&Output::Media(crate::room::MediaEffect::ParticipantGone {
+                participant: encoder
+            }))
+        );
+        assert_eq!(room.encoder_participant(), None);
+        assert!(room.grants(encoder).is_none());
+        let (again, _) = room
+            .join(&claims(1, ParticipantRole::Teacher), ConnectionId(3))
+            .expect("rejoins");
+        assert_eq!(again, teacher, "the teacher keeps their place");
+    }
+
+    #[test]
+    fn an_ended_lesson_refuses_its_encoder() {
+        let now = Instant::now();
+        let mut room = Room::new(
+            RoomName::for_lesson(LESSON),
+            LESSON,
+            RoomConfig::default(),
+            now,
+        );
+        let (teacher, _) = room
+            .join(&claims(1, ParticipantRole::Teacher), ConnectionId(1))
+            .expect("joins");
+        room.handle(now, teacher, None, ClientMessage::EndLesson);
+        let identity = EncoderIdentity {
+            user: UserId(1),
+            name: "e".into(),
+        };
+        assert_eq!(
+            room.encoder_started(&identity).map(|(p, _)| p),
+            Err(JoinError::LessonEnded)
+        );
+    }
+}
