@@ -10,12 +10,12 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
+use classroom_protocol::UserId;
 use classroom_protocol::signal::{ClientMessage, EncoderState, ParticipantId, ServerMessage};
 use classroom_protocol::{
     CourseId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId, ParticipantRole, RoomName,
     TrackSource,
 };
-use classroom_protocol::UserId;
 use classroom_signaling::room::{ConnectionId, EncoderIdentity, Output, Room, RoomConfig};
 use libfuzzer_sys::fuzz_target;
 
@@ -262,7 +262,11 @@ fuzz_target!(|input: Input| {
                         assert_eq!(room.encoder_participant(), Some(id));
                         assert!(room.grants(id).is_some(), "an encoder without a place");
                     }
-                    Err(_) => assert_eq!(observable(&room), before, "a refused encoder changed the room"),
+                    Err(_) => assert_eq!(
+                        observable(&room),
+                        before,
+                        "a refused encoder changed the room"
+                    ),
                 }
             }
             Op::EncoderChanged { state, reason } => {

@@ -31,9 +31,15 @@ const MAX_STEPS: usize = 64;
 #[derive(Debug, Arbitrary)]
 enum Step {
     /// An FLV video tag body, sent as a valid RTMP video message.
-    Video { tag: Vec<u8>, ms: u16 },
+    Video {
+        tag: Vec<u8>,
+        ms: u16,
+    },
     /// An FLV audio tag body, sent as a valid RTMP audio message.
-    Audio { tag: Vec<u8>, ms: u16 },
+    Audio {
+        tag: Vec<u8>,
+        ms: u16,
+    },
     /// A well-formed AVC picture: `keyframe`, a composition time, these NAL units.
     Picture {
         keyframe: bool,
@@ -47,7 +53,9 @@ enum Step {
     TranscodedVideo(Vec<u8>),
     /// What the audio transcoder wrote (Ogg/Opus).
     TranscodedAudio(Vec<u8>),
-    Advance { ms: u16 },
+    Advance {
+        ms: u16,
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -151,7 +159,13 @@ fn publish(h: &mut Harness) -> Option<ClientSession> {
 
 fn picture(keyframe: bool, composition_ms: i16, nal_units: &[Vec<u8>]) -> Vec<u8> {
     let cts = i32::from(composition_ms).to_be_bytes();
-    let mut tag = vec![if keyframe { 0x17 } else { 0x27 }, 1, cts[1], cts[2], cts[3]];
+    let mut tag = vec![
+        if keyframe { 0x17 } else { 0x27 },
+        1,
+        cts[1],
+        cts[2],
+        cts[3],
+    ];
     for nal in nal_units {
         tag.extend_from_slice(&(nal.len() as u32).to_be_bytes());
         tag.extend_from_slice(nal);
