@@ -2,7 +2,7 @@
 // stream key (hidden until revealed); ffmpeg publishes an OBS-like stream with them (H.264
 // without B-frames + AAC, pre-encoded and sent with `-c copy`); a student's page decodes the
 // encoder's video, shown large, and receives its audio; the teacher's page says the encoder is
-// live. Then the same with B-frames (x264's and OBS's default): the server converts the video
+// live, and why a second encoder on the same key is refused. Then the same with B-frames (x264's and OBS's default): the server converts the video
 // and the student decodes it at full frame rate, not at the 2 fps B-frames give over WebRTC.
 
 import { test, before, after } from "node:test";
@@ -31,8 +31,15 @@ after(async () => {
   if (clips) rmSync(clips, { recursive: true, force: true });
 });
 
+const encoded = new Map();
+
 /** An OBS-like clip, 640x360 at 30 fps with a keyframe every second, AAC; encoded once. */
 function clip(bframes) {
+  if (!encoded.has(bframes)) encoded.set(bframes, encode(bframes));
+  return encoded.get(bframes);
+}
+
+function encode(bframes) {
   const path = join(clips, `bf${bframes}.flv`);
   const result = spawnSync("ffmpeg", [
     "-hide_banner", "-loglevel", "error", "-y",
@@ -65,7 +72,7 @@ const decoded = (rows) => fromEncoder(rows, "video").reduce((n, r) => n + r.fram
 const audioPackets = (rows) => fromEncoder(rows, "audio").reduce((n, r) => n + r.packetsReceived, 0);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-test("an encoder streams into the lesson; B-frames are converted", async () => {
+test("an encoder streams into the lesson; B-frames are converted", { timeout: 300_000 }, async () => {
   const people = await school(server);
   const lesson = people.lesson.id;
   const key = await server.request("GET", `/api/v1/lessons/${lesson}/stream-key`, people.teacher.token);
@@ -100,6 +107,16 @@ test("an encoder streams into the lesson; B-frames are converted", async () => {
     assert.match(large, /:encoder$/, "the encoder's video is the large one");
     await eventually("the teacher seeing the encoder live", async () =>
       /live/.test(await teacher.locator("#encoder-state").textContent()));
+    // A second encoder on the key in use is refused; the teacher reads why.
+    const second = push(clip(0), `${server.rtmp}/${key.stream_key}`);
+    try {
+      await eventually("the teacher reading the refusal", async () =>
+        /already streaming/.test(await teacher.locator("#encoder-reason").textContent()));
+      assert.ok(await teacher.locator("#encoder-reason").isVisible());
+    } finally {
+      // ffmpeg may not notice the refusal before its input ends.
+      await stopEncoder(second);
+    }
     await student.screenshot({ path: join(ARTIFACTS, "ingest-student.png") });
     await teacher.screenshot({ path: join(ARTIFACTS, "ingest-teacher.png") });
   } finally {
