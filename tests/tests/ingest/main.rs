@@ -480,3 +480,16 @@ async fn b_frames_without_ffmpeg_are_refused_naming_the_encoder_setting() {
         .expect("the publish is stopped")
         .expect("ffmpeg ran");
 }
+
+#[tokio::test]
+async fn the_ingest_can_be_turned_off() {
+    let server = TestServer::start(Backend::Sqlite, |config| config.rtmp.enabled = false)
+        .await
+        .expect("a SQLite server");
+    assert_eq!(server.server.as_ref().and_then(|s| s.rtmp_addr), None);
+    let metrics = server.client().get("/metrics").await.text;
+    assert!(
+        !metrics.contains("classroom_rtmp_sessions_total{"),
+        "{metrics}"
+    );
+}
