@@ -1,5 +1,6 @@
 //! Random operation sequences on the signaling `Room` state machine: joins (with any role,
-//! grants, room and token id), client messages, disconnects and time passing. Invariants:
+//! grants, room and token id), client messages, disconnects, time passing, and the lesson's
+//! RTMP encoder starting, dropping, stopping or being refused. Invariants:
 //! no panic; never more participants than the configured maximum; a refused join or a refused
 //! action changes no participant's grants, mute state or the participant count.
 
@@ -9,12 +10,13 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage};
+use classroom_protocol::UserId;
+use classroom_protocol::signal::{ClientMessage, EncoderState, ParticipantId, ServerMessage};
 use classroom_protocol::{
     CourseId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId, ParticipantRole, RoomName,
     TrackSource,
 };
-use classroom_signaling::room::{ConnectionId, Output, Room, RoomConfig};
+use classroom_signaling::room::{ConnectionId, EncoderIdentity, Output, Room, RoomConfig};
 use libfuzzer_sys::fuzz_target;
 
 const LESSON: LessonId = LessonId(7);
@@ -138,6 +140,13 @@ enum Op {
     Advance {
         secs: u8,
     },
+    EncoderStarted {
+        user: u8,
+    },
+    EncoderChanged {
+        state: u8,
+        reason: bool,
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -260,6 +269,35 @@ fuzz_target!(|input: Input| {
             }
             Op::Disconnected { who, connection } => {
                 room.disconnected(now, who.id(), ConnectionId(u64::from(connection % 4)));
+            }
+            Op::EncoderStarted { user } => {
+                let identity = EncoderIdentity {
+                    user: UserId(i64::from(user % 10)),
+                    name: "encoder".into(),
+                };
+                match room.encoder_started(&identity) {
+                    Ok((id, _out)) => {
+                        assert_eq!(room.encoder_participant(), Some(id));
+                        assert!(room.grants(id).is_some(), "an encoder without a place");
+                    }
+                    Err(_) => assert_eq!(
+                        observable(&room),
+                        before,
+                        "a refused encoder changed the room"
+                    ),
+                }
+            }
+            Op::EncoderChanged { state, reason } => {
+                let state = match state % 4 {
+                    0 => EncoderState::Live,
+                    1 => EncoderState::Interrupted,
+                    2 => EncoderState::Stopped,
+                    _ => EncoderState::Refused,
+                };
+                room.encoder_changed(state, reason.then(|| "why".to_owned()));
+                if state == EncoderState::Stopped {
+                    assert_eq!(room.encoder_participant(), None);
+                }
             }
             Op::Advance { secs } => {
                 now += Duration::from_secs(u64::from(secs));

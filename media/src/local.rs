@@ -7,6 +7,7 @@
 //! (it knows its codec), the recorder stores what arrives, and the SFU never depacketizes.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use crate::{Mid, PeerId, TrackKind};
@@ -94,4 +95,15 @@ pub enum LocalEvent {
     /// The track is no longer forwarded (its publisher left, was taken off stage or muted
     /// audio is not reported here: muted audio simply has no packets).
     TrackEnded { track: LocalTrackId },
+}
+
+/// The first id of in-process peers (the recorder's and the restream's subscribers, ...):
+/// far above signaling's, which count from 1.
+const FIRST_LOCAL_PEER: u64 = 1 << 62;
+static NEXT_LOCAL_PEER: AtomicU64 = AtomicU64::new(FIRST_LOCAL_PEER);
+
+/// A fresh id for an in-process peer, unique in this process: every in-process participant
+/// takes its id here, so two of them in one room never collide.
+pub fn next_local_peer() -> PeerId {
+    PeerId(NEXT_LOCAL_PEER.fetch_add(1, Ordering::Relaxed))
 }

@@ -275,6 +275,30 @@ pub enum ServerMessage {
     ConnectionQuality {
         updates: Vec<QualityUpdate>,
     },
+    /// Moderators: the state of the lesson's RTMP encoder (OBS, a hardware encoder) changed.
+    /// Also sent right after `joined` to a moderator while the lesson has an encoder state.
+    Encoder {
+        state: EncoderState,
+        /// Why it was refused or stopped, written for the person running the encoder (it
+        /// names the encoder setting to change); absent when `live`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+}
+
+/// The state of a lesson's RTMP encoder, as moderators see it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EncoderState {
+    /// Publishing: its tracks (source `encoder`) reach the class.
+    Live,
+    /// Its connection dropped; its tracks wait a few seconds for it to reconnect.
+    Interrupted,
+    /// It stopped (or did not come back in time); its tracks are gone.
+    Stopped,
+    /// A publish was refused (wrong key, another encoder streaming, unsupported settings);
+    /// `reason` says what to change. An encoder already live stays live.
+    Refused,
 }
 
 /// Whether a lesson is being recorded.
@@ -369,6 +393,14 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&track).expect("serializes"),
             r#"{"type":"track","mid":"1","participant":3,"kind":"video","source":"screen"}"#
+        );
+        let encoder = ServerMessage::Encoder {
+            state: EncoderState::Refused,
+            reason: Some("no".into()),
+        };
+        assert_eq!(
+            serde_json::to_string(&encoder).expect("serializes"),
+            r#"{"type":"encoder","state":"refused","reason":"no"}"#
         );
         let ended = ServerMessage::TrackEnded { mid: "1".into() };
         assert_eq!(

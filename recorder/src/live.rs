@@ -15,12 +15,11 @@ use std::collections::HashMap;
 use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use classroom_media::driver::{LocalSubscription, MediaHandle};
-use classroom_media::{LocalEvent, LocalTrackId, PeerId, TrackKind};
+use classroom_media::{LocalEvent, LocalTrackId, TrackKind};
 use classroom_protocol::{LessonId, RoomName};
 use thiserror::Error;
 use tokio::sync::mpsc;
@@ -32,8 +31,6 @@ use crate::track_file::{self, TrackCodec, TrackHeader};
 
 /// How often buffered writes reach the file.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
-/// The recorder's peers in the SFU are numbered from here, far from signaling's.
-const FIRST_PEER: u64 = 1 << 62;
 pub const EVENTS_FILE: &str = "events.jsonl";
 /// Written once the recording's job is in the queue.
 pub const QUEUED_MARKER: &str = "queued";
@@ -68,7 +65,6 @@ pub struct LiveRecorder {
     stats: Arc<RecorderStats>,
     active: Mutex<HashMap<RoomName, mpsc::UnboundedSender<Control>>>,
     finished: mpsc::UnboundedSender<FinishedRecording>,
-    next_peer: AtomicU64,
 }
 
 impl LiveRecorder {
@@ -85,7 +81,6 @@ impl LiveRecorder {
             stats,
             active: Mutex::new(HashMap::new()),
             finished,
-            next_peer: AtomicU64::new(FIRST_PEER),
         }
     }
 
@@ -182,7 +177,7 @@ impl LiveRecorder {
     }
 
     async fn subscribe(&self, room: &RoomName) -> Result<LocalSubscription, RecordError> {
-        let peer = PeerId(self.next_peer.fetch_add(1, Ordering::Relaxed));
+        let peer = classroom_media::local::next_local_peer();
         self.media
             .add_local_subscriber(peer, room.clone())
             .await

@@ -2,6 +2,7 @@
 //! [`IngestSession`], ffmpeg transcoders on demand, and two narrow traits towards the rest of
 //! the server: [`StreamKeys`] (which lesson a key opens) and [`IngestSink`] (where events go).
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -13,14 +14,15 @@ use bytes::Bytes;
 use classroom_protocol::LessonId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Semaphore, mpsc, watch};
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
 use crate::annexb::AnnexBSplitter;
 use crate::events::{ConnectionId, IngestEvent, StreamKey};
 use crate::ogg::OggOpusReader;
 use crate::rtp::RtpPacket;
 use crate::session::{IngestSession, SessionConfig, SessionOutput};
-use crate::sources::Sources;
+use crate::sources::{ClaimError, Sources};
+use crate::stats::{IngestSnapshot, IngestStats, SessionOutcome};
 use crate::transcode::{TranscodeKind, Transcoder, find_ffmpeg};
 
 /// Which lesson a stream key publishes to. Implementations compare the secret in constant time
@@ -77,6 +79,9 @@ struct Shared {
     session: SessionConfig,
     ffmpeg: Option<PathBuf>,
     next_connection: AtomicU64,
+    stats: IngestStats,
+    /// The connection publishing to each lesson, and how to make it stop.
+    publishers: Mutex<HashMap<LessonId, (ConnectionId, Arc<Notify>)>>,
 }
 
 /// Read access for the rest of the server while the listener runs.
@@ -107,6 +112,22 @@ impl IngestHandle {
     pub fn transcoder_available(&self) -> bool {
         self.shared.ffmpeg.is_some()
     }
+
+    /// Closes the connection of the encoder publishing to `lesson`, as if it had stopped
+    /// (its source ends at once). For a lesson that ended.
+    pub fn stop_publisher(&self, lesson: LessonId) {
+        if let Ok(publishers) = self.shared.publishers.lock()
+            && let Some((_, stop)) = publishers.get(&lesson)
+        {
+            stop.notify_one();
+        }
+    }
+
+    /// The ingest's counters now.
+    pub fn stats(&self) -> IngestSnapshot {
+        let active = self.shared.sources.lock().map_or(0, |s| s.active());
+        self.shared.stats.snapshot(active as u64)
+    }
 }
 
 pub struct IngestServer {
@@ -135,6 +156,8 @@ impl IngestServer {
                 session,
                 ffmpeg,
                 next_connection: AtomicU64::new(1),
+                stats: IngestStats::default(),
+                publishers: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -166,6 +189,7 @@ impl IngestServer {
                 accepted = self.listener.accept() => {
                     let Ok((stream, peer)) = accepted else { continue };
                     let Ok(permit) = permits.clone().try_acquire_owned() else {
+                        self.shared.stats.session(SessionOutcome::OverLimit);
                         tracing::warn!(%peer, "RTMP connection refused: too many connections");
                         drop(stream);
                         continue;
@@ -177,6 +201,8 @@ impl IngestServer {
                         keys: keys.clone(),
                         sink: sink.clone(),
                         stop: stop_rx.clone(),
+                        kick: Arc::new(Notify::new()),
+                        outcome: None,
                     };
                     tasks.spawn(async move {
                         connection.run(stream).await;
@@ -209,13 +235,17 @@ struct Connection<K, S> {
     keys: Arc<K>,
     sink: Arc<S>,
     stop: watch::Receiver<bool>,
+    /// Notified to close this connection ([`IngestHandle::stop_publisher`]).
+    kick: Arc<Notify>,
+    /// How the publish went, counted once when the connection ends.
+    outcome: Option<SessionOutcome>,
 }
 
 /// The transcoders of one connection, started on first use.
 #[derive(Default)]
 struct Transcoders {
-    video: Option<Transcoder>,
-    audio: Option<Transcoder>,
+    video: Option<Counted<Transcoder>>,
+    audio: Option<Counted<Transcoder>>,
     annexb: AnnexBSplitter,
     ogg: OggOpusReader,
     audio_failed: bool,
@@ -242,9 +272,13 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
                         }
                     }
                     SessionOutput::CheckKey(key) => self.check_key(&mut session, &key).await,
-                    SessionOutput::Event(event) => self.sink.deliver(event).await,
+                    SessionOutput::Event(event) => {
+                        self.count(&event, &session);
+                        self.sink.deliver(event).await
+                    }
                     SessionOutput::VideoToTranscoder(bytes) => {
                         if let Err(reason) = self.transcode_video(&mut transcoders, bytes) {
+                            self.outcome = Some(SessionOutcome::Unsupported);
                             self.sink
                                 .deliver(IngestEvent::Refused {
                                     lesson: session.lesson(),
@@ -272,16 +306,19 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
             tokio::select! {
                 read = reader.read(&mut buf) => match read {
                     Ok(0) | Err(_) => break,
-                    Ok(n) => session.handle_input(Instant::now(), buf.get(..n).unwrap_or_default()),
+                    Ok(n) => {
+                        self.shared.stats.bytes(n);
+                        session.handle_input(Instant::now(), buf.get(..n).unwrap_or_default())
+                    }
                 },
-                out = recv(&mut transcoders.video) => match out {
+                out = recv(transcoders.video.as_mut().map(|t| &mut t.inner)) => match out {
                     Some(bytes) => match transcoders.annexb.push(&bytes) {
                         Ok(nals) => nals.into_iter().for_each(|n| session.handle_transcoded_nal(n)),
                         Err(e) => { self.refuse(&session, e.to_string()).await; break }
                     },
                     None => { self.refuse(&session, "the video transcoder stopped".to_owned()).await; break }
                 },
-                out = recv(&mut transcoders.audio) => match out {
+                out = recv(transcoders.audio.as_mut().map(|t| &mut t.inner)) => match out {
                     Some(bytes) => match transcoders.ogg.push(&bytes) {
                         Ok(packets) => packets.into_iter().for_each(|p| session.handle_opus(p)),
                         Err(e) => { tracing::warn!(%conn, "audio transcoder: {e}"); transcoders.stop_audio() }
@@ -290,7 +327,21 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
                 },
                 () = tokio::time::sleep_until(deadline) => session.handle_timeout(Instant::now()),
                 _ = self.stop.changed() => { clean = true; break }
+                () = self.kick.notified() => {
+                    tracing::info!(%conn, lesson = ?session.lesson(), "RTMP publisher stopped by the server");
+                    clean = true;
+                    break
+                }
             }
+        }
+        self.shared
+            .stats
+            .session(self.outcome.unwrap_or(SessionOutcome::NoPublish));
+        if let Some(lesson) = session.lesson()
+            && let Ok(mut publishers) = self.shared.publishers.lock()
+            && publishers.get(&lesson).is_some_and(|(c, _)| *c == conn)
+        {
+            publishers.remove(&lesson);
         }
         let dropped = session.dropped_frames();
         if dropped > 0 {
@@ -309,8 +360,9 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
         }
     }
 
-    async fn check_key(&self, session: &mut IngestSession, key: &StreamKey) {
+    async fn check_key(&mut self, session: &mut IngestSession, key: &StreamKey) {
         let Some(lesson) = self.keys.lesson_for_key(key).await else {
+            self.outcome = Some(SessionOutcome::WrongKey);
             tracing::info!(conn = %self.conn, "RTMP publish refused: unknown stream key");
             session.publish_refused(
                 None,
@@ -324,10 +376,21 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
         };
         match claimed {
             Ok((media, resumed)) => {
+                self.outcome = Some(if resumed {
+                    SessionOutcome::Resumed
+                } else {
+                    SessionOutcome::Accepted
+                });
+                if let Ok(mut publishers) = self.shared.publishers.lock() {
+                    publishers.insert(lesson, (self.conn, self.kick.clone()));
+                }
                 tracing::info!(conn = %self.conn, %lesson, resumed, "RTMP publish accepted");
                 session.publish_accepted(lesson, media, resumed);
             }
             Err(e) => {
+                self.outcome = Some(match e {
+                    ClaimError::InUse => SessionOutcome::InUse,
+                });
                 tracing::info!(conn = %self.conn, %lesson, "RTMP publish refused: {e}");
                 session.publish_refused(Some(lesson), e.to_string());
             }
@@ -341,11 +404,12 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
             .as_deref()
             .ok_or("ffmpeg is not installed")?;
         if t.video.is_none() {
-            t.video =
-                Some(Transcoder::spawn(ffmpeg, TranscodeKind::Video).map_err(|e| e.to_string())?);
+            let video =
+                Transcoder::spawn(ffmpeg, TranscodeKind::Video).map_err(|e| e.to_string())?;
+            t.video = Some(Counted::new(video, &self.shared));
         }
         match &t.video {
-            Some(video) => video.feed(bytes).map_err(|e| e.to_string()),
+            Some(video) => video.inner.feed(bytes).map_err(|e| e.to_string()),
             None => Ok(()),
         }
     }
@@ -359,20 +423,42 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
         };
         if t.audio.is_none() {
             match Transcoder::spawn(ffmpeg, TranscodeKind::Audio) {
-                Ok(audio) => t.audio = Some(audio),
+                Ok(audio) => t.audio = Some(Counted::new(audio, &self.shared)),
                 Err(e) => {
                     tracing::warn!(conn = %self.conn, "audio transcoder: {e}");
                     return t.stop_audio();
                 }
             }
         }
-        if let Some(Err(e)) = t.audio.as_ref().map(|a| a.feed(bytes)) {
+        if let Some(Err(e)) = t.audio.as_ref().map(|a| a.inner.feed(bytes)) {
             tracing::warn!(conn = %self.conn, "audio transcoder: {e}");
             t.stop_audio();
         }
     }
 
-    async fn refuse(&self, session: &IngestSession, reason: String) {
+    /// Counts what goes to the SFU, and refusals of the media after an accepted publish.
+    fn count(&mut self, event: &IngestEvent, session: &IngestSession) {
+        let stats = &self.shared.stats;
+        match event {
+            IngestEvent::Packet {
+                track: crate::TrackKind::Video,
+                packet,
+                ..
+            } if packet.marker => stats.video_frame(),
+            IngestEvent::Packet {
+                track: crate::TrackKind::Audio,
+                ..
+            } => stats.audio_frame(),
+            // A refused key has no lesson yet: counted in `check_key`.
+            IngestEvent::Refused { .. } if session.lesson().is_some() => {
+                self.outcome = Some(SessionOutcome::Unsupported);
+            }
+            _ => {}
+        }
+    }
+
+    async fn refuse(&mut self, session: &IngestSession, reason: String) {
+        self.outcome = Some(SessionOutcome::Unsupported);
         tracing::warn!(conn = %self.conn, "RTMP publish stopped: {reason}");
         self.sink
             .deliver(IngestEvent::Refused {
@@ -392,9 +478,31 @@ impl Transcoders {
 }
 
 /// The next output of a transcoder; pending forever when there is none.
-async fn recv(transcoder: &mut Option<Transcoder>) -> Option<Bytes> {
+async fn recv(transcoder: Option<&mut Transcoder>) -> Option<Bytes> {
     match transcoder {
         Some(t) => t.output.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+/// A running transcoder, counted in the stats while it lives.
+struct Counted<T> {
+    inner: T,
+    shared: Arc<Shared>,
+}
+
+impl<T> Counted<T> {
+    fn new(inner: T, shared: &Arc<Shared>) -> Self {
+        shared.stats.transcoder_started();
+        Counted {
+            inner,
+            shared: shared.clone(),
+        }
+    }
+}
+
+impl<T> Drop for Counted<T> {
+    fn drop(&mut self) {
+        self.shared.stats.transcoder_stopped();
     }
 }

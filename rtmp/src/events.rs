@@ -90,6 +90,9 @@ pub enum IngestEvent {
         track: TrackKind,
         packet: RtpPacket,
     },
+    /// The encoder's connection dropped without a goodbye: its source waits for the grace
+    /// period (its tracks stay published, silent) for it to reconnect.
+    Interrupted { lesson: LessonId },
     /// The encoder stopped (or did not come back within the grace period): unpublish its tracks.
     Unpublish { lesson: LessonId },
     /// A publish was refused or stopped; `reason` is written for the teacher who runs the

@@ -27,9 +27,11 @@ pub mod restream;
 pub mod rtp;
 pub mod session;
 pub mod sources;
+pub mod stats;
 pub mod transcode;
 
 pub use driver::{IngestConfig, IngestHandle, IngestServer, IngestSink, StreamKeys};
 pub use events::{ConnectionId, IngestEvent, IngestTrack, StreamKey, TrackKind};
 pub use rtp::RtpPacket;
 pub use session::{IngestSession, SessionConfig, SessionOutput};
+pub use stats::{IngestSnapshot, SessionOutcome};

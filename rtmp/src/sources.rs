@@ -81,7 +81,8 @@ impl Sources {
     }
 
     /// The connection ended. `clean`: the encoder stopped on purpose, so the source ends now;
-    /// otherwise it lingers for the grace period. Returns the Unpublish to send, if any.
+    /// otherwise it lingers for the grace period. Returns what to tell the SFU: Unpublish, or
+    /// Interrupted for a published source that lingers.
     pub fn release(
         &mut self,
         lesson: LessonId,
@@ -104,7 +105,12 @@ impl Sources {
             media,
             until: now + self.grace,
         };
-        None
+        Some(IngestEvent::Interrupted { lesson })
+    }
+
+    /// Lessons with an encoder source, publishing or waiting for a reconnect.
+    pub fn active(&self) -> usize {
+        self.slots.len()
     }
 
     /// Ends sources whose grace period is over.
@@ -155,12 +161,18 @@ mod tests {
             ClaimError::InUse
         );
         media.published = true;
-        assert_eq!(sources.release(L, ConnectionId(1), media, false, now), None);
+        assert_eq!(
+            sources.release(L, ConnectionId(1), media, false, now),
+            Some(IngestEvent::Interrupted { lesson: L })
+        );
         let (media, resumed) = sources.claim(L, ConnectionId(3)).unwrap();
         assert!(resumed);
         // A stale release from the old connection changes nothing.
         assert!(sources.is_publishing(L));
-        assert_eq!(sources.release(L, ConnectionId(3), media, false, now), None);
+        assert_eq!(
+            sources.release(L, ConnectionId(3), media, false, now),
+            Some(IngestEvent::Interrupted { lesson: L })
+        );
         assert!(sources.expire(now + Duration::from_secs(4)).is_empty());
         assert_eq!(
             sources.expire(now + Duration::from_secs(5)),

@@ -25,7 +25,41 @@ pub struct Config {
     pub media: MediaConfig,
     pub restream: crate::restream::RestreamSettings,
     pub recorder: classroom_recorder::RecorderConfig,
+    pub rtmp: RtmpConfig,
     pub log: LogConfig,
+}
+
+/// The RTMP ingest: encoders (OBS, hardware) publish `rtmp://HOST:PORT/live/STREAM_KEY`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RtmpConfig {
+    /// Listen for encoders at all; `false` turns the ingest off.
+    pub enabled: bool,
+    /// The TCP address encoders connect to; port 0 picks a free port.
+    pub addr: SocketAddr,
+    /// The server URL teachers put into their encoder (`rtmp://school.example:1935/live`);
+    /// `{host}` stands for the host name the teacher's browser used. Empty: `rtmp://` plus
+    /// `addr` and `/live`, with `{host}` for a wildcard address.
+    pub public_url: String,
+    /// Encoder connections at once; more are closed at once.
+    pub max_connections: usize,
+    /// How long an encoder that dropped keeps its place (its tracks wait for it).
+    pub reconnect_grace_secs: u64,
+    /// The ffmpeg that converts B-frame video and AAC audio; empty: `ffmpeg` on the PATH.
+    pub ffmpeg: String,
+}
+
+impl Default for RtmpConfig {
+    fn default() -> Self {
+        RtmpConfig {
+            enabled: true,
+            addr: SocketAddr::from(([127, 0, 0, 1], 1935)),
+            public_url: String::new(),
+            max_connections: 64,
+            reconnect_grace_secs: 10,
+            ffmpeg: String::new(),
+        }
+    }
 }
 
 /// The SFU: one UDP port for every peer's WebRTC media, and one TCP port as the fallback for
@@ -199,6 +233,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             restream: crate::restream::RestreamSettings::default(),
             recorder: classroom_recorder::RecorderConfig::default(),
+            rtmp: RtmpConfig::default(),
             log: LogConfig::default(),
         }
     }
@@ -343,6 +378,16 @@ impl Config {
             return invalid(
                 "media.advertised_ip must be an address browsers can reach, not 0.0.0.0 or ::",
             );
+        }
+        if self.rtmp.enabled && self.rtmp.max_connections == 0 {
+            return invalid(
+                "rtmp.max_connections must be at least 1 (or set rtmp.enabled = false)",
+            );
+        }
+        let url = &self.rtmp.public_url;
+        let rtmp_scheme = url.starts_with("rtmp://") || url.starts_with("rtmps://");
+        if !url.is_empty() && !rtmp_scheme {
+            return invalid("rtmp.public_url must start with rtmp:// or rtmps:// (or be empty)");
         }
         if self.http.request_timeout_secs == 0 {
             return invalid("http.request_timeout_secs must be at least 1");

@@ -149,6 +149,9 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     state
         .metrics
         .recorder_observed(state.live.recorder.snapshot(), jobs);
+    if let Some(ingest) = &state.live.ingest {
+        state.metrics.ingest_observed(&ingest.stats());
+    }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

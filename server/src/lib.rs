@@ -12,6 +12,7 @@ pub mod live;
 pub mod metrics;
 pub mod recorder;
 pub mod restream;
+pub mod rtmp;
 pub mod web;
 
 use std::future::Future;
@@ -41,6 +42,9 @@ pub struct RunningServer {
     pub media_addr: SocketAddr,
     /// The TCP address of the SFU's ICE-TCP listener, if it has one.
     pub media_tcp_addr: Option<SocketAddr>,
+    /// The TCP address encoders publish to over RTMP (the real port when configured with
+    /// port 0); `None` with `rtmp.enabled = false`.
+    pub rtmp_addr: Option<SocketAddr>,
     pub db: Db,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
@@ -114,11 +118,26 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         Arc::new(live::SfuPort::new(media.handle.clone(), joins.clone())),
     ));
     let metrics = Arc::new(metrics::Metrics::new());
+    let (ingest, room_events_rx) = if config.rtmp.enabled {
+        let ingest = rtmp::start(
+            &config.rtmp,
+            store.clone(),
+            rooms.clone(),
+            media.handle.clone(),
+            stopping.clone(),
+        )
+        .await?;
+        let events = rtmp::watch_lessons(ingest.handle.clone(), room_events_rx);
+        (Some(ingest), events)
+    } else {
+        (None, room_events_rx)
+    };
     let live = live::LiveState {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens(tokens.clone())),
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
+        ingest: ingest.as_ref().map(|i| i.handle.clone()),
     };
     let restreams = restream::start(
         &config.restream,
@@ -146,8 +165,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         tokens,
         limits: limits.clone(),
         trust_forwarded_for: config.http.trust_forwarded_for,
-        // Until the RTMP listener's config is wired: derived from the request's Host.
-        rtmp_public_url: None,
+        rtmp_public_url: ingest
+            .as_ref()
+            .map(|i| rtmp::public_url(&config.rtmp, i.addr)),
+        stream_key_rotated: ingest.as_ref().map(|i| {
+            let handle = i.handle.clone();
+            classroom_courses::api::KeyRotated(Arc::new(move |lesson| {
+                handle.stop_publisher(lesson)
+            }))
+        }),
         restreams: restream_board,
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
     };
@@ -194,6 +220,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         addr,
         media_addr,
         media_tcp_addr,
+        rtmp_addr: ingest.map(|i| i.addr),
         db,
         shutdown,
         task,
@@ -206,6 +233,11 @@ pub async fn serve(config: &Config, signal: impl Future<Output = ()>) -> anyhow:
     let url = public_url(server.addr);
     tracing::info!(%url, database = %redacted_url(&config.database_url()), "classroomd is running");
     println!("classroomd is running: open {url}");
+    if let Some(rtmp) = server.rtmp_addr {
+        let rtmp = rtmp::public_url(&config.rtmp, rtmp).replace("{host}", "127.0.0.1");
+        tracing::info!(%rtmp, "encoders publish to RTMP");
+        println!("encoders publish to {rtmp}");
+    }
     tokio::select! {
         result = server.wait() => return result,
         _ = signal => tracing::info!("shutting down: finishing requests in flight"),

@@ -319,6 +319,8 @@ pub struct LiveState {
     pub media: MediaHandle,
     /// The recorder's counters.
     pub recorder: Arc<classroom_recorder::RecorderStats>,
+    /// The RTMP ingest, for its counters; `None` when turned off.
+    pub ingest: Option<classroom_rtmp::IngestHandle>,
 }
 
 impl std::fmt::Debug for LiveState {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use classroom_courses::restream::DestinationState;
 use classroom_media::SfuStats;
 use classroom_media::SubscriberStats;
+use classroom_rtmp::IngestSnapshot;
 use classroom_signaling::SignalingSnapshot;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
@@ -24,6 +25,16 @@ pub struct Metrics {
     restream_destinations: IntGaugeVec,
     restream_restarts: IntCounter,
     recorder: RecorderMetrics,
+    ingest: IngestMetrics,
+}
+
+/// The RTMP ingest: encoder sessions, what they send, ffmpeg processes.
+struct IngestMetrics {
+    sessions: IntCounterVec,
+    active_encoders: IntGauge,
+    bytes_in: IntCounter,
+    frames_in: IntCounterVec,
+    transcoders: IntGauge,
 }
 
 /// The recorder: recordings while live, and the replay job queue.
@@ -179,6 +190,7 @@ impl Metrics {
         )
         .expect("static metric definition to be valid");
         let recorder = RecorderMetrics::new();
+        let ingest = IngestMetrics::new();
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -190,6 +202,7 @@ impl Metrics {
         .into_iter()
         .chain(live.collectors())
         .chain(recorder.collectors())
+        .chain(ingest.collectors())
         {
             registry
                 .register(collector)
@@ -210,6 +223,7 @@ impl Metrics {
             restream_destinations,
             restream_restarts,
             recorder,
+            ingest,
         }
     }
 
@@ -373,6 +387,22 @@ impl Metrics {
         for (state, count) in jobs.into_iter().flatten() {
             r.jobs.with_label_values(&[state.as_str()]).set(count);
         }
+    }
+
+    /// The RTMP ingest's counters as seen at scrape time.
+    pub fn ingest_observed(&self, ingest: &IngestSnapshot) {
+        let m = &self.ingest;
+        for (outcome, value) in &ingest.sessions {
+            sync(&m.sessions, outcome.as_str(), *value);
+        }
+        m.active_encoders.set(gauge_value(ingest.active_encoders));
+        let bytes = m.bytes_in.get();
+        if ingest.bytes_in > bytes {
+            m.bytes_in.inc_by(ingest.bytes_in - bytes);
+        }
+        sync(&m.frames_in, "video", ingest.video_frames_in);
+        sync(&m.frames_in, "audio", ingest.audio_frames_in);
+        m.transcoders.set(gauge_value(ingest.transcoders_running));
     }
 
     /// The Prometheus text exposition of every metric.
@@ -543,6 +573,56 @@ impl LiveMetrics {
     }
 }
 
+impl IngestMetrics {
+    fn new() -> Self {
+        let valid = "static metric definition to be valid";
+        IngestMetrics {
+            sessions: IntCounterVec::new(
+                Opts::new(
+                    "classroom_rtmp_sessions_total",
+                    "RTMP encoder connections by outcome (accepted, resumed, wrong_key, in_use, \
+                     unsupported, no_publish, over_limit)",
+                ),
+                &["outcome"],
+            )
+            .expect(valid),
+            active_encoders: IntGauge::new(
+                "classroom_rtmp_active_encoders",
+                "Lessons with an RTMP encoder publishing or waiting for it to reconnect",
+            )
+            .expect(valid),
+            bytes_in: IntCounter::new(
+                "classroom_rtmp_received_bytes_total",
+                "Bytes received from RTMP encoders",
+            )
+            .expect(valid),
+            frames_in: IntCounterVec::new(
+                Opts::new(
+                    "classroom_rtmp_frames_total",
+                    "Video pictures and audio frames from RTMP encoders passed to the SFU",
+                ),
+                &["kind"],
+            )
+            .expect(valid),
+            transcoders: IntGauge::new(
+                "classroom_rtmp_transcoders_running",
+                "ffmpeg processes converting encoder media (B-frame video, AAC audio)",
+            )
+            .expect(valid),
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.sessions.clone()),
+            Box::new(self.active_encoders.clone()),
+            Box::new(self.bytes_in.clone()),
+            Box::new(self.frames_in.clone()),
+            Box::new(self.transcoders.clone()),
+        ]
+    }
+}
+
 fn gauge_value(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
@@ -603,8 +683,19 @@ mod tests {
                 ..SfuStats::default()
             }),
         );
+        metrics.ingest_observed(&IngestSnapshot {
+            sessions: vec![(classroom_rtmp::SessionOutcome::WrongKey, 3)],
+            active_encoders: 1,
+            bytes_in: 4096,
+            video_frames_in: 30,
+            ..IngestSnapshot::default()
+        });
         let text = metrics.render();
         assert!(text.contains("classroom_rooms_open 2"), "{text}");
+        assert!(text.contains("classroom_rtmp_sessions_total{outcome=\"wrong_key\"} 3"));
+        assert!(text.contains("classroom_rtmp_active_encoders 1"));
+        assert!(text.contains("classroom_rtmp_received_bytes_total 4096"));
+        assert!(text.contains("classroom_rtmp_frames_total{kind=\"video\"} 30"));
         assert!(text.contains("classroom_signaling_connections 1"));
         assert!(text.contains("classroom_signaling_joins_total{outcome=\"accepted\"} 7"));
         assert!(text.contains("classroom_media_rtp_packets_total{what=\"forwarded\"} 90"));

@@ -7,7 +7,6 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use classroom_courses::Store;
@@ -115,7 +114,6 @@ struct Shared {
     rooms: Arc<Rooms>,
     board: RestreamBoard,
     config: RestreamConfig,
-    next_peer: Arc<AtomicU64>,
 }
 
 /// Starts the restream manager; `changes` is the board's "destinations changed" receiver.
@@ -134,8 +132,6 @@ pub fn start(
         rooms,
         board,
         config: settings.to_config(),
-        // In-process subscribers take ids far above signaling's (which count from 1).
-        next_peer: Arc::new(AtomicU64::new(1 << 62)),
     };
     tokio::spawn(manage(shared, commands_rx, changes));
     Restreams { commands }
@@ -207,7 +203,7 @@ async fn run_lesson(
     lesson: LessonId,
     mut updates: mpsc::UnboundedReceiver<Vec<Destination>>,
 ) {
-    let peer = PeerId(shared.next_peer.fetch_add(1, Ordering::Relaxed));
+    let peer = classroom_media::local::next_local_peer();
     let room = RoomName::for_lesson(lesson);
     let mut subscription = match shared.media.add_local_subscriber(peer, room).await {
         Ok(s) => s,

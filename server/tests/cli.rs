@@ -124,6 +124,7 @@ async fn first_admin_from_the_command_line_then_serve_and_stop() {
         // Free media ports: another server (or test) may hold the default 8443.
         .env("CLASSROOM_MEDIA__UDP_ADDR", "127.0.0.1:0")
         .env("CLASSROOM_MEDIA__TCP_ADDR", "127.0.0.1:0")
+        .env("CLASSROOM_RTMP__ADDR", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()

@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
 use classroom_protocol::signal::{
-    ClientMessage, MediaKind, ParticipantId, ParticipantInfo, QualityUpdate, RecordingState,
-    ServerMessage,
+    ClientMessage, EncoderState, MediaKind, ParticipantId, ParticipantInfo, QualityUpdate,
+    RecordingState, ServerMessage,
 };
 use classroom_protocol::{JoinClaims, LessonId, ParticipantRole, RoomName, TrackSource};
 use dashmap::DashMap;
@@ -26,7 +26,8 @@ use tokio::time::Instant;
 
 use crate::media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
 use crate::room::{
-    ConnectionId, JoinError, LessonEffect, MediaEffect, Output, RecordingEffect, Room, RoomConfig,
+    ConnectionId, EncoderIdentity, JoinError, LessonEffect, MediaEffect, Output, RecordingEffect,
+    Room, RoomConfig,
 };
 use crate::stats::{SignalingSnapshot, SignalingStats};
 
@@ -140,6 +141,31 @@ pub(crate) enum RoomCommand {
     Media(MediaNotice),
     /// The server starts recording (the course records by default).
     StartRecording,
+    Encoder(EncoderCommand),
+}
+
+/// What the RTMP ingest tells a room about the lesson's encoder.
+pub(crate) enum EncoderCommand {
+    Started {
+        identity: EncoderIdentity,
+        mids: Vec<String>,
+        reply: oneshot::Sender<Result<PeerId, EncoderError>>,
+    },
+    Changed {
+        state: EncoderState,
+        reason: Option<String>,
+    },
+}
+
+/// Why an encoder could not enter its lesson's room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncoderError {
+    #[error("{0}")]
+    Refused(#[from] JoinError),
+    #[error("this server runs without media")]
+    NoMedia,
+    #[error("the lesson's room closed")]
+    RoomClosed,
 }
 
 #[derive(Clone)]
@@ -263,6 +289,48 @@ impl Rooms {
         self.rooms.iter().filter(|r| !r.is_ended()).count()
     }
 
+    /// The lesson's RTMP encoder starts publishing (or starts again after it stopped): it
+    /// enters the lesson's room, opened if needed, as a participant of its own, which makes
+    /// the lesson live. Returns the media peer its in-process publisher must use; the tracks
+    /// it publishes on `mids` are announced with the source `encoder`.
+    pub async fn encoder_started(
+        &self,
+        lesson: LessonId,
+        identity: EncoderIdentity,
+        mids: Vec<String>,
+    ) -> Result<PeerId, EncoderError> {
+        let room = self.open_room(&RoomName::for_lesson(lesson), lesson);
+        let (reply, response) = oneshot::channel();
+        let command = RoomCommand::Encoder(EncoderCommand::Started {
+            identity,
+            mids,
+            reply,
+        });
+        room.commands
+            .send(command)
+            .await
+            .map_err(|_| EncoderError::RoomClosed)?;
+        response.await.map_err(|_| EncoderError::RoomClosed)?
+    }
+
+    /// The lesson's encoder was interrupted, stopped (its participant leaves) or refused;
+    /// moderators hear of it. Nothing happens when the lesson has no open room.
+    pub async fn encoder_changed(
+        &self,
+        lesson: LessonId,
+        state: EncoderState,
+        reason: Option<String>,
+    ) {
+        let room = self
+            .rooms
+            .get(&RoomName::for_lesson(lesson))
+            .map(|r| r.commands.clone());
+        if let Some(room) = room {
+            let command = RoomCommand::Encoder(EncoderCommand::Changed { state, reason });
+            let _ = room.send(command).await;
+        }
+    }
+
     pub(crate) fn next_connection(&self) -> ConnectionId {
         ConnectionId(self.next_connection.fetch_add(1, Ordering::Relaxed))
     }
@@ -270,14 +338,19 @@ impl Rooms {
     /// The room of `claims`, opened on first use. An ended room stays ended, so a join token
     /// issued before the end cannot reopen it.
     pub(crate) fn room_for(&self, claims: &JoinClaims) -> RoomHandle {
+        self.open_room(&claims.room, claims.lesson)
+    }
+
+    /// The room `name` of `lesson`, opened on first use.
+    fn open_room(&self, name: &RoomName, lesson: LessonId) -> RoomHandle {
         self.rooms
-            .entry(claims.room.clone())
+            .entry(name.clone())
             .or_insert_with(|| {
                 let (commands, inbox) = mpsc::channel(1024);
                 let ended = Arc::new(AtomicBool::new(false));
                 let room = Room::new(
-                    claims.room.clone(),
-                    claims.lesson,
+                    name.clone(),
+                    lesson,
                     self.config.room.clone(),
                     Instant::now().into_std(),
                 );
@@ -385,6 +458,7 @@ async fn run_room(
                         Vec::new()
                     }
                     RoomCommand::StartRecording => room.start_recording(),
+                    RoomCommand::Encoder(command) => encoder_command(&mut room, media.as_mut(), command),
                     RoomCommand::Media(notice) => {
                         if let Some((connection, message)) = media.as_mut().and_then(|m| m.notice(notice)) {
                             connections.send_to_connection(connection, &message);
@@ -473,6 +547,42 @@ async fn run_room(
     }
     tracing::info!(room = %room.name(), "room closed");
 }
+
+/// Carries out what the ingest says about the lesson's encoder.
+fn encoder_command(
+    room: &mut Room,
+    media: Option<&mut RoomMedia>,
+    command: EncoderCommand,
+) -> Vec<Output> {
+    match command {
+        EncoderCommand::Started {
+            identity,
+            mids,
+            reply,
+        } => {
+            let Some(media) = media else {
+                let _ = reply.send(Err(EncoderError::NoMedia));
+                return Vec::new();
+            };
+            match room.encoder_started(&identity) {
+                Ok((participant, outputs)) => {
+                    let peer = media.register_encoder(participant, mids);
+                    let _ = reply.send(Ok(peer));
+                    outputs
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e.into()));
+                    Vec::new()
+                }
+            }
+        }
+        EncoderCommand::Changed { state, reason } => room.encoder_changed(state, reason),
+    }
+}
+
+/// The connection an encoder's peer is filed under: connections count from 1, so nothing is
+/// ever sent to it (an encoder has no WebSocket).
+const ENCODER_CONNECTION: ConnectionId = ConnectionId(0);
 
 /// The media side of one room task: its peers and the shared port.
 struct RoomMedia {
@@ -567,6 +677,27 @@ impl RoomMedia {
                 media_error(id, &e)
             }
         }
+    }
+
+    /// Files a new media peer for the encoder's in-process publisher; every track it
+    /// publishes (on `mids`) has the source `encoder`. An earlier encoder peer of the
+    /// participant is forgotten (the ingest removes it from the media plane itself).
+    fn register_encoder(&mut self, participant: ParticipantId, mids: Vec<String>) -> PeerId {
+        for old in self.peers_of(participant) {
+            self.forget(old);
+        }
+        let peer = PeerId(self.shared.next_peer.fetch_add(1, Ordering::Relaxed));
+        self.shared.peers.insert(peer, self.room.clone());
+        self.peers
+            .by_peer
+            .insert(peer, (ENCODER_CONNECTION, participant));
+        let sources = mids
+            .into_iter()
+            .map(|mid| (mid, TrackSource::Encoder))
+            .collect();
+        self.peers.sources.insert(peer, sources);
+        tracing::debug!(%participant, %peer, "encoder peer filed");
+        peer
     }
 
     /// A client `answer` to the media plane's offer; the reply is `ok` or an error.

@@ -21,8 +21,8 @@ pub mod room;
 pub mod session;
 pub mod stats;
 
-pub use driver::{RoomActivity, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
+pub use driver::{EncoderError, RoomActivity, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
-pub use room::{LessonEffect, MediaEffect, RecordingEffect, RoomConfig};
+pub use room::{EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect, RoomConfig};
 pub use session::run_session;
 pub use stats::SignalingSnapshot;

@@ -19,6 +19,10 @@ use classroom_protocol::{
     Grants, JoinClaims, LessonId, PROTOCOL_VERSION, ParticipantRole, RoomName, TrackSource, UserId,
 };
 
+mod encoder;
+
+pub use encoder::EncoderIdentity;
+
 /// Limits and timings of a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RoomConfig {
@@ -198,6 +202,7 @@ pub struct Room {
     live: bool,
     ended: bool,
     recording: RecordingState,
+    encoder: encoder::EncoderSlot,
 }
 
 impl Room {
@@ -218,6 +223,7 @@ impl Room {
             live: false,
             ended: false,
             recording: RecordingState::Off,
+            encoder: encoder::EncoderSlot::default(),
         }
     }
 
@@ -373,6 +379,14 @@ impl Room {
             out.push(Output::Send {
                 to: id,
                 message: snapshot,
+            });
+        }
+        if claims.grants.moderate
+            && let Some(news) = self.encoder_news()
+        {
+            out.push(Output::Send {
+                to: id,
+                message: news,
             });
         }
         if claims.role == ParticipantRole::Teacher && !self.live {
@@ -572,6 +586,7 @@ impl Room {
             }
             ClientMessage::InviteToStage { participant } => {
                 require_moderator(moderator, "bring participants on stage")?;
+                self.not_the_encoder(participant)?;
                 let target = self.target_mut(participant)?;
                 if target.info.on_stage {
                     return Ok(());
@@ -601,6 +616,7 @@ impl Room {
             }
             ClientMessage::RemoveFromStage { participant } => {
                 require_moderator(moderator, "take participants off stage")?;
+                self.not_the_encoder(participant)?;
                 let target = self.target_mut(participant)?;
                 if !target.info.on_stage || target.base_grants.moderate {
                     return Err(Refusal::new(
@@ -621,6 +637,7 @@ impl Room {
             }
             ClientMessage::Mute { participant } => {
                 require_moderator(moderator, "mute participants")?;
+                self.not_the_encoder(participant)?;
                 self.target_mut(participant)?;
                 self.mute(from, participant, out);
             }
@@ -630,7 +647,7 @@ impl Room {
                     .participants
                     .keys()
                     .copied()
-                    .filter(|p| *p != from)
+                    .filter(|p| *p != from && !self.is_encoder(*p))
                     .collect();
                 for participant in others {
                     self.mute(from, participant, out);
@@ -649,6 +666,7 @@ impl Room {
             }
             ClientMessage::RemoveParticipant { participant } => {
                 require_moderator(moderator, "remove participants")?;
+                self.not_the_encoder(participant)?;
                 let target = self.target_mut(participant)?;
                 if target.base_grants.moderate {
                     return Err(Refusal::new(
@@ -816,7 +834,13 @@ impl Room {
         let Some(p) = self.participants.remove(&participant) else {
             return;
         };
-        self.by_user.remove(&p.info.user_id);
+        // The encoder shares its teacher's user id but is not theirs in `by_user`.
+        if self.by_user.get(&p.info.user_id) == Some(&participant) {
+            self.by_user.remove(&p.info.user_id);
+        }
+        if self.encoder.participant == Some(participant) {
+            self.encoder.participant = None;
+        }
         let had_hand = self.hands.contains(&participant);
         self.hands.retain(|h| *h != participant);
         out.push(Output::Media(MediaEffect::ParticipantGone { participant }));

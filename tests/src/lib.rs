@@ -2,6 +2,7 @@
 //! own fresh database (a temporary SQLite file, or a fresh PostgreSQL schema), and an HTTP
 //! client that speaks to it exactly as an outside client would.
 
+pub mod frame_client;
 pub mod media;
 pub mod nginx;
 pub mod relay;
@@ -90,6 +91,7 @@ impl TestServer {
         config.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.udp_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.tcp_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.rtmp.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let schema = match backend {
             Backend::Sqlite => None,
             Backend::Postgres => {

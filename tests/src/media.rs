@@ -32,6 +32,8 @@ pub struct Participant {
     pub tracks: HashMap<String, (ParticipantId, MediaKind)>,
     /// m-lines announced by `track_ended`.
     pub ended: Vec<String>,
+    /// What each m-line's track carries, as its `track` message said.
+    pub sources: HashMap<String, classroom_protocol::TrackSource>,
     /// Other messages, in order.
     pub messages: Vec<ServerMessage>,
 }
@@ -49,6 +51,7 @@ impl Participant {
             peer,
             tracks: HashMap::new(),
             ended: Vec::new(),
+            sources: HashMap::new(),
             messages: Vec::new(),
         };
         let answer = participant.negotiate(offer).await;
@@ -247,9 +250,10 @@ impl Participant {
                 mid,
                 participant,
                 kind,
-                ..
+                source,
             } => {
                 self.tracks.insert(mid.clone(), (*participant, *kind));
+                self.sources.insert(mid.clone(), *source);
             }
             ServerMessage::TrackEnded { mid } => {
                 self.tracks.remove(mid);

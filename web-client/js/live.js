@@ -240,6 +240,58 @@ async function toggleScreen() {
   await state.media?.shareScreen(track).catch((error) => banner(`Screen sharing failed: ${error.message}`));
 }
 
+// --- The teacher's encoder (OBS, a hardware encoder) over RTMP ----------------------------
+
+const ENCODER_STATES = {
+  live: "Your encoder is live: the class sees and hears it.",
+  interrupted: "The encoder's connection dropped; waiting for it to come back…",
+  stopped: "No encoder is streaming.",
+};
+const encoder = { key: null, url: null, shown: false, loaded: false };
+
+/** The lesson's stream key (teachers of the course only: others get 403 and see nothing). */
+async function loadStreamKey(method = "GET") {
+  try {
+    const key = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/stream-key`, { method });
+    encoder.key = key.stream_key;
+    encoder.url = key.server_url;
+    encoder.loaded = true;
+    $("encoder").hidden = false;
+    showStreamKey();
+  } catch (error) {
+    if (error.status === 403 || error.status === 404) return;
+    if (method === "POST") banner(`No new stream key: ${error.message}`);
+  }
+}
+
+function showStreamKey() {
+  $("encoder-url").textContent = encoder.url;
+  $("encoder-key").textContent = encoder.shown ? encoder.key : "••••••••••••";
+  $("encoder-key").dataset.hidden = String(!encoder.shown);
+  $("reveal-key").textContent = encoder.shown ? "Hide key" : "Show key";
+  $("reveal-key").setAttribute("aria-pressed", String(encoder.shown));
+}
+
+/** An `encoder` message: the state, and why a publish was refused or stopped. */
+function showEncoder({ state, reason }) {
+  if (ENCODER_STATES[state]) $("encoder-state").textContent = ENCODER_STATES[state];
+  $("encoder").dataset.state = state;
+  const why = state === "refused" ? `The encoder was refused: ${reason}` : state === "stopped" ? reason : "";
+  if (state === "live" || why) {
+    $("encoder-reason").textContent = why ?? "";
+    $("encoder-reason").hidden = !why;
+  }
+}
+
+async function copy(text, what) {
+  try {
+    await navigator.clipboard.writeText(text);
+    banner(`${what} copied.`);
+  } catch {
+    banner(`${what} could not be copied: select it and copy it by hand.`);
+  }
+}
+
 // --- Connecting and reconnecting -----------------------------------------------------------
 
 /** Joins (again): a join token, the WebSocket, the room, a new media session. */
@@ -272,6 +324,7 @@ async function connect() {
   media.addEventListener("state", (event) => onMediaState(media, event.detail));
   await media.start(state.publishing ? state.localStream : null, state.publishing ? state.screenTrack : null);
   $("connection").textContent = "connected";
+  if (moderator() && !encoder.loaded) loadStreamKey();
   render();
 }
 
@@ -375,6 +428,7 @@ function wire(signaling) {
     banner("The teacher muted your microphone.");
     state.localStream?.getAudioTracks().forEach((t) => { t.enabled = false; });
   });
+  on("encoder", showEncoder);
   on("removed", () => finish("removed", FINAL.removed));
   on("lesson_ended", () => finish("ended", FINAL.lesson_ended));
   signaling.addEventListener("close", () => {
@@ -397,6 +451,12 @@ $("unmute").addEventListener("click", async () => {
   await send({ type: "unmute" }).catch(() => {});
   state.localStream?.getAudioTracks().forEach((t) => { t.enabled = true; });
   banner("");
+});
+$("reveal-key").addEventListener("click", () => { encoder.shown = !encoder.shown; showStreamKey(); });
+$("copy-key").addEventListener("click", () => copy(encoder.key, "The stream key"));
+$("copy-url").addEventListener("click", () => copy(encoder.url, "The server URL"));
+$("rotate-key").addEventListener("click", () => {
+  if (confirm("Make a new stream key? The old one stops working: update your encoder.")) loadStreamKey("POST");
 });
 $("mute-all").addEventListener("click", () => send({ type: "mute_all" }).catch(() => {}));
 $("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked: !state.chatLocked }).catch(() => {}));

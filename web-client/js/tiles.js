@@ -1,8 +1,10 @@
 // The video tiles of the live classroom: one per participant and source group (camera with
-// microphone, or screen), the large one (a screen share when present, else the teacher), the
-// others in a grid. Each remote video reports its shown size to the server (`video_size`).
+// microphone, screen, or the teacher's encoder), the large one (the encoder when streaming,
+// else a screen share, else the teacher), the others in a grid. Each remote video reports its
+// shown size to the server (`video_size`).
 
 const SCREEN = new Set(["screen", "screen_audio"]);
+const groupOf = (source) => (SCREEN.has(source) ? "screen" : source === "encoder" ? "encoder" : "camera");
 
 export class Tiles {
   /**
@@ -23,7 +25,7 @@ export class Tiles {
 
   /** Shows a received track in its participant's tile. */
   add({ participant, track, source, mid }, name) {
-    const group = SCREEN.has(source) ? "screen" : "camera";
+    const group = groupOf(source);
     const tile = this.#tile(`${participant}:${group}`, participant, group, name);
     for (const old of tile.stream.getTracks().filter((t) => t.kind === track.kind)) {
       tile.stream.removeTrack(old);
@@ -39,7 +41,7 @@ export class Tiles {
 
   /** Removes a track that ended; a tile left with no tracks goes. */
   remove({ participant, source, track }) {
-    const group = SCREEN.has(source) ? "screen" : "camera";
+    const group = groupOf(source);
     const key = `${participant}:${group}`;
     const tile = this.tiles.get(key);
     if (!tile) return;
@@ -73,7 +75,7 @@ export class Tiles {
   }
 
   dropParticipant(participant) {
-    for (const group of ["camera", "screen"]) this.#drop(`${participant}:${group}`);
+    for (const group of ["camera", "screen", "encoder"]) this.#drop(`${participant}:${group}`);
     this.layout();
   }
 
@@ -88,10 +90,11 @@ export class Tiles {
     for (const tile of this.tiles.values()) tile.figure.classList.toggle("speaking", tile.participant !== null && ids.has(tile.participant));
   }
 
-  /** Large: the first screen share, else the teacher's camera; the rest in the grid. */
+  /** Large: the encoder, else the first screen share, else the teacher's camera; the rest in the grid. */
   layout() {
     const tiles = [...this.tiles.values()];
-    const large = tiles.find((t) => t.group === "screen")
+    const large = tiles.find((t) => t.group === "encoder")
+      ?? tiles.find((t) => t.group === "screen")
       ?? tiles.find((t) => t.participant !== null && t.group === "camera" && this.isTeacher(t.participant));
     for (const tile of tiles) {
       const parent = tile === large ? this.main : this.grid;

@@ -16,7 +16,7 @@ mod users;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
-use classroom_protocol::{CourseId, UserRole};
+use classroom_protocol::{CourseId, LessonId, UserRole};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -48,13 +48,26 @@ pub struct ApiState {
     pub limits: Arc<RateLimits>,
     /// Whether to take the client address from `X-Forwarded-For` (behind a reverse proxy).
     pub trust_forwarded_for: bool,
-    /// The RTMP URL encoders are told to publish to (`rtmp://HOST:PORT/live`); `None` derives
-    /// it from the request's Host and the default port 1935.
+    /// The RTMP URL encoders are told to publish to (`rtmp://HOST:PORT/live`), where `{host}`
+    /// stands for the request's host name; `None` is `rtmp://{host}:1935/live`.
     pub rtmp_public_url: Option<String>,
     /// Live states of restream destinations, and where the API announces changed ones.
     pub restreams: RestreamBoard,
     /// `<data_dir>/replays`, whose files the replay links serve; `None` serves none.
     pub replays_dir: Option<std::path::PathBuf>,
+    /// Told when a lesson's stream key is rotated: the RTMP ingest disconnects an encoder
+    /// streaming with the old key. `None` without an ingest.
+    pub stream_key_rotated: Option<KeyRotated>,
+}
+
+/// A hook called with the lesson whose stream key was just rotated.
+#[derive(Clone)]
+pub struct KeyRotated(pub Arc<dyn Fn(LessonId) + Send + Sync>);
+
+impl std::fmt::Debug for KeyRotated {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyRotated")
+    }
 }
 
 /// The `/api/v1` routes with their OpenAPI description.

@@ -87,6 +87,10 @@ pub(super) async fn rotate_stream_key(
         .await?;
     // The key itself is never logged.
     tracing::info!(by = %user.id, lesson = %id, "stream key rotated");
+    if let Some(rotated) = &state.stream_key_rotated {
+        // An encoder streaming with the old key is cut off (a leaked key must stop working).
+        (rotated.0)(lesson.id);
+    }
     Ok(Json(response(&state, &headers, key)))
 }
 
@@ -110,12 +114,20 @@ fn response(state: &ApiState, headers: &HeaderMap, key: StreamKey) -> StreamKeyR
     }
 }
 
-/// The configured public RTMP URL, else this server's host name on the default port.
+/// The configured public RTMP URL (`{host}` in it replaced by the request's host name), else
+/// this server's host name on the default port.
 fn server_url(configured: Option<&str>, headers: &HeaderMap) -> String {
-    if let Some(url) = configured {
-        return url.trim_end_matches('/').to_owned();
+    let url = configured.unwrap_or("rtmp://{host}:1935/live");
+    let url = url.trim_end_matches('/');
+    if !url.contains("{host}") {
+        return url.to_owned();
     }
-    let host = headers
+    url.replace("{host}", request_host(headers))
+}
+
+/// The host name the client used, if it is a plain one; else `localhost`.
+fn request_host(headers: &HeaderMap) -> &str {
+    headers
         .get(HOST)
         .and_then(|h| h.to_str().ok())
         .map(host_without_port)
@@ -124,8 +136,7 @@ fn server_url(configured: Option<&str>, headers: &HeaderMap) -> String {
                 && h.chars()
                     .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
         })
-        .unwrap_or("localhost");
-    format!("rtmp://{host}:1935/live")
+        .unwrap_or("localhost")
 }
 
 fn host_without_port(host: &str) -> &str {
@@ -158,6 +169,11 @@ mod tests {
         assert_eq!(
             server_url(Some("rtmp://cam.example/live/"), &headers),
             "rtmp://cam.example/live"
+        );
+        headers.insert(HOST, "school.example".parse().expect("header"));
+        assert_eq!(
+            server_url(Some("rtmp://{host}:1936/live"), &headers),
+            "rtmp://school.example:1936/live"
         );
     }
 }

@@ -100,6 +100,21 @@ impl Store {
         })
     }
 
+    /// Who created (or last rotated) the lesson's key: the teacher an encoder publishing with
+    /// it streams for.
+    pub async fn stream_key_owner(&self, lesson: LessonId) -> StoreResult<Option<UserId>> {
+        let row = sqlx::query(fixed(
+            "SELECT created_by FROM lesson_stream_keys WHERE lesson_id = $1",
+        ))
+        .bind(lesson.0)
+        .fetch_optional(self.db.pool())
+        .await?;
+        Ok(row
+            .map(|r| r.try_get::<i64, _>("created_by"))
+            .transpose()?
+            .map(UserId))
+    }
+
     /// The lesson a key publishes to: `None` for a malformed or wrong key, and for a lesson
     /// that has ended or was cancelled. The secret is compared in constant time.
     pub async fn lesson_for_stream_key(&self, key: &str) -> StoreResult<Option<LessonId>> {

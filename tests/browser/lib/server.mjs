@@ -21,12 +21,16 @@ function environment(extra = {}) {
     // Port 0: the SFU takes free UDP and TCP ports, so parallel runs do not collide.
     CLASSROOM_MEDIA__UDP_ADDR: "127.0.0.1:0",
     CLASSROOM_MEDIA__TCP_ADDR: "127.0.0.1:0",
+    CLASSROOM_RTMP__ADDR: "127.0.0.1:0",
     // A small replay picture keeps ffmpeg quick on a shared machine.
     CLASSROOM_RECORDER__HEIGHT: "360",
   };
 }
 
-/** Runs classroomd on `httpAddr` until it prints its URL; resolves with the child and URL. */
+/**
+ * Runs classroomd on `httpAddr` until it prints its URL and where encoders publish; resolves
+ * with the child, the URL and the RTMP server URL.
+ */
 function run(dataDir, httpAddr, env) {
   const child = spawn(BIN, ["--data-dir", dataDir, "--http-addr", httpAddr], {
     env: environment(env),
@@ -34,9 +38,12 @@ function run(dataDir, httpAddr, env) {
   });
   return new Promise((ok, fail) => {
     const lines = createInterface({ input: child.stdout });
+    let base = null;
     lines.on("line", (line) => {
       const match = line.match(/open (http:\/\/127\.0\.0\.1:\d+)\//);
-      if (match) ok({ child, base: match[1] });
+      if (match) base = match[1];
+      const rtmp = line.match(/encoders publish to (rtmp:\/\/\S+)/);
+      if (rtmp && base) ok({ child, base, rtmp: rtmp[1] });
     });
     child.on("exit", (code) => fail(new Error(`classroomd exited with ${code}`)));
   });
@@ -60,16 +67,20 @@ export async function startServer({ env = {} } = {}) {
     env: environment(),
   });
   if (admin.status !== 0) throw new Error(`user add failed: ${admin.stderr}`);
-  let { child, base } = await run(dataDir, "127.0.0.1:0", env);
+  let { child, base, rtmp } = await run(dataDir, "127.0.0.1:0", env);
   const server = {
     base,
+    /** Where encoders publish: `${rtmp}/${streamKey}`. */
+    rtmp,
     /** Stops the process, keeping the data directory (see `start`). */
     async halt() {
       await stopChild(child);
     },
     /** Starts again on the same HTTP port and data directory. */
     async start() {
-      ({ child } = await run(dataDir, new URL(base).host, env));
+      let started;
+      ({ child, ...started } = await run(dataDir, new URL(base).host, env));
+      server.rtmp = started.rtmp;
     },
     async stop() {
       await stopChild(child);

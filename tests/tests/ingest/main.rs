@@ -1,0 +1,495 @@
+//! The teacher's encoder, end to end: real ffmpeg publishes over RTMP to classroomd with the
+//! lesson's stream key from the REST API, and a str0m student in the lesson receives it over
+//! real WebRTC: the H.264 payload byte-identical to the clip, Opus audio. Refusals reach the
+//! teacher's signaling; abuse of the RTMP port is closed while a healthy stream keeps flowing.
+
+mod encoder;
+#[path = "../../../rtmp/tests/common/client.rs"]
+mod rtmp_client;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use classroom_protocol::TrackSource;
+use classroom_protocol::signal::{
+    ClientMessage, EncoderState, MediaKind as SignalKind, ParticipantId, ServerMessage,
+};
+use classroom_tests::frame_client::Participant;
+use classroom_tests::school::{School, join_token as token};
+use classroom_tests::ws::Ws;
+use classroom_tests::{Backend, TestServer};
+use classroomd::Config;
+use encoder::{annexb_units, clip, clip_nal_units, nal_type, push};
+use rtmp_client::Publisher;
+use str0m::media::{Direction, MediaKind};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+
+/// Generous: two cores compile and run several test binaries at once.
+const WAIT: Duration = Duration::from_secs(20);
+
+const RECV: [(MediaKind, Direction); 2] = [
+    (MediaKind::Audio, Direction::RecvOnly),
+    (MediaKind::Video, Direction::RecvOnly),
+];
+
+/// A lesson of a fresh server, with the teacher's encoder settings from the API.
+struct Class {
+    server: TestServer,
+    school: School,
+    lesson: i64,
+    server_url: String,
+    key: String,
+}
+
+impl Class {
+    async fn new(tune: impl FnOnce(&mut Config)) -> Class {
+        let server = TestServer::start(Backend::Sqlite, tune)
+            .await
+            .expect("a SQLite server");
+        let school = School::new(&server).await;
+        let lesson = school.lesson("Optics").await;
+        let reply = school
+            .teacher
+            .get(&format!("/api/v1/lessons/{lesson}/stream-key"))
+            .await;
+        let body = reply.expect(200);
+        let server_url = body["server_url"].as_str().expect("a URL").to_owned();
+        let key = body["stream_key"].as_str().expect("a key").to_owned();
+        let rtmp = server
+            .server
+            .as_ref()
+            .and_then(|s| s.rtmp_addr)
+            .expect("the ingest runs");
+        assert_eq!(server_url, format!("rtmp://{rtmp}/live"));
+        Class {
+            server,
+            school,
+            lesson,
+            server_url,
+            key,
+        }
+    }
+
+    fn url(&self, key: &str) -> String {
+        format!("{}/{key}", self.server_url)
+    }
+
+    /// A student in the lesson, receiving one audio and one video track.
+    async fn student(&self) -> Participant {
+        let (ws, _) = Ws::join(
+            &self.server.base,
+            &token(&self.school.student, self.lesson).await,
+        )
+        .await;
+        let (student, _) = Participant::connect(ws, &RECV).await;
+        assert!(
+            student.media.wait_for(WAIT, |m| m.is_connected()).await,
+            "the student's media connects"
+        );
+        student
+    }
+
+    /// The teacher's signaling connection (no media).
+    async fn teacher(&self) -> Ws {
+        let (ws, _) = Ws::join(
+            &self.server.base,
+            &token(&self.school.teacher, self.lesson).await,
+        )
+        .await;
+        ws
+    }
+
+    async fn lesson_state(&self) -> String {
+        let reply = self
+            .school
+            .teacher
+            .get(&format!("/api/v1/lessons/{}", self.lesson))
+            .await;
+        reply.expect(200)["state"]
+            .as_str()
+            .expect("a state")
+            .to_owned()
+    }
+
+    async fn metrics(&self) -> String {
+        self.server.client().get("/metrics").await.text
+    }
+}
+
+/// The next `encoder` message within `WAIT`, skipping others.
+async fn encoder_news(ws: &mut Ws) -> (EncoderState, Option<String>) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+        match ws.recv_within(left).await {
+            Ok(Some(ServerMessage::Encoder { state, reason })) => return (state, reason),
+            Ok(Some(_)) => {}
+            Ok(None) => panic!("the server closed the teacher's connection"),
+            Err(()) => panic!("no encoder message in time"),
+        }
+    }
+}
+
+/// The encoder's participant, from the student's `participant_joined` messages.
+fn encoder_participant(student: &Participant) -> Option<ParticipantId> {
+    student.messages.iter().find_map(|m| match m {
+        ServerMessage::ParticipantJoined { participant }
+            if participant.name.ends_with("(encoder)") =>
+        {
+            Some(participant.id)
+        }
+        _ => None,
+    })
+}
+
+/// Frames received on the student's m-line carrying `kind` from the encoder.
+fn frames_from_encoder(student: &Participant, kind: SignalKind) -> usize {
+    student
+        .tracks
+        .iter()
+        .filter(|(mid, (_, k))| {
+            *k == kind && student.sources.get(*mid) == Some(&TrackSource::Encoder)
+        })
+        .map(|(mid, _)| student.media.received_on(mid))
+        .sum()
+}
+
+fn without_parameter_sets(units: &[Bytes]) -> Vec<Bytes> {
+    units
+        .iter()
+        .filter(|n| !matches!(nal_type(n), 7 | 8))
+        .cloned()
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_obs_stream_reaches_the_class_untouched() {
+    let class = Class::new(|_| {}).await;
+    assert_eq!(class.lesson_state().await, "scheduled");
+    let mut student = class.student().await;
+    student
+        .media
+        .observed
+        .lock()
+        .expect("not poisoned")
+        .keep_data = true;
+
+    // The teacher starts OBS before opening the lesson page: the lesson goes live.
+    let clip = clip(0, 3);
+    let mut ffmpeg = push(&clip, &class.url(&class.key), false);
+    assert!(
+        student
+            .pump_until(WAIT, |p| p
+                .sources
+                .values()
+                .filter(|s| **s == TrackSource::Encoder)
+                .count()
+                == 2)
+            .await,
+        "the student is told of the encoder's two tracks"
+    );
+    let encoder = encoder_participant(&student).expect("the encoder joined as a participant");
+    assert_eq!(student.mids_of(encoder).len(), 2);
+    let mid_of = |kind: SignalKind| {
+        student
+            .tracks
+            .iter()
+            .find(|(_, (_, k))| *k == kind)
+            .map(|(mid, _)| mid.clone())
+            .expect("a track of this kind")
+    };
+    let (video_mid, audio_mid) = (mid_of(SignalKind::Video), mid_of(SignalKind::Audio));
+    // The room records it in the database a moment later.
+    let mut state = class.lesson_state().await;
+    for _ in 0..100 {
+        if state == "live" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        state = class.lesson_state().await;
+    }
+    assert_eq!(state, "live", "the encoder made the lesson live");
+
+    // A teacher who opens the page now hears that the encoder is live.
+    let mut teacher = class.teacher().await;
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+
+    let status = tokio::time::timeout(WAIT, ffmpeg.wait())
+        .await
+        .expect("ffmpeg finishes the clip")
+        .expect("ffmpeg ran");
+    assert!(status.success(), "ffmpeg failed to publish");
+    // ffmpeg ended the publish cleanly: the encoder leaves, its tracks end.
+    assert_eq!(
+        encoder_news(&mut teacher).await,
+        (EncoderState::Stopped, None)
+    );
+    assert!(
+        student.pump_until(WAIT, |p| p.ended.len() == 2).await,
+        "the encoder's tracks end"
+    );
+    assert!(student.messages.iter().any(|m| matches!(
+        m,
+        ServerMessage::ParticipantLeft { participant, .. } if *participant == encoder
+    )));
+
+    // The SFU paces its sending to the subscriber's estimated bandwidth, which starts low and
+    // climbs: the last pictures may still be on their way.
+    let complete = student
+        .media
+        .wait_for(WAIT, |m| m.received_on(&video_mid) >= 90)
+        .await;
+    assert!(complete, "every picture arrives");
+
+    // The video: every NAL unit of the clip, byte for byte, in order (the parameter sets are
+    // repeated before keyframes, as ffmpeg's own conversion does too).
+    let (frames, audio) = {
+        let observed = student.media.observed.lock().expect("not poisoned");
+        let frames_on = |wanted: &str| {
+            observed
+                .data
+                .iter()
+                .find(|(mid, _)| mid.to_string() == wanted)
+                .map(|(_, frames)| frames.clone())
+                .unwrap_or_default()
+        };
+        (frames_on(&video_mid), frames_on(&audio_mid))
+    };
+    let received: Vec<Bytes> = frames.iter().flat_map(|f| annexb_units(f)).collect();
+    let sent = clip_nal_units(&clip);
+    assert!(sent.len() > 90, "the clip has {} NAL units", sent.len());
+    assert_eq!(frames.len(), 90, "every picture arrived complete");
+    assert_eq!(
+        without_parameter_sets(&received),
+        without_parameter_sets(&sent),
+        "the video differs from the clip"
+    );
+    assert_eq!(nal_type(&received[0]), 7, "SPS first, in-band");
+    // The audio: AAC became Opus, 20 ms frames, nearly 3 s of them.
+    assert!(audio.len() >= 120, "{} Opus frames", audio.len());
+
+    let metrics = class.metrics().await;
+    assert!(
+        metrics.contains("classroom_rtmp_sessions_total{outcome=\"accepted\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("classroom_rtmp_frames_total{kind=\"video\"} 90"));
+    assert!(metrics.contains("classroom_rtmp_active_encoders 0"));
+    student.media.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_reach_the_teacher_and_abuse_is_closed_while_a_stream_keeps_flowing() {
+    let class = Class::new(|config| {
+        config.rtmp.max_connections = 12;
+    })
+    .await;
+    let mut teacher = class.teacher().await;
+    let mut student = class.student().await;
+    let mut healthy = push(&clip(0, 3), &class.url(&class.key), true);
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+    let flowing = |student: &Participant| frames_from_encoder(student, SignalKind::Video);
+    assert!(
+        student.pump_until(WAIT, |p| flowing(p) > 10).await,
+        "the healthy stream reaches the student"
+    );
+
+    // A wrong key: refused at publish, nobody in the lesson hears of it.
+    let wrong = format!("{}-0000", class.lesson);
+    let status = push(&clip(0, 3), &class.url(&wrong), false)
+        .wait()
+        .await
+        .expect("ffmpeg ran");
+    assert!(!status.success(), "a wrong key is refused");
+
+    // A second encoder on the key in use: refused, and the teacher reads why.
+    let status = push(&clip(0, 3), &class.url(&class.key), false)
+        .wait()
+        .await
+        .expect("ffmpeg ran");
+    assert!(!status.success(), "a second publisher is refused");
+    let (state, reason) = encoder_news(&mut teacher).await;
+    assert_eq!(state, EncoderState::Refused);
+    assert!(
+        reason
+            .as_deref()
+            .is_some_and(|r| r.contains("already streaming")),
+        "{reason:?}"
+    );
+
+    // Garbage instead of a handshake; an absurd chunk size after one; a truncated chunk.
+    let rtmp = class
+        .server
+        .server
+        .as_ref()
+        .and_then(|s| s.rtmp_addr)
+        .expect("the ingest runs");
+    let mut garbage = TcpStream::connect(rtmp).await.expect("connects");
+    garbage.write_all(&[0x47; 4000]).await.expect("written");
+    assert!(Publisher::closed_by_server(&mut garbage).await);
+    let mut absurd = Publisher::handshake(rtmp).await;
+    absurd
+        .write_all(&[
+            0x02, 0, 0, 0, 0, 0, 4, 0x01, 0, 0, 0, 0, 0x7f, 0xff, 0xff, 0xff,
+        ])
+        .await
+        .expect("written");
+    assert!(Publisher::closed_by_server(&mut absurd).await);
+    let mut truncated = Publisher::handshake(rtmp).await;
+    truncated
+        .write_all(&[0x03, 0, 0, 0, 0, 0, 200, 0x14, 0, 0, 0, 0, 2, 0])
+        .await
+        .expect("written");
+    drop(truncated);
+
+    // An unsupported codec from a second lesson's encoder: refused, with the reason.
+    let other = class.school.lesson("Waves").await;
+    let other_key = class
+        .school
+        .teacher
+        .get(&format!("/api/v1/lessons/{other}/stream-key"))
+        .await
+        .expect(200)["stream_key"]
+        .as_str()
+        .expect("a key")
+        .to_owned();
+    let mut hevc = Publisher::publish(rtmp, &other_key)
+        .await
+        .expect("published");
+    hevc.video(b"\x1c\x00\x00\x00\x00\x01", 0).await;
+    assert!(Publisher::closed_by_server(&mut hevc.stream).await);
+
+    // A flood: connections beyond the limit are closed at once.
+    let mut flood = Vec::new();
+    for _ in 0..20 {
+        flood.push(TcpStream::connect(rtmp).await.expect("connects"));
+    }
+    let mut closed = 0;
+    for stream in flood.iter_mut().rev().take(6) {
+        closed += usize::from(Publisher::closed_by_server(stream).await);
+    }
+    assert!(closed >= 5, "{closed} of 6 extra connections closed");
+    drop(flood);
+
+    // Through all of it the healthy stream went on, never unpublished.
+    let before = flowing(&student);
+    assert!(
+        student.pump_until(WAIT, |p| flowing(p) > before + 30).await,
+        "the healthy stream stalled"
+    );
+    assert!(student.ended.is_empty(), "{:?}", student.ended);
+    let metrics = class.metrics().await;
+    for outcome in [
+        "wrong_key",
+        "in_use",
+        "unsupported",
+        "no_publish",
+        "over_limit",
+    ] {
+        assert!(
+            metrics.contains(&format!(
+                "classroom_rtmp_sessions_total{{outcome=\"{outcome}\"}}"
+            )),
+            "{outcome}: {metrics}"
+        );
+    }
+    assert!(metrics.contains("classroom_rtmp_active_encoders 1"));
+
+    // A leaked key is rotated: the encoder streaming with it is cut off at once.
+    class
+        .school
+        .teacher
+        .post_empty(&format!("/api/v1/lessons/{}/stream-key", class.lesson))
+        .await
+        .expect(200);
+    tokio::time::timeout(WAIT, healthy.wait())
+        .await
+        .expect("the encoder is disconnected")
+        .expect("ffmpeg ran");
+    assert_eq!(
+        encoder_news(&mut teacher).await,
+        (EncoderState::Stopped, None)
+    );
+    student.media.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoder_that_drops_resumes_its_tracks_and_ending_the_lesson_stops_it() {
+    let class = Class::new(|config| config.rtmp.reconnect_grace_secs = 5).await;
+    let mut teacher = class.teacher().await;
+    let mut student = class.student().await;
+    let mut first = push(&clip(0, 3), &class.url(&class.key), true);
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+    assert!(
+        student
+            .pump_until(WAIT, |p| frames_from_encoder(p, SignalKind::Video) > 10)
+            .await
+    );
+    let mids = student.mids_of(encoder_participant(&student).expect("the encoder"));
+
+    // SIGKILL: the TCP connection drops without a goodbye, like a network failure.
+    first.kill().await.expect("ffmpeg stops");
+    let (state, reason) = encoder_news(&mut teacher).await;
+    assert_eq!(state, EncoderState::Interrupted);
+    assert!(reason.is_some_and(|r| r.contains("5 s")));
+
+    // The encoder comes back within the grace period: the same tracks go on.
+    let before = frames_from_encoder(&student, SignalKind::Video);
+    let mut second = push(&clip(0, 3), &class.url(&class.key), true);
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+    assert!(
+        student
+            .pump_until(WAIT, |p| frames_from_encoder(p, SignalKind::Video)
+                > before + 30)
+            .await,
+        "the resumed stream reaches the student"
+    );
+    assert!(
+        student.ended.is_empty(),
+        "no track ended: {:?}",
+        student.ended
+    );
+    let encoder = encoder_participant(&student).expect("the encoder");
+    assert_eq!(student.mids_of(encoder), mids, "on the same m-lines");
+
+    // The teacher ends the lesson: the encoder is disconnected.
+    teacher.ok(ClientMessage::EndLesson).await;
+    tokio::time::timeout(WAIT, second.wait())
+        .await
+        .expect("ffmpeg is disconnected")
+        .expect("ffmpeg ran");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(class.lesson_state().await, "ended");
+    student.media.stop();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn b_frames_without_ffmpeg_are_refused_naming_the_encoder_setting() {
+    let class = Class::new(|config| config.rtmp.ffmpeg = "/nonexistent/ffmpeg".into()).await;
+    let mut teacher = class.teacher().await;
+    let mut ffmpeg = push(&clip(2, 3), &class.url(&class.key), false);
+    let (state, reason) = encoder_news(&mut teacher).await;
+    assert_eq!(state, EncoderState::Refused);
+    assert!(
+        reason.as_deref().is_some_and(|r| r.contains("bframes=0")),
+        "{reason:?}"
+    );
+    tokio::time::timeout(WAIT, ffmpeg.wait())
+        .await
+        .expect("the publish is stopped")
+        .expect("ffmpeg ran");
+}
+
+#[tokio::test]
+async fn the_ingest_can_be_turned_off() {
+    let server = TestServer::start(Backend::Sqlite, |config| config.rtmp.enabled = false)
+        .await
+        .expect("a SQLite server");
+    assert_eq!(server.server.as_ref().and_then(|s| s.rtmp_addr), None);
+    let metrics = server.client().get("/metrics").await.text;
+    assert!(
+        !metrics.contains("classroom_rtmp_sessions_total{"),
+        "{metrics}"
+    );
+}
