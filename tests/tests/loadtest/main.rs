@@ -8,6 +8,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use classroom_loadtest::link::Transport;
 use classroom_loadtest::{RunConfig, Scenario, run};
 use classroom_protocol::UserRole;
 use classroom_tests::{Backend, TestServer};
@@ -42,6 +43,7 @@ fn config(server: &TestServer, scenario: Scenario, students: usize, secs: u64) -
         max_latency_p99_ms: 50.0,
         server_pid: None,
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        transport: Transport::Udp,
         progress: false,
     }
 }
