@@ -442,6 +442,19 @@ impl State {
         next
     }
 
+    /// Handles str0m's output until it asks for a timeout, which it returns; packets to send
+    /// go to `send` (ICE-TCP: the one connection carries everything, whatever the address).
+    fn poll(&mut self, mut send: impl FnMut(&[u8])) -> Result<Instant, String> {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => send(&t.contents),
+                Ok(Output::Event(event)) => self.on_event(event),
+                Ok(Output::Timeout(t)) => return Ok(t),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
     fn on_event(&mut self, event: Event) {
         match event {
             Event::Connected => {
@@ -590,30 +603,34 @@ async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedRe
     let mut next_send: Option<Instant> = None;
     let fail = |state: &State, error: String| lock(&state.stats).error = Some(error);
     loop {
-        let timeout = loop {
-            match state.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => match &mut link {
-                    Link::Udp { socket, .. } => {
+        let polled = match &mut link {
+            Link::Udp { socket, .. } => loop {
+                match state.rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => {
                         let _ = socket.send_to(&t.contents, t.destination).await;
                     }
-                    // The one connection carries everything, whatever the destination.
-                    Link::Tcp(tcp) => tcp.queue(&t.contents),
-                    Link::TcpWaiting { .. } => {}
-                },
-                Ok(Output::Event(event)) => state.on_event(event),
-                Ok(Output::Timeout(t)) => break t,
-                Err(e) => {
-                    fail(&state, e.to_string());
-                    return;
+                    Ok(Output::Event(event)) => state.on_event(event),
+                    Ok(Output::Timeout(t)) => break Ok(t),
+                    Err(e) => break Err(e.to_string()),
                 }
+            },
+            Link::TcpWaiting { .. } => state.poll(|_| {}),
+            Link::Tcp(tcp) => match state.poll(|packet| tcp.queue(packet)) {
+                Ok(timeout) => tcp
+                    .flush()
+                    .await
+                    .map(|()| timeout)
+                    .map_err(|e| format!("the ICE-TCP connection failed: {e}")),
+                error => error,
+            },
+        };
+        let timeout = match polled {
+            Ok(timeout) => timeout,
+            Err(error) => {
+                fail(&state, error);
+                return;
             }
         };
-        if let Link::Tcp(tcp) = &mut link
-            && let Err(e) = tcp.flush().await
-        {
-            fail(&state, format!("the ICE-TCP connection failed: {e}"));
-            return;
-        }
         let connected = lock(&state.stats).connected_at.is_some();
         if connected && next_send.is_none() {
             next_send = Some(Instant::now());
@@ -661,6 +678,12 @@ async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedRe
                         let Ok(contents) = frame.try_into() else { continue };
                         let input = Input::Receive(now, Receive { proto: Protocol::Tcp, source: tcp.remote, destination: tcp.local, contents });
                         let _ = state.rtc.handle_input(input);
+                        // str0m must be polled after each input: in RTP mode it holds one
+                        // received packet, and the next input would replace it unseen.
+                        if let Err(e) = state.poll(|packet| tcp.queue(packet)) {
+                            fail(&state, e);
+                            return;
+                        }
                     }
                 }
                 (Err(e), Link::Tcp(_)) => {

@@ -3,7 +3,7 @@
 //! how fast the machine is: the JSON report parses, every student received audio and video,
 //! nothing was lost on loopback, and every join time was measured. The lecture runs with one
 //! layer of video and again with three simulcast layers, of which the SFU gives each student
-//! one.
+//! one, and once over ICE-TCP.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
@@ -165,6 +165,30 @@ async fn a_lecture_in_three_simulcast_layers_reaches_every_student_without_loss(
         report["bitrate_kbps"],
         metric("classroom_media_simulcast_total{event=\"layer_switch\"}").await
     );
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lecture_over_ice_tcp_reaches_every_student_without_loss() {
+    let server = server_with_admin().await;
+    let report = report_json(RunConfig {
+        transport: Transport::Tcp,
+        ..config(&server, Scenario::Lecture, 3, 3)
+    })
+    .await;
+
+    assert_eq!(report["transport"], "tcp");
+    assert_eq!(report["participants_joined"], 4);
+    assert_every_student_received_media(&report);
+    assert_eq!(report["totals"]["packets_lost"], 0, "{}", report["totals"]);
+    // Every participant's media went over its own TCP connection, none over UDP.
+    // (The SFU's counters reach /metrics once a second.)
+    let accepted = "classroom_media_tcp_connections_total{outcome=\"accepted\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.metric(accepted).await != Some(4.0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(server.metric(accepted).await, Some(4.0));
     server.stop().await;
 }
 

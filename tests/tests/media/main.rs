@@ -305,6 +305,12 @@ async fn a_class_whose_network_blocks_udp_meets_over_ice_tcp() {
             student.stats(|s| s.error.clone())
         );
     }
+    // Nothing is lost on the way: every packet that arrived framed on the connection reached
+    // the client's measurements, as over UDP.
+    for student in [&on_tcp, &on_udp] {
+        let lost = student.stats(|s| s.streams.values().map(|st| st.loss.lost()).sum::<u64>());
+        assert_eq!(lost, 0, "packets lost on loopback");
+    }
     // The TCP peers went to the SFU's TCP port, as its answer named it.
     for participant in [&teacher, &on_tcp] {
         assert_eq!(participant.stats(|s| s.tcp_connected_to), Some(tcp));
