@@ -3,7 +3,8 @@
 //!
 //! It depends only on the wire protocol: REST to set up a lesson and get join tokens
 //! ([`api`]), the signaling WebSocket ([`signaling`], with the types of `classroom-protocol`),
-//! and WebRTC over real UDP with DTLS and SRTP ([`peer`], str0m in RTP mode). Publishers send
+//! and WebRTC with DTLS and SRTP over real UDP, or over ICE-TCP as a browser whose network
+//! blocks UDP ([`peer`], str0m in RTP mode; [`link`]). Publishers send
 //! pre-encoded VP8 and Opus clips ([`clip`], [`source`]) stamped with abs-capture-time; every
 //! receiver measures loss, jitter, latency, bitrate and join time per stream ([`receiver`],
 //! [`stats`]). [`scenario`] runs the presets and [`report`] sums them up. The same participants
@@ -18,6 +19,7 @@ pub mod api;
 pub mod clip;
 pub mod floor;
 pub mod janus;
+pub mod link;
 pub mod participant;
 pub mod peer;
 pub mod receiver;

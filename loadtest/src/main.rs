@@ -7,6 +7,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Parser;
 use clap::builder::TypedValueParser;
+use classroom_loadtest::link::Transport;
 use classroom_loadtest::{RunConfig, Scenario, Target, floor, run};
 
 /// What to run: a scenario, or the machine's floor.
@@ -35,7 +36,7 @@ enum TargetArg {
 }
 
 /// Load a running classroomd with simulated teachers and students (real WebSocket signaling,
-/// real WebRTC over UDP) and report join times, loss, jitter, latency, bitrate and CPU.
+/// real WebRTC over UDP or ICE-TCP) and report join times, loss, jitter, latency, bitrate and CPU.
 #[derive(Debug, Parser)]
 #[command(version)]
 struct Args {
@@ -88,9 +89,13 @@ struct Args {
     /// on this machine if the server is local, else its /metrics).
     #[arg(long)]
     server_pid: Option<u32>,
-    /// Local address for the participants' UDP sockets.
+    /// Local address for the participants' UDP sockets (or TCP connections).
     #[arg(long, default_value = "127.0.0.1")]
     bind: IpAddr,
+    /// How media reaches the SFU: udp, or tcp (ICE-TCP to the TCP candidate the server's
+    /// answer names, as browsers whose network blocks UDP do; needs media.tcp_addr).
+    #[arg(long, value_enum, default_value_t = Transport::Udp)]
+    transport: Transport,
     /// Also write the JSON report to this file.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -166,6 +171,7 @@ async fn main() -> anyhow::Result<()> {
         max_latency_p99_ms: args.max_p99_ms,
         server_pid: args.server_pid,
         bind_ip: args.bind,
+        transport: args.transport,
         progress: !args.quiet,
     };
     let (stop, stopped) = tokio::sync::watch::channel(false);

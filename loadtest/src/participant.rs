@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, watch};
 use crate::api::{Api, ApiError};
 use crate::clip::Clips;
 use crate::janus::{self, JanusError};
+use crate::link::Transport;
 use crate::peer::{Peer, PeerError, PeerStats, Sending};
 use crate::signaling::{Signaling, SignalingError};
 
@@ -63,6 +64,7 @@ pub struct Plan {
     /// Pairs of recvonly m-lines (audio + video) offered at first.
     pub receive: usize,
     pub bind_ip: IpAddr,
+    pub transport: Transport,
     pub clips: Arc<Clips>,
     /// Teachers: invite to stage everyone whose id arrives here.
     pub stage_requests: Option<Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ParticipantId>>>>,
@@ -133,8 +135,14 @@ async fn live(
     let me = ws.join(token, REPLY_WAIT).await?;
     lock(record).id = Some(me);
 
-    let (peer, offer) =
-        Peer::start(plan.bind_ip, plan.clips.clone(), plan.sending, plan.receive).await?;
+    let (peer, offer) = Peer::start(
+        plan.bind_ip,
+        plan.transport,
+        plan.clips.clone(),
+        plan.sending,
+        plan.receive,
+    )
+    .await?;
     lock(record).peer = Some(peer.stats.clone());
     let offer_id = ws
         .send(ClientMessage::Offer {
@@ -227,8 +235,14 @@ async fn live_janus(
                 .await?;
             session.event("joined", REPLY_WAIT).await?;
             lock(record).id = Some(ParticipantId(janus::TEACHER_FEED));
-            let (peer, offer) =
-                Peer::start(plan.bind_ip, plan.clips.clone(), plan.sending, 0).await?;
+            let (peer, offer) = Peer::start(
+                plan.bind_ip,
+                plan.transport,
+                plan.clips.clone(),
+                plan.sending,
+                0,
+            )
+            .await?;
             lock(record).peer = Some(peer.stats.clone());
             session
                 .request(

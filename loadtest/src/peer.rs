@@ -1,6 +1,7 @@
-//! A simulated browser's WebRTC session: a str0m `Rtc` in RTP mode on its own UDP socket, run
-//! by one tokio task. It sends the clips' packets stamped with abs-capture-time and measures
-//! every packet it receives. The signaling side talks to it through [`Peer`] commands.
+//! A simulated browser's WebRTC session: a str0m `Rtc` in RTP mode on its own UDP socket or
+//! its own ICE-TCP connection ([`crate::link`]), run by one tokio task. It sends the clips'
+//! packets stamped with abs-capture-time and measures every packet it receives. The signaling
+//! side talks to it through [`Peer`] commands.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
 use str0m::media::{Direction, MediaKind, Mid, Pt, Rid, Simulcast, SimulcastLayer};
-use str0m::net::{Protocol, Receive};
+use str0m::net::{Protocol, Receive, TcpType};
 use str0m::rtp::{AbsCaptureTime, Extension, ExtensionValues, RtpPacket, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, Input, Output, Rtc};
 use thiserror::Error;
@@ -19,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clip::Clips;
+use crate::link::{Link, MAX_PACKET, TcpLink, Transport};
 use crate::receiver::{Arrival, StreamKind, StreamStats};
 use crate::source::{OutPacket, TrackKind, TrackSource};
 
@@ -29,6 +31,8 @@ pub const RIDS: [&str; 3] = ["q", "h", "f"];
 pub enum PeerError {
     #[error("cannot open a UDP socket: {0}")]
     Socket(std::io::Error),
+    #[error("the server's answer names no ICE-TCP candidate (is its media.tcp_addr set?)")]
+    NoTcpCandidate,
     #[error("the server's SDP is invalid: {0}")]
     Sdp(String),
     #[error("the WebRTC session failed: {0}")]
@@ -72,6 +76,8 @@ pub struct PeerStats {
     pub plis_received: HashMap<(Mid, Option<Rid>), u64>,
     pub packets_sent: u64,
     pub bytes_sent: u64,
+    /// ICE-TCP: the server's TCP candidate this peer connected to.
+    pub tcp_connected_to: Option<SocketAddr>,
     pub error: Option<String>,
 }
 
@@ -111,6 +117,9 @@ struct Track {
 
 struct State {
     rtc: Rtc,
+    transport: Transport,
+    /// ICE-TCP: the server's passive TCP candidate, once its answer named it.
+    tcp_server: Option<SocketAddr>,
     pending: Option<SdpPendingOffer>,
     clips: Arc<Clips>,
     tracks: Vec<Track>,
@@ -127,45 +136,50 @@ struct State {
 pub struct Peer {
     commands: mpsc::UnboundedSender<Command>,
     pub stats: Arc<Mutex<PeerStats>>,
-    local_addr: SocketAddr,
+    /// The UDP socket's address (ICE-TCP: none; the connection is made after the answer).
+    local_addr: Option<SocketAddr>,
     task: JoinHandle<()>,
 }
 
 impl Peer {
-    /// A peer bound to a UDP port on `bind_ip`, and its first offer: `sending` as sendonly
-    /// m-lines, then `receive` recvonly m-lines of each kind.
+    /// A peer on `bind_ip`, and its first offer: `sending` as sendonly m-lines, then
+    /// `receive` recvonly m-lines of each kind. Over UDP it binds a port and offers it as a
+    /// host candidate. Over ICE-TCP the offer has no candidate (the server, ICE-lite, learns
+    /// ours from our first check): once the answer names the server's passive TCP candidate,
+    /// the peer connects to it and checks from an active candidate on that connection.
     pub async fn start(
         bind_ip: IpAddr,
+        transport: Transport,
         clips: Arc<Clips>,
         sending: Sending,
         receive: usize,
     ) -> Result<(Peer, String), PeerError> {
-        let (mut state, socket, local) = State::bind(bind_ip, clips).await?;
+        let (mut state, link, local_addr) = State::bind(bind_ip, transport, clips).await?;
         let offer = state.offer(sending, receive, Instant::now())?;
-        Ok((Peer::spawn(state, socket, local), offer))
+        Ok((Peer::spawn(state, link, local_addr), offer))
     }
 
-    /// A receive-only peer that waits for the server's offer ([`Peer::accept_offer`]), as a
-    /// Janus subscriber does.
+    /// A receive-only peer over UDP that waits for the server's offer
+    /// ([`Peer::accept_offer`]), as a Janus subscriber does.
     pub async fn answering(bind_ip: IpAddr, clips: Arc<Clips>) -> Result<Peer, PeerError> {
-        let (state, socket, local) = State::bind(bind_ip, clips).await?;
-        Ok(Peer::spawn(state, socket, local))
+        let (state, link, local_addr) = State::bind(bind_ip, Transport::Udp, clips).await?;
+        Ok(Peer::spawn(state, link, local_addr))
     }
 
-    fn spawn(state: State, socket: UdpSocket, local: SocketAddr) -> Peer {
+    fn spawn(state: State, link: Link, local_addr: Option<SocketAddr>) -> Peer {
         let stats = state.stats.clone();
         let (commands, inbox) = mpsc::unbounded_channel();
-        let task = tokio::spawn(drive(state, socket, local, inbox));
+        let task = tokio::spawn(drive(state, link, inbox));
         Peer {
             commands,
             stats,
-            local_addr: local,
+            local_addr,
             task,
         }
     }
 
-    /// The address of this peer's UDP socket.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The address of this peer's UDP socket (`None` over ICE-TCP).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -256,14 +270,13 @@ impl Drop for Peer {
 }
 
 impl State {
+    /// A fresh peer state and its link: a bound UDP socket, or (ICE-TCP) a connection made
+    /// once the server's answer names its TCP candidate.
     async fn bind(
         bind_ip: IpAddr,
+        transport: Transport,
         clips: Arc<Clips>,
-    ) -> Result<(State, UdpSocket, SocketAddr), PeerError> {
-        let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0))
-            .await
-            .map_err(PeerError::Socket)?;
-        let local = socket.local_addr().map_err(PeerError::Socket)?;
+    ) -> Result<(State, Link, Option<SocketAddr>), PeerError> {
         let mut rtc = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
@@ -272,10 +285,27 @@ impl State {
             .set_extension(7, Extension::AbsoluteCaptureTime)
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(Instant::now());
-        let candidate = Candidate::host(local, "udp").map_err(|e| PeerError::Rtc(e.to_string()))?;
-        rtc.add_local_candidate(candidate);
+        let link = match transport {
+            Transport::Udp => {
+                let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0))
+                    .await
+                    .map_err(PeerError::Socket)?;
+                let local = socket.local_addr().map_err(PeerError::Socket)?;
+                let candidate =
+                    Candidate::host(local, "udp").map_err(|e| PeerError::Rtc(e.to_string()))?;
+                rtc.add_local_candidate(candidate);
+                Link::Udp { socket, local }
+            }
+            Transport::Tcp => Link::TcpWaiting { bind: bind_ip },
+        };
+        let local_addr = match &link {
+            Link::Udp { local, .. } => Some(*local),
+            _ => None,
+        };
         let state = State {
             rtc,
+            transport,
+            tcp_server: None,
             pending: None,
             clips,
             tracks: Vec::new(),
@@ -284,7 +314,7 @@ impl State {
             ssrc_mids: HashMap::new(),
             stats: Arc::new(Mutex::new(PeerStats::default())),
         };
-        Ok((state, socket, local))
+        Ok((state, link, local_addr))
     }
 
     /// An offer adding `sending` as sendonly m-lines, then `receive` pairs of recvonly audio
@@ -357,6 +387,9 @@ impl State {
             .sdp_api()
             .accept_answer(pending, answer)
             .map_err(|e| PeerError::Sdp(e.to_string()))?;
+        if self.transport == Transport::Tcp && self.tcp_server.is_none() {
+            self.tcp_server = Some(passive_tcp_candidate(sdp).ok_or(PeerError::NoTcpCandidate)?);
+        }
         self.tracks.append(&mut self.planned);
         for track in &mut self.tracks {
             let codec = match track.source.kind {
@@ -425,6 +458,19 @@ impl State {
             stats.bytes_sent += sent.1;
         }
         next
+    }
+
+    /// Handles str0m's output until it asks for a timeout, which it returns; packets to send
+    /// go to `send` (ICE-TCP: the one connection carries everything, whatever the address).
+    fn poll(&mut self, mut send: impl FnMut(&[u8])) -> Result<Instant, String> {
+        loop {
+            match self.rtc.poll_output() {
+                Ok(Output::Transmit(t)) => send(&t.contents),
+                Ok(Output::Event(event)) => self.on_event(event),
+                Ok(Output::Timeout(t)) => return Ok(t),
+                Err(e) => return Err(e.to_string()),
+            }
+        }
     }
 
     fn on_event(&mut self, event: Event) {
@@ -510,27 +556,97 @@ pub fn lock(stats: &Mutex<PeerStats>) -> std::sync::MutexGuard<'_, PeerStats> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn drive(
-    mut state: State,
-    socket: UdpSocket,
-    local: SocketAddr,
-    mut commands: mpsc::UnboundedReceiver<Command>,
-) {
-    let mut buf = vec![0; 2048];
+/// The server's passive ICE-TCP candidate in its SDP (RFC 6544: `tcptype passive`, or no
+/// tcptype from a server that only listens).
+fn passive_tcp_candidate(sdp: &str) -> Option<SocketAddr> {
+    sdp.lines()
+        .filter_map(|line| line.trim().strip_prefix("a="))
+        .filter(|attribute| attribute.starts_with("candidate:"))
+        .filter_map(|attribute| Candidate::from_sdp_string(attribute).ok())
+        .find(|c| c.proto() == Protocol::Tcp && c.tcptype().is_none_or(|t| t == TcpType::Passive))
+        .map(|c| c.addr())
+}
+
+/// What woke the task on its socket or connection.
+enum Received {
+    /// A datagram of this length from this address, in the buffer.
+    Datagram(usize, SocketAddr),
+    /// Bytes on the TCP connection, now in its frame reader.
+    Stream,
+}
+
+/// Waits for input on `link`; cancel-safe. Never returns while ICE-TCP waits for the answer.
+async fn receive(link: &mut Link, buf: &mut [u8]) -> std::io::Result<Received> {
+    match link {
+        Link::Udp { socket, .. } => {
+            let (len, source) = socket.recv_from(buf).await?;
+            Ok(Received::Datagram(len, source))
+        }
+        Link::TcpWaiting { .. } => std::future::pending().await,
+        Link::Tcp(tcp) => match tcp.read().await? {
+            0 => Err(std::io::ErrorKind::UnexpectedEof.into()),
+            _ => Ok(Received::Stream),
+        },
+    }
+}
+
+/// Connects to the server's TCP candidate and starts checking from an active candidate on
+/// that connection.
+async fn connect_tcp(
+    state: &mut State,
+    bind: IpAddr,
+    server: SocketAddr,
+) -> Result<TcpLink, String> {
+    let tcp = tokio::time::timeout(CONNECT_WAIT, TcpLink::connect(bind, server))
+        .await
+        .map_err(|_| format!("connecting to {server} over TCP timed out"))?
+        .map_err(|e| format!("cannot connect to {server} over TCP: {e}"))?;
+    let candidate = Candidate::builder()
+        .tcp()
+        .host(tcp.local)
+        .tcptype(TcpType::Active)
+        .build()
+        .map_err(|e| e.to_string())?;
+    state.rtc.add_local_candidate(candidate);
+    lock(&state.stats).tcp_connected_to = Some(server);
+    Ok(tcp)
+}
+
+/// How long a TCP connection to the server may take.
+const CONNECT_WAIT: Duration = Duration::from_secs(10);
+
+async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedReceiver<Command>) {
+    let mut buf = vec![0; MAX_PACKET];
     let mut out = Vec::new();
     let mut next_send: Option<Instant> = None;
+    let fail = |state: &State, error: String| lock(&state.stats).error = Some(error);
     loop {
-        let timeout = loop {
-            match state.rtc.poll_output() {
-                Ok(Output::Transmit(t)) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
+        let polled = match &mut link {
+            Link::Udp { socket, .. } => loop {
+                match state.rtc.poll_output() {
+                    Ok(Output::Transmit(t)) => {
+                        let _ = socket.send_to(&t.contents, t.destination).await;
+                    }
+                    Ok(Output::Event(event)) => state.on_event(event),
+                    Ok(Output::Timeout(t)) => break Ok(t),
+                    Err(e) => break Err(e.to_string()),
                 }
-                Ok(Output::Event(event)) => state.on_event(event),
-                Ok(Output::Timeout(t)) => break t,
-                Err(e) => {
-                    lock(&state.stats).error = Some(e.to_string());
-                    return;
-                }
+            },
+            Link::TcpWaiting { .. } => state.poll(|_| {}),
+            Link::Tcp(tcp) => match state.poll(|packet| tcp.queue(packet)) {
+                Ok(timeout) => tcp
+                    .flush()
+                    .await
+                    .map(|()| timeout)
+                    .map_err(|e| format!("the ICE-TCP connection failed: {e}")),
+                error => error,
+            },
+        };
+        let timeout = match polled {
+            Ok(timeout) => timeout,
+            Err(error) => {
+                fail(&state, error);
+                return;
             }
         };
         let connected = lock(&state.stats).connected_at.is_some();
@@ -546,15 +662,55 @@ async fn drive(
                 Some(command) => {
                     command(&mut state);
                     next_send = Some(Instant::now());
+                    if let Link::TcpWaiting { bind } = link
+                        && let Some(server) = state.tcp_server
+                    {
+                        match connect_tcp(&mut state, bind, server).await {
+                            Ok(tcp) => link = Link::Tcp(Box::new(tcp)),
+                            Err(e) => {
+                                fail(&state, e);
+                                return;
+                            }
+                        }
+                    }
                 }
                 None => return,
             },
-            received = socket.recv_from(&mut buf) => {
-                let Ok((len, source)) = received else { continue };
-                let Ok(contents) = buf[..len].try_into() else { continue };
-                let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: local, contents });
-                let _ = state.rtc.handle_input(input);
-            }
+            received = receive(&mut link, &mut buf) => match (received, &mut link) {
+                (Ok(Received::Datagram(len, source)), Link::Udp { local, .. }) => {
+                    let Ok(contents) = buf[..len].try_into() else { continue };
+                    let input = Input::Receive(Instant::now(), Receive { proto: Protocol::Udp, source, destination: *local, contents });
+                    let _ = state.rtc.handle_input(input);
+                }
+                (Ok(Received::Stream), Link::Tcp(tcp)) => {
+                    let now = Instant::now();
+                    loop {
+                        let frame = match tcp.frames.next_frame() {
+                            Ok(Some(frame)) => frame,
+                            Ok(None) => break,
+                            Err(e) => {
+                                fail(&state, format!("the ICE-TCP connection broke: {e}"));
+                                return;
+                            }
+                        };
+                        let Ok(contents) = frame.try_into() else { continue };
+                        let input = Input::Receive(now, Receive { proto: Protocol::Tcp, source: tcp.remote, destination: tcp.local, contents });
+                        let _ = state.rtc.handle_input(input);
+                        // str0m must be polled after each input: in RTP mode it holds one
+                        // received packet, and the next input would replace it unseen.
+                        if let Err(e) = state.poll(|packet| tcp.queue(packet)) {
+                            fail(&state, e);
+                            return;
+                        }
+                    }
+                }
+                (Err(e), Link::Tcp(_)) => {
+                    fail(&state, format!("the ICE-TCP connection closed: {e}"));
+                    return;
+                }
+                // A UDP error (an ICMP port unreachable) concerns one datagram only.
+                _ => continue,
+            },
             () = tokio::time::sleep_until(deadline.into()) => {
                 let now = Instant::now();
                 if connected && next_send.is_some_and(|s| s <= now) {

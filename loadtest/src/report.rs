@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use crate::link::Transport;
 use crate::participant::{self, Role, SharedRecord};
 use crate::peer;
 use crate::receiver::StreamKind;
@@ -147,6 +148,8 @@ pub struct Report {
     /// True when the run was cut short (Ctrl-C).
     pub interrupted: bool,
     pub layers: usize,
+    /// How media reached the SFU: `udp` or `tcp`.
+    pub transport: Transport,
     pub participants_planned: usize,
     pub participants_joined: usize,
     pub join_first_packet_ms: Percentiles,
@@ -299,6 +302,7 @@ pub fn build(
     duration_secs: f64,
     interrupted: bool,
     layers: usize,
+    transport: Transport,
     snap: Snapshot,
     server: (UsageSource, Option<Usage>, Option<Usage>),
     generator: (Option<Usage>, Option<Usage>),
@@ -330,6 +334,7 @@ pub fn build(
         duration_secs,
         interrupted,
         layers,
+        transport,
         participants_planned: snap.participants.len(),
         participants_joined: snap.participants.iter().filter(|p| p.joined).count(),
         join_first_packet_ms: joins(|p| p.join_first_packet_ms),
@@ -376,7 +381,7 @@ impl Report {
         };
         let _ = writeln!(
             out,
-            "scenario {}  {:.1} s{}  layers {}  participants {}/{} joined",
+            "scenario {}  {:.1} s{}  layers {}  {}  participants {}/{} joined",
             self.scenario,
             self.duration_secs,
             if self.interrupted {
@@ -385,6 +390,7 @@ impl Report {
                 ""
             },
             self.layers,
+            self.transport.name(),
             self.participants_joined,
             self.participants_planned
         );

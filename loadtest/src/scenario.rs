@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use crate::api::{Api, ApiError, PASSWORD};
 use crate::clip::{ClipError, Clips};
 use crate::janus::{self, JanusError};
+use crate::link::Transport;
 use crate::participant::{self, Plan, Record, Role, Server, SharedRecord};
 use crate::peer::{self, Sending};
 use crate::report::{self, RampReport, RampStep, Report, Snapshot, Window};
@@ -88,8 +89,10 @@ pub struct RunConfig {
     pub max_loss_percent: f64,
     pub max_latency_p99_ms: f64,
     pub server_pid: Option<u32>,
-    /// Local address the participants' UDP sockets bind.
+    /// Local address the participants' UDP sockets (or TCP connections) bind.
     pub bind_ip: IpAddr,
+    /// How every participant's media reaches the SFU.
+    pub transport: Transport,
     /// Print a progress line on stderr every second.
     pub progress: bool,
 }
@@ -173,6 +176,7 @@ pub async fn run(config: RunConfig, mut stop: watch::Receiver<bool>) -> Result<R
                 && config.scenario != Scenario::Ramp,
         ),
         bind_ip: config.bind_ip,
+        transport: config.transport,
         clips: clips.clone(),
         stage_requests: Some(stage_requests),
         ask_stage: None,
@@ -368,6 +372,7 @@ pub async fn run(config: RunConfig, mut stop: watch::Receiver<bool>) -> Result<R
         duration_secs,
         interrupted,
         config.layers,
+        config.transport,
         snap,
         (server_source, server_before, server_after),
         (generator_before, generator_after),

@@ -53,6 +53,9 @@
 //!   (for codecs whose keyframes the core can tell: VP8, VP9, H.264, AV1).
 //! - A keyframe request is never lost to the throttle: at most one per track and interval goes
 //!   to the publisher, and one that comes inside the interval goes out when it ends.
+//! - A subscriber gets audio and the lowest layer of every video even over its bandwidth
+//!   estimate, and its estimate (which paces what it is sent) starts at what those need, so
+//!   they are not queued in the pacer; higher layers wait for the estimate to grow.
 
 pub mod driver;
 pub mod local;

@@ -66,4 +66,7 @@ pub struct SfuStats {
     pub layer_switches: u64,
     /// Simulcast packets of a layer the slot does not take (counted once per packet and slot).
     pub rtp_skipped_layer: u64,
+    /// Subscribers' bandwidth estimates restarted higher, at what their floor (audio and the
+    /// lowest layer of each video) needs.
+    pub estimate_starts_raised: u64,
 }

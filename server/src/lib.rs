@@ -16,6 +16,7 @@ pub mod rtmp;
 pub mod web;
 
 use std::future::Future;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -232,12 +233,17 @@ pub async fn serve(config: &Config, signal: impl Future<Output = ()>) -> anyhow:
     let mut server = start(config).await?;
     let url = public_url(server.addr);
     tracing::info!(%url, database = %redacted_url(&config.database_url()), "classroomd is running");
-    println!("classroomd is running: open {url}");
+    // Not `println!`: it panics when whoever started us closed our stdout (EPIPE), and a
+    // server must not die of that.
+    let mut stdout = std::io::stdout().lock();
+    let _ = writeln!(stdout, "classroomd is running: open {url}");
     if let Some(rtmp) = server.rtmp_addr {
         let rtmp = rtmp::public_url(&config.rtmp, rtmp).replace("{host}", "127.0.0.1");
         tracing::info!(%rtmp, "encoders publish to RTMP");
-        println!("encoders publish to {rtmp}");
+        let _ = writeln!(stdout, "encoders publish to {rtmp}");
     }
+    let _ = stdout.flush();
+    drop(stdout);
     tokio::select! {
         result = server.wait() => return result,
         _ = signal => tracing::info!("shutting down: finishing requests in flight"),

@@ -323,6 +323,11 @@ impl Metrics {
         }
         sync(&live.simulcast, "layer_switch", sfu.layer_switches);
         sync(&live.simulcast, "layer_skipped", sfu.rtp_skipped_layer);
+        sync(
+            &live.simulcast,
+            "estimate_raised",
+            sfu.estimate_starts_raised,
+        );
         sync(&live.nacks, "received", sfu.nacks_received);
         sync(&live.nacks, "sent", sfu.nacks_sent);
         sync_one(&live.retransmitted, sfu.rtp_retransmitted);
@@ -481,8 +486,9 @@ impl LiveMetrics {
             ),
             simulcast: counters(
                 "classroom_media_simulcast_total",
-                "Simulcast: layer switches of subscribers' slots, and packets of layers a slot \
-                 did not take",
+                "Simulcast: layer switches of subscribers' slots, packets of layers a slot did \
+                 not take, and subscribers' bandwidth estimates restarted at what their lowest \
+                 layers and audio need",
                 "event",
             ),
             nacks: counters(

@@ -1,8 +1,8 @@
 //! A participant with media for end-to-end tests: a signaling [`Ws`] paired with the load
-//! tester's WebRTC client ([`Peer`]: str0m over real UDP on 127.0.0.1, sending the built-in
-//! VP8 and Opus clips, measuring every stream it receives). [`Participant`] handles what the
-//! server sends about media (its offers, which track arrives on which m-line) while a test
-//! waits for something.
+//! tester's WebRTC client ([`Peer`]: str0m over real UDP, or ICE-TCP, on 127.0.0.1, sending the
+//! built-in VP8 and Opus clips, measuring every stream it receives). [`Participant`] handles
+//! what the server sends about media (its offers, which track arrives on which m-line) while a
+//! test waits for something.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -10,6 +10,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use classroom_loadtest::clip::Clips;
+use classroom_loadtest::link::Transport;
 use classroom_loadtest::peer::{Peer, PeerStats, Sending};
 use classroom_loadtest::receiver::StreamStats;
 use classroom_protocol::signal::{ClientMessage, MediaKind, ParticipantId, ServerMessage};
@@ -42,8 +43,23 @@ impl Participant {
     /// Starts a peer on 127.0.0.1 that sends `sending` and offers `receive` pairs of recvonly
     /// audio and video m-lines, and completes the negotiation over signaling.
     pub async fn connect(ws: Ws, sending: Sending, receive: usize) -> Participant {
+        Self::connect_over(ws, Transport::Udp, sending, receive).await
+    }
+
+    /// [`Participant::connect`] over ICE-TCP only, as a browser whose network blocks UDP: the
+    /// peer connects to the TCP candidate the server's answer names.
+    pub async fn connect_tcp(ws: Ws, sending: Sending, receive: usize) -> Participant {
+        Self::connect_over(ws, Transport::Tcp, sending, receive).await
+    }
+
+    async fn connect_over(
+        ws: Ws,
+        transport: Transport,
+        sending: Sending,
+        receive: usize,
+    ) -> Participant {
         let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let (peer, offer) = Peer::start(localhost, clips(), sending, receive)
+        let (peer, offer) = Peer::start(localhost, transport, clips(), sending, receive)
             .await
             .expect("a media peer starts");
         let mut participant = Participant {
@@ -77,9 +93,10 @@ impl Participant {
             .expect("the server's answer fits our offer");
     }
 
-    /// The address the server sees this participant's media come from (without a relay).
+    /// The address the server sees this participant's media come from (without a relay);
+    /// UDP peers only.
     pub fn media_addr(&self) -> SocketAddr {
-        self.peer.local_addr()
+        self.peer.local_addr().expect("a peer on UDP")
     }
 
     pub fn is_connected(&self) -> bool {

@@ -136,6 +136,7 @@ impl Sfu {
         let Some(publication) = self.publication_mut(publisher, mid) else {
             return;
         };
+        publication.bitrate.record(now, incoming.payload.len());
         let track = publication.track;
         let has_gop = publication.local.as_ref().is_some_and(|l| l.gop.is_some());
         let look_for_starts = has_gop && publication.slots_starting;

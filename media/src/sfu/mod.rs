@@ -27,6 +27,7 @@ mod keyframe;
 mod local;
 mod simulcast;
 mod slots;
+mod start;
 
 use crate::demux::{Demux, Route};
 use crate::error::{
@@ -37,7 +38,7 @@ use feedback::EgressSeen;
 use forward::Munger;
 use keyframe::{Deferred, KeyframeThrottle};
 use local::{LocalPeer, LocalSource};
-use simulcast::{Layers, SlotLayer};
+use simulcast::{BitrateMeter, Layers, SlotLayer};
 
 use crate::quality::{QualityConfig, QualityMonitor};
 use crate::speaker::{ActiveSpeakers, SpeakerConfig};
@@ -45,9 +46,6 @@ use crate::speaker::{ActiveSpeakers, SpeakerConfig};
 use crate::local::LocalTrackId;
 
 type RtcMid = str0m::media::Mid;
-
-/// Where each subscriber's bandwidth estimate starts: enough for the lowest layers and audio.
-const INITIAL_ESTIMATE_KBPS: u64 = 300;
 
 /// What the core needs to know about its surroundings.
 #[derive(Debug, Clone)]
@@ -129,6 +127,8 @@ struct Peer {
     pending_offer: Option<PendingOffer>,
     /// The bandwidth estimate toward this peer (TWCC), bits per second.
     estimate: Option<u64>,
+    /// Where its estimate last started ([`start`]), bits per second.
+    start_estimate: u64,
     quality: QualityMonitor,
     /// A media packet has been sent to the peer (its join is complete).
     media_started: bool,
@@ -150,6 +150,8 @@ struct Publication {
     local: Option<LocalSource>,
     /// Simulcast layers seen so far (empty for a single encoding).
     layers: Layers,
+    /// The bitrate of everything it sends (all layers together).
+    bitrate: BitrateMeter,
     /// A slot was bound since the fan-out last found none waiting for a first keyframe; lets
     /// a GOP-keeping publication skip looking for starting slots on every packet.
     slots_starting: bool,
@@ -164,6 +166,7 @@ impl Publication {
             keyframes: KeyframeThrottle::default(),
             local: None,
             layers: Layers::default(),
+            bitrate: BitrateMeter::default(),
             slots_starting: false,
         }
     }
@@ -426,8 +429,9 @@ impl Sfu {
             .set_ice_lite(true)
             .set_rtp_mode(true)
             .set_extension(7, Extension::AbsoluteCaptureTime)
-            // Bandwidth estimation toward each subscriber chooses its simulcast layers.
-            .enable_bwe(Some(Bitrate::kbps(INITIAL_ESTIMATE_KBPS)))
+            // Bandwidth estimation toward each subscriber chooses its simulcast layers; the
+            // start is raised once its floor is known (see `start`).
+            .enable_bwe(Some(Bitrate::bps(start::INITIAL_ESTIMATE)))
             // Round-trip time, loss and jitter for the connection quality shown to the room.
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(now);
@@ -463,6 +467,7 @@ impl Sfu {
                 slots: Vec::new(),
                 pending_offer: None,
                 estimate: None,
+                start_estimate: start::INITIAL_ESTIMATE,
                 quality: QualityMonitor::new(now, QualityConfig::default()),
                 media_started: false,
                 worst_jitter: None,
@@ -751,7 +756,11 @@ impl Sfu {
             Event::MediaChanged(changed) => {
                 self.media_changed(peer_id, changed.mid, changed.direction)
             }
-            Event::PeerStats(stats) => self.peer_feedback(peer_id, &stats),
+            Event::PeerStats(stats) => {
+                self.peer_feedback(peer_id, &stats);
+                // About once a second: the floor grows as new videos' bitrates become known.
+                self.raise_start_estimate(now, peer_id);
+            }
             Event::MediaIngressStats(stats) => self.ingress_feedback(peer_id, &stats),
             Event::MediaEgressStats(stats) => self.egress_feedback(peer_id, &stats),
             Event::EgressBitrateEstimate(BweKind::Twcc { estimate, .. }) => {

@@ -15,7 +15,7 @@ use crate::PeerId;
 use crate::local::Codec;
 
 /// What one audio slot is assumed to need when sharing a subscriber's bandwidth.
-const AUDIO_BITRATE: u64 = 48_000;
+pub(super) const AUDIO_BITRATE: u64 = 48_000;
 /// An upgrade must fit the estimate with this much to spare (hysteresis against flapping).
 const UPGRADE_MARGIN: f64 = 0.85;
 /// An upgrade must keep fitting this long before it happens.
@@ -25,10 +25,11 @@ const LAYER_TIMEOUT: Duration = Duration::from_secs(2);
 /// Bitrate is measured over buckets of this length (the current and the previous one).
 const BUCKET: Duration = Duration::from_millis(500);
 
-/// The bitrate of one layer over the last second, O(1) per packet.
-#[derive(Debug, Clone, Copy)]
+/// The bitrate of one layer (or publication) over the last second, O(1) per packet.
+#[derive(Debug, Clone, Copy, Default)]
 pub(super) struct BitrateMeter {
-    bucket_start: Instant,
+    /// `None` until the first packet.
+    bucket_start: Option<Instant>,
     current: u64,
     previous: u64,
 }
@@ -36,33 +37,40 @@ pub(super) struct BitrateMeter {
 impl BitrateMeter {
     fn new(now: Instant) -> Self {
         BitrateMeter {
-            bucket_start: now,
+            bucket_start: Some(now),
             current: 0,
             previous: 0,
         }
     }
 
-    fn record(&mut self, now: Instant, bytes: usize) {
+    pub(super) fn record(&mut self, now: Instant, bytes: usize) {
         self.roll(now);
         self.current += bytes as u64;
     }
 
     fn roll(&mut self, now: Instant) {
-        let elapsed = now.saturating_duration_since(self.bucket_start);
+        let Some(bucket_start) = self.bucket_start else {
+            self.bucket_start = Some(now);
+            return;
+        };
+        let elapsed = now.saturating_duration_since(bucket_start);
         if elapsed >= BUCKET * 2 {
             self.previous = 0;
             self.current = 0;
-            self.bucket_start = now;
+            self.bucket_start = Some(now);
         } else if elapsed >= BUCKET {
             self.previous = self.current;
             self.current = 0;
-            self.bucket_start += BUCKET;
+            self.bucket_start = Some(bucket_start + BUCKET);
         }
     }
 
     /// Bits per second over the previous bucket and the current one so far.
-    fn bitrate(&self, now: Instant) -> u64 {
-        let in_current = now.saturating_duration_since(self.bucket_start).min(BUCKET);
+    pub(super) fn bitrate(&self, now: Instant) -> u64 {
+        let Some(bucket_start) = self.bucket_start else {
+            return 0;
+        };
+        let in_current = now.saturating_duration_since(bucket_start).min(BUCKET);
         let window = BUCKET + in_current;
         let bytes = self.previous + self.current;
         (bytes * 8 * 1000) / (window.as_millis().max(1) as u64)
@@ -110,6 +118,15 @@ impl Layers {
             .collect();
         ranked.sort_by_key(|(_, bitrate)| *bitrate);
         ranked
+    }
+
+    /// The bitrate of the lowest live layer, if any layer is live (without a copy).
+    pub(super) fn lowest(&self, now: Instant) -> Option<u64> {
+        self.0
+            .iter()
+            .filter(|l| now.saturating_duration_since(l.last_packet) < LAYER_TIMEOUT)
+            .map(|l| l.meter.bitrate(now))
+            .min()
     }
 
     pub(super) fn layer_mut(&mut self, rid: Rid) -> Option<&mut Layer> {
@@ -210,6 +227,8 @@ impl Sfu {
     /// estimate), then upgrades one layer at a time across slots while they fit. Downgrades
     /// happen at once; upgrades need a margin held for [`UPGRADE_DELAY`].
     pub(super) fn allocate_layers(&mut self, now: Instant, subscriber: PeerId) {
+        // Before the estimate decides anything: it must at least carry the floor.
+        self.raise_start_estimate(now, subscriber);
         let Some(peer) = self.peers.get(&subscriber) else {
             return;
         };

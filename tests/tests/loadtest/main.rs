@@ -5,10 +5,12 @@
 //!
 //! The teacher sends three simulcast layers (180p, 360p, 720p), as a browser does; the SFU
 //! picks one per student from its bandwidth estimate, so the report has per-layer bitrates.
+//! A lecture also runs over ICE-TCP.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
+use classroom_loadtest::link::Transport;
 use classroom_loadtest::{RunConfig, Scenario, Target, run};
 use classroom_protocol::UserRole;
 use classroom_tests::{Backend, TestServer};
@@ -44,6 +46,7 @@ fn config(server: &TestServer, scenario: Scenario, students: usize, secs: u64) -
         max_latency_p99_ms: 50.0,
         server_pid: None,
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+        transport: Transport::Udp,
         progress: false,
     }
 }
@@ -149,6 +152,30 @@ async fn a_short_lecture_reaches_every_student_without_loss() {
     assert_eq!(report["server"]["source"], "proc");
     assert!(report["server"]["cpu_seconds"].as_f64() > Some(0.0));
     assert!(report["generator"]["cpu_seconds"].as_f64() > Some(0.0));
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lecture_over_ice_tcp_reaches_every_student_without_loss() {
+    let server = server_with_admin().await;
+    let report = report_json(RunConfig {
+        transport: Transport::Tcp,
+        ..config(&server, Scenario::Lecture, 3, 3)
+    })
+    .await;
+
+    assert_eq!(report["transport"], "tcp");
+    assert_eq!(report["participants_joined"], 4);
+    assert_every_student_received_media(&report);
+    assert_eq!(report["totals"]["packets_lost"], 0, "{}", report["totals"]);
+    // Every participant's media went over its own TCP connection, none over UDP.
+    // (The SFU's counters reach /metrics once a second.)
+    let accepted = "classroom_media_tcp_connections_total{outcome=\"accepted\"}";
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while server.metric(accepted).await != Some(4.0) && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(server.metric(accepted).await, Some(4.0));
     server.stop().await;
 }
 

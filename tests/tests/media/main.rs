@@ -262,3 +262,84 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_class_whose_network_blocks_udp_meets_over_ice_tcp() {
+    let server = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("a SQLite server");
+    let tcp = server
+        .server
+        .as_ref()
+        .and_then(|s| s.media_tcp_addr)
+        .expect("the SFU listens for ICE-TCP");
+    let school = School::new(&server).await;
+    school
+        .teacher
+        .post(
+            &format!("/api/v1/courses/{}/enrollments", school.course_id),
+            json!({"user_id": school.outsider_id}),
+        )
+        .await
+        .expect(201);
+    let lesson = school.lesson("Acoustics").await;
+
+    // The teacher and one student can only use TCP; another student uses UDP.
+    let (ws, _) = Ws::join(&server.base, &token(&school.teacher, lesson).await).await;
+    let teacher_id = me(&ws);
+    let teacher = Participant::connect_tcp(ws, Sending::AUDIO_VIDEO, 0).await;
+    assert!(
+        wait_until(WAIT, || teacher.is_connected()).await,
+        "the teacher connects over TCP: {:?}",
+        teacher.stats(|s| s.error.clone())
+    );
+    let (ws, _) = Ws::join(&server.base, &token(&school.student, lesson).await).await;
+    let mut on_tcp = Participant::connect_tcp(ws, Sending::NOTHING, 1).await;
+    let (ws, _) = Ws::join(&server.base, &token(&school.outsider, lesson).await).await;
+    let mut on_udp = Participant::connect(ws, Sending::NOTHING, 1).await;
+    for student in [&mut on_tcp, &mut on_udp] {
+        assert!(
+            student.receives_from(teacher_id, 25, WAIT).await,
+            "a student receives the teacher: {:?} {:?}",
+            student.tracks,
+            student.stats(|s| s.error.clone())
+        );
+    }
+    // Nothing is lost on the way: every packet that arrived framed on the connection reached
+    // the client's measurements, as over UDP.
+    for student in [&on_tcp, &on_udp] {
+        let lost = student.stats(|s| s.streams.values().map(|st| st.loss.lost()).sum::<u64>());
+        assert_eq!(lost, 0, "packets lost on loopback");
+    }
+    // The TCP peers went to the SFU's TCP port, as its answer named it.
+    for participant in [&teacher, &on_tcp] {
+        assert_eq!(participant.stats(|s| s.tcp_connected_to), Some(tcp));
+    }
+    assert_eq!(on_udp.stats(|s| s.tcp_connected_to), None);
+
+    let metrics = server.client().get("/metrics").await.text;
+    assert_eq!(
+        metric(&metrics, "classroom_media_tcp_connections"),
+        2.0,
+        "{metrics}"
+    );
+    assert!(
+        metric(
+            &metrics,
+            "classroom_media_tcp_frames_total{direction=\"in\"}"
+        ) > 50.0
+    );
+    assert!(
+        metric(
+            &metrics,
+            "classroom_media_tcp_frames_total{direction=\"out\"}"
+        ) > 50.0
+    );
+    // Both students' joins were timed (the teacher receives nothing, so has no first packet).
+    assert_eq!(metric(&metrics, "classroom_media_join_seconds_count"), 2.0);
+
+    for participant in [teacher, on_tcp, on_udp] {
+        participant.leave().await;
+    }
+    server.stop().await;
+}

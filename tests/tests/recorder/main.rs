@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use classroom_loadtest::api::Api;
 use classroom_loadtest::clip::Clips;
+use classroom_loadtest::link::Transport;
 use classroom_loadtest::participant::{self, Plan, Record, Role, Server};
 use classroom_loadtest::peer::Sending;
 use classroom_protocol::LessonId;
@@ -64,6 +65,7 @@ async fn publish(base: &str, lesson: i64) -> (watch::Sender<bool>, tokio::task::
         name: "tess".into(),
         role: Role::Teacher,
         server: Server::Classroom { api, lesson },
+        transport: Transport::Udp,
         sending: Sending {
             audio: true,
             video_layers: 1,

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use classroom_loadtest::api::Api;
 use classroom_loadtest::clip::Clips;
+use classroom_loadtest::link::Transport;
 use classroom_loadtest::participant::{self, Plan, Record, Role, Server};
 use classroom_loadtest::peer::Sending;
 use classroom_protocol::signal::ClientMessage;
@@ -73,6 +74,7 @@ async fn a_live_lesson_is_restreamed_until_it_ends() {
         name: "teacher".into(),
         role: Role::Teacher,
         server: Server::Classroom { api, lesson },
+        transport: Transport::Udp,
         sending: Sending {
             audio: true,
             video_layers: 1,

@@ -1,0 +1,242 @@
+//! A subscriber's bandwidth estimate starts at what its floor needs (audio and the lowest layer
+//! of every video), on a virtual clock: video above the old 300 kbit/s start, which has no
+//! lower layer to drop to, reaches a subscriber without waiting in the pacer, whether it was
+//! playing when the subscriber joined or started afterwards.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use classroom_media::PeerId;
+use common::{RECV, SEND, World, opus_frame, vp8_frame_of_len};
+use str0m::media::{Direction, MediaKind, Mid};
+
+/// 25 frames a second of this size: 1.5 Mbit/s, as an RTMP encoder might send.
+const FRAME: usize = 7_500;
+/// One frame interval.
+const TICK: Duration = Duration::from_millis(40);
+
+/// A publisher of audio and one encoding of video; frame indices start at `first`.
+struct Publisher {
+    index: usize,
+    audio: Mid,
+    video: Mid,
+    first: u32,
+    sent: u32,
+    requests_seen: usize,
+}
+
+impl Publisher {
+    fn join(world: &mut World, peer: PeerId, first: u32) -> Self {
+        let (index, mids) = world.join(peer, &SEND);
+        Publisher {
+            index,
+            audio: mids[0],
+            video: mids[1],
+            first,
+            sent: 0,
+            requests_seen: 0,
+        }
+    }
+
+    /// Writes one video frame (a keyframe first and when asked) and two audio frames.
+    fn write(&mut self, world: &mut World) {
+        let (now, start) = (world.now, world.start);
+        let client = world.client(self.index);
+        let requests = client.keyframe_requests();
+        let keyframe = self.sent == 0 || requests > self.requests_seen;
+        self.requests_seen = requests;
+        let frame = vp8_frame_of_len(self.first + self.sent, keyframe, FRAME);
+        client.write(now, start, self.video, MediaKind::Video, &frame);
+        world.settle();
+        for _ in 0..2 {
+            let client = world.client(self.index);
+            client.write(
+                now,
+                start,
+                self.audio,
+                MediaKind::Audio,
+                &opus_frame(self.sent),
+            );
+            world.settle();
+        }
+        self.sent += 1;
+    }
+
+    /// The index of the last frame written.
+    fn last(&self) -> u32 {
+        self.first + self.sent - 1
+    }
+}
+
+/// How many frames of `publisher` the subscriber is behind: the last one written minus the
+/// last one received (`None` before the first).
+fn lag(world: &World, subscriber: usize, publisher: &Publisher) -> Option<u32> {
+    let range = publisher.first..publisher.first + publisher.sent;
+    let received = world.clients[subscriber]
+        .received(MediaKind::Video)
+        .into_iter()
+        .filter(|i| range.contains(i))
+        .max()?;
+    Some(publisher.last() - received)
+}
+
+/// Publishes for `ticks` frame intervals; returns the worst lag of each publisher's video at
+/// the subscriber over the last `judged` of them.
+fn publish(
+    world: &mut World,
+    publishers: &mut [Publisher],
+    subscriber: usize,
+    ticks: usize,
+    judged: usize,
+) -> Vec<Option<u32>> {
+    let mut worst = vec![Some(0); publishers.len()];
+    for tick in 0..ticks {
+        for publisher in publishers.iter_mut() {
+            publisher.write(world);
+        }
+        world.advance(TICK);
+        if tick + judged >= ticks {
+            for (worst, publisher) in worst.iter_mut().zip(publishers.iter()) {
+                *worst = match (*worst, lag(world, subscriber, publisher)) {
+                    (Some(w), Some(l)) => Some(w.max(l)),
+                    _ => None,
+                };
+            }
+        }
+    }
+    worst
+}
+
+#[test]
+fn a_subscriber_joining_video_above_the_initial_estimate_gets_it_without_queueing() {
+    let mut world = World::new();
+    let mut publishers = [Publisher::join(&mut world, PeerId(1), 0)];
+    publish(&mut world, &mut publishers, 0, 25, 0);
+    let (viewer, _) = world.join(PeerId(2), &RECV);
+    // Two seconds to start and settle, then two seconds judged: 1.5 Mbit/s paced at the old
+    // 330 kbit/s fell further behind every frame, up to the pacer's 2 s limit (50 frames).
+    let worst = publish(&mut world, &mut publishers, viewer, 100, 50);
+    assert!(
+        worst[0].is_some_and(|lag| lag <= 3),
+        "the viewer keeps up with the video: {worst:?} frames behind"
+    );
+    assert!(world.sfu.stats().estimate_starts_raised >= 1);
+}
+
+#[test]
+fn videos_that_start_after_the_subscriber_joined_raise_its_start_too() {
+    let mut world = World::new();
+    let lines = [
+        (MediaKind::Audio, Direction::RecvOnly),
+        (MediaKind::Video, Direction::RecvOnly),
+        (MediaKind::Audio, Direction::RecvOnly),
+        (MediaKind::Video, Direction::RecvOnly),
+    ];
+    let (viewer, _) = world.join(PeerId(1), &lines);
+    // Two teachers' 1.5 Mbit/s videos: 3 Mbit/s of floor, ten times the initial start.
+    let mut publishers = [
+        Publisher::join(&mut world, PeerId(2), 0),
+        Publisher::join(&mut world, PeerId(3), 1_000_000),
+    ];
+    assert!(
+        world.offers.iter().all(|(peer, _)| *peer != PeerId(1)),
+        "the viewer had slots for both"
+    );
+    // (Each teacher is offered the other's tracks.)
+    world.answer_offers();
+    let worst = publish(&mut world, &mut publishers, viewer, 100, 50);
+    assert!(
+        worst.iter().all(|w| w.is_some_and(|lag| lag <= 3)),
+        "the viewer keeps up with both videos: {worst:?} frames behind"
+    );
+}
+
+/// Three simulcast layers whose lowest alone is above the initial start: the start covers that
+/// layer, not more, so the subscriber still starts on it and keeps up.
+#[test]
+fn a_raised_start_still_gives_the_lowest_layer_first() {
+    use str0m::format::Codec;
+    use str0m::media::{Frequency, MediaTime, Rid, Simulcast, SimulcastLayer};
+    use str0m::{Candidate, Rtc};
+
+    // Frame sizes at 25 fps: 0.5, 1.2 and 3 Mbit/s; the layer is stamped at byte 14.
+    const LAYERS: [(&str, usize); 3] = [("q", 2_500), ("h", 6_000), ("f", 15_000)];
+    let mut world = World::new();
+    let mut rtc = Rtc::new(world.now);
+    let addr = ([10, 0, 0, 99], 5000).into();
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let simulcast = Simulcast {
+        send: LAYERS.iter().map(|(r, _)| SimulcastLayer::new(r)).collect(),
+        recv: Vec::new(),
+    };
+    let mut change = rtc.sdp_api();
+    let video = change.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        None,
+        None,
+        Some(simulcast),
+    );
+    let (offer, pending) = change.apply().unwrap();
+    let answer = world
+        .sfu
+        .add_peer(world.now, PeerId(1), common::room(), &offer.to_sdp_string())
+        .unwrap();
+    world.clients.push(common::Client {
+        peer: PeerId(1),
+        addr,
+        rtc,
+        timeout: world.now,
+        events: Vec::new(),
+    });
+    world.clients[0].accept_answer(pending, &answer);
+    world.advance(Duration::from_millis(500));
+    let (viewer, _) = world.join(PeerId(2), &[(MediaKind::Video, Direction::RecvOnly)]);
+
+    let mut requests_seen = [0; 3];
+    for sent in 0..100u32 {
+        let (now, start) = (world.now, world.start);
+        for (layer, (rid, len)) in LAYERS.iter().enumerate() {
+            let client = world.client(0);
+            let rid = Rid::from(*rid);
+            let requests = client
+                .events
+                .iter()
+                .filter(|e| matches!(e, str0m::Event::KeyframeRequest(r) if r.rid == Some(rid)))
+                .count();
+            let keyframe = sent == 0 || requests > requests_seen[layer];
+            requests_seen[layer] = requests;
+            let writer = client.rtc.writer(video).unwrap().rid(rid);
+            let pt = writer
+                .payload_params()
+                .find(|p| p.spec().codec == Codec::Vp8)
+                .unwrap()
+                .pt();
+            let time = MediaTime::new(
+                (now - start).as_micros() as u64 * 90 / 1000,
+                Frequency::NINETY_KHZ,
+            );
+            let mut frame = vp8_frame_of_len(sent, keyframe, *len);
+            frame[14] = layer as u8;
+            writer.write(pt, now, time, frame).unwrap();
+            world.settle();
+        }
+        world.advance(TICK);
+    }
+    let frames: Vec<(u32, u8)> = world.clients[viewer]
+        .received_frames(MediaKind::Video)
+        .iter()
+        .filter_map(|f| Some((common::frame_index(MediaKind::Video, f)?, *f.get(14)?)))
+        .collect();
+    assert_eq!(
+        frames.first().map(|f| f.1),
+        Some(0),
+        "the lowest layer first"
+    );
+    assert!(world.sfu.stats().estimate_starts_raised >= 1);
+    let (last, _) = frames.last().copied().unwrap();
+    assert!(99 - last <= 3, "the viewer keeps up: frame {last} of 99");
+}
