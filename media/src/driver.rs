@@ -492,6 +492,22 @@ impl LocalSubscription {
     pub fn dropped_packets(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
     }
+
+    /// A reader of [`LocalSubscription::dropped_packets`] for another task: the recorder
+    /// watches its losses from outside its writer, which may be blocked on a slow disk.
+    pub fn drop_counter(&self) -> LocalDrops {
+        LocalDrops(Arc::clone(&self.dropped))
+    }
+}
+
+/// The count of packets a local subscriber lost, readable from anywhere.
+#[derive(Debug, Clone)]
+pub struct LocalDrops(Arc<AtomicU64>);
+
+impl LocalDrops {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 impl Drop for LocalSubscription {
