@@ -81,15 +81,19 @@ pub struct LiveRecorder {
     stats: Arc<RecorderStats>,
     active: Mutex<HashMap<RoomName, Active>>,
     finished: mpsc::UnboundedSender<FinishedRecording>,
+    /// Packets the SFU keeps for a recording that falls behind.
+    queue_packets: usize,
 }
 
 impl LiveRecorder {
     /// Recordings go under `dir` (one folder each); ended ones are announced on `finished`.
+    /// The SFU keeps up to `queue_packets` packets for a recording that falls behind.
     pub fn new(
         dir: PathBuf,
         media: MediaHandle,
         stats: Arc<RecorderStats>,
         finished: mpsc::UnboundedSender<FinishedRecording>,
+        queue_packets: usize,
     ) -> Self {
         LiveRecorder {
             dir,
@@ -97,6 +101,7 @@ impl LiveRecorder {
             stats,
             active: Mutex::new(HashMap::new()),
             finished,
+            queue_packets,
         }
     }
 
@@ -224,7 +229,7 @@ impl LiveRecorder {
     async fn subscribe(&self, room: &RoomName) -> Result<LocalSubscription, RecordError> {
         let peer = classroom_media::local::next_local_peer();
         self.media
-            .add_local_subscriber(peer, room.clone())
+            .add_local_subscriber_with_queue(peer, room.clone(), self.queue_packets)
             .await
             .map_err(|_| RecordError::Subscribe)
     }
@@ -341,6 +346,7 @@ struct Writer {
 
 impl Writer {
     fn create(folder: &Path, started: Instant, stats: Arc<RecorderStats>) -> std::io::Result<Self> {
+        fs::create_dir_all(folder)?;
         let events = File::options()
             .create(true)
             .append(true)
