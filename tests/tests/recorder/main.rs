@@ -6,6 +6,7 @@
 //! databases.
 
 mod media;
+mod nodes;
 mod slow_disk;
 
 use std::net::{IpAddr, Ipv4Addr};
