@@ -241,6 +241,24 @@ async fn a_recorded_lesson_becomes_a_replay_in_sync_and_only_members_fetch_it() 
     let vtt = std::fs::read_to_string(dir.join("chat.vtt")).expect("chat.vtt");
     assert!(vtt.starts_with("WEBVTT") && vtt.contains("Welcome &lt;everyone&gt; &amp; hi"));
 
+    // The room's events are in the recording, with their times: who was there, who joined,
+    // the chat.
+    let events: String = std::fs::read_dir(server.data_dir().join("recordings"))
+        .expect("the recordings")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("events.jsonl")).ok())
+        .collect();
+    for wanted in [
+        "\"type\":\"participants\"",
+        "\"type\":\"participant_joined\"",
+        "Tess Teacher",
+        "Welcome <everyone> & hi",
+        "\"type\":\"track_started\"",
+        "\"type\":\"stopped\"",
+    ] {
+        assert!(events.contains(wanted), "{wanted} in the events: {events}");
+    }
+
     check_access(&server, &school, lesson, &replay).await;
     server.stop().await;
 }
