@@ -37,8 +37,9 @@ use crate::{
 const RECV_BUFFER: usize = 2048;
 /// Commands waiting for the task; senders wait when it is full.
 const COMMAND_QUEUE: usize = 256;
-/// Packets waiting for one local subscriber: about two seconds of a lesson's media.
-const LOCAL_PACKET_QUEUE: usize = 2048;
+/// Packets waiting for one local subscriber, unless it asks otherwise: about two seconds of
+/// a large room's media (ten seconds of a teacher's camera and voice).
+pub const LOCAL_PACKET_QUEUE: usize = 2048;
 
 /// Where the driver listens and what it tells peers.
 #[derive(Debug, Clone)]
@@ -381,8 +382,20 @@ impl MediaHandle {
         peer: PeerId,
         room: RoomName,
     ) -> Result<LocalSubscription, CommandError<AddPeerError>> {
+        self.add_local_subscriber_with_queue(peer, room, LOCAL_PACKET_QUEUE)
+            .await
+    }
+
+    /// [`MediaHandle::add_local_subscriber`] with `queue` packets of room for a subscriber
+    /// that falls behind (the recorder's is configurable).
+    pub async fn add_local_subscriber_with_queue(
+        &self,
+        peer: PeerId,
+        room: RoomName,
+        queue: usize,
+    ) -> Result<LocalSubscription, CommandError<AddPeerError>> {
         let (control_tx, control) = mpsc::unbounded_channel();
-        let (packets_tx, packets) = mpsc::channel(LOCAL_PACKET_QUEUE);
+        let (packets_tx, packets) = mpsc::channel(queue.max(1));
         let dropped = Arc::new(AtomicU64::new(0));
         let sink = LocalSink {
             control: control_tx,
@@ -491,6 +504,22 @@ impl LocalSubscription {
     /// Packets lost because this subscriber did not keep up.
     pub fn dropped_packets(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// A reader of [`LocalSubscription::dropped_packets`] for another task: the recorder
+    /// watches its losses from outside its writer, which may be blocked on a slow disk.
+    pub fn drop_counter(&self) -> LocalDrops {
+        LocalDrops(Arc::clone(&self.dropped))
+    }
+}
+
+/// The count of packets a local subscriber lost, readable from anywhere.
+#[derive(Debug, Clone)]
+pub struct LocalDrops(Arc<AtomicU64>);
+
+impl LocalDrops {
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

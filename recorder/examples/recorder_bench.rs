@@ -112,6 +112,7 @@ async fn main() {
         media.handle.clone(),
         stats.clone(),
         finished,
+        classroom_recorder::RecorderConfig::default().queue_packets,
     );
     let name = recorder
         .start(&room, LessonId(1))

@@ -20,6 +20,10 @@ pub struct RecorderConfig {
     pub segment_secs: u32,
     /// Height of the replay's picture (16:9; the main view is scaled into it).
     pub height: u32,
+    /// Packets a recording may fall behind (a slow disk) before the SFU drops the newest
+    /// from it (never from live forwarding). The default holds about ten seconds of a
+    /// teacher's camera and voice, two of a large room.
+    pub queue_packets: usize,
 }
 
 impl Default for RecorderConfig {
@@ -31,6 +35,7 @@ impl Default for RecorderConfig {
             retry_backoff_secs: 30,
             segment_secs: 4,
             height: 720,
+            queue_packets: classroom_media::driver::LOCAL_PACKET_QUEUE,
         }
     }
 }

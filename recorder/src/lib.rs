@@ -23,10 +23,12 @@
 //! ```
 //!
 //! Invariants: the recording path never slows forwarding (the SFU drops what a recorder
-//! cannot take, counted and logged); nothing read from disk can panic the pipeline; a failed
+//! cannot take; the loss is counted and logged once per burst from outside the writer, which
+//! may be blocked on the disk, see [`drops`]); nothing read from disk can panic the pipeline; a failed
 //! job leaves a reason.
 
 pub mod config;
+pub mod drops;
 pub mod events;
 pub mod live;
 pub mod pipeline;

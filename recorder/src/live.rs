@@ -5,8 +5,13 @@
 //! fit (counted), so a slow disk costs recorded packets, never forwarded ones. Each writer
 //! thread drains that queue into the room's folder: one append-only file per track
 //! ([`crate::track_file`]) and the events file ([`crate::events`]), flushed at least every
-//! second, so a crash loses at most the last second. Losses are counted, logged as an alarm
-//! and noted in the events file.
+//! second, so a crash loses at most the last second. Every file operation, the folder's
+//! creation included, happens on that thread: nothing on the runtime waits for the disk.
+//!
+//! A task on the runtime watches the SFU's loss counter ([`crate::drops`]): the writer may be
+//! blocked inside a write on a stalled disk and could not count anything. Losses reach the
+//! metrics within a second, the recording is marked degraded and a warning is logged once per
+//! burst, and the events file notes them (when the writer gets to it).
 //!
 //! Pausing drops the subscription (nothing flows, nothing is written); resuming subscribes
 //! again, which also asks every publisher for a keyframe, so the replay resumes cleanly.
@@ -18,19 +23,22 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use classroom_media::driver::{LocalSubscription, MediaHandle};
+use classroom_media::driver::{LocalDrops, LocalSubscription, MediaHandle};
 use classroom_media::{LocalEvent, LocalTrackId, TrackKind};
 use classroom_protocol::{LessonId, RoomName};
 use thiserror::Error;
-use tokio::sync::mpsc;
-use tracing::{info, warn};
+use tokio::sync::{mpsc, watch};
+use tracing::{error, info, warn};
 
+use crate::drops::{Alarm, DropAlarm};
 use crate::events::{self, Event, TimedEvent};
 use crate::stats::RecorderStats;
 use crate::track_file::{self, TrackCodec, TrackHeader};
 
 /// How often buffered writes reach the file.
 const FLUSH_EVERY: Duration = Duration::from_secs(1);
+/// How often the SFU's loss counter is looked at.
+const DROP_CHECK: Duration = Duration::from_secs(1);
 pub const EVENTS_FILE: &str = "events.jsonl";
 /// Written once the recording's job is in the queue.
 pub const QUEUED_MARKER: &str = "queued";
@@ -58,22 +66,34 @@ enum Control {
     Stop(Instant),
 }
 
+/// A recording under way, as the rest of the server reaches it.
+struct Active {
+    /// To its writer thread.
+    control: mpsc::UnboundedSender<Control>,
+    /// To its loss watch: the current subscription's counter (`None` while paused).
+    drops: watch::Sender<Option<LocalDrops>>,
+}
+
 /// The recordings of this node's rooms.
 pub struct LiveRecorder {
     dir: PathBuf,
     media: MediaHandle,
     stats: Arc<RecorderStats>,
-    active: Mutex<HashMap<RoomName, mpsc::UnboundedSender<Control>>>,
+    active: Mutex<HashMap<RoomName, Active>>,
     finished: mpsc::UnboundedSender<FinishedRecording>,
+    /// Packets the SFU keeps for a recording that falls behind.
+    queue_packets: usize,
 }
 
 impl LiveRecorder {
     /// Recordings go under `dir` (one folder each); ended ones are announced on `finished`.
+    /// The SFU keeps up to `queue_packets` packets for a recording that falls behind.
     pub fn new(
         dir: PathBuf,
         media: MediaHandle,
         stats: Arc<RecorderStats>,
         finished: mpsc::UnboundedSender<FinishedRecording>,
+        queue_packets: usize,
     ) -> Self {
         LiveRecorder {
             dir,
@@ -81,12 +101,11 @@ impl LiveRecorder {
             stats,
             active: Mutex::new(HashMap::new()),
             finished,
+            queue_packets,
         }
     }
 
-    fn active(
-        &self,
-    ) -> std::sync::MutexGuard<'_, HashMap<RoomName, mpsc::UnboundedSender<Control>>> {
+    fn active(&self) -> std::sync::MutexGuard<'_, HashMap<RoomName, Active>> {
         self.active
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -97,7 +116,8 @@ impl LiveRecorder {
     }
 
     /// Starts recording `room` into a new folder; returns its name. A room already recorded
-    /// keeps its recording.
+    /// keeps its recording. Touches no file: the folder is made by the recording's thread
+    /// (a stalled disk must not hold up the caller).
     pub async fn start(&self, room: &RoomName, lesson: LessonId) -> Result<String, RecordError> {
         if self.is_recording(room) {
             return Ok(String::new());
@@ -108,21 +128,14 @@ impl LiveRecorder {
             .map_or(0, |d| d.as_millis() as i64);
         let name = format!("lesson-{lesson}-{wall}");
         let folder = self.dir.join(&name);
-        fs::create_dir_all(&folder)?;
         let subscription = self.subscribe(room).await?;
-        let mut writer = Writer::create(&folder, now, self.stats.clone())?;
-        writer.event(
-            now,
-            Event::Started {
-                lesson,
-                room: room.clone(),
-                started_at_ms: wall,
-            },
-        )?;
+        let (drops, drops_rx) = watch::channel(Some(subscription.drop_counter()));
         let (control, controls) = mpsc::unbounded_channel();
-        self.active().insert(room.clone(), control);
-        self.stats.recording_started();
-        info!(%room, recording = %name, "recording started");
+        let started = Event::Started {
+            lesson,
+            room: room.clone(),
+            started_at_ms: wall,
+        };
         let finished = self.finished.clone();
         let stats = self.stats.clone();
         let runtime = tokio::runtime::Handle::current();
@@ -131,21 +144,53 @@ impl LiveRecorder {
             name: name.clone(),
         };
         let thread_room = room.clone();
-        std::thread::Builder::new()
+        self.stats.recording_started();
+        let spawned = std::thread::Builder::new()
             .name(format!("record-{lesson}"))
             .spawn(move || {
+                let writer = match Writer::create(&folder, now, stats.clone()) {
+                    Ok(mut writer) => match writer.event(now, started) {
+                        Ok(()) => writer,
+                        Err(e) => {
+                            error!(room = %thread_room, error = %e, "cannot start the recording's events file; the lesson is not recorded");
+                            stats.recording_ended();
+                            return;
+                        }
+                    },
+                    Err(e) => {
+                        error!(room = %thread_room, folder = %folder.display(), error = %e, "cannot create the recording's folder; the lesson is not recorded");
+                        stats.recording_ended();
+                        return;
+                    }
+                };
                 let result = runtime.block_on(run(writer, subscription, controls));
                 stats.recording_ended();
                 if let Err(e) = result {
                     warn!(room = %thread_room, error = %e, "the recording stopped on an error; what was written is kept");
                 }
                 let _ = finished.send(done);
-            })?;
+            });
+        if let Err(e) = spawned {
+            self.stats.recording_ended();
+            return Err(e.into());
+        }
+        tokio::spawn(watch_drops(
+            name.clone(),
+            drops_rx,
+            control.clone(),
+            self.stats.clone(),
+        ));
+        self.active()
+            .insert(room.clone(), Active { control, drops });
+        info!(%room, recording = %name, "recording started");
         Ok(name)
     }
 
     pub fn pause(&self, room: &RoomName) {
-        self.send(room, Control::Pause(Instant::now()));
+        if let Some(active) = self.active().get(room) {
+            let _ = active.drops.send(None);
+            let _ = active.control.send(Control::Pause(Instant::now()));
+        }
     }
 
     pub async fn resume(&self, room: &RoomName) -> Result<(), RecordError> {
@@ -153,15 +198,20 @@ impl LiveRecorder {
             return Ok(());
         }
         let subscription = self.subscribe(room).await?;
-        self.send(room, Control::Resume(Instant::now(), subscription));
+        if let Some(active) = self.active().get(room) {
+            let _ = active.drops.send(Some(subscription.drop_counter()));
+            let _ = active
+                .control
+                .send(Control::Resume(Instant::now(), subscription));
+        }
         Ok(())
     }
 
     /// Stops the room's recording; its job is queued once the files are complete.
     pub fn stop(&self, room: &RoomName) {
-        let control = self.active().remove(room);
-        if let Some(control) = control {
-            let _ = control.send(Control::Stop(Instant::now()));
+        let active = self.active().remove(room);
+        if let Some(active) = active {
+            let _ = active.control.send(Control::Stop(Instant::now()));
         }
     }
 
@@ -171,15 +221,15 @@ impl LiveRecorder {
     }
 
     fn send(&self, room: &RoomName, control: Control) {
-        if let Some(sender) = self.active().get(room) {
-            let _ = sender.send(control);
+        if let Some(active) = self.active().get(room) {
+            let _ = active.control.send(control);
         }
     }
 
     async fn subscribe(&self, room: &RoomName) -> Result<LocalSubscription, RecordError> {
         let peer = classroom_media::local::next_local_peer();
         self.media
-            .add_local_subscriber(peer, room.clone())
+            .add_local_subscriber_with_queue(peer, room.clone(), self.queue_packets)
             .await
             .map_err(|_| RecordError::Subscribe)
     }
@@ -192,7 +242,6 @@ async fn run(
     mut controls: mpsc::UnboundedReceiver<Control>,
 ) -> Result<(), RecordError> {
     let mut subscription = Some(subscription);
-    let mut dropped_before = 0;
     let mut tick = tokio::time::interval(FLUSH_EVERY);
     loop {
         let packet = async {
@@ -207,7 +256,6 @@ async fn run(
                 Some(Control::Event(at, event)) => writer.event(at, event)?,
                 Some(Control::Pause(at)) => {
                     subscription = None;
-                    dropped_before = 0;
                     writer.event(at, Event::Paused)?;
                     writer.flush()?;
                 }
@@ -231,20 +279,59 @@ async fn run(
                 // The SFU stopped: keep what we have, the server is going down.
                 None => subscription = None,
             },
-            _ = tick.tick() => {
-                if let Some(s) = subscription.as_ref() {
-                    let dropped = s.dropped_packets();
-                    if dropped > dropped_before {
-                        let lost = dropped - dropped_before;
-                        dropped_before = dropped;
-                        writer.stats.dropped(lost);
-                        warn!(folder = %writer.folder.display(), lost, "the recorder cannot keep up (slow disk?): packets dropped from the recording");
-                        writer.event(Instant::now(), Event::Dropped { packets: lost })?;
-                    }
+            _ = tick.tick() => writer.flush()?,
+        }
+    }
+}
+
+/// Watches a recording's losses from the runtime (never from its writer, which may be blocked
+/// on the disk): counts them, marks the recording degraded and logs once per burst, and has
+/// the writer note them in the events file. Ends with the recording.
+async fn watch_drops(
+    name: String,
+    mut counter: watch::Receiver<Option<LocalDrops>>,
+    control: mpsc::UnboundedSender<Control>,
+    stats: Arc<RecorderStats>,
+) {
+    let mut alarm = DropAlarm::default();
+    let mut tick = tokio::time::interval(DROP_CHECK);
+    let alarmed = |alarm: Alarm| match alarm {
+        Alarm::Began => {
+            stats.degraded(true);
+            warn!(recording = %name, "the recording is degraded: the disk does not keep up and packets are dropped from it (live forwarding is not affected)");
+        }
+        Alarm::Ended { packets, lasted } => {
+            stats.degraded(false);
+            warn!(recording = %name, packets, lasted_ms = lasted.as_millis() as u64, "the recording keeps up again; packets were lost from it");
+        }
+    };
+    loop {
+        tokio::select! {
+            changed = counter.changed() => {
+                if changed.is_err() || control.is_closed() {
+                    break;
                 }
-                writer.flush()?;
+                alarm.restart();
+            }
+            _ = tick.tick() => {
+                if control.is_closed() {
+                    break;
+                }
             }
         }
+        let now = Instant::now();
+        let total = counter.borrow().as_ref().map(LocalDrops::get);
+        let seen = alarm.observe(now, total);
+        if seen.new > 0 {
+            stats.dropped(seen.new);
+            let _ = control.send(Control::Event(now, Event::Dropped { packets: seen.new }));
+        }
+        if let Some(a) = seen.alarm {
+            alarmed(a);
+        }
+    }
+    if let Some(a) = alarm.finish() {
+        alarmed(a);
     }
 }
 
@@ -259,6 +346,7 @@ struct Writer {
 
 impl Writer {
     fn create(folder: &Path, started: Instant, stats: Arc<RecorderStats>) -> std::io::Result<Self> {
+        fs::create_dir_all(folder)?;
         let events = File::options()
             .create(true)
             .append(true)
@@ -418,11 +506,13 @@ fn last_written_ms(folder: &Path, parsed: &[TimedEvent]) -> u64 {
         for entry in entries.flatten() {
             let path = entry.path();
             if path.extension().is_some_and(|e| e == "rtp")
-                && let Ok(bytes) = fs::read(&path)
-                && let Ok(file) = track_file::read(&bytes)
-                && let Some(record) = file.records.last()
+                && let Ok(file) = File::open(&path)
+                && let Ok(mut reader) = track_file::Reader::new(file)
             {
-                last = last.max(record.arrival_us / 1000);
+                // Record by record: a long lesson's track does not fit in memory.
+                while let Ok(Some(record)) = reader.next_record() {
+                    last = last.max(record.arrival_us / 1000);
+                }
             }
         }
     }

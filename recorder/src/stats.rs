@@ -5,6 +5,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 #[derive(Debug, Default)]
 pub struct RecorderStats {
     recordings_active: AtomicI64,
+    /// Recordings losing packets now (the disk does not keep up).
+    recordings_degraded: AtomicI64,
     tracks_recorded: AtomicU64,
     bytes_written: AtomicU64,
     packets_dropped: AtomicU64,
@@ -18,6 +20,7 @@ pub struct RecorderStats {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct RecorderSnapshot {
     pub recordings_active: i64,
+    pub recordings_degraded: i64,
     pub tracks_recorded: u64,
     pub bytes_written: u64,
     pub packets_dropped: u64,
@@ -30,6 +33,7 @@ impl RecorderStats {
     pub fn snapshot(&self) -> RecorderSnapshot {
         RecorderSnapshot {
             recordings_active: self.recordings_active.load(Ordering::Relaxed),
+            recordings_degraded: self.recordings_degraded.load(Ordering::Relaxed),
             tracks_recorded: self.tracks_recorded.load(Ordering::Relaxed),
             bytes_written: self.bytes_written.load(Ordering::Relaxed),
             packets_dropped: self.packets_dropped.load(Ordering::Relaxed),
@@ -54,6 +58,11 @@ impl RecorderStats {
     pub(crate) fn wrote(&self, bytes: usize) {
         self.bytes_written
             .fetch_add(bytes as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn degraded(&self, now: bool) {
+        let step = if now { 1 } else { -1 };
+        self.recordings_degraded.fetch_add(step, Ordering::Relaxed);
     }
 
     pub(crate) fn dropped(&self, packets: u64) {

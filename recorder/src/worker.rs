@@ -88,7 +88,11 @@ impl Workers {
             .recordings
             .join(&recording.name)
             .join(QUEUED_MARKER);
-        std::fs::write(marker, b"").map_err(|e| e.to_string())?;
+        // Off the runtime: the disk may be stalled.
+        tokio::task::spawn_blocking(move || std::fs::write(marker, b""))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| e.to_string())?;
         self.wake.notify_waiters();
         Ok(())
     }

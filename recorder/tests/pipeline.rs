@@ -2,16 +2,18 @@
 //! real x264 output packetized as RTP (single NAL units and FU-A), written as a track file
 //! with an events file, then made into a replay by real ffmpeg.
 
+mod common;
+
 use std::path::Path;
 use std::process::Command;
+
+use common::{access_units, codecs, packetize};
 
 use classroom_protocol::{LessonId, RoomName};
 use classroom_recorder::RecorderConfig;
 use classroom_recorder::events::{self, Event, TimedEvent};
 use classroom_recorder::pipeline;
 use classroom_recorder::track_file::{self, TrackCodec, TrackHeader};
-
-const MAX_PAYLOAD: usize = 1100;
 
 #[test]
 fn an_h264_recording_becomes_a_replay() {
@@ -70,6 +72,8 @@ fn an_h264_recording_becomes_a_replay() {
             seq += 1;
         }
     }
+    // Larger than the pipeline's read buffer: records are read across its refills.
+    assert!(file.len() > track_file::READ_BUFFER, "{} bytes", file.len());
     std::fs::write(recording.join("track-1.rtp"), file).expect("the track");
     let lines: String = [
         (
@@ -116,81 +120,6 @@ fn an_h264_recording_becomes_a_replay() {
         "{bright} frames show the recorded video"
     );
     assert!(out.join("index.m3u8").exists() && !out.join("work").exists());
-}
-
-/// Annex B access units: the parameter sets and SEI before each slice, with the slice.
-fn access_units(stream: &[u8]) -> Vec<Vec<Vec<u8>>> {
-    let mut nals = Vec::new();
-    let mut start = None;
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i..i + 3] == [0, 0, 1] {
-            if let Some(s) = start {
-                let end = if stream[i - 1] == 0 { i - 1 } else { i };
-                nals.push(stream[s..end].to_vec());
-            }
-            start = Some(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    if let Some(s) = start {
-        nals.push(stream[s..].to_vec());
-    }
-    let mut units = Vec::new();
-    let mut unit = Vec::new();
-    for nal in nals {
-        let slice = matches!(nal.first().map(|h| h & 0x1F), Some(1 | 5));
-        unit.push(nal);
-        if slice {
-            units.push(std::mem::take(&mut unit));
-        }
-    }
-    units
-}
-
-/// RTP payloads of one access unit: single NAL units, or FU-A fragments when too large.
-fn packetize(unit: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for nal in unit {
-        if nal.len() <= MAX_PAYLOAD {
-            out.push(nal.clone());
-            continue;
-        }
-        let header = nal[0];
-        let body = &nal[1..];
-        let chunks: Vec<&[u8]> = body.chunks(MAX_PAYLOAD).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let mut fu = (header & 0x1F) | if i == 0 { 0x80 } else { 0 };
-            if i + 1 == chunks.len() {
-                fu |= 0x40;
-            }
-            let mut payload = vec![(header & 0xE0) | 28, fu];
-            payload.extend_from_slice(chunk);
-            out.push(payload);
-        }
-    }
-    out
-}
-
-fn codecs(file: &Path) -> Vec<String> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-show_entries",
-            "stream=codec_name",
-            "-of",
-            "csv=p=0",
-        ])
-        .arg(file)
-        .output()
-        .expect("ffprobe runs");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.trim().to_string())
-        .collect()
 }
 
 fn bright_frames(file: &Path) -> usize {

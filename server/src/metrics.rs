@@ -40,6 +40,7 @@ struct IngestMetrics {
 /// The recorder: recordings while live, and the replay job queue.
 struct RecorderMetrics {
     recordings_active: IntGauge,
+    recordings_degraded: IntGauge,
     tracks_recorded: IntCounter,
     bytes_written: IntCounter,
     packets_dropped: IntCounter,
@@ -55,6 +56,12 @@ impl RecorderMetrics {
             recordings_active: IntGauge::new(
                 "classroom_recordings_active",
                 "Lessons being recorded on this node",
+            )
+            .expect(valid),
+            recordings_degraded: IntGauge::new(
+                "classroom_recordings_degraded",
+                "Recordings losing packets now because the disk does not keep up (live \
+                 forwarding is not affected)",
             )
             .expect(valid),
             tracks_recorded: IntCounter::new(
@@ -100,6 +107,7 @@ impl RecorderMetrics {
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
         vec![
             Box::new(self.recordings_active.clone()),
+            Box::new(self.recordings_degraded.clone()),
             Box::new(self.tracks_recorded.clone()),
             Box::new(self.bytes_written.clone()),
             Box::new(self.packets_dropped.clone()),
@@ -374,6 +382,7 @@ impl Metrics {
     ) {
         let r = &self.recorder;
         r.recordings_active.set(stats.recordings_active);
+        r.recordings_degraded.set(stats.recordings_degraded);
         for (counter, value) in [
             (&r.tracks_recorded, stats.tracks_recorded),
             (&r.bytes_written, stats.bytes_written),

@@ -54,7 +54,13 @@ pub async fn start(
     }
     let stats = Arc::new(RecorderStats::default());
     let (finished, mut finished_rx) = mpsc::unbounded_channel();
-    let live = LiveRecorder::new(folders.recordings.clone(), media, stats.clone(), finished);
+    let live = LiveRecorder::new(
+        folders.recordings.clone(),
+        media,
+        stats.clone(),
+        finished,
+        config.queue_packets,
+    );
     let queue = Arc::new(StoreQueue {
         store: store.clone(),
         policy: RetryPolicy {

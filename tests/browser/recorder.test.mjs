@@ -2,7 +2,7 @@
 // teacher goes live with the fake camera (everyone sees the recording indicator), talks for a
 // few seconds and ends the lesson; the replay is made by ffmpeg; a student opens the replay
 // page, which plays the HLS natively in <video> (currentTime advances, frames are rendered)
-// and shows the chapters and the MP4 download.
+// and shows the chapters, the chat as the replay reaches each message, and the MP4 download.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -34,7 +34,10 @@ test("a recorded lesson plays back on the replay page", async () => {
   await live.getByRole("button", { name: "Go live with camera and microphone" }).click();
   await live.getByText("● Recording").waitFor();
   await live.getByRole("button", { name: "Pause recording" }).waitFor();
-  await new Promise((r) => setTimeout(r, 5000));
+  await new Promise((r) => setTimeout(r, 2500));
+  await live.getByRole("textbox", { name: "Message" }).fill("Look at slide two");
+  await live.getByRole("textbox", { name: "Message" }).press("Enter");
+  await new Promise((r) => setTimeout(r, 2500));
   await live.getByRole("button", { name: "End lesson" }).click();
   await live.getByText("The lesson has ended.").first().waitFor();
 
@@ -49,6 +52,8 @@ test("a recorded lesson plays back on the replay page", async () => {
   await page.goto(`${server.base}/replay.html?lesson=${lesson.id}`);
   const video = page.locator("#player");
   await video.waitFor();
+  // The chat follows the replay's time: nothing yet at its start.
+  await page.locator("#replay-chat").getByText("No messages yet at this point.").waitFor();
   await page.evaluate(() => { const v = document.getElementById("player"); v.muted = true; return v.play(); });
   const played = await eventually("the replay to play", () => page.evaluate(() => {
     const v = document.getElementById("player");
@@ -59,6 +64,12 @@ test("a recorded lesson plays back on the replay page", async () => {
   }), 60_000);
   assert.equal(played.width * 9, played.height * 16, `a 16:9 picture: ${JSON.stringify(played)}`);
   await page.getByRole("button", { name: /00:00 Lesson/ }).waitFor();
+  // The message shows once the replay reaches the time it was sent (2.5 s or more in).
+  const shownAt = await eventually("the chat message to show in time", () => page.evaluate(() => {
+    const text = document.getElementById("replay-chat").textContent;
+    return text.includes("Look at slide two") ? document.getElementById("player").currentTime : null;
+  }), 30_000);
+  assert.ok(shownAt >= 2.0, `the message showed at ${shownAt} s, before it was sent`);
   const download = await page.getByRole("link", { name: "Download (MP4)" }).getAttribute("href");
   assert.match(download, /\/api\/v1\/replays\/\d+\/files\/[^/]+\/replay\.mp4$/);
   await page.screenshot({ path: join(ARTIFACTS, "replay-page.png") });

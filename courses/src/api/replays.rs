@@ -7,6 +7,11 @@
 //! so every segment request carries the token too. A file name is one plain name from the
 //! replay's folder: anything else (`..`, slashes, encoded slashes, absolute paths, unknown
 //! kinds) is 404, and so is a name that resolves outside the folder.
+//!
+//! The token only says who asked for the link: every file request checks again, in one
+//! query, that the account is enabled and still a member of the replay's course, so a student
+//! removed from the course or a disabled account loses the files at once, not when the link
+//! expires.
 
 use std::io::SeekFrom;
 use std::path::{Path, PathBuf};
@@ -26,6 +31,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, CurrentUser};
 use super::{ApiState, course_member};
 use crate::model::{Replay, ReplayState, User};
+use crate::store::ReplayAccess;
 
 /// A replay with the links to play it (ready replays only; the links expire after a few
 /// hours: list the replays again for fresh ones).
@@ -157,7 +163,8 @@ pub(super) async fn get_replay(
     responses(
         (status = 200, description = "The file"),
         (status = 206, description = "Part of the file (Range)"),
-        (status = 401, description = "The token is invalid or expired", body = classroom_protocol::ErrorBody),
+        (status = 401, description = "The token is invalid or expired, or the account is disabled", body = classroom_protocol::ErrorBody),
+        (status = 403, description = "No longer a member of the course", body = classroom_protocol::ErrorBody),
         (status = 404, description = "No such replay or file", body = classroom_protocol::ErrorBody),
     )
 )]
@@ -172,6 +179,23 @@ pub(super) async fn replay_file(
     let not_found = || ApiError::not_found("replay file");
     if claims.rid != id {
         return Err(not_found());
+    }
+    let user = claims.user().ok_or_else(not_found)?;
+    match state.store.replay_file_access(ReplayId(id), user).await? {
+        ReplayAccess::Allowed => {}
+        ReplayAccess::NoReplay => return Err(not_found()),
+        ReplayAccess::AccountDisabled => {
+            return Err(ApiError::unauthenticated(
+                "account_disabled",
+                "this account is disabled; ask the school's administrator",
+            ));
+        }
+        ReplayAccess::NotMember => {
+            return Err(ApiError::forbidden(
+                "not_a_member",
+                "you are not a teacher or student of this course",
+            ));
+        }
     }
     let content_type = content_type(&file).ok_or_else(not_found)?;
     let root = state.replays_dir.as_ref().ok_or_else(not_found)?;

@@ -30,6 +30,12 @@ pub struct ReplayFileClaims {
     pub rid: i64,
 }
 
+impl ReplayFileClaims {
+    pub fn user(&self) -> Option<UserId> {
+        self.sub.parse().ok()
+    }
+}
+
 /// The claims of an API session token.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionClaims {

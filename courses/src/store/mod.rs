@@ -17,7 +17,7 @@ use crate::db::Db;
 pub use courses::CourseChanges;
 pub use lessons::{LessonChanges, NewLesson};
 pub use recording_jobs::RetryPolicy;
-pub use replays::NewReplay;
+pub use replays::{NewReplay, ReplayAccess};
 pub use stream_keys::StreamKey;
 pub use users::{NewUser, UserChanges, UserFilter};
 

@@ -1,7 +1,7 @@
 //! The replay library: replays of a course's lessons. The recorder registers them; here they
 //! are listed for the course's members.
 
-use classroom_protocol::{CourseId, LessonId, ReplayId};
+use classroom_protocol::{CourseId, LessonId, ReplayId, UserId, UserRole};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
@@ -12,6 +12,19 @@ use crate::model::{Replay, ReplayState, Title, from_millis, to_millis};
 
 pub(super) const REPLAY_COLUMNS: &str = "id, lesson_id, course_id, title, state, duration_ms, \
      size_bytes, created_at, ready_at, chapters, error";
+
+/// Whether a user may fetch a replay's files now (checked on every file request: a link's
+/// token outlives a removal from the course or a disabled account).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplayAccess {
+    Allowed,
+    /// No such replay, or it is not ready.
+    NoReplay,
+    /// The account is disabled or gone.
+    AccountDisabled,
+    /// Not (or no longer) a teacher or student of the replay's course, nor an admin.
+    NotMember,
+}
 
 /// A replay to register for a lesson (the recorder's side).
 #[derive(Debug, Clone)]
@@ -122,5 +135,50 @@ impl Store {
             .fetch_all(self.db.pool())
             .await?;
         Ok(rows.iter().map(replay_from_row).collect::<Result<_, _>>()?)
+    }
+
+    /// Whether `user` may fetch the files of `replay` now: one query (the replay, the
+    /// account and both memberships by primary key or index), cheap enough for every
+    /// playlist and segment request.
+    pub async fn replay_file_access(
+        &self,
+        replay: ReplayId,
+        user: UserId,
+    ) -> StoreResult<ReplayAccess> {
+        let row = sqlx::query(
+            "SELECT r.state, u.disabled_at, u.role, \
+               (SELECT COUNT(*) FROM course_teachers t \
+                 WHERE t.course_id = r.course_id AND t.user_id = u.id), \
+               (SELECT COUNT(*) FROM enrollments e \
+                 WHERE e.course_id = r.course_id AND e.user_id = u.id) \
+             FROM replays r LEFT JOIN users u ON u.id = $1 WHERE r.id = $2",
+        )
+        .bind(user.0)
+        .bind(replay.0)
+        .fetch_optional(self.db.pool())
+        .await?;
+        let Some(row) = row else {
+            return Ok(ReplayAccess::NoReplay);
+        };
+        let state: String = row.try_get(0)?;
+        if state != ReplayState::Ready.as_str() {
+            return Ok(ReplayAccess::NoReplay);
+        }
+        let disabled: Option<i64> = row.try_get(1)?;
+        let role: Option<String> = row.try_get(2)?;
+        let Some(role) = role else {
+            return Ok(ReplayAccess::AccountDisabled);
+        };
+        if disabled.is_some() {
+            return Ok(ReplayAccess::AccountDisabled);
+        }
+        let teaches: i64 = row.try_get(3)?;
+        let enrolled: i64 = row.try_get(4)?;
+        let admin = UserRole::parse(&role) == Some(UserRole::Admin);
+        Ok(if teaches > 0 || enrolled > 0 || admin {
+            ReplayAccess::Allowed
+        } else {
+            ReplayAccess::NotMember
+        })
     }
 }

@@ -17,41 +17,71 @@ pub struct Frame {
     pub data: Vec<u8>,
 }
 
-/// The frames of a track's records, in order.
+/// The frames of a track's records, in order (all in memory: tests and short tracks).
 pub fn frames(codec: TrackCodec, records: &[TrackRecord]) -> Vec<Frame> {
     let mut out = Vec::new();
-    let mut unwrap = Unwrapper::default();
-    let mut current: Option<Assembly> = None;
-    let mut need_keyframe = codec != TrackCodec::Opus;
-    let mut last_seq: Option<u64> = None;
+    let mut depacketizer = Depacketizer::new(codec);
     for record in records {
-        let timestamp = unwrap.extend(record.timestamp);
+        depacketizer.push(record.clone(), &mut out);
+    }
+    depacketizer.finish(&mut out);
+    out
+}
+
+/// Turns a track's records into frames as they are read: it holds one frame being put
+/// together, never the track.
+pub struct Depacketizer {
+    codec: TrackCodec,
+    unwrap: Unwrapper,
+    current: Option<Assembly>,
+    need_keyframe: bool,
+    last_seq: Option<u64>,
+}
+
+impl Depacketizer {
+    pub fn new(codec: TrackCodec) -> Self {
+        Depacketizer {
+            codec,
+            unwrap: Unwrapper::default(),
+            current: None,
+            need_keyframe: codec != TrackCodec::Opus,
+            last_seq: None,
+        }
+    }
+
+    /// Takes the next record; frames it completes are appended to `out`.
+    pub fn push(&mut self, record: TrackRecord, out: &mut Vec<Frame>) {
+        let codec = self.codec;
+        let timestamp = self.unwrap.extend(record.timestamp);
         // A lost packet breaks the frame it belonged to, whichever that was.
-        let gap = last_seq.is_some_and(|last| record.seq != last + 1);
-        last_seq = Some(record.seq);
+        let gap = self.last_seq.is_some_and(|last| record.seq != last + 1);
+        self.last_seq = Some(record.seq);
         if codec == TrackCodec::Opus {
             if !record.payload.is_empty() {
                 out.push(Frame {
                     timestamp,
                     arrival_us: record.arrival_us,
                     keyframe: true,
-                    data: record.payload.clone(),
+                    data: record.payload,
                 });
             }
-            continue;
+            return;
         }
-        let continues = current.as_ref().is_some_and(|a| a.timestamp == timestamp);
+        let continues = self
+            .current
+            .as_ref()
+            .is_some_and(|a| a.timestamp == timestamp);
         if gap {
-            if let Some(assembly) = current.as_mut() {
+            if let Some(assembly) = self.current.as_mut() {
                 assembly.broken = true;
             }
-            need_keyframe = true;
+            self.need_keyframe = true;
         }
         if !continues {
-            if let Some(done) = current.take() {
-                finish(codec, done, &mut need_keyframe, &mut out);
+            if let Some(done) = self.current.take() {
+                finish(codec, done, &mut self.need_keyframe, out);
             }
-            current = Some(Assembly {
+            self.current = Some(Assembly {
                 timestamp,
                 arrival_us: record.arrival_us,
                 broken: false,
@@ -59,8 +89,8 @@ pub fn frames(codec: TrackCodec, records: &[TrackRecord]) -> Vec<Frame> {
                 data: Vec::new(),
             });
         }
-        let Some(assembly) = current.as_mut() else {
-            continue;
+        let Some(assembly) = self.current.as_mut() else {
+            return;
         };
         let ok = match codec {
             TrackCodec::Vp8 => vp8_append(assembly, &record.payload),
@@ -71,15 +101,18 @@ pub fn frames(codec: TrackCodec, records: &[TrackRecord]) -> Vec<Frame> {
             assembly.broken = true;
         }
         if record.marker
-            && let Some(done) = current.take()
+            && let Some(done) = self.current.take()
         {
-            finish(codec, done, &mut need_keyframe, &mut out);
+            finish(codec, done, &mut self.need_keyframe, out);
         }
     }
-    if let Some(done) = current.take() {
-        finish(codec, done, &mut need_keyframe, &mut out);
+
+    /// The track ended: the frame under way, if whole, is appended to `out`.
+    pub fn finish(&mut self, out: &mut Vec<Frame>) {
+        if let Some(done) = self.current.take() {
+            finish(self.codec, done, &mut self.need_keyframe, out);
+        }
     }
-    out
 }
 
 /// A frame being put together.

@@ -1,9 +1,12 @@
 //! The VOD pipeline: a finished recording folder in, a replay folder out.
 //!
-//! 1. Read the events and every track file ([`crate::events`], [`crate::track_file`]).
-//! 2. Depacketize each track ([`depacketize`]) and place its frames on the replay's timeline
-//!    ([`timeline`]): one arrival clock for all tracks keeps them in sync, pauses are cut out.
-//! 3. Write each track as a Matroska file with those times ([`mkv`]).
+//! 1. Read the events ([`crate::events`]).
+//! 2. Go through each track file twice, record by record ([`crate::track_file::Reader`]),
+//!    depacketizing as it goes ([`depacketize`]): the first pass finds where its frames sit
+//!    on the recording's clock ([`timeline::Runs`]), the second places them on the replay's
+//!    timeline ([`timeline::Placer`]; one arrival clock for all tracks keeps them in sync,
+//!    pauses are cut out) and writes them as a Matroska file ([`mkv`]). Memory stays that of
+//!    a frame and a Matroska cluster, however long the lesson.
 //! 4. One ffmpeg run composes the main view (screen share when present, else the teacher's
 //!    camera, switching as it did live) over a black canvas, mixes every voice, and encodes
 //!    H.264 + AAC into `replay.mp4` with a keyframe every segment; a second run cuts it into
@@ -15,7 +18,7 @@ pub mod mkv;
 pub mod timeline;
 
 use std::fs::{self, File};
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -25,10 +28,10 @@ use thiserror::Error;
 use crate::config::RecorderConfig;
 use crate::events::{self, Event};
 use crate::live::EVENTS_FILE;
-use crate::track_file::{self, TrackCodec};
-use depacketize::Frame;
+use crate::track_file::{self, TrackCodec, TrackHeader};
+use depacketize::{Depacketizer, Frame};
 use mkv::{MkvTrack, MkvWriter};
-use timeline::{Chapter, Cuts, Room, Shot, VideoSpan};
+use timeline::{Chapter, Cuts, Placer, Room, Runs, Shot, VideoSpan};
 
 pub const PLAYLIST: &str = "index.m3u8";
 pub const MP4: &str = "replay.mp4";
@@ -85,16 +88,7 @@ pub fn process(
     }
     let mut tracks = Vec::new();
     for path in track_files(recording)? {
-        let file = path
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let bytes = fs::read(&path)?;
-        let track = track_file::read(&bytes).map_err(|e| ProcessError::Corrupt {
-            file,
-            reason: e.to_string(),
-        })?;
-        tracks.push(track);
+        tracks.push(scan(&path)?);
     }
     let mut cuts = Cuts::from_events(&events);
     if !events
@@ -104,8 +98,8 @@ pub fn process(
         // Never stopped (the server went down): it lasted as long as its last packet.
         let last = tracks
             .iter()
-            .filter_map(|t| t.records.last())
-            .map(|r| r.arrival_us as f64 / 1000.0)
+            .filter_map(|t| t.last_arrival_us)
+            .map(|us| us as f64 / 1000.0)
             .fold(0.0, f64::max);
         cuts.end_ms = cuts.end_ms.max(last);
     }
@@ -125,19 +119,15 @@ pub fn process(
         if codec == TrackCodec::Other {
             continue;
         }
-        let frames = depacketize::frames(codec, &track.records);
-        let placed = place_on_replay(&frames, codec, &cuts);
-        if placed.is_empty() {
+        let id = track.header.track;
+        let mkv_path = work.join(format!("track-{id}.mkv"));
+        let Some((first, last)) = write_track(track, &cuts, &mkv_path)? else {
             continue;
-        }
-        let mkv_path = work.join(format!("track-{}.mkv", track.header.track));
-        write_mkv(&mkv_path, codec, &placed)?;
+        };
         if !codec.is_audio() {
-            let (source, role, name) = room.describe(track.header.track);
-            let first = placed.first().map_or(0.0, |(t, _)| *t);
-            let last = placed.last().map_or(0.0, |(t, _)| *t);
+            let (source, role, name) = room.describe(id);
             spans.push(VideoSpan {
-                track: track.header.track,
+                track: id,
                 source,
                 role,
                 name,
@@ -146,7 +136,7 @@ pub fn process(
             });
         }
         prepared.push((
-            track.header.track,
+            id,
             Prepared {
                 path: mkv_path,
                 audio: codec.is_audio(),
@@ -213,48 +203,128 @@ fn track_files(recording: &Path) -> std::io::Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-/// Frames with their replay time (ms); frames inside pauses are left out, and video after a
-/// pause restarts at a keyframe.
-fn place_on_replay(frames: &[Frame], codec: TrackCodec, cuts: &Cuts) -> Vec<(f64, Frame)> {
-    let times = timeline::place(frames, codec.clock_rate());
-    let mut out = Vec::with_capacity(frames.len());
+/// What the first pass over a track file found.
+struct Scanned {
+    path: PathBuf,
+    header: TrackHeader,
+    /// Its runs' anchors, for the second pass.
+    runs: Runs,
+    last_arrival_us: Option<u64>,
+    /// The picture size of its first VP8 keyframe that declares one.
+    vp8_size: Option<(u16, u16)>,
+}
+
+fn corrupt(path: &Path, reason: impl std::fmt::Display) -> ProcessError {
+    ProcessError::Corrupt {
+        file: path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        reason: reason.to_string(),
+    }
+}
+
+fn open_track(path: &Path) -> Result<track_file::Reader<File>, ProcessError> {
+    track_file::Reader::new(File::open(path)?).map_err(|e| corrupt(path, e))
+}
+
+/// Goes through a track file's frames once, record by record: `each` sees every frame.
+/// Returns the arrival of the last record.
+fn each_frame(
+    path: &Path,
+    mut reader: track_file::Reader<File>,
+    mut each: impl FnMut(Frame),
+) -> Result<Option<u64>, ProcessError> {
+    let mut depacketizer = Depacketizer::new(reader.header().codec);
+    let mut frames = Vec::new();
+    let mut last_arrival_us = None;
+    while let Some(record) = reader.next_record().map_err(|e| corrupt(path, e))? {
+        last_arrival_us = Some(record.arrival_us);
+        depacketizer.push(record, &mut frames);
+        frames.drain(..).for_each(&mut each);
+    }
+    depacketizer.finish(&mut frames);
+    frames.drain(..).for_each(&mut each);
+    Ok(last_arrival_us)
+}
+
+/// The first pass over a track file.
+fn scan(path: &Path) -> Result<Scanned, ProcessError> {
+    let reader = open_track(path)?;
+    let header = reader.header().clone();
+    let codec = header.codec;
+    let mut runs = Runs::new(codec.clock_rate());
+    let mut vp8_size = None;
+    let last_arrival_us = each_frame(path, reader, |frame| {
+        runs.push(frame.timestamp, frame.arrival_us);
+        if codec == TrackCodec::Vp8 && vp8_size.is_none() && frame.keyframe {
+            vp8_size = depacketize::vp8_size(&frame.data);
+        }
+    })?;
+    Ok(Scanned {
+        path: path.to_path_buf(),
+        header,
+        runs,
+        last_arrival_us,
+        vp8_size,
+    })
+}
+
+/// The second pass: places a track's frames on the replay's timeline and writes them as
+/// Matroska to `path`. Frames inside pauses are left out, and video after a pause restarts at
+/// a keyframe. Returns the replay times of the first and last frames written, or `None` (and
+/// no file) when none was.
+fn write_track(
+    track: Scanned,
+    cuts: &Cuts,
+    path: &Path,
+) -> Result<Option<(f64, f64)>, ProcessError> {
+    let codec = track.header.codec;
+    let kind = match codec {
+        TrackCodec::Opus => MkvTrack::Opus,
+        TrackCodec::H264 => MkvTrack::H264,
+        _ => {
+            let (width, height) = track.vp8_size.unwrap_or((640, 360));
+            MkvTrack::Vp8 { width, height }
+        }
+    };
+    let mut writer = MkvWriter::new(BufWriter::new(File::create(path)?), kind)?;
+    let mut placer: Placer = track.runs.placer();
     let mut need_keyframe = false;
     let mut previous = f64::NEG_INFINITY;
-    for (frame, t) in frames.iter().zip(times) {
+    let mut written: Option<(f64, f64)> = None;
+    let mut failed: Option<std::io::Error> = None;
+    let reader = open_track(&track.path)?;
+    each_frame(&track.path, reader, |frame| {
+        if failed.is_some() {
+            return;
+        }
+        let t = placer.place(frame.timestamp, frame.arrival_us);
         if !codec.is_audio() && cuts.resumes_between(previous, t) {
             need_keyframe = true;
         }
         previous = t;
         let Some(replay) = cuts.replay_ms(t) else {
-            continue;
+            return;
         };
         if need_keyframe && !frame.keyframe {
-            continue;
+            return;
         }
         need_keyframe = false;
-        out.push((replay, frame.clone()));
-    }
-    out
-}
-
-fn write_mkv(path: &Path, codec: TrackCodec, frames: &[(f64, Frame)]) -> std::io::Result<()> {
-    let track = match codec {
-        TrackCodec::Opus => MkvTrack::Opus,
-        TrackCodec::H264 => MkvTrack::H264,
-        _ => {
-            let (width, height) = frames
-                .iter()
-                .find_map(|(_, f)| depacketize::vp8_size(&f.data))
-                .unwrap_or((640, 360));
-            MkvTrack::Vp8 { width, height }
+        if let Err(e) = writer.frame(replay.max(0.0).round() as u64, frame.keyframe, &frame.data) {
+            failed = Some(e);
+            return;
         }
-    };
-    let mut writer = MkvWriter::new(BufWriter::new(File::create(path)?), track)?;
-    for (t, frame) in frames {
-        writer.frame(t.max(0.0).round() as u64, frame.keyframe, &frame.data)?;
+        written = Some(written.map_or((replay, replay), |(first, _)| (first, replay)));
+    })?;
+    if let Some(e) = failed {
+        return Err(e.into());
     }
-    writer.finish()?;
-    Ok(())
+    writer.finish()?.flush()?;
+    if written.is_none() {
+        fs::remove_file(path)?;
+    }
+    Ok(written)
 }
 
 /// The arguments of the ffmpeg run that makes the MP4.

@@ -101,35 +101,126 @@ impl Cuts {
     }
 }
 
-/// Recording-time positions (ms) of frames, by the rules in the module documentation.
+/// Recording-time positions (ms) of frames, by the rules in the module documentation (all
+/// in memory: tests; the pipeline streams with [`Runs`] and [`Placer`]).
 pub fn place(frames: &[Frame], clock_rate: u32) -> Vec<f64> {
-    let per_ms = f64::from(clock_rate) / 1000.0;
-    let mut out = Vec::with_capacity(frames.len());
-    let mut run_start = 0;
-    while run_start < frames.len() {
-        let first = &frames[run_start];
-        let mut end = run_start + 1;
-        while end < frames.len() {
-            let f = &frames[end];
-            let by_clock = (f.timestamp - first.timestamp) as f64 / per_ms;
-            let by_arrival = (f.arrival_us as f64 - first.arrival_us as f64) / 1000.0;
-            if (by_clock - by_arrival).abs() > RUN_BREAK_MS {
-                break;
-            }
-            end += 1;
-        }
-        let run = &frames[run_start..end];
-        let anchor = run
-            .iter()
-            .map(|f| f.arrival_us as f64 / 1000.0 - (f.timestamp - first.timestamp) as f64 / per_ms)
-            .fold(f64::INFINITY, f64::min);
-        out.extend(
-            run.iter()
-                .map(|f| anchor + (f.timestamp - first.timestamp) as f64 / per_ms),
-        );
-        run_start = end;
+    let mut runs = Runs::new(clock_rate);
+    for f in frames {
+        runs.push(f.timestamp, f.arrival_us);
     }
-    out
+    let mut placer = runs.placer();
+    frames
+        .iter()
+        .map(|f| placer.place(f.timestamp, f.arrival_us))
+        .collect()
+}
+
+/// The run a frame belongs to: its first frame, and its anchor once known.
+#[derive(Debug, Clone, Copy)]
+struct Run {
+    first_timestamp: i64,
+    first_arrival_us: u64,
+    anchor_ms: f64,
+}
+
+impl Run {
+    fn start(timestamp: i64, arrival_us: u64) -> Run {
+        Run {
+            first_timestamp: timestamp,
+            first_arrival_us: arrival_us,
+            anchor_ms: f64::INFINITY,
+        }
+    }
+
+    /// Milliseconds since the run's first frame by the sender's clock.
+    fn by_clock(&self, timestamp: i64, per_ms: f64) -> f64 {
+        (timestamp - self.first_timestamp) as f64 / per_ms
+    }
+
+    /// Whether a frame's clocks are too far apart for this run.
+    fn breaks_at(&self, timestamp: i64, arrival_us: u64, per_ms: f64) -> bool {
+        let by_arrival = (arrival_us as f64 - self.first_arrival_us as f64) / 1000.0;
+        (self.by_clock(timestamp, per_ms) - by_arrival).abs() > RUN_BREAK_MS
+    }
+}
+
+/// The first pass over a track's frames, one at a time: finds its runs and their anchors,
+/// keeping one number per run (runs break only on clock jumps, a handful per lesson).
+#[derive(Debug)]
+pub struct Runs {
+    per_ms: f64,
+    current: Option<Run>,
+    anchors: Vec<f64>,
+}
+
+impl Runs {
+    pub fn new(clock_rate: u32) -> Runs {
+        Runs {
+            per_ms: f64::from(clock_rate) / 1000.0,
+            current: None,
+            anchors: Vec::new(),
+        }
+    }
+
+    pub fn push(&mut self, timestamp: i64, arrival_us: u64) {
+        let per_ms = self.per_ms;
+        let run = match self.current.as_mut() {
+            Some(run) if !run.breaks_at(timestamp, arrival_us, per_ms) => run,
+            _ => {
+                if let Some(done) = self.current.take() {
+                    self.anchors.push(done.anchor_ms);
+                }
+                self.current.insert(Run::start(timestamp, arrival_us))
+            }
+        };
+        let anchor = arrival_us as f64 / 1000.0 - run.by_clock(timestamp, per_ms);
+        run.anchor_ms = run.anchor_ms.min(anchor);
+    }
+
+    /// The second pass: the same frames again, in the same order, get their places.
+    pub fn placer(mut self) -> Placer {
+        if let Some(done) = self.current.take() {
+            self.anchors.push(done.anchor_ms);
+        }
+        Placer {
+            per_ms: self.per_ms,
+            anchors: self.anchors,
+            next: 0,
+            current: None,
+        }
+    }
+}
+
+/// Places frames with the anchors [`Runs`] found, one at a time.
+#[derive(Debug)]
+pub struct Placer {
+    per_ms: f64,
+    anchors: Vec<f64>,
+    next: usize,
+    current: Option<Run>,
+}
+
+impl Placer {
+    /// The recording-time position (ms) of the next frame.
+    pub fn place(&mut self, timestamp: i64, arrival_us: u64) -> f64 {
+        let per_ms = self.per_ms;
+        let run = match self.current.as_mut() {
+            Some(run) if !run.breaks_at(timestamp, arrival_us, per_ms) => run,
+            _ => {
+                let mut run = Run::start(timestamp, arrival_us);
+                // Frames the first pass did not see (it cannot happen with the same input)
+                // are placed by their arrival.
+                run.anchor_ms = self
+                    .anchors
+                    .get(self.next)
+                    .copied()
+                    .unwrap_or(arrival_us as f64 / 1000.0);
+                self.next += 1;
+                self.current.insert(run)
+            }
+        };
+        run.anchor_ms + run.by_clock(timestamp, per_ms)
+    }
 }
 
 /// What the events say about the room: who publishes what, who is who.

@@ -4,6 +4,7 @@
 //! teacher's signaling; abuse of the RTMP port is closed while a healthy stream keeps flowing.
 
 mod encoder;
+mod recorded;
 #[path = "../../../rtmp/tests/common/client.rs"]
 mod rtmp_client;
 

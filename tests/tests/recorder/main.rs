@@ -5,7 +5,10 @@
 //! `kill -9` during a recording, failing jobs and their retry, and the job queue on both
 //! databases.
 
+mod by_hand;
 mod media;
+mod nodes;
+mod slow_disk;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -55,22 +58,41 @@ async fn recorded_course(school: &School) {
 
 /// The teacher's publisher: the clip's VP8 and Opus, until the returned sender says stop.
 async fn publish(base: &str, lesson: i64) -> (watch::Sender<bool>, tokio::task::JoinHandle<()>) {
+    let (stop, task, _) = peer(base, lesson, "tess@school.edu", Role::Teacher, true, 0).await;
+    (stop, task)
+}
+
+/// A str0m participant (the load tester's): sends the clip's VP8 and Opus when `sending`,
+/// receives `receive` tracks of each kind; until the returned sender says stop. Returns once
+/// its peer connection is up.
+async fn peer(
+    base: &str,
+    lesson: i64,
+    email: &str,
+    role: Role,
+    sending: bool,
+    receive: usize,
+) -> (
+    watch::Sender<bool>,
+    tokio::task::JoinHandle<()>,
+    participant::SharedRecord,
+) {
     let (video, audio) = media::clip();
     let clips = Clips::from_files(&video, &audio).expect("the clip parses");
     let api = Api::new(base)
-        .login("tess@school.edu", PASSWORD)
+        .login(email, PASSWORD)
         .await
-        .expect("Tess signs in");
+        .expect("signs in");
     let plan = Plan {
-        name: "tess".into(),
-        role: Role::Teacher,
+        name: email.into(),
+        role,
         server: Server::Classroom { api, lesson },
         transport: Transport::Udp,
         sending: Sending {
-            audio: true,
-            video_layers: 1,
+            audio: sending,
+            video_layers: usize::from(sending),
         },
-        receive: 0,
+        receive,
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
         clips,
         stage_requests: None,
@@ -85,7 +107,7 @@ async fn publish(base: &str, lesson: i64) -> (watch::Sender<bool>, tokio::task::
         let connected = {
             let record = participant::lock(&record);
             if let Some(error) = &record.error {
-                panic!("the publisher failed: {error}");
+                panic!("{email} failed: {error}");
             }
             record
                 .peer
@@ -95,10 +117,10 @@ async fn publish(base: &str, lesson: i64) -> (watch::Sender<bool>, tokio::task::
         if connected {
             break;
         }
-        assert!(Instant::now() < deadline, "the publisher connects");
+        assert!(Instant::now() < deadline, "{email} connects");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    (stop, task)
+    (stop, task, record)
 }
 
 /// Otto joins the lesson and waits for the course's default to start the recording.
@@ -219,6 +241,24 @@ async fn a_recorded_lesson_becomes_a_replay_in_sync_and_only_members_fetch_it() 
     let vtt = std::fs::read_to_string(dir.join("chat.vtt")).expect("chat.vtt");
     assert!(vtt.starts_with("WEBVTT") && vtt.contains("Welcome &lt;everyone&gt; &amp; hi"));
 
+    // The room's events are in the recording, with their times: who was there, who joined,
+    // the chat.
+    let events: String = std::fs::read_dir(server.data_dir().join("recordings"))
+        .expect("the recordings")
+        .flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path().join("events.jsonl")).ok())
+        .collect();
+    for wanted in [
+        "\"type\":\"participants\"",
+        "\"type\":\"participant_joined\"",
+        "Tess Teacher",
+        "Welcome <everyone> & hi",
+        "\"type\":\"track_started\"",
+        "\"type\":\"stopped\"",
+    ] {
+        assert!(events.contains(wanted), "{wanted} in the events: {events}");
+    }
+
     check_access(&server, &school, lesson, &replay).await;
     server.stop().await;
 }
@@ -304,6 +344,43 @@ async fn check_access(server: &TestServer, school: &School, lesson: i64, teacher
         .expect("answers");
     assert_eq!(range.status(), 206);
     assert_eq!(range.bytes().await.expect("a body").len(), 100);
+
+    // Access is checked again on every file request: a link outlives neither a removal from
+    // the course nor a disabled account.
+    let otto_view = school
+        .other_teacher
+        .get(&format!("/api/v1/replays/{id}"))
+        .await;
+    let otto_url = otto_view.expect(200)["url"]
+        .as_str()
+        .expect("a playlist link")
+        .to_string();
+    assert_eq!(anyone.get(&otto_url).await.status, 200);
+    school
+        .teacher
+        .delete(&format!(
+            "/api/v1/courses/{}/enrollments/{}",
+            school.course_id, school.student_id
+        ))
+        .await
+        .expect(204);
+    anyone.get(&url).await.expect_error(403, "not_a_member");
+    anyone
+        .get(&format!("{base}seg-00000.ts"))
+        .await
+        .expect_error(403, "not_a_member");
+    school
+        .admin
+        .patch(
+            &format!("/api/v1/users/{}", school.other_teacher_id),
+            json!({"disabled": true}),
+        )
+        .await
+        .expect(200);
+    anyone
+        .get(&otto_url)
+        .await
+        .expect_error(401, "account_disabled");
 }
 
 /// A GET of `path` exactly as written, over a plain TCP connection.
@@ -403,6 +480,8 @@ async fn child_server_process() {
     config.http.addr = ([127, 0, 0, 1], 0).into();
     config.media.udp_addr = ([127, 0, 0, 1], 0).into();
     config.media.tcp_addr = Some(([127, 0, 0, 1], 0).into());
+    // Not the default 1935: another server on this machine may hold it.
+    config.rtmp.addr = ([127, 0, 0, 1], 0).into();
     small(&mut config);
     let server = classroomd::start(&config).await.expect("the child starts");
     println!("LISTENING http://{}", server.addr);
