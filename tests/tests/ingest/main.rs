@@ -493,3 +493,83 @@ async fn the_ingest_can_be_turned_off() {
         "{metrics}"
     );
 }
+
+/// The encoder's handover: its old connection says goodbye while a new one publishes on the
+/// same key (an encoder restarted in a hurry, a second machine taking over). Each connection
+/// delivers its events from a task of its own, so the old one's stop can reach the lesson
+/// after the new one's publish; it must apply to the old connection only. Three handovers,
+/// each followed by the new stream flowing to the student for a while with the encoder in
+/// the lesson. (The exact interleaving is not forced here: the server's `EncoderSources` unit
+/// tests put the stale stop after the new publish.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_connection_stopping_after_a_new_publish_leaves_the_new_stream_alone() {
+    let class = Class::new(|_| {}).await;
+    let mut teacher = class.teacher().await;
+    let mut student = class.student().await;
+    let url = class.url(&class.key);
+    let mut current = push(&clip(0, 3), &url, true);
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+    let video = |p: &Participant| frames_from_encoder(p, SignalKind::Video);
+    assert!(student.pump_until(WAIT, |p| video(p) > 10).await);
+    for round in 0..3 {
+        // SIGINT: ffmpeg ends its publish cleanly (deleteStream), the source ends at once;
+        // the new encoder connects at the same moment and retries while the key is in use.
+        interrupt(&current);
+        let mut next = push(&clip(0, 3), &url, true);
+        let old_stopped = tokio::time::timeout(WAIT, current.wait()).await;
+        assert!(old_stopped.is_ok(), "round {round}: the old encoder stops");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Ok(Some(_)) = next.try_wait() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: the new encoder is never accepted"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            next = push(&clip(0, 3), &url, true);
+        }
+        current = next;
+        let before = video(&student);
+        assert!(
+            student.pump_until(WAIT, |p| video(p) > before + 60).await,
+            "round {round}: the new stream reaches the student ({} → {})",
+            before,
+            video(&student)
+        );
+        let encoder = encoder_participant_now(&student);
+        assert!(encoder.is_some(), "round {round}: the encoder is in the lesson");
+    }
+    // And it goes on: two more seconds of video after the last handover.
+    let before = video(&student);
+    assert!(student.pump_until(WAIT, |p| video(p) > before + 45).await);
+    drop(current);
+    student.media.stop();
+}
+
+/// Asks ffmpeg to stop as a user would (Ctrl-C): it ends the RTMP publish cleanly.
+fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("ffmpeg runs");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// The encoder's participant if it is in the lesson now (joined and not left since).
+fn encoder_participant_now(student: &Participant) -> Option<ParticipantId> {
+    let mut present = None;
+    for message in &student.messages {
+        match message {
+            ServerMessage::ParticipantJoined { participant }
+                if participant.name.ends_with("(encoder)") =>
+            {
+                present = Some(participant.id);
+            }
+            ServerMessage::ParticipantLeft { participant, .. } if Some(*participant) == present => {
+                present = None;
+            }
+            _ => {}
+        }
+    }
+    present
+}
