@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clip::Clips;
+use crate::ingest::frames::{SentFrames, rtp_key};
 use crate::link::{Link, MAX_PACKET, TcpLink, Transport};
 use crate::receiver::{Arrival, StreamKind, StreamStats};
 use crate::source::{OutPacket, TrackKind, TrackSource};
@@ -130,6 +131,9 @@ struct State {
     /// Which m-line each incoming SSRC belongs to (looked up once per SSRC).
     ssrc_mids: HashMap<Ssrc, (Mid, StreamKind)>,
     stats: Arc<Mutex<PeerStats>>,
+    /// Receiving an RTMP encoder's H.264: when each of its pictures was sent, to time their
+    /// arrivals (they carry no abs-capture-time).
+    h264: Option<Arc<SentFrames>>,
 }
 
 /// Handle to a peer's task.
@@ -147,14 +151,18 @@ impl Peer {
     /// host candidate. Over ICE-TCP the offer has no candidate (the server, ICE-lite, learns
     /// ours from our first check): once the answer names the server's passive TCP candidate,
     /// the peer connects to it and checks from an active candidate on that connection.
+    ///
+    /// `h264`: also receive H.264 (as an RTMP encoder's, passed through by the server), timing
+    /// each picture's arrival against when it was sent.
     pub async fn start(
         bind_ip: IpAddr,
         transport: Transport,
         clips: Arc<Clips>,
         sending: Sending,
         receive: usize,
+        h264: Option<Arc<SentFrames>>,
     ) -> Result<(Peer, String), PeerError> {
-        let (mut state, link, local_addr) = State::bind(bind_ip, transport, clips).await?;
+        let (mut state, link, local_addr) = State::bind(bind_ip, transport, clips, h264).await?;
         let offer = state.offer(sending, receive, Instant::now())?;
         Ok((Peer::spawn(state, link, local_addr), offer))
     }
@@ -162,7 +170,8 @@ impl Peer {
     /// A receive-only peer over UDP that waits for the server's offer
     /// ([`Peer::accept_offer`]), as a Janus subscriber does.
     pub async fn answering(bind_ip: IpAddr, clips: Arc<Clips>) -> Result<Peer, PeerError> {
-        let (state, link, local_addr) = State::bind(bind_ip, Transport::Udp, clips).await?;
+        let (state, link, local_addr) =
+            State::bind(bind_ip, Transport::Udp, clips, None).await?;
         Ok(Peer::spawn(state, link, local_addr))
     }
 
@@ -276,12 +285,14 @@ impl State {
         bind_ip: IpAddr,
         transport: Transport,
         clips: Arc<Clips>,
+        h264: Option<Arc<SentFrames>>,
     ) -> Result<(State, Link, Option<SocketAddr>), PeerError> {
         let mut rtc = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            .enable_h264(h264.is_some())
             .set_extension(7, Extension::AbsoluteCaptureTime)
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(Instant::now());
@@ -313,6 +324,7 @@ impl State {
             paused: false,
             ssrc_mids: HashMap::new(),
             stats: Arc::new(Mutex::new(PeerStats::default())),
+            h264,
         };
         Ok((state, link, local_addr))
     }
@@ -538,7 +550,12 @@ impl State {
                 .header
                 .ext_vals
                 .abs_capture_time
-                .map(|t| t.capture_time),
+                .map(|t| t.capture_time)
+                .or_else(|| {
+                    // An encoder's picture: sent when the publisher's clock says.
+                    let frames = self.h264.as_ref().filter(|_| kind == StreamKind::Video)?;
+                    frames.sent_at(rtp_key(&packet.payload)?)
+                }),
         };
         lock(&self.stats)
             .streams

@@ -59,7 +59,7 @@ impl Participant {
         receive: usize,
     ) -> Participant {
         let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let (peer, offer) = Peer::start(localhost, transport, clips(), sending, receive)
+        let (peer, offer) = Peer::start(localhost, transport, clips(), sending, receive, None)
             .await
             .expect("a media peer starts");
         let mut participant = Participant {

@@ -75,6 +75,7 @@ async fn publish(base: &str, lesson: i64) -> (watch::Sender<bool>, tokio::task::
         clips,
         stage_requests: None,
         ask_stage: None,
+        h264: None,
     };
     let record = Arc::new(std::sync::Mutex::new(Record::new(&plan)));
     let (stop, stopped) = watch::channel(false);
