@@ -164,14 +164,8 @@ impl Publisher {
                         _ = stop.changed() => return Ok(()),
                     }
                 }
-                let timestamp = RtmpTimestamp::new(millis as u32);
-                let body = Bytes::from(tag.body.clone());
-                let result = match tag.kind {
-                    TagKind::Video => self.session.publish_video_data(body, timestamp, false),
-                    TagKind::Audio => self.session.publish_audio_data(body, timestamp, false),
-                }
-                .map_err(|e| format!("{e:?}"))?;
-                self.results(vec![result]).await?;
+                // Noted before the write: the server may forward the picture before this task
+                // runs again, and its arrival must not find the previous loop's send.
                 let now = SystemTime::now();
                 counts.bytes += tag.body.len() as u64;
                 match tag.kind {
@@ -184,6 +178,14 @@ impl Publisher {
                     TagKind::Audio if !tag.is_sequence_header() => counts.audio_frames += 1,
                     _ => {}
                 }
+                let timestamp = RtmpTimestamp::new(millis as u32);
+                let body = Bytes::from(tag.body.clone());
+                let result = match tag.kind {
+                    TagKind::Video => self.session.publish_video_data(body, timestamp, false),
+                    TagKind::Audio => self.session.publish_audio_data(body, timestamp, false),
+                }
+                .map_err(|e| format!("{e:?}"))?;
+                self.results(vec![result]).await?;
                 published.send_replace(counts);
             }
         }
