@@ -170,8 +170,7 @@ impl Peer {
     /// A receive-only peer over UDP that waits for the server's offer
     /// ([`Peer::accept_offer`]), as a Janus subscriber does.
     pub async fn answering(bind_ip: IpAddr, clips: Arc<Clips>) -> Result<Peer, PeerError> {
-        let (state, link, local_addr) =
-            State::bind(bind_ip, Transport::Udp, clips, None).await?;
+        let (state, link, local_addr) = State::bind(bind_ip, Transport::Udp, clips, None).await?;
         Ok(Peer::spawn(state, link, local_addr))
     }
 

@@ -39,11 +39,7 @@ pub trait StreamKeys: Send + Sync + 'static {
 /// a packet still in flight) can arrive after a newer connection published to the same
 /// lesson; the sink applies an event only when `source` published the source it holds.
 pub trait IngestSink: Send + Sync + 'static {
-    fn deliver(
-        &self,
-        source: ConnectionId,
-        event: IngestEvent,
-    ) -> impl Future<Output = ()> + Send;
+    fn deliver(&self, source: ConnectionId, event: IngestEvent) -> impl Future<Output = ()> + Send;
 }
 
 impl IngestSink for mpsc::Sender<IngestEvent> {
@@ -306,10 +302,13 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
                         if let Err(reason) = self.transcode_video(&mut transcoders, bytes) {
                             self.outcome = Some(SessionOutcome::Unsupported);
                             self.sink
-                                .deliver(conn, IngestEvent::Refused {
-                                    lesson: session.lesson(),
-                                    reason: reason.clone(),
-                                })
+                                .deliver(
+                                    conn,
+                                    IngestEvent::Refused {
+                                        lesson: session.lesson(),
+                                        reason: reason.clone(),
+                                    },
+                                )
                                 .await;
                             tracing::warn!(%conn, "RTMP publish stopped: {reason}");
                             break 'connection;

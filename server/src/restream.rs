@@ -19,8 +19,7 @@ use classroom_protocol::{LessonId, ParticipantRole, RoomName, TrackSource};
 use classroom_rtmp::restream::select::{VideoCandidate, VideoSource, main_view};
 use classroom_rtmp::restream::{
     Control, MediaPacket, Notice, PushState, PushTarget, PushTls, Restream, RestreamConfig,
-    RetryPolicy, TlsSetupError,
-    TrackRef, VideoCodec,
+    RetryPolicy, TlsSetupError, TrackRef, VideoCodec,
 };
 use classroom_signaling::Rooms;
 use serde::{Deserialize, Serialize};

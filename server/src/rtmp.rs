@@ -26,8 +26,8 @@ use classroom_media::{Codec, LocalPacket, LocalTrack, Mid};
 use classroom_protocol::signal::EncoderState;
 use classroom_protocol::{LessonId, RoomName, UserId};
 use classroom_rtmp::{
-    ConnectionId, IngestConfig, IngestEvent, IngestHandle, IngestServer, IngestSink, IngestTrack, RtpPacket,
-    SessionConfig, StreamKey, StreamKeys, TrackKind,
+    ConnectionId, IngestConfig, IngestEvent, IngestHandle, IngestServer, IngestSink, IngestTrack,
+    RtpPacket, SessionConfig, StreamKey, StreamKeys, TrackKind,
 };
 use classroom_signaling::{EncoderIdentity, RoomEvent, Rooms};
 use sources::EncoderSources;
@@ -256,7 +256,11 @@ impl LessonSink {
         tracks: Vec<IngestTrack>,
         resumed: bool,
     ) {
-        let resumed_here = resumed && self.encoders.lock().is_ok_and(|mut e| e.resume(lesson, source));
+        let resumed_here = resumed
+            && self
+                .encoders
+                .lock()
+                .is_ok_and(|mut e| e.resume(lesson, source));
         if resumed_here {
             self.rooms
                 .encoder_changed(lesson, EncoderState::Live, None)
@@ -330,7 +334,11 @@ impl LessonSink {
         self.rooms
             .encoder_changed(lesson, EncoderState::Stopped, None)
             .await;
-        let removed = self.encoders.lock().ok().and_then(|mut e| e.stop(lesson, source));
+        let removed = self
+            .encoders
+            .lock()
+            .ok()
+            .and_then(|mut e| e.stop(lesson, source));
         drop(removed);
         tracing::info!(%lesson, %source, "encoder unpublished");
     }

@@ -232,9 +232,22 @@ fn make_certificates(dir: &std::path::Path) -> PathBuf {
             String::from_utf8_lossy(&output.stderr)
         );
     };
-    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
     let ca = [
-        &["req", "-x509", "-days", "2", "-subj", "/CN=classroom test CA"][..],
+        &[
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=classroom test CA",
+        ][..],
         &ec,
         &["-keyout", "ca.key", "-out", "ca.pem"],
         &["-addext", "basicConstraints=critical,CA:TRUE"],
@@ -255,8 +268,21 @@ fn make_certificates(dir: &std::path::Path) -> PathBuf {
     )
     .expect("leaf.ext written");
     openssl(&[
-        "x509", "-req", "-in", "leaf.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-        "-CAcreateserial", "-days", "2", "-extfile", "leaf.ext", "-out", "leaf.pem",
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
     ]);
     let self_signed = [
         &["req", "-x509", "-days", "2", "-subj", "/CN=127.0.0.1"][..],

@@ -130,7 +130,11 @@ mod tests {
     fn the_builtin_clip_is_h264_and_aac_without_b_frames() {
         let clip = FlvClip::builtin().expect("the clip parses");
         assert_eq!(clip.nal_length_size, 4);
-        assert!((1900..=2100).contains(&clip.duration_ms), "{}", clip.duration_ms);
+        assert!(
+            (1900..=2100).contains(&clip.duration_ms),
+            "{}",
+            clip.duration_ms
+        );
         let video: Vec<&FlvTag> = clip
             .tags
             .iter()
@@ -138,14 +142,19 @@ mod tests {
             .collect();
         assert_eq!(video.len(), 60);
         // Composition time 0 everywhere: presentation order is decoding order.
-        assert!(video.iter().all(|t| t.body.get(2..5) == Some(&[0, 0, 0][..])));
+        assert!(
+            video
+                .iter()
+                .all(|t| t.body.get(2..5) == Some(&[0, 0, 0][..]))
+        );
         let keyframes = video.iter().filter(|t| t.body[0] >> 4 == 1).count();
         assert_eq!(keyframes, 2);
         // AAC (sound format 10).
-        assert!(clip
-            .tags
-            .iter()
-            .any(|t| t.kind == TagKind::Audio && t.body[0] >> 4 == 10));
+        assert!(
+            clip.tags
+                .iter()
+                .any(|t| t.kind == TagKind::Audio && t.body[0] >> 4 == 10)
+        );
         // Each picture has a key the students can find.
         let keys: std::collections::HashSet<u64> = video
             .iter()
@@ -156,6 +165,6 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        assert_eq!(FlvClip::parse(b"nope").unwrap_err(), FlvError::NotFlv);
+        assert_eq!(FlvClip::parse(b"nope").err(), Some(FlvError::NotFlv));
     }
 }

@@ -109,7 +109,9 @@ mod tests {
 
     #[test]
     fn a_slice_has_one_key_in_flv_and_in_rtp_however_it_is_packetized() {
-        let slice: Vec<u8> = std::iter::once(0x65).chain((0..200).map(|i| i as u8)).collect();
+        let slice: Vec<u8> = std::iter::once(0x65)
+            .chain((0..200).map(|i| i as u8))
+            .collect();
         let key = nal_key(&slice).expect("a slice");
         let mut body = vec![0x17, 1, 0, 0, 0];
         let sps = [0x67, 1, 2, 3];

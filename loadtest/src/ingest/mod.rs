@@ -78,7 +78,11 @@ impl IngestReport {
             "ingest: 1 RTMP stream (H.264 640x360 30 fps without B-frames + AAC) → {} students, {:.1} s measured{}\n",
             self.students,
             self.window_secs,
-            if self.interrupted { " (interrupted)" } else { "" }
+            if self.interrupted {
+                " (interrupted)"
+            } else {
+                ""
+            }
         );
         out += &format!(
             "  server CPU per ingest stream:   {} of a core (target ≤ 3 %; {} with the forwarding to the students)\n",

@@ -97,7 +97,10 @@ mod tests {
         assert_eq!(sources.of(L, OLD), None, "late packets are dropped");
         assert_eq!(sources.of(L, NEW), Some("new"));
         assert_eq!(sources.stop(L, NEW), Some("new"));
-        assert!(sources.is_current(L, OLD), "nothing published: a stop applies");
+        assert!(
+            sources.is_current(L, OLD),
+            "nothing published: a stop applies"
+        );
     }
 
     #[test]

@@ -536,7 +536,10 @@ async fn an_old_connection_stopping_after_a_new_publish_leaves_the_new_stream_al
             video(&student)
         );
         let encoder = encoder_participant_now(&student);
-        assert!(encoder.is_some(), "round {round}: the encoder is in the lesson");
+        assert!(
+            encoder.is_some(),
+            "round {round}: the encoder is in the lesson"
+        );
     }
     // And it goes on: two more seconds of video after the last handover.
     let before = video(&student);

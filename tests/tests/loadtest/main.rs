@@ -217,7 +217,10 @@ async fn the_ingest_scenario_times_an_encoders_pictures_at_the_students() {
         report.pictures_sent
     );
     assert!(report.added_latency_ms.p50.is_some());
-    assert!(report.server_cpu_percent.is_some(), "the server's CPU is read");
+    assert!(
+        report.server_cpu_percent.is_some(),
+        "the server's CPU is read"
+    );
     assert!(
         report.transcoder_cpu_percent.is_some(),
         "the AAC → Opus transcoder runs as the server's child"

@@ -412,7 +412,10 @@ async fn rtmps_destinations_are_pushed_through_tls_and_an_untrusted_certificate_
     restream.control(Control::Voices(vec![VOICE]));
     restream.control(Control::Destinations(vec![
         (1, tls_target(&front, front.trusted_port, "over-tls")),
-        (2, tls_target(&front, front.untrusted_port, "to-an-impostor")),
+        (
+            2,
+            tls_target(&front, front.untrusted_port, "to-an-impostor"),
+        ),
     ]));
     let (stop, stopped) = watch::channel(false);
     let feeder = tokio::spawn(feed(restream.clone(), clips, Vec::new(), stopped));
