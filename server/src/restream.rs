@@ -438,3 +438,19 @@ impl LessonRestream<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_extra_ca_file_that_cannot_be_read_stops_the_server_with_the_reason() {
+        let settings = RestreamSettings {
+            extra_ca_file: "/nonexistent/ca.pem".into(),
+            ..RestreamSettings::default()
+        };
+        let error = settings.to_config().map(drop).expect_err("refused");
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+        assert!(RestreamSettings::default().to_config().is_ok(), "no file: roots only");
+    }
+}
