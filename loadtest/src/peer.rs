@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clip::Clips;
+use crate::ingest::depacketize::H264Depacketizer;
 use crate::ingest::frames::{SentFrames, rtp_key};
 use crate::link::{Link, MAX_PACKET, TcpLink, Transport};
 use crate::receiver::{Arrival, StreamKind, StreamStats};
@@ -80,6 +81,10 @@ pub struct PeerStats {
     /// ICE-TCP: the server's TCP candidate this peer connected to.
     pub tcp_connected_to: Option<SocketAddr>,
     pub error: Option<String>,
+    /// Keep what arrives in `received`, for a test that compares it with what was sent.
+    pub keep_media: bool,
+    /// By m-line, when `keep_media`: H.264 pictures (Annex-B), or packet payloads (Opus).
+    pub received: HashMap<Mid, Vec<Vec<u8>>>,
 }
 
 impl PeerStats {
@@ -134,6 +139,8 @@ struct State {
     /// Receiving an RTMP encoder's H.264: when each of its pictures was sent, to time their
     /// arrivals (they carry no abs-capture-time).
     h264: Option<Arc<SentFrames>>,
+    /// Reassembles H.264 pictures per m-line (with `keep_media`).
+    depacketizers: HashMap<Mid, H264Depacketizer>,
 }
 
 /// Handle to a peer's task.
@@ -238,6 +245,10 @@ impl Peer {
     }
 
     /// What this peer measured so far (a copy of the shared stats, taken under the lock).
+    pub fn with_stats_mut<T>(&self, f: impl FnOnce(&mut PeerStats) -> T) -> T {
+        f(&mut lock(&self.stats))
+    }
+
     pub fn with_stats<T>(&self, f: impl FnOnce(&PeerStats) -> T) -> T {
         f(&lock(&self.stats))
     }
@@ -324,6 +335,7 @@ impl State {
             ssrc_mids: HashMap::new(),
             stats: Arc::new(Mutex::new(PeerStats::default())),
             h264,
+            depacketizers: HashMap::new(),
         };
         Ok((state, link, local_addr))
     }
@@ -556,11 +568,31 @@ impl State {
                     frames.sent_at(rtp_key(&packet.payload)?)
                 }),
         };
-        lock(&self.stats)
+        let mut stats = lock(&self.stats);
+        stats
             .streams
             .entry(mid)
             .or_insert_with(|| StreamStats::new(kind))
             .packet(arrival);
+        if stats.keep_media {
+            let h264 = kind == StreamKind::Video
+                && self
+                    .rtc
+                    .codec_config()
+                    .find(|p| p.pt() == packet.header.payload_type)
+                    .is_some_and(|p| p.spec().codec == Codec::H264);
+            let kept = if h264 {
+                self.depacketizers
+                    .entry(mid)
+                    .or_default()
+                    .push(&packet.payload, packet.header.marker)
+            } else {
+                Some(packet.payload.to_vec())
+            };
+            if let Some(kept) = kept {
+                stats.received.entry(mid).or_default().push(kept);
+            }
+        }
     }
 }
 

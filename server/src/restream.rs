@@ -451,6 +451,9 @@ mod tests {
         };
         let error = settings.to_config().map(drop).expect_err("refused");
         assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
-        assert!(RestreamSettings::default().to_config().is_ok(), "no file: roots only");
+        assert!(
+            RestreamSettings::default().to_config().is_ok(),
+            "no file: roots only"
+        );
     }
 }

@@ -6,6 +6,7 @@
 //! RTMP send of a picture to its arrival at a student, pictures matched by content
 //! ([`frames`]: H.264 passes through untouched).
 
+pub mod depacketize;
 pub mod flv;
 pub mod frames;
 pub mod publisher;
