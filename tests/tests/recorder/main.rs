@@ -404,6 +404,8 @@ async fn child_server_process() {
     config.http.addr = ([127, 0, 0, 1], 0).into();
     config.media.udp_addr = ([127, 0, 0, 1], 0).into();
     config.media.tcp_addr = Some(([127, 0, 0, 1], 0).into());
+    // Not the default 1935: another classroomd on this machine may hold it.
+    config.rtmp.addr = ([127, 0, 0, 1], 0).into();
     small(&mut config);
     let server = classroomd::start(&config).await.expect("the child starts");
     println!("LISTENING http://{}", server.addr);
