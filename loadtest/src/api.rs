@@ -115,6 +115,24 @@ impl Api {
             .ok_or(ApiError::Missing(path, "token"))
     }
 
+    /// The lesson's RTMP ingest: the URL an encoder publishes to (`{host}` filled in with
+    /// this server's host) and the stream key. Teachers of the lesson only.
+    pub async fn stream_key(&self, lesson: i64) -> Result<(String, String), ApiError> {
+        let path = format!("/api/v1/lessons/{lesson}/stream-key");
+        let body = self.call(Method::GET, &path, None).await?;
+        let url = body["server_url"]
+            .as_str()
+            .ok_or_else(|| ApiError::Missing(path.clone(), "server_url"))?;
+        let key = body["stream_key"]
+            .as_str()
+            .ok_or_else(|| ApiError::Missing(path.clone(), "stream_key"))?;
+        let host = reqwest::Url::parse(&self.base)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| "127.0.0.1".into());
+        Ok((url.replace("{host}", &host), key.to_owned()))
+    }
+
     /// The server's Prometheus text (`/metrics`), if it answers.
     pub async fn metrics(&self) -> Option<String> {
         let response = self

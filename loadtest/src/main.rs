@@ -23,6 +23,9 @@ enum Mode {
     Churn,
     /// A lecture that adds students step by step until loss or latency crosses a bound.
     Ramp,
+    /// An encoder publishing H.264 + AAC over RTMP into a lesson, N students receiving it:
+    /// the ingest's CPU per stream and the latency it adds (classroomd with its RTMP ingest).
+    Ingest,
     /// No server: the CPU of one bare UDP send (`--floor-size` bytes) on this machine.
     Floor,
 }
@@ -119,6 +122,8 @@ async fn main() -> anyhow::Result<()> {
         Mode::AudioClass => Scenario::AudioClass,
         Mode::Churn => Scenario::Churn,
         Mode::Ramp => Scenario::Ramp,
+        // Runs a scenario of its own (below); the field is not read.
+        Mode::Ingest => Scenario::Lecture,
         Mode::Floor => {
             let report =
                 floor::measure(args.bind, usize::from(args.floor_size), args.floor_packets)
@@ -181,9 +186,18 @@ async fn main() -> anyhow::Result<()> {
             let _ = stop.send(true);
         }
     });
-    let report = run(config, stopped).await?;
-    print!("{}", report.table());
-    let json = serde_json::to_string_pretty(&report).context("serializing the report")?;
+    let json = if args.mode == Mode::Ingest {
+        if config.target != Target::Classroom {
+            anyhow::bail!("the ingest scenario runs against classroomd only");
+        }
+        let report = classroom_loadtest::ingest::run(config, stopped).await?;
+        print!("{}", report.table());
+        serde_json::to_string_pretty(&report).context("serializing the report")?
+    } else {
+        let report = run(config, stopped).await?;
+        print!("{}", report.table());
+        serde_json::to_string_pretty(&report).context("serializing the report")?
+    };
     println!("{json}");
     if let Some(path) = args.json {
         std::fs::write(&path, &json).with_context(|| format!("writing {}", path.display()))?;

@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, watch};
 
 use crate::api::{Api, ApiError};
 use crate::clip::Clips;
+use crate::ingest::frames::SentFrames;
 use crate::janus::{self, JanusError};
 use crate::link::Transport;
 use crate::peer::{Peer, PeerError, PeerStats, Sending};
@@ -70,6 +71,8 @@ pub struct Plan {
     pub stage_requests: Option<Arc<tokio::sync::Mutex<mpsc::UnboundedReceiver<ParticipantId>>>>,
     /// Students on stage: ask the teacher for the stage through this.
     pub ask_stage: Option<mpsc::UnboundedSender<ParticipantId>>,
+    /// Receive H.264 too (an RTMP encoder's), timing its pictures against these sends.
+    pub h264: Option<Arc<SentFrames>>,
 }
 
 /// What a participant did and measured, shared with the report while it runs.
@@ -141,6 +144,7 @@ async fn live(
         plan.clips.clone(),
         plan.sending,
         plan.receive,
+        plan.h264.clone(),
     )
     .await?;
     lock(record).peer = Some(peer.stats.clone());
@@ -241,6 +245,7 @@ async fn live_janus(
                 plan.clips.clone(),
                 plan.sending,
                 0,
+                None,
             )
             .await?;
             lock(record).peer = Some(peer.stats.clone());

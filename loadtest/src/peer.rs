@@ -20,6 +20,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clip::Clips;
+use crate::ingest::depacketize::H264Depacketizer;
+use crate::ingest::frames::{SentFrames, rtp_key};
 use crate::link::{Link, MAX_PACKET, TcpLink, Transport};
 use crate::receiver::{Arrival, StreamKind, StreamStats};
 use crate::source::{OutPacket, TrackKind, TrackSource};
@@ -79,6 +81,10 @@ pub struct PeerStats {
     /// ICE-TCP: the server's TCP candidate this peer connected to.
     pub tcp_connected_to: Option<SocketAddr>,
     pub error: Option<String>,
+    /// Keep what arrives in `received`, for a test that compares it with what was sent.
+    pub keep_media: bool,
+    /// By m-line, when `keep_media`: H.264 pictures (Annex-B), or packet payloads (Opus).
+    pub received: HashMap<Mid, Vec<Vec<u8>>>,
 }
 
 impl PeerStats {
@@ -130,6 +136,11 @@ struct State {
     /// Which m-line each incoming SSRC belongs to (looked up once per SSRC).
     ssrc_mids: HashMap<Ssrc, (Mid, StreamKind)>,
     stats: Arc<Mutex<PeerStats>>,
+    /// Receiving an RTMP encoder's H.264: when each of its pictures was sent, to time their
+    /// arrivals (they carry no abs-capture-time).
+    h264: Option<Arc<SentFrames>>,
+    /// Reassembles H.264 pictures per m-line (with `keep_media`).
+    depacketizers: HashMap<Mid, H264Depacketizer>,
 }
 
 /// Handle to a peer's task.
@@ -147,14 +158,18 @@ impl Peer {
     /// host candidate. Over ICE-TCP the offer has no candidate (the server, ICE-lite, learns
     /// ours from our first check): once the answer names the server's passive TCP candidate,
     /// the peer connects to it and checks from an active candidate on that connection.
+    ///
+    /// `h264`: also receive H.264 (as an RTMP encoder's, passed through by the server), timing
+    /// each picture's arrival against when it was sent.
     pub async fn start(
         bind_ip: IpAddr,
         transport: Transport,
         clips: Arc<Clips>,
         sending: Sending,
         receive: usize,
+        h264: Option<Arc<SentFrames>>,
     ) -> Result<(Peer, String), PeerError> {
-        let (mut state, link, local_addr) = State::bind(bind_ip, transport, clips).await?;
+        let (mut state, link, local_addr) = State::bind(bind_ip, transport, clips, h264).await?;
         let offer = state.offer(sending, receive, Instant::now())?;
         Ok((Peer::spawn(state, link, local_addr), offer))
     }
@@ -162,7 +177,7 @@ impl Peer {
     /// A receive-only peer over UDP that waits for the server's offer
     /// ([`Peer::accept_offer`]), as a Janus subscriber does.
     pub async fn answering(bind_ip: IpAddr, clips: Arc<Clips>) -> Result<Peer, PeerError> {
-        let (state, link, local_addr) = State::bind(bind_ip, Transport::Udp, clips).await?;
+        let (state, link, local_addr) = State::bind(bind_ip, Transport::Udp, clips, None).await?;
         Ok(Peer::spawn(state, link, local_addr))
     }
 
@@ -230,6 +245,10 @@ impl Peer {
     }
 
     /// What this peer measured so far (a copy of the shared stats, taken under the lock).
+    pub fn with_stats_mut<T>(&self, f: impl FnOnce(&mut PeerStats) -> T) -> T {
+        f(&mut lock(&self.stats))
+    }
+
     pub fn with_stats<T>(&self, f: impl FnOnce(&PeerStats) -> T) -> T {
         f(&lock(&self.stats))
     }
@@ -276,12 +295,14 @@ impl State {
         bind_ip: IpAddr,
         transport: Transport,
         clips: Arc<Clips>,
+        h264: Option<Arc<SentFrames>>,
     ) -> Result<(State, Link, Option<SocketAddr>), PeerError> {
         let mut rtc = Rtc::builder()
             .set_rtp_mode(true)
             .clear_codecs()
             .enable_opus(true, false)
             .enable_vp8(true)
+            .enable_h264(h264.is_some())
             .set_extension(7, Extension::AbsoluteCaptureTime)
             .set_stats_interval(Some(Duration::from_secs(1)))
             .build(Instant::now());
@@ -313,6 +334,8 @@ impl State {
             paused: false,
             ssrc_mids: HashMap::new(),
             stats: Arc::new(Mutex::new(PeerStats::default())),
+            h264,
+            depacketizers: HashMap::new(),
         };
         Ok((state, link, local_addr))
     }
@@ -538,13 +561,38 @@ impl State {
                 .header
                 .ext_vals
                 .abs_capture_time
-                .map(|t| t.capture_time),
+                .map(|t| t.capture_time)
+                .or_else(|| {
+                    // An encoder's picture: sent when the publisher's clock says.
+                    let frames = self.h264.as_ref().filter(|_| kind == StreamKind::Video)?;
+                    frames.sent_at(rtp_key(&packet.payload)?)
+                }),
         };
-        lock(&self.stats)
+        let mut stats = lock(&self.stats);
+        stats
             .streams
             .entry(mid)
             .or_insert_with(|| StreamStats::new(kind))
             .packet(arrival);
+        if stats.keep_media {
+            let h264 = kind == StreamKind::Video
+                && self
+                    .rtc
+                    .codec_config()
+                    .find(|p| p.pt() == packet.header.payload_type)
+                    .is_some_and(|p| p.spec().codec == Codec::H264);
+            let kept = if h264 {
+                self.depacketizers
+                    .entry(mid)
+                    .or_default()
+                    .push(&packet.payload, packet.header.marker)
+            } else {
+                Some(packet.payload.to_vec())
+            };
+            if let Some(kept) = kept {
+                stats.received.entry(mid).or_default().push(kept);
+            }
+        }
     }
 }
 

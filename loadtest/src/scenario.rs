@@ -112,16 +112,16 @@ pub enum RunError {
 }
 
 /// A running participant: its record, its stop switch and its task.
-struct Running {
-    record: SharedRecord,
-    stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+pub(crate) struct Running {
+    pub(crate) record: SharedRecord,
+    pub(crate) stop: watch::Sender<bool>,
+    pub(crate) task: JoinHandle<()>,
 }
 
 /// Where the participants go: a lesson of classroomd (with everyone signed in) or a Janus room.
-struct Lesson {
-    teacher: Server,
-    students: Vec<Server>,
+pub(crate) struct Lesson {
+    pub(crate) teacher: Server,
+    pub(crate) students: Vec<Server>,
 }
 
 /// Runs a scenario to its end (or until `stop`) and reports.
@@ -180,6 +180,7 @@ pub async fn run(config: RunConfig, mut stop: watch::Receiver<bool>) -> Result<R
         clips: clips.clone(),
         stage_requests: Some(stage_requests),
         ask_stage: None,
+        h264: None,
     };
     participants.push(spawn(base_plan.clone()));
     wait_for_media(&participants[0].record, TEACHER_WAIT, &mut stop).await?;
@@ -381,14 +382,14 @@ pub async fn run(config: RunConfig, mut stop: watch::Receiver<bool>) -> Result<R
     ))
 }
 
-fn spawn(plan: Plan) -> Running {
+pub(crate) fn spawn(plan: Plan) -> Running {
     let record = Arc::new(Mutex::new(Record::new(&plan)));
     let (stop, stopped) = watch::channel(false);
     let task = tokio::spawn(participant::run(plan, record.clone(), stopped));
     Running { record, stop, task }
 }
 
-fn snapshot(participants: &[Running]) -> Snapshot {
+pub(crate) fn snapshot(participants: &[Running]) -> Snapshot {
     let records: Vec<SharedRecord> = participants.iter().map(|p| p.record.clone()).collect();
     Snapshot::take(&records, Instant::now())
 }
@@ -452,7 +453,7 @@ async fn wait_for_media(
 }
 
 /// Creates the accounts, the course, its enrollments and the lesson; signs everyone in.
-async fn set_up(api: &Api, config: &RunConfig) -> Result<Lesson, RunError> {
+pub(crate) async fn set_up(api: &Api, config: &RunConfig) -> Result<Lesson, RunError> {
     let admin = api
         .login(&config.admin_email, &config.admin_password)
         .await?;
@@ -518,7 +519,7 @@ async fn set_up(api: &Api, config: &RunConfig) -> Result<Lesson, RunError> {
 /// Where the server's CPU and memory come from: its `/proc` entry when we are given its pid
 /// or find the process listening on its (local) port, else classroomd's `/metrics` (Janus has
 /// none).
-fn server_process(config: &RunConfig) -> (UsageSource, Option<u32>) {
+pub(crate) fn server_process(config: &RunConfig) -> (UsageSource, Option<u32>) {
     if let Some(pid) = config.server_pid {
         return (UsageSource::Proc, Some(pid));
     }
@@ -538,7 +539,11 @@ fn server_process(config: &RunConfig) -> (UsageSource, Option<u32>) {
     }
 }
 
-async fn server_usage(api: &Api, source: UsageSource, pid: Option<u32>) -> Option<Usage> {
+pub(crate) async fn server_usage(
+    api: &Api,
+    source: UsageSource,
+    pid: Option<u32>,
+) -> Option<Usage> {
     match source {
         UsageSource::Proc => usage::of_pid(pid),
         UsageSource::Metrics => usage::from_metrics(&api.metrics().await?),

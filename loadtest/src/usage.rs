@@ -34,6 +34,42 @@ pub fn of_pid(pid: Option<u32>) -> Option<Usage> {
     })
 }
 
+/// CPU seconds of the living children of `pid` by process id (classroomd's ffmpeg
+/// transcoders), from `/proc/<child>/stat` (field 4 is the parent).
+pub fn children_cpu(pid: u32) -> std::collections::BTreeMap<u32, f64> {
+    let mut children = std::collections::BTreeMap::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return children;
+    };
+    for entry in entries.flatten() {
+        let Some(child) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{child}/stat")) else {
+            continue;
+        };
+        if parent_from_stat(&stat) == Some(pid)
+            && let Some(cpu) = cpu_from_stat(&stat)
+        {
+            children.insert(child, cpu);
+        }
+    }
+    children
+}
+
+/// The parent pid (field 4) of a `/proc/<pid>/stat` line.
+pub fn parent_from_stat(stat: &str) -> Option<u32> {
+    stat[stat.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// CPU seconds of the calling thread (`/proc/thread-self/stat`).
 pub fn of_this_thread() -> Option<f64> {
     cpu_from_stat(&std::fs::read_to_string("/proc/thread-self/stat").ok()?)
@@ -105,6 +141,22 @@ pub fn from_metrics(text: &str) -> Option<Usage> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_parent() {
+        let stat = "42 (ff (mpeg)) S 7 42 42 0 -1 4194304 1 0 0 0 150 50 0 0 20 0 1 0";
+        assert_eq!(parent_from_stat(stat), Some(7));
+        let me = std::process::id();
+        let child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .expect("sleep runs");
+        let found = children_cpu(me).contains_key(&child.id());
+        let mut child = child;
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found, "our child is found");
+    }
 
     #[test]
     fn reads_proc_stat_even_with_odd_names() {

@@ -33,14 +33,25 @@ pub trait StreamKeys: Send + Sync + 'static {
 
 /// Where ingest events go (the SFU's in-process publisher interface). Awaiting applies
 /// backpressure to the encoder's connection.
+///
+/// `source` is the connection the event comes from: the generation of the lesson's source.
+/// Connections run as tasks of their own, so an old connection's last events (its Unpublish,
+/// a packet still in flight) can arrive after a newer connection published to the same
+/// lesson; the sink applies an event only when `source` published the source it holds.
 pub trait IngestSink: Send + Sync + 'static {
-    fn deliver(&self, event: IngestEvent) -> impl Future<Output = ()> + Send;
+    fn deliver(&self, source: ConnectionId, event: IngestEvent) -> impl Future<Output = ()> + Send;
 }
 
 impl IngestSink for mpsc::Sender<IngestEvent> {
-    async fn deliver(&self, event: IngestEvent) {
+    async fn deliver(&self, _source: ConnectionId, event: IngestEvent) {
         // A closed receiver means the server is shutting down: nothing left to tell.
         let _ = self.send(event).await;
+    }
+}
+
+impl IngestSink for mpsc::Sender<(ConnectionId, IngestEvent)> {
+    async fn deliver(&self, source: ConnectionId, event: IngestEvent) {
+        let _ = self.send((source, event)).await;
     }
 }
 
@@ -114,10 +125,21 @@ impl IngestHandle {
     }
 
     /// Closes the connection of the encoder publishing to `lesson`, as if it had stopped
-    /// (its source ends at once). For a lesson that ended.
+    /// (its source ends at once). For a lesson that ended, or a stream key rotated.
     pub fn stop_publisher(&self, lesson: LessonId) {
+        self.kick(lesson, None);
+    }
+
+    /// Closes `conn` if it is still the one publishing to `lesson` (not a newer connection
+    /// that took its place): for a publish the server could not complete.
+    pub fn stop_connection(&self, lesson: LessonId, conn: ConnectionId) {
+        self.kick(lesson, Some(conn));
+    }
+
+    fn kick(&self, lesson: LessonId, only: Option<ConnectionId>) {
         if let Ok(publishers) = self.shared.publishers.lock()
-            && let Some((_, stop)) = publishers.get(&lesson)
+            && let Some((current, stop)) = publishers.get(&lesson)
+            && only.is_none_or(|c| c == *current)
         {
             stop.notify_one();
         }
@@ -216,8 +238,8 @@ impl IngestServer {
                         .lock()
                         .map(|mut s| s.expire(Instant::now()))
                         .unwrap_or_default();
-                    for event in expired {
-                        sink.deliver(event).await;
+                    for (source, event) in expired {
+                        sink.deliver(source, event).await;
                     }
                 }
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
@@ -274,16 +296,19 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
                     SessionOutput::CheckKey(key) => self.check_key(&mut session, &key).await,
                     SessionOutput::Event(event) => {
                         self.count(&event, &session);
-                        self.sink.deliver(event).await
+                        self.sink.deliver(conn, event).await
                     }
                     SessionOutput::VideoToTranscoder(bytes) => {
                         if let Err(reason) = self.transcode_video(&mut transcoders, bytes) {
                             self.outcome = Some(SessionOutcome::Unsupported);
                             self.sink
-                                .deliver(IngestEvent::Refused {
-                                    lesson: session.lesson(),
-                                    reason: reason.clone(),
-                                })
+                                .deliver(
+                                    conn,
+                                    IngestEvent::Refused {
+                                        lesson: session.lesson(),
+                                        reason: reason.clone(),
+                                    },
+                                )
                                 .await;
                             tracing::warn!(%conn, "RTMP publish stopped: {reason}");
                             break 'connection;
@@ -355,7 +380,7 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
                 .ok()
                 .and_then(|mut s| s.release(lesson, conn, media, clean, Instant::now()));
             if let Some(event) = event {
-                self.sink.deliver(event).await;
+                self.sink.deliver(conn, event).await;
             }
         }
     }
@@ -460,12 +485,11 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
     async fn refuse(&mut self, session: &IngestSession, reason: String) {
         self.outcome = Some(SessionOutcome::Unsupported);
         tracing::warn!(conn = %self.conn, "RTMP publish stopped: {reason}");
-        self.sink
-            .deliver(IngestEvent::Refused {
-                lesson: session.lesson(),
-                reason,
-            })
-            .await;
+        let refused = IngestEvent::Refused {
+            lesson: session.lesson(),
+            reason,
+        };
+        self.sink.deliver(self.conn, refused).await;
     }
 }
 

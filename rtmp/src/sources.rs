@@ -22,7 +22,12 @@ pub enum ClaimError {
 
 enum Holder {
     Active(ConnectionId),
-    Lingering { media: SourceMedia, until: Instant },
+    /// `conn` published it last: the Unpublish at expiry is that connection's.
+    Lingering {
+        media: SourceMedia,
+        until: Instant,
+        conn: ConnectionId,
+    },
 }
 
 struct Slot {
@@ -104,6 +109,7 @@ impl Sources {
         slot.holder = Holder::Lingering {
             media,
             until: now + self.grace,
+            conn,
         };
         Some(IngestEvent::Interrupted { lesson })
     }
@@ -113,20 +119,23 @@ impl Sources {
         self.slots.len()
     }
 
-    /// Ends sources whose grace period is over.
-    pub fn expire(&mut self, now: Instant) -> Vec<IngestEvent> {
-        let expired: Vec<LessonId> = self
+    /// Ends sources whose grace period is over: each Unpublish with the connection that
+    /// published the source last (the sink ignores it if another one has published since).
+    pub fn expire(&mut self, now: Instant) -> Vec<(ConnectionId, IngestEvent)> {
+        let expired: Vec<(LessonId, ConnectionId)> = self
             .slots
             .iter()
-            .filter(|(_, s)| matches!(s.holder, Holder::Lingering { until, .. } if until <= now))
-            .map(|(lesson, _)| *lesson)
+            .filter_map(|(lesson, s)| match s.holder {
+                Holder::Lingering { until, conn, .. } if until <= now => Some((*lesson, conn)),
+                _ => None,
+            })
             .collect();
-        for lesson in &expired {
+        for (lesson, _) in &expired {
             self.slots.remove(lesson);
         }
         expired
             .into_iter()
-            .map(|lesson| IngestEvent::Unpublish { lesson })
+            .map(|(lesson, conn)| (conn, IngestEvent::Unpublish { lesson }))
             .collect()
     }
 
@@ -176,7 +185,7 @@ mod tests {
         assert!(sources.expire(now + Duration::from_secs(4)).is_empty());
         assert_eq!(
             sources.expire(now + Duration::from_secs(5)),
-            vec![IngestEvent::Unpublish { lesson: L }]
+            vec![(ConnectionId(3), IngestEvent::Unpublish { lesson: L })]
         );
         assert!(!sources.is_publishing(L));
     }

@@ -147,7 +147,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rooms.clone(),
         restream_board.clone(),
         restream_changes,
-    );
+    )
+    .context("restream.extra_ca_file")?;
     let lesson_events = recorder.route(room_events_rx, Arc::downgrade(&rooms));
     tokio::spawn(live::apply_room_events(
         store.clone(),

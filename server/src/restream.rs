@@ -5,7 +5,7 @@
 //! [`RestreamBoard`] (API, metrics). The restream stops when the lesson ends.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,8 +18,8 @@ use classroom_media::{Codec, LocalEvent, LocalTrackId, Mid, PeerId, TrackKind};
 use classroom_protocol::{LessonId, ParticipantRole, RoomName, TrackSource};
 use classroom_rtmp::restream::select::{VideoCandidate, VideoSource, main_view};
 use classroom_rtmp::restream::{
-    Control, MediaPacket, Notice, PushState, PushTarget, Restream, RestreamConfig, RetryPolicy,
-    TrackRef, VideoCodec,
+    Control, MediaPacket, Notice, PushState, PushTarget, PushTls, Restream, RestreamConfig,
+    RetryPolicy, TlsSetupError, TrackRef, VideoCodec,
 };
 use classroom_signaling::Rooms;
 use serde::{Deserialize, Serialize};
@@ -43,6 +43,9 @@ pub struct RestreamSettings {
     pub retry_max_failures: u32,
     /// A destination live this long has its failures forgotten.
     pub retry_reset_after_secs: u64,
+    /// A PEM file of CA certificates trusted for `rtmps://` destinations on top of Mozilla's
+    /// roots (a school's own media server with a private CA); empty: none.
+    pub extra_ca_file: String,
 }
 
 impl Default for RestreamSettings {
@@ -57,13 +60,15 @@ impl Default for RestreamSettings {
             retry_max_delay_secs: 30,
             retry_max_failures: 10,
             retry_reset_after_secs: 60,
+            extra_ca_file: String::new(),
         }
     }
 }
 
 impl RestreamSettings {
-    fn to_config(&self) -> RestreamConfig {
-        RestreamConfig {
+    fn to_config(&self) -> Result<RestreamConfig, TlsSetupError> {
+        let extra_ca = Some(Path::new(&self.extra_ca_file)).filter(|p| !p.as_os_str().is_empty());
+        Ok(RestreamConfig {
             ffmpeg: if self.ffmpeg.is_empty() {
                 PathBuf::from("ffmpeg")
             } else {
@@ -79,7 +84,8 @@ impl RestreamSettings {
                 max_failures: self.retry_max_failures,
                 reset_after: Duration::from_secs(self.retry_reset_after_secs),
             },
-        }
+            tls: PushTls::new(extra_ca)?,
+        })
     }
 }
 
@@ -124,17 +130,17 @@ pub fn start(
     rooms: Arc<Rooms>,
     board: RestreamBoard,
     changes: mpsc::UnboundedReceiver<LessonId>,
-) -> Restreams {
+) -> Result<Restreams, TlsSetupError> {
     let (commands, commands_rx) = mpsc::unbounded_channel();
     let shared = Shared {
         store,
         media,
         rooms,
         board,
-        config: settings.to_config(),
+        config: settings.to_config()?,
     };
     tokio::spawn(manage(shared, commands_rx, changes));
-    Restreams { commands }
+    Ok(Restreams { commands })
 }
 
 /// One task for all lessons: which are live, and the restream of each that has destinations.
@@ -430,5 +436,24 @@ impl LessonRestream<'_> {
                 tracing::warn!(%message, "restream transcoder");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_extra_ca_file_that_cannot_be_read_stops_the_server_with_the_reason() {
+        let settings = RestreamSettings {
+            extra_ca_file: "/nonexistent/ca.pem".into(),
+            ..RestreamSettings::default()
+        };
+        let error = settings.to_config().map(drop).expect_err("refused");
+        assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
+        assert!(
+            RestreamSettings::default().to_config().is_ok(),
+            "no file: roots only"
+        );
     }
 }

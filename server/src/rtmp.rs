@@ -12,7 +12,8 @@
 //! decodes all three. So the track is announced as main when the stream is main, and as
 //! constrained baseline otherwise, with the stream's level ([`browser_profile`]).
 
-use std::collections::HashMap;
+mod sources;
+
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -25,10 +26,11 @@ use classroom_media::{Codec, LocalPacket, LocalTrack, Mid};
 use classroom_protocol::signal::EncoderState;
 use classroom_protocol::{LessonId, RoomName, UserId};
 use classroom_rtmp::{
-    IngestConfig, IngestEvent, IngestHandle, IngestServer, IngestSink, IngestTrack, RtpPacket,
-    SessionConfig, StreamKey, StreamKeys, TrackKind,
+    ConnectionId, IngestConfig, IngestEvent, IngestHandle, IngestServer, IngestSink, IngestTrack,
+    RtpPacket, SessionConfig, StreamKey, StreamKeys, TrackKind,
 };
 use classroom_signaling::{EncoderIdentity, RoomEvent, Rooms};
+use sources::EncoderSources;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::RtmpConfig;
@@ -78,7 +80,8 @@ pub async fn start(
         store: store.clone(),
         ingest: handle.clone(),
         grace: config.reconnect_grace_secs,
-        encoders: Mutex::new(HashMap::new()),
+        encoders: Mutex::new(EncoderSources::default()),
+        control: tokio::sync::Mutex::new(()),
     });
     tokio::spawn(server.run(Arc::new(StoreKeys(store)), sink, async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
@@ -142,7 +145,11 @@ struct LessonSink {
     store: Store,
     ingest: IngestHandle,
     grace: u64,
-    encoders: Mutex<HashMap<LessonId, Arc<Encoder>>>,
+    encoders: Mutex<EncoderSources<Arc<Encoder>>>,
+    /// Held while a publish, an interruption, a stop or a refusal is applied: each changes the
+    /// room and the SFU across awaits, and the events of two connections to one lesson (an old
+    /// one stopping, a new one publishing) must not interleave there.
+    control: tokio::sync::Mutex<()>,
 }
 
 /// One lesson's encoder in the SFU.
@@ -165,19 +172,28 @@ struct TrackState {
 }
 
 impl IngestSink for LessonSink {
-    async fn deliver(&self, event: IngestEvent) {
+    async fn deliver(&self, source: ConnectionId, event: IngestEvent) {
+        if let IngestEvent::Packet {
+            lesson,
+            track,
+            packet,
+        } = event
+        {
+            return self.packet(lesson, source, track, packet).await;
+        }
+        let _control = self.control.lock().await;
         match event {
-            IngestEvent::Packet {
-                lesson,
-                track,
-                packet,
-            } => self.packet(lesson, track, packet).await,
+            IngestEvent::Packet { .. } => {}
             IngestEvent::Publish {
                 lesson,
                 tracks,
                 resumed,
-            } => self.publish(lesson, tracks, resumed).await,
+            } => self.publish(lesson, source, tracks, resumed).await,
             IngestEvent::Interrupted { lesson } => {
+                if !self.is_current(lesson, source) {
+                    tracing::debug!(%lesson, %source, "a stale interruption ignored");
+                    return;
+                }
                 let reason = format!(
                     "The encoder's connection dropped; its stream waits {} s for it to come back.",
                     self.grace
@@ -187,11 +203,13 @@ impl IngestSink for LessonSink {
                     .encoder_changed(lesson, state, Some(reason))
                     .await;
             }
-            IngestEvent::Unpublish { lesson } => self.unpublish(lesson).await,
+            IngestEvent::Unpublish { lesson } => self.unpublish(lesson, source).await,
             IngestEvent::Refused {
                 lesson: Some(lesson),
                 reason,
             } => {
+                // Whichever connection it comes from: a second encoder refused while the first
+                // one streams is news for the teacher too.
                 let state = EncoderState::Refused;
                 self.rooms
                     .encoder_changed(lesson, state, Some(reason))
@@ -204,8 +222,15 @@ impl IngestSink for LessonSink {
 }
 
 impl LessonSink {
-    async fn packet(&self, lesson: LessonId, kind: TrackKind, packet: RtpPacket) {
-        let Some(encoder) = self.encoder(lesson) else {
+    async fn packet(
+        &self,
+        lesson: LessonId,
+        source: ConnectionId,
+        kind: TrackKind,
+        packet: RtpPacket,
+    ) {
+        // Packets of a connection that no longer owns the lesson's encoder are dropped.
+        let Some(encoder) = self.encoders.lock().ok().and_then(|e| e.of(lesson, source)) else {
             return;
         };
         let track = match kind {
@@ -224,15 +249,28 @@ impl LessonSink {
         }
     }
 
-    async fn publish(&self, lesson: LessonId, tracks: Vec<IngestTrack>, resumed: bool) {
-        if resumed && self.encoder(lesson).is_some() {
+    async fn publish(
+        &self,
+        lesson: LessonId,
+        source: ConnectionId,
+        tracks: Vec<IngestTrack>,
+        resumed: bool,
+    ) {
+        let resumed_here = resumed
+            && self
+                .encoders
+                .lock()
+                .is_ok_and(|mut e| e.resume(lesson, source));
+        if resumed_here {
             self.rooms
                 .encoder_changed(lesson, EncoderState::Live, None)
                 .await;
             return;
         }
-        // A stale encoder of the lesson (it cannot normally exist) goes first.
-        self.forget(lesson);
+        // An encoder of an older connection whose stop has not arrived yet goes first (its
+        // stop, when it comes, is stale and ignored).
+        let replaced = self.encoders.lock().ok().and_then(|mut e| e.clear(lesson));
+        drop(replaced);
         let identity = self.identity(lesson).await;
         let local: Vec<LocalTrack> = tracks.iter().map(local_track).collect();
         let mids = local.iter().map(|t| t.mid.to_string()).collect();
@@ -240,7 +278,7 @@ impl LessonSink {
             Ok(peer) => peer,
             Err(e) => {
                 tracing::info!(%lesson, "RTMP publish stopped: {e}");
-                self.ingest.stop_publisher(lesson);
+                self.ingest.stop_connection(lesson, source);
                 return;
             }
         };
@@ -257,7 +295,7 @@ impl LessonSink {
             Ok(publisher) => publisher,
             Err(e) => {
                 tracing::error!(%lesson, error = %e, "the SFU refused the encoder's tracks");
-                self.ingest.stop_publisher(lesson);
+                self.ingest.stop_connection(lesson, source);
                 let state = EncoderState::Stopped;
                 let reason = "the server could not publish the stream".to_owned();
                 self.rooms
@@ -277,33 +315,39 @@ impl LessonSink {
             audio: track_of(classroom_media::TrackKind::Audio),
             publisher,
         };
-        tracing::info!(%lesson, ?tracks, "encoder published");
-        if let Ok(mut encoders) = self.encoders.lock() {
-            encoders.insert(lesson, Arc::new(encoder));
-        }
+        tracing::info!(%lesson, %source, ?tracks, "encoder published");
+        let replaced = self
+            .encoders
+            .lock()
+            .ok()
+            .and_then(|mut e| e.publish(lesson, source, Arc::new(encoder)));
+        drop(replaced);
     }
 
-    async fn unpublish(&self, lesson: LessonId) {
-        // The participant leaves first (its peer goes with it), then the handle is dropped.
+    async fn unpublish(&self, lesson: LessonId, source: ConnectionId) {
+        if !self.is_current(lesson, source) {
+            tracing::info!(%lesson, %source, "a stale stop ignored: a newer encoder publishes");
+            return;
+        }
+        // The participant leaves first (its peer goes with it), then the handle is dropped:
+        // the SFU publisher is removed with it.
         self.rooms
             .encoder_changed(lesson, EncoderState::Stopped, None)
             .await;
-        self.forget(lesson);
-        tracing::info!(%lesson, "encoder unpublished");
-    }
-
-    fn encoder(&self, lesson: LessonId) -> Option<Arc<Encoder>> {
-        self.encoders.lock().ok()?.get(&lesson).cloned()
-    }
-
-    /// Drops the lesson's encoder: its SFU publisher is removed with its handle.
-    fn forget(&self, lesson: LessonId) {
         let removed = self
             .encoders
             .lock()
             .ok()
-            .and_then(|mut e| e.remove(&lesson));
+            .and_then(|mut e| e.stop(lesson, source));
         drop(removed);
+        tracing::info!(%lesson, %source, "encoder unpublished");
+    }
+
+    /// Whether `source`'s news about the lesson's encoder applies (see [`EncoderSources`]).
+    fn is_current(&self, lesson: LessonId, source: ConnectionId) -> bool {
+        self.encoders
+            .lock()
+            .is_ok_and(|e| e.is_current(lesson, source))
     }
 
     /// The teacher who holds the key, named as their encoder.

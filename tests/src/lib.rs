@@ -2,7 +2,6 @@
 //! own fresh database (a temporary SQLite file, or a fresh PostgreSQL schema), and an HTTP
 //! client that speaks to it exactly as an outside client would.
 
-pub mod frame_client;
 pub mod media;
 pub mod nginx;
 pub mod relay;

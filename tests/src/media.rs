@@ -1,6 +1,7 @@
 //! A participant with media for end-to-end tests: a signaling [`Ws`] paired with the load
 //! tester's WebRTC client ([`Peer`]: str0m over real UDP, or ICE-TCP, on 127.0.0.1, sending the
-//! built-in VP8 and Opus clips, measuring every stream it receives). [`Participant`] handles
+//! built-in VP8 and Opus clips, measuring every stream it receives; it can also receive an RTMP
+//! encoder's H.264 and keep what arrives, for byte-for-byte comparisons). [`Participant`] handles
 //! what the server sends about media (its offers, which track arrives on which m-line) while a
 //! test waits for something.
 
@@ -10,6 +11,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use classroom_loadtest::clip::Clips;
+use classroom_loadtest::ingest::frames::SentFrames;
 use classroom_loadtest::link::Transport;
 use classroom_loadtest::peer::{Peer, PeerStats, Sending};
 use classroom_loadtest::receiver::StreamStats;
@@ -46,6 +48,17 @@ impl Participant {
         Self::connect_over(ws, Transport::Udp, sending, receive).await
     }
 
+    /// A student receiving `receive` pairs of audio and video m-lines that also accepts H.264
+    /// (an RTMP encoder's) and keeps everything it receives ([`Participant::received`]).
+    pub async fn connect_keeping_h264(ws: Ws, receive: usize) -> Participant {
+        let nothing = Sending {
+            audio: false,
+            video_layers: 0,
+        };
+        let h264 = Some(Arc::new(SentFrames::default()));
+        Self::start(ws, Transport::Udp, nothing, receive, h264).await
+    }
+
     /// [`Participant::connect`] over ICE-TCP only, as a browser whose network blocks UDP: the
     /// peer connects to the TCP candidate the server's answer names.
     pub async fn connect_tcp(ws: Ws, sending: Sending, receive: usize) -> Participant {
@@ -58,10 +71,30 @@ impl Participant {
         sending: Sending,
         receive: usize,
     ) -> Participant {
+        Self::start(ws, transport, sending, receive, None).await
+    }
+
+    async fn start(
+        ws: Ws,
+        transport: Transport,
+        sending: Sending,
+        receive: usize,
+        h264: Option<Arc<SentFrames>>,
+    ) -> Participant {
         let localhost = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        let (peer, offer) = Peer::start(localhost, transport, clips(), sending, receive)
-            .await
-            .expect("a media peer starts");
+        let (peer, offer) = Peer::start(
+            localhost,
+            transport,
+            clips(),
+            sending,
+            receive,
+            h264.clone(),
+        )
+        .await
+        .expect("a media peer starts");
+        // Before the negotiation, so that nothing arrives unkept.
+        let keep = h264.is_some();
+        peer.with_stats_mut(|s| s.keep_media = keep);
         let mut participant = Participant {
             ws,
             peer,
@@ -111,6 +144,17 @@ impl Participant {
     /// A copy of the stream received on `mid`, if any packet came.
     pub fn stream(&self, mid: &str) -> Option<StreamStats> {
         self.stats(|s| s.stream(mid).cloned())
+    }
+
+    /// What arrived on `mid` (H.264: pictures as Annex-B; Opus: frames), when kept.
+    pub fn received(&self, mid: &str) -> Vec<Vec<u8>> {
+        self.stats(|s| {
+            s.received
+                .iter()
+                .find(|(m, _)| m.to_string() == mid)
+                .map(|(_, kept)| kept.clone())
+                .unwrap_or_default()
+        })
     }
 
     /// Frames received on `mid` so far.

@@ -2,6 +2,10 @@
 //! Twitch): it accepts publishes on `rtmp://127.0.0.1:PORT/live/KEY`, refuses other
 //! applications, and [`probe`] reads back what arrived with ffprobe. It can be stopped and
 //! started again on the same port; it is stopped when dropped.
+//!
+//! With TLS in front ([`Nginx::start_with_tls`]), as `rtmps://` services are: nginx's `stream`
+//! module terminates TLS and proxies to the RTMP port, once with a certificate from a test CA
+//! (trusted by whoever is given [`TlsFront::ca`]) and once with a self-signed one.
 
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -14,12 +18,79 @@ pub struct Nginx {
     pub port: u16,
     dir: TempDir,
     child: Option<Child>,
+    /// The TLS front's certificates, kept while nginx runs.
+    certs: Option<TempDir>,
 }
+
+/// The TLS ports in front of the RTMP one.
+pub struct TlsFront {
+    /// The test CA's certificate (PEM): it signed the certificate of `trusted_port`.
+    pub ca: PathBuf,
+    /// TLS with a certificate for 127.0.0.1 signed by the test CA.
+    pub trusted_port: u16,
+    /// TLS with a self-signed certificate for 127.0.0.1: no CA vouches for it.
+    pub untrusted_port: u16,
+}
+
+impl TlsFront {
+    /// `rtmps://127.0.0.1:PORT/APP`.
+    pub fn url(&self, port: u16, app: &str) -> String {
+        format!("rtmps://127.0.0.1:{port}/{app}")
+    }
+}
+
+const STREAM_MODULE: &str = "/usr/lib/nginx/modules/ngx_stream_module.so";
 
 impl Nginx {
     /// Starts nginx on a free loopback port; `None` (after saying so) when nginx or its RTMP
     /// module is not installed outside CI. In CI a missing nginx fails the test.
     pub async fn start() -> Option<Nginx> {
+        Self::start_with("").await
+    }
+
+    /// Like [`Nginx::start`], with TLS ports in front (certificates made here with openssl);
+    /// `None` when nginx's stream module is not installed outside CI.
+    pub async fn start_with_tls() -> Option<(Nginx, TlsFront)> {
+        if !std::path::Path::new(STREAM_MODULE).exists() || which("openssl").is_none() {
+            if std::env::var_os("CI").is_some() {
+                panic!("nginx's stream module or openssl is missing (scripts/test installs them)");
+            }
+            eprintln!("skipped: nginx's stream module (libnginx-mod-stream) is not installed");
+            return None;
+        }
+        let certs = tempfile::tempdir().expect("a temporary directory");
+        let front = make_certificates(certs.path());
+        let (trusted, untrusted) = (free_port(), free_port());
+        let dir = certs.path().display();
+        let tls = format!(
+            "load_module {STREAM_MODULE};\n\
+             stream {{\n\
+             server {{ listen 127.0.0.1:{trusted} ssl; ssl_certificate {dir}/leaf.pem; \
+             ssl_certificate_key {dir}/leaf.key; proxy_pass 127.0.0.1:{{rtmp}}; }}\n\
+             server {{ listen 127.0.0.1:{untrusted} ssl; ssl_certificate {dir}/self.pem; \
+             ssl_certificate_key {dir}/self.key; proxy_pass 127.0.0.1:{{rtmp}}; }}\n}}\n"
+        );
+        let mut nginx = Self::start_with(&tls).await?;
+        for _ in 0..100 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", untrusted))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let front = TlsFront {
+            ca: front,
+            trusted_port: trusted,
+            untrusted_port: untrusted,
+        };
+        nginx.certs = Some(certs);
+        Some((nginx, front))
+    }
+
+    /// `extra`: more configuration at the top level, `{rtmp}` standing for the RTMP port.
+    async fn start_with(extra: &str) -> Option<Nginx> {
         let module = "/usr/lib/nginx/modules/ngx_rtmp_module.so";
         if !std::path::Path::new(module).exists() || which("nginx").is_none() {
             if std::env::var_os("CI").is_some() {
@@ -28,23 +99,22 @@ impl Nginx {
             eprintln!("skipped: nginx with the RTMP module is not installed");
             return None;
         }
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port")
-            .port();
+        let port = free_port();
         let dir = tempfile::tempdir().expect("a temporary directory");
         let conf = format!(
             "daemon off;\nmaster_process off;\npid {dir}/nginx.pid;\nerror_log {dir}/error.log info;\n\
-             load_module {module};\nevents {{ worker_connections 64; }}\n\
+             load_module {module};\n{extra}events {{ worker_connections 64; }}\n\
              rtmp {{ server {{ listen 127.0.0.1:{port}; chunk_size 4096;\n\
              application live {{ live on; record off; }} }} }}\n",
-            dir = dir.path().display()
+            dir = dir.path().display(),
+            extra = extra.replace("{rtmp}", &port.to_string()),
         );
         std::fs::write(dir.path().join("nginx.conf"), conf).expect("nginx.conf written");
         let mut nginx = Nginx {
             port,
             dir,
             child: None,
+            certs: None,
         };
         nginx.run().await;
         Some(nginx)
@@ -138,6 +208,91 @@ pub async fn probe(url: &str, timeout: Duration) -> Vec<(String, u64, u64)> {
             )
         })
         .collect()
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// A test CA and a certificate for 127.0.0.1 it signed (`leaf`), and a self-signed one for
+/// 127.0.0.1 (`self`), as PEM files in `dir`; returns the CA's certificate.
+fn make_certificates(dir: &std::path::Path) -> PathBuf {
+    let openssl = |args: &[&str]| {
+        let output = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl runs");
+        assert!(
+            output.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        &[
+            "req",
+            "-x509",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=classroom test CA",
+        ][..],
+        &ec,
+        &["-keyout", "ca.key", "-out", "ca.pem"],
+        &["-addext", "basicConstraints=critical,CA:TRUE"],
+        &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+    ]
+    .concat();
+    openssl(&ca);
+    let csr = [
+        &["req", "-subj", "/CN=127.0.0.1"][..],
+        &ec,
+        &["-keyout", "leaf.key", "-out", "leaf.csr"],
+    ]
+    .concat();
+    openssl(&csr);
+    std::fs::write(
+        dir.join("leaf.ext"),
+        "subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("leaf.ext written");
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        "leaf.ext",
+        "-out",
+        "leaf.pem",
+    ]);
+    let self_signed = [
+        &["req", "-x509", "-days", "2", "-subj", "/CN=127.0.0.1"][..],
+        &ec,
+        &["-keyout", "self.key", "-out", "self.pem"],
+        &["-addext", "subjectAltName=IP:127.0.0.1"],
+    ]
+    .concat();
+    openssl(&self_signed);
+    dir.join("ca.pem")
 }
 
 fn which(program: &str) -> Option<PathBuf> {

@@ -26,6 +26,7 @@ mod pipeline;
 pub mod push;
 pub mod select;
 pub mod tags;
+pub mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +38,7 @@ use tokio::task::JoinHandle;
 pub use backoff::RetryPolicy;
 pub use frames::VideoCodec;
 pub use push::{PushState, PushStatus, PushTarget};
+pub use tls::{PushTls, TlsSetupError};
 
 /// At most this many voices are mixed at once (the rest wait for a free slot).
 pub const VOICE_SLOTS: usize = 4;
@@ -49,7 +51,7 @@ const PACKET_QUEUE: usize = 1024;
 pub struct TrackRef(pub u64);
 
 /// How to restream.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct RestreamConfig {
     pub ffmpeg: PathBuf,
     /// Size of transcoded video (passed-through H.264 keeps its own).
@@ -58,6 +60,8 @@ pub struct RestreamConfig {
     pub video_kbps: u32,
     pub audio_kbps: u32,
     pub retry: RetryPolicy,
+    /// How `rtmps://` destinations are verified.
+    pub tls: PushTls,
 }
 
 /// One RTP packet of a chosen track.

@@ -179,6 +179,7 @@ impl Pipeline {
                 id,
                 target,
                 self.config.retry,
+                self.config.tls.clone(),
                 rx,
                 self.headers.clone(),
                 statuses_tx,

@@ -15,12 +15,17 @@ use rml_rtmp::sessions::{
     PublishRequestType, StreamMetadata,
 };
 use rml_rtmp::time::RtmpTimestamp;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::backoff::{Backoff, Retry, RetryPolicy};
 use super::tags::{Tag, TagKind};
+use super::tls::PushTls;
+
+/// A destination's connection: TCP for `rtmp://`, TLS over TCP for `rtmps://`.
+trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Wire for T {}
 
 /// Connecting and being accepted as a publisher must take no longer than this.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -28,7 +33,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// keyframe.
 pub const DESTINATION_QUEUE: usize = 512;
 
-/// Where to push: `rtmp://host:port/app` and the stream key.
+/// Where to push: `rtmp://host:port/app` (or `rtmps://`, with `tls`) and the stream key.
 #[derive(Clone, PartialEq, Eq)]
 pub struct PushTarget {
     pub host: String,
@@ -91,6 +96,7 @@ pub(super) async fn run_destination(
     id: u64,
     target: PushTarget,
     policy: RetryPolicy,
+    tls: PushTls,
     mut tags: mpsc::Receiver<Tag>,
     shared: SharedHeaders,
     statuses: mpsc::UnboundedSender<PushStatus>,
@@ -109,8 +115,13 @@ pub(super) async fn run_destination(
         let (live_tx, mut live_rx) = mpsc::unbounded_channel::<()>();
         let (feed_tx, feed_rx) = mpsc::channel::<Tag>(DESTINATION_QUEUE);
         let mut feed = Feed::new(feed_tx);
-        let mut attempt =
-            tokio::spawn(connection(target.clone(), feed_rx, shared.clone(), live_tx));
+        let mut attempt = tokio::spawn(connection(
+            target.clone(),
+            tls.clone(),
+            feed_rx,
+            shared.clone(),
+            live_tx,
+        ));
         // This destination removed (its task aborted): the connection goes with it at once.
         let _abort = AbortOnDrop(attempt.abort_handle());
         let reason = loop {
@@ -208,14 +219,12 @@ impl Feed {
 /// One connection: returns why it ended.
 async fn connection(
     target: PushTarget,
+    tls: PushTls,
     mut tags: mpsc::Receiver<Tag>,
     shared: SharedHeaders,
     live: mpsc::UnboundedSender<()>,
 ) -> String {
-    if target.tls {
-        return "rtmps:// is not supported yet: use the service's rtmp:// URL".to_owned();
-    }
-    let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, publish(&target)).await {
+    let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, publish(&target, &tls)).await {
         Ok(Ok(client)) => client,
         Ok(Err(reason)) => return reason,
         Err(_) => return "the service did not accept the stream within 10 s".to_owned(),
@@ -251,7 +260,7 @@ async fn connection(
 
 /// A connection accepted as a publisher.
 struct Publisher {
-    stream: TcpStream,
+    stream: Box<dyn Wire>,
     session: ClientSession,
     /// The lesson time of this connection's timestamp 0.
     base: Option<u64>,
@@ -260,11 +269,16 @@ struct Publisher {
 }
 
 /// Connects, shakes hands, connects to the app and asks to publish with the key.
-async fn publish(target: &PushTarget) -> Result<Publisher, String> {
-    let mut stream = TcpStream::connect((target.host.as_str(), target.port))
+async fn publish(target: &PushTarget, tls: &PushTls) -> Result<Publisher, String> {
+    let tcp = TcpStream::connect((target.host.as_str(), target.port))
         .await
         .map_err(|e| format!("cannot connect to {}:{}: {e}", target.host, target.port))?;
-    let _ = stream.set_nodelay(true);
+    let _ = tcp.set_nodelay(true);
+    let mut stream: Box<dyn Wire> = if target.tls {
+        Box::new(tls.connect(&target.host, tcp).await?)
+    } else {
+        Box::new(tcp)
+    };
     let closed = |during: &str| format!("the service closed the connection during {during}");
     let mut handshake = Handshake::new(PeerType::Client);
     let p0p1 = handshake
@@ -438,9 +452,9 @@ impl Publisher {
     }
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), String> {
-    stream
-        .write_all(bytes)
-        .await
-        .map_err(|e| format!("the connection failed: {e}"))
+/// Writes and flushes: TLS holds records back until flushed (a no-op on plain TCP).
+async fn write(stream: &mut Box<dyn Wire>, bytes: &[u8]) -> Result<(), String> {
+    let failed = |e: std::io::Error| format!("the connection failed: {e}");
+    stream.write_all(bytes).await.map_err(failed)?;
+    stream.flush().await.map_err(failed)
 }

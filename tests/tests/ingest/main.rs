@@ -1,6 +1,7 @@
 //! The teacher's encoder, end to end: real ffmpeg publishes over RTMP to classroomd with the
-//! lesson's stream key from the REST API, and a str0m student in the lesson receives it over
-//! real WebRTC: the H.264 payload byte-identical to the clip, Opus audio. Refusals reach the
+//! lesson's stream key from the REST API, and a student in the lesson (the load tester's str0m
+//! client, keeping what it receives) gets it over real WebRTC: the H.264 payload
+//! byte-identical to the clip, Opus audio. Refusals reach the
 //! teacher's signaling; abuse of the RTMP port is closed while a healthy stream keeps flowing.
 
 mod encoder;
@@ -15,24 +16,18 @@ use classroom_protocol::TrackSource;
 use classroom_protocol::signal::{
     ClientMessage, EncoderState, MediaKind as SignalKind, ParticipantId, ServerMessage,
 };
-use classroom_tests::frame_client::Participant;
+use classroom_tests::media::{Participant, wait_until};
 use classroom_tests::school::{School, join_token as token};
 use classroom_tests::ws::Ws;
 use classroom_tests::{Backend, TestServer};
 use classroomd::Config;
 use encoder::{annexb_units, clip, clip_nal_units, nal_type, push};
 use rtmp_client::Publisher;
-use str0m::media::{Direction, MediaKind};
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Generous: two cores compile and run several test binaries at once.
 const WAIT: Duration = Duration::from_secs(20);
-
-const RECV: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::RecvOnly),
-    (MediaKind::Video, Direction::RecvOnly),
-];
 
 /// A lesson of a fresh server, with the teacher's encoder settings from the API.
 struct Class {
@@ -83,9 +78,9 @@ impl Class {
             &token(&self.school.student, self.lesson).await,
         )
         .await;
-        let (student, _) = Participant::connect(ws, &RECV).await;
+        let student = Participant::connect_keeping_h264(ws, 1).await;
         assert!(
-            student.media.wait_for(WAIT, |m| m.is_connected()).await,
+            wait_until(WAIT, || student.is_connected()).await,
             "the student's media connects"
         );
         student
@@ -152,7 +147,7 @@ fn frames_from_encoder(student: &Participant, kind: SignalKind) -> usize {
         .filter(|(mid, (_, k))| {
             *k == kind && student.sources.get(*mid) == Some(&TrackSource::Encoder)
         })
-        .map(|(mid, _)| student.media.received_on(mid))
+        .map(|(mid, _)| student.received_on(mid) as usize)
         .sum()
 }
 
@@ -169,12 +164,6 @@ async fn an_obs_stream_reaches_the_class_untouched() {
     let class = Class::new(|_| {}).await;
     assert_eq!(class.lesson_state().await, "scheduled");
     let mut student = class.student().await;
-    student
-        .media
-        .observed
-        .lock()
-        .expect("not poisoned")
-        .keep_data = true;
 
     // The teacher starts OBS before opening the lesson page: the lesson goes live.
     let clip = clip(0, 3);
@@ -237,26 +226,12 @@ async fn an_obs_stream_reaches_the_class_untouched() {
 
     // The SFU paces its sending to the subscriber's estimated bandwidth, which starts low and
     // climbs: the last pictures may still be on their way.
-    let complete = student
-        .media
-        .wait_for(WAIT, |m| m.received_on(&video_mid) >= 90)
-        .await;
+    let complete = wait_until(WAIT, || student.received_on(&video_mid) >= 90).await;
     assert!(complete, "every picture arrives");
 
     // The video: every NAL unit of the clip, byte for byte, in order (the parameter sets are
     // repeated before keyframes, as ffmpeg's own conversion does too).
-    let (frames, audio) = {
-        let observed = student.media.observed.lock().expect("not poisoned");
-        let frames_on = |wanted: &str| {
-            observed
-                .data
-                .iter()
-                .find(|(mid, _)| mid.to_string() == wanted)
-                .map(|(_, frames)| frames.clone())
-                .unwrap_or_default()
-        };
-        (frames_on(&video_mid), frames_on(&audio_mid))
-    };
+    let (frames, audio) = (student.received(&video_mid), student.received(&audio_mid));
     let received: Vec<Bytes> = frames.iter().flat_map(|f| annexb_units(f)).collect();
     let sent = clip_nal_units(&clip);
     assert!(sent.len() > 90, "the clip has {} NAL units", sent.len());
@@ -277,7 +252,7 @@ async fn an_obs_stream_reaches_the_class_untouched() {
     );
     assert!(metrics.contains("classroom_rtmp_frames_total{kind=\"video\"} 90"));
     assert!(metrics.contains("classroom_rtmp_active_encoders 0"));
-    student.media.stop();
+    student.peer.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -412,7 +387,7 @@ async fn refusals_reach_the_teacher_and_abuse_is_closed_while_a_stream_keeps_flo
         encoder_news(&mut teacher).await,
         (EncoderState::Stopped, None)
     );
-    student.media.stop();
+    student.peer.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -462,7 +437,7 @@ async fn an_encoder_that_drops_resumes_its_tracks_and_ending_the_lesson_stops_it
         .expect("ffmpeg ran");
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(class.lesson_state().await, "ended");
-    student.media.stop();
+    student.peer.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -493,4 +468,87 @@ async fn the_ingest_can_be_turned_off() {
         !metrics.contains("classroom_rtmp_sessions_total{"),
         "{metrics}"
     );
+}
+
+/// The encoder's handover: its old connection says goodbye while a new one publishes on the
+/// same key (an encoder restarted in a hurry, a second machine taking over). Each connection
+/// delivers its events from a task of its own, so the old one's stop can reach the lesson
+/// after the new one's publish; it must apply to the old connection only. Three handovers,
+/// each followed by the new stream flowing to the student for a while with the encoder in
+/// the lesson. (The exact interleaving is not forced here: the server's `EncoderSources` unit
+/// tests put the stale stop after the new publish.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_connection_stopping_after_a_new_publish_leaves_the_new_stream_alone() {
+    let class = Class::new(|_| {}).await;
+    let mut teacher = class.teacher().await;
+    let mut student = class.student().await;
+    let url = class.url(&class.key);
+    let mut current = push(&clip(0, 3), &url, true);
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+    let video = |p: &Participant| frames_from_encoder(p, SignalKind::Video);
+    assert!(student.pump_until(WAIT, |p| video(p) > 10).await);
+    for round in 0..3 {
+        // SIGINT: ffmpeg ends its publish cleanly (deleteStream), the source ends at once;
+        // the new encoder connects at the same moment and retries while the key is in use.
+        interrupt(&current);
+        let mut next = push(&clip(0, 3), &url, true);
+        let old_stopped = tokio::time::timeout(WAIT, current.wait()).await;
+        assert!(old_stopped.is_ok(), "round {round}: the old encoder stops");
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while let Ok(Some(_)) = next.try_wait() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "round {round}: the new encoder is never accepted"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            next = push(&clip(0, 3), &url, true);
+        }
+        current = next;
+        let before = video(&student);
+        assert!(
+            student.pump_until(WAIT, |p| video(p) > before + 60).await,
+            "round {round}: the new stream reaches the student ({} → {})",
+            before,
+            video(&student)
+        );
+        let encoder = encoder_participant_now(&student);
+        assert!(
+            encoder.is_some(),
+            "round {round}: the encoder is in the lesson"
+        );
+    }
+    // And it goes on: two more seconds of video after the last handover.
+    let before = video(&student);
+    assert!(student.pump_until(WAIT, |p| video(p) > before + 45).await);
+    drop(current);
+    student.peer.stop();
+}
+
+/// Asks ffmpeg to stop as a user would (Ctrl-C): it ends the RTMP publish cleanly.
+fn interrupt(child: &tokio::process::Child) {
+    let pid = child.id().expect("ffmpeg runs");
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+}
+
+/// The encoder's participant if it is in the lesson now (joined and not left since).
+fn encoder_participant_now(student: &Participant) -> Option<ParticipantId> {
+    let mut present = None;
+    for message in &student.messages {
+        match message {
+            ServerMessage::ParticipantJoined { participant }
+                if participant.name.ends_with("(encoder)") =>
+            {
+                present = Some(participant.id);
+            }
+            ServerMessage::ParticipantLeft { participant, .. } if Some(*participant) == present => {
+                present = None;
+            }
+            _ => {}
+        }
+    }
+    present
 }

@@ -195,3 +195,34 @@ async fn students_churning_through_a_lecture_each_receive_media() {
     assert_eq!(report["totals"]["packets_lost"], 0, "{}", report["totals"]);
     server.stop().await;
 }
+
+/// The ingest scenario: an encoder's H.264 + AAC over RTMP reaches every student, each of its
+/// pictures is matched at the students by content and timed, and the server's CPU is read.
+/// (What the figures are is for `bench/ingest` to print, not for a test to assert.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ingest_scenario_times_an_encoders_pictures_at_the_students() {
+    let server = server_with_admin().await;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let report = classroom_loadtest::ingest::run(config(&server, Scenario::Lecture, 2, 3), stopped)
+        .await
+        .expect("the run completes");
+    eprintln!("{}", report.table());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert!(report.pictures_sent >= 60, "{report:?}");
+    // Every picture sent in the window reaches both students, give or take the window's edges.
+    assert!(
+        report.pictures_matched + 4 >= 2 * report.pictures_sent,
+        "{} of {} × 2",
+        report.pictures_matched,
+        report.pictures_sent
+    );
+    assert!(report.added_latency_ms.p50.is_some());
+    assert!(
+        report.server_cpu_percent.is_some(),
+        "the server's CPU is read"
+    );
+    assert!(
+        report.transcoder_cpu_percent.is_some(),
+        "the AAC → Opus transcoder runs as the server's child"
+    );
+}

@@ -97,6 +97,7 @@ async fn peer(
         clips,
         stage_requests: None,
         ask_stage: None,
+        h264: None,
     };
     let record = Arc::new(std::sync::Mutex::new(Record::new(&plan)));
     let (stop, stopped) = watch::channel(false);

@@ -4,6 +4,9 @@
 //!   restarts and the destination resumes by itself (retrying → live); a destination with a
 //!   wrong application is retried, then given up with a reason, and the other is unaffected;
 //!   H.264 passes through at its own size;
+//! - `rtmps://`: the same through TLS (nginx's stream module in front, a test CA given as the
+//!   operator's extra CA file): live, and ffprobe sees H.264 and AAC; a destination whose
+//!   certificate no CA vouches for fails with a reason that says so;
 //! - the server: a teacher (a str0m client sending real VP8 and Opus) in a live lesson with a
 //!   destination added through the API; its state reaches `live` in the API and the metrics.
 
@@ -14,11 +17,11 @@ use bytes::Bytes;
 use classroom_loadtest::clip::Clips;
 use classroom_rtmp::annexb::AnnexBSplitter;
 use classroom_rtmp::restream::{
-    Control, MediaPacket, Notice, PushState, PushTarget, Restream, RestreamConfig, RetryPolicy,
-    TrackRef, VideoCodec,
+    Control, MediaPacket, Notice, PushState, PushTarget, PushTls, Restream, RestreamConfig,
+    RetryPolicy, TrackRef, VideoCodec,
 };
 use classroom_rtmp::rtp::H264Packetizer;
-use classroom_tests::nginx::{Nginx, probe};
+use classroom_tests::nginx::{Nginx, TlsFront, probe};
 use tokio::sync::{mpsc, watch};
 
 mod server;
@@ -41,6 +44,7 @@ fn config() -> RestreamConfig {
             max_failures: 6,
             reset_after: Duration::from_secs(60),
         },
+        tls: PushTls::new(None).expect("Mozilla's roots"),
     }
 }
 
@@ -52,6 +56,18 @@ fn target(nginx: &Nginx, app: &str, key: &str) -> PushTarget {
         url: nginx.url(app),
         stream_key: key.into(),
         tls: false,
+    }
+}
+
+/// An `rtmps://` destination on one of the TLS ports in front of nginx.
+fn tls_target(front: &TlsFront, port: u16, key: &str) -> PushTarget {
+    PushTarget {
+        host: "127.0.0.1".into(),
+        port,
+        app: "live".into(),
+        url: front.url(port, "live"),
+        stream_key: key.into(),
+        tls: true,
     }
 }
 
@@ -373,4 +389,80 @@ async fn bench_restream_cpu() {
         drop(restream);
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmps_destinations_are_pushed_through_tls_and_an_untrusted_certificate_is_named() {
+    let Some((nginx, front)) = Nginx::start_with_tls().await else {
+        return;
+    };
+    let clips = Clips::builtin().expect("the load tester's clips");
+    let (notices_tx, notices) = mpsc::unbounded_channel();
+    let config = RestreamConfig {
+        // The operator's extra CA file: the test CA, on top of Mozilla's roots.
+        tls: PushTls::new(Some(&front.ca)).expect("the test CA loads"),
+        ..config()
+    };
+    let restream = Arc::new(Restream::start(config, notices_tx));
+    let mut states = States {
+        notices,
+        seen: Vec::new(),
+    };
+    restream.control(Control::MainView(Some((VIDEO, VideoCodec::Vp8))));
+    restream.control(Control::Voices(vec![VOICE]));
+    restream.control(Control::Destinations(vec![
+        (1, tls_target(&front, front.trusted_port, "over-tls")),
+        (
+            2,
+            tls_target(&front, front.untrusted_port, "to-an-impostor"),
+        ),
+    ]));
+    let (stop, stopped) = watch::channel(false);
+    let feeder = tokio::spawn(feed(restream.clone(), clips, Vec::new(), stopped));
+
+    states
+        .wait(1, Duration::from_secs(20), |s| *s == PushState::Live)
+        .await;
+    // Read back on nginx's own RTMP port: what came through TLS arrived whole.
+    let streams = probe(&format!("{}/over-tls", nginx.url("live")), PROBE_TIMEOUT).await;
+    assert!(
+        streams.contains(&("h264".into(), 480, 270)),
+        "H.264 through TLS: {streams:?}\n{}",
+        nginx.log()
+    );
+    assert!(
+        streams.iter().any(|(codec, _, _)| codec == "aac"),
+        "AAC through TLS: {streams:?}"
+    );
+
+    let retrying = states
+        .wait(2, Duration::from_secs(20), |s| {
+            matches!(s, PushState::Retrying(_))
+        })
+        .await;
+    assert!(
+        matches!(&retrying, PushState::Retrying(reason)
+            if reason.contains("not trusted") && reason.contains("extra_ca_file")),
+        "{retrying:?}"
+    );
+    let reached_nginx = probe(
+        &format!("{}/to-an-impostor", nginx.url("live")),
+        Duration::from_secs(3),
+    )
+    .await;
+    assert!(reached_nginx.is_empty(), "{reached_nginx:?}");
+
+    let _ = stop.send(true);
+    let _ = feeder.await;
+}
+
+#[test]
+fn an_extra_ca_file_without_certificates_is_refused() {
+    let dir = tempfile::tempdir().expect("a directory");
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n").expect("written");
+    let error = PushTls::new(Some(&empty)).expect_err("refused");
+    assert!(error.to_string().contains("no PEM certificate"), "{error}");
+    let missing = PushTls::new(Some(&dir.path().join("missing.pem"))).expect_err("refused");
+    assert!(missing.to_string().contains("cannot read"), "{missing}");
 }

@@ -84,6 +84,7 @@ async fn a_live_lesson_is_restreamed_until_it_ends() {
         clips: Clips::builtin().expect("clips"),
         stage_requests: None,
         ask_stage: None,
+        h264: None,
     };
     let record = Arc::new(Mutex::new(Record::new(&plan)));
     let (stop, stopped) = watch::channel(false);
