@@ -6,12 +6,13 @@
 //! packet is a write on each subscriber), whose events join the same queue, so there is no
 //! recursion and no `Rtc` is mutated twice without a drain in between.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::mem;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use classroom_protocol::RoomName;
+use rustc_hash::FxHashMap;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, Pt, Rid};
@@ -83,8 +84,8 @@ pub struct Sfu {
     config: SfuConfig,
     /// The ICE candidates every peer is given: UDP, TCP or both.
     candidates: Vec<Candidate>,
-    peers: HashMap<PeerId, Peer>,
-    rooms: HashMap<RoomName, Vec<PeerId>>,
+    peers: FxHashMap<PeerId, Peer>,
+    rooms: FxHashMap<RoomName, Vec<PeerId>>,
     demux: Demux,
     /// Each peer's next deadline, earliest first; a peer has at most one entry.
     timers: BTreeSet<(Instant, PeerId)>,
@@ -98,13 +99,13 @@ pub struct Sfu {
     last_now: Instant,
     stats: SfuStats,
     /// In-process participants (see [`crate::local`]), apart from the `Rtc` peers.
-    locals: HashMap<PeerId, LocalPeer>,
+    locals: FxHashMap<PeerId, LocalPeer>,
     /// In-process members of each room.
-    local_rooms: HashMap<RoomName, Vec<PeerId>>,
+    local_rooms: FxHashMap<RoomName, Vec<PeerId>>,
     /// The next [`LocalTrackId`] to hand out; every publication gets one.
     next_track: u64,
     /// Who speaks in each room with publishers of audio.
-    speakers: HashMap<RoomName, ActiveSpeakers>,
+    speakers: FxHashMap<RoomName, ActiveSpeakers>,
     next_quality_poll: Instant,
     /// Keyframe requests waiting for the end of their throttle interval.
     deferred_keyframes: Vec<Deferred>,
@@ -122,7 +123,7 @@ struct Peer {
     publish_allowed: bool,
     /// Audio publications are not forwarded while set (a moderator muted the peer).
     audio_muted: bool,
-    publications: HashMap<RtcMid, Publication>,
+    publications: FxHashMap<RtcMid, Publication>,
     slots: Vec<Slot>,
     pending_offer: Option<PendingOffer>,
     /// The bandwidth estimate toward this peer (TWCC), bits per second.
@@ -135,7 +136,7 @@ struct Peer {
     /// The worst jitter the peer reported on our streams since its last connection stats.
     worst_jitter: Option<Duration>,
     /// NACKs we sent for each of its incoming streams, as str0m last counted them.
-    nacks_sent: HashMap<(RtcMid, Option<Rid>), u64>,
+    nacks_sent: FxHashMap<(RtcMid, Option<Rid>), u64>,
 }
 
 /// A track the peer sends to us.
@@ -227,8 +228,8 @@ impl Sfu {
         Ok(Sfu {
             config,
             candidates,
-            peers: HashMap::new(),
-            rooms: HashMap::new(),
+            peers: FxHashMap::default(),
+            rooms: FxHashMap::default(),
             demux: Demux::default(),
             timers: BTreeSet::new(),
             outputs: VecDeque::new(),
@@ -237,10 +238,10 @@ impl Sfu {
             dirty_rooms: Vec::new(),
             last_now: now,
             stats: SfuStats::default(),
-            locals: HashMap::new(),
-            local_rooms: HashMap::new(),
+            locals: FxHashMap::default(),
+            local_rooms: FxHashMap::default(),
             next_track: 0,
-            speakers: HashMap::new(),
+            speakers: FxHashMap::default(),
             next_quality_poll: now,
             deferred_keyframes: Vec::new(),
         })
@@ -463,7 +464,7 @@ impl Sfu {
                 connected: false,
                 publish_allowed,
                 audio_muted: false,
-                publications: HashMap::new(),
+                publications: FxHashMap::default(),
                 slots: Vec::new(),
                 pending_offer: None,
                 estimate: None,
@@ -471,7 +472,7 @@ impl Sfu {
                 quality: QualityMonitor::new(now, QualityConfig::default()),
                 media_started: false,
                 worst_jitter: None,
-                nacks_sent: HashMap::new(),
+                nacks_sent: FxHashMap::default(),
             },
         );
         self.drain(peer_id);
@@ -890,7 +891,7 @@ fn clock_rate(kind: Option<TrackKind>) -> Frequency {
 /// detector, whose changed list goes out as an event. Takes the two fields it needs, so the
 /// forwarding path can call it while holding the publisher (no room name copied per packet).
 fn record_audio_level(
-    speakers: &mut HashMap<RoomName, ActiveSpeakers>,
+    speakers: &mut FxHashMap<RoomName, ActiveSpeakers>,
     outputs: &mut VecDeque<Output>,
     room: &RoomName,
     sample: (Instant, PeerId, i8, Option<bool>),
