@@ -19,7 +19,7 @@ use str0m::media::{Direction, Frequency, MediaKind, Pt, Rid};
 use str0m::net::TcpType;
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::Extension;
-use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, PacerReason, Reason, Rtc};
 use tracing::debug;
 
 mod feedback;
@@ -29,6 +29,7 @@ mod local;
 mod simulcast;
 mod slots;
 mod start;
+mod tick;
 
 use crate::demux::{Demux, Route};
 use crate::error::{
@@ -40,6 +41,7 @@ use forward::Munger;
 use keyframe::{Deferred, KeyframeThrottle};
 use local::{LocalPeer, LocalSource};
 use simulcast::{BitrateMeter, Layers, SlotLayer};
+use tick::{PeerTick, TICK_PASSES};
 
 use crate::quality::{QualityConfig, QualityMonitor};
 use crate::speaker::{ActiveSpeakers, SpeakerConfig};
@@ -89,6 +91,10 @@ pub struct Sfu {
     demux: Demux,
     /// Each peer's next deadline, earliest first; a peer has at most one entry.
     timers: BTreeSet<(Instant, PeerId)>,
+    /// The origin of the tick grid of connected peers' deadlines ([`tick`]).
+    epoch: Instant,
+    /// Scratch for the peers a timeout serves (kept to spare an allocation per tick).
+    due: Vec<PeerId>,
     outputs: VecDeque<Output>,
     work: VecDeque<(PeerId, Event)>,
     /// Peers found dead while draining; removed once the work queue is empty.
@@ -117,6 +123,7 @@ struct Peer {
     ufrag: String,
     addrs: Vec<(Transport, SocketAddr)>,
     timer: Option<Instant>,
+    tick: PeerTick,
     /// Until connected, the peer is dropped at this instant.
     connect_deadline: Instant,
     connected: bool,
@@ -232,6 +239,8 @@ impl Sfu {
             rooms: FxHashMap::default(),
             demux: Demux::default(),
             timers: BTreeSet::new(),
+            epoch: now,
+            due: Vec::new(),
             outputs: VecDeque::new(),
             work: VecDeque::new(),
             dead: Vec::new(),
@@ -366,7 +375,7 @@ impl Sfu {
     /// Time passed: service every peer whose deadline is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
-        let mut due = Vec::new();
+        let mut due = mem::take(&mut self.due);
         while let Some(&(at, peer_id)) = self.timers.first() {
             if at > now {
                 break;
@@ -374,7 +383,7 @@ impl Sfu {
             self.timers.pop_first();
             due.push(peer_id);
         }
-        for peer_id in due {
+        for peer_id in due.drain(..) {
             let Some(peer) = self.peers.get_mut(&peer_id) else {
                 continue;
             };
@@ -384,12 +393,9 @@ impl Sfu {
                 self.dead.push(peer_id);
                 continue;
             }
-            if let Err(error) = peer.rtc.handle_input(Input::Timeout(now)) {
-                debug!(peer = %peer_id, %error, "media timeout failed");
-                self.dead.push(peer_id);
-            }
-            self.drain(peer_id);
+            self.serve(now, peer_id, TICK_PASSES);
         }
+        self.due = due;
         self.poll_deferred_keyframes(now);
         self.poll_speakers(now);
         self.poll_quality(now);
@@ -460,6 +466,7 @@ impl Sfu {
                 ufrag: creds.ufrag,
                 addrs: Vec::new(),
                 timer: None,
+                tick: PeerTick::default(),
                 connect_deadline: now + self.config.connect_timeout,
                 connected: false,
                 publish_allowed,
@@ -662,14 +669,40 @@ impl Sfu {
         }
     }
 
-    /// Moves a peer's `Rtc` output into our queues; call after every mutation of it.
-    fn drain(&mut self, peer_id: PeerId) {
+    /// Drives a peer's `Rtc` to `now` and drains it; repeats while its pacer lets a packet out
+    /// and asks to be polled again at once, up to `passes` times (a packet per pass).
+    fn serve(&mut self, now: Instant, peer_id: PeerId, passes: usize) {
+        for _ in 0..passes.max(1) {
+            let Some(peer) = self.peers.get_mut(&peer_id) else {
+                return;
+            };
+            if let Err(error) = peer.rtc.handle_input(Input::Timeout(now)) {
+                debug!(peer = %peer_id, %error, "media timeout failed");
+                self.dead.push(peer_id);
+                self.drain(peer_id);
+                return;
+            }
+            let sent = self.drain(peer_id);
+            let again = self.peers.get(&peer_id).is_some_and(|peer| {
+                peer.rtc.last_timeout_reason() == Reason::Pacer(PacerReason::Immediate)
+            });
+            if sent == 0 || !again {
+                return;
+            }
+        }
+    }
+
+    /// Moves a peer's `Rtc` output into our queues; call after every mutation of it. Returns
+    /// how many datagrams it produced.
+    fn drain(&mut self, peer_id: PeerId) -> usize {
         let Some(peer) = self.peers.get_mut(&peer_id) else {
-            return;
+            return 0;
         };
+        let mut sent = 0;
         loop {
             match peer.rtc.poll_output() {
                 Ok(str0m::Output::Transmit(transmit)) => {
+                    sent += 1;
                     self.stats.datagrams_out += 1;
                     if transmit.proto != Protocol::Udp {
                         self.stats.tcp_frames_out += 1;
@@ -688,14 +721,18 @@ impl Sfu {
                 }
                 Ok(str0m::Output::Timeout(at)) => {
                     let at = if peer.connected {
-                        at
+                        let reason = peer.rtc.last_timeout_reason();
+                        peer.tick.schedule(self.epoch, self.last_now, at, reason)
                     } else {
                         at.min(peer.connect_deadline)
                     };
-                    if let Some(old) = peer.timer.replace(at) {
-                        self.timers.remove(&(old, peer_id));
+                    // On the grid most drains land on the tick already set: no tree update.
+                    if peer.timer != Some(at) {
+                        if let Some(old) = peer.timer.replace(at) {
+                            self.timers.remove(&(old, peer_id));
+                        }
+                        self.timers.insert((at, peer_id));
                     }
-                    self.timers.insert((at, peer_id));
                     break;
                 }
                 Err(error) => {
@@ -708,6 +745,7 @@ impl Sfu {
         if !peer.rtc.is_alive() {
             self.dead.push(peer_id);
         }
+        sent
     }
 
     /// Processes queued events until none are left, then removes dead peers and assigns
