@@ -198,6 +198,8 @@ struct Slot {
     layer: SlotLayer,
     /// Feedback on the slot's outgoing stream seen so far.
     egress: EgressSeen,
+    /// Its stream's resend history was cut to what NACKs need (see `slots`).
+    history_limited: bool,
 }
 
 struct PendingOffer {
@@ -878,6 +880,7 @@ impl Slot {
             keyframe_asked: None,
             layer: SlotLayer::default(),
             egress: EgressSeen::default(),
+            history_limited: false,
         }
     }
 
