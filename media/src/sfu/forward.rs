@@ -282,7 +282,11 @@ impl Sfu {
             }
             // Served at once: its pacer lets the packets out now, not at its next deadline.
             if written > 0 {
-                self.serve(now, subscriber, usize::try_from(written).unwrap_or(usize::MAX));
+                self.serve(
+                    now,
+                    subscriber,
+                    usize::try_from(written).unwrap_or(usize::MAX),
+                );
             } else {
                 self.drain(subscriber);
             }

@@ -92,7 +92,10 @@ mod tests {
         assert_eq!(round_up(epoch, epoch), epoch);
         assert_eq!(round_up(epoch, epoch + ms(1)), epoch + ms(10));
         assert_eq!(round_up(epoch, epoch + ms(10)), epoch + ms(10));
-        assert_eq!(round_up(epoch, epoch + ms(10) + Duration::from_nanos(1)), epoch + ms(20));
+        assert_eq!(
+            round_up(epoch, epoch + ms(10) + Duration::from_nanos(1)),
+            epoch + ms(20)
+        );
     }
 
     #[test]
@@ -104,13 +107,22 @@ mod tests {
         let immediate = Reason::Pacer(PacerReason::Immediate);
         // The gate after a packet: a tick later, on the grid.
         assert_eq!(tick.schedule(epoch, now, now, immediate), epoch + ms(20));
-        assert_eq!(tick.schedule(epoch, now, now + ms(2), Reason::Feedback), epoch + ms(10));
+        assert_eq!(
+            tick.schedule(epoch, now, now + ms(2), Reason::Feedback),
+            epoch + ms(10)
+        );
         // A probe: exact, and the gate after each probe packet too.
         let probe = Reason::Pacer(PacerReason::Probe1);
         assert_eq!(tick.schedule(epoch, now, now + ms(2), probe), now + ms(2));
-        assert_eq!(tick.schedule(epoch, now + ms(2), now + ms(2), immediate), now + ms(2));
+        assert_eq!(
+            tick.schedule(epoch, now + ms(2), now + ms(2), immediate),
+            now + ms(2)
+        );
         // Once the probe is long over, the grid again.
         let later = now + ms(100);
-        assert_eq!(tick.schedule(epoch, later, later, immediate), epoch + ms(120));
+        assert_eq!(
+            tick.schedule(epoch, later, later, immediate),
+            epoch + ms(120)
+        );
     }
 }
