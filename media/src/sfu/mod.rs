@@ -672,9 +672,11 @@ impl Sfu {
     }
 
     /// Drives a peer's `Rtc` to `now` and drains it; repeats while its pacer lets a packet out
-    /// and asks to be polled again at once, up to `passes` times (a packet per pass).
+    /// and asks to be polled again at once: `passes` times (a packet per pass), and beyond that
+    /// while its send queues hold more (up to [`TICK_PASSES`]), so that a backlog is not left
+    /// to the deferred re-poll.
     fn serve(&mut self, now: Instant, peer_id: PeerId, passes: usize) {
-        for _ in 0..passes.max(1) {
+        for pass in 1..=TICK_PASSES.max(passes) {
             let Some(peer) = self.peers.get_mut(&peer_id) else {
                 return;
             };
@@ -685,10 +687,11 @@ impl Sfu {
                 return;
             }
             let sent = self.drain(peer_id);
-            let again = self.peers.get(&peer_id).is_some_and(|peer| {
-                peer.rtc.last_timeout_reason() == Reason::Pacer(PacerReason::Immediate)
-            });
-            if sent == 0 || !again {
+            let Some(peer) = self.peers.get_mut(&peer_id) else {
+                return;
+            };
+            let again = peer.rtc.last_timeout_reason() == Reason::Pacer(PacerReason::Immediate);
+            if sent == 0 || !again || (pass >= passes && !has_backlog(peer)) {
                 return;
             }
         }
@@ -893,6 +896,22 @@ impl Slot {
         self.keyframe_asked = None;
         self.layer.reset();
     }
+}
+
+/// Whether the peer's send queues held more than the one packet its last pass let out (as
+/// its pacer saw them at the start of that pass).
+fn has_backlog(peer: &mut Peer) -> bool {
+    let mut api = peer.rtc.direct_api();
+    let mut queued = 0;
+    for slot in &peer.slots {
+        if let Some(info) = api
+            .stream_tx_by_mid(slot.mid, None)
+            .and_then(|stream| stream.queue_info())
+        {
+            queued += info.packet_count();
+        }
+    }
+    queued > 1
 }
 
 /// Events the core acts on; the rest (stats, stream pauses, …) are dropped at the source.

@@ -10,8 +10,9 @@
 //!   out in the same pass that runs its periodic work;
 //! - the immediate timeout a pacer asks for after each packet is deferred by a tick: the next
 //!   write serves the peer sooner, and a tick serves it while its pacer keeps releasing;
-//! - every other deadline is rounded up to the tick grid, so peers due together are served in
-//!   one wake-up of the driver.
+//! - RTCP, NACK, TWCC feedback, statistics and ICE deadlines are rounded up to the tick grid,
+//!   so peers due together are served in one wake-up of the driver; the pacer's own releases
+//!   and the bandwidth estimator's deadlines stay exact (see [`PeerTick::schedule`]).
 //!
 //! Bandwidth probes are the exception: a probe cluster spaces its packets by a few
 //! milliseconds, and the estimate it yields is the rate they were sent at, so while a peer's
@@ -55,6 +56,17 @@ impl PeerTick {
             self.probing_until = Some(now + PROBE_HOLD);
         }
         if self.probing_until.is_some_and(|until| now < until) {
+            return at;
+        }
+        // The pacer's releases and the bandwidth estimator's deadlines stay exact: with them
+        // rounded up, a subscriber paced just above its floor fell behind
+        // (tests/start_estimate.rs).
+        if matches!(reason, Reason::Pacer(r) if r != PacerReason::Immediate)
+            || matches!(
+                reason,
+                Reason::BweDelayControl | Reason::BweProbeControl | Reason::BweProbeEstimator
+            )
+        {
             return at;
         }
         self.probing_until = None;
