@@ -11,7 +11,6 @@
 //!
 //! The task ends when every [`MediaHandle`] is dropped, or on a socket error it cannot recover.
 
-use std::collections::HashMap;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -19,6 +18,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use classroom_protocol::RoomName;
+use rustc_hash::FxHashMap;
 use thiserror::Error;
 use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
@@ -546,7 +546,7 @@ async fn run(
     events: mpsc::UnboundedSender<MediaEvent>,
 ) {
     let mut buf = vec![0; RECV_BUFFER];
-    let mut sinks: HashMap<PeerId, LocalSink> = HashMap::new();
+    let mut sinks: FxHashMap<PeerId, LocalSink> = FxHashMap::default();
     loop {
         let deadline = loop {
             match sfu.poll_output() {
@@ -635,7 +635,7 @@ async fn run(
     }
 }
 
-fn execute(sfu: &mut Sfu, sinks: &mut HashMap<PeerId, LocalSink>, command: MediaCommand) {
+fn execute(sfu: &mut Sfu, sinks: &mut FxHashMap<PeerId, LocalSink>, command: MediaCommand) {
     let now = Instant::now();
     // A dropped reply receiver means the caller gave up; the command still took effect.
     match command {
@@ -718,7 +718,7 @@ fn execute(sfu: &mut Sfu, sinks: &mut HashMap<PeerId, LocalSink>, command: Media
 
 /// Hands one event to a local subscriber; false when the subscriber is gone.
 fn deliver_local(
-    sinks: &HashMap<PeerId, LocalSink>,
+    sinks: &FxHashMap<PeerId, LocalSink>,
     subscriber: PeerId,
     event: LocalEvent,
 ) -> bool {

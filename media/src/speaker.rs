@@ -22,8 +22,9 @@
 //! Per packet the work is one hash lookup and a few arithmetic operations, with a fixed-size
 //! state per peer.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
 
 use crate::PeerId;
 
@@ -67,7 +68,7 @@ impl Default for SpeakerConfig {
 #[derive(Debug)]
 pub(crate) struct ActiveSpeakers {
     config: SpeakerConfig,
-    peers: HashMap<PeerId, PeerLevel>,
+    peers: FxHashMap<PeerId, PeerLevel>,
     /// The list last reported, loudest first.
     reported: Vec<PeerId>,
     /// Scratch for the next list: (ranking level, peer).
@@ -93,7 +94,7 @@ impl ActiveSpeakers {
     pub(crate) fn new(config: SpeakerConfig) -> Self {
         ActiveSpeakers {
             config,
-            peers: HashMap::new(),
+            peers: FxHashMap::default(),
             reported: Vec::new(),
             ranking: Vec::new(),
             next_poll: None,

@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
+use foldhash::fast::RandomState;
 use futures_util::stream::{FuturesUnordered, SelectAll, Stream, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -117,7 +118,8 @@ pub(crate) struct TcpConnections {
     /// The advertised candidate: the destination the core expects on every frame.
     candidate: SocketAddr,
     limits: TcpLimits,
-    conns: HashMap<SocketAddr, Conn>,
+    /// foldhash, seeded: looked up per frame, keyed by remote addresses.
+    conns: HashMap<SocketAddr, Conn, RandomState>,
     /// Connections waiting for their first verified STUN request, oldest first.
     unverified: VecDeque<SocketAddr>,
     readable: SelectAll<ReadReady>,
@@ -134,7 +136,7 @@ impl TcpConnections {
             listener,
             candidate,
             limits,
-            conns: HashMap::new(),
+            conns: HashMap::default(),
             unverified: VecDeque::new(),
             readable: SelectAll::new(),
             writable: FuturesUnordered::new(),

@@ -371,6 +371,9 @@ pub async fn apply_room_events(
     }
 }
 
+/// The signaling WebSocket's read buffer, per connection.
+const WS_READ_BUFFER: usize = 8 * 1024;
+
 /// The signaling WebSocket. Send `{"v":1,"type":"join","token":"<join token>"}` first; every
 /// message is documented in docs/protocol.md.
 #[utoipa::path(
@@ -388,6 +391,11 @@ pub async fn signaling_socket(
     upgrade
         .max_message_size(hard_limit)
         .max_frame_size(hard_limit)
+        // Signaling messages are small: an 8 KiB read buffer grows for a longer one, where
+        // tungstenite's default of 128 KiB is zero-filled on the first read, per connection.
+        // Messages go out as they are sent (each send flushes anyway).
+        .read_buffer_size(WS_READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| {
             classroom_signaling::run_session(socket, live.rooms, live.verifier)
         })

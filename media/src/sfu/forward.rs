@@ -270,7 +270,8 @@ impl Sfu {
                     );
                 }
             }
-            if !*media_started && self.stats.rtp_packets_forwarded > forwarded_before {
+            let written = self.stats.rtp_packets_forwarded - forwarded_before;
+            if !*media_started && written > 0 {
                 // The end of the join: signaling measures it from the WebSocket's opening.
                 *media_started = true;
                 self.outputs
@@ -279,7 +280,16 @@ impl Sfu {
                         at: now,
                     }));
             }
-            self.drain(subscriber);
+            // Served at once: its pacer lets the packets out now, not at its next deadline.
+            if written > 0 {
+                self.serve(
+                    now,
+                    subscriber,
+                    usize::try_from(written).unwrap_or(usize::MAX),
+                );
+            } else {
+                self.drain(subscriber);
+            }
         }
 
         if let Some(publication) = self.publication_mut(publisher, mid) {

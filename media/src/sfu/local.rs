@@ -1,10 +1,11 @@
 //! In-process participants inside the core: local publishers feed the same fan-out as
 //! browsers, local subscribers receive every track of their room as [`LocalEvent`]s.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use classroom_protocol::RoomName;
+use rustc_hash::FxHashMap;
 use str0m::format::{Codec as RtcCodec, CodecSpec, FormatParams, PayloadParams};
 use str0m::media::{Frequency, Pt};
 
@@ -24,7 +25,7 @@ pub(super) struct LocalPeer {
     pub(super) publish_allowed: bool,
     pub(super) audio_muted: bool,
     /// Empty for subscribers.
-    pub(super) publications: HashMap<RtcMid, Publication>,
+    pub(super) publications: FxHashMap<RtcMid, Publication>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,7 +81,7 @@ impl Sfu {
     ) -> Result<(), AddPeerError> {
         self.last_now = now;
         self.check_new_peer(peer_id)?;
-        let mut publications = HashMap::new();
+        let mut publications = FxHashMap::default();
         for (index, track) in tracks.into_iter().enumerate() {
             let mid = RtcMid::from(track.mid.as_str());
             if publications.contains_key(&mid) {
@@ -137,7 +138,7 @@ impl Sfu {
                 role: LocalRole::Subscriber,
                 publish_allowed: false,
                 audio_muted: false,
-                publications: HashMap::new(),
+                publications: FxHashMap::default(),
             },
         );
         for (publisher, mid, kind, track) in self.forwardable_tracks(&room) {

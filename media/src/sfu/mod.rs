@@ -6,19 +6,20 @@
 //! packet is a write on each subscriber), whose events join the same queue, so there is no
 //! recursion and no `Rtc` is mutated twice without a drain in between.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::mem;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use classroom_protocol::RoomName;
+use rustc_hash::FxHashMap;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, Pt, Rid};
 use str0m::net::TcpType;
 use str0m::net::{DatagramRecv, Protocol, Receive};
 use str0m::rtp::Extension;
-use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, PacerReason, Reason, Rtc};
 use tracing::debug;
 
 mod feedback;
@@ -28,6 +29,7 @@ mod local;
 mod simulcast;
 mod slots;
 mod start;
+mod tick;
 
 use crate::demux::{Demux, Route};
 use crate::error::{
@@ -39,6 +41,7 @@ use forward::Munger;
 use keyframe::{Deferred, KeyframeThrottle};
 use local::{LocalPeer, LocalSource};
 use simulcast::{BitrateMeter, Layers, SlotLayer};
+use tick::{PeerTick, TICK_PASSES};
 
 use crate::quality::{QualityConfig, QualityMonitor};
 use crate::speaker::{ActiveSpeakers, SpeakerConfig};
@@ -83,11 +86,15 @@ pub struct Sfu {
     config: SfuConfig,
     /// The ICE candidates every peer is given: UDP, TCP or both.
     candidates: Vec<Candidate>,
-    peers: HashMap<PeerId, Peer>,
-    rooms: HashMap<RoomName, Vec<PeerId>>,
+    peers: FxHashMap<PeerId, Peer>,
+    rooms: FxHashMap<RoomName, Vec<PeerId>>,
     demux: Demux,
     /// Each peer's next deadline, earliest first; a peer has at most one entry.
     timers: BTreeSet<(Instant, PeerId)>,
+    /// The origin of the tick grid of connected peers' deadlines ([`tick`]).
+    epoch: Instant,
+    /// Scratch for the peers a timeout serves (kept to spare an allocation per tick).
+    due: Vec<PeerId>,
     outputs: VecDeque<Output>,
     work: VecDeque<(PeerId, Event)>,
     /// Peers found dead while draining; removed once the work queue is empty.
@@ -98,13 +105,13 @@ pub struct Sfu {
     last_now: Instant,
     stats: SfuStats,
     /// In-process participants (see [`crate::local`]), apart from the `Rtc` peers.
-    locals: HashMap<PeerId, LocalPeer>,
+    locals: FxHashMap<PeerId, LocalPeer>,
     /// In-process members of each room.
-    local_rooms: HashMap<RoomName, Vec<PeerId>>,
+    local_rooms: FxHashMap<RoomName, Vec<PeerId>>,
     /// The next [`LocalTrackId`] to hand out; every publication gets one.
     next_track: u64,
     /// Who speaks in each room with publishers of audio.
-    speakers: HashMap<RoomName, ActiveSpeakers>,
+    speakers: FxHashMap<RoomName, ActiveSpeakers>,
     next_quality_poll: Instant,
     /// Keyframe requests waiting for the end of their throttle interval.
     deferred_keyframes: Vec<Deferred>,
@@ -116,13 +123,14 @@ struct Peer {
     ufrag: String,
     addrs: Vec<(Transport, SocketAddr)>,
     timer: Option<Instant>,
+    tick: PeerTick,
     /// Until connected, the peer is dropped at this instant.
     connect_deadline: Instant,
     connected: bool,
     publish_allowed: bool,
     /// Audio publications are not forwarded while set (a moderator muted the peer).
     audio_muted: bool,
-    publications: HashMap<RtcMid, Publication>,
+    publications: FxHashMap<RtcMid, Publication>,
     slots: Vec<Slot>,
     pending_offer: Option<PendingOffer>,
     /// The bandwidth estimate toward this peer (TWCC), bits per second.
@@ -135,7 +143,7 @@ struct Peer {
     /// The worst jitter the peer reported on our streams since its last connection stats.
     worst_jitter: Option<Duration>,
     /// NACKs we sent for each of its incoming streams, as str0m last counted them.
-    nacks_sent: HashMap<(RtcMid, Option<Rid>), u64>,
+    nacks_sent: FxHashMap<(RtcMid, Option<Rid>), u64>,
 }
 
 /// A track the peer sends to us.
@@ -190,6 +198,8 @@ struct Slot {
     layer: SlotLayer,
     /// Feedback on the slot's outgoing stream seen so far.
     egress: EgressSeen,
+    /// Its stream's resend history was cut to what NACKs need (see `slots`).
+    history_limited: bool,
 }
 
 struct PendingOffer {
@@ -227,20 +237,22 @@ impl Sfu {
         Ok(Sfu {
             config,
             candidates,
-            peers: HashMap::new(),
-            rooms: HashMap::new(),
+            peers: FxHashMap::default(),
+            rooms: FxHashMap::default(),
             demux: Demux::default(),
             timers: BTreeSet::new(),
+            epoch: now,
+            due: Vec::new(),
             outputs: VecDeque::new(),
             work: VecDeque::new(),
             dead: Vec::new(),
             dirty_rooms: Vec::new(),
             last_now: now,
             stats: SfuStats::default(),
-            locals: HashMap::new(),
-            local_rooms: HashMap::new(),
+            locals: FxHashMap::default(),
+            local_rooms: FxHashMap::default(),
             next_track: 0,
-            speakers: HashMap::new(),
+            speakers: FxHashMap::default(),
             next_quality_poll: now,
             deferred_keyframes: Vec::new(),
         })
@@ -365,7 +377,7 @@ impl Sfu {
     /// Time passed: service every peer whose deadline is due.
     pub fn handle_timeout(&mut self, now: Instant) {
         self.last_now = now;
-        let mut due = Vec::new();
+        let mut due = mem::take(&mut self.due);
         while let Some(&(at, peer_id)) = self.timers.first() {
             if at > now {
                 break;
@@ -373,7 +385,7 @@ impl Sfu {
             self.timers.pop_first();
             due.push(peer_id);
         }
-        for peer_id in due {
+        for peer_id in due.drain(..) {
             let Some(peer) = self.peers.get_mut(&peer_id) else {
                 continue;
             };
@@ -383,12 +395,9 @@ impl Sfu {
                 self.dead.push(peer_id);
                 continue;
             }
-            if let Err(error) = peer.rtc.handle_input(Input::Timeout(now)) {
-                debug!(peer = %peer_id, %error, "media timeout failed");
-                self.dead.push(peer_id);
-            }
-            self.drain(peer_id);
+            self.serve(now, peer_id, TICK_PASSES);
         }
+        self.due = due;
         self.poll_deferred_keyframes(now);
         self.poll_speakers(now);
         self.poll_quality(now);
@@ -459,11 +468,12 @@ impl Sfu {
                 ufrag: creds.ufrag,
                 addrs: Vec::new(),
                 timer: None,
+                tick: PeerTick::default(),
                 connect_deadline: now + self.config.connect_timeout,
                 connected: false,
                 publish_allowed,
                 audio_muted: false,
-                publications: HashMap::new(),
+                publications: FxHashMap::default(),
                 slots: Vec::new(),
                 pending_offer: None,
                 estimate: None,
@@ -471,7 +481,7 @@ impl Sfu {
                 quality: QualityMonitor::new(now, QualityConfig::default()),
                 media_started: false,
                 worst_jitter: None,
-                nacks_sent: HashMap::new(),
+                nacks_sent: FxHashMap::default(),
             },
         );
         self.drain(peer_id);
@@ -661,14 +671,43 @@ impl Sfu {
         }
     }
 
-    /// Moves a peer's `Rtc` output into our queues; call after every mutation of it.
-    fn drain(&mut self, peer_id: PeerId) {
+    /// Drives a peer's `Rtc` to `now` and drains it; repeats while its pacer lets a packet out
+    /// and asks to be polled again at once: `passes` times (a packet per pass), and beyond that
+    /// while its send queues hold more (up to [`TICK_PASSES`]), so that a backlog is not left
+    /// to the deferred re-poll.
+    fn serve(&mut self, now: Instant, peer_id: PeerId, passes: usize) {
+        for pass in 1..=TICK_PASSES.max(passes) {
+            let Some(peer) = self.peers.get_mut(&peer_id) else {
+                return;
+            };
+            if let Err(error) = peer.rtc.handle_input(Input::Timeout(now)) {
+                debug!(peer = %peer_id, %error, "media timeout failed");
+                self.dead.push(peer_id);
+                self.drain(peer_id);
+                return;
+            }
+            let sent = self.drain(peer_id);
+            let Some(peer) = self.peers.get_mut(&peer_id) else {
+                return;
+            };
+            let again = peer.rtc.last_timeout_reason() == Reason::Pacer(PacerReason::Immediate);
+            if sent == 0 || !again || (pass >= passes && !has_backlog(peer)) {
+                return;
+            }
+        }
+    }
+
+    /// Moves a peer's `Rtc` output into our queues; call after every mutation of it. Returns
+    /// how many datagrams it produced.
+    fn drain(&mut self, peer_id: PeerId) -> usize {
         let Some(peer) = self.peers.get_mut(&peer_id) else {
-            return;
+            return 0;
         };
+        let mut sent = 0;
         loop {
             match peer.rtc.poll_output() {
                 Ok(str0m::Output::Transmit(transmit)) => {
+                    sent += 1;
                     self.stats.datagrams_out += 1;
                     if transmit.proto != Protocol::Udp {
                         self.stats.tcp_frames_out += 1;
@@ -687,14 +726,18 @@ impl Sfu {
                 }
                 Ok(str0m::Output::Timeout(at)) => {
                     let at = if peer.connected {
-                        at
+                        let reason = peer.rtc.last_timeout_reason();
+                        peer.tick.schedule(self.epoch, self.last_now, at, reason)
                     } else {
                         at.min(peer.connect_deadline)
                     };
-                    if let Some(old) = peer.timer.replace(at) {
-                        self.timers.remove(&(old, peer_id));
+                    // On the grid most drains land on the tick already set: no tree update.
+                    if peer.timer != Some(at) {
+                        if let Some(old) = peer.timer.replace(at) {
+                            self.timers.remove(&(old, peer_id));
+                        }
+                        self.timers.insert((at, peer_id));
                     }
-                    self.timers.insert((at, peer_id));
                     break;
                 }
                 Err(error) => {
@@ -707,6 +750,7 @@ impl Sfu {
         if !peer.rtc.is_alive() {
             self.dead.push(peer_id);
         }
+        sent
     }
 
     /// Processes queued events until none are left, then removes dead peers and assigns
@@ -839,6 +883,7 @@ impl Slot {
             keyframe_asked: None,
             layer: SlotLayer::default(),
             egress: EgressSeen::default(),
+            history_limited: false,
         }
     }
 
@@ -851,6 +896,22 @@ impl Slot {
         self.keyframe_asked = None;
         self.layer.reset();
     }
+}
+
+/// Whether the peer's send queues held more than the one packet its last pass let out (as
+/// its pacer saw them at the start of that pass).
+fn has_backlog(peer: &mut Peer) -> bool {
+    let mut api = peer.rtc.direct_api();
+    let mut queued = 0;
+    for slot in &peer.slots {
+        if let Some(info) = api
+            .stream_tx_by_mid(slot.mid, None)
+            .and_then(|stream| stream.queue_info())
+        {
+            queued += info.packet_count();
+        }
+    }
+    queued > 1
 }
 
 /// Events the core acts on; the rest (stats, stream pauses, …) are dropped at the source.
@@ -890,7 +951,7 @@ fn clock_rate(kind: Option<TrackKind>) -> Frequency {
 /// detector, whose changed list goes out as an event. Takes the two fields it needs, so the
 /// forwarding path can call it while holding the publisher (no room name copied per packet).
 fn record_audio_level(
-    speakers: &mut HashMap<RoomName, ActiveSpeakers>,
+    speakers: &mut FxHashMap<RoomName, ActiveSpeakers>,
     outputs: &mut VecDeque<Output>,
     room: &RoomName,
     sample: (Instant, PeerId, i8, Option<bool>),

@@ -1,6 +1,7 @@
 //! Binding publications to subscribers' slots, server-side renegotiation, and tearing down.
 
 use std::mem;
+use std::time::Duration;
 
 use classroom_protocol::RoomName;
 use str0m::media::{Direction, MediaKind};
@@ -8,6 +9,13 @@ use str0m::media::{Direction, MediaKind};
 use super::{PendingOffer, RtcMid, Sfu, our_mid};
 use crate::local::LocalEvent;
 use crate::{MediaEvent, Output, PeerId, TrackKind};
+
+/// What each outgoing video stream keeps for resending: at most this many packets …
+const RESEND_PACKETS: usize = 1000;
+/// … sent at most this long ago (str0m: 2000 packets, 3 s).
+const RESEND_HISTORY: Duration = Duration::from_secs(1);
+/// str0m's default: queued resends are dropped when they exceed 15% of what is sent.
+const RESEND_RATIO_CAP: Option<f32> = Some(0.15);
 
 impl Sfu {
     /// Binds every forwardable publication in the room to a free slot of each other peer,
@@ -45,6 +53,15 @@ impl Sfu {
                 };
                 slot.bind(publisher, publisher_mid);
                 let subscriber_mid = slot.mid;
+                if !slot.history_limited {
+                    // str0m keeps 3 s of sent packets per stream for NACKs; at classroom
+                    // round-trip times 1 s answers every NACK, with a third of the memory.
+                    let mut api = sub.rtc.direct_api();
+                    if let Some(stream) = api.stream_tx_by_mid(subscriber_mid, None) {
+                        stream.set_rtx_cache(RESEND_PACKETS, RESEND_HISTORY, RESEND_RATIO_CAP);
+                        slot.history_limited = true;
+                    }
+                }
                 if let Some(publication) = self.publication_mut(publisher, publisher_mid) {
                     publication.subscribers.push((*subscriber, subscriber_mid));
                     publication.slots_starting = true;
