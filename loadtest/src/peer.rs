@@ -311,6 +311,9 @@ impl State {
                 let socket = UdpSocket::bind(SocketAddr::new(bind_ip, 0))
                     .await
                     .map_err(PeerError::Socket)?;
+                // The generator must not be where packets are lost: with Linux's default
+                // 208 KiB a student's socket can overflow while this process serves hundreds.
+                let _ = socket2::SockRef::from(&socket).set_recv_buffer_size(1 << 20);
                 let local = socket.local_addr().map_err(PeerError::Socket)?;
                 let candidate =
                     Candidate::host(local, "udp").map_err(|e| PeerError::Rtc(e.to_string()))?;
