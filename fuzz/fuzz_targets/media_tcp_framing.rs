@@ -10,7 +10,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Instant;
 
 use arbitrary::Unstructured;
-use classroom_media::tcp_framing::{FrameError, FrameReader, MAX_FRAME, frame_header};
+use classroom_protocol::tcp_framing::{FrameError, FrameReader, MAX_FRAME, frame_header};
 use classroom_media::{Sfu, SfuConfig};
 use libfuzzer_sys::fuzz_target;
 

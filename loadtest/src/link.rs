@@ -1,7 +1,7 @@
 //! How a peer's packets reach the SFU: its own UDP socket, or one TCP connection to the SFU's
 //! ICE-TCP port (RFC 6544: our candidate is active, the server's passive; RFC 4571 framing),
-//! as a browser behind a firewall that blocks UDP would. The framing is written here rather
-//! than taken from the server's crate, so the two implementations check each other.
+//! as a browser behind a firewall that blocks UDP would. The framing is the wire protocol's
+//! ([`classroom_protocol::tcp_framing`]), the same code the server reads with.
 //!
 //! Neither path allocates per packet: UDP sends each datagram as str0m hands it over; TCP
 //! frames the packets of one round into a reused buffer and writes it in one call.
@@ -9,17 +9,9 @@
 use std::io;
 use std::net::SocketAddr;
 
-use thiserror::Error;
+use classroom_protocol::tcp_framing::{FrameReader, frame_header};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream, UdpSocket};
-
-/// The largest packet sent or accepted on a TCP connection: WebRTC keeps packets under the
-/// path MTU; the UDP path reads at most this much too.
-pub const MAX_PACKET: usize = 2048;
-/// Length prefix of each frame.
-const HEADER: usize = 2;
-/// Room for several frames per read.
-const READ_BUFFER: usize = 8 * (HEADER + MAX_PACKET);
 
 /// How a peer reaches the SFU.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, serde::Serialize)]
@@ -42,81 +34,13 @@ impl Transport {
     }
 }
 
-/// The TCP connection's stream broke the framing; nothing more can be read from it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-#[error("a frame of {0} bytes is longer than any packet ({MAX_PACKET} bytes)")]
-pub struct FrameTooLong(pub usize);
-
-/// Reassembles the frames of one TCP connection in a fixed buffer and hands each out as a
-/// slice of it.
-pub struct Frames {
-    buf: Box<[u8]>,
-    /// `buf[start..end]` is read and not yet handed out.
-    start: usize,
-    end: usize,
-}
-
-impl Default for Frames {
-    fn default() -> Self {
-        Frames {
-            buf: vec![0; READ_BUFFER].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
-    }
-}
-
-impl Frames {
-    /// Where the next read goes; never empty, since a frame is at most a quarter of the buffer
-    /// and [`Frames::next_frame`] hands out whatever is complete.
-    pub fn spare(&mut self) -> &mut [u8] {
-        if self.start > 0 {
-            self.buf.copy_within(self.start..self.end, 0);
-            self.end -= self.start;
-            self.start = 0;
-        }
-        &mut self.buf[self.end..]
-    }
-
-    /// `len` bytes were read into [`Frames::spare`].
-    pub fn filled(&mut self, len: usize) {
-        self.end = (self.end + len).min(self.buf.len());
-    }
-
-    /// The next complete frame, if there is one (empty frames are skipped).
-    pub fn next_frame(&mut self) -> Result<Option<&[u8]>, FrameTooLong> {
-        loop {
-            let pending = &self.buf[self.start..self.end];
-            let Some(&[high, low]) = pending.get(..HEADER) else {
-                return Ok(None);
-            };
-            let len = usize::from(u16::from_be_bytes([high, low]));
-            if len > MAX_PACKET {
-                return Err(FrameTooLong(len));
-            }
-            if pending.len() < HEADER + len {
-                return Ok(None);
-            }
-            let frame = self.start + HEADER..self.start + HEADER + len;
-            self.start = frame.end;
-            if len > 0 {
-                return Ok(self.buf.get(frame));
-            }
-        }
-    }
-}
-
 /// Appends `packet` with its length prefix; a packet too long to frame is dropped (as a
 /// datagram over the MTU would be), which cannot happen with str0m's packet sizes.
-pub fn frame_into(out: &mut Vec<u8>, packet: &[u8]) {
-    if packet.len() > MAX_PACKET {
-        return;
+fn frame_into(out: &mut Vec<u8>, packet: &[u8]) {
+    if let Some(header) = frame_header(packet) {
+        out.extend_from_slice(&header);
+        out.extend_from_slice(packet);
     }
-    let Ok(len) = u16::try_from(packet.len()) else {
-        return;
-    };
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(packet);
 }
 
 /// One TCP connection to the SFU's ICE-TCP port.
@@ -125,7 +49,7 @@ pub struct TcpLink {
     pub local: SocketAddr,
     /// The server's passive candidate, which we connected to.
     pub remote: SocketAddr,
-    pub frames: Frames,
+    pub frames: FrameReader,
     /// Frames waiting for [`TcpLink::flush`].
     out: Vec<u8>,
 }
@@ -146,7 +70,7 @@ impl TcpLink {
             stream,
             local,
             remote,
-            frames: Frames::default(),
+            frames: FrameReader::new(),
             out: Vec::with_capacity(64 * 1024),
         })
     }
@@ -191,54 +115,6 @@ pub enum Link {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Feeds `bytes` in chunks of `chunk` and collects the frames.
-    fn read_all(bytes: &[u8], chunk: usize) -> Result<Vec<Vec<u8>>, FrameTooLong> {
-        let mut frames = Frames::default();
-        let mut got = Vec::new();
-        for mut piece in bytes.chunks(chunk) {
-            while !piece.is_empty() {
-                let spare = frames.spare();
-                let n = spare.len().min(piece.len());
-                spare[..n].copy_from_slice(&piece[..n]);
-                frames.filled(n);
-                piece = &piece[n..];
-                while let Some(frame) = frames.next_frame()? {
-                    got.push(frame.to_vec());
-                }
-            }
-        }
-        Ok(got)
-    }
-
-    #[test]
-    fn frames_come_back_whatever_the_chunking() {
-        let big = vec![9u8; MAX_PACKET];
-        let packets: Vec<&[u8]> = vec![b"stun", b"", b"x", &big, b"srtp", &big, &big, &big];
-        let mut bytes = Vec::new();
-        for packet in &packets {
-            frame_into(&mut bytes, packet);
-        }
-        let expected: Vec<Vec<u8>> = packets
-            .iter()
-            .filter(|p| !p.is_empty())
-            .map(|p| p.to_vec())
-            .collect();
-        for chunk in [1, 2, 3, 5, 1000, 2050, 4100, READ_BUFFER, bytes.len()] {
-            assert_eq!(read_all(&bytes, chunk), Ok(expected.clone()), "{chunk}");
-        }
-    }
-
-    #[test]
-    fn a_length_no_packet_has_breaks_the_stream() {
-        let mut bytes = Vec::new();
-        frame_into(&mut bytes, b"fine");
-        bytes.extend_from_slice(&[0x08, 0x01, 0, 0]);
-        assert_eq!(read_all(&bytes, 3), Err(FrameTooLong(0x0801)));
-        let mut out = Vec::new();
-        frame_into(&mut out, &[0; MAX_PACKET + 1]);
-        assert!(out.is_empty(), "too long to frame");
-    }
 
     #[tokio::test]
     async fn frames_cross_a_real_connection() {

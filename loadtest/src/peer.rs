@@ -22,9 +22,10 @@ use tokio::task::JoinHandle;
 use crate::clip::Clips;
 use crate::ingest::depacketize::H264Depacketizer;
 use crate::ingest::frames::{SentFrames, rtp_key};
-use crate::link::{Link, MAX_PACKET, TcpLink, Transport};
+use crate::link::{Link, TcpLink, Transport};
 use crate::receiver::{Arrival, StreamKind, StreamStats};
 use crate::source::{OutPacket, TrackKind, TrackSource};
+use classroom_protocol::tcp_framing::MAX_FRAME;
 
 /// The rids of the three simulcast layers, lowest first (as browsers name them).
 pub const RIDS: [&str; 3] = ["q", "h", "f"];
@@ -667,7 +668,7 @@ async fn connect_tcp(
 const CONNECT_WAIT: Duration = Duration::from_secs(10);
 
 async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedReceiver<Command>) {
-    let mut buf = vec![0; MAX_PACKET];
+    let mut buf = vec![0; MAX_FRAME];
     let mut out = Vec::new();
     let mut next_send: Option<Instant> = None;
     let fail = |state: &State, error: String| lock(&state.stats).error = Some(error);

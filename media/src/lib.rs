@@ -10,7 +10,7 @@
 //!   [`Sfu::add_peer`], …), datagrams to send, [`MediaEvent`]s and the next deadline come out
 //!   of [`Sfu::poll_output`].
 //! - [`driver`], a thin tokio layer: one UDP socket, one TCP listener for ICE-TCP (passive
-//!   candidates, [`tcp_framing`]), one task that owns the core and every TCP connection, a
+//!   candidates, [`classroom_protocol::tcp_framing`]), one task that owns the core and every TCP connection, a
 //!   command channel ([`driver::MediaCommand`], replies on oneshots) and an event channel.
 //!
 //! - [`local`], in-process participants: the RTMP bridge publishes through
@@ -59,7 +59,6 @@
 
 pub mod driver;
 pub mod local;
-pub mod tcp_framing;
 
 mod demux;
 mod error;

@@ -30,8 +30,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tracing::debug;
 
-use crate::tcp_framing::{FrameReader, frame_header};
 use crate::{Sfu, Transport, stun_binding_server_ufrag};
+use classroom_protocol::tcp_framing::{FrameReader, frame_header};
 
 /// Bounds on the TCP connections of the media port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

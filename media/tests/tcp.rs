@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use classroom_media::PeerId;
 use classroom_media::driver::{self, DriverConfig, TcpLimits};
-use classroom_media::tcp_framing::{FrameReader, frame_header};
+use classroom_protocol::tcp_framing::{FrameReader, frame_header};
 use common::{Client, opus_frame, room, vp8_frame};
 use str0m::media::{Direction, MediaKind, Mid};
 use str0m::net::{Protocol, Receive, TcpType};

@@ -2,8 +2,9 @@
 //!
 //! Everything a client and `classroomd` exchange is named here once: typed IDs, account and
 //! participant roles, the grants a join token carries, and the JSON error body every endpoint
-//! returns. The crate depends on serde only (plus utoipa behind the `openapi` feature), so the
-//! load tester and other black-box clients can use it without pulling in the server.
+//! returns, and the RFC 4571 framing of media over ICE-TCP ([`tcp_framing`]). The crate
+//! depends on serde and thiserror only (plus utoipa behind the `openapi` feature), so the load
+//! tester and other black-box clients can use it without pulling in the server.
 //!
 //! Invariants:
 //! - IDs are newtypes; a `UserId` can never be passed where a `CourseId` is expected.
@@ -15,6 +16,7 @@ mod grants;
 mod ids;
 mod roles;
 pub mod signal;
+pub mod tcp_framing;
 mod token;
 
 pub use error::{ErrorBody, ErrorDetail};

@@ -1,8 +1,9 @@
 //! RFC 4571 framing for ICE over TCP (RFC 6544): on a TCP connection every STUN message, DTLS
 //! record, RTP or RTCP packet is preceded by its length as two bytes, big-endian.
 //!
-//! [`FrameReader`] turns the bytes of one connection back into packets without copying them
-//! out: it owns a fixed buffer that the driver reads into, and hands out each complete frame as
+//! One implementation for both ends: the SFU's passive ICE-TCP connections and the load
+//! tester's active ones. [`FrameReader`] turns the bytes of one connection back into packets
+//! without copying them out: it owns a fixed buffer that the driver reads into, and hands out each complete frame as
 //! a slice of it. A length above [`MAX_FRAME`] cannot be a WebRTC packet (they are kept under
 //! the path MTU, as on UDP): the stream is garbage or hostile and cannot be resynchronised, so
 //! the reader reports it and the connection is closed. Never panics, whatever the input.
