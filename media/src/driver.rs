@@ -576,6 +576,8 @@ async fn run(
     let mut buf = vec![0; RECV_BUFFER];
     let mut sinks: FxHashMap<PeerId, LocalSink> = FxHashMap::default();
     loop {
+        // One clock read per drain, not per packet: only TCP's stall timer needs it.
+        let drained_at = Instant::now();
         let deadline = loop {
             match sfu.poll_output() {
                 Output::Transmit {
@@ -594,7 +596,7 @@ async fn run(
                     bytes,
                 } => {
                     if let Some(tcp) = tcp.as_mut() {
-                        tcp.send(Instant::now(), destination, &bytes);
+                        tcp.send(drained_at, destination, &bytes);
                     }
                 }
                 Output::Event(event) => {
@@ -616,19 +618,7 @@ async fn run(
 
         tokio::select! {
             command = commands.recv() => match command {
-                Some(MediaCommand::Stats { reply }) => {
-                    let mut stats = sfu.stats();
-                    if let Some(tcp) = &tcp {
-                        let t = tcp.stats();
-                        stats.tcp_connections_open = t.open;
-                        stats.tcp_connections_accepted = t.accepted;
-                        stats.tcp_connections_refused = t.refused;
-                        stats.tcp_connections_closed_hostile = t.closed_hostile;
-                        stats.tcp_frames_dropped = t.frames_dropped;
-                    }
-                    let _ = reply.send(stats);
-                }
-                Some(command) => execute(&mut sfu, &mut sinks, command),
+                Some(command) => execute(&mut sfu, &mut sinks, tcp.as_ref(), command),
                 None => return,
             },
             event = next_tcp(&mut tcp) => {
@@ -663,7 +653,12 @@ async fn run(
     }
 }
 
-fn execute(sfu: &mut Sfu, sinks: &mut FxHashMap<PeerId, LocalSink>, command: MediaCommand) {
+fn execute(
+    sfu: &mut Sfu,
+    sinks: &mut FxHashMap<PeerId, LocalSink>,
+    tcp: Option<&TcpConnections>,
+    command: MediaCommand,
+) {
     let now = Instant::now();
     // A dropped reply receiver means the caller gave up; the command still took effect.
     match command {
@@ -700,7 +695,11 @@ fn execute(sfu: &mut Sfu, sinks: &mut FxHashMap<PeerId, LocalSink>, command: Med
             let _ = reply.send(sfu.set_audio_muted(now, peer, muted));
         }
         MediaCommand::Stats { reply } => {
-            let _ = reply.send(sfu.stats());
+            let mut stats = sfu.stats();
+            if let Some(tcp) = tcp {
+                tcp.fill(&mut stats);
+            }
+            let _ = reply.send(stats);
         }
         MediaCommand::SetVideoSize {
             peer,

@@ -68,17 +68,17 @@ const READS_PER_WAKE: usize = 4;
 /// How often deadlines are checked.
 const SWEEP_INTERVAL: Duration = Duration::from_millis(500);
 
-/// Counters of the TCP side, read with the core's stats.
+/// Counters of the TCP side, read with the core's stats (open connections are counted then).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TcpStats {
-    pub open: u64,
-    pub accepted: u64,
-    /// Closed before they were accepted: the connection limit was reached.
-    pub refused: u64,
+struct TcpStats {
+    accepted: u64,
+    /// Closed before they were accepted: the connection limit was reached, or one from the
+    /// same address is open.
+    refused: u64,
     /// Closed for breaking the rules: garbage, an absurd frame, no STUN in time, evicted.
-    pub closed_hostile: u64,
+    closed_hostile: u64,
     /// Frames not sent because the connection's queue was full.
-    pub frames_dropped: u64,
+    frames_dropped: u64,
 }
 
 /// What woke the TCP side.
@@ -145,11 +145,13 @@ impl TcpConnections {
         }
     }
 
-    pub(crate) fn stats(&self) -> TcpStats {
-        TcpStats {
-            open: self.conns.len() as u64,
-            ..self.stats
-        }
+    /// Writes the TCP side's counters into the SFU's.
+    pub(crate) fn fill(&self, stats: &mut crate::SfuStats) {
+        stats.tcp_connections_open = self.conns.len() as u64;
+        stats.tcp_connections_accepted = self.stats.accepted;
+        stats.tcp_connections_refused = self.stats.refused;
+        stats.tcp_connections_closed_hostile = self.stats.closed_hostile;
+        stats.tcp_frames_dropped = self.stats.frames_dropped;
     }
 
     /// Waits for the next thing to do. Cancel-safe: every branch is.
@@ -164,9 +166,14 @@ impl TcpConnections {
 
     /// Takes a new connection, within the limits.
     pub(crate) fn accept(&mut self, now: Instant, stream: TcpStream, addr: SocketAddr) {
-        if self.conns.len() >= self.limits.max_connections || self.conns.contains_key(&addr) {
+        if self.conns.len() >= self.limits.max_connections {
             self.stats.refused += 1;
             debug!(%addr, "media TCP connection refused: too many open");
+            return;
+        }
+        if self.conns.contains_key(&addr) {
+            self.stats.refused += 1;
+            debug!(%addr, "media TCP connection refused: one from this address is already open");
             return;
         }
         while self.unverified.len() >= self.limits.max_unverified.max(1) {
@@ -303,6 +310,7 @@ impl TcpConnections {
             return;
         };
         conn.write_waiting = false;
+        let before = conn.queued_from;
         while conn.queued_len() > 0 {
             match conn.stream.try_write(&conn.queued[conn.queued_from..]) {
                 Ok(n) => conn.queued_from += n,
@@ -319,6 +327,16 @@ impl TcpConnections {
             conn.queued_from = 0;
             conn.blocked_since = None;
             return;
+        }
+        if conn.queued_from > before {
+            // A slow link that keeps reading is not stalled: the clock restarts with progress.
+            conn.blocked_since = Some(now);
+        }
+        if conn.queued_from > conn.queued.len() / 2 {
+            // Keep the buffer to what is unwritten: a link always a little behind must not
+            // grow it without bound (`max_queued_bytes` counts only the unwritten part).
+            conn.queued.drain(..conn.queued_from);
+            conn.queued_from = 0;
         }
         if conn
             .blocked_since

@@ -17,7 +17,7 @@ use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::media::{Direction, Frequency, MediaKind, Pt, Rid};
 use str0m::net::TcpType;
-use str0m::net::{DatagramRecv, Protocol, Receive};
+use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, PacerReason, Reason, Rtc};
 use tracing::debug;
@@ -708,16 +708,7 @@ impl Sfu {
             match peer.rtc.poll_output() {
                 Ok(str0m::Output::Transmit(transmit)) => {
                     sent += 1;
-                    self.stats.datagrams_out += 1;
-                    if transmit.proto != Protocol::Udp {
-                        self.stats.tcp_frames_out += 1;
-                    }
-                    self.stats.bytes_out += transmit.contents.len() as u64;
-                    self.outputs.push_back(Output::Transmit {
-                        transport: transport_of(transmit.proto),
-                        destination: transmit.destination,
-                        bytes: transmit.contents.into(),
-                    });
+                    push_transmit(&mut self.stats, &mut self.outputs, transmit);
                 }
                 Ok(str0m::Output::Event(event)) => {
                     if is_relevant(&event) {
@@ -930,6 +921,20 @@ fn is_relevant(event: &Event) -> bool {
             | Event::MediaIngressStats(_)
             | Event::MediaEgressStats(_)
     )
+}
+
+/// Counts a datagram of a peer's `Rtc` and queues it for the driver.
+fn push_transmit(stats: &mut SfuStats, outputs: &mut VecDeque<Output>, transmit: Transmit) {
+    stats.datagrams_out += 1;
+    if transmit.proto != Protocol::Udp {
+        stats.tcp_frames_out += 1;
+    }
+    stats.bytes_out += transmit.contents.len() as u64;
+    outputs.push_back(Output::Transmit {
+        transport: transport_of(transmit.proto),
+        destination: transmit.destination,
+        bytes: transmit.contents.into(),
+    });
 }
 
 /// We only offer UDP and plain TCP candidates, so str0m only sends on those.

@@ -191,16 +191,7 @@ impl Sfu {
         // Tell the client (RTCP BYE, DTLS close_notify) as far as that takes no more input.
         if peer.rtc.close().is_ok() {
             while let Ok(str0m::Output::Transmit(transmit)) = peer.rtc.poll_output() {
-                self.stats.datagrams_out += 1;
-                if transmit.proto != str0m::net::Protocol::Udp {
-                    self.stats.tcp_frames_out += 1;
-                }
-                self.stats.bytes_out += transmit.contents.len() as u64;
-                self.outputs.push_back(Output::Transmit {
-                    transport: super::transport_of(transmit.proto),
-                    destination: transmit.destination,
-                    bytes: transmit.contents.into(),
-                });
+                super::push_transmit(&mut self.stats, &mut self.outputs, transmit);
             }
         }
         self.outputs
