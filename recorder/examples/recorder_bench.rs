@@ -117,7 +117,8 @@ async fn main() {
     let name = recorder
         .start(&room, LessonId(1))
         .await
-        .expect("recording starts");
+        .expect("recording starts")
+        .expect("a new recording");
     let (cpu_b, wall_b) = measure(Duration::from_secs(seconds)).await;
     recorder.stop(&room);
     let _ = done.recv().await;

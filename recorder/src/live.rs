@@ -115,12 +115,16 @@ impl LiveRecorder {
         self.active().contains_key(room)
     }
 
-    /// Starts recording `room` into a new folder; returns its name. A room already recorded
-    /// keeps its recording. Touches no file: the folder is made by the recording's thread
+    /// Starts recording `room` into a new folder; returns its name, or `None` when the room is
+    /// already recorded (it keeps its recording). Touches no file: the folder is made by the recording's thread
     /// (a stalled disk must not hold up the caller).
-    pub async fn start(&self, room: &RoomName, lesson: LessonId) -> Result<String, RecordError> {
+    pub async fn start(
+        &self,
+        room: &RoomName,
+        lesson: LessonId,
+    ) -> Result<Option<String>, RecordError> {
         if self.is_recording(room) {
-            return Ok(String::new());
+            return Ok(None);
         }
         let now = Instant::now();
         let wall = SystemTime::now()
@@ -183,7 +187,7 @@ impl LiveRecorder {
         self.active()
             .insert(room.clone(), Active { control, drops });
         info!(%room, recording = %name, "recording started");
-        Ok(name)
+        Ok(Some(name))
     }
 
     pub fn pause(&self, room: &RoomName) {

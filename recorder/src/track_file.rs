@@ -117,8 +117,8 @@ pub enum TrackFileError {
     BadHeader(String),
     #[error("record at byte {0} is larger than any RTP packet: the file is corrupt")]
     Corrupt(usize),
-    #[error("cannot read the record at byte {0}")]
-    Io(usize),
+    #[error("cannot read the record at byte {at}: {reason}")]
+    Io { at: usize, reason: String },
 }
 
 /// A whole track file: its header and every complete record (a cut-off tail is dropped).
@@ -210,7 +210,10 @@ impl<R: Read> Reader<R> {
             return Ok(None);
         }
         let mut len = [0u8; 4];
-        let got = read_full(&mut self.input, &mut len).map_err(|_| TrackFileError::Io(self.at))?;
+        let got = read_full(&mut self.input, &mut len).map_err(|e| TrackFileError::Io {
+            at: self.at,
+            reason: e.to_string(),
+        })?;
         if got < 4 {
             self.done = true;
             self.truncated = got;
@@ -222,7 +225,10 @@ impl<R: Read> Reader<R> {
             return Err(TrackFileError::Corrupt(self.at));
         }
         let mut body = vec![0u8; body_len];
-        let got = read_full(&mut self.input, &mut body).map_err(|_| TrackFileError::Io(self.at))?;
+        let got = read_full(&mut self.input, &mut body).map_err(|e| TrackFileError::Io {
+            at: self.at,
+            reason: e.to_string(),
+        })?;
         if got < body_len {
             self.done = true;
             self.truncated = 4 + got;

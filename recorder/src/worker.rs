@@ -35,6 +35,8 @@ pub struct Job {
     pub replay: ReplayId,
     /// This attempt's number, from 1.
     pub attempt: u32,
+    /// The worker that claimed it: renewals and outcomes count only from it.
+    pub worker: String,
 }
 
 /// The durable queue (the database).
@@ -45,7 +47,7 @@ pub trait JobQueue: Send + Sync + 'static {
     /// The next job due, claimed by this worker; `None` when there is none.
     fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, String>>;
     /// The worker still runs the job: renews its claim.
-    fn keep_alive(&self, job: i64) -> QueueFuture<'_, ()>;
+    fn keep_alive(&self, job: &Job) -> QueueFuture<'_, ()>;
     fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), String>>;
     /// The job failed; the queue retries it later or marks it failed for good.
     fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), String>>;
@@ -139,7 +141,7 @@ impl Workers {
         let result = loop {
             tokio::select! {
                 result = &mut processing => break result,
-                _ = tokio::time::sleep(KEEP_ALIVE) => self.queue.keep_alive(job.id).await,
+                _ = tokio::time::sleep(KEEP_ALIVE) => self.queue.keep_alive(&job).await,
             }
         };
         let millis = started.elapsed().as_millis() as u64;

@@ -76,8 +76,13 @@ pub async fn start(
         wake: Arc::new(Notify::new()),
         node: format!("{}:{}", hostname(), std::process::id()),
     });
-    let unfinished = classroom_recorder::live::unfinished(&folders.recordings)
-        .context("cannot look for unfinished recordings")?;
+    // Reads the track files of crashed recordings: off the async workers.
+    let recordings = folders.recordings.clone();
+    let unfinished =
+        tokio::task::spawn_blocking(move || classroom_recorder::live::unfinished(&recordings))
+            .await
+            .context("the search for unfinished recordings stopped")?
+            .context("cannot look for unfinished recordings")?;
     for recording in unfinished {
         if let Err(e) = workers.enqueue(&recording).await {
             tracing::warn!(recording = %recording.name, error = %e, "cannot queue an unfinished recording");
@@ -252,18 +257,20 @@ impl JobQueue for StoreQueue {
                 recording: job.recording,
                 replay: job.replay_id,
                 attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
+                worker,
             }))
         })
     }
 
-    fn keep_alive(&self, job: i64) -> QueueFuture<'_, ()> {
+    fn keep_alive(&self, job: &Job) -> QueueFuture<'_, ()> {
+        let (id, worker) = (job.id, job.worker.clone());
         Box::pin(async move {
             if let Err(e) = self
                 .store
-                .renew_recording_job(job, OffsetDateTime::now_utc())
+                .renew_recording_job(id, &worker, OffsetDateTime::now_utc())
                 .await
             {
-                tracing::warn!(job, error = %e, "cannot renew a replay job's claim");
+                tracing::warn!(job = id, error = %e, "cannot renew a replay job's claim");
             }
         })
     }
@@ -282,6 +289,7 @@ impl JobQueue for StoreQueue {
             self.store
                 .complete_recording_job(
                     job.id,
+                    &job.worker,
                     output.duration_ms,
                     output.size_bytes,
                     &chapters,
@@ -296,7 +304,13 @@ impl JobQueue for StoreQueue {
     fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), String>> {
         Box::pin(async move {
             self.store
-                .fail_recording_job(job.id, &reason, self.policy, OffsetDateTime::now_utc())
+                .fail_recording_job(
+                    job.id,
+                    &job.worker,
+                    &reason,
+                    self.policy,
+                    OffsetDateTime::now_utc(),
+                )
                 .await
                 .map(|_| ())
                 .map_err(message)

@@ -144,15 +144,26 @@ impl Store {
         Ok(row.as_ref().map(job_from_row).transpose()?)
     }
 
-    /// The worker still runs the job: its claim is renewed.
-    pub async fn renew_recording_job(&self, id: i64, now: OffsetDateTime) -> StoreResult<()> {
-        sqlx::query(
-            "UPDATE recording_jobs SET updated_at = $1 WHERE id = $2 AND state = 'running'",
+    /// `worker` still runs the job: its claim is renewed. A claim another worker took over
+    /// (after the lease ran out) is not: [`claim_lost`].
+    pub async fn renew_recording_job(
+        &self,
+        id: i64,
+        worker: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<()> {
+        let renewed = sqlx::query(
+            "UPDATE recording_jobs SET updated_at = $1 \
+             WHERE id = $2 AND state = 'running' AND worker = $3",
         )
         .bind(to_millis(now))
         .bind(id)
+        .bind(worker)
         .execute(self.db.pool())
         .await?;
+        if renewed.rows_affected() == 0 {
+            return Err(claim_lost());
+        }
         Ok(())
     }
 
@@ -160,6 +171,7 @@ impl Store {
     pub async fn complete_recording_job(
         &self,
         id: i64,
+        worker: &str,
         duration_ms: i64,
         size_bytes: i64,
         chapters: &[ReplayChapter],
@@ -169,14 +181,18 @@ impl Store {
         let now = to_millis(now);
         let chapters = serde_json::to_string(chapters).unwrap_or_else(|_| "[]".into());
         let mut tx = self.db.pool().begin().await?;
-        sqlx::query(
+        let done = sqlx::query(
             "UPDATE recording_jobs SET state = 'done', error = NULL, updated_at = $1, \
-             finished_at = $1 WHERE id = $2",
+             finished_at = $1 WHERE id = $2 AND state = 'running' AND worker = $3",
         )
         .bind(now)
         .bind(id)
+        .bind(worker)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Err(claim_lost());
+        }
         let sql = format!(
             "UPDATE replays SET state = 'ready', duration_ms = $1, size_bytes = $2, ready_at = $3, \
              chapters = $4, error = NULL WHERE id = $5 RETURNING {REPLAY_COLUMNS}"
@@ -200,6 +216,7 @@ impl Store {
     pub async fn fail_recording_job(
         &self,
         id: i64,
+        worker: &str,
         reason: &str,
         policy: RetryPolicy,
         now: OffsetDateTime,
@@ -217,7 +234,8 @@ impl Store {
         let mut tx = self.db.pool().begin().await?;
         let sql = format!(
             "UPDATE recording_jobs SET state = $1, error = $2, run_after = $3, updated_at = $4, \
-             finished_at = $5 WHERE id = $6 RETURNING {JOB_COLUMNS}"
+             finished_at = $5 WHERE id = $6 AND state = 'running' AND worker = $7 \
+             RETURNING {JOB_COLUMNS}"
         );
         let row = sqlx::query(fixed(&sql))
             .bind(state.as_str())
@@ -226,8 +244,10 @@ impl Store {
             .bind(now)
             .bind(give_up.then_some(now))
             .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+            .bind(worker)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(claim_lost)?;
         sqlx::query("UPDATE replays SET state = $1, error = $2 WHERE id = $3")
             .bind(replay_state.as_str())
             .bind(reason)
@@ -300,4 +320,13 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+/// A worker's claim was taken over by another (its lease ran out while it was slow): what it
+/// reports about the job is refused, so the other worker's outcome stands.
+pub fn claim_lost() -> StoreError {
+    StoreError::conflict(
+        "claim_lost",
+        "another worker took this job over after its claim lapsed; its outcome stands",
+    )
 }

@@ -54,7 +54,9 @@ impl Depacketizer {
         let codec = self.codec;
         let timestamp = self.unwrap.extend(record.timestamp);
         // A lost packet breaks the frame it belonged to, whichever that was.
-        let gap = self.last_seq.is_some_and(|last| record.seq != last + 1);
+        let gap = self
+            .last_seq
+            .is_some_and(|last| last.checked_add(1) != Some(record.seq));
         self.last_seq = Some(record.seq);
         if codec == TrackCodec::Opus {
             if !record.payload.is_empty() {
@@ -287,7 +289,7 @@ mod tests {
         TrackRecord {
             seq,
             timestamp,
-            arrival_us: seq * 1000,
+            arrival_us: seq.wrapping_mul(1000),
             marker,
             keyframe: false,
             payload: payload.to_vec(),
@@ -399,6 +401,12 @@ mod tests {
                 })
                 .collect();
             let _ = frames(codec, &garbage);
+            // Sequence numbers come from the file: the largest one must not overflow.
+            let edge = [
+                record(u64::MAX, 0, true, &[0x90]),
+                record(0, 0, true, &[0x90]),
+            ];
+            let _ = frames(codec, &edge);
         }
     }
 }

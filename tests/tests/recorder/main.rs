@@ -715,8 +715,22 @@ async fn queue_claims_each_job_once(backend: Backend) {
         backoff: time::Duration::seconds(30),
     };
     let job = claimed[0];
+    let owner = claims
+        .iter()
+        .flatten()
+        .find(|j| j.id == job)
+        .and_then(|j| j.worker.clone())
+        .expect("the claim names its worker");
+    let refused = store
+        .fail_recording_job(job, "not mine", "ffmpeg failed: boom", policy, now)
+        .await
+        .expect_err("only the claiming worker reports");
+    assert!(
+        refused.to_string().contains("took this job over"),
+        "{refused}"
+    );
     let retried = store
-        .fail_recording_job(job, "ffmpeg failed: boom", policy, now)
+        .fail_recording_job(job, &owner, "ffmpeg failed: boom", policy, now)
         .await
         .expect("fails");
     assert_eq!(retried.state.as_str(), "queued");
@@ -738,7 +752,7 @@ async fn queue_claims_each_job_once(backend: Backend) {
         .expect("due again");
     assert_eq!((second.id, second.attempts), (job, 2));
     let failed = store
-        .fail_recording_job(job, "ffmpeg failed: boom", policy, later)
+        .fail_recording_job(job, "w", "ffmpeg failed: boom", policy, later)
         .await
         .expect("fails");
     assert_eq!(failed.state.as_str(), "failed");
@@ -755,6 +769,35 @@ async fn queue_claims_each_job_once(backend: Backend) {
         .expect("claims")
         .expect("the stale claim");
     assert!(taken.id == stale || taken.id == claimed[2]);
+    // The slow worker whose claim lapsed cannot renew it, nor overwrite the new one's work.
+    let slow = claims
+        .iter()
+        .flatten()
+        .find(|j| j.id == taken.id)
+        .and_then(|j| j.worker.clone())
+        .expect("the first claim's worker");
+    let late = now + time::Duration::minutes(4);
+    assert!(
+        store
+            .renew_recording_job(taken.id, &slow, late)
+            .await
+            .is_err()
+    );
+    assert!(
+        store
+            .complete_recording_job(taken.id, &slow, 1, 1, &[], late)
+            .await
+            .is_err()
+    );
+    store
+        .renew_recording_job(taken.id, "w2", late)
+        .await
+        .expect("the new owner renews");
+    let still = store.recording_job(taken.id).await.expect("the job");
+    assert_eq!(
+        (still.state.as_str(), still.worker.as_deref()),
+        ("running", Some("w2"))
+    );
     let retried = store
         .retry_recording_job(job, later)
         .await
