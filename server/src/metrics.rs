@@ -367,10 +367,7 @@ impl Metrics {
                 .with_label_values(&[state.as_str()])
                 .set(gauge_value(count as u64));
         }
-        let current = self.restream_restarts.get();
-        if restarts > current {
-            self.restream_restarts.inc_by(restarts - current);
-        }
+        sync_one(&self.restream_restarts, restarts);
     }
 
     /// The recorder's counters and the job queue (by state, when the database answered) as
@@ -388,9 +385,7 @@ impl Metrics {
             (&r.bytes_written, stats.bytes_written),
             (&r.packets_dropped, stats.packets_dropped),
         ] {
-            if value > counter.get() {
-                counter.inc_by(value - counter.get());
-            }
+            sync_one(counter, value);
         }
         sync(&r.jobs_finished, "succeeded", stats.jobs_succeeded);
         sync(&r.jobs_finished, "failed", stats.jobs_failed);
@@ -410,10 +405,7 @@ impl Metrics {
             sync(&m.sessions, outcome.as_str(), *value);
         }
         m.active_encoders.set(gauge_value(ingest.active_encoders));
-        let bytes = m.bytes_in.get();
-        if ingest.bytes_in > bytes {
-            m.bytes_in.inc_by(ingest.bytes_in - bytes);
-        }
+        sync_one(&m.bytes_in, ingest.bytes_in);
         sync(&m.frames_in, "video", ingest.video_frames_in);
         sync(&m.frames_in, "audio", ingest.audio_frames_in);
         m.transcoders.set(gauge_value(ingest.transcoders_running));

@@ -24,7 +24,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::auth::{RateLimits, TokenIssuer};
-use crate::model::{CourseMembership, User};
+use crate::model::{CourseMembership, Lesson, User};
 use crate::restream::RestreamBoard;
 use crate::store::{Page, Store};
 use error::{ApiError, ApiResult};
@@ -222,6 +222,39 @@ async fn course_manager(
             "only a teacher of this course or an admin may do this",
         )),
     }
+}
+
+/// The lesson, if the user teaches its course; `what` names what a student or an admin may
+/// not see or change ("its stream key").
+async fn lesson_teacher(
+    state: &ApiState,
+    user: &User,
+    id: LessonId,
+    what: &str,
+) -> ApiResult<Lesson> {
+    let lesson = state.store.lesson(id).await?;
+    match course_member(state, user, lesson.course_id).await? {
+        CourseMembership::Teacher => Ok(lesson),
+        _ => Err(ApiError::forbidden(
+            "forbidden",
+            format!("only a teacher of this course may see or change {what}"),
+        )),
+    }
+}
+
+/// Refuses a lesson that has ended or was cancelled; `doing` says what can no longer be done
+/// ("streamed to").
+fn require_joinable(lesson: &Lesson, doing: &str) -> ApiResult<()> {
+    if lesson.state.is_joinable() {
+        return Ok(());
+    }
+    Err(ApiError::conflict(
+        "lesson_over",
+        format!(
+            "the lesson is {}; it can no longer be {doing}",
+            lesson.state.as_str()
+        ),
+    ))
 }
 
 fn created<T: Serialize>(value: T) -> (StatusCode, axum::Json<T>) {

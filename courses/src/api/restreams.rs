@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::{ApiJson, ApiPath, CurrentUser};
-use super::{ApiState, course_member, created};
-use crate::model::{CourseMembership, Lesson, User};
+use super::{ApiState, created, lesson_teacher, require_joinable};
 use crate::restream::{Destination, DestinationId, DestinationState, NewDestination};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -58,7 +57,7 @@ pub(super) async fn list_destinations(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<LessonId>,
 ) -> ApiResult<Json<Vec<DestinationResponse>>> {
-    let lesson = lesson_teacher(&state, &user, id).await?;
+    let lesson = lesson_teacher(&state, &user, id, "its restream destinations").await?;
     let destinations = state.store.destinations(lesson.id).await?;
     Ok(Json(
         destinations.iter().map(|d| response(&state, d)).collect(),
@@ -86,17 +85,9 @@ pub(super) async fn add_destination(
     ApiPath(id): ApiPath<LessonId>,
     ApiJson(body): ApiJson<AddDestinationRequest>,
 ) -> ApiResult<(StatusCode, Json<DestinationResponse>)> {
-    let lesson = lesson_teacher(&state, &user, id).await?;
+    let lesson = lesson_teacher(&state, &user, id, "its restream destinations").await?;
     let new = NewDestination::parse(&body.url, &body.stream_key)?;
-    if !lesson.state.is_joinable() {
-        return Err(ApiError::conflict(
-            "lesson_over",
-            format!(
-                "the lesson is {}; it can no longer be restreamed",
-                lesson.state.as_str()
-            ),
-        ));
-    }
+    require_joinable(&lesson, "restreamed")?;
     let destination = state
         .store
         .add_destination(lesson.id, new, user.id, OffsetDateTime::now_utc())
@@ -128,7 +119,7 @@ pub(super) async fn remove_destination(
     CurrentUser(user): CurrentUser,
     ApiPath((id, destination)): ApiPath<(LessonId, DestinationId)>,
 ) -> ApiResult<StatusCode> {
-    let lesson = lesson_teacher(&state, &user, id).await?;
+    let lesson = lesson_teacher(&state, &user, id, "its restream destinations").await?;
     state
         .store
         .remove_destination(lesson.id, destination)
@@ -136,17 +127,6 @@ pub(super) async fn remove_destination(
     tracing::info!(by = %user.id, lesson = %id, %destination, "restream destination removed");
     state.restreams.changed(lesson.id);
     Ok(StatusCode::NO_CONTENT)
-}
-
-async fn lesson_teacher(state: &ApiState, user: &User, id: LessonId) -> ApiResult<Lesson> {
-    let lesson = state.store.lesson(id).await?;
-    match course_member(state, user, lesson.course_id).await? {
-        CourseMembership::Teacher => Ok(lesson),
-        _ => Err(ApiError::forbidden(
-            "forbidden",
-            "only a teacher of this course may see or change its restream destinations",
-        )),
-    }
 }
 
 fn response(state: &ApiState, destination: &Destination) -> DestinationResponse {

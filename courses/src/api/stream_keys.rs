@@ -10,10 +10,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use super::error::{ApiError, ApiResult};
+use super::error::ApiResult;
 use super::extract::{ApiPath, CurrentUser};
-use super::{ApiState, course_member};
-use crate::model::{CourseMembership, Lesson, User};
+use super::{ApiState, lesson_teacher, require_joinable};
 use crate::store::StreamKey;
 
 /// Where an encoder publishes a lesson.
@@ -45,7 +44,7 @@ pub(super) async fn get_stream_key(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<LessonId>,
 ) -> ApiResult<Json<StreamKeyResponse>> {
-    let lesson = lesson_teacher(&state, &user, id).await?;
+    let lesson = lesson_teacher(&state, &user, id, "its stream key").await?;
     let key = state
         .store
         .stream_key(lesson.id, user.id, OffsetDateTime::now_utc())
@@ -71,16 +70,8 @@ pub(super) async fn rotate_stream_key(
     CurrentUser(user): CurrentUser,
     ApiPath(id): ApiPath<LessonId>,
 ) -> ApiResult<Json<StreamKeyResponse>> {
-    let lesson = lesson_teacher(&state, &user, id).await?;
-    if !lesson.state.is_joinable() {
-        return Err(ApiError::conflict(
-            "lesson_over",
-            format!(
-                "the lesson is {}; it can no longer be streamed to",
-                lesson.state.as_str()
-            ),
-        ));
-    }
+    let lesson = lesson_teacher(&state, &user, id, "its stream key").await?;
+    require_joinable(&lesson, "streamed to")?;
     let key = state
         .store
         .rotate_stream_key(lesson.id, user.id, OffsetDateTime::now_utc())
@@ -92,17 +83,6 @@ pub(super) async fn rotate_stream_key(
         (rotated.0)(lesson.id);
     }
     Ok(Json(response(&state, &headers, key)))
-}
-
-async fn lesson_teacher(state: &ApiState, user: &User, id: LessonId) -> ApiResult<Lesson> {
-    let lesson = state.store.lesson(id).await?;
-    match course_member(state, user, lesson.course_id).await? {
-        CourseMembership::Teacher => Ok(lesson),
-        _ => Err(ApiError::forbidden(
-            "forbidden",
-            "only a teacher of this course may see or change its stream key",
-        )),
-    }
 }
 
 fn response(state: &ApiState, headers: &HeaderMap, key: StreamKey) -> StreamKeyResponse {

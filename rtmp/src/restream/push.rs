@@ -283,7 +283,7 @@ async fn publish(target: &PushTarget, tls: &PushTls) -> Result<Publisher, String
     let mut handshake = Handshake::new(PeerType::Client);
     let p0p1 = handshake
         .generate_outbound_p0_and_p1()
-        .map_err(|e| format!("RTMP handshake: {e:?}"))?;
+        .map_err(|e| format!("the RTMP handshake with the service failed: {e}"))?;
     write(&mut stream, &p0p1).await?;
     let mut buf = vec![0u8; 16 * 1024];
     let leftover = loop {
@@ -302,13 +302,14 @@ async fn publish(target: &PushTarget, tls: &PushTls) -> Result<Publisher, String
                 write(&mut stream, &response_bytes).await?;
                 break remaining_bytes;
             }
-            Err(e) => return Err(format!("RTMP handshake failed: {e:?}")),
+            Err(e) => return Err(format!("the RTMP handshake with the service failed: {e}")),
         }
     };
     let mut config = ClientSessionConfig::new();
     config.tc_url = Some(target.url.clone());
     config.flash_version = "FMLE/3.0 (compatible; classroom)".to_owned();
-    let (session, results) = ClientSession::new(config).map_err(|e| format!("{e:?}"))?;
+    let (session, results) =
+        ClientSession::new(config).map_err(|e| format!("could not start an RTMP session: {e}"))?;
     let mut publisher = Publisher {
         stream,
         session,
@@ -319,7 +320,12 @@ async fn publish(target: &PushTarget, tls: &PushTls) -> Result<Publisher, String
     let request = publisher
         .session
         .request_connection(target.app.clone())
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| {
+            format!(
+                "could not ask the service to connect to `{}`: {e}",
+                target.app
+            )
+        })?;
     publisher.results(vec![request]).await?;
     let mut asked_to_publish = false;
     let mut pending = leftover;
@@ -328,7 +334,7 @@ async fn publish(target: &PushTarget, tls: &PushTls) -> Result<Publisher, String
             let results = publisher
                 .session
                 .handle_input(&pending)
-                .map_err(|e| format!("the service's answer could not be read: {e:?}"))?;
+                .map_err(|e| format!("the service's answer could not be read: {e}"))?;
             pending.clear();
             for event in publisher.results(results).await? {
                 match event {
@@ -337,7 +343,7 @@ async fn publish(target: &PushTarget, tls: &PushTls) -> Result<Publisher, String
                         let request = publisher
                             .session
                             .request_publishing(target.stream_key.clone(), PublishRequestType::Live)
-                            .map_err(|e| format!("{e:?}"))?;
+                            .map_err(|e| format!("could not ask the service to publish: {e}"))?;
                         publisher.results(vec![request]).await?;
                     }
                     ClientSessionEvent::ConnectionRequestRejected { description } => {
@@ -394,7 +400,7 @@ impl Publisher {
         let results = self
             .session
             .handle_input(bytes)
-            .map_err(|e| format!("the service sent something unreadable: {e:?}"))?;
+            .map_err(|e| format!("the service sent something unreadable: {e}"))?;
         for event in self.results(results).await? {
             if let ClientSessionEvent::UnhandleableOnStatusCode { code } = event
                 && (code.contains("Failed") || code.contains("Error") || code.contains("Unpublish"))
@@ -419,7 +425,7 @@ impl Publisher {
         let result = self
             .session
             .publish_metadata(&metadata)
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(|e| format!("could not send the stream's metadata: {e}"))?;
         self.results(vec![result]).await?;
         for tag in [&headers.video, &headers.audio].into_iter().flatten() {
             self.write_tag(tag.kind, 0, tag.body.clone()).await?;
@@ -447,7 +453,7 @@ impl Publisher {
             TagKind::Video => self.session.publish_video_data(body, timestamp, false),
             TagKind::Audio => self.session.publish_audio_data(body, timestamp, false),
         }
-        .map_err(|e| format!("{e:?}"))?;
+        .map_err(|e| format!("could not send media to the service: {e}"))?;
         self.results(vec![result]).await.map(drop)
     }
 }
