@@ -71,14 +71,23 @@ impl Nginx {
              ssl_certificate_key {dir}/self.key; proxy_pass 127.0.0.1:{{rtmp}}; }}\n}}\n"
         );
         let mut nginx = Self::start_with(&tls).await?;
-        for _ in 0..100 {
-            if tokio::net::TcpStream::connect(("127.0.0.1", untrusted))
-                .await
-                .is_ok()
-            {
-                break;
+        for port in [trusted, untrusted] {
+            let mut listening = false;
+            for _ in 0..100 {
+                if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .is_ok()
+                {
+                    listening = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
             }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            assert!(
+                listening,
+                "nginx's TLS front did not listen on {port}: {}",
+                nginx.log()
+            );
         }
         let front = TlsFront {
             ca: front,
@@ -176,9 +185,40 @@ impl Drop for Nginx {
     }
 }
 
-/// What ffprobe sees in a live RTMP stream: `(codec, width, height)` per stream; empty when
-/// nothing could be read within `timeout`.
-pub async fn probe(url: &str, timeout: Duration) -> Vec<(String, u64, u64)> {
+/// What ffprobe made of a live RTMP stream.
+#[derive(Debug)]
+pub enum Probe {
+    /// `(codec, width, height)` per stream.
+    Streams(Vec<(String, u64, u64)>),
+    /// ffprobe was still waiting for a stream when its time was up (nginx-rtmp holds a player
+    /// of a stream nobody publishes).
+    NothingWithin(Duration),
+    /// ffprobe could not run, or failed (connection refused, bad answer): with its words.
+    Failed(String),
+}
+
+impl Probe {
+    /// The streams seen; none unless ffprobe read some.
+    pub fn streams(&self) -> &[(String, u64, u64)] {
+        match self {
+            Probe::Streams(streams) => streams,
+            _ => &[],
+        }
+    }
+
+    /// Nothing is published at the URL: the service answered and had no stream. Not true of
+    /// a probe that failed, so a broken nginx or ffprobe cannot pass for "stopped".
+    pub fn nothing_published(&self) -> bool {
+        match self {
+            Probe::Streams(streams) => streams.is_empty(),
+            Probe::NothingWithin(_) => true,
+            Probe::Failed(_) => false,
+        }
+    }
+}
+
+/// Asks ffprobe what a live RTMP stream holds, waiting at most `timeout`.
+pub async fn probe(url: &str, timeout: Duration) -> Probe {
     let run = tokio::process::Command::new("ffprobe")
         .args([
             "-v",
@@ -192,11 +232,23 @@ pub async fn probe(url: &str, timeout: Duration) -> Vec<(String, u64, u64)> {
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let Ok(Ok(output)) = tokio::time::timeout(timeout, run).await else {
-        return Vec::new();
+    let output = match tokio::time::timeout(timeout, run).await {
+        Err(_) => return Probe::NothingWithin(timeout),
+        Ok(Err(e)) => return Probe::Failed(format!("ffprobe did not start: {e}")),
+        Ok(Ok(output)) => output,
     };
-    let json: Value = serde_json::from_slice(&output.stdout).unwrap_or_default();
-    json["streams"]
+    if !output.status.success() {
+        return Probe::Failed(format!(
+            "ffprobe {}: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        ));
+    }
+    let json: Value = match serde_json::from_slice(&output.stdout) {
+        Ok(json) => json,
+        Err(e) => return Probe::Failed(format!("ffprobe printed no JSON: {e}")),
+    };
+    let streams = json["streams"]
         .as_array()
         .into_iter()
         .flatten()
@@ -207,7 +259,8 @@ pub async fn probe(url: &str, timeout: Duration) -> Vec<(String, u64, u64)> {
                 s["height"].as_u64().unwrap_or(0),
             )
         })
-        .collect()
+        .collect();
+    Probe::Streams(streams)
 }
 
 fn free_port() -> u16 {
