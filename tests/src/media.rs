@@ -51,12 +51,8 @@ impl Participant {
     /// A student receiving `receive` pairs of audio and video m-lines that also accepts H.264
     /// (an RTMP encoder's) and keeps everything it receives ([`Participant::received`]).
     pub async fn connect_keeping_h264(ws: Ws, receive: usize) -> Participant {
-        let nothing = Sending {
-            audio: false,
-            video_layers: 0,
-        };
         let h264 = Some(Arc::new(SentFrames::default()));
-        Self::start(ws, Transport::Udp, nothing, receive, h264).await
+        Self::start(ws, Transport::Udp, Sending::NOTHING, receive, h264).await
     }
 
     /// [`Participant::connect`] over ICE-TCP only, as a browser whose network blocks UDP: the

@@ -176,8 +176,15 @@ impl Path {
             }
         }
         let Some(cap) = self.impairment.cap else {
-            self.count_forwarded(&datagram);
-            return Some(datagram);
+            if self.queue.is_empty() {
+                self.count_forwarded(&datagram);
+                return Some(datagram);
+            }
+            // The cap was just lifted and older datagrams still wait: this one goes after
+            // them, as a link keeps order.
+            self.queued_bytes += datagram.len();
+            self.queue.push_back(datagram);
+            return None;
         };
         if self.queued_bytes + datagram.len() > cap.queue_bytes {
             self.counters.queue_drops += 1;
@@ -564,7 +571,12 @@ mod tests {
         path.set_impairment(Impairment::default());
         let later = start + Duration::from_millis(1001);
         assert_eq!(path.next_release(later), Some(later));
-        assert_eq!(std::iter::from_fn(|| path.release(later)).count(), 3);
+        // One arriving while those still wait goes after them, in order.
+        assert!(path.arrive(later, rtp(7, 13, 1000)).is_none());
+        let order: Vec<u16> = std::iter::from_fn(|| path.release(later))
+            .map(|d| u16::from_be_bytes([d[2], d[3]]))
+            .collect();
+        assert_eq!(order, [10, 11, 12, 13]);
         assert!(path.arrive(later, rtp(7, 14, 1000)).is_some());
     }
 }

@@ -7,7 +7,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use classroom_loadtest::api::Api;
-use classroom_loadtest::clip::Clips;
 use classroom_loadtest::link::Transport;
 use classroom_loadtest::participant::{self, Plan, Record, Role, Server};
 use classroom_loadtest::peer::Sending;
@@ -75,13 +74,10 @@ async fn a_live_lesson_is_restreamed_until_it_ends() {
         role: Role::Teacher,
         server: Server::Classroom { api, lesson },
         transport: Transport::Udp,
-        sending: Sending {
-            audio: true,
-            video_layers: 1,
-        },
+        sending: Sending::AUDIO_VIDEO,
         receive: 0,
         bind_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
-        clips: Clips::builtin().expect("clips"),
+        clips: classroom_tests::media::clips(),
         stage_requests: None,
         ask_stage: None,
         h264: None,
