@@ -2,9 +2,10 @@
 //!
 //! Everything a client and `classroomd` exchange is named here once: typed IDs, account and
 //! participant roles, the grants a join token carries, and the JSON error body every endpoint
-//! returns, and the RFC 4571 framing of media over ICE-TCP ([`tcp_framing`]). The crate
-//! depends on serde and thiserror only (plus utoipa behind the `openapi` feature), so the load
-//! tester and other black-box clients can use it without pulling in the server.
+//! returns, the RFC 4571 framing of media over ICE-TCP ([`tcp_framing`]), and which addresses the
+//! server may connect out to ([`outbound`]). The crate depends on serde, thiserror and ipnet
+//! only (plus utoipa behind the `openapi` feature), so the load tester and other black-box
+//! clients can use it without pulling in the server.
 //!
 //! Invariants:
 //! - IDs are newtypes; a `UserId` can never be passed where a `CourseId` is expected.
@@ -14,6 +15,7 @@
 mod error;
 mod grants;
 mod ids;
+pub mod outbound;
 mod roles;
 pub mod signal;
 pub mod tcp_framing;

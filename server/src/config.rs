@@ -392,6 +392,9 @@ impl Config {
         if self.http.request_timeout_secs == 0 {
             return invalid("http.request_timeout_secs must be at least 1");
         }
+        if let Err(e) = self.restream.outbound() {
+            return invalid(&format!("restream.allowed_networks: {e}"));
+        }
         Ok(())
     }
 
@@ -547,6 +550,35 @@ mod tests {
         let err = Config::load(Some(&file), env(&[]), &Overrides::default())
             .expect_err("no way to connect");
         assert!(err.to_string().contains("advertise_udp"), "{err}");
+    }
+
+    #[test]
+    fn restream_networks_are_allowed_by_list_and_a_bad_one_stops_start_up() {
+        let config = Config::load(
+            None,
+            env(&[(
+                "CLASSROOM_RESTREAM__ALLOWED_NETWORKS",
+                r#"["127.0.0.0/8", "fd00::/8"]"#,
+            )]),
+            &Overrides::default(),
+        )
+        .expect("valid");
+        let outbound = config.restream.outbound().expect("networks");
+        assert!(outbound.check("127.0.0.1".parse().expect("ip")).is_ok());
+        assert!(outbound.check("10.0.0.1".parse().expect("ip")).is_err());
+        assert!(Config::default().restream.allowed_networks.is_empty());
+
+        let err = Config::load(
+            None,
+            env(&[("CLASSROOM_RESTREAM__ALLOWED_NETWORKS", r#"["10.0.0.0/33"]"#)]),
+            &Overrides::default(),
+        )
+        .expect_err("bad network");
+        assert!(
+            err.to_string().contains("restream.allowed_networks")
+                && err.to_string().contains("10.0.0.0/33"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -140,8 +140,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
     };
+    let outbound = Arc::new(
+        config
+            .restream
+            .outbound()
+            .context("restream.allowed_networks")?,
+    );
     let restreams = restream::start(
         &config.restream,
+        outbound.clone(),
         store.clone(),
         media.handle.clone(),
         rooms.clone(),
@@ -177,6 +184,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             }))
         }),
         restreams: restream_board,
+        restream_outbound: outbound,
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
     };
     let (router, _openapi) = http::router(

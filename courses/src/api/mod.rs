@@ -16,6 +16,7 @@ mod users;
 use std::sync::Arc;
 
 use axum::http::StatusCode;
+use classroom_protocol::outbound::OutboundPolicy;
 use classroom_protocol::{CourseId, LessonId, UserRole};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -53,6 +54,8 @@ pub struct ApiState {
     pub rtmp_public_url: Option<String>,
     /// Live states of restream destinations, and where the API announces changed ones.
     pub restreams: RestreamBoard,
+    /// Which addresses restream destinations may resolve to (`restream.allowed_networks`).
+    pub restream_outbound: Arc<OutboundPolicy>,
     /// `<data_dir>/replays`, whose files the replay links serve; `None` serves none.
     pub replays_dir: Option<std::path::PathBuf>,
     /// Told when a lesson's stream key is rotated: the RTMP ingest disconnects an encoder

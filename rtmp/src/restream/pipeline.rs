@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::dial::Dialer;
 use super::ffmpeg::{self, Ffmpeg, Output};
 use super::frames::{FrameAssembler, FrameData, VideoCodec, ivf_frame, ivf_header};
 use super::mkv::{MkvWriter, OPUS_SILENCE};
@@ -179,7 +180,10 @@ impl Pipeline {
                 id,
                 target,
                 self.config.retry,
-                self.config.tls.clone(),
+                Dialer {
+                    tls: self.config.tls.clone(),
+                    outbound: self.config.outbound.clone(),
+                },
                 rx,
                 self.headers.clone(),
                 statuses_tx,
