@@ -185,6 +185,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         }),
         restreams: restream_board,
         restream_outbound: outbound,
+        request_timeout: Duration::from_secs(config.http.request_timeout_secs),
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
     };
     let (router, _openapi) = http::router(

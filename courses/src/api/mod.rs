@@ -56,6 +56,9 @@ pub struct ApiState {
     pub restreams: RestreamBoard,
     /// Which addresses restream destinations may resolve to (`restream.allowed_networks`).
     pub restream_outbound: Arc<OutboundPolicy>,
+    /// How long a request may take (`http.request_timeout_secs`); a class-list import spends
+    /// at most half of it hashing passwords.
+    pub request_timeout: std::time::Duration,
     /// `<data_dir>/replays`, whose files the replay links serve; `None` serves none.
     pub replays_dir: Option<std::path::PathBuf>,
     /// Told when a lesson's stream key is rotated: the RTMP ingest disconnects an encoder
