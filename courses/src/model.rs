@@ -43,7 +43,8 @@ impl Email {
         if email.is_empty() {
             return Err(FieldError::new("email", "an email address is required"));
         }
-        if email.len() > 254 {
+        // Characters as written, as the OpenAPI document's maxLength counts them.
+        if raw.trim().chars().count() > 254 {
             return Err(FieldError::new("email", "is longer than 254 characters"));
         }
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -60,7 +60,7 @@ pub fn router(
             request_timeout,
         ))
         .with_state(api.clone());
-    let (router, openapi) = OpenApiRouter::<AppState>::new()
+    let (router, mut openapi) = OpenApiRouter::<AppState>::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
@@ -68,6 +68,7 @@ pub fn router(
         .routes(routes!(live::signaling_socket))
         .merge(api_routes)
         .split_for_parts();
+    api::openapi::declare_common_responses(&mut openapi, "/api/v1");
     let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".into()));
     let state = AppState {
         api,

@@ -101,6 +101,7 @@ pub(super) async fn me(CurrentUser(user): CurrentUser) -> Json<User> {
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    #[schema(min_length = 8, max_length = 256)]
     pub new_password: String,
 }
 
@@ -113,6 +114,7 @@ pub struct ChangePasswordRequest {
         (status = 401, body = classroom_protocol::ErrorBody),
         (status = 403, description = "The current password is wrong", body = classroom_protocol::ErrorBody),
         (status = 422, body = classroom_protocol::ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = classroom_protocol::ErrorBody),
     )
 )]
 pub(super) async fn change_own_password(

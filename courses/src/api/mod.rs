@@ -7,6 +7,7 @@ mod courses;
 pub mod error;
 pub mod extract;
 mod lessons;
+pub mod openapi;
 mod recording_jobs;
 mod replays;
 mod restreams;

@@ -19,8 +19,13 @@ use crate::restream::{Destination, DestinationId, DestinationState, NewDestinati
 #[serde(deny_unknown_fields)]
 pub struct AddDestinationRequest {
     /// The service's RTMP URL without the key: `rtmp://HOST[:PORT]/APP` or `rtmps://…`.
+    #[schema(
+        max_length = 512,
+        pattern = r"^rtmps?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/[!-~]*[!-.0-~][!-~]*$"
+    )]
     pub url: String,
     /// The stream key the service gave you. Stored, never shown again in full.
+    #[schema(min_length = 1, max_length = 512, pattern = r"^[!-~]+$")]
     pub stream_key: String,
 }
 
