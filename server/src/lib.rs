@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod origin;
 pub mod recorder;
 pub mod restream;
 pub mod rtmp;
@@ -139,6 +140,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
+        origins: Arc::new(origin::AllowedOrigins::new(&config.http.public_origins)),
     };
     let restreams = restream::start(
         &config.restream,

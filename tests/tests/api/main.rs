@@ -5,6 +5,7 @@ mod auth;
 mod courses;
 mod lessons;
 mod operations;
+mod origin;
 mod restreams;
 mod stream_keys;
 mod users;
