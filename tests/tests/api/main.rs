@@ -1,6 +1,7 @@
 //! Black-box tests of the REST API. Every test runs twice: on SQLite and on PostgreSQL
 //! (skipped with a message where PostgreSQL is unreachable, failed in CI).
 
+mod at_rest;
 mod auth;
 mod courses;
 mod lessons;
