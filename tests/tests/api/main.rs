@@ -10,6 +10,7 @@ mod origin;
 mod restreams;
 mod stream_keys;
 mod users;
+mod web;
 
 use classroom_tests::school::{School, id};
 use classroom_tests::{Backend, TestServer};
