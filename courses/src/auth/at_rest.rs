@@ -134,7 +134,7 @@ fn hex_into(out: &mut String, bytes: &[u8]) {
 }
 
 fn hex_decode(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 {
+    if !hex.len().is_multiple_of(2) {
         return None;
     }
     let digit = |c: u8| {
@@ -144,7 +144,7 @@ fn hex_decode(hex: &str) -> Option<Vec<u8>> {
     };
     hex.as_bytes()
         .chunks_exact(2)
-        .map(|pair| Some(digit(pair[0])? << 4 | digit(pair[1])?))
+        .map(|pair| Some((digit(pair[0])? << 4) | digit(pair[1])?))
         .collect()
 }
 
