@@ -165,6 +165,10 @@ pub struct HttpConfig {
     pub trust_forwarded_for: bool,
     /// Requests to the REST API that take longer are answered 408.
     pub request_timeout_secs: u64,
+    /// The origins (`https://school.example`) the web client is served from. When set, a
+    /// WebSocket handshake whose `Origin` names another site is refused (403); handshakes
+    /// without `Origin` (not from a browser) are let in. Empty: no check.
+    pub public_origins: Vec<crate::origin::PublicOrigin>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +249,7 @@ impl Default for HttpConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trust_forwarded_for: false,
             request_timeout_secs: 30,
+            public_origins: Vec::new(),
         }
     }
 }
@@ -579,6 +584,35 @@ mod tests {
                 && err.to_string().contains("10.0.0.0/33"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn public_origins_are_parsed_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[http]\npublic_origins = [\"https://School.example/\", \"http://10.0.0.5:8080\"]\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file), env(&[]), &Overrides::default()).expect("valid");
+        let origins: Vec<&str> = config
+            .http
+            .public_origins
+            .iter()
+            .map(crate::origin::PublicOrigin::as_str)
+            .collect();
+        assert_eq!(origins, ["https://school.example", "http://10.0.0.5:8080"]);
+
+        std::fs::write(
+            &file,
+            "[http]\npublic_origins = [\"school.example/path\"]\n",
+        )
+        .expect("write");
+        let err =
+            Config::load(Some(&file), env(&[]), &Overrides::default()).expect_err("not an origin");
+        assert!(err.to_string().contains("public_origins"), "{err}");
+        assert!(err.to_string().contains("not a web origin"), "{err}");
     }
 
     #[test]

@@ -87,6 +87,8 @@ pub fn router(
             // The path only: query strings and headers may carry secrets.
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
         }))
+        // Outermost: every answer carries them, whichever layer produced it.
+        .layer(middleware::map_response(crate::web::security_headers))
         .with_state(state);
     (router, openapi)
 }

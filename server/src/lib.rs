@@ -10,6 +10,7 @@ pub mod config;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod origin;
 pub mod recorder;
 pub mod restream;
 pub mod rtmp;
@@ -24,7 +25,9 @@ use std::time::Duration;
 use anyhow::Context;
 use classroom_courses::api::ApiState;
 use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
+use classroom_courses::private_files::private_dir;
 use classroom_courses::restream::RestreamBoard;
+use classroom_courses::store::ProtectedSecrets;
 use classroom_courses::{Db, Store};
 use classroom_media::driver::{DriverConfig, TcpLimits};
 use classroom_signaling::Rooms;
@@ -47,6 +50,8 @@ pub struct RunningServer {
     /// port 0); `None` with `rtmp.enabled = false`.
     pub rtmp_addr: Option<SocketAddr>,
     pub db: Db,
+    /// The store the server uses (its key seals restream keys).
+    pub store: Store,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -71,9 +76,10 @@ impl RunningServer {
 
 /// Opens the database (applying migrations), binds the HTTP port and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    // Only our own user may read the database, the secret and the recordings.
+    private_dir(&config.data_dir).with_context(|| {
         format!(
-            "cannot create the data directory {}",
+            "cannot create the data directory {} (mode 0700)",
             config.data_dir.display()
         )
     })?;
@@ -88,7 +94,19 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         Duration::from_secs(config.auth.join_ttl_secs),
     );
     let limits = Arc::new(RateLimits::new(&config.rate_limit));
-    let store = Store::new(db.clone());
+    let store = Store::new(db.clone(), &secret);
+    // Before serving: no stream key or restream key stays readable in the database.
+    let protected = store
+        .protect_legacy_secrets()
+        .await
+        .context("cannot hash the stored stream keys and seal the restream keys")?;
+    if protected != ProtectedSecrets::default() {
+        tracing::info!(
+            stream_keys = protected.stream_keys,
+            restream_keys = protected.restream_keys,
+            "hashed the stream keys and sealed the restream keys stored in plain text"
+        );
+    }
     let (restream_board, restream_changes) = RestreamBoard::new();
     let media = classroom_media::driver::start(DriverConfig {
         bind: config.media.udp_addr,
@@ -139,6 +157,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
+        origins: Arc::new(origin::AllowedOrigins::new(&config.http.public_origins)),
     };
     let outbound = Arc::new(
         config
@@ -169,6 +188,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         joins,
     ));
     let media_task = media.task;
+    let store_handle = store.clone();
     let api = ApiState {
         store,
         tokens,
@@ -233,6 +253,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         media_tcp_addr,
         rtmp_addr: ingest.map(|i| i.addr),
         db,
+        store: store_handle,
         shutdown,
         task,
     })

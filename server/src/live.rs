@@ -9,8 +9,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{State, WebSocketUpgrade};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use classroom_courses::Store;
+use classroom_courses::api::error::ApiError;
 use classroom_courses::auth::TokenIssuer;
 use classroom_courses::model::LessonEvent;
 use classroom_media::driver::{CommandError, MediaHandle};
@@ -321,6 +323,8 @@ pub struct LiveState {
     pub recorder: Arc<classroom_recorder::RecorderStats>,
     /// The RTMP ingest, for its counters; `None` when turned off.
     pub ingest: Option<classroom_rtmp::IngestHandle>,
+    /// Who may open `/ws` from a browser (`http.public_origins`).
+    pub origins: Arc<crate::origin::AllowedOrigins>,
 }
 
 impl std::fmt::Debug for LiveState {
@@ -381,12 +385,24 @@ const WS_READ_BUFFER: usize = 8 * 1024;
     responses(
         (status = 101, description = "Switching to the signaling WebSocket protocol (see docs/protocol.md)"),
         (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 403, description = "A browser page of another site (its `Origin` is not in `http.public_origins`)", body = classroom_protocol::ErrorBody),
     )
 )]
 pub async fn signaling_socket(
     State(live): State<LiveState>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Refused before the upgrade: nothing of the signaling protocol reaches another site.
+    if !live.origins.allows(headers.get(header::ORIGIN)) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's site may not open the classroom's WebSocket; \
+             open the classroom from the school's own address",
+        )
+        .into_response();
+    }
     let hard_limit = live.rooms.config().max_message_bytes.saturating_mul(4);
     upgrade
         .max_message_size(hard_limit)

@@ -118,7 +118,7 @@ impl TestServer {
     }
 
     pub fn store(&self) -> Store {
-        Store::new(self.server.as_ref().expect("running").db.clone())
+        self.server.as_ref().expect("running").store.clone()
     }
 
     /// A client without a token.

@@ -9,7 +9,7 @@ import { MediaSession } from "./media.js";
 import { Tiles } from "./tiles.js";
 import { deviceProblem, fillPickers, openCamera, openDevice, openScreen } from "./devices.js";
 import { UNREACHABLE, api, session, signInUrl } from "./api.js";
-import { $, el } from "./page.js";
+import { $, el, when } from "./page.js";
 import { RestreamPanel } from "./restream.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
@@ -247,14 +247,20 @@ const ENCODER_STATES = {
   interrupted: "The encoder's connection dropped; waiting for it to come back…",
   stopped: "No encoder is streaming.",
 };
-const encoder = { key: null, url: null, shown: false, loaded: false };
+// The key is known only in the answer that made it (the server keeps its hash): shown on this
+// page until it is left, never again. A teacher who lost it makes a new one.
+const encoder = { key: null, url: null, created: null, shown: false, loaded: false };
 
-/** The lesson's stream key (teachers of the course only: others get 403 and see nothing). */
+/** The lesson's server URL and key (teachers of the course only: others get 403 and see nothing). */
 async function loadStreamKey(method = "GET") {
   try {
     const key = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/stream-key`, { method });
-    encoder.key = key.stream_key;
+    if (method === "POST") {
+      encoder.key = key.stream_key;
+      encoder.shown = false;
+    }
     encoder.url = key.server_url;
+    encoder.created = key.created_at;
     encoder.loaded = true;
     $("encoder").hidden = false;
     showStreamKey();
@@ -265,11 +271,20 @@ async function loadStreamKey(method = "GET") {
 }
 
 function showStreamKey() {
+  const known = Boolean(encoder.key);
   $("encoder-url").textContent = encoder.url;
-  $("encoder-key").textContent = encoder.shown ? encoder.key : "••••••••••••";
-  $("encoder-key").dataset.hidden = String(!encoder.shown);
+  let text;
+  if (known) text = encoder.shown ? encoder.key : "••••••••••••";
+  else if (encoder.created) text = `made ${when(encoder.created)}; shown only when made`;
+  else text = "none yet";
+  $("encoder-key").textContent = text;
+  $("encoder-key").dataset.hidden = String(known && !encoder.shown);
+  $("key-once").hidden = !known;
+  $("reveal-key").hidden = !known;
+  $("copy-key").hidden = !known;
   $("reveal-key").textContent = encoder.shown ? "Hide key" : "Show key";
   $("reveal-key").setAttribute("aria-pressed", String(encoder.shown));
+  $("rotate-key").textContent = encoder.created ? "New key" : "Make a key";
 }
 
 /** An `encoder` message: the state, and why a publish was refused or stopped. */
@@ -456,7 +471,7 @@ $("reveal-key").addEventListener("click", () => { encoder.shown = !encoder.shown
 $("copy-key").addEventListener("click", () => copy(encoder.key, "The stream key"));
 $("copy-url").addEventListener("click", () => copy(encoder.url, "The server URL"));
 $("rotate-key").addEventListener("click", () => {
-  if (confirm("Make a new stream key? The old one stops working: update your encoder.")) loadStreamKey("POST");
+  if (!encoder.created || confirm("Make a new stream key? The old one stops working: update your encoder.")) loadStreamKey("POST");
 });
 $("mute-all").addEventListener("click", () => send({ type: "mute_all" }).catch(() => {}));
 $("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked: !state.chatLocked }).catch(() => {}));

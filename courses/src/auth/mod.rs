@@ -1,11 +1,13 @@
 //! Authentication: password hashing (argon2id), signed tokens (HS256 JWTs), the signing
 //! secret, and rate limits on the endpoints that hand out tokens.
 
+pub mod at_rest;
 mod password;
 mod rate_limit;
 mod secret;
 mod tokens;
 
+pub use at_rest::KeySealer;
 pub use password::{
     TemporaryPassword, hash_password, hash_temporary_password, verify_password,
     verify_password_or_dummy,
