@@ -4,6 +4,7 @@
 mod courses;
 mod lessons;
 mod recording_jobs;
+mod removals;
 mod replays;
 mod restreams;
 mod stream_keys;
