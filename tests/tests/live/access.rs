@@ -183,8 +183,13 @@ both_backends!(
             .patch(&user, json!({"disabled": false}))
             .await
             .expect(200);
-        let (sam, _) = Ws::join(&server.base, &old_token).await;
-        assert_eq!(sam.me, Some(sam_id), "the same place");
+        let (sam, joined) = Ws::join(&server.base, &old_token).await;
+        assert!(matches!(joined, ServerMessage::Joined { .. }));
+        assert_ne!(
+            sam.me,
+            Some(sam_id),
+            "a new place: the old one was taken away"
+        );
         server
     }
 );
