@@ -321,6 +321,18 @@ pub struct Lesson {
     pub room: RoomName,
 }
 
+/// A user a moderator removed from a lesson: refused entry until a teacher lets them back in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Removal {
+    pub user_id: UserId,
+    pub name: String,
+    pub email: String,
+    /// The moderator who removed them.
+    pub removed_by: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub removed_at: OffsetDateTime,
+}
+
 /// Where a replay is in its pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]

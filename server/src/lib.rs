@@ -153,7 +153,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     };
     let live = live::LiveState {
         rooms: rooms.clone(),
-        verifier: Arc::new(live::JoinTokens(tokens.clone())),
+        verifier: Arc::new(live::JoinTokens {
+            tokens: tokens.clone(),
+            store: store.clone(),
+        }),
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
@@ -175,6 +178,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         restream_changes,
     )
     .context("restream.extra_ca_file")?;
+    let (access_changes, access_changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(live::deliver_access_changes(
+        rooms.clone(),
+        access_changes_rx,
+    ));
     let lesson_events = recorder.route(room_events_rx, Arc::downgrade(&rooms));
     tokio::spawn(live::apply_room_events(
         store.clone(),
@@ -207,6 +215,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         restream_outbound: outbound,
         request_timeout: Duration::from_secs(config.http.request_timeout_secs),
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
+        access_changes,
     };
     let (router, _openapi) = http::router(
         api,

@@ -9,6 +9,7 @@ pub mod extract;
 mod lessons;
 pub mod openapi;
 mod recording_jobs;
+mod removals;
 mod replays;
 mod restreams;
 mod stream_keys;
@@ -18,7 +19,7 @@ use std::sync::Arc;
 
 use axum::http::StatusCode;
 use classroom_protocol::outbound::OutboundPolicy;
-use classroom_protocol::{CourseId, LessonId, UserRole};
+use classroom_protocol::{AccessChange, CourseId, LessonId, UserRole};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -65,6 +66,18 @@ pub struct ApiState {
     /// Told when a lesson's stream key is rotated: the RTMP ingest disconnects an encoder
     /// streaming with the old key. `None` without an ingest.
     pub stream_key_rotated: Option<KeyRotated>,
+    /// Where the API announces a change of who may be in lessons' rooms (an account disabled,
+    /// a student unenrolled, a lesson cancelled, a removed user let back in) once it is
+    /// stored; the server delivers them to the live rooms, which follow at once.
+    pub access_changes: tokio::sync::mpsc::UnboundedSender<AccessChange>,
+}
+
+impl ApiState {
+    /// Tells the live rooms of a stored change of access (nobody listening is not an error:
+    /// a server without rooms has nothing to follow).
+    fn announce(&self, change: AccessChange) {
+        let _ = self.access_changes.send(change);
+    }
 }
 
 /// A hook called with the lesson whose stream key was just rotated.
@@ -97,6 +110,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(lessons::get_lesson, lessons::update_lesson))
         .routes(routes!(lessons::cancel_lesson))
         .routes(routes!(lessons::join_lesson))
+        .routes(routes!(removals::list_removals))
+        .routes(routes!(removals::readmit))
         .routes(routes!(
             stream_keys::get_stream_key,
             stream_keys::rotate_stream_key
