@@ -36,6 +36,9 @@ impl fmt::Display for FieldError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
+/// The longest email address accepted (RFC 5321's path limit less its brackets).
+pub const MAX_EMAIL_LEN: usize = 254;
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let email = raw.trim().to_lowercase();
@@ -43,7 +46,7 @@ impl Email {
         if email.is_empty() {
             return Err(FieldError::new("email", "an email address is required"));
         }
-        if email.len() > 254 {
+        if email.len() > MAX_EMAIL_LEN {
             return Err(FieldError::new("email", "is longer than 254 characters"));
         }
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {

@@ -7,6 +7,6 @@ mod secret;
 mod tokens;
 
 pub use password::{hash_password, verify_password, verify_password_or_dummy};
-pub use rate_limit::{RateLimitConfig, RateLimited, RateLimits};
+pub use rate_limit::{AccountKey, RateLimitConfig, RateLimited, RateLimits};
 pub use secret::{SecretError, load_or_create_secret, random_token};
 pub use tokens::{JoinGrant, ReplayFileClaims, SessionClaims, TokenError, TokenIssuer};
