@@ -7,6 +7,8 @@
 
 pub mod cli;
 pub mod config;
+pub mod connections;
+pub mod descriptors;
 pub mod http;
 pub mod live;
 pub mod metrics;
@@ -14,6 +16,7 @@ pub mod origin;
 pub mod recorder;
 pub mod restream;
 pub mod rtmp;
+pub mod serve;
 pub mod web;
 
 use std::future::Future;
@@ -120,7 +123,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
     let media_addr = media.handle.local_addr();
     let media_tcp_addr = media.handle.tcp_local_addr();
-    let (shutdown, mut stopping) = watch::channel(false);
+    let (shutdown, stopping) = watch::channel(false);
     let recorder = recorder::start(
         &config.recorder,
         &config.data_dir,
@@ -217,6 +220,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
         access_changes,
     };
+    let http_metrics = metrics.clone();
     let (router, _openapi) = http::router(
         api,
         db.clone(),
@@ -241,14 +245,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         }
     });
     let task_db = db.clone();
+    let serve_settings = serve::ServeSettings::from_config(config);
     let task = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await
-            .context("the HTTP server failed")?;
+        serve::run(listener, router, serve_settings, http_metrics, stopping).await;
         // Rooms keep the SFU's handle alive; stop it outright so its port is free at once.
         media_task.abort();
         task_db.close().await;

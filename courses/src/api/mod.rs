@@ -17,6 +17,7 @@ mod users;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
 use classroom_protocol::outbound::OutboundPolicy;
 use classroom_protocol::{AccessChange, CourseId, LessonId, UserRole};
@@ -40,8 +41,13 @@ pub use restreams::{AddDestinationRequest, DestinationResponse};
 pub use stream_keys::StreamKeyResponse;
 pub use users::ImportReport;
 
-/// Largest accepted CSV class list.
+/// Largest accepted CSV class list, the one large body the API takes.
 pub const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest accepted body of every other request (JSON of a few fields: a login, a course).
+/// Bodies are read whole before a handler runs, so a large limit on a public route such as
+/// the login lets anyone make the server hold megabytes per request.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What the API handlers share.
 #[derive(Clone, Debug)]
@@ -90,7 +96,8 @@ impl std::fmt::Debug for KeyRotated {
     }
 }
 
-/// The `/api/v1` routes with their OpenAPI description.
+/// The `/api/v1` routes with their OpenAPI description. The CSV import takes bodies up to
+/// [`MAX_IMPORT_BYTES`]; the server sets [`MAX_BODY_BYTES`] for everything else.
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::login))
@@ -99,7 +106,11 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(users::reset_password))
-        .routes(routes!(users::import_users))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(users::import_users))
+                .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
         .routes(routes!(courses::create_course, courses::list_courses))
         .routes(routes!(courses::get_course, courses::update_course))
         .routes(routes!(courses::add_teacher, courses::list_teachers))
