@@ -26,6 +26,7 @@ pub struct Metrics {
     restream_restarts: IntCounter,
     recorder: RecorderMetrics,
     ingest: IngestMetrics,
+    room_events_overflow: IntCounterVec,
 }
 
 /// The RTMP ingest: encoder sessions, what they send, ffmpeg processes.
@@ -199,6 +200,15 @@ impl Metrics {
         .expect("static metric definition to be valid");
         let recorder = RecorderMetrics::new();
         let ingest = IngestMetrics::new();
+        let room_events_overflow = IntCounterVec::new(
+            Opts::new(
+                "classroom_room_events_overflow_total",
+                "Room events that found a consumer's queue full (crate::events): dropped, or \
+                 waited for",
+            ),
+            &["consumer", "outcome"],
+        )
+        .expect("static metric definition to be valid");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
@@ -206,6 +216,7 @@ impl Metrics {
             Box::new(db_connections_open.clone()),
             Box::new(restream_destinations.clone()),
             Box::new(restream_restarts.clone()),
+            Box::new(room_events_overflow.clone()),
         ]
         .into_iter()
         .chain(live.collectors())
@@ -232,7 +243,22 @@ impl Metrics {
             restream_restarts,
             recorder,
             ingest,
+            room_events_overflow,
         }
+    }
+
+    /// A room event was dropped because `consumer`'s queue was full.
+    pub fn room_event_dropped(&self, consumer: &str) {
+        self.room_events_overflow
+            .with_label_values(&[consumer, "dropped"])
+            .inc();
+    }
+
+    /// The dispatcher waited for room in `consumer`'s queue.
+    pub fn room_event_waited(&self, consumer: &str) {
+        self.room_events_overflow
+            .with_label_values(&[consumer, "waited"])
+            .inc();
     }
 
     /// An HTTP request was answered. `route` is the template (`/api/v1/courses/{id}`), never
