@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod connections;
 pub mod descriptors;
+pub mod events;
 pub mod http;
 pub mod live;
 pub mod metrics;
@@ -140,7 +141,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         Arc::new(live::SfuPort::new(media.handle.clone(), joins.clone())),
     ));
     let metrics = Arc::new(metrics::Metrics::new());
-    let (ingest, room_events_rx) = if config.rtmp.enabled {
+    // Every consumer of room events subscribes here, and each sees every event.
+    let mut dispatcher = events::Dispatcher::new(metrics.clone());
+    let ingest = if config.rtmp.enabled {
         let ingest = rtmp::start(
             &config.rtmp,
             store.clone(),
@@ -149,10 +152,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             stopping.clone(),
         )
         .await?;
-        let events = rtmp::watch_lessons(ingest.handle.clone(), room_events_rx);
-        (Some(ingest), events)
+        let queue = dispatcher.subscribe("rtmp", events::QUEUE_EVENTS, rtmp::OVERFLOW);
+        tokio::spawn(rtmp::follow_lessons(ingest.handle.clone(), queue));
+        Some(ingest)
     } else {
-        (None, room_events_rx)
+        None
     };
     let live = live::LiveState {
         rooms: rooms.clone(),
@@ -186,12 +190,13 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rooms.clone(),
         access_changes_rx,
     ));
-    let lesson_events = recorder.route(room_events_rx, Arc::downgrade(&rooms));
-    tokio::spawn(live::apply_room_events(
-        store.clone(),
-        lesson_events,
-        restreams,
-    ));
+    let queue = dispatcher.subscribe("restream", events::QUEUE_EVENTS, restream::OVERFLOW);
+    tokio::spawn(restream::follow_lessons(restreams, queue));
+    let queue = dispatcher.subscribe("recorder", events::QUEUE_EVENTS, recorder::OVERFLOW);
+    recorder.follow(queue, Arc::downgrade(&rooms));
+    let queue = dispatcher.subscribe("lessons", events::QUEUE_EVENTS, live::LESSONS_OVERFLOW);
+    tokio::spawn(live::apply_room_events(store.clone(), queue));
+    tokio::spawn(dispatcher.run(room_events_rx));
     tokio::spawn(live::relay_media_events(
         rooms,
         media.events,

@@ -32,6 +32,7 @@ use classroom_signaling::{
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+use crate::events::Overflow;
 use crate::metrics::Metrics;
 
 /// Checks join tokens against the server's secret and the current time, and their holders
@@ -372,12 +373,12 @@ impl std::fmt::Debug for LiveState {
     }
 }
 
-/// Applies room events to the database until the rooms are gone.
-pub async fn apply_room_events(
-    store: Store,
-    mut events: mpsc::UnboundedReceiver<RoomEvent>,
-    restreams: crate::restream::Restreams,
-) {
+/// The lessons store waits for room for lesson events: each changes a lesson's state in the
+/// database (live, ended), which nothing else would repair. The rest it only logs.
+pub const LESSONS_OVERFLOW: Overflow = Overflow::WaitFor(|e| matches!(e, RoomEvent::Lesson(_)));
+
+/// Applies room events to the database until the dispatcher stops.
+pub async fn apply_room_events(store: Store, mut events: mpsc::Receiver<RoomEvent>) {
     while let Some(event) = events.recv().await {
         match event {
             RoomEvent::Lesson(LessonEffect::UserRemoved { lesson, user, by }) => {
@@ -392,14 +393,8 @@ pub async fn apply_room_events(
             }
             RoomEvent::Lesson(effect) => {
                 let (lesson, transition) = match effect {
-                    LessonEffect::WentLive(lesson) => {
-                        restreams.lesson_live(lesson);
-                        (lesson, LessonEvent::GoLive)
-                    }
-                    LessonEffect::Ended(lesson) => {
-                        restreams.lesson_ended(lesson);
-                        (lesson, LessonEvent::End)
-                    }
+                    LessonEffect::WentLive(lesson) => (lesson, LessonEvent::GoLive),
+                    LessonEffect::Ended(lesson) => (lesson, LessonEvent::End),
                     LessonEffect::UserRemoved { .. } => continue,
                 };
                 match store
@@ -417,7 +412,7 @@ pub async fn apply_room_events(
             RoomEvent::Media { room, effect } => {
                 tracing::debug!(%room, ?effect, "media change");
             }
-            // The recorder takes these before they get here (crate::recorder).
+            // The recorder's (crate::recorder).
             RoomEvent::Recording { .. } | RoomEvent::Activity { .. } => {}
         }
     }
