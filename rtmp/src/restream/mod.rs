@@ -21,7 +21,6 @@
 pub mod backoff;
 pub mod ffmpeg;
 pub mod frames;
-pub mod mkv;
 mod pipeline;
 pub mod push;
 pub mod select;
