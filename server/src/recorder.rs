@@ -152,7 +152,9 @@ impl Recorder {
                     RoomEvent::Lesson(LessonEffect::WentLive(lesson)) => {
                         recorder.maybe_auto_record(lesson, rooms.clone());
                     }
-                    RoomEvent::Lesson(LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. })
+                    RoomEvent::Lesson(
+                        LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. },
+                    )
                     | RoomEvent::Media { .. } => {}
                 }
             }
