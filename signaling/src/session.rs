@@ -12,12 +12,15 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::driver::{AdmitError, Outbound, RoomCommand, Rooms, TokenVerifier, encode};
-use crate::limits::TokenBucket;
+use crate::limits::{MessageGate, Verdict};
 
 /// Close codes (4000-4999 are the application's: `CloseReason`, `AccessDenied`).
 const CLOSE_POLICY: u16 = 1008;
 /// The database could not be asked whether the user may enter: try again.
 const CLOSE_TRY_AGAIN: u16 = 1013;
+const CLOSE_DONE: u16 = 1000;
+/// How long a closed flood may go on being read before the socket is dropped.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A client message that could not be used, as the error to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -247,7 +250,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
     }
     drop(recheck); // not kept for the whole session
     // 2. Relay until either side ends.
-    let mut bucket = TokenBucket::new(
+    let mut gate = MessageGate::new(
         config.messages_per_second,
         config.message_burst,
         Instant::now(),
@@ -259,13 +262,11 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
     loop {
         tokio::select! {
             incoming = stream.next() => {
+                // Text and binary frames alike go through the rate gate: binary ones used to
+                // skip it and earn an error reply each (5,000 replies to a flood).
                 let text = match incoming {
-                    Some(Ok(Message::Text(text))) => text,
-                    Some(Ok(Message::Binary(_))) => {
-                        last_heard = Instant::now();
-                        let _ = sink.send(Message::Text(error_text(refuse(None, "invalid_message", "binary messages are not part of the protocol")))).await;
-                        continue;
-                    }
+                    Some(Ok(Message::Text(text))) => Some(text),
+                    Some(Ok(Message::Binary(_))) => None,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                         last_heard = Instant::now();
                         continue;
@@ -274,11 +275,39 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
                 };
                 let now = Instant::now();
                 last_heard = now;
-                if !bucket.try_take(now) {
-                    counted.stats().rate_limited();
-                    let _ = sink.send(Message::Text(error_text(refuse(None, "rate_limited", "too many messages; slow down")))).await;
-                    continue;
+                match gate.admit(now) {
+                    Verdict::Pass => {}
+                    Verdict::Refuse { tell } => {
+                        counted.stats().rate_limited();
+                        if tell {
+                            let _ = sink.send(Message::Text(error_text(refuse(None, "rate_limited", "too many messages; slow down")))).await;
+                        }
+                        continue;
+                    }
+                    Verdict::Close => {
+                        counted.stats().rate_limited();
+                        tracing::info!(%participant, "closing a connection that kept flooding after it was refused");
+                        close(&mut sink, CLOSE_POLICY, "rate limit").await;
+                        // Read on until the client's close (briefly): a socket closed with
+                        // unread input is reset, and the reset can discard the replies and
+                        // the close frame still on their way.
+                        let _ = tokio::time::timeout(CLOSE_LINGER, async {
+                            while let Some(Ok(message)) = stream.next().await {
+                                if matches!(message, Message::Close(_)) {
+                                    break;
+                                }
+                            }
+                        })
+                        .await;
+                        break;
+                    }
                 }
+                let Some(text) = text else {
+                    counted.stats().message();
+                    counted.stats().message_refused();
+                    let _ = sink.send(Message::Text(error_text(refuse(None, "invalid_message", "binary messages are not part of the protocol")))).await;
+                    continue;
+                };
                 counted.stats().message();
                 match parse_client_text(&text, config.max_message_bytes) {
                     Ok(envelope) => {

@@ -130,6 +130,19 @@ impl TestServer {
         }
     }
 
+    /// A client without a token whose connections come from `source`, a loopback address
+    /// such as 127.0.0.2 standing for another host.
+    pub fn client_from(&self, source: std::net::IpAddr) -> Client {
+        Client {
+            http: reqwest::Client::builder()
+                .local_address(source)
+                .build()
+                .expect("a client"),
+            base: self.base.clone(),
+            token: None,
+        }
+    }
+
     /// Creates a user directly in the store (as `classroomd user add` does) and signs in.
     pub async fn user(&self, role: UserRole, email: &str, name: &str) -> (Client, Value) {
         let password = "correct horse battery";

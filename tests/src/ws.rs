@@ -146,6 +146,37 @@ impl Ws {
         }
     }
 
+    /// Sends a binary frame (not part of the protocol: for tests of hostile clients);
+    /// `false` when the connection is gone.
+    pub async fn send_binary(&mut self, bytes: Vec<u8>) -> bool {
+        self.socket.send(Message::binary(bytes)).await.is_ok()
+    }
+
+    /// Skips messages until the server closes the connection; returns them and the close
+    /// frame's code and reason (`None` when it closed without one).
+    pub async fn close_frame(&mut self) -> (Vec<ServerMessage>, Option<(u16, String)>) {
+        let mut skipped = Vec::new();
+        loop {
+            let frame = tokio::time::timeout(WAIT, self.socket.next())
+                .await
+                .expect("a message or the close in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => skipped.push(
+                    serde_json::from_str(&text)
+                        .unwrap_or_else(|e| panic!("bad server message {text}: {e}")),
+                ),
+                Some(Ok(Message::Close(frame))) => {
+                    return (
+                        skipped,
+                        frame.map(|f| (u16::from(f.code), f.reason.to_string())),
+                    );
+                }
+                Some(Err(_)) | None => return (skipped, None),
+                Some(Ok(_)) => continue,
+            }
+        }
+    }
+
     /// Waits until the server closes the connection, skipping messages.
     pub async fn closed(&mut self) {
         while self.recv().await.is_some() {}

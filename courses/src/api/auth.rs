@@ -53,17 +53,23 @@ pub(super) async fn login(
     let account = AccountKey::parse(&body.email)?;
     state.limits.check_login(addr, &account)?;
     let Ok(email) = Email::parse(&body.email) else {
+        state.limits.login_failed(addr, &account);
         return Err(wrong());
     };
     let credentials = state.store.credentials_by_email(&email).await?;
     let hash = credentials.as_ref().map(|c| c.password_hash.clone());
     if !verify_password_or_dummy(body.password, hash).await {
         tracing::info!(%addr, "login refused: wrong email or password");
+        // Failures cost this address on this account (and the account): never the owner's
+        // own attempts from elsewhere.
+        state.limits.login_failed(addr, &account);
         return Err(wrong());
     }
     let Some(credentials) = credentials else {
+        state.limits.login_failed(addr, &account);
         return Err(wrong());
     };
+    state.limits.login_succeeded(addr, &account);
     if credentials.user.disabled {
         return Err(ApiError::unauthenticated(
             "account_disabled",
@@ -123,9 +129,8 @@ pub(super) async fn change_own_password(
     CurrentUser(user): CurrentUser,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    state
-        .limits
-        .check_login(addr, &AccountKey::parse(&user.email)?)?;
+    let account = AccountKey::parse(&user.email)?;
+    state.limits.check_login(addr, &account)?;
     let new_password = Password::parse_field("new_password", &body.new_password)?;
     let credentials = state
         .store
@@ -133,6 +138,7 @@ pub(super) async fn change_own_password(
         .await?
         .ok_or(ApiError::not_found("user"))?;
     if !verify_password(body.current_password, credentials.password_hash).await {
+        state.limits.login_failed(addr, &account);
         return Err(ApiError::forbidden(
             "wrong_password",
             "the current password is wrong",

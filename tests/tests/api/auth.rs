@@ -165,27 +165,36 @@ async fn expired_session_tokens_are_refused() {
 }
 
 #[tokio::test]
-async fn login_is_rate_limited_per_account_with_retry_after() {
+async fn a_stranger_cannot_lock_the_owner_out_and_many_addresses_are_still_slowed() {
     let Some(server) = TestServer::start(Backend::Sqlite, |c| {
-        c.rate_limit.login_per_account_per_minute = std::num::NonZeroU32::new(3).expect("non-zero");
+        let n = |v| std::num::NonZeroU32::new(v).expect("non-zero");
+        c.rate_limit
+            .login_failures_per_account_and_address_per_minute = n(2);
+        c.rate_limit.login_failures_per_account_per_minute = n(3);
     })
     .await
     else {
         return;
     };
+    // The owner signs in from 127.0.0.1 (the harness's address): a known place from now on.
     server
         .user(UserRole::Student, "sam@school.edu", "Sam")
-        .await; // one attempt used
-    let anon = server.client();
-    let attempt = || {
-        anon.post(
-            "/api/v1/auth/login",
-            json!({"email": "SAM@school.edu", "password": "wrong password"}),
-        )
+        .await;
+    let from = |last: u8| server.client_from(std::net::IpAddr::from([127, 0, 0, last]));
+    let guess = |client: &classroom_tests::Client, password: &str| {
+        let body = json!({"email": "SAM@school.edu", "password": password});
+        let client = client.clone();
+        async move { client.post("/api/v1/auth/login", body).await }
     };
-    attempt().await.expect_error(401, "wrong_credentials");
-    attempt().await.expect_error(401, "wrong_credentials");
-    let limited = attempt().await;
+
+    // A stranger at 127.0.0.2 guesses: two failures, then 429 with Retry-After.
+    let stranger = from(2);
+    for _ in 0..2 {
+        guess(&stranger, "wrong password")
+            .await
+            .expect_error(401, "wrong_credentials");
+    }
+    let limited = guess(&stranger, "wrong password").await;
     limited.expect_error(429, "rate_limited");
     let retry: u64 = limited.headers["retry-after"]
         .to_str()
@@ -193,10 +202,27 @@ async fn login_is_rate_limited_per_account_with_retry_after() {
         .parse()
         .expect("seconds");
     assert!((1..=60).contains(&retry), "Retry-After {retry}");
-    // Another account from the same address is not affected.
-    server
-        .user(UserRole::Student, "kim@school.edu", "Kim")
-        .await;
+    // The owner is not locked out: from their own address they still sign in, and from a
+    // new one too (the account's own bucket is not spent by one stranger).
+    let owner = from(1);
+    guess(&owner, "correct horse battery").await.expect(200);
+    guess(&from(5), "correct horse battery").await.expect(200);
+
+    // Guessing from many addresses is still slowed: one more stranger spends the account's
+    // bucket (2 + 1 = 3 failures); other addresses are refused before their password is
+    // checked, even a right one from a place the owner never signed in from.
+    guess(&from(3), "wrong password")
+        .await
+        .expect_error(401, "wrong_credentials");
+    guess(&from(6), "wrong password")
+        .await
+        .expect_error(429, "rate_limited");
+    guess(&from(7), "correct horse battery")
+        .await
+        .expect_error(429, "rate_limited");
+    // The owner's known places still work.
+    guess(&owner, "correct horse battery").await.expect(200);
+    guess(&from(5), "correct horse battery").await.expect(200);
     server.stop().await;
 }
 

@@ -2,3 +2,4 @@
 //! descriptors, pin its memory through the login, or flood a signaling connection.
 
 mod connections;
+mod flood;
