@@ -81,7 +81,7 @@ pub use error::{
 pub use local::{Codec, LocalEvent, LocalPacket, LocalTrack, LocalTrackId};
 pub use quality::ConnectionQuality;
 pub use sfu::{Sfu, SfuConfig};
-pub use stats::SfuStats;
+pub use stats::{Family, Metric, MetricKind, SfuStats};
 
 /// The server half of the USERNAME (`server-ufrag:client-ufrag`) of a STUN binding request,
 /// as the shared-port demultiplexer reads it to route a peer's first datagram; `None` for any

@@ -169,6 +169,14 @@ pub struct HttpConfig {
     /// WebSocket handshake whose `Origin` names another site is refused (403); handshakes
     /// without `Origin` (not from a browser) are let in. Empty: no check.
     pub public_origins: Vec<crate::origin::PublicOrigin>,
+    /// A connection must send a request's headers within this many seconds of opening, and of
+    /// its previous response (idle keep-alive connections are closed after it too).
+    pub header_read_timeout_secs: u64,
+    /// Connections one client address (an IPv6 /64) may hold open; more are refused at once.
+    pub max_connections_per_address: usize,
+    /// Connections the server holds open at once; 0: as many as the descriptor limit allows
+    /// after keeping room for the media, RTMP and database connections.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -250,6 +258,11 @@ impl Default for HttpConfig {
             trust_forwarded_for: false,
             request_timeout_secs: 30,
             public_origins: Vec::new(),
+            header_read_timeout_secs: 5,
+            // A full room (max_participants_per_room) from one school behind one NAT: each
+            // participant holds one WebSocket, and page loads' connections close when idle.
+            max_connections_per_address: 512,
+            max_connections: 0,
         }
     }
 }
@@ -399,6 +412,11 @@ impl Config {
         }
         if let Err(e) = self.restream.outbound() {
             return invalid(&format!("restream.allowed_networks: {e}"));
+        }
+        if self.http.header_read_timeout_secs == 0 || self.http.max_connections_per_address == 0 {
+            return invalid(
+                "http.header_read_timeout_secs and http.max_connections_per_address must be at least 1",
+            );
         }
         Ok(())
     }

@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use classroom_courses::Db;
 use classroom_courses::api::error::ApiError;
-use classroom_courses::api::{self, ApiState, MAX_IMPORT_BYTES};
+use classroom_courses::api::{self, ApiState, MAX_BODY_BYTES};
 use serde::{Deserialize, Serialize};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -81,7 +81,8 @@ pub fn router(
         .merge(crate::web::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
+        // Small bodies everywhere; the CSV import sets its own larger limit on its route.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(metrics, record_request))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The path only: query strings and headers may carry secrets.

@@ -7,6 +7,9 @@
 
 pub mod cli;
 pub mod config;
+pub mod connections;
+pub mod descriptors;
+pub mod events;
 pub mod http;
 pub mod live;
 pub mod metrics;
@@ -14,6 +17,7 @@ pub mod origin;
 pub mod recorder;
 pub mod restream;
 pub mod rtmp;
+pub mod serve;
 pub mod web;
 
 use std::future::Future;
@@ -120,7 +124,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
     let media_addr = media.handle.local_addr();
     let media_tcp_addr = media.handle.tcp_local_addr();
-    let (shutdown, mut stopping) = watch::channel(false);
+    let (shutdown, stopping) = watch::channel(false);
     let recorder = recorder::start(
         &config.recorder,
         &config.data_dir,
@@ -137,7 +141,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         Arc::new(live::SfuPort::new(media.handle.clone(), joins.clone())),
     ));
     let metrics = Arc::new(metrics::Metrics::new());
-    let (ingest, room_events_rx) = if config.rtmp.enabled {
+    // Every consumer of room events subscribes here, and each sees every event.
+    let mut dispatcher = events::Dispatcher::new(metrics.clone());
+    let ingest = if config.rtmp.enabled {
         let ingest = rtmp::start(
             &config.rtmp,
             store.clone(),
@@ -146,14 +152,18 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             stopping.clone(),
         )
         .await?;
-        let events = rtmp::watch_lessons(ingest.handle.clone(), room_events_rx);
-        (Some(ingest), events)
+        let queue = dispatcher.subscribe("rtmp", events::QUEUE_EVENTS, rtmp::OVERFLOW);
+        tokio::spawn(rtmp::follow_lessons(ingest.handle.clone(), queue));
+        Some(ingest)
     } else {
-        (None, room_events_rx)
+        None
     };
     let live = live::LiveState {
         rooms: rooms.clone(),
-        verifier: Arc::new(live::JoinTokens(tokens.clone())),
+        verifier: Arc::new(live::JoinTokens {
+            tokens: tokens.clone(),
+            store: store.clone(),
+        }),
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
@@ -175,12 +185,18 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         restream_changes,
     )
     .context("restream.extra_ca_file")?;
-    let lesson_events = recorder.route(room_events_rx, Arc::downgrade(&rooms));
-    tokio::spawn(live::apply_room_events(
-        store.clone(),
-        lesson_events,
-        restreams,
+    let (access_changes, access_changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(live::deliver_access_changes(
+        rooms.clone(),
+        access_changes_rx,
     ));
+    let queue = dispatcher.subscribe("restream", events::QUEUE_EVENTS, restream::OVERFLOW);
+    tokio::spawn(restream::follow_lessons(restreams, queue));
+    let queue = dispatcher.subscribe("recorder", events::QUEUE_EVENTS, recorder::OVERFLOW);
+    recorder.follow(queue, Arc::downgrade(&rooms));
+    let queue = dispatcher.subscribe("lessons", events::QUEUE_EVENTS, live::LESSONS_OVERFLOW);
+    tokio::spawn(live::apply_room_events(store.clone(), queue));
+    tokio::spawn(dispatcher.run(room_events_rx));
     tokio::spawn(live::relay_media_events(
         rooms,
         media.events,
@@ -207,7 +223,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         restream_outbound: outbound,
         request_timeout: Duration::from_secs(config.http.request_timeout_secs),
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
+        access_changes,
     };
+    let http_metrics = metrics.clone();
     let (router, _openapi) = http::router(
         api,
         db.clone(),
@@ -232,14 +250,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         }
     });
     let task_db = db.clone();
+    let serve_settings = serve::ServeSettings::from_config(config);
     let task = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await
-            .context("the HTTP server failed")?;
+        serve::run(listener, router, serve_settings, http_metrics, stopping).await;
         // Rooms keep the SFU's handle alive; stop it outright so its port is free at once.
         media_task.abort();
         task_db.close().await;

@@ -1,6 +1,8 @@
 //! Live lessons: the glue between signaling and the rest of the server. Join tokens are
-//! checked with the API's token secret, what rooms report (a lesson went live or ended) is
-//! written to the database, and signaling's media port is the SFU's driver: [`SfuPort`]
+//! checked with the API's token secret and their holders against the database, what rooms
+//! report (a lesson went live or ended, a user removed) is written to the database, changes of
+//! access the API stores reach the rooms ([`deliver_access_changes`]), and signaling's media
+//! port is the SFU's driver: [`SfuPort`]
 //! carries signaling's commands to it and [`relay_media_events`] carries its events back to
 //! the rooms, which relay them to the peers' WebSockets.
 
@@ -21,25 +23,61 @@ use classroom_media::{
     VideoSizeError,
 };
 use classroom_protocol::signal::{ConnectionQuality, MediaKind};
-use classroom_protocol::{JoinClaims, RoomName};
+use classroom_protocol::{AccessChange, JoinClaims, RoomName};
 use classroom_signaling::media::MediaFuture;
 use classroom_signaling::{
-    LessonEffect, MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, RoomEvent, Rooms,
-    TokenVerifier,
+    AdmitError, LessonEffect, MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, RoomEvent,
+    Rooms, TokenVerifier,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
 
+use crate::events::Overflow;
 use crate::metrics::Metrics;
 
-/// Checks join tokens against the server's secret and the current time.
-pub struct JoinTokens(pub TokenIssuer);
+/// Checks join tokens against the server's secret and the current time, and their holders
+/// against the database.
+pub struct JoinTokens {
+    pub tokens: TokenIssuer,
+    pub store: Store,
+}
 
 impl TokenVerifier for JoinTokens {
     fn verify(&self, token: &str) -> Result<JoinClaims, String> {
-        self.0
+        self.tokens
             .verify_join(token, OffsetDateTime::now_utc())
             .map_err(|e| e.to_string())
+    }
+
+    fn admit<'a>(&'a self, claims: &'a JoinClaims) -> MediaFuture<'a, Result<(), AdmitError>> {
+        Box::pin(async move {
+            let user = claims.user().ok_or(AdmitError::Denied(
+                classroom_protocol::AccessDenied::NotAMember,
+            ))?;
+            let admitted = self
+                .store
+                .admission(user, claims.lesson, claims.course, claims.role)
+                .await;
+            match admitted {
+                Ok(verdict) => verdict.map_err(AdmitError::Denied),
+                Err(e) => {
+                    tracing::warn!(%user, lesson = %claims.lesson, error = %e, "cannot check a join against the database");
+                    Err(AdmitError::Unavailable)
+                }
+            }
+        })
+    }
+}
+
+/// Delivers the changes of access the API stores (accounts disabled, students unenrolled,
+/// lessons cancelled, removed users let back in) to the live rooms, until the API is gone.
+pub async fn deliver_access_changes(
+    rooms: Arc<Rooms>,
+    mut changes: mpsc::UnboundedReceiver<AccessChange>,
+) {
+    while let Some(change) = changes.recv().await {
+        tracing::debug!(?change, "access changed");
+        rooms.access_changed(change).await;
     }
 }
 
@@ -335,24 +373,29 @@ impl std::fmt::Debug for LiveState {
     }
 }
 
-/// Applies room events to the database until the rooms are gone.
-pub async fn apply_room_events(
-    store: Store,
-    mut events: mpsc::UnboundedReceiver<RoomEvent>,
-    restreams: crate::restream::Restreams,
-) {
+/// The lessons store waits for room for lesson events: each changes a lesson's state in the
+/// database (live, ended), which nothing else would repair. The rest it only logs.
+pub const LESSONS_OVERFLOW: Overflow = Overflow::WaitFor(|e| matches!(e, RoomEvent::Lesson(_)));
+
+/// Applies room events to the database until the dispatcher stops.
+pub async fn apply_room_events(store: Store, mut events: mpsc::Receiver<RoomEvent>) {
     while let Some(event) = events.recv().await {
         match event {
+            RoomEvent::Lesson(LessonEffect::UserRemoved { lesson, user, by }) => {
+                let now = OffsetDateTime::now_utc();
+                match store.remove_from_lesson(lesson, user, by, now).await {
+                    Ok(()) => tracing::info!(%lesson, %user, %by, "removed from the lesson"),
+                    // The room refuses them until it closes; after that they could come back.
+                    Err(e) => {
+                        tracing::error!(%lesson, %user, error = %e, "could not store a removal")
+                    }
+                }
+            }
             RoomEvent::Lesson(effect) => {
                 let (lesson, transition) = match effect {
-                    LessonEffect::WentLive(lesson) => {
-                        restreams.lesson_live(lesson);
-                        (lesson, LessonEvent::GoLive)
-                    }
-                    LessonEffect::Ended(lesson) => {
-                        restreams.lesson_ended(lesson);
-                        (lesson, LessonEvent::End)
-                    }
+                    LessonEffect::WentLive(lesson) => (lesson, LessonEvent::GoLive),
+                    LessonEffect::Ended(lesson) => (lesson, LessonEvent::End),
+                    LessonEffect::UserRemoved { .. } => continue,
                 };
                 match store
                     .transition_lesson(lesson, transition, OffsetDateTime::now_utc())
@@ -369,7 +412,7 @@ pub async fn apply_room_events(
             RoomEvent::Media { room, effect } => {
                 tracing::debug!(%room, ?effect, "media change");
             }
-            // The recorder takes these before they get here (crate::recorder).
+            // The recorder's (crate::recorder).
             RoomEvent::Recording { .. } | RoomEvent::Activity { .. } => {}
         }
     }

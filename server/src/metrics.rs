@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use classroom_courses::restream::DestinationState;
-use classroom_media::SfuStats;
 use classroom_media::SubscriberStats;
+use classroom_media::{MetricKind, SfuStats};
 use classroom_rtmp::IngestSnapshot;
 use classroom_signaling::SignalingSnapshot;
 use prometheus::{
@@ -19,6 +19,9 @@ pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    http_connections_open: IntGauge,
+    http_connections_refused: IntCounterVec,
+    http_header_timeouts: IntCounter,
     db_connections_in_use: IntGauge,
     db_connections_open: IntGauge,
     live: LiveMetrics,
@@ -26,6 +29,7 @@ pub struct Metrics {
     restream_restarts: IntCounter,
     recorder: RecorderMetrics,
     ingest: IngestMetrics,
+    room_events_overflow: IntCounterVec,
 }
 
 /// The RTMP ingest: encoder sessions, what they send, ffmpeg processes.
@@ -126,19 +130,7 @@ struct LiveMetrics {
     participants: IntGauge,
     joins: IntCounterVec,
     signaling_messages: IntCounterVec,
-    media_peers: IntGauge,
-    media_datagrams: IntCounterVec,
-    media_bytes: IntCounterVec,
-    media_rtp_packets: IntCounterVec,
-    media_dropped: IntCounterVec,
-    keyframe_requests: IntCounterVec,
-    simulcast: IntCounterVec,
-    nacks: IntCounterVec,
-    retransmitted: IntCounter,
-    subscriber_keyframe_requests: IntCounterVec,
-    tcp_connections_open: IntGauge,
-    tcp_connections: IntCounterVec,
-    tcp_frames: IntCounterVec,
+    sfu: SfuMetrics,
     join_seconds: Histogram,
     subscriber_rtt: Histogram,
     subscriber_loss: Histogram,
@@ -173,6 +165,26 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("static metric definition to be valid");
+        let http_connections_open = IntGauge::new(
+            "classroom_http_connections_open",
+            "HTTP connections open, WebSockets included",
+        )
+        .expect("static metric definition to be valid");
+        let http_connections_refused = IntCounterVec::new(
+            Opts::new(
+                "classroom_http_connections_refused_total",
+                "HTTP connections closed at accept: address_full (http.max_connections_per_address), \
+                 server_full (http.max_connections), accept_failed (out of descriptors)",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition to be valid");
+        let http_header_timeouts = IntCounter::new(
+            "classroom_http_header_timeouts_total",
+            "HTTP connections closed for sending no complete request head within \
+             http.header_read_timeout_secs (silent, trickling or idle keep-alive)",
+        )
+        .expect("static metric definition to be valid");
         let db_connections_in_use = IntGauge::new(
             "classroom_db_connections_in_use",
             "Database connections checked out of the pool",
@@ -199,13 +211,26 @@ impl Metrics {
         .expect("static metric definition to be valid");
         let recorder = RecorderMetrics::new();
         let ingest = IngestMetrics::new();
+        let room_events_overflow = IntCounterVec::new(
+            Opts::new(
+                "classroom_room_events_overflow_total",
+                "Room events that found a consumer's queue full (crate::events): dropped, or \
+                 waited for",
+            ),
+            &["consumer", "outcome"],
+        )
+        .expect("static metric definition to be valid");
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
+            Box::new(http_connections_open.clone()),
+            Box::new(http_connections_refused.clone()),
+            Box::new(http_header_timeouts.clone()),
             Box::new(db_connections_in_use.clone()),
             Box::new(db_connections_open.clone()),
             Box::new(restream_destinations.clone()),
             Box::new(restream_restarts.clone()),
+            Box::new(room_events_overflow.clone()),
         ]
         .into_iter()
         .chain(live.collectors())
@@ -225,6 +250,9 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            http_connections_open,
+            http_connections_refused,
+            http_header_timeouts,
             db_connections_in_use,
             db_connections_open,
             live,
@@ -232,7 +260,22 @@ impl Metrics {
             restream_restarts,
             recorder,
             ingest,
+            room_events_overflow,
         }
+    }
+
+    /// A room event was dropped because `consumer`'s queue was full.
+    pub fn room_event_dropped(&self, consumer: &str) {
+        self.room_events_overflow
+            .with_label_values(&[consumer, "dropped"])
+            .inc();
+    }
+
+    /// The dispatcher waited for room in `consumer`'s queue.
+    pub fn room_event_waited(&self, consumer: &str) {
+        self.room_events_overflow
+            .with_label_values(&[consumer, "waited"])
+            .inc();
     }
 
     /// An HTTP request was answered. `route` is the template (`/api/v1/courses/{id}`), never
@@ -244,6 +287,28 @@ impl Metrics {
         self.http_duration
             .with_label_values(&[method, route])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// An HTTP connection was admitted.
+    pub fn http_connection_opened(&self) {
+        self.http_connections_open.inc();
+    }
+
+    /// An admitted HTTP connection (or the WebSocket it became) closed.
+    pub fn http_connection_closed(&self) {
+        self.http_connections_open.dec();
+    }
+
+    /// A connection was closed at accept (`reason` as the metric's help lists).
+    pub fn http_connection_refused(&self, reason: &str) {
+        self.http_connections_refused
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// A connection was closed for not sending a request head in time.
+    pub fn http_header_timed_out(&self) {
+        self.http_header_timeouts.inc();
     }
 
     /// The database pool as seen at scrape time.
@@ -297,62 +362,9 @@ impl Metrics {
             "rate_limited",
             signaling.rate_limited,
         );
-        let Some(sfu) = sfu else { return };
-        live.media_peers.set(gauge_value(sfu.peers));
-        sync(&live.media_datagrams, "in", sfu.datagrams_in);
-        sync(&live.media_datagrams, "out", sfu.datagrams_out);
-        sync(&live.media_bytes, "in", sfu.bytes_in);
-        sync(&live.media_bytes, "out", sfu.bytes_out);
-        sync(&live.media_rtp_packets, "received", sfu.rtp_packets_in);
-        sync(
-            &live.media_rtp_packets,
-            "forwarded",
-            sfu.rtp_packets_forwarded,
-        );
-        for (reason, value) in [
-            ("unknown_source", sfu.dropped_unknown_source),
-            ("unknown_ufrag", sfu.dropped_unknown_ufrag),
-            ("stun_rejected", sfu.dropped_stun_rejected),
-            ("malformed", sfu.dropped_malformed),
-            ("input_error", sfu.input_errors),
-            ("not_granted", sfu.rtp_dropped_unpublished),
-            ("muted", sfu.rtp_dropped_muted),
-            ("no_codec", sfu.rtp_dropped_no_codec),
-            ("awaiting_keyframe", sfu.rtp_dropped_awaiting_keyframe),
-        ] {
-            sync(&live.media_dropped, reason, value);
+        if let Some(sfu) = sfu {
+            live.sfu.observed(sfu);
         }
-        for (outcome, value) in [
-            ("sent", sfu.keyframe_requests_sent),
-            ("deferred", sfu.keyframe_requests_deferred),
-            ("merged", sfu.keyframe_requests_merged),
-        ] {
-            sync(&live.keyframe_requests, outcome, value);
-        }
-        sync(&live.simulcast, "layer_switch", sfu.layer_switches);
-        sync(&live.simulcast, "layer_skipped", sfu.rtp_skipped_layer);
-        sync(
-            &live.simulcast,
-            "estimate_raised",
-            sfu.estimate_starts_raised,
-        );
-        sync(&live.nacks, "received", sfu.nacks_received);
-        sync(&live.nacks, "sent", sfu.nacks_sent);
-        sync_one(&live.retransmitted, sfu.rtp_retransmitted);
-        sync(&live.subscriber_keyframe_requests, "pli", sfu.plis_received);
-        sync(&live.subscriber_keyframe_requests, "fir", sfu.firs_received);
-        live.tcp_connections_open
-            .set(gauge_value(sfu.tcp_connections_open));
-        for (outcome, value) in [
-            ("accepted", sfu.tcp_connections_accepted),
-            ("refused", sfu.tcp_connections_refused),
-            ("closed_hostile", sfu.tcp_connections_closed_hostile),
-        ] {
-            sync(&live.tcp_connections, outcome, value);
-        }
-        sync(&live.tcp_frames, "in", sfu.tcp_frames_in);
-        sync(&live.tcp_frames, "out", sfu.tcp_frames_out);
-        sync(&live.tcp_frames, "dropped", sfu.tcp_frames_dropped);
     }
 
     /// Restream destinations by state (idle ones are not counted) and restarts so far, as
@@ -458,70 +470,7 @@ impl LiveMetrics {
                 "Signaling messages after the join, by outcome",
                 "outcome",
             ),
-            media_peers: gauge("classroom_media_peers", "WebRTC peers in the SFU"),
-            media_datagrams: counters(
-                "classroom_media_datagrams_total",
-                "UDP datagrams of the SFU",
-                "direction",
-            ),
-            media_bytes: counters(
-                "classroom_media_bytes_total",
-                "UDP bytes of the SFU",
-                "direction",
-            ),
-            media_rtp_packets: counters(
-                "classroom_media_rtp_packets_total",
-                "RTP packets received from publishers and copies forwarded to subscribers",
-                "what",
-            ),
-            media_dropped: counters(
-                "classroom_media_dropped_total",
-                "Datagrams and packets the SFU dropped, by reason",
-                "reason",
-            ),
-            keyframe_requests: counters(
-                "classroom_media_keyframe_requests_total",
-                "Keyframe requests to publishers: sent, deferred to the end of the throttle \
-                 interval, or merged into one deferred already",
-                "outcome",
-            ),
-            simulcast: counters(
-                "classroom_media_simulcast_total",
-                "Simulcast: layer switches of subscribers' slots, packets of layers a slot did \
-                 not take, and subscribers' bandwidth estimates restarted at what their lowest \
-                 layers and audio need",
-                "event",
-            ),
-            nacks: counters(
-                "classroom_media_nacks_total",
-                "RTCP NACKs: received from subscribers, sent to publishers",
-                "direction",
-            ),
-            retransmitted: IntCounter::new(
-                "classroom_media_retransmitted_packets_total",
-                "RTP packets resent to subscribers in answer to their NACKs",
-            )
-            .expect("static metric definition to be valid"),
-            subscriber_keyframe_requests: counters(
-                "classroom_media_subscriber_keyframe_requests_total",
-                "Keyframe requests subscribers sent, before the throttle",
-                "kind",
-            ),
-            tcp_connections_open: gauge(
-                "classroom_media_tcp_connections",
-                "ICE-TCP connections open to the SFU",
-            ),
-            tcp_connections: counters(
-                "classroom_media_tcp_connections_total",
-                "ICE-TCP connections: accepted, refused at the limit, closed for breaking the \
-                 rules (garbage, absurd frame length, no valid STUN in time, flood)",
-                "outcome",
-            ),
-            tcp_frames: counters(
-                "classroom_media_tcp_frames_total",
-                "ICE-TCP frames (one packet each) in, out, and dropped on a full connection",
-                "direction",
-            ),
+            sfu: SfuMetrics::new(),
             join_seconds: histogram(
                 "classroom_media_join_seconds",
                 "Join time: from the signaling WebSocket opening to the first media packet \
@@ -553,30 +502,96 @@ impl LiveMetrics {
     }
 
     fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        vec![
+        let mut collectors: Vec<Box<dyn prometheus::core::Collector>> = vec![
             Box::new(self.rooms_open.clone()),
             Box::new(self.signaling_connections.clone()),
             Box::new(self.participants.clone()),
             Box::new(self.joins.clone()),
             Box::new(self.signaling_messages.clone()),
-            Box::new(self.media_peers.clone()),
-            Box::new(self.media_datagrams.clone()),
-            Box::new(self.media_bytes.clone()),
-            Box::new(self.media_rtp_packets.clone()),
-            Box::new(self.media_dropped.clone()),
-            Box::new(self.keyframe_requests.clone()),
-            Box::new(self.simulcast.clone()),
-            Box::new(self.nacks.clone()),
-            Box::new(self.retransmitted.clone()),
-            Box::new(self.subscriber_keyframe_requests.clone()),
-            Box::new(self.tcp_connections_open.clone()),
-            Box::new(self.tcp_connections.clone()),
-            Box::new(self.tcp_frames.clone()),
             Box::new(self.join_seconds.clone()),
             Box::new(self.subscriber_rtt.clone()),
             Box::new(self.subscriber_loss.clone()),
             Box::new(self.subscriber_jitter.clone()),
-        ]
+        ];
+        collectors.extend(self.sfu.collectors());
+        collectors
+    }
+}
+
+/// The SFU's counters: one collector per family that [`SfuStats::metrics`] names, so every
+/// counter the core declares is exported without a list here to keep in step.
+struct SfuMetrics(HashMap<&'static str, SfuFamily>);
+
+enum SfuFamily {
+    Counters(IntCounterVec),
+    Gauges(IntGaugeVec),
+}
+
+impl SfuMetrics {
+    fn new() -> Self {
+        let mut families = HashMap::new();
+        for metric in SfuStats::default().metrics() {
+            let family = metric.family;
+            families.entry(family.name).or_insert_with(|| {
+                let opts = Opts::new(family.name, family.help);
+                let labels: &[&str] = match &family.label {
+                    Some(label) => std::slice::from_ref(label),
+                    None => &[],
+                };
+                let valid = "the SFU's metric definitions to be valid";
+                match family.kind {
+                    MetricKind::Counter => {
+                        SfuFamily::Counters(IntCounterVec::new(opts, labels).expect(valid))
+                    }
+                    MetricKind::Gauge => {
+                        SfuFamily::Gauges(IntGaugeVec::new(opts, labels).expect(valid))
+                    }
+                }
+            });
+        }
+        let metrics = SfuMetrics(families);
+        // Series without labels show from the start (0), as plain gauges and counters do.
+        for metric in SfuStats::default().metrics() {
+            if metric.label.is_none() {
+                metrics.observed_one(&metric);
+            }
+        }
+        metrics
+    }
+
+    fn observed(&self, sfu: SfuStats) {
+        for metric in sfu.metrics() {
+            self.observed_one(&metric);
+        }
+    }
+
+    fn observed_one(&self, metric: &classroom_media::Metric) {
+        let labels: &[&str] = match &metric.label {
+            Some(label) => std::slice::from_ref(label),
+            None => &[],
+        };
+        match self.0.get(metric.family.name) {
+            Some(SfuFamily::Counters(counters)) => {
+                sync_one(&counters.with_label_values(labels), metric.value)
+            }
+            Some(SfuFamily::Gauges(gauges)) => gauges
+                .with_label_values(labels)
+                .set(gauge_value(metric.value)),
+            // Every family was made from the same list in `new`.
+            None => {}
+        }
+    }
+
+    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        self.0
+            .values()
+            .map(|family| -> Box<dyn prometheus::core::Collector> {
+                match family {
+                    SfuFamily::Counters(c) => Box::new(c.clone()),
+                    SfuFamily::Gauges(g) => Box::new(g.clone()),
+                }
+            })
+            .collect()
     }
 }
 
@@ -712,6 +727,36 @@ mod tests {
         assert!(text.contains("classroom_http_request_duration_seconds_bucket"));
         assert!(text.contains("classroom_db_connections_in_use 2"));
         assert!(text.contains("process_resident_memory_bytes"), "{text}");
+    }
+
+    #[test]
+    fn every_sfu_counter_is_exported_with_its_own_value() {
+        let metrics = Metrics::new();
+        let sfu = SfuStats::numbered();
+        metrics.live_observed(0, SignalingSnapshot::default(), Some(sfu));
+        let text = metrics.render();
+        for metric in sfu.metrics() {
+            let series = match (metric.family.label, metric.label) {
+                (Some(name), Some(value)) => {
+                    format!("{}{{{name}=\"{value}\"}}", metric.family.name)
+                }
+                _ => metric.family.name.to_string(),
+            };
+            let line = format!("{series} {}", metric.value);
+            assert!(
+                text.lines().any(|l| l == line),
+                "{} is not exported as {line}:\n{text}",
+                metric.field
+            );
+            assert!(
+                text.contains(&format!(
+                    "# HELP {} {}",
+                    metric.family.name, metric.family.help
+                )),
+                "{}",
+                metric.field
+            );
+        }
     }
 
     #[test]

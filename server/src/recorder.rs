@@ -24,6 +24,21 @@ use classroom_signaling::{LessonEffect, RecordingEffect, RoomActivity, RoomEvent
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, watch};
 
+use crate::events::Overflow;
+
+/// The recorder waits for room for what starts, steers and lays out a recording: a lesson
+/// going live (its course may record by default), the recording's controls, who is in the
+/// room when it starts and which track is which. It drops messages broadcast in a recorded
+/// room (chat, joins, hands) when it is behind: like the packets a slow disk costs, they cost
+/// a line of the replay, never the live lesson or the other consumers (counted in
+/// `classroom_room_events_overflow_total`).
+pub const OVERFLOW: Overflow = Overflow::WaitFor(|e| match e {
+    RoomEvent::Lesson(LessonEffect::WentLive(_)) | RoomEvent::Recording { .. } => true,
+    RoomEvent::Activity { activity, .. } => !matches!(activity, RoomActivity::Broadcast(_)),
+    RoomEvent::Lesson(LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. })
+    | RoomEvent::Media { .. } => false,
+});
+
 /// The recorder of this server.
 pub struct Recorder {
     live: LiveRecorder,
@@ -117,14 +132,9 @@ async fn queue_finished(workers: &Workers, recording: FinishedRecording) {
 }
 
 impl Recorder {
-    /// Takes the recorder's room events out of `events`; the others go on to the returned
-    /// channel. Ends when the rooms are gone.
-    pub fn route(
-        self: &Arc<Self>,
-        mut events: mpsc::UnboundedReceiver<RoomEvent>,
-        rooms: Weak<Rooms>,
-    ) -> mpsc::UnboundedReceiver<RoomEvent> {
-        let (rest, rest_rx) = mpsc::unbounded_channel();
+    /// Follows the rooms' events until the dispatcher stops: recording controls, what happens
+    /// in recorded rooms, and lessons going live (their course may record by default).
+    pub fn follow(self: &Arc<Self>, mut events: mpsc::Receiver<RoomEvent>, rooms: Weak<Rooms>) {
         let recorder = self.clone();
         tokio::spawn(async move {
             while let Some(event) = events.recv().await {
@@ -141,15 +151,14 @@ impl Recorder {
                     }
                     RoomEvent::Lesson(LessonEffect::WentLive(lesson)) => {
                         recorder.maybe_auto_record(lesson, rooms.clone());
-                        let _ = rest.send(event);
                     }
-                    other => {
-                        let _ = rest.send(other);
-                    }
+                    RoomEvent::Lesson(
+                        LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. },
+                    )
+                    | RoomEvent::Media { .. } => {}
                 }
             }
         });
-        rest_rx
     }
 
     async fn recording(&self, room: &RoomName, lesson: LessonId, effect: RecordingEffect) {

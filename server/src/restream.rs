@@ -22,9 +22,12 @@ use classroom_rtmp::restream::{
     Control, MediaPacket, Notice, PushState, PushTarget, PushTls, Restream, RestreamConfig,
     RetryPolicy, TlsSetupError, TrackRef, VideoCodec,
 };
-use classroom_signaling::Rooms;
+use classroom_signaling::{LessonEffect, RoomEvent, Rooms};
+
 use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
+
+use crate::events::Overflow;
 
 /// `[restream]`: pushing live lessons to third-party live services.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,6 +123,21 @@ impl Restreams {
 
     pub fn lesson_ended(&self, lesson: LessonId) {
         let _ = self.commands.send(Command::Ended(lesson));
+    }
+}
+
+/// The restream waits for room for lesson events: a lost start never restreams the lesson, a
+/// lost end restreams it on. It needs nothing else from rooms.
+pub const OVERFLOW: Overflow = Overflow::WaitFor(|e| matches!(e, RoomEvent::Lesson(_)));
+
+/// Starts and stops lessons' restreams as they go live and end, until the dispatcher stops.
+pub async fn follow_lessons(restreams: Restreams, mut events: mpsc::Receiver<RoomEvent>) {
+    while let Some(event) = events.recv().await {
+        match event {
+            RoomEvent::Lesson(LessonEffect::WentLive(lesson)) => restreams.lesson_live(lesson),
+            RoomEvent::Lesson(LessonEffect::Ended(lesson)) => restreams.lesson_ended(lesson),
+            _ => {}
+        }
     }
 }
 

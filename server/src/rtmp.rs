@@ -34,6 +34,7 @@ use sources::EncoderSources;
 use tokio::sync::{mpsc, watch};
 
 use crate::config::RtmpConfig;
+use crate::events::Overflow;
 
 const VIDEO_MID: &str = "video";
 const AUDIO_MID: &str = "audio";
@@ -104,23 +105,22 @@ pub fn public_url(config: &RtmpConfig, bound: SocketAddr) -> String {
     format!("rtmp://{host}:{}/live", bound.port())
 }
 
-/// Passes room events on to `next`, and closes the encoder of a lesson that ended.
-pub fn watch_lessons(
-    ingest: IngestHandle,
-    mut events: mpsc::UnboundedReceiver<RoomEvent>,
-) -> mpsc::UnboundedReceiver<RoomEvent> {
-    let (next, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Some(event) = events.recv().await {
-            if let RoomEvent::Lesson(classroom_signaling::LessonEffect::Ended(lesson)) = &event {
-                ingest.stop_publisher(*lesson);
-            }
-            if next.send(event).is_err() {
-                break;
-            }
+/// The ingest waits for room for a lesson's end: a lost one would leave the encoder
+/// publishing into an ended lesson. It needs nothing else from rooms.
+pub const OVERFLOW: Overflow = Overflow::WaitFor(|e| {
+    matches!(
+        e,
+        RoomEvent::Lesson(classroom_signaling::LessonEffect::Ended(_))
+    )
+});
+
+/// Closes the encoder of each lesson that ends, until the dispatcher stops.
+pub async fn follow_lessons(ingest: IngestHandle, mut events: mpsc::Receiver<RoomEvent>) {
+    while let Some(event) = events.recv().await {
+        if let RoomEvent::Lesson(classroom_signaling::LessonEffect::Ended(lesson)) = event {
+            ingest.stop_publisher(lesson);
         }
-    });
-    rx
+    }
 }
 
 /// Stream keys are the database's; the secret is compared there in constant time.

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use classroom_protocol::{CourseId, UserId, UserRole};
+use classroom_protocol::{AccessChange, CourseId, UserId, UserRole};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -263,6 +263,10 @@ pub(super) async fn remove_teacher(
 ) -> ApiResult<StatusCode> {
     course_manager(&state, &user, id).await?;
     state.store.remove_teacher(id, teacher).await?;
+    state.announce(AccessChange::LeftCourse {
+        course: id,
+        user: teacher,
+    });
     tracing::info!(by = %user.id, course = %id, %teacher, "teacher removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -339,6 +343,10 @@ pub(super) async fn unenroll(
 ) -> ApiResult<StatusCode> {
     course_manager(&state, &user, id).await?;
     state.store.unenroll(id, student).await?;
+    state.announce(AccessChange::LeftCourse {
+        course: id,
+        user: student,
+    });
     tracing::info!(by = %user.id, course = %id, %student, "student unenrolled");
     Ok(StatusCode::NO_CONTENT)
 }

@@ -9,7 +9,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
-use classroom_protocol::{UserId, UserRole};
+use classroom_protocol::{AccessChange, UserId, UserRole};
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -187,6 +187,10 @@ pub(super) async fn update_user(
         .store
         .update_user(id, changes, OffsetDateTime::now_utc())
         .await?;
+    if body.disabled == Some(true) {
+        // Their live sessions end now, not when their join tokens expire.
+        state.announce(AccessChange::AccountDisabled(user.id));
+    }
     tracing::info!(by = %admin.id, user = %user.id, disabled = user.disabled, "user changed");
     Ok(Json(user))
 }

@@ -12,6 +12,6 @@ pub use password::{
     TemporaryPassword, hash_password, hash_temporary_password, verify_password,
     verify_password_or_dummy,
 };
-pub use rate_limit::{RateLimitConfig, RateLimited, RateLimits};
+pub use rate_limit::{AccountKey, RateLimitConfig, RateLimited, RateLimits};
 pub use secret::{SecretError, load_or_create_secret, random_token};
 pub use tokens::{JoinGrant, ReplayFileClaims, SessionClaims, TokenError, TokenIssuer};

@@ -5,6 +5,7 @@ mod at_rest;
 mod courses;
 mod lessons;
 mod recording_jobs;
+mod removals;
 mod replays;
 mod restreams;
 mod stream_keys;

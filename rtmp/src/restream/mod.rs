@@ -22,7 +22,6 @@ pub mod backoff;
 pub mod dial;
 pub mod ffmpeg;
 pub mod frames;
-pub mod mkv;
 mod pipeline;
 pub mod push;
 pub mod select;

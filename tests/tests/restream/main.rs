@@ -14,14 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use classroom_codec::annexb::AnnexBSplitter;
+use classroom_codec::h264::{self, H264Packetizer};
 use classroom_loadtest::clip::Clips;
 use classroom_protocol::outbound::OutboundPolicy;
-use classroom_rtmp::annexb::AnnexBSplitter;
 use classroom_rtmp::restream::{
     Control, MediaPacket, Notice, PushState, PushTarget, PushTls, Restream, RestreamConfig,
     RetryPolicy, TrackRef, VideoCodec,
 };
-use classroom_rtmp::rtp::H264Packetizer;
 use classroom_tests::nginx::{Nginx, TlsFront, probe};
 use tokio::sync::{mpsc, watch};
 
@@ -218,16 +218,7 @@ async fn h264_clip(dir: &std::path::Path) -> Vec<Vec<Bytes>> {
     let mut splitter = AnnexBSplitter::default();
     let mut units = splitter.push(&bytes).expect("NAL units");
     units.extend(splitter.finish());
-    let mut access_units = Vec::new();
-    let mut current = Vec::new();
-    for unit in units {
-        let vcl = matches!(unit.first().map(|h| h & 0x1f), Some(1 | 5));
-        current.push(unit);
-        if vcl {
-            access_units.push(std::mem::take(&mut current));
-        }
-    }
-    access_units
+    h264::access_units(units)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
