@@ -40,6 +40,11 @@ pub enum DbError {
     Connect(#[source] sqlx::Error),
     #[error("cannot apply database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("cannot create the database file {path} or make it private (mode 0600): {source}")]
+    FileMode {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// A pool of connections to the configured database.
@@ -113,18 +118,24 @@ impl Db {
     }
 }
 
+/// Creates the SQLite file 0600 before SQLite does (it would use the umask: 0644), and
+/// narrows an existing one and its `-wal` and `-shm` to 0600. SQLite gives the `-wal` and
+/// `-shm` it creates the mode of the database file.
 async fn create_sqlite_file_if_missing(url: &str) -> Result<(), DbError> {
-    use sqlx::migrate::MigrateDatabase;
     if url.contains(":memory:") || url.contains("mode=memory") {
         return Ok(());
     }
-    let exists = sqlx::Any::database_exists(url)
-        .await
-        .map_err(DbError::Connect)?;
-    if !exists {
-        sqlx::Any::create_database(url)
-            .await
-            .map_err(DbError::Connect)?;
+    let options = sqlx::sqlite::SqliteConnectOptions::from_str(url).map_err(DbError::Connect)?;
+    let path = options.get_filename().to_path_buf();
+    let io = |source| DbError::FileMode {
+        path: path.clone(),
+        source,
+    };
+    crate::private_files::private_file(&path).map_err(io)?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.clone().into_os_string();
+        side.push(suffix);
+        crate::private_files::narrow(side.as_ref(), crate::private_files::FILE_MODE).map_err(io)?;
     }
     Ok(())
 }

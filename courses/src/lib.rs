@@ -17,6 +17,7 @@ pub mod csv_import;
 pub mod db;
 pub mod error;
 pub mod model;
+pub mod private_files;
 pub mod restream;
 pub mod store;
 

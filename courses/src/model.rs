@@ -36,6 +36,9 @@ impl fmt::Display for FieldError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Email(String);
 
+/// The longest email address accepted (RFC 5321's path limit less its brackets).
+pub const MAX_EMAIL_LEN: usize = 254;
+
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, FieldError> {
         let email = raw.trim().to_lowercase();
@@ -43,7 +46,8 @@ impl Email {
         if email.is_empty() {
             return Err(FieldError::new("email", "an email address is required"));
         }
-        if email.len() > 254 {
+        // Characters as written, as the OpenAPI document's maxLength counts them.
+        if raw.trim().chars().count() > MAX_EMAIL_LEN {
             return Err(FieldError::new("email", "is longer than 254 characters"));
         }
         if email.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -318,6 +322,18 @@ pub struct Lesson {
     pub ended_at: Option<OffsetDateTime>,
     /// The room of this lesson's live session.
     pub room: RoomName,
+}
+
+/// A user a moderator removed from a lesson: refused entry until a teacher lets them back in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Removal {
+    pub user_id: UserId,
+    pub name: String,
+    pub email: String,
+    /// The moderator who removed them.
+    pub removed_by: UserId,
+    #[serde(with = "time::serde::rfc3339")]
+    pub removed_at: OffsetDateTime,
 }
 
 /// Where a replay is in its pipeline.

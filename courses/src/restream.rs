@@ -2,15 +2,19 @@
 //! Teachers add them through the API ([`crate::api`]); the server pushes to them while the
 //! lesson is live and reports how each one is doing on the [`RestreamBoard`].
 //!
-//! Invariant: a destination's stream key is a secret. It is parsed into [`StreamSecret`],
-//! whose `Debug` hides it; API answers carry only [`StreamSecret::masked`].
+//! Invariants: a destination's stream key is a secret. It is parsed into [`StreamSecret`],
+//! whose `Debug` hides it; API answers carry only [`StreamSecret::masked`]. A destination is
+//! added only when its host resolves to an address the server's [`OutboundPolicy`] allows
+//! ([`RestreamUrl::check_outbound`]); the RTMP client checks again at every connect.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use classroom_protocol::LessonId;
+use classroom_protocol::outbound::{NoAllowedAddress, OutboundPolicy, Restricted};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -22,6 +26,8 @@ use crate::model::FieldError;
 pub const MAX_DESTINATIONS_PER_LESSON: usize = 5;
 const MAX_URL_CHARS: usize = 512;
 const MAX_KEY_CHARS: usize = 512;
+/// How long adding a destination waits for its host name to resolve.
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A restream destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -119,6 +125,49 @@ impl RestreamUrl {
     pub fn app(&self) -> &str {
         &self.app
     }
+
+    /// Resolves the host (an address is taken as it is) and refuses it unless one of its
+    /// addresses is one the server may connect to. Connects to nothing.
+    pub async fn check_outbound(&self, policy: &OutboundPolicy) -> Result<(), DestinationRefused> {
+        let unresolvable = || DestinationRefused::Unresolvable {
+            host: self.host.clone(),
+        };
+        let lookup = tokio::net::lookup_host((self.host.as_str(), self.port));
+        let resolved = match tokio::time::timeout(RESOLVE_TIMEOUT, lookup).await {
+            Ok(Ok(addresses)) => addresses,
+            Ok(Err(e)) => {
+                tracing::info!(host = %self.host, error = %e, "restream host does not resolve");
+                return Err(unresolvable());
+            }
+            Err(_) => return Err(unresolvable()),
+        };
+        match policy.filter(resolved) {
+            Ok(_) => Ok(()),
+            Err(NoAllowedAddress::NoAddress) => Err(unresolvable()),
+            Err(NoAllowedAddress::Refused(refused)) => {
+                tracing::info!(host = %self.host, address = %refused.address,
+                    kind = %refused.kind, "restream destination refused");
+                Err(DestinationRefused::NotAllowed {
+                    host: self.host.clone(),
+                    kind: refused.kind,
+                })
+            }
+        }
+    }
+}
+
+/// Why a destination cannot be added although its URL is well formed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DestinationRefused {
+    /// Every address of the host is one the server does not connect to (loopback, private,
+    /// link-local, ...); the message names the kind, not the address.
+    #[error(
+        "{host} is {kind}; this server restreams to public addresses only (an operator can \
+         allow networks with restream.allowed_networks)"
+    )]
+    NotAllowed { host: String, kind: Restricted },
+    #[error("could not find the address of {host}")]
+    Unresolvable { host: String },
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`; `None` for a bad port.

@@ -1,8 +1,10 @@
 //! Random operation sequences on the signaling `Room` state machine: joins (with any role,
 //! grants, room and token id), client messages, disconnects, time passing, and the lesson's
-//! RTMP encoder starting, dropping, stopping or being refused. Invariants:
-//! no panic; never more participants than the configured maximum; a refused join or a refused
-//! action changes no participant's grants, mute state or the participant count.
+//! RTMP encoder starting, dropping, stopping or being refused, and changes of access from the
+//! database (an account disabled, a user leaving the course, the lesson cancelled, a removed
+//! user let back in). Invariants: no panic; never more participants than the configured
+//! maximum; a refused join or a refused action changes no participant's grants, mute state or
+//! the participant count; a user whose access was revoked has no place left.
 
 #![no_main]
 
@@ -13,8 +15,8 @@ use arbitrary::Arbitrary;
 use classroom_protocol::UserId;
 use classroom_protocol::signal::{ClientMessage, EncoderState, ParticipantId, ServerMessage};
 use classroom_protocol::{
-    CourseId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId, ParticipantRole, RoomName,
-    TrackSource,
+    AccessChange, CourseId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId, ParticipantRole,
+    RoomName, TrackSource,
 };
 use classroom_signaling::room::{ConnectionId, EncoderIdentity, Output, Room, RoomConfig};
 use libfuzzer_sys::fuzz_target;
@@ -146,6 +148,12 @@ enum Op {
     EncoderChanged {
         state: u8,
         reason: bool,
+    },
+    Access {
+        kind: u8,
+        user: u8,
+        /// Another lesson or course than the room's.
+        elsewhere: bool,
     },
 }
 
@@ -297,6 +305,42 @@ fuzz_target!(|input: Input| {
                 room.encoder_changed(state, reason.then(|| "why".to_owned()));
                 if state == EncoderState::Stopped {
                     assert_eq!(room.encoder_participant(), None);
+                }
+            }
+            Op::Access {
+                kind,
+                user,
+                elsewhere,
+            } => {
+                let user = UserId(i64::from(user % 10));
+                let (lesson, course) = match elsewhere {
+                    true => (LessonId(8), CourseId(2)),
+                    false => (LESSON, CourseId(1)),
+                };
+                let change = match kind % 4 {
+                    0 => AccessChange::AccountDisabled(user),
+                    1 => AccessChange::LeftCourse { course, user },
+                    2 => AccessChange::LessonCancelled(lesson),
+                    _ => AccessChange::Readmitted { lesson, user },
+                };
+                let revokes = match change {
+                    AccessChange::AccountDisabled(_) => true,
+                    AccessChange::LeftCourse { .. } => !elsewhere,
+                    _ => false,
+                };
+                room.access_changed(change);
+                let encoder = room.encoder_participant();
+                if revokes {
+                    assert!(
+                        !room
+                            .participants()
+                            .iter()
+                            .any(|p| p.user_id == user && Some(p.id) != encoder),
+                        "{user} keeps a place after losing access"
+                    );
+                }
+                if matches!(change, AccessChange::LessonCancelled(_)) && !elsewhere {
+                    assert!(room.is_ended() && room.participant_count() == 0);
                 }
             }
             Op::Advance { secs } => {

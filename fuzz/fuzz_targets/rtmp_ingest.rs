@@ -13,11 +13,11 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use bytes::Bytes;
+use classroom_codec::annexb::AnnexBSplitter;
+use classroom_codec::ogg::OggOpusReader;
+use classroom_codec::rtp::DEFAULT_MAX_PAYLOAD;
 use classroom_protocol::LessonId;
-use classroom_rtmp::annexb::AnnexBSplitter;
 use classroom_rtmp::media::SourceMedia;
-use classroom_rtmp::ogg::OggOpusReader;
-use classroom_rtmp::rtp::DEFAULT_MAX_PAYLOAD;
 use classroom_rtmp::{IngestEvent, IngestSession, SessionConfig, SessionOutput};
 use libfuzzer_sys::fuzz_target;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};

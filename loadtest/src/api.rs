@@ -116,10 +116,11 @@ impl Api {
     }
 
     /// The lesson's RTMP ingest: the URL an encoder publishes to (`{host}` filled in with
-    /// this server's host) and the stream key. Teachers of the lesson only.
+    /// this server's host) and a new stream key (the server shows a key only when it makes
+    /// one; a previous key stops working). Teachers of the lesson only.
     pub async fn stream_key(&self, lesson: i64) -> Result<(String, String), ApiError> {
         let path = format!("/api/v1/lessons/{lesson}/stream-key");
-        let body = self.call(Method::GET, &path, None).await?;
+        let body = self.call(Method::POST, &path, None).await?;
         let url = body["server_url"]
             .as_str()
             .ok_or_else(|| ApiError::Missing(path.clone(), "server_url"))?;

@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::clip::Clips;
-use crate::ingest::depacketize::H264Depacketizer;
+use crate::ingest::depacketize::PictureAssembler;
 use crate::ingest::frames::{SentFrames, rtp_key};
 use crate::link::{Link, TcpLink, Transport};
 use crate::receiver::{Arrival, StreamKind, StreamStats};
@@ -141,7 +141,7 @@ struct State {
     /// arrivals (they carry no abs-capture-time).
     h264: Option<Arc<SentFrames>>,
     /// Reassembles H.264 pictures per m-line (with `keep_media`).
-    depacketizers: HashMap<Mid, H264Depacketizer>,
+    depacketizers: HashMap<Mid, PictureAssembler>,
 }
 
 /// Handle to a peer's task.

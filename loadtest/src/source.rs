@@ -6,6 +6,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use classroom_codec::vp8::{self, Vp8Payload};
+
 use crate::clip::Clips;
 
 /// Largest VP8 payload per packet, leaving room for headers, SRTP and extensions in 1200 bytes.
@@ -225,15 +227,10 @@ fn vp8_packets(
     keyframe: bool,
     out: &mut Vec<OutPacket>,
 ) {
-    let chunks = frame.chunks(MAX_VP8_PAYLOAD);
-    let count = chunks.len();
     let pid = state.picture_id;
-    for (i, chunk) in chunks.enumerate() {
-        // X=1, S=1 on the first packet of the frame, partition 0; I=1; M=1 with 15-bit id.
-        let first = if i == 0 { 0x90 } else { 0x80 };
-        let mut payload = Vec::with_capacity(chunk.len() + 4);
-        payload.extend([first, 0x80, 0x80 | (pid >> 8) as u8, pid as u8]);
-        payload.extend_from_slice(chunk);
+    let payloads = vp8::packetize(frame, pid, MAX_VP8_PAYLOAD);
+    let count = payloads.len();
+    for (i, payload) in payloads.enumerate() {
         out.push(OutPacket {
             layer,
             seq: state.seq,
@@ -250,34 +247,7 @@ fn vp8_packets(
 /// What a received VP8 payload says: whether it starts a keyframe, and the frame's size when it
 /// does. `None` when it is not the first packet of a frame or is malformed.
 pub fn vp8_keyframe_start(payload: &[u8]) -> Option<(u16, u16)> {
-    let first = *payload.first()?;
-    // S=1 and partition id 0: the first packet of a frame.
-    if first & 0x10 == 0 || first & 0x0F != 0 {
-        return None;
-    }
-    let mut at = 1;
-    if first & 0x80 != 0 {
-        let ext = *payload.get(at)?;
-        at += 1;
-        if ext & 0x80 != 0 {
-            // Picture id: 7 or 15 bits.
-            at += if payload.get(at)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if ext & 0x40 != 0 {
-            at += 1; // TL0PICIDX
-        }
-        if ext & 0x30 != 0 {
-            at += 1; // TID / KEYIDX
-        }
-    }
-    let header = payload.get(at..at + 10)?;
-    // Frame tag bit 0 clear: a keyframe, followed by the start code and the size.
-    if header[0] & 1 != 0 || header[3..6] != [0x9D, 0x01, 0x2A] {
-        return None;
-    }
-    let width = u16::from_le_bytes([header[6], header[7]]) & 0x3FFF;
-    let height = u16::from_le_bytes([header[8], header[9]]) & 0x3FFF;
-    Some((width, height))
+    Vp8Payload::parse(payload).ok()?.keyframe_start_size()
 }
 
 #[cfg(test)]

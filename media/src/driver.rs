@@ -35,6 +35,10 @@ use crate::{
 
 /// Largest datagram we read; WebRTC keeps datagrams under ~1200 bytes.
 const RECV_BUFFER: usize = 2048;
+/// Datagrams read in one go before the core's output is polled (and sent). Larger batches
+/// spare more passes through subscribers' sessions; each holds back the first datagram's
+/// copies until the batch is read, at most this many datagrams' fan-out.
+const RECV_BATCH: usize = 32;
 /// Commands waiting for the task; senders wait when it is full.
 const COMMAND_QUEUE: usize = 256;
 /// Packets waiting for one local subscriber, unless it asks otherwise: about two seconds of
@@ -639,6 +643,16 @@ async fn run(
                 Ok((len, source)) => {
                     let datagram = buf.get(..len).unwrap_or_default();
                     sfu.handle_datagram(Instant::now(), source, candidate, datagram);
+                    // What else waits is read before the output is polled: the core serves
+                    // each subscriber once for the whole batch (see `Sfu::poll_output`).
+                    for _ in 1..RECV_BATCH {
+                        let Ok((len, source)) = socket.try_recv_from(&mut buf) else {
+                            break;
+                        };
+                        let datagram = buf.get(..len).unwrap_or_default();
+                        // Its own arrival time: publishers' TWCC feedback reports it.
+                        sfu.handle_datagram(Instant::now(), source, candidate, datagram);
+                    }
                 }
                 Err(error) if is_transient(&error) => {
                     debug!(%error, "media receive failed");

@@ -67,7 +67,9 @@ pub enum ClientMessage {
     MuteAll,
     /// Turn one's own microphone back on after a moderator muted it.
     Unmute,
-    /// Moderators: remove a participant; their join token is refused afterwards.
+    /// Moderators: remove a participant from the lesson: they cannot join it again, with any
+    /// join token, until a teacher lets them back in (REST `DELETE
+    /// /api/v1/lessons/{id}/removals/{user_id}`).
     RemoveParticipant {
         participant: ParticipantId,
     },
@@ -160,10 +162,14 @@ pub enum LeaveReason {
     Left,
     /// The connection dropped and did not come back in time.
     TimedOut,
+    /// A moderator removed them from the lesson.
     Removed,
     LessonEnded,
     /// The same user joined again from elsewhere.
     Replaced,
+    /// The server ended their access: their account was disabled, or they no longer belong
+    /// to the course.
+    Revoked,
 }
 
 /// What the server sends.

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use classroom_loadtest::clip::ogg;
+use classroom_codec::ogg;
 use classroom_protocol::signal::{ParticipantId, ParticipantInfo, ServerMessage};
 use classroom_protocol::{LessonId, ParticipantRole, RoomName, TrackSource, UserId};
 use classroom_recorder::RecorderConfig;

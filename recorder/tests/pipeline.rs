@@ -1,5 +1,5 @@
 //! The VOD pipeline on a recording of H.264 (as the RTMP encoder publishes it), made by hand:
-//! real x264 output packetized as RTP (single NAL units and FU-A), written as a track file
+//! real x264 output packetized as RTP (single NAL units, STAP-A and FU-A), written as a track file
 //! with an events file, then made into a replay by real ffmpeg.
 
 mod common;

@@ -11,15 +11,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use classroom_codec::annexb::AnnexBSplitter;
+use classroom_codec::ogg::OggOpusReader;
+use classroom_codec::rtp::RtpPacket;
 use classroom_protocol::LessonId;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
-use crate::annexb::AnnexBSplitter;
 use crate::events::{ConnectionId, IngestEvent, StreamKey};
-use crate::ogg::OggOpusReader;
-use crate::rtp::RtpPacket;
 use crate::session::{IngestSession, SessionConfig, SessionOutput};
 use crate::sources::{ClaimError, Sources};
 use crate::stats::{IngestSnapshot, IngestStats, SessionOutcome};

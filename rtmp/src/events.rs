@@ -2,9 +2,8 @@
 
 use std::fmt;
 
+use classroom_codec::rtp::RtpPacket;
 use classroom_protocol::LessonId;
-
-use crate::rtp::RtpPacket;
 
 /// A stream key as the encoder sent it. A secret: it never prints (Debug shows its length).
 #[derive(Clone, PartialEq, Eq)]

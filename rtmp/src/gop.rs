@@ -2,7 +2,7 @@
 //! subscriber who arrives mid-stream starts decoding at once. An encoder cannot be asked for a
 //! keyframe (RTMP has no feedback channel), and its keyframe interval is often several seconds.
 
-use crate::rtp::RtpPacket;
+use classroom_codec::rtp::RtpPacket;
 
 /// Bounded: a GOP longer than this (a broken or very long keyframe interval) is dropped whole
 /// and the cache waits for the next keyframe.

@@ -4,10 +4,10 @@
 //! Layers, from the wire in:
 //! - [`chunk_guard`] walks the chunk stream first and rejects absurd sizes and the header
 //!   sequences rml_rtmp cannot handle; [`session`] runs rml_rtmp's handshake and server session
-//!   (sans-IO, time is an argument) and turns FLV tags ([`flv`]) into [`events::IngestEvent`]s.
-//! - H.264 without B-frames passes through untouched ([`rtp`]: packetization mode 1, SPS/PPS
-//!   in-band before every keyframe, current GOP kept in [`gop`]); H.264 with B-frames and AAC go
-//!   through ffmpeg ([`transcode`]) and come back as Annex-B ([`annexb`]) and Ogg/Opus ([`ogg`]).
+//!   (sans-IO, time is an argument) and turns FLV tags (`classroom_codec::flv`) into [`events::IngestEvent`]s.
+//! - H.264 without B-frames passes through untouched (packetized by `classroom_codec::h264`:
+//!   packetization mode 1, SPS/PPS in-band before every keyframe, current GOP kept in [`gop`]); H.264 with B-frames and AAC go
+//!   through ffmpeg ([`transcode`]) and come back as Annex-B (`classroom_codec::annexb`) and Ogg/Opus (`classroom_codec::ogg`).
 //! - [`sources`] decides who may publish to a lesson (one encoder at a time, resume after a
 //!   drop); [`driver`] is the thin tokio edge: TCP, timers, child processes.
 //!
@@ -15,23 +15,19 @@
 //! connection with a reason and changes nothing else.
 
 pub mod amf_check;
-pub mod annexb;
 pub mod chunk_guard;
 pub mod driver;
 pub mod events;
-pub mod flv;
 pub mod gop;
 pub mod media;
-pub mod ogg;
 pub mod restream;
-pub mod rtp;
 pub mod session;
 pub mod sources;
 pub mod stats;
 pub mod transcode;
 
+pub use classroom_codec::rtp::RtpPacket;
 pub use driver::{IngestConfig, IngestHandle, IngestServer, IngestSink, StreamKeys};
 pub use events::{ConnectionId, IngestEvent, IngestTrack, StreamKey, TrackKind};
-pub use rtp::RtpPacket;
 pub use session::{IngestSession, SessionConfig, SessionOutput};
 pub use stats::{IngestSnapshot, SessionOutcome};

@@ -4,10 +4,11 @@
 
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
+use classroom_codec::h264::H264Packetizer;
+use classroom_codec::opus::OpusPacketizer;
+use classroom_codec::rtp::{DEFAULT_MAX_PAYLOAD, RtpPacket};
 
 use crate::gop::GopCache;
-use crate::rtp::{DEFAULT_MAX_PAYLOAD, H264Packetizer, OpusPacketizer, RtpPacket};
 
 /// The media state of one lesson's encoder source.
 #[derive(Debug)]
@@ -110,58 +111,6 @@ impl Timeline {
     }
 }
 
-/// Groups NAL units read back from an Annex-B stream into access units (pictures), with the
-/// rules of H.264 7.4.1.2.3: a picture ends where an AUD, SEI, SPS or PPS follows a slice, or a
-/// slice whose first_mb_in_slice is 0.
-#[derive(Debug, Default)]
-pub(crate) struct AccessUnitAssembler {
-    pending: Vec<Bytes>,
-    has_slice: bool,
-}
-
-impl AccessUnitAssembler {
-    /// Adds a NAL unit; returns the previous access unit if this one starts a new one.
-    pub(crate) fn push(&mut self, nal: Bytes) -> Option<Vec<Bytes>> {
-        let kind = nal.first().map(|b| b & 0x1f).unwrap_or(0);
-        let is_slice = kind == 1 || kind == 5;
-        // first_mb_in_slice is ue(v): a leading 1 bit encodes 0.
-        let first_slice = is_slice && nal.get(1).is_some_and(|b| b & 0x80 != 0);
-        let starts_new = self.has_slice && (first_slice || matches!(kind, 6..=9));
-        let done = if starts_new {
-            self.has_slice = false;
-            Some(std::mem::take(&mut self.pending))
-        } else {
-            None
-        };
-        // Access unit delimiters are not forwarded: RTP marks picture ends itself.
-        if kind != 9 {
-            self.pending.push(nal);
-        }
-        self.has_slice |= is_slice;
-        done
-    }
-}
-
-/// NAL unit type of H.264.
-pub(crate) fn nal_type(nal: &Bytes) -> u8 {
-    nal.first().map(|b| b & 0x1f).unwrap_or(0)
-}
-
-pub(crate) const NAL_IDR: u8 = 5;
-pub(crate) const NAL_SPS: u8 = 7;
-pub(crate) const NAL_PPS: u8 = 8;
-
-/// Puts the parameter sets in front of an IDR access unit that lacks them: browsers decode
-/// nothing without in-band SPS/PPS (they never see the RTMP sequence header).
-pub(crate) fn with_parameter_sets(au: Vec<Bytes>, sps: &[Bytes], pps: &[Bytes]) -> Vec<Bytes> {
-    let is_idr = au.iter().any(|n| nal_type(n) == NAL_IDR);
-    let has_sps = au.iter().any(|n| nal_type(n) == NAL_SPS);
-    if !is_idr || has_sps {
-        return au;
-    }
-    sps.iter().chain(pps).cloned().chain(au).collect()
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)] // Tests fail loudly on broken expectations.
 mod tests {
@@ -175,34 +124,5 @@ mod tests {
         t.reanchor();
         // The encoder restarted its clock at 0.
         assert_eq!(t.at_ms(0), 1000 + 33 * 90 + 9000);
-    }
-
-    #[test]
-    fn access_units_split_on_first_slices_and_parameter_sets() {
-        let mut a = AccessUnitAssembler::default();
-        let sps = Bytes::from_static(&[0x67, 1]);
-        let idr = Bytes::from_static(&[0x65, 0x88]);
-        let idr2 = Bytes::from_static(&[0x65, 0x40]);
-        let p = Bytes::from_static(&[0x41, 0x9a]);
-        assert_eq!(a.push(Bytes::from_static(&[0x09, 0xf0])), None);
-        assert_eq!(a.push(sps.clone()), None);
-        assert_eq!(a.push(idr.clone()), None);
-        assert_eq!(a.push(idr2.clone()), None);
-        assert_eq!(
-            a.push(Bytes::from_static(&[0x09, 0xf0])),
-            Some(vec![sps, idr, idr2])
-        );
-        assert_eq!(a.push(p.clone()), None);
-        assert_eq!(a.push(p.clone()), Some(vec![p]));
-    }
-
-    #[test]
-    fn parameter_sets_go_before_idr_only() {
-        let sps = [Bytes::from_static(&[0x67])];
-        let pps = [Bytes::from_static(&[0x68])];
-        let idr = vec![Bytes::from_static(&[0x06]), Bytes::from_static(&[0x65])];
-        assert_eq!(with_parameter_sets(idr.clone(), &sps, &pps).len(), 4);
-        let p = vec![Bytes::from_static(&[0x41])];
-        assert_eq!(with_parameter_sets(p.clone(), &sps, &pps), p);
     }
 }

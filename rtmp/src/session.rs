@@ -10,23 +10,24 @@ use std::collections::{BinaryHeap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
+use classroom_codec::CodecError;
+use classroom_codec::annexb::{split_avcc, write_annexb};
+use classroom_codec::flv::{
+    AacConfig, AudioTag, AvcConfig, VideoTag, parse_audio_tag, parse_video_tag,
+};
+use classroom_codec::h264::{
+    self, AccessUnitAssembler, NAL_PPS, NAL_SPS, nal_type, with_parameter_sets,
+};
+use classroom_codec::opus::packet_samples;
 use classroom_protocol::LessonId;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ServerSession, ServerSessionConfig, ServerSessionEvent, ServerSessionResult,
 };
 
-use crate::annexb::write_annexb;
 use crate::chunk_guard::{ChunkGuard, ChunkLimits};
 use crate::events::{IngestEvent, IngestTrack, StreamKey, TrackKind};
-use crate::flv::{
-    AacConfig, AudioTag, AvcConfig, FlvError, VideoTag, parse_audio_tag, parse_video_tag,
-    split_nal_units,
-};
-use crate::media::{
-    AccessUnitAssembler, NAL_PPS, NAL_SPS, SourceMedia, nal_type, with_parameter_sets,
-};
-use crate::ogg::opus_packet_samples;
+use crate::media::SourceMedia;
 
 /// What the teacher reads when the encoder sends B-frames and no transcoder is available.
 pub const B_FRAMES_REFUSAL: &str = "This stream has B-frames, which browsers cannot play live, \
@@ -337,7 +338,7 @@ impl IngestSession {
             }
             Ok(VideoTag::Ignored) => return,
             Ok(VideoTag::Frame(frame)) => frame,
-            Err(e @ (FlvError::UnsupportedVideoCodec(_) | FlvError::EnhancedRtmp(_))) => {
+            Err(e @ (CodecError::UnsupportedVideoCodec(_) | CodecError::EnhancedRtmp(_))) => {
                 self.refuse_media(e.to_string());
                 return;
             }
@@ -350,7 +351,7 @@ impl IngestSession {
             self.dropped_frames += 1;
             return;
         };
-        let Ok(nal_units) = split_nal_units(&frame.data, avc.nal_length_size) else {
+        let Ok(nal_units) = split_avcc(&frame.data, avc.nal_length_size) else {
             self.dropped_frames += 1;
             return;
         };
@@ -389,8 +390,8 @@ impl IngestSession {
     /// A NAL unit read back from the video transcoder's Annex-B output.
     pub fn handle_transcoded_nal(&mut self, nal: Bytes) {
         match nal_type(&nal) {
-            NAL_SPS => self.transcoded_sps = vec![nal.clone()],
-            NAL_PPS => self.transcoded_pps = vec![nal.clone()],
+            Some(NAL_SPS) => self.transcoded_sps = vec![nal.clone()],
+            Some(NAL_PPS) => self.transcoded_pps = vec![nal.clone()],
             _ => {}
         }
         let Some(au) = self.assembler.push(nal) else {
@@ -411,7 +412,7 @@ impl IngestSession {
         };
         let timestamp = publishing.media.video_clock.at_ms(pts_ms);
         let packets = publishing.media.video.packetize(&au, timestamp);
-        let sps = au.iter().find(|n| nal_type(n) == NAL_SPS).cloned();
+        let sps = au.iter().find(|n| nal_type(n) == Some(NAL_SPS)).cloned();
         if !publishing.announced {
             // Announce once the stream can be decoded: from its first keyframe.
             let Some(sps) = sps else {
@@ -460,7 +461,7 @@ impl IngestSession {
 
     /// One Opus packet from the audio transcoder.
     pub fn handle_opus(&mut self, packet: Bytes) {
-        let Some(samples) = opus_packet_samples(&packet) else {
+        let Some(samples) = packet_samples(&packet) else {
             return;
         };
         let Some(anchor) = self.audio_anchor_ms else {
@@ -564,10 +565,8 @@ impl IngestSession {
     }
 }
 
-/// SDP profile-level-id from an SPS NAL unit (its bytes 1 to 3).
+/// SDP profile-level-id from an SPS NAL unit; constrained baseline 3.1 when it is too short
+/// to say.
 fn profile_level_id(sps: &Bytes) -> String {
-    match sps.get(1..4) {
-        Some(b) => format!("{:02x}{:02x}{:02x}", b[0], b[1], b[2]),
-        None => "42e01f".to_owned(),
-    }
+    h264::profile_level_id(sps).unwrap_or_else(|| "42e01f".to_owned())
 }

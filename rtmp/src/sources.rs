@@ -5,11 +5,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use classroom_codec::rtp::RtpPacket;
 use classroom_protocol::LessonId;
 
 use crate::events::{ConnectionId, IngestEvent};
 use crate::media::{SharedGop, SourceMedia};
-use crate::rtp::RtpPacket;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ClaimError {

@@ -1,6 +1,6 @@
 //! ffmpeg as a child process: B-frame H.264 → H.264 without B-frames, and AAC → Opus.
 //! Input goes in on stdin (Annex-B, ADTS), output comes out on stdout (Annex-B, Ogg/Opus) and
-//! is parsed back by [`crate::annexb`] and [`crate::ogg`]. The process dies with its handle.
+//! is parsed back by `classroom_codec::annexb` and `classroom_codec::ogg`. The process dies with its handle.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

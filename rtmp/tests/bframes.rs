@@ -4,7 +4,7 @@
 
 mod common;
 
-use classroom_rtmp::annexb::write_annexb;
+use classroom_codec::annexb::write_annexb;
 use classroom_rtmp::session::B_FRAMES_REFUSAL;
 use classroom_rtmp::{IngestEvent, IngestTrack, TrackKind};
 use common::{Ingest, clip, nal_type, nal_units, push};

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use classroom_courses::auth::hash_password;
+use classroom_courses::auth::{hash_password, load_or_create_secret};
 use classroom_courses::model::{Email, Password, PersonName};
+use classroom_courses::private_files::private_dir;
 use classroom_courses::store::NewUser;
 use classroom_courses::{Db, Store};
 use classroom_protocol::UserRole;
@@ -114,14 +115,18 @@ pub async fn add_user(
     let password = read_password()?;
     let password =
         Password::parse(&password).map_err(|e| anyhow::anyhow!("the password {}", e.message))?;
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    private_dir(&config.data_dir).with_context(|| {
         format!(
-            "cannot create the data directory {}",
+            "cannot create the data directory {} (mode 0700)",
             config.data_dir.display()
         )
     })?;
     let db = Db::connect(&config.database_url(), 1).await?;
-    let store = Store::new(db.clone());
+    let secret = load_or_create_secret(
+        Some(config.auth.jwt_secret.as_str()).filter(|s| !s.is_empty()),
+        &config.data_dir,
+    )?;
+    let store = Store::new(db.clone(), &secret);
     let password_hash = hash_password(password).await?;
     let created = store
         .create_user(

@@ -165,6 +165,18 @@ pub struct HttpConfig {
     pub trust_forwarded_for: bool,
     /// Requests to the REST API that take longer are answered 408.
     pub request_timeout_secs: u64,
+    /// The origins (`https://school.example`) the web client is served from. When set, a
+    /// WebSocket handshake whose `Origin` names another site is refused (403); handshakes
+    /// without `Origin` (not from a browser) are let in. Empty: no check.
+    pub public_origins: Vec<crate::origin::PublicOrigin>,
+    /// A connection must send a request's headers within this many seconds of opening, and of
+    /// its previous response (idle keep-alive connections are closed after it too).
+    pub header_read_timeout_secs: u64,
+    /// Connections one client address (an IPv6 /64) may hold open; more are refused at once.
+    pub max_connections_per_address: usize,
+    /// Connections the server holds open at once; 0: as many as the descriptor limit allows
+    /// after keeping room for the media, RTMP and database connections.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +257,12 @@ impl Default for HttpConfig {
             addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             trust_forwarded_for: false,
             request_timeout_secs: 30,
+            public_origins: Vec::new(),
+            header_read_timeout_secs: 5,
+            // A full room (max_participants_per_room) from one school behind one NAT: each
+            // participant holds one WebSocket, and page loads' connections close when idle.
+            max_connections_per_address: 512,
+            max_connections: 0,
         }
     }
 }
@@ -391,6 +409,14 @@ impl Config {
         }
         if self.http.request_timeout_secs == 0 {
             return invalid("http.request_timeout_secs must be at least 1");
+        }
+        if let Err(e) = self.restream.outbound() {
+            return invalid(&format!("restream.allowed_networks: {e}"));
+        }
+        if self.http.header_read_timeout_secs == 0 || self.http.max_connections_per_address == 0 {
+            return invalid(
+                "http.header_read_timeout_secs and http.max_connections_per_address must be at least 1",
+            );
         }
         Ok(())
     }
@@ -547,6 +573,64 @@ mod tests {
         let err = Config::load(Some(&file), env(&[]), &Overrides::default())
             .expect_err("no way to connect");
         assert!(err.to_string().contains("advertise_udp"), "{err}");
+    }
+
+    #[test]
+    fn restream_networks_are_allowed_by_list_and_a_bad_one_stops_start_up() {
+        let config = Config::load(
+            None,
+            env(&[(
+                "CLASSROOM_RESTREAM__ALLOWED_NETWORKS",
+                r#"["127.0.0.0/8", "fd00::/8"]"#,
+            )]),
+            &Overrides::default(),
+        )
+        .expect("valid");
+        let outbound = config.restream.outbound().expect("networks");
+        assert!(outbound.check("127.0.0.1".parse().expect("ip")).is_ok());
+        assert!(outbound.check("10.0.0.1".parse().expect("ip")).is_err());
+        assert!(Config::default().restream.allowed_networks.is_empty());
+
+        let err = Config::load(
+            None,
+            env(&[("CLASSROOM_RESTREAM__ALLOWED_NETWORKS", r#"["10.0.0.0/33"]"#)]),
+            &Overrides::default(),
+        )
+        .expect_err("bad network");
+        assert!(
+            err.to_string().contains("restream.allowed_networks")
+                && err.to_string().contains("10.0.0.0/33"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn public_origins_are_parsed_and_a_bad_one_is_named() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let file = dir.path().join("c.toml");
+        std::fs::write(
+            &file,
+            "[http]\npublic_origins = [\"https://School.example/\", \"http://10.0.0.5:8080\"]\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file), env(&[]), &Overrides::default()).expect("valid");
+        let origins: Vec<&str> = config
+            .http
+            .public_origins
+            .iter()
+            .map(crate::origin::PublicOrigin::as_str)
+            .collect();
+        assert_eq!(origins, ["https://school.example", "http://10.0.0.5:8080"]);
+
+        std::fs::write(
+            &file,
+            "[http]\npublic_origins = [\"school.example/path\"]\n",
+        )
+        .expect("write");
+        let err =
+            Config::load(Some(&file), env(&[]), &Overrides::default()).expect_err("not an origin");
+        assert!(err.to_string().contains("public_origins"), "{err}");
+        assert!(err.to_string().contains("not a web origin"), "{err}");
     }
 
     #[test]

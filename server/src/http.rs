@@ -12,7 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use classroom_courses::Db;
 use classroom_courses::api::error::ApiError;
-use classroom_courses::api::{self, ApiState, MAX_IMPORT_BYTES};
+use classroom_courses::api::{self, ApiState, MAX_BODY_BYTES};
 use serde::{Deserialize, Serialize};
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
@@ -60,7 +60,7 @@ pub fn router(
             request_timeout,
         ))
         .with_state(api.clone());
-    let (router, openapi) = OpenApiRouter::<AppState>::new()
+    let (router, mut openapi) = OpenApiRouter::<AppState>::new()
         .routes(routes!(healthz))
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
@@ -68,6 +68,7 @@ pub fn router(
         .routes(routes!(live::signaling_socket))
         .merge(api_routes)
         .split_for_parts();
+    api::openapi::declare_common_responses(&mut openapi, "/api/v1");
     let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".into()));
     let state = AppState {
         api,
@@ -80,12 +81,15 @@ pub fn router(
         .merge(crate::web::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)
-        .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES))
+        // Small bodies everywhere; the CSV import sets its own larger limit on its route.
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn_with_state(metrics, record_request))
         .layer(TraceLayer::new_for_http().make_span_with(|request: &Request| {
             // The path only: query strings and headers may carry secrets.
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
         }))
+        // Outermost: every answer carries them, whichever layer produced it.
+        .layer(middleware::map_response(crate::web::security_headers))
         .with_state(state);
     (router, openapi)
 }

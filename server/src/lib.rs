@@ -7,13 +7,17 @@
 
 pub mod cli;
 pub mod config;
+pub mod connections;
+pub mod descriptors;
 pub mod events;
 pub mod http;
 pub mod live;
 pub mod metrics;
+pub mod origin;
 pub mod recorder;
 pub mod restream;
 pub mod rtmp;
+pub mod serve;
 pub mod web;
 
 use std::future::Future;
@@ -25,7 +29,9 @@ use std::time::Duration;
 use anyhow::Context;
 use classroom_courses::api::ApiState;
 use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
+use classroom_courses::private_files::private_dir;
 use classroom_courses::restream::RestreamBoard;
+use classroom_courses::store::ProtectedSecrets;
 use classroom_courses::{Db, Store};
 use classroom_media::driver::{DriverConfig, TcpLimits};
 use classroom_signaling::Rooms;
@@ -48,6 +54,8 @@ pub struct RunningServer {
     /// port 0); `None` with `rtmp.enabled = false`.
     pub rtmp_addr: Option<SocketAddr>,
     pub db: Db,
+    /// The store the server uses (its key seals restream keys).
+    pub store: Store,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -72,9 +80,10 @@ impl RunningServer {
 
 /// Opens the database (applying migrations), binds the HTTP port and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| {
+    // Only our own user may read the database, the secret and the recordings.
+    private_dir(&config.data_dir).with_context(|| {
         format!(
-            "cannot create the data directory {}",
+            "cannot create the data directory {} (mode 0700)",
             config.data_dir.display()
         )
     })?;
@@ -89,7 +98,19 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         Duration::from_secs(config.auth.join_ttl_secs),
     );
     let limits = Arc::new(RateLimits::new(&config.rate_limit));
-    let store = Store::new(db.clone());
+    let store = Store::new(db.clone(), &secret);
+    // Before serving: no stream key or restream key stays readable in the database.
+    let protected = store
+        .protect_legacy_secrets()
+        .await
+        .context("cannot hash the stored stream keys and seal the restream keys")?;
+    if protected != ProtectedSecrets::default() {
+        tracing::info!(
+            stream_keys = protected.stream_keys,
+            restream_keys = protected.restream_keys,
+            "hashed the stream keys and sealed the restream keys stored in plain text"
+        );
+    }
     let (restream_board, restream_changes) = RestreamBoard::new();
     let media = classroom_media::driver::start(DriverConfig {
         bind: config.media.udp_addr,
@@ -103,7 +124,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
     let media_addr = media.handle.local_addr();
     let media_tcp_addr = media.handle.tcp_local_addr();
-    let (shutdown, mut stopping) = watch::channel(false);
+    let (shutdown, stopping) = watch::channel(false);
     let recorder = recorder::start(
         &config.recorder,
         &config.data_dir,
@@ -139,13 +160,24 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     };
     let live = live::LiveState {
         rooms: rooms.clone(),
-        verifier: Arc::new(live::JoinTokens(tokens.clone())),
+        verifier: Arc::new(live::JoinTokens {
+            tokens: tokens.clone(),
+            store: store.clone(),
+        }),
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
+        origins: Arc::new(origin::AllowedOrigins::new(&config.http.public_origins)),
     };
+    let outbound = Arc::new(
+        config
+            .restream
+            .outbound()
+            .context("restream.allowed_networks")?,
+    );
     let restreams = restream::start(
         &config.restream,
+        outbound.clone(),
         store.clone(),
         media.handle.clone(),
         rooms.clone(),
@@ -153,6 +185,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         restream_changes,
     )
     .context("restream.extra_ca_file")?;
+    let (access_changes, access_changes_rx) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(live::deliver_access_changes(
+        rooms.clone(),
+        access_changes_rx,
+    ));
     let queue = dispatcher.subscribe("restream", events::QUEUE_EVENTS, restream::OVERFLOW);
     tokio::spawn(restream::follow_lessons(restreams, queue));
     let queue = dispatcher.subscribe("recorder", events::QUEUE_EVENTS, recorder::OVERFLOW);
@@ -167,6 +204,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         joins,
     ));
     let media_task = media.task;
+    let store_handle = store.clone();
     let api = ApiState {
         store,
         tokens,
@@ -182,8 +220,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             }))
         }),
         restreams: restream_board,
+        restream_outbound: outbound,
+        request_timeout: Duration::from_secs(config.http.request_timeout_secs),
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
+        access_changes,
     };
+    let http_metrics = metrics.clone();
     let (router, _openapi) = http::router(
         api,
         db.clone(),
@@ -208,14 +250,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         }
     });
     let task_db = db.clone();
+    let serve_settings = serve::ServeSettings::from_config(config);
     let task = tokio::spawn(async move {
-        let service = router.into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, service)
-            .with_graceful_shutdown(async move {
-                let _ = stopping.wait_for(|stop| *stop).await;
-            })
-            .await
-            .context("the HTTP server failed")?;
+        serve::run(listener, router, serve_settings, http_metrics, stopping).await;
         // Rooms keep the SFU's handle alive; stop it outright so its port is free at once.
         media_task.abort();
         task_db.close().await;
@@ -229,6 +266,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         media_tcp_addr,
         rtmp_addr: ingest.map(|i| i.addr),
         db,
+        store: store_handle,
         shutdown,
         task,
     })

@@ -1,6 +1,8 @@
 //! Live lessons: the glue between signaling and the rest of the server. Join tokens are
-//! checked with the API's token secret, what rooms report (a lesson went live or ended) is
-//! written to the database, and signaling's media port is the SFU's driver: [`SfuPort`]
+//! checked with the API's token secret and their holders against the database, what rooms
+//! report (a lesson went live or ended, a user removed) is written to the database, changes of
+//! access the API stores reach the rooms ([`deliver_access_changes`]), and signaling's media
+//! port is the SFU's driver: [`SfuPort`]
 //! carries signaling's commands to it and [`relay_media_events`] carries its events back to
 //! the rooms, which relay them to the peers' WebSockets.
 
@@ -9,8 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use axum::extract::{State, WebSocketUpgrade};
-use axum::response::Response;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use classroom_courses::Store;
+use classroom_courses::api::error::ApiError;
 use classroom_courses::auth::TokenIssuer;
 use classroom_courses::model::LessonEvent;
 use classroom_media::driver::{CommandError, MediaHandle};
@@ -19,11 +23,11 @@ use classroom_media::{
     VideoSizeError,
 };
 use classroom_protocol::signal::{ConnectionQuality, MediaKind};
-use classroom_protocol::{JoinClaims, RoomName};
+use classroom_protocol::{AccessChange, JoinClaims, RoomName};
 use classroom_signaling::media::MediaFuture;
 use classroom_signaling::{
-    LessonEffect, MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, RoomEvent, Rooms,
-    TokenVerifier,
+    AdmitError, LessonEffect, MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, RoomEvent,
+    Rooms, TokenVerifier,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -31,14 +35,49 @@ use tokio::sync::mpsc;
 use crate::events::Overflow;
 use crate::metrics::Metrics;
 
-/// Checks join tokens against the server's secret and the current time.
-pub struct JoinTokens(pub TokenIssuer);
+/// Checks join tokens against the server's secret and the current time, and their holders
+/// against the database.
+pub struct JoinTokens {
+    pub tokens: TokenIssuer,
+    pub store: Store,
+}
 
 impl TokenVerifier for JoinTokens {
     fn verify(&self, token: &str) -> Result<JoinClaims, String> {
-        self.0
+        self.tokens
             .verify_join(token, OffsetDateTime::now_utc())
             .map_err(|e| e.to_string())
+    }
+
+    fn admit<'a>(&'a self, claims: &'a JoinClaims) -> MediaFuture<'a, Result<(), AdmitError>> {
+        Box::pin(async move {
+            let user = claims.user().ok_or(AdmitError::Denied(
+                classroom_protocol::AccessDenied::NotAMember,
+            ))?;
+            let admitted = self
+                .store
+                .admission(user, claims.lesson, claims.course, claims.role)
+                .await;
+            match admitted {
+                Ok(verdict) => verdict.map_err(AdmitError::Denied),
+                Err(e) => {
+                    tracing::warn!(%user, lesson = %claims.lesson, error = %e, "cannot check a join against the database");
+                    Err(AdmitError::Unavailable)
+                }
+            }
+        })
+    }
+}
+
+/// Delivers the changes of access the API stores (accounts disabled, students unenrolled,
+/// lessons cancelled, removed users let back in) to the live rooms, until the API is gone.
+pub async fn deliver_access_changes(
+    rooms: Arc<Rooms>,
+    mut changes: mpsc::UnboundedReceiver<AccessChange>,
+) {
+    while let Some(change) = changes.recv().await {
+        tracing::debug!(?change, "access changed");
+        rooms.access_changed(change).await;
     }
 }
 
@@ -322,6 +361,8 @@ pub struct LiveState {
     pub recorder: Arc<classroom_recorder::RecorderStats>,
     /// The RTMP ingest, for its counters; `None` when turned off.
     pub ingest: Option<classroom_rtmp::IngestHandle>,
+    /// Who may open `/ws` from a browser (`http.public_origins`).
+    pub origins: Arc<crate::origin::AllowedOrigins>,
 }
 
 impl std::fmt::Debug for LiveState {
@@ -340,10 +381,21 @@ pub const LESSONS_OVERFLOW: Overflow = Overflow::WaitFor(|e| matches!(e, RoomEve
 pub async fn apply_room_events(store: Store, mut events: mpsc::Receiver<RoomEvent>) {
     while let Some(event) = events.recv().await {
         match event {
+            RoomEvent::Lesson(LessonEffect::UserRemoved { lesson, user, by }) => {
+                let now = OffsetDateTime::now_utc();
+                match store.remove_from_lesson(lesson, user, by, now).await {
+                    Ok(()) => tracing::info!(%lesson, %user, %by, "removed from the lesson"),
+                    // The room refuses them until it closes; after that they could come back.
+                    Err(e) => {
+                        tracing::error!(%lesson, %user, error = %e, "could not store a removal")
+                    }
+                }
+            }
             RoomEvent::Lesson(effect) => {
                 let (lesson, transition) = match effect {
                     LessonEffect::WentLive(lesson) => (lesson, LessonEvent::GoLive),
                     LessonEffect::Ended(lesson) => (lesson, LessonEvent::End),
+                    LessonEffect::UserRemoved { .. } => continue,
                 };
                 match store
                     .transition_lesson(lesson, transition, OffsetDateTime::now_utc())
@@ -376,12 +428,24 @@ const WS_READ_BUFFER: usize = 8 * 1024;
     responses(
         (status = 101, description = "Switching to the signaling WebSocket protocol (see docs/protocol.md)"),
         (status = 400, description = "Not a WebSocket upgrade request"),
+        (status = 403, description = "A browser page of another site (its `Origin` is not in `http.public_origins`)", body = classroom_protocol::ErrorBody),
     )
 )]
 pub async fn signaling_socket(
     State(live): State<LiveState>,
+    headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    // Refused before the upgrade: nothing of the signaling protocol reaches another site.
+    if !live.origins.allows(headers.get(header::ORIGIN)) {
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "origin_not_allowed",
+            "this page's site may not open the classroom's WebSocket; \
+             open the classroom from the school's own address",
+        )
+        .into_response();
+    }
     let hard_limit = live.rooms.config().max_message_bytes.saturating_mul(4);
     upgrade
         .max_message_size(hard_limit)

@@ -15,6 +15,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     init_logging(&config);
+    raise_descriptor_limit();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -49,5 +50,23 @@ fn init_logging(config: &Config) {
     match config.log.format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Raises the soft limit on open descriptors to the hard one, so that the server's own
+/// connection caps (sized from it) decide how many clients it serves, not a default of 1024.
+fn raise_descriptor_limit() {
+    match classroomd::descriptors::raise_to_hard_limit() {
+        Ok((before, after)) => tracing::info!(
+            soft_before = ?before.soft,
+            soft = ?after.soft,
+            hard = ?after.hard,
+            "open descriptor limit (RLIMIT_NOFILE)"
+        ),
+        Err(e) => tracing::warn!(
+            error = %e,
+            limit = ?classroomd::descriptors::DescriptorLimit::current(),
+            "cannot raise the open descriptor limit (RLIMIT_NOFILE); keeping it"
+        ),
     }
 }

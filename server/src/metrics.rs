@@ -19,6 +19,9 @@ pub struct Metrics {
     registry: Registry,
     http_requests: IntCounterVec,
     http_duration: HistogramVec,
+    http_connections_open: IntGauge,
+    http_connections_refused: IntCounterVec,
+    http_header_timeouts: IntCounter,
     db_connections_in_use: IntGauge,
     db_connections_open: IntGauge,
     live: LiveMetrics,
@@ -162,6 +165,26 @@ impl Metrics {
             &["method", "route"],
         )
         .expect("static metric definition to be valid");
+        let http_connections_open = IntGauge::new(
+            "classroom_http_connections_open",
+            "HTTP connections open, WebSockets included",
+        )
+        .expect("static metric definition to be valid");
+        let http_connections_refused = IntCounterVec::new(
+            Opts::new(
+                "classroom_http_connections_refused_total",
+                "HTTP connections closed at accept: address_full (http.max_connections_per_address), \
+                 server_full (http.max_connections), accept_failed (out of descriptors)",
+            ),
+            &["reason"],
+        )
+        .expect("static metric definition to be valid");
+        let http_header_timeouts = IntCounter::new(
+            "classroom_http_header_timeouts_total",
+            "HTTP connections closed for sending no complete request head within \
+             http.header_read_timeout_secs (silent, trickling or idle keep-alive)",
+        )
+        .expect("static metric definition to be valid");
         let db_connections_in_use = IntGauge::new(
             "classroom_db_connections_in_use",
             "Database connections checked out of the pool",
@@ -200,6 +223,9 @@ impl Metrics {
         for collector in [
             Box::new(http_requests.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(http_duration.clone()),
+            Box::new(http_connections_open.clone()),
+            Box::new(http_connections_refused.clone()),
+            Box::new(http_header_timeouts.clone()),
             Box::new(db_connections_in_use.clone()),
             Box::new(db_connections_open.clone()),
             Box::new(restream_destinations.clone()),
@@ -224,6 +250,9 @@ impl Metrics {
             registry,
             http_requests,
             http_duration,
+            http_connections_open,
+            http_connections_refused,
+            http_header_timeouts,
             db_connections_in_use,
             db_connections_open,
             live,
@@ -258,6 +287,28 @@ impl Metrics {
         self.http_duration
             .with_label_values(&[method, route])
             .observe(elapsed.as_secs_f64());
+    }
+
+    /// An HTTP connection was admitted.
+    pub fn http_connection_opened(&self) {
+        self.http_connections_open.inc();
+    }
+
+    /// An admitted HTTP connection (or the WebSocket it became) closed.
+    pub fn http_connection_closed(&self) {
+        self.http_connections_open.dec();
+    }
+
+    /// A connection was closed at accept (`reason` as the metric's help lists).
+    pub fn http_connection_refused(&self, reason: &str) {
+        self.http_connections_refused
+            .with_label_values(&[reason])
+            .inc();
+    }
+
+    /// A connection was closed for not sending a request head in time.
+    pub fn http_header_timed_out(&self) {
+        self.http_header_timeouts.inc();
     }
 
     /// The database pool as seen at scrape time.

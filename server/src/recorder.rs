@@ -35,7 +35,8 @@ use crate::events::Overflow;
 pub const OVERFLOW: Overflow = Overflow::WaitFor(|e| match e {
     RoomEvent::Lesson(LessonEffect::WentLive(_)) | RoomEvent::Recording { .. } => true,
     RoomEvent::Activity { activity, .. } => !matches!(activity, RoomActivity::Broadcast(_)),
-    RoomEvent::Lesson(LessonEffect::Ended(_)) | RoomEvent::Media { .. } => false,
+    RoomEvent::Lesson(LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. })
+    | RoomEvent::Media { .. } => false,
 });
 
 /// The recorder of this server.
@@ -151,7 +152,10 @@ impl Recorder {
                     RoomEvent::Lesson(LessonEffect::WentLive(lesson)) => {
                         recorder.maybe_auto_record(lesson, rooms.clone());
                     }
-                    RoomEvent::Lesson(LessonEffect::Ended(_)) | RoomEvent::Media { .. } => {}
+                    RoomEvent::Lesson(
+                        LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. },
+                    )
+                    | RoomEvent::Media { .. } => {}
                 }
             }
         });

@@ -15,6 +15,7 @@ use classroom_courses::restream::{
 };
 use classroom_media::driver::{LocalSubscription, MediaHandle};
 use classroom_media::{Codec, LocalEvent, LocalTrackId, Mid, PeerId, TrackKind};
+use classroom_protocol::outbound::{BadNetwork, OutboundPolicy};
 use classroom_protocol::{LessonId, ParticipantRole, RoomName, TrackSource};
 use classroom_rtmp::restream::select::{VideoCandidate, VideoSource, main_view};
 use classroom_rtmp::restream::{
@@ -49,6 +50,9 @@ pub struct RestreamSettings {
     /// A PEM file of CA certificates trusted for `rtmps://` destinations on top of Mozilla's
     /// roots (a school's own media server with a private CA); empty: none.
     pub extra_ca_file: String,
+    /// Networks (CIDRs) destinations may resolve to besides public addresses, such as a
+    /// school's own media server on `10.0.5.0/24`; empty: public addresses only.
+    pub allowed_networks: Vec<String>,
 }
 
 impl Default for RestreamSettings {
@@ -64,12 +68,18 @@ impl Default for RestreamSettings {
             retry_max_failures: 10,
             retry_reset_after_secs: 60,
             extra_ca_file: String::new(),
+            allowed_networks: Vec::new(),
         }
     }
 }
 
 impl RestreamSettings {
-    fn to_config(&self) -> Result<RestreamConfig, TlsSetupError> {
+    /// The addresses destinations may resolve to (checked when added and at every connect).
+    pub fn outbound(&self) -> Result<OutboundPolicy, BadNetwork> {
+        OutboundPolicy::new(&self.allowed_networks)
+    }
+
+    fn to_config(&self, outbound: Arc<OutboundPolicy>) -> Result<RestreamConfig, TlsSetupError> {
         let extra_ca = Some(Path::new(&self.extra_ca_file)).filter(|p| !p.as_os_str().is_empty());
         Ok(RestreamConfig {
             ffmpeg: if self.ffmpeg.is_empty() {
@@ -88,6 +98,7 @@ impl RestreamSettings {
                 reset_after: Duration::from_secs(self.retry_reset_after_secs),
             },
             tls: PushTls::new(extra_ca)?,
+            outbound,
         })
     }
 }
@@ -143,6 +154,7 @@ struct Shared {
 /// Starts the restream manager; `changes` is the board's "destinations changed" receiver.
 pub fn start(
     settings: &RestreamSettings,
+    outbound: Arc<OutboundPolicy>,
     store: Store,
     media: MediaHandle,
     rooms: Arc<Rooms>,
@@ -155,7 +167,7 @@ pub fn start(
         media,
         rooms,
         board,
-        config: settings.to_config()?,
+        config: settings.to_config(outbound)?,
     };
     tokio::spawn(manage(shared, commands_rx, changes));
     Ok(Restreams { commands })
@@ -467,10 +479,15 @@ mod tests {
             extra_ca_file: "/nonexistent/ca.pem".into(),
             ..RestreamSettings::default()
         };
-        let error = settings.to_config().map(drop).expect_err("refused");
+        let error = settings
+            .to_config(Arc::default())
+            .map(drop)
+            .expect_err("refused");
         assert!(error.to_string().contains("/nonexistent/ca.pem"), "{error}");
         assert!(
-            RestreamSettings::default().to_config().is_ok(),
+            RestreamSettings::default()
+                .to_config(Arc::default())
+                .is_ok(),
             "no file: roots only"
         );
     }

@@ -1,8 +1,9 @@
 //! The web client, compiled into the binary so that `classroomd` alone serves it: no files to
-//! install beside it, no bundler at run time.
+//! install beside it, no bundler at run time. Also the security headers every response of
+//! the server carries ([`security_headers`]).
 
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 
@@ -99,6 +100,53 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/js/signaling.js"),
     ),
 ];
+
+/// The Content-Security-Policy of every response. The web client is plain modules and one
+/// stylesheet of our own: no inline script or style, no eval, nothing from another origin.
+/// It is the backstop for the session token kept in localStorage: a script injected into a
+/// page could read it, and this policy refuses to run any script we did not serve. `'self'`
+/// in `connect-src` covers the signaling WebSocket of the same host (ws: and wss: match
+/// 'self' from an http: or https: page in CSP level 3, which Chromium, Firefox and Safari
+/// follow). Video and audio come as MediaStreams (`srcObject`, not subject to CSP) or, for
+/// replays, from our own files. No `data:` or `blob:`: the client needs neither.
+pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
+     style-src 'self'; img-src 'self'; media-src 'self'; connect-src 'self'; \
+     font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; \
+     frame-ancestors 'none'; object-src 'none'";
+
+/// Camera, microphone and screen sharing for our own pages only; the rest of what a page
+/// could ask for, for nobody.
+const PERMISSIONS_POLICY: &str = "camera=(self), microphone=(self), display-capture=(self), \
+     fullscreen=(self), autoplay=(self), geolocation=(), payment=(), usb=()";
+
+/// The headers [`security_headers`] sets, fixed for every response.
+const SECURITY_HEADERS: &[(&str, &str)] = &[
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-content-type-options", "nosniff"),
+    // Older browsers know only this one for framing.
+    ("x-frame-options", "DENY"),
+    // Page URLs carry lesson and replay ids; links out (a replay download, a restream
+    // service) need not learn them.
+    ("referrer-policy", "no-referrer"),
+    ("permissions-policy", PERMISSIONS_POLICY),
+    // No window we open, and none that opens us, keeps a handle to the other.
+    ("cross-origin-opener-policy", "same-origin"),
+];
+
+/// Middleware (`axum::middleware::map_response`) putting the security headers on every
+/// response: pages, API answers, errors and 404s, `/metrics`. Pages are what they protect;
+/// on the rest they cost a few bytes and keep a JSON answer opened in a tab from being
+/// sniffed or framed.
+pub async fn security_headers(mut response: Response) -> Response {
+    let headers = response.headers_mut();
+    for (name, value) in SECURITY_HEADERS {
+        headers.insert(
+            HeaderName::from_static(name),
+            HeaderValue::from_static(value),
+        );
+    }
+    response
+}
 
 /// Routes serving the web client at `/`.
 pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {

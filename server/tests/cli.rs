@@ -209,3 +209,61 @@ fn bad_configuration_stops_start_up_naming_the_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("unsupported database URL"));
 }
+
+/// The (soft, hard) "Max open files" of a process, from /proc.
+fn open_file_limits(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).expect("its limits");
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .expect("a Max open files line");
+    let mut fields = line["Max open files".len()..].split_whitespace();
+    let soft = fields.next().expect("soft").to_string();
+    let hard = fields.next().expect("hard").to_string();
+    (soft, hard)
+}
+
+#[test]
+fn classroomd_raises_its_open_file_limit_to_the_hard_limit() {
+    let (_, hard) = open_file_limits(std::process::id());
+    let hard_number: u64 = hard.parse().expect("a finite hard limit here");
+    assert!(
+        hard_number > 128,
+        "the hard limit leaves room to lower: {hard}"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    // prlimit runs classroomd (same pid: it execs) with the soft limit lowered to 128.
+    let mut child = Command::new("prlimit")
+        .arg(format!("--nofile=128:{hard}"))
+        .arg(BIN)
+        .args(["--http-addr", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("CLASSROOM_MEDIA__UDP_ADDR", "127.0.0.1:0")
+        .env("CLASSROOM_MEDIA__TCP_ADDR", "127.0.0.1:0")
+        .env("CLASSROOM_RTMP__ADDR", "127.0.0.1:0")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("prlimit (util-linux) runs classroomd");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    let server = Server(child);
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).expect("a line");
+    assert!(line.contains("classroomd is running"), "{line}");
+    assert_eq!(
+        open_file_limits(server.0.id()),
+        (hard.clone(), hard.clone()),
+        "the soft limit was raised to the hard one"
+    );
+    drop(server);
+    let mut log = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut log).expect("its log");
+    assert!(
+        log.contains("open descriptor limit") && log.contains("128"),
+        "the limits are logged: {log}"
+    );
+}

@@ -19,12 +19,15 @@ use classroom_protocol::signal::{
     ClientMessage, EncoderState, MediaKind, ParticipantId, ParticipantInfo, QualityUpdate,
     RecordingState, ServerMessage,
 };
-use classroom_protocol::{JoinClaims, LessonId, ParticipantRole, RoomName, TrackSource};
+use classroom_protocol::{
+    AccessChange, AccessDenied, CloseReason, JoinClaims, LessonId, ParticipantRole, RoomName,
+    TrackSource, UserId,
+};
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
+use crate::media::{MediaError, MediaFuture, MediaNotice, MediaPort, PeerAccess, PeerId};
 use crate::room::{
     ConnectionId, EncoderIdentity, JoinError, LessonEffect, MediaEffect, Output, RecordingEffect,
     Room, RoomConfig,
@@ -66,10 +69,27 @@ impl Default for SignalingConfig {
     }
 }
 
-/// Checks join tokens; the server implements it with its token secret and clock.
+/// Checks join tokens; the server implements it with its token secret, its clock and its
+/// database.
 pub trait TokenVerifier: Send + Sync + 'static {
     /// The claims of a valid join token, or a message saying why it is not.
     fn verify(&self, token: &str) -> Result<JoinClaims, String>;
+
+    /// Whether the holder of verified `claims` may enter now, by what the database holds: the
+    /// account (exists, enabled), the membership (still in the course), the lesson (neither
+    /// ended nor cancelled) and removals. A token issued before any of them changed is
+    /// refused here.
+    fn admit<'a>(&'a self, claims: &'a JoinClaims) -> MediaFuture<'a, Result<(), AdmitError>>;
+}
+
+/// Why [`TokenVerifier::admit`] refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum AdmitError {
+    #[error("{}", .0.message())]
+    Denied(AccessDenied),
+    /// The database could not be asked; the client may try again.
+    #[error("the server cannot check your access right now; try again in a moment")]
+    Unavailable,
 }
 
 /// What the outside world hears from rooms: lesson changes, media changes, and for the
@@ -114,7 +134,7 @@ pub enum RoomActivity {
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
     Text(Utf8Bytes),
-    Close,
+    Close(CloseReason),
 }
 
 pub(crate) enum RoomCommand {
@@ -141,6 +161,13 @@ pub(crate) enum RoomCommand {
     Media(MediaNotice),
     /// The server starts recording (the course records by default).
     StartRecording,
+    /// Who may be here changed in the database.
+    Access(AccessChange),
+    /// The user may not be here after all (their join raced a change of access).
+    Revoke {
+        user: UserId,
+        why: AccessDenied,
+    },
     Encoder(EncoderCommand),
 }
 
@@ -188,6 +215,9 @@ pub struct Rooms {
     next_connection: AtomicU64,
     media: Option<Arc<MediaShared>>,
     stats: Arc<SignalingStats>,
+    /// Counts access changes, so that a join can tell whether one arrived while its own
+    /// check was under way (see `session.rs`).
+    access_changes: AtomicU64,
 }
 
 /// The media port and the peers of every room, shared by the room tasks.
@@ -211,6 +241,7 @@ impl Rooms {
             next_connection: AtomicU64::new(1),
             media: None,
             stats: Arc::default(),
+            access_changes: AtomicU64::new(0),
         }
     }
 
@@ -250,6 +281,38 @@ impl Rooms {
 
     pub fn config(&self) -> &SignalingConfig {
         &self.config
+    }
+
+    /// Follows a change of who may be where, stored by the courses layer: the rooms concerned
+    /// close out those who lost access (their connection closes with the reason's code, their
+    /// media peer is removed) or let a removed user back in. A lesson's changes go to its
+    /// room; a user's to every open room (a school has tens, and each looks the user up).
+    pub async fn access_changed(&self, change: AccessChange) {
+        // Counted before any room hears of it: a join that checked the database before the
+        // change and enters after it sees the count move and checks again.
+        self.access_changes.fetch_add(1, Ordering::SeqCst);
+        let rooms: Vec<mpsc::Sender<RoomCommand>> = match change {
+            AccessChange::LessonCancelled(lesson) | AccessChange::Readmitted { lesson, .. } => self
+                .rooms
+                .get(&RoomName::for_lesson(lesson))
+                .map(|r| r.commands.clone())
+                .into_iter()
+                .collect(),
+            AccessChange::AccountDisabled(_) | AccessChange::LeftCourse { .. } => self
+                .rooms
+                .iter()
+                .filter(|r| !r.is_ended())
+                .map(|r| r.commands.clone())
+                .collect(),
+        };
+        for room in rooms {
+            let _ = room.send(RoomCommand::Access(change)).await;
+        }
+    }
+
+    /// How many access changes have arrived so far.
+    pub(crate) fn access_changes_seen(&self) -> u64 {
+        self.access_changes.load(Ordering::SeqCst)
     }
 
     /// The role of the participant on media peer `peer`, and what its m-line `mid` carries as
@@ -458,6 +521,8 @@ async fn run_room(
                         Vec::new()
                     }
                     RoomCommand::StartRecording => room.start_recording(),
+                    RoomCommand::Access(change) => room.access_changed(change),
+                    RoomCommand::Revoke { user, why } => room.revoke(user, why),
                     RoomCommand::Encoder(command) => encoder_command(&mut room, media.as_mut(), command),
                     RoomCommand::Media(notice) => {
                         if let Some((connection, message)) = media.as_mut().and_then(|m| m.notice(notice)) {
@@ -501,8 +566,8 @@ async fn run_room(
                         }
                     }
                 }
-                Output::Close { connection } => {
-                    connections.close(connection);
+                Output::Close { connection, why } => {
+                    connections.close(connection, why);
                     if let Some(media) = media.as_mut() {
                         media.connection_gone(connection).await;
                     }
@@ -982,10 +1047,10 @@ impl Connections {
         }
     }
 
-    fn close(&mut self, connection: ConnectionId) {
+    fn close(&mut self, connection: ConnectionId, why: CloseReason) {
         if let Some((_, outbox)) = self.by_connection.get(&connection) {
             // A full outbox still closes: the session notices its channel is dropped.
-            let _ = outbox.try_send(Outbound::Close);
+            let _ = outbox.try_send(Outbound::Close(why));
         }
         self.detach(connection);
     }

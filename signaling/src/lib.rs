@@ -21,7 +21,9 @@ pub mod room;
 pub mod session;
 pub mod stats;
 
-pub use driver::{EncoderError, RoomActivity, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
+pub use driver::{
+    AdmitError, EncoderError, RoomActivity, RoomEvent, Rooms, SignalingConfig, TokenVerifier,
+};
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
 pub use room::{EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect, RoomConfig};
 pub use session::run_session;

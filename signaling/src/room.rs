@@ -16,9 +16,11 @@ use classroom_protocol::signal::{
     ServerMessage,
 };
 use classroom_protocol::{
-    Grants, JoinClaims, LessonId, PROTOCOL_VERSION, ParticipantRole, RoomName, TrackSource, UserId,
+    AccessDenied, CloseReason, CourseId, Grants, JoinClaims, LessonId, PROTOCOL_VERSION,
+    ParticipantRole, RoomName, TrackSource, UserId,
 };
 
+mod access;
 mod encoder;
 
 pub use encoder::EncoderIdentity;
@@ -62,8 +64,11 @@ pub enum Output {
         except: Option<ParticipantId>,
         message: ServerMessage,
     },
-    /// Close a connection (after the messages before it were sent).
-    Close { connection: ConnectionId },
+    /// Close a connection (after the messages before it were sent), saying why.
+    Close {
+        connection: ConnectionId,
+        why: CloseReason,
+    },
     /// The media layer must apply this in the same step.
     Media(MediaEffect),
     /// The lesson's state changes.
@@ -113,6 +118,13 @@ pub enum LessonEffect {
     /// A teacher is in the room: the lesson is live.
     WentLive(LessonId),
     Ended(LessonId),
+    /// A moderator (`by`) removed `user` from the lesson: it must be stored, so that no join
+    /// token lets them back until a teacher does.
+    UserRemoved {
+        lesson: LessonId,
+        user: UserId,
+        by: UserId,
+    },
 }
 
 /// Why a join was refused.
@@ -122,7 +134,7 @@ pub enum JoinError {
     WrongRoom(RoomName),
     #[error("the lesson has ended")]
     LessonEnded,
-    #[error("you were removed from this lesson; ask the teacher to let you back in")]
+    #[error("a teacher removed you from this lesson; ask them to let you back in")]
     Removed,
     #[error("the room is full ({0} participants)")]
     RoomFull(usize),
@@ -135,9 +147,18 @@ impl JoinError {
         match self {
             JoinError::WrongRoom(_) => "wrong_room",
             JoinError::LessonEnded => "lesson_ended",
-            JoinError::Removed => "removed",
+            JoinError::Removed => AccessDenied::RemovedFromLesson.code(),
             JoinError::RoomFull(_) => "room_full",
             JoinError::NotGranted => "missing_grant",
+        }
+    }
+
+    /// The access the refusal denies, whose close code the connection closes with.
+    pub fn denied(&self) -> Option<AccessDenied> {
+        match self {
+            JoinError::Removed => Some(AccessDenied::RemovedFromLesson),
+            JoinError::LessonEnded => Some(AccessDenied::LessonEnded),
+            _ => None,
         }
     }
 }
@@ -148,7 +169,6 @@ struct Participant {
     grants: Grants,
     /// The grants the join token gave, to return to when leaving the stage.
     base_grants: Grants,
-    token_id: String,
     connection: Option<ConnectionId>,
     disconnected_at: Option<Instant>,
 }
@@ -198,7 +218,12 @@ pub struct Room {
     chat: VecDeque<ChatMessage>,
     next_chat_seq: u64,
     chat_locked: bool,
-    removed_tokens: HashSet<String>,
+    /// The lesson's course, from the join tokens (all name the same one).
+    course: Option<CourseId>,
+    /// Users a moderator removed, refused whatever their token until let back in. The
+    /// database keeps them too (for other nodes and restarts); this closes the moment between
+    /// the removal and its write.
+    removed_users: HashSet<UserId>,
     live: bool,
     ended: bool,
     recording: RecordingState,
@@ -219,7 +244,8 @@ impl Room {
             chat: VecDeque::new(),
             next_chat_seq: 1,
             chat_locked: false,
-            removed_tokens: HashSet::new(),
+            course: None,
+            removed_users: HashSet::new(),
             live: false,
             ended: false,
             recording: RecordingState::Off,
@@ -303,13 +329,14 @@ impl Room {
         if self.ended {
             return Err(JoinError::LessonEnded);
         }
-        if self.removed_tokens.contains(&claims.jti) {
-            return Err(JoinError::Removed);
-        }
         if !claims.grants.join {
             return Err(JoinError::NotGranted);
         }
         let user = claims.user().ok_or(JoinError::NotGranted)?;
+        if self.removed_users.contains(&user) {
+            return Err(JoinError::Removed);
+        }
+        self.course = Some(claims.course);
         let mut out = Vec::new();
         let id = match self.by_user.get(&user).copied() {
             Some(id) => {
@@ -318,10 +345,12 @@ impl Room {
                 };
                 if let Some(old) = p.connection.replace(connection) {
                     // The same user joined from elsewhere: the newer connection wins.
-                    out.push(Output::Close { connection: old });
+                    out.push(Output::Close {
+                        connection: old,
+                        why: CloseReason::Replaced,
+                    });
                 }
                 p.disconnected_at = None;
-                p.token_id = claims.jti.clone();
                 p.info.reconnecting = false;
                 out.push(Output::Broadcast {
                     except: Some(id),
@@ -356,7 +385,6 @@ impl Room {
                         info: info.clone(),
                         grants: claims.grants.clone(),
                         base_grants: claims.grants.clone(),
-                        token_id: claims.jti.clone(),
                         connection: Some(connection),
                         disconnected_at: None,
                     },
@@ -459,7 +487,7 @@ impl Room {
             .collect();
         let mut out = Vec::new();
         for id in expired {
-            self.remove(id, LeaveReason::TimedOut, &mut out);
+            self.remove(id, LeaveReason::TimedOut, CloseReason::Done, &mut out);
         }
         out
     }
@@ -517,6 +545,7 @@ impl Room {
         let may_chat = actor.grants.chat;
         let may_record = actor.grants.record;
         let name = actor.info.name.clone();
+        let actor_user = actor.info.user_id;
         match message {
             ClientMessage::Join { .. } => {
                 return Err(Refusal::new(
@@ -674,13 +703,19 @@ impl Room {
                         "teachers and assistants cannot be removed",
                     ));
                 }
-                let token = target.token_id.clone();
-                self.removed_tokens.insert(token);
+                let user = target.info.user_id;
+                self.removed_users.insert(user);
+                out.push(Output::Lesson(LessonEffect::UserRemoved {
+                    lesson: self.lesson,
+                    user,
+                    by: actor_user,
+                }));
                 out.push(Output::Send {
                     to: participant,
                     message: ServerMessage::Removed { by: from },
                 });
-                self.remove(participant, LeaveReason::Removed, out);
+                let why = CloseReason::Denied(AccessDenied::RemovedFromLesson);
+                self.remove(participant, LeaveReason::Removed, why, out);
             }
             ClientMessage::LockChat { locked } => {
                 require_moderator(moderator, "lock the chat")?;
@@ -706,21 +741,10 @@ impl Room {
             }
             ClientMessage::EndLesson => {
                 require_moderator(moderator, "end the lesson")?;
-                if self.recording != RecordingState::Off {
-                    self.set_recording(RecordingState::Off, RecordingEffect::Stopped, out);
-                }
-                self.ended = true;
-                out.push(Output::Broadcast {
-                    except: None,
-                    message: ServerMessage::LessonEnded,
-                });
-                let everyone: Vec<_> = self.participants.keys().copied().collect();
-                for participant in everyone {
-                    self.remove(participant, LeaveReason::LessonEnded, out);
-                }
+                self.end(AccessDenied::LessonEnded, out);
                 out.push(Output::Lesson(LessonEffect::Ended(self.lesson)));
             }
-            ClientMessage::Leave => self.remove(from, LeaveReason::Left, out),
+            ClientMessage::Leave => self.remove(from, LeaveReason::Left, CloseReason::Done, out),
             // The driver negotiates media with its media port; without one there is no media.
             ClientMessage::Offer { .. }
             | ClientMessage::Answer { .. }
@@ -732,6 +756,26 @@ impl Room {
             }
         }
         Ok(())
+    }
+
+    /// Ends the room for everyone: the lesson ended or was cancelled (`why`).
+    fn end(&mut self, why: AccessDenied, out: &mut Vec<Output>) {
+        if self.recording != RecordingState::Off {
+            self.set_recording(RecordingState::Off, RecordingEffect::Stopped, out);
+        }
+        self.ended = true;
+        // A cancelled lesson never ran: its close code alone says so.
+        if why == AccessDenied::LessonEnded {
+            out.push(Output::Broadcast {
+                except: None,
+                message: ServerMessage::LessonEnded,
+            });
+        }
+        let everyone: Vec<_> = self.participants.keys().copied().collect();
+        for participant in everyone {
+            let close = CloseReason::Denied(why);
+            self.remove(participant, LeaveReason::LessonEnded, close, out);
+        }
     }
 
     /// A teacher's recording control: allowed only with the `record` grant, and only from
@@ -830,7 +874,13 @@ impl Room {
         }
     }
 
-    fn remove(&mut self, participant: ParticipantId, reason: LeaveReason, out: &mut Vec<Output>) {
+    fn remove(
+        &mut self,
+        participant: ParticipantId,
+        reason: LeaveReason,
+        close: CloseReason,
+        out: &mut Vec<Output>,
+    ) {
         let Some(p) = self.participants.remove(&participant) else {
             return;
         };
@@ -845,7 +895,10 @@ impl Room {
         self.hands.retain(|h| *h != participant);
         out.push(Output::Media(MediaEffect::ParticipantGone { participant }));
         if let Some(connection) = p.connection {
-            out.push(Output::Close { connection });
+            out.push(Output::Close {
+                connection,
+                why: close,
+            });
         }
         if reason != LeaveReason::LessonEnded {
             out.push(Output::Broadcast {
@@ -878,7 +931,7 @@ fn require_moderator(moderator: bool, action: &str) -> Result<(), Refusal> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use classroom_protocol::CourseId;
+    use classroom_protocol::AccessChange;
 
     const ROOM: LessonId = LessonId(7);
 
@@ -1167,7 +1220,7 @@ mod tests {
     }
 
     #[test]
-    fn mute_removal_and_no_rejoin_with_the_same_token() {
+    fn mute_and_a_removal_that_holds_against_new_tokens_until_let_back_in() {
         let mut c = class();
         let out = c
             .room
@@ -1208,22 +1261,52 @@ mod tests {
             message: ServerMessage::Removed { by: c.teacher }
         }));
         assert!(out.contains(&Output::Close {
-            connection: ConnectionId(3)
+            connection: ConnectionId(3),
+            why: CloseReason::Denied(AccessDenied::RemovedFromLesson),
         }));
         assert!(out.contains(&Output::Media(MediaEffect::ParticipantGone {
             participant: c.bob
         })));
-        assert_eq!(
-            c.room
-                .join(&claims(3, ParticipantRole::Student, "b"), ConnectionId(30))
-                .err(),
-            Some(JoinError::Removed)
+        assert!(
+            out.contains(&Output::Lesson(LessonEffect::UserRemoved {
+                lesson: ROOM,
+                user: UserId(3),
+                by: UserId(1),
+            })),
+            "the removal is to be stored"
         );
+        for token in ["b", "a fresh one"] {
+            assert_eq!(
+                c.room
+                    .join(
+                        &claims(3, ParticipantRole::Student, token),
+                        ConnectionId(30)
+                    )
+                    .err(),
+                Some(JoinError::Removed)
+            );
+        }
+        // Let back in for another lesson: still out of this one.
+        let elsewhere = AccessChange::Readmitted {
+            lesson: LessonId(8),
+            user: UserId(3),
+        };
+        assert!(c.room.access_changed(elsewhere).is_empty());
+        assert!(
+            c.room
+                .join(&claims(3, ParticipantRole::Student, "b2"), ConnectionId(31))
+                .is_err()
+        );
+        let back = AccessChange::Readmitted {
+            lesson: ROOM,
+            user: UserId(3),
+        };
+        c.room.access_changed(back);
         assert!(
             c.room
                 .join(&claims(3, ParticipantRole::Student, "b2"), ConnectionId(31))
                 .is_ok(),
-            "a new token lets them back"
+            "let back in"
         );
     }
 
@@ -1289,7 +1372,8 @@ mod tests {
             .expect("joins");
         assert_eq!(same, c.ann);
         assert!(out.contains(&Output::Close {
-            connection: ConnectionId(2)
+            connection: ConnectionId(2),
+            why: CloseReason::Replaced,
         }));
         assert_eq!(c.room.participant_count(), 3);
     }

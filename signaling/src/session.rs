@@ -6,17 +6,18 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
-use classroom_protocol::PROTOCOL_VERSION;
 use classroom_protocol::signal::{ClientEnvelope, ClientMessage, ServerMessage};
+use classroom_protocol::{AccessDenied, CloseReason, PROTOCOL_VERSION};
 use futures_util::{SinkExt, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::{Outbound, RoomCommand, Rooms, TokenVerifier, encode};
+use crate::driver::{AdmitError, Outbound, RoomCommand, Rooms, TokenVerifier, encode};
 use crate::limits::TokenBucket;
 
-/// Close codes (4000-4999 are the application's).
+/// Close codes (4000-4999 are the application's: `CloseReason`, `AccessDenied`).
 const CLOSE_POLICY: u16 = 1008;
-const CLOSE_DONE: u16 = 1000;
+/// The database could not be asked whether the user may enter: try again.
+const CLOSE_TRY_AGAIN: u16 = 1013;
 
 /// A client message that could not be used, as the error to answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +177,20 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
             return;
         }
     };
+    // The token may predate a change: a disabled account, a removal, a cancelled lesson.
+    let changes_before = rooms.access_changes_seen();
+    if let Err(refused) = verifier.admit(&claims).await {
+        let (code, close_code) = match refused {
+            AdmitError::Denied(why) => (why.code(), why.close_code()),
+            AdmitError::Unavailable => ("unavailable", CLOSE_TRY_AGAIN),
+        };
+        let error = refuse(join_id, code, refused.to_string());
+        let _ = sink.send(Message::Text(error_text(error))).await;
+        close(&mut sink, close_code, code).await;
+        return;
+    }
+    let user = claims.user();
+    let recheck = claims.clone();
     let room = rooms.room_for(&claims);
     let connection = rooms.next_connection();
     let (outbox, mut outbound) = mpsc::channel(config.outbox_capacity);
@@ -202,23 +217,35 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
                         e.to_string(),
                     ))))
                     .await;
-                close(&mut sink, CLOSE_POLICY, "join refused").await;
+                match e.denied() {
+                    Some(why) => close(&mut sink, why.close_code(), why.code()).await,
+                    None => close(&mut sink, CLOSE_POLICY, "join refused").await,
+                }
                 return;
             }
             Err(_) => return,
         },
         _ => {
+            let ended = AccessDenied::LessonEnded;
             let _ = sink
                 .send(Message::Text(error_text(refuse(
                     join_id,
-                    "lesson_ended",
-                    "the lesson has ended",
+                    ended.code(),
+                    ended.message(),
                 ))))
                 .await;
-            close(&mut sink, CLOSE_POLICY, "lesson ended").await;
+            close(&mut sink, ended.close_code(), ended.code()).await;
             return;
         }
     };
+    // A change that reached the rooms between our check and our entry missed us: check again
+    // (the room closes us out with the reason, as it would have).
+    if rooms.access_changes_seen() != changes_before
+        && let (Err(AdmitError::Denied(why)), Some(user)) = (verifier.admit(&recheck).await, user)
+    {
+        let _ = room.commands.send(RoomCommand::Revoke { user, why }).await;
+    }
+    drop(recheck); // not kept for the whole session
     // 2. Relay until either side ends.
     let mut bucket = TokenBucket::new(
         config.messages_per_second,
@@ -272,9 +299,15 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
                         break;
                     }
                 }
-                Some(Outbound::Close) | None => {
+                Some(Outbound::Close(why)) => {
                     closed_by_room = true;
-                    close(&mut sink, CLOSE_DONE, "closed by the room").await;
+                    close(&mut sink, why.code(), why.as_str()).await;
+                    break;
+                }
+                None => {
+                    closed_by_room = true;
+                    let why = CloseReason::Done;
+                    close(&mut sink, why.code(), why.as_str()).await;
                     break;
                 }
             },

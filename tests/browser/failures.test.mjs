@@ -102,6 +102,15 @@ test("server stopped mid-lesson, then back: the pages reconnect and media flows 
     await new Promise((r) => setTimeout(r, 2500));
     assert.equal(await kim.evaluate(() => window.classroom.over), "removed");
     assert.equal(await kim.getByText(/^Reconnecting/).count(), 0);
+    // Reloading does not help her (the removal holds for the lesson)...
+    await kim.reload();
+    await kim.getByText("You were removed from this lesson.").waitFor();
+    // ...until the teacher lets her back in from the participant list's "Removed" section.
+    await teacher.getByRole("button", { name: "Let back in: Kim Student" }).click();
+    await teacher.getByText("Kim Student can join the lesson again.").waitFor();
+    assert.equal(await teacher.getByRole("button", { name: "Let back in: Kim Student" }).count(), 0);
+    await kim.reload();
+    await eventually("kim in again", () => kim.evaluate(() => !window.classroom.over && !window.classroom.reconnecting && window.classroom.me !== null), 30_000);
   } finally {
     await browser.close();
   }

@@ -1,5 +1,5 @@
-// The teacher's encoder in real browsers. The teacher's live page shows the server URL and the
-// stream key (hidden until revealed); ffmpeg publishes an OBS-like stream with them (H.264
+// The teacher's encoder in real browsers. The teacher's live page shows the server URL and
+// makes the stream key, shown once (hidden until revealed); ffmpeg publishes an OBS-like stream with them (H.264
 // without B-frames + AAC, pre-encoded and sent with `-c copy`); a student's page decodes the
 // encoder's video, shown large, and receives its audio; the teacher's page says the encoder is
 // live, and why a second encoder on the same key is refused. Then the same with B-frames (x264's and OBS's default): the server converts the video
@@ -75,18 +75,27 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 test("an encoder streams into the lesson; B-frames are converted", { timeout: 300_000 }, async () => {
   const people = await school(server);
   const lesson = people.lesson.id;
-  const key = await server.request("GET", `/api/v1/lessons/${lesson}/stream-key`, people.teacher.token);
-  assert.equal(key.server_url, server.rtmp);
+  const before = await server.request("GET", `/api/v1/lessons/${lesson}/stream-key`, people.teacher.token);
+  assert.equal(before.server_url, server.rtmp);
+  assert.equal(before.stream_key, null, "no key until the teacher makes one");
 
+  // The teacher makes the key on the page; it is shown (on request) this once.
   const teacher = await pageAs(browser, server.base, people.teacher, { width: 1280, height: 800 });
   await teacher.goto(`${server.base}/live.html?lesson=${lesson}`);
   await teacher.getByRole("heading", { name: "Stream from OBS or an encoder" }).waitFor();
   assert.equal(await teacher.locator("#encoder-url").textContent(), server.rtmp);
+  await teacher.getByRole("button", { name: "Make a key" }).click();
+  await teacher.getByRole("button", { name: "Show key" }).waitFor();
   const hidden = await teacher.locator("#encoder-key").textContent();
-  assert.ok(!hidden.includes(key.stream_key), "the key is hidden until revealed");
+  assert.ok(!hidden.includes(`${lesson}-`), "the key is hidden until revealed");
   await teacher.getByRole("button", { name: "Show key" }).click();
-  assert.equal(await teacher.locator("#encoder-key").textContent(), key.stream_key);
+  const key = { stream_key: await teacher.locator("#encoder-key").textContent() };
+  assert.match(key.stream_key, new RegExp(`^${lesson}-[0-9a-f]{48}$`));
   await teacher.getByRole("button", { name: "Hide key" }).click();
+  // Not shown again: the server keeps only its hash.
+  const after = await server.request("GET", `/api/v1/lessons/${lesson}/stream-key`, people.teacher.token);
+  assert.equal(after.stream_key, null);
+  assert.ok(after.created_at, "the key's date is shown instead");
 
   const student = await pageAs(browser, server.base, people.sam, { width: 1024, height: 700 });
   await student.goto(`${server.base}/live.html?lesson=${lesson}`);

@@ -119,7 +119,7 @@ impl TestServer {
     }
 
     pub fn store(&self) -> Store {
-        Store::new(self.server.as_ref().expect("running").db.clone())
+        self.server.as_ref().expect("running").store.clone()
     }
 
     /// A client without a token.
@@ -340,9 +340,25 @@ async fn reply(response: reqwest::Response) -> Reply {
 ///
 /// ```ignore
 /// both_backends!(creates_courses, |server| async move { ... });
+/// both_backends!(with_a_setting, tune = |config| config.auth.join_ttl_secs = 1, |server| ...);
 /// ```
 #[macro_export]
 macro_rules! both_backends {
+    ($name:ident, tune = $tune:expr, $body:expr) => {
+        mod $name {
+            use super::*;
+
+            #[tokio::test]
+            async fn sqlite() {
+                $crate::run_tuned($crate::Backend::Sqlite, $tune, $body).await;
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                $crate::run_tuned($crate::Backend::Postgres, $tune, $body).await;
+            }
+        }
+    };
     ($name:ident, $body:expr) => {
         mod $name {
             use super::*;
@@ -366,7 +382,16 @@ where
     F: FnOnce(TestServer) -> Fut,
     Fut: std::future::Future<Output = TestServer>,
 {
-    let Some(server) = TestServer::start(backend, |_| {}).await else {
+    run_tuned(backend, |_| {}, body).await;
+}
+
+/// [`run_on`] with the configuration adjusted by `tune` first.
+pub async fn run_tuned<F, Fut>(backend: Backend, tune: impl FnOnce(&mut Config), body: F)
+where
+    F: FnOnce(TestServer) -> Fut,
+    Fut: std::future::Future<Output = TestServer>,
+{
+    let Some(server) = TestServer::start(backend, tune).await else {
         return;
     };
     let server = body(server).await;

@@ -151,6 +151,24 @@ impl Ws {
         while self.recv().await.is_some() {}
     }
 
+    /// Waits (up to `wait`) until the server closes the connection, skipping messages, and
+    /// returns the code of its close frame (`None` when it ended without one).
+    pub async fn close_code_within(&mut self, wait: Duration) -> Option<u16> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let frame = tokio::time::timeout_at(deadline, self.socket.next())
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("the server did not close the connection within {wait:?}")
+                });
+            match frame {
+                Some(Ok(Message::Close(frame))) => return frame.map(|f| u16::from(f.code)),
+                Some(Ok(_)) => continue,
+                Some(Err(_)) | None => return None,
+            }
+        }
+    }
+
     /// Drops the TCP connection without a close handshake (a network drop).
     pub fn drop_connection(self) {
         drop(self.socket);

@@ -6,6 +6,23 @@ import { $, banner, el, report, requireSession } from "./page.js";
 
 const params = new URLSearchParams(location.search);
 
+/**
+ * Where `next` leads, when that is a page of this site; else null. Resolved the way the browser
+ * will resolve it, because prefix checks miss what URL parsing does: `/\evil.example` and
+ * `/<TAB>/evil.example` (tabs and newlines are dropped, `\` counts as `/`) leave the site.
+ */
+function sameOriginTarget(next) {
+  if (!next) return null;
+  let url;
+  try {
+    url = new URL(next, location.origin);
+  } catch {
+    return null;
+  }
+  if (url.origin !== location.origin) return null;
+  return url.pathname + url.search + url.hash;
+}
+
 function showSignIn() {
   $("title").textContent = "Sign in";
   $("sign-in").hidden = false;
@@ -38,9 +55,8 @@ $("sign-in").addEventListener("submit", async (event) => {
       body: { email: $("email").value, password: $("password").value },
     });
     saveSession(body.token, body.user);
-    const next = params.get("next");
-    // Only paths of this site: `//evil.example` would leave it.
-    if (next && next.startsWith("/") && !next.startsWith("//")) location.href = next;
+    const next = sameOriginTarget(params.get("next"));
+    if (next) location.href = next;
     else {
       history.replaceState(null, "", "/");
       await showCourses();

@@ -9,7 +9,7 @@ import { MediaSession } from "./media.js";
 import { Tiles } from "./tiles.js";
 import { deviceProblem, fillPickers, openCamera, openDevice, openScreen } from "./devices.js";
 import { UNREACHABLE, api, session, signInUrl } from "./api.js";
-import { $, el } from "./page.js";
+import { $, el, when } from "./page.js";
 import { RestreamPanel } from "./restream.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
@@ -30,7 +30,8 @@ const state = {
   screenTrack: null,
   declinedStage: false,
   reconnecting: false,
-  over: null, // why the page stopped for good: "left", "removed", "ended"
+  over: null, // why the page stopped for good: "left", "removed", "revoked", "ended"
+  removed: new Map(), // moderators: user id -> name of those removed from the lesson
 };
 window.classroom = state; // for tests and debugging: state.media.pc.getStats()
 
@@ -84,6 +85,8 @@ function render() {
 
   $("hands").replaceChildren(...state.hands.map((id) => el("li", { text: `✋ ${participantName(id)}` })));
   $("people").replaceChildren(...[...state.participants.values()].map(personRow));
+  $("removed-section").hidden = !moderator() || state.removed.size === 0 || !!state.over;
+  $("removed").replaceChildren(...[...state.removed].map(([userId, name]) => removedRow(userId, name)));
   tiles.speaking(state.speakers);
   restreamPanel.show(me?.role === "teacher" && !state.over);
 }
@@ -110,6 +113,40 @@ function personRow(p) {
     );
   }
   return item;
+}
+
+/** A removed user, for moderators: they stay out of the lesson until let back in. */
+function removedRow(userId, name) {
+  const letBackIn = el("button", {
+    type: "button",
+    text: "Let back in",
+    "aria-label": `Let back in: ${name}`,
+    onclick: () => readmit(userId, name),
+  });
+  return el("li", { "data-removed": userId }, el("span", { text: name }), letBackIn);
+}
+
+/** Moderators: who was removed from this lesson (kept by the server across reconnects). */
+async function loadRemovals() {
+  try {
+    const removals = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/removals`);
+    state.removed = new Map(removals.map((r) => [r.user_id, r.name]));
+    render();
+  } catch (error) {
+    if (!error.redirected) banner(`The list of removed participants could not be loaded: ${error.message}`);
+  }
+}
+
+async function readmit(userId, name) {
+  try {
+    await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/removals/${encodeURIComponent(userId)}`, { method: "DELETE" });
+    banner(`${name} can join the lesson again.`);
+  } catch (error) {
+    if (error.redirected) return;
+    if (error.status !== 404) return banner(`${name} could not be let back in: ${error.message}`);
+  }
+  state.removed.delete(userId);
+  render();
 }
 
 // The visible text starts the accessible name, so voice control users can say what they see.
@@ -247,14 +284,20 @@ const ENCODER_STATES = {
   interrupted: "The encoder's connection dropped; waiting for it to come back…",
   stopped: "No encoder is streaming.",
 };
-const encoder = { key: null, url: null, shown: false, loaded: false };
+// The key is known only in the answer that made it (the server keeps its hash): shown on this
+// page until it is left, never again. A teacher who lost it makes a new one.
+const encoder = { key: null, url: null, created: null, shown: false, loaded: false };
 
-/** The lesson's stream key (teachers of the course only: others get 403 and see nothing). */
+/** The lesson's server URL and key (teachers of the course only: others get 403 and see nothing). */
 async function loadStreamKey(method = "GET") {
   try {
     const key = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/stream-key`, { method });
-    encoder.key = key.stream_key;
+    if (method === "POST") {
+      encoder.key = key.stream_key;
+      encoder.shown = false;
+    }
     encoder.url = key.server_url;
+    encoder.created = key.created_at;
     encoder.loaded = true;
     $("encoder").hidden = false;
     showStreamKey();
@@ -265,11 +308,20 @@ async function loadStreamKey(method = "GET") {
 }
 
 function showStreamKey() {
+  const known = Boolean(encoder.key);
   $("encoder-url").textContent = encoder.url;
-  $("encoder-key").textContent = encoder.shown ? encoder.key : "••••••••••••";
-  $("encoder-key").dataset.hidden = String(!encoder.shown);
+  let text;
+  if (known) text = encoder.shown ? encoder.key : "••••••••••••";
+  else if (encoder.created) text = `made ${when(encoder.created)}; shown only when made`;
+  else text = "none yet";
+  $("encoder-key").textContent = text;
+  $("encoder-key").dataset.hidden = String(known && !encoder.shown);
+  $("key-once").hidden = !known;
+  $("reveal-key").hidden = !known;
+  $("copy-key").hidden = !known;
   $("reveal-key").textContent = encoder.shown ? "Hide key" : "Show key";
   $("reveal-key").setAttribute("aria-pressed", String(encoder.shown));
+  $("rotate-key").textContent = encoder.created ? "New key" : "Make a key";
 }
 
 /** An `encoder` message: the state, and why a publish was refused or stopped. */
@@ -325,6 +377,7 @@ async function connect() {
   await media.start(state.publishing ? state.localStream : null, state.publishing ? state.screenTrack : null);
   $("connection").textContent = "connected";
   if (moderator() && !encoder.loaded) loadStreamKey();
+  if (moderator()) loadRemovals();
   render();
 }
 
@@ -354,7 +407,22 @@ function dropped() {
   joinUntilConnected(false);
 }
 
-const FINAL = { removed: "You were removed from this lesson.", lesson_ended: "The lesson has ended." };
+// Why the server refused or closed our place for good, by error code; the WebSocket close
+// codes 4001-4005 name the same reasons (docs/protocol.md).
+const FINAL = {
+  removed_from_lesson: ["removed", "You were removed from this lesson. A teacher can let you back in."],
+  account_disabled: ["revoked", "Your account was disabled, so you have left the lesson. Ask the school's administrator."],
+  not_a_member: ["revoked", "You are no longer a member of this course, so you have left the lesson."],
+  lesson_ended: ["ended", "The lesson has ended."],
+  lesson_cancelled: ["ended", "This lesson was cancelled."],
+};
+const CLOSE_CODES = {
+  4001: "removed_from_lesson",
+  4002: "account_disabled",
+  4003: "not_a_member",
+  4004: "lesson_ended",
+  4005: "lesson_cancelled",
+};
 
 async function joinUntilConnected(first) {
   for (let attempt = 0; !state.over; attempt++) {
@@ -371,7 +439,7 @@ async function joinUntilConnected(first) {
       state.media?.close();
       state.media = null;
       if (error.redirected) return; // the session ended: on the way to sign in
-      if (FINAL[error.code]) return finish(error.code === "removed" ? "removed" : "ended", FINAL[error.code]);
+      if (FINAL[error.code]) return finish(...FINAL[error.code]);
       if (error.status === 403 || error.status === 404 || error.status === 409) return finish("ended", error.message);
       if (error.code === "invalid_token") state.join = null; // ask for a fresh one
       const why = error.status === 0 || error.code === "closed" ? UNREACHABLE : `(${error.message})`;
@@ -405,7 +473,9 @@ function wire(signaling) {
     state.participants.set(participant.id, participant);
     tiles.rename(participant.id, participant.name);
   });
-  on("participant_left", ({ participant }) => {
+  on("participant_left", ({ participant, reason }) => {
+    const who = state.participants.get(participant);
+    if (reason === "removed" && who) state.removed.set(who.user_id, who.name);
     state.participants.delete(participant);
     state.quality.delete(participant);
     tiles.dropParticipant(participant);
@@ -429,10 +499,15 @@ function wire(signaling) {
     state.localStream?.getAudioTracks().forEach((t) => { t.enabled = false; });
   });
   on("encoder", showEncoder);
-  on("removed", () => finish("removed", FINAL.removed));
-  on("lesson_ended", () => finish("ended", FINAL.lesson_ended));
-  signaling.addEventListener("close", () => {
-    if (signaling === state.signaling && !state.over) dropped();
+  on("removed", () => finish(...FINAL.removed_from_lesson));
+  on("lesson_ended", () => finish(...FINAL.lesson_ended));
+  signaling.addEventListener("close", (event) => {
+    if (signaling !== state.signaling || state.over) return;
+    // Closed for a reason the server holds (an account disabled, a cancelled lesson...):
+    // joining again would be refused, so say why instead of reconnecting.
+    const final = FINAL[CLOSE_CODES[event.detail.code]];
+    if (final) finish(...final);
+    else dropped();
   });
 }
 
@@ -456,7 +531,7 @@ $("reveal-key").addEventListener("click", () => { encoder.shown = !encoder.shown
 $("copy-key").addEventListener("click", () => copy(encoder.key, "The stream key"));
 $("copy-url").addEventListener("click", () => copy(encoder.url, "The server URL"));
 $("rotate-key").addEventListener("click", () => {
-  if (confirm("Make a new stream key? The old one stops working: update your encoder.")) loadStreamKey("POST");
+  if (!encoder.created || confirm("Make a new stream key? The old one stops working: update your encoder.")) loadStreamKey("POST");
 });
 $("mute-all").addEventListener("click", () => send({ type: "mute_all" }).catch(() => {}));
 $("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked: !state.chatLocked }).catch(() => {}));
@@ -490,7 +565,7 @@ async function main() {
       state.courseId = lesson.course_id;
       $("home-link").href = `/course.html?id=${lesson.course_id}`;
       if (lesson.state === "ended" || lesson.state === "cancelled") {
-        finish("ended", lesson.state === "ended" ? FINAL.lesson_ended : "This lesson was cancelled.");
+        finish(...(lesson.state === "ended" ? FINAL.lesson_ended : FINAL.lesson_cancelled));
         return;
       }
       break;

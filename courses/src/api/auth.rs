@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::ApiState;
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ClientAddr, CurrentUser};
-use crate::auth::{hash_password, verify_password, verify_password_or_dummy};
+use crate::auth::{AccountKey, hash_password, verify_password, verify_password_or_dummy};
 use crate::model::{Email, Password, User};
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -36,7 +36,8 @@ pub struct LoginResponse {
     responses(
         (status = 200, description = "Signed in", body = LoginResponse),
         (status = 401, description = "Wrong email or password, or account disabled", body = classroom_protocol::ErrorBody),
-        (status = 422, description = "Missing field", body = classroom_protocol::ErrorBody),
+        (status = 413, description = "The body is larger than 16 KiB", body = classroom_protocol::ErrorBody),
+        (status = 422, description = "Missing field, or an email longer than 254 characters", body = classroom_protocol::ErrorBody),
         (status = 429, description = "Too many attempts; see Retry-After", body = classroom_protocol::ErrorBody),
     )
 )]
@@ -46,11 +47,10 @@ pub(super) async fn login(
     ApiJson(body): ApiJson<LoginRequest>,
 ) -> ApiResult<Json<LoginResponse>> {
     let wrong = || ApiError::unauthenticated("wrong_credentials", "the email or password is wrong");
-    // Count the attempt before anything else, and under the normalized email so that case
-    // variations do not get fresh buckets.
-    let account = Email::parse(&body.email)
-        .map(|e| e.as_str().to_string())
-        .unwrap_or(body.email.clone());
+    // Count the attempt before anything else, under the normalized email so that case
+    // variations do not get fresh buckets; an email too long to be one is refused before it
+    // can become a key.
+    let account = AccountKey::parse(&body.email)?;
     state.limits.check_login(addr, &account)?;
     let Ok(email) = Email::parse(&body.email) else {
         return Err(wrong());
@@ -101,6 +101,7 @@ pub(super) async fn me(CurrentUser(user): CurrentUser) -> Json<User> {
 #[serde(deny_unknown_fields)]
 pub struct ChangePasswordRequest {
     pub current_password: String,
+    #[schema(min_length = 8, max_length = 256)]
     pub new_password: String,
 }
 
@@ -113,6 +114,7 @@ pub struct ChangePasswordRequest {
         (status = 401, body = classroom_protocol::ErrorBody),
         (status = 403, description = "The current password is wrong", body = classroom_protocol::ErrorBody),
         (status = 422, body = classroom_protocol::ErrorBody),
+        (status = 429, description = "Too many attempts; see Retry-After", body = classroom_protocol::ErrorBody),
     )
 )]
 pub(super) async fn change_own_password(
@@ -121,7 +123,9 @@ pub(super) async fn change_own_password(
     CurrentUser(user): CurrentUser,
     ApiJson(body): ApiJson<ChangePasswordRequest>,
 ) -> ApiResult<StatusCode> {
-    state.limits.check_login(addr, &user.email)?;
+    state
+        .limits
+        .check_login(addr, &AccountKey::parse(&user.email)?)?;
     let new_password = Password::parse_field("new_password", &body.new_password)?;
     let credentials = state
         .store

@@ -3,7 +3,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use classroom_protocol::{CourseId, UserId, UserRole};
+use classroom_protocol::{AccessChange, CourseId, UserId, UserRole};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -17,8 +17,14 @@ use crate::store::{CourseChanges, Page};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateCourseRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: String,
     #[serde(default)]
+    #[schema(max_length = 10000)]
     pub description: String,
     /// Record its lessons from the moment they go live (default false).
     #[serde(default)]
@@ -131,7 +137,13 @@ pub(super) async fn get_course(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateCourseRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: Option<String>,
+    #[schema(max_length = 10000)]
     pub description: Option<String>,
     pub record_by_default: Option<bool>,
 }
@@ -189,8 +201,8 @@ pub struct MemberRequest {
         (status = 401, body = classroom_protocol::ErrorBody),
         (status = 403, body = classroom_protocol::ErrorBody),
         (status = 404, description = "No such course or user", body = classroom_protocol::ErrorBody),
-        (status = 409, description = "Already a teacher of the course", body = classroom_protocol::ErrorBody),
-        (status = 422, description = "Bad body, or the user is not a teacher account", body = classroom_protocol::ErrorBody),
+        (status = 409, description = "Already a teacher of the course (`already_member`), or the user is not a teacher (`wrong_role`)", body = classroom_protocol::ErrorBody),
+        (status = 422, description = "Bad body", body = classroom_protocol::ErrorBody),
     )
 )]
 pub(super) async fn add_teacher(
@@ -251,6 +263,10 @@ pub(super) async fn remove_teacher(
 ) -> ApiResult<StatusCode> {
     course_manager(&state, &user, id).await?;
     state.store.remove_teacher(id, teacher).await?;
+    state.announce(AccessChange::LeftCourse {
+        course: id,
+        user: teacher,
+    });
     tracing::info!(by = %user.id, course = %id, %teacher, "teacher removed");
     Ok(StatusCode::NO_CONTENT)
 }
@@ -265,8 +281,8 @@ pub(super) async fn remove_teacher(
         (status = 401, body = classroom_protocol::ErrorBody),
         (status = 403, body = classroom_protocol::ErrorBody),
         (status = 404, description = "No such course or user", body = classroom_protocol::ErrorBody),
-        (status = 409, description = "Already enrolled", body = classroom_protocol::ErrorBody),
-        (status = 422, description = "Bad body, or the user is not a student account", body = classroom_protocol::ErrorBody),
+        (status = 409, description = "Already enrolled (`already_member`), or the user is not a student (`wrong_role`)", body = classroom_protocol::ErrorBody),
+        (status = 422, description = "Bad body", body = classroom_protocol::ErrorBody),
     )
 )]
 pub(super) async fn enroll(
@@ -327,6 +343,10 @@ pub(super) async fn unenroll(
 ) -> ApiResult<StatusCode> {
     course_manager(&state, &user, id).await?;
     state.store.unenroll(id, student).await?;
+    state.announce(AccessChange::LeftCourse {
+        course: id,
+        user: student,
+    });
     tracing::info!(by = %user.id, course = %id, %student, "student unenrolled");
     Ok(StatusCode::NO_CONTENT)
 }

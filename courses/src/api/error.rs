@@ -9,6 +9,7 @@ use classroom_protocol::{ErrorBody, ErrorDetail};
 use crate::auth::{RateLimited, TokenError};
 use crate::error::StoreError;
 use crate::model::FieldError;
+use crate::restream::DestinationRefused;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApiError {
@@ -78,6 +79,16 @@ impl From<FieldError> for ApiError {
             e.to_string(),
         )
         .with_field(e.field)
+    }
+}
+
+impl From<DestinationRefused> for ApiError {
+    fn from(e: DestinationRefused) -> Self {
+        let code = match e {
+            DestinationRefused::NotAllowed { .. } => "destination_not_allowed",
+            DestinationRefused::Unresolvable { .. } => "destination_unresolvable",
+        };
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string()).with_field("url")
     }
 }
 

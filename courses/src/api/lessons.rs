@@ -3,7 +3,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use classroom_protocol::{CourseId, Grants, LessonId, ParticipantRole, RoomName};
+use classroom_protocol::{
+    AccessChange, AccessDenied, CourseId, Grants, LessonId, ParticipantRole, RoomName,
+};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -18,6 +20,11 @@ use crate::store::{LessonChanges, NewLesson, Page};
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateLessonRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: String,
     /// RFC 3339, e.g. `2026-12-01T09:00:00Z`.
     #[serde(with = "time::serde::rfc3339")]
@@ -113,6 +120,11 @@ pub(super) async fn get_lesson(
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateLessonRequest {
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = r"^[^\x00-\x1f\x7f-\x9f]*[^\s\x00-\x1f\x7f-\x9f][^\x00-\x1f\x7f-\x9f]*$"
+    )]
     pub title: Option<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub starts_at: Option<OffsetDateTime>,
@@ -178,6 +190,8 @@ pub(super) async fn cancel_lesson(
         .store
         .transition_lesson(id, LessonEvent::Cancel, OffsetDateTime::now_utc())
         .await?;
+    // Students may already wait in the room of a scheduled lesson: it closes.
+    state.announce(AccessChange::LessonCancelled(id));
     tracing::info!(by = %user.id, lesson = %id, "lesson cancelled");
     Ok(Json(lesson))
 }
@@ -200,14 +214,15 @@ pub struct JoinResponse {
 /// Get a join token for a lesson's room (the course's teachers and enrolled students).
 ///
 /// Teachers are granted publish and moderate; students subscribe and chat, and are granted
-/// publish live when brought on stage.
+/// publish live when brought on stage. A user a moderator removed from the lesson is refused
+/// (`removed_from_lesson`) until a teacher lets them back in.
 #[utoipa::path(
     post, path = "/api/v1/lessons/{id}/join", tag = "lessons", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Lesson id")),
     responses(
         (status = 200, body = JoinResponse),
         (status = 401, body = classroom_protocol::ErrorBody),
-        (status = 403, description = "Not a teacher or enrolled student of the course", body = classroom_protocol::ErrorBody),
+        (status = 403, description = "Not a teacher or enrolled student of the course, or removed from the lesson", body = classroom_protocol::ErrorBody),
         (status = 404, body = classroom_protocol::ErrorBody),
         (status = 409, description = "The lesson has ended or was cancelled", body = classroom_protocol::ErrorBody),
         (status = 429, description = "Too many requests; see Retry-After", body = classroom_protocol::ErrorBody),
@@ -239,6 +254,10 @@ pub(super) async fn join_lesson(
                 lesson.state.as_str()
             ),
         ));
+    }
+    if state.store.is_removed(lesson.id, user.id).await? {
+        let removed = AccessDenied::RemovedFromLesson;
+        return Err(ApiError::forbidden(removed.code(), removed.message()));
     }
     let now = OffsetDateTime::now_utc();
     let grant = JoinGrant {

@@ -7,7 +7,9 @@ mod courses;
 pub mod error;
 pub mod extract;
 mod lessons;
+pub mod openapi;
 mod recording_jobs;
+mod removals;
 mod replays;
 mod restreams;
 mod stream_keys;
@@ -15,8 +17,10 @@ mod users;
 
 use std::sync::Arc;
 
+use axum::extract::DefaultBodyLimit;
 use axum::http::StatusCode;
-use classroom_protocol::{CourseId, LessonId, UserRole};
+use classroom_protocol::outbound::OutboundPolicy;
+use classroom_protocol::{AccessChange, CourseId, LessonId, UserRole};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{IntoParams, Modify, OpenApi, ToSchema};
@@ -37,8 +41,13 @@ pub use restreams::{AddDestinationRequest, DestinationResponse};
 pub use stream_keys::StreamKeyResponse;
 pub use users::ImportReport;
 
-/// Largest accepted CSV class list.
+/// Largest accepted CSV class list, the one large body the API takes.
 pub const MAX_IMPORT_BYTES: usize = 4 * 1024 * 1024;
+
+/// Largest accepted body of every other request (JSON of a few fields: a login, a course).
+/// Bodies are read whole before a handler runs, so a large limit on a public route such as
+/// the login lets anyone make the server hold megabytes per request.
+pub const MAX_BODY_BYTES: usize = 16 * 1024;
 
 /// What the API handlers share.
 #[derive(Clone, Debug)]
@@ -53,11 +62,28 @@ pub struct ApiState {
     pub rtmp_public_url: Option<String>,
     /// Live states of restream destinations, and where the API announces changed ones.
     pub restreams: RestreamBoard,
+    /// Which addresses restream destinations may resolve to (`restream.allowed_networks`).
+    pub restream_outbound: Arc<OutboundPolicy>,
+    /// How long a request may take (`http.request_timeout_secs`); a class-list import spends
+    /// at most half of it hashing passwords.
+    pub request_timeout: std::time::Duration,
     /// `<data_dir>/replays`, whose files the replay links serve; `None` serves none.
     pub replays_dir: Option<std::path::PathBuf>,
     /// Told when a lesson's stream key is rotated: the RTMP ingest disconnects an encoder
     /// streaming with the old key. `None` without an ingest.
     pub stream_key_rotated: Option<KeyRotated>,
+    /// Where the API announces a change of who may be in lessons' rooms (an account disabled,
+    /// a student unenrolled, a lesson cancelled, a removed user let back in) once it is
+    /// stored; the server delivers them to the live rooms, which follow at once.
+    pub access_changes: tokio::sync::mpsc::UnboundedSender<AccessChange>,
+}
+
+impl ApiState {
+    /// Tells the live rooms of a stored change of access (nobody listening is not an error:
+    /// a server without rooms has nothing to follow).
+    fn announce(&self, change: AccessChange) {
+        let _ = self.access_changes.send(change);
+    }
 }
 
 /// A hook called with the lesson whose stream key was just rotated.
@@ -70,7 +96,8 @@ impl std::fmt::Debug for KeyRotated {
     }
 }
 
-/// The `/api/v1` routes with their OpenAPI description.
+/// The `/api/v1` routes with their OpenAPI description. The CSV import takes bodies up to
+/// [`MAX_IMPORT_BYTES`]; the server sets [`MAX_BODY_BYTES`] for everything else.
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::login))
@@ -79,7 +106,11 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(users::get_user, users::update_user))
         .routes(routes!(users::reset_password))
-        .routes(routes!(users::import_users))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(users::import_users))
+                .layer(DefaultBodyLimit::max(MAX_IMPORT_BYTES)),
+        )
         .routes(routes!(courses::create_course, courses::list_courses))
         .routes(routes!(courses::get_course, courses::update_course))
         .routes(routes!(courses::add_teacher, courses::list_teachers))
@@ -90,6 +121,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(lessons::get_lesson, lessons::update_lesson))
         .routes(routes!(lessons::cancel_lesson))
         .routes(routes!(lessons::join_lesson))
+        .routes(routes!(removals::list_removals))
+        .routes(routes!(removals::readmit))
         .routes(routes!(
             stream_keys::get_stream_key,
             stream_keys::rotate_stream_key

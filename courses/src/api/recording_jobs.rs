@@ -2,14 +2,14 @@
 //! reason), and retrying a failed job.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::State;
 use classroom_protocol::UserRole;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
-use super::extract::{ApiPath, CurrentUser};
+use super::extract::{ApiPath, ApiQuery, CurrentUser};
 use super::{ApiState, require_role};
 use crate::model::{JobState, RecordingJob};
 
@@ -17,7 +17,8 @@ use crate::model::{JobState, RecordingJob};
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct JobQuery {
-    /// Only jobs in this state: queued, running, done or failed.
+    /// Only jobs in this state: queued, running, done or failed (empty: all).
+    #[param(pattern = r"^(queued|running|done|failed)?$")]
     pub state: Option<String>,
 }
 
@@ -34,13 +35,12 @@ pub struct JobList {
         (status = 200, body = JobList),
         (status = 401, body = classroom_protocol::ErrorBody),
         (status = 403, body = classroom_protocol::ErrorBody),
-        (status = 422, body = classroom_protocol::ErrorBody),
     )
 )]
 pub(super) async fn list_jobs(
     State(state): State<ApiState>,
     CurrentUser(user): CurrentUser,
-    Query(query): Query<JobQuery>,
+    ApiQuery(query): ApiQuery<JobQuery>,
 ) -> ApiResult<Json<JobList>> {
     require_role(&user, &[UserRole::Admin], "see replay jobs")?;
     let filter = match query.state.as_deref() {

@@ -19,8 +19,13 @@ use crate::restream::{Destination, DestinationId, DestinationState, NewDestinati
 #[serde(deny_unknown_fields)]
 pub struct AddDestinationRequest {
     /// The service's RTMP URL without the key: `rtmp://HOST[:PORT]/APP` or `rtmps://…`.
+    #[schema(
+        max_length = 512,
+        pattern = r"^rtmps?://([A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?/[!-~]*[!-.0-~][!-~]*$"
+    )]
     pub url: String,
     /// The stream key the service gave you. Stored, never shown again in full.
+    #[schema(min_length = 1, max_length = 512, pattern = r"^[!-~]+$")]
     pub stream_key: String,
 }
 
@@ -76,7 +81,7 @@ pub(super) async fn list_destinations(
         (status = 403, description = "Not a teacher of the course", body = classroom_protocol::ErrorBody),
         (status = 404, body = classroom_protocol::ErrorBody),
         (status = 409, description = "The lesson is over, or has the most destinations allowed", body = classroom_protocol::ErrorBody),
-        (status = 422, description = "Bad URL or stream key", body = classroom_protocol::ErrorBody),
+        (status = 422, description = "Bad URL or stream key (`invalid_field`), or a host that resolves only to addresses the server does not connect to, such as private or loopback ones (`destination_not_allowed`), or to none (`destination_unresolvable`)", body = classroom_protocol::ErrorBody),
     )
 )]
 pub(super) async fn add_destination(
@@ -88,6 +93,7 @@ pub(super) async fn add_destination(
     let lesson = lesson_teacher(&state, &user, id, "its restream destinations").await?;
     let new = NewDestination::parse(&body.url, &body.stream_key)?;
     require_joinable(&lesson, "restreamed")?;
+    new.url.check_outbound(&state.restream_outbound).await?;
     let destination = state
         .store
         .add_destination(lesson.id, new, user.id, OffsetDateTime::now_utc())

@@ -1,5 +1,7 @@
 //! A lesson's RTMP stream key, for the teacher's encoder (OBS: Settings > Stream > Custom,
-//! Server = `server_url`, Stream Key = `stream_key`). Only the course's teachers see or rotate it.
+//! Server = `server_url`, Stream Key = `stream_key`). Only the course's teachers make one. The
+//! key is shown once, in the answer that makes it: the server keeps only its hash, so a
+//! teacher who lost it makes a new one (which cuts off the old one).
 
 use axum::Json;
 use axum::extract::State;
@@ -21,13 +23,16 @@ pub struct StreamKeyResponse {
     pub lesson_id: LessonId,
     /// The RTMP server URL for the encoder, e.g. `rtmp://school.example:1935/live`.
     pub server_url: String,
-    /// A secret: anyone with it can stream into the lesson. Rotate it if it leaks.
-    pub stream_key: String,
-    #[serde(with = "time::serde::rfc3339")]
-    pub created_at: OffsetDateTime,
+    /// A secret: anyone with it can stream into the lesson. Only in the answer of `POST`, the
+    /// one time it is shown (the server keeps only its hash); `null` otherwise.
+    pub stream_key: Option<String>,
+    /// When the lesson's current key was made; `null` when it has none yet.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub created_at: Option<OffsetDateTime>,
 }
 
-/// The lesson's stream key and RTMP server URL (the course's teachers).
+/// The lesson's RTMP server URL, and whether it has a stream key (the key itself is shown
+/// only when it is made) (the course's teachers).
 #[utoipa::path(
     get, path = "/api/v1/lessons/{id}/stream-key", tag = "lessons", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Lesson id")),
@@ -45,14 +50,17 @@ pub(super) async fn get_stream_key(
     ApiPath(id): ApiPath<LessonId>,
 ) -> ApiResult<Json<StreamKeyResponse>> {
     let lesson = lesson_teacher(&state, &user, id, "its stream key").await?;
-    let key = state
-        .store
-        .stream_key(lesson.id, user.id, OffsetDateTime::now_utc())
-        .await?;
-    Ok(Json(response(&state, &headers, key)))
+    let created_at = state.store.stream_key_created(lesson.id).await?;
+    Ok(Json(StreamKeyResponse {
+        lesson_id: lesson.id,
+        server_url: server_url(state.rtmp_public_url.as_deref(), &headers),
+        stream_key: None,
+        created_at,
+    }))
 }
 
-/// Replace the lesson's stream key; the old one stops working (the course's teachers).
+/// Make the lesson a new stream key, shown in this answer only; a previous key stops working
+/// (the course's teachers).
 #[utoipa::path(
     post, path = "/api/v1/lessons/{id}/stream-key", tag = "lessons", security(("bearer" = [])),
     params(("id" = i64, Path, description = "Lesson id")),
@@ -89,8 +97,8 @@ fn response(state: &ApiState, headers: &HeaderMap, key: StreamKey) -> StreamKeyR
     StreamKeyResponse {
         lesson_id: key.lesson,
         server_url: server_url(state.rtmp_public_url.as_deref(), headers),
-        stream_key: key.expose(),
-        created_at: key.created_at,
+        stream_key: Some(key.expose()),
+        created_at: Some(key.created_at),
     }
 }
 

@@ -12,6 +12,8 @@ use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 use serde::{Deserialize, Serialize};
 
+use crate::model::{FieldError, MAX_EMAIL_LEN};
+
 type Limiter<K, C> = RateLimiter<K, DashMapStateStore<K>, C, NoOpMiddleware<<C as Clock>::Instant>>;
 
 /// Requests allowed per minute, each also the burst size.
@@ -48,6 +50,35 @@ where
     RateLimiter::dashmap_with_clock(Quota::per_minute(per_minute), clock.clone())
 }
 
+/// An account as the login limits know it: the email trimmed and lower-cased (so that case
+/// variations share one bucket), at most [`MAX_EMAIL_LEN`] characters. Anything longer is refused
+/// before it reaches a limiter: a raw 4 MiB "email" as a map key pinned 4 MiB per attempt.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AccountKey(Box<str>);
+
+impl AccountKey {
+    /// The key of whatever was typed as the email; not necessarily a valid address (a
+    /// mistyped one is still counted).
+    pub fn parse(email: &str) -> Result<AccountKey, FieldError> {
+        let trimmed = email.trim();
+        let too_long = || FieldError::new("email", "is longer than 254 characters");
+        // Checked before lower-casing too, so an absurd input is never copied.
+        if trimmed.len() > 4 * MAX_EMAIL_LEN {
+            return Err(too_long());
+        }
+        let key = trimmed.to_lowercase();
+        // Characters, as Email::parse and the OpenAPI document's maxLength count them.
+        if key.chars().count() > MAX_EMAIL_LEN {
+            return Err(too_long());
+        }
+        Ok(AccountKey(key.into_boxed_str()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
 /// A refused request and when to try again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RateLimited {
@@ -58,7 +89,7 @@ pub struct RateLimited {
 pub struct RateLimits<C: Clock = DefaultClock> {
     clock: C,
     login_by_address: Limiter<IpAddr, C>,
-    login_by_account: Limiter<String, C>,
+    login_by_account: Limiter<AccountKey, C>,
     join_by_address: Limiter<IpAddr, C>,
     join_by_user: Limiter<i64, C>,
 }
@@ -86,10 +117,10 @@ impl<C: Clock + Clone> RateLimits<C> {
         }
     }
 
-    /// Counts a login attempt from `address` for `account` (a normalized email).
-    pub fn check_login(&self, address: IpAddr, account: &str) -> Result<(), RateLimited> {
+    /// Counts a login attempt from `address` for `account`.
+    pub fn check_login(&self, address: IpAddr, account: &AccountKey) -> Result<(), RateLimited> {
         self.check(&self.login_by_address, &address)?;
-        self.check(&self.login_by_account, &account.to_string())
+        self.check(&self.login_by_account, account)
     }
 
     /// Counts a join-token request from `address` by `user`.
@@ -137,27 +168,40 @@ mod tests {
         let clock = FakeRelativeClock::default();
         let limits = RateLimits::with_clock(&config(3), clock.clone());
         let ip: IpAddr = [127, 0, 0, 1].into();
+        let ada = key("ada@school.edu");
         for _ in 0..3 {
-            assert_eq!(limits.check_login(ip, "ada@school.edu"), Ok(()));
+            assert_eq!(limits.check_login(ip, &ada), Ok(()));
         }
         let refused = limits
-            .check_login(ip, "ada@school.edu")
-            .expect_err("bucket empty");
+            .check_login(ip, &key(" ADA@School.edu "))
+            .expect_err("bucket empty, whatever the case");
         assert!(
             refused.retry_after >= Duration::from_secs(20),
             "{refused:?}"
         );
         assert_eq!(
-            limits.check_login(ip, "bob@school.edu"),
+            limits.check_login(ip, &key("bob@school.edu")),
             Ok(()),
             "other accounts unaffected"
         );
         clock.advance(Duration::from_secs(20));
-        assert_eq!(
-            limits.check_login(ip, "ada@school.edu"),
-            Ok(()),
-            "one token refilled"
-        );
+        assert_eq!(limits.check_login(ip, &ada), Ok(()), "one token refilled");
+    }
+
+    fn key(email: &str) -> AccountKey {
+        AccountKey::parse(email).expect("a key")
+    }
+
+    #[test]
+    fn account_keys_are_normalised_and_bounded() {
+        assert_eq!(key("  Ada@School.EDU\t").as_str(), "ada@school.edu");
+        assert_eq!(key("not an email").as_str(), "not an email");
+        let longest = format!("{}@x.y", "a".repeat(MAX_EMAIL_LEN - 4));
+        assert_eq!(key(&longest).as_str().len(), MAX_EMAIL_LEN);
+        for too_long in [format!("a{longest}"), "a".repeat(4 * 1024 * 1024)] {
+            let refused = AccountKey::parse(&too_long).expect_err("too long");
+            assert_eq!(refused.field, "email");
+        }
     }
 
     #[test]

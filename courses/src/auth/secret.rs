@@ -40,6 +40,8 @@ pub fn load_or_create_secret(
     };
     match fs::read_to_string(&path) {
         Ok(text) => {
+            // Written 0600 by us, but possibly copied or restored wider since.
+            crate::private_files::narrow(&path, crate::private_files::FILE_MODE).map_err(io)?;
             let secret = text.trim();
             if secret.len() < MIN_SECRET_BYTES {
                 return Err(SecretError::TooShort {
@@ -49,7 +51,7 @@ pub fn load_or_create_secret(
             Ok(secret.as_bytes().to_vec())
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            fs::create_dir_all(data_dir).map_err(io)?;
+            crate::private_files::private_dir(data_dir).map_err(io)?;
             let secret = random_token(48);
             // create_new: two processes starting at once cannot overwrite each other's secret.
             let mut file = OpenOptions::new()

@@ -8,9 +8,7 @@ use time::OffsetDateTime;
 use super::users::user_from_row;
 use super::{Page, Paged, Store, count, fixed};
 use crate::error::{StoreError, StoreResult, is_unique_violation};
-use crate::model::{
-    Course, CourseMembership, Description, FieldError, Title, User, from_millis, to_millis,
-};
+use crate::model::{Course, CourseMembership, Description, Title, User, from_millis, to_millis};
 
 const COURSE_COLUMNS: &str =
     "c.id, c.title, c.description, c.created_by, c.created_at, c.record_by_default";
@@ -275,8 +273,10 @@ impl Store {
         let user = self.user(user_id).await?;
         let required = roster.required_role();
         if user.role != required {
-            return Err(StoreError::Invalid(FieldError::new(
-                "user_id",
+            // The request is well formed; the account it names is of another kind: a
+            // conflict with the school's data, not a bad field.
+            return Err(StoreError::conflict(
+                "wrong_role",
                 format!(
                     "{} is a {}; only a {} can be added as {}",
                     user.email,
@@ -284,7 +284,7 @@ impl Store {
                     required.as_str(),
                     roster.what()
                 ),
-            )));
+            ));
         }
         let sql = format!(
             "INSERT INTO {} (course_id, user_id, {}) VALUES ($1, $2, $3)",

@@ -1,19 +1,25 @@
 //! Data access for users, courses, lessons and replays. Every query binds its values; the
 //! SQL text is built only from fixed fragments. Times are passed in (`now`), never read here.
 
+mod at_rest;
 mod courses;
 mod lessons;
 mod recording_jobs;
+mod removals;
 mod replays;
 mod restreams;
 mod stream_keys;
 mod users;
 
+use std::sync::Arc;
+
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use crate::auth::KeySealer;
 use crate::db::Db;
 
+pub use at_rest::ProtectedSecrets;
 pub use courses::CourseChanges;
 pub use lessons::{LessonChanges, NewLesson};
 pub use recording_jobs::RetryPolicy;
@@ -25,11 +31,18 @@ pub use users::{NewUser, UserChanges, UserFilter};
 #[derive(Clone, Debug)]
 pub struct Store {
     db: Db,
+    /// Seals the restream keys it stores (see [`crate::auth::at_rest`]).
+    sealer: Arc<KeySealer>,
 }
 
 impl Store {
-    pub fn new(db: Db) -> Self {
-        Store { db }
+    /// `server_secret`: the token signing secret; the key that seals restream keys is
+    /// derived from it.
+    pub fn new(db: Db, server_secret: &[u8]) -> Self {
+        Store {
+            db,
+            sealer: Arc::new(KeySealer::from_server_secret(server_secret)),
+        }
     }
 
     pub fn db(&self) -> &Db {

@@ -1,4 +1,5 @@
-//! Restream destinations of lessons (see [`crate::restream`]).
+//! Restream destinations of lessons (see [`crate::restream`]). Their stream keys are stored
+//! sealed ([`crate::auth::at_rest`]): the database alone does not give them away.
 
 use classroom_protocol::{LessonId, UserId};
 use sqlx::Row;
@@ -6,6 +7,7 @@ use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
 use super::{Store, count, decode_err, fixed};
+use crate::auth::KeySealer;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{from_millis, to_millis};
 use crate::restream::{
@@ -15,9 +17,13 @@ use crate::restream::{
 
 const DESTINATION_COLUMNS: &str = "id, lesson_id, url, stream_key, created_at";
 
-fn destination_from_row(row: &AnyRow) -> Result<Destination, sqlx::Error> {
+fn destination_from_row(sealer: &KeySealer, row: &AnyRow) -> Result<Destination, sqlx::Error> {
     let url: String = row.try_get("url")?;
-    let key: String = row.try_get("stream_key")?;
+    let sealed: String = row.try_get("stream_key")?;
+    let key = sealer.open(&sealed).map_err(|e| {
+        let id: i64 = row.try_get("id").unwrap_or_default();
+        sqlx::Error::Decode(format!("the stream key of restream destination {id}: {e}").into())
+    })?;
     Ok(Destination {
         id: DestinationId(row.try_get("id")?),
         lesson: LessonId(row.try_get("lesson_id")?),
@@ -61,13 +67,13 @@ impl Store {
         let row = sqlx::query(fixed(&sql))
             .bind(lesson.0)
             .bind(new.url.as_str())
-            .bind(new.stream_key.expose())
+            .bind(self.sealer.seal(new.stream_key.expose()))
             .bind(by.0)
             .bind(to_millis(now))
             .fetch_one(&mut *tx)
             .await?;
         tx.commit().await?;
-        Ok(destination_from_row(&row)?)
+        Ok(destination_from_row(&self.sealer, &row)?)
     }
 
     /// A lesson's destinations, oldest first.
@@ -82,7 +88,7 @@ impl Store {
             .await?;
         Ok(rows
             .iter()
-            .map(destination_from_row)
+            .map(|row| destination_from_row(&self.sealer, row))
             .collect::<Result<_, _>>()?)
     }
 

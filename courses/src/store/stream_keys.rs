@@ -1,15 +1,17 @@
 //! RTMP stream keys: one per lesson, `<lesson id>-<secret>`. The lesson id in front lets the
-//! ingest find the one stored secret to compare, so the comparison is a single constant-time
-//! equality check and the database is never searched by secret.
+//! ingest find the one stored hash to compare, so the comparison is a single constant-time
+//! equality check and the database is never searched by secret. Only the secret's hash is
+//! stored ([`crate::auth::at_rest`]): the key is shown once, when it is made, and a teacher
+//! who lost it makes a new one.
 
 use std::fmt;
 
 use classroom_protocol::{LessonId, UserId};
 use sqlx::Row;
-use subtle::ConstantTimeEq;
 use time::OffsetDateTime;
 
 use super::{Store, fixed};
+use crate::auth::at_rest::{hash_stream_secret, stream_secret_matches};
 use crate::auth::random_token;
 use crate::error::StoreResult;
 use crate::model::{from_millis, to_millis};
@@ -17,8 +19,8 @@ use crate::model::{from_millis, to_millis};
 /// Random bytes in a secret (hex-encoded: 48 characters).
 const SECRET_BYTES: usize = 24;
 
-/// A lesson's stream key. Debug hides the secret; [`StreamKey::expose`] is for the one answer
-/// that shows it to the lesson's teachers.
+/// A lesson's stream key, as made: the only time its secret is known. Debug hides the secret;
+/// [`StreamKey::expose`] is for the one answer that shows it to the lesson's teachers.
 #[derive(Clone, PartialEq, Eq)]
 pub struct StreamKey {
     pub lesson: LessonId,
@@ -44,31 +46,25 @@ impl fmt::Debug for StreamKey {
 }
 
 impl Store {
-    /// The lesson's key, creating one on first use.
-    pub async fn stream_key(
+    /// When the lesson's key was made, if it has one (the key itself is not kept).
+    pub async fn stream_key_created(
         &self,
         lesson: LessonId,
-        by: UserId,
-        now: OffsetDateTime,
-    ) -> StoreResult<StreamKey> {
+    ) -> StoreResult<Option<OffsetDateTime>> {
         let row = sqlx::query(fixed(
-            "SELECT secret, created_at FROM lesson_stream_keys WHERE lesson_id = $1",
+            "SELECT created_at FROM lesson_stream_keys WHERE lesson_id = $1",
         ))
         .bind(lesson.0)
         .fetch_optional(self.db.pool())
         .await?;
-        match row {
-            Some(row) => Ok(StreamKey {
-                lesson,
-                secret: row.try_get("secret")?,
-                created_at: from_millis(row.try_get("created_at")?),
-            }),
-            None => self.rotate_stream_key(lesson, by, now).await,
-        }
+        Ok(row
+            .map(|row| row.try_get("created_at"))
+            .transpose()?
+            .map(from_millis))
     }
 
-    /// Replaces the lesson's key with a new random one; the old key stops working at once
-    /// (for new publishes; the ingest decides about one already streaming).
+    /// Makes the lesson a new random key, replacing any it had: the old key stops working at
+    /// once (for new publishes; the ingest decides about one already streaming).
     pub async fn rotate_stream_key(
         &self,
         lesson: LessonId,
@@ -83,11 +79,11 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         sqlx::query(fixed(
-            "INSERT INTO lesson_stream_keys (lesson_id, secret, created_by, created_at) \
+            "INSERT INTO lesson_stream_keys (lesson_id, secret_hash, created_by, created_at) \
              VALUES ($1, $2, $3, $4)",
         ))
         .bind(lesson.0)
-        .bind(&secret)
+        .bind(hash_stream_secret(&secret))
         .bind(by.0)
         .bind(to_millis(now))
         .execute(&mut *tx)
@@ -96,7 +92,8 @@ impl Store {
         Ok(StreamKey {
             lesson,
             secret,
-            created_at: now,
+            // As stored (milliseconds), so that a later read shows the same time.
+            created_at: from_millis(to_millis(now)),
         })
     }
 
@@ -116,7 +113,7 @@ impl Store {
     }
 
     /// The lesson a key publishes to: `None` for a malformed or wrong key, and for a lesson
-    /// that has ended or was cancelled. The secret is compared in constant time.
+    /// that has ended or was cancelled. The secret's hash is compared in constant time.
     pub async fn lesson_for_stream_key(&self, key: &str) -> StoreResult<Option<LessonId>> {
         let Some((lesson, secret)) = key.split_once('-') else {
             return Ok(None);
@@ -125,7 +122,7 @@ impl Store {
             return Ok(None);
         };
         let row = sqlx::query(fixed(
-            "SELECT k.secret, l.state FROM lesson_stream_keys k \
+            "SELECT k.secret_hash, l.state FROM lesson_stream_keys k \
              JOIN lessons l ON l.id = k.lesson_id WHERE k.lesson_id = $1",
         ))
         .bind(lesson.0)
@@ -134,9 +131,9 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let stored: String = row.try_get("secret")?;
+        let stored: String = row.try_get("secret_hash")?;
         let state: String = row.try_get("state")?;
-        let matches: bool = stored.as_bytes().ct_eq(secret.as_bytes()).into();
+        let matches = stream_secret_matches(&stored, secret);
         let open = matches!(state.as_str(), "scheduled" | "live");
         Ok((matches && open).then_some(lesson))
     }

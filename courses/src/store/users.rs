@@ -86,6 +86,37 @@ impl Store {
         Ok(user_from_row(&row)?)
     }
 
+    /// Creates many users in one transaction: all of them, or none when the database fails
+    /// (so an import cut short leaves nothing half-done). A user whose email is taken is
+    /// skipped, not an error: their place in the answer is `None`.
+    pub async fn create_users(
+        &self,
+        users: Vec<NewUser>,
+        now: OffsetDateTime,
+    ) -> StoreResult<Vec<Option<User>>> {
+        let now = to_millis(now);
+        let sql = format!(
+            "INSERT INTO users (email, name, role, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (email) DO NOTHING \
+             RETURNING {USER_COLUMNS}"
+        );
+        let mut tx = self.db.pool().begin().await?;
+        let mut created = Vec::with_capacity(users.len());
+        for new in users {
+            let row = sqlx::query(fixed(&sql))
+                .bind(new.email.as_str())
+                .bind(new.name.as_str())
+                .bind(new.role.as_str())
+                .bind(new.password_hash)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+            created.push(row.as_ref().map(user_from_row).transpose()?);
+        }
+        tx.commit().await?;
+        Ok(created)
+    }
+
     pub async fn user(&self, id: UserId) -> StoreResult<User> {
         let sql = format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1");
         let row = sqlx::query(fixed(&sql))

@@ -1,16 +1,14 @@
-//! The IVF container (VP8 frames as libvpx and ffmpeg write them): a 32-byte file header,
-//! then frames each with a 12-byte header (size, presentation timestamp).
+//! VP8 clips read from IVF files (the container is `classroom_codec::ivf`).
 
+use classroom_codec::{CodecError, ivf, vp8};
 use thiserror::Error;
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum IvfError {
-    #[error("not an IVF file (no DKIF signature)")]
-    NotIvf,
+    #[error("not an IVF file: {0}")]
+    Ivf(#[from] CodecError),
     #[error("the IVF file holds {0:?}, not VP8")]
     NotVp8([u8; 4]),
-    #[error("the IVF file is cut short at byte {0}")]
-    Truncated(usize),
     #[error("the IVF file holds no frames")]
     Empty,
 }
@@ -33,68 +31,32 @@ pub struct VideoFrame {
 
 impl Ivf {
     pub fn parse(bytes: &[u8]) -> Result<Ivf, IvfError> {
-        if bytes.get(0..4) != Some(b"DKIF") {
-            return Err(IvfError::NotIvf);
+        let (header, frames) = ivf::parse(bytes)?;
+        if &header.fourcc != b"VP80" {
+            return Err(IvfError::NotVp8(header.fourcc));
         }
-        let header_len = usize::from(le16(bytes, 6)?);
-        let fourcc: [u8; 4] = bytes
-            .get(8..12)
-            .and_then(|b| b.try_into().ok())
-            .ok_or(IvfError::Truncated(8))?;
-        if &fourcc != b"VP80" {
-            return Err(IvfError::NotVp8(fourcc));
-        }
-        let width = le16(bytes, 12)?;
-        let height = le16(bytes, 14)?;
-        let rate = le32(bytes, 16)?;
-        let scale = le32(bytes, 20)?;
-        let fps = if scale == 0 {
+        let fps = if header.scale == 0 {
             30.0
         } else {
-            f64::from(rate) / f64::from(scale)
+            f64::from(header.rate) / f64::from(header.scale)
         };
-        let mut frames = Vec::new();
-        let mut at = header_len.max(32);
-        while at < bytes.len() {
-            let size = le32(bytes, at)? as usize;
-            let start = at + 12;
-            let data = bytes
-                .get(start..start.saturating_add(size))
-                .ok_or(IvfError::Truncated(at))?;
-            // VP8 frame tag (RFC 6386 9.1): bit 0 of the first byte is 0 for a keyframe.
-            let keyframe = data.first().is_some_and(|b| b & 1 == 0);
-            frames.push(VideoFrame {
-                keyframe,
-                data: data.to_vec(),
-            });
-            at = start + size;
-        }
+        let frames: Vec<VideoFrame> = frames
+            .into_iter()
+            .map(|f| VideoFrame {
+                keyframe: vp8::is_keyframe(f.data),
+                data: f.data.to_vec(),
+            })
+            .collect();
         if frames.is_empty() {
             return Err(IvfError::Empty);
         }
         Ok(Ivf {
-            width,
-            height,
+            width: header.width,
+            height: header.height,
             fps,
             frames,
         })
     }
-}
-
-fn le16(bytes: &[u8], at: usize) -> Result<u16, IvfError> {
-    bytes
-        .get(at..at + 2)
-        .and_then(|b| b.try_into().ok())
-        .map(u16::from_le_bytes)
-        .ok_or(IvfError::Truncated(at))
-}
-
-fn le32(bytes: &[u8], at: usize) -> Result<u32, IvfError> {
-    bytes
-        .get(at..at + 4)
-        .and_then(|b| b.try_into().ok())
-        .map(u32::from_le_bytes)
-        .ok_or(IvfError::Truncated(at))
 }
 
 #[cfg(test)]
@@ -132,14 +94,17 @@ mod tests {
 
     #[test]
     fn refuses_bad_input() {
-        assert_eq!(Ivf::parse(b"RIFF"), Err(IvfError::NotIvf));
+        assert!(matches!(Ivf::parse(b"RIFF"), Err(IvfError::Ivf(_))));
         assert_eq!(Ivf::parse(&file(&[])), Err(IvfError::Empty));
         let mut cut = file(&[&[0x10, 1, 2, 3]]);
         cut.truncate(cut.len() - 1);
-        assert_eq!(Ivf::parse(&cut), Err(IvfError::Truncated(32)));
+        assert!(matches!(Ivf::parse(&cut), Err(IvfError::Ivf(_))));
         let mut vp9 = file(&[&[0x10]]);
         vp9[8..12].copy_from_slice(b"VP90");
         assert_eq!(Ivf::parse(&vp9), Err(IvfError::NotVp8(*b"VP90")));
-        assert_eq!(Ivf::parse(&file(&[])[..20]), Err(IvfError::Truncated(20)));
+        assert!(matches!(
+            Ivf::parse(&file(&[])[..20]),
+            Err(IvfError::Ivf(_))
+        ));
     }
 }

@@ -3,13 +3,13 @@
 //! neither ffmpeg nor the files.
 
 pub mod ivf;
-pub mod ogg;
 
 use std::path::Path;
 use std::sync::Arc;
 
+use classroom_codec::CodecError;
+
 pub use ivf::{Ivf, IvfError, VideoFrame};
-pub use ogg::OggError;
 
 /// One simulcast layer: its rid, size and frames.
 #[derive(Debug)]
@@ -36,7 +36,9 @@ pub enum ClipError {
     #[error("video clip {0}: {1}")]
     Video(&'static str, IvfError),
     #[error("audio clip: {0}")]
-    Audio(OggError),
+    Audio(CodecError),
+    #[error("audio clip: the Ogg file holds no audio packets")]
+    NoAudio,
     #[error("cannot read clip {0}: {1}")]
     Read(String, std::io::Error),
 }
@@ -47,6 +49,15 @@ const LAYERS: [(&str, &[u8]); 3] = [
     ("f", include_bytes!("../../media/video-720p.ivf")),
 ];
 const AUDIO: &[u8] = include_bytes!("../../media/audio.opus.ogg");
+
+/// The Opus packets of an Ogg Opus file; at least one.
+fn opus_packets(file: &[u8]) -> Result<Vec<Vec<u8>>, ClipError> {
+    let packets = classroom_codec::ogg::opus_packets(file).map_err(ClipError::Audio)?;
+    if packets.is_empty() {
+        return Err(ClipError::NoAudio);
+    }
+    Ok(packets.iter().map(|p| p.to_vec()).collect())
+}
 
 impl Clips {
     /// The built-in clips.
@@ -59,7 +70,7 @@ impl Clips {
                     .map_err(|e| ClipError::Video(rid, e))
             })
             .collect::<Result<_, _>>()?;
-        let audio = ogg::opus_packets(AUDIO).map_err(ClipError::Audio)?;
+        let audio = opus_packets(AUDIO)?;
         Ok(Arc::new(Clips {
             layers,
             audio,
@@ -81,7 +92,7 @@ impl Clips {
                 clip: clip.clone(),
             })
             .collect();
-        let audio = ogg::opus_packets(&read(audio)?).map_err(ClipError::Audio)?;
+        let audio = opus_packets(&read(audio)?)?;
         Ok(Arc::new(Clips {
             layers,
             audio,

@@ -1,69 +1,39 @@
-//! H.264 pictures back from RTP (RFC 6184, packetization mode 1: single NAL units, STAP-A,
-//! FU-A) as Annex-B, for a test that compares what a student received with what the encoder
-//! sent, byte for byte.
+//! H.264 pictures back from RTP as Annex-B, for a test that compares what a student received
+//! with what the encoder sent, byte for byte. The format is `classroom_codec::h264`'s; this
+//! only says where a picture ends (the marker bit) and that a malformed payload is skipped
+//! (the picture will show the gap).
 
-/// Reassembles one stream's pictures; a picture ends with the marker bit.
+use classroom_codec::annexb;
+use classroom_codec::h264::H264Depacketizer;
+
+/// Reassembles one stream's pictures.
 #[derive(Debug, Default)]
-pub struct H264Depacketizer {
+pub struct PictureAssembler {
     picture: Vec<u8>,
-    /// The NAL unit being reassembled from FU-A fragments.
-    fragment: Option<Vec<u8>>,
+    nal_units: H264Depacketizer,
 }
 
-const START_CODE: [u8; 4] = [0, 0, 0, 1];
-
-impl H264Depacketizer {
-    /// Takes one packet's payload; returns the picture (Annex-B) it completed, if any. A
-    /// malformed payload is skipped (the picture will show the gap).
+impl PictureAssembler {
+    /// Takes one packet's payload; returns the picture (Annex-B) it completed, if any.
     pub fn push(&mut self, payload: &[u8], marker: bool) -> Option<Vec<u8>> {
-        match payload.first().map(|h| h & 0x1f) {
-            Some(1..=23) => self.nal(payload),
-            Some(24) => {
-                let mut rest = payload.get(1..).unwrap_or_default();
-                while rest.len() > 2 {
-                    let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-                    let Some(nal) = rest.get(2..2 + len) else {
-                        break;
-                    };
-                    self.nal(nal);
-                    rest = rest.get(2 + len..).unwrap_or_default();
-                }
-            }
-            Some(28) => {
-                if let (Some(&indicator), Some(&fu), Some(data)) =
-                    (payload.first(), payload.get(1), payload.get(2..))
-                {
-                    if fu & 0x80 != 0 {
-                        self.fragment = Some(vec![(indicator & 0xe0) | (fu & 0x1f)]);
-                    }
-                    if let Some(fragment) = &mut self.fragment {
-                        fragment.extend_from_slice(data);
-                    }
-                    if fu & 0x40 != 0
-                        && let Some(nal) = self.fragment.take()
-                    {
-                        self.nal(&nal);
-                    }
-                }
-            }
-            _ => {}
-        }
+        let picture = &mut self.picture;
+        // Skipped, not fatal: the comparison shows what is missing.
+        let _malformed = self
+            .nal_units
+            .push(payload, |nal| annexb::push_nal(picture, nal));
         (marker && !self.picture.is_empty()).then(|| std::mem::take(&mut self.picture))
-    }
-
-    fn nal(&mut self, nal: &[u8]) {
-        self.picture.extend_from_slice(&START_CODE);
-        self.picture.extend_from_slice(nal);
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use classroom_codec::annexb::START_CODE;
+
     use super::*;
 
     #[test]
     fn pictures_come_back_whole_however_they_were_packetized() {
-        let mut d = H264Depacketizer::default();
+        let mut d = PictureAssembler::default();
         let (sps, pps) = ([0x67, 1, 2], [0x68, 3]);
         let mut stap = vec![24];
         for nal in [&sps[..], &pps[..]] {
@@ -86,5 +56,7 @@ mod tests {
             d.push(&single, true),
             Some([&START_CODE[..], &single].concat())
         );
+        // A middle fragment without its start adds nothing.
+        assert_eq!(d.push(&[0x7c, 0x05, 4], true), None);
     }
 }

@@ -1,39 +1,21 @@
 //! The encoder's clip: a short FLV file (H.264 without B-frames and AAC, as OBS sends)
 //! committed under `loadtest/media/` and built into the binary, read into its tags.
 
+use classroom_codec::CodecError;
+use classroom_codec::flv::{FlvReader, VideoTag, parse_video_tag};
+pub use classroom_codec::flv::{FlvTag, TagKind};
 use thiserror::Error;
 
 const INGEST_CLIP: &[u8] = include_bytes!("../../media/ingest-360p.flv");
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum FlvError {
-    #[error("not an FLV file")]
-    NotFlv,
-    #[error("a tag at byte {0} is cut short")]
+    #[error("not an FLV file: {0}")]
+    NotFlv(#[from] CodecError),
+    #[error("the last {0} bytes are not a whole tag")]
     Truncated(usize),
     #[error("no AVC decoder configuration before the first picture")]
     NoAvcConfig,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum TagKind {
-    Audio,
-    Video,
-}
-
-#[derive(Debug, Clone)]
-pub struct FlvTag {
-    pub kind: TagKind,
-    /// Milliseconds from the clip's start (decoding time for video).
-    pub millis: u32,
-    pub body: Vec<u8>,
-}
-
-impl FlvTag {
-    /// An AVC or AAC sequence header (decoder configuration), sent once per stream.
-    pub fn is_sequence_header(&self) -> bool {
-        self.body.get(1) == Some(&0)
-    }
 }
 
 /// The clip's tags in file order (script data dropped), its length, and the AVC length size.
@@ -57,49 +39,24 @@ impl FlvClip {
     }
 
     pub fn parse(bytes: &[u8]) -> Result<FlvClip, FlvError> {
-        if bytes.get(..3) != Some(b"FLV") {
-            return Err(FlvError::NotFlv);
-        }
-        let header_len = bytes
-            .get(5..9)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize)
-            .ok_or(FlvError::NotFlv)?;
-        // Then each tag follows the previous tag's 4-byte size.
-        let mut at = header_len + 4;
-        let mut tags = Vec::new();
-        while at + 11 <= bytes.len() {
-            let head = bytes.get(at..at + 11).ok_or(FlvError::Truncated(at))?;
-            let size = u32::from_be_bytes([0, head[1], head[2], head[3]]) as usize;
-            let millis = u32::from_be_bytes([head[7], head[4], head[5], head[6]]);
-            let body = bytes
-                .get(at + 11..at + 11 + size)
-                .ok_or(FlvError::Truncated(at))?;
-            let kind = match head[0] & 0x1f {
-                8 => Some(TagKind::Audio),
-                9 => Some(TagKind::Video),
-                _ => None,
-            };
+        let mut reader = FlvReader::new();
+        let tags: Vec<FlvTag> = reader
+            .push(bytes)?
+            .into_iter()
             // AVC end of sequence (packet type 2): the clip loops, the sequence goes on.
-            let end_of_sequence = kind == Some(TagKind::Video) && body.get(1) == Some(&2);
-            if let Some(kind) = kind.filter(|_| !end_of_sequence) {
-                tags.push(FlvTag {
-                    kind,
-                    millis,
-                    body: body.to_vec(),
-                });
-            }
-            at += 11 + size + 4;
+            .filter(|t| !(t.kind == TagKind::Video && t.body.get(1) == Some(&2)))
+            .collect();
+        if reader.pending() > 0 {
+            return Err(FlvError::Truncated(reader.pending()));
         }
         let config = tags
             .iter()
             .find(|t| t.kind == TagKind::Video && t.is_sequence_header())
             .ok_or(FlvError::NoAvcConfig)?;
-        // AVCDecoderConfigurationRecord: its fifth byte holds lengthSizeMinusOne.
-        let nal_length_size = config
-            .body
-            .get(5 + 4)
-            .map(|b| usize::from(b & 3) + 1)
-            .ok_or(FlvError::NoAvcConfig)?;
+        let Ok(VideoTag::SequenceHeader(config)) = parse_video_tag(&config.body) else {
+            return Err(FlvError::NoAvcConfig);
+        };
+        let nal_length_size = config.nal_length_size;
         let video: Vec<u32> = tags
             .iter()
             .filter(|t| t.kind == TagKind::Video && !t.is_sequence_header())
@@ -107,7 +64,7 @@ impl FlvClip {
             .collect();
         let frame_ms = match (video.first(), video.last()) {
             (Some(first), Some(last)) if video.len() > 1 => {
-                (last - first) / (video.len() as u32 - 1)
+                last.saturating_sub(*first) / (video.len() as u32 - 1)
             }
             _ => 33,
         };
@@ -165,6 +122,14 @@ mod tests {
 
     #[test]
     fn garbage_is_refused() {
-        assert_eq!(FlvClip::parse(b"nope").err(), Some(FlvError::NotFlv));
+        assert_eq!(
+            FlvClip::parse(b"nope").err(),
+            Some(FlvError::NotFlv(CodecError::NotFlv))
+        );
+        let clip = include_bytes!("../../media/ingest-360p.flv");
+        assert!(matches!(
+            FlvClip::parse(&clip[..clip.len() - 5]),
+            Err(FlvError::Truncated(_))
+        ));
     }
 }

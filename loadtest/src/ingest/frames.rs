@@ -8,6 +8,9 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::SystemTime;
 
+use classroom_codec::annexb;
+use classroom_codec::h264::{self, H264Payload};
+
 /// Bytes of a slice NAL unit (header included) that identify a picture: the slice header
 /// (frame number, picture order) and the start of the coded data.
 const KEY_BYTES: usize = 64;
@@ -37,8 +40,17 @@ impl SentFrames {
 
 /// The key of a NAL unit if it is a slice (types 1 and 5).
 pub fn nal_key(nal: &[u8]) -> Option<u64> {
-    let nal_type = nal.first()? & 0x1f;
-    matches!(nal_type, 1 | 5).then(|| fnv1a(nal.get(..KEY_BYTES).unwrap_or(nal)))
+    let (&header, rest) = nal.split_first()?;
+    slice_key(header, rest)
+}
+
+/// The key of a slice from its header byte and the bytes after it (which may be only the
+/// first fragment's).
+fn slice_key(header: u8, rest: &[u8]) -> Option<u64> {
+    matches!(header & 0x1f, h264::NAL_SLICE | h264::NAL_IDR).then(|| {
+        let rest = rest.get(..KEY_BYTES - 1).unwrap_or(rest);
+        fnv1a(fnv1a(FNV_OFFSET, &[header]), rest)
+    })
 }
 
 /// The keys of the slices in an FLV video tag body (AVC, NAL units with `length_size`-byte
@@ -49,56 +61,29 @@ pub fn flv_keys(body: &[u8], length_size: usize) -> Vec<u64> {
     if body.first().map(|b| b & 0x0f) != Some(7) || body.get(1) != Some(&1) {
         return keys;
     }
-    let mut rest = body.get(5..).unwrap_or_default();
-    while rest.len() >= length_size && length_size > 0 {
-        let len = rest
-            .iter()
-            .take(length_size)
-            .fold(0usize, |n, b| (n << 8) | usize::from(*b));
-        let Some(nal) = rest.get(length_size..length_size + len) else {
-            break;
-        };
-        keys.extend(nal_key(nal));
-        rest = rest.get(length_size + len..).unwrap_or_default();
-    }
+    let Ok(units) = annexb::avcc_units(body.get(5..).unwrap_or_default(), length_size) else {
+        return keys;
+    };
+    // The slices before a broken length still count.
+    keys.extend(units.map_while(Result::ok).filter_map(nal_key));
     keys
 }
 
 /// The key of the slice that starts in this RTP payload (RFC 6184: a single NAL unit, the
-/// first of a STAP-A, or the first fragment of an FU-A), if one does.
+/// first slice of a STAP-A, or the first fragment of an FU-A), if one does.
 pub fn rtp_key(payload: &[u8]) -> Option<u64> {
-    let header = *payload.first()?;
-    match header & 0x1f {
-        1..=23 => nal_key(payload),
-        24 => {
-            let mut rest = payload.get(1..)?;
-            while rest.len() > 2 {
-                let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
-                let nal = rest.get(2..2 + len)?;
-                if let Some(key) = nal_key(nal) {
-                    return Some(key);
-                }
-                rest = rest.get(2 + len..)?;
-            }
-            None
-        }
-        28 => {
-            let fu = *payload.get(1)?;
-            if fu & 0x80 == 0 {
-                return None;
-            }
-            let mut nal = Vec::with_capacity(KEY_BYTES);
-            nal.push((header & 0xe0) | (fu & 0x1f));
-            let data = payload.get(2..)?;
-            nal.extend_from_slice(data.get(..KEY_BYTES - 1).unwrap_or(data));
-            nal_key(&nal)
-        }
-        _ => None,
+    match H264Payload::parse(payload).ok()? {
+        H264Payload::Single(nal) => nal_key(nal),
+        H264Payload::StapA(mut units) => units.find_map(nal_key),
+        H264Payload::FuA(fu) if fu.start => slice_key(fu.nal_header, fu.data),
+        H264Payload::FuA(_) => None,
     }
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, b| {
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+fn fnv1a(hash: u64, bytes: &[u8]) -> u64 {
+    bytes.iter().fold(hash, |hash, b| {
         (hash ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
     })
 }

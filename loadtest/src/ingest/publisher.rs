@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
     ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
@@ -179,7 +178,7 @@ impl Publisher {
                     _ => {}
                 }
                 let timestamp = RtmpTimestamp::new(millis as u32);
-                let body = Bytes::from(tag.body.clone());
+                let body = tag.body.clone();
                 let result = match tag.kind {
                     TagKind::Video => self.session.publish_video_data(body, timestamp, false),
                     TagKind::Audio => self.session.publish_audio_data(body, timestamp, false),

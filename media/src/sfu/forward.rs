@@ -280,13 +280,18 @@ impl Sfu {
                         at: now,
                     }));
             }
-            // Served at once: its pacer lets the packets out now, not at its next deadline.
+            // Served when the output is next polled, after the rest of the batch: its pacer
+            // lets the packets out then, in one pass, not at its next deadline.
             if written > 0 {
-                self.serve(
-                    now,
-                    subscriber,
-                    usize::try_from(written).unwrap_or(usize::MAX),
-                );
+                let Some(peer) = self.peers.get_mut(&subscriber) else {
+                    continue;
+                };
+                if peer.unserved == 0 {
+                    self.unserved.push(subscriber);
+                }
+                peer.unserved = peer
+                    .unserved
+                    .saturating_add(usize::try_from(written).unwrap_or(usize::MAX));
             } else {
                 self.drain(subscriber);
             }

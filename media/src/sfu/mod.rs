@@ -95,6 +95,9 @@ pub struct Sfu {
     epoch: Instant,
     /// Scratch for the peers a timeout serves (kept to spare an allocation per tick).
     due: Vec<PeerId>,
+    /// Subscribers written to since the last pass through their `Rtc` ([`Peer::unserved`]):
+    /// served once, when the output is next polled, for every packet of the batch.
+    unserved: Vec<PeerId>,
     outputs: VecDeque<Output>,
     work: VecDeque<(PeerId, Event)>,
     /// Peers found dead while draining; removed once the work queue is empty.
@@ -124,6 +127,8 @@ struct Peer {
     addrs: Vec<(Transport, SocketAddr)>,
     timer: Option<Instant>,
     tick: PeerTick,
+    /// Packets written to its `Rtc` since its last pass; such a peer is in [`Sfu::unserved`].
+    unserved: usize,
     /// Until connected, the peer is dropped at this instant.
     connect_deadline: Instant,
     connected: bool,
@@ -243,6 +248,7 @@ impl Sfu {
             timers: BTreeSet::new(),
             epoch: now,
             due: Vec::new(),
+            unserved: Vec::new(),
             outputs: VecDeque::new(),
             work: VecDeque::new(),
             dead: Vec::new(),
@@ -270,6 +276,13 @@ impl Sfu {
     pub fn poll_output(&mut self) -> Output {
         if let Some(output) = self.outputs.pop_front() {
             return output;
+        }
+        // Serving may forward more (a subscriber that publishes too), hence the loop.
+        while !self.unserved.is_empty() {
+            self.serve_written(self.last_now);
+            if let Some(output) = self.outputs.pop_front() {
+                return output;
+            }
         }
         let idle = self.last_now + Duration::from_secs(1);
         let next = self.timers.first().map_or(idle, |(at, _)| *at);
@@ -364,6 +377,8 @@ impl Sfu {
                 peer.addrs.push((transport, source));
             }
         }
+        // Receiving is a pass through its `Rtc` too: written packets go out with it.
+        peer.unserved = 0;
         if let Err(error) = peer.rtc.handle_input(input) {
             // Hostile or stale input (a bad DTLS record, …) is not a reason to drop the peer;
             // the peer dies only if str0m says it is no longer alive.
@@ -443,6 +458,9 @@ impl Sfu {
             .enable_bwe(Some(Bitrate::bps(start::INITIAL_ESTIMATE)))
             // Round-trip time, loss and jitter for the connection quality shown to the room.
             .set_stats_interval(Some(Duration::from_secs(1)))
+            // One pass lets out every packet its pacer allows (vendor/str0m): a subscriber is
+            // served once per batch of forwarded packets, not once per packet.
+            .set_pacer_release_due(true)
             .build(now);
         for candidate in &self.candidates {
             rtc.add_local_candidate(candidate.clone());
@@ -469,6 +487,7 @@ impl Sfu {
                 addrs: Vec::new(),
                 timer: None,
                 tick: PeerTick::default(),
+                unserved: 0,
                 connect_deadline: now + self.config.connect_timeout,
                 connected: false,
                 publish_allowed,
@@ -671,15 +690,37 @@ impl Sfu {
         }
     }
 
-    /// Drives a peer's `Rtc` to `now` and drains it; repeats while its pacer lets a packet out
-    /// and asks to be polled again at once: `passes` times (a packet per pass), and beyond that
-    /// while its send queues hold more (up to [`TICK_PASSES`]), so that a backlog is not left
-    /// to the deferred re-poll.
+    /// Serves every subscriber written to since its last pass, once for all its packets:
+    /// with [`str0m::RtcConfig::set_pacer_release_due`] one pass lets out what its pacer
+    /// allows, so a batch of datagrams costs one pass per subscriber, not one per copy.
+    fn serve_written(&mut self, now: Instant) {
+        let mut unserved = mem::take(&mut self.unserved);
+        for peer_id in unserved.drain(..) {
+            let Some(peer) = self.peers.get_mut(&peer_id) else {
+                continue;
+            };
+            let written = mem::take(&mut peer.unserved);
+            if written > 0 {
+                self.serve(now, peer_id, written);
+            }
+        }
+        if self.unserved.is_empty() {
+            self.unserved = unserved;
+        }
+        self.run(now);
+    }
+
+    /// Drives a peer's `Rtc` to `now` and drains it. One pass lets out every packet its pacer
+    /// allows; only while it probes does the pacer let out one packet per pass and ask to be
+    /// polled again at once, and then the pass repeats: `passes` times (a packet per pass), and
+    /// beyond that while its send queues hold more (up to [`TICK_PASSES`]), so that a backlog
+    /// is not left to the deferred re-poll.
     fn serve(&mut self, now: Instant, peer_id: PeerId, passes: usize) {
         for pass in 1..=TICK_PASSES.max(passes) {
             let Some(peer) = self.peers.get_mut(&peer_id) else {
                 return;
             };
+            peer.unserved = 0;
             if let Err(error) = peer.rtc.handle_input(Input::Timeout(now)) {
                 debug!(peer = %peer_id, %error, "media timeout failed");
                 self.dead.push(peer_id);

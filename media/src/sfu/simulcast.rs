@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use classroom_codec::keyframe;
 use str0m::bwe::Bitrate;
 use str0m::media::Rid;
 
@@ -176,22 +177,15 @@ impl SlotLayer {
 /// bitrate, highest rank its size needs, current rank).
 type Demand = (usize, Vec<(Rid, u64)>, usize, Option<usize>);
 
-/// H.264 NAL unit type of a sequence parameter set.
-const H264_SPS: u8 = 7;
-
-/// The first packet of a keyframe, from the RTP payload. For H.264 that is the packet with the
-/// sequence parameter set when it comes before the IDR picture (as browsers send it): starting
-/// at the IDR would leave the decoder without its parameter sets.
+/// The first packet of a keyframe, from the RTP payload (`classroom_codec::keyframe`; for
+/// H.264 that is the packet with the sequence parameter set when it comes before the IDR
+/// picture, as browsers send it).
 pub(super) fn is_keyframe_start(codec: Codec, payload: &[u8]) -> bool {
-    use str0m::format::{
-        detect_av1_keyframe, detect_h264_keyframe, detect_h264_nalu, detect_vp8_keyframe,
-        detect_vp9_keyframe,
-    };
     match codec {
-        Codec::Vp8 => detect_vp8_keyframe(payload),
-        Codec::Vp9 => detect_vp9_keyframe(payload),
-        Codec::H264 { .. } => detect_h264_nalu(payload, H264_SPS) || detect_h264_keyframe(payload),
-        Codec::Av1 => detect_av1_keyframe(payload),
+        Codec::Vp8 => keyframe::vp8(payload),
+        Codec::Vp9 => keyframe::vp9(payload),
+        Codec::H264 { .. } => keyframe::h264(payload),
+        Codec::Av1 => keyframe::av1(payload),
         Codec::Opus | Codec::Other => false,
     }
 }

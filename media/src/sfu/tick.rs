@@ -6,8 +6,9 @@
 //! about 130 times a second, one driver wake-up and one pass through its session each, and
 //! that was 44% of the server's instructions. Instead:
 //!
-//! - a peer written to is served at once ([`super::Sfu::serve`]): its pacer lets the packet
-//!   out in the same pass that runs its periodic work;
+//! - a peer written to is served when the output is next polled, once for every packet the
+//!   batch wrote to it ([`super::Sfu::poll_output`]): its pacer, set to release every due
+//!   packet in one pass (vendor/str0m), lets them out in the pass that runs its periodic work;
 //! - the immediate timeout a pacer asks for after each packet is deferred by a tick: the next
 //!   write serves the peer sooner, and a tick serves it while its pacer keeps releasing;
 //! - RTCP, NACK, TWCC feedback, statistics and ICE deadlines are rounded up to the tick grid,

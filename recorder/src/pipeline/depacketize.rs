@@ -5,6 +5,10 @@
 //! sequence numbers) is dropped, and so is every video frame after it until a keyframe: a
 //! decoder fed a broken reference shows garbage, a short freeze is better.
 
+use classroom_codec::annexb;
+use classroom_codec::h264::{self, H264Depacketizer};
+use classroom_codec::vp8::{self, Vp8Payload};
+
 use crate::track_file::{TrackCodec, TrackRecord};
 
 /// One decodable frame with the arrival of its first packet.
@@ -36,6 +40,8 @@ pub struct Depacketizer {
     current: Option<Assembly>,
     need_keyframe: bool,
     last_seq: Option<u64>,
+    /// An H.264 frame's NAL unit under way across FU-A fragments.
+    h264: H264Depacketizer,
 }
 
 impl Depacketizer {
@@ -46,6 +52,7 @@ impl Depacketizer {
             current: None,
             need_keyframe: codec != TrackCodec::Opus,
             last_seq: None,
+            h264: H264Depacketizer::new(),
         }
     }
 
@@ -83,11 +90,13 @@ impl Depacketizer {
             if let Some(done) = self.current.take() {
                 finish(codec, done, &mut self.need_keyframe, out);
             }
+            self.h264.reset();
             self.current = Some(Assembly {
                 timestamp,
                 arrival_us: record.arrival_us,
                 broken: false,
                 started: false,
+                keyframe: false,
                 data: Vec::new(),
             });
         }
@@ -96,7 +105,7 @@ impl Depacketizer {
         };
         let ok = match codec {
             TrackCodec::Vp8 => vp8_append(assembly, &record.payload),
-            TrackCodec::H264 => h264_append(assembly, &record.payload),
+            TrackCodec::H264 => h264_append(assembly, &mut self.h264, &record.payload),
             TrackCodec::Opus | TrackCodec::Other => false,
         };
         if !ok {
@@ -124,6 +133,8 @@ struct Assembly {
     broken: bool,
     /// The first packet of the frame was seen.
     started: bool,
+    /// H.264: an IDR slice was appended.
+    keyframe: bool,
     data: Vec<u8>,
 }
 
@@ -133,8 +144,8 @@ fn finish(codec: TrackCodec, frame: Assembly, need_keyframe: &mut bool, out: &mu
         return;
     }
     let keyframe = match codec {
-        TrackCodec::Vp8 => frame.data.first().is_some_and(|b| b & 1 == 0),
-        TrackCodec::H264 => h264_has_idr(&frame.data),
+        TrackCodec::Vp8 => vp8::is_keyframe(&frame.data),
+        TrackCodec::H264 => frame.keyframe,
         _ => true,
     };
     if *need_keyframe && !keyframe {
@@ -151,33 +162,10 @@ fn finish(codec: TrackCodec, frame: Assembly, need_keyframe: &mut bool, out: &mu
 
 /// Strips the VP8 payload descriptor; false for a malformed payload.
 fn vp8_append(frame: &mut Assembly, payload: &[u8]) -> bool {
-    let Some(&first) = payload.first() else {
+    let Ok(vp8) = Vp8Payload::parse(payload) else {
         return false;
     };
-    let mut at = 1;
-    if first & 0x80 != 0 {
-        let Some(&ext) = payload.get(at) else {
-            return false;
-        };
-        at += 1;
-        if ext & 0x80 != 0 {
-            let Some(&pid) = payload.get(at) else {
-                return false;
-            };
-            at += if pid & 0x80 != 0 { 2 } else { 1 };
-        }
-        if ext & 0x40 != 0 {
-            at += 1;
-        }
-        if ext & 0x30 != 0 {
-            at += 1;
-        }
-    }
-    let Some(data) = payload.get(at..) else {
-        return false;
-    };
-    let start = first & 0x10 != 0 && first & 0x0F == 0;
-    if start {
+    if vp8.frame_start {
         if frame.started {
             return false; // two starts in one timestamp
         }
@@ -185,68 +173,20 @@ fn vp8_append(frame: &mut Assembly, payload: &[u8]) -> bool {
     } else if !frame.started {
         return false; // the frame's first packet is missing
     }
-    frame.data.extend_from_slice(data);
+    frame.data.extend_from_slice(vp8.data);
     true
 }
 
-const START_CODE: [u8; 4] = [0, 0, 0, 1];
-
 /// Appends an H.264 payload as Annex B NAL units; false for a malformed payload.
-fn h264_append(frame: &mut Assembly, payload: &[u8]) -> bool {
-    let Some(&header) = payload.first() else {
-        return false;
-    };
-    match header & 0x1F {
-        1..=23 => {
-            frame.started = true;
-            frame.data.extend_from_slice(&START_CODE);
-            frame.data.extend_from_slice(payload);
-            true
-        }
-        24 => {
-            // STAP-A: 16-bit sizes, each followed by a NAL unit.
-            let mut at = 1;
-            while at < payload.len() {
-                let Some(size) = payload
-                    .get(at..at + 2)
-                    .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
-                else {
-                    return false;
-                };
-                let Some(nal) = payload.get(at + 2..at + 2 + size) else {
-                    return false;
-                };
-                frame.data.extend_from_slice(&START_CODE);
-                frame.data.extend_from_slice(nal);
-                at += 2 + size;
-            }
-            frame.started = true;
-            true
-        }
-        28 => {
-            // FU-A: the indicator's NRI and the FU header's type make the NAL header.
-            let Some(&fu) = payload.get(1) else {
-                return false;
-            };
-            let body = &payload[2..];
-            if fu & 0x80 != 0 {
-                frame.started = true;
-                frame.data.extend_from_slice(&START_CODE);
-                frame.data.push((header & 0xE0) | (fu & 0x1F));
-            } else if !frame.started {
-                return false;
-            }
-            frame.data.extend_from_slice(body);
-            true
-        }
-        _ => false,
-    }
-}
-
-/// Whether an Annex B access unit holds an IDR slice.
-fn h264_has_idr(data: &[u8]) -> bool {
-    data.windows(5)
-        .any(|w| w[..4] == START_CODE && w[4] & 0x1F == 5)
+fn h264_append(frame: &mut Assembly, h264: &mut H264Depacketizer, payload: &[u8]) -> bool {
+    let data = &mut frame.data;
+    let keyframe = &mut frame.keyframe;
+    let appended = h264.push(payload, |nal| {
+        *keyframe |= h264::is_idr(nal);
+        annexb::push_nal(data, nal);
+    });
+    frame.started |= appended.is_ok();
+    appended.is_ok()
 }
 
 /// Extends 32-bit RTP timestamps across wraps.
@@ -269,20 +209,10 @@ impl Unwrapper {
     }
 }
 
-/// The size a VP8 keyframe declares.
-pub fn vp8_size(keyframe: &[u8]) -> Option<(u16, u16)> {
-    let header = keyframe.get(..10)?;
-    if header[0] & 1 != 0 || header[3..6] != [0x9D, 0x01, 0x2A] {
-        return None;
-    }
-    Some((
-        u16::from_le_bytes([header[6], header[7]]) & 0x3FFF,
-        u16::from_le_bytes([header[8], header[9]]) & 0x3FFF,
-    ))
-}
-
 #[cfg(test)]
 mod tests {
+    use classroom_codec::annexb::START_CODE;
+
     use super::*;
 
     fn record(seq: u64, timestamp: u32, marker: bool, payload: &[u8]) -> TrackRecord {
@@ -345,7 +275,7 @@ mod tests {
             summary,
             vec![(3000, true, 10), (12000, true, 10), (15000, false, 2)]
         );
-        assert_eq!(vp8_size(&frames[0].data), Some((320, 180)));
+        assert_eq!(vp8::keyframe_size(&frames[0].data), Some((320, 180)));
     }
 
     #[test]

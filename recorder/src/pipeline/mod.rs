@@ -258,7 +258,7 @@ fn scan(path: &Path) -> Result<Scanned, ProcessError> {
     let last_arrival_us = each_frame(path, reader, |frame| {
         runs.push(frame.timestamp, frame.arrival_us);
         if codec == TrackCodec::Vp8 && vp8_size.is_none() && frame.keyframe {
-            vp8_size = depacketize::vp8_size(&frame.data);
+            vp8_size = classroom_codec::vp8::keyframe_size(&frame.data);
         }
     })?;
     Ok(Scanned {

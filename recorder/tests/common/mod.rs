@@ -6,6 +6,10 @@
 use std::path::Path;
 use std::process::Command;
 
+use bytes::Bytes;
+use classroom_codec::annexb::AnnexBSplitter;
+use classroom_codec::h264::{self, H264Packetizer};
+
 pub const MAX_PAYLOAD: usize = 1100;
 
 /// Runs ffmpeg quietly; panics with its error when it fails.
@@ -24,58 +28,24 @@ pub fn ffmpeg(args: &[&str]) {
 
 /// Annex B access units: the parameter sets and SEI before each slice, with the slice.
 pub fn access_units(stream: &[u8]) -> Vec<Vec<Vec<u8>>> {
-    let mut nals = Vec::new();
-    let mut start = None;
-    let mut i = 0;
-    while i + 3 <= stream.len() {
-        if stream[i..i + 3] == [0, 0, 1] {
-            if let Some(s) = start {
-                let end = if stream[i - 1] == 0 { i - 1 } else { i };
-                nals.push(stream[s..end].to_vec());
-            }
-            start = Some(i + 3);
-            i += 3;
-        } else {
-            i += 1;
-        }
-    }
-    if let Some(s) = start {
-        nals.push(stream[s..].to_vec());
-    }
-    let mut units = Vec::new();
-    let mut unit = Vec::new();
-    for nal in nals {
-        let slice = matches!(nal.first().map(|h| h & 0x1F), Some(1 | 5));
-        unit.push(nal);
-        if slice {
-            units.push(std::mem::take(&mut unit));
-        }
-    }
-    units
+    let mut splitter = AnnexBSplitter::new();
+    let mut nals = splitter.push(stream).expect("ffmpeg's Annex B");
+    nals.extend(splitter.finish());
+    h264::access_units(nals)
+        .into_iter()
+        .map(|unit| unit.iter().map(|nal| nal.to_vec()).collect())
+        .collect()
 }
 
-/// RTP payloads of one access unit: single NAL units, or FU-A fragments when too large.
+/// RTP payloads of one access unit (`classroom_codec`'s packetizer: single NAL units,
+/// STAP-A, FU-A).
 pub fn packetize(unit: &[Vec<u8>]) -> Vec<Vec<u8>> {
-    let mut out = Vec::new();
-    for nal in unit {
-        if nal.len() <= MAX_PAYLOAD {
-            out.push(nal.clone());
-            continue;
-        }
-        let header = nal[0];
-        let body = &nal[1..];
-        let chunks: Vec<&[u8]> = body.chunks(MAX_PAYLOAD).collect();
-        for (i, chunk) in chunks.iter().enumerate() {
-            let mut fu = (header & 0x1F) | if i == 0 { 0x80 } else { 0 };
-            if i + 1 == chunks.len() {
-                fu |= 0x40;
-            }
-            let mut payload = vec![(header & 0xE0) | 28, fu];
-            payload.extend_from_slice(chunk);
-            out.push(payload);
-        }
-    }
-    out
+    let nals: Vec<Bytes> = unit.iter().map(|nal| Bytes::copy_from_slice(nal)).collect();
+    H264Packetizer::new(MAX_PAYLOAD, 0)
+        .packetize(&nals, 0)
+        .into_iter()
+        .map(|packet| packet.payload.to_vec())
+        .collect()
 }
 
 pub fn codecs(file: &Path) -> Vec<String> {

@@ -10,11 +10,12 @@ use std::path::Path;
 use std::process::Stdio;
 
 use bytes::Bytes;
+use classroom_codec::flv::FlvReader;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
 
-use super::tags::{FlvReader, Tag};
+use super::tags::Tag;
 
 /// Input pieces queued for one child; beyond this it is not keeping up.
 const INPUT_QUEUE: usize = 256;
@@ -83,13 +84,13 @@ impl Ffmpeg {
                     Ok(n) => match reader.push(buf.get(..n).unwrap_or_default()) {
                         Ok(tags) => {
                             for tag in tags {
-                                if output.send(Output::Tag(tag)).await.is_err() {
+                                if output.send(Output::Tag(Tag::from(tag))).await.is_err() {
                                     return;
                                 }
                             }
                         }
                         Err(e) => {
-                            error = e.to_string();
+                            error = format!("the transcoder's output is broken: {e}");
                             break;
                         }
                     },

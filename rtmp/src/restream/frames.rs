@@ -3,8 +3,9 @@
 //! with a missing packet is dropped whole; the next keyframe heals the picture.
 
 use bytes::{BufMut, Bytes, BytesMut};
-
-use crate::rtp;
+use classroom_codec::h264;
+use classroom_codec::ivf::IvfHeader;
+use classroom_codec::vp8::{self, Vp8Payload};
 
 /// Largest frame accepted; a bigger one is dropped (a 4K keyframe is well below this).
 const MAX_FRAME_BYTES: usize = 4 * 1024 * 1024;
@@ -126,69 +127,37 @@ impl FrameAssembler {
 fn vp8_frame(payloads: &[Bytes]) -> Option<(bool, FrameData)> {
     let mut frame = BytesMut::new();
     for (i, payload) in payloads.iter().enumerate() {
-        let (start, body) = vp8_descriptor(payload)?;
-        if i == 0 && !start {
+        let packet = Vp8Payload::parse(payload).ok()?;
+        if i == 0 && !packet.frame_start {
             return None;
         }
-        frame.put_slice(body);
+        frame.put_slice(packet.data);
     }
-    // Frame tag, bit 0: 0 for a key frame (RFC 6386 9.1).
-    let keyframe = frame.first()? & 1 == 0;
-    Some((keyframe, FrameData::Vp8(frame.freeze())))
-}
-
-/// (start of a partition 0, payload after the descriptor).
-fn vp8_descriptor(p: &[u8]) -> Option<(bool, &[u8])> {
-    let first = *p.first()?;
-    let start = first & 0x10 != 0 && first & 0x07 == 0;
-    let mut at = 1;
-    if first & 0x80 != 0 {
-        let ext = *p.get(at)?;
-        at += 1;
-        if ext & 0x80 != 0 {
-            // PictureID: 7 or 15 bits.
-            at += if p.get(at)? & 0x80 != 0 { 2 } else { 1 };
-        }
-        if ext & 0x40 != 0 {
-            at += 1; // TL0PICIDX
-        }
-        if ext & 0x30 != 0 {
-            at += 1; // TID/Y/KEYIDX
-        }
+    if frame.is_empty() {
+        return None;
     }
-    Some((start, p.get(at..)?))
+    Some((vp8::is_keyframe(&frame), FrameData::Vp8(frame.freeze())))
 }
 
 fn h264_frame(payloads: &[Bytes]) -> Option<(bool, FrameData)> {
-    let units = rtp::depacketize(payloads).ok()?;
-    let keyframe = units
-        .iter()
-        .any(|u| u.first().is_some_and(|h| h & 0x1f == 5));
+    let units = h264::depacketize(payloads).ok()?;
+    let keyframe = units.iter().any(|u| h264::is_idr(u));
     Some((keyframe, FrameData::H264(units)))
 }
 
-/// An IVF stream of VP8 frames, timestamps in milliseconds: what ffmpeg reads on its stdin.
+/// The header of the IVF stream of VP8 frames ffmpeg reads on its stdin; timestamps in
+/// milliseconds.
 pub fn ivf_header() -> Bytes {
-    let mut h = BytesMut::with_capacity(32);
-    h.put_slice(b"DKIF");
-    h.put_u16_le(0); // version
-    h.put_u16_le(32); // header size
-    h.put_slice(b"VP80");
-    h.put_u16_le(640); // nominal size: the decoder takes the real one from each keyframe
-    h.put_u16_le(480);
-    h.put_u32_le(1000); // time base 1/1000
-    h.put_u32_le(1);
-    h.put_u32_le(0); // frame count: unknown (live)
-    h.put_u32_le(0);
-    h.freeze()
-}
-
-pub fn ivf_frame(frame: &[u8], millis: u64) -> Bytes {
-    let mut out = BytesMut::with_capacity(12 + frame.len());
-    out.put_u32_le(frame.len() as u32);
-    out.put_u64_le(millis);
-    out.put_slice(frame);
-    out.freeze()
+    IvfHeader {
+        fourcc: *b"VP80",
+        // Nominal size: the decoder takes the real one from each keyframe.
+        width: 640,
+        height: 480,
+        rate: 1000,
+        scale: 1,
+        frame_count: 0, // unknown: live
+    }
+    .to_bytes()
 }
 
 #[cfg(test)]
@@ -260,7 +229,7 @@ mod tests {
         };
         for codec in [VideoCodec::Vp8, VideoCodec::H264] {
             let mut assembler = FrameAssembler::new(codec);
-            let mut tagger = crate::restream::tags::AvcTagger::new();
+            let mut tagger = classroom_codec::flv::AvcTagger::new();
             let (mut seq, mut timestamp) = (0u64, 0u32);
             for _ in 0..20_000 {
                 let r = next();
@@ -281,7 +250,7 @@ mod tests {
                     ..
                 }) = frame
                 {
-                    tagger.frame(&units, keyframe, u64::from(timestamp));
+                    tagger.frame(&units, keyframe);
                 }
             }
         }

@@ -19,9 +19,9 @@
 //! ffmpeg keeps them (`-copyts`), so audio and video stay in step across switches.
 
 pub mod backoff;
+pub mod dial;
 pub mod ffmpeg;
 pub mod frames;
-pub mod mkv;
 mod pipeline;
 pub mod push;
 pub mod select;
@@ -32,10 +32,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use classroom_protocol::outbound::OutboundPolicy;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 pub use backoff::RetryPolicy;
+pub use dial::{DialError, Dialer};
 pub use frames::VideoCodec;
 pub use push::{PushState, PushStatus, PushTarget};
 pub use tls::{PushTls, TlsSetupError};
@@ -62,6 +64,8 @@ pub struct RestreamConfig {
     pub retry: RetryPolicy,
     /// How `rtmps://` destinations are verified.
     pub tls: PushTls,
+    /// Which addresses destinations may resolve to, checked at every connect.
+    pub outbound: Arc<OutboundPolicy>,
 }
 
 /// One RTP packet of a chosen track.

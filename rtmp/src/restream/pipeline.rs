@@ -5,17 +5,21 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+use classroom_codec::flv::AvcTagger;
+use classroom_codec::ivf;
+use classroom_codec::mkv::{self, Clusters, MkvTrack};
+use classroom_codec::opus::{OPUS_SILENCE, packet_samples};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use super::dial::Dialer;
 use super::ffmpeg::{self, Ffmpeg, Output};
-use super::frames::{FrameAssembler, FrameData, VideoCodec, ivf_frame, ivf_header};
-use super::mkv::{MkvWriter, OPUS_SILENCE};
+use super::frames::{FrameAssembler, FrameData, VideoCodec, ivf_header};
 use super::push::{self, Feed, PushTarget, SharedHeaders, StreamHeaders};
 use super::select::assign_slots;
-use super::tags::{AvcTagger, Tag, TagKind};
+use super::tags::{Tag, TagKind};
 use super::{Control, MediaPacket, Notice, RestreamConfig, TrackRef, VOICE_SLOTS};
-use crate::ogg::opus_packet_samples;
 
 /// The voices' clock steps this often.
 const STEP_MILLIS: u64 = 20;
@@ -100,7 +104,7 @@ struct Pipeline {
     voices: Vec<Voice>,
     mixer: Option<Ffmpeg>,
     mixer_starts: u32,
-    mkv: MkvWriter,
+    mkv: Clusters,
     voice_clock: Option<u64>,
 }
 
@@ -132,7 +136,7 @@ impl Pipeline {
                 .collect(),
             mixer: None,
             mixer_starts: 0,
-            mkv: MkvWriter::new(VOICE_SLOTS),
+            mkv: Clusters::new(),
             voice_clock: None,
         }
     }
@@ -179,7 +183,10 @@ impl Pipeline {
                 id,
                 target,
                 self.config.retry,
-                self.config.tls.clone(),
+                Dialer {
+                    tls: self.config.tls.clone(),
+                    outbound: self.config.outbound.clone(),
+                },
                 rx,
                 self.headers.clone(),
                 statuses_tx,
@@ -302,15 +309,18 @@ impl Pipeline {
         self.last_video_millis = Some(millis);
         match frame.data {
             FrameData::H264(units) => {
-                for tag in self.passthrough.frame(&units, frame.keyframe, millis) {
-                    self.fan_out(tag);
+                for body in self.passthrough.frame(&units, frame.keyframe) {
+                    self.fan_out(Tag {
+                        kind: TagKind::Video,
+                        millis,
+                        body,
+                    });
                 }
             }
             FrameData::Vp8(data) => {
-                let fed = self
-                    .transcoder
-                    .as_ref()
-                    .is_some_and(|t| t.feed(ivf_frame(&data, millis)));
+                // A frame is at most a few MiB (the assembler's bound): it fits IVF's size field.
+                let fed = ivf::frame(&data, millis)
+                    .is_ok_and(|f| self.transcoder.as_ref().is_some_and(|t| t.feed(f)));
                 if !fed {
                     if let Some(main) = self.main.as_mut() {
                         main.waiting_for_keyframe = true;
@@ -338,13 +348,18 @@ impl Pipeline {
                 }
                 let (packet, millis): (Arc<[u8]>, u64) = match voice.queue.pop_front() {
                     Some(p) => {
-                        let samples = opus_packet_samples(&p).unwrap_or(960);
+                        let samples = packet_samples(&p).unwrap_or(960);
                         let millis = u64::from(samples / 48).max(STEP_MILLIS);
                         (p, millis)
                     }
                     None => (Arc::from(&OPUS_SILENCE[..]), STEP_MILLIS),
                 };
-                out.push(self.mkv.block(slot + 1, clock, &packet));
+                // One piece per block: a lagging mixer loses whole blocks.
+                let mut block = Vec::with_capacity(packet.len() + 16);
+                // Slots are few (VOICE_SLOTS): the track number fits its byte.
+                let track = (slot + 1) as u8;
+                self.mkv.block(&mut block, track, clock, true, &packet);
+                out.push(Bytes::from(block));
                 voice.busy_until = clock + millis;
             }
             clock += STEP_MILLIS;
@@ -363,11 +378,12 @@ impl Pipeline {
             return;
         }
         self.mixer_starts += 1;
-        self.mkv = MkvWriter::new(VOICE_SLOTS);
+        self.mkv = Clusters::new();
         let args = ffmpeg::mixer_args(VOICE_SLOTS, self.config.audio_kbps);
         self.mixer = self.spawn(&args);
         if let Some(mixer) = &self.mixer {
-            mixer.feed(self.mkv.header());
+            let voices = [MkvTrack::Opus; VOICE_SLOTS];
+            mixer.feed(Bytes::from(mkv::header("classroom restream", &voices)));
         }
     }
 

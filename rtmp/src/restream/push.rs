@@ -16,12 +16,11 @@ use rml_rtmp::sessions::{
 };
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 use super::backoff::{Backoff, Retry, RetryPolicy};
+use super::dial::Dialer;
 use super::tags::{Tag, TagKind};
-use super::tls::PushTls;
 
 /// A destination's connection: TCP for `rtmp://`, TLS over TCP for `rtmps://`.
 trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -96,7 +95,7 @@ pub(super) async fn run_destination(
     id: u64,
     target: PushTarget,
     policy: RetryPolicy,
-    tls: PushTls,
+    dialer: Dialer,
     mut tags: mpsc::Receiver<Tag>,
     shared: SharedHeaders,
     statuses: mpsc::UnboundedSender<PushStatus>,
@@ -117,7 +116,7 @@ pub(super) async fn run_destination(
         let mut feed = Feed::new(feed_tx);
         let mut attempt = tokio::spawn(connection(
             target.clone(),
-            tls.clone(),
+            dialer.clone(),
             feed_rx,
             shared.clone(),
             live_tx,
@@ -219,12 +218,12 @@ impl Feed {
 /// One connection: returns why it ended.
 async fn connection(
     target: PushTarget,
-    tls: PushTls,
+    dialer: Dialer,
     mut tags: mpsc::Receiver<Tag>,
     shared: SharedHeaders,
     live: mpsc::UnboundedSender<()>,
 ) -> String {
-    let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, publish(&target, &tls)).await {
+    let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, publish(&target, &dialer)).await {
         Ok(Ok(client)) => client,
         Ok(Err(reason)) => return reason,
         Err(_) => return "the service did not accept the stream within 10 s".to_owned(),
@@ -269,13 +268,18 @@ struct Publisher {
 }
 
 /// Connects, shakes hands, connects to the app and asks to publish with the key.
-async fn publish(target: &PushTarget, tls: &PushTls) -> Result<Publisher, String> {
-    let tcp = TcpStream::connect((target.host.as_str(), target.port))
+async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, String> {
+    let tcp = dialer
+        .connect(&target.host, target.port)
         .await
-        .map_err(|e| format!("cannot connect to {}:{}: {e}", target.host, target.port))?;
+        .map_err(|e| {
+            // The detail (refused or timed out, the address) is for the operator only.
+            tracing::info!(url = %target.url, error = %e, "restream destination not reached");
+            e.reason(&target.host, target.port)
+        })?;
     let _ = tcp.set_nodelay(true);
     let mut stream: Box<dyn Wire> = if target.tls {
-        Box::new(tls.connect(&target.host, tcp).await?)
+        Box::new(dialer.tls.connect(&target.host, tcp).await?)
     } else {
         Box::new(tcp)
     };

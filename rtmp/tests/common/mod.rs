@@ -9,9 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
+use classroom_codec::annexb::AnnexBSplitter;
+use classroom_codec::h264::depacketize;
 use classroom_protocol::LessonId;
-use classroom_rtmp::annexb::AnnexBSplitter;
-use classroom_rtmp::rtp::depacketize;
 use classroom_rtmp::{
     IngestConfig, IngestEvent, IngestHandle, IngestServer, StreamKey, StreamKeys, TrackKind,
 };

@@ -13,7 +13,9 @@
 use classroom_protocol::signal::{EncoderState, LeaveReason, ParticipantId, ParticipantInfo};
 use classroom_protocol::{Grants, ParticipantRole, TrackSource, UserId};
 
-use super::{JoinError, LessonEffect, Output, Participant, Refusal, Room, ServerMessage};
+use super::{
+    CloseReason, JoinError, LessonEffect, Output, Participant, Refusal, Room, ServerMessage,
+};
 
 /// Who an encoder publishes as: the teacher who holds the stream key, under a name saying it
 /// is their encoder.
@@ -76,7 +78,6 @@ impl Room {
                         info: info.clone(),
                         grants: grants.clone(),
                         base_grants: grants,
-                        token_id: String::new(),
                         connection: None,
                         disconnected_at: None,
                     },
@@ -104,7 +105,7 @@ impl Room {
         if state == EncoderState::Stopped
             && let Some(id) = self.encoder.participant.take()
         {
-            self.remove(id, LeaveReason::Left, &mut out);
+            self.remove(id, LeaveReason::Left, CloseReason::Done, &mut out);
         }
         self.encoder_status(state, reason, &mut out);
         out

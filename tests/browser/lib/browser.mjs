@@ -1,7 +1,7 @@
 // Debian's Chromium, headless, with fake camera and microphone.
 
 import { chromium } from "playwright-core";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { resolve } from "node:path";
 import { createRequire } from "node:module";
 
@@ -22,15 +22,15 @@ const FLAGS = [
 /**
  * Launches Chromium; `fakeUi: false` leaves camera permission prompts unanswered (headless
  * Chromium then denies them). `cameras` fake cameras (0: none at all, as on a machine without
- * one; the test machine has no real devices). Each person gets their own context
- * (`personPage`): their own storage, so their own session.
+ * one; the test machine has no real devices); `args`: more command-line flags. Each person
+ * gets their own context (`personPage`): their own storage, so their own session.
  */
-export async function launch({ fakeUi = true, cameras = 1 } = {}) {
+export async function launch({ fakeUi = true, cameras = 1, args = [] } = {}) {
   const devices = cameras === 0 ? [] : [`--use-fake-device-for-media-stream${cameras > 1 ? `=device-count=${cameras}` : ""}`];
   return chromium.launch({
     executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
-    args: [...FLAGS, ...devices, ...(fakeUi ? ["--use-fake-ui-for-media-stream"] : [])],
+    args: [...FLAGS, ...devices, ...(fakeUi ? ["--use-fake-ui-for-media-stream"] : []), ...args],
   });
 }
 
@@ -98,9 +98,13 @@ export async function signIn(page, email, password) {
   await page.getByRole("button", { name: "Sign in" }).click();
 }
 
-/** Runs axe-core on the page; returns the serious and critical violations. */
+/**
+ * Runs axe-core on the page; returns the serious and critical violations. Evaluated through
+ * the DevTools protocol, not added as a <script>: the pages' Content-Security-Policy refuses
+ * inline scripts, as it should.
+ */
 export async function accessibilityProblems(page) {
-  await page.addScriptTag({ path: AXE });
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.evaluate(readFileSync(AXE, "utf8"));
   const result = await page.evaluate(() => window.axe.run(document, { resultTypes: ["violations"] }));
   return result.violations
     .filter((v) => v.impact === "serious" || v.impact === "critical")

@@ -1,13 +1,16 @@
 //! Black-box tests of the REST API. Every test runs twice: on SQLite and on PostgreSQL
 //! (skipped with a message where PostgreSQL is unreachable, failed in CI).
 
+mod at_rest;
 mod auth;
 mod courses;
 mod lessons;
 mod operations;
+mod origin;
 mod restreams;
 mod stream_keys;
 mod users;
+mod web;
 
 use classroom_tests::school::{School, id};
 use classroom_tests::{Backend, TestServer};

@@ -4,14 +4,20 @@ use classroom_tests::both_backends;
 use super::*;
 
 both_backends!(
-    stream_keys_are_shown_to_teachers_and_rotate,
+    stream_keys_are_shown_once_when_made_and_rotate,
     |server| async move {
         let school = School::new(&server).await;
         let lesson = school.lesson("Streamed from OBS").await;
         let path = format!("/api/v1/lessons/{lesson}/stream-key");
 
-        let shown = school.teacher.get(&path).await;
-        let shown = shown.expect(200).clone();
+        // Before a key is made: the server URL, no key.
+        let before = school.teacher.get(&path).await.expect(200).clone();
+        assert_eq!(before["stream_key"], serde_json::Value::Null);
+        assert_eq!(before["created_at"], serde_json::Value::Null);
+        assert_eq!(before["lesson_id"], lesson);
+
+        let made = school.teacher.post_empty(&path).await;
+        let shown = made.expect(200).clone();
         let key = shown["stream_key"].as_str().expect("a key").to_owned();
         assert!(key.starts_with(&format!("{lesson}-")), "{key}");
         assert!(key.len() > 40, "a long random secret: {key}");
@@ -24,11 +30,11 @@ both_backends!(
             .and_then(|s| s.rtmp_addr)
             .expect("ingest");
         assert_eq!(url, format!("rtmp://{rtmp}/live"));
-        // Shown again unchanged.
-        assert_eq!(
-            school.teacher.get(&path).await.expect(200)["stream_key"],
-            key.as_str()
-        );
+        // Never shown again: the server keeps only its hash.
+        let again = school.teacher.get(&path).await.expect(200).clone();
+        assert_eq!(again["stream_key"], serde_json::Value::Null);
+        assert_eq!(again["created_at"], shown["created_at"]);
+        assert_eq!(again["server_url"], shown["server_url"]);
 
         // The ingest's check: the key opens this lesson, a wrong secret or lesson does not.
         let store = server.store();
@@ -70,7 +76,7 @@ both_backends!(
         );
         assert_eq!(
             school.teacher.get(&path).await.expect(200)["stream_key"],
-            new_key.as_str()
+            serde_json::Value::Null
         );
 
         // Only the course's teachers see or rotate it.

@@ -396,3 +396,134 @@ both_backends!(class_list_import_reports_every_row, |server| async move {
     );
     server
 });
+
+both_backends!(
+    a_class_list_of_the_documented_maximum_is_imported_whole,
+    |server| async move {
+        let school = School::new(&server).await;
+        // 2,000 rows: most without a password (the server generates one), a few with one.
+        let mut csv = String::from("email,name,password\n");
+        for n in 0..2_000 {
+            let password = if n < 10 {
+                format!("chosen password {n}")
+            } else {
+                String::new()
+            };
+            csv.push_str(&format!("s{n}@school.edu,Student {n},{password}\n"));
+        }
+        let started = std::time::Instant::now();
+        let reply = school
+            .admin
+            .send_raw(
+                Method::POST,
+                "/api/v1/users/import",
+                "text/csv",
+                csv.into_bytes(),
+            )
+            .await;
+        println!(
+            "2,000-row class list imported on {:?} in {:.2} s",
+            server.backend,
+            started.elapsed().as_secs_f64()
+        );
+        let report = reply.expect(200).clone();
+        assert_eq!(
+            (report["created"].as_u64(), report["refused"].as_u64()),
+            (Some(2_000), Some(0))
+        );
+        let rows = report["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 2_000);
+        assert!(
+            rows.iter()
+                .all(|r| r["status"] == "created" && r["user_id"].is_i64()),
+            "every row created"
+        );
+        // The school holds exactly what the report says: the five users of `School` and these.
+        let total = school.admin.get("/api/v1/users?per_page=1").await;
+        assert_eq!(total.expect(200)["total"], 2_005);
+
+        // A generated password is random enough for a light hash; a chosen one keeps the
+        // full cost. Both sign in.
+        let temporary = rows[10]["temporary_password"].as_str().expect("generated");
+        assert_eq!(temporary.len(), 19, "{temporary}");
+        let hash_of = |email: &'static str| {
+            let store = server.store();
+            async move {
+                let email = classroom_courses::model::Email::parse(email).expect("an email");
+                store
+                    .credentials_by_email(&email)
+                    .await
+                    .expect("db")
+                    .expect("the user exists")
+                    .password_hash
+            }
+        };
+        let light = hash_of("s10@school.edu").await;
+        assert!(
+            light.starts_with("$argon2id$v=19$m=1024,t=1,p=1$"),
+            "{light}"
+        );
+        let full = hash_of("s0@school.edu").await;
+        assert!(
+            full.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{full}"
+        );
+        server.client().login("s10@school.edu", temporary).await;
+        server
+            .client()
+            .login("s0@school.edu", "chosen password 0")
+            .await;
+
+        // An email twice in one file: the first row is created, the second says where.
+        let reply = school
+            .admin
+            .send_raw(
+                Method::POST,
+                "/api/v1/users/import",
+                "text/csv",
+                b"email,name\ntwin@school.edu,First\nTwin@School.edu,Second\n".to_vec(),
+            )
+            .await;
+        let rows = reply.expect(200)["rows"].clone();
+        assert_eq!(rows[0]["status"], "created");
+        assert_eq!(rows[1]["status"], "refused");
+        assert_eq!(rows[1]["reason"], "the email is already on line 2");
+        server
+    }
+);
+
+both_backends!(
+    an_import_that_runs_out_of_time_says_exactly_what_it_created,
+    tune = |config: &mut classroomd::Config| config.http.request_timeout_secs = 2,
+    |server| async move {
+        // 2,000 passwords chosen by people, each hashed at the full cost: more than one
+        // second of hashing (half the request timeout) on any machine this runs on.
+        let school = School::new(&server).await;
+        let mut csv = String::from("email,name,password\n");
+        for n in 0..2_000 {
+            csv.push_str(&format!("p{n}@school.edu,Pupil {n},chosen password {n}\n"));
+        }
+        let reply = school
+            .admin
+            .send_raw(
+                Method::POST,
+                "/api/v1/users/import",
+                "text/csv",
+                csv.clone().into_bytes(),
+            )
+            .await;
+        let report = reply.expect(200).clone();
+        let created = report["created"].as_u64().expect("a count");
+        println!("{created} of 2,000 rows with passwords created within the time");
+        let rows = report["rows"].as_array().expect("rows");
+        assert_eq!(rows.len(), 2_000);
+        for row in rows.iter().filter(|r| r["status"] == "refused") {
+            let reason = row["reason"].as_str().unwrap_or_default();
+            assert!(reason.contains("send the file again"), "{row}");
+        }
+        // The report is the truth: exactly the rows it says were created exist.
+        let total = school.admin.get("/api/v1/users?per_page=1").await;
+        assert_eq!(total.expect(200)["total"], 5 + created);
+        server
+    }
+);

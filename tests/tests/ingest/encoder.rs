@@ -7,7 +7,7 @@ use std::process::Stdio;
 use std::sync::{Mutex, OnceLock};
 
 use bytes::Bytes;
-use classroom_rtmp::annexb::AnnexBSplitter;
+use classroom_codec::annexb::AnnexBSplitter;
 use tokio::process::{Child, Command};
 
 /// An OBS-like clip: 640x360 at 30 fps, `secs` long, x264 (veryfast, zerolatency) with a

@@ -48,7 +48,7 @@ impl Class {
         let lesson = school.lesson("Optics").await;
         let reply = school
             .teacher
-            .get(&format!("/api/v1/lessons/{lesson}/stream-key"))
+            .post_empty(&format!("/api/v1/lessons/{lesson}/stream-key"))
             .await;
         let body = reply.expect(200);
         let server_url = body["server_url"].as_str().expect("a URL").to_owned();
@@ -330,7 +330,7 @@ async fn refusals_reach_the_teacher_and_abuse_is_closed_while_a_stream_keeps_flo
     let other_key = class
         .school
         .teacher
-        .get(&format!("/api/v1/lessons/{other}/stream-key"))
+        .post_empty(&format!("/api/v1/lessons/{other}/stream-key"))
         .await
         .expect(200)["stream_key"]
         .as_str()

@@ -1,6 +1,8 @@
 //! Live lessons over the signaling WebSocket, end to end: tokens from the REST API, a real
 //! server on a free port, real WebSockets. Media has its own tests.
 
+mod access;
+
 use std::time::Duration;
 
 use classroom_protocol::TrackSource;
@@ -171,7 +173,7 @@ async fn a_lesson_from_going_live_to_the_end() {
     again.send(ClientMessage::Join { token: olga_token }).await;
     let refused = again.recv().await;
     assert!(
-        matches!(refused, Some(ServerMessage::Error { ref code, .. }) if code == "removed"),
+        matches!(refused, Some(ServerMessage::Error { ref code, .. }) if code == "removed_from_lesson"),
         "{refused:?}"
     );
 

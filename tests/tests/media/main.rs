@@ -3,6 +3,7 @@
 //! server's SFU. The teacher publishes to the class; a student brought on stage publishes
 //! too, and stops being forwarded the moment the teacher takes the stage back.
 
+mod access;
 mod impaired;
 
 use std::time::Duration;

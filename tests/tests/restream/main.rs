@@ -14,13 +14,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use classroom_codec::annexb::AnnexBSplitter;
+use classroom_codec::h264::{self, H264Packetizer};
 use classroom_loadtest::clip::Clips;
-use classroom_rtmp::annexb::AnnexBSplitter;
+use classroom_protocol::outbound::OutboundPolicy;
 use classroom_rtmp::restream::{
     Control, MediaPacket, Notice, PushState, PushTarget, PushTls, Restream, RestreamConfig,
     RetryPolicy, TrackRef, VideoCodec,
 };
-use classroom_rtmp::rtp::H264Packetizer;
 use classroom_tests::nginx::{Nginx, TlsFront, probe};
 use tokio::sync::{mpsc, watch};
 
@@ -45,6 +46,8 @@ fn config() -> RestreamConfig {
             reset_after: Duration::from_secs(60),
         },
         tls: PushTls::new(None).expect("Mozilla's roots"),
+        // nginx, the stand-in live service, listens on loopback: allowed as an operator would.
+        outbound: Arc::new(OutboundPolicy::new(&["127.0.0.0/8"]).expect("a network")),
     }
 }
 
@@ -215,16 +218,7 @@ async fn h264_clip(dir: &std::path::Path) -> Vec<Vec<Bytes>> {
     let mut splitter = AnnexBSplitter::default();
     let mut units = splitter.push(&bytes).expect("NAL units");
     units.extend(splitter.finish());
-    let mut access_units = Vec::new();
-    let mut current = Vec::new();
-    for unit in units {
-        let vcl = matches!(unit.first().map(|h| h & 0x1f), Some(1 | 5));
-        current.push(unit);
-        if vcl {
-            access_units.push(std::mem::take(&mut current));
-        }
-    }
-    access_units
+    h264::access_units(units)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -454,6 +448,56 @@ async fn rtmps_destinations_are_pushed_through_tls_and_an_untrusted_certificate_
 
     let _ = stop.send(true);
     let _ = feeder.await;
+}
+
+#[tokio::test]
+async fn a_destination_on_a_refused_address_is_never_connected_to() {
+    // What DNS answers at connect time is checked again: `localhost` and 127.0.0.1 stand for
+    // a name that pointed at a public address when it was added and at loopback now.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a loopback listener");
+    let port = listener.local_addr().expect("bound").port();
+    let (notices_tx, notices) = mpsc::unbounded_channel();
+    let config = RestreamConfig {
+        outbound: Arc::new(OutboundPolicy::public_only()),
+        ..config()
+    };
+    let restream = Restream::start(config, notices_tx);
+    let mut states = States {
+        notices,
+        seen: Vec::new(),
+    };
+    let destination = |host: &str| PushTarget {
+        host: host.into(),
+        port,
+        app: "live".into(),
+        url: format!("rtmp://{host}:{port}/live"),
+        stream_key: "key".into(),
+        tls: false,
+    };
+    restream.control(Control::Destinations(vec![
+        (1, destination("127.0.0.1")),
+        (2, destination("localhost")),
+    ]));
+    for id in [1, 2] {
+        let retrying = states
+            .wait(id, Duration::from_secs(10), |s| {
+                matches!(s, PushState::Retrying(_))
+            })
+            .await;
+        assert!(
+            matches!(&retrying, PushState::Retrying(reason)
+                if reason.contains("not allowed") && reason.contains("a loopback address")),
+            "{retrying:?}"
+        );
+    }
+    // Retried (200 ms, then 400 ms) and refused each time: the listener never saw a connection.
+    states
+        .wait(1, Duration::from_secs(10), |s| *s == PushState::Connecting)
+        .await;
+    let accepted = tokio::time::timeout(Duration::from_secs(1), listener.accept()).await;
+    assert!(accepted.is_err(), "a connection reached the listener");
 }
 
 #[test]
