@@ -80,10 +80,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn measures_some_sends_on_loopback() {
-        let report = measure(IpAddr::from([127, 0, 0, 1]), 1200, 2000).expect("loopback works");
-        assert_eq!(report.packets, 2000);
+    fn measures_the_cpu_of_sends_on_loopback() {
+        // Enough sends (each costs microseconds of CPU) to span several ticks of the kernel's
+        // CPU clock (10 ms), whatever else the machine does: CPU time, not wall time.
+        let packets = 20_000;
+        let report = measure(IpAddr::from([127, 0, 0, 1]), 1200, packets).expect("loopback works");
+        assert_eq!(report.packets, packets);
         assert!(report.received > 0, "{report:?}");
-        assert!(report.cpu_us_per_send >= 0.0);
+        assert!(
+            report.cpu_seconds > 0.0,
+            "the sender's CPU was read: {report:?}"
+        );
+        let per_send = report.cpu_seconds * 1e6 / packets as f64;
+        assert!(
+            (report.cpu_us_per_send - per_send).abs() < 1e-9,
+            "{report:?}"
+        );
     }
 }

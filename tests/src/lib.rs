@@ -3,6 +3,7 @@
 //! client that speaks to it exactly as an outside client would.
 
 pub mod media;
+pub mod metrics;
 pub mod nginx;
 pub mod relay;
 pub mod school;
@@ -162,16 +163,6 @@ impl TestServer {
             .await
             .expect("user created");
         self.client().login(email, password).await
-    }
-
-    /// The value of one series in `/metrics` (`name` with its labels, as the text shows
-    /// it: `classroom_media_nacks_total{direction="received"}`), if present.
-    pub async fn metric(&self, name: &str) -> Option<f64> {
-        let text = self.client().get("/metrics").await.text;
-        text.lines()
-            .find(|l| l.split(' ').next() == Some(name))
-            .and_then(|l| l.rsplit(' ').next())
-            .and_then(|v| v.parse().ok())
     }
 
     /// The UDP address the SFU is bound to.

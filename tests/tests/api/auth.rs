@@ -148,34 +148,56 @@ both_backends!(tokens_are_checked, |server| async move {
 
 #[tokio::test]
 async fn expired_session_tokens_are_refused() {
-    let Some(server) = TestServer::start(Backend::Sqlite, |c| c.auth.session_ttl_secs = 1).await
-    else {
-        return;
-    };
-    let (client, _) = server
+    let server = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("a SQLite server");
+    let (client, me) = server
         .user(UserRole::Student, "sam@school.edu", "Sam")
         .await;
     client.get("/api/v1/me").await.expect(200);
-    tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
-    client
+    // A token the server's own secret signed a session length ago, on a virtual clock: it
+    // expired a second ago.
+    let ttl = std::time::Duration::from_secs(server.config.auth.session_ttl_secs);
+    let secret = classroom_courses::auth::load_or_create_secret(None, &server.data_dir())
+        .expect("the server's secret");
+    let tokens = classroom_courses::auth::TokenIssuer::new(&secret, ttl, ttl);
+    let id = classroom_protocol::UserId(me["id"].as_i64().expect("an id"));
+    let account = server
+        .store()
+        .credentials_by_id(id)
+        .await
+        .expect("the store answers")
+        .expect("the user");
+    let (role, version) = (account.user.role, account.session_version);
+    let issued = time::OffsetDateTime::now_utc() - ttl - time::Duration::SECOND;
+    let (expired, _) = tokens.issue_session(id, role, version, issued);
+    let (fresh, _) = tokens.issue_session(id, role, version, issued + ttl);
+    server
+        .client()
+        .with_token(&expired)
         .get("/api/v1/me")
         .await
         .expect_error(401, "token_expired");
+    // The same token issued a second later is still good: the expiry is to the second.
+    server
+        .client()
+        .with_token(&fresh)
+        .get("/api/v1/me")
+        .await
+        .expect(200);
     server.stop().await;
 }
 
 #[tokio::test]
 async fn a_stranger_cannot_lock_the_owner_out_and_many_addresses_are_still_slowed() {
-    let Some(server) = TestServer::start(Backend::Sqlite, |c| {
+    let server = TestServer::start(Backend::Sqlite, |c| {
         let n = |v| std::num::NonZeroU32::new(v).expect("non-zero");
         c.rate_limit
             .login_failures_per_account_and_address_per_minute = n(2);
         c.rate_limit.login_failures_per_account_per_minute = n(3);
     })
     .await
-    else {
-        return;
-    };
+    .expect("a SQLite server");
     // The owner signs in from 127.0.0.1 (the harness's address): a known place from now on.
     server
         .user(UserRole::Student, "sam@school.edu", "Sam")

@@ -26,22 +26,47 @@ both_backends!(
         let path = format!("/api/v1/courses/{}", school.course_id);
         school.student.get(&path).await.expect(200);
         school.outsider.get(&path).await.expect(403);
-        let text = server.client().get("/metrics").await.text;
+        let metrics = server.metrics().await;
+        let text = &metrics.text;
+        for status in ["200", "403"] {
+            let series = format!(
+                "classroom_http_requests_total{{method=\"GET\",route=\"/api/v1/courses/{{id}}\",status=\"{status}\"}}"
+            );
+            assert_eq!(metrics.value(&series), Some(1.0), "{series} in:\n{text}");
+        }
         for expected in [
-            "classroom_http_requests_total{method=\"GET\",route=\"/api/v1/courses/{id}\",status=\"200\"} 1",
-            "classroom_http_requests_total{method=\"GET\",route=\"/api/v1/courses/{id}\",status=\"403\"} 1",
-            "classroom_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/auth/login\"",
+            "classroom_http_request_duration_seconds_bucket",
             "classroom_db_connections_in_use",
             "classroom_db_connections_open",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",
         ] {
-            assert!(text.contains(expected), "missing `{expected}` in:\n{text}");
+            assert!(
+                metrics.has_samples_of(expected),
+                "missing `{expected}` in:\n{text}"
+            );
         }
+        assert!(text.contains(
+            "classroom_http_request_duration_seconds_bucket{method=\"POST\",route=\"/api/v1/auth/login\""
+        ));
         assert!(
             !text.contains(&format!("/api/v1/courses/{}\"", school.course_id)),
             "raw paths would explode the series"
         );
+        // Every counter of the SFU is exported, each as its own series, from the start.
+        for metric in classroom_media::SfuStats::default().metrics() {
+            let series = match (metric.family.label, metric.label) {
+                (Some(name), Some(value)) => {
+                    format!("{}{{{name}=\"{value}\"}}", metric.family.name)
+                }
+                _ => metric.family.name.to_string(),
+            };
+            assert!(
+                metrics.value(&series).is_some(),
+                "{} as {series} in:\n{text}",
+                metric.field
+            );
+        }
         server
     }
 );
@@ -164,9 +189,9 @@ both_backends!(data_survives_a_restart, |server| async move {
 
 #[tokio::test]
 async fn a_stopped_server_finishes_and_closes_its_port() {
-    let Some(server) = TestServer::start(Backend::Sqlite, |_| {}).await else {
-        return;
-    };
+    let server = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("a SQLite server");
     let client = server.client();
     // A login (argon2: tens of milliseconds) in flight while the stop is requested.
     server

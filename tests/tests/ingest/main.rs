@@ -17,6 +17,7 @@ use classroom_protocol::signal::{
     ClientMessage, EncoderState, MediaKind as SignalKind, ParticipantId, ServerMessage,
 };
 use classroom_tests::media::{Participant, wait_until};
+use classroom_tests::metrics::Scrape;
 use classroom_tests::school::{School, join_token as token};
 use classroom_tests::ws::Ws;
 use classroom_tests::{Backend, TestServer};
@@ -108,8 +109,8 @@ impl Class {
             .to_owned()
     }
 
-    async fn metrics(&self) -> String {
-        self.server.client().get("/metrics").await.text
+    async fn metrics(&self) -> Scrape {
+        self.server.metrics().await
     }
 }
 
@@ -246,12 +247,17 @@ async fn an_obs_stream_reaches_the_class_untouched() {
     assert!(audio.len() >= 120, "{} Opus frames", audio.len());
 
     let metrics = class.metrics().await;
-    assert!(
-        metrics.contains("classroom_rtmp_sessions_total{outcome=\"accepted\"} 1"),
-        "{metrics}"
+    assert_eq!(
+        metrics.value("classroom_rtmp_sessions_total{outcome=\"accepted\"}"),
+        Some(1.0),
+        "{}",
+        metrics.text
     );
-    assert!(metrics.contains("classroom_rtmp_frames_total{kind=\"video\"} 90"));
-    assert!(metrics.contains("classroom_rtmp_active_encoders 0"));
+    assert_eq!(
+        metrics.value("classroom_rtmp_frames_total{kind=\"video\"}"),
+        Some(90.0)
+    );
+    assert_eq!(metrics.value("classroom_rtmp_active_encoders"), Some(0.0));
     student.peer.stop();
 }
 
@@ -363,14 +369,14 @@ async fn refusals_reach_the_teacher_and_abuse_is_closed_while_a_stream_keeps_flo
         "no_publish",
         "over_limit",
     ] {
+        let series = format!("classroom_rtmp_sessions_total{{outcome=\"{outcome}\"}}");
         assert!(
-            metrics.contains(&format!(
-                "classroom_rtmp_sessions_total{{outcome=\"{outcome}\"}}"
-            )),
-            "{outcome}: {metrics}"
+            metrics.value(&series).is_some_and(|n| n >= 1.0),
+            "{outcome}: {}",
+            metrics.text
         );
     }
-    assert!(metrics.contains("classroom_rtmp_active_encoders 1"));
+    assert_eq!(metrics.value("classroom_rtmp_active_encoders"), Some(1.0));
 
     // A leaked key is rotated: the encoder streaming with it is cut off at once.
     class
@@ -463,10 +469,11 @@ async fn the_ingest_can_be_turned_off() {
         .await
         .expect("a SQLite server");
     assert_eq!(server.server.as_ref().and_then(|s| s.rtmp_addr), None);
-    let metrics = server.client().get("/metrics").await.text;
+    let metrics = server.metrics().await;
     assert!(
-        !metrics.contains("classroom_rtmp_sessions_total{"),
-        "{metrics}"
+        !metrics.has_samples_of("classroom_rtmp_sessions_total"),
+        "{}",
+        metrics.text
     );
 }
 

@@ -467,28 +467,6 @@ async fn pausing_leaves_the_paused_part_out_of_one_replay() {
     server.stop().await;
 }
 
-/// Not a test by itself: the body of the `classroomd` process that the `kill -9` test starts
-/// (this test binary runs itself with `RECORDER_CHILD_DATA_DIR` set) and kills.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn child_server_process() {
-    let Some(dir) = std::env::var_os("RECORDER_CHILD_DATA_DIR") else {
-        return;
-    };
-    let mut config = classroomd::Config {
-        data_dir: PathBuf::from(dir),
-        ..classroomd::Config::default()
-    };
-    config.http.addr = ([127, 0, 0, 1], 0).into();
-    config.media.udp_addr = ([127, 0, 0, 1], 0).into();
-    config.media.tcp_addr = Some(([127, 0, 0, 1], 0).into());
-    // Not the default 1935: another server on this machine may hold it.
-    config.rtmp.addr = ([127, 0, 0, 1], 0).into();
-    small(&mut config);
-    let server = classroomd::start(&config).await.expect("the child starts");
-    println!("LISTENING http://{}", server.addr);
-    std::future::pending::<()>().await;
-}
-
 /// Kills the child if the test fails before it does.
 struct Child(std::process::Child);
 
@@ -513,14 +491,8 @@ async fn a_recording_cut_by_kill_9_is_processed_on_restart() {
     }
 
     let mut child = Child(
-        std::process::Command::new(std::env::current_exe().expect("the test binary"))
-            .args([
-                "child_server_process",
-                "--exact",
-                "--nocapture",
-                "--test-threads=1",
-            ])
-            .env("RECORDER_CHILD_DATA_DIR", server.data_dir())
+        std::process::Command::new(env!("CARGO_BIN_EXE_test-server"))
+            .arg(server.data_dir())
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("the child starts"),
@@ -530,10 +502,8 @@ async fn a_recording_cut_by_kill_9_is_processed_on_restart() {
         std::io::BufReader::new(stdout)
             .lines()
             .map_while(Result::ok)
-            // libtest prints `test child_server_process ... ` before it.
             .find_map(|line| {
-                line.split("LISTENING ")
-                    .nth(1)
+                line.strip_prefix("LISTENING ")
                     .map(|b| b.trim().to_string())
             })
     })

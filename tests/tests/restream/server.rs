@@ -104,13 +104,15 @@ async fn a_live_lesson_is_restreamed_until_it_ends() {
         streams.streams().iter().any(|(c, _, _)| c == "aac"),
         "{streams:?}"
     );
-    let metrics = server.client().get("/metrics").await.text;
-    assert!(
-        metrics.contains("classroom_restream_destinations{state=\"live\"} 1"),
-        "{metrics}"
+    let metrics = server.metrics().await;
+    assert_eq!(
+        metrics.value("classroom_restream_destinations{state=\"live\"}"),
+        Some(1.0),
+        "{}",
+        metrics.text
     );
     assert!(
-        !metrics.contains("lesson-stream-key"),
+        !metrics.text.contains("lesson-stream-key"),
         "the key is never shown"
     );
 
