@@ -18,7 +18,6 @@ use crate::limits::{MessageGate, Verdict};
 const CLOSE_POLICY: u16 = 1008;
 /// The database could not be asked whether the user may enter: try again.
 const CLOSE_TRY_AGAIN: u16 = 1013;
-const CLOSE_DONE: u16 = 1000;
 /// How long a closed flood may go on being read before the socket is dropped.
 const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_secs(1);
 
