@@ -1080,7 +1080,7 @@ pub(crate) fn encode(message: &ServerMessage) -> Utf8Bytes {
 mod tests {
     use std::sync::Mutex;
 
-    use classroom_protocol::{CourseId, Grants, LessonId, ParticipantRole};
+    use classroom_protocol::{CourseId, LessonId, ParticipantRole};
 
     use super::*;
     use crate::media::MediaFuture;
@@ -1169,19 +1169,7 @@ mod tests {
     }
 
     fn claims(user: i64, role: ParticipantRole) -> JoinClaims {
-        JoinClaims {
-            sub: user.to_string(),
-            aud: classroom_protocol::JOIN_TOKEN_AUDIENCE.into(),
-            iat: 0,
-            exp: u64::MAX,
-            jti: format!("t{user}"),
-            name: format!("user {user}"),
-            room: RoomName::for_lesson(LessonId(1)),
-            lesson: LessonId(1),
-            course: CourseId(1),
-            role,
-            grants: Grants::for_role(role),
-        }
+        crate::room::test_claims(user, role, LessonId(1), CourseId(1), &format!("t{user}"))
     }
 
     struct Member {

@@ -928,6 +928,30 @@ fn require_moderator(moderator: bool, action: &str) -> Result<(), Refusal> {
     }
 }
 
+/// The claims of a join token for tests: `user` in `lesson` of `course` with `role`'s grants.
+#[cfg(test)]
+pub(crate) fn test_claims(
+    user: i64,
+    role: ParticipantRole,
+    lesson: LessonId,
+    course: CourseId,
+    jti: &str,
+) -> JoinClaims {
+    JoinClaims {
+        sub: user.to_string(),
+        aud: classroom_protocol::JOIN_TOKEN_AUDIENCE.into(),
+        iat: 0,
+        exp: u64::MAX,
+        jti: jti.into(),
+        name: format!("user {user}"),
+        room: RoomName::for_lesson(lesson),
+        lesson,
+        course,
+        role,
+        grants: Grants::for_role(role),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -936,19 +960,7 @@ mod tests {
     const ROOM: LessonId = LessonId(7);
 
     fn claims(user: i64, role: ParticipantRole, jti: &str) -> JoinClaims {
-        JoinClaims {
-            sub: user.to_string(),
-            aud: classroom_protocol::JOIN_TOKEN_AUDIENCE.into(),
-            iat: 0,
-            exp: u64::MAX,
-            jti: jti.into(),
-            name: format!("user {user}"),
-            room: RoomName::for_lesson(ROOM),
-            lesson: ROOM,
-            course: CourseId(1),
-            role,
-            grants: Grants::for_role(role),
-        }
+        test_claims(user, role, ROOM, CourseId(1), jti)
     }
 
     struct Class {

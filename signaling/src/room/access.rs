@@ -54,7 +54,7 @@ mod tests {
     use std::time::Instant;
 
     use classroom_protocol::signal::ServerMessage;
-    use classroom_protocol::{CourseId, Grants, JoinClaims, LessonId, ParticipantRole, RoomName};
+    use classroom_protocol::{CourseId, JoinClaims, LessonId, ParticipantRole, RoomName};
 
     use super::*;
     use crate::room::{ConnectionId, JoinError, MediaEffect, RoomConfig};
@@ -63,19 +63,7 @@ mod tests {
     const COURSE: CourseId = CourseId(2);
 
     fn claims(user: i64, role: ParticipantRole) -> JoinClaims {
-        JoinClaims {
-            sub: user.to_string(),
-            aud: classroom_protocol::JOIN_TOKEN_AUDIENCE.into(),
-            iat: 0,
-            exp: u64::MAX,
-            jti: format!("t{user}"),
-            name: format!("user {user}"),
-            room: RoomName::for_lesson(LESSON),
-            lesson: LESSON,
-            course: COURSE,
-            role,
-            grants: Grants::for_role(role),
-        }
+        crate::room::test_claims(user, role, LESSON, COURSE, &format!("t{user}"))
     }
 
     /// A room with a teacher (user 1, connection 1) and two students (users 2 and 3).

@@ -169,19 +169,7 @@ mod tests {
     const LESSON: LessonId = LessonId(3);
 
     fn claims(user: i64, role: ParticipantRole) -> JoinClaims {
-        JoinClaims {
-            sub: user.to_string(),
-            aud: classroom_protocol::JOIN_TOKEN_AUDIENCE.into(),
-            iat: 0,
-            exp: u64::MAX,
-            jti: format!("t{user}"),
-            name: format!("user {user}"),
-            room: RoomName::for_lesson(LESSON),
-            lesson: LESSON,
-            course: CourseId(1),
-            role,
-            grants: Grants::for_role(role),
-        }
+        crate::room::test_claims(user, role, LESSON, CourseId(1), &format!("t{user}"))
     }
 
     fn encoder_messages(out: &[Output]) -> Vec<(ParticipantId, EncoderState)> {
