@@ -136,6 +136,15 @@ impl IngestHandle {
         self.kick(lesson, Some(conn));
     }
 
+    /// The lessons an encoder is publishing to now.
+    pub fn publishing(&self) -> Vec<LessonId> {
+        self.shared
+            .publishers
+            .lock()
+            .map(|p| p.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
     fn kick(&self, lesson: LessonId, only: Option<ConnectionId>) {
         if let Ok(publishers) = self.shared.publishers.lock()
             && let Some((current, stop)) = publishers.get(&lesson)

@@ -188,6 +188,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let (access_changes, access_changes_rx) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(live::deliver_access_changes(
         rooms.clone(),
+        ingest.as_ref().map(|i| (i.handle.clone(), store.clone())),
         access_changes_rx,
     ));
     let queue = dispatcher.subscribe("restream", events::QUEUE_EVENTS, restream::OVERFLOW);

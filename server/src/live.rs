@@ -71,13 +71,19 @@ impl TokenVerifier for JoinTokens {
 
 /// Delivers the changes of access the API stores (accounts disabled, students unenrolled,
 /// lessons cancelled, removed users let back in) to the live rooms, until the API is gone.
+/// The encoders publishing into those rooms are checked again too (`encoders`: the ingest,
+/// when it runs, and the store that says who may stream).
 pub async fn deliver_access_changes(
     rooms: Arc<Rooms>,
+    encoders: Option<(classroom_rtmp::IngestHandle, Store)>,
     mut changes: mpsc::UnboundedReceiver<AccessChange>,
 ) {
     while let Some(change) = changes.recv().await {
         tracing::debug!(?change, "access changed");
         rooms.access_changed(change).await;
+        if let Some((ingest, store)) = &encoders {
+            crate::rtmp::follow_access_change(ingest, store, &change).await;
+        }
     }
 }
 

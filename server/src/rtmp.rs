@@ -24,7 +24,7 @@ use classroom_courses::Store;
 use classroom_media::driver::{LocalPublisher, MediaHandle};
 use classroom_media::{Codec, LocalPacket, LocalTrack, Mid};
 use classroom_protocol::signal::EncoderState;
-use classroom_protocol::{LessonId, RoomName, UserId};
+use classroom_protocol::{AccessChange, LessonId, RoomName, UserId};
 use classroom_rtmp::{
     ConnectionId, IngestConfig, IngestEvent, IngestHandle, IngestServer, IngestSink, IngestTrack,
     RtpPacket, SessionConfig, StreamKey, StreamKeys, TrackKind,
@@ -119,6 +119,27 @@ pub async fn follow_lessons(ingest: IngestHandle, mut events: mpsc::Receiver<Roo
     while let Some(event) = events.recv().await {
         if let RoomEvent::Lesson(classroom_signaling::LessonEffect::Ended(lesson)) = event {
             ingest.stop_publisher(lesson);
+        }
+    }
+}
+
+/// Stops the encoders whose teacher may no longer stream, when access changes: a stream key
+/// is checked when an encoder connects, so one already publishing is checked again here (its
+/// teacher's account disabled, the teacher taken off the course, the lesson cancelled).
+pub async fn follow_access_change(ingest: &IngestHandle, store: &Store, change: &AccessChange) {
+    if matches!(change, AccessChange::Readmitted { .. }) {
+        return;
+    }
+    for lesson in ingest.publishing() {
+        match store.encoder_may_stream(lesson).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::info!(%lesson, ?change, "encoder stopped: its teacher may no longer stream");
+                ingest.stop_publisher(lesson);
+            }
+            Err(e) => {
+                tracing::warn!(%lesson, error = %e, "could not re-check a streaming encoder");
+            }
         }
     }
 }

@@ -112,8 +112,10 @@ impl Store {
             .map(UserId))
     }
 
-    /// The lesson a key publishes to: `None` for a malformed or wrong key, and for a lesson
-    /// that has ended or was cancelled. The secret's hash is compared in constant time.
+    /// The lesson a key publishes to: `None` for a malformed or wrong key, for a lesson that
+    /// has ended or was cancelled, and for a key whose teacher may no longer stream to it
+    /// (their account disabled, or no longer a teacher of the course). The secret's hash is
+    /// compared in constant time.
     pub async fn lesson_for_stream_key(&self, key: &str) -> StoreResult<Option<LessonId>> {
         let Some((lesson, secret)) = key.split_once('-') else {
             return Ok(None);
@@ -121,9 +123,33 @@ impl Store {
         let Ok(lesson) = lesson.parse::<i64>().map(LessonId) else {
             return Ok(None);
         };
+        let Some(standing) = self.stream_key_standing(lesson).await? else {
+            return Ok(None);
+        };
+        let matches = stream_secret_matches(&standing.secret_hash, secret);
+        Ok((matches && standing.may_stream).then_some(lesson))
+    }
+
+    /// Whether an encoder already publishing to `lesson` may go on: the lesson still open, the
+    /// key's teacher still enabled and still teaching the course. Asked again whenever access
+    /// changes (an account disabled, a teacher removed, a lesson cancelled), since the key
+    /// itself is checked only when an encoder connects.
+    pub async fn encoder_may_stream(&self, lesson: LessonId) -> StoreResult<bool> {
+        Ok(self
+            .stream_key_standing(lesson)
+            .await?
+            .is_some_and(|standing| standing.may_stream))
+    }
+
+    async fn stream_key_standing(&self, lesson: LessonId) -> StoreResult<Option<KeyStanding>> {
         let row = sqlx::query(fixed(
-            "SELECT k.secret_hash, l.state FROM lesson_stream_keys k \
-             JOIN lessons l ON l.id = k.lesson_id WHERE k.lesson_id = $1",
+            "SELECT k.secret_hash, l.state, u.disabled_at, \
+               (SELECT COUNT(*) FROM course_teachers t \
+                 WHERE t.course_id = l.course_id AND t.user_id = k.created_by) AS teaches \
+             FROM lesson_stream_keys k \
+             JOIN lessons l ON l.id = k.lesson_id \
+             JOIN users u ON u.id = k.created_by \
+             WHERE k.lesson_id = $1",
         ))
         .bind(lesson.0)
         .fetch_optional(self.db.pool())
@@ -131,10 +157,20 @@ impl Store {
         let Some(row) = row else {
             return Ok(None);
         };
-        let stored: String = row.try_get("secret_hash")?;
         let state: String = row.try_get("state")?;
-        let matches = stream_secret_matches(&stored, secret);
-        let open = matches!(state.as_str(), "scheduled" | "live");
-        Ok((matches && open).then_some(lesson))
+        let disabled: Option<i64> = row.try_get("disabled_at")?;
+        let teaches: i64 = row.try_get("teaches")?;
+        Ok(Some(KeyStanding {
+            secret_hash: row.try_get("secret_hash")?,
+            may_stream: matches!(state.as_str(), "scheduled" | "live")
+                && disabled.is_none()
+                && teaches > 0,
+        }))
     }
+}
+
+/// A lesson's stored key and whether its teacher may stream with it now.
+struct KeyStanding {
+    secret_hash: String,
+    may_stream: bool,
 }

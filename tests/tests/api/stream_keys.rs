@@ -120,3 +120,69 @@ both_backends!(
         server
     }
 );
+
+both_backends!(
+    a_stream_key_stops_working_when_its_teacher_may_no_longer_stream,
+    |server| async move {
+        let school = School::new(&server).await;
+        let lesson = school.lesson("Streamed by a teacher who leaves").await;
+        let key = school
+            .teacher
+            .post_empty(&format!("/api/v1/lessons/{lesson}/stream-key"))
+            .await
+            .expect(200)["stream_key"]
+            .as_str()
+            .expect("a key")
+            .to_owned();
+        let store = server.store();
+        let opens = async || {
+            let by_key = store.lesson_for_stream_key(&key).await.expect("db");
+            let running = store
+                .encoder_may_stream(LessonId(lesson))
+                .await
+                .expect("db");
+            assert_eq!(by_key.is_some(), running, "the two checks agree");
+            running
+        };
+        assert!(opens().await, "the key works for its teacher");
+
+        // Taken off the course (another teacher stays): the key is theirs, so it stops.
+        let teachers = format!("/api/v1/courses/{}/teachers", school.course_id);
+        school
+            .admin
+            .post(
+                &teachers,
+                serde_json::json!({"user_id": school.other_teacher_id}),
+            )
+            .await
+            .expect(201);
+        school
+            .admin
+            .delete(&format!("{teachers}/{}", school.teacher_id))
+            .await
+            .expect(204);
+        assert!(!opens().await, "a teacher no longer on the course");
+        school
+            .admin
+            .post(&teachers, serde_json::json!({"user_id": school.teacher_id}))
+            .await
+            .expect(201);
+        assert!(opens().await, "back on the course");
+
+        // A disabled account streams nothing; enabled again, the key works again.
+        let user = format!("/api/v1/users/{}", school.teacher_id);
+        school
+            .admin
+            .patch(&user, serde_json::json!({"disabled": true}))
+            .await
+            .expect(200);
+        assert!(!opens().await, "a disabled account");
+        school
+            .admin
+            .patch(&user, serde_json::json!({"disabled": false}))
+            .await
+            .expect(200);
+        assert!(opens().await, "enabled again");
+        server
+    }
+);

@@ -446,6 +446,93 @@ async fn an_encoder_that_drops_resumes_its_tracks_and_ending_the_lesson_stops_it
     student.peer.stop();
 }
 
+/// Whether the student heard `encoder` leave the lesson.
+fn encoder_left(student: &Participant, encoder: ParticipantId) -> bool {
+    student.messages.iter().any(|m| {
+        matches!(m, ServerMessage::ParticipantLeft { participant, .. } if *participant == encoder)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoder_stops_when_its_teacher_may_no_longer_stream() {
+    let class = Class::new(|_| {}).await;
+    let mut teacher = class.teacher().await;
+    let mut student = class.student().await;
+    let mut streaming = push(&clip(0, 3), &class.url(&class.key), true);
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+    assert!(
+        student
+            .pump_until(WAIT, |p| frames_from_encoder(p, SignalKind::Video) > 10)
+            .await
+    );
+    let encoder = encoder_participant(&student).expect("the encoder");
+
+    // The teacher's account is disabled: their encoder is cut off with their WebSocket, and
+    // the key no longer opens the lesson.
+    let user = format!("/api/v1/users/{}", class.school.teacher_id);
+    let disabled_at = std::time::Instant::now();
+    class
+        .school
+        .admin
+        .patch(&user, serde_json::json!({"disabled": true}))
+        .await
+        .expect(200);
+    tokio::time::timeout(WAIT, streaming.wait())
+        .await
+        .expect("the encoder is disconnected")
+        .expect("ffmpeg ran");
+    eprintln!(
+        "encoder disconnected {} ms after the account was disabled",
+        disabled_at.elapsed().as_millis()
+    );
+    assert!(
+        student.pump_until(WAIT, |p| encoder_left(p, encoder)).await,
+        "the class sees the encoder leave"
+    );
+    let status = push(&clip(0, 3), &class.url(&class.key), false)
+        .wait()
+        .await
+        .expect("ffmpeg ran");
+    assert!(!status.success(), "a disabled teacher's key is refused");
+
+    // Enabled again, the teacher streams again; taken off the course, they are cut off.
+    class
+        .school
+        .admin
+        .patch(&user, serde_json::json!({"disabled": false}))
+        .await
+        .expect(200);
+    let mut teacher = class.teacher().await;
+    // A teacher joining hears the encoder's state first: stopped, until it is live.
+    assert_eq!(
+        encoder_news(&mut teacher).await,
+        (EncoderState::Stopped, None)
+    );
+    let mut streaming = push(&clip(0, 3), &class.url(&class.key), true);
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+    let teachers = format!("/api/v1/courses/{}/teachers", class.school.course_id);
+    class
+        .school
+        .admin
+        .post(
+            &teachers,
+            serde_json::json!({"user_id": class.school.other_teacher_id}),
+        )
+        .await
+        .expect(201);
+    class
+        .school
+        .admin
+        .delete(&format!("{teachers}/{}", class.school.teacher_id))
+        .await
+        .expect(204);
+    tokio::time::timeout(WAIT, streaming.wait())
+        .await
+        .expect("the encoder of a teacher taken off the course is disconnected")
+        .expect("ffmpeg ran");
+    student.peer.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn b_frames_without_ffmpeg_are_refused_naming_the_encoder_setting() {
     let class = Class::new(|config| config.rtmp.ffmpeg = "/nonexistent/ffmpeg".into()).await;
