@@ -26,6 +26,7 @@ pub struct Config {
     pub restream: crate::restream::RestreamSettings,
     pub recorder: classroom_recorder::RecorderConfig,
     pub rtmp: RtmpConfig,
+    pub turn: TurnConfig,
     pub log: LogConfig,
 }
 
@@ -216,6 +217,58 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
+/// TURN relays (coturn with `use-auth-secret`) for browsers on networks that block UDP and
+/// direct TCP: their URLs and the shared secret go out as short-lived credentials with every
+/// join token. Off while `urls` is empty.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TurnConfig {
+    /// `turn:HOST:3478?transport=udp`, `turn:HOST:3478?transport=tcp`,
+    /// `turns:HOST:443?transport=tcp`.
+    pub urls: Vec<String>,
+    /// coturn's `static-auth-secret`.
+    pub secret: String,
+    /// How long a credential works: longer than the longest lesson, since the browser's relay
+    /// allocation is refreshed with the same credential.
+    pub credential_ttl_secs: u64,
+}
+
+impl Default for TurnConfig {
+    fn default() -> Self {
+        TurnConfig {
+            urls: Vec::new(),
+            secret: String::new(),
+            credential_ttl_secs: 6 * 3600,
+        }
+    }
+}
+
+impl std::fmt::Debug for TurnConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TurnConfig")
+            .field("urls", &self.urls)
+            .field("secret", &if self.secret.is_empty() { "" } else { "<set>" })
+            .field("credential_ttl_secs", &self.credential_ttl_secs)
+            .finish()
+    }
+}
+
+impl TurnConfig {
+    /// The credentials the API hands out; `None` when TURN is off.
+    pub fn credentials(
+        &self,
+    ) -> Result<
+        Option<classroom_courses::auth::TurnCredentials>,
+        classroom_courses::auth::TurnConfigError,
+    > {
+        classroom_courses::auth::TurnCredentials::new(
+            &self.urls,
+            &self.secret,
+            std::time::Duration::from_secs(self.credential_ttl_secs),
+        )
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -246,6 +299,7 @@ impl Default for Config {
             restream: crate::restream::RestreamSettings::default(),
             recorder: classroom_recorder::RecorderConfig::default(),
             rtmp: RtmpConfig::default(),
+            turn: TurnConfig::default(),
             log: LogConfig::default(),
         }
     }

@@ -225,6 +225,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         request_timeout: Duration::from_secs(config.http.request_timeout_secs),
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
         access_changes,
+        turn: config.turn.credentials().context("turn")?.map(Arc::new),
     };
     let http_metrics = metrics.clone();
     let (router, _openapi) = http::router(

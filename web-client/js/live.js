@@ -369,7 +369,7 @@ async function connect() {
   // After a server restart our place (the stage) may be gone: publish only what we may.
   if (state.publishing && !mayPublish("camera")) await stopPublishing();
 
-  const media = new MediaSession(signaling);
+  const media = new MediaSession(signaling, state.join.ice_servers ?? []);
   state.media = media;
   media.addEventListener("track", (event) => tiles.add(event.detail, participantName(event.detail.participant)));
   media.addEventListener("trackended", (event) => tiles.remove(event.detail));

@@ -4,10 +4,11 @@
 // from which source, arrives on which m-line. A reconnect makes a new MediaSession.
 
 export class MediaSession extends EventTarget {
-  constructor(signaling) {
+  /** `iceServers`: the TURN relays from the join response (empty without a relay). */
+  constructor(signaling, iceServers = []) {
     super();
     this.signaling = signaling;
-    this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle" });
+    this.pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers });
     this.tracksByMid = new Map(); // mid -> MediaStreamTrack
     this.ownerByMid = new Map(); // mid -> {participant, kind, source}
     this.sourceOf = new Map(); // our sending RTCRtpTransceiver -> source

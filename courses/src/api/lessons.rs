@@ -13,7 +13,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, ClientAddr, CurrentUser};
 use super::{ApiState, Paginated, course_manager, course_member, created};
-use crate::auth::JoinGrant;
+use crate::auth::{IceServer, JoinGrant};
 use crate::model::{CourseMembership, Lesson, LessonEvent, LessonState, Title};
 use crate::store::{LessonChanges, NewLesson, Page};
 
@@ -209,6 +209,9 @@ pub struct JoinResponse {
     pub grants: Grants,
     /// Path of the signaling WebSocket on this server.
     pub signaling_path: String,
+    /// TURN relays for `RTCConfiguration.iceServers`, each with a credential that works for
+    /// `turn.credential_ttl_secs`; empty when the server has none configured.
+    pub ice_servers: Vec<IceServer>,
 }
 
 /// Get a join token for a lesson's room (the course's teachers and enrolled students).
@@ -277,5 +280,10 @@ pub(super) async fn join_lesson(
         role,
         grants: claims.grants,
         signaling_path: "/ws".into(),
+        ice_servers: state
+            .turn
+            .iter()
+            .map(|turn| turn.for_user(user.id, now))
+            .collect(),
     }))
 }

@@ -76,6 +76,9 @@ pub struct ApiState {
     /// a student unenrolled, a lesson cancelled, a removed user let back in) once it is
     /// stored; the server delivers them to the live rooms, which follow at once.
     pub access_changes: tokio::sync::mpsc::UnboundedSender<AccessChange>,
+    /// The TURN relays and their credentials, handed out with every join token (`[turn]`);
+    /// `None` when no relay is configured.
+    pub turn: Option<Arc<crate::auth::TurnCredentials>>,
 }
 
 impl ApiState {

@@ -6,6 +6,7 @@ mod password;
 mod rate_limit;
 mod secret;
 mod tokens;
+mod turn;
 
 pub use at_rest::KeySealer;
 pub use password::{
@@ -15,3 +16,4 @@ pub use password::{
 pub use rate_limit::{AccountKey, RateLimitConfig, RateLimited, RateLimits};
 pub use secret::{SecretError, load_or_create_secret, random_token};
 pub use tokens::{JoinGrant, ReplayFileClaims, SessionClaims, TokenError, TokenIssuer};
+pub use turn::{IceServer, TurnConfigError, TurnCredentials};

@@ -374,3 +374,80 @@ fn base64url(text: &str) -> Vec<u8> {
     }
     out
 }
+
+/// What coturn computes for a username: base64(HMAC-SHA1(secret, username)), by openssl.
+fn coturn_password(secret: &str, username: &str) -> String {
+    use std::io::Write;
+    let mut hmac = std::process::Command::new("sh")
+        .args([
+            "-c",
+            "openssl dgst -sha1 -hmac \"$SECRET\" -binary | base64",
+        ])
+        .env("SECRET", secret)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("openssl runs");
+    hmac.stdin
+        .take()
+        .expect("stdin")
+        .write_all(username.as_bytes())
+        .expect("written");
+    let out = hmac.wait_with_output().expect("openssl ends");
+    String::from_utf8(out.stdout)
+        .expect("base64")
+        .trim()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn join_responses_carry_turn_credentials_when_a_relay_is_configured() {
+    const SECRET: &str = "a-relay-secret-for-the-test";
+    let urls = vec![
+        "turn:turn.school.test:3478?transport=udp".to_owned(),
+        "turns:turn.school.test:443?transport=tcp".to_owned(),
+    ];
+    let relayed = TestServer::start(Backend::Sqlite, |config| {
+        config.turn.urls = urls.clone();
+        config.turn.secret = SECRET.to_owned();
+        config.turn.credential_ttl_secs = 7200;
+    })
+    .await
+    .expect("a SQLite server");
+    let school = School::new(&relayed).await;
+    let lesson = school.lesson("Behind a strict firewall").await;
+    let before = time::OffsetDateTime::now_utc().unix_timestamp();
+    let reply = school
+        .student
+        .post_empty(&format!("/api/v1/lessons/{lesson}/join"))
+        .await;
+    let servers = reply.expect(200)["ice_servers"].clone();
+    let servers = servers.as_array().expect("a list");
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    assert_eq!(servers[0]["urls"], json!(urls));
+    let username = servers[0]["username"].as_str().expect("a username");
+    let (expiry, user) = username.split_once(':').expect("<expiry>:<user>");
+    assert_eq!(user, school.student_id.to_string());
+    let expiry: i64 = expiry.parse().expect("Unix seconds");
+    assert!(
+        (before + 7200..=before + 7200 + 60).contains(&expiry),
+        "{expiry}"
+    );
+    assert_eq!(
+        servers[0]["credential"].as_str(),
+        Some(coturn_password(SECRET, username).as_str()),
+        "the password coturn expects"
+    );
+
+    // Without a relay configured: none offered.
+    let plain = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("a SQLite server");
+    let school = School::new(&plain).await;
+    let lesson = school.lesson("On the school network").await;
+    let reply = school
+        .student
+        .post_empty(&format!("/api/v1/lessons/{lesson}/join"))
+        .await;
+    assert_eq!(reply.expect(200)["ice_servers"], json!([]));
+}
