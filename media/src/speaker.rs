@@ -1,9 +1,11 @@
 //! Active speaker detection for one room, from the audio level header extension (RFC 6464).
 //!
 //! Every audio packet of a publisher carries the level of its frame in -dBov (str0m gives it
-//! as `ext_vals.audio_level: Option<i8>`, from 0 for the loudest down to -127 for silence) and
-//! a voice activity flag (`ext_vals.voice_activity`). The SFU never decodes audio, so these
-//! are all it knows about who talks; the client shows the result as a highlighted tile.
+//! as `ext_vals.audio_level: Option<i8>`, from 0 for the loudest down to -127 for silence). The
+//! SFU never decodes audio, so the level is all it knows about who talks; the client shows the
+//! result as a highlighted tile. The extension's voice activity flag is not used: encoders
+//! differ in whether and how they set it (some never do), and the level alone, with the burst
+//! and hold rules below, tells speech from background noise well enough.
 //!
 //! What a person expects from that highlight sets the rules:
 //!
@@ -74,6 +76,8 @@ pub(crate) struct ActiveSpeakers {
     /// Scratch for the next list: (ranking level, peer).
     ranking: Vec<(f32, PeerId)>,
     next_poll: Option<Instant>,
+    /// Someone joined the room since the last report: the next one goes out even unchanged.
+    repeat: bool,
 }
 
 /// What is kept per publishing peer: a fixed size, whatever the packet rate.
@@ -98,16 +102,17 @@ impl ActiveSpeakers {
             reported: Vec::new(),
             ranking: Vec::new(),
             next_poll: None,
+            repeat: false,
         }
     }
 
     /// An audio packet of `peer` arrived with audio level `level` (-dBov: 0 loudest, -127
-    /// silence; out-of-range values are clamped) and voice activity flag `vad`. A packet the
-    /// encoder marked as not voice (`Some(false)`: DTX or comfort noise) is never loud.
-    pub(crate) fn record(&mut self, now: Instant, peer: PeerId, level: i8, vad: Option<bool>) {
+    /// silence; out-of-range values are clamped). The voice activity flag (`_vad`) is not
+    /// required nor used (see the module's notes).
+    pub(crate) fn record(&mut self, now: Instant, peer: PeerId, level: i8, _vad: Option<bool>) {
         let config = self.config;
         let above_silence = f32::from(level.clamp(-127, 0)) + 127.0;
-        let loud = level >= config.threshold && vad != Some(false);
+        let loud = level >= config.threshold;
         let state = self.peers.entry(peer).or_insert(PeerLevel {
             burst_start: None,
             last_loud: None,
@@ -140,6 +145,13 @@ impl ActiveSpeakers {
         {
             state.speaking = true;
         }
+    }
+
+    /// Someone joined the room: they have not heard who is speaking, and the list is sent only
+    /// when it changes. The next report (within the report interval, as usual) repeats it
+    /// when anyone speaks.
+    pub(crate) fn report_again(&mut self) {
+        self.repeat = true;
     }
 
     /// The peer left the room or stopped publishing audio.
@@ -189,7 +201,8 @@ impl ActiveSpeakers {
                 .iter()
                 .zip(&self.reported)
                 .all(|((_, ranked), reported)| ranked == reported);
-        if unchanged {
+        let repeat = std::mem::take(&mut self.repeat) && !self.ranking.is_empty();
+        if unchanged && !repeat {
             return None;
         }
         self.reported.clear();
@@ -263,17 +276,18 @@ mod tests {
     }
 
     #[test]
-    fn quiet_sound_and_non_voice_frames_are_not_speech() {
+    fn quiet_sound_is_not_speech_and_the_voice_flag_is_not_required() {
         let mut speakers = ActiveSpeakers::new(SpeakerConfig::default());
         let reports = simulate(&mut speakers, Instant::now(), 0..3_000, |peer, _| {
             match peer {
                 // Background noise below the threshold, marked as voice.
                 A => talk(-60),
-                // Loud, but the encoder says not voice.
+                // Loud, from an encoder that never sets the voice activity flag.
                 _ => Some((-10, Some(false))),
             }
         });
-        assert!(reports.is_empty(), "{reports:?}");
+        assert_eq!(reports.len(), 1, "{reports:?}");
+        assert_eq!(reports[0].1, vec![B], "only the loud one speaks");
     }
 
     #[test]
@@ -381,6 +395,31 @@ mod tests {
             speakers.poll(start + Duration::from_millis(1_300)),
             Some(vec![B])
         );
+    }
+
+    #[test]
+    fn a_newcomer_hears_the_current_list_at_the_next_report() {
+        let mut speakers = ActiveSpeakers::new(SpeakerConfig::default());
+        let start = Instant::now();
+        let reports = simulate(&mut speakers, start, 0..2_000, |peer, _| {
+            (peer == A).then_some((-30, Some(true)))
+        });
+        assert_eq!(reports.len(), 1, "A speaks, reported once: {reports:?}");
+        // A keeps speaking: nothing new to report, until someone joins.
+        let later = start + Duration::from_millis(2_000);
+        speakers.record(later, A, -30, None);
+        assert_eq!(speakers.poll(later), None);
+        speakers.report_again();
+        let next = later + SpeakerConfig::default().report_interval;
+        speakers.record(next, A, -30, None);
+        assert_eq!(speakers.poll(next), Some(vec![A]));
+        let after = next + SpeakerConfig::default().report_interval;
+        speakers.record(after, A, -30, None);
+        assert_eq!(speakers.poll(after), None, "once");
+        // Nobody speaking: a newcomer has nothing to hear.
+        let mut quiet = ActiveSpeakers::new(SpeakerConfig::default());
+        quiet.report_again();
+        assert_eq!(quiet.poll(start), None);
     }
 
     #[test]

@@ -371,7 +371,10 @@ async function connect() {
 
   const media = new MediaSession(signaling, state.join.ice_servers ?? []);
   state.media = media;
-  media.addEventListener("track", (event) => tiles.add(event.detail, participantName(event.detail.participant)));
+  media.addEventListener("track", (event) => {
+    tiles.add(event.detail, participantName(event.detail.participant));
+    tiles.speaking(state.speakers); // the speaker may have been named before their tile came
+  });
   media.addEventListener("trackended", (event) => tiles.remove(event.detail));
   media.addEventListener("state", (event) => onMediaState(media, event.detail));
   await media.start(state.publishing ? state.localStream : null, state.publishing ? state.screenTrack : null);

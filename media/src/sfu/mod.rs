@@ -478,6 +478,9 @@ impl Sfu {
 
         self.demux.insert_ufrag(creds.ufrag.clone(), peer_id);
         self.rooms.entry(room.clone()).or_default().push(peer_id);
+        if let Some(speakers) = self.speakers.get_mut(&room) {
+            speakers.report_again();
+        }
         self.peers.insert(
             peer_id,
             Peer {
