@@ -62,8 +62,9 @@ impl Default for RtmpConfig {
     }
 }
 
-/// The SFU: one UDP port for every peer's WebRTC media, and one TCP port as the fallback for
-/// networks that block UDP (ICE-TCP).
+/// The SFU: media workers (threads), each with one UDP port for its peers' WebRTC media and
+/// one TCP port as the fallback for networks that block UDP (ICE-TCP); worker `i` uses the
+/// configured ports plus `i`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
@@ -80,6 +81,21 @@ pub struct MediaConfig {
     /// Announce the UDP candidate. Off, browsers can only connect over TCP: for testing the
     /// fallback, or where UDP never gets through.
     pub advertise_udp: bool,
+    /// Media workers: threads, each with its own SFU and ports, a room on one of them. 0: one
+    /// per core this process may use ([`MediaConfig::worker_count`]).
+    pub workers: usize,
+}
+
+impl MediaConfig {
+    /// The number of workers to start: `workers`, or for 0 one per core this process may run
+    /// on (its CPU affinity and cgroup quota count, as `std::thread::available_parallelism`
+    /// reads them), at least one.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -90,6 +106,7 @@ impl Default for MediaConfig {
             advertised_ip: IpAddr::from([127, 0, 0, 1]),
             advertised_port: 0,
             advertise_udp: true,
+            workers: 0,
         }
     }
 }
@@ -391,6 +408,23 @@ impl Config {
             return invalid(
                 "media.advertise_udp = false needs media.tcp_addr: browsers could not connect",
             );
+        }
+        let last_worker = self.media.worker_count() - 1;
+        let ports = [
+            ("media.udp_addr", Some(self.media.udp_addr.port())),
+            ("media.tcp_addr", self.media.tcp_addr.map(|a| a.port())),
+            ("media.advertised_port", Some(self.media.advertised_port)),
+        ];
+        for (what, port) in ports {
+            let past_the_end = port
+                .filter(|port| *port != 0)
+                .is_some_and(|port| usize::from(port) + last_worker > usize::from(u16::MAX));
+            if past_the_end {
+                return invalid(&format!(
+                    "{what}: one port per media worker from this one runs past 65535; \
+                     choose a lower port or fewer media.workers"
+                ));
+            }
         }
         if self.media.advertised_ip.is_unspecified() {
             return invalid(
