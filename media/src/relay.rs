@@ -172,7 +172,11 @@ mod tests {
             home.push(packet);
         }
         let mut received = Vec::new();
-        assert_eq!(edge.drain(|p| received.push(p)), 0, "nothing before the flush");
+        assert_eq!(
+            edge.drain(|p| received.push(p)),
+            0,
+            "nothing before the flush"
+        );
         assert_eq!(home.pending(), 10);
         assert!(home.flush());
         assert_eq!(home.pending(), 0);

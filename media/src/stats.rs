@@ -262,7 +262,12 @@ mod tests {
         let mut total = SfuStats::numbered();
         total.add(&SfuStats::numbered());
         let doubled: Vec<u64> = total.metrics().map(|m| m.value).collect();
-        assert_eq!(doubled, (1..=doubled.len() as u64).map(|n| 2 * n).collect::<Vec<_>>());
+        assert_eq!(
+            doubled,
+            (1..=doubled.len() as u64)
+                .map(|n| 2 * n)
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

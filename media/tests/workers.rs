@@ -76,8 +76,14 @@ async fn rooms_spread_over_the_workers_and_each_forwards_its_own() {
     assert_ne!(addrs[0], addrs[1], "a port per worker");
     assert_eq!(handle.local_addr(), addrs[0]);
 
-    let mut first = handle.add_local_subscriber(PeerId(1), room(1)).await.unwrap();
-    let mut second = handle.add_local_subscriber(PeerId(2), room(2)).await.unwrap();
+    let mut first = handle
+        .add_local_subscriber(PeerId(1), room(1))
+        .await
+        .unwrap();
+    let mut second = handle
+        .add_local_subscriber(PeerId(2), room(2))
+        .await
+        .unwrap();
     let one = encoder(handle, 3, room(1)).await;
     let two = encoder(handle, 4, room(2)).await;
     assert_eq!(handle.room_worker(&room(1)), Some(WorkerId(0)));
@@ -104,7 +110,9 @@ async fn rooms_spread_over_the_workers_and_each_forwards_its_own() {
     let taken = handle.add_local_subscriber(PeerId(4), room(1)).await;
     assert!(matches!(
         taken,
-        Err(driver::CommandError::Failed(AddPeerError::DuplicatePeer(PeerId(4))))
+        Err(driver::CommandError::Failed(AddPeerError::DuplicatePeer(
+            PeerId(4)
+        )))
     ));
     assert_eq!(
         handle.remove_peer(PeerId(99)).await,
@@ -121,15 +129,15 @@ async fn rooms_spread_over_the_workers_and_each_forwards_its_own() {
         }
     };
     timeout(Duration::from_secs(5), freed).await.unwrap();
-    let _third = handle.add_local_subscriber(PeerId(5), room(3)).await.unwrap();
+    let _third = handle
+        .add_local_subscriber(PeerId(5), room(3))
+        .await
+        .unwrap();
     assert_eq!(handle.room_worker(&room(3)), Some(WorkerId(1)));
 
     media.workers.stop().await;
     assert!(
-        matches!(
-            handle.stats().await,
-            Err(driver::CommandError::Stopped)
-        ),
+        matches!(handle.stats().await, Err(driver::CommandError::Stopped)),
         "stopped workers answer nothing"
     );
 }
@@ -149,7 +157,12 @@ async fn worker_ports_follow_the_configured_one() {
         // Someone else took one of the two ports meanwhile: nothing to check.
         return;
     };
-    let ports: Vec<u16> = media.handle.local_addrs().iter().map(|a| a.port()).collect();
+    let ports: Vec<u16> = media
+        .handle
+        .local_addrs()
+        .iter()
+        .map(|a| a.port())
+        .collect();
     assert_eq!(ports, [base, base + 1]);
     media.workers.stop().await;
     // The ports are free again once the workers have stopped.

@@ -79,10 +79,7 @@ impl MediaHandle {
             .zip(addrs)
             .map(|(commands, addrs)| Worker { commands, addrs })
             .collect();
-        MediaHandle {
-            workers,
-            placement,
-        }
+        MediaHandle { workers, placement }
     }
 
     /// The address worker 0's media socket is bound to (the only one with one worker).
@@ -156,8 +153,12 @@ impl MediaHandle {
         peer: PeerId,
         offer: String,
     ) -> Result<String, CommandError<AcceptOfferError>> {
-        self.call_peer(peer, |reply| MediaCommand::AcceptOffer { peer, offer, reply })
-            .await
+        self.call_peer(peer, |reply| MediaCommand::AcceptOffer {
+            peer,
+            offer,
+            reply,
+        })
+        .await
     }
 
     /// The client's answer to a [`crate::MediaEvent::OfferCreated`].
@@ -197,8 +198,12 @@ impl MediaHandle {
         peer: PeerId,
         muted: bool,
     ) -> Result<(), CommandError<UnknownPeer>> {
-        self.call_peer(peer, |reply| MediaCommand::SetAudioMuted { peer, muted, reply })
-            .await
+        self.call_peer(peer, |reply| MediaCommand::SetAudioMuted {
+            peer,
+            muted,
+            reply,
+        })
+        .await
     }
 
     /// Every worker's counters added up (gauges too: peers and connections in all workers).
@@ -341,7 +346,10 @@ impl MediaHandle {
             sent: false,
         };
         let commands = &self.workers[worker.0].commands;
-        let permit = commands.reserve().await.map_err(|_| CommandError::Stopped)?;
+        let permit = commands
+            .reserve()
+            .await
+            .map_err(|_| CommandError::Stopped)?;
         let (reply, response) = oneshot::channel();
         permit.send(command(reply));
         guard.sent = true;
@@ -474,7 +482,6 @@ impl Drop for LocalSubscription {
     }
 }
 
-
 /// Asks the driver to remove a peer without waiting (from `Drop`). If the queue is full the
 /// driver still removes the peer: a local subscriber whose sink is gone is removed when its
 /// next event cannot be delivered, and a publisher simply stops sending.
@@ -482,4 +489,3 @@ fn remove_on_drop(commands: &mpsc::Sender<MediaCommand>, peer: PeerId) {
     let (reply, _) = oneshot::channel();
     let _ = commands.try_send(MediaCommand::RemovePeer { peer, reply });
 }
-

@@ -48,8 +48,8 @@ use tokio::net::{TcpListener, UdpSocket};
 use tokio::sync::{mpsc, oneshot};
 use tracing::warn;
 
-pub use crate::tcp::TcpLimits;
 use crate::placement::{Placement, WorkerId};
+pub use crate::tcp::TcpLimits;
 use crate::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, LocalEvent, LocalPacket,
     LocalTrack, MediaEvent, Mid, PeerId, Sfu, SfuConfig, SfuStats, UnknownPeer, VideoSizeError,
@@ -311,9 +311,9 @@ pub async fn start(config: DriverConfig) -> Result<MediaDriver, StartError> {
         ready.push(ready_rx);
     }
     for (index, ready) in ready.into_iter().enumerate() {
-        let started = ready.await.unwrap_or_else(|_| {
-            Err(io::Error::other("the worker's thread ended before it ran"))
-        });
+        let started = ready
+            .await
+            .unwrap_or_else(|_| Err(io::Error::other("the worker's thread ended before it ran")));
         if let Err(error) = started {
             workers.stop().await;
             return Err(StartError::Worker {
@@ -420,4 +420,3 @@ fn enlarge_buffers(socket: &std::net::UdpSocket) {
         );
     }
 }
-

@@ -142,7 +142,9 @@ impl WorkerMetrics {
             self.rooms
                 .with_label_values(&[id])
                 .set(gauge_value(worker.load.rooms));
-            self.peers.with_label_values(&[id]).set(gauge_value(sfu.peers));
+            self.peers
+                .with_label_values(&[id])
+                .set(gauge_value(sfu.peers));
             let counts = [
                 (&self.rtp_packets, "received", sfu.rtp_packets_in),
                 (&self.rtp_packets, "forwarded", sfu.rtp_packets_forwarded),

@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use classroom_courses::restream::DestinationState;
-use classroom_media::SubscriberStats;
 use classroom_media::SfuStats;
+use classroom_media::SubscriberStats;
 use classroom_media::driver::WorkerStats;
 use classroom_rtmp::IngestSnapshot;
 use classroom_signaling::SignalingSnapshot;

@@ -15,9 +15,10 @@ use tokio::net::UdpSocket;
 
 use super::{WAIT, me};
 
+/// A per-worker series as the text shows it (labels in alphabetical order: `worker` last).
 fn worker_series(name: &str, worker: usize, label: Option<(&str, &str)>) -> String {
     match label {
-        Some((key, value)) => format!("{name}{{worker=\"{worker}\",{key}=\"{value}\"}}"),
+        Some((key, value)) => format!("{name}{{{key}=\"{value}\",worker=\"{worker}\"}}"),
         None => format!("{name}{{worker=\"{worker}\"}}"),
     }
 }
@@ -115,7 +116,11 @@ async fn two_lessons_use_two_workers_and_the_wrong_workers_port_forwards_nothing
         let peers = worker_series("classroom_media_worker_peers", worker, None);
         assert_eq!(scrape.expect(&rooms), 1.0, "{rooms}");
         assert_eq!(scrape.expect(&peers), 2.0, "{peers}");
-        assert!(forwarded(&scrape, worker) > 0.0, "worker {worker} forwards");
+        assert!(
+            forwarded(&scrape, worker) > 0.0,
+            "worker {worker} forwards:\n{}",
+            scrape.text
+        );
     }
     assert_eq!(scrape.expect("classroom_media_peers"), 4.0, "the total");
 
@@ -134,7 +139,9 @@ async fn two_lessons_use_two_workers_and_the_wrong_workers_port_forwards_nothing
     // A binding request for that student's session, and an RTP-looking datagram, sent to the
     // other worker's port: that worker knows neither, drops both and counts them; nothing
     // comes back, and its own lesson goes on.
-    let stray = UdpSocket::bind("127.0.0.1:0").await.expect("a local socket");
+    let stray = UdpSocket::bind("127.0.0.1:0")
+        .await
+        .expect("a local socket");
     let before = server.metrics().await;
     let request = binding_request(&ufrag);
     stray
@@ -155,30 +162,38 @@ async fn two_lessons_use_two_workers_and_the_wrong_workers_port_forwards_nothing
         })
         .await;
     let after = counted.unwrap_or_else(|scrape| {
-        panic!(
-            "the wrong worker counts what it dropped:\n{}",
-            scrape.text
-        )
+        panic!("the wrong worker counts what it dropped:\n{}", scrape.text)
     });
-    assert_eq!(
-        dropped(&after, home, "unknown_ufrag"),
-        dropped(&before, home, "unknown_ufrag"),
-        "nothing reached the right worker"
-    );
-    // The same request at the right worker finds the session (and fails its integrity check):
-    // the ufrag is known there, only there.
-    let rejected = "classroom_media_dropped_total{reason=\"stun_rejected\"}";
-    let rejected_before = after.value(rejected).unwrap_or(0.0);
+    // The same request at the right worker finds the session by its ufrag and is refused by
+    // it (its integrity is made up; str0m refuses it as malformed or fails its check): the
+    // ufrag is known there, only there.
+    let refused = |scrape: &Scrape| -> f64 {
+        ["stun_rejected", "malformed"]
+            .iter()
+            .map(|reason| {
+                let series = format!("classroom_media_dropped_total{{reason=\"{reason}\"}}");
+                scrape.value(&series).unwrap_or(0.0)
+            })
+            .sum()
+    };
+    let refused_before = refused(&after);
     stray
         .send_to(&request, workers[home])
         .await
         .expect("sent to the right worker");
-    assert!(
-        server
-            .metrics_until(WAIT, |now| now.value(rejected).unwrap_or(0.0) > rejected_before)
-            .await
-            .is_ok(),
-        "the right worker routes the request to its peer"
+    let routed = server
+        .metrics_until(WAIT, |now| refused(now) > refused_before)
+        .await;
+    let routed = routed.unwrap_or_else(|scrape| {
+        panic!(
+            "the right worker routes the request to its peer:\n{}",
+            scrape.text
+        )
+    });
+    assert_eq!(
+        dropped(&routed, home, "unknown_ufrag"),
+        dropped(&before, home, "unknown_ufrag"),
+        "the right worker knows the ufrag"
     );
     let mut buf = [0u8; 2048];
     let answered = tokio::time::timeout(Duration::from_millis(300), stray.recv_from(&mut buf));
