@@ -22,7 +22,7 @@
 
 use std::mem;
 
-use tokio::sync::mpsc::{self, error::TryRecvError, error::TrySendError};
+use tokio::sync::mpsc::{self, error::TrySendError};
 
 /// Counters of one end: what it sent and received, and what the other end could not take.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -120,16 +120,12 @@ impl<Out, In> RelayEnd<Out, In> {
     /// number of items.
     pub fn drain(&mut self, mut each: impl FnMut(In)) -> usize {
         let mut count = 0;
-        loop {
-            match self.from_peer.try_recv() {
-                Ok(mut batch) => {
-                    count += batch.len();
-                    batch.drain(..).for_each(&mut each);
-                    // The other end may have gone meanwhile: then the batch is simply freed.
-                    let _ = self.give_back.send(batch);
-                }
-                Err(TryRecvError::Empty | TryRecvError::Disconnected) => break,
-            }
+        // Empty or disconnected alike: nothing more to hand over now.
+        while let Ok(mut batch) = self.from_peer.try_recv() {
+            count += batch.len();
+            batch.drain(..).for_each(&mut each);
+            // The other end may have gone meanwhile: then the batch is simply freed.
+            let _ = self.give_back.send(batch);
         }
         self.stats.items_received += count as u64;
         count
