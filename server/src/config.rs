@@ -610,6 +610,35 @@ mod tests {
     }
 
     #[test]
+    fn media_workers_default_to_the_cores_and_their_ports_must_fit() {
+        let config = Config::load(None, env(&[]), &Overrides::default()).expect("valid");
+        assert_eq!(config.media.workers, 0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(config.media.worker_count(), cores);
+        let config = Config::load(
+            None,
+            env(&[("CLASSROOM_MEDIA__WORKERS", "3")]),
+            &Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.media.worker_count(), 3);
+
+        // Three workers from UDP 65534 would need 65536; from port 0 any number fits.
+        let too_high = [
+            ("CLASSROOM_MEDIA__WORKERS", "3"),
+            ("CLASSROOM_MEDIA__UDP_ADDR", "127.0.0.1:65534"),
+        ];
+        let err = Config::load(None, env(&too_high), &Overrides::default()).expect_err("invalid");
+        assert!(err.to_string().contains("media.udp_addr"), "{err}");
+        let free = [
+            ("CLASSROOM_MEDIA__WORKERS", "3"),
+            ("CLASSROOM_MEDIA__UDP_ADDR", "127.0.0.1:0"),
+            ("CLASSROOM_MEDIA__TCP_ADDR", "127.0.0.1:65533"),
+        ];
+        Config::load(None, env(&free), &Overrides::default()).expect("valid: 65533 to 65535");
+    }
+
+    #[test]
     fn restream_networks_are_allowed_by_list_and_a_bad_one_stops_start_up() {
         let config = Config::load(
             None,

@@ -169,3 +169,41 @@ impl WorkerMetrics {
         ]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use classroom_media::placement::{WorkerId, WorkerLoad};
+
+    use super::super::Metrics;
+    use super::*;
+
+    #[test]
+    fn each_worker_is_exported_with_its_own_label() {
+        let metrics = Metrics::new();
+        let worker = |index, rooms, forwarded, unknown_ufrag| WorkerStats {
+            worker: WorkerId(index),
+            load: WorkerLoad { peers: 9, rooms },
+            sfu: SfuStats {
+                peers: 3,
+                rtp_packets_forwarded: forwarded,
+                dropped_unknown_ufrag: unknown_ufrag,
+                ..SfuStats::default()
+            },
+        };
+        metrics.media_workers_observed(&[worker(0, 2, 100, 0), worker(1, 1, 40, 5)]);
+        // Counters follow the workers' own monotonic counts.
+        metrics.media_workers_observed(&[worker(0, 2, 150, 0), worker(1, 0, 40, 6)]);
+        let text = metrics.render();
+        for series in [
+            "classroom_media_worker_rooms{worker=\"0\"} 2",
+            "classroom_media_worker_rooms{worker=\"1\"} 0",
+            "classroom_media_worker_peers{worker=\"1\"} 3",
+            "classroom_media_worker_rtp_packets_total{what=\"forwarded\",worker=\"0\"} 150",
+            "classroom_media_worker_rtp_packets_total{what=\"forwarded\",worker=\"1\"} 40",
+            "classroom_media_worker_dropped_total{reason=\"unknown_ufrag\",worker=\"1\"} 6",
+            "classroom_media_worker_dropped_total{reason=\"unknown_ufrag\",worker=\"0\"} 0",
+        ] {
+            assert!(text.contains(series), "{series} in\n{text}");
+        }
+    }
+}
