@@ -9,9 +9,11 @@
 //!   ([`Sfu::handle_datagram`], [`Sfu::handle_tcp_frame`], [`Sfu::handle_timeout`],
 //!   [`Sfu::add_peer`], …), datagrams to send, [`MediaEvent`]s and the next deadline come out
 //!   of [`Sfu::poll_output`].
-//! - [`driver`], a thin tokio layer: one UDP socket, one TCP listener for ICE-TCP (passive
-//!   candidates, [`classroom_protocol::tcp_framing`]), one task that owns the core and every TCP connection, a
-//!   command channel ([`driver::MediaCommand`], replies on oneshots) and an event channel.
+//! - [`driver`], a thin tokio layer: media workers, each one thread that owns an `Sfu`, a UDP
+//!   socket and a TCP listener for ICE-TCP (passive candidates,
+//!   [`classroom_protocol::tcp_framing`]) with every TCP connection, and a command channel
+//!   ([`driver::MediaCommand`], replies on oneshots); one event channel for all; and the
+//!   [`driver::MediaHandle`] that routes each command to its room's worker ([`placement`]).
 //!
 //! - [`local`], in-process participants: the RTMP bridge publishes through
 //!   [`Sfu::add_local_publisher`] / [`Sfu::write_local`], the recorder and the restream
@@ -59,6 +61,8 @@
 
 pub mod driver;
 pub mod local;
+pub mod placement;
+pub mod relay;
 
 mod demux;
 mod error;

@@ -154,6 +154,12 @@ macro_rules! sfu_stats {
                 .into_iter()
             }
 
+            /// Adds `other`'s counters to these (the workers' stats to the server's total;
+            /// gauges add up too: peers and connections in all workers).
+            pub fn add(&mut self, other: &SfuStats) {
+                $( self.$field = self.$field.saturating_add(other.$field); )*
+            }
+
             /// Stats whose fields are 1, 2, 3, … in declaration order: for tests that follow
             /// each field to where it is exported.
             #[doc(hidden)]
@@ -249,6 +255,19 @@ mod tests {
     fn numbered_stats_give_each_field_its_own_value() {
         let values: Vec<u64> = SfuStats::numbered().metrics().map(|m| m.value).collect();
         assert_eq!(values, (1..=values.len() as u64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn adding_stats_adds_every_field() {
+        let mut total = SfuStats::numbered();
+        total.add(&SfuStats::numbered());
+        let doubled: Vec<u64> = total.metrics().map(|m| m.value).collect();
+        assert_eq!(
+            doubled,
+            (1..=doubled.len() as u64)
+                .map(|n| 2 * n)
+                .collect::<Vec<_>>()
+        );
     }
 
     #[test]

@@ -63,8 +63,9 @@ impl Default for RtmpConfig {
     }
 }
 
-/// The SFU: one UDP port for every peer's WebRTC media, and one TCP port as the fallback for
-/// networks that block UDP (ICE-TCP).
+/// The SFU: media workers (threads), each with one UDP port for its peers' WebRTC media and
+/// one TCP port as the fallback for networks that block UDP (ICE-TCP); worker `i` uses the
+/// configured ports plus `i`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MediaConfig {
@@ -81,6 +82,21 @@ pub struct MediaConfig {
     /// Announce the UDP candidate. Off, browsers can only connect over TCP: for testing the
     /// fallback, or where UDP never gets through.
     pub advertise_udp: bool,
+    /// Media workers: threads, each with its own SFU and ports, a room on one of them. 0: one
+    /// per core this process may use ([`MediaConfig::worker_count`]).
+    pub workers: usize,
+}
+
+impl MediaConfig {
+    /// The number of workers to start: `workers`, or for 0 one per core this process may run
+    /// on (its CPU affinity and cgroup quota count, as `std::thread::available_parallelism`
+    /// reads them), at least one.
+    pub fn worker_count(&self) -> usize {
+        match self.workers {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+    }
 }
 
 impl Default for MediaConfig {
@@ -91,6 +107,7 @@ impl Default for MediaConfig {
             advertised_ip: IpAddr::from([127, 0, 0, 1]),
             advertised_port: 0,
             advertise_udp: true,
+            workers: 0,
         }
     }
 }
@@ -446,6 +463,23 @@ impl Config {
                 "media.advertise_udp = false needs media.tcp_addr: browsers could not connect",
             );
         }
+        let last_worker = self.media.worker_count() - 1;
+        let ports = [
+            ("media.udp_addr", Some(self.media.udp_addr.port())),
+            ("media.tcp_addr", self.media.tcp_addr.map(|a| a.port())),
+            ("media.advertised_port", Some(self.media.advertised_port)),
+        ];
+        for (what, port) in ports {
+            let past_the_end = port
+                .filter(|port| *port != 0)
+                .is_some_and(|port| usize::from(port) + last_worker > usize::from(u16::MAX));
+            if past_the_end {
+                return invalid(&format!(
+                    "{what}: one port per media worker from this one runs past 65535; \
+                     choose a lower port or fewer media.workers"
+                ));
+            }
+        }
         if self.media.advertised_ip.is_unspecified() {
             return invalid(
                 "media.advertised_ip must be an address browsers can reach, not 0.0.0.0 or ::",
@@ -627,6 +661,35 @@ mod tests {
         let err = Config::load(Some(&file), env(&[]), &Overrides::default())
             .expect_err("no way to connect");
         assert!(err.to_string().contains("advertise_udp"), "{err}");
+    }
+
+    #[test]
+    fn media_workers_default_to_the_cores_and_their_ports_must_fit() {
+        let config = Config::load(None, env(&[]), &Overrides::default()).expect("valid");
+        assert_eq!(config.media.workers, 0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        assert_eq!(config.media.worker_count(), cores);
+        let config = Config::load(
+            None,
+            env(&[("CLASSROOM_MEDIA__WORKERS", "3")]),
+            &Overrides::default(),
+        )
+        .expect("valid");
+        assert_eq!(config.media.worker_count(), 3);
+
+        // Three workers from UDP 65534 would need 65536; from port 0 any number fits.
+        let too_high = [
+            ("CLASSROOM_MEDIA__WORKERS", "3"),
+            ("CLASSROOM_MEDIA__UDP_ADDR", "127.0.0.1:65534"),
+        ];
+        let err = Config::load(None, env(&too_high), &Overrides::default()).expect_err("invalid");
+        assert!(err.to_string().contains("media.udp_addr"), "{err}");
+        let free = [
+            ("CLASSROOM_MEDIA__WORKERS", "3"),
+            ("CLASSROOM_MEDIA__UDP_ADDR", "127.0.0.1:0"),
+            ("CLASSROOM_MEDIA__TCP_ADDR", "127.0.0.1:65533"),
+        ];
+        Config::load(None, env(&free), &Overrides::default()).expect("valid: 65533 to 65535");
     }
 
     #[test]

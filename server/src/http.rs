@@ -140,7 +140,17 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
         .metrics
         .db_pool_observed(state.db.connections_in_use(), pool.size());
     // A stopped SFU leaves its counters out rather than failing the scrape.
-    let sfu = state.live.media.stats().await.ok();
+    let workers = state.live.media.worker_stats().await.ok();
+    let sfu = workers.as_ref().map(|workers| {
+        let mut total = classroom_media::SfuStats::default();
+        for worker in workers {
+            total.add(&worker.sfu);
+        }
+        total
+    });
+    if let Some(workers) = &workers {
+        state.metrics.media_workers_observed(workers);
+    }
     let rooms = &state.live.rooms;
     state
         .metrics

@@ -46,9 +46,12 @@ pub use config::Config;
 pub struct RunningServer {
     /// The address it listens on (the real port when configured with port 0).
     pub addr: SocketAddr,
-    /// The UDP address the SFU is bound to (the real port when configured with port 0).
+    /// The UDP address the SFU's first media worker is bound to (the real port when configured
+    /// with port 0).
     pub media_addr: SocketAddr,
-    /// The TCP address of the SFU's ICE-TCP listener, if it has one.
+    /// Every media worker's UDP address, by worker index.
+    pub media_addrs: Vec<SocketAddr>,
+    /// The TCP address of the first worker's ICE-TCP listener, if it has one.
     pub media_tcp_addr: Option<SocketAddr>,
     /// The TCP address encoders publish to over RTMP (the real port when configured with
     /// port 0); `None` with `rtmp.enabled = false`.
@@ -119,10 +122,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         advertised_port: config.media.advertised_port,
         advertise_udp: config.media.advertise_udp,
         tcp_limits: TcpLimits::default(),
+        workers: config.media.worker_count(),
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
     let media_addr = media.handle.local_addr();
+    let media_addrs = media.handle.local_addrs();
     let media_tcp_addr = media.handle.tcp_local_addr();
     let (shutdown, stopping) = watch::channel(false);
     let recorder = recorder::start(
@@ -204,7 +209,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         metrics.clone(),
         joins,
     ));
-    let media_task = media.task;
+    let media_workers = media.workers;
     let store_handle = store.clone();
     let api = ApiState {
         store,
@@ -255,16 +260,18 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let serve_settings = serve::ServeSettings::from_config(config);
     let task = tokio::spawn(async move {
         serve::run(listener, router, serve_settings, http_metrics, stopping).await;
-        // Rooms keep the SFU's handle alive; stop it outright so its port is free at once.
-        media_task.abort();
+        // Rooms keep the SFU's handle alive; stop its workers outright so their ports are free
+        // at once.
+        media_workers.stop().await;
         task_db.close().await;
         tracing::info!("stopped");
         Ok(())
     });
-    tracing::info!(%media_addr, tcp = ?media_tcp_addr, "SFU listening");
+    tracing::info!(udp = ?media_addrs, tcp = ?media_tcp_addr, "SFU listening");
     Ok(RunningServer {
         addr,
         media_addr,
+        media_addrs,
         media_tcp_addr,
         rtmp_addr: ingest.map(|i| i.addr),
         db,

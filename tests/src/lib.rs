@@ -69,6 +69,17 @@ async fn drop_postgres_schema(schema: &str) {
     }
 }
 
+/// Media workers of the servers tests start: `CLASSROOM_TEST_MEDIA_WORKERS` (the media suite
+/// runs with 1 and with 2, see scripts/test), else 1, the server as it was before workers. A
+/// test that needs several sets `media.workers` itself.
+pub fn media_workers() -> usize {
+    std::env::var("CLASSROOM_TEST_MEDIA_WORKERS")
+        .ok()
+        .and_then(|workers| workers.parse().ok())
+        .filter(|workers| *workers > 0)
+        .unwrap_or(1)
+}
+
 /// A running server with its own data directory and database.
 pub struct TestServer {
     pub server: Option<RunningServer>,
@@ -91,6 +102,7 @@ impl TestServer {
         config.http.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.udp_addr = SocketAddr::from(([127, 0, 0, 1], 0));
         config.media.tcp_addr = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
+        config.media.workers = media_workers();
         config.rtmp.addr = SocketAddr::from(([127, 0, 0, 1], 0));
         let schema = match backend {
             Backend::Sqlite => None,
@@ -165,9 +177,14 @@ impl TestServer {
         self.client().login(email, password).await
     }
 
-    /// The UDP address the SFU is bound to.
+    /// The UDP address the SFU's first media worker is bound to.
     pub fn media_addr(&self) -> SocketAddr {
         self.server.as_ref().expect("running").media_addr
+    }
+
+    /// Every media worker's UDP address, by worker index.
+    pub fn media_addrs(&self) -> Vec<SocketAddr> {
+        self.server.as_ref().expect("running").media_addrs.clone()
     }
 
     /// Stops the server gracefully and drops its PostgreSQL schema.

@@ -39,6 +39,8 @@ pub struct Participant {
     pub sources: HashMap<String, classroom_protocol::TrackSource>,
     /// Other messages, in order.
     pub messages: Vec<ServerMessage>,
+    /// The server's last SDP answer to this participant's offers.
+    pub answer: String,
 }
 
 impl Participant {
@@ -98,8 +100,10 @@ impl Participant {
             ended: Vec::new(),
             sources: HashMap::new(),
             messages: Vec::new(),
+            answer: String::new(),
         };
         let answer = participant.negotiate(offer).await;
+        participant.answer = answer.clone();
         participant
             .peer
             .accept_answer(answer)
@@ -116,6 +120,7 @@ impl Participant {
             .await
             .expect("new m-lines make an offer");
         let answer = self.negotiate(offer).await;
+        self.answer = answer.clone();
         self.peer
             .accept_answer(answer)
             .await

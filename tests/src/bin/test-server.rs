@@ -18,6 +18,7 @@ async fn main() -> anyhow::Result<()> {
     config.http.addr = ([127, 0, 0, 1], 0).into();
     config.media.udp_addr = ([127, 0, 0, 1], 0).into();
     config.media.tcp_addr = Some(([127, 0, 0, 1], 0).into());
+    config.media.workers = classroom_tests::media_workers();
     // Not the default 1935: another server on this machine may hold it.
     config.rtmp.addr = ([127, 0, 0, 1], 0).into();
     // A small picture keeps ffmpeg quick on a shared 2-core machine.

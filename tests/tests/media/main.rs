@@ -5,6 +5,7 @@
 
 mod access;
 mod impaired;
+mod workers;
 
 use std::time::Duration;
 

@@ -6,14 +6,19 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use classroom_courses::restream::DestinationState;
+use classroom_media::SfuStats;
 use classroom_media::SubscriberStats;
-use classroom_media::{MetricKind, SfuStats};
+use classroom_media::driver::WorkerStats;
 use classroom_rtmp::IngestSnapshot;
 use classroom_signaling::SignalingSnapshot;
 use prometheus::{
     Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+mod media;
+
+use media::{SfuMetrics, WorkerMetrics};
 
 pub struct Metrics {
     registry: Registry,
@@ -131,6 +136,7 @@ struct LiveMetrics {
     joins: IntCounterVec,
     signaling_messages: IntCounterVec,
     sfu: SfuMetrics,
+    workers: WorkerMetrics,
     join_seconds: Histogram,
     subscriber_rtt: Histogram,
     subscriber_loss: Histogram,
@@ -367,6 +373,11 @@ impl Metrics {
         }
     }
 
+    /// Each media worker's rooms, peers and packets (label `worker`), as seen at scrape time.
+    pub fn media_workers_observed(&self, workers: &[WorkerStats]) {
+        self.live.workers.observed(workers);
+    }
+
     /// Restream destinations by state (idle ones are not counted) and restarts so far, as
     /// seen at scrape time.
     pub fn restream_observed(&self, by_state: &HashMap<DestinationState, usize>, restarts: u64) {
@@ -471,6 +482,7 @@ impl LiveMetrics {
                 "outcome",
             ),
             sfu: SfuMetrics::new(),
+            workers: WorkerMetrics::new(),
             join_seconds: histogram(
                 "classroom_media_join_seconds",
                 "Join time: from the signaling WebSocket opening to the first media packet \
@@ -514,84 +526,8 @@ impl LiveMetrics {
             Box::new(self.subscriber_jitter.clone()),
         ];
         collectors.extend(self.sfu.collectors());
+        collectors.extend(self.workers.collectors());
         collectors
-    }
-}
-
-/// The SFU's counters: one collector per family that [`SfuStats::metrics`] names, so every
-/// counter the core declares is exported without a list here to keep in step.
-struct SfuMetrics(HashMap<&'static str, SfuFamily>);
-
-enum SfuFamily {
-    Counters(IntCounterVec),
-    Gauges(IntGaugeVec),
-}
-
-impl SfuMetrics {
-    fn new() -> Self {
-        let mut families = HashMap::new();
-        for metric in SfuStats::default().metrics() {
-            let family = metric.family;
-            families.entry(family.name).or_insert_with(|| {
-                let opts = Opts::new(family.name, family.help);
-                let labels: &[&str] = match &family.label {
-                    Some(label) => std::slice::from_ref(label),
-                    None => &[],
-                };
-                let valid = "the SFU's metric definitions to be valid";
-                match family.kind {
-                    MetricKind::Counter => {
-                        SfuFamily::Counters(IntCounterVec::new(opts, labels).expect(valid))
-                    }
-                    MetricKind::Gauge => {
-                        SfuFamily::Gauges(IntGaugeVec::new(opts, labels).expect(valid))
-                    }
-                }
-            });
-        }
-        let metrics = SfuMetrics(families);
-        // Series without labels show from the start (0), as plain gauges and counters do.
-        for metric in SfuStats::default().metrics() {
-            if metric.label.is_none() {
-                metrics.observed_one(&metric);
-            }
-        }
-        metrics
-    }
-
-    fn observed(&self, sfu: SfuStats) {
-        for metric in sfu.metrics() {
-            self.observed_one(&metric);
-        }
-    }
-
-    fn observed_one(&self, metric: &classroom_media::Metric) {
-        let labels: &[&str] = match &metric.label {
-            Some(label) => std::slice::from_ref(label),
-            None => &[],
-        };
-        match self.0.get(metric.family.name) {
-            Some(SfuFamily::Counters(counters)) => {
-                sync_one(&counters.with_label_values(labels), metric.value)
-            }
-            Some(SfuFamily::Gauges(gauges)) => gauges
-                .with_label_values(labels)
-                .set(gauge_value(metric.value)),
-            // Every family was made from the same list in `new`.
-            None => {}
-        }
-    }
-
-    fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
-        self.0
-            .values()
-            .map(|family| -> Box<dyn prometheus::core::Collector> {
-                match family {
-                    SfuFamily::Counters(c) => Box::new(c.clone()),
-                    SfuFamily::Gauges(g) => Box::new(g.clone()),
-                }
-            })
-            .collect()
     }
 }
 
@@ -645,7 +581,7 @@ impl IngestMetrics {
     }
 }
 
-fn gauge_value(v: u64) -> i64 {
+pub(crate) fn gauge_value(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
@@ -659,7 +595,7 @@ fn sync(counters: &IntCounterVec, label: &str, value: u64) {
 }
 
 /// Advances a counter without labels to a monotonic count kept elsewhere.
-fn sync_one(counter: &IntCounter, value: u64) {
+pub(crate) fn sync_one(counter: &IntCounter, value: u64) {
     let current = counter.get();
     if value > current {
         counter.inc_by(value - current);
