@@ -1019,5 +1019,5 @@ fn record_audio_level(
 }
 
 fn our_mid(mid: RtcMid) -> Mid {
-    Mid(mid.to_string())
+    Mid::from(mid.to_string())
 }
