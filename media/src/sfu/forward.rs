@@ -145,6 +145,11 @@ impl Sfu {
 
         let kind = incoming.kind;
         let mut wants_keyframe = false;
+        let context = Context {
+            now,
+            gop_cached: gop.as_ref().is_some_and(|g| !g.is_empty()),
+            keyframe_request_interval: self.config.keyframe_request_interval,
+        };
         for &(subscriber, subscriber_mid) in &subscribers {
             let Some(Peer {
                 rtc,
@@ -158,11 +163,6 @@ impl Sfu {
             };
             let Some(slot) = slots.iter_mut().find(|s| s.mid == subscriber_mid) else {
                 continue;
-            };
-            let context = Context {
-                now,
-                gop_cached: gop.as_ref().is_some_and(|g| !g.is_empty()),
-                keyframe_request_interval: self.config.keyframe_request_interval,
             };
             let decision = slot.forwarder.decide(incoming, context, |params| {
                 let to = rtc.codec_config().match_params(params)?.pt();
