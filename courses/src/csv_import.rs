@@ -133,24 +133,24 @@ pub fn parse_class_list(
                 continue;
             }
         };
-        let refuse = |reason: String| RefusedRow {
+        let refuse = |reason: RowError| RefusedRow {
             line,
             email: Some(email_raw.clone()),
-            reason,
+            reason: reason.to_string(),
         };
-        let parsed = (|| -> Result<ClassListRow, String> {
+        let parsed = (|| -> Result<ClassListRow, RowError> {
             let name_raw = match field(name_col) {
                 Some(Ok(name)) => name,
-                Some(Err(_)) => {
-                    return Err("the name is not valid UTF-8 text; save the file as UTF-8".into());
-                }
-                None => return Err("the row has no name column".into()),
+                Some(Err(_)) => return Err(RowError::NameNotUtf8),
+                None => return Err(RowError::NoName),
             };
-            let email = Email::parse(&email_raw).map_err(describe)?;
-            let name = PersonName::parse(&name_raw).map_err(describe)?;
+            let email = Email::parse(&email_raw).map_err(RowError::Invalid)?;
+            let name = PersonName::parse(&name_raw).map_err(RowError::Invalid)?;
             let password = match password_col.and_then(field) {
-                Some(Ok(p)) if !p.is_empty() => Some(Password::parse(&p).map_err(describe)?),
-                Some(Err(_)) => return Err("the password is not valid UTF-8 text".into()),
+                Some(Ok(p)) if !p.is_empty() => {
+                    Some(Password::parse(&p).map_err(RowError::Invalid)?)
+                }
+                Some(Err(_)) => return Err(RowError::PasswordNotUtf8),
                 _ => None,
             };
             Ok(ClassListRow {
@@ -168,8 +168,18 @@ pub fn parse_class_list(
     Ok((good, refused))
 }
 
-fn describe(e: FieldError) -> String {
-    format!("{} {}", e.field, e.message)
+/// Why a row with an email was refused; the message goes into the import's report.
+#[derive(Debug, thiserror::Error)]
+enum RowError {
+    #[error("the name is not valid UTF-8 text; save the file as UTF-8")]
+    NameNotUtf8,
+    #[error("the row has no name column")]
+    NoName,
+    #[error("the password is not valid UTF-8 text")]
+    PasswordNotUtf8,
+    /// The email, the name or the password does not pass validation.
+    #[error("{} {}", .0.field, .0.message)]
+    Invalid(FieldError),
 }
 
 #[cfg(test)]

@@ -489,13 +489,13 @@ impl State {
 
     /// Handles str0m's output until it asks for a timeout, which it returns; packets to send
     /// go to `send` (ICE-TCP: the one connection carries everything, whatever the address).
-    fn poll(&mut self, mut send: impl FnMut(&[u8])) -> Result<Instant, String> {
+    fn poll(&mut self, mut send: impl FnMut(&[u8])) -> Result<Instant, LinkError> {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Transmit(t)) => send(&t.contents),
                 Ok(Output::Event(event)) => self.on_event(event),
                 Ok(Output::Timeout(t)) => return Ok(t),
-                Err(e) => return Err(e.to_string()),
+                Err(e) => return Err(LinkError::Rtc(e)),
             }
         }
     }
@@ -642,23 +642,46 @@ async fn receive(link: &mut Link, buf: &mut [u8]) -> std::io::Result<Received> {
     }
 }
 
+/// Why a running peer's connection ended; its message goes into the peer's report.
+#[derive(Debug, Error)]
+enum LinkError {
+    #[error(transparent)]
+    Rtc(str0m::RtcError),
+    #[error("connecting to {0} over TCP timed out")]
+    TcpTimedOut(SocketAddr),
+    #[error("cannot connect to {server} over TCP: {error}")]
+    TcpConnect {
+        server: SocketAddr,
+        error: std::io::Error,
+    },
+    /// The local end of the TCP connection is no usable ICE candidate.
+    #[error(transparent)]
+    Candidate(str0m::error::IceError),
+    #[error("the ICE-TCP connection failed: {0}")]
+    TcpFailed(std::io::Error),
+    #[error("the ICE-TCP connection broke: {0}")]
+    TcpBroken(classroom_protocol::tcp_framing::FrameError),
+    #[error("the ICE-TCP connection closed: {0}")]
+    TcpClosed(std::io::Error),
+}
+
 /// Connects to the server's TCP candidate and starts checking from an active candidate on
 /// that connection.
 async fn connect_tcp(
     state: &mut State,
     bind: IpAddr,
     server: SocketAddr,
-) -> Result<TcpLink, String> {
+) -> Result<TcpLink, LinkError> {
     let tcp = tokio::time::timeout(CONNECT_WAIT, TcpLink::connect(bind, server))
         .await
-        .map_err(|_| format!("connecting to {server} over TCP timed out"))?
-        .map_err(|e| format!("cannot connect to {server} over TCP: {e}"))?;
+        .map_err(|_| LinkError::TcpTimedOut(server))?
+        .map_err(|error| LinkError::TcpConnect { server, error })?;
     let candidate = Candidate::builder()
         .tcp()
         .host(tcp.local)
         .tcptype(TcpType::Active)
         .build()
-        .map_err(|e| e.to_string())?;
+        .map_err(LinkError::Candidate)?;
     state.rtc.add_local_candidate(candidate);
     lock(&state.stats).tcp_connected_to = Some(server);
     Ok(tcp)
@@ -671,7 +694,7 @@ async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedRe
     let mut buf = vec![0; MAX_FRAME];
     let mut out = Vec::new();
     let mut next_send: Option<Instant> = None;
-    let fail = |state: &State, error: String| lock(&state.stats).error = Some(error);
+    let fail = |state: &State, error: LinkError| lock(&state.stats).error = Some(error.to_string());
     loop {
         let polled = match &mut link {
             Link::Udp { socket, .. } => loop {
@@ -681,7 +704,7 @@ async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedRe
                     }
                     Ok(Output::Event(event)) => state.on_event(event),
                     Ok(Output::Timeout(t)) => break Ok(t),
-                    Err(e) => break Err(e.to_string()),
+                    Err(e) => break Err(LinkError::Rtc(e)),
                 }
             },
             Link::TcpWaiting { .. } => state.poll(|_| {}),
@@ -690,7 +713,7 @@ async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedRe
                     .flush()
                     .await
                     .map(|()| timeout)
-                    .map_err(|e| format!("the ICE-TCP connection failed: {e}")),
+                    .map_err(LinkError::TcpFailed),
                 error => error,
             },
         };
@@ -741,7 +764,7 @@ async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedRe
                             Ok(Some(frame)) => frame,
                             Ok(None) => break,
                             Err(e) => {
-                                fail(&state, format!("the ICE-TCP connection broke: {e}"));
+                                fail(&state, LinkError::TcpBroken(e));
                                 return;
                             }
                         };
@@ -757,7 +780,7 @@ async fn drive(mut state: State, mut link: Link, mut commands: mpsc::UnboundedRe
                     }
                 }
                 (Err(e), Link::Tcp(_)) => {
-                    fail(&state, format!("the ICE-TCP connection closed: {e}"));
+                    fail(&state, LinkError::TcpClosed(e));
                     return;
                 }
                 // A UDP error (an ICMP port unreachable) concerns one datagram only.

@@ -72,11 +72,12 @@ mod speaker;
 mod stats;
 mod tcp;
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use classroom_protocol::RoomName;
+/// Peers and m-lines are named alike in signaling and here.
+pub use classroom_protocol::{Mid, PeerId};
 
 pub use error::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, LocalWriteError, UnknownPeer,
@@ -93,39 +94,6 @@ pub use stats::{Family, Metric, MetricKind, SfuStats};
 /// input; public for the fuzz target `fuzz/fuzz_targets/media_datagram.rs` and diagnostics.
 pub fn stun_binding_server_ufrag(datagram: &[u8]) -> Option<&str> {
     demux::binding_request_server_ufrag(datagram)
-}
-
-/// One peer connection of a participant, chosen by signaling (a session, not a user: a user
-/// in two tabs is two peers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerId(pub u64);
-
-impl fmt::Display for PeerId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-/// The media identification of an m-line (`a=mid:`) in one peer's session.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Mid(String);
-
-impl Mid {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for Mid {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl From<&str> for Mid {
-    fn from(value: &str) -> Self {
-        Mid(value.to_owned())
-    }
 }
 
 /// How a peer's packets travel: the shared UDP socket, or one TCP connection to the shared

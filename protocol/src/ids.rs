@@ -73,6 +73,49 @@ impl fmt::Display for RoomName {
     }
 }
 
+/// One peer connection of a participant in the media plane, chosen by signaling: a session,
+/// not a user (a user in two tabs is two peers). Never reused, so a stale notice about a
+/// removed peer cannot be mistaken for a newer one. Signaling and the SFU both name peers
+/// with it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PeerId(pub u64);
+
+impl fmt::Display for PeerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "peer{}", self.0)
+    }
+}
+
+/// The media identification of an m-line (`a=mid:`) in one peer's session.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Mid(String);
+
+impl Mid {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Mid {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl From<&str> for Mid {
+    fn from(value: &str) -> Self {
+        Mid(value.to_owned())
+    }
+}
+
+impl From<String> for Mid {
+    fn from(value: String) -> Self {
+        Mid(value)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +133,10 @@ mod tests {
         assert_eq!(serde_json::to_string(&UserId(7)).ok().as_deref(), Some("7"));
         let id: CourseId = serde_json::from_str("12").expect("a number is a course id");
         assert_eq!(id, CourseId(12));
+        assert_eq!(serde_json::to_string(&PeerId(3)).ok().as_deref(), Some("3"));
+        assert_eq!(
+            serde_json::to_string(&Mid::from("1")).ok().as_deref(),
+            Some(r#""1""#)
+        );
     }
 }

@@ -26,7 +26,7 @@ mod token;
 pub use access::{AccessChange, AccessDenied, CloseReason};
 pub use error::{ErrorBody, ErrorDetail};
 pub use grants::{Grants, TrackSource};
-pub use ids::{CourseId, LessonId, ReplayId, RoomName, UserId};
+pub use ids::{CourseId, LessonId, Mid, PeerId, ReplayId, RoomName, UserId};
 pub use roles::{ParticipantRole, UserRole};
 pub use token::{JOIN_TOKEN_AUDIENCE, JoinClaims};
 

@@ -39,4 +39,4 @@ pub mod worker;
 pub use config::RecorderConfig;
 pub use live::{FinishedRecording, LiveRecorder};
 pub use stats::{RecorderSnapshot, RecorderStats};
-pub use worker::{Folders, Job, JobQueue, Workers};
+pub use worker::{EnqueueError, Folders, Job, JobQueue, QueueError, Workers};

@@ -43,14 +43,39 @@ pub struct Job {
 pub trait JobQueue: Send + Sync + 'static {
     /// Queues the replay job of a finished recording and registers its replay as processing.
     /// Queueing the same recording again does nothing.
-    fn enqueue(&self, lesson: LessonId, recording: String) -> QueueFuture<'_, Result<(), String>>;
+    fn enqueue(
+        &self,
+        lesson: LessonId,
+        recording: String,
+    ) -> QueueFuture<'_, Result<(), QueueError>>;
     /// The next job due, claimed by this worker; `None` when there is none.
-    fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, String>>;
+    fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, QueueError>>;
     /// The worker still runs the job: renews its claim.
     fn keep_alive(&self, job: &Job) -> QueueFuture<'_, ()>;
-    fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), String>>;
+    fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), QueueError>>;
     /// The job failed; the queue retries it later or marks it failed for good.
-    fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), String>>;
+    fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), QueueError>>;
+}
+
+/// Why the [`JobQueue`] could not do what it was asked; nothing changed in the queue.
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// The store that holds the queue failed (the database is unreachable, a query failed).
+    #[error(transparent)]
+    Store(Box<dyn std::error::Error + Send + Sync + 'static>),
+}
+
+/// Why a finished recording could not be queued ([`Workers::enqueue`]).
+#[derive(Debug, thiserror::Error)]
+pub enum EnqueueError {
+    #[error(transparent)]
+    Queue(#[from] QueueError),
+    /// The job is queued, but the recording's folder could not be marked queued.
+    #[error(transparent)]
+    Marker(std::io::Error),
+    /// The task writing the marker stopped (the runtime is shutting down).
+    #[error(transparent)]
+    MarkerTask(tokio::task::JoinError),
 }
 
 /// A worker renews its claim this often; a claim not renewed for [`CLAIM_LEASE`] is taken
@@ -81,7 +106,7 @@ pub struct Workers {
 
 impl Workers {
     /// Queues a finished recording's job (and marks the folder queued).
-    pub async fn enqueue(&self, recording: &FinishedRecording) -> Result<(), String> {
+    pub async fn enqueue(&self, recording: &FinishedRecording) -> Result<(), EnqueueError> {
         self.queue
             .enqueue(recording.lesson, recording.name.clone())
             .await?;
@@ -93,8 +118,8 @@ impl Workers {
         // Off the runtime: the disk may be stalled.
         tokio::task::spawn_blocking(move || std::fs::write(marker, b""))
             .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| e.to_string())?;
+            .map_err(EnqueueError::MarkerTask)?
+            .map_err(EnqueueError::Marker)?;
         self.wake.notify_waiters();
         Ok(())
     }

@@ -23,7 +23,7 @@ use crate::events::{ConnectionId, IngestEvent, StreamKey};
 use crate::session::{IngestSession, SessionConfig, SessionOutput};
 use crate::sources::{ClaimError, Sources};
 use crate::stats::{IngestSnapshot, IngestStats, SessionOutcome};
-use crate::transcode::{TranscodeKind, Transcoder, find_ffmpeg};
+use crate::transcode::{TranscodeError, TranscodeKind, Transcoder, find_ffmpeg};
 
 /// Which lesson a stream key publishes to. Implementations compare the secret in constant time
 /// and never log it.
@@ -315,7 +315,7 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
                                     conn,
                                     IngestEvent::Refused {
                                         lesson: session.lesson(),
-                                        reason: reason.clone(),
+                                        reason: reason.to_string(),
                                     },
                                 )
                                 .await;
@@ -431,19 +431,18 @@ impl<K: StreamKeys, S: IngestSink> Connection<K, S> {
         }
     }
 
-    fn transcode_video(&self, t: &mut Transcoders, bytes: Bytes) -> Result<(), String> {
+    fn transcode_video(&self, t: &mut Transcoders, bytes: Bytes) -> Result<(), TranscodeError> {
         let ffmpeg = self
             .shared
             .ffmpeg
             .as_deref()
-            .ok_or("ffmpeg is not installed")?;
+            .ok_or(TranscodeError::NoFfmpeg)?;
         if t.video.is_none() {
-            let video =
-                Transcoder::spawn(ffmpeg, TranscodeKind::Video).map_err(|e| e.to_string())?;
+            let video = Transcoder::spawn(ffmpeg, TranscodeKind::Video)?;
             t.video = Some(Counted::new(video, &self.shared));
         }
         match &t.video {
-            Some(video) => video.inner.feed(bytes).map_err(|e| e.to_string()),
+            Some(video) => video.inner.feed(bytes),
             None => Ok(()),
         }
     }

@@ -21,6 +21,9 @@ pub enum TranscodeKind {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TranscodeError {
+    /// The stream needs transcoding and the server has no ffmpeg.
+    #[error("ffmpeg is not installed")]
+    NoFfmpeg,
     #[error("ffmpeg could not be started: {0}")]
     Spawn(std::io::Error),
     #[error("the transcoder does not keep up with the stream")]

@@ -15,7 +15,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use classroom_courses::Store;
 use classroom_courses::api::error::ApiError;
-use classroom_courses::auth::TokenIssuer;
+use classroom_courses::auth::{TokenError, TokenIssuer};
 use classroom_courses::model::LessonEvent;
 use classroom_media::driver::{CommandError, MediaHandle};
 use classroom_media::{
@@ -26,8 +26,8 @@ use classroom_protocol::signal::{ConnectionQuality, MediaKind};
 use classroom_protocol::{AccessChange, JoinClaims, RoomName};
 use classroom_signaling::media::MediaFuture;
 use classroom_signaling::{
-    AdmitError, LessonEffect, MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, RoomEvent,
-    Rooms, TokenVerifier,
+    AdmitError, InvalidToken, LessonEffect, MediaError, MediaNotice, MediaPort, PeerAccess, PeerId,
+    RoomEvent, Rooms, TokenVerifier,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -43,10 +43,14 @@ pub struct JoinTokens {
 }
 
 impl TokenVerifier for JoinTokens {
-    fn verify(&self, token: &str) -> Result<JoinClaims, String> {
+    fn verify(&self, token: &str) -> Result<JoinClaims, InvalidToken> {
         self.tokens
             .verify_join(token, OffsetDateTime::now_utc())
-            .map_err(|e| e.to_string())
+            .map_err(|e| match e {
+                TokenError::Invalid => InvalidToken::Malformed,
+                TokenError::Expired => InvalidToken::Expired,
+                TokenError::WrongAudience => InvalidToken::WrongAudience,
+            })
     }
 
     fn admit<'a>(&'a self, claims: &'a JoinClaims) -> MediaFuture<'a, Result<(), AdmitError>> {
@@ -125,10 +129,6 @@ impl JoinClock {
     }
 }
 
-fn sfu_peer(peer: PeerId) -> classroom_media::PeerId {
-    classroom_media::PeerId(peer.0)
-}
-
 fn stopped<E>(error: CommandError<E>) -> Result<E, MediaError> {
     match error {
         CommandError::Stopped => {
@@ -158,7 +158,7 @@ impl MediaPort for SfuPort {
         Box::pin(async move {
             let added = self
                 .media
-                .add_peer_with(sfu_peer(peer), room.clone(), offer, access.publish)
+                .add_peer_with(peer, room.clone(), offer, access.publish)
                 .await;
             let answer = match added {
                 Ok(answer) => answer,
@@ -178,11 +178,7 @@ impl MediaPort for SfuPort {
             };
             // Before the client has the answer, so before it can send anything.
             if access.audio_muted {
-                ignore_gone(
-                    peer,
-                    "mute",
-                    self.media.set_audio_muted(sfu_peer(peer), true).await,
-                );
+                ignore_gone(peer, "mute", self.media.set_audio_muted(peer, true).await);
             }
             if let Some(opened) = access.connection_opened {
                 self.joins.started(peer, opened);
@@ -197,17 +193,14 @@ impl MediaPort for SfuPort {
         offer: String,
     ) -> MediaFuture<'_, Result<String, MediaError>> {
         Box::pin(async move {
-            self.media
-                .accept_offer(sfu_peer(peer), offer)
-                .await
-                .or_else(|e| {
-                    Err(match stopped(e)? {
-                        AcceptOfferError::UnknownPeer(_) => MediaError::NoPeer,
-                        AcceptOfferError::InvalidSdp(m) | AcceptOfferError::OfferRejected(m) => {
-                            MediaError::InvalidSdp(m)
-                        }
-                    })
+            self.media.accept_offer(peer, offer).await.or_else(|e| {
+                Err(match stopped(e)? {
+                    AcceptOfferError::UnknownPeer(_) => MediaError::NoPeer,
+                    AcceptOfferError::InvalidSdp(m) | AcceptOfferError::OfferRejected(m) => {
+                        MediaError::InvalidSdp(m)
+                    }
                 })
+            })
         })
     }
 
@@ -217,25 +210,20 @@ impl MediaPort for SfuPort {
         answer: String,
     ) -> MediaFuture<'_, Result<(), MediaError>> {
         Box::pin(async move {
-            self.media
-                .accept_answer(sfu_peer(peer), answer)
-                .await
-                .or_else(|e| {
-                    Err(match stopped(e)? {
-                        AcceptAnswerError::UnknownPeer(_) => MediaError::NoPeer,
-                        AcceptAnswerError::NoPendingOffer => MediaError::NoPendingOffer,
-                        AcceptAnswerError::InvalidSdp(m) | AcceptAnswerError::AnswerRejected(m) => {
-                            MediaError::InvalidSdp(m)
-                        }
-                    })
+            self.media.accept_answer(peer, answer).await.or_else(|e| {
+                Err(match stopped(e)? {
+                    AcceptAnswerError::UnknownPeer(_) => MediaError::NoPeer,
+                    AcceptAnswerError::NoPendingOffer => MediaError::NoPendingOffer,
+                    AcceptAnswerError::InvalidSdp(m) | AcceptAnswerError::AnswerRejected(m) => {
+                        MediaError::InvalidSdp(m)
+                    }
                 })
+            })
         })
     }
 
     fn remove_peer(&self, peer: PeerId) -> MediaFuture<'_, ()> {
-        Box::pin(async move {
-            ignore_gone(peer, "remove", self.media.remove_peer(sfu_peer(peer)).await)
-        })
+        Box::pin(async move { ignore_gone(peer, "remove", self.media.remove_peer(peer).await) })
     }
 
     fn set_publish_allowed(&self, peer: PeerId, allowed: bool) -> MediaFuture<'_, ()> {
@@ -243,21 +231,15 @@ impl MediaPort for SfuPort {
             ignore_gone(
                 peer,
                 "publish",
-                self.media
-                    .set_publish_allowed(sfu_peer(peer), allowed)
-                    .await,
+                self.media.set_publish_allowed(peer, allowed).await,
             )
         })
     }
 
     fn set_audio_muted(&self, peer: PeerId, muted: bool) -> MediaFuture<'_, ()> {
-        Box::pin(async move {
-            ignore_gone(
-                peer,
-                "mute",
-                self.media.set_audio_muted(sfu_peer(peer), muted).await,
-            )
-        })
+        Box::pin(
+            async move { ignore_gone(peer, "mute", self.media.set_audio_muted(peer, muted).await) },
+        )
     }
 
     fn set_video_size(
@@ -269,7 +251,7 @@ impl MediaPort for SfuPort {
         Box::pin(async move {
             let mid = classroom_media::Mid::from(mid.as_str());
             self.media
-                .set_video_size(sfu_peer(peer), mid, height)
+                .set_video_size(peer, mid, height)
                 .await
                 .or_else(|e| {
                     Err(match stopped(e)? {
@@ -289,11 +271,10 @@ pub async fn relay_media_events(
     metrics: Arc<Metrics>,
     joins: Arc<JoinClock>,
 ) {
-    let peer = |p: classroom_media::PeerId| PeerId(p.0);
     while let Some(event) = events.recv().await {
         let notice = match event {
             MediaEvent::MediaStarted { peer: p, at } => {
-                if let Some(elapsed) = joins.finished(peer(p), at) {
+                if let Some(elapsed) = joins.finished(p, at) {
                     metrics.media_join_completed(elapsed);
                 }
                 continue;
@@ -303,7 +284,7 @@ pub async fn relay_media_events(
                 continue;
             }
             MediaEvent::OfferCreated { peer: p, offer } => MediaNotice::Offer {
-                peer: peer(p),
+                peer: p,
                 sdp: offer,
             },
             MediaEvent::SubscriptionStarted {
@@ -313,9 +294,9 @@ pub async fn relay_media_events(
                 publisher_mid,
                 kind,
             } => MediaNotice::TrackStarted {
-                subscriber: peer(subscriber),
+                subscriber,
                 mid: subscriber_mid.to_string(),
-                publisher: peer(publisher),
+                publisher,
                 publisher_mid: publisher_mid.to_string(),
                 kind: match kind {
                     TrackKind::Audio => MediaKind::Audio,
@@ -327,15 +308,15 @@ pub async fn relay_media_events(
                 subscriber_mid,
                 ..
             } => MediaNotice::TrackEnded {
-                subscriber: peer(subscriber),
+                subscriber,
                 mid: subscriber_mid.to_string(),
             },
             MediaEvent::PeerDisconnected { peer: p } => {
-                joins.forget(peer(p));
-                MediaNotice::PeerGone { peer: peer(p) }
+                joins.forget(p);
+                MediaNotice::PeerGone { peer: p }
             }
             MediaEvent::QualityChanged { peer: p, quality } => MediaNotice::Quality {
-                peer: peer(p),
+                peer: p,
                 quality: match quality {
                     classroom_media::ConnectionQuality::Excellent => ConnectionQuality::Excellent,
                     classroom_media::ConnectionQuality::Good => ConnectionQuality::Good,
@@ -345,7 +326,7 @@ pub async fn relay_media_events(
             },
             MediaEvent::ActiveSpeakers { room, speakers } => MediaNotice::Speakers {
                 room,
-                peers: speakers.into_iter().map(peer).collect(),
+                peers: speakers,
             },
             other => {
                 tracing::debug!(event = ?other, "media event");

@@ -16,7 +16,7 @@ use classroom_media::driver::MediaHandle;
 use classroom_protocol::{LessonId, ReplayId, RoomName};
 use classroom_recorder::events::Event;
 use classroom_recorder::pipeline::ReplayOutput;
-use classroom_recorder::worker::{CLAIM_LEASE, QueueFuture};
+use classroom_recorder::worker::{CLAIM_LEASE, QueueError, QueueFuture};
 use classroom_recorder::{
     FinishedRecording, Folders, Job, JobQueue, LiveRecorder, RecorderConfig, RecorderStats, Workers,
 };
@@ -237,29 +237,33 @@ struct StoreQueue {
     policy: RetryPolicy,
 }
 
-fn message(e: impl std::fmt::Display) -> String {
-    e.to_string()
+fn store_failed(e: impl std::error::Error + Send + Sync + 'static) -> QueueError {
+    QueueError::Store(Box::new(e))
 }
 
 impl JobQueue for StoreQueue {
-    fn enqueue(&self, lesson: LessonId, recording: String) -> QueueFuture<'_, Result<(), String>> {
+    fn enqueue(
+        &self,
+        lesson: LessonId,
+        recording: String,
+    ) -> QueueFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             self.store
                 .enqueue_recording(lesson, &recording, OffsetDateTime::now_utc())
                 .await
                 .map(|_| ())
-                .map_err(message)
+                .map_err(store_failed)
         })
     }
 
-    fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, String>> {
+    fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, QueueError>> {
         Box::pin(async move {
             let lease = time::Duration::try_from(CLAIM_LEASE).unwrap_or(time::Duration::MINUTE);
             let job = self
                 .store
                 .claim_recording_job(&worker, OffsetDateTime::now_utc(), lease)
                 .await
-                .map_err(message)?;
+                .map_err(store_failed)?;
             Ok(job.map(|job| Job {
                 id: job.id,
                 lesson: job.lesson_id,
@@ -284,7 +288,7 @@ impl JobQueue for StoreQueue {
         })
     }
 
-    fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), String>> {
+    fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             let chapters: Vec<ReplayChapter> = output
                 .chapters
@@ -306,11 +310,11 @@ impl JobQueue for StoreQueue {
                 )
                 .await
                 .map(|_| tracing::debug!(%replay, "replay registered"))
-                .map_err(message)
+                .map_err(store_failed)
         })
     }
 
-    fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), String>> {
+    fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             self.store
                 .fail_recording_job(
@@ -322,7 +326,7 @@ impl JobQueue for StoreQueue {
                 )
                 .await
                 .map(|_| ())
-                .map_err(message)
+                .map_err(store_failed)
         })
     }
 }

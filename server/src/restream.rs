@@ -412,11 +412,10 @@ impl LessonRestream<'_> {
     /// What a video track shows, from what its publisher declared in signaling. A publisher
     /// signaling does not know is in-process: the RTMP encoder.
     fn source(&self, track: &Track) -> (VideoSource, bool) {
-        let signaling_peer = classroom_signaling::PeerId(track.publisher.0);
         match self
             .shared
             .rooms
-            .track_source(signaling_peer, track.mid.as_str())
+            .track_source(track.publisher, track.mid.as_str())
         {
             None => (VideoSource::Encoder, true),
             Some((role, source)) => {

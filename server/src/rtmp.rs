@@ -305,12 +305,7 @@ impl LessonSink {
         };
         let added = self
             .media
-            .add_local_publisher(
-                classroom_media::PeerId(peer.0),
-                RoomName::for_lesson(lesson),
-                local.clone(),
-                true,
-            )
+            .add_local_publisher(peer, RoomName::for_lesson(lesson), local.clone(), true)
             .await;
         let publisher = match added {
             Ok(publisher) => publisher,

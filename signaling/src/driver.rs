@@ -73,7 +73,7 @@ impl Default for SignalingConfig {
 /// database.
 pub trait TokenVerifier: Send + Sync + 'static {
     /// The claims of a valid join token, or a message saying why it is not.
-    fn verify(&self, token: &str) -> Result<JoinClaims, String>;
+    fn verify(&self, token: &str) -> Result<JoinClaims, crate::session::InvalidToken>;
 
     /// Whether the holder of verified `claims` may enter now, by what the database holds: the
     /// account (exists, enabled), the membership (still in the course), the lesson (neither

@@ -26,5 +26,5 @@ pub use driver::{
 };
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
 pub use room::{EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect, RoomConfig};
-pub use session::run_session;
+pub use session::{InvalidToken, run_session};
 pub use stats::SignalingSnapshot;

@@ -16,17 +16,8 @@ use std::pin::Pin;
 
 use classroom_protocol::RoomName;
 use classroom_protocol::signal::{ConnectionQuality, MediaKind};
-
-/// One peer connection in the media plane. Never reused: a stale notice about a removed peer
-/// cannot be mistaken for a newer one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PeerId(pub u64);
-
-impl std::fmt::Display for PeerId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "peer{}", self.0)
-    }
-}
+/// Signaling and the media plane name peers alike.
+pub use classroom_protocol::{Mid, PeerId};
 
 /// What a new peer may do from its first packet on, and when its connection began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,15 +1,19 @@
 //! One WebSocket session: reads the `join`, then relays the client's messages to its room and
 //! the room's messages to the client. It enforces the per-connection limits (message size,
 //! message rate, join deadline, heartbeats) before anything reaches the room.
+//!
+//! The session runs over any [`Sink`] and [`Stream`] of WebSocket [`Message`]s ([`serve`]);
+//! [`run_session`] is the thin adapter for axum's socket. Its clock is tokio's, so the tests
+//! below drive it through channels with time paused.
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use classroom_protocol::signal::{ClientEnvelope, ClientMessage, ServerMessage};
 use classroom_protocol::{AccessDenied, CloseReason, PROTOCOL_VERSION};
-use futures_util::{SinkExt, StreamExt};
+use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use crate::driver::{AdmitError, Outbound, RoomCommand, Rooms, TokenVerifier, encode};
 use crate::limits::{MessageGate, Verdict};
@@ -32,6 +36,19 @@ pub struct Refused {
     pub message: String,
 }
 
+/// Why a join token was refused ([`TokenVerifier::verify`]); the message is the client's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum InvalidToken {
+    /// Not a token of ours: unreadable, or its signature is wrong.
+    #[error("the token is malformed or its signature is wrong; sign in again")]
+    Malformed,
+    #[error("the token has expired; sign in again")]
+    Expired,
+    /// A token of ours, but not a join token.
+    #[error("this kind of token is not accepted here")]
+    WrongAudience,
+}
+
 fn refuse(id: Option<u64>, code: &'static str, message: impl Into<String>) -> Refused {
     Refused {
         id,
@@ -44,6 +61,10 @@ fn refuse(id: Option<u64>, code: &'static str, message: impl Into<String>) -> Re
 /// is wrong with it: the size limit (`max_bytes`), JSON, the protocol version and the message
 /// type are checked in that order. Never panics, whatever the input; fuzzed by
 /// `fuzz/fuzz_targets/signaling_message.rs`.
+///
+/// A message whose `type` is not one of [`client_message_types`] is `unknown_type`; one of a
+/// known type that does not fit it (a field missing or of the wrong kind, even a nested value
+/// of an unknown variant) is `invalid_message`. The type decides, not serde's error text.
 pub fn parse_client_text(text: &str, max_bytes: usize) -> Result<ClientEnvelope, Refused> {
     if text.len() > max_bytes {
         return Err(refuse(
@@ -75,20 +96,56 @@ pub fn parse_client_text(text: &str, max_bytes: usize) -> Result<ClientEnvelope,
     let kind = value
         .get("type")
         .and_then(serde_json::Value::as_str)
-        .unwrap_or("")
-        .to_string();
-    serde_json::from_value(value).map_err(|e| {
-        let text = e.to_string();
-        if text.starts_with("unknown variant") || kind.is_empty() {
-            refuse(
-                id,
-                "unknown_type",
-                format!("unknown message type `{kind}`; see docs/protocol.md"),
-            )
-        } else {
-            refuse(id, "invalid_message", format!("`{kind}`: {text}"))
+        .unwrap_or("");
+    if !client_message_types().contains(&kind) {
+        return Err(refuse(
+            id,
+            "unknown_type",
+            format!("unknown message type `{kind}`; see docs/protocol.md"),
+        ));
+    }
+    let kind = kind.to_string();
+    serde_json::from_value(value)
+        .map_err(|e| refuse(id, "invalid_message", format!("`{kind}`: {e}")))
+}
+
+/// The `type`s of [`ClientMessage`], as its `Deserialize` knows them (so a new message needs
+/// no second list): asked once by deserializing a type no message has, through an error type
+/// that keeps the variant names serde reports as expected.
+pub fn client_message_types() -> &'static [&'static str] {
+    static TYPES: OnceLock<&'static [&'static str]> = OnceLock::new();
+    TYPES.get_or_init(|| {
+        use serde::Deserialize;
+        use serde::de::value::MapDeserializer;
+        // No message type contains a NUL; serde asks for the tag before any other field.
+        let probe = MapDeserializer::<_, TypeProbe>::new(std::iter::once(("type", "\0")));
+        match ClientMessage::deserialize(probe) {
+            Err(TypeProbe(Some(expected))) => expected,
+            _ => &[],
         }
     })
+}
+
+/// The error of [`client_message_types`]'s probe: the expected variants of an unknown one.
+#[derive(Debug)]
+struct TypeProbe(Option<&'static [&'static str]>);
+
+impl std::fmt::Display for TypeProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("probing the client message types")
+    }
+}
+
+impl std::error::Error for TypeProbe {}
+
+impl serde::de::Error for TypeProbe {
+    fn custom<T: std::fmt::Display>(_: T) -> Self {
+        TypeProbe(None)
+    }
+
+    fn unknown_variant(_: &str, expected: &'static [&'static str]) -> Self {
+        TypeProbe(Some(expected))
+    }
 }
 
 fn error_text(refused: Refused) -> Utf8Bytes {
@@ -100,7 +157,7 @@ fn error_text(refused: Refused) -> Utf8Bytes {
     })
 }
 
-async fn close(socket: &mut (impl SinkExt<Message> + Unpin), code: u16, reason: &'static str) {
+async fn close(socket: &mut (impl Sink<Message> + Unpin), code: u16, reason: &'static str) {
     let _ = socket
         .send(Message::Close(Some(CloseFrame {
             code,
@@ -109,12 +166,27 @@ async fn close(socket: &mut (impl SinkExt<Message> + Unpin), code: u16, reason: 
         .await;
 }
 
-/// Runs one WebSocket session to its end.
+/// Runs one axum WebSocket session to its end (see [`serve`]).
 pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn TokenVerifier>) {
+    let (sink, stream) = socket.split();
+    serve(sink, stream, rooms, verifier).await;
+}
+
+/// Runs one session to its end: `stream` is what the client sends, `sink` what it receives.
+/// It ends when the client goes (its stream ends or fails), the room closes it, or a limit
+/// does; a send that fails ends it too.
+pub async fn serve<Tx, Rx, E>(
+    mut sink: Tx,
+    mut stream: Rx,
+    rooms: Arc<Rooms>,
+    verifier: Arc<dyn TokenVerifier>,
+) where
+    Tx: Sink<Message> + Unpin,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+{
     let opened_at = Instant::now();
     let config = rooms.config().clone();
     let mut counted = rooms.stats_handle().connection_opened();
-    let (mut sink, mut stream) = socket.split();
 
     // 1. The join, within the deadline.
     let first = tokio::time::timeout(config.join_timeout, async {
@@ -172,7 +244,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
                 .send(Message::Text(error_text(refuse(
                     join_id,
                     "invalid_token",
-                    why,
+                    why.to_string(),
                 ))))
                 .await;
             close(&mut sink, CLOSE_POLICY, "invalid token").await;
@@ -201,7 +273,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
         id: join_id,
         claims: Box::new(claims),
         connection,
-        opened_at,
+        opened_at: opened_at.into_std(),
         outbox,
         reply,
     };
@@ -252,7 +324,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
     let mut gate = MessageGate::new(
         config.messages_per_second,
         config.message_burst,
-        Instant::now(),
+        Instant::now().into_std(),
     );
     let mut heartbeat = tokio::time::interval(config.heartbeat_interval);
     heartbeat.tick().await;
@@ -274,7 +346,7 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
                 };
                 let now = Instant::now();
                 last_heard = now;
-                match gate.admit(now) {
+                match gate.admit(now.into_std()) {
                     Verdict::Pass => {}
                     Verdict::Refuse { tell } => {
                         counted.stats().rate_limited();
@@ -364,7 +436,15 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
 
 #[cfg(test)]
 mod tests {
+    use std::convert::Infallible;
+    use std::time::Duration;
+
+    use classroom_protocol::{CourseId, JoinClaims, LessonId, ParticipantRole};
+    use tokio::task::JoinHandle;
+
     use super::*;
+    use crate::SignalingConfig;
+    use crate::media::MediaFuture;
 
     #[test]
     fn parse_names_what_is_wrong() {
@@ -385,6 +465,10 @@ mod tests {
         );
         assert_eq!(code(r#"{"v":1,"id":6}"#), Some(("unknown_type", Some(6))));
         assert_eq!(
+            code(r#"{"v":1,"id":6,"type":7}"#),
+            Some(("unknown_type", Some(6)))
+        );
+        assert_eq!(
             code(r#"{"v":1,"id":7,"type":"chat"}"#),
             Some(("invalid_message", Some(7)))
         );
@@ -392,7 +476,295 @@ mod tests {
             code(r#"{"v":1,"id":8,"type":"mute","participant":"x"}"#),
             Some(("invalid_message", Some(8)))
         );
+        // A known type with a nested value of no known variant is a bad field, not a type.
+        assert_eq!(
+            code(r#"{"v":1,"id":10,"type":"offer","sdp":"v=0","sources":{"0":"x"}}"#),
+            Some(("invalid_message", Some(10)))
+        );
         assert!(parse_client_text(r#"{"v":1,"id":9,"type":"raise_hand"}"#, 100).is_ok());
         assert_eq!(code("[1,2]"), Some(("invalid_message", None)));
+    }
+
+    #[test]
+    fn the_message_types_are_the_protocols() {
+        let types = client_message_types();
+        for kind in [
+            "join",
+            "ping",
+            "chat",
+            "offer",
+            "answer",
+            "video_size",
+            "leave",
+        ] {
+            assert!(types.contains(&kind), "{kind} in {types:?}");
+        }
+        assert!(!types.contains(&"fly"));
+    }
+
+    /// Join tokens for the session tests: the token is the user id, everyone is admitted.
+    struct Tokens;
+
+    impl TokenVerifier for Tokens {
+        fn verify(&self, token: &str) -> Result<JoinClaims, InvalidToken> {
+            let user: i64 = token.parse().map_err(|_| InvalidToken::Malformed)?;
+            Ok(crate::room::test_claims(
+                user,
+                ParticipantRole::Student,
+                LessonId(1),
+                CourseId(1),
+                token,
+            ))
+        }
+
+        fn admit<'a>(&'a self, _: &'a JoinClaims) -> MediaFuture<'a, Result<(), AdmitError>> {
+            Box::pin(async { Ok(()) })
+        }
+    }
+
+    /// The client's end of a session served over channels.
+    struct Client {
+        send: mpsc::UnboundedSender<Result<Message, Infallible>>,
+        received: mpsc::UnboundedReceiver<Message>,
+        session: JoinHandle<()>,
+    }
+
+    impl Client {
+        fn connect(rooms: &Arc<Rooms>) -> Client {
+            let (send, mut incoming) = mpsc::unbounded_channel();
+            let (outgoing, received) = mpsc::unbounded_channel();
+            let stream = futures_util::stream::poll_fn(move |cx| incoming.poll_recv(cx));
+            let sink = futures_util::sink::unfold(outgoing, |out, message| async move {
+                out.send(message).map(|()| out)
+            });
+            let session = tokio::spawn(serve(
+                Box::pin(sink),
+                stream,
+                Arc::clone(rooms),
+                Arc::new(Tokens),
+            ));
+            Client {
+                send,
+                received,
+                session,
+            }
+        }
+
+        fn text(&self, text: &str) {
+            self.send
+                .send(Ok(Message::Text(text.into())))
+                .expect("the session reads");
+        }
+
+        async fn join(rooms: &Arc<Rooms>, user: i64) -> Client {
+            let mut client = Client::connect(rooms);
+            client.text(&format!(
+                r#"{{"v":1,"id":1,"type":"join","token":"{user}"}}"#
+            ));
+            let joined = client.next_json().await;
+            assert_eq!(joined["type"], "joined", "{joined}");
+            client
+        }
+
+        async fn next(&mut self) -> Message {
+            self.received.recv().await.expect("the session sends")
+        }
+
+        /// The next text message, skipping pings.
+        async fn next_json(&mut self) -> serde_json::Value {
+            loop {
+                match self.next().await {
+                    Message::Text(text) => {
+                        return serde_json::from_str(text.as_str()).expect("JSON");
+                    }
+                    Message::Ping(_) => continue,
+                    other => panic!("expected a text message, got {other:?}"),
+                }
+            }
+        }
+
+        /// The next message of type `kind`, skipping the room's others; an error fails.
+        async fn next_of_type(&mut self, kind: &str) -> serde_json::Value {
+            loop {
+                let json = self.next_json().await;
+                assert_ne!(json["type"], "error", "{json}");
+                if json["type"] == kind {
+                    return json;
+                }
+            }
+        }
+
+        /// Reads until the session closes; returns the close frame and the error codes seen.
+        async fn until_close(&mut self) -> (u16, String, Vec<String>) {
+            let mut codes = Vec::new();
+            loop {
+                match self.next().await {
+                    Message::Close(Some(frame)) => {
+                        return (frame.code, frame.reason.to_string(), codes);
+                    }
+                    Message::Text(text) => {
+                        let json: serde_json::Value =
+                            serde_json::from_str(text.as_str()).expect("JSON");
+                        if json["type"] == "error" {
+                            codes.push(json["code"].as_str().unwrap_or("").to_string());
+                        }
+                    }
+                    Message::Ping(_) => {}
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+        }
+    }
+
+    fn rooms(config: SignalingConfig) -> Arc<Rooms> {
+        let (events, _) = mpsc::unbounded_channel();
+        Arc::new(Rooms::new(config, events))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_that_does_not_join_in_time_is_closed() {
+        let config = SignalingConfig::default();
+        let deadline = config.join_timeout;
+        let rooms = rooms(config);
+        let started = Instant::now();
+        let mut client = Client::connect(&rooms);
+        let (code, reason, errors) = client.until_close().await;
+        assert_eq!((code, reason.as_str()), (CLOSE_POLICY, "join timeout"));
+        assert_eq!(errors, ["join_timeout"]);
+        assert_eq!(
+            started.elapsed(),
+            deadline,
+            "closed at the deadline, not before"
+        );
+        client.session.await.expect("the session ends");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn pings_before_the_join_do_not_extend_the_deadline_and_a_join_in_time_works() {
+        let config = SignalingConfig::default();
+        let deadline = config.join_timeout;
+        let rooms = rooms(config);
+        // Joins one second before the deadline.
+        let mut late = Client::connect(&rooms);
+        tokio::time::sleep(deadline - Duration::from_secs(1)).await;
+        late.text(r#"{"v":1,"id":1,"type":"join","token":"7"}"#);
+        assert_eq!(late.next_json().await["type"], "joined");
+        // Only pongs before the deadline: still closed at it.
+        let mut idle = Client::connect(&rooms);
+        let started = Instant::now();
+        for _ in 0..3 {
+            tokio::time::sleep(deadline / 4).await;
+            let _ = idle.send.send(Ok(Message::Pong(Default::default())));
+        }
+        let (code, _, errors) = idle.until_close().await;
+        assert_eq!((code, errors.len()), (CLOSE_POLICY, 1));
+        assert_eq!(started.elapsed(), deadline);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_first_message_must_be_a_valid_join() {
+        let rooms = rooms(SignalingConfig::default());
+        let mut chatty = Client::connect(&rooms);
+        chatty.text(r#"{"v":1,"id":4,"type":"raise_hand"}"#);
+        let (code, reason, errors) = chatty.until_close().await;
+        assert_eq!((code, reason.as_str()), (CLOSE_POLICY, "join first"));
+        assert_eq!(errors, ["not_joined"]);
+
+        let mut forger = Client::connect(&rooms);
+        forger.text(r#"{"v":1,"id":1,"type":"join","token":"forged"}"#);
+        let (code, reason, errors) = forger.until_close().await;
+        assert_eq!((code, reason.as_str()), (CLOSE_POLICY, "invalid token"));
+        assert_eq!(errors, ["invalid_token"]);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_client_is_pinged_then_closed_as_idle() {
+        let config = SignalingConfig::default();
+        let (interval, idle) = (config.heartbeat_interval, config.idle_timeout);
+        let rooms = rooms(config);
+        let mut client = Client::join(&rooms, 1).await;
+        let joined_at = Instant::now();
+        let mut pings = Vec::new();
+        let closed = loop {
+            match client.next().await {
+                Message::Ping(_) => pings.push(joined_at.elapsed()),
+                Message::Close(Some(frame)) => break frame,
+                _ => {}
+            }
+        };
+        assert_eq!(
+            (closed.code, closed.reason.as_str()),
+            (CLOSE_POLICY, "idle")
+        );
+        let silent = joined_at.elapsed();
+        assert!(
+            silent > idle && silent <= idle + interval,
+            "closed after {silent:?}"
+        );
+        assert_eq!(pings, [interval, interval * 2, interval * 3]);
+        client.session.await.expect("the session ends");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_client_that_answers_pings_stays_until_it_goes() {
+        let config = SignalingConfig::default();
+        let idle = config.idle_timeout;
+        let rooms = rooms(config);
+        let mut client = Client::join(&rooms, 1).await;
+        let joined_at = Instant::now();
+        while joined_at.elapsed() < idle * 4 {
+            match client.next().await {
+                Message::Ping(_) => {
+                    let _ = client.send.send(Ok(Message::Pong(Default::default())));
+                }
+                Message::Close(frame) => panic!("closed: {frame:?}"),
+                _ => {}
+            }
+        }
+        assert_eq!(rooms.open_rooms(), 1);
+        let Client { send, session, .. } = client;
+        drop(send);
+        session.await.expect("the session ends with its stream");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_flood_is_told_once_then_closed_and_a_client_within_the_rate_is_not() {
+        let config = SignalingConfig {
+            messages_per_second: 2,
+            message_burst: 3,
+            ..SignalingConfig::default()
+        };
+        let rooms = rooms(config);
+        // Within the rate: a ping every second is always answered.
+        let mut steady = Client::join(&rooms, 1).await;
+        for _ in 0..10 {
+            steady.text(r#"{"v":1,"type":"ping"}"#);
+            steady.next_of_type("pong").await;
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        // A burst, then one over it (told), then a burst's worth more (closed).
+        let mut flood = Client::join(&rooms, 2).await;
+        for _ in 0..3 + 1 + 3 {
+            flood.text(r#"{"v":1,"type":"ping"}"#);
+        }
+        let (code, reason, errors) = flood.until_close().await;
+        assert_eq!((code, reason.as_str()), (CLOSE_POLICY, "rate limit"));
+        assert_eq!(errors, ["rate_limited"], "told once");
+        // Binary frames count against the rate too.
+        let mut binary = Client::join(&rooms, 3).await;
+        for _ in 0..3 + 1 + 3 {
+            let _ = binary.send.send(Ok(Message::Binary(Default::default())));
+        }
+        let (code, _, errors) = binary.until_close().await;
+        assert_eq!(code, CLOSE_POLICY);
+        let told = [
+            "invalid_message",
+            "invalid_message",
+            "invalid_message",
+            "rate_limited",
+        ];
+        assert_eq!(errors, told);
+        steady.text(r#"{"v":1,"type":"ping"}"#);
+        steady.next_of_type("pong").await; // the others stay
     }
 }

@@ -132,7 +132,7 @@ pub async fn run(
     let (url, key) = teacher.stream_key(*lesson_id).await?;
     let publisher = Publisher::connect(&url, &key)
         .await
-        .map_err(RunError::Teacher)?;
+        .map_err(|e| RunError::Teacher(e.to_string()))?;
     let frames = Arc::new(SentFrames::default());
     let (published_tx, published) = watch::channel(Published::default());
     let (stop_publisher, publisher_stopped) = watch::channel(false);

@@ -5,10 +5,10 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::handshake::{Handshake, HandshakeError, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
-    PublishRequestType, StreamMetadata,
+    ClientSession, ClientSessionConfig, ClientSessionError, ClientSessionEvent,
+    ClientSessionResult, PublishRequestType, StreamMetadata,
 };
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -36,25 +36,29 @@ pub struct Publisher {
 
 impl Publisher {
     /// Connects to `rtmp://host:port/app` and asks to publish `key`.
-    pub async fn connect(url: &str, key: &str) -> Result<Publisher, String> {
+    pub async fn connect(url: &str, key: &str) -> Result<Publisher, PublishError> {
         tokio::time::timeout(CONNECT_TIMEOUT, Self::connect_now(url, key))
             .await
-            .map_err(|_| format!("{url} did not accept the publish within 10 s"))?
+            .map_err(|_| PublishError::NotAccepted(url.to_owned()))?
     }
 
-    async fn connect_now(url: &str, key: &str) -> Result<Publisher, String> {
+    async fn connect_now(url: &str, key: &str) -> Result<Publisher, PublishError> {
         let rest = url
             .strip_prefix("rtmp://")
-            .ok_or_else(|| format!("not an rtmp:// URL: {url}"))?;
+            .ok_or_else(|| PublishError::NotRtmp(url.to_owned()))?;
         let (authority, app) = rest.split_once('/').unwrap_or((rest, "live"));
-        let mut stream = TcpStream::connect(authority)
-            .await
-            .map_err(|e| format!("cannot connect to {authority}: {e}"))?;
+        let mut stream =
+            TcpStream::connect(authority)
+                .await
+                .map_err(|error| PublishError::Connect {
+                    authority: authority.to_owned(),
+                    error,
+                })?;
         let _ = stream.set_nodelay(true);
         let mut handshake = Handshake::new(PeerType::Client);
         let p0p1 = handshake
             .generate_outbound_p0_and_p1()
-            .map_err(|e| format!("handshake: {e:?}"))?;
+            .map_err(PublishError::Handshake)?;
         write(&mut stream, &p0p1).await?;
         let mut buf = vec![0u8; 16 * 1024];
         let mut pending = loop {
@@ -70,25 +74,25 @@ impl Publisher {
                     write(&mut stream, &response_bytes).await?;
                     break remaining_bytes;
                 }
-                Err(e) => return Err(format!("handshake: {e:?}")),
+                Err(e) => return Err(PublishError::Handshake(e)),
             }
         };
         let mut config = ClientSessionConfig::new();
         config.tc_url = Some(url.to_owned());
-        let (session, results) = ClientSession::new(config).map_err(|e| format!("{e:?}"))?;
+        let (session, results) = ClientSession::new(config).map_err(PublishError::Session)?;
         let mut publisher = Publisher { stream, session };
         publisher.results(results).await?;
         let request = publisher
             .session
             .request_connection(app.to_owned())
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(PublishError::Session)?;
         publisher.results(vec![request]).await?;
         loop {
             if !pending.is_empty() {
                 let results = publisher
                     .session
                     .handle_input(&pending)
-                    .map_err(|e| format!("{e:?}"))?;
+                    .map_err(PublishError::Session)?;
                 pending.clear();
                 for event in publisher.results(results).await? {
                     match event {
@@ -96,15 +100,15 @@ impl Publisher {
                             let request = publisher
                                 .session
                                 .request_publishing(key.to_owned(), PublishRequestType::Live)
-                                .map_err(|e| format!("{e:?}"))?;
+                                .map_err(PublishError::Session)?;
                             publisher.results(vec![request]).await?;
                         }
                         ClientSessionEvent::PublishRequestAccepted => return Ok(publisher),
                         ClientSessionEvent::ConnectionRequestRejected { description } => {
-                            return Err(format!("connect refused: {description}"));
+                            return Err(PublishError::ConnectRefused(description));
                         }
                         ClientSessionEvent::UnhandleableOnStatusCode { code } => {
-                            return Err(format!("publish refused: {code}"));
+                            return Err(PublishError::PublishRefused(code));
                         }
                         _ => {}
                     }
@@ -122,7 +126,7 @@ impl Publisher {
         frames: Arc<SentFrames>,
         published: watch::Sender<Published>,
         mut stop: watch::Receiver<bool>,
-    ) -> Result<(), String> {
+    ) -> Result<(), PublishError> {
         let mut metadata = StreamMetadata::new();
         metadata.video_width = Some(clip.width);
         metadata.video_height = Some(clip.height);
@@ -134,7 +138,7 @@ impl Publisher {
         let result = self
             .session
             .publish_metadata(&metadata)
-            .map_err(|e| format!("{e:?}"))?;
+            .map_err(PublishError::Session)?;
         self.results(vec![result]).await?;
         let start = tokio::time::Instant::now();
         let mut counts = Published::default();
@@ -151,12 +155,12 @@ impl Publisher {
                     tokio::select! {
                         () = tokio::time::sleep_until(due) => break,
                         read = self.stream.read(&mut buf) => match read {
-                            Ok(0) | Err(_) => return Err("the server closed the connection".into()),
+                            Ok(0) | Err(_) => return Err(PublishError::ServerClosed),
                             Ok(n) => {
                                 let results = self
                                     .session
                                     .handle_input(buf.get(..n).unwrap_or_default())
-                                    .map_err(|e| format!("{e:?}"))?;
+                                    .map_err(PublishError::Session)?;
                                 self.results(results).await?;
                             }
                         },
@@ -183,7 +187,7 @@ impl Publisher {
                     TagKind::Video => self.session.publish_video_data(body, timestamp, false),
                     TagKind::Audio => self.session.publish_audio_data(body, timestamp, false),
                 }
-                .map_err(|e| format!("{e:?}"))?;
+                .map_err(PublishError::Session)?;
                 self.results(vec![result]).await?;
                 published.send_replace(counts);
             }
@@ -195,7 +199,7 @@ impl Publisher {
     async fn results(
         &mut self,
         results: Vec<ClientSessionResult>,
-    ) -> Result<Vec<ClientSessionEvent>, String> {
+    ) -> Result<Vec<ClientSessionEvent>, PublishError> {
         let mut events = Vec::new();
         for result in results {
             match result {
@@ -210,17 +214,48 @@ impl Publisher {
     }
 }
 
-async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), String> {
+async fn write(stream: &mut TcpStream, bytes: &[u8]) -> Result<(), PublishError> {
     stream
         .write_all(bytes)
         .await
-        .map_err(|e| format!("RTMP connection: {e}"))
+        .map_err(PublishError::Connection)
 }
 
-async fn read(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, String> {
+async fn read(stream: &mut TcpStream, buf: &mut [u8]) -> Result<usize, PublishError> {
     match stream.read(buf).await {
-        Ok(0) => Err("the server closed the RTMP connection".into()),
+        Ok(0) => Err(PublishError::ServerClosedRtmp),
         Ok(n) => Ok(n),
-        Err(e) => Err(format!("RTMP connection: {e}")),
+        Err(e) => Err(PublishError::Connection(e)),
     }
+}
+
+/// Why the encoder could not publish, or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0} did not accept the publish within 10 s")]
+    NotAccepted(String),
+    #[error("not an rtmp:// URL: {0}")]
+    NotRtmp(String),
+    #[error("cannot connect to {authority}: {error}")]
+    Connect {
+        authority: String,
+        error: std::io::Error,
+    },
+    #[error("handshake: {0:?}")]
+    Handshake(HandshakeError),
+    /// rml_rtmp's session refused a step (a request, the input, a tag).
+    #[error("{0:?}")]
+    Session(ClientSessionError),
+    #[error("connect refused: {0}")]
+    ConnectRefused(String),
+    #[error("publish refused: {0}")]
+    PublishRefused(String),
+    /// While publishing: the read side ended or failed.
+    #[error("the server closed the connection")]
+    ServerClosed,
+    /// While connecting.
+    #[error("the server closed the RTMP connection")]
+    ServerClosedRtmp,
+    #[error("RTMP connection: {0}")]
+    Connection(std::io::Error),
 }

@@ -1,39 +1,20 @@
 //! The forwarding path: one incoming RTP packet written to every slot bound to its
-//! publication, with sequence numbers and timestamps rewritten per slot, and keyframe requests.
+//! publication, as each slot's [`Forwarder`](super::decide::Forwarder) decides, and handed
+//! to the room's in-process subscribers; keyframe requests.
 
 use std::mem;
 use std::sync::Arc;
 use std::time::Instant;
 
-use str0m::format::PayloadParams;
-use str0m::media::{KeyframeRequest, KeyframeRequestKind, Pt, Rid};
+use str0m::media::{KeyframeRequest, KeyframeRequestKind};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
-use super::local::{LocalRole, codec_of};
-use super::simulcast::{detects_keyframes, is_keyframe_start};
+use super::decide::{Context, Decision, Incoming};
+use super::in_process::{LocalRole, codec_of};
+use super::simulcast::is_keyframe_start;
 use super::{Peer, RtcMid, Sfu, record_audio_level};
 use crate::local::{Codec, LocalEvent, LocalPacket};
 use crate::{MediaEvent, Output, PeerId, TrackKind};
-
-/// One packet on its way through the fan-out, from a browser or a local publisher.
-pub(super) struct Incoming {
-    pub(super) kind: TrackKind,
-    pub(super) codec: Codec,
-    /// The publisher's codec parameters, matched against each subscriber's payload types.
-    pub(super) params: Option<PayloadParams>,
-    /// The publisher's payload type: the key of each slot's mapping cache.
-    pub(super) in_pt: Pt,
-    pub(super) seq_no: u64,
-    pub(super) timestamp: u32,
-    pub(super) marker: bool,
-    /// The first packet of a keyframe: told by local publishers, detected for simulcast.
-    pub(super) keyframe: bool,
-    /// The simulcast layer, when the publication has several.
-    pub(super) rid: Option<Rid>,
-    pub(super) payload: Arc<[u8]>,
-    pub(super) arrival: Instant,
-    pub(super) ext_vals: ExtensionValues,
-}
 
 impl Sfu {
     /// A browser's RTP packet: checked against the publisher's permissions, then fanned out.
@@ -164,6 +145,11 @@ impl Sfu {
 
         let kind = incoming.kind;
         let mut wants_keyframe = false;
+        let context = Context {
+            now,
+            gop_cached: gop.as_ref().is_some_and(|g| !g.is_empty()),
+            keyframe_request_interval: self.config.keyframe_request_interval,
+        };
         for &(subscriber, subscriber_mid) in &subscribers {
             let Some(Peer {
                 rtc,
@@ -178,64 +164,48 @@ impl Sfu {
             let Some(slot) = slots.iter_mut().find(|s| s.mid == subscriber_mid) else {
                 continue;
             };
-            if let Some(rid) = incoming.rid {
-                let (take, switched) = slot.layer.accept(rid, incoming.keyframe);
-                if !take {
+            let decision = slot.forwarder.decide(incoming, context, |params| {
+                let to = rtc.codec_config().match_params(params)?.pt();
+                let negotiated = rtc.media(subscriber_mid)?.remote_pts().contains(&to);
+                negotiated.then_some(to)
+            });
+            let (out_pt, replay) = match decision {
+                Decision::OtherLayer => {
                     self.stats.rtp_skipped_layer += 1;
                     continue;
                 }
-                if switched {
-                    slot.munger.rebase();
-                    self.stats.layer_switches += 1;
-                }
-            }
-            let out_pt = match slot.pt_cache {
-                Some((from, to)) if from == incoming.in_pt => Some(to),
-                _ => incoming.params.and_then(|params| {
-                    let to = rtc.codec_config().match_params(params)?.pt();
-                    let negotiated = rtc.media(subscriber_mid)?.remote_pts().contains(&to);
-                    negotiated.then_some(to)
-                }),
-            };
-            let Some(out_pt) = out_pt else {
-                self.stats.rtp_dropped_no_codec += 1;
-                continue;
-            };
-            slot.pt_cache = Some((incoming.in_pt, out_pt));
-            let starting = mem::take(&mut slot.wants_keyframe);
-            // A local source cannot be asked for a keyframe: a new subscriber gets the cached
-            // group of pictures first (it ends with this packet).
-            let replay = match (&gop, starting) {
-                (Some(gop), true) if !gop.is_empty() => gop.as_slice(),
-                _ => &[],
-            };
-            wants_keyframe |= starting && replay.is_empty();
-            // A decoder cannot start on a delta frame: a new slot forwards nothing before the
-            // first keyframe (simulcast slots wait in `accept`, the GOP replay starts on one).
-            if slot.awaiting_keyframe {
-                let delta = !incoming.keyframe && detects_keyframes(incoming.codec);
-                if delta && replay.is_empty() && incoming.rid.is_none() {
-                    self.stats.rtp_dropped_awaiting_keyframe += 1;
-                    // Asked again if the keyframe is slow to come (a lost request).
-                    let asked = slot.keyframe_asked.get_or_insert(now);
-                    if now.saturating_duration_since(*asked)
-                        >= self.config.keyframe_request_interval
-                    {
-                        *asked = now;
-                        wants_keyframe = true;
-                    }
+                Decision::NoCodec { switched } => {
+                    self.stats.layer_switches += u64::from(switched);
+                    self.stats.rtp_dropped_no_codec += 1;
                     continue;
                 }
-                slot.awaiting_keyframe = false;
-                slot.keyframe_asked = None;
-            }
+                Decision::AwaitingKeyframe { ask_keyframe } => {
+                    self.stats.rtp_dropped_awaiting_keyframe += 1;
+                    wants_keyframe |= ask_keyframe;
+                    continue;
+                }
+                Decision::Forward {
+                    pt,
+                    replay,
+                    switched,
+                    ask_keyframe,
+                } => {
+                    self.stats.layer_switches += u64::from(switched);
+                    wants_keyframe |= ask_keyframe;
+                    let replay = match &gop {
+                        Some(gop) if replay => gop.as_slice(),
+                        _ => &[],
+                    };
+                    (pt, replay)
+                }
+            };
             let mut api = rtc.direct_api();
             let Some(stream) = api.stream_tx_by_mid(subscriber_mid, None) else {
                 continue;
             };
             let forwarded_before = self.stats.rtp_packets_forwarded;
             let mut write = |seq_no: u64, timestamp: u32, marker: bool, payload: &Arc<[u8]>| {
-                let Some((seq_no, timestamp)) = slot.munger.map(seq_no, timestamp) else {
+                let Some((seq_no, timestamp)) = slot.forwarder.rewrite(seq_no, timestamp) else {
                     return;
                 };
                 slot.egress.written += 1;
@@ -345,7 +315,7 @@ impl Sfu {
     fn starting_slot(&self, (subscriber, mid): (PeerId, RtcMid)) -> Option<bool> {
         let peer = self.peers.get(&subscriber)?;
         let slot = peer.slots.iter().find(|s| s.mid == mid)?;
-        slot.wants_keyframe.then_some(peer.connected)
+        slot.forwarder.is_starting().then_some(peer.connected)
     }
 
     /// A subscriber asks for a keyframe on one of its slots: pass it to the publisher.
@@ -363,82 +333,5 @@ impl Sfu {
         if let Some((publisher, publisher_mid)) = source {
             self.request_keyframe(now, publisher, publisher_mid, request.kind);
         }
-    }
-}
-
-/// Rewrites sequence numbers and timestamps so that each slot's outgoing stream is contiguous,
-/// whichever publication feeds it. The first packet of the first binding goes out as sequence
-/// number 1 (so the SRTP rollover counter starts at 0 on both sides); after a re-binding the
-/// new source continues one past the highest number sent so far.
-#[derive(Debug, Default)]
-pub(super) struct Munger {
-    /// (sequence number offset, timestamp offset) of the current source, set by its first packet.
-    offsets: Option<(i64, u32)>,
-    /// Lowest outgoing sequence number of the current source; older packets are dropped.
-    floor: u64,
-    /// Highest sequence number sent and its timestamp, if anything was sent.
-    last: Option<(u64, u32)>,
-}
-
-impl Munger {
-    pub(super) fn rebase(&mut self) {
-        self.offsets = None;
-    }
-
-    /// The outgoing (sequence number, timestamp) for an incoming packet, or `None` if the packet
-    /// predates the current source's first forwarded packet.
-    pub(super) fn map(&mut self, seq_no: u64, timestamp: u32) -> Option<(u64, u32)> {
-        let seq_no = i64::try_from(seq_no).ok()?;
-        let (seq_offset, ts_offset) = match self.offsets {
-            Some(offsets) => offsets,
-            None => {
-                let (next_seq, ts_offset) = match self.last {
-                    Some((seq, ts)) => (seq + 1, ts.wrapping_add(1).wrapping_sub(timestamp)),
-                    None => (1, 0),
-                };
-                let offsets = (i64::try_from(next_seq).ok()? - seq_no, ts_offset);
-                self.offsets = Some(offsets);
-                self.floor = next_seq;
-                offsets
-            }
-        };
-        let out = u64::try_from(seq_no.checked_add(seq_offset)?).ok()?;
-        if out < self.floor {
-            return None;
-        }
-        let ts = timestamp.wrapping_add(ts_offset);
-        if self.last.is_none_or(|(seq, _)| out > seq) {
-            self.last = Some((out, ts));
-        }
-        Some((out, ts))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    pub(super) fn munger_starts_at_one_and_keeps_gaps() {
-        let mut m = Munger::default();
-        assert_eq!(m.map(40_000, 9_000), Some((1, 9_000)));
-        assert_eq!(m.map(40_001, 12_000), Some((2, 12_000)));
-        assert_eq!(m.map(40_004, 21_000), Some((5, 21_000)));
-        // A late packet between sent ones still maps (for NACK repair) …
-        assert_eq!(m.map(40_002, 15_000), Some((3, 15_000)));
-        // … but one from before the first forwarded packet does not.
-        assert_eq!(m.map(39_999, 6_000), None);
-    }
-
-    #[test]
-    pub(super) fn munger_continues_after_rebinding() {
-        let mut m = Munger::default();
-        assert_eq!(m.map(100, 1_000), Some((1, 1_000)));
-        assert_eq!(m.map(101, 4_000), Some((2, 4_000)));
-        m.rebase();
-        // A new source with unrelated numbers continues one past the last sent packet.
-        assert_eq!(m.map(7, u32::MAX), Some((3, 4_001)));
-        assert_eq!(m.map(8, 2_999), Some((4, 7_001)));
-        assert_eq!(m.map(6, 0), None);
     }
 }

@@ -15,17 +15,18 @@ use classroom_protocol::RoomName;
 use rustc_hash::FxHashMap;
 use str0m::bwe::{Bitrate, BweKind};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
-use str0m::media::{Direction, Frequency, MediaKind, Pt, Rid};
+use str0m::media::{Direction, Frequency, MediaKind, Rid};
 use str0m::net::TcpType;
 use str0m::net::{DatagramRecv, Protocol, Receive, Transmit};
 use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, PacerReason, Reason, Rtc};
 use tracing::debug;
 
+mod decide;
 mod feedback;
 mod forward;
+mod in_process;
 mod keyframe;
-mod local;
 mod simulcast;
 mod slots;
 mod start;
@@ -36,11 +37,11 @@ use crate::error::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, ConfigError, UnknownPeer, VideoSizeError,
 };
 use crate::{MediaEvent, Mid, Output, PeerId, SfuStats, TrackKind, Transport};
+use decide::Forwarder;
 use feedback::EgressSeen;
-use forward::Munger;
+use in_process::{LocalPeer, LocalSource};
 use keyframe::{Deferred, KeyframeThrottle};
-use local::{LocalPeer, LocalSource};
-use simulcast::{BitrateMeter, Layers, SlotLayer};
+use simulcast::{BitrateMeter, Layers};
 use tick::{PeerTick, TICK_PASSES};
 
 use crate::quality::{QualityConfig, QualityMonitor};
@@ -190,17 +191,8 @@ struct Slot {
     mid: RtcMid,
     kind: TrackKind,
     source: Option<(PeerId, RtcMid)>,
-    munger: Munger,
-    /// Last payload type mapping: publisher's pt → ours.
-    pt_cache: Option<(Pt, Pt)>,
-    /// Ask the publisher for a keyframe with the next forwarded video packet.
-    wants_keyframe: bool,
-    /// Video bound to the slot but no keyframe forwarded yet: delta frames are dropped.
-    awaiting_keyframe: bool,
-    /// When the slot last asked for the keyframe it awaits.
-    keyframe_asked: Option<Instant>,
-    /// Which simulcast layer the slot takes, when its source has several.
-    layer: SlotLayer,
+    /// What goes out on it of its source's packets, and how they are numbered.
+    forwarder: Forwarder,
     /// Feedback on the slot's outgoing stream seen so far.
     egress: EgressSeen,
     /// Its stream's resend history was cut to what NACKs need (see `slots`).
@@ -654,7 +646,7 @@ impl Sfu {
             .iter_mut()
             .find(|s| s.mid == rtc_mid && s.kind == TrackKind::Video)
             .ok_or_else(|| VideoSizeError::UnknownMid(mid.clone()))?;
-        slot.layer.max_height = Some(height.max(1));
+        slot.forwarder.layer.max_height = Some(height.max(1));
         self.allocate_layers(now, peer_id);
         self.run(now);
         Ok(())
@@ -911,12 +903,7 @@ impl Slot {
             mid,
             kind,
             source: None,
-            munger: Munger::default(),
-            pt_cache: None,
-            wants_keyframe: false,
-            awaiting_keyframe: false,
-            keyframe_asked: None,
-            layer: SlotLayer::default(),
+            forwarder: Forwarder::default(),
             egress: EgressSeen::default(),
             history_limited: false,
         }
@@ -924,12 +911,7 @@ impl Slot {
 
     fn bind(&mut self, publisher: PeerId, publisher_mid: RtcMid) {
         self.source = Some((publisher, publisher_mid));
-        self.munger.rebase();
-        self.pt_cache = None;
-        self.wants_keyframe = self.kind == TrackKind::Video;
-        self.awaiting_keyframe = self.kind == TrackKind::Video;
-        self.keyframe_asked = None;
-        self.layer.reset();
+        self.forwarder.bind(self.kind);
     }
 }
 
@@ -1022,5 +1004,5 @@ fn record_audio_level(
 }
 
 fn our_mid(mid: RtcMid) -> Mid {
-    Mid(mid.to_string())
+    Mid::from(mid.to_string())
 }

@@ -248,8 +248,9 @@ impl Sfu {
             if ranked.is_empty() {
                 continue;
             }
-            let cap = size_cap(ranked.len(), slot.layer.max_height);
+            let cap = size_cap(ranked.len(), slot.forwarder.layer.max_height);
             let current = slot
+                .forwarder
                 .layer
                 .current
                 .and_then(|rid| ranked.iter().position(|(r, _)| *r == rid));
@@ -305,23 +306,23 @@ impl Sfu {
             let target = match current {
                 // Upgrades wait until they have kept fitting for a while.
                 Some(c) if choice > *c => {
-                    let since = *slot.layer.upgrade_fits_since.get_or_insert(now);
+                    let since = *slot.forwarder.layer.upgrade_fits_since.get_or_insert(now);
                     if now.saturating_duration_since(since) >= UPGRADE_DELAY {
-                        slot.layer.upgrade_fits_since = None;
+                        slot.forwarder.layer.upgrade_fits_since = None;
                         choice
                     } else {
                         *c
                     }
                 }
                 _ => {
-                    slot.layer.upgrade_fits_since = None;
+                    slot.forwarder.layer.upgrade_fits_since = None;
                     choice
                 }
             };
             let rid = ranked[target].0;
-            slot.layer.target = Some(rid);
+            slot.forwarder.layer.target = Some(rid);
             match slot.source {
-                Some((publisher, mid)) if slot.layer.current != Some(rid) => {
+                Some((publisher, mid)) if slot.forwarder.layer.current != Some(rid) => {
                     requests.push((publisher, mid, rid));
                 }
                 _ => {}

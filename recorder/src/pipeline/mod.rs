@@ -31,7 +31,7 @@ use crate::live::EVENTS_FILE;
 use crate::track_file::{self, TrackCodec, TrackHeader};
 use depacketize::{Depacketizer, Frame};
 use mkv::{MkvTrack, MkvWriter};
-use timeline::{Chapter, Cuts, Placer, Room, Runs, Shot, VideoSpan};
+use timeline::{Chapter, Cuts, Placer, Roster, Runs, Shot, VideoSpan};
 
 pub const PLAYLIST: &str = "index.m3u8";
 pub const MP4: &str = "replay.mp4";
@@ -103,7 +103,7 @@ pub fn process(
             .fold(0.0, f64::max);
         cuts.end_ms = cuts.end_ms.max(last);
     }
-    let room = Room::from_events(&events);
+    let roster = Roster::from_events(&events);
     let duration_ms = cuts.duration_ms();
 
     if out.exists() {
@@ -125,7 +125,7 @@ pub fn process(
             continue;
         };
         if !codec.is_audio() {
-            let (source, role, name) = room.describe(id);
+            let (source, role, name) = roster.describe(id);
             spans.push(VideoSpan {
                 track: id,
                 source,

@@ -223,9 +223,9 @@ impl Placer {
     }
 }
 
-/// What the events say about the room: who publishes what, who is who.
+/// Who was in the recorded room, from its events: who publishes what, who is who.
 #[derive(Debug, Default)]
-pub struct Room {
+pub struct Roster {
     /// track → (peer, mid)
     pub tracks: HashMap<u64, (u64, String)>,
     /// peer → (participant, sources by mid)
@@ -233,27 +233,28 @@ pub struct Room {
     pub roles: HashMap<ParticipantId, (ParticipantRole, String)>,
 }
 
-impl Room {
-    pub fn from_events(events: &[TimedEvent]) -> Room {
-        let mut room = Room::default();
+impl Roster {
+    pub fn from_events(events: &[TimedEvent]) -> Roster {
+        let mut roster = Roster::default();
         for e in events {
             match &e.event {
                 Event::TrackStarted {
                     track, peer, mid, ..
                 } => {
-                    room.tracks.insert(*track, (*peer, mid.clone()));
+                    roster.tracks.insert(*track, (*peer, mid.clone()));
                 }
                 Event::Publisher {
                     peer,
                     participant,
                     sources,
                 } => {
-                    room.publishers
+                    roster
+                        .publishers
                         .insert(*peer, (*participant, sources.clone()));
                 }
                 Event::Participants { participants } => {
                     for p in participants {
-                        room.roles.insert(p.id, (p.role, p.name.clone()));
+                        roster.roles.insert(p.id, (p.role, p.name.clone()));
                     }
                 }
                 Event::Room {
@@ -261,13 +262,14 @@ impl Room {
                         ServerMessage::ParticipantJoined { participant }
                         | ServerMessage::ParticipantUpdated { participant },
                 } => {
-                    room.roles
+                    roster
+                        .roles
                         .insert(participant.id, (participant.role, participant.name.clone()));
                 }
                 _ => {}
             }
         }
-        room
+        roster
     }
 
     /// The source of a video track and its publisher's role and name; a track of a peer

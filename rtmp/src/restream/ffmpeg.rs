@@ -22,7 +22,7 @@ const INPUT_QUEUE: usize = 256;
 
 /// What a child's output reader reports.
 #[derive(Debug)]
-pub enum Output {
+pub enum FfmpegEvent {
     Tag(Tag),
     /// The child `generation` exited (or wrote something that is not FLV), with its last
     /// error line.
@@ -44,7 +44,7 @@ impl Ffmpeg {
         ffmpeg: &Path,
         args: &[String],
         generation: u64,
-        output: mpsc::Sender<Output>,
+        output: mpsc::Sender<FfmpegEvent>,
     ) -> std::io::Result<Ffmpeg> {
         let mut child = Command::new(ffmpeg)
             .args(args)
@@ -84,7 +84,7 @@ impl Ffmpeg {
                     Ok(n) => match reader.push(buf.get(..n).unwrap_or_default()) {
                         Ok(tags) => {
                             for tag in tags {
-                                if output.send(Output::Tag(Tag::from(tag))).await.is_err() {
+                                if output.send(FfmpegEvent::Tag(Tag::from(tag))).await.is_err() {
                                     return;
                                 }
                             }
@@ -102,7 +102,7 @@ impl Ffmpeg {
             if error.is_empty() {
                 error = "ffmpeg exited".to_owned();
             }
-            let _ = output.send(Output::Ended { generation, error }).await;
+            let _ = output.send(FfmpegEvent::Ended { generation, error }).await;
         });
         Ok(Ffmpeg {
             generation,

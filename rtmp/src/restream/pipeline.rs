@@ -14,7 +14,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::dial::Dialer;
-use super::ffmpeg::{self, Ffmpeg, Output};
+use super::ffmpeg::{self, Ffmpeg, FfmpegEvent};
 use super::frames::{FrameAssembler, FrameData, VideoCodec, ivf_header};
 use super::push::{self, Feed, PushTarget, SharedHeaders, StreamHeaders};
 use super::select::assign_slots;
@@ -40,7 +40,7 @@ pub(super) async fn run(
     mut packets: mpsc::Receiver<(TrackRef, MediaPacket)>,
     notices: mpsc::UnboundedSender<Notice>,
 ) {
-    let (output_tx, mut output) = mpsc::channel::<Output>(256);
+    let (output_tx, mut output) = mpsc::channel::<FfmpegEvent>(256);
     let mut pipeline = Pipeline::new(config, notices, output_tx);
     pipeline.start_mixer();
     let mut tick = tokio::time::interval(Duration::from_millis(STEP_MILLIS));
@@ -90,7 +90,7 @@ struct Pipeline {
     config: RestreamConfig,
     started: Instant,
     notices: mpsc::UnboundedSender<Notice>,
-    output_tx: mpsc::Sender<Output>,
+    output_tx: mpsc::Sender<FfmpegEvent>,
     next_generation: u64,
     headers: SharedHeaders,
     destinations: HashMap<u64, Destination>,
@@ -112,7 +112,7 @@ impl Pipeline {
     fn new(
         config: RestreamConfig,
         notices: mpsc::UnboundedSender<Notice>,
-        output_tx: mpsc::Sender<Output>,
+        output_tx: mpsc::Sender<FfmpegEvent>,
     ) -> Self {
         Pipeline {
             config,
@@ -430,10 +430,10 @@ impl Pipeline {
         }
     }
 
-    fn ffmpeg_output(&mut self, output: Output) {
+    fn ffmpeg_output(&mut self, output: FfmpegEvent) {
         match output {
-            Output::Tag(tag) => self.fan_out(tag),
-            Output::Ended { generation, error } => {
+            FfmpegEvent::Tag(tag) => self.fan_out(tag),
+            FfmpegEvent::Ended { generation, error } => {
                 if self
                     .mixer
                     .as_ref()

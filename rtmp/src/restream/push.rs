@@ -9,18 +9,19 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rml_rtmp::handshake::{Handshake, HandshakeProcessResult, PeerType};
+use rml_rtmp::handshake::{Handshake, HandshakeError, HandshakeProcessResult, PeerType};
 use rml_rtmp::sessions::{
-    ClientSession, ClientSessionConfig, ClientSessionEvent, ClientSessionResult,
-    PublishRequestType, StreamMetadata,
+    ClientSession, ClientSessionConfig, ClientSessionError, ClientSessionEvent,
+    ClientSessionResult, PublishRequestType, StreamMetadata,
 };
 use rml_rtmp::time::RtmpTimestamp;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::backoff::{Backoff, Retry, RetryPolicy};
-use super::dial::Dialer;
+use super::dial::{DialError, Dialer};
 use super::tags::{Tag, TagKind};
+use super::tls::TlsConnectError;
 
 /// A destination's connection: TCP for `rtmp://`, TLS over TCP for `rtmps://`.
 trait Wire: AsyncRead + AsyncWrite + Unpin + Send {}
@@ -127,7 +128,7 @@ pub(super) async fn run_destination(
             tokio::select! {
                 result = &mut attempt => {
                     break match result {
-                        Ok(reason) => reason,
+                        Ok(reason) => reason.to_string(),
                         Err(e) if e.is_panic() => {
                             "the service sent data that could not be read".to_owned()
                         }
@@ -222,11 +223,11 @@ async fn connection(
     mut tags: mpsc::Receiver<Tag>,
     shared: SharedHeaders,
     live: mpsc::UnboundedSender<()>,
-) -> String {
+) -> PushError {
     let mut client = match tokio::time::timeout(CONNECT_TIMEOUT, publish(&target, &dialer)).await {
         Ok(Ok(client)) => client,
         Ok(Err(reason)) => return reason,
-        Err(_) => return "the service did not accept the stream within 10 s".to_owned(),
+        Err(_) => return PushError::NotAcceptedInTime,
     };
     let _ = live.send(());
     let headers = headers(&shared);
@@ -237,15 +238,15 @@ async fn connection(
     loop {
         tokio::select! {
             tag = tags.recv() => {
-                let Some(tag) = tag else { return "the restream stopped".to_owned() };
+                let Some(tag) = tag else { return PushError::RestreamStopped };
                 if let Err(reason) = client.send(tag).await {
                     return reason;
                 }
             }
             read = client.stream.read(&mut buf) => {
                 match read {
-                    Ok(0) => return "the service closed the connection".to_owned(),
-                    Err(e) => return format!("the connection failed: {e}"),
+                    Ok(0) => return PushError::ClosedByService,
+                    Err(e) => return PushError::Connection(e),
                     Ok(n) => {
                         if let Err(reason) = client.input(buf.get(..n).unwrap_or_default()).await {
                             return reason;
@@ -268,14 +269,18 @@ struct Publisher {
 }
 
 /// Connects, shakes hands, connects to the app and asks to publish with the key.
-async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, String> {
+async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, PushError> {
     let tcp = dialer
         .connect(&target.host, target.port)
         .await
-        .map_err(|e| {
+        .map_err(|error| {
             // The detail (refused or timed out, the address) is for the operator only.
-            tracing::info!(url = %target.url, error = %e, "restream destination not reached");
-            e.reason(&target.host, target.port)
+            tracing::info!(url = %target.url, %error, "restream destination not reached");
+            PushError::Dial {
+                host: target.host.clone(),
+                port: target.port,
+                error,
+            }
         })?;
     let _ = tcp.set_nodelay(true);
     let mut stream: Box<dyn Wire> = if target.tls {
@@ -283,17 +288,16 @@ async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, Stri
     } else {
         Box::new(tcp)
     };
-    let closed = |during: &str| format!("the service closed the connection during {during}");
     let mut handshake = Handshake::new(PeerType::Client);
     let p0p1 = handshake
         .generate_outbound_p0_and_p1()
-        .map_err(|e| format!("the RTMP handshake with the service failed: {e}"))?;
+        .map_err(PushError::Handshake)?;
     write(&mut stream, &p0p1).await?;
     let mut buf = vec![0u8; 16 * 1024];
     let leftover = loop {
-        let n = stream.read(&mut buf).await.map_err(|e| e.to_string())?;
+        let n = stream.read(&mut buf).await.map_err(PushError::Read)?;
         if n == 0 {
-            return Err(closed("the RTMP handshake"));
+            return Err(PushError::ClosedDuring("the RTMP handshake"));
         }
         match handshake.process_bytes(buf.get(..n).unwrap_or_default()) {
             Ok(HandshakeProcessResult::InProgress { response_bytes }) => {
@@ -306,14 +310,13 @@ async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, Stri
                 write(&mut stream, &response_bytes).await?;
                 break remaining_bytes;
             }
-            Err(e) => return Err(format!("the RTMP handshake with the service failed: {e}")),
+            Err(e) => return Err(PushError::Handshake(e)),
         }
     };
     let mut config = ClientSessionConfig::new();
     config.tc_url = Some(target.url.clone());
     config.flash_version = "FMLE/3.0 (compatible; classroom)".to_owned();
-    let (session, results) =
-        ClientSession::new(config).map_err(|e| format!("could not start an RTMP session: {e}"))?;
+    let (session, results) = ClientSession::new(config).map_err(PushError::Session)?;
     let mut publisher = Publisher {
         stream,
         session,
@@ -324,11 +327,9 @@ async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, Stri
     let request = publisher
         .session
         .request_connection(target.app.clone())
-        .map_err(|e| {
-            format!(
-                "could not ask the service to connect to `{}`: {e}",
-                target.app
-            )
+        .map_err(|error| PushError::ConnectRequest {
+            app: target.app.clone(),
+            error,
         })?;
     publisher.results(vec![request]).await?;
     let mut asked_to_publish = false;
@@ -338,7 +339,7 @@ async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, Stri
             let results = publisher
                 .session
                 .handle_input(&pending)
-                .map_err(|e| format!("the service's answer could not be read: {e}"))?;
+                .map_err(PushError::UnreadableAnswer)?;
             pending.clear();
             for event in publisher.results(results).await? {
                 match event {
@@ -347,18 +348,18 @@ async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, Stri
                         let request = publisher
                             .session
                             .request_publishing(target.stream_key.clone(), PublishRequestType::Live)
-                            .map_err(|e| format!("could not ask the service to publish: {e}"))?;
+                            .map_err(PushError::PublishRequest)?;
                         publisher.results(vec![request]).await?;
                     }
                     ClientSessionEvent::ConnectionRequestRejected { description } => {
-                        return Err(format!(
-                            "the service refused the application `{}`: {description}",
-                            target.app
-                        ));
+                        return Err(PushError::AppRefused {
+                            app: target.app.clone(),
+                            description,
+                        });
                     }
                     ClientSessionEvent::PublishRequestAccepted => return Ok(publisher),
                     ClientSessionEvent::UnhandleableOnStatusCode { code } => {
-                        return Err(format!("the service refused to publish: {code}"));
+                        return Err(PushError::PublishRefused(code));
                     }
                     _ => {}
                 }
@@ -368,13 +369,13 @@ async fn publish(target: &PushTarget, dialer: &Dialer) -> Result<Publisher, Stri
             .stream
             .read(&mut buf)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(PushError::Read)?;
         if n == 0 {
-            return Err(if asked_to_publish {
-                closed("the publish request (wrong stream key?)")
+            return Err(PushError::ClosedDuring(if asked_to_publish {
+                "the publish request (wrong stream key?)"
             } else {
-                closed("the connect request (wrong application?)")
-            });
+                "the connect request (wrong application?)"
+            }));
         }
         pending.extend_from_slice(buf.get(..n).unwrap_or_default());
     }
@@ -385,7 +386,7 @@ impl Publisher {
     async fn results(
         &mut self,
         results: Vec<ClientSessionResult>,
-    ) -> Result<Vec<ClientSessionEvent>, String> {
+    ) -> Result<Vec<ClientSessionEvent>, PushError> {
         let mut events = Vec::new();
         for result in results {
             match result {
@@ -400,23 +401,23 @@ impl Publisher {
     }
 
     /// Bytes from the service while publishing (acknowledgements, pings).
-    async fn input(&mut self, bytes: &[u8]) -> Result<(), String> {
+    async fn input(&mut self, bytes: &[u8]) -> Result<(), PushError> {
         let results = self
             .session
             .handle_input(bytes)
-            .map_err(|e| format!("the service sent something unreadable: {e}"))?;
+            .map_err(PushError::Unreadable)?;
         for event in self.results(results).await? {
             if let ClientSessionEvent::UnhandleableOnStatusCode { code } = event
                 && (code.contains("Failed") || code.contains("Error") || code.contains("Unpublish"))
             {
-                return Err(format!("the service stopped the stream: {code}"));
+                return Err(PushError::StoppedByService(code));
             }
         }
         Ok(())
     }
 
     /// Metadata and decoder configurations, before any media.
-    async fn start(&mut self, headers: &StreamHeaders) -> Result<(), String> {
+    async fn start(&mut self, headers: &StreamHeaders) -> Result<(), PushError> {
         let mut metadata = StreamMetadata::new();
         metadata.video_width = headers.width;
         metadata.video_height = headers.height;
@@ -429,7 +430,7 @@ impl Publisher {
         let result = self
             .session
             .publish_metadata(&metadata)
-            .map_err(|e| format!("could not send the stream's metadata: {e}"))?;
+            .map_err(PushError::Metadata)?;
         self.results(vec![result]).await?;
         for tag in [&headers.video, &headers.audio].into_iter().flatten() {
             self.write_tag(tag.kind, 0, tag.body.clone()).await?;
@@ -437,7 +438,7 @@ impl Publisher {
         Ok(())
     }
 
-    async fn send(&mut self, tag: Tag) -> Result<(), String> {
+    async fn send(&mut self, tag: Tag) -> Result<(), PushError> {
         if tag.kind == TagKind::Video && !tag.is_sequence_header() {
             if self.waiting_for_keyframe && !tag.is_keyframe() {
                 return Ok(());
@@ -451,20 +452,81 @@ impl Publisher {
         self.write_tag(tag.kind, millis, tag.body).await
     }
 
-    async fn write_tag(&mut self, kind: TagKind, millis: u64, body: Bytes) -> Result<(), String> {
+    async fn write_tag(
+        &mut self,
+        kind: TagKind,
+        millis: u64,
+        body: Bytes,
+    ) -> Result<(), PushError> {
         let timestamp = RtmpTimestamp::new(millis as u32);
         let result = match kind {
             TagKind::Video => self.session.publish_video_data(body, timestamp, false),
             TagKind::Audio => self.session.publish_audio_data(body, timestamp, false),
         }
-        .map_err(|e| format!("could not send media to the service: {e}"))?;
+        .map_err(PushError::Media)?;
         self.results(vec![result]).await.map(drop)
     }
 }
 
 /// Writes and flushes: TLS holds records back until flushed (a no-op on plain TCP).
-async fn write(stream: &mut Box<dyn Wire>, bytes: &[u8]) -> Result<(), String> {
-    let failed = |e: std::io::Error| format!("the connection failed: {e}");
-    stream.write_all(bytes).await.map_err(failed)?;
-    stream.flush().await.map_err(failed)
+async fn write(stream: &mut Box<dyn Wire>, bytes: &[u8]) -> Result<(), PushError> {
+    stream
+        .write_all(bytes)
+        .await
+        .map_err(PushError::Connection)?;
+    stream.flush().await.map_err(PushError::Connection)
+}
+
+/// Why a connection to a destination ended; its message is what the teacher sees
+/// ([`PushState::Retrying`], [`PushState::Failed`]).
+#[derive(Debug, thiserror::Error)]
+pub(super) enum PushError {
+    /// The destination's TCP connection could not be opened.
+    #[error("{}", .error.reason(.host, *.port))]
+    Dial {
+        host: String,
+        port: u16,
+        error: DialError,
+    },
+    #[error(transparent)]
+    Tls(#[from] TlsConnectError),
+    /// Reading from the service failed.
+    #[error(transparent)]
+    Read(std::io::Error),
+    /// Writing to the service failed, or reading while live.
+    #[error("the connection failed: {0}")]
+    Connection(std::io::Error),
+    #[error("the service closed the connection during {0}")]
+    ClosedDuring(&'static str),
+    #[error("the service closed the connection")]
+    ClosedByService,
+    #[error("the RTMP handshake with the service failed: {0}")]
+    Handshake(HandshakeError),
+    #[error("could not start an RTMP session: {0}")]
+    Session(ClientSessionError),
+    #[error("could not ask the service to connect to `{app}`: {error}")]
+    ConnectRequest {
+        app: String,
+        error: ClientSessionError,
+    },
+    #[error("the service's answer could not be read: {0}")]
+    UnreadableAnswer(ClientSessionError),
+    #[error("could not ask the service to publish: {0}")]
+    PublishRequest(ClientSessionError),
+    #[error("the service refused the application `{app}`: {description}")]
+    AppRefused { app: String, description: String },
+    #[error("the service refused to publish: {0}")]
+    PublishRefused(String),
+    #[error("the service did not accept the stream within 10 s")]
+    NotAcceptedInTime,
+    #[error("the service sent something unreadable: {0}")]
+    Unreadable(ClientSessionError),
+    #[error("the service stopped the stream: {0}")]
+    StoppedByService(String),
+    #[error("could not send the stream's metadata: {0}")]
+    Metadata(ClientSessionError),
+    #[error("could not send media to the service: {0}")]
+    Media(ClientSessionError),
+    #[error("the restream stopped")]
+    RestreamStopped,
 }

@@ -72,28 +72,48 @@ impl PushTls {
         &self,
         host: &str,
         tcp: TcpStream,
-    ) -> Result<TlsStream<TcpStream>, String> {
+    ) -> Result<TlsStream<TcpStream>, TlsConnectError> {
         let name = ServerName::try_from(host.to_owned())
-            .map_err(|_| format!("`{host}` is not a host name TLS can verify"))?;
+            .map_err(|_| TlsConnectError::NotAHostName(host.to_owned()))?;
         self.connector
             .connect(name, tcp)
             .await
-            .map_err(|e| tls_failure(host, &e))
+            .map_err(|e| tls_failure(host, e))
     }
 }
 
-/// Why the TLS handshake failed, in words: an untrusted or mismatched certificate says so.
-fn tls_failure(host: &str, error: &std::io::Error) -> String {
-    let rustls_error = error
+/// Why a TLS connection to a destination could not be opened, in the teacher's words.
+#[derive(Debug, thiserror::Error)]
+pub enum TlsConnectError {
+    #[error("`{0}` is not a host name TLS can verify")]
+    NotAHostName(String),
+    /// An untrusted or mismatched certificate says so, and what to do about a private CA.
+    #[error(
+        "TLS: the certificate of {host} is not trusted ({why:?}); if the service uses a \
+         private CA, give it to the server as restream.extra_ca_file"
+    )]
+    Untrusted {
+        host: String,
+        why: rustls::CertificateError,
+    },
+    #[error("TLS with {host} failed: {error}")]
+    Handshake { host: String, error: std::io::Error },
+}
+
+/// Why the TLS handshake failed: an untrusted or mismatched certificate is told apart.
+fn tls_failure(host: &str, error: std::io::Error) -> TlsConnectError {
+    let untrusted = match error
         .get_ref()
-        .and_then(|inner| inner.downcast_ref::<rustls::Error>());
-    match rustls_error {
-        Some(rustls::Error::InvalidCertificate(why)) => format!(
-            "TLS: the certificate of {host} is not trusted ({why:?}); if the service uses a \
-             private CA, give it to the server as restream.extra_ca_file"
-        ),
-        Some(other) => format!("TLS with {host} failed: {other}"),
-        None => format!("TLS with {host} failed: {error}"),
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    {
+        Some(rustls::Error::InvalidCertificate(why)) => Some(why.clone()),
+        _ => None,
+    };
+    let host = host.to_owned();
+    match untrusted {
+        Some(why) => TlsConnectError::Untrusted { host, why },
+        // A rustls error inside an I/O error reads as the rustls error.
+        None => TlsConnectError::Handshake { host, error },
     }
 }
 

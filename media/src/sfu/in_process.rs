@@ -9,6 +9,7 @@ use rustc_hash::FxHashMap;
 use str0m::format::{Codec as RtcCodec, CodecSpec, FormatParams, PayloadParams};
 use str0m::media::{Frequency, Pt};
 
+use super::decide::Incoming;
 use super::{Publication, RtcMid, Sfu};
 use crate::error::{AddPeerError, LocalWriteError};
 use crate::local::{Codec, LocalEvent, LocalPacket, LocalTrack, LocalTrackId};
@@ -204,7 +205,7 @@ impl Sfu {
         };
         let codec = source.codec;
         let params = source.params;
-        let incoming = super::forward::Incoming {
+        let incoming = Incoming {
             kind: publication.kind,
             codec,
             params: Some(params),
@@ -377,7 +378,7 @@ pub(super) fn codec_of(params: &PayloadParams) -> Codec {
 
 /// Parameters that match what browsers negotiate for each codec. The payload type is only a
 /// key for the per-slot cache: local packets never go out with it.
-fn payload_params(codec: Codec) -> PayloadParams {
+pub(super) fn payload_params(codec: Codec) -> PayloadParams {
     let (codec, clock_rate, channels, format, pt) = match codec {
         Codec::Opus => (
             RtcCodec::Opus,
