@@ -527,6 +527,8 @@ mod tests {
         send: mpsc::UnboundedSender<Result<Message, Infallible>>,
         received: mpsc::UnboundedReceiver<Message>,
         session: JoinHandle<()>,
+        /// A test that waits past this (in paused time) fails rather than hangs.
+        give_up: Instant,
     }
 
     impl Client {
@@ -547,6 +549,7 @@ mod tests {
                 send,
                 received,
                 session,
+                give_up: Instant::now() + Duration::from_secs(600),
             }
         }
 
@@ -567,7 +570,10 @@ mod tests {
         }
 
         async fn next(&mut self) -> Message {
-            self.received.recv().await.expect("the session sends")
+            tokio::time::timeout_at(self.give_up, self.received.recv())
+                .await
+                .expect("the session ended or closed within 10 minutes")
+                .expect("the session sends")
         }
 
         /// The next text message, skipping pings.
