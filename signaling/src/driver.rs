@@ -20,8 +20,8 @@ use classroom_protocol::signal::{
     RecordingState, ServerMessage,
 };
 use classroom_protocol::{
-    AccessChange, AccessDenied, CloseReason, JoinClaims, LessonId, ParticipantRole, RoomName,
-    TrackSource, UserId,
+    AccessChange, AccessDenied, CloseReason, ErrorCode, JoinClaims, LessonId, ParticipantRole,
+    RoomName, TrackSource, UserId,
 };
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -683,7 +683,7 @@ impl RoomMedia {
             let missing = sources.values().find(|s| !grants.publish.contains(s))?;
             Some(ServerMessage::Error {
                 id,
-                code: "missing_grant".into(),
+                code: ErrorCode::MissingGrant,
                 message: format!("you may not publish a {} track", missing.as_str()),
                 grant: Some(format!("publish:{}", missing.as_str())),
             })
@@ -707,7 +707,7 @@ impl RoomMedia {
         let Some(grants) = room.grants(participant) else {
             return ServerMessage::Error {
                 id,
-                code: "not_joined".into(),
+                code: ErrorCode::NotJoined,
                 message: "join the room first".into(),
                 grant: None,
             };
@@ -715,7 +715,7 @@ impl RoomMedia {
         if !grants.subscribe && grants.publish.is_empty() {
             return ServerMessage::Error {
                 id,
-                code: "missing_grant".into(),
+                code: ErrorCode::MissingGrant,
                 message: "you need the `subscribe` grant to receive media".into(),
                 grant: Some("subscribe".into()),
             };
@@ -977,7 +977,7 @@ impl RoomMedia {
 fn media_error(id: Option<u64>, error: &MediaError) -> ServerMessage {
     ServerMessage::Error {
         id,
-        code: error.code().to_string(),
+        code: error.code(),
         message: error.to_string(),
         grant: None,
     }
@@ -1255,7 +1255,7 @@ mod tests {
         .await;
         let refused = reply(&mut student, 1).await;
         assert!(
-            matches!(&refused, ServerMessage::Error { code, .. } if code == "invalid_sdp"),
+            matches!(&refused, ServerMessage::Error { code, .. } if *code == ErrorCode::InvalidSdp),
             "{refused:?}"
         );
         assert!(port.take().is_empty());

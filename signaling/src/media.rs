@@ -14,8 +14,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
-use classroom_protocol::RoomName;
 use classroom_protocol::signal::{ConnectionQuality, MediaKind};
+use classroom_protocol::{ErrorCode, RoomName};
 
 /// One peer connection in the media plane. Never reused: a stale notice about a removed peer
 /// cannot be mistaken for a newer one.
@@ -62,13 +62,13 @@ pub enum MediaError {
 
 impl MediaError {
     /// The error code sent to the client.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MediaError::InvalidSdp(_) => "invalid_sdp",
-            MediaError::NoPendingOffer => "no_pending_offer",
-            MediaError::NoPeer => "no_media_session",
-            MediaError::Unavailable => "media_unavailable",
-            MediaError::UnknownMid(_) => "unknown_mid",
+            MediaError::InvalidSdp(_) => ErrorCode::InvalidSdp,
+            MediaError::NoPendingOffer => ErrorCode::NoPendingOffer,
+            MediaError::NoPeer => ErrorCode::NoMediaSession,
+            MediaError::Unavailable => ErrorCode::MediaUnavailable,
+            MediaError::UnknownMid(_) => ErrorCode::UnknownMid,
         }
     }
 }

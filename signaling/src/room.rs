@@ -16,7 +16,7 @@ use classroom_protocol::signal::{
     ServerMessage,
 };
 use classroom_protocol::{
-    AccessDenied, CloseReason, CourseId, Grants, JoinClaims, LessonId, PROTOCOL_VERSION,
+    AccessDenied, CloseReason, CourseId, ErrorCode, Grants, JoinClaims, LessonId, PROTOCOL_VERSION,
     ParticipantRole, RoomName, TrackSource, UserId,
 };
 
@@ -143,13 +143,13 @@ pub enum JoinError {
 }
 
 impl JoinError {
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            JoinError::WrongRoom(_) => "wrong_room",
-            JoinError::LessonEnded => "lesson_ended",
-            JoinError::Removed => AccessDenied::RemovedFromLesson.code(),
-            JoinError::RoomFull(_) => "room_full",
-            JoinError::NotGranted => "missing_grant",
+            JoinError::WrongRoom(_) => ErrorCode::WrongRoom,
+            JoinError::LessonEnded => ErrorCode::LessonEnded,
+            JoinError::Removed => AccessDenied::RemovedFromLesson.error_code(),
+            JoinError::RoomFull(_) => ErrorCode::RoomFull,
+            JoinError::NotGranted => ErrorCode::MissingGrant,
         }
     }
 
@@ -181,7 +181,7 @@ impl Participant {
 
 /// A refusal of an action: code, message and the grant it lacked.
 struct Refusal {
-    code: &'static str,
+    code: ErrorCode,
     message: String,
     grant: Option<&'static str>,
 }
@@ -189,13 +189,13 @@ struct Refusal {
 impl Refusal {
     fn grant(grant: &'static str, action: &str) -> Self {
         Refusal {
-            code: "missing_grant",
+            code: ErrorCode::MissingGrant,
             message: format!("you need the `{grant}` grant to {action}"),
             grant: Some(grant),
         }
     }
 
-    fn new(code: &'static str, message: impl Into<String>) -> Self {
+    fn new(code: ErrorCode, message: impl Into<String>) -> Self {
         Refusal {
             code,
             message: message.into(),
@@ -520,7 +520,7 @@ impl Room {
                     to: from,
                     message: ServerMessage::Error {
                         id,
-                        code: refusal.code.to_string(),
+                        code: refusal.code,
                         message: refusal.message,
                         grant: refusal.grant.map(str::to_string),
                     },
@@ -540,7 +540,7 @@ impl Room {
         let actor = self
             .participants
             .get(&from)
-            .ok_or_else(|| Refusal::new("not_joined", "join the room first"))?;
+            .ok_or_else(|| Refusal::new(ErrorCode::NotJoined, "join the room first"))?;
         let moderator = actor.moderates();
         let may_chat = actor.grants.chat;
         let may_record = actor.grants.record;
@@ -549,7 +549,7 @@ impl Room {
         match message {
             ClientMessage::Join { .. } => {
                 return Err(Refusal::new(
-                    "already_joined",
+                    ErrorCode::AlreadyJoined,
                     "this connection has joined already",
                 ));
             }
@@ -575,20 +575,20 @@ impl Room {
                 }
                 if self.chat_locked && !moderator {
                     return Err(Refusal::new(
-                        "chat_locked",
+                        ErrorCode::ChatLocked,
                         "the teacher has locked the chat",
                     ));
                 }
                 let text = text.trim();
                 if text.is_empty() {
                     return Err(Refusal::new(
-                        "invalid_message",
+                        ErrorCode::InvalidMessage,
                         "a chat message cannot be empty",
                     ));
                 }
                 if text.chars().count() > self.config.max_chat_chars {
                     return Err(Refusal::new(
-                        "invalid_message",
+                        ErrorCode::InvalidMessage,
                         format!(
                             "a chat message has at most {} characters",
                             self.config.max_chat_chars
@@ -649,7 +649,7 @@ impl Room {
                 let target = self.target_mut(participant)?;
                 if !target.info.on_stage || target.base_grants.moderate {
                     return Err(Refusal::new(
-                        "not_on_stage",
+                        ErrorCode::NotOnStage,
                         "that participant is not a student on stage",
                     ));
                 }
@@ -699,7 +699,7 @@ impl Room {
                 let target = self.target_mut(participant)?;
                 if target.base_grants.moderate {
                     return Err(Refusal::new(
-                        "cannot_remove_moderator",
+                        ErrorCode::CannotRemoveModerator,
                         "teachers and assistants cannot be removed",
                     ));
                 }
@@ -750,7 +750,7 @@ impl Room {
             | ClientMessage::Answer { .. }
             | ClientMessage::VideoSize { .. } => {
                 return Err(Refusal::new(
-                    "media_unavailable",
+                    ErrorCode::MediaUnavailable,
                     "this server does not relay media",
                 ));
             }
@@ -797,7 +797,7 @@ impl Room {
             (RecordingEffect::Stopped, Recording | Paused) => Off,
             (_, now) => {
                 return Err(Refusal::new(
-                    "recording_state",
+                    ErrorCode::RecordingState,
                     format!("the recording is {}: that does not apply", now.as_str()),
                 ));
             }
@@ -824,7 +824,7 @@ impl Room {
     fn target_mut(&mut self, participant: ParticipantId) -> Result<&mut Participant, Refusal> {
         self.participants.get_mut(&participant).ok_or_else(|| {
             Refusal::new(
-                "unknown_participant",
+                ErrorCode::UnknownParticipant,
                 format!("there is no participant {participant} in this room"),
             )
         })
@@ -996,12 +996,12 @@ mod tests {
         }
     }
 
-    fn error_code(out: &[Output]) -> Option<(String, Option<String>)> {
+    fn error_code(out: &[Output]) -> Option<(ErrorCode, Option<String>)> {
         out.iter().find_map(|o| match o {
             Output::Send {
                 message: ServerMessage::Error { code, grant, .. },
                 ..
-            } => Some((code.clone(), grant.clone())),
+            } => Some((*code, grant.clone())),
             _ => None,
         })
     }
@@ -1080,7 +1080,7 @@ mod tests {
         );
         assert_eq!(
             error_code(&refused),
-            Some(("missing_grant".into(), Some("moderate".into())))
+            Some((ErrorCode::MissingGrant, Some("moderate".into())))
         );
         assert_eq!(refused.len(), 1);
         assert!(c.room.grants(c.bob).is_some_and(|g| g.publish.is_empty()));
@@ -1128,7 +1128,7 @@ mod tests {
             None,
             ClientMessage::RemoveFromStage { participant: c.ann },
         );
-        assert_eq!(error_code(&again).map(|e| e.0), Some("not_on_stage".into()));
+        assert_eq!(error_code(&again).map(|e| e.0), Some(ErrorCode::NotOnStage));
         let unknown = c.room.handle(
             c.now,
             c.teacher,
@@ -1139,7 +1139,7 @@ mod tests {
         );
         assert_eq!(
             error_code(&unknown).map(|e| e.0),
-            Some("unknown_participant".into())
+            Some(ErrorCode::UnknownParticipant)
         );
     }
 
@@ -1149,7 +1149,7 @@ mod tests {
         let out = c
             .room
             .handle(c.now, c.ann, None, ClientMessage::LockChat { locked: true });
-        assert_eq!(error_code(&out).map(|e| e.0), Some("missing_grant".into()));
+        assert_eq!(error_code(&out).map(|e| e.0), Some(ErrorCode::MissingGrant));
         c.room.handle(
             c.now,
             c.teacher,
@@ -1164,7 +1164,7 @@ mod tests {
                 text: "psst".into(),
             },
         );
-        assert_eq!(error_code(&out).map(|e| e.0), Some("chat_locked".into()));
+        assert_eq!(error_code(&out).map(|e| e.0), Some(ErrorCode::ChatLocked));
         let out = c.room.handle(
             c.now,
             c.teacher,
@@ -1193,7 +1193,7 @@ mod tests {
         );
         assert_eq!(
             error_code(&out).map(|e| e.0),
-            Some("invalid_message".into())
+            Some(ErrorCode::InvalidMessage)
         );
         let out = c.room.handle(
             c.now,
@@ -1203,7 +1203,7 @@ mod tests {
         );
         assert_eq!(
             error_code(&out).map(|e| e.0),
-            Some("invalid_message".into())
+            Some(ErrorCode::InvalidMessage)
         );
         for i in 0..150 {
             c.room.handle(
@@ -1260,7 +1260,7 @@ mod tests {
         );
         assert_eq!(
             error_code(&refused).map(|e| e.0),
-            Some("missing_grant".into())
+            Some(ErrorCode::MissingGrant)
         );
         let out = c.room.handle(
             c.now,
@@ -1398,7 +1398,7 @@ mod tests {
             .handle(c.now, c.ann, Some(1), ClientMessage::EndLesson);
         assert_eq!(
             error_code(&refused).map(|e| e.0),
-            Some("missing_grant".into())
+            Some(ErrorCode::MissingGrant)
         );
         let out = c
             .room
@@ -1426,14 +1426,14 @@ mod tests {
             .handle(c.now, c.ann, Some(1), ClientMessage::StartRecording);
         assert_eq!(
             error_code(&refused),
-            Some(("missing_grant".into(), Some("record".into())))
+            Some((ErrorCode::MissingGrant, Some("record".into())))
         );
         let wrong = c
             .room
             .handle(c.now, c.teacher, Some(2), ClientMessage::PauseRecording);
         assert_eq!(
             error_code(&wrong).map(|e| e.0),
-            Some("recording_state".into())
+            Some(ErrorCode::RecordingState)
         );
         for (message, effect, state) in [
             (
@@ -1513,6 +1513,6 @@ mod tests {
         let out = c
             .room
             .handle(c.now, ParticipantId(404), Some(1), ClientMessage::Ping);
-        assert_eq!(error_code(&out).map(|e| e.0), Some("not_joined".into()));
+        assert_eq!(error_code(&out).map(|e| e.0), Some(ErrorCode::NotJoined));
     }
 }

@@ -11,7 +11,7 @@
 //! and stopped from the encoder itself.
 
 use classroom_protocol::signal::{EncoderState, LeaveReason, ParticipantId, ParticipantInfo};
-use classroom_protocol::{Grants, ParticipantRole, TrackSource, UserId};
+use classroom_protocol::{ErrorCode, Grants, ParticipantRole, TrackSource, UserId};
 
 use super::{
     CloseReason, JoinError, LessonEffect, Output, Participant, Refusal, Room, ServerMessage,
@@ -124,7 +124,7 @@ impl Room {
     pub(super) fn not_the_encoder(&self, participant: ParticipantId) -> Result<(), Refusal> {
         if self.is_encoder(participant) {
             return Err(Refusal::new(
-                "encoder_participant",
+                ErrorCode::EncoderParticipant,
                 "the encoder is controlled from the encoder itself (stop streaming there)",
             ));
         }
@@ -235,7 +235,7 @@ mod tests {
             let out = room.handle(now, teacher, Some(1), message);
             assert!(out.iter().any(|o| matches!(o, Output::Send {
                 message: ServerMessage::Error { code, .. }, ..
-            } if code == "encoder_participant")));
+            } if *code == ErrorCode::EncoderParticipant)));
         }
         room.handle(now, teacher, None, ClientMessage::MuteAll);
         assert!(!room.is_muted(encoder));
