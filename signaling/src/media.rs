@@ -4,7 +4,7 @@
 //! with the SFU's handle and turns the SFU's events into [`MediaNotice`]s
 //! ([`crate::Rooms::deliver_media`]).
 //!
-//! Invariants kept by the room driver (`driver.rs`):
+//! Invariants kept by the room (`room/peers.rs`, whose commands the room task carries out):
 //! - One peer per WebSocket connection: a participant who reconnects gets a new peer, and the
 //!   old connection's peer is removed when that connection goes.
 //! - A peer is added with the publish permission of its participant's grants at that moment,
@@ -13,6 +13,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use classroom_protocol::signal::{ConnectionQuality, MediaKind};
 use classroom_protocol::{ErrorCode, RoomName};
@@ -25,6 +27,17 @@ pub struct PeerId(pub u64);
 impl std::fmt::Display for PeerId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "peer{}", self.0)
+    }
+}
+
+/// Hands out peer ids, shared by the rooms of a node so that none is ever reused.
+#[derive(Debug, Clone, Default)]
+pub struct PeerIds(Arc<AtomicU64>);
+
+impl PeerIds {
+    /// The next unused id (the first is 1).
+    pub fn next(&self) -> PeerId {
+        PeerId(self.0.fetch_add(1, Ordering::Relaxed) + 1)
     }
 }
 
