@@ -519,6 +519,9 @@ impl Room {
     /// What the media plane reports: relayed to the peer's connection, naming participants.
     /// Notices about peers the room does not have (any more) change nothing.
     pub(super) fn media_event(&mut self, notice: MediaNotice) -> Vec<Output> {
+        if !self.media.enabled() {
+            return Vec::new();
+        }
         let to = |peer: PeerId| self.media.peers.get(&peer).and_then(|p| p.connection);
         let message = match notice {
             MediaNotice::Speakers { peers, .. } => {
