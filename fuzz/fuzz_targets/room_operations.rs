@@ -1,10 +1,18 @@
-//! Random operation sequences on the signaling `Room` state machine: joins (with any role,
-//! grants, room and token id), client messages, disconnects, time passing, and the lesson's
-//! RTMP encoder starting, dropping, stopping or being refused, and changes of access from the
-//! database (an account disabled, a user leaving the course, the lesson cancelled, a removed
-//! user let back in). Invariants: no panic; never more participants than the configured
-//! maximum; a refused join or a refused action changes no participant's grants, mute state or
-//! the participant count; a user whose access was revoked has no place left.
+//! Random operation sequences on the signaling `Room`, driven as its task drives it: every
+//! operation is an `Input` to `handle_input`, and every `Output` is drained. Joins (with any
+//! role, grants, room and token id), client messages (media negotiation included),
+//! disconnects, time passing, the lesson's RTMP encoder starting, dropping, stopping or being
+//! refused, changes of access from the database, and a fake media plane: it keeps the peers
+//! the room added and removed, with their publish and mute state, answers the room's
+//! negotiation commands whenever the fuzzer says (in any order, interleaved with the rest),
+//! and reports events about any peer id.
+//!
+//! Invariants: no panic; never more participants than the configured maximum; a refused join
+//! or a refused action changes no participant's grants, mute state or the participant count;
+//! a user whose access was revoked has no place left; every peer the media plane holds is one
+//! the room knows, of a present participant; a peer forwards media only while its
+//! participant's grants allow publishing, and its audio is muted exactly while the
+//! participant is.
 
 #![no_main]
 
@@ -12,13 +20,18 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
-use classroom_protocol::UserId;
-use classroom_protocol::signal::{ClientMessage, EncoderState, ParticipantId, ServerMessage};
+use classroom_protocol::signal::{
+    ClientMessage, ConnectionQuality, EncoderState, MediaKind, ParticipantId, ServerMessage,
+};
 use classroom_protocol::{
     AccessChange, CourseId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId, ParticipantRole,
-    RoomName, TrackSource,
+    RoomName, TrackSource, UserId,
 };
-use classroom_signaling::room::{ConnectionId, EncoderIdentity, Output, Room, RoomConfig};
+use classroom_signaling::media::{MediaError, MediaNotice, PeerId, PeerIds};
+use classroom_signaling::room::{
+    ConnectionId, EncoderIdentity, Input, MediaCommand, MediaReply, Output, RequestId, Room,
+    RoomConfig,
+};
 use libfuzzer_sys::fuzz_target;
 
 const LESSON: LessonId = LessonId(7);
@@ -53,6 +66,21 @@ impl Who {
     }
 }
 
+/// A media peer as the fuzzer names it: small numbers hit real peers.
+fn peer(n: u8) -> PeerId {
+    PeerId(u64::from(n % 16))
+}
+
+fn source(bits: u8) -> TrackSource {
+    match bits % 5 {
+        0 => TrackSource::Camera,
+        1 => TrackSource::Microphone,
+        2 => TrackSource::Screen,
+        3 => TrackSource::ScreenAudio,
+        _ => TrackSource::Encoder,
+    }
+}
+
 #[derive(Debug, Arbitrary)]
 enum Message {
     Join,
@@ -69,14 +97,14 @@ enum Message {
     LockChat(bool),
     EndLesson,
     Leave,
-    Offer(String),
+    /// An offer declaring what its m-lines carry (mid, source bits).
+    Offer(String, Vec<(u8, u8)>),
     Answer(String),
+    VideoSize(String, u32),
     StartRecording,
     PauseRecording,
     ResumeRecording,
     StopRecording,
-    /// The server starts recording (the course's default).
-    ServerStartsRecording,
 }
 
 impl Message {
@@ -104,19 +132,49 @@ impl Message {
             Message::LockChat(locked) => ClientMessage::LockChat { locked },
             Message::EndLesson => ClientMessage::EndLesson,
             Message::Leave => ClientMessage::Leave,
-            Message::Offer(sdp) => ClientMessage::Offer {
+            Message::Offer(sdp, lines) => ClientMessage::Offer {
                 sdp,
-                sources: Default::default(),
+                sources: lines
+                    .into_iter()
+                    .take(4)
+                    .map(|(mid, bits)| ((mid % 4).to_string(), source(bits)))
+                    .collect(),
             },
             Message::Answer(sdp) => ClientMessage::Answer { sdp },
-            Message::StartRecording | Message::ServerStartsRecording => {
-                ClientMessage::StartRecording
-            }
+            Message::VideoSize(mid, height) => ClientMessage::VideoSize {
+                mid,
+                width: height,
+                height,
+            },
+            Message::StartRecording => ClientMessage::StartRecording,
             Message::PauseRecording => ClientMessage::PauseRecording,
             Message::ResumeRecording => ClientMessage::ResumeRecording,
             Message::StopRecording => ClientMessage::StopRecording,
         }
     }
+}
+
+#[derive(Debug, Arbitrary)]
+enum Event {
+    TrackStarted {
+        subscriber: u8,
+        publisher: u8,
+        mid: u8,
+        audio: bool,
+    },
+    TrackEnded {
+        subscriber: u8,
+    },
+    Offer {
+        peer: u8,
+    },
+    PeerGone {
+        peer: u8,
+    },
+    Speakers(Vec<u8>),
+    Quality {
+        peer: u8,
+    },
 }
 
 #[derive(Debug, Arbitrary)]
@@ -132,9 +190,17 @@ enum Op {
     },
     Handle {
         from: Who,
+        connection: u8,
         id: Option<u64>,
         message: Message,
     },
+    /// The media plane answers one of the room's outstanding commands.
+    MediaReply {
+        pick: u8,
+        ok: bool,
+    },
+    MediaEvent(Event),
+    ServerStartsRecording,
     Disconnected {
         who: Who,
         connection: u8,
@@ -144,6 +210,7 @@ enum Op {
     },
     EncoderStarted {
         user: u8,
+        mids: u8,
     },
     EncoderChanged {
         state: u8,
@@ -158,11 +225,143 @@ enum Op {
 }
 
 #[derive(Debug, Arbitrary)]
-struct Input {
+struct Scenario {
     max_participants: u8,
     chat_history: u8,
     max_chat_chars: u8,
     ops: Vec<Op>,
+}
+
+/// A negotiation step the room asked the fake media plane for.
+#[derive(Debug)]
+enum Asked {
+    Add {
+        peer: PeerId,
+        publish: bool,
+        muted: bool,
+    },
+    Offer(PeerId),
+    Apply(PeerId),
+}
+
+/// The media plane as the room sees it: the peers it holds, each with (publish, muted).
+#[derive(Debug, Default)]
+struct FakeMedia {
+    peers: BTreeMap<PeerId, (bool, bool)>,
+    asked: Vec<(RequestId, Asked)>,
+}
+
+impl FakeMedia {
+    /// Takes in the room's outputs; returns them for the test's own checks.
+    fn drain(&mut self, room: &mut Room) -> Vec<Output> {
+        let outputs: Vec<Output> = std::iter::from_fn(|| room.poll_output()).collect();
+        for output in &outputs {
+            let Output::ToMedia(command) = output else {
+                continue;
+            };
+            match command {
+                MediaCommand::AddPeer {
+                    request,
+                    peer,
+                    access,
+                    ..
+                } => {
+                    assert!(!self.peers.contains_key(peer), "{peer} added twice");
+                    let asked = Asked::Add {
+                        peer: *peer,
+                        publish: access.publish,
+                        muted: access.audio_muted,
+                    };
+                    self.asked.push((*request, asked));
+                }
+                MediaCommand::AcceptOffer { request, peer, .. } => {
+                    self.asked.push((*request, Asked::Offer(*peer)));
+                }
+                MediaCommand::AcceptAnswer { request, peer, .. }
+                | MediaCommand::SetVideoSize { request, peer, .. } => {
+                    self.asked.push((*request, Asked::Apply(*peer)));
+                }
+                MediaCommand::RemovePeer { peer } => {
+                    self.peers.remove(peer);
+                }
+                MediaCommand::SetPublishAllowed { peer, allowed } => {
+                    if let Some(state) = self.peers.get_mut(peer) {
+                        state.0 = *allowed;
+                    }
+                }
+                MediaCommand::SetAudioMuted { peer, muted } => {
+                    if let Some(state) = self.peers.get_mut(peer) {
+                        state.1 = *muted;
+                    }
+                }
+            }
+        }
+        outputs
+    }
+
+    /// The reply to one outstanding command: success when `ok` and the peer is there.
+    fn reply(&mut self, pick: u8, ok: bool) -> Option<MediaReply> {
+        if self.asked.is_empty() {
+            return None;
+        }
+        let (request, asked) = self.asked.remove(usize::from(pick) % self.asked.len());
+        let refused = MediaError::InvalidSdp("fuzzed".into());
+        Some(match asked {
+            Asked::Add {
+                peer,
+                publish,
+                muted,
+            } => {
+                if ok {
+                    self.peers.insert(peer, (publish, muted));
+                }
+                let result = if ok {
+                    Ok("answer".into())
+                } else {
+                    Err(refused)
+                };
+                MediaReply::Answer { request, result }
+            }
+            Asked::Offer(peer) => {
+                let result = match (self.peers.contains_key(&peer), ok) {
+                    (false, _) => Err(MediaError::NoPeer),
+                    (true, true) => Ok("answer".into()),
+                    (true, false) => Err(refused),
+                };
+                MediaReply::Answer { request, result }
+            }
+            Asked::Apply(peer) => {
+                let result = match (self.peers.contains_key(&peer), ok) {
+                    (false, _) => Err(MediaError::NoPeer),
+                    (true, true) => Ok(()),
+                    (true, false) => Err(MediaError::UnknownMid("fuzzed".into())),
+                };
+                MediaReply::Done { request, result }
+            }
+        })
+    }
+
+    /// Every peer the media plane holds is the room's, of a present participant; it
+    /// publishes only with the grant to, and is muted exactly while its participant is.
+    fn check(&self, room: &Room) {
+        for (peer, (publish, muted)) in &self.peers {
+            let participant = room
+                .peer_participant(*peer)
+                .unwrap_or_else(|| panic!("{peer} is left in the media plane"));
+            let grants = room
+                .grants(participant)
+                .unwrap_or_else(|| panic!("{peer} of {participant}, who is gone"));
+            assert!(
+                !publish || !grants.publish.is_empty(),
+                "{peer} publishes for {participant} without the grant"
+            );
+            assert_eq!(
+                *muted,
+                room.is_muted(participant),
+                "{peer}'s audio is not muted as {participant} is"
+            );
+        }
+    }
 }
 
 /// Everything a refusal must leave alone, as seen through the public API.
@@ -178,33 +377,64 @@ fn observable(room: &Room) -> (usize, BTreeMap<u64, (Grants, bool)>) {
 }
 
 fn publish_sources(bits: u8) -> Vec<TrackSource> {
-    [
-        TrackSource::Camera,
-        TrackSource::Microphone,
-        TrackSource::Screen,
-        TrackSource::ScreenAudio,
-        TrackSource::Encoder,
-    ]
-    .into_iter()
-    .enumerate()
-    .filter(|(i, _)| bits & (1 << i) != 0)
-    .map(|(_, source)| source)
-    .collect()
+    (0..5)
+        .filter(|i| bits & (1 << i) != 0)
+        .map(source)
+        .collect()
 }
 
-fuzz_target!(|input: Input| {
+fn media_event(event: Event, name: &RoomName) -> MediaNotice {
+    match event {
+        Event::TrackStarted {
+            subscriber,
+            publisher,
+            mid,
+            audio,
+        } => MediaNotice::TrackStarted {
+            subscriber: peer(subscriber),
+            mid: "9".into(),
+            publisher: peer(publisher),
+            publisher_mid: (mid % 4).to_string(),
+            kind: if audio {
+                MediaKind::Audio
+            } else {
+                MediaKind::Video
+            },
+        },
+        Event::TrackEnded { subscriber } => MediaNotice::TrackEnded {
+            subscriber: peer(subscriber),
+            mid: "9".into(),
+        },
+        Event::Offer { peer: p } => MediaNotice::Offer {
+            peer: peer(p),
+            sdp: "offer".into(),
+        },
+        Event::PeerGone { peer: p } => MediaNotice::PeerGone { peer: peer(p) },
+        Event::Speakers(peers) => MediaNotice::Speakers {
+            room: name.clone(),
+            peers: peers.into_iter().take(8).map(peer).collect(),
+        },
+        Event::Quality { peer: p } => MediaNotice::Quality {
+            peer: peer(p),
+            quality: ConnectionQuality::Poor,
+        },
+    }
+}
+
+fuzz_target!(|scenario: Scenario| {
     let config = RoomConfig {
-        max_participants: usize::from(input.max_participants % 8),
-        chat_history: usize::from(input.chat_history % 8),
-        max_chat_chars: usize::from(input.max_chat_chars),
+        max_participants: usize::from(scenario.max_participants % 8),
+        chat_history: usize::from(scenario.chat_history % 8),
+        max_chat_chars: usize::from(scenario.max_chat_chars),
         reconnect_grace: Duration::from_secs(20),
     };
     let max = config.max_participants;
     let name = RoomName::for_lesson(LESSON);
     let mut now = Instant::now();
-    let mut room = Room::new(name.clone(), LESSON, config, now);
+    let mut room = Room::new(name.clone(), LESSON, config, now).with_media(PeerIds::default());
+    let mut media = FakeMedia::default();
 
-    for op in input.ops.into_iter().take(MAX_OPS) {
+    for op in scenario.ops.into_iter().take(MAX_OPS) {
         let before = observable(&room);
         match op {
             Op::Join {
@@ -244,28 +474,51 @@ fuzz_target!(|input: Input| {
                     role,
                     grants,
                 };
-                match room.join(&claims, ConnectionId(u64::from(connection % 4))) {
-                    Ok((id, _out)) => {
-                        assert!(room.grants(id).is_some(), "joined without a place");
+                let input = Input::Join {
+                    connection: ConnectionId(u64::from(connection % 4)),
+                    id: Some(1),
+                    claims: Box::new(claims),
+                    opened_at: Some(now),
+                };
+                room.handle_input(now, input);
+                match media.drain(&mut room).first() {
+                    Some(Output::JoinDecided { result: Ok(id), .. }) => {
+                        assert!(room.grants(*id).is_some(), "joined without a place");
                     }
-                    Err(error) => {
-                        assert!(!error.code().is_empty());
+                    Some(Output::JoinDecided { result: Err(_), .. }) => {
                         assert_eq!(observable(&room), before, "a refused join changed the room");
                     }
+                    other => panic!("a join is decided first, got {other:?}"),
                 }
             }
-            Op::Handle {
-                message: Message::ServerStartsRecording,
-                ..
-            } => {
-                let _ = room.start_recording();
+            Op::ServerStartsRecording => {
+                room.handle_input(now, Input::StartRecording);
+                media.drain(&mut room);
             }
-            Op::Handle { from, id, message } => {
+            Op::Handle {
+                from,
+                connection,
+                id,
+                message,
+            } => {
                 let from = from.id();
-                let out = room.handle(now, from, id, message.client());
+                let input = Input::Message {
+                    participant: from,
+                    connection: ConnectionId(u64::from(connection % 4)),
+                    id,
+                    message: message.client(),
+                };
+                room.handle_input(now, input);
+                let out = media.drain(&mut room);
                 let refused = matches!(
                     out.as_slice(),
                     [Output::Send { to, message: ServerMessage::Error { .. } }] if *to == from
+                ) || matches!(
+                    out.as_slice(),
+                    [Output::SendToConnection {
+                        message: ServerMessage::Error { .. },
+                        ..
+                    }]
                 );
                 if refused {
                     assert_eq!(
@@ -275,24 +528,52 @@ fuzz_target!(|input: Input| {
                     );
                 }
             }
-            Op::Disconnected { who, connection } => {
-                room.disconnected(now, who.id(), ConnectionId(u64::from(connection % 4)));
+            Op::MediaReply { pick, ok } => {
+                if let Some(reply) = media.reply(pick, ok) {
+                    room.handle_input(now, Input::MediaReply(reply));
+                    media.drain(&mut room);
+                }
             }
-            Op::EncoderStarted { user } => {
+            Op::MediaEvent(event) => {
+                if let Event::PeerGone { peer: p } = &event {
+                    media.peers.remove(&peer(*p));
+                }
+                room.handle_input(now, Input::MediaEvent(media_event(event, &name)));
+                let out = media.drain(&mut room);
+                assert_eq!(observable(&room), before, "a media event changed the room");
+                assert!(
+                    !out.iter().any(|o| matches!(o, Output::Activity(_))),
+                    "media events are not recorded"
+                );
+            }
+            Op::Disconnected { who, connection } => {
+                let input = Input::Disconnected {
+                    participant: who.id(),
+                    connection: ConnectionId(u64::from(connection % 4)),
+                };
+                room.handle_input(now, input);
+                media.drain(&mut room);
+            }
+            Op::EncoderStarted { user, mids } => {
                 let identity = EncoderIdentity {
                     user: UserId(i64::from(user % 10)),
                     name: "encoder".into(),
                 };
-                match room.encoder_started(&identity) {
-                    Ok((id, _out)) => {
-                        assert_eq!(room.encoder_participant(), Some(id));
+                let mids = (0..mids % 3).map(|m| m.to_string()).collect();
+                room.handle_input(now, Input::EncoderStarted { identity, mids });
+                let out = media.drain(&mut room);
+                match out.iter().find(|o| matches!(o, Output::EncoderAdmitted(_))) {
+                    Some(Output::EncoderAdmitted(Ok(peer))) => {
+                        let id = room.encoder_participant().expect("an encoder in the room");
+                        assert_eq!(room.peer_participant(*peer), Some(id));
                         assert!(room.grants(id).is_some(), "an encoder without a place");
                     }
-                    Err(_) => assert_eq!(
+                    Some(_) => assert_eq!(
                         observable(&room),
                         before,
                         "a refused encoder changed the room"
                     ),
+                    None => panic!("the encoder is not answered: {out:?}"),
                 }
             }
             Op::EncoderChanged { state, reason } => {
@@ -302,7 +583,9 @@ fuzz_target!(|input: Input| {
                     2 => EncoderState::Stopped,
                     _ => EncoderState::Refused,
                 };
-                room.encoder_changed(state, reason.then(|| "why".to_owned()));
+                let reason = reason.then(|| "why".to_owned());
+                room.handle_input(now, Input::EncoderChanged { state, reason });
+                media.drain(&mut room);
                 if state == EncoderState::Stopped {
                     assert_eq!(room.encoder_participant(), None);
                 }
@@ -328,7 +611,8 @@ fuzz_target!(|input: Input| {
                     AccessChange::LeftCourse { .. } => !elsewhere,
                     _ => false,
                 };
-                room.access_changed(change);
+                room.handle_input(now, Input::Access(change));
+                media.drain(&mut room);
                 let encoder = room.encoder_participant();
                 if revokes {
                     assert!(
@@ -346,18 +630,24 @@ fuzz_target!(|input: Input| {
             Op::Advance { secs } => {
                 now += Duration::from_secs(u64::from(secs));
                 if room.poll_timeout().is_some_and(|at| at <= now) {
-                    room.handle_timeout(now);
+                    room.handle_input(now, Input::Timeout);
+                    media.drain(&mut room);
                 }
                 assert!(
                     room.poll_timeout().is_none_or(|at| at > now),
-                    "a timeout is still due after handle_timeout"
+                    "a timeout is still due after handling it"
                 );
             }
         }
+        media.check(&room);
         assert!(
             room.participant_count() <= max,
             "{} participants in a room for {max}",
             room.participant_count()
         );
     }
+    // The task ends: nothing is left in the media plane.
+    room.handle_input(now, Input::Closed);
+    media.drain(&mut room);
+    assert!(media.peers.is_empty(), "peers left: {:?}", media.peers);
 });

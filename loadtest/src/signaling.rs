@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use classroom_protocol::ErrorCode;
 use classroom_protocol::signal::{ClientEnvelope, ClientMessage, ParticipantId, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use thiserror::Error;
@@ -23,7 +24,7 @@ pub enum SignalingError {
     #[error("the server sent something that is not a protocol message: {0}")]
     BadMessage(String),
     #[error("the server refused: {code}: {message}")]
-    Refused { code: String, message: String },
+    Refused { code: ErrorCode, message: String },
 }
 
 pub struct Signaling {

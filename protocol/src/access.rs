@@ -7,7 +7,7 @@
 //! sends it) and signaling (which follows it) both depend on this crate and on nothing of
 //! each other.
 
-use crate::{CourseId, LessonId, UserId};
+use crate::{CourseId, ErrorCode, LessonId, UserId};
 
 /// Why a user may not be in a lesson's room, by what the database holds now. A join token
 /// issued before the change is refused for the same reason, and a user already in the room
@@ -30,12 +30,17 @@ pub enum AccessDenied {
 impl AccessDenied {
     /// The error code (in signaling `error` messages and in REST error bodies).
     pub fn code(self) -> &'static str {
+        self.error_code().as_str()
+    }
+
+    /// The signaling error code, the same as [`AccessDenied::code`].
+    pub fn error_code(self) -> ErrorCode {
         match self {
-            AccessDenied::RemovedFromLesson => "removed_from_lesson",
-            AccessDenied::AccountDisabled => "account_disabled",
-            AccessDenied::NotAMember => "not_a_member",
-            AccessDenied::LessonEnded => "lesson_ended",
-            AccessDenied::LessonCancelled => "lesson_cancelled",
+            AccessDenied::RemovedFromLesson => ErrorCode::RemovedFromLesson,
+            AccessDenied::AccountDisabled => ErrorCode::AccountDisabled,
+            AccessDenied::NotAMember => ErrorCode::NotAMember,
+            AccessDenied::LessonEnded => ErrorCode::LessonEnded,
+            AccessDenied::LessonCancelled => ErrorCode::LessonCancelled,
         }
     }
 

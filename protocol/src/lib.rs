@@ -2,7 +2,7 @@
 //!
 //! Everything a client and `classroomd` exchange is named here once: typed IDs, account and
 //! participant roles, the grants a join token carries, the JSON error body every endpoint
-//! returns, who may be in a room and why not ([`AccessDenied`], with its close codes), the
+//! returns, the signaling error codes ([`ErrorCode`]), who may be in a room and why not ([`AccessDenied`], with its close codes), the
 //! RFC 4571 framing of media over ICE-TCP ([`tcp_framing`]), and which addresses the server
 //! may connect out to ([`outbound`]). The crate depends on serde, thiserror and ipnet only
 //! (plus utoipa behind the `openapi` feature), so the load tester and other black-box clients
@@ -15,6 +15,7 @@
 
 mod access;
 mod error;
+mod error_code;
 mod grants;
 mod ids;
 pub mod outbound;
@@ -25,6 +26,7 @@ mod token;
 
 pub use access::{AccessChange, AccessDenied, CloseReason};
 pub use error::{ErrorBody, ErrorDetail};
+pub use error_code::ErrorCode;
 pub use grants::{Grants, TrackSource};
 pub use ids::{CourseId, LessonId, Mid, PeerId, ReplayId, RoomName, UserId};
 pub use roles::{ParticipantRole, UserRole};

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::ErrorCode;
 use crate::{Grants, ParticipantRole, TrackSource, UserId};
 
 /// A participant of one room. Stable for the participant's whole stay, across reconnects.
@@ -199,7 +200,7 @@ pub enum ServerMessage {
     Error {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<u64>,
-        code: String,
+        code: ErrorCode,
         message: String,
         /// The grant the action needs, when a missing grant was the reason.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -433,6 +434,19 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&recording).expect("serializes"),
             r#"{"type":"recording","state":"paused"}"#
+        );
+        let refused = ServerMessage::Error {
+            id: Some(9),
+            code: ErrorCode::MissingGrant,
+            message: "no".into(),
+            grant: Some("moderate".into()),
+        };
+        let text =
+            r#"{"type":"error","id":9,"code":"missing_grant","message":"no","grant":"moderate"}"#;
+        assert_eq!(serde_json::to_string(&refused).expect("serializes"), text);
+        assert_eq!(
+            serde_json::from_str::<ServerMessage>(text).expect("parses"),
+            refused
         );
         let start: ClientEnvelope =
             serde_json::from_str(r#"{"v":1,"id":3,"type":"start_recording"}"#).expect("parses");

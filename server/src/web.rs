@@ -99,6 +99,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/signaling.js"),
     ),
+    (
+        "js/errors.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/errors.js"),
+    ),
 ];
 
 /// The Content-Security-Policy of every response. The web client is plain modules and one

@@ -1,8 +1,9 @@
 //! WebSocket signaling of classroom: rooms (the live session of a lesson), participants,
 //! their grants, and the teacher's controls (stage, hand queue, mute, remove, chat lock, end).
 //!
-//! Layers: [`room`] is the state machine with no I/O (time is an argument); [`driver`] runs
-//! one tokio task per room; [`session`] runs one WebSocket connection. Messages are the
+//! Layers: [`room`] is the state machine with no I/O (time is an argument; inputs in,
+//! outputs out); [`driver`] runs one tokio task per room that pumps it; [`session`] runs one
+//! WebSocket connection. Messages are the
 //! `classroom_protocol::signal` types, documented in `docs/protocol.md`.
 //!
 //! Invariants:
@@ -21,10 +22,11 @@ pub mod room;
 pub mod session;
 pub mod stats;
 
-pub use driver::{
-    AdmitError, EncoderError, RoomActivity, RoomEvent, Rooms, SignalingConfig, TokenVerifier,
+pub use driver::{AdmitError, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
+pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, PeerIds};
+pub use room::{
+    EncoderError, EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect, RoomActivity,
+    RoomConfig,
 };
-pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId};
-pub use room::{EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect, RoomConfig};
 pub use session::{InvalidToken, run_session};
 pub use stats::SignalingSnapshot;

@@ -4,7 +4,7 @@
 //! with the SFU's handle and turns the SFU's events into [`MediaNotice`]s
 //! ([`crate::Rooms::deliver_media`]).
 //!
-//! Invariants kept by the room driver (`driver.rs`):
+//! Invariants kept by the room (`room/peers.rs`, whose commands the room task carries out):
 //! - One peer per WebSocket connection: a participant who reconnects gets a new peer, and the
 //!   old connection's peer is removed when that connection goes.
 //! - A peer is added with the publish permission of its participant's grants at that moment,
@@ -13,11 +13,24 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
-use classroom_protocol::RoomName;
 use classroom_protocol::signal::{ConnectionQuality, MediaKind};
+use classroom_protocol::{ErrorCode, RoomName};
 /// Signaling and the media plane name peers alike.
 pub use classroom_protocol::{Mid, PeerId};
+
+/// Hands out peer ids, shared by the rooms of a node so that none is ever reused.
+#[derive(Debug, Clone, Default)]
+pub struct PeerIds(Arc<AtomicU64>);
+
+impl PeerIds {
+    /// The next unused id (the first is 1).
+    pub fn next(&self) -> PeerId {
+        PeerId(self.0.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+}
 
 /// What a new peer may do from its first packet on, and when its connection began.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,13 +66,13 @@ pub enum MediaError {
 
 impl MediaError {
     /// The error code sent to the client.
-    pub fn code(&self) -> &'static str {
+    pub fn code(&self) -> ErrorCode {
         match self {
-            MediaError::InvalidSdp(_) => "invalid_sdp",
-            MediaError::NoPendingOffer => "no_pending_offer",
-            MediaError::NoPeer => "no_media_session",
-            MediaError::Unavailable => "media_unavailable",
-            MediaError::UnknownMid(_) => "unknown_mid",
+            MediaError::InvalidSdp(_) => ErrorCode::InvalidSdp,
+            MediaError::NoPendingOffer => ErrorCode::NoPendingOffer,
+            MediaError::NoPeer => ErrorCode::NoMediaSession,
+            MediaError::Unavailable => ErrorCode::MediaUnavailable,
+            MediaError::UnknownMid(_) => ErrorCode::UnknownMid,
         }
     }
 }

@@ -10,7 +10,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket};
 use classroom_protocol::signal::{ClientEnvelope, ClientMessage, ServerMessage};
-use classroom_protocol::{AccessDenied, CloseReason, PROTOCOL_VERSION};
+use classroom_protocol::{AccessDenied, CloseReason, ErrorCode, PROTOCOL_VERSION};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -31,7 +31,7 @@ pub struct Refused {
     /// The request id, when the message was JSON with a numeric `id`.
     pub id: Option<u64>,
     /// The protocol error code (`malformed_json`, `unknown_type`, …; see docs/protocol.md).
-    pub code: &'static str,
+    pub code: ErrorCode,
     /// A human-readable explanation.
     pub message: String,
 }
@@ -49,7 +49,7 @@ pub enum InvalidToken {
     WrongAudience,
 }
 
-fn refuse(id: Option<u64>, code: &'static str, message: impl Into<String>) -> Refused {
+fn refuse(id: Option<u64>, code: ErrorCode, message: impl Into<String>) -> Refused {
     Refused {
         id,
         code,
@@ -69,26 +69,26 @@ pub fn parse_client_text(text: &str, max_bytes: usize) -> Result<ClientEnvelope,
     if text.len() > max_bytes {
         return Err(refuse(
             None,
-            "message_too_large",
+            ErrorCode::MessageTooLarge,
             format!("messages are limited to {max_bytes} bytes"),
         ));
     }
     let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| refuse(None, "malformed_json", format!("not valid JSON: {e}")))?;
+        .map_err(|e| refuse(None, ErrorCode::MalformedJson, format!("not valid JSON: {e}")))?;
     let id = value.get("id").and_then(serde_json::Value::as_u64);
     match value.get("v").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
         Some(v) => {
             return Err(refuse(
                 id,
-                "unsupported_version",
+                ErrorCode::UnsupportedVersion,
                 format!("protocol version {v} is not supported; use {PROTOCOL_VERSION}"),
             ));
         }
         None => {
             return Err(refuse(
                 id,
-                "invalid_message",
+                ErrorCode::InvalidMessage,
                 "every message needs \"v\": 1",
             ));
         }
@@ -100,13 +100,13 @@ pub fn parse_client_text(text: &str, max_bytes: usize) -> Result<ClientEnvelope,
     if !client_message_types().contains(&kind) {
         return Err(refuse(
             id,
-            "unknown_type",
+            ErrorCode::UnknownType,
             format!("unknown message type `{kind}`; see docs/protocol.md"),
         ));
     }
     let kind = kind.to_string();
     serde_json::from_value(value)
-        .map_err(|e| refuse(id, "invalid_message", format!("`{kind}`: {e}")))
+        .map_err(|e| refuse(id, ErrorCode::InvalidMessage, format!("`{kind}`: {e}")))
 }
 
 /// The `type`s of [`ClientMessage`], as its `Deserialize` knows them (so a new message needs
@@ -151,7 +151,7 @@ impl serde::de::Error for TypeProbe {
 fn error_text(refused: Refused) -> Utf8Bytes {
     encode(&ServerMessage::Error {
         id: refused.id,
-        code: refused.code.to_string(),
+        code: refused.code,
         message: refused.message,
         grant: None,
     })
@@ -206,7 +206,7 @@ pub async fn serve<Tx, Rx, E>(
             let _ = sink
                 .send(Message::Text(error_text(refuse(
                     None,
-                    "join_timeout",
+                    ErrorCode::JoinTimeout,
                     "send `join` first, within 10 seconds",
                 ))))
                 .await;
@@ -224,7 +224,7 @@ pub async fn serve<Tx, Rx, E>(
             let _ = sink
                 .send(Message::Text(error_text(refuse(
                     envelope.id,
-                    "not_joined",
+                    ErrorCode::NotJoined,
                     "the first message must be `join`",
                 ))))
                 .await;
@@ -243,7 +243,7 @@ pub async fn serve<Tx, Rx, E>(
             let _ = sink
                 .send(Message::Text(error_text(refuse(
                     join_id,
-                    "invalid_token",
+                    ErrorCode::InvalidToken,
                     why.to_string(),
                 ))))
                 .await;
@@ -255,12 +255,12 @@ pub async fn serve<Tx, Rx, E>(
     let changes_before = rooms.access_changes_seen();
     if let Err(refused) = verifier.admit(&claims).await {
         let (code, close_code) = match refused {
-            AdmitError::Denied(why) => (why.code(), why.close_code()),
-            AdmitError::Unavailable => ("unavailable", CLOSE_TRY_AGAIN),
+            AdmitError::Denied(why) => (why.error_code(), why.close_code()),
+            AdmitError::Unavailable => (ErrorCode::Unavailable, CLOSE_TRY_AGAIN),
         };
         let error = refuse(join_id, code, refused.to_string());
         let _ = sink.send(Message::Text(error_text(error))).await;
-        close(&mut sink, close_code, code).await;
+        close(&mut sink, close_code, code.as_str()).await;
         return;
     }
     let user = claims.user();
@@ -304,7 +304,7 @@ pub async fn serve<Tx, Rx, E>(
             let _ = sink
                 .send(Message::Text(error_text(refuse(
                     join_id,
-                    ended.code(),
+                    ended.error_code(),
                     ended.message(),
                 ))))
                 .await;
@@ -351,7 +351,7 @@ pub async fn serve<Tx, Rx, E>(
                     Verdict::Refuse { tell } => {
                         counted.stats().rate_limited();
                         if tell {
-                            let _ = sink.send(Message::Text(error_text(refuse(None, "rate_limited", "too many messages; slow down")))).await;
+                            let _ = sink.send(Message::Text(error_text(refuse(None, ErrorCode::RateLimited, "too many messages; slow down")))).await;
                         }
                         continue;
                     }
@@ -376,7 +376,7 @@ pub async fn serve<Tx, Rx, E>(
                 let Some(text) = text else {
                     counted.stats().message();
                     counted.stats().message_refused();
-                    let _ = sink.send(Message::Text(error_text(refuse(None, "invalid_message", "binary messages are not part of the protocol")))).await;
+                    let _ = sink.send(Message::Text(error_text(refuse(None, ErrorCode::InvalidMessage, "binary messages are not part of the protocol")))).await;
                     continue;
                 };
                 counted.stats().message();
@@ -449,40 +449,40 @@ mod tests {
     #[test]
     fn parse_names_what_is_wrong() {
         let code = |text: &str| parse_client_text(text, 100).err().map(|r| (r.code, r.id));
-        assert_eq!(code("{"), Some(("malformed_json", None)));
-        assert_eq!(code(&"x".repeat(101)), Some(("message_too_large", None)));
+        assert_eq!(code("{"), Some((ErrorCode::MalformedJson, None)));
+        assert_eq!(code(&"x".repeat(101)), Some((ErrorCode::MessageTooLarge, None)));
         assert_eq!(
             code(r#"{"id":3,"type":"ping"}"#),
-            Some(("invalid_message", Some(3)))
+            Some((ErrorCode::InvalidMessage, Some(3)))
         );
         assert_eq!(
             code(r#"{"v":2,"id":4,"type":"ping"}"#),
-            Some(("unsupported_version", Some(4)))
+            Some((ErrorCode::UnsupportedVersion, Some(4)))
         );
         assert_eq!(
             code(r#"{"v":1,"id":5,"type":"fly"}"#),
-            Some(("unknown_type", Some(5)))
+            Some((ErrorCode::UnknownType, Some(5)))
         );
-        assert_eq!(code(r#"{"v":1,"id":6}"#), Some(("unknown_type", Some(6))));
+        assert_eq!(code(r#"{"v":1,"id":6}"#), Some((ErrorCode::UnknownType, Some(6))));
         assert_eq!(
             code(r#"{"v":1,"id":6,"type":7}"#),
-            Some(("unknown_type", Some(6)))
+            Some((ErrorCode::UnknownType, Some(6)))
         );
         assert_eq!(
             code(r#"{"v":1,"id":7,"type":"chat"}"#),
-            Some(("invalid_message", Some(7)))
+            Some((ErrorCode::InvalidMessage, Some(7)))
         );
         assert_eq!(
             code(r#"{"v":1,"id":8,"type":"mute","participant":"x"}"#),
-            Some(("invalid_message", Some(8)))
+            Some((ErrorCode::InvalidMessage, Some(8)))
         );
         // A known type with a nested value of no known variant is a bad field, not a type.
         assert_eq!(
             code(r#"{"v":1,"id":10,"type":"offer","sdp":"v=0","sources":{"0":"x"}}"#),
-            Some(("invalid_message", Some(10)))
+            Some((ErrorCode::InvalidMessage, Some(10)))
         );
         assert!(parse_client_text(r#"{"v":1,"id":9,"type":"raise_hand"}"#, 100).is_ok());
-        assert_eq!(code("[1,2]"), Some(("invalid_message", None)));
+        assert_eq!(code("[1,2]"), Some((ErrorCode::InvalidMessage, None)));
     }
 
     #[test]

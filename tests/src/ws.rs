@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use classroom_protocol::ErrorCode;
 use classroom_protocol::signal::{ClientEnvelope, ClientMessage, ParticipantId, ServerMessage};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
@@ -138,7 +139,7 @@ impl Ws {
     }
 
     /// Sends and returns the error code (panics on ok).
-    pub async fn refused(&mut self, message: ClientMessage) -> String {
+    pub async fn refused(&mut self, message: ClientMessage) -> ErrorCode {
         let id = self.send(message).await;
         match self.reply(id).await {
             ServerMessage::Error { code, .. } => code,

@@ -11,6 +11,7 @@ import { deviceProblem, fillPickers, openCamera, openDevice, openScreen } from "
 import { UNREACHABLE, api, session, signInUrl } from "./api.js";
 import { $, el, when } from "./page.js";
 import { RestreamPanel } from "./restream.js";
+import { ERROR_TEXTS, errorText } from "./errors.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
@@ -159,7 +160,7 @@ async function send(message) {
   try {
     return await state.signaling.request(message);
   } catch (error) {
-    if (error.code !== "closed") banner(error.message);
+    if (error.code !== "closed") banner(errorText(error));
     throw error;
   }
 }
@@ -410,15 +411,12 @@ function dropped() {
   joinUntilConnected(false);
 }
 
-// Why the server refused or closed our place for good, by error code; the WebSocket close
-// codes 4001-4005 name the same reasons (docs/protocol.md).
-const FINAL = {
-  removed_from_lesson: ["removed", "You were removed from this lesson. A teacher can let you back in."],
-  account_disabled: ["revoked", "Your account was disabled, so you have left the lesson. Ask the school's administrator."],
-  not_a_member: ["revoked", "You are no longer a member of this course, so you have left the lesson."],
-  lesson_ended: ["ended", "The lesson has ended."],
-  lesson_cancelled: ["ended", "This lesson was cancelled."],
-};
+// Why the server refused or closed our place for good, by error code (the codes of
+// ERROR_TEXTS that end it); the WebSocket close codes 4001-4005 name the same reasons
+// (docs/protocol.md).
+const FINAL = Object.fromEntries(
+  Object.entries(ERROR_TEXTS).filter(([, { ends }]) => ends).map(([code, { ends, text }]) => [code, [ends, text]]),
+);
 const CLOSE_CODES = {
   4001: "removed_from_lesson",
   4002: "account_disabled",
@@ -445,7 +443,7 @@ async function joinUntilConnected(first) {
       if (FINAL[error.code]) return finish(...FINAL[error.code]);
       if (error.status === 403 || error.status === 404 || error.status === 409) return finish("ended", error.message);
       if (error.code === "invalid_token") state.join = null; // ask for a fresh one
-      const why = error.status === 0 || error.code === "closed" ? UNREACHABLE : `(${error.message})`;
+      const why = error.status === 0 || error.code === "closed" ? UNREACHABLE : `(${errorText(error)})`;
       banner(`${first ? "Connecting…" : "Reconnecting…"} ${why}`, "reconnecting");
     }
   }

@@ -14,7 +14,7 @@ impl Room {
     /// a user who left the course is closed out, a cancelled lesson closes the room, a user let
     /// back in may join again. Changes about other lessons, courses or absent users change
     /// nothing.
-    pub fn access_changed(&mut self, change: AccessChange) -> Vec<Output> {
+    pub(super) fn access_changed(&mut self, change: AccessChange) -> Vec<Output> {
         match change {
             AccessChange::AccountDisabled(user) => self.revoke(user, AccessDenied::AccountDisabled),
             AccessChange::LeftCourse { course, user } if self.course == Some(course) => {
@@ -35,7 +35,7 @@ impl Room {
 
     /// Ends `user`'s place here at once, closing their connection with `why` (their media
     /// peer goes with them); the others see them leave, `revoked`.
-    pub fn revoke(&mut self, user: UserId, why: AccessDenied) -> Vec<Output> {
+    pub(super) fn revoke(&mut self, user: UserId, why: AccessDenied) -> Vec<Output> {
         let mut out = Vec::new();
         if let Some(participant) = self.by_user.get(&user).copied() {
             let reason = match why {

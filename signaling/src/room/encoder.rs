@@ -10,12 +10,12 @@
 //! Moderation actions aimed at the encoder (mute, stage, remove) are refused: it is started
 //! and stopped from the encoder itself.
 
-use classroom_protocol::signal::{EncoderState, LeaveReason, ParticipantId, ParticipantInfo};
-use classroom_protocol::{Grants, ParticipantRole, TrackSource, UserId};
-
-use super::{
-    CloseReason, JoinError, LessonEffect, Output, Participant, Refusal, Room, ServerMessage,
+use classroom_protocol::signal::{
+    EncoderState, LeaveReason, ParticipantId, ParticipantInfo, ServerMessage,
 };
+use classroom_protocol::{CloseReason, ErrorCode, Grants, ParticipantRole, TrackSource, UserId};
+
+use super::{JoinError, LessonEffect, Output, Participant, Refusal, Room};
 
 /// Who an encoder publishes as: the teacher who holds the stream key, under a name saying it
 /// is their encoder.
@@ -23,6 +23,17 @@ use super::{
 pub struct EncoderIdentity {
     pub user: UserId,
     pub name: String,
+}
+
+/// Why an encoder could not enter its lesson's room.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EncoderError {
+    #[error("{0}")]
+    Refused(#[from] JoinError),
+    #[error("this server runs without media")]
+    NoMedia,
+    #[error("the lesson's room closed")]
+    RoomClosed,
 }
 
 /// The lesson's encoder, as the room knows it.
@@ -35,9 +46,33 @@ pub(super) struct EncoderSlot {
 }
 
 impl Room {
+    /// [`super::Input::EncoderStarted`]: the encoder enters as a participant, and its
+    /// in-process publisher gets a media peer of its own, whose tracks on `mids` have the
+    /// source `encoder`. Answered with [`Output::EncoderAdmitted`] before the outputs of the
+    /// entry.
+    pub(super) fn encoder_input(
+        &mut self,
+        identity: &EncoderIdentity,
+        mids: Vec<String>,
+    ) -> Vec<Output> {
+        let Some(ids) = self.media.ids() else {
+            return vec![Output::EncoderAdmitted(Err(EncoderError::NoMedia))];
+        };
+        match self.encoder_started(identity) {
+            Ok((participant, outputs)) => {
+                let peer = ids.next();
+                let mut step = self.file_encoder_peer(participant, peer, mids);
+                step.push(Output::EncoderAdmitted(Ok(peer)));
+                step.extend(outputs);
+                step
+            }
+            Err(e) => vec![Output::EncoderAdmitted(Err(e.into()))],
+        }
+    }
+
     /// An encoder starts publishing (or resumes after a reconnect): returns its participant.
     /// Refused when the lesson has ended.
-    pub fn encoder_started(
+    pub(super) fn encoder_started(
         &mut self,
         identity: &EncoderIdentity,
     ) -> Result<(ParticipantId, Vec<Output>), JoinError> {
@@ -100,7 +135,11 @@ impl Room {
 
     /// The encoder's connection dropped and may come back, it stopped, or a publish was
     /// refused. Stopping removes its participant.
-    pub fn encoder_changed(&mut self, state: EncoderState, reason: Option<String>) -> Vec<Output> {
+    pub(super) fn encoder_changed(
+        &mut self,
+        state: EncoderState,
+        reason: Option<String>,
+    ) -> Vec<Output> {
         let mut out = Vec::new();
         if state == EncoderState::Stopped
             && let Some(id) = self.encoder.participant.take()
@@ -124,7 +163,7 @@ impl Room {
     pub(super) fn not_the_encoder(&self, participant: ParticipantId) -> Result<(), Refusal> {
         if self.is_encoder(participant) {
             return Err(Refusal::new(
-                "encoder_participant",
+                ErrorCode::EncoderParticipant,
                 "the encoder is controlled from the encoder itself (stop streaming there)",
             ));
         }
@@ -235,7 +274,7 @@ mod tests {
             let out = room.handle(now, teacher, Some(1), message);
             assert!(out.iter().any(|o| matches!(o, Output::Send {
                 message: ServerMessage::Error { code, .. }, ..
-            } if code == "encoder_participant")));
+            } if *code == ErrorCode::EncoderParticipant)));
         }
         room.handle(now, teacher, None, ClientMessage::MuteAll);
         assert!(!room.is_muted(encoder));

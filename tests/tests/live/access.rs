@@ -6,6 +6,7 @@
 
 use std::time::{Duration, Instant};
 
+use classroom_protocol::ErrorCode;
 use classroom_protocol::signal::{ClientMessage, LeaveReason, ServerMessage};
 use classroom_tests::both_backends;
 use classroom_tests::ws::WAIT;
@@ -26,7 +27,7 @@ const CLOSED_WITHIN: Duration = Duration::from_secs(1);
 
 /// Joins with `token` and asserts it is refused with `code`, and the connection closed with
 /// `close_code`.
-async fn refused_join(base: &str, token: &str, code: &str, close_code: u16) {
+async fn refused_join(base: &str, token: &str, code: ErrorCode, close_code: u16) {
     let mut ws = Ws::connect(base).await;
     ws.send(ClientMessage::Join {
         token: token.to_string(),
@@ -34,7 +35,7 @@ async fn refused_join(base: &str, token: &str, code: &str, close_code: u16) {
     .await;
     let refused = ws.recv().await;
     assert!(
-        matches!(&refused, Some(ServerMessage::Error { code: got, .. }) if got == code),
+        matches!(&refused, Some(ServerMessage::Error { code: got, .. }) if *got == code),
         "expected {code}, got {refused:?}"
     );
     assert_eq!(ws.close_code_within(WAIT).await, Some(close_code));
@@ -82,11 +83,23 @@ both_backends!(
             new_token = school.student.post_empty(&join).await;
         }
         new_token.expect_error(403, "removed_from_lesson");
-        refused_join(&server.base, &old_token, "removed_from_lesson", REMOVED).await;
+        refused_join(
+            &server.base,
+            &old_token,
+            ErrorCode::RemovedFromLesson,
+            REMOVED,
+        )
+        .await;
         server.restart().await;
         let teacher_api = school.teacher.at(&server.base);
         let student_api = school.student.at(&server.base);
-        refused_join(&server.base, &old_token, "removed_from_lesson", REMOVED).await;
+        refused_join(
+            &server.base,
+            &old_token,
+            ErrorCode::RemovedFromLesson,
+            REMOVED,
+        )
+        .await;
 
         // The teacher sees who was removed; students and other teachers may not.
         let removals = format!("/api/v1/lessons/{lesson}/removals");
@@ -164,7 +177,13 @@ both_backends!(
                 reason: LeaveReason::Revoked
             }
         );
-        refused_join(&server.base, &old_token, "account_disabled", DISABLED).await;
+        refused_join(
+            &server.base,
+            &old_token,
+            ErrorCode::AccountDisabled,
+            DISABLED,
+        )
+        .await;
         let marker = teacher.send(ClientMessage::Ping).await;
         loop {
             match teacher.recv().await {
@@ -223,7 +242,13 @@ both_backends!(
             Some(NOT_A_MEMBER)
         );
         teacher.recv_where(|m| matches!(m, ServerMessage::ParticipantLeft { participant, reason: LeaveReason::Revoked } if *participant == sam_id)).await;
-        refused_join(&server.base, &sam_token, "not_a_member", NOT_A_MEMBER).await;
+        refused_join(
+            &server.base,
+            &sam_token,
+            ErrorCode::NotAMember,
+            NOT_A_MEMBER,
+        )
+        .await;
         school
             .student
             .post_empty(&format!("/api/v1/lessons/{lesson}/join"))
@@ -238,7 +263,13 @@ both_backends!(
         school.teacher.delete(&teaching).await.expect(204);
         let removed_at = Instant::now();
         assert_eq!(closed_out(&mut otto, removed_at).await, Some(NOT_A_MEMBER));
-        refused_join(&server.base, &otto_token, "not_a_member", NOT_A_MEMBER).await;
+        refused_join(
+            &server.base,
+            &otto_token,
+            ErrorCode::NotAMember,
+            NOT_A_MEMBER,
+        )
+        .await;
         // The others stay.
         teacher.ok(ClientMessage::Ping).await;
         server
@@ -261,8 +292,20 @@ both_backends!(
             .expect(200);
         let cancelled_at = Instant::now();
         assert_eq!(closed_out(&mut sam, cancelled_at).await, Some(CANCELLED));
-        refused_join(&server.base, &sam_token, "lesson_cancelled", CANCELLED).await;
-        refused_join(&server.base, &teacher_token, "lesson_cancelled", CANCELLED).await;
+        refused_join(
+            &server.base,
+            &sam_token,
+            ErrorCode::LessonCancelled,
+            CANCELLED,
+        )
+        .await;
+        refused_join(
+            &server.base,
+            &teacher_token,
+            ErrorCode::LessonCancelled,
+            CANCELLED,
+        )
+        .await;
 
         // An ended lesson's room is gone after a restart; the stored state still refuses.
         let lesson = school.lesson("Ended").await;
@@ -270,7 +313,7 @@ both_backends!(
         let (mut teacher, _) = Ws::join(&server.base, &token(&school.teacher, lesson).await).await;
         teacher.ok(ClientMessage::EndLesson).await;
         assert_eq!(teacher.close_code_within(WAIT).await, Some(ENDED));
-        refused_join(&server.base, &sam_token, "lesson_ended", ENDED).await;
+        refused_join(&server.base, &sam_token, ErrorCode::LessonEnded, ENDED).await;
         // The room reports the end to the database a moment later.
         let ended = format!("/api/v1/lessons/{lesson}");
         for _ in 0..100 {
@@ -280,7 +323,7 @@ both_backends!(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         server.restart().await;
-        refused_join(&server.base, &sam_token, "lesson_ended", ENDED).await;
+        refused_join(&server.base, &sam_token, ErrorCode::LessonEnded, ENDED).await;
         server
     }
 );

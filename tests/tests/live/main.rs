@@ -5,8 +5,8 @@ mod access;
 
 use std::time::Duration;
 
-use classroom_protocol::TrackSource;
 use classroom_protocol::signal::{ClientMessage, LeaveReason, ServerMessage};
+use classroom_protocol::{ErrorCode, TrackSource};
 use classroom_tests::school::{School, join_token as token};
 use classroom_tests::ws::Ws;
 use classroom_tests::{Backend, TestServer};
@@ -85,7 +85,7 @@ async fn a_lesson_from_going_live_to_the_end() {
             participant: sam_id
         })
         .await,
-        "missing_grant"
+        ErrorCode::MissingGrant
     );
 
     // On stage: the student is granted publish live, everyone sees it.
@@ -134,7 +134,7 @@ async fn a_lesson_from_going_live_to_the_end() {
     assert_eq!(
         olga.refused(ClientMessage::Chat { text: "hey".into() })
             .await,
-        "chat_locked"
+        ErrorCode::ChatLocked
     );
 
     // Mute: the student is told by whom.
@@ -173,7 +173,7 @@ async fn a_lesson_from_going_live_to_the_end() {
     again.send(ClientMessage::Join { token: olga_token }).await;
     let refused = again.recv().await;
     assert!(
-        matches!(refused, Some(ServerMessage::Error { ref code, .. }) if code == "removed_from_lesson"),
+        matches!(refused, Some(ServerMessage::Error { ref code, .. }) if *code == ErrorCode::RemovedFromLesson),
         "{refused:?}"
     );
 
@@ -256,13 +256,13 @@ async fn hostile_input_is_refused_and_others_are_unaffected() {
         })
         .await;
     assert!(
-        matches!(stranger.recv().await, Some(ServerMessage::Error { ref code, .. }) if code == "invalid_token")
+        matches!(stranger.recv().await, Some(ServerMessage::Error { ref code, .. }) if *code == ErrorCode::InvalidToken)
     );
     stranger.closed().await;
     let mut early = Ws::connect(&server.base).await;
     early.send(ClientMessage::RaiseHand).await;
     assert!(
-        matches!(early.recv().await, Some(ServerMessage::Error { ref code, .. }) if code == "not_joined")
+        matches!(early.recv().await, Some(ServerMessage::Error { ref code, .. }) if *code == ErrorCode::NotJoined)
     );
     early.closed().await;
     // An API session token is not a join token.
@@ -274,36 +274,39 @@ async fn hostile_input_is_refused_and_others_are_unaffected() {
         })
         .await;
     assert!(
-        matches!(wrong_kind.recv().await, Some(ServerMessage::Error { ref code, .. }) if code == "invalid_token")
+        matches!(wrong_kind.recv().await, Some(ServerMessage::Error { ref code, .. }) if *code == ErrorCode::InvalidToken)
     );
 
     // After joining: each bad message gets an error and the connection stays usable.
-    assert_eq!(bad(&mut sam, "{not json").await, "malformed_json");
+    assert_eq!(bad(&mut sam, "{not json").await, ErrorCode::MalformedJson);
     assert_eq!(
         bad(&mut sam, r#"{"v":1,"id":1,"type":"teleport"}"#).await,
-        "unknown_type"
+        ErrorCode::UnknownType
     );
     assert_eq!(
         bad(&mut sam, r#"{"v":1,"id":2,"type":"chat"}"#).await,
-        "invalid_message"
+        ErrorCode::InvalidMessage
     );
     assert_eq!(
         bad(&mut sam, r#"{"v":9,"id":3,"type":"ping"}"#).await,
-        "unsupported_version"
+        ErrorCode::UnsupportedVersion
     );
     let huge = format!(
         r#"{{"v":1,"id":4,"type":"chat","text":"{}"}}"#,
         "x".repeat(20_000)
     );
-    assert_eq!(bad(&mut sam, &huge).await, "message_too_large");
+    assert_eq!(bad(&mut sam, &huge).await, ErrorCode::MessageTooLarge);
     tokio::time::sleep(Duration::from_millis(1100)).await; // refill the small bucket
-    assert_eq!(sam.refused(ClientMessage::EndLesson).await, "missing_grant");
+    assert_eq!(
+        sam.refused(ClientMessage::EndLesson).await,
+        ErrorCode::MissingGrant
+    );
     assert_eq!(
         sam.refused(ClientMessage::RemoveParticipant {
             participant: teacher.me.expect("joined")
         })
         .await,
-        "missing_grant"
+        ErrorCode::MissingGrant
     );
     sam.ok(ClientMessage::Ping).await;
 
@@ -312,8 +315,10 @@ async fn hostile_input_is_refused_and_others_are_unaffected() {
         sam.send_text(&format!(r#"{{"v":1,"type":"chat","text":"spam {i}"}}"#))
             .await;
     }
-    sam.recv_where(|m| matches!(m, ServerMessage::Error { code, .. } if code == "rate_limited"))
-        .await;
+    sam.recv_where(
+        |m| matches!(m, ServerMessage::Error { code, .. } if *code == ErrorCode::RateLimited),
+    )
+    .await;
     let (mut kim, _) = {
         let (kim, _) = server
             .user(
@@ -364,7 +369,7 @@ async fn hostile_input_is_refused_and_others_are_unaffected() {
     for join in joins {
         let answer = join.await.expect("joined task");
         assert!(
-            matches!(answer, Some(ServerMessage::Error { ref code, .. }) if code == "invalid_token")
+            matches!(answer, Some(ServerMessage::Error { ref code, .. }) if *code == ErrorCode::InvalidToken)
         );
     }
     teacher
@@ -380,7 +385,7 @@ async fn hostile_input_is_refused_and_others_are_unaffected() {
 }
 
 /// Sends a raw text message and returns the error code it earns.
-async fn bad(ws: &mut Ws, text: &str) -> String {
+async fn bad(ws: &mut Ws, text: &str) -> ErrorCode {
     ws.send_text(text).await;
     match ws
         .recv_where(|m| matches!(m, ServerMessage::Error { .. }))

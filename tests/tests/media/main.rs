@@ -10,10 +10,10 @@ mod workers;
 use std::time::Duration;
 
 use classroom_loadtest::peer::Sending;
-use classroom_protocol::TrackSource;
 use classroom_protocol::signal::{
     ClientMessage, MediaKind as SignalKind, ParticipantId, ServerMessage,
 };
+use classroom_protocol::{ErrorCode, TrackSource};
 use classroom_tests::media::{Participant, wait_until};
 use classroom_tests::school::{School, join_token as token};
 use classroom_tests::ws::Ws;
@@ -53,7 +53,7 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
             sources: Default::default(),
         })
         .await;
-    assert_eq!(bad, "invalid_sdp");
+    assert_eq!(bad, ErrorCode::InvalidSdp);
     let mut teacher = Participant::connect(ws, Sending::AUDIO_VIDEO, 0).await;
     assert!(
         wait_until(WAIT, || teacher.is_connected()).await,
@@ -70,7 +70,7 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
             sources: [("0".to_string(), TrackSource::Screen)].into(),
         })
         .await;
-    assert_eq!(screen, "missing_grant");
+    assert_eq!(screen, ErrorCode::MissingGrant);
     let mut ann = Participant::connect(ws, Sending::NOTHING, 1).await;
     let (ws, _) = Ws::join(&server.base, &token(&school.outsider, lesson).await).await;
     let mut bob = Participant::connect(ws, Sending::NOTHING, 1).await;
@@ -106,7 +106,7 @@ async fn the_teacher_and_a_student_on_stage_reach_the_class() {
         height: 90,
     };
     match ann.request(unknown).await {
-        ServerMessage::Error { code, .. } => assert_eq!(code, "unknown_mid"),
+        ServerMessage::Error { code, .. } => assert_eq!(code, ErrorCode::UnknownMid),
         other => panic!("expected unknown_mid, got {other:?}"),
     }
 

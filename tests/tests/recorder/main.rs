@@ -20,8 +20,8 @@ use classroom_loadtest::clip::Clips;
 use classroom_loadtest::link::Transport;
 use classroom_loadtest::participant::{self, Plan, Record, Role, Server};
 use classroom_loadtest::peer::Sending;
-use classroom_protocol::LessonId;
 use classroom_protocol::signal::{ClientMessage, RecordingState, ServerMessage};
+use classroom_protocol::{ErrorCode, LessonId};
 use classroom_tests::school::{School, join_token};
 use classroom_tests::ws::Ws;
 use classroom_tests::{Backend, Client, TestServer};
@@ -418,7 +418,7 @@ async fn pausing_leaves_the_paused_part_out_of_one_replay() {
     let (mut sam, _) = Ws::join(&server.base, &sam_token).await;
     assert_eq!(
         sam.refused(ClientMessage::PauseRecording).await,
-        "missing_grant"
+        ErrorCode::MissingGrant
     );
     otto.ok(ClientMessage::PauseRecording).await;
     let paused = Instant::now();

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
+use classroom_protocol::ErrorCode;
 use classroom_protocol::signal::ServerMessage;
 use classroom_tests::school::{School, join_token};
 use classroom_tests::ws::Ws;
@@ -125,7 +126,7 @@ async fn silent_and_trickling_sockets_are_closed_and_real_clients_are_still_serv
             let deadline = Duration::from_secs(30);
             match ws.recv_within(deadline).await {
                 Ok(Some(ServerMessage::Error { code, .. })) => {
-                    assert_eq!(code, "join_timeout");
+                    assert_eq!(code, ErrorCode::JoinTimeout);
                     assert_eq!(ws.recv_within(deadline).await, Ok(None), "then closed");
                 }
                 other => panic!("a silent WebSocket got {other:?} instead of join_timeout"),

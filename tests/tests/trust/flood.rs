@@ -26,7 +26,7 @@ async fn a_flood_of_binary_frames_is_rate_limited_and_closed() {
     }
     let (answers, close) = sam.close_frame().await;
     let code = |m: &ServerMessage| match m {
-        ServerMessage::Error { code, .. } => code.clone(),
+        ServerMessage::Error { code, .. } => code.as_str().to_string(),
         other => format!("{other:?}"),
     };
     let codes: Vec<String> = answers.iter().map(code).collect();

@@ -1,0 +1,91 @@
+//! The WebSocket connections of one room task, by participant and by connection: where the
+//! room's messages go. Each connection has a bounded outbox; a client too slow to empty it is
+//! detached and reported ([`Connections::take_overflowed`]), and the room hears of it as a
+//! dropped connection, like any other.
+
+use std::collections::HashMap;
+
+use classroom_protocol::CloseReason;
+use classroom_protocol::signal::{ParticipantId, ServerMessage};
+use tokio::sync::mpsc;
+
+use super::{Outbound, encode};
+use crate::room::ConnectionId;
+
+/// The connections of one room, by participant and by connection.
+#[derive(Default)]
+pub(super) struct Connections {
+    by_connection: HashMap<ConnectionId, (ParticipantId, mpsc::Sender<Outbound>)>,
+    by_participant: HashMap<ParticipantId, ConnectionId>,
+    overflowed: Vec<(ParticipantId, ConnectionId)>,
+}
+
+impl Connections {
+    pub(super) fn attach(
+        &mut self,
+        participant: ParticipantId,
+        connection: ConnectionId,
+        outbox: mpsc::Sender<Outbound>,
+    ) {
+        self.by_connection.insert(connection, (participant, outbox));
+        self.by_participant.insert(participant, connection);
+    }
+
+    pub(super) fn detach(&mut self, connection: ConnectionId) {
+        if let Some((participant, _)) = self.by_connection.remove(&connection)
+            && self.by_participant.get(&participant) == Some(&connection)
+        {
+            self.by_participant.remove(&participant);
+        }
+    }
+
+    /// Sends to one connection (media replies go to the connection that negotiated).
+    pub(super) fn send_to_connection(&mut self, connection: ConnectionId, message: &ServerMessage) {
+        let text = encode(message);
+        self.push(connection, Outbound::Text(text));
+    }
+
+    pub(super) fn send(&mut self, to: ParticipantId, message: &ServerMessage) {
+        let Some(connection) = self.by_participant.get(&to).copied() else {
+            return;
+        };
+        let text = encode(message);
+        self.push(connection, Outbound::Text(text));
+    }
+
+    pub(super) fn broadcast(&mut self, except: Option<ParticipantId>, message: &ServerMessage) {
+        let text = encode(message); // once, shared by every connection
+        let targets: Vec<ConnectionId> = self
+            .by_participant
+            .iter()
+            .filter(|(p, _)| Some(**p) != except)
+            .map(|(_, c)| *c)
+            .collect();
+        for connection in targets {
+            self.push(connection, Outbound::Text(text.clone()));
+        }
+    }
+
+    pub(super) fn close(&mut self, connection: ConnectionId, why: CloseReason) {
+        if let Some((_, outbox)) = self.by_connection.get(&connection) {
+            // A full outbox still closes: the session notices its channel is dropped.
+            let _ = outbox.try_send(Outbound::Close(why));
+        }
+        self.detach(connection);
+    }
+
+    fn push(&mut self, connection: ConnectionId, outbound: Outbound) {
+        let Some((participant, outbox)) = self.by_connection.get(&connection) else {
+            return;
+        };
+        if outbox.try_send(outbound).is_err() {
+            tracing::warn!(%participant, "client too slow to read signaling; disconnecting it");
+            self.overflowed.push((*participant, connection));
+            self.detach(connection);
+        }
+    }
+
+    pub(super) fn take_overflowed(&mut self) -> Vec<(ParticipantId, ConnectionId)> {
+        std::mem::take(&mut self.overflowed)
+    }
+}

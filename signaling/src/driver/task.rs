@@ -1,0 +1,320 @@
+//! The task of one room: a pump around its sans-IO [`Room`]. It reads one command, hands it
+//! to the room as an [`Input`], carries out every [`Output`] in order (sending to connections,
+//! calling the media port, telling the rest of the server), feeds the media plane's replies
+//! and the connections that could not keep up back in as inputs, and sleeps until the next
+//! command or [`Room::poll_timeout`]. No rule of the room is decided here.
+//!
+//! Media calls are awaited in the task: they are short, and awaiting them keeps every peer's
+//! permissions in step with the room's grants without locks.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use classroom_protocol::signal::ParticipantId;
+use classroom_protocol::{LessonId, RoomName};
+use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
+
+use super::connections::Connections;
+use super::{EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent};
+use crate::media::PeerId;
+use crate::room::{
+    ConnectionId, EncoderError, Input, JoinError, MediaCommand, MediaReply, Output, PeerFiling,
+    Room,
+};
+use crate::stats::SignalingStats;
+
+/// The media port as one room task uses it.
+pub(super) struct RoomPort {
+    pub(super) shared: Arc<MediaShared>,
+    /// This room's command channel, where the notices about its peers are routed.
+    pub(super) room: mpsc::WeakSender<RoomCommand>,
+}
+
+/// Runs one room until it ends or the registry drops it.
+pub(super) async fn run_room(
+    mut room: Room,
+    mut inbox: mpsc::Receiver<RoomCommand>,
+    ended: Arc<AtomicBool>,
+    events: mpsc::UnboundedSender<RoomEvent>,
+    media: Option<RoomPort>,
+    stats: Arc<SignalingStats>,
+) {
+    let mut io = RoomIo {
+        name: room.name().clone(),
+        lesson: room.lesson(),
+        connections: Connections::default(),
+        joining: HashMap::new(),
+        encoder_replies: VecDeque::new(),
+        events,
+        media,
+    };
+    let mut counted_participants = 0i64;
+    loop {
+        let deadline = room.poll_timeout().map(Instant::from_std);
+        let input = tokio::select! {
+            command = inbox.recv() => match command {
+                Some(command) => io.input(command),
+                None => break,
+            },
+            () = sleep_until(deadline) => Input::Timeout,
+        };
+        room.handle_input(now(), input);
+        io.drain(&mut room).await;
+        let participants = i64::try_from(room.participant_count()).unwrap_or(i64::MAX);
+        stats.participants_changed(participants - counted_participants);
+        counted_participants = participants;
+        if room.is_ended() {
+            ended.store(true, Ordering::Release);
+            break;
+        }
+    }
+    room.handle_input(now(), Input::Closed);
+    io.drain(&mut room).await;
+    stats.participants_changed(-counted_participants);
+    tracing::info!(room = %room.name(), "room closed");
+}
+
+fn now() -> std::time::Instant {
+    Instant::now().into_std()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+type JoinReply = oneshot::Sender<Result<ParticipantId, JoinError>>;
+
+/// Everything of a room task that is I/O: connections, the replies awaited by sessions and
+/// the ingest, the event channel and the media port.
+struct RoomIo {
+    name: RoomName,
+    lesson: LessonId,
+    connections: Connections,
+    /// Joins the room has not decided yet: the connection's outbox and the session's reply.
+    joining: HashMap<ConnectionId, (mpsc::Sender<Outbound>, JoinReply)>,
+    /// The ingest's replies, in the order of its `EncoderStarted` inputs.
+    encoder_replies: VecDeque<oneshot::Sender<Result<PeerId, EncoderError>>>,
+    events: mpsc::UnboundedSender<RoomEvent>,
+    media: Option<RoomPort>,
+}
+
+impl RoomIo {
+    /// The room's input for a command, keeping what the command carries for replies.
+    fn input(&mut self, command: RoomCommand) -> Input {
+        match command {
+            RoomCommand::Join {
+                id,
+                claims,
+                connection,
+                opened_at,
+                outbox,
+                reply,
+            } => {
+                self.joining.insert(connection, (outbox, reply));
+                Input::Join {
+                    connection,
+                    id,
+                    claims,
+                    opened_at: Some(opened_at),
+                }
+            }
+            RoomCommand::Message {
+                participant,
+                connection,
+                id,
+                message,
+            } => Input::Message {
+                participant,
+                connection,
+                id,
+                message,
+            },
+            RoomCommand::Disconnected {
+                participant,
+                connection,
+            } => {
+                self.connections.detach(connection);
+                Input::Disconnected {
+                    participant,
+                    connection,
+                }
+            }
+            RoomCommand::Media(notice) => Input::MediaEvent(notice),
+            RoomCommand::StartRecording => Input::StartRecording,
+            RoomCommand::Access(change) => Input::Access(change),
+            RoomCommand::Revoke { user, why } => Input::Revoke { user, why },
+            RoomCommand::Encoder(EncoderCommand::Started {
+                identity,
+                mids,
+                reply,
+            }) => {
+                self.encoder_replies.push_back(reply);
+                Input::EncoderStarted { identity, mids }
+            }
+            RoomCommand::Encoder(EncoderCommand::Changed { state, reason }) => {
+                Input::EncoderChanged { state, reason }
+            }
+        }
+    }
+
+    /// Carries out the room's outputs until none are left. The media plane's replies, and
+    /// the connections whose outbox overflowed (handled as dropped connections), go back to
+    /// the room, whose outputs are carried out the same way.
+    async fn drain(&mut self, room: &mut Room) {
+        loop {
+            while let Some(output) = room.poll_output() {
+                if let Some(reply) = self.carry_out(output).await {
+                    room.handle_input(now(), Input::MediaReply(reply));
+                }
+            }
+            let overflowed = self.connections.take_overflowed();
+            if overflowed.is_empty() {
+                return;
+            }
+            for (participant, connection) in overflowed {
+                let input = Input::Disconnected {
+                    participant,
+                    connection,
+                };
+                room.handle_input(now(), input);
+            }
+        }
+    }
+
+    async fn carry_out(&mut self, output: Output) -> Option<MediaReply> {
+        let room = self.name.clone();
+        let event = match output {
+            Output::Send { to, message } => {
+                self.connections.send(to, &message);
+                return None;
+            }
+            Output::SendToConnection {
+                connection,
+                message,
+            } => {
+                self.connections.send_to_connection(connection, &message);
+                return None;
+            }
+            Output::Broadcast { except, message } => {
+                self.connections.broadcast(except, &message);
+                return None;
+            }
+            Output::Close { connection, why } => {
+                self.connections.close(connection, why);
+                return None;
+            }
+            Output::JoinDecided { connection, result } => {
+                if let Some((outbox, reply)) = self.joining.remove(&connection) {
+                    if let Ok(participant) = result {
+                        self.connections.attach(participant, connection, outbox);
+                    }
+                    let _ = reply.send(result);
+                }
+                return None;
+            }
+            Output::EncoderAdmitted(result) => {
+                if let Some(reply) = self.encoder_replies.pop_front() {
+                    let _ = reply.send(result);
+                }
+                return None;
+            }
+            Output::ToMedia(command) => return self.media.as_ref()?.command(&room, command).await,
+            Output::Filing(filing) => {
+                if let Some(media) = &self.media {
+                    media.file(filing);
+                }
+                return None;
+            }
+            Output::Media(effect) => RoomEvent::Media { room, effect },
+            Output::Lesson(effect) => RoomEvent::Lesson(effect),
+            Output::Recording(effect) => RoomEvent::Recording {
+                room,
+                lesson: self.lesson,
+                effect,
+            },
+            Output::Activity(activity) => RoomEvent::Activity { room, activity },
+        };
+        let _ = self.events.send(event);
+        None
+    }
+}
+
+impl RoomPort {
+    /// Calls the port; the reply, for the commands that have one.
+    async fn command(&self, room: &RoomName, command: MediaCommand) -> Option<MediaReply> {
+        let port = &self.shared.port;
+        match command {
+            MediaCommand::AddPeer {
+                request,
+                peer,
+                offer,
+                access,
+            } => {
+                let result = port.add_peer(peer, room, offer, access).await;
+                Some(MediaReply::Answer { request, result })
+            }
+            MediaCommand::AcceptOffer {
+                request,
+                peer,
+                offer,
+            } => {
+                let result = port.accept_offer(peer, offer).await;
+                Some(MediaReply::Answer { request, result })
+            }
+            MediaCommand::AcceptAnswer {
+                request,
+                peer,
+                answer,
+            } => {
+                let result = port.accept_answer(peer, answer).await;
+                Some(MediaReply::Done { request, result })
+            }
+            MediaCommand::SetVideoSize {
+                request,
+                peer,
+                mid,
+                height,
+            } => {
+                let result = port.set_video_size(peer, mid, height).await;
+                Some(MediaReply::Done { request, result })
+            }
+            MediaCommand::RemovePeer { peer } => {
+                port.remove_peer(peer).await;
+                None
+            }
+            MediaCommand::SetPublishAllowed { peer, allowed } => {
+                port.set_publish_allowed(peer, allowed).await;
+                None
+            }
+            MediaCommand::SetAudioMuted { peer, muted } => {
+                port.set_audio_muted(peer, muted).await;
+                None
+            }
+        }
+    }
+
+    /// Keeps the node's directory of peers in step with the room.
+    fn file(&self, filing: PeerFiling) {
+        match filing {
+            PeerFiling::Routed(peer) => {
+                self.shared.peers.insert(peer, self.room.clone());
+            }
+            PeerFiling::Published {
+                peer,
+                role,
+                sources,
+            } => {
+                self.shared.published.insert(peer, (role, sources));
+            }
+            PeerFiling::Forgotten(peer) => {
+                self.shared.peers.remove(&peer);
+                self.shared.published.remove(&peer);
+            }
+        }
+    }
+}

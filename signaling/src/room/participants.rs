@@ -1,0 +1,372 @@
+//! Who is in the room: joining (and joining again after a dropped connection, or from a
+//! second tab), the reconnect grace period, leaving, a moderator's removal, and the end of
+//! the lesson, which closes everyone out.
+
+use std::time::Instant;
+
+use classroom_protocol::signal::{
+    LeaveReason, ParticipantId, ParticipantInfo, RecordingState, ServerMessage,
+};
+use classroom_protocol::{
+    AccessDenied, CloseReason, ErrorCode, JoinClaims, PROTOCOL_VERSION, ParticipantRole, RoomName,
+};
+
+use super::{
+    Actor, ConnectionId, LessonEffect, MediaEffect, Output, Participant, RecordingEffect, Refusal,
+    Room,
+};
+
+/// Why a join was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JoinError {
+    #[error("the token is for room {0}, not this one")]
+    WrongRoom(RoomName),
+    #[error("the lesson has ended")]
+    LessonEnded,
+    #[error("a teacher removed you from this lesson; ask them to let you back in")]
+    Removed,
+    #[error("the room is full ({0} participants)")]
+    RoomFull(usize),
+    #[error("the join token does not allow entering the room")]
+    NotGranted,
+}
+
+impl JoinError {
+    pub fn code(&self) -> ErrorCode {
+        match self {
+            JoinError::WrongRoom(_) => ErrorCode::WrongRoom,
+            JoinError::LessonEnded => ErrorCode::LessonEnded,
+            JoinError::Removed => AccessDenied::RemovedFromLesson.error_code(),
+            JoinError::RoomFull(_) => ErrorCode::RoomFull,
+            JoinError::NotGranted => ErrorCode::MissingGrant,
+        }
+    }
+
+    /// The access the refusal denies, whose close code the connection closes with.
+    pub fn denied(&self) -> Option<AccessDenied> {
+        match self {
+            JoinError::Removed => Some(AccessDenied::RemovedFromLesson),
+            JoinError::LessonEnded => Some(AccessDenied::LessonEnded),
+            _ => None,
+        }
+    }
+}
+
+impl Room {
+    /// [`super::Input::Join`]: the decision first (the connection becomes the participant's
+    /// before anything is sent to it), then the join's outputs, then `ok` for `id` (after the
+    /// `joined` snapshot, through the same connection).
+    pub(super) fn join_input(
+        &mut self,
+        connection: ConnectionId,
+        id: Option<u64>,
+        claims: &JoinClaims,
+        opened_at: Option<Instant>,
+    ) -> Vec<Output> {
+        match self.join(claims, connection) {
+            Ok((participant, outputs)) => {
+                if let Some(opened_at) = opened_at {
+                    self.media.connection_opened(connection, opened_at);
+                }
+                let mut step = vec![Output::JoinDecided {
+                    connection,
+                    result: Ok(participant),
+                }];
+                step.extend(outputs);
+                if let Some(id) = id {
+                    step.push(Output::Send {
+                        to: participant,
+                        message: ServerMessage::Ok { id },
+                    });
+                }
+                step
+            }
+            Err(e) => vec![Output::JoinDecided {
+                connection,
+                result: Err(e),
+            }],
+        }
+    }
+
+    /// Admits the holder of verified join-token `claims` on `connection`. A user already in
+    /// the room (a reconnect, or a second tab) takes their existing place.
+    pub(super) fn join(
+        &mut self,
+        claims: &JoinClaims,
+        connection: ConnectionId,
+    ) -> Result<(ParticipantId, Vec<Output>), JoinError> {
+        if claims.room != self.name {
+            return Err(JoinError::WrongRoom(claims.room.clone()));
+        }
+        if self.ended {
+            return Err(JoinError::LessonEnded);
+        }
+        if !claims.grants.join {
+            return Err(JoinError::NotGranted);
+        }
+        let user = claims.user().ok_or(JoinError::NotGranted)?;
+        if self.removed_users.contains(&user) {
+            return Err(JoinError::Removed);
+        }
+        self.course = Some(claims.course);
+        let mut out = Vec::new();
+        let id = match self.by_user.get(&user).copied() {
+            Some(id) => {
+                let Some(p) = self.participants.get_mut(&id) else {
+                    return Err(JoinError::NotGranted);
+                };
+                if let Some(old) = p.connection.replace(connection) {
+                    // The same user joined from elsewhere: the newer connection wins.
+                    out.push(Output::Close {
+                        connection: old,
+                        why: CloseReason::Replaced,
+                    });
+                }
+                p.disconnected_at = None;
+                p.info.reconnecting = false;
+                out.push(Output::Broadcast {
+                    except: Some(id),
+                    message: ServerMessage::ParticipantUpdated {
+                        participant: p.info.clone(),
+                    },
+                });
+                id
+            }
+            None => {
+                if self.participants.len() >= self.config.max_participants {
+                    return Err(JoinError::RoomFull(self.config.max_participants));
+                }
+                let id = ParticipantId(self.next_participant);
+                self.next_participant += 1;
+                let info = ParticipantInfo {
+                    id,
+                    user_id: user,
+                    name: claims.name.clone(),
+                    role: claims.role,
+                    on_stage: matches!(
+                        claims.role,
+                        ParticipantRole::Teacher | ParticipantRole::Assistant
+                    ),
+                    hand_raised: false,
+                    muted: false,
+                    reconnecting: false,
+                };
+                self.participants.insert(
+                    id,
+                    Participant {
+                        info: info.clone(),
+                        grants: claims.grants.clone(),
+                        base_grants: claims.grants.clone(),
+                        connection: Some(connection),
+                        disconnected_at: None,
+                    },
+                );
+                self.by_user.insert(user, id);
+                out.push(Output::Broadcast {
+                    except: Some(id),
+                    message: ServerMessage::ParticipantJoined { participant: info },
+                });
+                if !claims.grants.publish.is_empty() {
+                    out.push(Output::Media(MediaEffect::PublishAllowed {
+                        participant: id,
+                        sources: claims.grants.publish.clone(),
+                    }));
+                }
+                id
+            }
+        };
+        if let Some(snapshot) = self.snapshot_for(id) {
+            out.push(Output::Send {
+                to: id,
+                message: snapshot,
+            });
+        }
+        if claims.grants.moderate
+            && let Some(news) = self.encoder_news()
+        {
+            out.push(Output::Send {
+                to: id,
+                message: news,
+            });
+        }
+        if claims.role == ParticipantRole::Teacher && !self.live {
+            self.live = true;
+            out.push(Output::Lesson(LessonEffect::WentLive(self.lesson)));
+        }
+        Ok((id, out))
+    }
+
+    /// The `joined` message for participant `id`, if present.
+    fn snapshot_for(&self, id: ParticipantId) -> Option<ServerMessage> {
+        let p = self.participants.get(&id)?;
+        let (you, grants) = (p.info.clone(), p.grants.clone());
+        Some(ServerMessage::Joined {
+            v: PROTOCOL_VERSION,
+            you,
+            grants,
+            participants: self.participants.values().map(|p| p.info.clone()).collect(),
+            hands: self.hands.iter().copied().collect(),
+            chat_locked: self.chat_locked,
+            chat_history: self.chat.iter().cloned().collect(),
+            recording: self.recording,
+        })
+    }
+
+    /// The connection of a participant dropped. They keep their place for the reconnect
+    /// grace period; [`Room::handle_timeout`] removes them after it.
+    pub(super) fn disconnected(
+        &mut self,
+        now: Instant,
+        id: ParticipantId,
+        connection: ConnectionId,
+    ) -> Vec<Output> {
+        let Some(p) = self.participants.get_mut(&id) else {
+            return Vec::new();
+        };
+        if p.connection != Some(connection) {
+            return Vec::new(); // an older connection, already replaced
+        }
+        p.connection = None;
+        p.disconnected_at = Some(now);
+        p.info.reconnecting = true;
+        vec![Output::Broadcast {
+            except: Some(id),
+            message: ServerMessage::ParticipantUpdated {
+                participant: p.info.clone(),
+            },
+        }]
+    }
+
+    /// Removes participants whose connection has been gone longer than the grace period.
+    pub(super) fn handle_timeout(&mut self, now: Instant) -> Vec<Output> {
+        let expired: Vec<ParticipantId> = self
+            .participants
+            .iter()
+            .filter(|(_, p)| {
+                p.disconnected_at
+                    .is_some_and(|at| now >= at + self.config.reconnect_grace)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        let mut out = Vec::new();
+        for id in expired {
+            self.remove(id, LeaveReason::TimedOut, CloseReason::Done, &mut out);
+        }
+        out
+    }
+
+    /// `leave`: gone for good, no resume.
+    pub(super) fn leave(&mut self, participant: ParticipantId, out: &mut Vec<Output>) {
+        self.remove(participant, LeaveReason::Left, CloseReason::Done, out);
+    }
+
+    /// A moderator removes a participant from the lesson: stored, so that no join token lets
+    /// them back until a teacher does.
+    pub(super) fn remove_participant(
+        &mut self,
+        actor: &Actor,
+        participant: ParticipantId,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        actor.require_moderator("remove participants")?;
+        self.not_the_encoder(participant)?;
+        let target = self.target_mut(participant)?;
+        if target.base_grants.moderate {
+            return Err(Refusal::new(
+                ErrorCode::CannotRemoveModerator,
+                "teachers and assistants cannot be removed",
+            ));
+        }
+        let user = target.info.user_id;
+        self.removed_users.insert(user);
+        out.push(Output::Lesson(LessonEffect::UserRemoved {
+            lesson: self.lesson,
+            user,
+            by: actor.user,
+        }));
+        out.push(Output::Send {
+            to: participant,
+            message: ServerMessage::Removed { by: actor.id },
+        });
+        let why = CloseReason::Denied(AccessDenied::RemovedFromLesson);
+        self.remove(participant, LeaveReason::Removed, why, out);
+        Ok(())
+    }
+
+    /// A moderator ends the lesson for everyone.
+    pub(super) fn end_lesson(
+        &mut self,
+        actor: &Actor,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        actor.require_moderator("end the lesson")?;
+        self.end(AccessDenied::LessonEnded, out);
+        out.push(Output::Lesson(LessonEffect::Ended(self.lesson)));
+        Ok(())
+    }
+
+    /// Ends the room for everyone: the lesson ended or was cancelled (`why`).
+    pub(super) fn end(&mut self, why: AccessDenied, out: &mut Vec<Output>) {
+        if self.recording != RecordingState::Off {
+            self.set_recording(RecordingState::Off, RecordingEffect::Stopped, out);
+        }
+        self.ended = true;
+        // A cancelled lesson never ran: its close code alone says so.
+        if why == AccessDenied::LessonEnded {
+            out.push(Output::Broadcast {
+                except: None,
+                message: ServerMessage::LessonEnded,
+            });
+        }
+        let everyone: Vec<_> = self.participants.keys().copied().collect();
+        for participant in everyone {
+            let close = CloseReason::Denied(why);
+            self.remove(participant, LeaveReason::LessonEnded, close, out);
+        }
+    }
+
+    pub(super) fn remove(
+        &mut self,
+        participant: ParticipantId,
+        reason: LeaveReason,
+        close: CloseReason,
+        out: &mut Vec<Output>,
+    ) {
+        let Some(p) = self.participants.remove(&participant) else {
+            return;
+        };
+        // The encoder shares its teacher's user id but is not theirs in `by_user`.
+        if self.by_user.get(&p.info.user_id) == Some(&participant) {
+            self.by_user.remove(&p.info.user_id);
+        }
+        if self.encoder.participant == Some(participant) {
+            self.encoder.participant = None;
+        }
+        let had_hand = self.hands.contains(&participant);
+        self.hands.retain(|h| *h != participant);
+        out.push(Output::Media(MediaEffect::ParticipantGone { participant }));
+        if let Some(connection) = p.connection {
+            out.push(Output::Close {
+                connection,
+                why: close,
+            });
+        }
+        if reason != LeaveReason::LessonEnded {
+            out.push(Output::Broadcast {
+                except: None,
+                message: ServerMessage::ParticipantLeft {
+                    participant,
+                    reason,
+                },
+            });
+            if had_hand {
+                out.push(Output::Broadcast {
+                    except: None,
+                    message: ServerMessage::Hands {
+                        hands: self.hands.iter().copied().collect(),
+                    },
+                });
+            }
+        }
+    }
+}

@@ -1,0 +1,67 @@
+//! The lesson's recording: teachers (the `record` grant) start, pause, resume and stop it, or
+//! the server starts it (the course records by default). The recorder is told first, then
+//! everyone sees the indicator; ending the lesson stops it.
+
+use classroom_protocol::ErrorCode;
+use classroom_protocol::signal::{RecordingState, ServerMessage};
+
+use super::{Output, RecordingEffect, Refusal, Room};
+
+impl Room {
+    /// Starts recording on the server's initiative. Nothing happens when already recording
+    /// or ended.
+    pub(super) fn start_recording(&mut self) -> Vec<Output> {
+        let mut out = Vec::new();
+        if !self.ended && self.recording == RecordingState::Off {
+            self.set_recording(
+                RecordingState::Recording,
+                RecordingEffect::Started,
+                &mut out,
+            );
+        }
+        out
+    }
+
+    /// A teacher's recording control: allowed only with the `record` grant, and only from
+    /// the state it applies to (start when off, pause when recording, ...).
+    pub(super) fn change_recording(
+        &mut self,
+        may_record: bool,
+        effect: RecordingEffect,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        use RecordingState::{Off, Paused, Recording};
+        if !may_record {
+            return Err(Refusal::grant("record", "record the lesson"));
+        }
+        let next = match (effect, self.recording) {
+            (RecordingEffect::Started, Off) => Recording,
+            (RecordingEffect::Paused, Recording) => Paused,
+            (RecordingEffect::Resumed, Paused) => Recording,
+            (RecordingEffect::Stopped, Recording | Paused) => Off,
+            (_, now) => {
+                return Err(Refusal::new(
+                    ErrorCode::RecordingState,
+                    format!("the recording is {}: that does not apply", now.as_str()),
+                ));
+            }
+        };
+        self.set_recording(next, effect, out);
+        Ok(())
+    }
+
+    /// The recorder is told first, then everyone sees the indicator.
+    pub(super) fn set_recording(
+        &mut self,
+        next: RecordingState,
+        effect: RecordingEffect,
+        out: &mut Vec<Output>,
+    ) {
+        self.recording = next;
+        out.push(Output::Recording(effect));
+        out.push(Output::Broadcast {
+            except: None,
+            message: ServerMessage::Recording { state: next },
+        });
+    }
+}
