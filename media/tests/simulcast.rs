@@ -206,3 +206,65 @@ fn each_subscriber_gets_one_layer_and_its_size_moves_it() {
     assert_eq!(frames.first().map(|(_, layer)| *layer), Some(0));
     assert!(world.sfu.stats().layer_switches >= 1);
 }
+
+/// (sequence number, timestamp, layer) of every video packet the in-process subscriber got.
+fn in_process_video(world: &World, subscriber: PeerId) -> Vec<(u64, u32, u8)> {
+    world
+        .locals
+        .iter()
+        .filter_map(|(to, event)| match event {
+            classroom_media::LocalEvent::Packet { packet, codec, .. }
+                if *to == subscriber && *codec != classroom_media::Codec::Opus =>
+            {
+                // One packet per frame: the layer by its size (LAYERS), the payload
+                // descriptor in front of the frame aside.
+                let layer = LAYERS
+                    .iter()
+                    .rposition(|(_, len)| packet.payload.len() >= *len)?;
+                Some((packet.seq_no, packet.timestamp, layer as u8))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn an_in_process_subscriber_gets_the_best_layer_as_one_stream() {
+    let mut world = World::new();
+    let now = world.now;
+    // The recorder of the room, in process.
+    world
+        .sfu
+        .add_local_subscriber(now, PeerId(9), room())
+        .unwrap();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    for _ in 0..75 {
+        publisher.tick(&mut world);
+    }
+    let packets = in_process_video(&world, PeerId(9));
+    assert!(
+        packets.len() > 40,
+        "the recorder receives video: {packets:?}"
+    );
+    // One layer at a time, and from early on the best one (the largest frames).
+    let last: Vec<u8> = packets[packets.len() - 30..].iter().map(|p| p.2).collect();
+    assert!(last.iter().all(|l| *l == 2), "the top layer: {last:?}");
+    // One stream: sequence numbers follow each other and timestamps never go back, also across
+    // a switch of layer.
+    for pair in packets.windows(2) {
+        let ((seq_a, ts_a, _), (seq_b, ts_b, _)) = (pair[0], pair[1]);
+        assert_eq!(seq_b, seq_a + 1, "contiguous: {pair:?}");
+        assert!(
+            ts_b.wrapping_sub(ts_a) < u32::MAX / 2,
+            "forward in time: {pair:?}"
+        );
+    }
+    // Without an in-process subscriber nothing is asked of the publisher for one: the
+    // browser-less room above asked only for what the switch needed.
+    let requests: usize = publisher.requests_seen.iter().sum();
+    assert!(
+        requests <= 3,
+        "keyframe requests: {:?}",
+        publisher.requests_seen
+    );
+}

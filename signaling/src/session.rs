@@ -73,8 +73,13 @@ pub fn parse_client_text(text: &str, max_bytes: usize) -> Result<ClientEnvelope,
             format!("messages are limited to {max_bytes} bytes"),
         ));
     }
-    let value: serde_json::Value = serde_json::from_str(text)
-        .map_err(|e| refuse(None, ErrorCode::MalformedJson, format!("not valid JSON: {e}")))?;
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| {
+        refuse(
+            None,
+            ErrorCode::MalformedJson,
+            format!("not valid JSON: {e}"),
+        )
+    })?;
     let id = value.get("id").and_then(serde_json::Value::as_u64);
     match value.get("v").and_then(serde_json::Value::as_u64) {
         Some(v) if v == u64::from(PROTOCOL_VERSION) => {}
@@ -450,7 +455,10 @@ mod tests {
     fn parse_names_what_is_wrong() {
         let code = |text: &str| parse_client_text(text, 100).err().map(|r| (r.code, r.id));
         assert_eq!(code("{"), Some((ErrorCode::MalformedJson, None)));
-        assert_eq!(code(&"x".repeat(101)), Some((ErrorCode::MessageTooLarge, None)));
+        assert_eq!(
+            code(&"x".repeat(101)),
+            Some((ErrorCode::MessageTooLarge, None))
+        );
         assert_eq!(
             code(r#"{"id":3,"type":"ping"}"#),
             Some((ErrorCode::InvalidMessage, Some(3)))
@@ -463,7 +471,10 @@ mod tests {
             code(r#"{"v":1,"id":5,"type":"fly"}"#),
             Some((ErrorCode::UnknownType, Some(5)))
         );
-        assert_eq!(code(r#"{"v":1,"id":6}"#), Some((ErrorCode::UnknownType, Some(6))));
+        assert_eq!(
+            code(r#"{"v":1,"id":6}"#),
+            Some((ErrorCode::UnknownType, Some(6)))
+        );
         assert_eq!(
             code(r#"{"v":1,"id":6,"type":7}"#),
             Some((ErrorCode::UnknownType, Some(6)))

@@ -3,6 +3,22 @@
 // (recvonly); the SFU sends `offer` when it needs more m-lines and `track` to say whose media,
 // from which source, arrives on which m-line. A reconnect makes a new MediaSession.
 
+// Video goes out in several encodings (simulcast, told apart by rid), so the SFU can give each
+// student the one that fits their bandwidth and the size they show it at. The camera: 180p,
+// 360p and 720p (from the 1280x720 the camera is asked for). A screen share: full resolution
+// at a low frame rate (text stays sharp), and half resolution for phones.
+const SIMULCAST = {
+  camera: [
+    { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
+    { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 500_000 },
+    { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000 },
+  ],
+  screen: [
+    { rid: "h", scaleResolutionDownBy: 2, maxBitrate: 400_000, maxFramerate: 5 },
+    { rid: "f", scaleResolutionDownBy: 1, maxBitrate: 1_500_000, maxFramerate: 5 },
+  ],
+};
+
 export class MediaSession extends EventTarget {
   /** `iceServers`: the TURN relays from the join response (empty without a relay). */
   constructor(signaling, iceServers = []) {
@@ -101,7 +117,9 @@ export class MediaSession extends EventTarget {
   }
 
   #addSending(track, source) {
-    const transceiver = this.pc.addTransceiver(track, { direction: "sendonly" });
+    const sendEncodings = SIMULCAST[source];
+    if (source === "screen") track.contentHint = "text"; // sharp text over smooth motion
+    const transceiver = this.pc.addTransceiver(track, { direction: "sendonly", ...(sendEncodings ? { sendEncodings } : {}) });
     this.sourceOf.set(transceiver, source);
   }
 

@@ -6,14 +6,16 @@ use std::mem;
 use std::sync::Arc;
 use std::time::Instant;
 
-use str0m::media::{KeyframeRequest, KeyframeRequestKind};
+use classroom_protocol::RoomName;
+use str0m::media::{KeyframeRequest, KeyframeRequestKind, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
+use super::best_layer::BestLayerDecision;
 use super::decide::{Context, Decision, Incoming};
 use super::in_process::{LocalRole, codec_of};
 use super::simulcast::is_keyframe_start;
 use super::{Peer, RtcMid, Sfu, record_audio_level};
-use crate::local::{Codec, LocalEvent, LocalPacket};
+use crate::local::{Codec, LocalEvent, LocalPacket, LocalTrackId};
 use crate::{MediaEvent, Output, PeerId, TrackKind};
 
 impl Sfu {
@@ -271,9 +273,53 @@ impl Sfu {
             let added_meanwhile = mem::replace(&mut publication.subscribers, subscribers);
             publication.subscribers.extend(added_meanwhile);
         }
-        let room = match (self.peers.get(&publisher), self.locals.get(&publisher)) {
-            // No lookup of the room per packet when nothing runs in process.
+        // Does anyone in process (the recorder, a restream) take this room's media?
+        let in_process = self
+            .publisher_room(publisher)
+            .and_then(|room| self.local_rooms.get(room))
+            .is_some_and(|locals| {
+                locals.iter().any(|l| {
+                    *l != publisher
+                        && self
+                            .locals
+                            .get(l)
+                            .is_some_and(|local| local.role == LocalRole::Subscriber)
+                })
+            });
+        let numbers = match incoming.rid {
+            _ if !in_process => None,
+            None => Some((incoming.seq_no, incoming.timestamp)),
+            Some(rid) => self.best_layer_numbers(now, publisher, mid, rid, incoming),
+        };
+        if let Some((seq_no, timestamp)) = numbers {
+            self.deliver_in_process(publisher, track, incoming, seq_no, timestamp);
+        }
+        if wants_keyframe && kind == TrackKind::Video {
+            self.request_keyframe(now, publisher, mid, KeyframeRequestKind::Pli);
+        }
+    }
+
+    /// The room of `publisher`; `None` without a lookup when nothing runs in process.
+    fn publisher_room(&self, publisher: PeerId) -> Option<&RoomName> {
+        match (self.peers.get(&publisher), self.locals.get(&publisher)) {
             _ if self.local_rooms.is_empty() => None,
+            (Some(peer), _) => Some(&peer.room),
+            (None, Some(local)) => Some(&local.room),
+            (None, None) => None,
+        }
+    }
+
+    /// Hands a packet to every in-process subscriber of the publisher's room, under the
+    /// numbers given (a simulcast publication's layer rewritten into one stream).
+    fn deliver_in_process(
+        &mut self,
+        publisher: PeerId,
+        track: LocalTrackId,
+        incoming: &Incoming,
+        seq_no: u64,
+        timestamp: u32,
+    ) {
+        let room = match (self.peers.get(&publisher), self.locals.get(&publisher)) {
             (Some(peer), _) => Some(&peer.room),
             (None, Some(local)) => Some(&local.room),
             (None, None) => None,
@@ -297,8 +343,8 @@ impl Sfu {
                     codec: incoming.codec,
                     arrival: incoming.arrival,
                     packet: LocalPacket {
-                        seq_no: incoming.seq_no,
-                        timestamp: incoming.timestamp,
+                        seq_no,
+                        timestamp,
                         marker: incoming.marker,
                         keyframe: incoming.keyframe,
                         payload: Arc::clone(&incoming.payload),
@@ -306,8 +352,41 @@ impl Sfu {
                 },
             });
         }
-        if wants_keyframe && kind == TrackKind::Video {
-            self.request_keyframe(now, publisher, mid, KeyframeRequestKind::Pli);
+    }
+
+    /// The numbers under which a packet of simulcast layer `rid` goes to the room's
+    /// in-process subscribers, or `None` when it is not the layer they take (see
+    /// [`super::best_layer`]); asks the best layer for the keyframe a switch waits for.
+    fn best_layer_numbers(
+        &mut self,
+        now: Instant,
+        publisher: PeerId,
+        mid: RtcMid,
+        rid: Rid,
+        incoming: &Incoming,
+    ) -> Option<(u64, u32)> {
+        let publication = self.publication_mut(publisher, mid)?;
+        let best = if publication.best_layer.started() {
+            publication.layers.best(now)
+        } else {
+            publication.layers.settled_best(now)
+        };
+        let decision = publication.best_layer.decide(
+            rid,
+            best,
+            incoming.keyframe,
+            incoming.seq_no,
+            incoming.timestamp,
+            incoming.arrival,
+        );
+        match decision {
+            BestLayerDecision::Take { seq_no, timestamp } => Some((seq_no, timestamp)),
+            BestLayerDecision::Skip { want_keyframe } => {
+                if let Some(best) = want_keyframe {
+                    self.request_layer_keyframe(now, publisher, mid, best);
+                }
+                None
+            }
         }
     }
 

@@ -22,6 +22,7 @@ use str0m::rtp::Extension;
 use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, PacerReason, Reason, Rtc};
 use tracing::debug;
 
+mod best_layer;
 mod decide;
 mod feedback;
 mod forward;
@@ -169,6 +170,8 @@ struct Publication {
     /// A slot was bound since the fan-out last found none waiting for a first keyframe; lets
     /// a GOP-keeping publication skip looking for starting slots on every packet.
     slots_starting: bool,
+    /// The one layer of a simulcast publication the room's in-process subscribers receive.
+    best_layer: best_layer::BestLayer,
 }
 
 impl Publication {
@@ -182,6 +185,7 @@ impl Publication {
             layers: Layers::default(),
             bitrate: BitrateMeter::default(),
             slots_starting: false,
+            best_layer: best_layer::BestLayer::default(),
         }
     }
 }

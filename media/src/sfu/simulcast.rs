@@ -23,6 +23,9 @@ const UPGRADE_MARGIN: f64 = 0.85;
 const UPGRADE_DELAY: Duration = Duration::from_secs(3);
 /// A layer without packets this long is gone (the publisher stopped sending it).
 const LAYER_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long a new publication's layers are measured before the best is chosen for
+/// in-process subscribers.
+const SETTLE: Duration = Duration::from_millis(500);
 /// Bitrate is measured over buckets of this length (the current and the previous one).
 const BUCKET: Duration = Duration::from_millis(500);
 
@@ -83,6 +86,7 @@ impl BitrateMeter {
 pub(super) struct Layer {
     pub(super) rid: Rid,
     meter: BitrateMeter,
+    first_packet: Instant,
     last_packet: Instant,
     pub(super) keyframes: KeyframeThrottle,
 }
@@ -103,6 +107,7 @@ impl Layers {
             self.0.push(Layer {
                 rid,
                 meter,
+                first_packet: now,
                 last_packet: now,
                 keyframes: KeyframeThrottle::default(),
             });
@@ -119,6 +124,26 @@ impl Layers {
             .collect();
         ranked.sort_by_key(|(_, bitrate)| *bitrate);
         ranked
+    }
+
+    /// [`Layers::best`] once the layers have been measured for a while (the first layer
+    /// seen at least [`SETTLE`] ago): right after a publication starts, the layer that arrived
+    /// first looks best only because the others have not been counted yet.
+    pub(super) fn settled_best(&self, now: Instant) -> Option<Rid> {
+        let oldest = self.0.iter().map(|l| l.first_packet).min()?;
+        if now.saturating_duration_since(oldest) < SETTLE {
+            return None;
+        }
+        self.best(now)
+    }
+
+    /// The live layer with the highest bitrate (without a copy).
+    pub(super) fn best(&self, now: Instant) -> Option<Rid> {
+        self.0
+            .iter()
+            .filter(|l| now.saturating_duration_since(l.last_packet) < LAYER_TIMEOUT)
+            .max_by_key(|l| l.meter.bitrate(now))
+            .map(|l| l.rid)
     }
 
     /// The bitrate of the lowest live layer, if any layer is live (without a copy).
@@ -364,6 +389,23 @@ mod tests {
         assert_eq!(size_cap(3, Some(1080)), 2);
         assert_eq!(size_cap(2, Some(300)), 0);
         assert_eq!(size_cap(1, Some(2000)), 0);
+    }
+
+    #[test]
+    fn the_best_layer_for_in_process_subscribers_waits_for_the_layers_to_settle() {
+        let (q, f) = (Rid::from("q"), Rid::from("f"));
+        let start = Instant::now();
+        let mut layers = Layers::default();
+        layers.record(start, q, 200);
+        assert_eq!(layers.best(start), Some(q), "the only layer seen");
+        assert_eq!(layers.settled_best(start), None, "too early to choose");
+        for ms in (20..600).step_by(20) {
+            let now = start + Duration::from_millis(ms);
+            layers.record(now, q, 200);
+            layers.record(now, f, 1200);
+        }
+        let later = start + Duration::from_millis(600);
+        assert_eq!(layers.settled_best(later), Some(f));
     }
 
     #[test]

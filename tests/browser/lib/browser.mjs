@@ -24,11 +24,12 @@ const FLAGS = [
  * Chromium then denies them). `cameras` fake cameras (0: none at all, as on a machine without
  * one; the test machine has no real devices); `args`: more command-line flags. Each person
  * gets their own context (`personPage`): their own storage, so their own session.
+ * `executablePath`: another Chromium (a wrapper that runs it in a network namespace).
  */
-export async function launch({ fakeUi = true, cameras = 1, args = [] } = {}) {
+export async function launch({ fakeUi = true, cameras = 1, args = [], executablePath } = {}) {
   const devices = cameras === 0 ? [] : [`--use-fake-device-for-media-stream${cameras > 1 ? `=device-count=${cameras}` : ""}`];
   return chromium.launch({
-    executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+    executablePath: executablePath || process.env.CHROMIUM || "/usr/bin/chromium",
     headless: true,
     args: [...FLAGS, ...devices, ...(fakeUi ? ["--use-fake-ui-for-media-stream"] : []), ...args],
   });

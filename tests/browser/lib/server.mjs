@@ -15,7 +15,6 @@ export const ADMIN_EMAIL = "admin@school.test";
 
 function environment(extra = {}) {
   return {
-    ...extra,
     PATH: process.env.PATH,
     RUST_LOG: process.env.RUST_LOG || "warn",
     // Port 0: the SFU takes free UDP and TCP ports, so parallel runs do not collide.
@@ -24,6 +23,8 @@ function environment(extra = {}) {
     CLASSROOM_RTMP__ADDR: "127.0.0.1:0",
     // A small replay picture keeps ffmpeg quick on a shared machine.
     CLASSROOM_RECORDER__HEIGHT: "360",
+    // The test's own settings win (another media address, TURN, ...).
+    ...extra,
   };
 }
 
@@ -40,7 +41,7 @@ function run(dataDir, httpAddr, env) {
     const lines = createInterface({ input: child.stdout });
     let base = null;
     lines.on("line", (line) => {
-      const match = line.match(/open (http:\/\/127\.0\.0\.1:\d+)\//);
+      const match = line.match(/open (http:\/\/\d+\.\d+\.\d+\.\d+:\d+)\//);
       if (match) base = match[1];
       const rtmp = line.match(/encoders publish to (rtmp:\/\/\S+)/);
       if (rtmp && base) ok({ child, base, rtmp: rtmp[1] });
@@ -59,15 +60,19 @@ async function stopChild(child) {
   clearTimeout(timer);
 }
 
-/** `env`: more CLASSROOM_* settings for this server (`CLASSROOM_MEDIA__ADVERTISE_UDP`, …). */
-export async function startServer({ env = {} } = {}) {
+/**
+ * `env`: more CLASSROOM_* settings for this server (`CLASSROOM_MEDIA__ADVERTISE_UDP`, …);
+ * `host`: the address to serve HTTP on (a free port of it), 127.0.0.1 unless a test built its
+ * own network (lib/netns.mjs).
+ */
+export async function startServer({ env = {}, host = "127.0.0.1" } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "classroom-browser-"));
   const admin = spawnSync(BIN, ["user", "add", "--role", "admin", "--email", ADMIN_EMAIL, "--name", "Ada Admin", "--data-dir", dataDir], {
     input: `${PASSWORD}\n`,
     env: environment(),
   });
   if (admin.status !== 0) throw new Error(`user add failed: ${admin.stderr}`);
-  let { child, base, rtmp } = await run(dataDir, "127.0.0.1:0", env);
+  let { child, base, rtmp } = await run(dataDir, `${host}:0`, env);
   const server = {
     base,
     /** Where encoders publish: `${rtmp}/${streamKey}`. */
