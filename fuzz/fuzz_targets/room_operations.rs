@@ -394,7 +394,7 @@ fn media_event(event: Event, name: &RoomName) -> MediaNotice {
             subscriber: peer(subscriber),
             mid: "9".into(),
             publisher: peer(publisher),
-            publisher_mid: (mid % 4).to_string(),
+            publisher_mid: (mid % 4).to_string().into(),
             kind: if audio {
                 MediaKind::Audio
             } else {

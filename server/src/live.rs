@@ -245,18 +245,17 @@ impl MediaPort for SfuPort {
     fn set_video_size(
         &self,
         peer: PeerId,
-        mid: String,
+        mid: classroom_media::Mid,
         height: u32,
     ) -> MediaFuture<'_, Result<(), MediaError>> {
         Box::pin(async move {
-            let mid = classroom_media::Mid::from(mid.as_str());
             self.media
                 .set_video_size(peer, mid, height)
                 .await
                 .or_else(|e| {
                     Err(match stopped(e)? {
                         VideoSizeError::UnknownPeer(_) => MediaError::NoPeer,
-                        VideoSizeError::UnknownMid(mid) => MediaError::UnknownMid(mid.to_string()),
+                        VideoSizeError::UnknownMid(mid) => MediaError::UnknownMid(mid),
                     })
                 })
         })
@@ -295,9 +294,9 @@ pub async fn relay_media_events(
                 kind,
             } => MediaNotice::TrackStarted {
                 subscriber,
-                mid: subscriber_mid.to_string(),
+                mid: subscriber_mid,
                 publisher,
-                publisher_mid: publisher_mid.to_string(),
+                publisher_mid,
                 kind: match kind {
                     TrackKind::Audio => MediaKind::Audio,
                     TrackKind::Video => MediaKind::Video,
@@ -309,7 +308,7 @@ pub async fn relay_media_events(
                 ..
             } => MediaNotice::TrackEnded {
                 subscriber,
-                mid: subscriber_mid.to_string(),
+                mid: subscriber_mid,
             },
             MediaEvent::PeerDisconnected { peer: p } => {
                 joins.forget(p);

@@ -61,7 +61,7 @@ pub enum MediaError {
     Unavailable,
     /// No video m-line with this mid carries media to the client.
     #[error("no video m-line {0} carries media to you")]
-    UnknownMid(String),
+    UnknownMid(Mid),
 }
 
 impl MediaError {
@@ -120,7 +120,7 @@ pub trait MediaPort: Send + Sync + 'static {
     fn set_video_size(
         &self,
         peer: PeerId,
-        mid: String,
+        mid: Mid,
         height: u32,
     ) -> MediaFuture<'_, Result<(), MediaError>>;
 }
@@ -133,14 +133,14 @@ pub enum MediaNotice {
     /// `subscriber`'s m-line `mid` now carries `publisher`'s track.
     TrackStarted {
         subscriber: PeerId,
-        mid: String,
+        mid: Mid,
         publisher: PeerId,
         /// The publisher's m-line the track arrives on.
-        publisher_mid: String,
+        publisher_mid: Mid,
         kind: MediaKind,
     },
     /// `subscriber`'s m-line `mid` no longer carries a track.
-    TrackEnded { subscriber: PeerId, mid: String },
+    TrackEnded { subscriber: PeerId, mid: Mid },
     /// The media plane dropped the peer by itself (connection failed or timed out).
     PeerGone { peer: PeerId },
     /// Who speaks in `room` now, loudest first.

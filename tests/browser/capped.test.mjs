@@ -8,7 +8,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 
 import { school, startServer } from "./lib/server.mjs";
-import { eventually, launch, pageAs } from "./lib/browser.mjs";
+import { eventually, launch, pageAs, videoFrom } from "./lib/browser.mjs";
 import { canMakeNetworks, makeNetwork } from "./lib/netns.mjs";
 
 const root = canMakeNetworks();
@@ -43,20 +43,6 @@ after(async () => {
   network?.destroy();
 });
 
-/** The teacher's video as `page` decodes it now: width and frames decoded. */
-const decoded = (page, teacherId) =>
-  page.evaluate(async (teacher) => {
-    const media = window.classroom?.media;
-    if (!media) return null;
-    const stats = await media.pc.getStats();
-    let found = null;
-    stats.forEach((s) => {
-      if (s.type !== "inbound-rtp" || s.kind !== "video") return;
-      if (media.ownerByMid.get(s.mid)?.participant !== teacher) return;
-      found = { width: s.frameWidth ?? 0, frames: s.framesDecoded ?? 0 };
-    });
-    return found;
-  }, teacherId);
 
 /**
  * Samples both students every 250 ms for `ms`: the longest time the `watch`ed one went without
@@ -66,12 +52,12 @@ async function observe(capped, free, teacherId, ms) {
   const widths = { capped: new Set(), free: new Set() };
   const freeSamples = [];
   let longestFreeze = 0;
-  let last = await decoded(capped, teacherId);
+  let last = await videoFrom(capped, teacherId);
   let lastChange = Date.now();
   const end = Date.now() + ms;
   while (Date.now() < end) {
     await new Promise((r) => setTimeout(r, 250));
-    const [c, f] = [await decoded(capped, teacherId), await decoded(free, teacherId)];
+    const [c, f] = [await videoFrom(capped, teacherId), await videoFrom(free, teacherId)];
     widths.capped.add(c.width);
     widths.free.add(f.width);
     freeSamples.push(f.width);
@@ -97,12 +83,12 @@ test("a student on a capped link drops to a lower layer, keeps watching and clim
   const free = await pageAs(browsers[2], server.base, people.kim, view);
   for (const page of [capped, free]) await page.goto(live);
   for (const [who, page] of [["capped", capped], ["free", free]]) {
-    await eventually(`the ${who} student on the top layer`, async () => (await decoded(page, teacherId))?.width === 1280, 90_000);
+    await eventually(`the ${who} student on the top layer`, async () => (await videoFrom(page, teacherId))?.width === 1280, 90_000);
   }
 
   network.cap(0, "300kbit");
   await eventually("the capped student on a lower layer", async () => {
-    const now = await decoded(capped, teacherId);
+    const now = await videoFrom(capped, teacherId);
     return now && now.width > 0 && now.width < 1280;
   }, 30_000);
   const settled = await observe(capped, free, teacherId, 6_000);
@@ -116,6 +102,6 @@ test("a student on a capped link drops to a lower layer, keeps watching and clim
   assert.ok(settled.freeOnTop >= 0.8 && settled.freeLast === 1280, `the other student stays on the top layer: ${JSON.stringify(settled)}`);
 
   network.uncap(0);
-  await eventually("the capped student back on the top layer", async () => (await decoded(capped, teacherId))?.width === 1280, 90_000);
-  assert.equal((await decoded(free, teacherId)).width, 1280, "the other student still on the top layer");
+  await eventually("the capped student back on the top layer", async () => (await videoFrom(capped, teacherId))?.width === 1280, 90_000);
+  assert.equal((await videoFrom(free, teacherId)).width, 1280, "the other student still on the top layer");
 });

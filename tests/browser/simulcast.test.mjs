@@ -7,7 +7,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 
 import { school, startServer } from "./lib/server.mjs";
-import { eventually, launch, pageAs } from "./lib/browser.mjs";
+import { eventually, launch, pageAs, videoFrom } from "./lib/browser.mjs";
 
 let server;
 let people;
@@ -24,20 +24,6 @@ after(async () => {
   await server?.stop();
 });
 
-/** The width of the teacher's video as the page decodes it now, and frames decoded. */
-const decoded = (page, teacherId) =>
-  page.evaluate(async (teacher) => {
-    const media = window.classroom?.media;
-    if (!media) return null;
-    const stats = await media.pc.getStats();
-    let found = null;
-    stats.forEach((s) => {
-      if (s.type !== "inbound-rtp" || s.kind !== "video") return;
-      if (media.ownerByMid.get(s.mid)?.participant !== teacher) return;
-      found = { width: s.frameWidth ?? 0, frames: s.framesDecoded ?? 0 };
-    });
-    return found;
-  }, teacherId);
 
 test("the camera goes out in three layers and each student gets the one their tile needs", async () => {
   const live = `${server.base}/live.html?lesson=${people.lesson.id}`;
@@ -65,16 +51,16 @@ test("the camera goes out in three layers and each student gets the one their ti
   const phone = await pageAs(browser, server.base, people.kim, { width: 390, height: 844 });
   for (const page of [laptop, phone]) await page.goto(live);
   // The estimate climbs a layer at a time; the laptop ends on the top layer.
-  await eventually("the laptop decoding 720p", async () => (await decoded(laptop, teacherId))?.width === 1280, 40_000);
+  await eventually("the laptop decoding 720p", async () => (await videoFrom(laptop, teacherId))?.width === 1280, 40_000);
   const onPhone = await eventually("the phone decoding", async () => {
-    const now = await decoded(phone, teacherId);
+    const now = await videoFrom(phone, teacherId);
     return now?.frames > 30 ? now : null;
   });
   assert.ok(onPhone.width < 1280, `the phone decodes a lower layer: ${JSON.stringify(onPhone)}`);
   // Both keep decoding.
-  const [laptopBefore, phoneBefore] = [await decoded(laptop, teacherId), await decoded(phone, teacherId)];
+  const [laptopBefore, phoneBefore] = [await videoFrom(laptop, teacherId), await videoFrom(phone, teacherId)];
   await new Promise((r) => setTimeout(r, 1000));
-  assert.ok((await decoded(laptop, teacherId)).frames > laptopBefore.frames, "the laptop keeps decoding");
-  assert.ok((await decoded(phone, teacherId)).frames > phoneBefore.frames, "the phone keeps decoding");
-  assert.ok((await decoded(phone, teacherId)).width < 1280, "the phone stays below the top layer");
+  assert.ok((await videoFrom(laptop, teacherId)).frames > laptopBefore.frames, "the laptop keeps decoding");
+  assert.ok((await videoFrom(phone, teacherId)).frames > phoneBefore.frames, "the phone keeps decoding");
+  assert.ok((await videoFrom(phone, teacherId)).width < 1280, "the phone stays below the top layer");
 });

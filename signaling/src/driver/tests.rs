@@ -81,7 +81,7 @@ impl MediaPort for FakePort {
     fn set_video_size(
         &self,
         peer: PeerId,
-        mid: String,
+        mid: crate::media::Mid,
         height: u32,
     ) -> MediaFuture<'_, Result<(), MediaError>> {
         Box::pin(async move {

@@ -418,7 +418,10 @@ fn answers_and_video_sizes_go_to_the_connections_peer() {
     else {
         panic!("{out:?}")
     };
-    let out = core.done(*request, Err(MediaError::UnknownMid("3".into())));
+    let out = core.done(
+        *request,
+        Err(MediaError::UnknownMid(crate::media::Mid::from("3"))),
+    );
     assert_eq!(error_code(&out), Some(ErrorCode::UnknownMid));
     assert_eq!(core.room.peer_participant(peer), Some(student), "kept");
 

@@ -10,7 +10,7 @@ use classroom_protocol::signal::{ParticipantId, ParticipantInfo, ServerMessage};
 use classroom_protocol::{CloseReason, LessonId, ParticipantRole, TrackSource, UserId};
 
 use super::{ConnectionId, EncoderError, JoinError};
-use crate::media::{PeerAccess, PeerId};
+use crate::media::{Mid, PeerAccess, PeerId};
 
 /// What the room asks its driver to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -174,7 +174,7 @@ pub enum MediaCommand {
     SetVideoSize {
         request: RequestId,
         peer: PeerId,
-        mid: String,
+        mid: Mid,
         height: u32,
     },
     RemovePeer {

@@ -20,7 +20,7 @@ use super::{
     ConnectionId, MediaCommand, MediaEffect, MediaReply, Output, PeerFiling, RequestId, Room,
     RoomActivity,
 };
-use crate::media::{MediaError, MediaNotice, PeerAccess, PeerId, PeerIds};
+use crate::media::{MediaError, MediaNotice, Mid, PeerAccess, PeerId, PeerIds};
 
 /// The media side of a room.
 #[derive(Debug, Default)]
@@ -290,7 +290,7 @@ impl Room {
             MediaCommand::SetVideoSize {
                 request,
                 peer,
-                mid,
+                mid: Mid::from(mid),
                 height,
             }
         })
@@ -558,9 +558,10 @@ impl Room {
                 return Vec::new();
             }
             MediaNotice::Offer { peer, sdp } => to(peer).map(|c| (c, ServerMessage::Offer { sdp })),
-            MediaNotice::TrackEnded { subscriber, mid } => {
-                to(subscriber).map(|c| (c, ServerMessage::TrackEnded { mid }))
-            }
+            MediaNotice::TrackEnded { subscriber, mid } => to(subscriber).map(|c| {
+                let mid = mid.to_string();
+                (c, ServerMessage::TrackEnded { mid })
+            }),
             MediaNotice::TrackStarted {
                 subscriber,
                 mid,
@@ -569,13 +570,13 @@ impl Room {
                 kind,
             } => {
                 let track = self.media.peers.get(&publisher).map(|p| {
-                    let declared = p.sources.get(&publisher_mid).copied();
+                    let declared = p.sources.get(publisher_mid.as_str()).copied();
                     let source = declared.unwrap_or(match kind {
                         MediaKind::Audio => TrackSource::Microphone,
                         MediaKind::Video => TrackSource::Camera,
                     });
                     ServerMessage::Track {
-                        mid,
+                        mid: mid.to_string(),
                         participant: p.participant,
                         kind,
                         source,

@@ -80,6 +80,22 @@ export async function inbound(page) {
   });
 }
 
+/** The video `participant` sends, as `page` decodes it now: `{width, frames}`, or null. */
+export async function videoFrom(page, participant) {
+  return page.evaluate(async (sender) => {
+    const media = window.classroom?.media;
+    if (!media) return null;
+    const stats = await media.pc.getStats();
+    let found = null;
+    stats.forEach((s) => {
+      if (s.type !== "inbound-rtp" || s.kind !== "video") return;
+      if (media.ownerByMid.get(s.mid)?.participant !== sender) return;
+      found = { width: s.frameWidth ?? 0, frames: s.framesDecoded ?? 0 };
+    });
+    return found;
+  }, participant);
+}
+
 /** Polls `check` until it returns a truthy value, or fails after `ms`. */
 export async function eventually(what, check, ms = 20_000) {
   const deadline = Date.now() + ms;
