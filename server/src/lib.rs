@@ -129,6 +129,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let media_addr = media.handle.local_addr();
     let media_addrs = media.handle.local_addrs();
     let media_tcp_addr = media.handle.tcp_local_addr();
+    let media_tcp_addrs = media.handle.tcp_local_addrs();
     let (shutdown, stopping) = watch::channel(false);
     let recorder = recorder::start(
         &config.recorder,
@@ -267,7 +268,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         tracing::info!("stopped");
         Ok(())
     });
-    tracing::info!(udp = ?media_addrs, tcp = ?media_tcp_addr, "SFU listening");
+    // One UDP port and one ICE-TCP port per media worker.
+    tracing::info!(udp = ?media_addrs, tcp = ?media_tcp_addrs, "SFU listening");
     Ok(RunningServer {
         addr,
         media_addr,
