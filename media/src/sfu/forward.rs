@@ -7,12 +7,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use classroom_protocol::RoomName;
+use rustc_hash::FxHashMap;
 use str0m::media::{KeyframeRequest, KeyframeRequestKind, Rid};
 use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use super::best_layer::BestLayerDecision;
 use super::decide::{Context, Decision, Incoming};
-use super::in_process::{LocalRole, codec_of};
+use super::in_process::{LocalPeer, LocalRole, codec_of};
 use super::simulcast::is_keyframe_start;
 use super::{Peer, RtcMid, Sfu, record_audio_level};
 use crate::local::{Codec, LocalEvent, LocalPacket, LocalTrackId};
@@ -274,8 +275,9 @@ impl Sfu {
             publication.subscribers.extend(added_meanwhile);
         }
         // Does anyone in process (the recorder, a restream) take this room's media?
-        let in_process = self
-            .publisher_room(publisher)
+        let in_process = (!self.local_rooms.is_empty())
+            .then(|| room_of(&self.peers, &self.locals, publisher))
+            .flatten()
             .and_then(|room| self.local_rooms.get(room))
             .is_some_and(|locals| {
                 locals.iter().any(|l| {
@@ -299,16 +301,6 @@ impl Sfu {
         }
     }
 
-    /// The room of `publisher`; `None` without a lookup when nothing runs in process.
-    fn publisher_room(&self, publisher: PeerId) -> Option<&RoomName> {
-        match (self.peers.get(&publisher), self.locals.get(&publisher)) {
-            _ if self.local_rooms.is_empty() => None,
-            (Some(peer), _) => Some(&peer.room),
-            (None, Some(local)) => Some(&local.room),
-            (None, None) => None,
-        }
-    }
-
     /// Hands a packet to every in-process subscriber of the publisher's room, under the
     /// numbers given (a simulcast publication's layer rewritten into one stream).
     fn deliver_in_process(
@@ -319,12 +311,7 @@ impl Sfu {
         seq_no: u64,
         timestamp: u32,
     ) {
-        let room = match (self.peers.get(&publisher), self.locals.get(&publisher)) {
-            (Some(peer), _) => Some(&peer.room),
-            (None, Some(local)) => Some(&local.room),
-            (None, None) => None,
-        };
-        for &subscriber in room
+        for &subscriber in room_of(&self.peers, &self.locals, publisher)
             .and_then(|room| self.local_rooms.get(room))
             .into_iter()
             .flatten()
@@ -412,5 +399,19 @@ impl Sfu {
         if let Some((publisher, publisher_mid)) = source {
             self.request_keyframe(now, publisher, publisher_mid, request.kind);
         }
+    }
+}
+
+/// The room of `publisher`, a browser's peer or an in-process one (fields, not `&Sfu`, so
+/// that the caller may push outputs while it holds the answer).
+fn room_of<'a>(
+    peers: &'a FxHashMap<PeerId, Peer>,
+    locals: &'a FxHashMap<PeerId, LocalPeer>,
+    publisher: PeerId,
+) -> Option<&'a RoomName> {
+    match (peers.get(&publisher), locals.get(&publisher)) {
+        (Some(peer), _) => Some(&peer.room),
+        (None, Some(local)) => Some(&local.room),
+        (None, None) => None,
     }
 }
