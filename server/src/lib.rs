@@ -123,6 +123,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         advertise_udp: config.media.advertise_udp,
         tcp_limits: TcpLimits::default(),
         workers: config.media.worker_count(),
+        first_frame_max_age: Duration::from_millis(config.media.first_frame_max_age_ms),
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
