@@ -27,6 +27,7 @@ pub struct Config {
     pub recorder: classroom_recorder::RecorderConfig,
     pub rtmp: RtmpConfig,
     pub turn: TurnConfig,
+    pub cluster: crate::cluster::ClusterConfig,
     pub log: LogConfig,
 }
 
@@ -322,6 +323,7 @@ impl Default for Config {
             recorder: classroom_recorder::RecorderConfig::default(),
             rtmp: RtmpConfig::default(),
             turn: TurnConfig::default(),
+            cluster: crate::cluster::ClusterConfig::default(),
             log: LogConfig::default(),
         }
     }

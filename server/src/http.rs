@@ -12,6 +12,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use classroom_courses::Db;
 use classroom_courses::api::error::ApiError;
+use classroom_courses::api::extract::CurrentUser;
 use classroom_courses::api::{self, ApiState, MAX_BODY_BYTES};
 use serde::{Deserialize, Serialize};
 use tower_http::timeout::TimeoutLayer;
@@ -20,6 +21,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::cluster::ClusterHandle;
 use crate::live::{self, LiveState};
 use crate::metrics::Metrics;
 
@@ -32,6 +34,8 @@ pub struct AppState {
     pub live: LiveState,
     /// The OpenAPI document, rendered once at start.
     pub openapi_json: Arc<String>,
+    /// The node registry, when this node is one of a cluster (`cluster.redis_url`).
+    pub cluster: Option<ClusterHandle>,
 }
 
 impl FromRef<AppState> for LiveState {
@@ -52,6 +56,7 @@ pub fn router(
     db: Db,
     metrics: Arc<Metrics>,
     live: LiveState,
+    cluster: Option<ClusterHandle>,
     request_timeout: Duration,
 ) -> (axum::Router, utoipa::openapi::OpenApi) {
     let api_routes = api::router()
@@ -65,6 +70,7 @@ pub fn router(
         .routes(routes!(readyz))
         .routes(routes!(metrics_text))
         .routes(routes!(openapi_document))
+        .routes(routes!(cluster_status))
         .routes(routes!(live::signaling_socket))
         .merge(api_routes)
         .split_for_parts();
@@ -76,6 +82,7 @@ pub fn router(
         metrics: metrics.clone(),
         live,
         openapi_json,
+        cluster,
     };
     let router = router
         .merge(crate::web::router())
@@ -107,26 +114,62 @@ async fn healthz() -> Json<Status> {
     })
 }
 
-/// Ready: the database answers.
+/// Ready: the database answers, and in a cluster Redis too (without Redis a node serves the
+/// lessons it has, but no new lesson can be placed).
 #[utoipa::path(
     get, path = "/readyz", tag = "operations",
     responses(
         (status = 200, body = Status),
-        (status = 503, description = "The database is unreachable", body = classroom_protocol::ErrorBody),
+        (status = 503, description = "The database (or, in a cluster, Redis) is unreachable", body = classroom_protocol::ErrorBody),
     )
 )]
 async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError> {
-    if state.db.is_reachable().await {
-        Ok(Json(Status {
-            status: "ready".into(),
-        }))
-    } else {
-        Err(ApiError::new(
+    if !state.db.is_reachable().await {
+        return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "database_unreachable",
             "the database does not answer; check that it is running and reachable",
-        ))
+        ));
     }
+    if state.cluster.as_ref().is_some_and(|c| !c.redis_up()) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "redis_unreachable",
+            "Redis does not answer: lessons on this node go on, new ones wait until it is back",
+        ));
+    }
+    Ok(Json(Status {
+        status: "ready".into(),
+    }))
+}
+
+/// The nodes of the cluster as this node sees them (admins).
+#[utoipa::path(
+    get, path = "/api/v1/cluster", tag = "operations", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`{this_node, redis: up|down, nodes: [{id, http_url, media, state, load, heartbeat_ms, online, heartbeat_age_ms, offline_times}], offline_alarms}`; `clustered: false` on a single node", body = Object),
+        (status = 401, description = "Missing, bad or expired token", body = classroom_protocol::ErrorBody),
+        (status = 403, description = "Not an admin", body = classroom_protocol::ErrorBody),
+    )
+)]
+async fn cluster_status(
+    State(state): State<AppState>,
+    CurrentUser(user): CurrentUser,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    if user.role != classroom_protocol::UserRole::Admin {
+        return Err(ApiError::forbidden(
+            "forbidden",
+            "only admins may see the cluster",
+        ));
+    }
+    Ok(Json(match &state.cluster {
+        None => serde_json::json!({"clustered": false}),
+        Some(cluster) => {
+            let mut status = serde_json::to_value(cluster.status()).unwrap_or_default();
+            status["clustered"] = serde_json::Value::Bool(true);
+            status
+        }
+    }))
 }
 
 /// Prometheus metrics in the text exposition format.
@@ -150,6 +193,9 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     });
     if let Some(workers) = &workers {
         state.metrics.media_workers_observed(workers);
+    }
+    if let Some(cluster) = &state.cluster {
+        state.metrics.cluster_observed(&cluster.status());
     }
     let rooms = &state.live.rooms;
     state

@@ -6,6 +6,7 @@
 //! both `main` and the end-to-end tests run it.
 
 pub mod cli;
+pub mod cluster;
 pub mod config;
 pub mod connections;
 pub mod descriptors;
@@ -86,6 +87,7 @@ impl RunningServer {
 
 /// Opens the database (applying migrations), binds the HTTP port and starts serving.
 pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
+    config.cluster.check(&config.database_url())?;
     // Only our own user may read the database, the secret and the recordings.
     private_dir(&config.data_dir).with_context(|| {
         format!(
@@ -208,6 +210,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let queue = dispatcher.subscribe("lessons", events::QUEUE_EVENTS, live::LESSONS_OVERFLOW);
     tokio::spawn(live::apply_room_events(store.clone(), queue));
     tokio::spawn(dispatcher.run(room_events_rx));
+    let rooms_for_load = Arc::downgrade(&rooms);
     tokio::spawn(live::relay_media_events(
         rooms,
         media.events,
@@ -245,17 +248,49 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         setup,
     };
     let http_metrics = metrics.clone();
+    let listener = TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.addr))?;
+    let addr = listener.local_addr()?;
+    let cluster = match config.cluster.enabled() {
+        false => None,
+        true => {
+            let this = cluster::node_id(&config.cluster, &config.data_dir)?;
+            let http_url = match config.cluster.public_url.trim() {
+                "" => public_url(addr),
+                url => url.to_owned(),
+            };
+            let workers = media_addrs.len() as u64;
+            let load = move || {
+                let rooms = rooms_for_load.upgrade();
+                cluster::registry::NodeLoad {
+                    rooms: rooms.as_ref().map_or(0, |r| r.open_rooms() as u64),
+                    participants: rooms.as_ref().map_or(0, |r| r.stats().participants),
+                    media_workers: workers,
+                }
+            };
+            let media = media_addrs.iter().map(ToString::to_string).collect();
+            let handle = cluster::start(
+                &config.cluster,
+                this,
+                http_url,
+                media,
+                load,
+                stopping.clone(),
+            )
+            .await?;
+            tracing::info!(node = %handle.this, "cluster: this node joins through Redis");
+            Some(handle)
+        }
+    };
     let (router, _openapi) = http::router(
         api,
         db.clone(),
         metrics,
         live,
+        cluster,
         Duration::from_secs(config.http.request_timeout_secs),
     );
-    let listener = TcpListener::bind(config.http.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.http.addr))?;
-    let addr = listener.local_addr()?;
 
     let mut stopping_cleanup = stopping.clone();
     tokio::spawn(async move {

@@ -16,8 +16,10 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
+mod cluster;
 mod media;
 
+use cluster::ClusterMetrics;
 use media::{SfuMetrics, WorkerMetrics};
 
 pub struct Metrics {
@@ -35,6 +37,7 @@ pub struct Metrics {
     recorder: RecorderMetrics,
     ingest: IngestMetrics,
     room_events_overflow: IntCounterVec,
+    cluster: ClusterMetrics,
 }
 
 /// The RTMP ingest: encoder sessions, what they send, ffmpeg processes.
@@ -217,6 +220,7 @@ impl Metrics {
         .expect("static metric definition to be valid");
         let recorder = RecorderMetrics::new();
         let ingest = IngestMetrics::new();
+        let cluster = ClusterMetrics::new();
         let room_events_overflow = IntCounterVec::new(
             Opts::new(
                 "classroom_room_events_overflow_total",
@@ -242,6 +246,7 @@ impl Metrics {
         .chain(live.collectors())
         .chain(recorder.collectors())
         .chain(ingest.collectors())
+        .chain(cluster.collectors())
         {
             registry
                 .register(collector)
@@ -267,6 +272,7 @@ impl Metrics {
             recorder,
             ingest,
             room_events_overflow,
+            cluster,
         }
     }
 
@@ -341,6 +347,11 @@ impl Metrics {
         if let Some(jitter) = stats.jitter {
             live.subscriber_jitter.observe(jitter.as_secs_f64());
         }
+    }
+
+    /// The node registry as seen at scrape time (a node of a cluster).
+    pub fn cluster_observed(&self, status: &crate::cluster::ClusterStatus) {
+        self.cluster.observed(status);
     }
 
     /// Rooms, signaling and SFU counters as seen at scrape time.

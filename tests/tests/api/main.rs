@@ -3,6 +3,7 @@
 
 mod at_rest;
 mod auth;
+mod cluster;
 mod courses;
 mod lessons;
 mod operations;

@@ -1,0 +1,286 @@
+//! Several nodes of one school, coordinated through Redis (`cluster.redis_url`).
+//!
+//! This first part is the **node registry**: every second each node writes its heartbeat
+//! record (id, URLs, media addresses, load, state) into one Redis hash, stamped with the Redis
+//! server's clock, and reads everybody's back into its [`registry::Registry`]. A node whose
+//! heartbeat is 3 s old is offline: logged as an alarm, counted in
+//! `classroom_cluster_node_offline_total`, and shown in `GET /api/v1/cluster`. A node that stops
+//! removes its record. When Redis does not answer, the node keeps serving what it has and
+//! `/readyz` says so; it catches up when Redis is back.
+//!
+//! Without `redis_url` the server is one node exactly as before. With it, PostgreSQL is
+//! required: the database of record must be shared by every node.
+
+pub mod registry;
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use redis::AsyncCommands;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
+
+use registry::{ClusterEvent, NodeId, NodeLoad, NodeRecord, NodeState, NodeView, Registry};
+
+/// How often a node writes its heartbeat and reads the others'.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+/// A Redis command slower than this counts as Redis being down.
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `[cluster]`: off while `redis_url` is empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// `redis://HOST:6379/0` (or `rediss://` for TLS); empty: a single node, no Redis.
+    pub redis_url: String,
+    /// This node's id; empty: one is made at first start and kept in `<data_dir>/node_id`.
+    pub node_id: String,
+    /// Where browsers reach this node (`https://node2.school.example/`); empty: the HTTP
+    /// address it listens on.
+    pub public_url: String,
+    /// The prefix of every Redis key, so that several deployments can share one Redis.
+    pub key_prefix: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: String::new(),
+            node_id: String::new(),
+            public_url: String::new(),
+            key_prefix: "classroom".to_owned(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    pub fn enabled(&self) -> bool {
+        !self.redis_url.trim().is_empty()
+    }
+
+    /// Refuses a cluster whose nodes would not share their data.
+    pub fn check(&self, database_url: &str) -> anyhow::Result<()> {
+        if self.enabled() && !database_url.starts_with("postgres") {
+            bail!(
+                "cluster.redis_url is set but the database is not PostgreSQL: the nodes of a \
+                 cluster must share one PostgreSQL database (database.url)"
+            );
+        }
+        Ok(())
+    }
+}
+
+/// This node's id: the configured one, else the one kept in the data directory (made once).
+pub fn node_id(config: &ClusterConfig, data_dir: &Path) -> anyhow::Result<NodeId> {
+    if !config.node_id.trim().is_empty() {
+        return Ok(NodeId(config.node_id.trim().to_owned()));
+    }
+    let path = data_dir.join("node_id");
+    match std::fs::read_to_string(&path) {
+        Ok(id) if !id.trim().is_empty() => Ok(NodeId(id.trim().to_owned())),
+        _ => {
+            let id = format!("node-{}", classroom_courses::auth::random_token(4));
+            std::fs::write(&path, &id)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(NodeId(id))
+        }
+    }
+}
+
+/// What the rest of the server reads of the cluster.
+#[derive(Debug, Default)]
+struct Shared {
+    redis_up: bool,
+    /// The Redis clock at the last good read, and the nodes then.
+    now_ms: u64,
+    nodes: Vec<NodeView>,
+    offline_alarms: u64,
+}
+
+/// The cluster as this node sees it; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct ClusterHandle {
+    pub this: NodeId,
+    shared: Arc<Mutex<Shared>>,
+}
+
+/// A snapshot for `/api/v1/cluster` and `/metrics`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClusterStatus {
+    pub this_node: NodeId,
+    pub redis: &'static str,
+    pub nodes: Vec<NodeView>,
+    /// Alarms raised since this node started: a node went offline.
+    pub offline_alarms: u64,
+}
+
+impl ClusterHandle {
+    pub fn redis_up(&self) -> bool {
+        self.shared.lock().is_ok_and(|s| s.redis_up)
+    }
+
+    pub fn status(&self) -> ClusterStatus {
+        let shared = self.shared.lock().ok();
+        ClusterStatus {
+            this_node: self.this.clone(),
+            redis: match shared.as_ref().is_some_and(|s| s.redis_up) {
+                true => "up",
+                false => "down",
+            },
+            nodes: shared.as_ref().map(|s| s.nodes.clone()).unwrap_or_default(),
+            offline_alarms: shared.as_ref().map_or(0, |s| s.offline_alarms),
+        }
+    }
+}
+
+/// What this node reports of itself at each heartbeat.
+pub trait LoadSource: Send + 'static {
+    fn load(&self) -> NodeLoad;
+}
+
+impl<F: Fn() -> NodeLoad + Send + 'static> LoadSource for F {
+    fn load(&self) -> NodeLoad {
+        self()
+    }
+}
+
+/// Starts the heartbeat. Returns once the first attempt to reach Redis is made (a node may
+/// start while Redis is down: it serves, says so in `/readyz`, and keeps trying).
+pub async fn start(
+    config: &ClusterConfig,
+    this: NodeId,
+    http_url: String,
+    media: Vec<String>,
+    load: impl LoadSource,
+    stopping: watch::Receiver<bool>,
+) -> anyhow::Result<ClusterHandle> {
+    let client = redis::Client::open(config.redis_url.as_str())
+        .context("cluster.redis_url is not a Redis URL")?;
+    let handle = ClusterHandle {
+        this: this.clone(),
+        shared: Arc::new(Mutex::new(Shared::default())),
+    };
+    let heartbeat = Heartbeat {
+        client,
+        connection: None,
+        key: format!("{}:nodes", config.key_prefix),
+        record: NodeRecord {
+            id: this,
+            http_url,
+            media,
+            state: NodeState::Up,
+            load: NodeLoad::default(),
+            heartbeat_ms: 0,
+        },
+        registry: Registry::new(),
+        shared: handle.shared.clone(),
+        redis_was_up: None,
+    };
+    tokio::spawn(heartbeat.run(load, stopping));
+    Ok(handle)
+}
+
+struct Heartbeat {
+    client: redis::Client,
+    connection: Option<ConnectionManager>,
+    key: String,
+    record: NodeRecord,
+    registry: Registry,
+    shared: Arc<Mutex<Shared>>,
+    /// For logging changes only.
+    redis_was_up: Option<bool>,
+}
+
+impl Heartbeat {
+    async fn run(mut self, load: impl LoadSource, mut stopping: watch::Receiver<bool>) {
+        let mut tick = tokio::time::interval(HEARTBEAT);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = stopping.changed() => break,
+            }
+            self.record.load = load.load();
+            let result = tokio::time::timeout(REDIS_TIMEOUT, self.beat()).await;
+            let up = matches!(result, Ok(Ok(())));
+            if !up {
+                // A fresh connection next time: the manager's own reconnect may be mid-way.
+                self.connection = None;
+            }
+            if self.redis_was_up != Some(up) {
+                match (up, &result) {
+                    (true, _) => tracing::info!(node = %self.record.id, "cluster: Redis answers"),
+                    (false, Ok(Err(e))) => {
+                        tracing::warn!(error = %e, "cluster: Redis does not answer; lessons go on")
+                    }
+                    (false, _) => tracing::warn!("cluster: Redis timed out; lessons go on"),
+                }
+                self.redis_was_up = Some(up);
+            }
+            if let Ok(mut shared) = self.shared.lock() {
+                shared.redis_up = up;
+            }
+        }
+        // Leaving cleanly is no alarm for the others.
+        if let Ok(Ok(mut connection)) = tokio::time::timeout(REDIS_TIMEOUT, self.connect()).await {
+            let removed: Result<(), _> = connection.hdel(&self.key, &self.record.id.0).await;
+            if let Err(e) = removed {
+                tracing::warn!(error = %e, "cluster: could not remove this node's record");
+            }
+        }
+    }
+
+    async fn connect(&mut self) -> redis::RedisResult<ConnectionManager> {
+        if let Some(connection) = &self.connection {
+            return Ok(connection.clone());
+        }
+        let connection = ConnectionManager::new(self.client.clone()).await?;
+        self.connection = Some(connection.clone());
+        Ok(connection)
+    }
+
+    /// One heartbeat: stamp and write our record, read everybody's.
+    async fn beat(&mut self) -> redis::RedisResult<()> {
+        let mut connection = self.connect().await?;
+        let (seconds, micros): (u64, u64) = redis::cmd("TIME").query_async(&mut connection).await?;
+        let now_ms = seconds * 1000 + micros / 1000;
+        self.record.heartbeat_ms = now_ms;
+        // A plain struct of strings and numbers: encoding it cannot fail.
+        let json = serde_json::to_string(&self.record).unwrap_or_default();
+        let () = connection.hset(&self.key, &self.record.id.0, json).await?;
+        let all: Vec<(String, String)> = connection.hgetall(&self.key).await?;
+        let records: Vec<NodeRecord> = all
+            .into_iter()
+            .filter_map(|(id, json)| match serde_json::from_str(&json) {
+                Ok(record) => Some(record),
+                Err(e) => {
+                    tracing::warn!(node = %id, error = %e, "cluster: unreadable node record");
+                    None
+                }
+            })
+            .collect();
+        let (events, forget) = self.registry.observe(now_ms, records);
+        let mut alarms = 0;
+        for event in events {
+            match event {
+                ClusterEvent::NodeOnline(node) => tracing::info!(%node, "cluster: node online"),
+                ClusterEvent::NodeOffline { node, times } => {
+                    alarms += 1;
+                    tracing::error!(%node, times, "cluster: node offline (no heartbeat for 3 s)");
+                }
+            }
+        }
+        for node in forget {
+            let () = connection.hdel(&self.key, &node.0).await?;
+        }
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.now_ms = now_ms;
+            shared.nodes = self.registry.nodes(now_ms);
+            shared.offline_alarms += alarms;
+        }
+        Ok(())
+    }
+}

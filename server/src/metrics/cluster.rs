@@ -1,0 +1,59 @@
+//! The cluster's node registry as this node sees it (only with `cluster.redis_url`).
+
+use prometheus::{IntCounter, IntGauge, IntGaugeVec, Opts};
+
+use super::{gauge_value, sync_one};
+use crate::cluster::ClusterStatus;
+
+pub(super) struct ClusterMetrics {
+    redis_up: IntGauge,
+    nodes: IntGaugeVec,
+    offline_alarms: IntCounter,
+}
+
+impl ClusterMetrics {
+    pub(super) fn new() -> Self {
+        let valid = "static metric definition to be valid";
+        ClusterMetrics {
+            redis_up: IntGauge::new(
+                "classroom_cluster_redis_up",
+                "1 while Redis answers this node's heartbeats (cluster.redis_url), else 0",
+            )
+            .expect(valid),
+            nodes: IntGaugeVec::new(
+                Opts::new(
+                    "classroom_cluster_nodes",
+                    "Nodes in the registry, online (heartbeat younger than 3 s) or offline",
+                ),
+                &["state"],
+            )
+            .expect(valid),
+            offline_alarms: IntCounter::new(
+                "classroom_cluster_node_offline_total",
+                "Alarms: a node's heartbeat stopped for 3 s (counted once per outage)",
+            )
+            .expect(valid),
+        }
+    }
+
+    pub(super) fn collectors(&self) -> Vec<Box<dyn prometheus::core::Collector>> {
+        vec![
+            Box::new(self.redis_up.clone()),
+            Box::new(self.nodes.clone()),
+            Box::new(self.offline_alarms.clone()),
+        ]
+    }
+
+    pub(super) fn observed(&self, status: &ClusterStatus) {
+        self.redis_up.set(i64::from(status.redis == "up"));
+        let online = status.nodes.iter().filter(|n| n.online).count() as u64;
+        let offline = status.nodes.len() as u64 - online;
+        self.nodes
+            .with_label_values(&["online"])
+            .set(gauge_value(online));
+        self.nodes
+            .with_label_values(&["offline"])
+            .set(gauge_value(offline));
+        sync_one(&self.offline_alarms, status.offline_alarms);
+    }
+}
