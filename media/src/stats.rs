@@ -129,6 +129,15 @@ pub const TCP_FRAMES: Family = family(
     Some("direction"),
 );
 
+pub const RELAY: Family = family(
+    "classroom_media_relay_total",
+    "Relay links between media workers for rooms that span them: packets sent to and received \
+     from other workers, items a full link dropped, keyframe requests sent to another worker's \
+     publishers, links opened and closed",
+    MetricKind::Counter,
+    Some("what"),
+);
+
 /// Declares [`SfuStats`]: each field with its doc and the series it is exported as
 /// (`field => FAMILY` or `field => FAMILY["label value"]`).
 macro_rules! sfu_stats {
@@ -243,6 +252,17 @@ sfu_stats! {
     /// Subscribers' bandwidth estimates restarted higher, at what their floor (audio and the
     /// lowest layer of each video) needs.
     estimate_starts_raised => SIMULCAST["estimate_raised"],
+    /// Packets of this worker's publishers sent to other workers over relay links (one per
+    /// packet and link), and packets of other workers' publishers received.
+    relay_packets_out => RELAY["packet_sent"],
+    relay_packets_in => RELAY["packet_received"],
+    /// Items (packets and the rest) a relay link had no room for: whole batches, dropped.
+    relay_items_dropped => RELAY["dropped"],
+    /// Keyframe requests for another worker's publishers, sent over the link (at most one
+    /// per track and layer in a batch; the publisher's worker throttles them).
+    relay_keyframe_requests => RELAY["keyframe_request"],
+    relay_links_opened => RELAY["link_opened"],
+    relay_links_closed => RELAY["link_closed"],
 }
 
 #[cfg(test)]

@@ -85,6 +85,10 @@ pub struct MediaConfig {
     /// Media workers: threads, each with its own SFU and ports, a room on one of them. 0: one
     /// per core this process may use ([`MediaConfig::worker_count`]).
     pub workers: usize,
+    /// Peers (of all its rooms) a worker takes before a lesson's further participants go to
+    /// another worker, joined to the lesson's home worker by an in-process relay. 0: no
+    /// limit, a lesson stays on one worker however large.
+    pub worker_peer_limit: u64,
 }
 
 impl MediaConfig {
@@ -108,6 +112,7 @@ impl Default for MediaConfig {
             advertised_port: 0,
             advertise_udp: true,
             workers: 0,
+            worker_peer_limit: 0,
         }
     }
 }

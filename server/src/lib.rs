@@ -123,6 +123,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         advertise_udp: config.media.advertise_udp,
         tcp_limits: TcpLimits::default(),
         workers: config.media.worker_count(),
+        worker_peer_limit: Some(config.media.worker_peer_limit).filter(|limit| *limit > 0),
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
