@@ -14,11 +14,14 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use classroom_media::relay::{self, SfuRelayEnd};
-use classroom_media::{LocalEvent, MediaEvent, Output, PeerId, Sfu, SfuConfig};
-use common::{Client, RECV, SEND, opus_frame, room, vp8_frame};
-use str0m::Input;
-use str0m::media::{Direction, MediaKind, Mid};
+use classroom_media::{LocalEvent, MediaEvent, Mid as OurMid, Output, PeerId, Sfu, SfuConfig};
+use common::{Client, RECV, SEND, frame_index, opus_frame, room, vp8_frame, vp8_frame_of_len};
+use str0m::format::Codec;
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Rtc};
 
 /// One worker's core, at its own address.
 struct Worker {
@@ -427,4 +430,248 @@ fn keyframe_requests_from_the_second_worker_reach_the_publisher_once_per_interva
     // throttles them.
     assert_eq!(edge.relay_keyframe_requests - sent_over, 55, "{edge:?}");
     assert!(span.sfu(0).stats().keyframe_requests_merged > 0);
+}
+
+/// Simulcast layer names, lowest first, and the size of one frame of each.
+const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
+
+/// A simulcast video publisher on `worker`; its client's index and video mid.
+fn join_simulcast(span: &mut Span, worker: usize, peer: PeerId) -> (usize, Mid) {
+    let mut rtc = Rtc::new(span.now);
+    let addr = SocketAddr::from(([10, 0, 0, 99], 5000));
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let simulcast = Simulcast {
+        send: LAYERS
+            .iter()
+            .map(|(rid, _)| SimulcastLayer::new(rid))
+            .collect(),
+        recv: Vec::new(),
+    };
+    let mut change = rtc.sdp_api();
+    let video = change.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        None,
+        None,
+        Some(simulcast),
+    );
+    let (offer, pending) = change.apply().unwrap();
+    let now = span.now;
+    let answer = span
+        .sfu(worker)
+        .add_peer(now, peer, room(), &offer.to_sdp_string())
+        .unwrap();
+    let mut client = Client {
+        peer,
+        addr,
+        rtc,
+        timeout: now,
+        events: Vec::new(),
+    };
+    client.accept_answer(pending, &answer);
+    span.clients.push((client, worker));
+    let index = span.clients.len() - 1;
+    span.advance(Duration::from_millis(500));
+    assert!(span.client(index).is_connected());
+    (index, video)
+}
+
+/// 40 ms of a simulcast publisher: one frame of each layer (the layer at byte 14), a keyframe
+/// first and whenever that layer is asked for one.
+fn tick(span: &mut Span, index: usize, video: Mid, sent: &mut u32, seen: &mut [usize; 3]) {
+    let (now, start) = (span.now, span.start);
+    for (layer, (rid, len)) in LAYERS.iter().enumerate() {
+        let client = span.client(index);
+        let requests = client
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::KeyframeRequest(r) if r.rid == Some(Rid::from(*rid))))
+            .count();
+        let keyframe = *sent == 0 || requests > seen[layer];
+        seen[layer] = requests;
+        let writer = client.rtc.writer(video).unwrap().rid(Rid::from(*rid));
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .unwrap()
+            .pt();
+        let time = MediaTime::new(
+            (now - start).as_micros() as u64 * 90 / 1000,
+            Frequency::NINETY_KHZ,
+        );
+        let mut data = vp8_frame_of_len(*sent, keyframe, *len);
+        data[14] = layer as u8;
+        writer.write(pt, now, time, data).unwrap();
+        span.settle();
+    }
+    *sent += 1;
+    span.advance(Duration::from_millis(40));
+}
+
+/// (frame index, layer) of every video frame a client received.
+fn layers_received(client: &Client) -> Vec<(u32, u8)> {
+    client
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) if d.params.spec().codec == Codec::Vp8 => {
+                Some((frame_index(MediaKind::Video, &d.data)?, *d.data.get(14)?))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_second_worker_takes_only_the_layers_its_students_watch() {
+    let mut span = Span::new(2);
+    let (teacher, video) = join_simulcast(&mut span, 0, TEACHER);
+    span.link(0, 1, 0);
+    let (bob, bob_mids) = span.join(
+        1,
+        PeerId(3),
+        &[(MediaKind::Video, Direction::RecvOnly)],
+        true,
+    );
+    let (mut sent, mut seen) = (0, [0; 3]);
+    for _ in 0..75 {
+        tick(&mut span, teacher, video, &mut sent, &mut seen);
+    }
+    let frames = layers_received(span.client(bob));
+    assert!(frames.len() > 50, "video over the link: {frames:?}");
+    assert!(
+        frames.windows(2).all(|w| w[0].0 < w[1].0),
+        "one layer at a time, in order: {frames:?}"
+    );
+
+    // Settled: one layer per frame crosses the link, not three.
+    let relayed = |span: &mut Span| span.sfu(1).stats().relay_packets_in;
+    let before = relayed(&mut span);
+    for _ in 0..25 {
+        tick(&mut span, teacher, video, &mut sent, &mut seen);
+    }
+    let crossed = relayed(&mut span) - before;
+    assert!(
+        (25..=30).contains(&crossed),
+        "{crossed} packets crossed for 25 frames of 3 layers"
+    );
+    assert_eq!(span.sfu(0).stats().rtp_packets_in, 3 * u64::from(sent));
+
+    // Bob shows it small: his worker moves him to the lowest layer, which it now asks for.
+    let now = span.now;
+    let mid = OurMid::from(bob_mids[0].to_string().as_str());
+    span.sfu(1)
+        .set_video_size(now, PeerId(3), &mid, 90)
+        .unwrap();
+    let before = layers_received(span.client(bob)).len();
+    for _ in 0..25 {
+        tick(&mut span, teacher, video, &mut sent, &mut seen);
+    }
+    let after = layers_received(span.client(bob))[before..].to_vec();
+    assert!(after.len() > 15, "video keeps flowing: {after:?}");
+    assert!(
+        after[after.len() - 10..]
+            .iter()
+            .all(|(_, layer)| *layer == 0),
+        "the lowest layer: {after:?}"
+    );
+    assert!(span.sfu(1).stats().layer_switches >= 1);
+}
+
+/// 20 ms of Opus from client `index` at `level` (-dBov).
+fn say(span: &mut Span, index: usize, mid: Mid, level: i8, frame: u32) {
+    let (now, start) = (span.now, span.start);
+    let writer = span.client(index).rtc.writer(mid).unwrap();
+    let pt = writer
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::Opus)
+        .unwrap()
+        .pt();
+    let time = MediaTime::new(
+        (now - start).as_micros() as u64 * 48 / 1000,
+        Frequency::FORTY_EIGHT_KHZ,
+    );
+    writer
+        .audio_level(level, level > -50)
+        .write(pt, now, time, opus_frame(frame))
+        .unwrap();
+    span.advance(Duration::from_millis(20));
+}
+
+#[test]
+fn the_home_alone_reports_the_speakers_of_every_worker() {
+    let mut span = Span::new(2);
+    let sends = [(MediaKind::Audio, Direction::SendOnly)];
+    let (teacher, teacher_mids) = span.join(0, TEACHER, &sends, true);
+    span.link(0, 1, 0);
+    let (dee, dee_mids) = span.join(1, PeerId(5), &sends, true);
+    let (_bob, _) = span.join(
+        1,
+        PeerId(3),
+        &[(MediaKind::Audio, Direction::RecvOnly)],
+        true,
+    );
+    span.answer_offers();
+    // The student on worker 1 talks (nobody on the home listens to her, but its speaker
+    // detector hears her all the same); then the teacher at home.
+    for frame in 0..50 {
+        say(&mut span, dee, dee_mids[0], -20, frame);
+    }
+    let reports = |span: &Span, worker: usize| -> Vec<Vec<PeerId>> {
+        span.events
+            .iter()
+            .filter_map(|(w, e)| match e {
+                MediaEvent::ActiveSpeakers { speakers, .. } if *w == worker => {
+                    Some(speakers.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(reports(&span, 0).last(), Some(&vec![PeerId(5)]));
+    for frame in 0..150 {
+        say(&mut span, dee, dee_mids[0], -110, frame);
+        say(&mut span, teacher, teacher_mids[0], -20, frame);
+    }
+    assert_eq!(reports(&span, 0).last(), Some(&vec![TEACHER]));
+    assert_eq!(reports(&span, 1), Vec::<Vec<PeerId>>::new(), "one report");
+}
+
+#[test]
+fn a_link_that_ends_takes_what_came_over_it_on_both_sides() {
+    let (mut span, teacher, mids, [ann, bob, cy], _) = lecture();
+    span.publish(teacher, &mids, 0, 10);
+    let ended = |span: &Span, worker: usize, publisher: PeerId| {
+        span.events
+            .iter()
+            .filter(|(w, e)| {
+                *w == worker
+                    && matches!(e, MediaEvent::SubscriptionEnded { publisher: p, .. } if *p == publisher)
+            })
+            .count()
+    };
+    assert_eq!(ended(&span, 1, TEACHER), 0);
+
+    // Worker 1's room is gone there (as when its last peer left): both halves go.
+    let now = span.now;
+    span.sfu(1).end_relays(now, &room());
+    span.settle();
+    assert_eq!(
+        ended(&span, 1, TEACHER),
+        4,
+        "bob's and cy's audio and video"
+    );
+    for worker in 0..2 {
+        assert_eq!(span.sfu(worker).stats().relay_links_closed, 1);
+    }
+    let before = span.client(bob).received(MediaKind::Audio).len();
+    span.publish(teacher, &mids, 10, 10);
+    assert_eq!(span.client(bob).received(MediaKind::Audio).len(), before);
+    assert_eq!(span.client(cy).received(MediaKind::Audio).len(), before);
+    assert_eq!(
+        span.client(ann).received(MediaKind::Audio).len(),
+        20,
+        "home goes on"
+    );
+    assert_eq!(span.sfu(0).relay_stats().items_dropped, 0);
 }
