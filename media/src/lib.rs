@@ -19,6 +19,9 @@
 //!   [`Sfu::add_local_publisher`] / [`Sfu::write_local`], the recorder and the restream
 //!   subscribe through [`Sfu::add_local_subscriber`] ([`driver::MediaHandle`] has the async
 //!   versions). They share the browsers' forwarding path.
+//! - [`relay`], a room that spans workers: two cores joined by a batched, bounded link with two
+//!   ends ([`Sfu::add_relay`], [`Sfu::handle_relays`]); another worker's publisher is a
+//!   relayed in-process publisher on the same forwarding path.
 //!
 //! Signaling talks to this crate with our own IDs ([`PeerId`], [`classroom_protocol::RoomName`])
 //! and SDP strings; no str0m type appears in the public API.

@@ -1,10 +1,13 @@
 //! A relay link: two ends that hand items to each other in batches, for a room that spans
-//! media workers (and later nodes). Not yet wired into forwarding.
+//! media workers (and later nodes).
 //!
-//! A room lives on its home worker. When the home fills, further students will join another
-//! worker, which receives the publishers' packets over a relay from the home (mediasoup's
-//! `pipeToRouter`): decrypted RTP with the shared payload, downstream; keyframe requests and
-//! the layers its subscribers watch, upstream. Each direction is one [`RelayEnd`]'s
+//! A room lives on its home worker. When the home fills, further students join another
+//! worker ([`crate::placement`]), and the two get a link for the room (mediasoup's
+//! `pipeToRouter`). Each side sends its own publishers' packets over it, decrypted RTP with
+//! the shared payload, for the tracks and layers the other side watches; keyframe requests and
+//! the layers its subscribers watch go the other way ([`RelayMessage`], handled by
+//! [`crate::Sfu::add_relay`] and [`crate::Sfu::handle_relays`]). Each direction is one
+//! [`RelayEnd`]'s
 //! [`RelayEnd::push`] on one side and the other's [`RelayEnd::drain`]:
 //!
 //! - Items are gathered in the sender's own batch and handed over whole by
@@ -21,8 +24,17 @@
 //! the next step keeps the same ends over a network link.
 
 use std::mem;
+use std::sync::Arc;
 
+use tokio::sync::Notify;
 use tokio::sync::mpsc::{self, error::TrySendError};
+
+/// What crosses a link between two workers' cores: opaque outside the core (it holds the
+/// forwarding path's own packet type, payload shared, not copied).
+pub use crate::sfu::RelayMessage;
+
+/// One worker's end of a room's link, as [`crate::Sfu::add_relay`] takes it.
+pub type SfuRelayEnd = RelayEnd<RelayMessage, RelayMessage>;
 
 /// Counters of one end: what it sent and received, and what the other end could not take.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -47,6 +59,9 @@ pub struct RelayEnd<Out, In> {
     /// Where our emptied copies of the other end's batches go back.
     give_back: mpsc::UnboundedSender<Vec<In>>,
     stats: RelayStats,
+    /// Told when a batch is handed over and when this end is dropped: wakes whoever owns the
+    /// other end (a worker's loop), once per batch.
+    wake_peer: Option<Arc<Notify>>,
 }
 
 /// A relay link between two workers: the `A` end sends `AToB` items and receives `BToA`
@@ -63,6 +78,7 @@ pub fn link<AToB, BToA>(queue: usize) -> (RelayEnd<AToB, BToA>, RelayEnd<BToA, A
         spare: a_spare,
         give_back: b_spare_tx,
         stats: RelayStats::default(),
+        wake_peer: None,
     };
     let b = RelayEnd {
         batch: Vec::new(),
@@ -71,11 +87,18 @@ pub fn link<AToB, BToA>(queue: usize) -> (RelayEnd<AToB, BToA>, RelayEnd<BToA, A
         spare: b_spare,
         give_back: a_spare_tx,
         stats: RelayStats::default(),
+        wake_peer: None,
     };
     (a, b)
 }
 
 impl<Out, In> RelayEnd<Out, In> {
+    /// Wakes `peer` (the other end's owner) whenever this end hands over a batch, and when it
+    /// is dropped (so that the other end notices at once).
+    pub fn wake_peer_with(&mut self, peer: Arc<Notify>) {
+        self.wake_peer = Some(peer);
+    }
+
     /// Adds an item to the batch being gathered; nothing crosses the link until
     /// [`RelayEnd::flush`].
     pub fn push(&mut self, item: Out) {
@@ -100,6 +123,9 @@ impl<Out, In> RelayEnd<Out, In> {
             Ok(()) => {
                 self.stats.batches_sent += 1;
                 self.stats.items_sent += items;
+                if let Some(wake) = &self.wake_peer {
+                    wake.notify_one();
+                }
                 true
             }
             Err(TrySendError::Full(mut batch)) => {
@@ -149,6 +175,14 @@ impl<Out, In> RelayEnd<Out, In> {
 
     pub fn stats(&self) -> RelayStats {
         self.stats
+    }
+}
+
+impl<Out, In> Drop for RelayEnd<Out, In> {
+    fn drop(&mut self) {
+        if let Some(wake) = &self.wake_peer {
+            wake.notify_one();
+        }
     }
 }
 
@@ -244,6 +278,25 @@ mod tests {
         assert!(home.is_closed());
         home.push(1);
         assert!(!home.flush());
+    }
+
+    #[tokio::test]
+    async fn a_batch_and_a_departure_wake_the_other_side() {
+        let (mut home, mut edge) = link::<u32, ()>(2);
+        let wake = Arc::new(Notify::new());
+        home.wake_peer_with(Arc::clone(&wake));
+        home.push(1);
+        home.flush();
+        // A permit is stored: the waiter returns at once.
+        tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified())
+            .await
+            .expect("woken by the batch");
+        assert_eq!(edge.drain(|_| {}), 1);
+        drop(home);
+        tokio::time::timeout(std::time::Duration::from_secs(1), wake.notified())
+            .await
+            .expect("woken by the departure");
+        assert!(edge.is_closed());
     }
 
     #[tokio::test]

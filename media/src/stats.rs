@@ -136,6 +136,15 @@ pub const TCP_FRAMES: Family = family(
     Some("direction"),
 );
 
+pub const RELAY: Family = family(
+    "classroom_media_relay_total",
+    "Relay links between media workers for rooms that span them: packets sent to and received \
+     from other workers, items a full link dropped, keyframe requests sent to another worker's \
+     publishers, links opened and closed",
+    MetricKind::Counter,
+    Some("what"),
+);
+
 /// Declares [`SfuStats`]: each field with its doc and the series it is exported as
 /// (`field => FAMILY` or `field => FAMILY["label value"]`).
 macro_rules! sfu_stats {
@@ -254,6 +263,17 @@ sfu_stats! {
     first_frames_from_cache => FIRST_FRAMES["cache"],
     /// Video slots that started on a keyframe the publisher sent since they were bound.
     first_frames_from_publisher => FIRST_FRAMES["publisher"],
+    /// Packets of this worker's publishers sent to other workers over relay links (one per
+    /// packet and link), and packets of other workers' publishers received.
+    relay_packets_out => RELAY["packet_sent"],
+    relay_packets_in => RELAY["packet_received"],
+    /// Items (packets and the rest) a relay link had no room for: whole batches, dropped.
+    relay_items_dropped => RELAY["dropped"],
+    /// Keyframe requests for another worker's publishers, sent over the link (at most one
+    /// per track and layer in a batch; the publisher's worker throttles them).
+    relay_keyframe_requests => RELAY["keyframe_request"],
+    relay_links_opened => RELAY["link_opened"],
+    relay_links_closed => RELAY["link_closed"],
 }
 
 #[cfg(test)]

@@ -58,7 +58,7 @@ async fn write(encoder: &LocalPublisher, count: u8) {
 /// Packets `subscriber` receives before a quiet spell.
 async fn packets(subscriber: &mut LocalSubscription) -> usize {
     let mut count = 0;
-    while let Ok(Some(event)) = timeout(Duration::from_millis(300), subscriber.recv()).await {
+    while let Ok(Some(event)) = timeout(Duration::from_millis(500), subscriber.recv()).await {
         if matches!(event, LocalEvent::Packet { .. }) {
             count += 1;
         }
@@ -167,4 +167,135 @@ async fn worker_ports_follow_the_configured_one() {
     media.workers.stop().await;
     // The ports are free again once the workers have stopped.
     std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, base)).unwrap();
+}
+
+/// The packets `subscriber` receives before a quiet spell, as (publisher, sequence number).
+async fn received(
+    (subscriber, tracks): &mut (
+        LocalSubscription,
+        std::collections::HashMap<classroom_media::LocalTrackId, PeerId>,
+    ),
+) -> Vec<(PeerId, u64)> {
+    let mut packets = Vec::new();
+    while let Ok(Some(event)) = timeout(Duration::from_millis(500), subscriber.recv()).await {
+        match event {
+            LocalEvent::TrackStarted {
+                track, publisher, ..
+            } => {
+                tracks.insert(track, publisher);
+            }
+            LocalEvent::Packet { track, packet, .. } => {
+                let publisher = tracks.get(&track).copied().unwrap_or(PeerId(0));
+                packets.push((publisher, packet.seq_no));
+            }
+            LocalEvent::TrackEnded { .. } => {}
+        }
+    }
+    packets
+}
+
+#[tokio::test]
+async fn a_lecture_spans_two_workers_when_its_home_is_full() {
+    let mut config = two_workers();
+    config.worker_peer_limit = Some(2);
+    let media = driver::start(config).await.unwrap();
+    let handle = &media.handle;
+    let lecture = room(7);
+
+    // The teacher (an encoder) and one student fill worker 0; two more go to worker 1.
+    let teacher = encoder(handle, 10, lecture.clone()).await;
+    let mut ann = (
+        handle
+            .add_local_subscriber(PeerId(11), lecture.clone())
+            .await
+            .unwrap(),
+        Default::default(),
+    );
+    let mut bob = (
+        handle
+            .add_local_subscriber(PeerId(12), lecture.clone())
+            .await
+            .unwrap(),
+        Default::default(),
+    );
+    let mut cy = (
+        handle
+            .add_local_subscriber(PeerId(13), lecture.clone())
+            .await
+            .unwrap(),
+        Default::default(),
+    );
+    assert_eq!(handle.room_worker(&lecture), Some(WorkerId(0)));
+    assert_eq!(handle.peer_worker(PeerId(11)), Some(WorkerId(0)));
+    assert_eq!(handle.peer_worker(PeerId(12)), Some(WorkerId(1)));
+    assert_eq!(handle.peer_worker(PeerId(13)), Some(WorkerId(1)));
+    // The link is up and worker 1 has told what it takes.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    write(&teacher, 40).await;
+    let every: Vec<(PeerId, u64)> = (0..40).map(|n| (PeerId(10), n)).collect();
+    for (n, student) in [&mut ann, &mut bob, &mut cy].into_iter().enumerate() {
+        let got = received(student).await;
+        let stats = handle.worker_stats().await.unwrap();
+        assert_eq!(
+            got, every,
+            "student {n}: every packet, in order: {stats:#?}"
+        );
+    }
+    let stats = handle.worker_stats().await.unwrap();
+    assert_eq!(stats[0].sfu.relay_packets_out, 40, "one copy per packet");
+    assert_eq!(stats[1].sfu.relay_packets_in, 40);
+    assert_eq!(stats[0].sfu.relay_links_opened, 1);
+    assert_eq!(stats[1].sfu.relay_links_opened, 1);
+
+    // A student on worker 1 comes on stage: worker 0's student hears her over the link.
+    let track = LocalTrack {
+        mid: Mid::from("mic"),
+        codec: Codec::Opus,
+        keep_gop: false,
+    };
+    let dee = handle
+        .add_local_publisher(PeerId(14), lecture.clone(), vec![track], false)
+        .await
+        .unwrap();
+    assert_eq!(handle.peer_worker(PeerId(14)), Some(WorkerId(1)));
+    write(&dee, 5).await;
+    handle.set_publish_allowed(PeerId(14), true).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    write(&dee, 20).await;
+    let hers: Vec<(PeerId, u64)> = (0..20).map(|n| (PeerId(14), n)).collect();
+    assert_eq!(received(&mut ann).await, hers, "over the link");
+    assert_eq!(received(&mut bob).await, hers, "on her worker");
+    assert_eq!(received(&mut cy).await, hers);
+
+    // Revoked: from her next packet nobody on either worker receives anything of hers.
+    handle.set_publish_allowed(PeerId(14), false).await.unwrap();
+    write(&dee, 20).await;
+    for student in [&mut ann, &mut bob, &mut cy] {
+        assert_eq!(received(student).await, []);
+    }
+
+    // Worker 1 empties: its link ends on both sides, and the lecture goes on at home.
+    drop((bob, cy, dee));
+    let closed = async {
+        loop {
+            let stats = handle.worker_stats().await.unwrap();
+            if stats.iter().all(|w| w.sfu.relay_links_closed == 1) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    };
+    if timeout(Duration::from_secs(5), closed).await.is_err() {
+        panic!("links still open: {:#?}", handle.worker_stats().await);
+    }
+    write(&teacher, 10).await;
+    assert_eq!(received(&mut ann).await.len(), 10);
+    let stats = handle.worker_stats().await.unwrap();
+    assert_eq!(
+        stats[0].sfu.relay_packets_out, 40,
+        "nothing crosses any more"
+    );
+    assert_eq!(stats[1].load.peers, 0);
+    media.workers.stop().await;
 }

@@ -90,6 +90,10 @@ pub struct MediaConfig {
     /// milliseconds, so that a student who joins starts watching at once instead of waiting
     /// for the teacher's next keyframe; 0 turns it off.
     pub first_frame_max_age_ms: u64,
+    /// Peers (of all its rooms) a worker takes before a lesson's further participants go to
+    /// another worker, joined to the lesson's home worker by an in-process relay. 0: no
+    /// limit, a lesson stays on one worker however large.
+    pub worker_peer_limit: u64,
 }
 
 impl MediaConfig {
@@ -114,6 +118,7 @@ impl Default for MediaConfig {
             advertise_udp: true,
             workers: 0,
             first_frame_max_age_ms: 1000,
+            worker_peer_limit: 0,
         }
     }
 }

@@ -8,10 +8,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use classroom_protocol::RoomName;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 
-use super::{CommandError, LOCAL_PACKET_QUEUE, LocalSink, MediaCommand};
-use crate::placement::{Placement, WorkerId, WorkerLoad};
+use super::{CommandError, LOCAL_PACKET_QUEUE, LocalSink, MediaCommand, RELAY_QUEUE};
+use crate::placement::{Placed, Placement, WorkerId, WorkerLoad};
+use crate::relay;
 use crate::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, LocalEvent, LocalPacket, LocalTrack, Mid,
     PeerId, SfuStats, UnknownPeer, VideoSizeError,
@@ -28,6 +29,8 @@ pub(super) struct WorkerAddrs {
 struct Worker {
     commands: mpsc::Sender<MediaCommand>,
     addrs: WorkerAddrs,
+    /// Wakes the worker for its relay links.
+    wake: Arc<Notify>,
 }
 
 /// One worker's counters and load, as [`MediaHandle::worker_stats`] reads them.
@@ -72,12 +75,18 @@ impl MediaHandle {
     pub(super) fn new(
         commands: Vec<mpsc::Sender<MediaCommand>>,
         addrs: Vec<WorkerAddrs>,
+        wakes: Vec<Arc<Notify>>,
         placement: Arc<Mutex<Placement>>,
     ) -> Self {
         let workers = commands
             .into_iter()
             .zip(addrs)
-            .map(|(commands, addrs)| Worker { commands, addrs })
+            .zip(wakes)
+            .map(|((commands, addrs), wake)| Worker {
+                commands,
+                addrs,
+                wake,
+            })
             .collect();
         MediaHandle { workers, placement }
     }
@@ -136,9 +145,9 @@ impl MediaHandle {
         publish_allowed: bool,
     ) -> Result<String, CommandError<AddPeerError>> {
         let placed = self.placed(peer, &room);
-        self.call_new(peer, placed, |reply| MediaCommand::AddPeer {
+        self.call_new(peer, &room, placed, |reply| MediaCommand::AddPeer {
             peer,
-            room,
+            room: room.clone(),
             offer,
             publish_allowed,
             reply,
@@ -260,14 +269,16 @@ impl MediaHandle {
         tracks: Vec<LocalTrack>,
         publish_allowed: bool,
     ) -> Result<LocalPublisher, CommandError<AddPeerError>> {
-        let placed = self.placed(peer, &room);
-        let worker = placed.map_err(CommandError::Failed)?;
-        self.call_new(peer, Ok(worker), |reply| MediaCommand::AddLocalPublisher {
-            peer,
-            room,
-            tracks,
-            publish_allowed,
-            reply,
+        let placed = self.placed(peer, &room).map_err(CommandError::Failed)?;
+        let worker = placed.worker;
+        self.call_new(peer, &room, Ok(placed), |reply| {
+            MediaCommand::AddLocalPublisher {
+                peer,
+                room: room.clone(),
+                tracks,
+                publish_allowed,
+                reply,
+            }
         })
         .await?
         .map_err(CommandError::Failed)?;
@@ -304,13 +315,15 @@ impl MediaHandle {
             packets: packets_tx,
             dropped: Arc::clone(&dropped),
         };
-        let placed = self.placed(peer, &room);
-        let worker = placed.map_err(CommandError::Failed)?;
-        self.call_new(peer, Ok(worker), |reply| MediaCommand::AddLocalSubscriber {
-            peer,
-            room,
-            sink,
-            reply,
+        let placed = self.placed(peer, &room).map_err(CommandError::Failed)?;
+        let worker = placed.worker;
+        self.call_new(peer, &room, Ok(placed), |reply| {
+            MediaCommand::AddLocalSubscriber {
+                peer,
+                room: room.clone(),
+                sink,
+                reply,
+            }
         })
         .await?
         .map_err(CommandError::Failed)?;
@@ -324,33 +337,69 @@ impl MediaHandle {
     }
 
     /// A worker for a new peer of `room`; a peer id in use is refused as the core would.
-    fn placed(&self, peer: PeerId, room: &RoomName) -> Result<WorkerId, AddPeerError> {
+    fn placed(&self, peer: PeerId, room: &RoomName) -> Result<Placed, AddPeerError> {
         lock(&self.placement)
             .place(peer, room)
             .map_err(|_| AddPeerError::DuplicatePeer(peer))
     }
 
-    /// Sends a command that adds the placed `peer` to its worker. Until the command is in the
-    /// worker's queue, giving up (an error, or the caller's future dropped) takes the place
-    /// back; after, the worker does when the core refuses the peer.
+    /// Sends a command that adds the placed `peer` to its worker, with the relay links its
+    /// place needs (the peer is its room's first on a worker the room spans to). Room for
+    /// every command is reserved first and all are sent at once, so that a caller giving up
+    /// leaves either everything or nothing sent. Until then, giving up (an error, or the
+    /// caller's future dropped) takes the place back; after, the worker does when the core
+    /// refuses the peer (and then ends the links it was just given).
     async fn call_new<T>(
         &self,
         peer: PeerId,
-        placed: Result<WorkerId, AddPeerError>,
+        room: &RoomName,
+        placed: Result<Placed, AddPeerError>,
         command: impl FnOnce(oneshot::Sender<Result<T, AddPeerError>>) -> MediaCommand,
     ) -> Result<Result<T, AddPeerError>, CommandError<AddPeerError>> {
-        let worker = placed.map_err(CommandError::Failed)?;
+        let placed = placed.map_err(CommandError::Failed)?;
         let mut guard = PlacedGuard {
             placement: &self.placement,
             peer,
             sent: false,
         };
-        let commands = &self.workers[worker.0].commands;
-        let permit = commands
-            .reserve()
+        let worker = &self.workers[placed.worker.0];
+        let mut permits = worker
+            .commands
+            .reserve_many(1 + placed.link_to.len())
             .await
             .map_err(|_| CommandError::Stopped)?;
+        let mut others = Vec::with_capacity(placed.link_to.len());
+        for other in &placed.link_to {
+            let permit = self.workers[other.0]
+                .commands
+                .reserve()
+                .await
+                .map_err(|_| CommandError::Stopped)?;
+            others.push((*other, permit));
+        }
+        // The links first: the worker has them before the peer, and ends them if the core
+        // refuses the peer.
+        for (other, permit) in others {
+            let (mut here, mut there) = relay::link(RELAY_QUEUE);
+            here.wake_peer_with(Arc::clone(&self.workers[other.0].wake));
+            there.wake_peer_with(Arc::clone(&worker.wake));
+            if let Some(permit) = permits.next() {
+                permit.send(MediaCommand::AddRelay {
+                    room: room.clone(),
+                    end: here,
+                    home: placed.worker == placed.home,
+                });
+            }
+            permit.send(MediaCommand::AddRelay {
+                room: room.clone(),
+                end: there,
+                home: other == placed.home,
+            });
+        }
         let (reply, response) = oneshot::channel();
+        let Some(permit) = permits.next() else {
+            return Err(CommandError::Stopped);
+        };
         permit.send(command(reply));
         guard.sent = true;
         response.await.map_err(|_| CommandError::Stopped)

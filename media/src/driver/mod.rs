@@ -15,8 +15,14 @@
 //! The [`MediaHandle`] the rest of the server uses routes each command: one that adds a peer
 //! (a browser, or an in-process publisher or subscriber) to the home worker of its room, chosen
 //! when the room's first peer arrives ([`crate::placement`]: the least-loaded worker), and
-//! every other to the worker its peer was placed on. A room's peers therefore all share one
-//! worker, and its forwarding never crosses threads.
+//! every other to the worker its peer was placed on. A room's peers share one worker, and its
+//! forwarding never crosses threads, unless its home carries the per-worker peer limit
+//! ([`DriverConfig::worker_peer_limit`]): then further peers go to another worker, and the two
+//! get a relay link for the room ([`crate::relay`]), made by the handle and given to both as
+//! [`MediaCommand::AddRelay`] in the same step as the peer's own command. Each worker is woken
+//! by a batch on any of its links (one wake-up per batch, not per packet); a worker whose last
+//! peer of a room left ends its links of that room, and the other side removes what came over
+//! them.
 //!
 //! # Ports
 //!
@@ -45,7 +51,7 @@ use std::time::{Duration, Instant};
 use classroom_protocol::RoomName;
 use thiserror::Error;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::warn;
 
 use crate::placement::{Placement, WorkerId};
@@ -64,6 +70,9 @@ const RECV_BUFFER: usize = 2048;
 const RECV_BATCH: usize = 32;
 /// Commands waiting for a worker; senders wait when it is full.
 const COMMAND_QUEUE: usize = 256;
+/// Batches waiting on a relay link in each direction: a worker that falls this far behind
+/// another loses whole batches (counted), and the sender never waits.
+const RELAY_QUEUE: usize = 64;
 /// Packets waiting for one local subscriber, unless it asks otherwise: about two seconds of
 /// a large room's media (ten seconds of a teacher's camera and voice).
 pub const LOCAL_PACKET_QUEUE: usize = 2048;
@@ -98,6 +107,9 @@ pub struct DriverConfig {
     /// How long a browser's keyframe is kept to start new subscribers from (see
     /// [`SfuConfig::first_frame_max_age`]); zero turns the cache off.
     pub first_frame_max_age: Duration,
+    /// Peers a worker takes before a room's further peers go to another worker (joined to the
+    /// room's home by a relay link); `None`: no limit, a room stays on its home.
+    pub worker_peer_limit: Option<u64>,
 }
 
 impl DriverConfig {
@@ -113,6 +125,7 @@ impl DriverConfig {
             tcp_limits: TcpLimits::default(),
             workers: 1,
             first_frame_max_age: Duration::from_secs(1),
+            worker_peer_limit: None,
         }
     }
 }
@@ -215,6 +228,13 @@ pub enum MediaCommand {
         publisher: PeerId,
         mid: Mid,
     },
+    /// The worker's end of a relay link for `room` to another worker (see [`Sfu::add_relay`]);
+    /// `home`: this worker is the room's home.
+    AddRelay {
+        room: RoomName,
+        end: crate::relay::SfuRelayEnd,
+        home: bool,
+    },
 }
 
 /// Where the driver delivers a local subscriber's events. Track events go on an unbounded
@@ -277,7 +297,11 @@ pub async fn start(config: DriverConfig) -> Result<MediaDriver, StartError> {
         bound.push(worker);
         ports.push(port);
     }
-    let placement = Arc::new(Mutex::new(Placement::new(count)));
+    let placement = Arc::new(Mutex::new(Placement::with_limit(
+        count,
+        config.worker_peer_limit,
+    )));
+    let wakes: Vec<Arc<Notify>> = (0..count).map(|_| Arc::new(Notify::new())).collect();
     let (event_tx, event_rx) = mpsc::unbounded_channel();
     let mut workers = MediaWorkers {
         stop: Vec::with_capacity(count),
@@ -297,6 +321,7 @@ pub async fn start(config: DriverConfig) -> Result<MediaDriver, StartError> {
                 commands: command_rx,
                 events: event_tx.clone(),
                 placement: Arc::clone(&placement),
+                relays: Arc::clone(&wakes[index]),
                 stop: stop_rx,
                 done: done_tx,
                 ready: ready_tx,
@@ -327,7 +352,7 @@ pub async fn start(config: DriverConfig) -> Result<MediaDriver, StartError> {
         }
     }
     Ok(MediaDriver {
-        handle: MediaHandle::new(commands, ports, placement),
+        handle: MediaHandle::new(commands, ports, wakes, placement),
         events: event_rx,
         workers,
     })

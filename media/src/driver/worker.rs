@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use rustc_hash::FxHashMap;
 use tokio::net::{TcpListener, UdpSocket};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::handle::lock;
@@ -27,6 +27,8 @@ pub(super) struct Channels {
     pub(super) commands: mpsc::Receiver<MediaCommand>,
     pub(super) events: mpsc::UnboundedSender<MediaEvent>,
     pub(super) placement: Arc<Mutex<Placement>>,
+    /// Told when a batch arrives on one of the worker's relay links, or one closes.
+    pub(super) relays: Arc<Notify>,
     /// Told when the worker must stop (dropped unsent: never).
     pub(super) stop: oneshot::Receiver<()>,
     /// Dropped when the thread ends, with its sockets.
@@ -46,6 +48,7 @@ pub(super) fn spawn(id: WorkerId, bound: Bound, channels: Channels) -> io::Resul
                 commands,
                 events,
                 placement,
+                relays,
                 stop,
                 done,
                 ready,
@@ -69,7 +72,7 @@ pub(super) fn spawn(id: WorkerId, bound: Bound, channels: Channels) -> io::Resul
                     }
                 };
                 let _ = ready.send(Ok(()));
-                run(worker, commands, events, stop).await;
+                run(worker, commands, events, relays, stop).await;
             });
             // The runtime goes first, with whatever it still holds of the sockets; then
             // `MediaWorkers::stop` hears that the ports are free.
@@ -129,6 +132,7 @@ async fn run(
     worker: Worker,
     mut commands: mpsc::Receiver<MediaCommand>,
     events: mpsc::UnboundedSender<MediaEvent>,
+    relays: Arc<Notify>,
     stop: oneshot::Receiver<()>,
 ) {
     let mut stop = Some(stop);
@@ -168,7 +172,7 @@ async fn run(
                 Output::Event(event) => {
                     if let MediaEvent::PeerDisconnected { peer } = &event {
                         sinks.remove(peer);
-                        lock(&placement).left(*peer);
+                        left(&mut sfu, &placement, *peer);
                     }
                     // Nobody listening is not our problem; the media keeps flowing.
                     let _ = events.send(event);
@@ -230,8 +234,18 @@ async fn run(
                     return;
                 }
             },
+            () = relays.notified() => sfu.handle_relays(Instant::now()),
             () = tokio::time::sleep_until(deadline.into()) => sfu.handle_timeout(Instant::now()),
         }
+    }
+}
+
+/// `peer` is gone from this worker: its place is freed, and when it was the last of its room
+/// here, the room's relay links end.
+fn left(sfu: &mut Sfu, placement: &Mutex<Placement>, peer: PeerId) {
+    let left = lock(placement).leave(peer);
+    if let Some(left) = left.filter(|l| l.room_left_worker) {
+        sfu.end_relays(Instant::now(), &left.room);
     }
 }
 
@@ -245,9 +259,9 @@ fn execute(
     let now = Instant::now();
     // The handle placed a peer before sending its command here; a refused one leaves (but
     // not for a duplicate: that id's place is the other peer's).
-    let refused = |peer: PeerId, error: &AddPeerError| {
+    let refused = |sfu: &mut Sfu, peer: PeerId, error: &AddPeerError| {
         if !matches!(error, AddPeerError::DuplicatePeer(_)) {
-            lock(placement).left(peer);
+            left(sfu, placement, peer);
         }
     };
     // A dropped reply receiver means the caller gave up; the command still took effect.
@@ -261,7 +275,7 @@ fn execute(
         } => {
             let result = sfu.add_peer_with(now, peer, room, &offer, publish_allowed);
             if let Err(error) = &result {
-                refused(peer, error);
+                refused(sfu, peer, error);
             }
             let _ = reply.send(result);
         }
@@ -312,7 +326,7 @@ fn execute(
         } => {
             let result = sfu.add_local_publisher(now, peer, room, tracks, publish_allowed);
             if let Err(error) = &result {
-                refused(peer, error);
+                refused(sfu, peer, error);
             }
             let _ = reply.send(result);
         }
@@ -334,13 +348,14 @@ fn execute(
                 Ok(()) => {
                     sinks.insert(peer, sink);
                 }
-                Err(error) => refused(peer, error),
+                Err(error) => refused(sfu, peer, error),
             }
             let _ = reply.send(result);
         }
         MediaCommand::RequestKeyframe { publisher, mid } => {
             sfu.request_local_keyframe(now, publisher, &mid);
         }
+        MediaCommand::AddRelay { room, end, home } => sfu.add_relay(now, room, end, home),
     }
 }
 

@@ -15,6 +15,7 @@ use crate::TrackKind;
 use crate::local::Codec;
 
 /// One packet on its way through the fan-out, from a browser or a local publisher.
+#[derive(Debug, Clone)]
 pub(super) struct Incoming {
     pub(super) kind: TrackKind,
     pub(super) codec: Codec,

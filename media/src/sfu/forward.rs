@@ -112,6 +112,7 @@ impl Sfu {
             },
         };
         self.fan_out(now, publisher, mid, &incoming);
+        self.relay_out(publisher, mid, &incoming);
     }
 
     /// Writes one packet of a publication to every slot bound to it and hands it to every

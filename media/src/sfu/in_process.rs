@@ -29,6 +29,8 @@ pub(super) struct LocalPeer {
 pub(super) enum LocalRole {
     Publisher,
     Subscriber,
+    /// Another worker's publisher, whose tracks come over a relay link ([`super::relay`]).
+    Relayed,
 }
 
 /// What a local publication needs beyond what every publication has.
@@ -112,6 +114,8 @@ impl Sfu {
                 publications: FxHashMap::default(),
             },
         );
+        // It takes every track: other workers' too.
+        self.relays.touch();
         for (publisher, mid, kind, track) in self.forwardable_tracks(&room) {
             self.outputs.push_back(Output::Local {
                 subscriber: peer_id,
@@ -190,6 +194,7 @@ impl Sfu {
             ext_vals: Default::default(),
         };
         self.fan_out(now, peer_id, rtc_mid, &incoming);
+        self.relay_out(peer_id, rtc_mid, &incoming);
         self.run(now);
         Ok(())
     }
@@ -226,12 +231,16 @@ impl Sfu {
 
     /// A publication became forwardable: signaling hears of it, local subscribers see it.
     pub(super) fn published(&mut self, publisher: PeerId, mid: RtcMid, kind: TrackKind) {
-        self.outputs
-            .push_back(Output::Event(MediaEvent::TrackPublished {
-                peer: publisher,
-                mid: super::our_mid(mid),
-                kind,
-            }));
+        // Signaling hears of a track from the publisher's own worker only.
+        if !self.is_relayed(publisher) {
+            self.outputs
+                .push_back(Output::Event(MediaEvent::TrackPublished {
+                    peer: publisher,
+                    mid: super::our_mid(mid),
+                    kind,
+                }));
+            self.relay_track(publisher, mid, kind);
+        }
         let Some(track) = self.publication_mut(publisher, mid).map(|p| p.track) else {
             return;
         };
@@ -322,7 +331,7 @@ impl Sfu {
         Ok(())
     }
 
-    fn insert_local(&mut self, peer_id: PeerId, local: LocalPeer) {
+    pub(super) fn insert_local(&mut self, peer_id: PeerId, local: LocalPeer) {
         self.local_rooms
             .entry(local.room.clone())
             .or_default()

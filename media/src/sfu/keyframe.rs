@@ -123,7 +123,9 @@ impl Sfu {
     ) {
         let interval = self.config.keyframe_request_interval;
         let Some(peer) = self.peers.get_mut(&publisher) else {
-            // A local publisher cannot be asked; its GOP cache serves new subscribers.
+            // Another worker's publisher is asked over its relay link (its worker throttles);
+            // a local publisher cannot be asked: its GOP cache serves new subscribers.
+            self.ask_over_relay(publisher, mid, rid, kind);
             return;
         };
         let Some(publication) = peer.publications.get_mut(&mid) else {

@@ -29,6 +29,7 @@ mod forward;
 mod in_process;
 mod keyframe;
 mod peers;
+mod relay;
 mod simulcast;
 mod slots;
 mod start;
@@ -41,6 +42,8 @@ use decide::Forwarder;
 use feedback::EgressSeen;
 use in_process::{LocalPeer, LocalSource};
 use keyframe::{Deferred, KeyframeThrottle};
+pub use relay::RelayMessage;
+use relay::Relays;
 use simulcast::{BitrateMeter, Layers};
 use tick::{PeerTick, TICK_PASSES};
 
@@ -123,6 +126,8 @@ pub struct Sfu {
     next_quality_poll: Instant,
     /// Keyframe requests waiting for the end of their throttle interval.
     deferred_keyframes: Vec<Deferred>,
+    /// Links to other workers for rooms that span them ([`relay`]).
+    relays: Relays,
 }
 
 struct Peer {
@@ -264,6 +269,7 @@ impl Sfu {
             speakers: FxHashMap::default(),
             next_quality_poll: now,
             deferred_keyframes: Vec::new(),
+            relays: Relays::default(),
         })
     }
 
@@ -277,22 +283,35 @@ impl Sfu {
     /// The next thing to do: a datagram to send, an event, or the deadline to call
     /// [`Sfu::handle_timeout`] at. Call until it returns [`Output::Timeout`].
     pub fn poll_output(&mut self) -> Output {
-        if let Some(output) = self.outputs.pop_front() {
-            return output;
-        }
         // Serving may forward more (a subscriber that publishes too), hence the loop.
-        while !self.unserved.is_empty() {
-            self.serve_written(self.last_now);
-            if let Some(output) = self.outputs.pop_front() {
+        loop {
+            if let Some(output) = self.next_output() {
                 return output;
             }
+            if self.unserved.is_empty() {
+                break;
+            }
+            self.serve_written(self.last_now);
         }
+        // The burst is done: what it gave other workers goes to them in one batch each.
+        self.flush_relays(self.last_now);
         let idle = self.last_now + Duration::from_secs(1);
         let next = self.timers.first().map_or(idle, |(at, _)| *at);
         let next = self
             .next_deferred_keyframe()
             .map_or(next, |at| at.min(next));
+        let next = self.relays.next_due().map_or(next, |at| at.min(next));
         Output::Timeout(next)
+    }
+
+    /// The next queued output, but for speaker lists another worker reports ([`relay`]).
+    fn next_output(&mut self) -> Option<Output> {
+        while let Some(output) = self.outputs.pop_front() {
+            if self.relays.is_empty() || self.keep_speakers(&output) {
+                return Some(output);
+            }
+        }
+        None
     }
 
     /// A datagram arrived on the shared socket from `source`, addressed to `destination`.
@@ -568,6 +587,8 @@ impl Sfu {
             if self.dirty_rooms.is_empty() {
                 return;
             }
+            // Slots change: what this worker takes of others' publishers may too.
+            self.relays.touch();
             let mut rooms = mem::take(&mut self.dirty_rooms);
             rooms.sort();
             rooms.dedup();

@@ -95,8 +95,17 @@ pub(super) struct Layer {
 }
 
 /// The layers a publication has sent, in the order they first appeared (at most a handful).
+/// For a publisher on another worker, the rates its worker reports (`reported`) rank the
+/// layers instead: this worker only receives the layers its subscribers take.
 #[derive(Debug, Clone, Default)]
-pub(super) struct Layers(pub(super) Vec<Layer>);
+pub(super) struct Layers(pub(super) Vec<Layer>, Option<Reported>);
+
+/// Layer rates another worker measured: when, and (rid, bits per second).
+#[derive(Debug, Clone)]
+struct Reported {
+    at: Instant,
+    rates: Vec<(Rid, u64)>,
+}
 
 impl Layers {
     /// Counts a packet of layer `rid`.
@@ -118,8 +127,33 @@ impl Layers {
         }
     }
 
+    /// The live layers as another worker measured them (see [`Layers`]); whether the set of
+    /// layers changed.
+    pub(super) fn report(&mut self, now: Instant, mut rates: Vec<(Rid, u64)>) -> bool {
+        rates.sort_by_key(|(_, bitrate)| *bitrate);
+        let changed = self.1.as_ref().is_none_or(|old| {
+            old.rates.len() != rates.len() || old.rates.iter().zip(&rates).any(|(a, b)| a.0 != b.0)
+        });
+        self.1 = Some(Reported { at: now, rates });
+        changed
+    }
+
+    /// The reported rates, while fresh.
+    fn reported(&self, now: Instant) -> Option<&[(Rid, u64)]> {
+        let reported = self.1.as_ref()?;
+        (now.saturating_duration_since(reported.at) < LAYER_TIMEOUT).then_some(&reported.rates)
+    }
+
+    /// Whether the publication has several layers, as seen or reported.
+    pub(super) fn is_simulcast(&self) -> bool {
+        !self.0.is_empty() || self.1.is_some()
+    }
+
     /// The live layers from the lowest bitrate to the highest: (rid, bits per second).
     pub(super) fn ranked(&self, now: Instant) -> Vec<(Rid, u64)> {
+        if let Some(rates) = self.reported(now) {
+            return rates.to_vec();
+        }
         let mut ranked: Vec<(Rid, u64)> = self
             .0
             .iter()
@@ -134,6 +168,9 @@ impl Layers {
     /// seen at least [`SETTLE`] ago): right after a publication starts, the layer that arrived
     /// first looks best only because the others have not been counted yet.
     pub(super) fn settled_best(&self, now: Instant) -> Option<Rid> {
+        if self.reported(now).is_some() {
+            return self.best(now);
+        }
         let oldest = self.0.iter().map(|l| l.first_packet).min()?;
         if now.saturating_duration_since(oldest) < SETTLE {
             return None;
@@ -143,6 +180,9 @@ impl Layers {
 
     /// The live layer with the highest bitrate (without a copy).
     pub(super) fn best(&self, now: Instant) -> Option<Rid> {
+        if let Some(rates) = self.reported(now) {
+            return rates.last().map(|(rid, _)| *rid);
+        }
         self.0
             .iter()
             .filter(|l| now.saturating_duration_since(l.last_packet) < LAYER_TIMEOUT)
@@ -152,6 +192,9 @@ impl Layers {
 
     /// The bitrate of the lowest live layer, if any layer is live (without a copy).
     pub(super) fn lowest(&self, now: Instant) -> Option<u64> {
+        if let Some(rates) = self.reported(now) {
+            return rates.first().map(|(_, bitrate)| *bitrate);
+        }
         self.0
             .iter()
             .filter(|l| now.saturating_duration_since(l.last_packet) < LAYER_TIMEOUT)

@@ -142,11 +142,15 @@ impl Sfu {
                 event: LocalEvent::TrackEnded { track },
             });
         }
-        self.outputs
-            .push_back(Output::Event(MediaEvent::TrackUnpublished {
-                peer: publisher,
-                mid: our_mid(publisher_mid),
-            }));
+        // Signaling hears of a track from the publisher's own worker only.
+        if !self.is_relayed(publisher) {
+            self.outputs
+                .push_back(Output::Event(MediaEvent::TrackUnpublished {
+                    peer: publisher,
+                    mid: our_mid(publisher_mid),
+                }));
+            self.relay_track_ended(publisher, publisher_mid);
+        }
     }
 
     pub(super) fn remove(&mut self, peer_id: PeerId) {

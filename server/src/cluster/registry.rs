@@ -220,7 +220,10 @@ mod tests {
             }]
         );
         let views = registry.nodes(9_500);
-        let b = views.iter().find(|v| v.record.id.0 == "b").expect("b is listed");
+        let b = views
+            .iter()
+            .find(|v| v.record.id.0 == "b")
+            .expect("b is listed");
         assert_eq!(
             (b.online, b.heartbeat_age_ms, b.offline_times),
             (false, 3_500, 2)

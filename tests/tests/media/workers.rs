@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use classroom_loadtest::peer::Sending;
+use classroom_protocol::signal::{ClientMessage, ServerMessage};
 use classroom_tests::media::{Participant, wait_until};
 use classroom_tests::metrics::Scrape;
 use classroom_tests::school::{School, join_token as token};
@@ -209,6 +210,100 @@ async fn two_lessons_use_two_workers_and_the_wrong_workers_port_forwards_nothing
                 .await,
             "both lessons keep their media"
         );
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_lecture_larger_than_a_worker_spans_two_and_the_stage_reaches_across() {
+    let server = TestServer::start(Backend::Sqlite, |config| {
+        config.media.workers = 2;
+        config.media.worker_peer_limit = 2;
+    })
+    .await
+    .expect("a SQLite server");
+    let school = School::new(&server).await;
+    school
+        .teacher
+        .post(
+            &format!("/api/v1/courses/{}/enrollments", school.course_id),
+            json!({"user_id": school.outsider_id}),
+        )
+        .await
+        .expect(201);
+    let lesson = school.lesson("Optics").await;
+
+    // The teacher and Ann fill the lesson's home worker; Bob goes to the other one.
+    let (ws, _) = Ws::join(&server.base, &token(&school.teacher, lesson).await).await;
+    let teacher_id = me(&ws);
+    let mut teacher = Participant::connect(ws, Sending::AUDIO_VIDEO, 0).await;
+    let (ws, _) = Ws::join(&server.base, &token(&school.student, lesson).await).await;
+    let mut ann = Participant::connect(ws, Sending::NOTHING, 1).await;
+    let (ws, _) = Ws::join(&server.base, &token(&school.outsider, lesson).await).await;
+    let bob_id = me(&ws);
+    let mut bob = Participant::connect(ws, Sending::NOTHING, 1).await;
+    // Each one's worker: the one whose port its answer names.
+    let workers = server.media_addrs();
+    let worker_of = |p: &Participant| {
+        workers
+            .iter()
+            .position(|w| p.answer.contains(&format!(" {} typ host", w.port())))
+            .expect("a worker's port in the answer")
+    };
+    assert_eq!(worker_of(&teacher), worker_of(&ann), "the home worker");
+    assert_ne!(worker_of(&bob), worker_of(&ann), "the other worker");
+    for student in [&mut ann, &mut bob] {
+        assert!(
+            student.receives_from(teacher_id, 10, WAIT).await,
+            "both workers' students receive the teacher: {:?}",
+            student.tracks
+        );
+    }
+
+    // Bob on stage: his media crosses to the home worker's teacher and student.
+    let reply = teacher
+        .request(ClientMessage::InviteToStage {
+            participant: bob_id,
+        })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    assert!(
+        bob.pump_until(WAIT, |p| p.messages.iter().any(
+            |m| matches!(m, ServerMessage::GrantsChanged { grants } if !grants.publish.is_empty())
+        ))
+        .await,
+        "Bob hears he may publish"
+    );
+    bob.publish(Sending::AUDIO_VIDEO).await;
+    assert!(
+        ann.receives_from(bob_id, 10, WAIT).await,
+        "Ann receives Bob over the relay: {:?}",
+        ann.tracks
+    );
+    assert!(
+        teacher.receives_from(bob_id, 10, WAIT).await,
+        "the teacher receives Bob"
+    );
+
+    // Off stage: Ann hears his tracks ended (from his worker, through the relay).
+    let bob_mids_at_ann = ann.mids_of(bob_id);
+    let reply = teacher
+        .request(ClientMessage::RemoveFromStage {
+            participant: bob_id,
+        })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    assert!(
+        ann.pump_until(WAIT, |p| bob_mids_at_ann
+            .iter()
+            .all(|mid| p.ended.contains(mid)))
+            .await,
+        "Ann hears Bob's tracks ended"
+    );
+    let metrics = server.metrics().await;
+    for what in ["packet_sent", "packet_received"] {
+        let series = format!("classroom_media_relay_total{{what=\"{what}\"}}");
+        assert!(metrics.expect(&series) > 20.0, "{series}");
     }
     server.stop().await;
 }

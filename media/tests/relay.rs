@@ -1,0 +1,677 @@
+//! A lecture that spans two workers' cores joined by a relay link, on one virtual network and
+//! clock (sans-IO, as `common::World` for one core): every student on both workers receives
+//! the teacher's media in order; a student on stage on the second worker reaches the first
+//! worker's students and the teacher, and nobody from the next packet once the stage is
+//! revoked; keyframe requests of the second worker's students reach the publisher at most once
+//! per interval; a link that closes takes what came over it along.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use classroom_media::relay::{self, SfuRelayEnd};
+use classroom_media::{LocalEvent, MediaEvent, Mid as OurMid, Output, PeerId, Sfu, SfuConfig};
+use common::{Client, RECV, SEND, frame_index, opus_frame, room, vp8_frame, vp8_frame_of_len};
+use str0m::format::Codec;
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
+use str0m::net::{Protocol, Receive};
+use str0m::{Candidate, Event, Input, Rtc};
+
+/// One worker's core, at its own address.
+struct Worker {
+    addr: SocketAddr,
+    sfu: Sfu,
+    timeout: Instant,
+}
+
+/// Several workers' cores and their clients; datagrams are delivered instantly, relay
+/// batches whenever a core's output has been polled (as a worker's loop would).
+struct Span {
+    start: Instant,
+    now: Instant,
+    workers: Vec<Worker>,
+    /// Each client with the index of its worker.
+    clients: Vec<(Client, usize)>,
+    /// Each worker's events, with its index.
+    events: Vec<(usize, MediaEvent)>,
+    offers: VecDeque<(usize, PeerId, String)>,
+    locals: Vec<(PeerId, LocalEvent)>,
+}
+
+impl Span {
+    fn new(workers: usize) -> Self {
+        let now = Instant::now();
+        let workers = (0..workers)
+            .map(|index| {
+                let addr = SocketAddr::from(([192, 0, 2, index as u8 + 1], 3478));
+                Worker {
+                    addr,
+                    sfu: Sfu::new(now, SfuConfig::new(addr)).unwrap(),
+                    timeout: now,
+                }
+            })
+            .collect();
+        Span {
+            start: now,
+            now,
+            workers,
+            clients: Vec::new(),
+            events: Vec::new(),
+            offers: VecDeque::new(),
+            locals: Vec::new(),
+        }
+    }
+
+    /// Joins workers `a` and `b` for the room (`home` is the room's home); returns nothing to
+    /// keep: each core holds its end.
+    fn link(&mut self, a: usize, b: usize, home: usize) {
+        let (end_a, end_b): (SfuRelayEnd, SfuRelayEnd) = relay::link(64);
+        let now = self.now;
+        self.workers[a].sfu.add_relay(now, room(), end_a, a == home);
+        self.workers[b].sfu.add_relay(now, room(), end_b, b == home);
+        self.settle();
+    }
+
+    fn join(
+        &mut self,
+        worker: usize,
+        peer: PeerId,
+        lines: &[(MediaKind, Direction)],
+        publish_allowed: bool,
+    ) -> (usize, Vec<Mid>) {
+        let addr = SocketAddr::from(([10, 0, 0, self.clients.len() as u8 + 1], 5000));
+        let (mut client, mids, offer, pending) = Client::new(self.now, peer, addr, lines);
+        let answer = self.workers[worker]
+            .sfu
+            .add_peer_with(self.now, peer, room(), &offer, publish_allowed)
+            .unwrap();
+        client.accept_answer(pending, &answer);
+        self.clients.push((client, worker));
+        let index = self.clients.len() - 1;
+        for _ in 0..200 {
+            self.advance(Duration::from_millis(10));
+            if self.clients[index].0.is_connected() {
+                return (index, mids);
+            }
+        }
+        panic!("peer {peer} did not connect");
+    }
+
+    fn client(&mut self, index: usize) -> &mut Client {
+        &mut self.clients[index].0
+    }
+
+    fn sfu(&mut self, worker: usize) -> &mut Sfu {
+        &mut self.workers[worker].sfu
+    }
+
+    /// Relay items handed over and not yet taken in, over all workers.
+    fn relay_in_flight(&self) -> bool {
+        let (mut sent, mut received) = (0, 0);
+        for worker in &self.workers {
+            let stats = worker.sfu.relay_stats();
+            sent += stats.items_sent;
+            received += stats.items_received;
+        }
+        sent != received
+    }
+
+    /// Moves datagrams and relay batches until everything is quiet, without moving time.
+    fn settle(&mut self) {
+        loop {
+            let mut in_flight: Vec<(SocketAddr, SocketAddr, Vec<u8>)> = Vec::new();
+            for (client, _) in &mut self.clients {
+                loop {
+                    match client.rtc.poll_output().unwrap() {
+                        str0m::Output::Transmit(t) => {
+                            in_flight.push((t.source, t.destination, t.contents.into()))
+                        }
+                        str0m::Output::Event(e) => client.events.push(e),
+                        str0m::Output::Timeout(t) => {
+                            client.timeout = t;
+                            break;
+                        }
+                    }
+                }
+            }
+            for (index, worker) in self.workers.iter_mut().enumerate() {
+                worker.sfu.handle_relays(self.now);
+                loop {
+                    match worker.sfu.poll_output() {
+                        Output::Transmit {
+                            destination, bytes, ..
+                        } => in_flight.push((worker.addr, destination, bytes)),
+                        Output::Event(event) => {
+                            if let MediaEvent::OfferCreated { peer, offer } = &event {
+                                self.offers.push_back((index, *peer, offer.clone()));
+                            }
+                            self.events.push((index, event));
+                        }
+                        Output::Local { subscriber, event } => {
+                            self.locals.push((subscriber, event))
+                        }
+                        Output::Timeout(t) => {
+                            worker.timeout = t;
+                            break;
+                        }
+                    }
+                }
+            }
+            if in_flight.is_empty() && !self.relay_in_flight() {
+                return;
+            }
+            for (source, destination, bytes) in in_flight {
+                if let Some(worker) = self.workers.iter_mut().find(|w| w.addr == destination) {
+                    worker
+                        .sfu
+                        .handle_datagram(self.now, source, destination, &bytes);
+                } else if let Some((client, _)) =
+                    self.clients.iter_mut().find(|(c, _)| c.addr == destination)
+                {
+                    let input = Input::Receive(
+                        self.now,
+                        Receive {
+                            proto: Protocol::Udp,
+                            source,
+                            destination,
+                            contents: bytes.as_slice().try_into().unwrap(),
+                        },
+                    );
+                    client.rtc.handle_input(input).unwrap();
+                }
+            }
+        }
+    }
+
+    fn advance(&mut self, duration: Duration) {
+        let target = self.now + duration;
+        self.settle();
+        while self.now < target {
+            let next = self
+                .clients
+                .iter()
+                .map(|(c, _)| c.timeout)
+                .chain(self.workers.iter().map(|w| w.timeout))
+                .chain([self.now + Duration::from_millis(5), target])
+                .min()
+                .unwrap_or(target)
+                .max(self.now + Duration::from_millis(1));
+            self.now = next.min(target);
+            for (client, _) in &mut self.clients {
+                if client.timeout <= self.now {
+                    client.rtc.handle_input(Input::Timeout(self.now)).unwrap();
+                }
+            }
+            for worker in &mut self.workers {
+                if worker.timeout <= self.now {
+                    worker.sfu.handle_timeout(self.now);
+                }
+            }
+            self.settle();
+        }
+    }
+
+    /// Answers every offer the cores made (new slots for a new publisher).
+    fn answer_offers(&mut self) {
+        while let Some((worker, peer, offer)) = self.offers.pop_front() {
+            let now = self.now;
+            let (client, _) = self
+                .clients
+                .iter_mut()
+                .find(|(c, _)| c.peer == peer)
+                .unwrap();
+            let answer = client.accept_offer(&offer);
+            self.workers[worker]
+                .sfu
+                .accept_answer(now, peer, &answer)
+                .unwrap();
+            self.settle();
+        }
+    }
+
+    /// `index` sends `frames` audio frames 20 ms apart, numbered from `first`, and a video
+    /// frame with every second one (a keyframe first, and whenever it was asked for one).
+    fn publish(&mut self, index: usize, mids: &[Mid], first: u32, frames: u32) {
+        for n in first..first + frames {
+            let (now, start) = (self.now, self.start);
+            let client = self.client(index);
+            client.write(now, start, mids[0], MediaKind::Audio, &opus_frame(n));
+            self.settle();
+            if n % 2 == 0 {
+                let frame = vp8_frame(n / 2, n == first);
+                self.client(index)
+                    .write(now, start, mids[1], MediaKind::Video, &frame);
+            }
+            self.advance(Duration::from_millis(20));
+        }
+        self.advance(Duration::from_millis(100));
+    }
+}
+
+/// Whether `frames` is `expected` in order, nothing missing, nothing twice.
+fn in_order(frames: &[u32], expected: std::ops::Range<u32>) -> bool {
+    frames == expected.collect::<Vec<_>>().as_slice()
+}
+
+const TEACHER: PeerId = PeerId(1);
+
+/// The teacher and a student on worker 0 (the home), two students on worker 1.
+fn lecture() -> (Span, usize, Vec<Mid>, [usize; 3], [Mid; 2]) {
+    let mut span = Span::new(2);
+    let (teacher, mids) = span.join(0, TEACHER, &SEND, true);
+    let (ann, _) = span.join(0, PeerId(2), &RECV, true);
+    // The first peer on worker 1 makes the link (as the driver does).
+    span.link(0, 1, 0);
+    let (bob, bob_mids) = span.join(1, PeerId(3), &RECV, true);
+    let (cy, cy_mids) = span.join(1, PeerId(4), &RECV, true);
+    span.advance(Duration::from_millis(300));
+    (
+        span,
+        teacher,
+        mids,
+        [ann, bob, cy],
+        [bob_mids[1], cy_mids[1]],
+    )
+}
+
+#[test]
+fn every_student_on_both_workers_receives_every_packet_in_order() {
+    let (mut span, teacher, mids, students, _) = lecture();
+    span.publish(teacher, &mids, 0, 100);
+    for student in students {
+        let client = span.client(student);
+        let audio = client.received(MediaKind::Audio);
+        let video = client.received(MediaKind::Video);
+        assert!(
+            in_order(&audio, 0..100),
+            "student {student}: audio {audio:?}"
+        );
+        assert!(
+            in_order(&video, 0..50),
+            "student {student}: video {video:?}"
+        );
+    }
+    // Worker 1 got each packet once over the link, whatever its number of students, and
+    // forwarded it to both; nothing crossed back (nothing there is published).
+    let home = span.sfu(0).stats();
+    let edge = span.sfu(1).stats();
+    // 100 audio packets, 50 video frames (the keyframe in 3 packets).
+    assert_eq!(home.rtp_packets_in, 152);
+    assert_eq!(edge.relay_packets_in, 152, "{edge:?}");
+    assert_eq!(home.relay_packets_out, 152);
+    assert_eq!(edge.rtp_packets_forwarded, 2 * 152);
+    assert_eq!(home.relay_packets_in, 0);
+    assert_eq!(edge.relay_packets_out, 0);
+    let relayed = span.sfu(0).relay_stats();
+    assert!(
+        relayed.batches_sent < relayed.items_sent,
+        "batched: {relayed:?}"
+    );
+    assert_eq!(relayed.items_dropped, 0);
+    // Signaling hears of the teacher's tracks from the teacher's worker only.
+    let published = |worker: usize| {
+        span.events
+            .iter()
+            .filter(|(w, e)| *w == worker && matches!(e, MediaEvent::TrackPublished { .. }))
+            .count()
+    };
+    assert_eq!((published(0), published(1)), (2, 0));
+}
+
+#[test]
+fn a_student_on_stage_on_the_second_worker_reaches_everyone_until_revoked() {
+    let (mut span, teacher, mids, [ann, bob, cy], _) = lecture();
+    span.publish(teacher, &mids, 0, 10);
+    let dee_peer = PeerId(5);
+    let (dee, dee_mids) = span.join(1, dee_peer, &SEND, false);
+    span.publish(dee, &dee_mids, 0, 10);
+    assert_eq!(
+        span.sfu(1).stats().relay_packets_out,
+        0,
+        "nothing of a student off stage crosses"
+    );
+
+    // On stage: the teacher (no slots yet) and every student get new m-lines for her.
+    let now = span.now;
+    span.sfu(1)
+        .set_publish_allowed(now, dee_peer, true)
+        .unwrap();
+    span.settle();
+    span.answer_offers();
+    span.advance(Duration::from_millis(300));
+    span.answer_offers();
+    let before: Vec<usize> = [teacher, ann, bob, cy]
+        .iter()
+        .map(|i| span.client(*i).received(MediaKind::Audio).len())
+        .collect();
+    span.publish(dee, &dee_mids, 100, 50);
+    for (n, index) in [teacher, ann, bob, cy].into_iter().enumerate() {
+        let audio = span.client(index).received(MediaKind::Audio);
+        let hers: Vec<u32> = audio.iter().copied().filter(|f| *f >= 100).collect();
+        assert!(
+            in_order(&hers, 100..150),
+            "client {index} hears the student on stage: {hers:?} ({} before)",
+            before[n]
+        );
+        let video = span.client(index).received(MediaKind::Video);
+        assert!(
+            video.iter().filter(|f| **f >= 50).count() >= 20,
+            "client {index} sees her: {video:?}"
+        );
+    }
+    assert!(span.sfu(0).stats().relay_packets_in >= 75);
+
+    // Revoked on her worker: from her next packet nobody anywhere receives anything of hers.
+    let now = span.now;
+    span.sfu(1)
+        .set_publish_allowed(now, dee_peer, false)
+        .unwrap();
+    let received = |span: &mut Span| -> Vec<usize> {
+        [teacher, ann, bob, cy]
+            .iter()
+            .map(|i| {
+                span.client(*i)
+                    .received(MediaKind::Audio)
+                    .iter()
+                    .filter(|f| **f >= 100)
+                    .count()
+            })
+            .collect()
+    };
+    let at_revocation = received(&mut span);
+    let relayed = span.sfu(0).stats().relay_packets_in;
+    span.publish(dee, &dee_mids, 200, 30);
+    assert_eq!(
+        received(&mut span),
+        at_revocation,
+        "nothing after revocation"
+    );
+    assert_eq!(span.sfu(0).stats().relay_packets_in, relayed);
+    assert!(span.sfu(1).stats().rtp_dropped_unpublished >= 30);
+    // The teacher's own media still flows to the second worker.
+    let bob_before = span.client(bob).received(MediaKind::Audio).len();
+    span.publish(teacher, &mids, 10, 10);
+    assert_eq!(
+        span.client(bob).received(MediaKind::Audio).len(),
+        bob_before + 10
+    );
+}
+
+#[test]
+fn keyframe_requests_from_the_second_worker_reach_the_publisher_once_per_interval() {
+    let (mut span, teacher, mids, [_, bob, cy], [bob_mid, cy_mid]) = lecture();
+    span.publish(teacher, &mids, 0, 50);
+    span.advance(Duration::from_secs(1));
+    let asked = span.client(teacher).keyframe_requests();
+    let sent_over = span.sfu(1).stats().relay_keyframe_requests;
+
+    // Both students of worker 1 ask every 20 ms for 1.1 s: the teacher is asked at once, then
+    // at the end of each 500 ms interval (0.5, 1 and 1.5 s): four times, not 110.
+    for n in 0..55u32 {
+        span.client(bob).request_keyframe(bob_mid);
+        span.client(cy).request_keyframe(cy_mid);
+        let (now, start) = (span.now, span.start);
+        span.client(teacher)
+            .write(now, start, mids[0], MediaKind::Audio, &opus_frame(50 + n));
+        span.advance(Duration::from_millis(20));
+    }
+    span.advance(Duration::from_millis(600));
+    let requests = span.client(teacher).keyframe_requests() - asked;
+    assert_eq!(requests, 4, "once per interval");
+    let edge = span.sfu(1).stats();
+    assert!(edge.plis_received >= 100, "{edge:?}");
+    // Worker 1 sends one request per batch (both students' PLIs arrive in one); the home
+    // throttles them.
+    assert_eq!(edge.relay_keyframe_requests - sent_over, 55, "{edge:?}");
+    assert!(span.sfu(0).stats().keyframe_requests_merged > 0);
+}
+
+/// Simulcast layer names, lowest first, and the size of one frame of each.
+const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
+
+/// A simulcast video publisher on `worker`; its client's index and video mid.
+fn join_simulcast(span: &mut Span, worker: usize, peer: PeerId) -> (usize, Mid) {
+    let mut rtc = Rtc::new(span.now);
+    let addr = SocketAddr::from(([10, 0, 0, 99], 5000));
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let simulcast = Simulcast {
+        send: LAYERS
+            .iter()
+            .map(|(rid, _)| SimulcastLayer::new(rid))
+            .collect(),
+        recv: Vec::new(),
+    };
+    let mut change = rtc.sdp_api();
+    let video = change.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        None,
+        None,
+        Some(simulcast),
+    );
+    let (offer, pending) = change.apply().unwrap();
+    let now = span.now;
+    let answer = span
+        .sfu(worker)
+        .add_peer(now, peer, room(), &offer.to_sdp_string())
+        .unwrap();
+    let mut client = Client {
+        peer,
+        addr,
+        rtc,
+        timeout: now,
+        events: Vec::new(),
+    };
+    client.accept_answer(pending, &answer);
+    span.clients.push((client, worker));
+    let index = span.clients.len() - 1;
+    span.advance(Duration::from_millis(500));
+    assert!(span.client(index).is_connected());
+    (index, video)
+}
+
+/// 40 ms of a simulcast publisher: one frame of each layer (the layer at byte 14), a keyframe
+/// first and whenever that layer is asked for one.
+fn tick(span: &mut Span, index: usize, video: Mid, sent: &mut u32, seen: &mut [usize; 3]) {
+    let (now, start) = (span.now, span.start);
+    for (layer, (rid, len)) in LAYERS.iter().enumerate() {
+        let client = span.client(index);
+        let requests = client
+            .events
+            .iter()
+            .filter(|e| matches!(e, Event::KeyframeRequest(r) if r.rid == Some(Rid::from(*rid))))
+            .count();
+        let keyframe = *sent == 0 || requests > seen[layer];
+        seen[layer] = requests;
+        let writer = client.rtc.writer(video).unwrap().rid(Rid::from(*rid));
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .unwrap()
+            .pt();
+        let time = MediaTime::new(
+            (now - start).as_micros() as u64 * 90 / 1000,
+            Frequency::NINETY_KHZ,
+        );
+        let mut data = vp8_frame_of_len(*sent, keyframe, *len);
+        data[14] = layer as u8;
+        writer.write(pt, now, time, data).unwrap();
+        span.settle();
+    }
+    *sent += 1;
+    span.advance(Duration::from_millis(40));
+}
+
+/// (frame index, layer) of every video frame a client received.
+fn layers_received(client: &Client) -> Vec<(u32, u8)> {
+    client
+        .events
+        .iter()
+        .filter_map(|e| match e {
+            Event::MediaData(d) if d.params.spec().codec == Codec::Vp8 => {
+                Some((frame_index(MediaKind::Video, &d.data)?, *d.data.get(14)?))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn the_second_worker_takes_only_the_layers_its_students_watch() {
+    let mut span = Span::new(2);
+    let (teacher, video) = join_simulcast(&mut span, 0, TEACHER);
+    span.link(0, 1, 0);
+    let (bob, bob_mids) = span.join(
+        1,
+        PeerId(3),
+        &[(MediaKind::Video, Direction::RecvOnly)],
+        true,
+    );
+    let (mut sent, mut seen) = (0, [0; 3]);
+    for _ in 0..75 {
+        tick(&mut span, teacher, video, &mut sent, &mut seen);
+    }
+    let frames = layers_received(span.client(bob));
+    assert!(frames.len() > 50, "video over the link: {frames:?}");
+    assert!(
+        frames.windows(2).all(|w| w[0].0 < w[1].0),
+        "one layer at a time, in order: {frames:?}"
+    );
+
+    // Settled: one layer per frame crosses the link, not three.
+    let relayed = |span: &mut Span| span.sfu(1).stats().relay_packets_in;
+    let before = relayed(&mut span);
+    for _ in 0..25 {
+        tick(&mut span, teacher, video, &mut sent, &mut seen);
+    }
+    let crossed = relayed(&mut span) - before;
+    assert!(
+        (25..=30).contains(&crossed),
+        "{crossed} packets crossed for 25 frames of 3 layers"
+    );
+    assert_eq!(span.sfu(0).stats().rtp_packets_in, 3 * u64::from(sent));
+
+    // Bob shows it small: his worker moves him to the lowest layer, which it now asks for.
+    let now = span.now;
+    let mid = OurMid::from(bob_mids[0].to_string().as_str());
+    span.sfu(1)
+        .set_video_size(now, PeerId(3), &mid, 90)
+        .unwrap();
+    let before = layers_received(span.client(bob)).len();
+    for _ in 0..25 {
+        tick(&mut span, teacher, video, &mut sent, &mut seen);
+    }
+    let after = layers_received(span.client(bob))[before..].to_vec();
+    assert!(after.len() > 15, "video keeps flowing: {after:?}");
+    assert!(
+        after[after.len() - 10..]
+            .iter()
+            .all(|(_, layer)| *layer == 0),
+        "the lowest layer: {after:?}"
+    );
+    assert!(span.sfu(1).stats().layer_switches >= 1);
+}
+
+/// 20 ms of Opus from client `index` at `level` (-dBov).
+fn say(span: &mut Span, index: usize, mid: Mid, level: i8, frame: u32) {
+    let (now, start) = (span.now, span.start);
+    let writer = span.client(index).rtc.writer(mid).unwrap();
+    let pt = writer
+        .payload_params()
+        .find(|p| p.spec().codec == Codec::Opus)
+        .unwrap()
+        .pt();
+    let time = MediaTime::new(
+        (now - start).as_micros() as u64 * 48 / 1000,
+        Frequency::FORTY_EIGHT_KHZ,
+    );
+    writer
+        .audio_level(level, level > -50)
+        .write(pt, now, time, opus_frame(frame))
+        .unwrap();
+    span.advance(Duration::from_millis(20));
+}
+
+#[test]
+fn the_home_alone_reports_the_speakers_of_every_worker() {
+    let mut span = Span::new(2);
+    let sends = [(MediaKind::Audio, Direction::SendOnly)];
+    let (teacher, teacher_mids) = span.join(0, TEACHER, &sends, true);
+    span.link(0, 1, 0);
+    let (dee, dee_mids) = span.join(1, PeerId(5), &sends, true);
+    let (_bob, _) = span.join(
+        1,
+        PeerId(3),
+        &[(MediaKind::Audio, Direction::RecvOnly)],
+        true,
+    );
+    span.answer_offers();
+    // The student on worker 1 talks (nobody on the home listens to her, but its speaker
+    // detector hears her all the same); then the teacher at home.
+    for frame in 0..50 {
+        say(&mut span, dee, dee_mids[0], -20, frame);
+    }
+    let reports = |span: &Span, worker: usize| -> Vec<Vec<PeerId>> {
+        span.events
+            .iter()
+            .filter_map(|(w, e)| match e {
+                MediaEvent::ActiveSpeakers { speakers, .. } if *w == worker => {
+                    Some(speakers.clone())
+                }
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(reports(&span, 0).last(), Some(&vec![PeerId(5)]));
+    for frame in 0..150 {
+        say(&mut span, dee, dee_mids[0], -110, frame);
+        say(&mut span, teacher, teacher_mids[0], -20, frame);
+    }
+    assert_eq!(reports(&span, 0).last(), Some(&vec![TEACHER]));
+    assert_eq!(reports(&span, 1), Vec::<Vec<PeerId>>::new(), "one report");
+}
+
+#[test]
+fn a_link_that_ends_takes_what_came_over_it_on_both_sides() {
+    let (mut span, teacher, mids, [ann, bob, cy], _) = lecture();
+    span.publish(teacher, &mids, 0, 10);
+    let ended = |span: &Span, worker: usize, publisher: PeerId| {
+        span.events
+            .iter()
+            .filter(|(w, e)| {
+                *w == worker
+                    && matches!(e, MediaEvent::SubscriptionEnded { publisher: p, .. } if *p == publisher)
+            })
+            .count()
+    };
+    assert_eq!(ended(&span, 1, TEACHER), 0);
+
+    // Worker 1's room is gone there (as when its last peer left): both halves go.
+    let now = span.now;
+    span.sfu(1).end_relays(now, &room());
+    span.settle();
+    assert_eq!(
+        ended(&span, 1, TEACHER),
+        4,
+        "bob's and cy's audio and video"
+    );
+    for worker in 0..2 {
+        assert_eq!(span.sfu(worker).stats().relay_links_closed, 1);
+    }
+    let before = span.client(bob).received(MediaKind::Audio).len();
+    span.publish(teacher, &mids, 10, 10);
+    assert_eq!(span.client(bob).received(MediaKind::Audio).len(), before);
+    assert_eq!(span.client(cy).received(MediaKind::Audio).len(), before);
+    assert_eq!(
+        span.client(ann).received(MediaKind::Audio).len(),
+        20,
+        "home goes on"
+    );
+    assert_eq!(span.sfu(0).relay_stats().items_dropped, 0);
+}
