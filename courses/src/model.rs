@@ -515,9 +515,7 @@ impl DocumentSource {
                 Self::Pptx
             }
             "application/vnd.oasis.opendocument.presentation" => Self::Odp,
-            "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => {
-                Self::Docx
-            }
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => Self::Docx,
             _ => return None,
         })
     }

@@ -41,7 +41,10 @@ const OLD_ROWS: &[&str] = &[
 async fn replay_jobs_from_before_documents_survive_the_upgrade() {
     sqlx::any::install_default_drivers();
     let data = tempfile::tempdir().expect("a data folder");
-    let url = format!("sqlite://{}?mode=rwc", data.path().join("db.sqlite").display());
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        data.path().join("db.sqlite").display()
+    );
     {
         let old = migrations_before_documents("sqlite");
         let pool = sqlx::AnyPool::connect(&url).await.expect("connects");

@@ -42,7 +42,7 @@ pub mod track_file;
 pub mod worker;
 
 pub use config::RecorderConfig;
+pub use documents::DocumentConfig;
 pub use live::{FinishedRecording, LiveRecorder};
 pub use stats::{RecorderSnapshot, RecorderStats};
-pub use documents::DocumentConfig;
 pub use worker::{EnqueueError, Folders, Job, JobOutput, JobQueue, QueueError, Task, Workers};

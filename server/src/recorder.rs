@@ -10,13 +10,13 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use anyhow::Context;
-use classroom_courses::{Store, StoreError};
 use classroom_courses::model::{DocumentSource, RecordingJob, ReplayChapter};
 use classroom_courses::store::RetryPolicy;
+use classroom_courses::{Store, StoreError};
 use classroom_media::driver::MediaHandle;
 use classroom_protocol::{LessonId, RoomName};
-use classroom_recorder::events::Event;
 use classroom_recorder::documents::SourceFormat;
+use classroom_recorder::events::Event;
 use classroom_recorder::worker::{CLAIM_LEASE, QueueError, QueueFuture};
 use classroom_recorder::{
     DocumentConfig, FinishedRecording, Folders, Job, JobOutput, JobQueue, LiveRecorder,
@@ -342,13 +342,12 @@ impl JobQueue for StoreQueue {
                         .map(|replay| tracing::debug!(replay = %replay.id, "replay registered"))
                         .map_err(store_failed)
                 }
-                JobOutput::Document(output) => {
-                    self.store
-                        .complete_document_job(job.id, &job.worker, i64::from(output.pages), now)
-                        .await
-                        .map(|document| tracing::debug!(document = %document.id, "document ready"))
-                        .map_err(store_failed)
-                }
+                JobOutput::Document(output) => self
+                    .store
+                    .complete_document_job(job.id, &job.worker, i64::from(output.pages), now)
+                    .await
+                    .map(|document| tracing::debug!(document = %document.id, "document ready"))
+                    .map_err(store_failed),
             }
         })
     }
@@ -379,30 +378,39 @@ impl StoreQueue {
     /// What a claimed job's row asks for; the inner `Err` says why it cannot be run. A
     /// database failure leaves the claim to lapse, so the job is taken again later.
     async fn task(&self, job: &RecordingJob) -> Result<Result<Task, String>, StoreError> {
-        Ok(match (&job.recording, job.lesson_id, job.replay_id, job.document_id) {
-            (Some(recording), Some(lesson), Some(replay), None) => Ok(Task::Replay {
-                lesson,
-                recording: recording.clone(),
-                replay,
-            }),
-            (None, None, None, Some(document)) => {
-                let document = match self.store.document(document).await {
-                    Ok(document) => document,
-                    Err(StoreError::NotFound(_)) => return Ok(Err("the document is gone".into())),
-                    Err(e) => return Err(e),
-                };
-                let format = match document.source {
-                    DocumentSource::Pdf => SourceFormat::Pdf,
-                    DocumentSource::Pptx => SourceFormat::Pptx,
-                    DocumentSource::Odp => SourceFormat::Odp,
-                    DocumentSource::Docx => SourceFormat::Docx,
-                };
-                Ok(Task::Document {
-                    document: document.id,
-                    format,
-                })
-            }
-            _ => Err("internal error: the job names neither a recording nor a document".into()),
-        })
+        Ok(
+            match (
+                &job.recording,
+                job.lesson_id,
+                job.replay_id,
+                job.document_id,
+            ) {
+                (Some(recording), Some(lesson), Some(replay), None) => Ok(Task::Replay {
+                    lesson,
+                    recording: recording.clone(),
+                    replay,
+                }),
+                (None, None, None, Some(document)) => {
+                    let document = match self.store.document(document).await {
+                        Ok(document) => document,
+                        Err(StoreError::NotFound(_)) => {
+                            return Ok(Err("the document is gone".into()));
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let format = match document.source {
+                        DocumentSource::Pdf => SourceFormat::Pdf,
+                        DocumentSource::Pptx => SourceFormat::Pptx,
+                        DocumentSource::Odp => SourceFormat::Odp,
+                        DocumentSource::Docx => SourceFormat::Docx,
+                    };
+                    Ok(Task::Document {
+                        document: document.id,
+                        format,
+                    })
+                }
+                _ => Err("internal error: the job names neither a recording nor a document".into()),
+            },
+        )
     }
 }

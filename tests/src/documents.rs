@@ -23,7 +23,8 @@ pub fn encrypted_pdf() -> Vec<u8> {
 
 /// The start of a PDF followed by junk: no objects, no cross-reference table, no trailer.
 pub fn corrupt_pdf() -> Vec<u8> {
-    let mut bytes = b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R".to_vec();
+    let mut bytes =
+        b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog /Pages 2 0 R".to_vec();
     let mut x: u32 = 0x1234_5678;
     for _ in 0..4096 {
         // xorshift: junk that is the same every run.
@@ -76,7 +77,9 @@ fn pdf_with(pages: &[String], encrypt: Option<()>) -> Vec<u8> {
         out.extend_from_slice(format!("{} 0 obj\n{object}\nendobj\n", i + 1).as_bytes());
     }
     let xref = out.len();
-    out.extend_from_slice(format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes());
+    out.extend_from_slice(
+        format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+    );
     for offset in offsets {
         out.extend_from_slice(format!("{offset:010} 00000 n \n").as_bytes());
     }
@@ -191,7 +194,9 @@ pub fn docx(paragraphs: &[&str]) -> Vec<u8> {
         } else {
             ""
         };
-        body.push_str(&format!("<w:p>{page_break}<w:r><w:t>{text}</w:t></w:r></w:p>"));
+        body.push_str(&format!(
+            "<w:p>{page_break}<w:r><w:t>{text}</w:t></w:r></w:p>"
+        ));
     }
     let document = format!(
         r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>

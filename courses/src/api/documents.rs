@@ -133,7 +133,12 @@ pub(super) async fn upload_document(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     let source = DocumentSource::from_media_type(media_type)
-        .or_else(|| query.name.as_deref().and_then(DocumentSource::from_file_name))
+        .or_else(|| {
+            query
+                .name
+                .as_deref()
+                .and_then(DocumentSource::from_file_name)
+        })
         .ok_or_else(|| {
             ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -144,7 +149,9 @@ pub(super) async fn upload_document(
     let title = match (&query.title, &query.name) {
         (Some(title), _) => Title::parse(title)?,
         (None, Some(name)) => {
-            let stem = name.rsplit_once('.').map_or(name.as_str(), |(stem, _)| stem);
+            let stem = name
+                .rsplit_once('.')
+                .map_or(name.as_str(), |(stem, _)| stem);
             Title::parse(stem).or_else(|_| Title::parse("Document"))?
         }
         (None, None) => Title::parse("Document")?,
@@ -168,10 +175,9 @@ pub(super) async fn upload_document(
     tokio::fs::create_dir_all(&setup.dir)
         .await
         .map_err(ApiError::internal)?;
-    let part = setup.dir.join(format!(
-        "upload-{}.part",
-        crate::auth::random_token(12)
-    ));
+    let part = setup
+        .dir
+        .join(format!("upload-{}.part", crate::auth::random_token(12)));
     let size = match receive(body, &part, setup.max_upload_bytes).await {
         Ok(size) => size,
         Err(e) => {
@@ -228,7 +234,9 @@ enum Received {
 
 /// Streams the body into `path`, refusing it past `limit` bytes.
 async fn receive(body: Body, path: &Path, limit: u64) -> Result<u64, Received> {
-    let mut file = tokio::fs::File::create(path).await.map_err(Received::Disk)?;
+    let mut file = tokio::fs::File::create(path)
+        .await
+        .map_err(Received::Disk)?;
     let mut stream = body.into_data_stream();
     let mut size = 0u64;
     while let Some(chunk) = stream.next().await {
@@ -393,7 +401,8 @@ fn content_type(file: &str) -> Option<&'static str> {
         .strip_prefix("page-")
         .or_else(|| file.strip_prefix("thumb-"))?
         .strip_suffix(".png")?;
-    let plain = !number.is_empty() && number.len() <= 6 && number.bytes().all(|b| b.is_ascii_digit());
+    let plain =
+        !number.is_empty() && number.len() <= 6 && number.bytes().all(|b| b.is_ascii_digit());
     plain.then_some("image/png")
 }
 

@@ -154,10 +154,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
                 ))
                 .layer(DefaultBodyLimit::disable()),
         )
-        .routes(routes!(
-            documents::get_document,
-            documents::delete_document
-        ))
+        .routes(routes!(documents::get_document, documents::delete_document))
         .routes(routes!(documents::document_file))
         .routes(routes!(recording_jobs::list_jobs))
         .routes(routes!(recording_jobs::retry_job))

@@ -189,12 +189,7 @@ impl TokenIssuer {
 
     /// A token for the pages of document `document`, for `user` (an `<img>` cannot send a
     /// bearer header either).
-    pub fn issue_document_files(
-        &self,
-        user: UserId,
-        document: i64,
-        now: OffsetDateTime,
-    ) -> String {
+    pub fn issue_document_files(&self, user: UserId, document: i64, now: OffsetDateTime) -> String {
         let (_, exp) = times(now, REPLAY_FILES_TTL);
         self.sign(&ReplayFileClaims {
             sub: user.to_string(),

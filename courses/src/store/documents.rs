@@ -118,7 +118,10 @@ impl Store {
             .bind(course.0)
             .fetch_all(self.db.pool())
             .await?;
-        Ok(rows.iter().map(document_from_row).collect::<Result<_, _>>()?)
+        Ok(rows
+            .iter()
+            .map(document_from_row)
+            .collect::<Result<_, _>>()?)
     }
 
     /// Deletes a document and its job (a worker still converting it finds its claim gone).

@@ -34,7 +34,9 @@ pub(super) fn job_from_row(row: &AnyRow) -> Result<RecordingJob, sqlx::Error> {
         recording: row.try_get("recording")?,
         lesson_id: row.try_get::<Option<i64>, _>("lesson_id")?.map(LessonId),
         replay_id: row.try_get::<Option<i64>, _>("replay_id")?.map(ReplayId),
-        document_id: row.try_get::<Option<i64>, _>("document_id")?.map(DocumentId),
+        document_id: row
+            .try_get::<Option<i64>, _>("document_id")?
+            .map(DocumentId),
         state: JobState::parse(&state).ok_or_else(|| decode_err("job state", &state))?,
         attempts: row.try_get("attempts")?,
         run_after: from_millis(row.try_get("run_after")?),
@@ -290,12 +292,22 @@ impl Store {
             (Some(replay), _) => (
                 "replays",
                 replay.0,
-                if give_up { ReplayState::Failed } else { ReplayState::Processing }.as_str(),
+                if give_up {
+                    ReplayState::Failed
+                } else {
+                    ReplayState::Processing
+                }
+                .as_str(),
             ),
             (None, Some(document)) => (
                 "documents",
                 document.0,
-                if give_up { DocumentState::Failed } else { DocumentState::Processing }.as_str(),
+                if give_up {
+                    DocumentState::Failed
+                } else {
+                    DocumentState::Processing
+                }
+                .as_str(),
             ),
             (None, None) => return Err(StoreError::NotFound("replay or document")),
         };

@@ -226,7 +226,10 @@ fn convert(job: &Job, source: &Path, pdf: &Path) -> Result<(), DocumentError> {
     let profile = job.work.join("profile");
     let mut command = Command::new(&job.config.soffice);
     command
-        .arg(format!("-env:UserInstallation=file://{}", profile.display()))
+        .arg(format!(
+            "-env:UserInstallation=file://{}",
+            profile.display()
+        ))
         .args([
             "--headless",
             "--invisible",
@@ -336,7 +339,10 @@ fn render(
 fn text(job: &Job, pdf: &Path, pages: u32) -> Result<(), DocumentError> {
     let out = job.work.join("text.txt");
     let mut command = Command::new(&job.config.pdftotext);
-    command.args(["-enc", "UTF-8", "-layout"]).arg(pdf).arg(&out);
+    command
+        .args(["-enc", "UTF-8", "-layout"])
+        .arg(pdf)
+        .arg(&out);
     let finished = job.run(command, "text")?;
     if !finished.status.success() {
         return Err(DocumentError::Corrupt {

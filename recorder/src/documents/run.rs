@@ -115,7 +115,10 @@ mod tests {
             dir.path(),
             started + Duration::from_millis(500),
         );
-        assert!(matches!(result, Err(RunError::TimedOut { .. })), "{result:?}");
+        assert!(
+            matches!(result, Err(RunError::TimedOut { .. })),
+            "{result:?}"
+        );
         assert!(started.elapsed() < Duration::from_secs(5));
         let pid = std::fs::read_to_string(&pid_file).expect("the sleeper's pid");
         let stat = format!("/proc/{}/stat", pid.trim());

@@ -50,7 +50,14 @@ async fn fetch(server: &TestServer, url: &str) -> (u16, Vec<u8>) {
         .await
         .expect("the server answers");
     let status = response.status().as_u16();
-    (status, response.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+    (
+        status,
+        response
+            .bytes()
+            .await
+            .map(|b| b.to_vec())
+            .unwrap_or_default(),
+    )
 }
 
 both_backends!(a_pdf_becomes_pages_for_the_members, |server| async move {
@@ -75,7 +82,10 @@ both_backends!(a_pdf_becomes_pages_for_the_members, |server| async move {
         .await;
     let item = listed.expect(200)["items"][0].clone();
     assert_eq!(item["id"], document);
-    let files = item["files_url"].as_str().expect("a files link").to_string();
+    let files = item["files_url"]
+        .as_str()
+        .expect("a files link")
+        .to_string();
     school
         .outsider
         .get(&format!("/api/v1/courses/{course}/documents"))
@@ -133,7 +143,10 @@ both_backends!(a_pdf_becomes_pages_for_the_members, |server| async move {
     assert_eq!(fetch(&server, &format!("{files}page-1.png")).await.0, 403);
 
     // The teacher deletes it: gone from the list, its files from the disk.
-    let folder = server.data_dir().join("documents").join(document.to_string());
+    let folder = server
+        .data_dir()
+        .join("documents")
+        .join(document.to_string());
     assert!(folder.join("pages").is_dir());
     school
         .teacher
@@ -198,7 +211,14 @@ both_backends!(
     |server| async move {
         let school = School::new(&server).await;
         let bytes = docx(&["Handout for week two", "Answers on the second page"]);
-        let created = upload(&school.teacher, school.course_id, "handout.docx", DOCX, bytes).await;
+        let created = upload(
+            &school.teacher,
+            school.course_id,
+            "handout.docx",
+            DOCX,
+            bytes,
+        )
+        .await;
         let ready = settled(&school.teacher, id(&created), Duration::from_secs(120)).await;
         assert_eq!(ready["state"], "ready", "{ready}");
         assert_eq!(ready["pages"], 2);
@@ -247,10 +267,19 @@ both_backends!(
         assert_eq!(ready["state"], "ready", "{ready}");
         println!("five documents settled in {:?}", started.elapsed());
         // Failed for good at the first attempt: bad input is not retried.
-        let jobs = school.admin.get("/api/v1/recording-jobs?state=failed").await;
-        let jobs = jobs.expect(200)["items"].as_array().cloned().unwrap_or_default();
+        let jobs = school
+            .admin
+            .get("/api/v1/recording-jobs?state=failed")
+            .await;
+        let jobs = jobs.expect(200)["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
         assert_eq!(jobs.len(), 4);
-        assert!(jobs.iter().all(|j| j["kind"] == "document" && j["attempts"] == 1));
+        assert!(
+            jobs.iter()
+                .all(|j| j["kind"] == "document" && j["attempts"] == 1)
+        );
         server
     }
 );
