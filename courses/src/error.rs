@@ -20,6 +20,9 @@ pub enum StoreError {
     /// A lesson event the lesson's state does not allow.
     #[error(transparent)]
     LessonState(#[from] LessonTransitionError),
+    /// A file the data belongs with could not be stored; details go to the log.
+    #[error("storage error: {0}")]
+    Storage(std::io::Error),
     /// The database failed; details go to the log, not to the client.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use classroom_protocol::{CourseId, LessonId, ReplayId, RoomName, UserId, UserRole};
+use classroom_protocol::{CourseId, DocumentId, LessonId, ReplayId, RoomName, UserId, UserRole};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
@@ -391,7 +391,7 @@ pub struct ReplayChapter {
     pub title: String,
 }
 
-/// Where a replay job is.
+/// Where a job of the queue is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum JobState {
@@ -418,14 +418,44 @@ impl JobState {
     }
 }
 
-/// A job of the replay queue: make the replay of one recording.
+/// What a job of the queue makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum JobKind {
+    /// The replay of a finished recording.
+    Replay,
+    /// The pages of an uploaded document.
+    Document,
+}
+
+impl JobKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            JobKind::Replay => "replay",
+            JobKind::Document => "document",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Replay, Self::Document]
+            .into_iter()
+            .find(|k| k.as_str() == s)
+    }
+}
+
+/// A job of the queue: make the replay of one recording, or the pages of one document.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct RecordingJob {
     pub id: i64,
-    /// The recording's folder under `<data_dir>/recordings`.
-    pub recording: String,
-    pub lesson_id: LessonId,
-    pub replay_id: ReplayId,
+    pub kind: JobKind,
+    /// The recording's folder under `<data_dir>/recordings` (replay jobs).
+    pub recording: Option<String>,
+    /// The recorded lesson (replay jobs).
+    pub lesson_id: Option<LessonId>,
+    /// The replay it makes (replay jobs).
+    pub replay_id: Option<ReplayId>,
+    /// The document it prepares (document jobs).
+    pub document_id: Option<DocumentId>,
     pub state: JobState,
     /// Attempts so far.
     pub attempts: i64,
@@ -442,6 +472,103 @@ pub struct RecordingJob {
     pub updated_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339::option")]
     pub finished_at: Option<OffsetDateTime>,
+}
+
+/// The kind of file a document was uploaded as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentSource {
+    Pdf,
+    Pptx,
+    Odp,
+    Docx,
+}
+
+impl DocumentSource {
+    pub const ALL: [DocumentSource; 4] = [Self::Pdf, Self::Pptx, Self::Odp, Self::Docx];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentSource::Pdf => "pdf",
+            DocumentSource::Pptx => "pptx",
+            DocumentSource::Odp => "odp",
+            DocumentSource::Docx => "docx",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+
+    /// The kind a file's name says (`Lecture 3.PPTX` is a PPTX), if it is one we take.
+    pub fn from_file_name(name: &str) -> Option<Self> {
+        let (_, extension) = name.rsplit_once('.')?;
+        Self::parse(&extension.to_ascii_lowercase())
+    }
+
+    /// The kind a request's media type says, if it is one we take.
+    pub fn from_media_type(media_type: &str) -> Option<Self> {
+        let essence = media_type.split(';').next().unwrap_or("").trim();
+        Some(match essence.to_ascii_lowercase().as_str() {
+            "application/pdf" => Self::Pdf,
+            "application/vnd.openxmlformats-officedocument.presentationml.presentation" => {
+                Self::Pptx
+            }
+            "application/vnd.oasis.opendocument.presentation" => Self::Odp,
+            "application/vnd.openxmlformats-officedocument.wordprocessingml.document" => Self::Docx,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a document is in its preparation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DocumentState {
+    /// Queued or being converted.
+    Processing,
+    /// Its pages can be shown.
+    Ready,
+    /// It could not be prepared: `error` says why.
+    Failed,
+}
+
+impl DocumentState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DocumentState::Processing => "processing",
+            DocumentState::Ready => "ready",
+            DocumentState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Processing, Self::Ready, Self::Failed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// A document of a course's materials.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Document {
+    pub id: DocumentId,
+    pub course_id: CourseId,
+    pub title: String,
+    pub source: DocumentSource,
+    pub state: DocumentState,
+    /// Bytes uploaded.
+    pub size_bytes: i64,
+    /// Pages (ready documents).
+    pub pages: Option<i64>,
+    /// Why it could not be prepared (failed documents).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub uploaded_by: Option<UserId>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub ready_at: Option<OffsetDateTime>,
 }
 
 #[cfg(test)]

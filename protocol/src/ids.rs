@@ -44,6 +44,10 @@ int_id!(
     /// A replay (VOD asset) in a course's library.
     ReplayId
 );
+int_id!(
+    /// A document (slides, a handout) in a course's materials.
+    DocumentId
+);
 
 /// The name of a room: the live session of one lesson.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -28,7 +28,7 @@ pub use access::{AccessChange, AccessDenied, CloseReason};
 pub use error::{ErrorBody, ErrorDetail};
 pub use error_code::ErrorCode;
 pub use grants::{Grants, TrackSource};
-pub use ids::{CourseId, LessonId, Mid, PeerId, ReplayId, RoomName, UserId};
+pub use ids::{CourseId, DocumentId, LessonId, Mid, PeerId, ReplayId, RoomName, UserId};
 pub use roles::{ParticipantRole, UserRole};
 pub use token::{JOIN_TOKEN_AUDIENCE, JoinClaims};
 

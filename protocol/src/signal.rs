@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 pub use crate::ErrorCode;
-use crate::{Grants, ParticipantRole, TrackSource, UserId};
+use crate::{DocumentId, Grants, ParticipantRole, TrackSource, UserId};
 
 /// A participant of one room. Stable for the participant's whole stay, across reconnects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -109,6 +109,21 @@ pub enum ClientMessage {
     Answer {
         sdp: String,
     },
+    /// Moderators: show a document of the course's materials to the class, at `page`
+    /// (default 1) of its `pages`. Everyone gets [`ServerMessage::Slide`]; the pages are
+    /// fetched from the REST API, which lets only the course's members see them.
+    OpenDocument {
+        document: DocumentId,
+        pages: u32,
+        #[serde(default = "first_page")]
+        page: u32,
+    },
+    /// Moderators: show page `page` (from 1) of the open document.
+    TurnPage {
+        page: u32,
+    },
+    /// Moderators: stop showing the document.
+    CloseDocument,
     /// The size at which the client shows the video arriving on its m-line `mid`, in CSS
     /// pixels times the device pixel ratio. The server picks the simulcast layer that fits
     /// it and the client's bandwidth; `0×0` (hidden) asks for the lowest layer. Answered
@@ -118,6 +133,21 @@ pub enum ClientMessage {
         width: u32,
         height: u32,
     },
+}
+
+fn first_page() -> u32 {
+    1
+}
+
+/// The document shown to the class and its page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Slide {
+    pub document: DocumentId,
+    /// The page shown, from 1.
+    pub page: u32,
+    pub pages: u32,
+    /// The moderator who opened it or turned to this page.
+    pub by: ParticipantId,
 }
 
 /// What a media track carries.
@@ -191,6 +221,9 @@ pub enum ServerMessage {
         /// Whether the lesson is being recorded now.
         #[serde(default)]
         recording: RecordingState,
+        /// The document shown to the class and its page, if one is.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        slide: Option<Slide>,
     },
     /// A message with this `id` was carried out.
     Ok {
@@ -242,6 +275,10 @@ pub enum ServerMessage {
     },
     /// The lesson is over; the connection closes.
     LessonEnded,
+    /// The document shown to the class, or its page, changed; `null` when none is shown.
+    Slide {
+        slide: Option<Slide>,
+    },
     /// The recording state of the lesson changed (everyone sees an indicator).
     Recording {
         state: RecordingState,
@@ -413,6 +450,41 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ended).expect("serializes"),
             r#"{"type":"track_ended","mid":"1"}"#
+        );
+    }
+
+    #[test]
+    fn slide_messages_are_flat_json() {
+        let open: ClientEnvelope = serde_json::from_str(
+            r#"{"v":1,"id":4,"type":"open_document","document":12,"pages":9}"#,
+        )
+        .expect("an open_document");
+        assert_eq!(
+            open.message,
+            ClientMessage::OpenDocument {
+                document: DocumentId(12),
+                pages: 9,
+                page: 1
+            }
+        );
+        let turn: ClientEnvelope =
+            serde_json::from_str(r#"{"v":1,"type":"turn_page","page":3}"#).expect("a turn");
+        assert_eq!(turn.message, ClientMessage::TurnPage { page: 3 });
+        let slide = ServerMessage::Slide {
+            slide: Some(Slide {
+                document: DocumentId(12),
+                page: 3,
+                pages: 9,
+                by: ParticipantId(1),
+            }),
+        };
+        assert_eq!(
+            serde_json::to_string(&slide).expect("serializes"),
+            r#"{"type":"slide","slide":{"document":12,"page":3,"pages":9,"by":1}}"#
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerMessage::Slide { slide: None }).expect("serializes"),
+            r#"{"type":"slide","slide":null}"#
         );
     }
 

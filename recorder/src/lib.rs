@@ -8,6 +8,7 @@
 //! - [`worker`]: the durable job queue (behind [`worker::JobQueue`], kept in the database by
 //!   the server) and the workers that run the [`pipeline`]: depacketize, place every track on
 //!   one timeline, and have ffmpeg make HLS and MP4 of the main view with all voices mixed.
+//!   The same workers prepare course [`documents`] (slides, handouts): pages and their text.
 //!
 //! Layout under the data directory:
 //!
@@ -20,6 +21,9 @@
 //!     index.m3u8, seg-00000.ts, ...       HLS (H.264 + AAC), VOD playlist
 //!     replay.mp4                          the download
 //!     chapters.json, chat.json, chat.vtt  chapters and the chat as a timed track
+//! documents/<document id>/
+//!     source.<pdf|pptx|odp|docx>          the upload
+//!     pages/                              document.pdf, page-<n>.png, thumb-<n>.png, text.json
 //! ```
 //!
 //! Invariants: the recording path never slows forwarding (the SFU drops what a recorder
@@ -28,6 +32,7 @@
 //! job leaves a reason.
 
 pub mod config;
+pub mod documents;
 pub mod drops;
 pub mod events;
 pub mod live;
@@ -37,6 +42,7 @@ pub mod track_file;
 pub mod worker;
 
 pub use config::RecorderConfig;
+pub use documents::DocumentConfig;
 pub use live::{FinishedRecording, LiveRecorder};
 pub use stats::{RecorderSnapshot, RecorderStats};
-pub use worker::{EnqueueError, Folders, Job, JobQueue, QueueError, Workers};
+pub use worker::{EnqueueError, Folders, Job, JobOutput, JobQueue, QueueError, Task, Workers};

@@ -1,10 +1,13 @@
-//! The replay job queue as the recorder sees it, and the workers that drain it.
+//! The job queue as the recorder sees it, and the workers that drain it: replays of
+//! recordings, and course documents (see [`crate::documents`]).
 //!
 //! The queue itself is durable and lives in the database (the server implements
 //! [`JobQueue`] with its store): a job survives restarts, and with PostgreSQL several nodes
 //! claim from one queue without taking the same job. A worker claims a job, keeps its claim
-//! alive while ffmpeg runs, and reports success (the replay becomes ready) or failure (the
-//! store retries it later with backoff, then keeps it failed with the reason).
+//! alive while ffmpeg (or LibreOffice) runs, and reports success (the replay or document
+//! becomes ready) or failure (the store retries it later with backoff, then keeps it failed
+//! with the reason; a document the server cannot read fails at once, as another attempt would
+//! fail the same way).
 
 use std::future::Future;
 use std::path::PathBuf;
@@ -12,11 +15,12 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use classroom_protocol::{LessonId, ReplayId};
+use classroom_protocol::{DocumentId, LessonId, ReplayId};
 use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::config::RecorderConfig;
+use crate::documents::{self, DocumentConfig, DocumentOutput, SourceFormat};
 use crate::live::{FinishedRecording, QUEUED_MARKER};
 use crate::pipeline::{self, ReplayOutput};
 use crate::stats::RecorderStats;
@@ -28,15 +32,36 @@ pub type QueueFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Job {
     pub id: i64,
-    pub lesson: LessonId,
-    /// The recording's folder name under `data_dir/recordings`.
-    pub recording: String,
-    /// The replay it makes (registered, processing, when the job was queued).
-    pub replay: ReplayId,
+    pub task: Task,
     /// This attempt's number, from 1.
     pub attempt: u32,
     /// The worker that claimed it: renewals and outcomes count only from it.
     pub worker: String,
+}
+
+/// What a job makes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Task {
+    /// The replay of a finished recording.
+    Replay {
+        lesson: LessonId,
+        /// The recording's folder name under `data_dir/recordings`.
+        recording: String,
+        /// The replay it makes (registered, processing, when the job was queued).
+        replay: ReplayId,
+    },
+    /// The pages of a document uploaded as `format` (its folder under `data_dir/documents`).
+    Document {
+        document: DocumentId,
+        format: SourceFormat,
+    },
+}
+
+/// What a job made.
+#[derive(Debug, Clone, PartialEq)]
+pub enum JobOutput {
+    Replay(ReplayOutput),
+    Document(DocumentOutput),
 }
 
 /// The durable queue (the database).
@@ -52,9 +77,14 @@ pub trait JobQueue: Send + Sync + 'static {
     fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, QueueError>>;
     /// The worker still runs the job: renews its claim.
     fn keep_alive(&self, job: &Job) -> QueueFuture<'_, ()>;
-    fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), QueueError>>;
-    /// The job failed; the queue retries it later or marks it failed for good.
-    fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), QueueError>>;
+    fn succeeded(&self, job: Job, output: JobOutput) -> QueueFuture<'_, Result<(), QueueError>>;
+    /// The job failed; the queue retries it later (`retry`) or marks it failed for good.
+    fn failed(
+        &self,
+        job: Job,
+        reason: String,
+        retry: bool,
+    ) -> QueueFuture<'_, Result<(), QueueError>>;
 }
 
 /// Why the [`JobQueue`] could not do what it was asked; nothing changed in the queue.
@@ -86,16 +116,18 @@ pub const CLAIM_LEASE: Duration = Duration::from_secs(120);
 /// woken when a job is queued here.
 const POLL: Duration = Duration::from_secs(2);
 
-/// Where recordings and replays live.
+/// Where recordings, replays and documents live.
 #[derive(Debug, Clone)]
 pub struct Folders {
     pub recordings: PathBuf,
     pub replays: PathBuf,
+    pub documents: PathBuf,
 }
 
 /// Queues finished recordings and runs the workers until `shutdown`.
 pub struct Workers {
     pub config: RecorderConfig,
+    pub documents: DocumentConfig,
     pub folders: Folders,
     pub queue: Arc<dyn JobQueue>,
     pub stats: Arc<RecorderStats>,
@@ -145,7 +177,7 @@ impl Workers {
                     continue;
                 }
                 Ok(None) => {}
-                Err(e) => warn!(error = %e, "cannot claim a replay job"),
+                Err(e) => warn!(error = %e, "cannot claim a job"),
             }
             tokio::select! {
                 _ = shutdown.changed() => {}
@@ -157,35 +189,61 @@ impl Workers {
 
     async fn run(&self, job: Job) {
         let started = Instant::now();
-        let recording = self.folders.recordings.join(&job.recording);
-        let out = self.folders.replays.join(job.replay.to_string());
-        info!(job = job.id, recording = %job.recording, attempt = job.attempt, "replay job started");
-        let config = self.config.clone();
-        let mut processing =
-            tokio::task::spawn_blocking(move || pipeline::process(&config, &recording, &out));
+        info!(job = job.id, task = ?job.task, attempt = job.attempt, "job started");
+        let work = match job.task.clone() {
+            Task::Replay {
+                recording, replay, ..
+            } => {
+                let recording = self.folders.recordings.join(recording);
+                let out = self.folders.replays.join(replay.to_string());
+                let config = self.config.clone();
+                tokio::task::spawn_blocking(move || {
+                    pipeline::process(&config, &recording, &out)
+                        .map(JobOutput::Replay)
+                        .map_err(|e| (e.to_string(), true))
+                })
+            }
+            Task::Document { document, format } => {
+                let folder = self.folders.documents.join(document.to_string());
+                let config = self.documents.clone();
+                tokio::task::spawn_blocking(move || {
+                    documents::prepare(&config, &folder, format)
+                        .map(JobOutput::Document)
+                        .map_err(|e| (e.to_string(), e.is_retryable()))
+                })
+            }
+        };
+        let mut work = work;
         let result = loop {
             tokio::select! {
-                result = &mut processing => break result,
+                result = &mut work => break result,
                 _ = tokio::time::sleep(KEEP_ALIVE) => self.queue.keep_alive(&job).await,
             }
         };
         let millis = started.elapsed().as_millis() as u64;
+        let replay = matches!(job.task, Task::Replay { .. });
         let reported = match result {
             Ok(Ok(output)) => {
-                info!(job = job.id, replay = %job.replay, duration_ms = output.duration_ms, took_ms = millis, "replay ready");
-                self.stats.job_finished(true, millis);
+                info!(job = job.id, took_ms = millis, "job done");
+                if replay {
+                    self.stats.job_finished(true, millis);
+                }
                 self.queue.succeeded(job.clone(), output).await
             }
-            Ok(Err(e)) => {
-                warn!(job = job.id, error = %e, "replay job failed");
-                self.stats.job_finished(false, millis);
-                self.queue.failed(job.clone(), e.to_string()).await
+            Ok(Err((reason, retry))) => {
+                warn!(job = job.id, error = %reason, "job failed");
+                if replay {
+                    self.stats.job_finished(false, millis);
+                }
+                self.queue.failed(job.clone(), reason, retry).await
             }
             Err(e) => {
-                warn!(job = job.id, error = %e, "replay job panicked");
-                self.stats.job_finished(false, millis);
+                warn!(job = job.id, error = %e, "job panicked");
+                if replay {
+                    self.stats.job_finished(false, millis);
+                }
                 self.queue
-                    .failed(job.clone(), format!("internal error: {e}"))
+                    .failed(job.clone(), format!("internal error: {e}"), true)
                     .await
             }
         };

@@ -25,6 +25,8 @@ pub struct Config {
     pub media: MediaConfig,
     pub restream: crate::restream::RestreamSettings,
     pub recorder: classroom_recorder::RecorderConfig,
+    /// Course documents: converters and limits (prepared by the recorder's workers).
+    pub documents: classroom_recorder::DocumentConfig,
     pub rtmp: RtmpConfig,
     pub turn: TurnConfig,
     pub cluster: crate::cluster::ClusterConfig,
@@ -326,6 +328,7 @@ impl Default for Config {
             media: MediaConfig::default(),
             restream: crate::restream::RestreamSettings::default(),
             recorder: classroom_recorder::RecorderConfig::default(),
+            documents: classroom_recorder::DocumentConfig::default(),
             rtmp: RtmpConfig::default(),
             turn: TurnConfig::default(),
             cluster: crate::cluster::ClusterConfig::default(),

@@ -140,6 +140,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let (shutdown, stopping) = watch::channel(false);
     let recorder = recorder::start(
         &config.recorder,
+        &config.documents,
         &config.data_dir,
         store.clone(),
         media.handle.clone(),
@@ -244,6 +245,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         restream_outbound: outbound,
         request_timeout: Duration::from_secs(config.http.request_timeout_secs),
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
+        documents: Some(classroom_courses::api::DocumentsSetup {
+            dir: recorder::documents_dir(&config.data_dir),
+            max_upload_bytes: config.documents.max_upload_bytes,
+            wake_workers: recorder.wake_handle(),
+        }),
         access_changes,
         turn: config.turn.credentials().context("turn")?.map(Arc::new),
         setup,

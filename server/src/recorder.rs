@@ -1,24 +1,26 @@
 //! The recorder, wired in: signaling's recording events drive the live recorder, a lesson of
 //! a course that records by default starts recording when it goes live, finished recordings
 //! (and those a crash left unfinished) are queued in the database, and this node's workers
-//! turn them into replays. The queue is the store's `recording_jobs` table
-//! ([`StoreQueue`] implements the recorder's [`JobQueue`] with it).
+//! turn them into replays; the same workers prepare the documents teachers upload. The queue
+//! is the store's `recording_jobs` table ([`StoreQueue`] implements the recorder's
+//! [`JobQueue`] with it).
 
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use anyhow::Context;
-use classroom_courses::Store;
-use classroom_courses::model::ReplayChapter;
+use classroom_courses::model::{DocumentSource, RecordingJob, ReplayChapter};
 use classroom_courses::store::RetryPolicy;
+use classroom_courses::{Store, StoreError};
 use classroom_media::driver::MediaHandle;
-use classroom_protocol::{LessonId, ReplayId, RoomName};
+use classroom_protocol::{LessonId, RoomName};
+use classroom_recorder::documents::SourceFormat;
 use classroom_recorder::events::Event;
-use classroom_recorder::pipeline::ReplayOutput;
 use classroom_recorder::worker::{CLAIM_LEASE, QueueError, QueueFuture};
 use classroom_recorder::{
-    FinishedRecording, Folders, Job, JobQueue, LiveRecorder, RecorderConfig, RecorderStats, Workers,
+    DocumentConfig, FinishedRecording, Folders, Job, JobOutput, JobQueue, LiveRecorder,
+    RecorderConfig, RecorderStats, Task, Workers,
 };
 use classroom_signaling::{LessonEffect, RecordingEffect, RoomActivity, RoomEvent, Rooms};
 use time::OffsetDateTime;
@@ -52,9 +54,15 @@ pub fn replays_dir(data_dir: &std::path::Path) -> PathBuf {
     data_dir.join("replays")
 }
 
+/// Where course documents are kept (`<data_dir>/documents`).
+pub fn documents_dir(data_dir: &std::path::Path) -> PathBuf {
+    data_dir.join("documents")
+}
+
 /// Starts the workers (until `shutdown`) and queues recordings a crash left unfinished.
 pub async fn start(
     config: &RecorderConfig,
+    documents: &DocumentConfig,
     data_dir: &std::path::Path,
     store: Store,
     media: MediaHandle,
@@ -63,8 +71,9 @@ pub async fn start(
     let folders = Folders {
         recordings: data_dir.join("recordings"),
         replays: replays_dir(data_dir),
+        documents: documents_dir(data_dir),
     };
-    for dir in [&folders.recordings, &folders.replays] {
+    for dir in [&folders.recordings, &folders.replays, &folders.documents] {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let stats = Arc::new(RecorderStats::default());
@@ -85,6 +94,7 @@ pub async fn start(
     });
     let workers = Arc::new(Workers {
         config: config.clone(),
+        documents: documents.clone(),
         folders: folders.clone(),
         queue,
         stats: stats.clone(),
@@ -205,6 +215,11 @@ impl Recorder {
     pub fn wake_workers(&self) {
         self.workers.wake.notify_waiters();
     }
+
+    /// What wakes the workers, for the API (a document was uploaded).
+    pub fn wake_handle(&self) -> Arc<Notify> {
+        self.workers.wake.clone()
+    }
 }
 
 fn activity_event(activity: RoomActivity) -> Event {
@@ -259,16 +274,29 @@ impl JobQueue for StoreQueue {
     fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, QueueError>> {
         Box::pin(async move {
             let lease = time::Duration::try_from(CLAIM_LEASE).unwrap_or(time::Duration::MINUTE);
-            let job = self
+            let Some(job) = self
                 .store
                 .claim_recording_job(&worker, OffsetDateTime::now_utc(), lease)
                 .await
-                .map_err(store_failed)?;
-            Ok(job.map(|job| Job {
+                .map_err(store_failed)?
+            else {
+                return Ok(None);
+            };
+            let task = match self.task(&job).await.map_err(store_failed)? {
+                Ok(task) => task,
+                Err(reason) => {
+                    // A job that cannot be run (its row is inconsistent) fails for good
+                    // rather than being claimed again and again.
+                    self.store
+                        .give_up_job(job.id, &worker, &reason, OffsetDateTime::now_utc())
+                        .await
+                        .map_err(store_failed)?;
+                    return Ok(None);
+                }
+            };
+            Ok(Some(Job {
                 id: job.id,
-                lesson: job.lesson_id,
-                recording: job.recording,
-                replay: job.replay_id,
+                task,
                 attempt: u32::try_from(job.attempts).unwrap_or(u32::MAX),
                 worker,
             }))
@@ -283,50 +311,106 @@ impl JobQueue for StoreQueue {
                 .renew_recording_job(id, &worker, OffsetDateTime::now_utc())
                 .await
             {
-                tracing::warn!(job = id, error = %e, "cannot renew a replay job's claim");
+                tracing::warn!(job = id, error = %e, "cannot renew a job's claim");
             }
         })
     }
 
-    fn succeeded(&self, job: Job, output: ReplayOutput) -> QueueFuture<'_, Result<(), QueueError>> {
+    fn succeeded(&self, job: Job, output: JobOutput) -> QueueFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
-            let chapters: Vec<ReplayChapter> = output
-                .chapters
-                .into_iter()
-                .map(|c| ReplayChapter {
-                    at_ms: c.at_ms,
-                    title: c.title,
-                })
-                .collect();
-            let replay: ReplayId = job.replay;
-            self.store
-                .complete_recording_job(
-                    job.id,
-                    &job.worker,
-                    output.duration_ms,
-                    output.size_bytes,
-                    &chapters,
-                    OffsetDateTime::now_utc(),
-                )
-                .await
-                .map(|_| tracing::debug!(%replay, "replay registered"))
-                .map_err(store_failed)
+            let now = OffsetDateTime::now_utc();
+            match output {
+                JobOutput::Replay(output) => {
+                    let chapters: Vec<ReplayChapter> = output
+                        .chapters
+                        .into_iter()
+                        .map(|c| ReplayChapter {
+                            at_ms: c.at_ms,
+                            title: c.title,
+                        })
+                        .collect();
+                    self.store
+                        .complete_recording_job(
+                            job.id,
+                            &job.worker,
+                            output.duration_ms,
+                            output.size_bytes,
+                            &chapters,
+                            now,
+                        )
+                        .await
+                        .map(|replay| tracing::debug!(replay = %replay.id, "replay registered"))
+                        .map_err(store_failed)
+                }
+                JobOutput::Document(output) => self
+                    .store
+                    .complete_document_job(job.id, &job.worker, i64::from(output.pages), now)
+                    .await
+                    .map(|document| tracing::debug!(document = %document.id, "document ready"))
+                    .map_err(store_failed),
+            }
         })
     }
 
-    fn failed(&self, job: Job, reason: String) -> QueueFuture<'_, Result<(), QueueError>> {
+    fn failed(
+        &self,
+        job: Job,
+        reason: String,
+        retry: bool,
+    ) -> QueueFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
-            self.store
-                .fail_recording_job(
-                    job.id,
-                    &job.worker,
-                    &reason,
-                    self.policy,
-                    OffsetDateTime::now_utc(),
-                )
-                .await
-                .map(|_| ())
-                .map_err(store_failed)
+            let now = OffsetDateTime::now_utc();
+            let failed = if retry {
+                self.store
+                    .fail_recording_job(job.id, &job.worker, &reason, self.policy, now)
+                    .await
+            } else {
+                self.store
+                    .give_up_job(job.id, &job.worker, &reason, now)
+                    .await
+            };
+            failed.map(|_| ()).map_err(store_failed)
         })
+    }
+}
+
+impl StoreQueue {
+    /// What a claimed job's row asks for; the inner `Err` says why it cannot be run. A
+    /// database failure leaves the claim to lapse, so the job is taken again later.
+    async fn task(&self, job: &RecordingJob) -> Result<Result<Task, String>, StoreError> {
+        Ok(
+            match (
+                &job.recording,
+                job.lesson_id,
+                job.replay_id,
+                job.document_id,
+            ) {
+                (Some(recording), Some(lesson), Some(replay), None) => Ok(Task::Replay {
+                    lesson,
+                    recording: recording.clone(),
+                    replay,
+                }),
+                (None, None, None, Some(document)) => {
+                    let document = match self.store.document(document).await {
+                        Ok(document) => document,
+                        Err(StoreError::NotFound(_)) => {
+                            return Ok(Err("the document is gone".into()));
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    let format = match document.source {
+                        DocumentSource::Pdf => SourceFormat::Pdf,
+                        DocumentSource::Pptx => SourceFormat::Pptx,
+                        DocumentSource::Odp => SourceFormat::Odp,
+                        DocumentSource::Docx => SourceFormat::Docx,
+                    };
+                    Ok(Task::Document {
+                        document: document.id,
+                        format,
+                    })
+                }
+                _ => Err("internal error: the job names neither a recording nor a document".into()),
+            },
+        )
     }
 }

@@ -114,6 +114,26 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/errors.js"),
     ),
+    (
+        "js/materials.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/materials.js"),
+    ),
+    (
+        "js/slides.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/slides.js"),
+    ),
+    (
+        "css/slides.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web-client/css/slides.css"),
+    ),
+    (
+        "css/materials.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web-client/css/materials.css"),
+    ),
 ];
 
 /// The Content-Security-Policy of every response. The web client is plain modules and one

@@ -8,7 +8,8 @@
 //!
 //! The rules live in one file per concern: participants, reconnects and the lesson's end
 //! (`participants.rs`), stage, hands and mute (`stage.rs`), chat (`chat.rs`), recording
-//! (`recording.rs`), media peers and negotiation (`peers.rs`), the RTMP encoder
+//! (`recording.rs`), the document shown to the class (`slides.rs`), media peers and
+//! negotiation (`peers.rs`), the RTMP encoder
 //! (`encoder.rs`) and changes of access (`access.rs`). Each returns the outputs of its step;
 //! [`Room::handle_input`] then follows them up the same way for every input: a change of a
 //! participant's media permissions becomes commands for each of their peers, a closed
@@ -29,6 +30,7 @@ use std::time::{Duration, Instant};
 
 use classroom_protocol::signal::{
     ChatMessage, ClientMessage, ParticipantId, ParticipantInfo, RecordingState, ServerMessage,
+    Slide,
 };
 use classroom_protocol::{
     CourseId, ErrorCode, Grants, LessonId, ParticipantRole, RoomName, UserId,
@@ -44,6 +46,7 @@ mod output;
 mod participants;
 mod peers;
 mod recording;
+mod slides;
 mod stage;
 
 pub use encoder::{EncoderError, EncoderIdentity};
@@ -164,6 +167,8 @@ pub struct Room {
     live: bool,
     ended: bool,
     recording: RecordingState,
+    /// The document shown to the class and its page.
+    slide: Option<Slide>,
     encoder: encoder::EncoderSlot,
     media: peers::MediaPeers,
     /// Outputs not yet polled, oldest first.
@@ -190,6 +195,7 @@ impl Room {
             live: false,
             ended: false,
             recording: RecordingState::Off,
+            slide: None,
             encoder: encoder::EncoderSlot::default(),
             media: peers::MediaPeers::default(),
             outputs: VecDeque::new(),
@@ -465,6 +471,13 @@ impl Room {
             ClientMessage::StopRecording => {
                 self.change_recording(actor.may_record, RecordingEffect::Stopped, out)?;
             }
+            ClientMessage::OpenDocument {
+                document,
+                pages,
+                page,
+            } => self.open_document(&actor, document, pages, page, out)?,
+            ClientMessage::TurnPage { page } => self.turn_page(&actor, page, out)?,
+            ClientMessage::CloseDocument => self.close_document(&actor, out)?,
             ClientMessage::EndLesson => self.end_lesson(&actor, out)?,
             ClientMessage::Leave => self.leave(from, out),
             // Media goes to the peers (`Room::message`) when the room has a media plane.
@@ -528,5 +541,7 @@ pub(crate) fn test_claims(
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod slides_tests;
 #[cfg(test)]
 mod tests;

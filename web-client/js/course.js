@@ -1,7 +1,9 @@
-// A course: its lessons (live now, upcoming, ended) with Join / Go live, its replays, and for
-// its teachers scheduling, editing and cancelling lessons. /course.html?id=COURSE
+// A course: its lessons (live now, upcoming, ended) with Join / Go live, its materials (see
+// materials.js), its replays, and for its teachers scheduling, editing and cancelling
+// lessons. /course.html?id=COURSE
 
 import { api } from "./api.js";
+import { initMaterials } from "./materials.js";
 import { $, banner, el, localInput, report, requireSession, when } from "./page.js";
 
 const courseId = new URLSearchParams(location.search).get("id");
@@ -94,6 +96,7 @@ async function load() {
       el("a", { href: `/replay.html?lesson=${r.lesson_id}&replay=${r.id}`, text: r.title }),
       el("span", { class: "pill", text: r.state === "ready" ? "ready" : r.state })))
     : [empty("No replays yet.")]));
+  await initMaterials(courseId, course.membership !== "student");
 }
 
 $("schedule").addEventListener("submit", async (event) => {

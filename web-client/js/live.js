@@ -12,6 +12,7 @@ import { UNREACHABLE, api, session, signInUrl } from "./api.js";
 import { $, el, when } from "./page.js";
 import { RestreamPanel } from "./restream.js";
 import { ERROR_TEXTS, errorText } from "./errors.js";
+import { attachSlides } from "./slides.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
@@ -358,6 +359,7 @@ async function connect() {
   state.signaling = signaling;
   wire(signaling);
   const joined = await signaling.join(state.join.token);
+  attachSlides(signaling, joined);
   state.me = joined.you.id;
   state.grants = joined.grants;
   state.hands = joined.hands;

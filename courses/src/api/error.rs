@@ -107,6 +107,7 @@ impl From<StoreError> for ApiError {
             )
             .with_retry_after(1),
             StoreError::Database(e) => ApiError::internal(e),
+            StoreError::Storage(e) => ApiError::internal(e),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 mod auth;
 mod courses;
+mod documents;
 pub mod error;
 pub mod extract;
 mod lessons;
@@ -36,6 +37,7 @@ use error::{ApiError, ApiResult};
 
 pub use auth::LoginResponse;
 pub use courses::CourseDetail;
+pub use documents::{DocumentList, DocumentView, DocumentsSetup};
 pub use lessons::JoinResponse;
 pub use replays::{ReplayList, ReplayView};
 pub use restreams::{AddDestinationRequest, DestinationResponse};
@@ -71,6 +73,9 @@ pub struct ApiState {
     pub request_timeout: std::time::Duration,
     /// `<data_dir>/replays`, whose files the replay links serve; `None` serves none.
     pub replays_dir: Option<std::path::PathBuf>,
+    /// Course documents: where they live, the upload limit, the workers to wake; `None`
+    /// keeps none.
+    pub documents: Option<DocumentsSetup>,
     /// Told when a lesson's stream key is rotated: the RTMP ingest disconnects an encoder
     /// streaming with the old key. `None` without an ingest.
     pub stream_key_rotated: Option<KeyRotated>,
@@ -144,6 +149,18 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(replays::lesson_replays))
         .routes(routes!(replays::get_replay))
         .routes(routes!(replays::replay_file))
+        .merge(
+            // The upload streams its body to disk under its own limit
+            // (`documents.max_upload_bytes`), checked as it arrives.
+            OpenApiRouter::new()
+                .routes(routes!(
+                    documents::upload_document,
+                    documents::course_documents
+                ))
+                .layer(DefaultBodyLimit::disable()),
+        )
+        .routes(routes!(documents::get_document, documents::delete_document))
+        .routes(routes!(documents::document_file))
         .routes(routes!(recording_jobs::list_jobs))
         .routes(routes!(recording_jobs::retry_job))
 }
@@ -162,6 +179,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         (name = "courses", description = "Courses, teachers and enrollments"),
         (name = "lessons", description = "Scheduling lessons and joining their rooms"),
         (name = "replays", description = "The replay library of a course"),
+        (name = "documents", description = "Course materials: documents and their pages"),
     )
 )]
 struct ApiDoc;

@@ -234,7 +234,7 @@ fn resolve(root: &Path, replay: i64, file: &str) -> Option<PathBuf> {
 
 const CHUNK: usize = 64 * 1024;
 
-async fn serve(
+pub(super) async fn serve(
     path: &Path,
     content_type: &'static str,
     range: Option<&HeaderValue>,

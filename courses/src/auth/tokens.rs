@@ -15,6 +15,9 @@ use time::OffsetDateTime;
 
 const SESSION_AUDIENCE: &str = "classroom-api";
 const REPLAY_FILES_AUDIENCE: &str = "classroom-replay-files";
+/// Document page links: the same claims as replay links (`rid` names the document), their
+/// own audience so that a replay's link never opens the document with the same id.
+const DOCUMENT_FILES_AUDIENCE: &str = "classroom-document-files";
 /// How long a replay's file links work: long enough to watch a long lesson in one sitting.
 const REPLAY_FILES_TTL: Duration = Duration::from_secs(6 * 3600);
 
@@ -180,6 +183,28 @@ impl TokenIssuer {
         now: OffsetDateTime,
     ) -> Result<ReplayFileClaims, TokenError> {
         let claims: ReplayFileClaims = self.verify(token, REPLAY_FILES_AUDIENCE)?;
+        check_expiry(claims.exp, now)?;
+        Ok(claims)
+    }
+
+    /// A token for the pages of document `document`, for `user` (an `<img>` cannot send a
+    /// bearer header either).
+    pub fn issue_document_files(&self, user: UserId, document: i64, now: OffsetDateTime) -> String {
+        let (_, exp) = times(now, REPLAY_FILES_TTL);
+        self.sign(&ReplayFileClaims {
+            sub: user.to_string(),
+            aud: DOCUMENT_FILES_AUDIENCE.into(),
+            exp,
+            rid: document,
+        })
+    }
+
+    pub fn verify_document_files(
+        &self,
+        token: &str,
+        now: OffsetDateTime,
+    ) -> Result<ReplayFileClaims, TokenError> {
+        let claims: ReplayFileClaims = self.verify(token, DOCUMENT_FILES_AUDIENCE)?;
         check_expiry(claims.exp, now)?;
         Ok(claims)
     }

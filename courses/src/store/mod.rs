@@ -1,8 +1,9 @@
-//! Data access for users, courses, lessons and replays. Every query binds its values; the
+//! Data access for users, courses, lessons, replays and documents. Every query binds its values; the
 //! SQL text is built only from fixed fragments. Times are passed in (`now`), never read here.
 
 mod at_rest;
 mod courses;
+mod documents;
 mod lessons;
 mod recording_jobs;
 mod removals;
@@ -21,6 +22,7 @@ use crate::db::Db;
 
 pub use at_rest::ProtectedSecrets;
 pub use courses::CourseChanges;
+pub use documents::NewDocument;
 pub use lessons::{LessonChanges, NewLesson};
 pub use recording_jobs::RetryPolicy;
 pub use replays::{NewReplay, ReplayAccess};

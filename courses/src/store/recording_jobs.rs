@@ -1,4 +1,6 @@
-//! The durable queue of replay jobs (table `recording_jobs`), one job per finished recording.
+//! The durable job queue (table `recording_jobs`): one replay job per finished recording, one
+//! document job per uploaded document (`kind`). Both kinds share the claim, the lease and
+//! the retries; what a finished or failed job changes (a replay, a document) depends on it.
 //!
 //! Claiming is one statement that picks the oldest due job and marks it running: on
 //! PostgreSQL the pick is `FOR UPDATE SKIP LOCKED`, so several nodes never take the same job
@@ -6,7 +8,7 @@
 //! writer lock, which gives the same guarantee on one node. A running job whose worker has
 //! not renewed its claim within the lease is due again (its node died).
 
-use classroom_protocol::{LessonId, ReplayId};
+use classroom_protocol::{DocumentId, LessonId, ReplayId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::{Duration, OffsetDateTime};
@@ -16,19 +18,25 @@ use super::{Store, decode_err, fixed};
 use crate::db::Backend;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
-    JobState, RecordingJob, Replay, ReplayChapter, ReplayState, from_millis, to_millis,
+    DocumentState, JobKind, JobState, RecordingJob, Replay, ReplayChapter, ReplayState,
+    from_millis, to_millis,
 };
 
-const JOB_COLUMNS: &str = "id, recording, lesson_id, replay_id, state, attempts, run_after, \
-     worker, error, created_at, updated_at, finished_at";
+pub(super) const JOB_COLUMNS: &str = "id, kind, recording, lesson_id, replay_id, document_id, \
+     state, attempts, run_after, worker, error, created_at, updated_at, finished_at";
 
-fn job_from_row(row: &AnyRow) -> Result<RecordingJob, sqlx::Error> {
+pub(super) fn job_from_row(row: &AnyRow) -> Result<RecordingJob, sqlx::Error> {
     let state: String = row.try_get("state")?;
+    let kind: String = row.try_get("kind")?;
     Ok(RecordingJob {
         id: row.try_get("id")?,
+        kind: JobKind::parse(&kind).ok_or_else(|| decode_err("job kind", &kind))?,
         recording: row.try_get("recording")?,
-        lesson_id: LessonId(row.try_get("lesson_id")?),
-        replay_id: ReplayId(row.try_get("replay_id")?),
+        lesson_id: row.try_get::<Option<i64>, _>("lesson_id")?.map(LessonId),
+        replay_id: row.try_get::<Option<i64>, _>("replay_id")?.map(ReplayId),
+        document_id: row
+            .try_get::<Option<i64>, _>("document_id")?
+            .map(DocumentId),
         state: JobState::parse(&state).ok_or_else(|| decode_err("job state", &state))?,
         attempts: row.try_get("attempts")?,
         run_after: from_millis(row.try_get("run_after")?),
@@ -178,6 +186,7 @@ impl Store {
         now: OffsetDateTime,
     ) -> StoreResult<Replay> {
         let job = self.recording_job(id).await?;
+        let replay = job.replay_id.ok_or(StoreError::NotFound("replay"))?;
         let now = to_millis(now);
         let chapters = serde_json::to_string(chapters).unwrap_or_else(|_| "[]".into());
         let mut tx = self.db.pool().begin().await?;
@@ -202,7 +211,7 @@ impl Store {
             .bind(size_bytes)
             .bind(now)
             .bind(chapters)
-            .bind(job.replay_id.0)
+            .bind(replay.0)
             .fetch_optional(&mut *tx)
             .await?
             .ok_or(StoreError::NotFound("replay"))?;
@@ -212,7 +221,7 @@ impl Store {
     }
 
     /// An attempt failed: the job is retried after the backoff, or, out of attempts, stays
-    /// failed with `reason` (and so does its replay).
+    /// failed with `reason` (and so does its replay or document).
     pub async fn fail_recording_job(
         &self,
         id: i64,
@@ -221,14 +230,45 @@ impl Store {
         policy: RetryPolicy,
         now: OffsetDateTime,
     ) -> StoreResult<RecordingJob> {
+        self.fail_job(id, worker, reason, Some(policy), now).await
+    }
+
+    /// An attempt failed in a way another attempt cannot mend (the input is bad): the job
+    /// stays failed with `reason` at once.
+    pub async fn give_up_job(
+        &self,
+        id: i64,
+        worker: &str,
+        reason: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<RecordingJob> {
+        self.fail_job(id, worker, reason, None, now).await
+    }
+
+    async fn fail_job(
+        &self,
+        id: i64,
+        worker: &str,
+        reason: &str,
+        policy: Option<RetryPolicy>,
+        now: OffsetDateTime,
+    ) -> StoreResult<RecordingJob> {
         let job = self.recording_job(id).await?;
-        let give_up = job.attempts >= i64::from(policy.max_attempts);
-        let doublings = u32::try_from(job.attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
-        let run_after = now + policy.backoff * 2f64.powi(doublings as i32);
-        let (state, replay_state) = if give_up {
-            (JobState::Failed, ReplayState::Failed)
+        let (give_up, run_after) = match policy {
+            Some(policy) => {
+                let doublings =
+                    u32::try_from(job.attempts.saturating_sub(1).clamp(0, 16)).unwrap_or(16);
+                (
+                    job.attempts >= i64::from(policy.max_attempts),
+                    now + policy.backoff * 2f64.powi(doublings as i32),
+                )
+            }
+            None => (true, now),
+        };
+        let state = if give_up {
+            JobState::Failed
         } else {
-            (JobState::Queued, ReplayState::Processing)
+            JobState::Queued
         };
         let now = to_millis(now);
         let mut tx = self.db.pool().begin().await?;
@@ -248,10 +288,34 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(claim_lost)?;
-        sqlx::query("UPDATE replays SET state = $1, error = $2 WHERE id = $3")
-            .bind(replay_state.as_str())
+        let (table, target, target_state) = match (job.replay_id, job.document_id) {
+            (Some(replay), _) => (
+                "replays",
+                replay.0,
+                if give_up {
+                    ReplayState::Failed
+                } else {
+                    ReplayState::Processing
+                }
+                .as_str(),
+            ),
+            (None, Some(document)) => (
+                "documents",
+                document.0,
+                if give_up {
+                    DocumentState::Failed
+                } else {
+                    DocumentState::Processing
+                }
+                .as_str(),
+            ),
+            (None, None) => return Err(StoreError::NotFound("replay or document")),
+        };
+        let sql = format!("UPDATE {table} SET state = $1, error = $2 WHERE id = $3");
+        sqlx::query(fixed(&sql))
+            .bind(target_state)
             .bind(reason)
-            .bind(job.replay_id.0)
+            .bind(target)
             .execute(&mut *tx)
             .await?;
         let job = job_from_row(&row)?;
@@ -283,8 +347,14 @@ impl Store {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query("UPDATE replays SET state = 'processing' WHERE id = $1")
-            .bind(job.replay_id.0)
+        let (table, target) = match (job.replay_id, job.document_id) {
+            (Some(replay), _) => ("replays", replay.0),
+            (None, Some(document)) => ("documents", document.0),
+            (None, None) => return Err(StoreError::NotFound("replay or document")),
+        };
+        let sql = format!("UPDATE {table} SET state = 'processing' WHERE id = $1");
+        sqlx::query(fixed(&sql))
+            .bind(target)
             .execute(&mut *tx)
             .await?;
         let job = job_from_row(&row)?;

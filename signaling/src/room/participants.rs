@@ -209,6 +209,7 @@ impl Room {
             chat_locked: self.chat_locked,
             chat_history: self.chat.iter().cloned().collect(),
             recording: self.recording,
+            slide: self.slide,
         })
     }
 

@@ -726,7 +726,10 @@ async fn queue_claims_each_job_once(backend: Backend) {
         .await
         .expect("fails");
     assert_eq!(failed.state.as_str(), "failed");
-    let replay = store.replay(failed.replay_id).await.expect("the replay");
+    let replay = store
+        .replay(failed.replay_id.expect("a replay job"))
+        .await
+        .expect("the replay");
     assert_eq!(
         (replay.state.as_str(), replay.error.as_deref()),
         ("failed", Some("ffmpeg failed: boom"))

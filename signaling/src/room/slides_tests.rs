@@ -1,0 +1,190 @@
+//! Slides in the room core: a teacher shows a document and turns its pages, everyone hears
+//! each change, late joiners land on the current page, and nobody else steers.
+
+use std::time::Instant;
+
+use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage, Slide};
+use classroom_protocol::{CourseId, DocumentId, ErrorCode, LessonId, ParticipantRole};
+
+use super::*;
+
+const LESSON: LessonId = LessonId(8);
+
+struct Class {
+    room: Room,
+    now: Instant,
+}
+
+impl Class {
+    fn new() -> Self {
+        let now = Instant::now();
+        Class {
+            room: Room::new(
+                RoomName::for_lesson(LESSON),
+                LESSON,
+                RoomConfig::default(),
+                now,
+            ),
+            now,
+        }
+    }
+
+    fn input(&mut self, input: Input) -> Vec<Output> {
+        self.room.handle_input(self.now, input);
+        std::iter::from_fn(|| self.room.poll_output()).collect()
+    }
+
+    /// Joins `user`; returns the participant and the snapshot they got.
+    fn join(&mut self, user: i64, role: ParticipantRole) -> (ParticipantId, ServerMessage) {
+        let claims = test_claims(user, role, LESSON, CourseId(1), &format!("j{user}"));
+        let out = self.input(Input::Join {
+            connection: ConnectionId(user as u64),
+            id: None,
+            claims: Box::new(claims),
+            opened_at: Some(self.now),
+        });
+        let id = out
+            .iter()
+            .find_map(|o| match o {
+                Output::JoinDecided { result: Ok(id), .. } => Some(*id),
+                _ => None,
+            })
+            .expect("joined");
+        let joined = out
+            .into_iter()
+            .find_map(|o| match o {
+                Output::Send {
+                    to,
+                    message: message @ ServerMessage::Joined { .. },
+                } if to == id => Some(message),
+                _ => None,
+            })
+            .expect("a snapshot");
+        (id, joined)
+    }
+
+    fn say(&mut self, from: ParticipantId, message: ClientMessage) -> Vec<Output> {
+        self.input(Input::Message {
+            participant: from,
+            connection: ConnectionId(from.0 + 1000),
+            id: Some(7),
+            message,
+        })
+    }
+}
+
+/// The slides broadcast to everyone in `out`.
+fn shown(out: &[Output]) -> Vec<Option<Slide>> {
+    out.iter()
+        .filter_map(|o| match o {
+            Output::Broadcast {
+                except: None,
+                message: ServerMessage::Slide { slide },
+            } => Some(*slide),
+            _ => None,
+        })
+        .collect()
+}
+
+fn refusal(out: &[Output]) -> Option<ErrorCode> {
+    out.iter().find_map(|o| match o {
+        Output::Send {
+            message: ServerMessage::Error { code, .. },
+            ..
+        } => Some(*code),
+        _ => None,
+    })
+}
+
+fn slide_of(joined: &ServerMessage) -> Option<Slide> {
+    match joined {
+        ServerMessage::Joined { slide, .. } => *slide,
+        _ => None,
+    }
+}
+
+#[test]
+fn the_class_follows_the_teachers_pages_and_late_joiners_land_on_the_current_one() {
+    let mut class = Class::new();
+    let (teacher, joined) = class.join(1, ParticipantRole::Teacher);
+    assert_eq!(slide_of(&joined), None);
+    let (_student, _) = class.join(2, ParticipantRole::Student);
+    let document = DocumentId(40);
+    let out = class.say(
+        teacher,
+        ClientMessage::OpenDocument {
+            document,
+            pages: 12,
+            page: 1,
+        },
+    );
+    let first = Slide {
+        document,
+        page: 1,
+        pages: 12,
+        by: teacher,
+    };
+    assert_eq!(shown(&out), vec![Some(first)]);
+    let out = class.say(teacher, ClientMessage::TurnPage { page: 5 });
+    let fifth = Slide { page: 5, ..first };
+    assert_eq!(shown(&out), vec![Some(fifth)]);
+    assert_eq!(class.room.slide(), Some(fifth));
+    // Turning to the page shown changes nothing anyone needs to hear.
+    let out = class.say(teacher, ClientMessage::TurnPage { page: 5 });
+    assert_eq!(shown(&out), vec![]);
+    assert_eq!(refusal(&out), None);
+
+    let (_late, joined) = class.join(3, ParticipantRole::Student);
+    assert_eq!(slide_of(&joined), Some(fifth));
+
+    let out = class.say(teacher, ClientMessage::CloseDocument);
+    assert_eq!(shown(&out), vec![None]);
+    let (_later, joined) = class.join(4, ParticipantRole::Student);
+    assert_eq!(slide_of(&joined), None);
+}
+
+#[test]
+fn only_moderators_steer_and_bad_pages_change_nothing() {
+    let mut class = Class::new();
+    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
+    let (student, _) = class.join(2, ParticipantRole::Student);
+    let open = |page| ClientMessage::OpenDocument {
+        document: DocumentId(3),
+        pages: 4,
+        page,
+    };
+    let out = class.say(student, open(1));
+    assert_eq!(refusal(&out), Some(ErrorCode::MissingGrant));
+    assert_eq!(shown(&out), vec![]);
+    // No document yet: nothing to turn.
+    let out = class.say(teacher, ClientMessage::TurnPage { page: 2 });
+    assert_eq!(refusal(&out), Some(ErrorCode::InvalidMessage));
+    for bad in [0, 5] {
+        let out = class.say(teacher, open(bad));
+        assert_eq!(refusal(&out), Some(ErrorCode::InvalidMessage), "page {bad}");
+    }
+    let out = class.say(
+        teacher,
+        ClientMessage::OpenDocument {
+            document: DocumentId(3),
+            pages: 0,
+            page: 1,
+        },
+    );
+    assert_eq!(refusal(&out), Some(ErrorCode::InvalidMessage));
+    assert_eq!(class.room.slide(), None);
+
+    class.say(teacher, open(2));
+    for (who, message) in [
+        (student, ClientMessage::TurnPage { page: 3 }),
+        (student, ClientMessage::CloseDocument),
+        (teacher, ClientMessage::TurnPage { page: 0 }),
+        (teacher, ClientMessage::TurnPage { page: 5 }),
+        (teacher, ClientMessage::TurnPage { page: u32::MAX }),
+    ] {
+        let out = class.say(who, message.clone());
+        assert!(refusal(&out).is_some(), "{message:?}");
+        assert_eq!(shown(&out), vec![], "{message:?}");
+        assert_eq!(class.room.slide().map(|s| s.page), Some(2), "{message:?}");
+    }
+}

@@ -1,0 +1,135 @@
+// Slides in the live room (docs/protocol.md, "Slides"): the document a teacher shows and its
+// page, for everyone; for moderators, a picker of the course's ready documents and the
+// controls to open one, turn its pages and close it. The room says which document and page;
+// the page images come from the REST API (the document's files link, members only).
+//
+// live.js calls `attachSlides(signaling, joined)` after every join (a reconnect brings a new
+// connection and the current page in `joined`). Everything else lives here: the panel is
+// put at the top of the stage, its stylesheet linked, and while a slide is shown the stage
+// gets the `presenting` class (the slide is the main view; the cameras make room).
+
+import { api } from "./api.js";
+import { el } from "./page.js";
+
+const lessonId = new URLSearchParams(location.search).get("lesson");
+
+const view = {
+  signaling: null,
+  moderator: false,
+  slide: null,
+  /** document id -> {title, pages, files_url} */
+  documents: new Map(),
+  panel: null,
+};
+
+function panel() {
+  if (view.panel) return view.panel;
+  if (!document.querySelector('link[href="/css/slides.css"]')) {
+    document.head.append(el("link", { rel: "stylesheet", href: "/css/slides.css" }));
+  }
+  const image = el("img", { id: "slide-image", class: "slide-image", alt: "" });
+  const caption = el("p", { id: "slide-caption", class: "slide-caption", role: "status" });
+  const picker = el("select", { id: "slide-pick", "aria-label": "Document to show" });
+  const open = el("button", { id: "slide-open", type: "button", class: "primary", text: "Show to the class" });
+  const prev = el("button", { id: "slide-prev", type: "button", text: "Previous page" });
+  const next = el("button", { id: "slide-next", type: "button", text: "Next page" });
+  const close = el("button", { id: "slide-close", type: "button", text: "Stop showing" });
+  const controls = el("div", { id: "slide-controls", class: "slide-controls", hidden: true },
+    picker, open, prev, next, close);
+  const section = el("section", { id: "slides", class: "slides", "aria-label": "Slides", tabindex: "-1" },
+    el("figure", { id: "slide-figure", class: "slide-figure", hidden: true }, image, caption), controls);
+  open.addEventListener("click", () => openSelected());
+  prev.addEventListener("click", () => turn(-1));
+  next.addEventListener("click", () => turn(1));
+  close.addEventListener("click", () => send({ type: "close_document" }));
+  section.addEventListener("keydown", (event) => {
+    if (!view.moderator || !view.slide) return;
+    if (event.key === "ArrowLeft" || event.key === "PageUp") turn(-1);
+    else if (event.key === "ArrowRight" || event.key === "PageDown" || event.key === " ") turn(1);
+    else return;
+    event.preventDefault();
+  });
+  const stage = document.querySelector(".stage");
+  stage?.prepend(section);
+  view.panel = { section, image, caption, picker, open, prev, next, close, controls, figure: section.querySelector("figure") };
+  return view.panel;
+}
+
+function send(message) {
+  return view.signaling?.request(message).catch((error) => {
+    view.panel.caption.textContent = error.message;
+  });
+}
+
+function turn(by) {
+  const slide = view.slide;
+  if (!slide) return;
+  const page = Math.min(Math.max(slide.page + by, 1), slide.pages);
+  if (page !== slide.page) send({ type: "turn_page", page });
+}
+
+function openSelected() {
+  const doc = view.documents.get(Number(view.panel.picker.value));
+  if (doc) send({ type: "open_document", document: doc.id, pages: doc.pages, page: 1 });
+}
+
+/** The document's files link, fetched once (members only: the API refuses others). */
+async function documentOf(id) {
+  const known = view.documents.get(id);
+  if (known?.files_url) return known;
+  const fresh = await api(`/api/v1/documents/${id}`);
+  view.documents.set(id, fresh);
+  return fresh;
+}
+
+async function show(slide) {
+  view.slide = slide;
+  const p = panel();
+  document.querySelector(".stage")?.classList.toggle("presenting", !!slide);
+  p.figure.hidden = !slide;
+  p.prev.disabled = !slide || slide.page <= 1;
+  p.next.disabled = !slide || slide.page >= slide.pages;
+  p.close.disabled = !slide;
+  if (!slide) {
+    p.image.removeAttribute("src");
+    p.caption.textContent = "";
+    return;
+  }
+  let doc;
+  try {
+    doc = await documentOf(slide.document);
+  } catch (error) {
+    p.caption.textContent = `The document cannot be shown: ${error.message}`;
+    return;
+  }
+  if (view.slide !== slide || !doc.files_url) return; // turned again meanwhile
+  p.image.src = `${doc.files_url}page-${slide.page}.png`;
+  p.image.alt = `Page ${slide.page} of ${doc.title}`;
+  p.image.dataset.page = String(slide.page);
+  p.caption.textContent = `${doc.title} · page ${slide.page} of ${slide.pages}`;
+  // The next page is usually next: fetch it now so that the turn shows at once.
+  if (slide.page < slide.pages) new Image().src = `${doc.files_url}page-${slide.page + 1}.png`;
+}
+
+async function loadDocuments() {
+  const lesson = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}`);
+  const list = await api(`/api/v1/courses/${lesson.course_id}/documents`);
+  const ready = list.items.filter((d) => d.state === "ready");
+  for (const doc of ready) view.documents.set(doc.id, doc);
+  const p = panel();
+  p.picker.replaceChildren(...(ready.length
+    ? ready.map((d) => el("option", { value: String(d.id), text: `${d.title} (${d.pages} pages)` }))
+    : [el("option", { value: "", text: "No documents yet: upload them on the course page" })]));
+  p.open.disabled = !ready.length;
+}
+
+/** After a join: follow the room's slide; moderators get the controls. */
+export function attachSlides(signaling, joined) {
+  view.signaling = signaling;
+  view.moderator = !!joined.grants?.moderate;
+  const p = panel();
+  p.controls.hidden = !view.moderator;
+  signaling.addEventListener("slide", (event) => show(event.detail.slide ?? null));
+  show(joined.slide ?? null);
+  if (view.moderator) loadDocuments().catch((error) => { p.caption.textContent = error.message; });
+}
