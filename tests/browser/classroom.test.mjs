@@ -126,6 +126,7 @@ test("the live page fits laptop, desktop and phone with 1, 5 and 30 people", { t
       for (const [who, page] of [["teacher", teacher], ["student", sam]]) {
         await page.setViewportSize({ width: size.width, height: size.height });
         if (size.width < 600) {
+          await page.screenshot({ path: join(ARTIFACTS, `classroom-${who}-${size.name}-${count}-stage.png`) });
           // On a phone the side panel is a drawer: open it to reach the chat.
           await page.getByRole("button", { name: "People and chat" }).click();
           await page.getByRole("tab", { name: "Chat" }).click();

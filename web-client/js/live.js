@@ -495,11 +495,14 @@ async function showEnded(message) {
   $("side").hidden = true;
   $("panel-toggle").hidden = true;
   $("ended-replay").hidden = !state.everRecorded;
+  // The end as the server recorded it; just now, when it has not yet written it down.
+  const heardAt = new Date().toISOString();
   try {
     const lesson = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}`);
-    if (lesson.live_at && lesson.ended_at) {
-      const minutes = Math.max(1, Math.round((Date.parse(lesson.ended_at) - Date.parse(lesson.live_at)) / 60_000));
-      $("ended-duration").textContent = `It lasted ${minutes} minute${minutes === 1 ? "" : "s"} (${when(lesson.live_at)} to ${when(lesson.ended_at)}).`;
+    const ended = lesson.ended_at ?? heardAt;
+    if (lesson.live_at) {
+      const minutes = Math.max(1, Math.round((Date.parse(ended) - Date.parse(lesson.live_at)) / 60_000));
+      $("ended-duration").textContent = `It lasted ${minutes} minute${minutes === 1 ? "" : "s"} (${when(lesson.live_at)} to ${when(ended)}).`;
     }
   } catch {
     // The duration is a nicety: the screen stands without it.
