@@ -181,6 +181,7 @@ test("raised hands: sound, badge, queue buttons; a declined stage; self mute and
   await teacher.getByRole("tab", { name: "Hands" }).click();
   const queue = teacher.getByRole("list", { name: "Raised hands" });
   assert.deepEqual(await queue.locator("li .person-name").allTextContents(), ["1. ✋ Sam Student", "2. ✋ Kim Student"]);
+  await teacher.screenshot({ path: join(ARTIFACTS, "classroom-teacher-hands.png") });
   await teacher.getByRole("button", { name: "Lower hand of Kim Student" }).click();
   await badge.getByText("1", { exact: true }).waitFor();
   await kim.getByRole("button", { name: "Raise hand" }).waitFor();
@@ -217,6 +218,18 @@ test("raised hands: sound, badge, queue buttons; a declined stage; self mute and
   assert.equal(await sam.evaluate(() => window.classroom.localStream.getVideoTracks()[0].enabled), false);
   await sam.locator(".tile.camera-off").waitFor();
   await sam.getByRole("button", { name: "Turn camera on" }).click();
+
+  // Gallery and speaker views; a pinned video takes the stage.
+  await teacher.locator('#tiles figure[data-tile$=":camera"] figcaption', { hasText: "Sam Student" }).waitFor();
+  await teacher.getByRole("button", { name: "Gallery view" }).click();
+  await teacher.locator("#stage-area.gallery").waitFor();
+  assert.equal(await teacher.locator("#tiles figure").count(), 2, "everyone in the gallery");
+  await teacher.screenshot({ path: join(ARTIFACTS, "classroom-teacher-gallery.png") });
+  await teacher.getByRole("button", { name: "Speaker view" }).click();
+  await teacher.getByRole("button", { name: "Pin Sam Student" }).click();
+  await teacher.locator("#main-tile figcaption", { hasText: "Sam Student" }).waitFor();
+  await teacher.getByRole("button", { name: "Unpin Sam Student" }).click();
+  await teacher.locator("#main-tile figcaption", { hasText: "Tess Teacher" }).waitFor();
   await sam.getByRole("button", { name: "Leave stage" }).click();
   await samRow.getByText(/left the stage/).waitFor();
   await eventually("sam off stage", () => sam.evaluate(() => !window.classroom.publishing && !window.classroom.grants.publish.includes("camera")));
@@ -231,7 +244,6 @@ test("raised hands: sound, badge, queue buttons; a declined stage; self mute and
   await teacher.getByRole("button", { name: "Unlock chat" }).click();
   await kim.getByText("The teacher has locked the chat: only teachers can write for now.").waitFor({ state: "hidden" });
   assert.equal(await kim.getByRole("textbox", { name: "Message" }).isDisabled(), false);
-  await teacher.screenshot({ path: join(ARTIFACTS, "classroom-teacher-hands.png") });
   for (const page of [teacher, sam, kim]) await page.close();
 });
 

@@ -64,20 +64,26 @@ const tiles = new Tiles($("main-tile"), $("tiles"), {
   onChange: () => renderStage(),
 });
 const side = new SidePanel();
-const restreamPanel = new RestreamPanel(lessonId, (text) => banner(text));
-const encoder = new EncoderPanel(lessonId, (text) => banner(text));
+const restreamPanel = new RestreamPanel(lessonId, (text) => note(text));
+const encoder = new EncoderPanel(lessonId, (text) => note(text));
 const check = new DeviceCheck({ onProblem: (text) => banner(text, "", "device"), onReady: () => clearBanner("device") });
 registerOfflinePage();
 
 // The banner says one thing at a time; `cause` names what it is about, so that it clears
 // when that ends (clearBanner) and not when something else does.
+// A one-off message (an action refused, a key copied) has no cause that ends: it goes after a
+// while.
 let bannerCause = "";
+let bannerTimer = null;
 function banner(text, kind = "", cause = "") {
   $("banner").textContent = text;
   $("banner").className = `banner ${kind}`;
   $("banner").hidden = !text;
   bannerCause = text ? cause : "";
+  clearTimeout(bannerTimer);
+  if (text && cause === "note") bannerTimer = setTimeout(() => clearBanner("note"), 10_000);
 }
+const note = (text) => banner(text, "", "note");
 function clearBanner(cause) {
   if (bannerCause === cause) banner("");
 }
@@ -155,9 +161,11 @@ function renderControls(me, over) {
   control("camera", live && state.publishing && hasCamera, state.cameraOff ? "Turn camera on" : "Turn camera off", state.cameraOff);
   control("screen", live && state.publishing && mayPublish("screen"), state.screenTrack ? "Stop sharing screen" : "Share screen");
   $("screen").classList.toggle("active", !!state.screenTrack);
+  // Students raise a hand, or leave the stage they are on; teachers leave the stage by
+  // stopping their camera and microphone (the device check comes back to go live again).
   const student = live && !moderator();
-  const handText = me?.on_stage ? "Leave stage" : state.hands.includes(state.me) ? "Lower hand" : "Raise hand";
-  control("hand", student, handText);
+  const handText = me?.on_stage || !student ? "Leave stage" : state.hands.includes(state.me) ? "Lower hand" : "Raise hand";
+  control("hand", student || (live && state.publishing), handText);
   $("hand").classList.toggle("active", state.hands.includes(state.me));
   // Everyone sees whether the lesson is recorded; teachers (the `record` grant) run it.
   const recording = state.recording || "off";
@@ -230,17 +238,17 @@ async function loadRemovals() {
     state.removed = new Map(removals.map((r) => [r.user_id, r.name]));
     render();
   } catch (error) {
-    if (!error.redirected) banner(`The list of removed participants could not be loaded: ${error.message}`);
+    if (!error.redirected) note(`The list of removed participants could not be loaded: ${error.message}`);
   }
 }
 
 async function readmit(userId, name) {
   try {
     await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/removals/${encodeURIComponent(userId)}`, { method: "DELETE" });
-    banner(`${name} can join the lesson again.`);
+    note(`${name} can join the lesson again.`);
   } catch (error) {
     if (error.redirected) return;
-    if (error.status !== 404) return banner(`${name} could not be let back in: ${error.message}`);
+    if (error.status !== 404) return note(`${name} could not be let back in: ${error.message}`);
   }
   state.removed.delete(userId);
   render();
@@ -251,7 +259,9 @@ async function send(message) {
   try {
     return await state.signaling.request(message);
   } catch (error) {
-    if (error.code !== "closed") banner(errorText(error));
+    // A refusal for the locked chat lasts as long as the lock; others go after a while.
+    if (error.code === "chat_locked") banner(errorText(error), "", "chat");
+    else if (error.code !== "closed") note(errorText(error));
     throw error;
   }
 }
@@ -279,7 +289,7 @@ async function publish() {
   tiles.showLocal(stream, `${myself()?.name ?? "You"} (you)`);
   render();
   fillPickers($("live-camera-pick"), $("live-microphone-pick"), stream).catch(() => {});
-  await state.media.publish(stream).catch((error) => banner(`Going live failed: ${error.message}`));
+  await state.media.publish(stream).catch((error) => note(`Going live failed: ${error.message}`));
 }
 
 /** Another camera or microphone while live: the same m-line carries the new device's track. */
@@ -292,7 +302,7 @@ async function switchDevice(kind, deviceId) {
   try {
     track = await openDevice(kind, deviceId);
   } catch (error) {
-    banner(deviceProblem(error, mediaKind === "audio" ? "microphone" : "camera"));
+    note(deviceProblem(error, mediaKind === "audio" ? "microphone" : "camera"));
     await fillPickers($("live-camera-pick"), $("live-microphone-pick"), stream);
     return;
   }
@@ -302,7 +312,7 @@ async function switchDevice(kind, deviceId) {
     stream.removeTrack(old);
   }
   stream.addTrack(track);
-  await state.media?.replaceLocal(track).catch((error) => banner(`Switching devices failed: ${error.message}`));
+  await state.media?.replaceLocal(track).catch((error) => note(`Switching devices failed: ${error.message}`));
   old?.stop();
   if (mediaKind === "video") tiles.showLocal(stream, `${myself()?.name ?? "You"} (you)`);
 }
@@ -327,13 +337,13 @@ async function toggleScreen() {
   try {
     track = await openScreen();
   } catch (error) {
-    if (error.name !== "NotAllowedError") banner(deviceProblem(error, "screen share"));
+    if (error.name !== "NotAllowedError") note(deviceProblem(error, "screen share"));
     return;
   }
   state.screenTrack = track;
   track.addEventListener("ended", () => { if (state.screenTrack === track) toggleScreen(); });
   render();
-  await state.media?.shareScreen(track).catch((error) => banner(`Screen sharing failed: ${error.message}`));
+  await state.media?.shareScreen(track).catch((error) => note(`Screen sharing failed: ${error.message}`));
 }
 
 /** Our microphone on or off; after a moderator muted it, on again asks the server too. */
@@ -547,7 +557,10 @@ function wire(signaling) {
     $("messages").lastElementChild.scrollIntoView({ block: "nearest" });
     if (message.from !== state.me) side.chatArrived();
   });
-  on("chat_locked", ({ locked }) => { state.chatLocked = locked; });
+  on("chat_locked", ({ locked }) => {
+    state.chatLocked = locked;
+    if (!locked) clearBanner("chat");
+  });
   on("recording", ({ state: recording }) => {
     state.recording = recording;
     state.everRecorded ||= recording !== "off";
@@ -607,7 +620,9 @@ $("screen").addEventListener("click", () => toggleScreen());
 $("mic").addEventListener("click", () => toggleMic());
 $("camera").addEventListener("click", () => toggleCamera());
 $("hand").addEventListener("click", () => {
-  if (myself()?.on_stage) {
+  if (moderator()) {
+    stopPublishing().then(render);
+  } else if (myself()?.on_stage) {
     state.declinedStage = true;
     send({ type: "leave_stage" }).catch(() => {});
   } else {
@@ -674,7 +689,7 @@ async function main() {
       break;
     } catch (error) {
       if (error.redirected) return;
-      banner(error.message);
+      banner(error.message, "", "connection");
       if (error.status !== 0) return;
       await sleep(Math.min(1000 * 2 ** attempt, 5000)); // unreachable: keep trying
     }

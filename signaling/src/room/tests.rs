@@ -288,7 +288,10 @@ fn moderators_lower_a_raised_hand_students_only_their_own() {
     // The message without `participant`, as clients have always sent it, still parses.
     let parsed: classroom_protocol::signal::ClientEnvelope =
         serde_json::from_str(r#"{"v":1,"type":"lower_hand"}"#).expect("parses");
-    assert_eq!(parsed.message, ClientMessage::LowerHand { participant: None });
+    assert_eq!(
+        parsed.message,
+        ClientMessage::LowerHand { participant: None }
+    );
 }
 
 #[test]
