@@ -180,7 +180,7 @@ test("raised hands: sound, badge, queue buttons; a declined stage; self mute and
   // The queue, first raised first: lower Kim's hand; Kim sees it lowered.
   await teacher.getByRole("tab", { name: "Hands" }).click();
   const queue = teacher.getByRole("list", { name: "Raised hands" });
-  assert.deepEqual(await queue.locator("li .person-name").allTextContents(), ["1. ✋ Sam Student", "2. ✋ Kim Student"]);
+  assert.deepEqual(await queue.locator("li .person-name").allTextContents(), ["1.  Sam Student", "2.  Kim Student"]);
   await teacher.screenshot({ path: join(ARTIFACTS, "classroom-teacher-hands.png") });
   await teacher.getByRole("button", { name: "Lower hand of Kim Student" }).click();
   await badge.getByText("1", { exact: true }).waitFor();
@@ -244,6 +244,10 @@ test("raised hands: sound, badge, queue buttons; a declined stage; self mute and
   await teacher.getByRole("button", { name: "Unlock chat" }).click();
   await kim.getByText("The teacher has locked the chat: only teachers can write for now.").waitFor({ state: "hidden" });
   assert.equal(await kim.getByRole("textbox", { name: "Message" }).isDisabled(), false);
+  // The teacher leaves the stage too: camera and microphone off, the device check back.
+  await teacher.getByRole("button", { name: "Leave stage" }).click();
+  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).waitFor();
+  assert.equal(await teacher.evaluate(() => window.classroom.publishing), false);
   for (const page of [teacher, sam, kim]) await page.close();
 });
 

@@ -11,6 +11,27 @@ const QUALITY_TEXT = {
   lost: "Connection: lost (no media arriving)",
 };
 
+const SVG = "http://www.w3.org/2000/svg";
+
+/** A raised hand (drawn, not an emoji: not every system has an emoji font). */
+function handIcon(label) {
+  const svg = document.createElementNS(SVG, "svg");
+  for (const [k, v] of Object.entries({ class: "hand-flag", viewBox: "0 0 24 24", fill: "none", stroke: "currentColor", "stroke-width": "2", "stroke-linecap": "round", "stroke-linejoin": "round" })) svg.setAttribute(k, v);
+  if (label) {
+    svg.setAttribute("role", "img");
+    svg.setAttribute("aria-label", label);
+    const title = document.createElementNS(SVG, "title");
+    title.textContent = label;
+    svg.append(title);
+  } else {
+    svg.setAttribute("aria-hidden", "true");
+  }
+  const path = document.createElementNS(SVG, "path");
+  path.setAttribute("d", "M8 13V6a1.5 1.5 0 0 1 3 0v5M11 11V4.5a1.5 1.5 0 0 1 3 0V11M14 11V6a1.5 1.5 0 0 1 3 0v7a6 6 0 0 1-6 6h-1a5 5 0 0 1-4-2l-3-4a1.5 1.5 0 0 1 2.3-2L8 13");
+  svg.append(path);
+  return svg;
+}
+
 /** Bars for a connection quality, with the words as tooltip and accessible name. */
 export function qualityMark(quality) {
   if (!QUALITY_TEXT[quality]) return null;
@@ -35,7 +56,7 @@ export function personRow(p, view) {
   ].filter(Boolean).join(", ");
   const hand = state.hands.includes(p.id);
   const item = el("li", { "data-participant": p.id, class: hand ? "hand-up" : "" },
-    hand ? el("span", { class: "hand-flag", role: "img", "aria-label": "hand raised", title: "Hand raised", text: "✋" }) : null,
+    hand ? handIcon("hand raised") : null,
     el("span", { class: "person-name", text: `${p.name}${p.id === state.me ? " (you)" : ""}` }),
     qualityMark(state.quality.get(p.id)),
     el("span", { class: "person-flags", text: flags }));
@@ -57,7 +78,7 @@ export function handRow(id, position, view) {
   const p = view.state.participants.get(id);
   const name = p?.name ?? `participant ${id}`;
   const item = el("li", { "data-participant": id },
-    el("span", { class: "person-name", text: `${position}. ✋ ${name}${id === view.state.me ? " (you)" : ""}` }));
+    el("span", { class: "person-name" }, `${position}. `, handIcon(null), ` ${name}${id === view.state.me ? " (you)" : ""}`));
   if (view.moderator && p) {
     item.append(
       action("Bring on stage", `Bring ${name} on stage`, { type: "invite_to_stage", participant: id }, view),
