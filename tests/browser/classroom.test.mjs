@@ -207,6 +207,13 @@ test("raised hands: sound, badge, queue buttons; a declined stage; self mute and
 
   // Invited again, Sam goes on: mutes and unmutes the microphone, turns the camera off, leaves.
   await samRow.getByRole("button", { name: "Bring Sam Student on stage" }).click();
+  // The device check: the camera's picture, the microphone's level moving (Chromium's fake
+  // microphone beeps), a speaker to choose and a test sound.
+  await eventually("the camera preview", () => sam.evaluate(() => document.getElementById("preview").videoWidth > 0));
+  await eventually("the microphone level", async () => Number(await sam.getByRole("meter", { name: "Microphone level" }).getAttribute("aria-valuenow")) > 0);
+  assert.ok(await sam.getByRole("combobox", { name: "Speaker" }).first().locator("option").count() >= 1);
+  await sam.getByRole("button", { name: "Play test sound" }).click();
+  await eventually("the test sound played", () => sam.evaluate(() => !document.getElementById("test-sound").disabled));
   await sam.getByRole("button", { name: "Turn on camera and microphone" }).click();
   await teacher.getByRole("button", { name: "Mute Sam Student" }).waitFor(); // Sam's microphone reaches the teacher
   const microphone = () => sam.evaluate(() => window.classroom.localStream.getAudioTracks()[0].enabled);

@@ -201,6 +201,7 @@ export class Tiles {
       this.tiles.set(key, tile);
       if (!key.startsWith("me:")) {
         this.observer.observe(video);
+        video.addEventListener("resize", () => this.#reportSize(video)); // another picture size
         this.#applySink(tile);
       }
     }
@@ -232,9 +233,14 @@ export class Tiles {
     const track = tile.stream.getVideoTracks()[0];
     const mid = track ? tile.mids.get(track) : undefined;
     if (mid === undefined || mid === null) return;
-    const visible = video.isConnected && video.offsetWidth > 0;
-    const width = visible ? Math.round(video.offsetWidth * devicePixelRatio) : 0;
-    const height = visible ? Math.round(video.offsetHeight * devicePixelRatio) : 0;
+    // The picture as shown: the element's box less the bars of `object-fit: contain` (a tall
+    // phone stage shows a 16:9 camera no bigger than a 16:9 tile of its width would).
+    const visible = video.isConnected && video.offsetWidth > 0 && video.offsetHeight > 0;
+    const aspect = video.videoWidth > 0 && video.videoHeight > 0 ? video.videoWidth / video.videoHeight : 16 / 9;
+    const [boxWidth, boxHeight] = [video.offsetWidth, video.offsetHeight];
+    const [shownWidth, shownHeight] = boxWidth / boxHeight > aspect ? [boxHeight * aspect, boxHeight] : [boxWidth, boxWidth / aspect];
+    const width = visible ? Math.round(shownWidth * devicePixelRatio) : 0;
+    const height = visible ? Math.round(shownHeight * devicePixelRatio) : 0;
     if (this.sizes.get(mid) === `${width}x${height}`) return;
     this.sizes.set(mid, `${width}x${height}`);
     this.onSize(mid, width, height);
