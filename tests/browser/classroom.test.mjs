@@ -288,6 +288,7 @@ test("an early student waits for the teacher, sees the teacher reconnect, then t
   await teacher.getByRole("button", { name: "End lesson" }).click();
   await sam.getByRole("heading", { name: "The lesson has ended." }).waitFor();
   await sam.getByText(/^It lasted \d+ minutes? \(/).waitFor();
+  await sam.getByText("This lesson was not recorded, so it has no replay.").waitFor();
   const back = sam.getByRole("link", { name: "Back to the course" });
   assert.equal(await back.getAttribute("href"), `/course.html?id=${people.course.id}`);
   assert.equal(await sam.getByRole("button", { name: "Raise hand" }).count(), 0, "no lesson controls left");

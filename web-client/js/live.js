@@ -504,7 +504,10 @@ async function showEnded(message) {
   $("stage-area").hidden = true;
   $("side").hidden = true;
   $("panel-toggle").hidden = true;
-  $("ended-replay").hidden = !state.everRecorded;
+  $("controls").hidden = true;
+  $("ended-replay").textContent = state.everRecorded
+    ? "The replay will appear in the course when it is ready."
+    : "This lesson was not recorded, so it has no replay.";
   // The end as the server recorded it; just now, when it has not yet written it down.
   const heardAt = new Date().toISOString();
   try {
@@ -660,6 +663,10 @@ $("chat-form").addEventListener("submit", (event) => {
   const text = $("chat-text").value.trim();
   if (!text) return;
   send({ type: "chat", text }).then(() => { $("chat-text").value = ""; }, () => {});
+});
+// The More menu closes when something else is clicked.
+document.addEventListener("click", (event) => {
+  if ($("more").open && !$("more").contains(event.target)) $("more").open = false;
 });
 // A panel with the keyboard: Escape closes the More menu and the phone's drawer.
 document.addEventListener("keydown", (event) => {
