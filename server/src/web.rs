@@ -135,9 +135,9 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/js/people.js"),
     ),
     (
-        "js/setup.js",
+        "js/devicecheck.js",
         "text/javascript; charset=utf-8",
-        include_str!("../../web-client/js/setup.js"),
+        include_str!("../../web-client/js/devicecheck.js"),
     ),
     (
         "js/sidepanel.js",

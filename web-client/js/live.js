@@ -7,7 +7,7 @@
 // The page is one screen: the stage (the large video, or a note: waiting for the teacher, the
 // teacher reconnecting) with the other videos in a strip or a gallery, the side panel (People,
 // Chat, Hands; Stream for teachers), and the control bar. Its parts: tiles.js (videos),
-// people.js (rows and the hand queue), sidepanel.js (tabs), setup.js (the device check),
+// people.js (rows and the hand queue), sidepanel.js (tabs), devicecheck.js (the device check),
 // encoder.js and restream.js (teachers' streaming panels).
 
 import { Signaling } from "./signaling.js";
@@ -19,7 +19,7 @@ import { $, el, registerOfflinePage, when } from "./page.js";
 import { RestreamPanel } from "./restream.js";
 import { EncoderPanel } from "./encoder.js";
 import { SidePanel } from "./sidepanel.js";
-import { DeviceCheck } from "./setup.js";
+import { DeviceCheck } from "./devicecheck.js";
 import { handChime } from "./sound.js";
 import { handRow, personRow, qualityMark, removedRow } from "./people.js";
 import { ERROR_TEXTS, errorText } from "./errors.js";
