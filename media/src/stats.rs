@@ -84,6 +84,13 @@ pub const KEYFRAME_REQUESTS: Family = family(
     MetricKind::Counter,
     Some("outcome"),
 );
+pub const FIRST_FRAMES: Family = family(
+    "classroom_media_first_frames_total",
+    "New subscribers' first video: started from the publication's cached keyframe, or on a \
+     keyframe the publisher sent after it",
+    MetricKind::Counter,
+    Some("from"),
+);
 pub const SIMULCAST: Family = family(
     "classroom_media_simulcast_total",
     "Simulcast: layer switches of subscribers' slots, packets of layers a slot did not take, \
@@ -243,6 +250,10 @@ sfu_stats! {
     /// Subscribers' bandwidth estimates restarted higher, at what their floor (audio and the
     /// lowest layer of each video) needs.
     estimate_starts_raised => SIMULCAST["estimate_raised"],
+    /// Video slots that started on the publication's (or layer's) cached keyframe.
+    first_frames_from_cache => FIRST_FRAMES["cache"],
+    /// Video slots that started on a keyframe the publisher sent since they were bound.
+    first_frames_from_publisher => FIRST_FRAMES["publisher"],
 }
 
 #[cfg(test)]

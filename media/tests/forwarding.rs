@@ -4,66 +4,12 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use classroom_media::{MediaEvent, PeerId, TrackKind};
-use common::{RECV, SEND, World, opus_frame, vp8_frame};
-use str0m::media::{Direction, MediaKind, Mid};
-
-/// A client sending 20 ms Opus frames and 25 fps VP8 (a keyframe first, then on request).
-struct Publisher {
-    index: usize,
-    audio: Mid,
-    video: Mid,
-    audio_sent: u32,
-    video_sent: BTreeMap<u32, Vec<u8>>,
-    requests_seen: usize,
-}
-
-impl Publisher {
-    fn join(world: &mut World, peer: PeerId) -> Self {
-        let (index, mids) = world.join(peer, &SEND);
-        Publisher {
-            index,
-            audio: mids[0],
-            video: mids[1],
-            audio_sent: 0,
-            video_sent: BTreeMap::new(),
-            requests_seen: 0,
-        }
-    }
-
-    fn publish(&mut self, world: &mut World, duration: Duration) {
-        let ticks = duration.as_millis() / 20;
-        for tick in 0..ticks {
-            let (now, start) = (world.now, world.start);
-            let client = world.client(self.index);
-            client.write(
-                now,
-                start,
-                self.audio,
-                MediaKind::Audio,
-                &opus_frame(self.audio_sent),
-            );
-            self.audio_sent += 1;
-            // Each write is a mutation that must be drained before the next.
-            world.settle();
-            if tick % 2 == 0 {
-                let client = world.client(self.index);
-                let requests = client.keyframe_requests();
-                let index = self.video_sent.len() as u32;
-                let keyframe = index == 0 || requests > self.requests_seen;
-                self.requests_seen = requests;
-                let frame = vp8_frame(index, keyframe);
-                client.write(now, start, self.video, MediaKind::Video, &frame);
-                self.video_sent.insert(index, frame);
-            }
-            world.advance(Duration::from_millis(20));
-        }
-    }
-}
+use common::{Publisher, RECV, SEND, World, vp8_frame};
+use str0m::media::{Direction, MediaKind};
 
 fn count<F: Fn(&MediaEvent) -> bool>(world: &World, f: F) -> usize {
     world.events.iter().filter(|e| f(e)).count()
@@ -204,7 +150,8 @@ fn media_reaches_every_subscriber_until_publishing_is_revoked() {
 
 #[test]
 fn subscriber_keyframe_requests_reach_the_publisher_throttled_but_never_lost() {
-    let mut world = World::new();
+    // Without the first-frame cache, so that the subscribers' start asks too.
+    let mut world = World::with_config(|c| c.first_frame_max_age = Duration::ZERO);
     let mut publisher = Publisher::join(&mut world, PeerId(1));
     let (sub_a, mids_a) = world.join(PeerId(2), &RECV);
     let (sub_b, mids_b) = world.join(PeerId(3), &RECV);
@@ -282,7 +229,8 @@ fn subscriber_keyframe_requests_reach_the_publisher_throttled_but_never_lost() {
 
 #[test]
 fn a_burst_of_joiners_all_get_a_keyframe_within_one_interval() {
-    let mut world = World::new();
+    // Without the first-frame cache (tests/first_frame.rs has it): every joiner asks.
+    let mut world = World::with_config(|c| c.first_frame_max_age = Duration::ZERO);
     let mut publisher = Publisher::join(&mut world, PeerId(1));
     let (first, _) = world.join(PeerId(2), &RECV);
     publisher.publish(&mut world, Duration::from_secs(2));
@@ -315,7 +263,8 @@ fn a_burst_of_joiners_all_get_a_keyframe_within_one_interval() {
 
 #[test]
 fn a_new_video_subscriber_gets_nothing_before_a_keyframe() {
-    let mut world = World::new();
+    // Without the first-frame cache, which would start the late joiner at frame 0.
+    let mut world = World::with_config(|c| c.first_frame_max_age = Duration::ZERO);
     let (publisher, mids) = world.join(PeerId(1), &SEND);
     let (subscriber, _) = world.join(PeerId(2), &RECV);
     let video = mids[1];

@@ -268,3 +268,42 @@ fn an_in_process_subscriber_gets_the_best_layer_as_one_stream() {
         publisher.requests_seen
     );
 }
+
+#[test]
+fn a_late_viewer_starts_from_its_layers_cached_keyframe() {
+    let mut world = World::new();
+    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let (first, _) = world.join(PeerId(2), &[(MediaKind::Video, Direction::RecvOnly)]);
+    // 400 ms of the three layers: their keyframes at frame 0 are young.
+    for _ in 0..10 {
+        publisher.tick(&mut world);
+    }
+    assert!(!received(world.client(first)).is_empty());
+    let requests = publisher.requests_seen;
+    let before = world.sfu.stats();
+
+    let (late, _) = world.join(PeerId(3), &[(MediaKind::Video, Direction::RecvOnly)]);
+    for _ in 0..40 {
+        publisher.tick(&mut world);
+    }
+    let frames = received(world.client(late));
+    // It starts on the layer its estimate allows, on that layer's cached keyframe at frame 0,
+    // and gets every frame since (a later switch of layer waits for that layer's keyframe).
+    let (first_index, layer) = frames.first().copied().unwrap();
+    assert_eq!(first_index, 0, "{frames:?}");
+    let indices: Vec<u32> = frames.iter().map(|(i, _)| *i).collect();
+    assert!(
+        indices.windows(2).all(|w| w[1] == w[0] + 1),
+        "every frame once: {frames:?}"
+    );
+    let stats = world.sfu.stats();
+    assert_eq!(
+        stats.first_frames_from_cache,
+        before.first_frames_from_cache + 1
+    );
+    assert_eq!(
+        publisher.requests_seen[usize::from(layer)],
+        requests[usize::from(layer)],
+        "the layer it started on was not asked for a keyframe"
+    );
+}

@@ -85,6 +85,10 @@ pub struct MediaConfig {
     /// Media workers: threads, each with its own SFU and ports, a room on one of them. 0: one
     /// per core this process may use ([`MediaConfig::worker_count`]).
     pub workers: usize,
+    /// How long a publisher's latest keyframe (and the video after it) is kept, in
+    /// milliseconds, so that a student who joins starts watching at once instead of waiting
+    /// for the teacher's next keyframe; 0 turns it off.
+    pub first_frame_max_age_ms: u64,
 }
 
 impl MediaConfig {
@@ -108,6 +112,7 @@ impl Default for MediaConfig {
             advertised_port: 0,
             advertise_udp: true,
             workers: 0,
+            first_frame_max_age_ms: 1000,
         }
     }
 }

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use classroom_courses::api::ApiState;
+use classroom_courses::api::{ApiState, SetupGate};
 use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
 use classroom_courses::private_files::private_dir;
 use classroom_courses::restream::RestreamBoard;
@@ -59,6 +59,9 @@ pub struct RunningServer {
     pub db: Db,
     /// The store the server uses (its key seals restream keys).
     pub store: Store,
+    /// The first-run setup token, when the school had no admin at start: the link
+    /// `/setup#<token>` creates the first one (see `classroom_courses::api::SetupGate`).
+    pub setup_token: Option<String>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
 }
@@ -123,6 +126,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         advertise_udp: config.media.advertise_udp,
         tcp_limits: TcpLimits::default(),
         workers: config.media.worker_count(),
+        first_frame_max_age: Duration::from_millis(config.media.first_frame_max_age_ms),
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
@@ -212,6 +216,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     ));
     let media_workers = media.workers;
     let store_handle = store.clone();
+    let (setup, setup_token) = if store.has_active_admin().await? {
+        (SetupGate::closed(), None)
+    } else {
+        let (gate, token) = SetupGate::open();
+        (gate, Some(token))
+    };
     let api = ApiState {
         store,
         tokens,
@@ -232,6 +242,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         replays_dir: Some(recorder::replays_dir(&config.data_dir)),
         access_changes,
         turn: config.turn.credentials().context("turn")?.map(Arc::new),
+        setup,
     };
     let http_metrics = metrics.clone();
     let (router, _openapi) = http::router(
@@ -278,6 +289,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rtmp_addr: ingest.map(|i| i.addr),
         db,
         store: store_handle,
+        setup_token,
         shutdown,
         task,
     })
@@ -292,6 +304,16 @@ pub async fn serve(config: &Config, signal: impl Future<Output = ()>) -> anyhow:
     // server must not die of that.
     let mut stdout = std::io::stdout().lock();
     let _ = writeln!(stdout, "classroomd is running: open {url}");
+    if let Some(token) = &server.setup_token {
+        // The token goes to the console only, not to the log: whoever reads this console
+        // may create the school's first admin.
+        tracing::info!("the school has no admin yet: the setup link is on standard output");
+        let _ = writeln!(
+            stdout,
+            "no admin yet: create the school's first admin at {url}setup#{token} \
+             (this link works once; or use `classroomd user add --role admin`)"
+        );
+    }
     if let Some(rtmp) = server.rtmp_addr {
         let rtmp = rtmp::public_url(&config.rtmp, rtmp).replace("{host}", "127.0.0.1");
         tracing::info!(%rtmp, "encoders publish to RTMP");

@@ -35,6 +35,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/live.html"),
     ),
     (
+        "setup.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/setup.html"),
+    ),
+    (
         "css/app.css",
         "text/css; charset=utf-8",
         include_str!("../../web-client/css/app.css"),
@@ -98,6 +103,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "js/signaling.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/signaling.js"),
+    ),
+    (
+        "js/setup.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/setup.js"),
     ),
     (
         "js/errors.js",
@@ -202,6 +212,8 @@ pub async fn security_headers(mut response: Response) -> Response {
 pub fn router<S: Clone + Send + Sync + 'static>() -> axum::Router<S> {
     axum::Router::new()
         .route("/", get(|| async { file("index.html") }))
+        // The first-run link the server prints: `/setup#<token>`.
+        .route("/setup", get(|| async { file("setup.html") }))
         .route(
             "/{*path}",
             get(|Path(path): Path<String>| async move { file(&path) }),

@@ -12,6 +12,7 @@ mod recording_jobs;
 mod removals;
 mod replays;
 mod restreams;
+mod setup;
 mod stream_keys;
 mod users;
 
@@ -38,6 +39,7 @@ pub use courses::CourseDetail;
 pub use lessons::JoinResponse;
 pub use replays::{ReplayList, ReplayView};
 pub use restreams::{AddDestinationRequest, DestinationResponse};
+pub use setup::SetupGate;
 pub use stream_keys::StreamKeyResponse;
 pub use users::ImportReport;
 
@@ -79,6 +81,8 @@ pub struct ApiState {
     /// The TURN relays and their credentials, handed out with every join token (`[turn]`);
     /// `None` when no relay is configured.
     pub turn: Option<Arc<crate::auth::TurnCredentials>>,
+    /// The first-run setup token, while the school has no admin ([`SetupGate`]).
+    pub setup: SetupGate,
 }
 
 impl ApiState {
@@ -104,6 +108,7 @@ impl std::fmt::Debug for KeyRotated {
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::login))
+        .routes(routes!(setup::setup_status, setup::setup))
         .routes(routes!(auth::me))
         .routes(routes!(auth::change_own_password))
         .routes(routes!(users::create_user, users::list_users))

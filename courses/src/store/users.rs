@@ -154,6 +154,16 @@ impl Store {
         Ok(row.as_ref().map(credentials_from_row).transpose()?)
     }
 
+    /// Whether the school has an admin who can sign in (one not disabled): until it has,
+    /// the first-run setup link may create one.
+    pub async fn has_active_admin(&self) -> StoreResult<bool> {
+        let row =
+            sqlx::query("SELECT COUNT(*) FROM users WHERE role = 'admin' AND disabled_at IS NULL")
+                .fetch_one(self.db.pool())
+                .await?;
+        Ok(count(&row)? > 0)
+    }
+
     pub async fn list_users(&self, filter: &UserFilter, page: Page) -> StoreResult<Paged<User>> {
         let query = filter.query.as_deref().map(str::trim).unwrap_or_default();
         let pattern = contains_pattern(query);

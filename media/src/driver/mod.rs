@@ -40,7 +40,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use classroom_protocol::RoomName;
 use thiserror::Error;
@@ -95,6 +95,9 @@ pub struct DriverConfig {
     pub tcp_limits: TcpLimits,
     /// Media workers (threads), at least one.
     pub workers: usize,
+    /// How long a browser's keyframe is kept to start new subscribers from (see
+    /// [`SfuConfig::first_frame_max_age`]); zero turns the cache off.
+    pub first_frame_max_age: Duration,
 }
 
 impl DriverConfig {
@@ -109,6 +112,7 @@ impl DriverConfig {
             advertise_udp: true,
             tcp_limits: TcpLimits::default(),
             workers: 1,
+            first_frame_max_age: Duration::from_secs(1),
         }
     }
 }
@@ -367,6 +371,7 @@ async fn bind(
     let candidate = SocketAddr::new(config.advertised_ip, port);
     let mut sfu_config = SfuConfig::new(candidate);
     sfu_config.advertise_udp = config.advertise_udp;
+    sfu_config.first_frame_max_age = config.first_frame_max_age;
     let mut listener = None;
     let mut tcp_local_addr = None;
     if let Some(base) = config.tcp_bind {

@@ -38,7 +38,7 @@ pub(super) struct Incoming {
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Context {
     pub(super) now: Instant,
-    /// The publication keeps a group of pictures (a local publisher) and has one cached: a
+    /// The publication (or the packet's layer) has a group of pictures cached and fresh: a
     /// starting slot is given it rather than waiting for a keyframe request.
     pub(super) gop_cached: bool,
     /// How long a slot waits for the keyframe it asked for before asking again.
@@ -59,11 +59,13 @@ pub(super) enum Decision {
     /// Write with payload type `pt`: the packet, or when `replay` the publication's cached
     /// group of pictures (which ends with it). `switched`: the slot moved to the packet's
     /// simulcast layer. `ask_keyframe`: the slot started without a cached group of pictures.
+    /// `first`: the slot's first video since it was bound (its subscriber's first frame).
     Forward {
         pt: Pt,
         replay: bool,
         switched: bool,
         ask_keyframe: bool,
+        first: bool,
     },
 }
 
@@ -113,7 +115,13 @@ impl Forwarder {
     ) -> Decision {
         let mut switched = false;
         if let Some(rid) = incoming.rid {
-            let (take, to_layer) = self.layer.accept(rid, incoming.keyframe);
+            // A new slot starts on its layer's cached group of pictures, if there is one;
+            // otherwise on the layer's next keyframe.
+            let from_cache = self.starting && context.gop_cached && self.layer.target == Some(rid);
+            let (take, to_layer) = match from_cache {
+                true => self.layer.start_on(rid),
+                false => self.layer.accept(rid, incoming.keyframe),
+            };
             if !take {
                 return Decision::OtherLayer;
             }
@@ -131,9 +139,10 @@ impl Forwarder {
         };
         self.pt_cache = Some((incoming.in_pt, pt));
         let starting = std::mem::take(&mut self.starting);
-        // A local source cannot be asked for a keyframe: a new subscriber gets the cached
-        // group of pictures first (it ends with this packet).
+        // A new subscriber gets the cached group of pictures first (it ends with this
+        // packet), rather than waiting for the publisher's next keyframe.
         let replay = starting && context.gop_cached;
+        let first = self.awaiting_keyframe;
         let mut ask_keyframe = starting && !replay;
         // A decoder cannot start on a delta frame: a new slot forwards nothing before the
         // first keyframe (simulcast slots wait in `accept`, the replay starts on one).
@@ -158,6 +167,7 @@ impl Forwarder {
             replay,
             switched,
             ask_keyframe,
+            first,
         }
     }
 
@@ -283,6 +293,18 @@ mod tests {
             replay: false,
             switched: false,
             ask_keyframe,
+            first: false,
+        }
+    }
+
+    /// [`forwarded`], as the slot's first video.
+    fn forwarded_first(pt: u8, ask_keyframe: bool) -> Decision {
+        Decision::Forward {
+            pt: Pt::new_with_value(pt),
+            replay: false,
+            switched: false,
+            ask_keyframe,
+            first: true,
         }
     }
 
@@ -348,7 +370,7 @@ mod tests {
         let (decision, written) = forward(&mut f, &packet(VP8, 15, 6_000, true), at(start, 950));
         assert_eq!(
             (decision, written),
-            (forwarded(97, false), Some((1, 6_000)))
+            (forwarded_first(97, false), Some((1, 6_000)))
         );
         assert_eq!(
             forward(&mut f, &delta(16), at(start, 960)),
@@ -362,7 +384,7 @@ mod tests {
         let mut f = Forwarder::default();
         f.bind(TrackKind::Video);
         let (decision, written) = forward(&mut f, &packet(VP8, 7, 0, true), at(start, 0));
-        assert_eq!(decision, forwarded(97, true));
+        assert_eq!(decision, forwarded_first(97, true));
         assert_eq!(written, Some((1, 0)));
     }
 
@@ -372,7 +394,10 @@ mod tests {
         let mut f = Forwarder::default();
         f.bind(TrackKind::Video);
         let p = packet(Codec::Other, 1, 0, false);
-        assert_eq!(forward(&mut f, &p, at(start, 0)).0, forwarded(46, true));
+        assert_eq!(
+            forward(&mut f, &p, at(start, 0)).0,
+            forwarded_first(46, true)
+        );
     }
 
     #[test]
@@ -392,7 +417,8 @@ mod tests {
                 pt: Pt::new_with_value(97),
                 replay: true,
                 switched: false,
-                ask_keyframe: false
+                ask_keyframe: false,
+                first: true,
             }
         );
         // Once started, the next packet is no replay.
@@ -458,7 +484,7 @@ mod tests {
         let (decision, written) = forward(&mut f, &q(101, 9_000, true), at(start, 10));
         assert_eq!(
             decision,
-            forwarded(97, true),
+            forwarded_first(97, true),
             "the first layer is no switch"
         );
         assert_eq!(written, Some((1, 9_000)));
@@ -483,7 +509,8 @@ mod tests {
                 pt: Pt::new_with_value(97),
                 replay: false,
                 switched: true,
-                ask_keyframe: false
+                ask_keyframe: false,
+                first: false,
             }
         );
         assert_eq!(
@@ -499,6 +526,36 @@ mod tests {
             forward(&mut f, &h(903, 73_000, false), at(start, 50)).1,
             Some((5, 18_001))
         );
+    }
+
+    #[test]
+    fn a_new_simulcast_slot_starts_on_its_layers_cache_without_waiting_for_a_keyframe() {
+        let start = Instant::now();
+        let mut f = Forwarder::default();
+        f.bind(TrackKind::Video);
+        f.layer.target = Some(Rid::from("h"));
+        let cached = Context {
+            gop_cached: true,
+            ..at(start, 0)
+        };
+        let q = layer(packet(VP8, 100, 0, false), "q");
+        assert_eq!(f.decide(&q, cached, ours), Decision::OtherLayer);
+        let h = layer(packet(VP8, 900, 3_000, false), "h");
+        assert_eq!(
+            f.decide(&h, cached, ours),
+            Decision::Forward {
+                pt: Pt::new_with_value(97),
+                replay: true,
+                switched: false,
+                ask_keyframe: false,
+                first: true,
+            }
+        );
+        assert_eq!(f.layer.current, Some(Rid::from("h")));
+        // A later switch still waits for the new layer's keyframe, cache or not.
+        f.layer.target = Some(Rid::from("f"));
+        let f_delta = layer(packet(VP8, 5, 3_000, false), "f");
+        assert_eq!(f.decide(&f_delta, cached, ours), Decision::OtherLayer);
     }
 
     #[test]

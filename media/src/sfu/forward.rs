@@ -13,6 +13,7 @@ use str0m::rtp::{ExtensionValues, RtpPacket, RtpWrite};
 
 use super::best_layer::BestLayerDecision;
 use super::decide::{Context, Decision, Incoming};
+use super::first_frame::{self, GopCache};
 use super::in_process::{LocalPeer, LocalRole, codec_of};
 use super::simulcast::is_keyframe_start;
 use super::{Peer, RtcMid, Sfu, record_audio_level};
@@ -69,11 +70,16 @@ impl Sfu {
         }
         let codec = params.as_ref().map_or(Codec::Other, codec_of);
         let rid = rid.filter(|_| kind == TrackKind::Video);
+        let keyframe = kind == TrackKind::Video && is_keyframe_start(codec, &packet.payload);
         let mut new_layer = false;
         if let Some(rid) = rid {
             let known = publication.layers.0.len();
             publication.layers.record(now, rid, packet.payload.len());
             new_layer = publication.layers.0.len() != known;
+        }
+        if kind == TrackKind::Video {
+            let max_age = self.config.first_frame_max_age;
+            first_frame::cache(now, max_age, publication, rid, &packet, keyframe);
         }
         if new_layer {
             // Subscribers of this publication choose among its layers again.
@@ -92,7 +98,7 @@ impl Sfu {
             seq_no: *packet.seq_no,
             timestamp: packet.header.timestamp,
             marker: packet.header.marker,
-            keyframe: kind == TrackKind::Video && is_keyframe_start(codec, &packet.payload),
+            keyframe,
             payload: packet.payload,
             arrival: packet.timestamp,
             ext_vals: ExtensionValues {
@@ -122,29 +128,32 @@ impl Sfu {
         };
         publication.bitrate.record(now, incoming.payload.len());
         let track = publication.track;
-        let has_gop = publication.local.as_ref().is_some_and(|l| l.gop.is_some());
-        let look_for_starts = has_gop && publication.slots_starting;
+        let look_for_starts = publication.gop(incoming.rid).is_some() && publication.slots_starting;
         // Taken out for the loop (no allocation per packet) and put back after.
         let subscribers = mem::take(&mut publication.subscribers);
         // Copied only when a subscriber starts, not per packet; looked for only after a bind.
-        // Does a slot wait for its first keyframe, and is one of those connected to take it?
+        // Does a slot wait for its first keyframe, and is one of those connected and waiting
+        // for this packet's layer?
         let (mut waiting, mut ready) = (false, false);
         if look_for_starts {
-            for connected in subscribers.iter().filter_map(|s| self.starting_slot(*s)) {
+            for start in subscribers.iter().filter_map(|s| self.starting_slot(*s)) {
                 waiting = true;
-                ready |= connected;
+                ready |= start.connected && start.layer.is_none_or(|l| incoming.rid == Some(l));
             }
         }
+        let mut refresh = false;
         let gop: Option<Vec<LocalPacket>> = match self.publication_mut(publisher, mid) {
             Some(publication) if look_for_starts => {
                 publication.slots_starting = waiting;
-                let cached = publication.local.as_ref().and_then(|l| l.gop.as_ref());
-                cached
-                    .filter(|_| ready)
-                    .map(|g| g.packets.iter().cloned().collect())
+                let cached = publication
+                    .gop(incoming.rid)
+                    .filter(|g| ready && g.is_fresh(now));
+                refresh = cached.is_some_and(|g| g.wants_refresh(now));
+                cached.map(GopCache::replay)
             }
             _ => None,
         };
+        let mut replayed = false;
 
         let kind = incoming.kind;
         let mut wants_keyframe = false;
@@ -192,8 +201,16 @@ impl Sfu {
                     replay,
                     switched,
                     ask_keyframe,
+                    first,
                 } => {
                     self.stats.layer_switches += u64::from(switched);
+                    if first {
+                        match replay {
+                            true => self.stats.first_frames_from_cache += 1,
+                            false => self.stats.first_frames_from_publisher += 1,
+                        }
+                    }
+                    replayed |= replay;
                     wants_keyframe |= ask_keyframe;
                     let replay = match &gop {
                         Some(gop) if replay => gop.as_slice(),
@@ -299,6 +316,13 @@ impl Sfu {
         if wants_keyframe && kind == TrackKind::Video {
             self.request_keyframe(now, publisher, mid, KeyframeRequestKind::Pli);
         }
+        if replayed && refresh {
+            // Keeps the cache young for the joiners still to come (throttled as always).
+            match incoming.rid {
+                Some(rid) => self.request_layer_keyframe(now, publisher, mid, rid),
+                None => self.request_keyframe(now, publisher, mid, KeyframeRequestKind::Pli),
+            }
+        }
     }
 
     /// Hands a packet to every in-process subscriber of the publisher's room, under the
@@ -377,11 +401,15 @@ impl Sfu {
         }
     }
 
-    /// For a slot still waiting for its first keyframe: whether its peer is connected.
-    fn starting_slot(&self, (subscriber, mid): (PeerId, RtcMid)) -> Option<bool> {
+    /// A slot still waiting for its first keyframe: whether its peer is connected, and which
+    /// simulcast layer it waits for.
+    fn starting_slot(&self, (subscriber, mid): (PeerId, RtcMid)) -> Option<StartingSlot> {
         let peer = self.peers.get(&subscriber)?;
         let slot = peer.slots.iter().find(|s| s.mid == mid)?;
-        slot.forwarder.is_starting().then_some(peer.connected)
+        slot.forwarder.is_starting().then_some(StartingSlot {
+            connected: peer.connected,
+            layer: slot.forwarder.layer.target,
+        })
     }
 
     /// A subscriber asks for a keyframe on one of its slots: pass it to the publisher.
@@ -400,6 +428,13 @@ impl Sfu {
             self.request_keyframe(now, publisher, publisher_mid, request.kind);
         }
     }
+}
+
+/// A slot waiting for its first keyframe, as the fan-out sees it.
+struct StartingSlot {
+    connected: bool,
+    /// The simulcast layer it will start on (`None`: a single encoding).
+    layer: Option<Rid>,
 }
 
 /// The room of `publisher`, a browser's peer or an in-process one (fields, not `&Sfu`, so

@@ -1,7 +1,6 @@
 //! In-process participants inside the core: local publishers feed the same fan-out as
 //! browsers, local subscribers receive every track of their room as [`LocalEvent`]s.
 
-use std::collections::VecDeque;
 use std::time::Instant;
 
 use classroom_protocol::RoomName;
@@ -10,14 +9,11 @@ use str0m::format::{Codec as RtcCodec, CodecSpec, FormatParams, PayloadParams};
 use str0m::media::{Frequency, Pt};
 
 use super::decide::Incoming;
+use super::first_frame::GopCache;
 use super::{Publication, RtcMid, Sfu};
 use crate::error::{AddPeerError, LocalWriteError};
 use crate::local::{Codec, LocalEvent, LocalPacket, LocalTrack, LocalTrackId};
 use crate::{MediaEvent, Mid, Output, PeerId, TrackKind};
-
-/// The GOP cache of a local publication gives up (until the next keyframe) beyond this many
-/// packets: an encoder with a very long keyframe interval must not grow memory without bound.
-const GOP_CACHE_PACKETS: usize = 4096;
 
 /// An in-process participant.
 pub(super) struct LocalPeer {
@@ -40,33 +36,6 @@ pub(super) struct LocalSource {
     pub(super) codec: Codec,
     /// Codec parameters to match against each subscriber's negotiated payload types.
     pub(super) params: PayloadParams,
-    /// Packets since the last keyframe, for new subscribers (when the track keeps its GOP).
-    pub(super) gop: Option<GopCache>,
-}
-
-#[derive(Default)]
-pub(super) struct GopCache {
-    pub(super) packets: VecDeque<LocalPacket>,
-    /// Over the limit since the last keyframe: nothing is cached until the next one.
-    overflowed: bool,
-}
-
-impl GopCache {
-    fn push(&mut self, packet: &LocalPacket) {
-        if packet.keyframe {
-            self.packets.clear();
-            self.overflowed = false;
-        }
-        if self.overflowed || (self.packets.is_empty() && !packet.keyframe) {
-            return;
-        }
-        if self.packets.len() >= GOP_CACHE_PACKETS {
-            self.packets.clear();
-            self.overflowed = true;
-            return;
-        }
-        self.packets.push_back(packet.clone());
-    }
 }
 
 impl Sfu {
@@ -93,8 +62,9 @@ impl Sfu {
             publication.local = Some(LocalSource {
                 codec: track.codec,
                 params: payload_params(track.codec),
-                gop: track.keep_gop.then(GopCache::default),
             });
+            // The encoder cannot be asked for a keyframe: its GOP is kept, whatever its age.
+            publication.gop = track.keep_gop.then(GopCache::keeping);
             publications.insert(mid, publication);
         }
         self.next_track += publications.len() as u64;
@@ -189,8 +159,8 @@ impl Sfu {
             .ok_or_else(|| LocalWriteError::UnknownTrack(mid.clone()))?;
         self.stats.rtp_packets_in += 1;
         // Cached whatever the permission: a grant then starts viewers at the last keyframe.
-        if let Some(gop) = publication.local.as_mut().and_then(|l| l.gop.as_mut()) {
-            gop.push(&packet);
+        if let Some(gop) = publication.gop.as_mut() {
+            gop.push(now, packet.keyframe, || packet.clone());
         }
         if !local.publish_allowed {
             self.stats.rtp_dropped_unpublished += 1;

@@ -24,6 +24,7 @@ use tracing::debug;
 mod best_layer;
 mod decide;
 mod feedback;
+mod first_frame;
 mod forward;
 mod in_process;
 mod keyframe;
@@ -65,6 +66,9 @@ pub struct SfuConfig {
     /// At most one keyframe request per publisher track in this interval; one that comes
     /// inside it is sent when it ends.
     pub keyframe_request_interval: Duration,
+    /// How long a browser's keyframe (and what followed it) is kept to start new subscribers
+    /// from at once ([`first_frame`]); zero: not kept, new subscribers ask the publisher.
+    pub first_frame_max_age: Duration,
     /// A peer that has not connected this long after joining is dropped.
     pub connect_timeout: Duration,
 }
@@ -76,6 +80,7 @@ impl SfuConfig {
             tcp_candidate: None,
             advertise_udp: true,
             keyframe_request_interval: Duration::from_millis(500),
+            first_frame_max_age: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(30),
         }
     }
@@ -161,6 +166,9 @@ struct Publication {
     keyframes: KeyframeThrottle,
     /// Set when the publisher is in-process.
     local: Option<LocalSource>,
+    /// Its current keyframe and what followed, for new subscribers (single-encoding video;
+    /// a simulcast publication keeps one per layer).
+    gop: Option<first_frame::GopCache>,
     /// Simulcast layers seen so far (empty for a single encoding).
     layers: Layers,
     /// The bitrate of everything it sends (all layers together).
@@ -180,6 +188,7 @@ impl Publication {
             subscribers: Vec::new(),
             keyframes: KeyframeThrottle::default(),
             local: None,
+            gop: None,
             layers: Layers::default(),
             bitrate: BitrateMeter::default(),
             slots_starting: false,
@@ -643,7 +652,9 @@ impl Sfu {
             Direction::RecvOnly | Direction::SendRecv => {
                 let track = LocalTrackId(self.next_track);
                 self.next_track += 1;
-                peer.publications.insert(mid, Publication::new(kind, track));
+                let mut publication = Publication::new(kind, track);
+                publication.gop = first_frame::GopCache::for_browser(kind, &self.config);
+                peer.publications.insert(mid, publication);
                 let room = peer.room.clone();
                 if peer.publish_allowed {
                     self.published(peer_id, mid, kind);

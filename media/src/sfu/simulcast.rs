@@ -10,6 +10,7 @@ use classroom_codec::keyframe;
 use str0m::bwe::Bitrate;
 use str0m::media::Rid;
 
+use super::first_frame::GopCache;
 use super::keyframe::KeyframeThrottle;
 use super::{RtcMid, Sfu};
 use crate::PeerId;
@@ -89,6 +90,8 @@ pub(super) struct Layer {
     first_packet: Instant,
     last_packet: Instant,
     pub(super) keyframes: KeyframeThrottle,
+    /// The layer's current keyframe and what followed, for new subscribers.
+    pub(super) gop: Option<GopCache>,
 }
 
 /// The layers a publication has sent, in the order they first appeared (at most a handful).
@@ -110,6 +113,7 @@ impl Layers {
                 first_packet: now,
                 last_packet: now,
                 keyframes: KeyframeThrottle::default(),
+                gop: None,
             });
         }
     }
@@ -186,6 +190,13 @@ impl SlotLayer {
             return (true, switched);
         }
         (false, false)
+    }
+
+    /// A new slot starts on layer `rid` without waiting for its keyframe (it is given the
+    /// layer's cached group of pictures, which starts with one). Returns (forward, switched).
+    pub(super) fn start_on(&mut self, rid: Rid) -> (bool, bool) {
+        self.current = Some(rid);
+        (true, false)
     }
 
     /// Forget the layers (the slot was bound to another publication).
@@ -316,7 +327,7 @@ impl Sfu {
             }
         }
 
-        let mut requests: Vec<(PeerId, RtcMid, Rid)> = Vec::new();
+        let mut requests: Vec<(PeerId, RtcMid, Rid, bool)> = Vec::new();
         let Some(peer) = self.peers.get_mut(&subscriber) else {
             return;
         };
@@ -348,14 +359,23 @@ impl Sfu {
             slot.forwarder.layer.target = Some(rid);
             match slot.source {
                 Some((publisher, mid)) if slot.forwarder.layer.current != Some(rid) => {
-                    requests.push((publisher, mid, rid));
+                    requests.push((publisher, mid, rid, slot.forwarder.is_starting()));
                 }
                 _ => {}
             }
         }
         self.drain(subscriber);
-        for (publisher, mid, rid) in requests {
-            self.request_layer_keyframe(now, publisher, mid, rid);
+        for (publisher, mid, rid, starting) in requests {
+            // A new slot starts on the layer's cache when it is young enough to need no
+            // refresh; a layer switch needs the layer's next keyframe.
+            let served = starting
+                && self
+                    .publication(publisher, mid)
+                    .and_then(|p| p.gop(Some(rid)))
+                    .is_some_and(|g| g.is_fresh(now) && !g.wants_refresh(now));
+            if !served {
+                self.request_layer_keyframe(now, publisher, mid, rid);
+            }
         }
     }
 }

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 #![allow(clippy::unwrap_used)] // Tests fail loudly on broken expectations.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -210,9 +210,16 @@ pub struct World {
 
 impl World {
     pub fn new() -> Self {
+        World::with_config(|_| {})
+    }
+
+    /// A world whose SFU has its configuration changed by `change`.
+    pub fn with_config(change: impl FnOnce(&mut SfuConfig)) -> Self {
         let now = Instant::now();
         let sfu_addr: SocketAddr = SFU_ADDR.parse().unwrap();
-        let sfu = Sfu::new(now, SfuConfig::new(sfu_addr)).unwrap();
+        let mut config = SfuConfig::new(sfu_addr);
+        change(&mut config);
+        let sfu = Sfu::new(now, config).unwrap();
         World {
             start: now,
             now,
@@ -371,5 +378,58 @@ impl World {
 impl Default for World {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+/// A client sending 20 ms Opus frames and 25 fps VP8 (a keyframe first, then on request).
+pub struct Publisher {
+    pub index: usize,
+    pub audio: Mid,
+    pub video: Mid,
+    pub audio_sent: u32,
+    pub video_sent: BTreeMap<u32, Vec<u8>>,
+    requests_seen: usize,
+}
+
+impl Publisher {
+    pub fn join(world: &mut World, peer: PeerId) -> Self {
+        let (index, mids) = world.join(peer, &SEND);
+        Publisher {
+            index,
+            audio: mids[0],
+            video: mids[1],
+            audio_sent: 0,
+            video_sent: BTreeMap::new(),
+            requests_seen: 0,
+        }
+    }
+
+    pub fn publish(&mut self, world: &mut World, duration: Duration) {
+        let ticks = duration.as_millis() / 20;
+        for tick in 0..ticks {
+            let (now, start) = (world.now, world.start);
+            let client = world.client(self.index);
+            client.write(
+                now,
+                start,
+                self.audio,
+                MediaKind::Audio,
+                &opus_frame(self.audio_sent),
+            );
+            self.audio_sent += 1;
+            // Each write is a mutation that must be drained before the next.
+            world.settle();
+            if tick % 2 == 0 {
+                let client = world.client(self.index);
+                let requests = client.keyframe_requests();
+                let index = self.video_sent.len() as u32;
+                let keyframe = index == 0 || requests > self.requests_seen;
+                self.requests_seen = requests;
+                let frame = vp8_frame(index, keyframe);
+                client.write(now, start, self.video, MediaKind::Video, &frame);
+                self.video_sent.insert(index, frame);
+            }
+            world.advance(Duration::from_millis(20));
+        }
     }
 }

@@ -40,11 +40,14 @@ function run(dataDir, httpAddr, env) {
   return new Promise((ok, fail) => {
     const lines = createInterface({ input: child.stdout });
     let base = null;
+    let setupLink = null;
     lines.on("line", (line) => {
       const match = line.match(/open (http:\/\/\d+\.\d+\.\d+\.\d+:\d+)\//);
       if (match) base = match[1];
+      const setup = line.match(/first admin at (http:\/\/\S+)/);
+      if (setup) setupLink = setup[1];
       const rtmp = line.match(/encoders publish to (rtmp:\/\/\S+)/);
-      if (rtmp && base) ok({ child, base, rtmp: rtmp[1] });
+      if (rtmp && base) ok({ child, base, rtmp: rtmp[1], setupLink });
     });
     child.on("exit", (code) => fail(new Error(`classroomd exited with ${code}`)));
   });
@@ -65,16 +68,18 @@ async function stopChild(child) {
  * `host`: the address to serve HTTP on (a free port of it), 127.0.0.1 unless a test built its
  * own network (lib/netns.mjs).
  */
-export async function startServer({ env = {}, host = "127.0.0.1" } = {}) {
+export async function startServer({ env = {}, host = "127.0.0.1", withAdmin = true } = {}) {
   const dataDir = mkdtempSync(join(tmpdir(), "classroom-browser-"));
-  const admin = spawnSync(BIN, ["user", "add", "--role", "admin", "--email", ADMIN_EMAIL, "--name", "Ada Admin", "--data-dir", dataDir], {
+  const admin = !withAdmin ? { status: 0 } : spawnSync(BIN, ["user", "add", "--role", "admin", "--email", ADMIN_EMAIL, "--name", "Ada Admin", "--data-dir", dataDir], {
     input: `${PASSWORD}\n`,
     env: environment(),
   });
   if (admin.status !== 0) throw new Error(`user add failed: ${admin.stderr}`);
-  let { child, base, rtmp } = await run(dataDir, `${host}:0`, env);
+  let { child, base, rtmp, setupLink } = await run(dataDir, `${host}:0`, env);
   const server = {
     base,
+    /** The first-run link the server printed (`withAdmin: false`), else null. */
+    setupLink,
     /** Where encoders publish: `${rtmp}/${streamKey}`. */
     rtmp,
     /** Stops the process, keeping the data directory (see `start`). */

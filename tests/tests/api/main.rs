@@ -8,6 +8,7 @@ mod lessons;
 mod operations;
 mod origin;
 mod restreams;
+mod setup;
 mod stream_keys;
 mod users;
 mod web;

@@ -1,0 +1,59 @@
+// First run: the setup link the server printed (`/setup#<token>`) creates the school's first
+// admin and signs them in. The token is in the fragment, so it is never sent in a URL; it
+// goes in the request body once.
+
+import { api, saveSession } from "./api.js";
+import { $, banner, report } from "./page.js";
+
+const token = location.hash.slice(1);
+
+function finished(text) {
+  $("setup").hidden = true;
+  $("done").hidden = false;
+  $("done-text").textContent = text;
+}
+
+async function start() {
+  const status = await api("/api/v1/setup", { token: null });
+  if (!status.needed) {
+    finished("This school is set up already: sign in with an admin's account.");
+    return;
+  }
+  if (!token) {
+    finished("Open the setup link exactly as the server printed it on its console (it ends with #…).");
+    return;
+  }
+  $("setup").hidden = false;
+  $("name").focus();
+}
+
+$("setup").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  banner("");
+  if ($("password").value !== $("password-again").value) {
+    banner("The two passwords differ.");
+    $("password-again").select();
+    return;
+  }
+  try {
+    const body = await api("/api/v1/setup", {
+      method: "POST",
+      token: null,
+      body: {
+        token,
+        name: $("name").value,
+        email: $("email").value,
+        password: $("password").value,
+      },
+    });
+    saveSession(body.token, body.user);
+    // The token is spent: keep it out of the history.
+    history.replaceState(null, "", "/setup");
+    location.href = "/admin.html";
+  } catch (error) {
+    if (error.code === "already_set_up") finished("This school is set up already: sign in with an admin's account.");
+    else banner(error.message);
+  }
+});
+
+start().catch(report);
