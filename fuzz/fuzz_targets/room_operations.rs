@@ -113,7 +113,7 @@ impl Message {
             Message::Join => ClientMessage::Join { token: "t".into() },
             Message::Ping => ClientMessage::Ping,
             Message::RaiseHand => ClientMessage::RaiseHand,
-            Message::LowerHand => ClientMessage::LowerHand,
+            Message::LowerHand => ClientMessage::LowerHand { participant: None },
             Message::Chat(text) => ClientMessage::Chat { text },
             Message::InviteToStage(w) => ClientMessage::InviteToStage {
                 participant: w.id(),

@@ -48,7 +48,11 @@ pub enum ClientMessage {
     /// Keeps the session alive and measures the round trip.
     Ping,
     RaiseHand,
-    LowerHand,
+    /// Lower one's own hand; moderators may name another participant's.
+    LowerHand {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        participant: Option<ParticipantId>,
+    },
     Chat {
         text: String,
     },
@@ -60,6 +64,9 @@ pub enum ClientMessage {
     RemoveFromStage {
         participant: ParticipantId,
     },
+    /// A student on stage leaves it (or declines an invitation) by themselves; a no-op for
+    /// anyone else.
+    LeaveStage,
     /// Moderators: mute one participant's microphone.
     Mute {
         participant: ParticipantId,

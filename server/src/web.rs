@@ -134,6 +134,51 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web-client/css/materials.css"),
     ),
+    (
+        "offline.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/offline.html"),
+    ),
+    (
+        "sw.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/sw.js"),
+    ),
+    (
+        "css/live.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web-client/css/live.css"),
+    ),
+    (
+        "js/encoder.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/encoder.js"),
+    ),
+    (
+        "js/offline.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/offline.js"),
+    ),
+    (
+        "js/people.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/people.js"),
+    ),
+    (
+        "js/devicecheck.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/devicecheck.js"),
+    ),
+    (
+        "js/sidepanel.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/sidepanel.js"),
+    ),
+    (
+        "js/sound.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/sound.js"),
+    ),
 ];
 
 /// The Content-Security-Policy of every response. The web client is plain modules and one

@@ -444,7 +444,9 @@ impl Room {
                 message: ServerMessage::Pong,
             }),
             ClientMessage::RaiseHand => self.raise_hand(from, out),
-            ClientMessage::LowerHand => self.lower_hand(from, out),
+            ClientMessage::LowerHand { participant } => {
+                self.lower_hand_of(&actor, participant.unwrap_or(from), out)?;
+            }
             ClientMessage::Chat { text } => self.send_chat(now, &actor, &text, out)?,
             ClientMessage::LockChat { locked } => self.lock_chat(&actor, locked, out)?,
             ClientMessage::InviteToStage { participant } => {
@@ -453,6 +455,7 @@ impl Room {
             ClientMessage::RemoveFromStage { participant } => {
                 self.remove_from_stage(&actor, participant, out)?;
             }
+            ClientMessage::LeaveStage => self.leave_stage(from, out),
             ClientMessage::Mute { participant } => self.mute_one(&actor, participant, out)?,
             ClientMessage::MuteAll => self.mute_all(&actor, out)?,
             ClientMessage::Unmute => self.unmute(from, out),

@@ -68,6 +68,7 @@ test("every page runs under the Content-Security-Policy without a violation", as
   await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
   await eventually("the teacher's connection", () => teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"));
   assert.equal(await teacher.evaluate(() => window.classroom.signaling?.socket?.readyState), 1, "the WebSocket is open");
+  await teacher.getByRole("tab", { name: "Stream" }).click();
   await teacher.getByRole("button", { name: "Make a key" }).click();
   await teacher.getByRole("button", { name: "Show key" }).waitFor();
   assert.deepEqual(await violations(teacher), [], "live page: no CSP violation");

@@ -49,7 +49,8 @@ test("switching camera and microphone while live: students keep decoding, nothin
     const before = await sending(teacher);
     const camera = before.find((t) => t.kind === "video");
     assert.ok(camera, "the teacher sends a camera");
-    await teacher.locator("summary", { hasText: "Camera and microphone" }).click(); // the disclosure in the controls
+    await teacher.locator("#more > summary").click(); // the control bar's menu ("More")
+    await teacher.locator("summary", { hasText: "Camera and microphone" }).click(); // the disclosure in it
     const picker = teacher.getByRole("combobox", { name: "Camera", exact: true }).last();
     const choices = await picker.locator("option").evaluateAll((options) => options.map((o) => ({ id: o.value, label: o.textContent })));
     assert.equal(choices.length, 3, `three cameras to choose from: ${JSON.stringify(choices)}`);

@@ -97,6 +97,7 @@ test("server stopped mid-lesson, then back: the pages reconnect and media flows 
 
     // A removed student stays out: no reconnect.
     await eventually("kim back", () => kim.evaluate(() => !window.classroom.reconnecting && window.classroom.me !== null), 30_000);
+    await teacher.getByRole("tab", { name: "People" }).click();
     await teacher.getByRole("button", { name: "Remove Kim Student" }).click();
     await kim.getByText("You were removed from this lesson.").waitFor();
     await new Promise((r) => setTimeout(r, 2500));

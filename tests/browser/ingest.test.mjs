@@ -82,6 +82,7 @@ test("an encoder streams into the lesson; B-frames are converted", { timeout: 30
   // The teacher makes the key on the page; it is shown (on request) this once.
   const teacher = await pageAs(browser, server.base, people.teacher, { width: 1280, height: 800 });
   await teacher.goto(`${server.base}/live.html?lesson=${lesson}`);
+  await teacher.getByRole("tab", { name: "Stream" }).click(); // the teachers' tab of the side panel
   await teacher.getByRole("heading", { name: "Stream from OBS or an encoder" }).waitFor();
   assert.equal(await teacher.locator("#encoder-url").textContent(), server.rtmp);
   await teacher.getByRole("button", { name: "Make a key" }).click();

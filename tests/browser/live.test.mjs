@@ -84,6 +84,7 @@ test("a whole lesson, driven through the pages", async () => {
 
   // Sam raises a hand; the teacher sees it and brings Sam on stage.
   await sam.getByRole("button", { name: "Raise hand" }).click();
+  await teacher.getByRole("tab", { name: "Hands" }).click();
   await teacher.getByRole("list", { name: "Raised hands" }).getByText("Sam Student").waitFor();
   await teacher.getByRole("button", { name: "Bring Sam Student on stage" }).click();
   await sam.getByText("The teacher invited you on stage.").waitFor();
@@ -96,6 +97,7 @@ test("a whole lesson, driven through the pages", async () => {
   await teacher.screenshot({ path: join(ARTIFACTS, "teacher-classroom-desktop.png"), fullPage: true });
 
   // Off stage: the server stops forwarding Sam's video.
+  await teacher.getByRole("tab", { name: "People" }).click();
   await teacher.getByRole("button", { name: "Take Sam Student off stage" }).click();
   await eventually("sam's grants revoked", () => sam.evaluate(() => !window.classroom.grants.publish.includes("camera")));
   await new Promise((r) => setTimeout(r, 700));
@@ -114,7 +116,9 @@ test("a whole lesson, driven through the pages", async () => {
   await teacher.getByRole("button", { name: "Stop sharing screen" }).click();
   await teacher.getByRole("button", { name: "Share screen" }).waitFor();
 
-  // Chat both ways.
+  // Chat both ways (on the phone, in the side panel's drawer).
+  await teacher.getByRole("tab", { name: "Chat" }).click();
+  await sam.getByRole("button", { name: "People and chat" }).click();
   await kim.getByLabel("Message", { exact: true }).fill("What is a ribosome?");
   await kim.getByRole("button", { name: "Send" }).click();
   await teacher.getByText("Kim Student: What is a ribosome?").waitFor();
@@ -126,6 +130,7 @@ test("a whole lesson, driven through the pages", async () => {
   // The teacher's restream panel: a destination nobody listens at is retried, with the
   // reason (that it could not connect, never whether the port refused or stayed silent); the
   // key only ever comes back masked. Students have no such panel.
+  await teacher.getByRole("tab", { name: "Stream" }).click();
   await teacher.getByLabel("Server URL").fill("rtmp://127.0.0.1:9/live");
   await teacher.getByLabel("Stream key").fill("browser-test-key-1234");
   await teacher.getByRole("button", { name: "Add destination" }).click();

@@ -33,7 +33,9 @@ test("a recorded lesson plays back on the replay page", async () => {
   await live.goto(`${server.base}/live.html?lesson=${lesson.id}`);
   await live.getByRole("button", { name: "Go live with camera and microphone" }).click();
   await live.getByText("● Recording").waitFor();
+  await live.locator("#more > summary").click(); // the control bar's "More" menu
   await live.getByRole("button", { name: "Pause recording" }).waitFor();
+  await live.locator("#more > summary").click();
   await new Promise((r) => setTimeout(r, 2500));
   await live.getByRole("textbox", { name: "Message" }).fill("Look at slide two");
   await live.getByRole("textbox", { name: "Message" }).press("Enter");

@@ -62,3 +62,19 @@ export async function openScreen() {
   const stream = await navigator.mediaDevices.getDisplayMedia({ video: { frameRate: { ideal: 15 } }, audio: false });
   return stream.getVideoTracks()[0];
 }
+
+/** Fills a speaker (audio output) picker; the browser's default first. Browsers that cannot
+ * choose (no `setSinkId`) get the picker disabled with only the default. */
+export async function fillSpeakers(select, chosen = "") {
+  const devices = navigator.mediaDevices?.enumerateDevices ? await navigator.mediaDevices.enumerateDevices() : [];
+  const outputs = devices.filter((d) => d.kind === "audiooutput" && d.deviceId && d.deviceId !== "default");
+  const options = [{ deviceId: "", label: "Default speaker" }, ...outputs];
+  select.replaceChildren(...options.map((d, i) => {
+    const option = document.createElement("option");
+    option.value = d.deviceId;
+    option.textContent = d.label || `Speaker ${i}`;
+    option.selected = d.deviceId === chosen;
+    return option;
+  }));
+  select.disabled = options.length < 2 || !("setSinkId" in HTMLMediaElement.prototype);
+}

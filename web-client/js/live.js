@@ -3,14 +3,25 @@
 // the peer connection drops, it shows "Reconnecting…" and joins again (with a fresh join
 // token when the old one is about to expire): within the server's grace period it gets its
 // place back, and it publishes again what it was publishing.
+//
+// The page is one screen: the stage (the large video, or a note: waiting for the teacher, the
+// teacher reconnecting) with the other videos in a strip or a gallery, the side panel (People,
+// Chat, Hands; Stream for teachers), and the control bar. Its parts: tiles.js (videos),
+// people.js (rows and the hand queue), sidepanel.js (tabs), devicecheck.js (the device check),
+// encoder.js and restream.js (teachers' streaming panels).
 
 import { Signaling } from "./signaling.js";
 import { MediaSession } from "./media.js";
 import { Tiles } from "./tiles.js";
-import { deviceProblem, fillPickers, openCamera, openDevice, openScreen } from "./devices.js";
+import { deviceProblem, fillPickers, openDevice, openScreen } from "./devices.js";
 import { UNREACHABLE, api, session, signInUrl } from "./api.js";
-import { $, el, when } from "./page.js";
+import { $, el, registerOfflinePage, when } from "./page.js";
 import { RestreamPanel } from "./restream.js";
+import { EncoderPanel } from "./encoder.js";
+import { SidePanel } from "./sidepanel.js";
+import { DeviceCheck } from "./devicecheck.js";
+import { handChime } from "./sound.js";
+import { handRow, personRow, qualityMark, removedRow } from "./people.js";
 import { ERROR_TEXTS, errorText } from "./errors.js";
 import { attachSlides } from "./slides.js";
 
@@ -18,6 +29,7 @@ const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
   me: null,
   grants: null,
+  lesson: null, // the REST lesson: title, starts_at, state, live_at, ended_at
   participants: new Map(),
   hands: [],
   speakers: new Set(),
@@ -26,14 +38,21 @@ const state = {
   join: null, // the REST join response: token, expires_at, signaling_path
   signaling: null,
   media: null,
-  preview: null, // camera stream shown in the setup panel, published on "Go live"
   localStream: null, // what we publish
   publishing: false,
+  micOff: false, // we turned our own microphone off
+  cameraOff: false,
   screenTrack: null,
   declinedStage: false,
   reconnecting: false,
+  wentLive: false, // a teacher has been in the room (the server's "live")
+  everRecorded: false,
+  stageNotes: new Map(), // participant -> "declined" | "left the stage" (student who left it themselves)
+  takenOff: new Set(), // participants this page took off stage
   over: null, // why the page stopped for good: "left", "removed", "revoked", "ended"
   removed: new Map(), // moderators: user id -> name of those removed from the lesson
+  handSound: localStorage.getItem("classroom.handSound") !== "off",
+  chimes: 0, // raised-hand sounds played (for tests)
 };
 window.classroom = state; // for tests and debugging: state.media.pc.getStats()
 
@@ -43,89 +62,174 @@ const tiles = new Tiles($("main-tile"), $("tiles"), {
     // The server may not implement video_size yet: its error is of no consequence.
     state.signaling?.request({ type: "video_size", mid, width, height }).catch(() => {});
   },
+  onChange: () => renderStage(),
 });
+const side = new SidePanel();
+const restreamPanel = new RestreamPanel(lessonId, (text) => note(text));
+const encoder = new EncoderPanel(lessonId, (text) => note(text));
+const check = new DeviceCheck({ onProblem: (text) => banner(text, "", "device"), onReady: () => clearBanner("device") });
+registerOfflinePage();
 
-const restreamPanel = new RestreamPanel(lessonId, (text) => banner(text));
-
-function banner(text, kind = "") {
+// The banner says one thing at a time; `cause` names what it is about, so that it clears
+// when that ends (clearBanner) and not when something else does.
+// A one-off message (an action refused, a key copied) has no cause that ends: it goes after a
+// while.
+let bannerCause = "";
+let bannerTimer = null;
+function banner(text, kind = "", cause = "") {
   $("banner").textContent = text;
   $("banner").className = `banner ${kind}`;
   $("banner").hidden = !text;
+  bannerCause = text ? cause : "";
+  clearTimeout(bannerTimer);
+  if (text && cause === "note") bannerTimer = setTimeout(() => clearBanner("note"), 10_000);
+}
+const note = (text) => banner(text, "", "note");
+function clearBanner(cause) {
+  if (bannerCause === cause) banner("");
 }
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const moderator = () => !!state.grants?.moderate;
 const mayPublish = (source) => !!state.grants?.publish?.includes(source);
 const participantName = (id) => state.participants.get(id)?.name ?? `participant ${id}`;
+const myself = () => state.participants.get(state.me);
 
 // --- Rendering -----------------------------------------------------------------------------
 
+const peopleView = {
+  state,
+  get moderator() { return moderator(); },
+  hasAudio: (id) => tiles.hasAudio(id),
+  send: (message) => send(message),
+  stageNote: (id) => state.stageNotes.get(id) ?? "",
+};
+
 function render() {
-  const me = state.participants.get(state.me);
-  const setupWanted = !state.publishing && mayPublish("camera") && (moderator() || !state.declinedStage);
-  showSetup(setupWanted && !state.over);
-  $("hand").hidden = moderator() || !!state.over;
-  $("unmute").hidden = !me?.muted || !state.publishing;
-  $("screen").hidden = !(state.publishing && mayPublish("screen"));
-  $("devices").hidden = !state.publishing;
-  $("screen").textContent = state.screenTrack ? "Stop sharing screen" : "Share screen";
-  $("mute-all").hidden = !moderator();
-  $("lock-chat").hidden = !moderator();
-  $("end").hidden = !moderator();
-  $("hand").textContent = state.hands.includes(state.me) ? "Lower hand" : "Raise hand";
+  const me = myself();
+  const over = !!state.over;
+  const setupWanted = !over && !state.publishing && mayPublish("camera") && (moderator() || !state.declinedStage);
+  showSetup(setupWanted);
+  renderControls(me, over);
+
+  const people = [...state.participants.values()];
+  $("people-count").textContent = people.length ? `(${people.length})` : "";
+  // Rows are rebuilt only when what they show changed (speakers change a few times a second):
+  // a button being clicked or holding the keyboard focus stays in place.
+  const rowOf = (p) => [p, state.speakers.has(p.id), state.quality.get(p.id), state.hands.includes(p.id), state.stageNotes.get(p.id), tiles.hasAudio(p.id)];
+  refresh("people", [moderator(), state.me, ...people.map(rowOf)], () => people.map((p) => personRow(p, peopleView)));
+  refresh("hands", [moderator(), state.hands, state.hands.map((id) => participantName(id))],
+    () => state.hands.map((id, i) => handRow(id, i + 1, peopleView)));
+  $("hands-empty").hidden = state.hands.length > 0;
+  side.hands = state.hands.length;
+  $("hand-sound").hidden = !moderator();
+  $("hand-sound").setAttribute("aria-pressed", String(state.handSound));
+  $("removed-section").hidden = !moderator() || state.removed.size === 0 || over;
+  $("removed").replaceChildren(...[...state.removed].map(([userId, name]) => removedRow(userId, name, readmit)));
+  $("mute-all").hidden = !moderator() || over;
+
+  // The chat: locked for students (input off, with a notice), open to moderators.
+  $("lock-chat").hidden = !moderator() || over;
   $("lock-chat").textContent = state.chatLocked ? "Unlock chat" : "Lock chat";
   $("chat-lock").hidden = !state.chatLocked;
+  const silenced = (state.chatLocked && !moderator()) || over || !state.grants?.chat;
+  $("chat-text").disabled = silenced;
+  $("chat-send").disabled = silenced;
+  $("chat-locked-note").hidden = !(state.chatLocked && !moderator()) || over;
+
+  tiles.speaking(state.speakers);
+  tiles.quality((id) => qualityMark(state.quality.get(id)));
+  restreamPanel.show(me?.role === "teacher" && !over);
+  side.showStream(moderator() && !over && (encoder.loaded || me?.role === "teacher"));
+  renderStage();
+}
+
+/** Replaces the children of `id` with `build()` when `data` differs from the last time. */
+function refresh(id, data, build) {
+  const signature = JSON.stringify(data);
+  if ($(id).dataset.signature === signature) return;
+  $(id).dataset.signature = signature;
+  $(id).replaceChildren(...build());
+}
+
+function renderControls(me, over) {
+  const live = !over && !!state.grants;
+  const serverMuted = !!me?.muted;
+  const micMuted = serverMuted || state.micOff;
+  const hasMic = !!state.localStream?.getAudioTracks().length;
+  const hasCamera = !!state.localStream?.getVideoTracks().length;
+  control("mic", live && state.publishing && hasMic, micMuted ? "Unmute my microphone" : "Mute my microphone", micMuted);
+  control("camera", live && state.publishing && hasCamera, state.cameraOff ? "Turn camera on" : "Turn camera off", state.cameraOff);
+  control("screen", live && state.publishing && mayPublish("screen"), state.screenTrack ? "Stop sharing screen" : "Share screen");
+  $("screen").classList.toggle("active", !!state.screenTrack);
+  // Students raise a hand, or leave the stage they are on; teachers leave the stage by
+  // stopping their camera and microphone (the device check comes back to go live again).
+  const student = live && !moderator();
+  const handText = me?.on_stage || !student ? "Leave stage" : state.hands.includes(state.me) ? "Lower hand" : "Raise hand";
+  control("hand", student || (live && state.publishing), handText);
+  $("hand").classList.toggle("active", state.hands.includes(state.me));
   // Everyone sees whether the lesson is recorded; teachers (the `record` grant) run it.
   const recording = state.recording || "off";
-  $("recording").hidden = recording === "off";
+  $("recording").hidden = recording === "off" || over;
   $("recording").textContent = recording === "paused" ? "Recording paused" : "● Recording";
-  const mayRecord = !!state.grants?.record && !state.over;
-  $("record").hidden = !mayRecord;
-  $("record").textContent = recording === "off" ? "Start recording" : "Stop recording";
+  const mayRecord = !!state.grants?.record && !over;
+  control("record", mayRecord, recording === "off" ? "Start recording" : "Stop recording");
+  $("record").classList.toggle("active", recording !== "off");
   $("record-pause").hidden = !mayRecord || recording === "off";
   $("record-pause").textContent = recording === "paused" ? "Resume recording" : "Pause recording";
-
-  $("hands").replaceChildren(...state.hands.map((id) => el("li", { text: `✋ ${participantName(id)}` })));
-  $("people").replaceChildren(...[...state.participants.values()].map(personRow));
-  $("removed-section").hidden = !moderator() || state.removed.size === 0 || !!state.over;
-  $("removed").replaceChildren(...[...state.removed].map(([userId, name]) => removedRow(userId, name)));
-  tiles.speaking(state.speakers);
-  restreamPanel.show(me?.role === "teacher" && !state.over);
+  $("devices").hidden = !state.publishing;
+  $("more").hidden = over;
+  $("end").hidden = !moderator() || over;
+  // After the lesson ended the end screen leads back to the course.
+  control("leave", state.over !== "ended", over ? "Back to the course" : "Leave");
 }
 
-function personRow(p) {
-  const flags = [
-    p.role,
-    p.on_stage && p.role === "student" ? "on stage" : "",
-    p.muted ? "muted" : "",
-    p.reconnecting ? "reconnecting" : "",
-    state.speakers.has(p.id) ? "speaking" : "",
-  ].filter(Boolean).join(", ");
-  const quality = state.quality.get(p.id);
-  const item = el("li", { "data-participant": p.id },
-    el("span", { text: `${p.name}${p.id === state.me ? " (you)" : ""} — ${flags}` }),
-    quality ? el("span", { class: `quality ${quality}`, text: `connection ${quality}` }) : null);
-  if (moderator() && p.id !== state.me && p.role === "student") {
-    item.append(
-      p.on_stage
-        ? action("Take off stage", `Take ${p.name} off stage`, { type: "remove_from_stage", participant: p.id })
-        : action("Bring on stage", `Bring ${p.name} on stage`, { type: "invite_to_stage", participant: p.id }),
-      action("Mute", `Mute ${p.name}`, { type: "mute", participant: p.id }),
-      action("Remove", `Remove ${p.name}`, { type: "remove_participant", participant: p.id }),
-    );
+/** A control bar button: shown or not, its label (also its accessible name), pressed or not. */
+function control(id, shown, label, pressed) {
+  const button = $(id);
+  button.hidden = !shown;
+  button.querySelector(".label").textContent = label;
+  button.title = label;
+  if (pressed === undefined) button.removeAttribute("aria-pressed");
+  else button.setAttribute("aria-pressed", String(pressed));
+}
+
+/** What the stage shows when no video fills it: waiting, reconnecting, or the teacher gone. */
+function renderStage() {
+  const teachers = [...state.participants.values()].filter((p) => p.role === "teacher");
+  const reconnecting = teachers.length > 0 && teachers.every((p) => p.reconnecting);
+  let text = "";
+  let detail = "";
+  if (state.over || !$("setup").hidden) {
+    text = "";
+  } else if (reconnecting && !moderator()) {
+    text = "The teacher is reconnecting…";
+    detail = "Stay here: the lesson goes on in a moment.";
+  } else if (tiles.empty) {
+    if (moderator()) {
+      text = "Nothing is on stage yet.";
+      detail = "Go live with your camera, share your screen or stream from an encoder.";
+    } else if (teachers.length === 0 && !state.wentLive) {
+      text = "Waiting for the teacher.";
+      detail = state.lesson ? `The lesson starts at ${when(state.lesson.starts_at)}.` : "";
+    } else if (teachers.length === 0) {
+      text = "The teacher has left for now.";
+      detail = "Stay here: the lesson goes on when they come back.";
+    } else {
+      text = "The teacher is getting ready.";
+      detail = "The lesson starts in a moment.";
+    }
   }
-  return item;
-}
-
-/** A removed user, for moderators: they stay out of the lesson until let back in. */
-function removedRow(userId, name) {
-  const letBackIn = el("button", {
-    type: "button",
-    text: "Let back in",
-    "aria-label": `Let back in: ${name}`,
-    onclick: () => readmit(userId, name),
-  });
-  return el("li", { "data-removed": userId }, el("span", { text: name }), letBackIn);
+  $("stage-note").hidden = !text;
+  $("stage-note-text").textContent = text;
+  $("stage-note-detail").textContent = detail;
+  $("stage-note").classList.toggle("over-video", !!text && !tiles.empty);
+  const gallery = tiles.view === "gallery" && !text && $("setup").hidden;
+  $("stage-area").classList.toggle("gallery", gallery);
+  $("view").textContent = tiles.view === "gallery" ? "Speaker view" : "Gallery view";
+  $("view").hidden = tiles.empty;
+  $("fullscreen").hidden = tiles.empty || !(document.fullscreenEnabled || $("main-tile").querySelector("video")?.webkitEnterFullscreen);
+  $("fullscreen").textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen";
 }
 
 /** Moderators: who was removed from this lesson (kept by the server across reconnects). */
@@ -135,25 +239,20 @@ async function loadRemovals() {
     state.removed = new Map(removals.map((r) => [r.user_id, r.name]));
     render();
   } catch (error) {
-    if (!error.redirected) banner(`The list of removed participants could not be loaded: ${error.message}`);
+    if (!error.redirected) note(`The list of removed participants could not be loaded: ${error.message}`);
   }
 }
 
 async function readmit(userId, name) {
   try {
     await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/removals/${encodeURIComponent(userId)}`, { method: "DELETE" });
-    banner(`${name} can join the lesson again.`);
+    note(`${name} can join the lesson again.`);
   } catch (error) {
     if (error.redirected) return;
-    if (error.status !== 404) return banner(`${name} could not be let back in: ${error.message}`);
+    if (error.status !== 404) return note(`${name} could not be let back in: ${error.message}`);
   }
   state.removed.delete(userId);
   render();
-}
-
-// The visible text starts the accessible name, so voice control users can say what they see.
-function action(text, label, message) {
-  return el("button", { type: "button", text, "aria-label": label.startsWith(text) ? label : `${text}: ${label}`, onclick: () => send(message).catch(() => {}) });
 }
 
 async function send(message) {
@@ -161,81 +260,50 @@ async function send(message) {
   try {
     return await state.signaling.request(message);
   } catch (error) {
-    if (error.code !== "closed") banner(errorText(error));
+    // A refusal for the locked chat lasts as long as the lock; others go after a while.
+    if (error.code === "chat_locked") banner(errorText(error), "", "chat");
+    else if (error.code !== "closed") note(errorText(error));
     throw error;
   }
 }
 
-function showChat(messages) {
-  $("messages").replaceChildren(...messages.map((m) => el("li", { text: `${m.name}: ${m.text}` })));
-}
+const chatLine = (m) => el("li", { text: `${m.name}: ${m.text}` });
 
 // --- Camera, microphone, screen ------------------------------------------------------------
 
-let previewStarting = null;
-
 function showSetup(show) {
-  const wasHidden = $("setup").hidden;
-  $("setup").hidden = !show;
   const invited = !moderator();
   $("invite").hidden = !invited;
   $("decline").hidden = !invited;
   $("publish").textContent = invited ? "Turn on camera and microphone" : "Go live with camera and microphone";
-  if (show && wasHidden && !state.preview) startPreview().catch(() => {});
-}
-
-/** Opens the chosen camera and microphone into the preview; reports denied or missing. */
-function startPreview() {
-  previewStarting ??= (async () => {
-    try {
-      const picked = { cameraId: $("camera-pick").value, microphoneId: $("microphone-pick").value };
-      const stream = await openCamera(picked);
-      state.preview?.getTracks().forEach((t) => t.stop());
-      state.preview = stream;
-      $("preview").srcObject = stream;
-      await fillPickers($("camera-pick"), $("microphone-pick"), stream);
-      if ($("banner").dataset.device) banner("");
-      return stream;
-    } catch (error) {
-      banner(deviceProblem(error));
-      $("banner").dataset.device = "1";
-      throw error;
-    } finally {
-      previewStarting = null;
-    }
-  })();
-  return previewStarting;
+  check.show(show);
 }
 
 async function publish() {
-  const stream = state.preview ?? await startPreview().catch(() => null);
+  const stream = await check.take();
   if (!stream || !state.media) return;
-  state.preview = null;
-  $("preview").srcObject = null;
   state.localStream = stream;
   state.publishing = true;
-  tiles.showLocal(stream);
+  state.micOff = false;
+  state.cameraOff = false;
+  tiles.me = state.me;
+  tiles.showLocal(stream, `${myself()?.name ?? "You"} (you)`);
   render();
   fillPickers($("live-camera-pick"), $("live-microphone-pick"), stream).catch(() => {});
-  await state.media.publish(stream).catch((error) => banner(`Going live failed: ${error.message}`));
+  await state.media.publish(stream).catch((error) => note(`Going live failed: ${error.message}`));
 }
 
-/**
- * Another camera or microphone chosen while live: the new device's track replaces the old one
- * on the same m-line (no renegotiation, subscribers keep decoding); a microphone the teacher
- * muted stays muted. If the device cannot be opened, the old one keeps going.
- */
+/** Another camera or microphone while live: the same m-line carries the new device's track. */
 async function switchDevice(kind, deviceId) {
   const stream = state.localStream;
-  if (!stream || !deviceId) return;
   const mediaKind = kind === "audioinput" ? "audio" : "video";
-  const old = stream.getTracks().find((t) => t.kind === mediaKind);
-  if (old?.getSettings().deviceId === deviceId) return;
+  const old = stream?.getTracks().find((t) => t.kind === mediaKind);
+  if (!stream || old?.getSettings().deviceId === deviceId) return;
   let track;
   try {
     track = await openDevice(kind, deviceId);
   } catch (error) {
-    banner(deviceProblem(error, mediaKind === "audio" ? "microphone" : "camera"));
+    note(deviceProblem(error, mediaKind === "audio" ? "microphone" : "camera"));
     await fillPickers($("live-camera-pick"), $("live-microphone-pick"), stream);
     return;
   }
@@ -245,9 +313,9 @@ async function switchDevice(kind, deviceId) {
     stream.removeTrack(old);
   }
   stream.addTrack(track);
-  await state.media?.replaceLocal(track).catch((error) => banner(`Switching devices failed: ${error.message}`));
+  await state.media?.replaceLocal(track).catch((error) => note(`Switching devices failed: ${error.message}`));
   old?.stop();
-  if (mediaKind === "video") tiles.showLocal(stream);
+  if (mediaKind === "video") tiles.showLocal(stream, `${myself()?.name ?? "You"} (you)`);
 }
 
 async function stopPublishing() {
@@ -270,80 +338,34 @@ async function toggleScreen() {
   try {
     track = await openScreen();
   } catch (error) {
-    if (error.name !== "NotAllowedError") banner(deviceProblem(error, "screen share"));
+    if (error.name !== "NotAllowedError") note(deviceProblem(error, "screen share"));
     return;
   }
   state.screenTrack = track;
   track.addEventListener("ended", () => { if (state.screenTrack === track) toggleScreen(); });
   render();
-  await state.media?.shareScreen(track).catch((error) => banner(`Screen sharing failed: ${error.message}`));
+  await state.media?.shareScreen(track).catch((error) => note(`Screen sharing failed: ${error.message}`));
 }
 
-// --- The teacher's encoder (OBS, a hardware encoder) over RTMP ----------------------------
-
-const ENCODER_STATES = {
-  live: "Your encoder is live: the class sees and hears it.",
-  interrupted: "The encoder's connection dropped; waiting for it to come back…",
-  stopped: "No encoder is streaming.",
-};
-// The key is known only in the answer that made it (the server keeps its hash): shown on this
-// page until it is left, never again. A teacher who lost it makes a new one.
-const encoder = { key: null, url: null, created: null, shown: false, loaded: false };
-
-/** The lesson's server URL and key (teachers of the course only: others get 403 and see nothing). */
-async function loadStreamKey(method = "GET") {
-  try {
-    const key = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/stream-key`, { method });
-    if (method === "POST") {
-      encoder.key = key.stream_key;
-      encoder.shown = false;
-    }
-    encoder.url = key.server_url;
-    encoder.created = key.created_at;
-    encoder.loaded = true;
-    $("encoder").hidden = false;
-    showStreamKey();
-  } catch (error) {
-    if (error.status === 403 || error.status === 404) return;
-    if (method === "POST") banner(`No new stream key: ${error.message}`);
+/** Our microphone on or off; after a moderator muted it, on again asks the server too. */
+async function toggleMic() {
+  const muted = !!myself()?.muted || state.micOff;
+  if (muted) {
+    if (myself()?.muted) await send({ type: "unmute" }).catch(() => {});
+    state.micOff = false;
+    clearBanner("muted");
+  } else {
+    state.micOff = true;
   }
+  state.localStream?.getAudioTracks().forEach((t) => { t.enabled = !state.micOff; });
+  render();
 }
 
-function showStreamKey() {
-  const known = Boolean(encoder.key);
-  $("encoder-url").textContent = encoder.url;
-  let text;
-  if (known) text = encoder.shown ? encoder.key : "••••••••••••";
-  else if (encoder.created) text = `made ${when(encoder.created)}; shown only when made`;
-  else text = "none yet";
-  $("encoder-key").textContent = text;
-  $("encoder-key").dataset.hidden = String(known && !encoder.shown);
-  $("key-once").hidden = !known;
-  $("reveal-key").hidden = !known;
-  $("copy-key").hidden = !known;
-  $("reveal-key").textContent = encoder.shown ? "Hide key" : "Show key";
-  $("reveal-key").setAttribute("aria-pressed", String(encoder.shown));
-  $("rotate-key").textContent = encoder.created ? "New key" : "Make a key";
-}
-
-/** An `encoder` message: the state, and why a publish was refused or stopped. */
-function showEncoder({ state, reason }) {
-  if (ENCODER_STATES[state]) $("encoder-state").textContent = ENCODER_STATES[state];
-  $("encoder").dataset.state = state;
-  const why = state === "refused" ? `The encoder was refused: ${reason}` : state === "stopped" ? reason : "";
-  if (state === "live" || why) {
-    $("encoder-reason").textContent = why ?? "";
-    $("encoder-reason").hidden = !why;
-  }
-}
-
-async function copy(text, what) {
-  try {
-    await navigator.clipboard.writeText(text);
-    banner(`${what} copied.`);
-  } catch {
-    banner(`${what} could not be copied: select it and copy it by hand.`);
-  }
+function toggleCamera() {
+  state.cameraOff = !state.cameraOff;
+  state.localStream?.getVideoTracks().forEach((t) => { t.enabled = !state.cameraOff; });
+  tiles.cameraOff(state.cameraOff);
+  render();
 }
 
 // --- Connecting and reconnecting -----------------------------------------------------------
@@ -361,14 +383,17 @@ async function connect() {
   const joined = await signaling.join(state.join.token);
   attachSlides(signaling, joined);
   state.me = joined.you.id;
+  tiles.me = state.me;
   state.grants = joined.grants;
   state.hands = joined.hands;
   state.chatLocked = joined.chat_locked;
   state.recording = joined.recording || "off";
+  state.everRecorded ||= state.recording !== "off";
   state.participants = new Map(joined.participants.map((p) => [p.id, p]));
+  state.wentLive ||= joined.participants.some((p) => p.role === "teacher");
   state.speakers = new Set();
   state.quality = new Map();
-  showChat(joined.chat_history);
+  $("messages").replaceChildren(...joined.chat_history.map(chatLine));
   // After a server restart our place (the stage) may be gone: publish only what we may.
   if (state.publishing && !mayPublish("camera")) await stopPublishing();
 
@@ -376,13 +401,13 @@ async function connect() {
   state.media = media;
   media.addEventListener("track", (event) => {
     tiles.add(event.detail, participantName(event.detail.participant));
-    tiles.speaking(state.speakers); // the speaker may have been named before their tile came
+    render(); // the speaker, quality and "can be muted" of the new tile
   });
-  media.addEventListener("trackended", (event) => tiles.remove(event.detail));
+  media.addEventListener("trackended", (event) => { tiles.remove(event.detail); render(); });
   media.addEventListener("state", (event) => onMediaState(media, event.detail));
   await media.start(state.publishing ? state.localStream : null, state.publishing ? state.screenTrack : null);
   $("connection").textContent = "connected";
-  if (moderator() && !encoder.loaded) loadStreamKey();
+  if (moderator() && !encoder.loaded) encoder.load().then(render);
   if (moderator()) loadRemovals();
   render();
 }
@@ -407,7 +432,7 @@ function dropped() {
   state.media?.close();
   state.media = null;
   tiles.clearRemote();
-  banner("Reconnecting… The connection to the classroom was lost; trying again.", "reconnecting");
+  banner("Reconnecting… The connection to the classroom was lost; trying again.", "reconnecting", "connection");
   $("connection").textContent = "reconnecting…";
   render();
   joinUntilConnected(false);
@@ -433,7 +458,7 @@ async function joinUntilConnected(first) {
     try {
       await connect();
       state.reconnecting = false;
-      banner("");
+      clearBanner("connection");
       return;
     } catch (error) {
       const failed = state.signaling;
@@ -446,23 +471,57 @@ async function joinUntilConnected(first) {
       if (error.status === 403 || error.status === 404 || error.status === 409) return finish("ended", error.message);
       if (error.code === "invalid_token") state.join = null; // ask for a fresh one
       const why = error.status === 0 || error.code === "closed" ? UNREACHABLE : `(${errorText(error)})`;
-      banner(`${first ? "Connecting…" : "Reconnecting…"} ${why}`, "reconnecting");
+      banner(`${first ? "Connecting…" : "Reconnecting…"} ${why}`, "reconnecting", "connection");
     }
   }
 }
 
+/** Our place in the lesson is over: the end screen (lesson ended) or why, in the banner. */
 function finish(reason, message) {
   state.over = reason;
   state.reconnecting = false;
-  banner(message);
   $("connection").textContent = reason === "ended" ? "ended" : "disconnected";
   state.media?.close();
   state.media = null;
+  state.signaling?.close();
   tiles.clearRemote();
-  state.preview?.getTracks().forEach((t) => t.stop());
+  check.stop();
   state.localStream?.getTracks().forEach((t) => t.stop());
+  state.screenTrack?.stop();
   tiles.removeLocal();
+  if (reason === "ended") {
+    banner("");
+    showEnded(message);
+  } else {
+    banner(message);
+  }
   render();
+}
+
+/** The end screen: how long the lesson lasted, where its replay will be. */
+async function showEnded(message) {
+  $("ended-heading").textContent = message;
+  $("ended").hidden = false;
+  $("live").classList.add("over");
+  $("stage-area").hidden = true;
+  $("side").hidden = true;
+  $("panel-toggle").hidden = true;
+  $("controls").hidden = true;
+  $("ended-replay").textContent = state.everRecorded
+    ? "The replay will appear in the course when it is ready."
+    : "This lesson was not recorded, so it has no replay.";
+  // The end as the server recorded it; just now, when it has not yet written it down.
+  const heardAt = new Date().toISOString();
+  try {
+    const lesson = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}`);
+    const ended = lesson.ended_at ?? heardAt;
+    if (lesson.live_at) {
+      const minutes = Math.max(1, Math.round((Date.parse(ended) - Date.parse(lesson.live_at)) / 60_000));
+      $("ended-duration").textContent = `It lasted ${minutes} minute${minutes === 1 ? "" : "s"} (${when(lesson.live_at)} to ${when(ended)}).`;
+    }
+  } catch {
+    // The duration is a nicety: the screen stands without it.
+  }
 }
 
 function wire(signaling) {
@@ -471,22 +530,46 @@ function wire(signaling) {
     handler(event.detail);
     render();
   });
-  on("participant_joined", ({ participant }) => state.participants.set(participant.id, participant));
+  on("participant_joined", ({ participant }) => {
+    state.participants.set(participant.id, participant);
+    if (participant.role === "teacher") state.wentLive = true;
+  });
   on("participant_updated", ({ participant }) => {
+    const before = state.participants.get(participant.id);
     state.participants.set(participant.id, participant);
     tiles.rename(participant.id, participant.name);
+    noteStage(before, participant);
+    if (participant.id === state.me && !participant.muted) clearBanner("muted");
   });
   on("participant_left", ({ participant, reason }) => {
     const who = state.participants.get(participant);
     if (reason === "removed" && who) state.removed.set(who.user_id, who.name);
     state.participants.delete(participant);
     state.quality.delete(participant);
+    state.stageNotes.delete(participant);
     tiles.dropParticipant(participant);
   });
-  on("hands", ({ hands }) => { state.hands = hands; });
-  on("chat", ({ message }) => $("messages").append(el("li", { text: `${message.name}: ${message.text}` })));
-  on("chat_locked", ({ locked }) => { state.chatLocked = locked; });
-  on("recording", ({ state: recording }) => { state.recording = recording; });
+  on("hands", ({ hands }) => {
+    const raised = hands.some((id) => !state.hands.includes(id) && id !== state.me);
+    state.hands = hands;
+    if (raised && moderator() && state.handSound) {
+      state.chimes += 1;
+      handChime(tiles.sinkId).catch(() => {});
+    }
+  });
+  on("chat", ({ message }) => {
+    $("messages").append(chatLine(message));
+    $("messages").lastElementChild.scrollIntoView({ block: "nearest" });
+    if (message.from !== state.me) side.chatArrived();
+  });
+  on("chat_locked", ({ locked }) => {
+    state.chatLocked = locked;
+    if (!locked) clearBanner("chat");
+  });
+  on("recording", ({ state: recording }) => {
+    state.recording = recording;
+    state.everRecorded ||= recording !== "off";
+  });
   on("speakers", ({ speakers }) => { state.speakers = new Set(speakers); });
   on("connection_quality", ({ updates }) => {
     for (const { participant, quality } of updates) state.quality.set(participant, quality);
@@ -498,10 +581,10 @@ function wire(signaling) {
     if (!mayPublish("camera") && state.publishing) stopPublishing().then(render);
   });
   on("muted", () => {
-    banner("The teacher muted your microphone.");
+    banner("The teacher muted your microphone.", "", "muted");
     state.localStream?.getAudioTracks().forEach((t) => { t.enabled = false; });
   });
-  on("encoder", showEncoder);
+  on("encoder", (news) => encoder.update(news));
   on("removed", () => finish(...FINAL.removed_from_lesson));
   on("lesson_ended", () => finish(...FINAL.lesson_ended));
   signaling.addEventListener("close", (event) => {
@@ -514,27 +597,47 @@ function wire(signaling) {
   });
 }
 
+/** A student who goes off stage without being taken off: declined (never sent), or left. */
+function noteStage(before, after) {
+  if (after.on_stage) {
+    state.stageNotes.delete(after.id);
+    state.takenOff.delete(after.id);
+  } else if (before?.on_stage && after.role === "student") {
+    if (state.takenOff.delete(after.id)) state.stageNotes.delete(after.id);
+    else state.stageNotes.set(after.id, tiles.hasAudio(after.id) || after.id === state.me && state.publishing ? "left the stage" : "declined the stage");
+  }
+}
+
 // --- Controls ------------------------------------------------------------------------------
 
 $("publish").addEventListener("click", () => publish());
-$("decline").addEventListener("click", () => { state.declinedStage = true; render(); });
-for (const pick of ["camera-pick", "microphone-pick"]) {
-  $(pick).addEventListener("change", () => startPreview().catch(() => {}));
-}
+$("decline").addEventListener("click", () => {
+  state.declinedStage = true;
+  send({ type: "leave_stage" }).catch(() => {});
+  render();
+});
+check.onSpeaker = (sinkId) => tiles.setSink(sinkId);
+check.wire();
 $("live-camera-pick").addEventListener("change", (event) => switchDevice("videoinput", event.target.value));
 $("live-microphone-pick").addEventListener("change", (event) => switchDevice("audioinput", event.target.value));
+$("live-speaker-pick").addEventListener("change", (event) => check.chooseSpeaker(event.target.value));
 $("screen").addEventListener("click", () => toggleScreen());
-$("hand").addEventListener("click", () => send({ type: state.hands.includes(state.me) ? "lower_hand" : "raise_hand" }).catch(() => {}));
-$("unmute").addEventListener("click", async () => {
-  await send({ type: "unmute" }).catch(() => {});
-  state.localStream?.getAudioTracks().forEach((t) => { t.enabled = true; });
-  banner("");
+$("mic").addEventListener("click", () => toggleMic());
+$("camera").addEventListener("click", () => toggleCamera());
+$("hand").addEventListener("click", () => {
+  if (moderator()) {
+    stopPublishing().then(render);
+  } else if (myself()?.on_stage) {
+    state.declinedStage = true;
+    send({ type: "leave_stage" }).catch(() => {});
+  } else {
+    send({ type: state.hands.includes(state.me) ? "lower_hand" : "raise_hand" }).catch(() => {});
+  }
 });
-$("reveal-key").addEventListener("click", () => { encoder.shown = !encoder.shown; showStreamKey(); });
-$("copy-key").addEventListener("click", () => copy(encoder.key, "The stream key"));
-$("copy-url").addEventListener("click", () => copy(encoder.url, "The server URL"));
-$("rotate-key").addEventListener("click", () => {
-  if (!encoder.created || confirm("Make a new stream key? The old one stops working: update your encoder.")) loadStreamKey("POST");
+$("hand-sound").addEventListener("click", () => {
+  state.handSound = !state.handSound;
+  localStorage.setItem("classroom.handSound", state.handSound ? "on" : "off");
+  render();
 });
 $("mute-all").addEventListener("click", () => send({ type: "mute_all" }).catch(() => {}));
 $("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked: !state.chatLocked }).catch(() => {}));
@@ -544,15 +647,34 @@ $("end").addEventListener("click", () => {
   if (confirm("End the lesson for everyone?")) send({ type: "end_lesson" }).catch(() => {});
 });
 $("leave").addEventListener("click", () => {
-  state.over = "left";
-  state.signaling?.request({ type: "leave" }).catch(() => {});
-  location.href = state.courseId ? `/course.html?id=${state.courseId}` : "/";
+  if (!state.over) state.signaling?.request({ type: "leave" }).catch(() => {});
+  state.over ||= "left";
+  location.href = state.lesson ? `/course.html?id=${state.lesson.course_id}` : "/";
 });
+$("view").addEventListener("click", () => tiles.setView(tiles.view === "gallery" ? "speaker" : "gallery"));
+$("fullscreen").addEventListener("click", () => {
+  if (document.fullscreenElement) return document.exitFullscreen().catch(() => {});
+  const target = tiles.view === "gallery" ? $("stage-area") : $("stage");
+  if (document.fullscreenEnabled) return target.requestFullscreen().catch(() => {});
+  // iPhones: only a video goes fullscreen (the shared screen, or whoever is large).
+  $("main-tile").querySelector("video")?.webkitEnterFullscreen?.();
+});
+document.addEventListener("fullscreenchange", () => renderStage());
 $("chat-form").addEventListener("submit", (event) => {
   event.preventDefault();
   const text = $("chat-text").value.trim();
   if (!text) return;
   send({ type: "chat", text }).then(() => { $("chat-text").value = ""; }, () => {});
+});
+// The More menu closes when something else is clicked.
+document.addEventListener("click", (event) => {
+  if ($("more").open && !$("more").contains(event.target)) $("more").open = false;
+});
+// A panel with the keyboard: Escape closes the More menu and the phone's drawer.
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  $("more").open = false;
+  side.open(false);
 });
 
 async function main() {
@@ -563,10 +685,12 @@ async function main() {
   for (let attempt = 0; ; attempt++) {
     try {
       const lesson = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}`);
+      state.lesson = lesson;
+      state.wentLive = lesson.state === "live";
       $("title").textContent = lesson.title;
       document.title = `${lesson.title} · classroom`;
-      state.courseId = lesson.course_id;
       $("home-link").href = `/course.html?id=${lesson.course_id}`;
+      $("ended-back").href = `/course.html?id=${lesson.course_id}`;
       if (lesson.state === "ended" || lesson.state === "cancelled") {
         finish(...(lesson.state === "ended" ? FINAL.lesson_ended : FINAL.lesson_cancelled));
         return;
@@ -574,11 +698,12 @@ async function main() {
       break;
     } catch (error) {
       if (error.redirected) return;
-      banner(error.message);
+      banner(error.message, "", "connection");
       if (error.status !== 0) return;
       await sleep(Math.min(1000 * 2 ** attempt, 5000)); // unreachable: keep trying
     }
   }
+  render();
   state.reconnecting = true;
   await joinUntilConnected(true);
 }

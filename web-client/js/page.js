@@ -65,3 +65,12 @@ export function localInput(date) {
   const pad = (n) => String(n).padStart(2, "0");
   return `${date.getFullYear()}-${pad(date.getMonth() + 1)}-${pad(date.getDate())}T${pad(date.getHours())}:${pad(date.getMinutes())}`;
 }
+
+/**
+ * Installs the service worker that shows our own offline page (offline.html, with a retry)
+ * when a page of ours cannot be loaded, instead of the browser's error page. Best effort:
+ * browsers without service workers, or pages not served from a secure origin, go without.
+ */
+export function registerOfflinePage() {
+  navigator.serviceWorker?.register("/sw.js").catch(() => {});
+}

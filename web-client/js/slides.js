@@ -49,7 +49,9 @@ function panel() {
     else return;
     event.preventDefault();
   });
-  const stage = document.querySelector(".stage");
+  // Inside the stage's content box: a slide shown fills it and the main video becomes a
+  // small picture in its corner (css/slides.css).
+  const stage = document.querySelector("#stage-content") ?? document.querySelector(".stage");
   stage?.prepend(section);
   view.panel = { section, image, caption, picker, open, prev, next, close, controls, figure: section.querySelector("figure") };
   return view.panel;

@@ -1,23 +1,34 @@
 // The video tiles of the live classroom: one per participant and source group (camera with
-// microphone, screen, or the teacher's encoder), the large one (the encoder when streaming,
-// else a screen share, else the teacher), the others in a grid. Each remote video reports its
-// shown size to the server (`video_size`).
+// microphone, screen, or the teacher's encoder). In speaker view one tile is large on the
+// stage: the pinned one, else the encoder while it streams, else a screen share, else the
+// person speaking (held a moment, so the stage does not flicker between two voices), else the
+// teacher; the others run in a strip. In gallery view all share a grid sized to fit them.
+// Each remote video reports its shown size to the server (`video_size`).
 
 const SCREEN = new Set(["screen", "screen_audio"]);
 const groupOf = (source) => (SCREEN.has(source) ? "screen" : source === "encoder" ? "encoder" : "camera");
+// How long a speaker keeps the stage before another voice may take it.
+const SPEAKER_HOLD_MS = 2000;
 
 export class Tiles {
   /**
-   * `main` and `grid` are the containers; `isTeacher(id)` says whose camera goes large;
-   * `onSize(mid, width, height)` is called when a remote video's shown size changes.
+   * `main` and `grid` are the containers; `isTeacher(id)` says whose camera goes large when
+   * nobody speaks; `onSize(mid, width, height)` is called when a remote video's shown size
+   * changes; `onChange()` after the layout changed (who is large, which tiles exist).
    */
-  constructor(main, grid, { isTeacher, onSize }) {
+  constructor(main, grid, { isTeacher, onSize, onChange = () => {} }) {
     this.main = main;
     this.grid = grid;
     this.isTeacher = isTeacher;
     this.onSize = onSize;
-    this.tiles = new Map(); // key -> {figure, video, stream, participant, group, mids: Map(track -> mid)}
+    this.onChange = onChange;
+    this.tiles = new Map(); // key -> {figure, video, caption, stream, participant, group, mids: Map(track -> mid)}
     this.sizes = new Map(); // mid -> "w×h" last sent
+    this.view = "speaker"; // or "gallery"
+    this.pinned = null; // a tile key
+    this.speaker = null; // {participant, since}
+    this.sinkId = "";
+    this.me = null; // our own participant id, for the local tile
     this.observer = new ResizeObserver((entries) => {
       for (const entry of entries) this.#reportSize(entry.target);
     });
@@ -55,11 +66,17 @@ export class Tiles {
 
   /** Our own camera (muted, never sized by the server). */
   showLocal(stream, name = "You") {
-    const tile = this.#tile("me:camera", null, "camera", name);
+    const tile = this.#tile("me:camera", this.me, "camera", name);
+    tile.local = true;
     tile.video.muted = true;
     tile.video.srcObject = stream;
     tile.video.play().catch(() => {});
     this.layout();
+  }
+
+  /** Our own camera turned off (or on again): a placeholder instead of a black picture. */
+  cameraOff(off) {
+    this.tiles.get("me:camera")?.figure.classList.toggle("camera-off", off);
   }
 
   removeLocal() {
@@ -81,26 +98,85 @@ export class Tiles {
 
   rename(participant, name) {
     for (const tile of this.tiles.values()) {
-      if (tile.participant === participant) tile.caption.textContent = tile.group === "screen" ? `${name}'s screen` : name;
+      if (tile.participant === participant && !tile.local) this.#caption(tile, name);
     }
   }
 
-  /** Marks the tiles of the participants speaking now. */
-  speaking(ids) {
-    for (const tile of this.tiles.values()) tile.figure.classList.toggle("speaking", tile.participant !== null && ids.has(tile.participant));
+  /** Whether `participant` sends us audio (a microphone someone could mute). */
+  hasAudio(participant) {
+    const tile = this.tiles.get(`${participant}:camera`);
+    return !!tile && tile.stream.getAudioTracks().length > 0;
   }
 
-  /** Large: the encoder, else the first screen share, else the teacher's camera; the rest in the grid. */
+  /** Whether anything is on stage for us to watch (any remote video or our own camera). */
+  get empty() {
+    return this.tiles.size === 0;
+  }
+
+  /** Marks the tiles of the participants speaking now; the loudest may take the stage. */
+  speaking(ids, now = performance.now()) {
+    for (const tile of this.tiles.values()) tile.figure.classList.toggle("speaking", tile.participant !== null && ids.has(tile.participant));
+    const loudest = [...ids].find((id) => this.tiles.has(`${id}:camera`));
+    if (loudest !== undefined && loudest !== this.speaker?.participant
+      && (!this.speaker || now - this.speaker.since > SPEAKER_HOLD_MS)) {
+      this.speaker = { participant: loudest, since: now };
+      this.layout();
+    }
+  }
+
+  /** Shows one connection-quality mark per participant's tiles. */
+  quality(of) {
+    for (const tile of this.tiles.values()) {
+      const mark = tile.participant !== null ? of(tile.participant) : null;
+      tile.quality.replaceChildren(...(mark ? [mark] : []));
+    }
+  }
+
+  setView(view) {
+    this.view = view;
+    this.layout();
+  }
+
+  /** Pins a tile to the stage (again: unpins). A pin in gallery view goes back to speaker view. */
+  togglePin(key) {
+    this.pinned = this.pinned === key ? null : key;
+    if (this.pinned) this.view = "speaker";
+    this.layout();
+  }
+
+  /** Plays every remote tile on the chosen speaker (audio output device). */
+  setSink(sinkId) {
+    this.sinkId = sinkId;
+    for (const tile of this.tiles.values()) this.#applySink(tile);
+  }
+
+  /** The tile on the stage in speaker view. */
+  #large(tiles) {
+    const camera = (participant) => tiles.find((t) => t.participant === participant && t.group === "camera");
+    return (this.pinned && this.tiles.get(this.pinned))
+      ?? tiles.find((t) => t.group === "encoder")
+      ?? tiles.find((t) => t.group === "screen")
+      ?? (this.speaker && camera(this.speaker.participant))
+      ?? tiles.find((t) => t.participant !== null && t.group === "camera" && this.isTeacher(t.participant))
+      ?? (tiles.length === 1 ? tiles[0] : undefined);
+  }
+
   layout() {
     const tiles = [...this.tiles.values()];
-    const large = tiles.find((t) => t.group === "encoder")
-      ?? tiles.find((t) => t.group === "screen")
-      ?? tiles.find((t) => t.participant !== null && t.group === "camera" && this.isTeacher(t.participant));
+    if (this.pinned && !this.tiles.has(this.pinned)) this.pinned = null;
+    const large = this.view === "speaker" ? this.#large(tiles) : undefined;
     for (const tile of tiles) {
       const parent = tile === large ? this.main : this.grid;
       if (tile.figure.parentElement !== parent) parent.append(tile.figure);
       tile.figure.classList.toggle("large", tile === large);
+      const pinned = this.pinned === tile.key;
+      tile.pin.setAttribute("aria-pressed", String(pinned));
+      tile.pin.textContent = pinned ? "Unpin" : "Pin";
+      tile.pin.setAttribute("aria-label", `${tile.pin.textContent} ${tile.caption.textContent}`);
     }
+    const count = this.grid.children.length;
+    this.grid.style.setProperty("--cols", String(Math.max(1, Math.ceil(Math.sqrt(count * 1.3)))));
+    this.onChange();
   }
 
   #tile(key, participant, group, name) {
@@ -113,15 +189,34 @@ export class Tiles {
       video.autoplay = true;
       video.playsInline = true;
       const caption = document.createElement("figcaption");
-      figure.append(video, caption);
-      tile = { figure, video, caption, stream: new MediaStream(), participant, group, mids: new Map() };
+      const pin = document.createElement("button");
+      pin.type = "button";
+      pin.className = "pin";
+      pin.addEventListener("click", () => this.togglePin(key));
+      const quality = document.createElement("span");
+      quality.className = "tile-quality";
+      figure.append(video, caption, pin, quality);
+      tile = { key, figure, video, caption, pin, quality, stream: new MediaStream(), participant, group, mids: new Map() };
       video.tile = tile;
       this.tiles.set(key, tile);
-      if (participant !== null) this.observer.observe(video);
+      if (!key.startsWith("me:")) {
+        this.observer.observe(video);
+        video.addEventListener("resize", () => this.#reportSize(video)); // another picture size
+        this.#applySink(tile);
+      }
     }
-    tile.caption.textContent = group === "screen" ? `${name}'s screen` : name;
-    tile.video.setAttribute("aria-label", tile.caption.textContent);
+    this.#caption(tile, name);
     return tile;
+  }
+
+  #caption(tile, name) {
+    tile.caption.textContent = tile.group === "screen" ? `${name}'s screen` : name;
+    tile.video.setAttribute("aria-label", tile.caption.textContent);
+    tile.pin.setAttribute("aria-label", `${this.pinned === tile.key ? "Unpin" : "Pin"} ${tile.caption.textContent}`);
+  }
+
+  #applySink(tile) {
+    if (this.sinkId && tile.video.setSinkId) tile.video.setSinkId(this.sinkId).catch(() => {});
   }
 
   #drop(key) {
@@ -134,13 +229,18 @@ export class Tiles {
 
   #reportSize(video) {
     const tile = video.tile;
-    if (!tile || tile.participant === null) return;
+    if (!tile || tile.local || tile.participant === null) return;
     const track = tile.stream.getVideoTracks()[0];
     const mid = track ? tile.mids.get(track) : undefined;
     if (mid === undefined || mid === null) return;
-    const visible = video.isConnected && video.offsetWidth > 0;
-    const width = visible ? Math.round(video.offsetWidth * devicePixelRatio) : 0;
-    const height = visible ? Math.round(video.offsetHeight * devicePixelRatio) : 0;
+    // The picture as shown: the element's box less the bars of `object-fit: contain` (a tall
+    // phone stage shows a 16:9 camera no bigger than a 16:9 tile of its width would).
+    const visible = video.isConnected && video.offsetWidth > 0 && video.offsetHeight > 0;
+    const aspect = video.videoWidth > 0 && video.videoHeight > 0 ? video.videoWidth / video.videoHeight : 16 / 9;
+    const [boxWidth, boxHeight] = [video.offsetWidth, video.offsetHeight];
+    const [shownWidth, shownHeight] = boxWidth / boxHeight > aspect ? [boxHeight * aspect, boxHeight] : [boxWidth, boxWidth / aspect];
+    const width = visible ? Math.round(shownWidth * devicePixelRatio) : 0;
+    const height = visible ? Math.round(shownHeight * devicePixelRatio) : 0;
     if (this.sizes.get(mid) === `${width}x${height}`) return;
     this.sizes.set(mid, `${width}x${height}`);
     this.onSize(mid, width, height);

@@ -22,6 +22,21 @@ impl Room {
         }
     }
 
+    /// One's own hand, or (moderators) anyone's: the queue's "Lower hand" button.
+    pub(super) fn lower_hand_of(
+        &mut self,
+        actor: &Actor,
+        participant: ParticipantId,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        if participant != actor.id {
+            actor.require_moderator("lower others' hands")?;
+            self.target_mut(participant)?;
+        }
+        self.lower_hand(participant, out);
+        Ok(())
+    }
+
     /// Grants publishing of camera and microphone; being brought on stage lowers the hand.
     pub(super) fn invite_to_stage(
         &mut self,
@@ -60,7 +75,7 @@ impl Room {
         Ok(())
     }
 
-    /// Back to the join token's grants; the media plane stops forwarding before anyone hears.
+    /// Moderators take a student off stage.
     pub(super) fn remove_from_stage(
         &mut self,
         actor: &Actor,
@@ -76,6 +91,28 @@ impl Room {
                 "that participant is not a student on stage",
             ));
         }
+        self.off_stage(participant, out);
+        Ok(())
+    }
+
+    /// A student leaves the stage by themselves, or declines being brought on it: the others
+    /// see them off stage rather than on a stage they never took. Nothing to do for anyone
+    /// not on stage, or whose place on it is their role's (teachers, assistants).
+    pub(super) fn leave_stage(&mut self, from: ParticipantId, out: &mut Vec<Output>) {
+        let on_stage_student = self
+            .participants
+            .get(&from)
+            .is_some_and(|p| p.info.on_stage && !p.base_grants.moderate);
+        if on_stage_student {
+            self.off_stage(from, out);
+        }
+    }
+
+    /// Back to the join token's grants; the media plane stops forwarding before anyone hears.
+    fn off_stage(&mut self, participant: ParticipantId, out: &mut Vec<Output>) {
+        let Some(target) = self.participants.get_mut(&participant) else {
+            return;
+        };
         target.info.on_stage = false;
         target.grants = target.base_grants.clone();
         let grants = target.grants.clone();
@@ -86,7 +123,6 @@ impl Room {
             message: ServerMessage::GrantsChanged { grants },
         });
         self.announce(participant, out);
-        Ok(())
     }
 
     pub(super) fn mute_one(

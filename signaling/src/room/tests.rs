@@ -200,6 +200,101 @@ fn hands_queue_in_order_and_stage_grants_publish_live() {
 }
 
 #[test]
+fn a_student_leaves_the_stage_or_declines_it_by_themselves() {
+    let mut c = class();
+    c.room.handle(
+        c.now,
+        c.teacher,
+        None,
+        ClientMessage::InviteToStage { participant: c.ann },
+    );
+    let on_stage = |room: &Room, id| room.participants().iter().any(|p| p.id == id && p.on_stage);
+    assert!(on_stage(&c.room, c.ann));
+
+    let out = c.room.handle(c.now, c.ann, None, ClientMessage::LeaveStage);
+    assert_eq!(
+        out.first(),
+        Some(&Output::Media(MediaEffect::PublishRevoked {
+            participant: c.ann
+        })),
+        "media first"
+    );
+    assert!(c.room.grants(c.ann).is_some_and(|g| g.publish.is_empty()));
+    assert!(!on_stage(&c.room, c.ann));
+    assert!(
+        broadcasts(&out).iter().any(|m| matches!(m,
+            ServerMessage::ParticipantUpdated { participant } if participant.id == c.ann && !participant.on_stage)),
+        "everyone sees ann off stage"
+    );
+
+    // Again, or from someone who was never on stage, or a teacher: nothing happens.
+    for who in [c.ann, c.bob, c.teacher] {
+        let out = c.room.handle(c.now, who, None, ClientMessage::LeaveStage);
+        assert!(out.is_empty(), "nothing for {who}: {out:?}");
+    }
+    assert!(
+        c.room
+            .grants(c.teacher)
+            .is_some_and(|g| g.may_publish(TrackSource::Camera)),
+        "the teacher keeps their stage"
+    );
+}
+
+#[test]
+fn moderators_lower_a_raised_hand_students_only_their_own() {
+    let mut c = class();
+    c.room.handle(c.now, c.ann, None, ClientMessage::RaiseHand);
+    c.room.handle(c.now, c.bob, None, ClientMessage::RaiseHand);
+    let refused = c.room.handle(
+        c.now,
+        c.bob,
+        None,
+        ClientMessage::LowerHand {
+            participant: Some(c.ann),
+        },
+    );
+    assert_eq!(
+        error_code(&refused).map(|e| e.0),
+        Some(ErrorCode::MissingGrant)
+    );
+    let out = c.room.handle(
+        c.now,
+        c.teacher,
+        None,
+        ClientMessage::LowerHand {
+            participant: Some(c.ann),
+        },
+    );
+    assert!(broadcasts(&out).contains(&&ServerMessage::Hands { hands: vec![c.bob] }));
+    let out = c.room.handle(
+        c.now,
+        c.bob,
+        None,
+        ClientMessage::LowerHand { participant: None },
+    );
+    assert!(broadcasts(&out).contains(&&ServerMessage::Hands { hands: vec![] }));
+    let unknown = c.room.handle(
+        c.now,
+        c.teacher,
+        None,
+        ClientMessage::LowerHand {
+            participant: Some(ParticipantId(99)),
+        },
+    );
+    assert_eq!(
+        error_code(&unknown).map(|e| e.0),
+        Some(ErrorCode::UnknownParticipant)
+    );
+    // The message without `participant`, as clients have always sent it, still parses.
+    let parsed: classroom_protocol::signal::ClientEnvelope =
+        serde_json::from_str(r#"{"v":1,"type":"lower_hand"}"#).expect("parses");
+    assert_eq!(
+        parsed.message,
+        ClientMessage::LowerHand { participant: None }
+    );
+}
+
+#[test]
 fn chat_lock_and_limits() {
     let mut c = class();
     let out = c
