@@ -4,9 +4,10 @@
 // the page images come from the REST API (the document's files link, members only).
 //
 // live.js calls `attachSlides(signaling, joined)` after every join (a reconnect brings a new
-// connection and the current page in `joined`). Everything else lives here: the panel is
-// put at the top of the stage, its stylesheet linked, and while a slide is shown the stage
-// gets the `presenting` class (the slide is the main view; the cameras make room).
+// connection and the current page in `joined`). Everything else lives here: the panel waits
+// in the teachers' Stream tab and moves onto the stage while a slide is shown, its stylesheet
+// linked, and the stage then gets the `presenting` class (the slide is the main view; the
+// main video becomes a small picture in its corner).
 
 import { api } from "./api.js";
 import { el } from "./page.js";
@@ -49,10 +50,6 @@ function panel() {
     else return;
     event.preventDefault();
   });
-  // Inside the stage's content box: a slide shown fills it and the main video becomes a
-  // small picture in its corner (css/slides.css).
-  const stage = document.querySelector("#stage-content") ?? document.querySelector(".stage");
-  stage?.prepend(section);
   view.panel = { section, image, caption, picker, open, prev, next, close, controls, figure: section.querySelector("figure") };
   return view.panel;
 }
@@ -84,9 +81,24 @@ async function documentOf(id) {
   return fresh;
 }
 
+/**
+ * Where the panel goes: while a slide is shown, the stage's content box, which it fills (the
+ * main video becomes a small picture in its corner, css/slides.css); otherwise the teachers'
+ * Stream tab, where the picker waits without covering any video.
+ */
+function place(p, presenting) {
+  const stage = document.querySelector("#stage-content") ?? document.querySelector(".stage");
+  const home = presenting ? stage : (document.querySelector("#panel-stream") ?? stage);
+  if (home && p.section.parentElement !== home) {
+    if (presenting) home.prepend(p.section);
+    else home.append(p.section);
+  }
+}
+
 async function show(slide) {
   view.slide = slide;
   const p = panel();
+  place(p, !!slide);
   document.querySelector(".stage")?.classList.toggle("presenting", !!slide);
   p.figure.hidden = !slide;
   p.prev.disabled = !slide || slide.page <= 1;
