@@ -5,6 +5,8 @@
 //! teacher sees, within the limits, while the queue goes on. Every test runs on SQLite and on
 //! PostgreSQL.
 
+mod slides;
+
 use std::time::{Duration, Instant};
 
 use classroom_tests::documents::{
