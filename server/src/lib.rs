@@ -246,6 +246,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         metrics,
         live,
         Duration::from_secs(config.http.request_timeout_secs),
+        Duration::from_secs(config.documents.upload_timeout_secs),
     );
     let listener = TcpListener::bind(config.http.addr)
         .await
