@@ -24,8 +24,8 @@ use classroom_protocol::signal::{
     ClientMessage, ConnectionQuality, EncoderState, MediaKind, ParticipantId, ServerMessage,
 };
 use classroom_protocol::{
-    AccessChange, CourseId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId, ParticipantRole,
-    RoomName, TrackSource, UserId,
+    AccessChange, CourseId, DocumentId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId,
+    ParticipantRole, RoomName, TrackSource, UserId,
 };
 use classroom_signaling::media::{MediaError, MediaNotice, PeerId, PeerIds};
 use classroom_signaling::room::{
@@ -105,6 +105,10 @@ enum Message {
     PauseRecording,
     ResumeRecording,
     StopRecording,
+    /// A document (id, pages, page) shown to the class.
+    OpenDocument(u8, u32, u32),
+    TurnPage(u32),
+    CloseDocument,
 }
 
 impl Message {
@@ -150,6 +154,13 @@ impl Message {
             Message::PauseRecording => ClientMessage::PauseRecording,
             Message::ResumeRecording => ClientMessage::ResumeRecording,
             Message::StopRecording => ClientMessage::StopRecording,
+            Message::OpenDocument(document, pages, page) => ClientMessage::OpenDocument {
+                document: DocumentId(i64::from(document)),
+                pages,
+                page,
+            },
+            Message::TurnPage(page) => ClientMessage::TurnPage { page },
+            Message::CloseDocument => ClientMessage::CloseDocument,
         }
     }
 }
@@ -364,8 +375,15 @@ impl FakeMedia {
     }
 }
 
-/// Everything a refusal must leave alone, as seen through the public API.
-fn observable(room: &Room) -> (usize, BTreeMap<u64, (Grants, bool)>) {
+/// Everything a refusal must leave alone, as seen through the public API: who is present
+/// with what grants, who is muted, and the document shown with its page.
+type Observable = (
+    usize,
+    BTreeMap<u64, (Grants, bool)>,
+    Option<(i64, u32, u32)>,
+);
+
+fn observable(room: &Room) -> Observable {
     let participants = (0..16)
         .filter_map(|i| {
             let id = ParticipantId(i);
@@ -373,7 +391,8 @@ fn observable(room: &Room) -> (usize, BTreeMap<u64, (Grants, bool)>) {
                 .map(|grants| (i, (grants.clone(), room.is_muted(id))))
         })
         .collect();
-    (room.participant_count(), participants)
+    let slide = room.slide().map(|s| (s.document.0, s.page, s.pages));
+    (room.participant_count(), participants, slide)
 }
 
 fn publish_sources(bits: u8) -> Vec<TrackSource> {
@@ -640,6 +659,14 @@ fuzz_target!(|scenario: Scenario| {
             }
         }
         media.check(&room);
+        if let Some(slide) = room.slide() {
+            assert!(
+                (1..=slide.pages).contains(&slide.page),
+                "page {} of {} shown",
+                slide.page,
+                slide.pages
+            );
+        }
         assert!(
             room.participant_count() <= max,
             "{} participants in a room for {max}",

@@ -513,6 +513,12 @@ impl Config {
         if self.http.request_timeout_secs == 0 {
             return invalid("http.request_timeout_secs must be at least 1");
         }
+        let documents = &self.documents;
+        if documents.upload_timeout_secs == 0 || documents.time_limit_secs == 0 {
+            return invalid(
+                "documents.upload_timeout_secs and documents.time_limit_secs must be at least 1",
+            );
+        }
         if let Err(e) = self.restream.outbound() {
             return invalid(&format!("restream.allowed_networks: {e}"));
         }

@@ -58,12 +58,17 @@ pub fn router(
     live: LiveState,
     cluster: Option<ClusterHandle>,
     request_timeout: Duration,
+    upload_timeout: Duration,
 ) -> (axum::Router, utoipa::openapi::OpenApi) {
     let api_routes = api::router()
         .layer(TimeoutLayer::with_status_code(
             StatusCode::REQUEST_TIMEOUT,
             request_timeout,
         ))
+        .merge(api::upload_router().layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            upload_timeout,
+        )))
         .with_state(api.clone());
     let (router, mut openapi) = OpenApiRouter::<AppState>::new()
         .routes(routes!(healthz))

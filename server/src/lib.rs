@@ -297,6 +297,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         live,
         cluster,
         Duration::from_secs(config.http.request_timeout_secs),
+        Duration::from_secs(config.documents.upload_timeout_secs),
     );
 
     let mut stopping_cleanup = stopping.clone();

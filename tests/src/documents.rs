@@ -1,5 +1,5 @@
 //! Documents made up by tests: PDFs of any number of pages, a damaged one, one locked with a
-//! password, an office file (DOCX, ODP) for LibreOffice, and a zip bomb dressed as a PPTX.
+//! password, office files (DOCX, PPTX) for LibreOffice, and a zip bomb dressed as a PPTX.
 //! Written byte by byte here so that the tests need no tools to make them.
 
 /// A PDF with one page per entry, each showing its text (Helvetica, so that `pdftotext`
@@ -207,6 +207,65 @@ pub fn docx(paragraphs: &[&str]) -> Vec<u8> {
         ("_rels/.rels", rels.as_bytes().to_vec()),
         ("word/document.xml", document.into_bytes()),
     ])
+}
+
+/// A PPTX of one slide per entry, each a text box with its text: the least LibreOffice
+/// Impress opens (no masters or layouts).
+pub fn pptx(slides: &[&str]) -> Vec<u8> {
+    const P: &str = "http://schemas.openxmlformats.org/presentationml/2006/main";
+    const A: &str = "http://schemas.openxmlformats.org/drawingml/2006/main";
+    const R: &str = "http://schemas.openxmlformats.org/officeDocument/2006/relationships";
+    const HEAD: &str = r#"<?xml version="1.0" encoding="UTF-8" standalone="yes"?>"#;
+    let n = slides.len();
+    let overrides: String = (1..=n)
+        .map(|i| format!(r#"<Override PartName="/ppt/slides/slide{i}.xml" ContentType="application/vnd.openxmlformats-officedocument.presentationml.slide+xml"/>"#))
+        .collect();
+    let content_types = format!(
+        r#"{HEAD}<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types"><Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/><Default Extension="xml" ContentType="application/xml"/><Override PartName="/ppt/presentation.xml" ContentType="application/vnd.openxmlformats-officedocument.presentationml.presentation.main+xml"/>{overrides}</Types>"#
+    );
+    let rels = format!(
+        r#"{HEAD}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships"><Relationship Id="rId1" Type="{R}/officeDocument" Target="ppt/presentation.xml"/></Relationships>"#
+    );
+    let ids: String = (1..=n)
+        .map(|i| format!(r#"<p:sldId id="{}" r:id="rId{i}"/>"#, 255 + i))
+        .collect();
+    let presentation = format!(
+        r#"{HEAD}<p:presentation xmlns:p="{P}" xmlns:r="{R}" xmlns:a="{A}"><p:sldIdLst>{ids}</p:sldIdLst><p:sldSz cx="9144000" cy="6858000"/><p:notesSz cx="6858000" cy="9144000"/></p:presentation>"#
+    );
+    let slide_rels: String = (1..=n)
+        .map(|i| {
+            format!(r#"<Relationship Id="rId{i}" Type="{R}/slide" Target="slides/slide{i}.xml"/>"#)
+        })
+        .collect();
+    let presentation_rels = format!(
+        r#"{HEAD}<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">{slide_rels}</Relationships>"#
+    );
+    let mut entries = vec![
+        (
+            "[Content_Types].xml".to_string(),
+            content_types.into_bytes(),
+        ),
+        ("_rels/.rels".to_string(), rels.into_bytes()),
+        (
+            "ppt/presentation.xml".to_string(),
+            presentation.into_bytes(),
+        ),
+        (
+            "ppt/_rels/presentation.xml.rels".to_string(),
+            presentation_rels.into_bytes(),
+        ),
+    ];
+    for (i, text) in slides.iter().enumerate() {
+        let slide = format!(
+            r#"{HEAD}<p:sld xmlns:p="{P}" xmlns:a="{A}" xmlns:r="{R}"><p:cSld><p:spTree><p:nvGrpSpPr><p:cNvPr id="1" name=""/><p:cNvGrpSpPr/><p:nvPr/></p:nvGrpSpPr><p:grpSpPr/><p:sp><p:nvSpPr><p:cNvPr id="2" name="Text"/><p:cNvSpPr txBox="1"/><p:nvPr/></p:nvSpPr><p:spPr><a:xfrm><a:off x="457200" y="457200"/><a:ext cx="8000000" cy="1500000"/></a:xfrm><a:prstGeom prst="rect"><a:avLst/></a:prstGeom></p:spPr><p:txBody><a:bodyPr/><a:p><a:r><a:rPr lang="en-US" sz="4000"/><a:t>{text}</a:t></a:r></a:p></p:txBody></p:sp></p:spTree></p:cSld></p:sld>"#
+        );
+        entries.push((format!("ppt/slides/slide{}.xml", i + 1), slide.into_bytes()));
+    }
+    let entries: Vec<(&str, Vec<u8>)> = entries
+        .iter()
+        .map(|(name, data)| (name.as_str(), data.clone()))
+        .collect();
+    zip(&entries)
 }
 
 /// Writes bits least significant first, as deflate does.

@@ -59,6 +59,11 @@ pub struct DocumentList {
     pub items: Vec<DocumentView>,
 }
 
+/// An uploaded file's bytes, for the OpenAPI document (the handler streams the body).
+#[derive(ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct DocumentFile(#[allow(dead_code)] Vec<u8>);
+
 #[derive(Debug, Deserialize, IntoParams)]
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
@@ -67,6 +72,7 @@ pub struct UploadQuery {
     /// `Content-Type` does not.
     pub name: Option<String>,
     /// The title shown in the course (default: the file's name without its extension).
+    #[param(min_length = 1, max_length = 200)]
     pub title: Option<String>,
 }
 
@@ -101,11 +107,11 @@ fn setup(state: &ApiState) -> ApiResult<&DocumentsSetup> {
     request_body(
         description = "The file: a PDF, PPTX, ODP or DOCX",
         content(
-            (Vec<u8> = "application/pdf"),
-            (Vec<u8> = "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
-            (Vec<u8> = "application/vnd.oasis.opendocument.presentation"),
-            (Vec<u8> = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
-            (Vec<u8> = "application/octet-stream"),
+            (DocumentFile = "application/pdf"),
+            (DocumentFile = "application/vnd.openxmlformats-officedocument.presentationml.presentation"),
+            (DocumentFile = "application/vnd.oasis.opendocument.presentation"),
+            (DocumentFile = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"),
+            (DocumentFile = "application/octet-stream"),
         )
     ),
     responses(

@@ -108,8 +108,9 @@ impl std::fmt::Debug for KeyRotated {
     }
 }
 
-/// The `/api/v1` routes with their OpenAPI description. The CSV import takes bodies up to
-/// [`MAX_IMPORT_BYTES`]; the server sets [`MAX_BODY_BYTES`] for everything else.
+/// The `/api/v1` routes with their OpenAPI description, but for [`upload_router`]'s. The CSV
+/// import takes bodies up to [`MAX_IMPORT_BYTES`]; the server sets [`MAX_BODY_BYTES`] for
+/// everything else.
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(auth::login))
@@ -149,20 +150,22 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(replays::lesson_replays))
         .routes(routes!(replays::get_replay))
         .routes(routes!(replays::replay_file))
-        .merge(
-            // The upload streams its body to disk under its own limit
-            // (`documents.max_upload_bytes`), checked as it arrives.
-            OpenApiRouter::new()
-                .routes(routes!(
-                    documents::upload_document,
-                    documents::course_documents
-                ))
-                .layer(DefaultBodyLimit::disable()),
-        )
         .routes(routes!(documents::get_document, documents::delete_document))
         .routes(routes!(documents::document_file))
         .routes(routes!(recording_jobs::list_jobs))
         .routes(routes!(recording_jobs::retry_job))
+}
+
+/// The document upload (and the listing at its path): its body is streamed to disk under its
+/// own limit (`documents.max_upload_bytes`), checked as it arrives, and a large file over a
+/// slow link takes longer than other requests may, so the server gives it its own timeout.
+pub fn upload_router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(
+            documents::upload_document,
+            documents::course_documents
+        ))
+        .layer(DefaultBodyLimit::disable())
 }
 
 #[derive(OpenApi)]

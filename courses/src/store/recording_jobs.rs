@@ -375,11 +375,14 @@ impl Store {
         Ok(rows.iter().map(job_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// How many jobs are in each state.
+    /// How many replay jobs are in each state (the replay metrics; document jobs are not
+    /// counted here).
     pub async fn recording_job_counts(&self) -> StoreResult<Vec<(JobState, i64)>> {
-        let rows = sqlx::query("SELECT state, COUNT(*) FROM recording_jobs GROUP BY state")
-            .fetch_all(self.db.pool())
-            .await?;
+        let rows = sqlx::query(
+            "SELECT state, COUNT(*) FROM recording_jobs WHERE kind = 'replay' GROUP BY state",
+        )
+        .fetch_all(self.db.pool())
+        .await?;
         let mut counts: Vec<(JobState, i64)> = JobState::ALL.iter().map(|s| (*s, 0)).collect();
         for row in rows {
             let state: String = row.try_get(0)?;

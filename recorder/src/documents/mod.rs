@@ -43,6 +43,9 @@ pub struct DocumentConfig {
     pub pdftotext: PathBuf,
     /// Largest upload, in bytes.
     pub max_upload_bytes: u64,
+    /// Time an upload may take (a large file over a slow link), in seconds; other requests
+    /// have `http.request_timeout_secs`.
+    pub upload_timeout_secs: u64,
     /// Most pages a document may have.
     pub max_pages: u32,
     /// Most bytes a PPTX, ODP or DOCX archive may unpack to.
@@ -62,6 +65,7 @@ impl Default for DocumentConfig {
             pdftoppm: PathBuf::from("pdftoppm"),
             pdftotext: PathBuf::from("pdftotext"),
             max_upload_bytes: 50 << 20,
+            upload_timeout_secs: 600,
             max_pages: 500,
             max_unpacked_bytes: 300 << 20,
             time_limit_secs: 180,

@@ -5,10 +5,12 @@
 //! teacher sees, within the limits, while the queue goes on. Every test runs on SQLite and on
 //! PostgreSQL.
 
+mod slides;
+
 use std::time::{Duration, Instant};
 
 use classroom_tests::documents::{
-    corrupt_pdf, docx, encrypted_pdf, pdf, pdf_of, png_size, zip_bomb,
+    corrupt_pdf, docx, encrypted_pdf, pdf, pdf_of, png_size, pptx, zip_bomb,
 };
 use classroom_tests::school::{School, id};
 use classroom_tests::{Client, TestServer, both_backends};
@@ -231,6 +233,20 @@ both_backends!(
         let (status, pdf) = fetch(&server, &format!("{files}document.pdf")).await;
         assert_eq!(status, 200);
         assert!(pdf.starts_with(b"%PDF-"));
+
+        let bytes = pptx(&["Photosynthesis", "Light reactions", "The Calvin cycle"]);
+        let created = upload(&school.teacher, school.course_id, "deck.pptx", PPTX, bytes).await;
+        let ready = settled(&school.teacher, id(&created), Duration::from_secs(120)).await;
+        assert_eq!(ready["state"], "ready", "{ready}");
+        assert_eq!(ready["pages"], 3);
+        let files = ready["files_url"].as_str().expect("a link").to_string();
+        let (_, text) = fetch(&server, &format!("{files}text.json")).await;
+        let text: Vec<String> = serde_json::from_slice(&text).expect("text per page");
+        assert!(text[2].contains("Calvin"), "{text:?}");
+        let (status, page) = fetch(&server, &format!("{files}page-1.png")).await;
+        assert_eq!(status, 200);
+        // A 4:3 slide 1600 wide.
+        assert_eq!(png_size(&page), Some((1600, 1200)));
         server
     }
 );
