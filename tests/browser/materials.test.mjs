@@ -81,6 +81,10 @@ test("a teacher uploads a PDF and shows it to the class page by page", async () 
   await teacher.goto(live);
   const sam = await pageAs(browser, server.base, school.sam);
   await sam.goto(live);
+  // The teacher goes live (the device check leaves the stage), then finds the picker in the
+  // Stream tab; a page shown moves the controls onto the stage.
+  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click({ timeout: 20_000 });
+  await teacher.getByRole("tab", { name: "Stream" }).click();
   await teacher.getByRole("button", { name: "Show to the class" }).waitFor({ timeout: 20_000 });
   await eventually("the picker lists the document", async () => (await teacher.locator("#slide-pick option").allTextContents()).some((t) => t.includes("Cells")));
   await teacher.getByRole("button", { name: "Show to the class" }).click();
