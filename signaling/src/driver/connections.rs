@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use classroom_protocol::CloseReason;
 use classroom_protocol::signal::{ParticipantId, ServerMessage};
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TrySendError;
 
 use super::{Outbound, encode};
 use crate::room::ConnectionId;
@@ -78,11 +79,19 @@ impl Connections {
         let Some((participant, outbox)) = self.by_connection.get(&connection) else {
             return;
         };
-        if outbox.try_send(outbound).is_err() {
-            tracing::warn!(%participant, "client too slow to read signaling; disconnecting it");
-            self.overflowed.push((*participant, connection));
-            self.detach(connection);
+        match outbox.try_send(outbound) {
+            Ok(()) => return,
+            Err(TrySendError::Full(_)) => {
+                tracing::warn!(%participant, "client too slow to read signaling; disconnecting it");
+            }
+            // The page went away and its session ended before the room heard of it: not a
+            // slow client, and the same cleanup.
+            Err(TrySendError::Closed(_)) => {
+                tracing::debug!(%participant, "signaling connection already closed");
+            }
         }
+        self.overflowed.push((*participant, connection));
+        self.detach(connection);
     }
 
     pub(super) fn take_overflowed(&mut self) -> Vec<(ParticipantId, ConnectionId)> {
