@@ -180,6 +180,10 @@ impl<Out, In> RelayEnd<Out, In> {
 
 impl<Out, In> Drop for RelayEnd<Out, In> {
     fn drop(&mut self) {
+        // Closed before the wake, not after it (as the field's own drop would): the other
+        // end, woken on another thread, must find `is_closed` true, or it goes back to sleep
+        // and never notices.
+        self.from_peer.close();
         if let Some(wake) = &self.wake_peer {
             wake.notify_one();
         }
