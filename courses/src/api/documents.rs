@@ -31,7 +31,7 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, CurrentUser};
 use super::{ApiState, course_manager, course_member, created};
 use crate::model::{Document, DocumentSource, DocumentState, Title, User};
-use crate::store::{NewDocument, ReplayAccess};
+use crate::store::NewDocument;
 
 /// Where documents live and how large an upload may be (from the server's configuration).
 #[derive(Debug, Clone)]
@@ -366,30 +366,15 @@ pub(super) async fn document_file(
         return Err(not_found());
     }
     let user = claims.user().ok_or_else(not_found)?;
-    match state
+    let access = state
         .store
         .document_file_access(DocumentId(id), user)
-        .await?
-    {
-        ReplayAccess::Allowed => {}
-        ReplayAccess::NoReplay => return Err(not_found()),
-        ReplayAccess::AccountDisabled => {
-            return Err(ApiError::unauthenticated(
-                "account_disabled",
-                "this account is disabled; ask the school's administrator",
-            ));
-        }
-        ReplayAccess::NotMember => {
-            return Err(ApiError::forbidden(
-                "not_a_member",
-                "you are not a teacher or student of this course",
-            ));
-        }
-    }
+        .await?;
+    super::replays::file_access(access, not_found)?;
     let content_type = content_type(&file).ok_or_else(not_found)?;
     let root = &state.documents.as_ref().ok_or_else(not_found)?.dir;
     let folder = root.join(id.to_string()).join("pages");
-    let path = resolve(&folder, &file).ok_or_else(not_found)?;
+    let path = super::replays::resolve_in(&folder, &file).ok_or_else(not_found)?;
     super::replays::serve(&path, content_type, headers.get(header::RANGE))
         .await
         .map_err(|_| not_found())
@@ -410,12 +395,6 @@ fn content_type(file: &str) -> Option<&'static str> {
     let plain =
         !number.is_empty() && number.len() <= 6 && number.bytes().all(|b| b.is_ascii_digit());
     plain.then_some("image/png")
-}
-
-fn resolve(folder: &Path, file: &str) -> Option<PathBuf> {
-    let folder = folder.canonicalize().ok()?;
-    let path = folder.join(file).canonicalize().ok()?;
-    (path.starts_with(&folder) && path.is_file()).then_some(path)
 }
 
 #[cfg(test)]

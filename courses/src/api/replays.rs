@@ -181,22 +181,8 @@ pub(super) async fn replay_file(
         return Err(not_found());
     }
     let user = claims.user().ok_or_else(not_found)?;
-    match state.store.replay_file_access(ReplayId(id), user).await? {
-        ReplayAccess::Allowed => {}
-        ReplayAccess::NoReplay => return Err(not_found()),
-        ReplayAccess::AccountDisabled => {
-            return Err(ApiError::unauthenticated(
-                "account_disabled",
-                "this account is disabled; ask the school's administrator",
-            ));
-        }
-        ReplayAccess::NotMember => {
-            return Err(ApiError::forbidden(
-                "not_a_member",
-                "you are not a teacher or student of this course",
-            ));
-        }
-    }
+    let access = state.store.replay_file_access(ReplayId(id), user).await?;
+    file_access(access, not_found)?;
     let content_type = content_type(&file).ok_or_else(not_found)?;
     let root = state.replays_dir.as_ref().ok_or_else(not_found)?;
     let path = resolve(root, id, &file).ok_or_else(not_found)?;
@@ -227,9 +213,35 @@ fn content_type(file: &str) -> Option<&'static str> {
 
 /// The file's path inside the replay's folder, if it exists there (after resolving links).
 fn resolve(root: &Path, replay: i64, file: &str) -> Option<PathBuf> {
-    let folder = root.join(replay.to_string()).canonicalize().ok()?;
+    resolve_in(&root.join(replay.to_string()), file)
+}
+
+/// `file`'s path inside `folder`, if it is a file there once links are resolved (a link out
+/// of the folder is not followed).
+pub(super) fn resolve_in(folder: &Path, file: &str) -> Option<PathBuf> {
+    let folder = folder.canonicalize().ok()?;
     let path = folder.join(file).canonicalize().ok()?;
     (path.starts_with(&folder) && path.is_file()).then_some(path)
+}
+
+/// Whether the holder of a file link (a replay's or a document's) may still fetch its
+/// files, checked at every request: as an error a person can act on when not.
+pub(super) fn file_access(
+    access: ReplayAccess,
+    not_found: impl FnOnce() -> ApiError,
+) -> ApiResult<()> {
+    match access {
+        ReplayAccess::Allowed => Ok(()),
+        ReplayAccess::NoReplay => Err(not_found()),
+        ReplayAccess::AccountDisabled => Err(ApiError::unauthenticated(
+            "account_disabled",
+            "this account is disabled; ask the school's administrator",
+        )),
+        ReplayAccess::NotMember => Err(ApiError::forbidden(
+            "not_a_member",
+            "you are not a teacher or student of this course",
+        )),
+    }
 }
 
 const CHUNK: usize = 64 * 1024;
