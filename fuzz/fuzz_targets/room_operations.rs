@@ -109,12 +109,16 @@ enum Message {
     OpenDocument(u8, u32, u32),
     TurnPage(u32),
     CloseDocument,
+    GoLive,
 }
 
 impl Message {
     fn client(self) -> ClientMessage {
         match self {
-            Message::Join => ClientMessage::Join { token: "t".into() },
+            Message::Join => ClientMessage::Join {
+                token: "t".into(),
+                go_live: true,
+            },
             Message::Ping => ClientMessage::Ping,
             Message::RaiseHand => ClientMessage::RaiseHand,
             Message::LowerHand => ClientMessage::LowerHand { participant: None },
@@ -161,6 +165,7 @@ impl Message {
             },
             Message::TurnPage(page) => ClientMessage::TurnPage { page },
             Message::CloseDocument => ClientMessage::CloseDocument,
+            Message::GoLive => ClientMessage::GoLive,
         }
     }
 }
@@ -498,6 +503,8 @@ fuzz_target!(|scenario: Scenario| {
                     id: Some(1),
                     claims: Box::new(claims),
                     opened_at: Some(now),
+                    // Teachers who hold the lesson back, and those who do not.
+                    go_live: jti % 3 != 0,
                 };
                 room.handle_input(now, input);
                 match media.drain(&mut room).first() {

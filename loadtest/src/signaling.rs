@@ -97,7 +97,7 @@ impl Signaling {
         token: String,
         wait: Duration,
     ) -> Result<ParticipantId, SignalingError> {
-        self.send(ClientMessage::Join { token }).await?;
+        self.send(ClientMessage::join(token)).await?;
         let deadline = tokio::time::Instant::now() + wait;
         loop {
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());

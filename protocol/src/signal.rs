@@ -42,9 +42,20 @@ pub struct ClientEnvelope {
 pub enum ClientMessage {
     /// The first message: enter the room with a join token. Joining again while the earlier
     /// connection is still remembered (a network drop) takes the same place in the room.
+    ///
+    /// A teacher's join makes the lesson live (students get their media, the recording
+    /// starts if the course records by default) unless `go_live` is `false`: the teacher is
+    /// then in the room, students see that the lesson has not started, nobody's media is
+    /// forwarded yet, and the lesson goes live with [`ClientMessage::GoLive`] (or when the
+    /// lesson's encoder starts publishing).
     Join {
         token: String,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        go_live: bool,
     },
+    /// Moderators: start the lesson ([`ServerMessage::LessonLive`] to everyone). Answered
+    /// with `ok`; nothing changes when it is live already.
+    GoLive,
     /// Keeps the session alive and measures the round trip.
     Ping,
     RaiseHand,
@@ -142,8 +153,26 @@ pub enum ClientMessage {
     },
 }
 
+impl ClientMessage {
+    /// The `join` of a client that does not hold the lesson back (see [`ClientMessage::Join`]).
+    pub fn join(token: impl Into<String>) -> Self {
+        ClientMessage::Join {
+            token: token.into(),
+            go_live: true,
+        }
+    }
+}
+
 fn first_page() -> u32 {
     1
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(value: &bool) -> bool {
+    *value
 }
 
 /// The document shown to the class and its page.
@@ -231,6 +260,9 @@ pub enum ServerMessage {
         /// The document shown to the class and its page, if one is.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         slide: Option<Slide>,
+        /// Whether the lesson has started (see [`ClientMessage::Join`]'s `go_live`).
+        #[serde(default)]
+        live: bool,
     },
     /// A message with this `id` was carried out.
     Ok {
@@ -280,6 +312,9 @@ pub enum ServerMessage {
     Removed {
         by: ParticipantId,
     },
+    /// The lesson has started: a teacher pressed Go live (or its encoder started). Media
+    /// flows from here on.
+    LessonLive,
     /// The lesson is over; the connection closes.
     LessonEnded,
     /// The document shown to the class, or its page, changed; `null` when none is shown.

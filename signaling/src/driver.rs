@@ -126,6 +126,8 @@ pub(crate) enum RoomCommand {
         connection: ConnectionId,
         /// When the WebSocket opened: the start of the join time the media plane measures.
         opened_at: std::time::Instant,
+        /// The `join` message's `go_live`.
+        go_live: bool,
         outbox: mpsc::Sender<Outbound>,
         reply: oneshot::Sender<Result<ParticipantId, JoinError>>,
     },
@@ -320,6 +322,15 @@ impl Rooms {
     /// Rooms open on this node (ended ones are kept as tombstones and not counted).
     pub fn open_rooms(&self) -> usize {
         self.rooms.iter().filter(|r| !r.is_ended()).count()
+    }
+
+    /// The lessons whose rooms are open on this node (a cluster holds their leases).
+    pub fn open_lessons(&self) -> Vec<LessonId> {
+        self.rooms
+            .iter()
+            .filter(|r| !r.is_ended())
+            .filter_map(|r| r.key().lesson())
+            .collect()
     }
 
     /// The lesson's RTMP encoder starts publishing (or starts again after it stopped): it

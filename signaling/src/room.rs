@@ -220,7 +220,8 @@ impl Room {
                 id,
                 claims,
                 opened_at,
-            } => self.join_input(connection, id, &claims, opened_at),
+                go_live,
+            } => self.join_input(connection, id, &claims, opened_at, go_live),
             Input::Message {
                 participant,
                 connection,
@@ -482,6 +483,7 @@ impl Room {
             ClientMessage::TurnPage { page } => self.turn_page(&actor, page, out)?,
             ClientMessage::CloseDocument => self.close_document(&actor, out)?,
             ClientMessage::EndLesson => self.end_lesson(&actor, out)?,
+            ClientMessage::GoLive => self.go_live_by(&actor, out)?,
             ClientMessage::Leave => self.leave(from, out),
             // Media goes to the peers (`Room::message`) when the room has a media plane.
             ClientMessage::Offer { .. }
@@ -544,6 +546,8 @@ pub(crate) fn test_claims(
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod golive_tests;
 #[cfg(test)]
 mod slides_tests;
 #[cfg(test)]

@@ -219,12 +219,12 @@ pub async fn serve<Tx, Rx, E>(
             return;
         }
     };
-    let (join_id, token) = match parse_client_text(&text, config.max_message_bytes) {
+    let (join_id, token, go_live) = match parse_client_text(&text, config.max_message_bytes) {
         Ok(ClientEnvelope {
             id,
-            message: ClientMessage::Join { token },
+            message: ClientMessage::Join { token, go_live },
             ..
-        }) => (id, token),
+        }) => (id, token, go_live),
         Ok(envelope) => {
             let _ = sink
                 .send(Message::Text(error_text(refuse(
@@ -279,6 +279,7 @@ pub async fn serve<Tx, Rx, E>(
         claims: Box::new(claims),
         connection,
         opened_at: opened_at.into_std(),
+        go_live,
         outbox,
         reply,
     };

@@ -253,7 +253,7 @@ test("raised hands: sound, badge, queue buttons; a declined stage; self mute and
   assert.equal(await kim.getByRole("textbox", { name: "Message" }).isDisabled(), false);
   // The teacher leaves the stage too: camera and microphone off, the device check back.
   await teacher.getByRole("button", { name: "Leave stage" }).click();
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).waitFor();
+  await teacher.getByRole("button", { name: "Turn on camera and microphone" }).waitFor();
   assert.equal(await teacher.evaluate(() => window.classroom.publishing), false);
   for (const page of [teacher, sam, kim]) await page.close();
 });
@@ -274,14 +274,28 @@ test("an early student waits for the teacher, sees the teacher reconnect, then t
       .observe(document.getElementById("stage-note"), { subtree: true, childList: true, characterData: true, attributes: true });
   });
 
-  const teacher = await teacherLive(people, { width: 1366, height: 768 });
+  // The teacher opens the page: in the room, but the lesson starts only with Go live. Until
+  // then the student is told the teacher is getting ready, and nothing is live.
+  const teacher = await pageAs(browser, server.base, people.teacher, { width: 1366, height: 768 });
+  await teacher.goto(liveUrl(people.lesson));
+  await note.getByText("The teacher is getting ready.").waitFor();
+  await teacher.getByRole("button", { name: "Go live", exact: true }).waitFor();
+  const before = await server.request("GET", `/api/v1/lessons/${people.lesson.id}`, people.teacher.token);
+  assert.equal(before.state, "scheduled", "opening the page does not start the lesson");
+  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  await eventually("the teacher's connection", () => teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"));
   await note.waitFor({ state: "hidden" });
+  const after = await server.request("GET", `/api/v1/lessons/${people.lesson.id}`, people.teacher.token);
+  assert.equal(after.state, "live");
+  assert.equal(await teacher.getByRole("button", { name: "Go live", exact: true }).isVisible(), false);
   await sam.locator("#main-tile figcaption", { hasText: "Tess Teacher" }).waitFor();
 
   // The teacher reloads the page: the students see the teacher reconnecting, not a blank stage.
   await teacher.reload();
   await eventually("sam told the teacher reconnects", () => sam.evaluate(() => window.notes.includes("The teacher is reconnecting…")));
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  // The lesson is live: the reloaded page does not ask to go live again.
+  await teacher.getByRole("button", { name: "Turn on camera and microphone" }).click();
+  assert.equal(await teacher.getByRole("button", { name: "Go live", exact: true }).isVisible(), false);
   await note.waitFor({ state: "hidden" });
   await sam.locator("#main-tile figcaption", { hasText: "Tess Teacher" }).waitFor();
 

@@ -36,10 +36,7 @@ impl Ws {
     /// Connects and joins with `token`, returning the `joined` snapshot.
     pub async fn join(base: &str, token: &str) -> (Ws, ServerMessage) {
         let mut ws = Ws::connect(base).await;
-        ws.send(ClientMessage::Join {
-            token: token.to_string(),
-        })
-        .await;
+        ws.send(ClientMessage::join(token.to_string())).await;
         let joined = ws
             .recv_where(|m| matches!(m, ServerMessage::Joined { .. }))
             .await;

@@ -45,7 +45,7 @@ const state = {
   screenTrack: null,
   declinedStage: false,
   reconnecting: false,
-  wentLive: false, // a teacher has been in the room (the server's "live")
+  live: false, // the lesson has started (a teacher pressed Go live; the server's "live")
   everRecorded: false,
   stageNotes: new Map(), // participant -> "declined" | "left the stage" (student who left it themselves)
   takenOff: new Set(), // participants this page took off stage
@@ -180,6 +180,7 @@ function renderControls(me, over) {
   $("devices").hidden = !state.publishing;
   $("more").hidden = over;
   $("end").hidden = !moderator() || over;
+  control("go-live", live && moderator() && !state.live, "Go live");
   // After the lesson ended the end screen leads back to the course.
   control("leave", state.over !== "ended", over ? "Back to the course" : "Leave");
 }
@@ -202,6 +203,12 @@ function renderStage() {
   let detail = "";
   if (state.over || !$("setup").hidden) {
     text = "";
+  } else if (!state.live && moderator()) {
+    text = "The lesson has not started.";
+    detail = "Students see a waiting screen and get no video or sound until you press Go live.";
+  } else if (!state.live) {
+    text = teachers.length ? "The teacher is getting ready." : "Waiting for the teacher.";
+    detail = state.lesson ? `The lesson starts at ${when(state.lesson.starts_at)}.` : "";
   } else if (reconnecting && !moderator()) {
     text = "The teacher is reconnecting…";
     detail = "Stay here: the lesson goes on in a moment.";
@@ -209,7 +216,7 @@ function renderStage() {
     if (moderator()) {
       text = "Nothing is on stage yet.";
       detail = "Go live with your camera, share your screen or stream from an encoder.";
-    } else if (teachers.length === 0 && !state.wentLive) {
+    } else if (teachers.length === 0 && !state.live) {
       text = "Waiting for the teacher.";
       detail = state.lesson ? `The lesson starts at ${when(state.lesson.starts_at)}.` : "";
     } else if (teachers.length === 0) {
@@ -223,7 +230,7 @@ function renderStage() {
   $("stage-note").hidden = !text;
   $("stage-note-text").textContent = text;
   $("stage-note-detail").textContent = detail;
-  $("stage-note").classList.toggle("over-video", !!text && !tiles.empty);
+  $("stage-note").classList.toggle("over-video", !!text && (!tiles.empty || !state.live));
   const gallery = tiles.view === "gallery" && !text && $("setup").hidden;
   $("stage-area").classList.toggle("gallery", gallery);
   $("view").textContent = tiles.view === "gallery" ? "Speaker view" : "Gallery view";
@@ -275,7 +282,7 @@ function showSetup(show) {
   const invited = !moderator();
   $("invite").hidden = !invited;
   $("decline").hidden = !invited;
-  $("publish").textContent = invited ? "Turn on camera and microphone" : "Go live with camera and microphone";
+  $("publish").textContent = invited || state.live ? "Turn on camera and microphone" : "Go live with camera and microphone";
   check.show(show);
 }
 
@@ -316,6 +323,12 @@ async function switchDevice(kind, deviceId) {
   await state.media?.replaceLocal(track).catch((error) => note(`Switching devices failed: ${error.message}`));
   old?.stop();
   if (mediaKind === "video") tiles.showLocal(stream, `${myself()?.name ?? "You"} (you)`);
+}
+
+/** Starts the lesson for everyone (students get media from now on; the recording starts). */
+function goLive() {
+  if (state.live) return;
+  send({ type: "go_live" }).then(() => { state.live = true; render(); }, () => {});
 }
 
 async function stopPublishing() {
@@ -380,7 +393,9 @@ async function connect() {
   const signaling = new Signaling(url);
   state.signaling = signaling;
   wire(signaling);
-  const joined = await signaling.join(state.join.token);
+  // The lesson starts when the teacher presses Go live; a reload (or a restarted server) of a
+  // lesson already live goes on at once.
+  const joined = await signaling.join(state.join.token, { goLive: state.live });
   attachSlides(signaling, joined);
   state.me = joined.you.id;
   tiles.me = state.me;
@@ -390,7 +405,7 @@ async function connect() {
   state.recording = joined.recording || "off";
   state.everRecorded ||= state.recording !== "off";
   state.participants = new Map(joined.participants.map((p) => [p.id, p]));
-  state.wentLive ||= joined.participants.some((p) => p.role === "teacher");
+  state.live = joined.live;
   state.speakers = new Set();
   state.quality = new Map();
   $("messages").replaceChildren(...joined.chat_history.map(chatLine));
@@ -532,7 +547,10 @@ function wire(signaling) {
   });
   on("participant_joined", ({ participant }) => {
     state.participants.set(participant.id, participant);
-    if (participant.role === "teacher") state.wentLive = true;
+  });
+  on("lesson_live", () => {
+    state.live = true;
+    clearBanner("live");
   });
   on("participant_updated", ({ participant }) => {
     const before = state.participants.get(participant.id);
@@ -610,7 +628,13 @@ function noteStage(before, after) {
 
 // --- Controls ------------------------------------------------------------------------------
 
-$("publish").addEventListener("click", () => publish());
+$("publish").addEventListener("click", async () => {
+  const start = moderator() && !state.live;
+  await publish();
+  // Without a camera (denied, none) the teacher may still start with Go live in the bar.
+  if (start && state.publishing) goLive();
+});
+$("go-live").addEventListener("click", () => goLive());
 $("decline").addEventListener("click", () => {
   state.declinedStage = true;
   send({ type: "leave_stage" }).catch(() => {});
@@ -686,7 +710,7 @@ async function main() {
     try {
       const lesson = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}`);
       state.lesson = lesson;
-      state.wentLive = lesson.state === "live";
+      state.live = lesson.state === "live";
       $("title").textContent = lesson.title;
       document.title = `${lesson.title} · classroom`;
       $("home-link").href = `/course.html?id=${lesson.course_id}`;

@@ -19,14 +19,17 @@ export class Signaling extends EventTarget {
     this.received = {}; // message type -> count, for tests and debugging
   }
 
-  /** Opens the socket and joins with `token`; resolves with the `joined` message. */
-  join(token) {
+  /**
+   * Opens the socket and joins with `token`; resolves with the `joined` message. A teacher's
+   * join starts the lesson unless `goLive` is false (the page then sends `go_live`).
+   */
+  join(token, { goLive = true } = {}) {
     return new Promise((resolve, reject) => {
       const socket = new WebSocket(this.url);
       this.socket = socket;
       let joined = null;
       socket.onopen = () => {
-        this.request({ type: "join", token }).then(() => resolve(joined), reject);
+        this.request({ type: "join", token, go_live: goLive }).then(() => resolve(joined), reject);
       };
       socket.onmessage = (event) => {
         let message;

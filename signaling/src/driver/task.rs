@@ -112,6 +112,7 @@ impl RoomIo {
                 claims,
                 connection,
                 opened_at,
+                go_live,
                 outbox,
                 reply,
             } => {
@@ -121,6 +122,7 @@ impl RoomIo {
                     id,
                     claims,
                     opened_at: Some(opened_at),
+                    go_live,
                 }
             }
             RoomCommand::Message {

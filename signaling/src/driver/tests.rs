@@ -111,6 +111,7 @@ async fn join(rooms: &Rooms, claims: JoinClaims) -> (RoomHandle, Member) {
         claims: Box::new(claims),
         connection,
         opened_at: std::time::Instant::now(),
+        go_live: true,
         outbox,
         reply,
     };

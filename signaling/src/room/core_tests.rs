@@ -52,6 +52,7 @@ impl Core {
             id: None,
             claims: Box::new(claims),
             opened_at: Some(self.t0),
+            go_live: true,
         };
         match self.step(0, input).first() {
             Some(Output::JoinDecided {
@@ -577,6 +578,7 @@ fn a_dropped_connection_takes_its_peer_and_its_place_times_out() {
         id: Some(4),
         claims: Box::new(claims),
         opened_at: None,
+        go_live: true,
     };
     let out = core.step(22, again);
     let closed = position(&out, |o| {

@@ -15,7 +15,7 @@ use classroom_protocol::signal::{
 };
 use classroom_protocol::{CloseReason, ErrorCode, Grants, ParticipantRole, TrackSource, UserId};
 
-use super::{JoinError, LessonEffect, Output, Participant, Refusal, Room};
+use super::{JoinError, Output, Participant, Refusal, Room};
 
 /// Who an encoder publishes as: the teacher who holds the stream key, under a name saying it
 /// is their encoder.
@@ -125,10 +125,7 @@ impl Room {
                 id
             }
         };
-        if !self.live {
-            self.live = true;
-            out.push(Output::Lesson(LessonEffect::WentLive(self.lesson)));
-        }
+        self.go_live(&mut out);
         self.encoder_status(EncoderState::Live, None, &mut out);
         Ok((id, out))
     }
@@ -203,6 +200,7 @@ mod tests {
     use classroom_protocol::{CourseId, JoinClaims, LessonId, RoomName};
 
     use super::*;
+    use crate::room::LessonEffect;
     use crate::room::{ConnectionId, RoomConfig};
 
     const LESSON: LessonId = LessonId(3);

@@ -19,6 +19,8 @@ pub enum Input {
         /// When the connection's WebSocket opened: the media plane measures the join time
         /// of the connection's peer from here.
         opened_at: Option<std::time::Instant>,
+        /// A teacher's join makes the lesson live (the `join` message's `go_live`).
+        go_live: bool,
     },
     /// A client message of `participant` on `connection`, with its request id.
     Message {

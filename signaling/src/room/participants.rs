@@ -62,8 +62,9 @@ impl Room {
         id: Option<u64>,
         claims: &JoinClaims,
         opened_at: Option<Instant>,
+        go_live: bool,
     ) -> Vec<Output> {
-        match self.join(claims, connection) {
+        match self.enter(claims, connection, go_live) {
             Ok((participant, outputs)) => {
                 if let Some(opened_at) = opened_at {
                     self.media.connection_opened(connection, opened_at);
@@ -90,10 +91,22 @@ impl Room {
 
     /// Admits the holder of verified join-token `claims` on `connection`. A user already in
     /// the room (a reconnect, or a second tab) takes their existing place.
+    /// Joins as a client that does not hold the lesson back (a teacher's join makes it live).
+    #[cfg(test)]
     pub(super) fn join(
         &mut self,
         claims: &JoinClaims,
         connection: ConnectionId,
+    ) -> Result<(ParticipantId, Vec<Output>), JoinError> {
+        self.enter(claims, connection, true)
+    }
+
+    /// `claims` join on `connection`; a teacher's join makes the lesson live when `go_live`.
+    pub(super) fn enter(
+        &mut self,
+        claims: &JoinClaims,
+        connection: ConnectionId,
+        go_live: bool,
     ) -> Result<(ParticipantId, Vec<Output>), JoinError> {
         if claims.room != self.name {
             return Err(JoinError::WrongRoom(claims.room.clone()));
@@ -175,6 +188,9 @@ impl Room {
                 id
             }
         };
+        if go_live && claims.role == ParticipantRole::Teacher {
+            self.go_live(&mut out);
+        }
         if let Some(snapshot) = self.snapshot_for(id) {
             out.push(Output::Send {
                 to: id,
@@ -189,11 +205,45 @@ impl Room {
                 message: news,
             });
         }
-        if claims.role == ParticipantRole::Teacher && !self.live {
-            self.live = true;
-            out.push(Output::Lesson(LessonEffect::WentLive(self.lesson)));
-        }
         Ok((id, out))
+    }
+
+    /// Starts the lesson unless it has started: everyone hears it, every publisher's media
+    /// starts flowing, and the rest of the server (lesson store, recorder, restreams) follows.
+    pub(super) fn go_live(&mut self, out: &mut Vec<Output>) {
+        if self.live {
+            return;
+        }
+        self.live = true;
+        out.push(Output::Lesson(LessonEffect::WentLive(self.lesson)));
+        out.push(Output::Broadcast {
+            except: None,
+            message: ServerMessage::LessonLive,
+        });
+        for (id, p) in &self.participants {
+            if !p.grants.publish.is_empty() {
+                out.push(Output::Media(MediaEffect::PublishAllowed {
+                    participant: *id,
+                    sources: p.grants.publish.clone(),
+                }));
+            }
+        }
+    }
+
+    /// A moderator presses Go live.
+    pub(super) fn go_live_by(
+        &mut self,
+        actor: &Actor,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        actor.require_moderator("start the lesson")?;
+        self.go_live(out);
+        Ok(())
+    }
+
+    /// Whether `p`'s published media is forwarded: they may publish and the lesson is live.
+    pub(super) fn forwards(&self, p: &Participant) -> bool {
+        self.live && !p.grants.publish.is_empty()
     }
 
     /// The `joined` message for participant `id`, if present.
@@ -210,6 +260,7 @@ impl Room {
             chat_history: self.chat.iter().cloned().collect(),
             recording: self.recording,
             slide: self.slide,
+            live: self.live,
         })
     }
 

@@ -224,7 +224,7 @@ impl Room {
             });
         }
         let access = PeerAccess {
-            publish: !p.grants.publish.is_empty(),
+            publish: self.forwards(p),
             audio_muted: p.info.muted,
             connection_opened: self.media.opened_at.get(&connection).copied(),
         };
@@ -411,7 +411,7 @@ impl Room {
             ];
         };
         let mut out = Vec::new();
-        let publish = !p.grants.publish.is_empty();
+        let publish = self.forwards(p);
         if publish != access.publish {
             out.push(Output::ToMedia(MediaCommand::SetPublishAllowed {
                 peer,
@@ -471,6 +471,9 @@ impl Room {
         let mut out = Vec::new();
         for peer in self.media.of(effect.participant()) {
             let command = match effect {
+                // Before the lesson is live nobody's media is forwarded; going live allows
+                // every publisher's peers at once.
+                MediaEffect::PublishAllowed { .. } if !self.live => continue,
                 MediaEffect::PublishAllowed { .. } => MediaCommand::SetPublishAllowed {
                     peer,
                     allowed: true,

@@ -29,10 +29,7 @@ const CLOSED_WITHIN: Duration = Duration::from_secs(1);
 /// `close_code`.
 async fn refused_join(base: &str, token: &str, code: ErrorCode, close_code: u16) {
     let mut ws = Ws::connect(base).await;
-    ws.send(ClientMessage::Join {
-        token: token.to_string(),
-    })
-    .await;
+    ws.send(ClientMessage::join(token.to_string())).await;
     let refused = ws.recv().await;
     assert!(
         matches!(&refused, Some(ServerMessage::Error { code: got, .. }) if *got == code),

@@ -170,7 +170,7 @@ async fn a_lesson_from_going_live_to_the_end() {
     olga2.closed().await;
     sam.recv_where(|m| matches!(m, ServerMessage::ParticipantLeft { participant, reason: LeaveReason::Removed } if *participant == olga_id)).await;
     let mut again = Ws::connect(&server.base).await;
-    again.send(ClientMessage::Join { token: olga_token }).await;
+    again.send(ClientMessage::join(olga_token)).await;
     let refused = again.recv().await;
     assert!(
         matches!(refused, Some(ServerMessage::Error { ref code, .. }) if *code == ErrorCode::RemovedFromLesson),
@@ -250,11 +250,7 @@ async fn hostile_input_is_refused_and_others_are_unaffected() {
 
     // Before joining: a wrong token, or anything but join, is refused and closed.
     let mut stranger = Ws::connect(&server.base).await;
-    stranger
-        .send(ClientMessage::Join {
-            token: "not-a-token".into(),
-        })
-        .await;
+    stranger.send(ClientMessage::join("not-a-token")).await;
     assert!(
         matches!(stranger.recv().await, Some(ServerMessage::Error { ref code, .. }) if *code == ErrorCode::InvalidToken)
     );
@@ -268,11 +264,7 @@ async fn hostile_input_is_refused_and_others_are_unaffected() {
     // An API session token is not a join token.
     let session_token = school.student.token.clone().expect("signed in");
     let mut wrong_kind = Ws::connect(&server.base).await;
-    wrong_kind
-        .send(ClientMessage::Join {
-            token: session_token,
-        })
-        .await;
+    wrong_kind.send(ClientMessage::join(session_token)).await;
     assert!(
         matches!(wrong_kind.recv().await, Some(ServerMessage::Error { ref code, .. }) if *code == ErrorCode::InvalidToken)
     );
@@ -359,10 +351,7 @@ async fn hostile_input_is_refused_and_others_are_unaffected() {
         let base = server.base.clone();
         joins.push(tokio::spawn(async move {
             let mut ws = Ws::connect(&base).await;
-            ws.send(ClientMessage::Join {
-                token: "forged.token.here".into(),
-            })
-            .await;
+            ws.send(ClientMessage::join("forged.token.here")).await;
             ws.recv().await
         }));
     }
