@@ -40,6 +40,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/setup.html"),
     ),
     (
+        "account.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/account.html"),
+    ),
+    (
         "css/app.css",
         "text/css; charset=utf-8",
         include_str!("../../web-client/css/app.css"),
@@ -103,6 +108,11 @@ const FILES: &[(&str, &str, &str)] = &[
         "js/signaling.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/signaling.js"),
+    ),
+    (
+        "js/account.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/account.js"),
     ),
     (
         "js/setup.js",

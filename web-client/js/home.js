@@ -29,6 +29,7 @@ function showSignIn() {
   $("courses").hidden = true;
   $("account").hidden = true;
   if (params.get("reason") === "expired") banner("Your session has ended. Sign in again to continue.");
+  if (params.get("reason") === "password_changed") banner("Your password was changed. Sign in with the new one.");
   $("email").focus();
 }
 

@@ -25,7 +25,8 @@ export function requireSession() {
     return null;
   }
   const who = $("who");
-  if (who) who.textContent = `${saved.user.name} (${saved.user.role})`;
+  // The name leads to the account page (change one's own password).
+  if (who) who.replaceChildren(el("a", { href: "/account.html", text: `${saved.user.name} (${saved.user.role})`, title: "Your account" }));
   $("sign-out")?.addEventListener("click", signOut);
   if (saved.user.role === "admin") {
     const admin = $("admin-link");

@@ -3,6 +3,7 @@
 //! from the same handler annotations that build the router, so the two cannot drift apart.
 
 mod auth;
+mod bulk_enroll;
 mod courses;
 mod documents;
 pub mod error;
@@ -131,6 +132,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(courses::remove_teacher))
         .routes(routes!(courses::enroll, courses::list_enrollments))
         .routes(routes!(courses::unenroll))
+        .routes(routes!(bulk_enroll::bulk_enroll))
         .routes(routes!(lessons::create_lesson, lessons::list_lessons))
         .routes(routes!(lessons::get_lesson, lessons::update_lesson))
         .routes(routes!(lessons::cancel_lesson))

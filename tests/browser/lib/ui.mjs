@@ -33,12 +33,11 @@ export async function adminCreatesSchool(page, base) {
 
   await page.getByLabel("Teacher to assign").selectOption({ label: `${teacher.name} <${teacher.email}>` });
   await page.getByRole("button", { name: "Assign teacher" }).click();
-  await page.getByRole("list", { name: "Teachers" }).getByText(teacher.name).waitFor();
-  for (const student of [sam, kim]) {
-    await page.getByLabel("Student to enroll").selectOption({ label: `${student.name} <${student.email}>` });
-    await page.getByRole("button", { name: "Enroll student" }).click();
-    await page.getByRole("list", { name: "Students" }).getByText(student.name).waitFor();
-  }
+  await page.getByRole("list", { name: "Teachers", exact: true }).getByText(teacher.name).waitFor();
+  // Both students at once, ticked in the list of those not enrolled yet.
+  for (const student of [sam, kim]) await page.getByRole("checkbox", { name: `${student.name} <${student.email}>` }).check();
+  await page.getByRole("button", { name: "Enroll selected" }).click();
+  for (const student of [sam, kim]) await page.getByRole("list", { name: "Students", exact: true }).getByText(student.name).waitFor();
   return { teacher, sam, kim, courseId };
 }
 

@@ -1,3 +1,4 @@
+use classroom_protocol::UserRole;
 use classroom_tests::both_backends;
 use serde_json::json;
 
@@ -272,5 +273,90 @@ both_backends!(enrolling_students, |server| async move {
         .get(&format!("/api/v1/courses/{}", school.course_id))
         .await
         .expect_error(403, "not_a_member");
+    server
+});
+
+both_backends!(enrolling_a_class_at_once, |server| async move {
+    let school = School::new(&server).await;
+    let bulk = format!("/api/v1/courses/{}/enrollments/bulk", school.course_id);
+    let (kim, _) = server
+        .user(UserRole::Student, "kim@school.edu", "Kim Student")
+        .await;
+    // Ids and a pasted list together: each one is enrolled or refused on its own.
+    let report = school
+        .teacher
+        .post(
+            &bulk,
+            json!({
+                "user_ids": [school.outsider_id, school.student_id, school.other_teacher_id, 77777],
+                "emails": ["  KIM@school.edu ", "nobody@school.edu", "not an email"],
+            }),
+        )
+        .await;
+    let report = report.expect(200).clone();
+    assert_eq!(
+        (
+            &report["enrolled"],
+            &report["already_enrolled"],
+            &report["refused"]
+        ),
+        (&json!(2), &json!(1), &json!(4)),
+        "{report}"
+    );
+    let statuses: Vec<&str> = report["rows"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["status"].as_str().expect("a status"))
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            "enrolled",
+            "already_enrolled",
+            "refused",
+            "refused",
+            "enrolled",
+            "refused",
+            "refused"
+        ]
+    );
+    assert!(
+        report["rows"][2]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("teacher")),
+        "{report}"
+    );
+    assert_eq!(report["rows"][4]["email"], "  KIM@school.edu ");
+    let listed = school
+        .teacher
+        .get(&format!("/api/v1/courses/{}/enrollments", school.course_id))
+        .await;
+    assert_eq!(listed.expect(200)["total"], 3, "sam, the outsider and kim");
+    let kim_courses = kim.get("/api/v1/courses").await;
+    assert_eq!(kim_courses.expect(200)["total"], 1);
+
+    // Only the course's teachers and admins; nothing named, or too many, is refused whole.
+    school
+        .student
+        .post(&bulk, json!({"user_ids": [school.outsider_id]}))
+        .await
+        .expect_error(403, "forbidden");
+    school
+        .other_teacher
+        .post(&bulk, json!({"user_ids": [school.outsider_id]}))
+        .await
+        .expect_error(403, "not_a_member");
+    school
+        .teacher
+        .post(&bulk, json!({}))
+        .await
+        .expect_error(422, "invalid_field");
+    let many: Vec<i64> = (1..=1001).collect();
+    school
+        .admin
+        .post(&bulk, json!({"user_ids": many}))
+        .await
+        .expect_error(422, "invalid_field");
     server
 });
