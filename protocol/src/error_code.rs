@@ -73,6 +73,9 @@ error_codes! {
     WrongRoom = "wrong_room",
     /// The server cannot check access right now; try again.
     Unavailable = "unavailable",
+    /// Several nodes: the lesson's room is on another node. Ask `POST /api/v1/lessons/{id}/join`
+    /// again and open its `signaling_url`.
+    WrongNode = "wrong_node",
     /// A moderator removed the user from the lesson.
     RemovedFromLesson = "removed_from_lesson",
     /// The account is disabled.

@@ -28,6 +28,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use classroom_courses::api::placement::RoomPlacement;
 use classroom_courses::api::{ApiState, SetupGate};
 use classroom_courses::auth::{RateLimits, TokenIssuer, load_or_create_secret};
 use classroom_courses::private_files::private_dir;
@@ -172,11 +173,59 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     } else {
         None
     };
+    let listener = TcpListener::bind(config.http.addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.http.addr))?;
+    let addr = listener.local_addr()?;
+    // Several nodes: the registry and room placement, before anything that joins rooms.
+    let rooms_for_load = Arc::downgrade(&rooms);
+    let cluster = match config.cluster.enabled() {
+        false => None,
+        true => {
+            let this = cluster::node_id(&config.cluster, &config.data_dir)?;
+            let http_url = match config.cluster.public_url.trim() {
+                "" => public_url(addr),
+                url => url.to_owned(),
+            };
+            let workers = media_addrs.len() as u64;
+            let load = move || {
+                let rooms = rooms_for_load.upgrade();
+                cluster::registry::NodeLoad {
+                    rooms: rooms.as_ref().map_or(0, |r| r.open_rooms() as u64),
+                    participants: rooms.as_ref().map_or(0, |r| r.stats().participants),
+                    media_workers: workers,
+                }
+            };
+            let media = media_addrs.iter().map(ToString::to_string).collect();
+            let rooms_for_leases = Arc::downgrade(&rooms);
+            let lessons: cluster::OpenLessons = Box::new(move || {
+                rooms_for_leases
+                    .upgrade()
+                    .map(|r| r.open_lessons())
+                    .unwrap_or_default()
+            });
+            let (handle, placement) = cluster::start(
+                &config.cluster,
+                this,
+                http_url,
+                media,
+                load,
+                lessons,
+                stopping.clone(),
+            )
+            .await?;
+            tracing::info!(node = %handle.this, "cluster: this node joins through Redis");
+            Some((handle, placement))
+        }
+    };
+    let placement = cluster.as_ref().map(|(_, placement)| placement.clone());
+    let cluster = cluster.map(|(handle, _)| handle);
     let live = live::LiveState {
         rooms: rooms.clone(),
         verifier: Arc::new(live::JoinTokens {
             tokens: tokens.clone(),
             store: store.clone(),
+            placement: placement.clone(),
         }),
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
@@ -212,7 +261,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let queue = dispatcher.subscribe("lessons", events::QUEUE_EVENTS, live::LESSONS_OVERFLOW);
     tokio::spawn(live::apply_room_events(store.clone(), queue));
     tokio::spawn(dispatcher.run(room_events_rx));
-    let rooms_for_load = Arc::downgrade(&rooms);
     tokio::spawn(live::relay_media_events(
         rooms,
         media.events,
@@ -253,43 +301,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         access_changes,
         turn: config.turn.credentials().context("turn")?.map(Arc::new),
         setup,
+        placement: placement
+            .map(|p| classroom_courses::api::placement::Placement(p as Arc<dyn RoomPlacement>)),
     };
     let http_metrics = metrics.clone();
-    let listener = TcpListener::bind(config.http.addr)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.http.addr))?;
-    let addr = listener.local_addr()?;
-    let cluster = match config.cluster.enabled() {
-        false => None,
-        true => {
-            let this = cluster::node_id(&config.cluster, &config.data_dir)?;
-            let http_url = match config.cluster.public_url.trim() {
-                "" => public_url(addr),
-                url => url.to_owned(),
-            };
-            let workers = media_addrs.len() as u64;
-            let load = move || {
-                let rooms = rooms_for_load.upgrade();
-                cluster::registry::NodeLoad {
-                    rooms: rooms.as_ref().map_or(0, |r| r.open_rooms() as u64),
-                    participants: rooms.as_ref().map_or(0, |r| r.stats().participants),
-                    media_workers: workers,
-                }
-            };
-            let media = media_addrs.iter().map(ToString::to_string).collect();
-            let handle = cluster::start(
-                &config.cluster,
-                this,
-                http_url,
-                media,
-                load,
-                stopping.clone(),
-            )
-            .await?;
-            tracing::info!(node = %handle.this, "cluster: this node joins through Redis");
-            Some(handle)
-        }
-    };
     let (router, _openapi) = http::router(
         api,
         db.clone(),

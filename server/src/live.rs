@@ -40,6 +40,8 @@ use crate::metrics::Metrics;
 pub struct JoinTokens {
     pub tokens: TokenIssuer,
     pub store: Store,
+    /// Several nodes: who holds each lesson's room (`None`: one node, every room is here).
+    pub placement: Option<Arc<crate::cluster::placement::RedisPlacement>>,
 }
 
 impl TokenVerifier for JoinTokens {
@@ -63,11 +65,18 @@ impl TokenVerifier for JoinTokens {
                 .admission(user, claims.lesson, claims.course, claims.role)
                 .await;
             match admitted {
-                Ok(verdict) => verdict.map_err(AdmitError::Denied),
+                Ok(verdict) => verdict.map_err(AdmitError::Denied)?,
                 Err(e) => {
                     tracing::warn!(%user, lesson = %claims.lesson, error = %e, "cannot check a join against the database");
-                    Err(AdmitError::Unavailable)
+                    return Err(AdmitError::Unavailable);
                 }
+            }
+            // Several nodes: the room opens here only if this node holds (or takes) its lease.
+            match &self.placement {
+                Some(placement) if !placement.claim(claims.lesson).await => {
+                    Err(AdmitError::ElsewhereNode)
+                }
+                _ => Ok(()),
             }
         })
     }

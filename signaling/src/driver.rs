@@ -88,6 +88,9 @@ pub enum AdmitError {
     /// The database could not be asked; the client may try again.
     #[error("the server cannot check your access right now; try again in a moment")]
     Unavailable,
+    /// Several nodes: the lesson's room is on another node.
+    #[error("this lesson is on another of the school's servers; join again to be sent there")]
+    ElsewhereNode,
 }
 
 /// What the outside world hears from rooms: lesson changes, media changes, and for the

@@ -262,6 +262,7 @@ pub async fn serve<Tx, Rx, E>(
         let (code, close_code) = match refused {
             AdmitError::Denied(why) => (why.error_code(), why.close_code()),
             AdmitError::Unavailable => (ErrorCode::Unavailable, CLOSE_TRY_AGAIN),
+            AdmitError::ElsewhereNode => (ErrorCode::WrongNode, CLOSE_TRY_AGAIN),
         };
         let error = refuse(join_id, code, refused.to_string());
         let _ = sink.send(Message::Text(error_text(error))).await;

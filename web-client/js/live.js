@@ -35,7 +35,7 @@ const state = {
   speakers: new Set(),
   quality: new Map(), // participant -> excellent | good | poor | lost
   chatLocked: false,
-  join: null, // the REST join response: token, expires_at, signaling_path
+  join: null, // the REST join response: token, expires_at, signaling_path, signaling_url?
   signaling: null,
   media: null,
   localStream: null, // what we publish
@@ -389,7 +389,9 @@ async function connect() {
   if (!state.join || Date.parse(state.join.expires_at) - Date.now() < 15_000) {
     state.join = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/join`, { method: "POST" });
   }
-  const url = `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${state.join.signaling_path}`;
+  // Several nodes: the lesson's room may be on another node, which the join names.
+  const url = state.join.signaling_url
+    ?? `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}${state.join.signaling_path}`;
   const signaling = new Signaling(url);
   state.signaling = signaling;
   wire(signaling);
@@ -484,7 +486,8 @@ async function joinUntilConnected(first) {
       if (error.redirected) return; // the session ended: on the way to sign in
       if (FINAL[error.code]) return finish(...FINAL[error.code]);
       if (error.status === 403 || error.status === 404 || error.status === 409) return finish("ended", error.message);
-      if (error.code === "invalid_token") state.join = null; // ask for a fresh one
+      // A fresh join: the token expired, or the room moved to another node.
+      if (error.code === "invalid_token" || error.code === "wrong_node") state.join = null;
       const why = error.status === 0 || error.code === "closed" ? UNREACHABLE : `(${errorText(error)})`;
       banner(`${first ? "Connecting…" : "Reconnecting…"} ${why}`, "reconnecting", "connection");
     }

@@ -136,7 +136,7 @@ impl From<RateLimited> for ApiError {
 }
 
 impl ApiError {
-    fn with_retry_after(mut self, secs: u64) -> Self {
+    pub(crate) fn with_retry_after(mut self, secs: u64) -> Self {
         self.retry_after_secs = Some(secs);
         self
     }

@@ -12,6 +12,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiJson, ApiPath, ApiQuery, ClientAddr, CurrentUser};
+use super::placement::{Home, PlacementError};
 use super::{ApiState, Paginated, course_manager, course_member, created};
 use crate::auth::{IceServer, JoinGrant};
 use crate::model::{CourseMembership, Lesson, LessonEvent, LessonState, Title};
@@ -209,6 +210,11 @@ pub struct JoinResponse {
     pub grants: Grants,
     /// Path of the signaling WebSocket on this server.
     pub signaling_path: String,
+    /// When the school runs several nodes and the lesson's room is on another one: the URL of
+    /// that node's signaling WebSocket, to open instead of `signaling_path` here. The token
+    /// works on every node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signaling_url: Option<String>,
     /// TURN relays for `RTCConfiguration.iceServers`, each with a credential that works for
     /// `turn.credential_ttl_secs`; empty when the server has none configured.
     pub ice_servers: Vec<IceServer>,
@@ -229,6 +235,7 @@ pub struct JoinResponse {
         (status = 404, body = classroom_protocol::ErrorBody),
         (status = 409, description = "The lesson has ended or was cancelled", body = classroom_protocol::ErrorBody),
         (status = 429, description = "Too many requests; see Retry-After", body = classroom_protocol::ErrorBody),
+        (status = 503, description = "Several nodes: the lesson cannot be placed now (`cluster_unavailable`); see Retry-After", body = classroom_protocol::ErrorBody),
     )
 )]
 pub(super) async fn join_lesson(
@@ -262,6 +269,21 @@ pub(super) async fn join_lesson(
         let removed = AccessDenied::RemovedFromLesson;
         return Err(ApiError::forbidden(removed.code(), removed.message()));
     }
+    let signaling_url = match &state.placement {
+        None => None,
+        Some(placement) => match placement.0.home(lesson.id).await {
+            Ok(Home::Here) => None,
+            Ok(Home::Elsewhere { signaling_url }) => Some(signaling_url),
+            Err(e @ PlacementError::Unavailable) => {
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "cluster_unavailable",
+                    e.to_string(),
+                )
+                .with_retry_after(1));
+            }
+        },
+    };
     let now = OffsetDateTime::now_utc();
     let grant = JoinGrant {
         user: user.id,
@@ -280,6 +302,7 @@ pub(super) async fn join_lesson(
         role,
         grants: claims.grants,
         signaling_path: "/ws".into(),
+        signaling_url,
         ice_servers: state
             .turn
             .iter()

@@ -10,6 +10,7 @@ pub mod error;
 pub mod extract;
 mod lessons;
 pub mod openapi;
+pub mod placement;
 mod recording_jobs;
 mod removals;
 mod replays;
@@ -89,6 +90,8 @@ pub struct ApiState {
     pub turn: Option<Arc<crate::auth::TurnCredentials>>,
     /// The first-run setup token, while the school has no admin ([`SetupGate`]).
     pub setup: SetupGate,
+    /// Which node holds a lesson's room (`[cluster]`); `None`: this one, always.
+    pub placement: Option<placement::Placement>,
 }
 
 impl ApiState {

@@ -1,6 +1,6 @@
 //! Several nodes of one school, coordinated through Redis (`cluster.redis_url`).
 //!
-//! This first part is the **node registry**: every second each node writes its heartbeat
+//! The **node registry**: every second each node writes its heartbeat
 //! record (id, URLs, media addresses, load, state) into one Redis hash, stamped with the Redis
 //! server's clock, and reads everybody's back into its [`registry::Registry`]. A node whose
 //! heartbeat is 3 s old is offline: logged as an alarm, counted in
@@ -8,11 +8,16 @@
 //! removes its record. When Redis does not answer, the node keeps serving what it has and
 //! `/readyz` says so; it catches up when Redis is back.
 //!
+//! **Room placement** ([`placement`]): each lesson's room has one home node, held by a lease
+//! that the home renews at each heartbeat while the room is open.
+//!
 //! Without `redis_url` the server is one node exactly as before. With it, PostgreSQL is
 //! required: the database of record must be shared by every node.
 
+pub mod placement;
 pub mod registry;
 
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,6 +28,8 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use classroom_protocol::LessonId;
+use placement::RedisPlacement;
 use registry::{ClusterEvent, NodeId, NodeLoad, NodeRecord, NodeState, NodeView, Registry};
 
 /// How often a node writes its heartbeat and reads the others'.
@@ -122,6 +129,14 @@ impl ClusterHandle {
         self.shared.lock().is_ok_and(|s| s.redis_up)
     }
 
+    /// The nodes as of the last heartbeat that reached Redis.
+    pub fn nodes(&self) -> Vec<NodeView> {
+        self.shared
+            .lock()
+            .map(|s| s.nodes.clone())
+            .unwrap_or_default()
+    }
+
     pub fn status(&self) -> ClusterStatus {
         let shared = self.shared.lock().ok();
         ClusterStatus {
@@ -147,23 +162,33 @@ impl<F: Fn() -> NodeLoad + Send + 'static> LoadSource for F {
     }
 }
 
-/// Starts the heartbeat. Returns once the first attempt to reach Redis is made (a node may
-/// start while Redis is down: it serves, says so in `/readyz`, and keeps trying).
+/// The lessons whose rooms are open on this node, for their leases.
+pub type OpenLessons = Box<dyn Fn() -> Vec<LessonId> + Send>;
+
+/// Starts the heartbeat, which also renews the leases of the rooms open here (`lessons`) and
+/// releases those of rooms closed. Returns at once (a node may start while Redis is down: it
+/// serves, says so in `/readyz`, and keeps trying), with the placement the REST join and the
+/// signaling admission ask.
 pub async fn start(
     config: &ClusterConfig,
     this: NodeId,
     http_url: String,
     media: Vec<String>,
     load: impl LoadSource,
+    lessons: OpenLessons,
     stopping: watch::Receiver<bool>,
-) -> anyhow::Result<ClusterHandle> {
+) -> anyhow::Result<(ClusterHandle, Arc<RedisPlacement>)> {
     let client = redis::Client::open(config.redis_url.as_str())
         .context("cluster.redis_url is not a Redis URL")?;
     let handle = ClusterHandle {
         this: this.clone(),
         shared: Arc::new(Mutex::new(Shared::default())),
     };
+    let placement = RedisPlacement::new(handle.clone(), client.clone(), config.key_prefix.clone());
     let heartbeat = Heartbeat {
+        placement: placement.clone(),
+        lessons,
+        held: BTreeSet::new(),
         client,
         connection: None,
         key: format!("{}:nodes", config.key_prefix),
@@ -180,10 +205,14 @@ pub async fn start(
         redis_was_up: None,
     };
     tokio::spawn(heartbeat.run(load, stopping));
-    Ok(handle)
+    Ok((handle, placement))
 }
 
 struct Heartbeat {
+    placement: Arc<RedisPlacement>,
+    lessons: OpenLessons,
+    /// The leases this node held at the last heartbeat.
+    held: BTreeSet<LessonId>,
     client: redis::Client,
     connection: Option<ConnectionManager>,
     key: String,
@@ -223,6 +252,17 @@ impl Heartbeat {
             if let Ok(mut shared) = self.shared.lock() {
                 shared.redis_up = up;
             }
+            if up {
+                self.keep_leases().await;
+            }
+        }
+        // Every room this node held or has open now (a room opened since the last beat too).
+        let mut held = self.held.clone();
+        held.extend((self.lessons)());
+        let held: Vec<LessonId> = held.into_iter().collect();
+        if let Ok(Err(e)) = tokio::time::timeout(REDIS_TIMEOUT, self.placement.release(&held)).await
+        {
+            tracing::warn!(error = %e, "cluster: could not release this node's rooms");
         }
         // Leaving cleanly is no alarm for the others.
         if let Ok(Ok(mut connection)) = tokio::time::timeout(REDIS_TIMEOUT, self.connect()).await {
@@ -230,6 +270,34 @@ impl Heartbeat {
             if let Err(e) = removed {
                 tracing::warn!(error = %e, "cluster: could not remove this node's record");
             }
+        }
+    }
+
+    /// Renews the leases of the rooms open here and releases those of rooms that closed.
+    async fn keep_leases(&mut self) {
+        let open: BTreeSet<LessonId> = (self.lessons)().into_iter().collect();
+        let closed: Vec<LessonId> = self.held.difference(&open).copied().collect();
+        let open_list: Vec<LessonId> = open.iter().copied().collect();
+        let kept = tokio::time::timeout(REDIS_TIMEOUT, async {
+            let elsewhere = self.placement.renew(&open_list).await?;
+            self.placement.release(&closed).await?;
+            Ok::<_, redis::RedisError>(elsewhere)
+        })
+        .await;
+        match kept {
+            Ok(Ok(elsewhere)) => {
+                for lesson in &elsewhere {
+                    // Two rooms of one lesson: possible only after Redis lost the lease (a
+                    // partition, a restart). This one ends with its lesson or its people.
+                    tracing::warn!(%lesson, "cluster: another node holds the lease of a room open here");
+                }
+                self.held = open
+                    .into_iter()
+                    .filter(|l| !elsewhere.contains(l))
+                    .collect();
+            }
+            Ok(Err(e)) => tracing::warn!(error = %e, "cluster: could not renew room leases"),
+            Err(_) => tracing::warn!("cluster: renewing room leases timed out"),
         }
     }
 

@@ -14,14 +14,14 @@ use classroomd::config::Config;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
-const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
+pub(crate) const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
 
-fn prefix() -> String {
+pub(crate) fn prefix() -> String {
     format!("test-{}", classroom_courses::auth::random_token(6))
 }
 
 /// A node of the cluster under `prefix`, sharing `first`'s database when given.
-async fn node(
+pub(crate) async fn node(
     redis: &str,
     prefix: &str,
     id: &str,
@@ -42,7 +42,7 @@ async fn node(
 }
 
 /// Polls `GET /api/v1/cluster` until `done` holds (10 s at most).
-async fn cluster_until(
+pub(crate) async fn cluster_until(
     client: &classroom_tests::Client,
     what: &str,
     done: impl Fn(&Value) -> bool,
@@ -59,7 +59,7 @@ async fn cluster_until(
     }
 }
 
-fn node_ids(body: &Value, online: bool) -> Vec<String> {
+pub(crate) fn node_ids(body: &Value, online: bool) -> Vec<String> {
     let mut ids: Vec<String> = body["nodes"]
         .as_array()
         .into_iter()
@@ -206,7 +206,17 @@ async fn without_redis_a_node_serves_on_and_readyz_says_so_until_it_is_back() {
         return;
     };
     readyz_until(&a, 200, None).await;
-    let (admin, _) = a.user(UserRole::Admin, "head@school.edu", "Head").await;
+    let school = classroom_tests::school::School::new(&a).await;
+    let admin = &school.admin;
+    let lesson = school.lesson("During the outage").await;
+    let join = format!("/api/v1/lessons/{lesson}/join");
+    // A lesson placed before Redis goes away, and in progress.
+    let token = school.teacher.post_empty(&join).await.expect(200)["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (mut teacher, _) = classroom_tests::ws::Ws::join(&a.base, &token).await;
+    let other = school.lesson("Not placed yet").await;
 
     let _ = redis.kill();
     let _ = redis.wait();
@@ -221,10 +231,32 @@ async fn without_redis_a_node_serves_on_and_readyz_says_so_until_it_is_back() {
         )
         .await
         .expect(201);
+    // The lesson in progress goes on (a reconnect included); a new one waits for Redis.
+    teacher
+        .ok(classroom_protocol::signal::ClientMessage::Ping)
+        .await;
+    let (_again, joined) = classroom_tests::ws::Ws::join(&a.base, &token).await;
+    assert!(
+        matches!(
+            joined,
+            classroom_protocol::signal::ServerMessage::Joined { .. }
+        ),
+        "{joined:?}"
+    );
+    school
+        .student
+        .post_empty(&format!("/api/v1/lessons/{other}/join"))
+        .await
+        .expect_error(503, "cluster_unavailable");
 
     let mut redis = redis_server(port);
     readyz_until(&a, 200, None).await;
-    cluster_until(&admin, "registered again", |b| node_ids(b, true) == ["a"]).await;
+    cluster_until(admin, "registered again", |b| node_ids(b, true) == ["a"]).await;
+    school
+        .student
+        .post_empty(&format!("/api/v1/lessons/{other}/join"))
+        .await
+        .expect(200);
     a.stop().await;
     let _ = redis.kill();
     let _ = redis.wait();

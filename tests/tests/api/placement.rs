@@ -1,0 +1,105 @@
+//! Room placement across nodes, through a real Redis and one PostgreSQL: a lesson's room has
+//! one home node, every node's REST join sends people there, a node that is not the home
+//! refuses to open the room, and a home that stops gives the lesson up at once.
+
+#![allow(clippy::unwrap_used)] // Test set-up fails loudly.
+
+use classroom_protocol::ErrorCode;
+use classroom_protocol::signal::{ClientMessage, ServerMessage};
+use classroom_tests::school::School;
+use classroom_tests::ws::Ws;
+use redis::AsyncCommands;
+
+use super::cluster::{SHARED_REDIS, cluster_until, node, node_ids, prefix};
+
+#[tokio::test]
+async fn a_lesson_has_one_home_node_and_every_node_sends_its_people_there() {
+    let prefix = prefix();
+    let Some(a) = node(SHARED_REDIS, &prefix, "a", None).await else {
+        return;
+    };
+    let b = node(SHARED_REDIS, &prefix, "b", Some(&a))
+        .await
+        .expect("b starts");
+    let school = School::new(&a).await;
+    for on in [&a, &b] {
+        cluster_until(&school.admin.at(&on.base), "both online", |v| {
+            node_ids(v, true) == ["a", "b"]
+        })
+        .await;
+    }
+    let lesson = school.lesson("Placed").await;
+    let join = format!("/api/v1/lessons/{lesson}/join");
+
+    // The teacher asks node b: the room is placed there (equal load: the node asked keeps it).
+    let reply = school.teacher.at(&b.base).post_empty(&join).await;
+    let teacher_join = reply.expect(200).clone();
+    assert!(
+        teacher_join.get("signaling_url").is_none(),
+        "{teacher_join}"
+    );
+    let (teacher, joined) = Ws::join(&b.base, teacher_join["token"].as_str().unwrap()).await;
+    assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
+    let mut redis = redis::Client::open(SHARED_REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{prefix}:lesson:{lesson}:home");
+    let home: Option<String> = redis.get(&key).await.unwrap();
+    assert_eq!(home.as_deref(), Some("b"));
+
+    // The student asks node a, which sends them to b.
+    let reply = school.student.post_empty(&join).await;
+    let student_join = reply.expect(200).clone();
+    let b_ws = format!("{}/ws", b.base.replace("http://", "ws://"));
+    assert_eq!(student_join["signaling_url"], b_ws.as_str());
+    let token = student_join["token"].as_str().unwrap().to_owned();
+    // Node a does not open a second room of the lesson.
+    let mut wrong = Ws::connect(&a.base).await;
+    wrong.send(ClientMessage::join(token.clone())).await;
+    let refused = wrong.recv().await;
+    assert!(
+        matches!(
+            refused,
+            Some(ServerMessage::Error {
+                code: ErrorCode::WrongNode,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    // Node b lets them in, with the teacher.
+    let (student, joined) = Ws::join(&b.base, &token).await;
+    let ServerMessage::Joined { participants, .. } = joined else {
+        panic!("{joined:?}")
+    };
+    assert_eq!(participants.len(), 2);
+
+    // Node b stops: it gives the lesson up at once, and a takes it at the next join.
+    drop((teacher, student));
+    b.stop().await;
+    // Released as it stops, well before the lease would lapse (10 s).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let home: Option<String> = redis.get(&key).await.unwrap();
+        if home.is_none() {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not released: {home:?}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    cluster_until(&school.admin, "b gone", |v| node_ids(v, true) == ["a"]).await;
+    let reply = school.student.post_empty(&join).await;
+    let again = reply.expect(200).clone();
+    assert!(again.get("signaling_url").is_none(), "{again}");
+    let (_student, joined) = Ws::join(&a.base, again["token"].as_str().unwrap()).await;
+    assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
+    let home: Option<String> = redis.get(&key).await.unwrap();
+    assert_eq!(home.as_deref(), Some("a"));
+    a.stop().await;
+    let () = redis.del(format!("{prefix}:nodes")).await.unwrap();
+}
