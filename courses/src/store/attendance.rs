@@ -4,6 +4,8 @@
 //! ([`crate::attendance`]). See `migrations/*/0011_attendance.sql` for the crash-safety
 //! design: open intervals carry a last stamp, refreshed while their room runs.
 
+use std::collections::HashSet;
+
 use classroom_protocol::{CourseId, LessonId, UserId};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -301,10 +303,12 @@ impl Store {
             .map(interval_from_row)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(match users {
-            Some(users) => all
-                .into_iter()
-                .filter(|i| users.contains(&i.user))
-                .collect(),
+            Some(users) => {
+                let users: HashSet<UserId> = users.iter().copied().collect();
+                all.into_iter()
+                    .filter(|i| users.contains(&i.user))
+                    .collect()
+            }
             None => all,
         })
     }

@@ -128,11 +128,13 @@ both_backends!(
         // Coming back after leaving is a second interval; the lesson's end closes it.
         let (_sam, _) = Ws::join(&server.base, &join_token(&school.student, lesson).await).await;
         tess.ok(ClientMessage::EndLesson).await;
+        // The lesson's state is written by another consumer of the room's events.
         let body = eventually(&school.teacher, &report, |body| {
-            row_of(body, school.student_id).is_some_and(|row| {
-                row["intervals"][1]["left_reason"] == "lesson_ended"
-                    && !row["last_left_at"].is_null()
-            })
+            body["lesson"]["state"] == "ended"
+                && row_of(body, school.student_id).is_some_and(|row| {
+                    row["intervals"][1]["left_reason"] == "lesson_ended"
+                        && !row["last_left_at"].is_null()
+                })
         })
         .await;
         let row = row_of(&body, school.student_id).expect("Sam's row");
@@ -305,6 +307,8 @@ both_backends!(
         assert!(!row["intervals"][0]["last_seen_at"].is_null());
 
         // Sam joins the new room: the old stay ends at its last stamp, a new one begins.
+        let restarted = time::OffsetDateTime::now_utc();
+        tokio::time::sleep(Duration::from_millis(5)).await;
         let (_sam, _) = Ws::join(&server.base, &join_token(&student, lesson).await).await;
         let body = eventually(&teacher, &report, |body| {
             row_of(body, school.student_id)
@@ -316,6 +320,25 @@ both_backends!(
         assert_eq!(first["left_reason"], "lost");
         assert_eq!(first["left_at"], first["last_seen_at"]);
         assert!(row["intervals"][1]["left_at"].is_null());
+
+        // Tess does not come back: the sweep (of any server, once her stay has gone unstamped
+        // for a minute) closes her stay at its last stamp, and leaves Sam's new one open.
+        let closed = server
+            .store()
+            .attendance_close_stale(restarted)
+            .await
+            .expect("the sweep runs");
+        assert_eq!(closed, 1);
+        let body = teacher.get(&report).await.expect(200).clone();
+        let tess = row_of(&body, school.teacher_id).expect("Tess's row");
+        assert_eq!(tess["intervals"][0]["left_reason"], "lost");
+        assert_eq!(
+            tess["intervals"][0]["left_at"],
+            tess["intervals"][0]["last_seen_at"]
+        );
+        assert!(!tess["last_left_at"].is_null());
+        let sam = row_of(&body, school.student_id).expect("Sam's row");
+        assert!(sam["intervals"][1]["left_at"].is_null());
         server
     }
 );
