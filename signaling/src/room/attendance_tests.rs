@@ -244,3 +244,26 @@ fn stage_hands_and_chat_are_reported_once_each_and_only_when_they_happened() {
         vec![AttendanceEvent::ChatSent { user: UserId(1) }]
     );
 }
+
+#[test]
+fn the_teachers_encoder_is_not_an_attendee() {
+    let mut class = Class::new();
+    let (_, events) = class.join_on(1, ParticipantRole::Teacher, 1);
+    assert_eq!(events, vec![joined(1, ParticipantRole::Teacher)]);
+    let identity = EncoderIdentity {
+        user: UserId(1),
+        name: "user 1 (encoder)".into(),
+    };
+    // The encoder shares its teacher's user id: its coming and going is not theirs.
+    let (encoder, out) = class.room.encoder_started(&identity).expect("starts");
+    assert!(!out.iter().any(|o| matches!(o, Output::Attendance(_))));
+    let out = class
+        .room
+        .encoder_changed(classroom_protocol::signal::EncoderState::Stopped, None);
+    assert!(!out.iter().any(|o| matches!(o, Output::Attendance(_))));
+    assert!(class.room.grants(encoder).is_none(), "the encoder is gone");
+    assert!(
+        class.room.by_user.contains_key(&UserId(1)),
+        "its teacher is not"
+    );
+}
