@@ -76,18 +76,40 @@ impl Writer {
             }
             RoomEvent::Lesson(LessonEffect::Ended(lesson)) => {
                 let now = OffsetDateTime::now_utc();
-                if let Err(e) = self.store.attendance_lesson_ended(lesson, now).await {
-                    tracing::error!(%lesson, error = %e, "could not close the lesson's attendance");
+                let mut tries = Retries::default();
+                while let Err(e) = self.store.attendance_lesson_ended(lesson, now).await {
+                    if !tries.again().await {
+                        tracing::error!(%lesson, error = %e, "could not close the lesson's attendance");
+                        break;
+                    }
                 }
                 self.open.remove(&lesson);
                 return;
             }
             _ => return,
         };
+        if matches!(event, AttendanceEvent::Joined { .. }) {
+            self.open.insert(lesson);
+        }
+        let mut tries = Retries::default();
+        while let Err(e) = self.store_event(lesson, at, &event).await {
+            if !tries.again().await {
+                let user = event.user();
+                tracing::error!(%lesson, %user, error = %e, ?event, "could not store an attendance event");
+                break;
+            }
+        }
+    }
+
+    async fn store_event(
+        &self,
+        lesson: LessonId,
+        at: OffsetDateTime,
+        event: &AttendanceEvent,
+    ) -> classroom_courses::StoreResult<()> {
         let user = event.user();
-        let stored = match event {
+        match *event {
             AttendanceEvent::Joined { role, .. } => {
-                self.open.insert(lesson);
                 self.store
                     .attendance_joined(lesson, user, role_name(role), at)
                     .await
@@ -112,9 +134,6 @@ impl Writer {
                     .attendance_count(lesson, user, AttendanceCount::ChatSent)
                     .await
             }
-        };
-        if let Err(e) = stored {
-            tracing::error!(%lesson, %user, error = %e, "could not store an attendance event");
         }
     }
 
@@ -159,5 +178,32 @@ fn leave_reason(reason: LeaveReason) -> &'static str {
         LeaveReason::LessonEnded => "lesson_ended",
         LeaveReason::Replaced => "replaced",
         LeaveReason::Revoked => "revoked",
+    }
+}
+
+/// A failed write is tried again after a short wait, a few times: a database that restarts
+/// or fails over for a moment must not cost a stay. Beyond that the event is logged and
+/// dropped, rather than holding every consumer of room events behind it. (A count whose write
+/// succeeded but whose reply was lost is counted twice: rare, and a hand more is harmless.)
+#[derive(Default)]
+struct Retries {
+    done: usize,
+}
+
+impl Retries {
+    const WAITS: [Duration; 3] = [
+        Duration::from_millis(200),
+        Duration::from_secs(1),
+        Duration::from_secs(5),
+    ];
+
+    /// Waits before the next try; `false` when there is none left.
+    async fn again(&mut self) -> bool {
+        let Some(wait) = Self::WAITS.get(self.done) else {
+            return false;
+        };
+        self.done += 1;
+        tokio::time::sleep(*wait).await;
+        true
     }
 }
