@@ -12,6 +12,7 @@
 //! - Lesson state changes only through [`model::LessonState::apply`].
 
 pub mod api;
+pub mod attendance;
 pub mod auth;
 pub mod csv_import;
 pub mod db;

@@ -5,6 +5,7 @@
 //! [`start`] binds and runs a server in the background and returns its address, which is how
 //! both `main` and the end-to-end tests run it.
 
+pub mod attendance;
 pub mod cli;
 pub mod cluster;
 pub mod config;
@@ -260,6 +261,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     recorder.follow(queue, Arc::downgrade(&rooms));
     let queue = dispatcher.subscribe("lessons", events::QUEUE_EVENTS, live::LESSONS_OVERFLOW);
     tokio::spawn(live::apply_room_events(store.clone(), queue));
+    let queue = dispatcher.subscribe("attendance", events::QUEUE_EVENTS, attendance::OVERFLOW);
+    tokio::spawn(attendance::follow_rooms(store.clone(), queue));
     tokio::spawn(dispatcher.run(room_events_rx));
     tokio::spawn(live::relay_media_events(
         rooms,

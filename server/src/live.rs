@@ -409,6 +409,8 @@ pub async fn apply_room_events(store: Store, mut events: mpsc::Receiver<RoomEven
             }
             // The recorder's (crate::recorder).
             RoomEvent::Recording { .. } | RoomEvent::Activity { .. } => {}
+            // Attendance's (crate::attendance).
+            RoomEvent::Attendance { .. } => {}
         }
     }
 }

@@ -189,6 +189,21 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/sound.js"),
     ),
+    (
+        "attendance.html",
+        "text/html; charset=utf-8",
+        include_str!("../../web-client/attendance.html"),
+    ),
+    (
+        "js/attendance.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/attendance.js"),
+    ),
+    (
+        "js/own-attendance.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/own-attendance.js"),
+    ),
 ];
 
 /// The Content-Security-Policy of every response. The web client is plain modules and one

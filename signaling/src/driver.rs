@@ -24,8 +24,8 @@ use tokio::time::Instant;
 
 use crate::media::{MediaFuture, MediaNotice, MediaPort, PeerId, PeerIds};
 use crate::room::{
-    ConnectionId, EncoderError, EncoderIdentity, JoinError, LessonEffect, MediaEffect,
-    RecordingEffect, Room, RoomActivity, RoomConfig,
+    AttendanceEvent, ConnectionId, EncoderError, EncoderIdentity, JoinError, LessonEffect,
+    MediaEffect, RecordingEffect, Room, RoomActivity, RoomConfig,
 };
 use crate::stats::{SignalingSnapshot, SignalingStats};
 
@@ -111,6 +111,13 @@ pub enum RoomEvent {
     Activity {
         room: RoomName,
         activity: RoomActivity,
+    },
+    /// An attendance fact, stamped with the wall time the room task carried it out (the
+    /// room's own clock is monotonic and means nothing outside this process).
+    Attendance {
+        lesson: LessonId,
+        at: std::time::SystemTime,
+        event: AttendanceEvent,
     },
 }
 

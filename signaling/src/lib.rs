@@ -25,8 +25,8 @@ pub mod stats;
 pub use driver::{AdmitError, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, PeerIds};
 pub use room::{
-    EncoderError, EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect, RoomActivity,
-    RoomConfig,
+    AttendanceEvent, EncoderError, EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect,
+    RoomActivity, RoomConfig,
 };
 pub use session::{InvalidToken, run_session};
 pub use stats::SignalingSnapshot;

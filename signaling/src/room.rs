@@ -39,6 +39,7 @@ use classroom_protocol::{
 use crate::media::PeerIds;
 
 mod access;
+mod attendance;
 mod chat;
 mod encoder;
 mod input;
@@ -49,6 +50,7 @@ mod recording;
 mod slides;
 mod stage;
 
+pub use attendance::AttendanceEvent;
 pub use encoder::{EncoderError, EncoderIdentity};
 pub use input::{Input, MediaReply};
 pub use output::{
@@ -544,6 +546,8 @@ pub(crate) fn test_claims(
     }
 }
 
+#[cfg(test)]
+mod attendance_tests;
 #[cfg(test)]
 mod core_tests;
 #[cfg(test)]

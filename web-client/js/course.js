@@ -4,10 +4,13 @@
 
 import { api } from "./api.js";
 import { initMaterials } from "./materials.js";
+import { initAttendance } from "./own-attendance.js";
 import { $, banner, el, localInput, report, requireSession, when } from "./page.js";
 
 const courseId = new URLSearchParams(location.search).get("id");
 let teaching = false;
+// Teachers and admins see each held lesson's attendance.
+let managing = false;
 
 const empty = (text) => el("li", { class: "muted", text });
 
@@ -16,6 +19,9 @@ function lessonRow(lesson) {
   const item = el("li", { "data-lesson": lesson.id },
     el("span", { class: "grow" }, el("strong", { text: lesson.title }), el("br"), el("span", { class: "muted", text: times })));
   const live = `/live.html?lesson=${lesson.id}`;
+  const attendance = managing && ["live", "ended"].includes(lesson.state)
+    ? el("a", { href: `/attendance.html?lesson=${lesson.id}`, text: "Attendance", "aria-label": `Attendance of ${lesson.title}` })
+    : null;
   if (lesson.state === "live") {
     item.append(el("a", { class: "button primary", href: live, text: teaching ? "Join as teacher" : "Join", "aria-label": `${teaching ? "Join as teacher" : "Join"}: ${lesson.title}` }));
   } else if (lesson.state === "scheduled") {
@@ -32,6 +38,7 @@ function lessonRow(lesson) {
     item.append(el("span", { class: "pill", text: lesson.state }),
       lesson.state === "ended" ? el("a", { href: `/replay.html?lesson=${lesson.id}`, text: "Replay", "aria-label": `Replay of ${lesson.title}` }) : null);
   }
+  if (attendance) item.append(attendance);
   return item;
 }
 
@@ -81,6 +88,7 @@ async function load() {
     api(`/api/v1/courses/${encodeURIComponent(courseId)}/replays`),
   ]);
   teaching = course.membership === "teacher";
+  managing = course.membership !== "student";
   document.title = `${course.title} · classroom`;
   $("title").textContent = course.title;
   const teachers = course.teachers.map((t) => t.name).join(", ") || "no teacher yet";
@@ -97,6 +105,7 @@ async function load() {
       el("span", { class: "pill", text: r.state === "ready" ? "ready" : r.state })))
     : [empty("No replays yet.")]));
   await initMaterials(courseId, course.membership !== "student");
+  await initAttendance(courseId, course.membership);
 }
 
 $("schedule").addEventListener("submit", async (event) => {

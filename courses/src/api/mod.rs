@@ -2,6 +2,7 @@
 //! what, parse input into domain types, and call the store. The OpenAPI document is generated
 //! from the same handler annotations that build the router, so the two cannot drift apart.
 
+mod attendance;
 mod auth;
 mod bulk_enroll;
 mod courses;
@@ -37,6 +38,7 @@ use crate::restream::RestreamBoard;
 use crate::store::{Page, Store};
 use error::{ApiError, ApiResult};
 
+pub use attendance::{CourseAttendanceReport, LessonAttendanceReport, OwnAttendance};
 pub use auth::LoginResponse;
 pub use courses::CourseDetail;
 pub use documents::{DocumentList, DocumentView, DocumentsSetup};
@@ -159,6 +161,11 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(documents::document_file))
         .routes(routes!(recording_jobs::list_jobs))
         .routes(routes!(recording_jobs::retry_job))
+        .routes(routes!(attendance::lesson_attendance))
+        .routes(routes!(attendance::lesson_attendance_csv))
+        .routes(routes!(attendance::course_attendance))
+        .routes(routes!(attendance::course_attendance_csv))
+        .routes(routes!(attendance::own_attendance))
 }
 
 /// The document upload (and the listing at its path): its body is streamed to disk under its
@@ -188,6 +195,7 @@ pub fn upload_router() -> OpenApiRouter<ApiState> {
         (name = "lessons", description = "Scheduling lessons and joining their rooms"),
         (name = "replays", description = "The replay library of a course"),
         (name = "documents", description = "Course materials: documents and their pages"),
+        (name = "attendance", description = "Who attended which lesson, for how long, and what they did"),
     )
 )]
 struct ApiDoc;

@@ -11,7 +11,8 @@ use super::{Page, Paged, Store, count, decode_err, fixed};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{FieldError, Lesson, LessonEvent, LessonState, Title, from_millis, to_millis};
 
-const LESSON_COLUMNS: &str = "id, course_id, title, starts_at, ends_at, state, live_at, ended_at";
+pub(super) const LESSON_COLUMNS: &str =
+    "id, course_id, title, starts_at, ends_at, state, live_at, ended_at";
 
 /// A lesson to schedule. Constructed by [`NewLesson::parse`], so the times are ordered.
 #[derive(Debug, Clone)]
@@ -58,7 +59,7 @@ fn check_times(starts_at: OffsetDateTime, ends_at: OffsetDateTime) -> Result<(),
     Ok(())
 }
 
-fn lesson_from_row(row: &AnyRow) -> Result<Lesson, sqlx::Error> {
+pub(super) fn lesson_from_row(row: &AnyRow) -> Result<Lesson, sqlx::Error> {
     let state: String = row.try_get("state")?;
     let id = LessonId(row.try_get("id")?);
     Ok(Lesson {

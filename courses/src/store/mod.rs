@@ -2,6 +2,7 @@
 //! SQL text is built only from fixed fragments. Times are passed in (`now`), never read here.
 
 mod at_rest;
+mod attendance;
 mod courses;
 mod documents;
 mod lessons;
@@ -21,6 +22,7 @@ use crate::auth::KeySealer;
 use crate::db::Db;
 
 pub use at_rest::ProtectedSecrets;
+pub use attendance::{AttendanceCount, CourseAttendanceRecords, StudentRecord};
 pub use courses::CourseChanges;
 pub use documents::NewDocument;
 pub use lessons::{LessonChanges, NewLesson};

@@ -240,6 +240,11 @@ impl RoomIo {
                 effect,
             },
             Output::Activity(activity) => RoomEvent::Activity { room, activity },
+            Output::Attendance(event) => RoomEvent::Attendance {
+                lesson: self.lesson,
+                at: std::time::SystemTime::now(),
+                event,
+            },
         };
         let _ = self.events.send(event);
         None

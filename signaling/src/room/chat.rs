@@ -6,7 +6,7 @@ use std::time::Instant;
 use classroom_protocol::ErrorCode;
 use classroom_protocol::signal::{ChatMessage, ServerMessage};
 
-use super::{Actor, Output, Refusal, Room};
+use super::{Actor, AttendanceEvent, Output, Refusal, Room};
 
 impl Room {
     pub(super) fn send_chat(
@@ -58,6 +58,7 @@ impl Room {
             except: None,
             message: ServerMessage::Chat { message },
         });
+        self.attended(actor.id, |user| AttendanceEvent::ChatSent { user }, out);
         Ok(())
     }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use classroom_protocol::signal::{ParticipantId, ParticipantInfo, ServerMessage};
 use classroom_protocol::{CloseReason, LessonId, ParticipantRole, TrackSource, UserId};
 
-use super::{ConnectionId, EncoderError, JoinError};
+use super::{AttendanceEvent, ConnectionId, EncoderError, JoinError};
 use crate::media::{Mid, PeerAccess, PeerId};
 
 /// What the room asks its driver to do.
@@ -59,6 +59,8 @@ pub enum Output {
     Recording(RecordingEffect),
     /// For the recorder: what happens in the room while it records.
     Activity(RoomActivity),
+    /// For the attendance store: who came, left, took the stage, raised a hand, chatted.
+    Attendance(AttendanceEvent),
 }
 
 /// Changes to the lesson's recording, for the recorder.

@@ -12,8 +12,8 @@ use classroom_protocol::{
 };
 
 use super::{
-    Actor, ConnectionId, LessonEffect, MediaEffect, Output, Participant, RecordingEffect, Refusal,
-    Room,
+    Actor, AttendanceEvent, ConnectionId, LessonEffect, MediaEffect, Output, Participant,
+    RecordingEffect, Refusal, Room,
 };
 
 /// Why a join was refused.
@@ -175,6 +175,10 @@ impl Room {
                     },
                 );
                 self.by_user.insert(user, id);
+                out.push(Output::Attendance(AttendanceEvent::Joined {
+                    user,
+                    role: claims.role,
+                }));
                 out.push(Output::Broadcast {
                     except: Some(id),
                     message: ServerMessage::ParticipantJoined { participant: info },
@@ -390,6 +394,10 @@ impl Room {
         // The encoder shares its teacher's user id but is not theirs in `by_user`.
         if self.by_user.get(&p.info.user_id) == Some(&participant) {
             self.by_user.remove(&p.info.user_id);
+            out.push(Output::Attendance(AttendanceEvent::Left {
+                user: p.info.user_id,
+                reason,
+            }));
         }
         if self.encoder.participant == Some(participant) {
             self.encoder.participant = None;

@@ -5,13 +5,14 @@
 use classroom_protocol::signal::{ParticipantId, ServerMessage};
 use classroom_protocol::{ErrorCode, TrackSource};
 
-use super::{Actor, MediaEffect, Output, Refusal, Room};
+use super::{Actor, AttendanceEvent, MediaEffect, Output, Refusal, Room};
 
 impl Room {
     pub(super) fn raise_hand(&mut self, from: ParticipantId, out: &mut Vec<Output>) {
         if !self.hands.contains(&from) {
             self.hands.push_back(from);
             self.set_hand(from, true, out);
+            self.attended(from, |user| AttendanceEvent::HandRaised { user }, out);
         }
     }
 
@@ -62,6 +63,12 @@ impl Room {
             participant,
             sources: grants.publish.clone(),
         }));
+        let on_stage = true;
+        self.attended(
+            participant,
+            |user| AttendanceEvent::Stage { user, on_stage },
+            out,
+        );
         out.push(Output::Send {
             to: participant,
             message: ServerMessage::GrantsChanged { grants },
@@ -122,6 +129,12 @@ impl Room {
             to: participant,
             message: ServerMessage::GrantsChanged { grants },
         });
+        let on_stage = false;
+        self.attended(
+            participant,
+            |user| AttendanceEvent::Stage { user, on_stage },
+            out,
+        );
         self.announce(participant, out);
     }
 

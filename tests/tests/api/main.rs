@@ -2,6 +2,7 @@
 //! (skipped with a message where PostgreSQL is unreachable, failed in CI).
 
 mod at_rest;
+mod attendance;
 mod auth;
 mod cluster;
 mod courses;
