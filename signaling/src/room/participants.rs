@@ -210,6 +210,7 @@ impl Room {
             chat_history: self.chat.iter().cloned().collect(),
             recording: self.recording,
             slide: self.slide,
+            board: Box::new(self.board()),
         })
     }
 
