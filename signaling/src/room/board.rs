@@ -236,6 +236,7 @@ impl Room {
             self.board.blank = None; // a document takes the blank board's place
         }
         self.board.drawing.clear();
+        self.forget_those_gone();
         out.push(Output::Broadcast {
             except: None,
             message: ServerMessage::Board {
@@ -295,14 +296,8 @@ impl Room {
         if give && target.moderates() {
             return Err(invalid("moderators may always draw; they need no pen"));
         }
-        let participants = &self.participants;
+        self.forget_those_gone();
         let board = &mut self.board;
-        // Those who left lose the pen (and their counters) here, so none of it outgrows the room.
-        board.pens.retain(|p| participants.contains_key(p));
-        board.rates.retain(|p, _| participants.contains_key(p));
-        board
-            .last_pointer
-            .retain(|p, _| participants.contains_key(p));
         let changed = if give {
             board.pens.insert(participant)
         } else {
@@ -318,6 +313,19 @@ impl Room {
             });
         }
         Ok(())
+    }
+
+    /// Those who left lose the pen and their counters, so that none of it outgrows the room
+    /// (done when the pen changes hands and when the page changes).
+    fn forget_those_gone(&mut self) {
+        let participants = &self.participants;
+        let board = &mut self.board;
+        board.pens.retain(|p| participants.contains_key(p));
+        board.rates.retain(|p, _| participants.contains_key(p));
+        board.drawing.retain(|p, _| participants.contains_key(p));
+        board
+            .last_pointer
+            .retain(|p, _| participants.contains_key(p));
     }
 
     /// Checks that `actor` may draw now, and takes one of their drawing messages' tokens.

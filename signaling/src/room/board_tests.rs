@@ -650,3 +650,25 @@ fn the_recorder_hears_the_board_while_it_records() {
         Output::Activity(RoomActivity::Broadcast(ServerMessage::Stroke { .. }))
     )));
 }
+
+#[test]
+fn a_pen_holder_who_leaves_holds_it_no_more() {
+    let (mut class, teacher, student) = Class::presenting();
+    class.say(
+        teacher,
+        ClientMessage::GivePen {
+            participant: student,
+        },
+    );
+    class.say(student, pen(&[(1, 1)]));
+    assert_eq!(class.room.pens(), vec![student]);
+    class.say(student, ClientMessage::Leave);
+    assert_eq!(class.room.pens(), vec![]);
+    // The page turns: the board everyone gets names no pen holder, and the stroke stays.
+    let out = class.say(teacher, ClientMessage::TurnPage { page: 1 });
+    assert!(boards(&out).is_empty(), "the same page");
+    let out = class.say(teacher, ClientMessage::ShowBlankBoard { page: 1 });
+    assert_eq!(boards(&out)[0].pens, vec![]);
+    let out = class.say(teacher, open(1));
+    assert_eq!(boards(&out)[0].strokes.len(), 1);
+}
