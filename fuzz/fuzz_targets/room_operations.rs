@@ -12,7 +12,8 @@
 //! a user whose access was revoked has no place left; every peer the media plane holds is one
 //! the room knows, of a present participant; a peer forwards media only while its
 //! participant's grants allow publishing, and its audio is muted exactly while the
-//! participant is.
+//! participant is. The whiteboard (small limits, so that fuzzing reaches them): its points,
+//! strokes and pages never pass their limits, and a refused drawing changes no board.
 
 #![no_main]
 
@@ -21,7 +22,8 @@ use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use classroom_protocol::signal::{
-    ClientMessage, ConnectionQuality, EncoderState, MediaKind, ParticipantId, ServerMessage,
+    BoardSnapshot, ClientMessage, Colour, ConnectionQuality, EncoderState, MediaKind,
+    ParticipantId, Point, ServerMessage, StrokeId, Tool,
 };
 use classroom_protocol::{
     AccessChange, CourseId, DocumentId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId,
@@ -29,8 +31,8 @@ use classroom_protocol::{
 };
 use classroom_signaling::media::{MediaError, MediaNotice, PeerId, PeerIds};
 use classroom_signaling::room::{
-    ConnectionId, EncoderIdentity, Input, MediaCommand, MediaReply, Output, RequestId, Room,
-    RoomConfig,
+    BoardLimits, ConnectionId, EncoderIdentity, Input, MediaCommand, MediaReply, Output, RequestId,
+    Room, RoomConfig,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -110,6 +112,39 @@ enum Message {
     TurnPage(u32),
     CloseDocument,
     GoLive,
+    /// The whiteboard: a stroke (tool bits, colour, width, points, text).
+    Draw(u8, [u8; 3], u16, Vec<(u16, u16)>, Option<String>),
+    DrawMore(Vec<(u16, u16)>),
+    DrawEnd,
+    Erase(u8),
+    Undo,
+    Redo,
+    ClearBoard,
+    Pointer(Option<(u16, u16)>),
+    GivePen(Who),
+    TakePen(Who),
+    ShowBlankBoard(u32),
+    CloseBlankBoard,
+}
+
+fn points(points: Vec<(u16, u16)>) -> Vec<Point> {
+    // Mostly on the page (0 to 10,000), sometimes off it.
+    points
+        .into_iter()
+        .take(64)
+        .map(|(x, y)| Point(x % 10_050, y % 10_050))
+        .collect()
+}
+
+fn tool(bits: u8) -> Tool {
+    match bits % 6 {
+        0 => Tool::Pen,
+        1 => Tool::Highlighter,
+        2 => Tool::Line,
+        3 => Tool::Rectangle,
+        4 => Tool::Ellipse,
+        _ => Tool::Text,
+    }
 }
 
 impl Message {
@@ -166,6 +201,32 @@ impl Message {
             Message::TurnPage(page) => ClientMessage::TurnPage { page },
             Message::CloseDocument => ClientMessage::CloseDocument,
             Message::GoLive => ClientMessage::GoLive,
+            Message::Draw(bits, colour, width, at, text) => ClientMessage::Draw {
+                tool: tool(bits),
+                colour: Colour(colour),
+                width,
+                points: points(at),
+                text,
+            },
+            Message::DrawMore(at) => ClientMessage::DrawMore { points: points(at) },
+            Message::DrawEnd => ClientMessage::DrawEnd,
+            Message::Erase(stroke) => ClientMessage::Erase {
+                stroke: StrokeId(u64::from(stroke % 32)),
+            },
+            Message::Undo => ClientMessage::Undo,
+            Message::Redo => ClientMessage::Redo,
+            Message::ClearBoard => ClientMessage::ClearBoard,
+            Message::Pointer(at) => ClientMessage::Pointer {
+                at: at.map(|(x, y)| Point(x % 10_050, y % 10_050)),
+            },
+            Message::GivePen(w) => ClientMessage::GivePen {
+                participant: w.id(),
+            },
+            Message::TakePen(w) => ClientMessage::TakePen {
+                participant: w.id(),
+            },
+            Message::ShowBlankBoard(page) => ClientMessage::ShowBlankBoard { page: page % 24 },
+            Message::CloseBlankBoard => ClientMessage::CloseBlankBoard,
         }
     }
 }
@@ -381,11 +442,12 @@ impl FakeMedia {
 }
 
 /// Everything a refusal must leave alone, as seen through the public API: who is present
-/// with what grants, who is muted, and the document shown with its page.
+/// with what grants, who is muted, the document shown with its page, and the board.
 type Observable = (
     usize,
     BTreeMap<u64, (Grants, bool)>,
     Option<(i64, u32, u32)>,
+    (usize, BoardSnapshot),
 );
 
 fn observable(room: &Room) -> Observable {
@@ -397,7 +459,24 @@ fn observable(room: &Room) -> Observable {
         })
         .collect();
     let slide = room.slide().map(|s| (s.document.0, s.page, s.pages));
-    (room.participant_count(), participants, slide)
+    let board = (room.board_points(), room.board());
+    (room.participant_count(), participants, slide, board)
+}
+
+/// Small enough for the fuzzer to reach every limit within a run.
+fn board_limits() -> BoardLimits {
+    BoardLimits {
+        points_per_message: 16,
+        points_per_stroke: 40,
+        strokes_per_page: 6,
+        pages: 3,
+        room_points: 100,
+        text_chars: 12,
+        messages_per_second: 50,
+        message_burst: 20,
+        blank_pages: 20,
+        ..BoardLimits::default()
+    }
 }
 
 fn publish_sources(bits: u8) -> Vec<TrackSource> {
@@ -455,7 +534,9 @@ fuzz_target!(|scenario: Scenario| {
     let max = config.max_participants;
     let name = RoomName::for_lesson(LESSON);
     let mut now = Instant::now();
-    let mut room = Room::new(name.clone(), LESSON, config, now).with_media(PeerIds::default());
+    let mut room = Room::new(name.clone(), LESSON, config, now)
+        .with_media(PeerIds::default())
+        .with_board_limits(board_limits());
     let mut media = FakeMedia::default();
 
     for op in scenario.ops.into_iter().take(MAX_OPS) {
@@ -679,6 +760,31 @@ fuzz_target!(|scenario: Scenario| {
             "{} participants in a room for {max}",
             room.participant_count()
         );
+        let limits = board_limits();
+        let board = room.board();
+        assert!(
+            room.board_points() <= limits.room_points,
+            "the room's points"
+        );
+        assert!(
+            board.strokes.len() <= limits.strokes_per_page,
+            "a page's strokes"
+        );
+        assert!(
+            board
+                .strokes
+                .iter()
+                .all(|s| s.points.len() <= limits.points_per_stroke),
+            "a stroke's points"
+        );
+        let shown: usize = board.strokes.iter().map(|s| s.points.len()).sum();
+        assert!(
+            shown <= room.board_points(),
+            "strokes shown but not counted"
+        );
+        if board.page.is_none() {
+            assert!(board.strokes.is_empty(), "strokes shown with no page");
+        }
     }
     // The task ends: nothing is left in the media plane.
     room.handle_input(now, Input::Closed);

@@ -96,6 +96,9 @@ error_codes! {
     MediaUnavailable = "media_unavailable",
     /// `video_size` named an m-line that carries no video to the client.
     UnknownMid = "unknown_mid",
+    /// The whiteboard page, or the room's boards together, hold all the drawing they may
+    /// (strokes, points, pages): clear a page first.
+    BoardFull = "board_full",
 }
 
 impl std::fmt::Display for ErrorCode {

@@ -14,6 +14,7 @@
 //!   of truth for what a participant may do in a room.
 
 mod access;
+pub mod board;
 mod error;
 mod error_code;
 mod grants;

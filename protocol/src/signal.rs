@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 pub use crate::ErrorCode;
 use crate::{DocumentId, Grants, ParticipantRole, TrackSource, UserId};
 
+pub use crate::board::{
+    BoardPage, BoardSnapshot, Colour, PAGE_UNITS, Point, Stroke, StrokeId, Tool,
+};
+
 /// A participant of one room. Stable for the participant's whole stay, across reconnects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -151,6 +155,71 @@ pub enum ClientMessage {
         width: u32,
         height: u32,
     },
+    // --- Whiteboard (docs/protocol.md, "Whiteboard") -------------------------------------
+    // Drawing goes to the board of the page shown now (a document's page, or the blank
+    // board's). Moderators may always draw; anyone else only while holding the pen
+    // (`give_pen`), else the message is refused with `missing_grant` naming `draw`. Drawing
+    // messages share a rate limit per participant (refused with `rate_limited`); a page or
+    // room holding all the drawing it may is refused with `board_full`.
+    /// Begin a stroke on the shown page; everyone (the drawer too) gets
+    /// [`ServerMessage::Stroke`] with its id. A pen or highlighter stroke starts with its
+    /// first points (1 to 500) and grows by `draw_more` until `draw_end` (or the next
+    /// `draw`); a line, rectangle or ellipse has exactly two points, a text one point and
+    /// its `text` (1 to 500 characters).
+    Draw {
+        tool: Tool,
+        colour: Colour,
+        /// In [`PAGE_UNITS`]ths of the page's width, 1 to 1000.
+        width: u16,
+        points: Vec<Point>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    /// More points (1 to 500) of one's pen or highlighter stroke being drawn; the others get
+    /// [`ServerMessage::StrokePoints`]. Send them in chunks (every 50 ms or so), not one
+    /// message per point.
+    DrawMore {
+        points: Vec<Point>,
+    },
+    /// One's stroke being drawn is finished.
+    DrawEnd,
+    /// Erase a stroke of the shown page: one's own, or anyone's for moderators. Everyone
+    /// gets [`ServerMessage::StrokeErased`].
+    Erase {
+        stroke: StrokeId,
+    },
+    /// Undo one's own last drawing or erasing on the shown page.
+    Undo,
+    /// Redo what one's last `undo` undid (until one draws or erases again).
+    Redo,
+    /// Moderators: clear the shown page for everyone (not undoable); everyone gets
+    /// [`ServerMessage::Board`] with no strokes.
+    ClearBoard,
+    /// Where one points on the shown page (a laser pointer), `null` to stop; the others get
+    /// [`ServerMessage::Pointer`]. Not kept; positions closer together than 40 ms are
+    /// dropped. Send it without an `id` (no reply is needed).
+    Pointer {
+        at: Option<Point>,
+    },
+    /// Moderators: let a participant draw (give them the pen). Everyone gets
+    /// [`ServerMessage::Pens`].
+    GivePen {
+        participant: ParticipantId,
+    },
+    /// Moderators: take the pen back; the participant's stroke being drawn ends.
+    TakePen {
+        participant: ParticipantId,
+    },
+    /// Moderators: show page `page` (1 to `blank_pages` of the board) of the blank board in
+    /// place of any document; everyone gets [`ServerMessage::Board`] (and `slide` `null` if a
+    /// document was shown).
+    ShowBlankBoard {
+        #[serde(default = "first_page")]
+        page: u32,
+    },
+    /// Moderators: stop showing the blank board (its drawings stay for when it is shown
+    /// again).
+    CloseBlankBoard,
 }
 
 impl ClientMessage {
@@ -263,6 +332,10 @@ pub enum ServerMessage {
         /// Whether the lesson has started (see [`ClientMessage::Join`]'s `go_live`).
         #[serde(default)]
         live: bool,
+        /// The board of the page shown now, whole, and who holds the pen (docs/protocol.md,
+        /// "Whiteboard"). Boxed: `joined` is the largest message and is sent once.
+        #[serde(default)]
+        board: Box<BoardSnapshot>,
     },
     /// A message with this `id` was carried out.
     Ok {
@@ -369,6 +442,36 @@ pub enum ServerMessage {
         /// names the encoder setting to change); absent when `live`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         reason: Option<String>,
+    },
+    // --- Whiteboard (docs/protocol.md, "Whiteboard") -------------------------------------
+    /// The board of the page shown now, whole: sent when the page shown changes (a page
+    /// turned, a document or the blank board shown or closed) and when the page is cleared.
+    /// Replace what you draw with it.
+    Board {
+        board: BoardSnapshot,
+    },
+    /// A stroke begun, or brought back by an undo or redo: add it to the shown page, in id
+    /// order (later ids lie on top).
+    Stroke {
+        stroke: Stroke,
+    },
+    /// More points of a stroke being drawn (not sent to its drawer).
+    StrokePoints {
+        id: StrokeId,
+        points: Vec<Point>,
+    },
+    /// A stroke erased, or its drawing undone: take it off the page.
+    StrokeErased {
+        id: StrokeId,
+    },
+    /// Where a participant points on the shown page; `null` when they stopped.
+    Pointer {
+        by: ParticipantId,
+        at: Option<Point>,
+    },
+    /// Who holds the pen now (besides the moderators, who may always draw).
+    Pens {
+        holders: Vec<ParticipantId>,
     },
 }
 
@@ -527,6 +630,64 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&ServerMessage::Slide { slide: None }).expect("serializes"),
             r#"{"type":"slide","slide":null}"#
+        );
+    }
+
+    #[test]
+    fn board_messages_are_flat_json() {
+        let draw: ClientEnvelope = serde_json::from_str(
+            r##"{"v":1,"id":5,"type":"draw","tool":"line","colour":"#1971c2","width":20,"points":[[0,0],[10000,10000]]}"##,
+        )
+        .expect("a draw");
+        assert_eq!(
+            draw.message,
+            ClientMessage::Draw {
+                tool: Tool::Line,
+                colour: Colour([0x19, 0x71, 0xc2]),
+                width: 20,
+                points: vec![Point(0, 0), Point(10_000, 10_000)],
+                text: None,
+            }
+        );
+        assert!(
+            serde_json::from_str::<ClientEnvelope>(
+                r#"{"v":1,"type":"draw","tool":"pen","colour":"red","width":20,"points":[]}"#
+            )
+            .is_err(),
+            "a colour is #rrggbb"
+        );
+        assert!(
+            serde_json::from_str::<ClientEnvelope>(
+                r##"{"v":1,"type":"draw_more","points":[[70000,1]]}"##
+            )
+            .is_err(),
+            "coordinates are 16-bit"
+        );
+        let pointer: ClientEnvelope =
+            serde_json::from_str(r#"{"v":1,"type":"pointer","at":null}"#).expect("a pointer");
+        assert_eq!(pointer.message, ClientMessage::Pointer { at: None });
+        let blank: ClientEnvelope =
+            serde_json::from_str(r#"{"v":1,"type":"show_blank_board"}"#).expect("a board");
+        assert_eq!(blank.message, ClientMessage::ShowBlankBoard { page: 1 });
+        let board = ServerMessage::Board {
+            board: BoardSnapshot {
+                page: Some(BoardPage {
+                    document: None,
+                    page: 1,
+                }),
+                blank_pages: Some(20),
+                strokes: Vec::new(),
+                pens: Vec::new(),
+            },
+        };
+        assert_eq!(
+            serde_json::to_string(&board).expect("serializes"),
+            r#"{"type":"board","board":{"page":{"document":null,"page":1},"blank_pages":20,"strokes":[]}}"#
+        );
+        let erased = ServerMessage::StrokeErased { id: StrokeId(9) };
+        assert_eq!(
+            serde_json::to_string(&erased).expect("serializes"),
+            r#"{"type":"stroke_erased","id":9}"#
         );
     }
 

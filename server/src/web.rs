@@ -204,6 +204,16 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/own-attendance.js"),
     ),
+    (
+        "js/board.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/board.js"),
+    ),
+    (
+        "css/board.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web-client/css/board.css"),
+    ),
 ];
 
 /// The Content-Security-Policy of every response. The web client is plain modules and one

@@ -8,7 +8,8 @@
 //!
 //! The rules live in one file per concern: participants, reconnects and the lesson's end
 //! (`participants.rs`), stage, hands and mute (`stage.rs`), chat (`chat.rs`), recording
-//! (`recording.rs`), the document shown to the class (`slides.rs`), media peers and
+//! (`recording.rs`), the document shown to the class (`slides.rs`), the whiteboard
+//! (`board.rs`), media peers and
 //! negotiation (`peers.rs`), the RTMP encoder
 //! (`encoder.rs`) and changes of access (`access.rs`). Each returns the outputs of its step;
 //! [`Room::handle_input`] then follows them up the same way for every input: a change of a
@@ -40,6 +41,7 @@ use crate::media::PeerIds;
 
 mod access;
 mod attendance;
+mod board;
 mod chat;
 mod encoder;
 mod input;
@@ -51,6 +53,7 @@ mod slides;
 mod stage;
 
 pub use attendance::AttendanceEvent;
+pub use board::BoardLimits;
 pub use encoder::{EncoderError, EncoderIdentity};
 pub use input::{Input, MediaReply};
 pub use output::{
@@ -171,6 +174,8 @@ pub struct Room {
     recording: RecordingState,
     /// The document shown to the class and its page.
     slide: Option<Slide>,
+    /// The whiteboard: strokes per page, the blank board, who holds the pen.
+    board: board::Boards,
     encoder: encoder::EncoderSlot,
     media: peers::MediaPeers,
     /// Outputs not yet polled, oldest first.
@@ -198,6 +203,7 @@ impl Room {
             ended: false,
             recording: RecordingState::Off,
             slide: None,
+            board: board::Boards::default(),
             encoder: encoder::EncoderSlot::default(),
             media: peers::MediaPeers::default(),
             outputs: VecDeque::new(),
@@ -299,6 +305,14 @@ impl Room {
                     self.outputs.push_back(Output::Activity(present));
                     let publishers = self.publishers(None);
                     self.outputs.extend(publishers);
+                    // The board shown, so that the replay can draw on from there.
+                    if self.board_page().is_some() {
+                        let board = ServerMessage::Board {
+                            board: self.board(),
+                        };
+                        self.outputs
+                            .push_back(Output::Activity(RoomActivity::Broadcast(board)));
+                    }
                 }
                 other => self.outputs.push_back(other),
             }
@@ -484,6 +498,29 @@ impl Room {
             } => self.open_document(&actor, document, pages, page, out)?,
             ClientMessage::TurnPage { page } => self.turn_page(&actor, page, out)?,
             ClientMessage::CloseDocument => self.close_document(&actor, out)?,
+            // The whiteboard (board.rs).
+            ClientMessage::Draw {
+                tool,
+                colour,
+                width,
+                points,
+                text,
+            } => self.draw(now, &actor, tool, colour, width, points, text, out)?,
+            ClientMessage::DrawMore { points } => self.draw_more(now, &actor, points, out)?,
+            ClientMessage::DrawEnd => self.draw_end(&actor),
+            ClientMessage::Erase { stroke } => self.erase(now, &actor, stroke, out)?,
+            ClientMessage::Undo => self.undo(now, &actor, false, out)?,
+            ClientMessage::Redo => self.undo(now, &actor, true, out)?,
+            ClientMessage::ClearBoard => self.clear_board(now, &actor, out)?,
+            ClientMessage::Pointer { at } => self.point(now, &actor, at, out)?,
+            ClientMessage::GivePen { participant } => {
+                self.give_pen(&actor, participant, true, out)?;
+            }
+            ClientMessage::TakePen { participant } => {
+                self.give_pen(&actor, participant, false, out)?;
+            }
+            ClientMessage::ShowBlankBoard { page } => self.show_blank_board(&actor, page, out)?,
+            ClientMessage::CloseBlankBoard => self.close_blank_board(&actor, out)?,
             ClientMessage::EndLesson => self.end_lesson(&actor, out)?,
             ClientMessage::GoLive => self.go_live_by(&actor, out)?,
             ClientMessage::Leave => self.leave(from, out),
@@ -548,6 +585,8 @@ pub(crate) fn test_claims(
 
 #[cfg(test)]
 mod attendance_tests;
+#[cfg(test)]
+mod board_tests;
 #[cfg(test)]
 mod core_tests;
 #[cfg(test)]

@@ -35,6 +35,7 @@ export const ERROR_TEXTS = {
   no_media_session: { text: "The media connection was lost; it will be set up again." },
   media_unavailable: { text: "This server does not carry audio or video." },
   unknown_mid: { text: "That video is no longer shown." },
+  board_full: { text: "This board holds all the drawing it can; clear a page to draw more." },
 };
 
 /** The text for a refusal: the table's, or the server's own message for a code it does not

@@ -24,6 +24,7 @@ import { handChime } from "./sound.js";
 import { handRow, personRow, qualityMark, removedRow } from "./people.js";
 import { ERROR_TEXTS, errorText } from "./errors.js";
 import { attachSlides } from "./slides.js";
+import { attachBoard, holdsPen } from "./board.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
@@ -103,6 +104,7 @@ const peopleView = {
   hasAudio: (id) => tiles.hasAudio(id),
   send: (message) => send(message),
   stageNote: (id) => state.stageNotes.get(id) ?? "",
+  holdsPen: (id) => holdsPen(id),
 };
 
 function render() {
@@ -116,7 +118,7 @@ function render() {
   $("people-count").textContent = people.length ? `(${people.length})` : "";
   // Rows are rebuilt only when what they show changed (speakers change a few times a second):
   // a button being clicked or holding the keyboard focus stays in place.
-  const rowOf = (p) => [p, state.speakers.has(p.id), state.quality.get(p.id), state.hands.includes(p.id), state.stageNotes.get(p.id), tiles.hasAudio(p.id)];
+  const rowOf = (p) => [p, state.speakers.has(p.id), state.quality.get(p.id), state.hands.includes(p.id), state.stageNotes.get(p.id), tiles.hasAudio(p.id), holdsPen(p.id)];
   refresh("people", [moderator(), state.me, ...people.map(rowOf)], () => people.map((p) => personRow(p, peopleView)));
   refresh("hands", [moderator(), state.hands, state.hands.map((id) => participantName(id))],
     () => state.hands.map((id, i) => handRow(id, i + 1, peopleView)));
@@ -399,6 +401,7 @@ async function connect() {
   // lesson already live goes on at once.
   const joined = await signaling.join(state.join.token, { goLive: state.live });
   attachSlides(signaling, joined);
+  attachBoard(signaling, joined, { onPens: () => render() });
   state.me = joined.you.id;
   tiles.me = state.me;
   state.grants = joined.grants;

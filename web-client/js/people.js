@@ -53,6 +53,7 @@ export function personRow(p, view) {
     p.muted ? "muted" : "",
     p.reconnecting ? "reconnecting" : "",
     state.speakers.has(p.id) ? "speaking" : "",
+    view.holdsPen?.(p.id) ? "has the pen" : "",
   ].filter(Boolean).join(", ");
   const hand = state.hands.includes(p.id);
   const item = el("li", { "data-participant": p.id, class: hand ? "hand-up" : "" },
@@ -67,6 +68,10 @@ export function personRow(p, view) {
         : action("Bring on stage", `Bring ${p.name} on stage`, { type: "invite_to_stage", participant: p.id }, view),
       // Muting is offered only to someone whose microphone reaches us, and not muted already.
       p.on_stage && !p.muted && view.hasAudio(p.id) ? action("Mute", `Mute ${p.name}`, { type: "mute", participant: p.id }, view) : null,
+      // The whiteboard's pen (js/board.js): the student may draw while holding it.
+      view.holdsPen?.(p.id)
+        ? action("Take pen", `Take pen from ${p.name}`, { type: "take_pen", participant: p.id }, view)
+        : action("Give pen", `Give pen to ${p.name}`, { type: "give_pen", participant: p.id }, view),
       action("Remove", `Remove ${p.name}`, { type: "remove_participant", participant: p.id }, view),
     ].filter(Boolean));
   }

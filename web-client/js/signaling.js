@@ -62,6 +62,12 @@ export class Signaling extends EventTarget {
     });
   }
 
+  /** Sends a message without an id: no reply comes (a refusal comes as an `error` event). For
+   * streams such as a stroke's points and the pointer, where a reply per message is waste. */
+  notify(message) {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify({ v: 1, ...message }));
+  }
+
   close() {
     if (this.socket) this.socket.close(1000, "left");
   }

@@ -265,6 +265,7 @@ impl Room {
             recording: self.recording,
             slide: self.slide,
             live: self.live,
+            board: Box::new(self.board()),
         })
     }
 

@@ -75,6 +75,7 @@ impl Room {
                 except: None,
                 message: ServerMessage::Slide { slide: None },
             });
+            self.board_page_changed(out);
         }
         Ok(())
     }
@@ -90,6 +91,7 @@ impl Room {
                 except: None,
                 message: ServerMessage::Slide { slide: Some(slide) },
             });
+            self.board_page_changed(out);
         }
     }
 

@@ -2,6 +2,7 @@
 //! server on a free port, real WebSockets. Media has its own tests.
 
 mod access;
+mod board;
 
 use std::time::Duration;
 
