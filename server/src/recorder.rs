@@ -38,7 +38,8 @@ pub const OVERFLOW: Overflow = Overflow::WaitFor(|e| match e {
     RoomEvent::Lesson(LessonEffect::WentLive(_)) | RoomEvent::Recording { .. } => true,
     RoomEvent::Activity { activity, .. } => !matches!(activity, RoomActivity::Broadcast(_)),
     RoomEvent::Lesson(LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. })
-    | RoomEvent::Media { .. } => false,
+    | RoomEvent::Media { .. }
+    | RoomEvent::PollClosed { .. } => false,
 });
 
 /// The recorder of this server.
@@ -165,7 +166,8 @@ impl Recorder {
                     RoomEvent::Lesson(
                         LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. },
                     )
-                    | RoomEvent::Media { .. } => {}
+                    | RoomEvent::Media { .. }
+                    | RoomEvent::PollClosed { .. } => {}
                 }
             }
         });

@@ -45,6 +45,7 @@ mod input;
 mod output;
 mod participants;
 mod peers;
+mod polls;
 mod recording;
 mod slides;
 mod stage;
@@ -56,6 +57,7 @@ pub use output::{
     RoomActivity,
 };
 pub use participants::JoinError;
+pub use polls::{AnswerError, PollError};
 
 /// Limits and timings of a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,6 +171,7 @@ pub struct Room {
     recording: RecordingState,
     /// The document shown to the class and its page.
     slide: Option<Slide>,
+    polls: polls::Polls,
     encoder: encoder::EncoderSlot,
     media: peers::MediaPeers,
     /// Outputs not yet polled, oldest first.
@@ -196,6 +199,7 @@ impl Room {
             ended: false,
             recording: RecordingState::Off,
             slide: None,
+            polls: polls::Polls::default(),
             encoder: encoder::EncoderSlot::default(),
             media: peers::MediaPeers::default(),
             outputs: VecDeque::new(),
@@ -214,7 +218,9 @@ impl Room {
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         // Speakers and connection quality are not part of what the recorder keeps.
         let record = !matches!(input, Input::MediaEvent(_));
-        let step = match input {
+        let closing = matches!(input, Input::Closed);
+        self.polls.now = Some(now);
+        let mut step = match input {
             Input::Join {
                 connection,
                 id,
@@ -242,9 +248,17 @@ impl Room {
             Input::Revoke { user, why } => self.revoke(user, why),
             Input::EncoderStarted { identity, mids } => self.encoder_input(&identity, mids),
             Input::EncoderChanged { state, reason } => self.encoder_changed(state, reason),
-            Input::Timeout => self.handle_timeout(now),
+            Input::Timeout => {
+                let mut step = self.handle_timeout(now);
+                step.extend(self.poll_timers(now));
+                step
+            }
             Input::Closed => self.close_peers(),
         };
+        // The open poll's answers are stored when the lesson ends or the room closes.
+        if closing || self.ended {
+            self.close_poll_now(now, &mut step);
+        }
         self.follow(step, record);
     }
 
@@ -253,13 +267,16 @@ impl Room {
         self.outputs.pop_front()
     }
 
-    /// When [`Input::Timeout`] next has work: a dropped connection's grace period ends.
+    /// When [`Input::Timeout`] next has work: a dropped connection's grace period ends, a
+    /// poll's timer runs out or moderators are due a poll's results.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.participants
+        let grace = self
+            .participants
             .values()
             .filter_map(|p| p.disconnected_at)
             .min()
-            .map(|at| at + self.config.reconnect_grace)
+            .map(|at| at + self.config.reconnect_grace);
+        [grace, self.poll_deadline()].into_iter().flatten().min()
     }
 
     /// Follows up the outputs of one step, the same way whatever the step was, and queues
@@ -481,6 +498,17 @@ impl Room {
             } => self.open_document(&actor, document, pages, page, out)?,
             ClientMessage::TurnPage { page } => self.turn_page(&actor, page, out)?,
             ClientMessage::CloseDocument => self.close_document(&actor, out)?,
+            ClientMessage::AskPoll { poll } => self.ask_poll(now, &actor, poll, out)?,
+            ClientMessage::AskQuickPoll { preset } => {
+                self.ask_quick_poll(now, &actor, preset, out)?;
+            }
+            ClientMessage::AnswerPoll { poll, answer } => {
+                self.answer_poll(now, &actor, poll, answer, out)?;
+            }
+            ClientMessage::ClosePoll { poll } => self.close_poll(now, &actor, poll, out)?,
+            ClientMessage::ShowPollResults { poll } => {
+                self.show_poll_results(&actor, poll, out)?;
+            }
             ClientMessage::EndLesson => self.end_lesson(&actor, out)?,
             ClientMessage::Leave => self.leave(from, out),
             // Media goes to the peers (`Room::message`) when the room has a media plane.
@@ -544,6 +572,8 @@ pub(crate) fn test_claims(
 
 #[cfg(test)]
 mod core_tests;
+#[cfg(test)]
+mod polls_tests;
 #[cfg(test)]
 mod slides_tests;
 #[cfg(test)]

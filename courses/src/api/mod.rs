@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 mod lessons;
 pub mod openapi;
+mod polls;
 mod recording_jobs;
 mod removals;
 mod replays;
@@ -154,6 +155,9 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(documents::document_file))
         .routes(routes!(recording_jobs::list_jobs))
         .routes(routes!(recording_jobs::retry_job))
+        .routes(routes!(polls::lesson_polls))
+        .routes(routes!(polls::lesson_polls_csv))
+        .routes(routes!(polls::own_quiz_answers))
 }
 
 /// The document upload (and the listing at its path): its body is streamed to disk under its
@@ -183,6 +187,7 @@ pub fn upload_router() -> OpenApiRouter<ApiState> {
         (name = "lessons", description = "Scheduling lessons and joining their rooms"),
         (name = "replays", description = "The replay library of a course"),
         (name = "documents", description = "Course materials: documents and their pages"),
+        (name = "polls", description = "Polls and quizzes of a lesson, after the room closed them"),
     )
 )]
 struct ApiDoc;

@@ -238,6 +238,10 @@ impl RoomIo {
                 effect,
             },
             Output::Activity(activity) => RoomEvent::Activity { room, activity },
+            Output::PollClosed(poll) => RoomEvent::PollClosed {
+                lesson: self.lesson,
+                poll,
+            },
         };
         let _ = self.events.send(event);
         None

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use classroom_protocol::signal::{ParticipantId, ParticipantInfo, ServerMessage};
+use classroom_protocol::signal::{ClosedPoll, ParticipantId, ParticipantInfo, ServerMessage};
 use classroom_protocol::{CloseReason, LessonId, ParticipantRole, TrackSource, UserId};
 
 use super::{ConnectionId, EncoderError, JoinError};
@@ -59,6 +59,9 @@ pub enum Output {
     Recording(RecordingEffect),
     /// For the recorder: what happens in the room while it records.
     Activity(RoomActivity),
+    /// For the lesson's store: a poll closed (by a moderator, its timer, a new poll, the
+    /// lesson's end or the room closing), with every answer.
+    PollClosed(Box<ClosedPoll>),
 }
 
 /// Changes to the lesson's recording, for the recorder.

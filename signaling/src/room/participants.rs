@@ -189,6 +189,14 @@ impl Room {
                 message: news,
             });
         }
+        if claims.grants.moderate
+            && let Some(results) = self.poll_results_for_moderator()
+        {
+            out.push(Output::Send {
+                to: id,
+                message: results,
+            });
+        }
         if claims.role == ParticipantRole::Teacher && !self.live {
             self.live = true;
             out.push(Output::Lesson(LessonEffect::WentLive(self.lesson)));
@@ -200,6 +208,7 @@ impl Room {
     fn snapshot_for(&self, id: ParticipantId) -> Option<ServerMessage> {
         let p = self.participants.get(&id)?;
         let (you, grants) = (p.info.clone(), p.grants.clone());
+        let (poll, poll_answer) = self.poll_for_joined(you.user_id);
         Some(ServerMessage::Joined {
             v: PROTOCOL_VERSION,
             you,
@@ -210,6 +219,8 @@ impl Room {
             chat_history: self.chat.iter().cloned().collect(),
             recording: self.recording,
             slide: self.slide,
+            poll: poll.map(Box::new),
+            poll_answer: poll_answer.map(Box::new),
         })
     }
 

@@ -8,6 +8,7 @@ mod courses;
 mod lessons;
 mod operations;
 mod origin;
+mod polls;
 mod restreams;
 mod setup;
 mod stream_keys;
