@@ -24,6 +24,7 @@ import { handChime } from "./sound.js";
 import { handRow, personRow, qualityMark, removedRow } from "./people.js";
 import { ERROR_TEXTS, errorText } from "./errors.js";
 import { attachSlides } from "./slides.js";
+import { attachPolls, watchPolls } from "./polls.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
@@ -380,8 +381,10 @@ async function connect() {
   const signaling = new Signaling(url);
   state.signaling = signaling;
   wire(signaling);
+  watchPolls(signaling);
   const joined = await signaling.join(state.join.token);
   attachSlides(signaling, joined);
+  attachPolls(signaling, joined);
   state.me = joined.you.id;
   tiles.me = state.me;
   state.grants = joined.grants;
