@@ -1,7 +1,7 @@
 // Polls and quizzes in a real Chromium: the teacher asks a quiz from the Stream tab, two
 // students answer on their poll cards, the teacher sees the results live, closes the poll and
 // shows the results, the students see them; the results are in the REST API afterwards. Then
-// a quick A/B/C/D poll in one click.
+// a quick A/B/C/D poll in one click, and after the lesson each student's own quiz answers.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -91,4 +91,14 @@ test("a quiz from question to results, for the teacher and the class", async () 
   await eventually("the teacher sees the changed answer", async () => (await summary(teacher)) === "1 answered");
   const bar = teacher.locator('#poll-results [data-option="2"]');
   assert.match(await bar.textContent(), /C.*1 \(100%\)/);
+
+  // The teacher ends the lesson (pages accept its confirm): each student's end screen lists
+  // their own quiz answers.
+  await teacher.getByRole("button", { name: "End lesson" }).click();
+  const own = (page) => page.locator("#own-quiz li");
+  await sam.getByRole("heading", { name: "Your quiz answers" }).waitFor({ timeout: 20_000 });
+  assert.equal(await own(sam).count(), 1, "only the quiz, not the quick poll");
+  assert.match(await own(sam).textContent(), /your answer: Mitochondria \(correct\)/);
+  await kim.getByRole("heading", { name: "Your quiz answers" }).waitFor({ timeout: 20_000 });
+  assert.match(await own(kim).textContent(), /your answer: Nucleus \(the correct answer: Mitochondria\)/);
 });

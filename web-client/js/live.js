@@ -24,7 +24,7 @@ import { handChime } from "./sound.js";
 import { handRow, personRow, qualityMark, removedRow } from "./people.js";
 import { ERROR_TEXTS, errorText } from "./errors.js";
 import { attachSlides } from "./slides.js";
-import { attachPolls, watchPolls } from "./polls.js";
+import { attachPolls, showOwnQuizAnswers, watchPolls } from "./polls.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
@@ -513,6 +513,7 @@ async function showEnded(message) {
   $("ended-replay").textContent = state.everRecorded
     ? "The replay will appear in the course when it is ready."
     : "This lesson was not recorded, so it has no replay.";
+  showOwnQuizAnswers($("ended"));
   // The end as the server recorded it; just now, when it has not yet written it down.
   const heardAt = new Date().toISOString();
   try {

@@ -7,6 +7,7 @@
 // live.js calls `attachPolls(signaling, joined)` after every join (a reconnect brings the open
 // poll and the student's own answer in `joined`).
 
+import { api } from "./api.js";
 import { el } from "./page.js";
 import { errorText } from "./errors.js";
 
@@ -345,4 +346,34 @@ export function attachPolls(signaling, joined) {
   if (view.pending) resultsArrived(view.pending);
   view.pending = null;
   render();
+}
+
+/**
+ * The end screen (`ended`, the section shown when the lesson is over): a student's own quiz
+ * answers with the correct ones. The server writes the lesson's end and its polls a moment
+ * after the room closed, so a `lesson_not_over` answer is asked again a few times.
+ */
+export async function showOwnQuizAnswers(ended) {
+  if (view.moderator || !ended || ended.querySelector("#own-quiz")) return;
+  const lessonId = new URLSearchParams(location.search).get("lesson");
+  let list = null;
+  for (let attempt = 0; attempt < 10 && !list; attempt += 1) {
+    try {
+      list = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/polls/mine`);
+    } catch (error) {
+      if (error.code !== "lesson_not_over") return;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+  if (!list?.items.length) return;
+  stylesheet();
+  const rows = list.items.map((q) => el("li", { class: q.is_correct ? "own-quiz-right" : "own-quiz-wrong" },
+    el("strong", { text: q.question || `Quiz ${q.number}` }),
+    el("span", { text: ` — your answer: ${q.answer_text ?? "none"} ` }),
+    el("span", { text: q.is_correct ? "(correct)" : `(the correct answer: ${q.correct_text})` })));
+  const section = el("section", { id: "own-quiz", class: "own-quiz", "aria-labelledby": "own-quiz-heading" },
+    el("h3", { id: "own-quiz-heading", text: "Your quiz answers" }), el("ul", {}, ...rows));
+  const back = ended.querySelector("#ended-back");
+  if (back) ended.insertBefore(section, back);
+  else ended.append(section);
 }
