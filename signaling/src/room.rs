@@ -255,9 +255,13 @@ impl Room {
             }
             Input::Closed => self.close_peers(),
         };
-        // The open poll's answers are stored when the lesson ends or the room closes.
+        // The open poll's answers are stored when the lesson ends or the room closes, ahead
+        // of the lesson's end: a student's own answers are listed once the lesson has ended.
         if closing || self.ended {
-            self.close_poll_now(now, &mut step);
+            let mut stored = Vec::new();
+            self.close_poll_now(now, &mut stored);
+            stored.extend(step);
+            step = stored;
         }
         self.follow(step, record);
     }

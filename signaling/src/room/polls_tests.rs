@@ -544,6 +544,12 @@ fn the_open_poll_is_stored_when_the_lesson_ends_or_the_room_closes_and_anonymous
     let out = class.say(teacher, ClientMessage::EndLesson);
     let stored = closed(&out);
     assert_eq!(stored.len(), 1);
+    let at = |want: fn(&Output) -> bool| out.iter().position(want);
+    assert!(
+        at(|o| matches!(o, Output::PollClosed(_)))
+            < at(|o| matches!(o, Output::Lesson(LessonEffect::Ended(_)))),
+        "the poll is stored before the lesson ends"
+    );
     assert_eq!(stored[0].answers[0].user_id, None);
     assert_eq!(stored[0].answers[0].name, None);
     assert_eq!(stored[0].answers[0].correct, Some(true));
