@@ -197,7 +197,10 @@ fn polls_csv(polls: &[LessonPoll]) -> Result<String, csv::Error> {
 
 #[cfg(test)]
 mod tests {
+    use classroom_protocol::signal::PollAnswer;
+
     use super::*;
+    use crate::store::StoredPollAnswer;
 
     #[test]
     fn formulas_in_cells_are_defused_and_plain_text_kept() {
@@ -205,5 +208,52 @@ mod tests {
         assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(cell("Paris"), "Paris");
         assert_eq!(cell(""), "");
+    }
+
+    fn poll(kind: PollKind, answers: Vec<StoredPollAnswer>) -> LessonPoll {
+        LessonPoll {
+            id: 1,
+            lesson_id: LessonId(2),
+            number: 3,
+            kind,
+            question: "How cold?".into(),
+            options: vec![],
+            correct: None,
+            anonymous: true,
+            asked_at: time::OffsetDateTime::UNIX_EPOCH,
+            closed_at: time::OffsetDateTime::UNIX_EPOCH,
+            answered: u32::try_from(answers.len()).unwrap_or(0),
+            tallies: vec![],
+            correct_count: None,
+            answers,
+        }
+    }
+
+    #[test]
+    fn a_poll_nobody_answered_is_one_row_and_negative_numbers_stay_numbers() {
+        let answer = |a: PollAnswer, text: &str| StoredPollAnswer {
+            user_id: None,
+            name: None,
+            answer: a,
+            answer_text: text.into(),
+            correct: None,
+        };
+        let polls = [
+            poll(PollKind::Text, vec![]),
+            poll(
+                PollKind::Number,
+                vec![answer(PollAnswer::Number(-3.0), "-3")],
+            ),
+            poll(
+                PollKind::Text,
+                vec![answer(PollAnswer::Text("-x".into()), "-x")],
+            ),
+        ];
+        let csv = polls_csv(&polls).expect("writes");
+        let lines: Vec<&str> = csv.lines().collect();
+        assert_eq!(lines.len(), 4, "{csv}");
+        assert_eq!(lines[1], "3,1970-01-01T00:00:00Z,text,How cold?,,,,,,");
+        assert!(lines[2].ends_with(",,,-3,"), "{}", lines[2]);
+        assert!(lines[3].ends_with(",,,'-x,"), "{}", lines[3]);
     }
 }
