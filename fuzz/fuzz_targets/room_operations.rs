@@ -23,7 +23,8 @@ use std::time::{Duration, Instant};
 use arbitrary::Arbitrary;
 use classroom_protocol::signal::{
     BoardSnapshot, ClientMessage, Colour, ConnectionQuality, EncoderState, MediaKind,
-    ParticipantId, Point, ServerMessage, StrokeId, Tool,
+    ParticipantId, Point, PollAnswer, PollId, PollKind, PollQuestion, QuickPoll, ServerMessage,
+    StrokeId, Tool,
 };
 use classroom_protocol::{
     AccessChange, CourseId, DocumentId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId,
@@ -125,6 +126,22 @@ enum Message {
     TakePen(Who),
     ShowBlankBoard(u32),
     CloseBlankBoard,
+    /// A poll (kind bits, question, options, correct choices, anonymous, timer, changeable).
+    AskPoll(
+        u8,
+        String,
+        Vec<String>,
+        Option<Vec<u32>>,
+        bool,
+        Option<u32>,
+        bool,
+    ),
+    /// A preset poll: A/B/C/D when true, else Yes/No.
+    AskQuickPoll(bool),
+    /// An answer to a poll (small numbers hit real polls): choices, a number or a text.
+    AnswerPoll(u8, PollValue),
+    ClosePoll(u8),
+    ShowPollResults(u8),
 }
 
 fn points(points: Vec<(u16, u16)>) -> Vec<Point> {
@@ -144,6 +161,31 @@ fn tool(bits: u8) -> Tool {
         3 => Tool::Rectangle,
         4 => Tool::Ellipse,
         _ => Tool::Text,
+    }
+}
+
+#[derive(Debug, Arbitrary)]
+enum PollValue {
+    Choices(Vec<u32>),
+    Number(f64),
+    Text(String),
+}
+
+fn poll_kind(bits: u8) -> PollKind {
+    match bits % 5 {
+        0 => PollKind::SingleChoice,
+        1 => PollKind::MultipleChoice,
+        2 => PollKind::TrueFalse,
+        3 => PollKind::Number,
+        _ => PollKind::Text,
+    }
+}
+
+fn poll_answer(value: PollValue) -> PollAnswer {
+    match value {
+        PollValue::Choices(choices) => PollAnswer::Choices(choices),
+        PollValue::Number(n) => PollAnswer::Number(n),
+        PollValue::Text(text) => PollAnswer::Text(text),
     }
 }
 
@@ -227,6 +269,36 @@ impl Message {
             },
             Message::ShowBlankBoard(page) => ClientMessage::ShowBlankBoard { page: page % 24 },
             Message::CloseBlankBoard => ClientMessage::CloseBlankBoard,
+            Message::AskPoll(kind, question, options, correct, anonymous, timer, changeable) => {
+                ClientMessage::AskPoll {
+                    poll: PollQuestion {
+                        kind: poll_kind(kind),
+                        question,
+                        options,
+                        correct: correct.map(PollAnswer::Choices),
+                        anonymous,
+                        timer_secs: timer,
+                        changeable,
+                    },
+                }
+            }
+            Message::AskQuickPoll(abcd) => ClientMessage::AskQuickPoll {
+                preset: if abcd {
+                    QuickPoll::Abcd
+                } else {
+                    QuickPoll::YesNo
+                },
+            },
+            Message::AnswerPoll(poll, value) => ClientMessage::AnswerPoll {
+                poll: PollId(u64::from(poll % 4)),
+                answer: poll_answer(value),
+            },
+            Message::ClosePoll(poll) => ClientMessage::ClosePoll {
+                poll: PollId(u64::from(poll % 4)),
+            },
+            Message::ShowPollResults(poll) => ClientMessage::ShowPollResults {
+                poll: PollId(u64::from(poll % 4)),
+            },
         }
     }
 }

@@ -99,6 +99,17 @@ error_codes! {
     /// The whiteboard page, or the room's boards together, hold all the drawing they may
     /// (strokes, points, pages): clear a page first.
     BoardFull = "board_full",
+    /// `ask_poll` with a question that does not fit its kind or the limits.
+    InvalidPoll = "invalid_poll",
+    /// An answer that does not fit the poll (wrong kind, no such option, too long), or from a
+    /// moderator.
+    InvalidAnswer = "invalid_answer",
+    /// The poll named is closed or not the current one.
+    PollClosed = "poll_closed",
+    /// A second answer to a poll that does not allow changing answers.
+    AlreadyAnswered = "already_answered",
+    /// The lesson has asked its maximum of polls.
+    TooManyPolls = "too_many_polls",
 }
 
 impl std::fmt::Display for ErrorCode {

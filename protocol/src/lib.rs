@@ -20,6 +20,7 @@ mod error_code;
 mod grants;
 mod ids;
 pub mod outbound;
+pub mod poll;
 mod roles;
 pub mod signal;
 pub mod tcp_framing;

@@ -16,6 +16,10 @@ use crate::{DocumentId, Grants, ParticipantRole, TrackSource, UserId};
 pub use crate::board::{
     BoardPage, BoardSnapshot, Colour, PAGE_UNITS, Point, Stroke, StrokeId, Tool,
 };
+pub use crate::poll::{
+    ClosedPoll, NamedAnswer, PollAnswer, PollId, PollInfo, PollKind, PollQuestion, PollResults,
+    QuickPoll, StoredAnswer, ValueTally,
+};
 
 /// A participant of one room. Stable for the participant's whole stay, across reconnects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -220,6 +224,32 @@ pub enum ClientMessage {
     /// Moderators: stop showing the blank board (its drawings stay for when it is shown
     /// again).
     CloseBlankBoard,
+    /// Moderators: ask the class a poll (a quiz when it has a correct answer). A poll still
+    /// open is closed first. Everyone gets [`ServerMessage::Poll`]; moderators then get
+    /// [`ServerMessage::PollResults`] as answers come in.
+    AskPoll {
+        poll: PollQuestion,
+    },
+    /// Moderators: ask a preset poll ("A/B/C/D" or "Yes/No", no question text) in one message.
+    AskQuickPoll {
+        preset: QuickPoll,
+    },
+    /// Answer the open poll `poll`; answering again replaces the answer only if the poll is
+    /// `changeable`.
+    AnswerPoll {
+        poll: PollId,
+        answer: PollAnswer,
+    },
+    /// Moderators: close the poll now (its timer would close it too); everyone gets `poll`
+    /// with `closed: true`, and the results are stored with the lesson.
+    ClosePoll {
+        poll: PollId,
+    },
+    /// Moderators: show the poll's results to the class (tallies and the correct answer,
+    /// never who answered what); everyone gets [`ServerMessage::PollResults`].
+    ShowPollResults {
+        poll: PollId,
+    },
 }
 
 impl ClientMessage {
@@ -336,6 +366,12 @@ pub enum ServerMessage {
         /// "Whiteboard"). Boxed: `joined` is the largest message and is sent once.
         #[serde(default)]
         board: Box<BoardSnapshot>,
+        /// The open poll, if one is (or the last one, closed, while its results are shown).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        poll: Option<Box<PollInfo>>,
+        /// Your answer to `poll`, if you gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        poll_answer: Option<Box<PollAnswer>>,
     },
     /// A message with this `id` was carried out.
     Ok {
@@ -472,6 +508,15 @@ pub enum ServerMessage {
     /// Who holds the pen now (besides the moderators, who may always draw).
     Pens {
         holders: Vec<ParticipantId>,
+    },
+    /// A moderator asked a poll, or it closed (`closed: true`, by a moderator or its timer).
+    Poll {
+        poll: Box<PollInfo>,
+    },
+    /// A poll's results: to moderators as answers come in (at most about twice a second, with
+    /// who answered what unless anonymous), and to everyone once a moderator shows them.
+    PollResults {
+        results: Box<PollResults>,
     },
 }
 
@@ -688,6 +733,78 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&erased).expect("serializes"),
             r#"{"type":"stroke_erased","id":9}"#
+        );
+    }
+
+    #[test]
+    fn poll_messages_are_flat_json() {
+        let ask: ClientEnvelope = serde_json::from_str(
+            r#"{"v":1,"id":5,"type":"ask_poll","poll":{"kind":"multiple_choice","question":"Which?","options":["a","b","c"],"correct":{"choices":[0,2]},"timer_secs":30}}"#,
+        )
+        .expect("an ask_poll");
+        assert_eq!(
+            ask.message,
+            ClientMessage::AskPoll {
+                poll: PollQuestion {
+                    kind: PollKind::MultipleChoice,
+                    question: "Which?".into(),
+                    options: vec!["a".into(), "b".into(), "c".into()],
+                    correct: Some(PollAnswer::Choices(vec![0, 2])),
+                    anonymous: false,
+                    timer_secs: Some(30),
+                    changeable: false,
+                }
+            }
+        );
+        let quick: ClientEnvelope =
+            serde_json::from_str(r#"{"v":1,"type":"ask_quick_poll","preset":"abcd"}"#)
+                .expect("a quick poll");
+        assert_eq!(
+            quick.message,
+            ClientMessage::AskQuickPoll {
+                preset: QuickPoll::Abcd
+            }
+        );
+        for (json, answer) in [
+            (r#"{"number":-4.5}"#, PollAnswer::Number(-4.5)),
+            (r#"{"text":"Paris"}"#, PollAnswer::Text("Paris".into())),
+            (r#"{"choices":[1]}"#, PollAnswer::Choices(vec![1])),
+        ] {
+            let text = format!(r#"{{"v":1,"type":"answer_poll","poll":2,"answer":{json}}}"#);
+            let envelope: ClientEnvelope = serde_json::from_str(&text).expect("an answer");
+            assert_eq!(
+                envelope.message,
+                ClientMessage::AnswerPoll {
+                    poll: PollId(2),
+                    answer
+                }
+            );
+        }
+        // An answer is one kind of value.
+        assert!(
+            serde_json::from_str::<ClientEnvelope>(
+                r#"{"v":1,"type":"answer_poll","poll":2,"answer":{"number":1,"text":"x"}}"#
+            )
+            .is_err()
+        );
+        let closed = ServerMessage::Poll {
+            poll: Box::new(PollInfo {
+                id: PollId(2),
+                kind: PollKind::TrueFalse,
+                question: String::new(),
+                options: vec!["True".into(), "False".into()],
+                anonymous: false,
+                changeable: true,
+                quiz: false,
+                asked_at_ms: 10,
+                closes_at_ms: None,
+                closes_in_ms: None,
+                closed: true,
+            }),
+        };
+        assert_eq!(
+            serde_json::to_string(&closed).expect("serializes"),
+            r#"{"type":"poll","poll":{"id":2,"kind":"true_false","question":"","options":["True","False"],"anonymous":false,"changeable":true,"quiz":false,"asked_at_ms":10,"closed":true}}"#
         );
     }
 

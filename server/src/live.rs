@@ -369,8 +369,10 @@ impl std::fmt::Debug for LiveState {
 }
 
 /// The lessons store waits for room for lesson events: each changes a lesson's state in the
-/// database (live, ended), which nothing else would repair. The rest it only logs.
-pub const LESSONS_OVERFLOW: Overflow = Overflow::WaitFor(|e| matches!(e, RoomEvent::Lesson(_)));
+/// database (live, ended), which nothing else would repair; and for closed polls, whose
+/// answers exist nowhere else. The rest it only logs.
+pub const LESSONS_OVERFLOW: Overflow =
+    Overflow::WaitFor(|e| matches!(e, RoomEvent::Lesson(_) | RoomEvent::PollClosed { .. }));
 
 /// Applies room events to the database until the dispatcher stops.
 pub async fn apply_room_events(store: Store, mut events: mpsc::Receiver<RoomEvent>) {
@@ -406,6 +408,17 @@ pub async fn apply_room_events(store: Store, mut events: mpsc::Receiver<RoomEven
             }
             RoomEvent::Media { room, effect } => {
                 tracing::debug!(%room, ?effect, "media change");
+            }
+            RoomEvent::PollClosed { lesson, poll } => {
+                let closed_at = OffsetDateTime::now_utc();
+                match store.save_poll(lesson, &poll, closed_at).await {
+                    Ok(id) => {
+                        tracing::info!(%lesson, poll = id, answers = poll.answers.len(), "poll stored")
+                    }
+                    Err(e) => {
+                        tracing::error!(%lesson, error = %e, "could not store a poll's results")
+                    }
+                }
             }
             // The recorder's (crate::recorder).
             RoomEvent::Recording { .. } | RoomEvent::Activity { .. } => {}

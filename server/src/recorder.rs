@@ -40,6 +40,7 @@ pub const OVERFLOW: Overflow = Overflow::WaitFor(|e| match e {
     RoomEvent::Lesson(LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. })
     | RoomEvent::Media { .. }
     | RoomEvent::Attendance { .. } => false,
+    RoomEvent::PollClosed { .. } => false,
 });
 
 /// The recorder of this server.
@@ -168,6 +169,7 @@ impl Recorder {
                     )
                     | RoomEvent::Media { .. }
                     | RoomEvent::Attendance { .. } => {}
+                    RoomEvent::PollClosed { .. } => {}
                 }
             }
         });

@@ -214,6 +214,16 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web-client/css/board.css"),
     ),
+    (
+        "js/polls.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/polls.js"),
+    ),
+    (
+        "css/polls.css",
+        "text/css; charset=utf-8",
+        include_str!("../../web-client/css/polls.css"),
+    ),
 ];
 
 /// The Content-Security-Policy of every response. The web client is plain modules and one

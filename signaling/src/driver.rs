@@ -13,7 +13,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use axum::extract::ws::Utf8Bytes;
-use classroom_protocol::signal::{ClientMessage, EncoderState, ParticipantId, ServerMessage};
+use classroom_protocol::signal::{
+    ClientMessage, ClosedPoll, EncoderState, ParticipantId, ServerMessage,
+};
 use classroom_protocol::{
     AccessChange, AccessDenied, CloseReason, JoinClaims, LessonId, ParticipantRole, RoomName,
     TrackSource, UserId,
@@ -118,6 +120,11 @@ pub enum RoomEvent {
         lesson: LessonId,
         at: std::time::SystemTime,
         event: AttendanceEvent,
+    },
+    /// A poll of the lesson closed: its question and answers, for the lesson's store.
+    PollClosed {
+        lesson: LessonId,
+        poll: Box<ClosedPoll>,
     },
 }
 

@@ -48,6 +48,7 @@ mod input;
 mod output;
 mod participants;
 mod peers;
+mod polls;
 mod recording;
 mod slides;
 mod stage;
@@ -61,6 +62,7 @@ pub use output::{
     RoomActivity,
 };
 pub use participants::JoinError;
+pub use polls::{AnswerError, PollError};
 
 /// Limits and timings of a room.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -176,6 +178,7 @@ pub struct Room {
     slide: Option<Slide>,
     /// The whiteboard: strokes per page, the blank board, who holds the pen.
     board: board::Boards,
+    polls: polls::Polls,
     encoder: encoder::EncoderSlot,
     media: peers::MediaPeers,
     /// Outputs not yet polled, oldest first.
@@ -204,6 +207,7 @@ impl Room {
             recording: RecordingState::Off,
             slide: None,
             board: board::Boards::default(),
+            polls: polls::Polls::default(),
             encoder: encoder::EncoderSlot::default(),
             media: peers::MediaPeers::default(),
             outputs: VecDeque::new(),
@@ -222,7 +226,9 @@ impl Room {
     pub fn handle_input(&mut self, now: Instant, input: Input) {
         // Speakers and connection quality are not part of what the recorder keeps.
         let record = !matches!(input, Input::MediaEvent(_));
-        let step = match input {
+        let closing = matches!(input, Input::Closed);
+        self.polls.now = Some(now);
+        let mut step = match input {
             Input::Join {
                 connection,
                 id,
@@ -251,9 +257,21 @@ impl Room {
             Input::Revoke { user, why } => self.revoke(user, why),
             Input::EncoderStarted { identity, mids } => self.encoder_input(&identity, mids),
             Input::EncoderChanged { state, reason } => self.encoder_changed(state, reason),
-            Input::Timeout => self.handle_timeout(now),
+            Input::Timeout => {
+                let mut step = self.handle_timeout(now);
+                step.extend(self.poll_timers(now));
+                step
+            }
             Input::Closed => self.close_peers(),
         };
+        // The open poll's answers are stored when the lesson ends or the room closes, ahead
+        // of the lesson's end: a student's own answers are listed once the lesson has ended.
+        if closing || self.ended {
+            let mut stored = Vec::new();
+            self.close_poll_now(now, &mut stored);
+            stored.extend(step);
+            step = stored;
+        }
         self.follow(step, record);
     }
 
@@ -262,13 +280,16 @@ impl Room {
         self.outputs.pop_front()
     }
 
-    /// When [`Input::Timeout`] next has work: a dropped connection's grace period ends.
+    /// When [`Input::Timeout`] next has work: a dropped connection's grace period ends, a
+    /// poll's timer runs out or moderators are due a poll's results.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.participants
+        let grace = self
+            .participants
             .values()
             .filter_map(|p| p.disconnected_at)
             .min()
-            .map(|at| at + self.config.reconnect_grace)
+            .map(|at| at + self.config.reconnect_grace);
+        [grace, self.poll_deadline()].into_iter().flatten().min()
     }
 
     /// Follows up the outputs of one step, the same way whatever the step was, and queues
@@ -521,6 +542,17 @@ impl Room {
             }
             ClientMessage::ShowBlankBoard { page } => self.show_blank_board(&actor, page, out)?,
             ClientMessage::CloseBlankBoard => self.close_blank_board(&actor, out)?,
+            ClientMessage::AskPoll { poll } => self.ask_poll(now, &actor, poll, out)?,
+            ClientMessage::AskQuickPoll { preset } => {
+                self.ask_quick_poll(now, &actor, preset, out)?;
+            }
+            ClientMessage::AnswerPoll { poll, answer } => {
+                self.answer_poll(now, &actor, poll, answer, out)?;
+            }
+            ClientMessage::ClosePoll { poll } => self.close_poll(now, &actor, poll, out)?,
+            ClientMessage::ShowPollResults { poll } => {
+                self.show_poll_results(&actor, poll, out)?;
+            }
             ClientMessage::EndLesson => self.end_lesson(&actor, out)?,
             ClientMessage::GoLive => self.go_live_by(&actor, out)?,
             ClientMessage::Leave => self.leave(from, out),
@@ -591,6 +623,8 @@ mod board_tests;
 mod core_tests;
 #[cfg(test)]
 mod golive_tests;
+#[cfg(test)]
+mod polls_tests;
 #[cfg(test)]
 mod slides_tests;
 #[cfg(test)]

@@ -82,7 +82,7 @@ test("the teacher draws on the blank board, the class sees it, and the pen is th
   const live = `${server.base}/live.html?lesson=${school.lesson.id}`;
   const teacher = await pageAs(browser, server.base, school.teacher);
   await teacher.goto(live);
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click({ timeout: 20_000 });
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click({ timeout: 20_000 });
   // Sam's screen is smaller than the teacher's: the stroke must land on the same spot anyway.
   const sam = await pageAs(browser, server.base, school.sam, { width: 1000, height: 700 });
   await sam.goto(live);
@@ -170,7 +170,7 @@ test("the teacher writes on a slide; each page keeps its own drawing", async () 
   await teacher.goto(live);
   const sam = await pageAs(browser, server.base, school.sam, { width: 1100, height: 760 });
   await sam.goto(live);
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click({ timeout: 20_000 });
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click({ timeout: 20_000 });
   await teacher.getByRole("tab", { name: "Stream" }).click();
   await eventually("the picker lists the document", async () => (await teacher.locator("#slide-pick option").allTextContents()).some((t) => t.includes("Leaves")));
   await teacher.locator("#slide-pick").selectOption({ label: "Leaves (2 pages)" });

@@ -36,6 +36,11 @@ export const ERROR_TEXTS = {
   media_unavailable: { text: "This server does not carry audio or video." },
   unknown_mid: { text: "That video is no longer shown." },
   board_full: { text: "This board holds all the drawing it can; clear a page to draw more." },
+  invalid_poll: { text: "That poll cannot be asked: check the question, its options and the timer." },
+  invalid_answer: { text: "That answer does not fit the poll." },
+  poll_closed: { text: "The poll has closed." },
+  already_answered: { text: "You have answered this poll already." },
+  too_many_polls: { text: "This lesson has asked as many polls as it may." },
 };
 
 /** The text for a refusal: the table's, or the server's own message for a code it does not

@@ -25,6 +25,7 @@ import { handRow, personRow, qualityMark, removedRow } from "./people.js";
 import { ERROR_TEXTS, errorText } from "./errors.js";
 import { attachSlides } from "./slides.js";
 import { attachBoard, holdsPen } from "./board.js";
+import { attachPolls, showOwnQuizAnswers, watchPolls } from "./polls.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
@@ -397,11 +398,13 @@ async function connect() {
   const signaling = new Signaling(url);
   state.signaling = signaling;
   wire(signaling);
+  watchPolls(signaling);
   // The lesson starts when the teacher presses Go live; a reload (or a restarted server) of a
   // lesson already live goes on at once.
   const joined = await signaling.join(state.join.token, { goLive: state.live });
   attachSlides(signaling, joined);
   attachBoard(signaling, joined, { onPens: () => render() });
+  attachPolls(signaling, joined);
   state.me = joined.you.id;
   tiles.me = state.me;
   state.grants = joined.grants;
@@ -531,6 +534,7 @@ async function showEnded(message) {
   $("ended-replay").textContent = state.everRecorded
     ? "The replay will appear in the course when it is ready."
     : "This lesson was not recorded, so it has no replay.";
+  showOwnQuizAnswers($("ended"));
   // The end as the server recorded it; just now, when it has not yet written it down.
   const heardAt = new Date().toISOString();
   try {

@@ -12,6 +12,7 @@ pub mod extract;
 mod lessons;
 pub mod openapi;
 pub mod placement;
+mod polls;
 mod recording_jobs;
 mod removals;
 mod replays;
@@ -166,6 +167,9 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(attendance::course_attendance))
         .routes(routes!(attendance::course_attendance_csv))
         .routes(routes!(attendance::own_attendance))
+        .routes(routes!(polls::lesson_polls))
+        .routes(routes!(polls::lesson_polls_csv))
+        .routes(routes!(polls::own_quiz_answers))
 }
 
 /// The document upload (and the listing at its path): its body is streamed to disk under its
@@ -196,6 +200,7 @@ pub fn upload_router() -> OpenApiRouter<ApiState> {
         (name = "replays", description = "The replay library of a course"),
         (name = "documents", description = "Course materials: documents and their pages"),
         (name = "attendance", description = "Who attended which lesson, for how long, and what they did"),
+        (name = "polls", description = "Polls and quizzes of a lesson, after the room closed them"),
     )
 )]
 struct ApiDoc;

@@ -245,6 +245,10 @@ impl RoomIo {
                 at: std::time::SystemTime::now(),
                 event,
             },
+            Output::PollClosed(poll) => RoomEvent::PollClosed {
+                lesson: self.lesson,
+                poll,
+            },
         };
         let _ = self.events.send(event);
         None

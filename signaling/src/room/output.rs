@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use classroom_protocol::signal::{ParticipantId, ParticipantInfo, ServerMessage};
+use classroom_protocol::signal::{ClosedPoll, ParticipantId, ParticipantInfo, ServerMessage};
 use classroom_protocol::{CloseReason, LessonId, ParticipantRole, TrackSource, UserId};
 
 use super::{AttendanceEvent, ConnectionId, EncoderError, JoinError};
@@ -61,6 +61,9 @@ pub enum Output {
     Activity(RoomActivity),
     /// For the attendance store: who came, left, took the stage, raised a hand, chatted.
     Attendance(AttendanceEvent),
+    /// For the lesson's store: a poll closed (by a moderator, its timer, a new poll, the
+    /// lesson's end or the room closing), with every answer.
+    PollClosed(Box<ClosedPoll>),
 }
 
 /// Changes to the lesson's recording, for the recorder.

@@ -209,6 +209,14 @@ impl Room {
                 message: news,
             });
         }
+        if claims.grants.moderate
+            && let Some(results) = self.poll_results_for_moderator()
+        {
+            out.push(Output::Send {
+                to: id,
+                message: results,
+            });
+        }
         Ok((id, out))
     }
 
@@ -254,6 +262,7 @@ impl Room {
     fn snapshot_for(&self, id: ParticipantId) -> Option<ServerMessage> {
         let p = self.participants.get(&id)?;
         let (you, grants) = (p.info.clone(), p.grants.clone());
+        let (poll, poll_answer) = self.poll_for_joined(you.user_id);
         Some(ServerMessage::Joined {
             v: PROTOCOL_VERSION,
             you,
@@ -266,6 +275,8 @@ impl Room {
             slide: self.slide,
             live: self.live,
             board: Box::new(self.board()),
+            poll: poll.map(Box::new),
+            poll_answer: poll_answer.map(Box::new),
         })
     }
 

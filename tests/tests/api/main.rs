@@ -10,6 +10,7 @@ mod lessons;
 mod operations;
 mod origin;
 mod placement;
+mod polls;
 mod restreams;
 mod setup;
 mod stream_keys;
