@@ -105,14 +105,19 @@ impl Api {
         id(self.call(Method::POST, &path, Some(body)).await?, &path)
     }
 
-    /// A join token for the lesson's room.
-    pub async fn join_token(&self, lesson: i64) -> Result<String, ApiError> {
+    /// A join token for the lesson's room, and where to signal when the room is on another
+    /// node of a cluster.
+    pub async fn join(&self, lesson: i64) -> Result<JoinTicket, ApiError> {
         let path = format!("/api/v1/lessons/{lesson}/join");
         let body = self.call(Method::POST, &path, None).await?;
-        body["token"]
+        let token = body["token"]
             .as_str()
             .map(str::to_string)
-            .ok_or(ApiError::Missing(path, "token"))
+            .ok_or(ApiError::Missing(path, "token"))?;
+        Ok(JoinTicket {
+            token,
+            signaling_url: body["signaling_url"].as_str().map(str::to_string),
+        })
     }
 
     /// The lesson's RTMP ingest: the URL an encoder publishes to (`{host}` filled in with
@@ -199,4 +204,12 @@ fn id(body: Value, path: &str) -> Result<i64, ApiError> {
     body["id"]
         .as_i64()
         .ok_or_else(|| ApiError::Missing(path.to_string(), "id"))
+}
+
+/// The answer to a join: the token, and the signaling WebSocket of the lesson's home node when
+/// it is another node (`None`: this server's `/ws`).
+#[derive(Debug, Clone)]
+pub struct JoinTicket {
+    pub token: String,
+    pub signaling_url: Option<String>,
 }

@@ -132,10 +132,14 @@ async fn live(
     record: &SharedRecord,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ParticipantError> {
-    let token = api.join_token(lesson).await?;
-    let mut ws = Signaling::connect(api.base()).await?;
+    let ticket = api.join(lesson).await?;
+    // Several nodes: the lesson's room may be on another node than the one asked.
+    let mut ws = match &ticket.signaling_url {
+        Some(url) => Signaling::connect_url(url).await?,
+        None => Signaling::connect(api.base()).await?,
+    };
     lock(record).ws_open = Some(Instant::now());
-    let me = ws.join(token, REPLY_WAIT).await?;
+    let me = ws.join(ticket.token, REPLY_WAIT).await?;
     lock(record).id = Some(me);
 
     let (peer, offer) = Peer::start(

@@ -41,6 +41,11 @@ impl Signaling {
                 .replacen("https://", "wss://", 1)
                 .replacen("http://", "ws://", 1)
         );
+        Self::connect_url(&url).await
+    }
+
+    /// Opens a WebSocket to `url` (`ws://node2:8080/ws`: a join's `signaling_url`).
+    pub async fn connect_url(url: &str) -> Result<Signaling, SignalingError> {
         let (socket, _) = tokio_tungstenite::connect_async(url)
             .await
             .map_err(SignalingError::Connect)?;

@@ -81,6 +81,7 @@ pub fn router(
         .split_for_parts();
     api::openapi::declare_common_responses(&mut openapi, "/api/v1");
     let openapi_json = Arc::new(openapi.to_json().unwrap_or_else(|_| "{}".into()));
+    let cluster_for_headers = cluster.clone();
     let state = AppState {
         api,
         db,
@@ -101,7 +102,10 @@ pub fn router(
             tracing::info_span!("http", method = %request.method(), path = %request.uri().path())
         }))
         // Outermost: every answer carries them, whichever layer produced it.
-        .layer(middleware::map_response(crate::web::security_headers))
+        .layer(middleware::map_response_with_state(
+            cluster_for_headers,
+            crate::web::security_headers,
+        ))
         .with_state(state);
     (router, openapi)
 }

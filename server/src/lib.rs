@@ -232,6 +232,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
         origins: Arc::new(origin::AllowedOrigins::new(&config.http.public_origins)),
+        cluster: cluster.clone(),
     };
     let outbound = Arc::new(
         config

@@ -358,6 +358,8 @@ pub struct LiveState {
     pub ingest: Option<classroom_rtmp::IngestHandle>,
     /// Who may open `/ws` from a browser (`http.public_origins`).
     pub origins: Arc<crate::origin::AllowedOrigins>,
+    /// Several nodes: pages served by the other nodes may open `/ws` here too.
+    pub cluster: Option<crate::cluster::ClusterHandle>,
 }
 
 impl std::fmt::Debug for LiveState {
@@ -447,7 +449,18 @@ pub async fn signaling_socket(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     // Refused before the upgrade: nothing of the signaling protocol reaches another site.
-    if !live.origins.allows(headers.get(header::ORIGIN)) {
+    let origin = headers.get(header::ORIGIN);
+    let from_a_node = || {
+        let origin = origin
+            .and_then(|o| o.to_str().ok())
+            .and_then(|o| crate::origin::PublicOrigin::parse(o).ok());
+        origin.is_some_and(|o| {
+            live.cluster
+                .as_ref()
+                .is_some_and(|c| c.node_origins().contains(&o))
+        })
+    };
+    if !live.origins.allows(origin) && !from_a_node() {
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "origin_not_allowed",

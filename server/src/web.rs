@@ -2,7 +2,7 @@
 //! install beside it, no bundler at run time. Also the security headers every response of
 //! the server carries ([`security_headers`]).
 
-use axum::extract::Path;
+use axum::extract::{Path, State};
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -258,11 +258,15 @@ const SECURITY_HEADERS: &[(&str, &str)] = &[
     ("cross-origin-opener-policy", "same-origin"),
 ];
 
-/// Middleware (`axum::middleware::map_response`) putting the security headers on every
-/// response: pages, API answers, errors and 404s, `/metrics`. Pages are what they protect;
-/// on the rest they cost a few bytes and keep a JSON answer opened in a tab from being
-/// sniffed or framed.
-pub async fn security_headers(mut response: Response) -> Response {
+/// Middleware (`axum::middleware::map_response_with_state`) putting the security headers on
+/// every response: pages, API answers, errors and 404s, `/metrics`. Pages are what they
+/// protect; on the rest they cost a few bytes and keep a JSON answer opened in a tab from
+/// being sniffed or framed. In a cluster, `connect-src` also names the other nodes' signaling
+/// (a lesson's room may live on another node, and the join sends the page there).
+pub async fn security_headers(
+    State(cluster): State<Option<crate::cluster::ClusterHandle>>,
+    mut response: Response,
+) -> Response {
     let headers = response.headers_mut();
     for (name, value) in SECURITY_HEADERS {
         headers.insert(
@@ -270,7 +274,32 @@ pub async fn security_headers(mut response: Response) -> Response {
             HeaderValue::from_static(value),
         );
     }
+    let nodes = cluster.map(|c| c.node_origins()).unwrap_or_default();
+    if !nodes.is_empty()
+        && let Ok(policy) = HeaderValue::from_str(&policy_with_nodes(&nodes))
+    {
+        headers.insert(header::CONTENT_SECURITY_POLICY, policy);
+    }
     response
+}
+
+/// [`CONTENT_SECURITY_POLICY`] with the WebSocket origins of `nodes` in `connect-src`.
+pub fn policy_with_nodes(nodes: &[crate::origin::PublicOrigin]) -> String {
+    let sockets: Vec<String> = nodes
+        .iter()
+        .map(|origin| {
+            let origin = origin.as_str();
+            match origin.strip_prefix("https://") {
+                Some(host) => format!("wss://{host}"),
+                None => format!("ws://{}", origin.trim_start_matches("http://")),
+            }
+        })
+        .collect();
+    CONTENT_SECURITY_POLICY.replacen(
+        "connect-src 'self';",
+        &format!("connect-src 'self' {};", sockets.join(" ")),
+        1,
+    )
 }
 
 /// Routes serving the web client at `/`.

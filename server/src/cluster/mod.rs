@@ -129,6 +129,16 @@ impl ClusterHandle {
         self.shared.lock().is_ok_and(|s| s.redis_up)
     }
 
+    /// The web origins of the other nodes that are online (`http://node2.example:8080`): a
+    /// page of this node may open their signaling WebSocket, and theirs this node's.
+    pub fn node_origins(&self) -> Vec<crate::origin::PublicOrigin> {
+        self.nodes()
+            .iter()
+            .filter(|n| n.online && n.record.id != self.this)
+            .filter_map(|n| crate::origin::PublicOrigin::parse(&n.record.http_url).ok())
+            .collect()
+    }
+
     /// The nodes as of the last heartbeat that reached Redis.
     pub fn nodes(&self) -> Vec<NodeView> {
         self.shared

@@ -34,6 +34,9 @@ pub(crate) async fn node(
         config.cluster.key_prefix = prefix;
         config.cluster.node_id = id;
         config.auth.jwt_secret = "a shared secret of the cluster's nodes, 32+ bytes".into();
+        // Browsers' pages come from the school's address, or from one of the nodes.
+        config.http.public_origins =
+            vec![classroomd::origin::PublicOrigin::parse("https://school.example").unwrap()];
         if let Some(url) = shared_db {
             config.database.url = url;
         }

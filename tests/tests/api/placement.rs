@@ -69,6 +69,39 @@ async fn a_lesson_has_one_home_node_and_every_node_sends_its_people_there() {
         ),
         "{refused:?}"
     );
+    // A browser's page from node a may open node b's signaling: b's WebSocket accepts a's
+    // origin (as well as the school's), and a's pages allow connecting to b.
+    let upgrade = |origin: &str| {
+        reqwest::Client::new()
+            .get(format!("{}/ws", b.base))
+            .header("connection", "upgrade")
+            .header("upgrade", "websocket")
+            .header("sec-websocket-version", "13")
+            .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+            .header("origin", origin.to_owned())
+            .send()
+    };
+    assert_eq!(upgrade(&a.base).await.unwrap().status(), 101);
+    assert_eq!(
+        upgrade("https://school.example").await.unwrap().status(),
+        101
+    );
+    assert_eq!(
+        upgrade("https://elsewhere.example").await.unwrap().status(),
+        403
+    );
+    let page = a.client().get("/live.html").await;
+    let policy = page.headers["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        policy.contains(&format!(
+            "connect-src 'self' {};",
+            b.base.replace("http://", "ws://")
+        )),
+        "{policy}"
+    );
     // Node b lets them in, with the teacher.
     let (student, joined) = Ws::join(&b.base, &token).await;
     let ServerMessage::Joined { participants, .. } = joined else {
