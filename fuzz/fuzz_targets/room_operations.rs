@@ -113,6 +113,7 @@ enum Message {
     TurnPage(u32),
     CloseDocument,
     GoLive,
+    AllowBrowsing(bool),
     /// The whiteboard: a stroke (tool bits, colour, width, points, text).
     Draw(u8, [u8; 3], u16, Vec<(u16, u16)>, Option<String>),
     DrawMore(Vec<(u16, u16)>),
@@ -243,6 +244,7 @@ impl Message {
             Message::TurnPage(page) => ClientMessage::TurnPage { page },
             Message::CloseDocument => ClientMessage::CloseDocument,
             Message::GoLive => ClientMessage::GoLive,
+            Message::AllowBrowsing(allowed) => ClientMessage::AllowBrowsing { allowed },
             Message::Draw(bits, colour, width, at, text) => ClientMessage::Draw {
                 tool: tool(bits),
                 colour: Colour(colour),

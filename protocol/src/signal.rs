@@ -150,6 +150,11 @@ pub enum ClientMessage {
     },
     /// Moderators: stop showing the document.
     CloseDocument,
+    /// Moderators: let students look at other pages of the shown document on their own, or
+    /// no longer (everyone gets [`ServerMessage::Slide`] with `browse`).
+    AllowBrowsing {
+        allowed: bool,
+    },
     /// The size at which the client shows the video arriving on its m-line `mid`, in CSS
     /// pixels times the device pixel ratio. The server picks the simulcast layer that fits
     /// it and the client's bandwidth; `0×0` (hidden) asks for the lowest layer. Answered
@@ -283,6 +288,10 @@ pub struct Slide {
     pub pages: u32,
     /// The moderator who opened it or turned to this page.
     pub by: ParticipantId,
+    /// Students may look at other pages of the document on their own (their view only; the
+    /// class page stays `page`). Off when a document is opened.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub browse: bool,
 }
 
 /// What a media track carries.
@@ -666,6 +675,7 @@ mod tests {
                 page: 3,
                 pages: 9,
                 by: ParticipantId(1),
+                browse: false,
             }),
         };
         assert_eq!(

@@ -519,6 +519,9 @@ impl Room {
             } => self.open_document(&actor, document, pages, page, out)?,
             ClientMessage::TurnPage { page } => self.turn_page(&actor, page, out)?,
             ClientMessage::CloseDocument => self.close_document(&actor, out)?,
+            ClientMessage::AllowBrowsing { allowed } => {
+                self.allow_browsing(&actor, allowed, out)?;
+            }
             // The whiteboard (board.rs).
             ClientMessage::Draw {
                 tool,

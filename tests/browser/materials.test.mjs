@@ -100,6 +100,27 @@ test("a teacher uploads a PDF and shows it to the class page by page", async () 
   await kim.goto(live);
   await eventually("the late joiner sees page 2", async () => (await shownPage(kim)) === 2);
   assert.equal(await kim.locator("#slide-controls").isHidden(), true, "students get no controls");
+  assert.equal(await kim.locator("#slide-browsing").isHidden(), true, "nor may they browse yet");
+
+  // The teacher lets students browse: Kim looks ahead on her own, the class page stays 2.
+  await teacher.getByRole("button", { name: "Students may browse" }).click();
+  await kim.locator("#slide-browsing").waitFor();
+  await kim.locator("#slide-own-next").click();
+  await eventually("kim looks at page 3", async () => (await shownPage(kim)) === 3);
+  await kim.getByText("(the class is on page 2)").waitFor();
+  assert.equal(await shownPage(sam), 2, "sam stays on the class page");
+  // The teacher turns to page 1: Kim keeps her page until she follows the class again.
+  await teacher.locator("#slide-prev").click();
+  await eventually("sam follows to page 1", async () => (await shownPage(sam)) === 1);
+  assert.equal(await shownPage(kim), 3);
+  await kim.getByRole("button", { name: "Back to the class page" }).click();
+  await eventually("kim is back on page 1", async () => (await shownPage(kim)) === 1);
+  // Browsing ends: everyone is on the class page.
+  await kim.locator("#slide-own-next").click();
+  await eventually("kim on page 2 again", async () => (await shownPage(kim)) === 2);
+  await teacher.getByRole("button", { name: "Students may browse" }).click();
+  await eventually("browsing over: kim back on page 1", async () => (await shownPage(kim)) === 1);
+  assert.equal(await kim.locator("#slide-browsing").isHidden(), true);
 
   // The teacher stops showing it: the stage is the cameras' again.
   await teacher.getByRole("button", { name: "Stop showing" }).click();

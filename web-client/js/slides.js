@@ -8,6 +8,10 @@
 // in the teachers' Stream tab and moves onto the stage while a slide is shown, its stylesheet
 // linked, and the stage then gets the `presenting` class (the slide is the main view; the
 // main video becomes a small picture in its corner).
+//
+// When the teacher lets students browse (`allow_browsing`), a student may page through the
+// document on their own; the class page stays the teacher's, and "Back to the class page"
+// follows it again. The drawing belongs to the class page, so it is hidden on other pages.
 
 import { api } from "./api.js";
 import { el } from "./page.js";
@@ -18,6 +22,8 @@ const view = {
   signaling: null,
   moderator: false,
   slide: null,
+  /** A student's own page while browsing; null: the class page. */
+  own: null,
   /** document id -> {title, pages, files_url} */
   documents: new Map(),
   panel: null,
@@ -35,22 +41,36 @@ function panel() {
   const prev = el("button", { id: "slide-prev", type: "button", text: "Previous page" });
   const next = el("button", { id: "slide-next", type: "button", text: "Next page" });
   const close = el("button", { id: "slide-close", type: "button", text: "Stop showing" });
+  const browse = el("button", { id: "slide-browse", type: "button", "aria-pressed": "false", text: "Students may browse" });
   const controls = el("div", { id: "slide-controls", class: "slide-controls", hidden: true },
-    picker, open, prev, next, close);
+    picker, open, prev, next, browse, close);
+  const ownPrev = el("button", { id: "slide-own-prev", type: "button", text: "Previous page" });
+  const ownNext = el("button", { id: "slide-own-next", type: "button", text: "Next page" });
+  const follow = el("button", { id: "slide-follow", type: "button", text: "Back to the class page" });
+  const browsing = el("div", { id: "slide-browsing", class: "slide-controls", hidden: true, "aria-label": "Browse the document" },
+    ownPrev, ownNext, follow);
   const section = el("section", { id: "slides", class: "slides", "aria-label": "Slides", tabindex: "-1" },
-    el("figure", { id: "slide-figure", class: "slide-figure", hidden: true }, image, caption), controls);
+    el("figure", { id: "slide-figure", class: "slide-figure", hidden: true }, image, caption), controls, browsing);
+  browse.addEventListener("click", () => send({ type: "allow_browsing", allowed: !view.slide?.browse }));
+  ownPrev.addEventListener("click", () => browseBy(-1));
+  ownNext.addEventListener("click", () => browseBy(1));
+  follow.addEventListener("click", () => { view.own = null; show(view.slide); });
   open.addEventListener("click", () => openSelected());
   prev.addEventListener("click", () => turn(-1));
   next.addEventListener("click", () => turn(1));
   close.addEventListener("click", () => send({ type: "close_document" }));
   section.addEventListener("keydown", (event) => {
-    if (!view.moderator || !view.slide) return;
-    if (event.key === "ArrowLeft" || event.key === "PageUp") turn(-1);
-    else if (event.key === "ArrowRight" || event.key === "PageDown" || event.key === " ") turn(1);
+    if (!view.slide || (!view.moderator && !view.slide.browse)) return;
+    const step = view.moderator ? turn : browseBy;
+    if (event.key === "ArrowLeft" || event.key === "PageUp") step(-1);
+    else if (event.key === "ArrowRight" || event.key === "PageDown" || event.key === " ") step(1);
     else return;
     event.preventDefault();
   });
-  view.panel = { section, image, caption, picker, open, prev, next, close, controls, figure: section.querySelector("figure") };
+  view.panel = {
+    section, image, caption, picker, open, prev, next, close, browse, controls,
+    browsing, ownPrev, ownNext, follow, figure: section.querySelector("figure"),
+  };
   return view.panel;
 }
 
@@ -65,6 +85,15 @@ function turn(by) {
   if (!slide) return;
   const page = Math.min(Math.max(slide.page + by, 1), slide.pages);
   if (page !== slide.page) send({ type: "turn_page", page });
+}
+
+/** A student pages through the document on their own (while the teacher allows it). */
+function browseBy(by) {
+  const slide = view.slide;
+  if (!slide?.browse) return;
+  const page = Math.min(Math.max((view.own ?? slide.page) + by, 1), slide.pages);
+  view.own = page === slide.page ? null : page;
+  show(slide);
 }
 
 function openSelected() {
@@ -104,6 +133,16 @@ async function show(slide) {
   p.prev.disabled = !slide || slide.page <= 1;
   p.next.disabled = !slide || slide.page >= slide.pages;
   p.close.disabled = !slide;
+  p.browse.disabled = !slide;
+  p.browse.setAttribute("aria-pressed", String(!!slide?.browse));
+  // A student's own page, while browsing is allowed and they left the class page.
+  if (!slide?.browse || view.moderator || view.own > slide.pages || view.own === slide.page) view.own = null;
+  const page = view.own ?? slide?.page;
+  p.browsing.hidden = view.moderator || !slide?.browse;
+  p.ownPrev.disabled = !slide || page <= 1;
+  p.ownNext.disabled = !slide || page >= slide.pages;
+  p.follow.disabled = view.own === null;
+  document.querySelector(".stage")?.classList.toggle("browsing-own", view.own !== null);
   if (!slide) {
     p.image.removeAttribute("src");
     p.caption.textContent = "";
@@ -116,13 +155,15 @@ async function show(slide) {
     p.caption.textContent = `The document cannot be shown: ${error.message}`;
     return;
   }
-  if (view.slide !== slide || !doc.files_url) return; // turned again meanwhile
-  p.image.src = `${doc.files_url}page-${slide.page}.png`;
-  p.image.alt = `Page ${slide.page} of ${doc.title}`;
-  p.image.dataset.page = String(slide.page);
-  p.caption.textContent = `${doc.title} · page ${slide.page} of ${slide.pages}`;
+  if (view.slide !== slide || (view.own ?? slide.page) !== page || !doc.files_url) return; // turned again meanwhile
+  p.image.src = `${doc.files_url}page-${page}.png`;
+  p.image.alt = `Page ${page} of ${doc.title}`;
+  p.image.dataset.page = String(page);
+  p.caption.textContent = page === slide.page
+    ? `${doc.title} · page ${page} of ${slide.pages}`
+    : `${doc.title} · page ${page} of ${slide.pages} (the class is on page ${slide.page})`;
   // The next page is usually next: fetch it now so that the turn shows at once.
-  if (slide.page < slide.pages) new Image().src = `${doc.files_url}page-${slide.page + 1}.png`;
+  if (page < slide.pages) new Image().src = `${doc.files_url}page-${page + 1}.png`;
 }
 
 async function loadDocuments() {

@@ -34,6 +34,7 @@ impl Room {
                 page: valid_page(page, pages)?,
                 pages,
                 by: actor.id,
+                browse: false,
             },
             out,
         );
@@ -80,17 +81,43 @@ impl Room {
         Ok(())
     }
 
+    /// Lets students browse the shown document on their own, or no longer.
+    pub(super) fn allow_browsing(
+        &mut self,
+        actor: &Actor,
+        allowed: bool,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        actor.require_moderator("let students browse")?;
+        let Some(slide) = self.slide else {
+            return Err(Refusal::new(
+                ErrorCode::InvalidMessage,
+                "no document is shown; open one first",
+            ));
+        };
+        self.show(
+            Slide {
+                browse: allowed,
+                ..slide
+            },
+            out,
+        );
+        Ok(())
+    }
+
     /// Shows `slide` to everyone, unless it is what they see already.
     fn show(&mut self, slide: Slide, out: &mut Vec<Output>) {
-        let same = self
-            .slide
-            .is_some_and(|shown| (shown.document, shown.page) == (slide.document, slide.page));
+        let shown = self.slide;
+        let same_page =
+            shown.is_some_and(|shown| (shown.document, shown.page) == (slide.document, slide.page));
         self.slide = Some(slide);
-        if !same {
+        if !same_page || shown.is_some_and(|shown| shown.browse != slide.browse) {
             out.push(Output::Broadcast {
                 except: None,
                 message: ServerMessage::Slide { slide: Some(slide) },
             });
+        }
+        if !same_page {
             self.board_page_changed(out);
         }
     }

@@ -124,6 +124,7 @@ fn the_class_follows_the_teachers_pages_and_late_joiners_land_on_the_current_one
         page: 1,
         pages: 12,
         by: teacher,
+        browse: false,
     };
     assert_eq!(shown(&out), vec![Some(first)]);
     let out = class.say(teacher, ClientMessage::TurnPage { page: 5 });
@@ -188,4 +189,41 @@ fn only_moderators_steer_and_bad_pages_change_nothing() {
         assert_eq!(shown(&out), vec![], "{message:?}");
         assert_eq!(class.room.slide().map(|s| s.page), Some(2), "{message:?}");
     }
+}
+
+#[test]
+fn a_teacher_lets_students_browse_ahead_and_a_new_document_starts_without() {
+    let mut class = Class::new();
+    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
+    let (student, _) = class.join(2, ParticipantRole::Student);
+    let refused = class.say(teacher, ClientMessage::AllowBrowsing { allowed: true });
+    assert_eq!(
+        refusal(&refused),
+        Some(ErrorCode::InvalidMessage),
+        "nothing shown yet"
+    );
+    let open = ClientMessage::OpenDocument {
+        document: DocumentId(4),
+        pages: 6,
+        page: 2,
+    };
+    class.say(teacher, open.clone());
+    let out = class.say(student, ClientMessage::AllowBrowsing { allowed: true });
+    assert_eq!(refusal(&out), Some(ErrorCode::MissingGrant));
+    assert_eq!(shown(&out), vec![]);
+
+    let out = class.say(teacher, ClientMessage::AllowBrowsing { allowed: true });
+    let [Some(slide)] = shown(&out)[..] else {
+        panic!("{out:?}")
+    };
+    assert!(slide.browse && slide.page == 2, "{slide:?}");
+    // Turning pages keeps it; a late joiner learns it; opening a document resets it.
+    let out = class.say(teacher, ClientMessage::TurnPage { page: 3 });
+    assert!(shown(&out)[0].is_some_and(|s| s.browse && s.page == 3));
+    let (_late, joined) = class.join(3, ParticipantRole::Student);
+    assert!(slide_of(&joined).is_some_and(|s| s.browse));
+    let out = class.say(teacher, open);
+    assert!(shown(&out)[0].is_some_and(|s| !s.browse && s.page == 2));
+    let out = class.say(teacher, ClientMessage::AllowBrowsing { allowed: false });
+    assert_eq!(shown(&out), vec![], "already off: nothing to tell");
 }
