@@ -82,6 +82,9 @@ pub struct AttendeeRecord {
     pub role: String,
     pub hands_raised: i64,
     pub chat_messages: i64,
+    pub poll_answers: i64,
+    pub quiz_answers: i64,
+    pub quiz_correct: i64,
 }
 
 /// One stay in the room.
@@ -128,6 +131,11 @@ pub struct LessonAttendee {
     pub stage_seconds: i64,
     pub hands_raised: i64,
     pub chat_messages: i64,
+    /// Answers to the lesson's named polls (anonymous ones keep no users).
+    pub poll_answers: i64,
+    /// Of those, answers to quizzes (polls with a correct answer), and how many were right.
+    pub quiz_answers: i64,
+    pub quiz_correct: i64,
 }
 
 /// One student's attendance across the held lessons of a course.
@@ -146,6 +154,11 @@ pub struct StudentSummary {
     pub stage_seconds: i64,
     pub hands_raised: i64,
     pub chat_messages: i64,
+    /// Answers to the lesson's named polls (anonymous ones keep no users).
+    pub poll_answers: i64,
+    /// Of those, answers to quizzes (polls with a correct answer), and how many were right.
+    pub quiz_answers: i64,
+    pub quiz_correct: i64,
 }
 
 /// A lesson as attendance reports name it.
@@ -241,6 +254,9 @@ pub fn lesson_attendee(
         stage_seconds: covered_seconds(&stage),
         hands_raised: attendee.hands_raised,
         chat_messages: attendee.chat_messages,
+        poll_answers: attendee.poll_answers,
+        quiz_answers: attendee.quiz_answers,
+        quiz_correct: attendee.quiz_correct,
     })
 }
 
@@ -267,6 +283,9 @@ pub fn student_summary(
         stage_seconds: sum(|r| r.stage_seconds),
         hands_raised: sum(|r| r.hands_raised),
         chat_messages: sum(|r| r.chat_messages),
+        poll_answers: sum(|r| r.poll_answers),
+        quiz_answers: sum(|r| r.quiz_answers),
+        quiz_correct: sum(|r| r.quiz_correct),
     }
 }
 
@@ -300,7 +319,7 @@ pub fn lesson_csv(rows: &[LessonAttendee]) -> String {
     let mut out = String::from(
         "user_id,name,email,role,first_joined_at,last_left_at,intervals,present_seconds,\
          minutes_present,came_late,late_minutes,left_early,stage_seconds,hands_raised,\
-         chat_messages\n",
+         chat_messages,poll_answers,quiz_answers,quiz_correct\n",
     );
     for r in rows {
         let cells = [
@@ -319,6 +338,9 @@ pub fn lesson_csv(rows: &[LessonAttendee]) -> String {
             r.stage_seconds.to_string(),
             r.hands_raised.to_string(),
             r.chat_messages.to_string(),
+            r.poll_answers.to_string(),
+            r.quiz_answers.to_string(),
+            r.quiz_correct.to_string(),
         ];
         push_row(&mut out, &cells);
     }
@@ -329,7 +351,8 @@ pub fn lesson_csv(rows: &[LessonAttendee]) -> String {
 pub fn course_csv(rows: &[StudentSummary]) -> String {
     let mut out = String::from(
         "user_id,name,email,lessons_held,lessons_attended,present_seconds,minutes_present,\
-         times_late,times_left_early,stage_seconds,hands_raised,chat_messages\n",
+         times_late,times_left_early,stage_seconds,hands_raised,chat_messages,poll_answers,\
+         quiz_answers,quiz_correct\n",
     );
     for r in rows {
         let cells = [
@@ -345,6 +368,9 @@ pub fn course_csv(rows: &[StudentSummary]) -> String {
             r.stage_seconds.to_string(),
             r.hands_raised.to_string(),
             r.chat_messages.to_string(),
+            r.poll_answers.to_string(),
+            r.quiz_answers.to_string(),
+            r.quiz_correct.to_string(),
         ];
         push_row(&mut out, &cells);
     }
@@ -412,6 +438,9 @@ mod tests {
             role: "student".into(),
             hands_raised: 2,
             chat_messages: 3,
+            poll_answers: 2,
+            quiz_answers: 1,
+            quiz_correct: 1,
         }
     }
 

@@ -15,7 +15,7 @@ let page = 1;
 const minutes = (seconds) => `${Math.floor(seconds / 60)} min`;
 const yes = (flag) => (flag ? "yes" : "");
 
-/** A lesson's rows: name, role, stays, minutes, late, early, stage, hands, chat. */
+/** A lesson's rows: name, role, stays, minutes, late, early, stage, hands, chat, polls. */
 const LESSON_COLUMNS = [
   ["Name", (r) => el("span", {}, el("strong", { text: r.name }), el("br"), el("span", { class: "muted", text: r.email }))],
   ["Role", (r) => r.role],
@@ -29,6 +29,8 @@ const LESSON_COLUMNS = [
   ["On stage", (r) => (r.stage_seconds ? minutes(r.stage_seconds) : "")],
   ["Hands", (r) => String(r.hands_raised)],
   ["Chat", (r) => String(r.chat_messages)],
+  ["Polls", (r) => String(r.poll_answers)],
+  ["Quiz", (r) => (r.quiz_answers ? `${r.quiz_correct} of ${r.quiz_answers} right` : "")],
 ];
 
 /** A course's rows: each student summed up across the held lessons. */
@@ -41,6 +43,8 @@ const COURSE_COLUMNS = [
   ["On stage", (r) => minutes(r.stage_seconds)],
   ["Hands", (r) => String(r.hands_raised)],
   ["Chat", (r) => String(r.chat_messages)],
+  ["Polls", (r) => String(r.poll_answers)],
+  ["Quiz", (r) => (r.quiz_answers ? `${r.quiz_correct} of ${r.quiz_answers} right` : "")],
 ];
 
 function base() {

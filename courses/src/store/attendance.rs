@@ -53,8 +53,24 @@ fn attendee_from_row(row: &AnyRow) -> Result<AttendeeRecord, sqlx::Error> {
         role: row.try_get("role")?,
         hands_raised: row.try_get("hands_raised")?,
         chat_messages: row.try_get("chat_messages")?,
+        poll_answers: row.try_get("poll_answers")?,
+        quiz_answers: row.try_get("quiz_answers")?,
+        quiz_correct: row.try_get("quiz_correct")?,
     })
 }
+
+/// The columns of an attendee row (`lesson_attendance a JOIN users u`): who, their counts, and
+/// their answers to the lesson's polls (named polls only: anonymous ones keep no users).
+const ATTENDEE_COLUMNS: &str = "a.lesson_id, a.user_id, u.name, u.email, a.role, \
+     a.hands_raised, a.chat_messages, \
+     (SELECT COUNT(*) FROM lesson_poll_answers pa JOIN lesson_polls p ON p.id = pa.poll_id \
+      WHERE p.lesson_id = a.lesson_id AND pa.user_id = a.user_id) AS poll_answers, \
+     (SELECT COUNT(*) FROM lesson_poll_answers pa JOIN lesson_polls p ON p.id = pa.poll_id \
+      WHERE p.lesson_id = a.lesson_id AND pa.user_id = a.user_id AND pa.correct IS NOT NULL) \
+      AS quiz_answers, \
+     (SELECT COUNT(*) FROM lesson_poll_answers pa JOIN lesson_polls p ON p.id = pa.poll_id \
+      WHERE p.lesson_id = a.lesson_id AND pa.user_id = a.user_id AND pa.correct = 1) \
+      AS quiz_correct";
 
 /// An enrolled student, as the course summary lists them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,17 +275,17 @@ impl Store {
         page: Option<Page>,
     ) -> StoreResult<Paged<AttendeeRecord>> {
         let (limit, offset) = page.map_or((MAX_REPORT_ROWS, 0), |p| (p.limit(), p.offset()));
-        let rows = sqlx::query(
-            "SELECT a.lesson_id, a.user_id, u.name, u.email, a.role, a.hands_raised, \
-               a.chat_messages \
+        let sql = format!(
+            "SELECT {ATTENDEE_COLUMNS} \
              FROM lesson_attendance a JOIN users u ON u.id = a.user_id \
-             WHERE a.lesson_id = $1 ORDER BY u.name, a.user_id LIMIT $2 OFFSET $3",
-        )
-        .bind(lesson.0)
-        .bind(limit)
-        .bind(offset)
-        .fetch_all(self.db.pool())
-        .await?;
+             WHERE a.lesson_id = $1 ORDER BY u.name, a.user_id LIMIT $2 OFFSET $3"
+        );
+        let rows = sqlx::query(fixed(&sql))
+            .bind(lesson.0)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(self.db.pool())
+            .await?;
         let total = sqlx::query("SELECT COUNT(*) FROM lesson_attendance WHERE lesson_id = $1")
             .bind(lesson.0)
             .fetch_one(self.db.pool())
@@ -371,8 +387,7 @@ impl Store {
         .await?;
         let held = "SELECT id FROM lessons WHERE course_id = $1 AND state IN ('live', 'ended')";
         let sql = format!(
-            "SELECT a.lesson_id, a.user_id, u.name, u.email, a.role, a.hands_raised, \
-               a.chat_messages \
+            "SELECT {ATTENDEE_COLUMNS} \
              FROM lesson_attendance a JOIN users u ON u.id = a.user_id \
              WHERE a.lesson_id IN ({held}) AND a.user_id IN ({students_page}) LIMIT $5"
         );

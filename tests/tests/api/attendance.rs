@@ -4,12 +4,14 @@
 
 use std::time::Duration;
 
-use classroom_protocol::signal::{ClientMessage, ServerMessage};
+use classroom_protocol::signal::{
+    ClientMessage, PollAnswer, PollKind, PollQuestion, QuickPoll, ServerMessage,
+};
 use classroom_tests::Client;
 use classroom_tests::both_backends;
 use classroom_tests::school::join_token;
 use classroom_tests::ws::Ws;
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::*;
 
@@ -99,6 +101,35 @@ both_backends!(
         })
         .await;
         sam.ok(ClientMessage::LeaveStage).await;
+        // A quiz Sam gets right, then a quick poll he answers (closed by the lesson's end).
+        let quiz = PollQuestion {
+            kind: PollKind::TrueFalse,
+            question: "Is 1/2 more than 1/3?".into(),
+            options: Vec::new(),
+            correct: Some(PollAnswer::Choices(vec![0])),
+            anonymous: false,
+            timer_secs: None,
+            changeable: false,
+        };
+        for ask in [
+            ClientMessage::AskPoll { poll: quiz },
+            ClientMessage::AskQuickPoll {
+                preset: QuickPoll::Abcd,
+            },
+        ] {
+            tess.ok(ask).await;
+            let asked = sam
+                .recv_where(|m| matches!(m, ServerMessage::Poll { poll } if !poll.closed))
+                .await;
+            let ServerMessage::Poll { poll } = asked else {
+                unreachable!()
+            };
+            sam.ok(ClientMessage::AnswerPoll {
+                poll: poll.id,
+                answer: PollAnswer::Choices(vec![0]),
+            })
+            .await;
+        }
 
         // The network drops, and Sam is back well within the grace time: one interval.
         sam.drop_connection();
@@ -134,12 +165,17 @@ both_backends!(
                 && row_of(body, school.student_id).is_some_and(|row| {
                     row["intervals"][1]["left_reason"] == "lesson_ended"
                         && !row["last_left_at"].is_null()
+                        && row["poll_answers"] == 2
                 })
         })
         .await;
         let row = row_of(&body, school.student_id).expect("Sam's row");
         // The teacher ended the lesson with Sam in it: he did not leave early after all.
         assert_eq!(row["left_early"], false);
+        assert_eq!(
+            (&row["quiz_answers"], &row["quiz_correct"]),
+            (&json!(1), &json!(1))
+        );
         let teacher = row_of(&body, school.teacher_id).expect("Tess's row");
         assert_eq!(teacher["role"], "teacher");
         assert_eq!(teacher["intervals"][0]["left_reason"], "lesson_ended");
@@ -168,6 +204,9 @@ both_backends!(
             "stage_seconds",
             "hands_raised",
             "chat_messages",
+            "poll_answers",
+            "quiz_answers",
+            "quiz_correct",
             "first_joined_at",
             "last_left_at",
         ];
@@ -184,6 +223,7 @@ both_backends!(
         assert_eq!(sums["present_seconds"], row["present_seconds"]);
         assert_eq!(sums["hands_raised"], 1);
         assert_eq!(sums["chat_messages"], 1);
+        assert_eq!(sums["quiz_correct"], 1);
         assert_eq!(sums["times_left_early"], 0);
         let course_csv = school.teacher.get(&format!("{course}.csv")).await;
         agrees(
@@ -199,6 +239,9 @@ both_backends!(
                 "stage_seconds",
                 "hands_raised",
                 "chat_messages",
+                "poll_answers",
+                "quiz_answers",
+                "quiz_correct",
             ],
         );
         // Paging: one student per page, the second page empty.
