@@ -52,6 +52,9 @@ pub struct DocumentConfig {
     pub max_unpacked_bytes: u64,
     /// Time a document's whole preparation may take (conversion, rendering, text).
     pub time_limit_secs: u64,
+    /// Address space each converter (LibreOffice, poppler's tools) may use, in MiB; 0: no
+    /// limit. A document that makes a converter grow past it fails with the reason.
+    pub max_memory_mb: u64,
     /// Width of the page images shown as slides, and of the thumbnails, in pixels.
     pub page_width: u32,
     pub thumb_width: u32,
@@ -69,6 +72,7 @@ impl Default for DocumentConfig {
             max_pages: 500,
             max_unpacked_bytes: 300 << 20,
             time_limit_secs: 180,
+            max_memory_mb: 2048,
             page_width: 1600,
             thumb_width: 320,
         }
@@ -151,6 +155,10 @@ struct Job<'a> {
 
 impl Job<'_> {
     fn run(&self, command: Command, name: &str) -> Result<run::Finished, DocumentError> {
+        let command = match self.config.max_memory_mb {
+            0 => command,
+            mb => run::with_memory_limit(&command, mb << 20),
+        };
         run(command, name, &self.work, self.deadline).map_err(|e| match e {
             RunError::TimedOut { .. } => DocumentError::TimedOut {
                 secs: self.config.time_limit_secs,

@@ -37,6 +37,30 @@ pub struct Finished {
     pub stderr: String,
 }
 
+/// `command` under an address-space limit of `bytes` (`ulimit -v` in a shell that then
+/// becomes the program), so that a document that makes a converter grow without end fails
+/// with an allocation error instead of taking the machine's memory from the lessons.
+pub fn with_memory_limit(command: &Command, bytes: u64) -> Command {
+    let mut limited = Command::new("sh");
+    limited
+        .arg("-c")
+        // $0 is the limit in KiB, "$@" the program and its arguments, passed as they are.
+        .arg(r#"ulimit -v "$0" && exec "$@""#)
+        .arg((bytes / 1024).max(1).to_string())
+        .arg(command.get_program())
+        .args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => limited.env(key, value),
+            None => limited.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        limited.current_dir(dir);
+    }
+    limited
+}
+
 /// Runs `command` until it exits or `deadline` passes (then its process group is killed).
 /// `logs` is a folder for its output, read back when it exits.
 pub fn run(
@@ -132,6 +156,49 @@ mod tests {
                 Ok(_) => std::thread::sleep(Duration::from_millis(20)),
             }
         }
+    }
+
+    #[test]
+    fn a_converter_that_grows_past_its_memory_limit_fails_and_one_within_it_runs() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let deadline = || Instant::now() + Duration::from_secs(20);
+        // 256 MiB in one allocation: refused under a 64 MiB limit, fine under 1 GiB.
+        let mut grow = Command::new("python3");
+        grow.arg("-c")
+            .arg("b = bytearray(256 << 20); print('grew', len(b))")
+            .env("CLASSROOM_TEST", "kept");
+        let refused = run(
+            with_memory_limit(&grow, 64 << 20),
+            "grow",
+            dir.path(),
+            deadline(),
+        )
+        .expect("it runs");
+        assert!(!refused.status.success(), "{refused:?}");
+        assert!(refused.stderr.contains("MemoryError"), "{refused:?}");
+        let fine = run(
+            with_memory_limit(&grow, 1 << 30),
+            "fine",
+            dir.path(),
+            deadline(),
+        )
+        .expect("it runs");
+        assert!(fine.status.success(), "{fine:?}");
+        assert_eq!(fine.stdout.trim(), format!("grew {}", 256 << 20));
+        // Arguments with spaces and the environment pass through unchanged.
+        let mut echo = Command::new("sh");
+        echo.arg("-c")
+            .arg(r#"printf '%s|' "$0" "$CLASSROOM_TEST""#)
+            .arg("two words")
+            .env("CLASSROOM_TEST", "kept");
+        let echoed = run(
+            with_memory_limit(&echo, 1 << 30),
+            "echo",
+            dir.path(),
+            deadline(),
+        )
+        .expect("it runs");
+        assert_eq!(echoed.stdout, "two words|kept|");
     }
 
     #[test]
