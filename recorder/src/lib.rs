@@ -21,6 +21,7 @@
 //!     index.m3u8, seg-00000.ts, ...       HLS (H.264 + AAC), VOD playlist
 //!     replay.mp4                          the download
 //!     chapters.json, chat.json, chat.vtt  chapters and the chat as a timed track
+//!     moments.json                        polls, shown results, slide turns at their time
 //! documents/<document id>/
 //!     source.<pdf|pptx|odp|docx>          the upload
 //!     pages/                              document.pdf, page-<n>.png, thumb-<n>.png, text.json

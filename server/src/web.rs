@@ -224,6 +224,16 @@ const FILES: &[(&str, &str, &str)] = &[
         "text/css; charset=utf-8",
         include_str!("../../web-client/css/polls.css"),
     ),
+    (
+        "js/replay-format.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/replay-format.js"),
+    ),
+    (
+        "js/replay-moments.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/replay-moments.js"),
+    ),
 ];
 
 /// The Content-Security-Policy of every response. The web client is plain modules and one

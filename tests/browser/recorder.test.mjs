@@ -2,7 +2,8 @@
 // teacher goes live with the fake camera (everyone sees the recording indicator), talks for a
 // few seconds and ends the lesson; the replay is made by ffmpeg; a student opens the replay
 // page, which plays the HLS natively in <video> (currentTime advances, frames are rendered)
-// and shows the chapters, the chat as the replay reaches each message, and the MP4 download.
+// and shows the chapters, the chat and a poll's shown results as the replay reaches them, and
+// the MP4 download; the course page lists the replay with its date, length and size.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -39,7 +40,15 @@ test("a recorded lesson plays back on the replay page", async () => {
   await new Promise((r) => setTimeout(r, 2500));
   await live.getByRole("textbox", { name: "Message" }).fill("Look at slide two");
   await live.getByRole("textbox", { name: "Message" }).press("Enter");
-  await new Promise((r) => setTimeout(r, 2500));
+  // A poll, closed and its results shown to the class: the replay shows them at their time.
+  await live.getByRole("tab", { name: "Stream" }).click();
+  await live.getByLabel("Question").fill("Which organelle?");
+  await live.getByLabel("Kind").selectOption("single_choice");
+  await live.getByLabel("Options, one a line").fill("Nucleus\nRibosome");
+  await live.getByRole("button", { name: "Ask the class" }).click();
+  await live.getByRole("button", { name: "Close the poll" }).click();
+  await live.getByRole("button", { name: "Show results to the class" }).click();
+  await new Promise((r) => setTimeout(r, 1500));
   await live.getByRole("button", { name: "End lesson" }).click();
   await live.getByText("The lesson has ended.").first().waitFor();
 
@@ -51,6 +60,11 @@ test("a recorded lesson plays back on the replay page", async () => {
   assert.ok(replay.duration_ms > 3000, `a replay of ${replay.duration_ms} ms`);
 
   const page = await pageAs(browser, server.base, sam);
+  // The course page lists it with when it was recorded, how long it is and its size.
+  await page.goto(`${server.base}/course.html?id=${school.course.id}`);
+  const facts = await page.locator(`#replays [data-replay="${replay.id}"] .replay-facts`).textContent({ timeout: 20_000 });
+  assert.match(facts, /^recorded .*\d.* · \d{2}:\d{2} · [\d.]+ (KB|MB)$/, `the replay's facts: ${facts}`);
+
   await page.goto(`${server.base}/replay.html?lesson=${lesson.id}`);
   const video = page.locator("#player");
   await video.waitFor();
@@ -72,6 +86,11 @@ test("a recorded lesson plays back on the replay page", async () => {
     return text.includes("Look at slide two") ? document.getElementById("player").currentTime : null;
   }), 30_000);
   assert.ok(shownAt >= 2.0, `the message showed at ${shownAt} s, before it was sent`);
+  // The poll and its results, once the replay reaches them (after the message).
+  const polls = page.locator("#replay-polls");
+  await polls.getByText("Which organelle?").waitFor({ timeout: 30_000 });
+  await polls.getByText(/Results shown at/).waitFor({ timeout: 30_000 });
+  assert.match(await polls.textContent(), /0 answered.*Nucleus.*0 \(0%\)/);
   const download = await page.getByRole("link", { name: "Download (MP4)" }).getAttribute("href");
   assert.match(download, /\/api\/v1\/replays\/\d+\/files\/[^/]+\/replay\.mp4$/);
   await page.screenshot({ path: join(ARTIFACTS, "replay-page.png") });

@@ -6,6 +6,7 @@ import { api } from "./api.js";
 import { initMaterials } from "./materials.js";
 import { initAttendance } from "./own-attendance.js";
 import { $, banner, el, localInput, report, requireSession, when } from "./page.js";
+import { replayFacts } from "./replay-format.js";
 
 const courseId = new URLSearchParams(location.search).get("id");
 let teaching = false;
@@ -100,8 +101,10 @@ async function load() {
   fill("upcoming", group(["scheduled"]), "No lessons scheduled.");
   fill("ended", group(["ended", "cancelled"]).reverse(), "None yet.");
   $("replays").replaceChildren(...(replays.items.length
-    ? replays.items.map((r) => el("li", {},
-      el("a", { href: `/replay.html?lesson=${r.lesson_id}&replay=${r.id}`, text: r.title }),
+    ? replays.items.map((r) => el("li", { "data-replay": r.id },
+      el("span", { class: "grow" },
+        el("a", { href: `/replay.html?lesson=${r.lesson_id}&replay=${r.id}`, text: r.title }), el("br"),
+        el("span", { class: "muted replay-facts", text: replayFacts(r) })),
       el("span", { class: "pill", text: r.state === "ready" ? "ready" : r.state })))
     : [empty("No replays yet.")]));
   await initMaterials(courseId, course.membership !== "student");

@@ -1,10 +1,13 @@
 // The replay of a lesson: /replay.html?lesson=ID[&replay=ID]. A ready replay plays its HLS
 // playlist in a <video> (Chromium plays HLS natively), lists its chapters (click to jump),
-// shows the chat as it was at the current time, and offers the MP4 download. The file links
+// shows the chat and the polls as they were at the current time (slides turned are chapters
+// too), and offers the MP4 download. The file links
 // carry a token of their own and expire after a few hours: reloading the page renews them.
 
 import { api } from "./api.js";
-import { $, el, report, requireSession, when } from "./page.js";
+import { $, el, report, requireSession } from "./page.js";
+import { clock, replayFacts } from "./replay-format.js";
+import { followPolls, loadMoments, slideChapters } from "./replay-moments.js";
 
 const params = new URLSearchParams(location.search);
 const lessonId = params.get("lesson");
@@ -14,19 +17,19 @@ function statusOf(replay) {
   if (replay.state === "processing") return "This replay is still being prepared. Come back in a few minutes.";
   if (replay.state === "failed") return "This replay could not be prepared.";
   if (!replay.url) return "No replay yet: the recording is not available to play.";
-  const length = replay.duration_ms ? ` · ${clock(replay.duration_ms)}` : "";
-  return `${replay.title}${length} · recorded ${when(replay.created_at)}`;
+  return `${replay.title} · ${replayFacts(replay)}`;
 }
 
-/** mm:ss (or h:mm:ss) of a time in milliseconds. */
-function clock(ms) {
-  const s = Math.floor(ms / 1000);
-  const mmss = `${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
-  return s >= 3600 ? `${Math.floor(s / 3600)}:${mmss}` : mmss;
+/** The titles of the course's documents by id, for the slide chapters (none if unreadable). */
+async function documentTitles(courseId) {
+  const list = await api(`/api/v1/courses/${encodeURIComponent(courseId)}/documents`).catch(() => ({ items: [] }));
+  return new Map((list.items || []).map((d) => [d.id, d.title]));
 }
 
-function showChapters(replay, player) {
-  const chapters = replay?.state === "ready" ? replay.chapters || [] : [];
+function showChapters(replay, player, extra = []) {
+  const chapters = replay?.state === "ready"
+    ? [...(replay.chapters || []), ...extra].sort((a, b) => a.at_ms - b.at_ms)
+    : [];
   $("chapters").replaceChildren(...(chapters.length
     ? chapters.map((c) => el("li", {},
       el("button", {
@@ -75,10 +78,13 @@ async function load() {
     const lines = chosen.chat_url ? await fetch(chosen.chat_url).then((r) => (r.ok ? r.json() : [])).catch(() => []) : [];
     followChat(lines, player);
   }
-  showChapters(chosen, player);
+  const moments = playable ? await loadMoments(chosen.moments_url) : [];
+  const slides = moments.some((m) => m.type === "slide") ? slideChapters(moments, await documentTitles(lesson.course_id)) : [];
+  followPolls(moments, player, $("replay-polls"));
+  showChapters(chosen, player, slides);
   $("replays").replaceChildren(...(replays.length
     ? replays.map((r) => el("li", {},
-      el("a", { href: `?lesson=${lessonId}&replay=${r.id}`, text: `${r.title} (${when(r.created_at)})`, "aria-current": r === chosen ? "true" : "false" }),
+      el("a", { href: `?lesson=${lessonId}&replay=${r.id}`, text: `${r.title} (${replayFacts(r)})`, "aria-current": r === chosen ? "true" : "false" }),
       el("span", { class: "pill", text: r.state })))
     : [el("li", { class: "muted", text: "None." })]));
 }

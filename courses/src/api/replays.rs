@@ -47,6 +47,11 @@ pub struct ReplayView {
     pub chat_url: Option<String>,
     /// The chat as a WebVTT text track.
     pub captions_url: Option<String>,
+    /// What the side panel shows at its time besides the chat, as JSON, in order:
+    /// `[{at_ms, type, ...}]` with `type` one of `poll` (`poll`: asked, or closed),
+    /// `poll_results` (`results`, as shown to the class), `slide` (`document`, `page`,
+    /// `pages`) and `slide_closed`. Replays made before it existed have none (404).
+    pub moments_url: Option<String>,
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
@@ -62,6 +67,7 @@ fn view(state: &ApiState, user: &User, replay: Replay) -> ReplayView {
             download_url: None,
             chat_url: None,
             captions_url: None,
+            moments_url: None,
         };
     }
     let token = state
@@ -73,6 +79,7 @@ fn view(state: &ApiState, user: &User, replay: Replay) -> ReplayView {
         download_url: Some(format!("{base}/replay.mp4")),
         chat_url: Some(format!("{base}/chat.json")),
         captions_url: Some(format!("{base}/chat.vtt")),
+        moments_url: Some(format!("{base}/moments.json")),
         replay,
     }
 }
@@ -158,7 +165,7 @@ pub(super) async fn get_replay(
     params(
         ("id" = i64, Path, description = "Replay id"),
         ("token" = String, Path, description = "The file token of a replay link"),
-        ("file" = String, Path, description = "index.m3u8, seg-NNNNN.ts, replay.mp4, chat.json or chat.vtt"),
+        ("file" = String, Path, description = "index.m3u8, seg-NNNNN.ts, replay.mp4, chat.json, chat.vtt or moments.json"),
     ),
     responses(
         (status = 200, description = "The file"),

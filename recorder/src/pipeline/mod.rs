@@ -11,10 +11,12 @@
 //!    camera, switching as it did live) over a black canvas, mixes every voice, and encodes
 //!    H.264 + AAC into `replay.mp4` with a keyframe every segment; a second run cuts it into
 //!    HLS (`index.m3u8`, `seg-NNNNN.ts`) without encoding again.
-//! 5. Chapters and the chat (`chapters.json`, `chat.json`, `chat.vtt`) go beside them.
+//! 5. Chapters and the chat (`chapters.json`, `chat.json`, `chat.vtt`) go beside them, and
+//!    the polls, their shown results and the slides turned (`moments.json`).
 
 pub mod depacketize;
 pub mod mkv;
+pub mod moments;
 pub mod timeline;
 
 use std::fs::{self, File};
@@ -38,6 +40,8 @@ pub const MP4: &str = "replay.mp4";
 pub const CHAPTERS: &str = "chapters.json";
 pub const CHAT_JSON: &str = "chat.json";
 pub const CHAT_VTT: &str = "chat.vtt";
+/// Polls, their shown results and slide turns at their replay time ([`moments`]).
+pub const MOMENTS: &str = "moments.json";
 const WORK: &str = "work";
 const FPS: u32 = 30;
 
@@ -184,6 +188,10 @@ pub fn process(
         serde_json::to_vec(&chat).unwrap_or_default(),
     )?;
     fs::write(out.join(CHAT_VTT), timeline::webvtt(&chat))?;
+    fs::write(
+        out.join(MOMENTS),
+        serde_json::to_vec(&moments::moments(&events, &cuts)).unwrap_or_default(),
+    )?;
     fs::remove_dir_all(&work)?;
     let size_bytes = folder_size(out)?;
     Ok(ReplayOutput {

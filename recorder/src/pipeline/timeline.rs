@@ -9,7 +9,7 @@
 //!   source switch, a restarted sender) starts a new run. Every track is anchored to the same
 //!   arrival clock, so audio and video stay in sync, across pauses and source switches.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use classroom_protocol::signal::{ParticipantId, ServerMessage};
 use classroom_protocol::{ParticipantRole, TrackSource};
@@ -224,12 +224,20 @@ impl Placer {
 }
 
 /// Who was in the recorded room, from its events: who publishes what, who is who.
+///
+/// A track's source is looked up by time, not by the last word: a track's media can start
+/// before the offer that labels its m-line is answered (the label is written after the
+/// track), and a later offer drops the labels of the m-lines it no longer sends on (a screen
+/// share that stopped). So a track takes the label of its m-line in force when it started,
+/// or else the first one given after it started.
 #[derive(Debug, Default)]
 pub struct Roster {
-    /// track → (peer, mid)
-    pub tracks: HashMap<u64, (u64, String)>,
-    /// peer → (participant, sources by mid)
-    pub publishers: HashMap<u64, (ParticipantId, BTreeMap<String, TrackSource>)>,
+    /// track → (peer, mid, recording time it started)
+    pub tracks: HashMap<u64, (u64, String, u64)>,
+    /// peer → participant
+    pub peers: HashMap<u64, ParticipantId>,
+    /// (peer, mid) → its labels, in the order of the events file
+    labels: HashMap<(u64, String), Vec<(u64, TrackSource)>>,
     pub roles: HashMap<ParticipantId, (ParticipantRole, String)>,
 }
 
@@ -241,16 +249,25 @@ impl Roster {
                 Event::TrackStarted {
                     track, peer, mid, ..
                 } => {
-                    roster.tracks.insert(*track, (*peer, mid.clone()));
+                    // A track seen again (after a resume) started the first time.
+                    roster
+                        .tracks
+                        .entry(*track)
+                        .or_insert_with(|| (*peer, mid.clone(), e.t_ms));
                 }
                 Event::Publisher {
                     peer,
                     participant,
                     sources,
                 } => {
-                    roster
-                        .publishers
-                        .insert(*peer, (*participant, sources.clone()));
+                    roster.peers.insert(*peer, *participant);
+                    for (mid, source) in sources {
+                        let labels = roster.labels.entry((*peer, mid.clone())).or_default();
+                        // Every offer repeats the labels of the m-lines it keeps.
+                        if labels.last().is_none_or(|(_, last)| last != source) {
+                            labels.push((e.t_ms, *source));
+                        }
+                    }
                 }
                 Event::Participants { participants } => {
                     for p in participants {
@@ -276,21 +293,29 @@ impl Roster {
     /// signaling never described (an in-process publisher such as the RTMP encoder) counts as
     /// the teacher's encoder.
     pub fn describe(&self, track: u64) -> (TrackSource, Option<ParticipantRole>, String) {
-        let Some((peer, mid)) = self.tracks.get(&track) else {
-            return (
+        let encoder = || {
+            (
                 TrackSource::Encoder,
                 Some(ParticipantRole::Teacher),
                 "encoder".into(),
-            );
+            )
         };
-        let Some((participant, sources)) = self.publishers.get(peer) else {
-            return (
-                TrackSource::Encoder,
-                Some(ParticipantRole::Teacher),
-                "encoder".into(),
-            );
+        let Some((peer, mid, started)) = self.tracks.get(&track) else {
+            return encoder();
         };
-        let source = sources.get(mid).copied().unwrap_or(TrackSource::Camera);
+        let Some(participant) = self.peers.get(peer) else {
+            return encoder();
+        };
+        let labels = self
+            .labels
+            .get(&(*peer, mid.clone()))
+            .map_or(&[][..], Vec::as_slice);
+        let source = labels
+            .iter()
+            .rev()
+            .find(|(t, _)| t <= started)
+            .or_else(|| labels.first())
+            .map_or(TrackSource::Camera, |(_, source)| *source);
         let (role, name) = self
             .roles
             .get(participant)
@@ -559,6 +584,118 @@ mod tests {
         assert_eq!(
             summary,
             vec![(1, 0.0, 30.0), (3, 30.0, 60.0), (1, 60.0, 100.0)]
+        );
+    }
+
+    #[test]
+    fn a_screen_share_labelled_after_its_media_started_is_a_chapter() {
+        use classroom_protocol::UserId;
+        use classroom_protocol::signal::ParticipantInfo;
+
+        let teacher = ParticipantInfo {
+            id: ParticipantId(1),
+            user_id: UserId(1),
+            name: "Tess".into(),
+            role: ParticipantRole::Teacher,
+            on_stage: true,
+            hand_raised: false,
+            muted: false,
+            reconnecting: false,
+        };
+        let labels = |pairs: &[(&str, TrackSource)]| Event::Publisher {
+            peer: 10,
+            participant: ParticipantId(1),
+            sources: pairs.iter().map(|(m, s)| (m.to_string(), *s)).collect(),
+        };
+        let started = |track, mid: &str| Event::TrackStarted {
+            track,
+            peer: 10,
+            mid: mid.into(),
+            video: true,
+        };
+        let camera = ("0", TrackSource::Camera);
+        let screen = ("2", TrackSource::Screen);
+        let events = [
+            at(
+                0,
+                Event::Participants {
+                    participants: vec![teacher],
+                },
+            ),
+            at(0, labels(&[camera])),
+            at(0, started(1, "0")),
+            // The screen's media arrives before the answer to the offer that labels it...
+            at(1500, started(2, "2")),
+            at(1600, labels(&[camera, screen])),
+            at(3000, Event::TrackEnded { track: 2 }),
+            // ...and the offer that stops it drops the label again.
+            at(3100, labels(&[camera])),
+            at(5000, Event::Stopped { recovered: false }),
+        ];
+        let cuts = Cuts::from_events(&events);
+        let roster = Roster::from_events(&events);
+        assert_eq!(roster.describe(1).0, TrackSource::Camera);
+        assert_eq!(
+            roster.describe(2),
+            (
+                TrackSource::Screen,
+                Some(ParticipantRole::Teacher),
+                "Tess".into()
+            )
+        );
+        // An unlabelled peer is the encoder; an unlabelled m-line of a known peer a camera.
+        assert_eq!(roster.describe(99).0, TrackSource::Encoder);
+        let spans: Vec<VideoSpan> = [(1, 0.0, 5000.0), (2, 1500.0, 3000.0)]
+            .into_iter()
+            .map(|(track, from_ms, to_ms)| {
+                let (source, role, name) = roster.describe(track);
+                VideoSpan {
+                    track,
+                    source,
+                    role,
+                    name,
+                    from_ms,
+                    to_ms,
+                }
+            })
+            .collect();
+        let titles: Vec<(u64, String)> = chapters(&events, &spans, &cuts)
+            .into_iter()
+            .map(|c| (c.at_ms, c.title))
+            .collect();
+        assert_eq!(
+            titles,
+            vec![
+                (0, "Lesson".to_string()),
+                (1500, "Screen share by Tess".to_string()),
+                (3000, "Screen share ended".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_track_keeps_the_label_in_force_when_it_started() {
+        let labels = |source| Event::Publisher {
+            peer: 7,
+            participant: ParticipantId(3),
+            sources: [("1".to_string(), source)].into(),
+        };
+        let events = [
+            at(0, labels(TrackSource::Screen)),
+            at(
+                100,
+                Event::TrackStarted {
+                    track: 4,
+                    peer: 7,
+                    mid: "1".into(),
+                    video: true,
+                },
+            ),
+            at(900, labels(TrackSource::Camera)),
+        ];
+        assert_eq!(
+            Roster::from_events(&events).describe(4).0,
+            TrackSource::Screen
         );
     }
 

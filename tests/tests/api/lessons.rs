@@ -322,6 +322,24 @@ both_backends!(replay_library_is_for_members, |server| async move {
         ),
         (Some(lesson), Some("ready"), Some(2_700_000))
     );
+    // The course page lists each replay with its date, length and size.
+    assert_eq!(item["size_bytes"].as_i64(), Some(123_456));
+    assert!(
+        item["created_at"]
+            .as_str()
+            .is_some_and(|at| time::OffsetDateTime::parse(
+                at,
+                &time::format_description::well_known::Rfc3339
+            )
+            .is_ok()),
+        "{item}"
+    );
+    let moments = item["moments_url"].as_str().unwrap_or_default();
+    assert!(
+        moments.starts_with(&format!("/api/v1/replays/{}/files/", replay.id))
+            && moments.ends_with("/moments.json"),
+        "{item}"
+    );
     let by_lesson = school
         .teacher
         .get(&format!("/api/v1/lessons/{lesson}/replays"))

@@ -1,0 +1,33 @@
+// How replays read in lists: when the lesson was recorded, how long the replay is and what
+// it takes on disk (course page, replay page).
+
+import { when } from "./page.js";
+
+/** mm:ss (or h:mm:ss) of a time in milliseconds. */
+export function clock(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const mmss = `${String(Math.floor(s / 60) % 60).padStart(2, "0")}:${String(s % 60).padStart(2, "0")}`;
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${mmss}` : mmss;
+}
+
+/** A size in bytes as people read it: 840 KB, 12.5 MB, 1.2 GB. */
+export function bytes(n) {
+  if (!Number.isFinite(n) || n < 0) return "";
+  const units = ["B", "KB", "MB", "GB", "TB"];
+  let value = n;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit += 1;
+  }
+  const digits = unit === 0 || value >= 100 ? 0 : 1;
+  return `${value.toFixed(digits)} ${units[unit]}`;
+}
+
+/** "recorded 7 Dec 2026, 09:00 · 45:12 · 310.4 MB": what is known of a replay. */
+export function replayFacts(replay) {
+  const facts = [`recorded ${when(replay.created_at)}`];
+  if (replay.duration_ms != null) facts.push(clock(replay.duration_ms));
+  if (replay.size_bytes != null) facts.push(bytes(replay.size_bytes));
+  return facts.join(" · ");
+}
