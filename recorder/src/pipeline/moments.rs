@@ -117,6 +117,7 @@ mod tests {
                 page,
                 pages: 9,
                 by: ParticipantId(1),
+                browse: false,
             }),
         }
     }
