@@ -16,6 +16,7 @@ use axum::response::{IntoResponse, Response};
 use classroom_courses::Store;
 use classroom_courses::api::error::ApiError;
 use classroom_courses::auth::{TokenError, TokenIssuer};
+use classroom_courses::model::DocumentState;
 use classroom_courses::model::LessonEvent;
 use classroom_media::driver::{CommandError, MediaHandle};
 use classroom_media::{
@@ -26,8 +27,8 @@ use classroom_protocol::signal::{ConnectionQuality, MediaKind};
 use classroom_protocol::{AccessChange, JoinClaims, RoomName};
 use classroom_signaling::media::MediaFuture;
 use classroom_signaling::{
-    AdmitError, InvalidToken, LessonEffect, MediaError, MediaNotice, MediaPort, PeerAccess, PeerId,
-    RoomEvent, Rooms, TokenVerifier,
+    AdmitError, DocumentCheck, InvalidToken, LessonEffect, MediaError, MediaNotice, MediaPort,
+    PeerAccess, PeerId, RoomEvent, Rooms, TokenVerifier,
 };
 use time::OffsetDateTime;
 use tokio::sync::mpsc;
@@ -77,6 +78,30 @@ impl TokenVerifier for JoinTokens {
                     Err(AdmitError::ElsewhereNode)
                 }
                 _ => Ok(()),
+            }
+        })
+    }
+
+    fn document_pages(
+        &self,
+        course: classroom_protocol::CourseId,
+        document: classroom_protocol::DocumentId,
+    ) -> MediaFuture<'_, Result<DocumentCheck, AdmitError>> {
+        Box::pin(async move {
+            match self.store.document(document).await {
+                Ok(doc) => Ok(match (doc.course_id == course, doc.state, doc.pages) {
+                    (true, DocumentState::Ready, Some(pages)) => {
+                        DocumentCheck::Pages(u32::try_from(pages).unwrap_or(u32::MAX))
+                    }
+                    _ => DocumentCheck::Unknown,
+                }),
+                Err(classroom_courses::error::StoreError::NotFound(_)) => {
+                    Ok(DocumentCheck::Unknown)
+                }
+                Err(e) => {
+                    tracing::warn!(%document, error = %e, "cannot check a document against the database");
+                    Err(AdmitError::Unavailable)
+                }
             }
         })
     }

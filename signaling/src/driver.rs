@@ -17,8 +17,8 @@ use classroom_protocol::signal::{
     ClientMessage, ClosedPoll, EncoderState, ParticipantId, ServerMessage,
 };
 use classroom_protocol::{
-    AccessChange, AccessDenied, CloseReason, JoinClaims, LessonId, ParticipantRole, RoomName,
-    TrackSource, UserId,
+    AccessChange, AccessDenied, CloseReason, CourseId, DocumentId, JoinClaims, LessonId,
+    ParticipantRole, RoomName, TrackSource, UserId,
 };
 use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
@@ -80,6 +80,29 @@ pub trait TokenVerifier: Send + Sync + 'static {
     /// ended nor cancelled) and removals. A token issued before any of them changed is
     /// refused here.
     fn admit<'a>(&'a self, claims: &'a JoinClaims) -> MediaFuture<'a, Result<(), AdmitError>>;
+
+    /// What the database says of a document a moderator of `course` opens: its page count
+    /// when it is one of the course's documents and ready, so that the room shows the pages
+    /// the document has whatever the client claims. Without a database: unchecked.
+    fn document_pages(
+        &self,
+        _course: CourseId,
+        _document: DocumentId,
+    ) -> MediaFuture<'_, Result<DocumentCheck, AdmitError>> {
+        Box::pin(async { Ok(DocumentCheck::Unchecked) })
+    }
+}
+
+/// The answer of [`TokenVerifier::document_pages`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DocumentCheck {
+    /// A ready document of the course, with this many pages.
+    Pages(u32),
+    /// Not a ready document of the course (another course's, still being prepared, failed, or
+    /// none): nothing is shown.
+    Unknown,
+    /// Nobody could say (a server without documents): the client's count stands.
+    Unchecked,
 }
 
 /// Why [`TokenVerifier::admit`] refused.

@@ -22,7 +22,7 @@ pub mod room;
 pub mod session;
 pub mod stats;
 
-pub use driver::{AdmitError, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
+pub use driver::{AdmitError, DocumentCheck, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, PeerIds};
 pub use room::{
     AttendanceEvent, EncoderError, EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect,

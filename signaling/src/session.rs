@@ -15,7 +15,9 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use crate::driver::{AdmitError, Outbound, RoomCommand, Rooms, TokenVerifier, encode};
+use crate::driver::{
+    AdmitError, DocumentCheck, Outbound, RoomCommand, Rooms, TokenVerifier, encode,
+};
 use crate::limits::{MessageGate, Verdict};
 
 /// Close codes (4000-4999 are the application's: `CloseReason`, `AccessDenied`).
@@ -326,6 +328,7 @@ pub async fn serve<Tx, Rx, E>(
     {
         let _ = room.commands.send(RoomCommand::Revoke { user, why }).await;
     }
+    let course = recheck.course;
     drop(recheck); // not kept for the whole session
     // 2. Relay until either side ends.
     let mut gate = MessageGate::new(
@@ -388,7 +391,25 @@ pub async fn serve<Tx, Rx, E>(
                 };
                 counted.stats().message();
                 match parse_client_text(&text, config.max_message_bytes) {
-                    Ok(envelope) => {
+                    Ok(mut envelope) => {
+                        // A document opened to the class is checked against the database: one
+                        // of this course's, ready, with the pages it really has.
+                        if let ClientMessage::OpenDocument { document, pages, .. } = &mut envelope.message {
+                            let refusal = match verifier.document_pages(course, *document).await {
+                                Ok(DocumentCheck::Pages(real)) => {
+                                    *pages = real;
+                                    None
+                                }
+                                Ok(DocumentCheck::Unchecked) => None,
+                                Ok(DocumentCheck::Unknown) => Some((ErrorCode::InvalidMessage, "no document of this course with this id is ready to show")),
+                                Err(_) => Some((ErrorCode::Unavailable, "the server cannot check the document right now; try again in a moment")),
+                            };
+                            if let Some((code, why)) = refusal {
+                                counted.stats().message_refused();
+                                let _ = sink.send(Message::Text(error_text(refuse(envelope.id, code, why)))).await;
+                                continue;
+                            }
+                        }
                         let command = RoomCommand::Message { participant, connection, id: envelope.id, message: envelope.message };
                         if room.commands.send(command).await.is_err() {
                             break;

@@ -127,3 +127,54 @@ async fn every_student_follows_the_teachers_pages() {
     }
     server.stop().await;
 }
+
+/// The room shows a document with the pages it has, whatever the client claims, and only one
+/// of the lesson's course that is ready.
+#[tokio::test]
+async fn a_document_is_shown_with_its_real_pages_and_only_from_the_course() {
+    let Some(server) = TestServer::start(classroom_tests::Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    let school = School::new(&server).await;
+    let course = school.course_id;
+    let document = id(&upload(&school.teacher, course, "three.pdf", PDF, pdf_of(3)).await);
+    settled(&school.teacher, document, Duration::from_secs(60)).await;
+    let lesson = school.lesson("Claims").await;
+    let (mut teacher, _) = Ws::join(&server.base, &join_token(&school.teacher, lesson).await).await;
+
+    // A client claiming 500 pages gets the document's 3; page 4 is then no page of it.
+    let open = teacher
+        .send(ClientMessage::OpenDocument {
+            document: DocumentId(document),
+            pages: 500,
+            page: 1,
+        })
+        .await;
+    assert_eq!(teacher.reply(open).await, ServerMessage::Ok { id: open });
+    let shown = teacher
+        .recv_where(|m| matches!(m, ServerMessage::Slide { slide: Some(_) }))
+        .await;
+    let ServerMessage::Slide { slide: Some(slide) } = shown else {
+        unreachable!()
+    };
+    assert_eq!(slide.pages, 3);
+    let turn = teacher.send(ClientMessage::TurnPage { page: 4 }).await;
+    assert!(
+        matches!(teacher.reply(turn).await, ServerMessage::Error { code, .. } if code == classroom_protocol::ErrorCode::InvalidMessage)
+    );
+    // A document that does not exist (or is another course's) is refused before the room.
+    let unknown = teacher
+        .send(ClientMessage::OpenDocument {
+            document: DocumentId(document + 1000),
+            pages: 3,
+            page: 1,
+        })
+        .await;
+    let refused = teacher.reply(unknown).await;
+    assert!(
+        matches!(&refused, ServerMessage::Error { code, message, .. }
+            if *code == classroom_protocol::ErrorCode::InvalidMessage && message.contains("no document of this course")),
+        "{refused:?}"
+    );
+    server.stop().await;
+}
