@@ -631,4 +631,6 @@ mod polls_tests;
 #[cfg(test)]
 mod slides_tests;
 #[cfg(test)]
+mod test_class;
+#[cfg(test)]
 mod tests;

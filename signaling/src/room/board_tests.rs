@@ -2,89 +2,29 @@
 //! the class, undo and redo, boards per page and the blank board, late joiners, the pointer,
 //! and the limits that keep a hostile client from growing the room or slowing the others.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use classroom_protocol::signal::{
     BoardPage, BoardSnapshot, ClientMessage, Colour, ParticipantId, Point, ServerMessage, Stroke,
     StrokeId, Tool,
 };
-use classroom_protocol::{CourseId, DocumentId, ErrorCode, LessonId, ParticipantRole};
+use classroom_protocol::{DocumentId, ErrorCode, LessonId, ParticipantRole};
 
+use super::test_class::Class;
 use super::*;
 
 const LESSON: LessonId = LessonId(9);
 const DOC: DocumentId = DocumentId(40);
 const BLACK: Colour = Colour([0, 0, 0]);
 
-struct Class {
-    room: Room,
-    now: Instant,
-}
-
 impl Class {
-    fn new() -> Self {
-        Self::with_limits(BoardLimits::default())
-    }
-
     fn with_limits(limits: BoardLimits) -> Self {
-        let now = Instant::now();
-        let room = Room::new(
-            RoomName::for_lesson(LESSON),
-            LESSON,
-            RoomConfig::default(),
-            now,
-        )
-        .with_board_limits(limits);
-        Class { room, now }
-    }
-
-    fn input(&mut self, input: Input) -> Vec<Output> {
-        self.room.handle_input(self.now, input);
-        std::iter::from_fn(|| self.room.poll_output()).collect()
-    }
-
-    /// Joins `user`; returns the participant and the `joined` they got.
-    fn join(&mut self, user: i64, role: ParticipantRole) -> (ParticipantId, ServerMessage) {
-        let claims = test_claims(user, role, LESSON, CourseId(1), &format!("j{user}"));
-        let out = self.input(Input::Join {
-            connection: ConnectionId(user as u64),
-            id: None,
-            claims: Box::new(claims),
-            opened_at: Some(self.now),
-            go_live: true,
-        });
-        let id = out
-            .iter()
-            .find_map(|o| match o {
-                Output::JoinDecided { result: Ok(id), .. } => Some(*id),
-                _ => None,
-            })
-            .expect("joined");
-        let joined = out
-            .into_iter()
-            .find_map(|o| match o {
-                Output::Send {
-                    to,
-                    message: message @ ServerMessage::Joined { .. },
-                } if to == id => Some(message),
-                _ => None,
-            })
-            .expect("a snapshot");
-        (id, joined)
-    }
-
-    fn say(&mut self, from: ParticipantId, message: ClientMessage) -> Vec<Output> {
-        self.input(Input::Message {
-            participant: from,
-            connection: ConnectionId(from.0 + 1000),
-            id: Some(7),
-            message,
-        })
+        Class::with_room(LESSON, |room| room.with_board_limits(limits))
     }
 
     /// A teacher and a student, the teacher showing page 1 of a document.
     fn presenting() -> (Self, ParticipantId, ParticipantId) {
-        let mut class = Class::new();
+        let mut class = Class::new(LESSON);
         let (teacher, _) = class.join(1, ParticipantRole::Teacher);
         let (student, _) = class.join(2, ParticipantRole::Student);
         class.say(teacher, open(1));
@@ -285,7 +225,7 @@ fn a_student_draws_only_while_holding_the_pen_the_teacher_gives_and_takes() {
 
 #[test]
 fn late_joiners_get_the_shown_page_whole_and_each_page_keeps_its_own_board() {
-    let mut class = Class::new();
+    let mut class = Class::new(LESSON);
     let (teacher, joined) = class.join(1, ParticipantRole::Teacher);
     assert_eq!(board_of(&joined).0, BoardSnapshot::default());
     let out = class.say(teacher, pen(&[(1, 1)]));

@@ -3,96 +3,19 @@
 //! when shown, late joiners find the open poll and their answer, and closed polls leave the
 //! room for the store. Bad input is refused with a typed code and changes nothing.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use classroom_protocol::signal::{
     ClientMessage, ClosedPoll, ParticipantId, PollAnswer, PollId, PollInfo, PollKind, PollQuestion,
     PollResults, QuickPoll, ServerMessage,
 };
-use classroom_protocol::{CourseId, ErrorCode, LessonId, ParticipantRole, UserId};
+use classroom_protocol::{ErrorCode, LessonId, ParticipantRole, UserId};
 
 use super::polls::{MAX_POLLS, RESULTS_INTERVAL};
+use super::test_class::{Class, refusal};
 use super::*;
 
 const LESSON: LessonId = LessonId(9);
-
-struct Class {
-    room: Room,
-    start: Instant,
-    now: Instant,
-}
-
-impl Class {
-    fn new() -> Self {
-        let now = Instant::now();
-        Class {
-            room: Room::new(
-                RoomName::for_lesson(LESSON),
-                LESSON,
-                RoomConfig::default(),
-                now,
-            ),
-            start: now,
-            now,
-        }
-    }
-
-    /// Moves the virtual clock to `ms` after the start.
-    fn at(&mut self, ms: u64) {
-        self.now = self.start + Duration::from_millis(ms);
-    }
-
-    fn input(&mut self, input: Input) -> Vec<Output> {
-        self.room.handle_input(self.now, input);
-        std::iter::from_fn(|| self.room.poll_output()).collect()
-    }
-
-    fn join(&mut self, user: i64, role: ParticipantRole) -> (ParticipantId, Vec<Output>) {
-        let claims = test_claims(user, role, LESSON, CourseId(1), &format!("j{user}"));
-        let out = self.input(Input::Join {
-            connection: ConnectionId(user as u64),
-            id: None,
-            claims: Box::new(claims),
-            opened_at: Some(self.now),
-            go_live: true,
-        });
-        let id = out
-            .iter()
-            .find_map(|o| match o {
-                Output::JoinDecided { result: Ok(id), .. } => Some(*id),
-                _ => None,
-            })
-            .expect("joined");
-        (id, out)
-    }
-
-    fn say(&mut self, from: ParticipantId, message: ClientMessage) -> Vec<Output> {
-        self.input(Input::Message {
-            participant: from,
-            connection: ConnectionId(from.0 + 1000),
-            id: Some(7),
-            message,
-        })
-    }
-
-    /// Answers the timeout if it is due by now.
-    fn tick(&mut self) -> Vec<Output> {
-        match self.room.poll_timeout() {
-            Some(at) if at <= self.now => self.input(Input::Timeout),
-            _ => Vec::new(),
-        }
-    }
-}
-
-fn refusal(out: &[Output]) -> Option<ErrorCode> {
-    out.iter().find_map(|o| match o {
-        Output::Send {
-            message: ServerMessage::Error { code, .. },
-            ..
-        } => Some(*code),
-        _ => None,
-    })
-}
 
 /// The polls broadcast to everyone.
 fn polls_broadcast(out: &[Output]) -> Vec<PollInfo> {
@@ -162,10 +85,10 @@ fn choose(poll: u64, choice: u32) -> ClientMessage {
 
 #[test]
 fn a_quiz_from_question_to_results_shown_and_stored() {
-    let mut class = Class::new();
-    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
-    let (ann, _) = class.join(2, ParticipantRole::Student);
-    let (bob, _) = class.join(3, ParticipantRole::Student);
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
+    let (ann, _) = class.enter(2, ParticipantRole::Student, true);
+    let (bob, _) = class.enter(3, ParticipantRole::Student, true);
     let out = class.say(
         teacher,
         ClientMessage::AskPoll {
@@ -233,7 +156,7 @@ fn a_quiz_from_question_to_results_shown_and_stored() {
     );
 
     // A late joiner sees the shown (closed) poll in `joined`.
-    let (_, out) = class.join(4, ParticipantRole::Student);
+    let (_, out) = class.enter(4, ParticipantRole::Student, true);
     let joined_poll = out.iter().find_map(|o| match o {
         Output::Send {
             message: ServerMessage::Joined { poll, .. },
@@ -246,10 +169,10 @@ fn a_quiz_from_question_to_results_shown_and_stored() {
 
 #[test]
 fn live_results_reach_moderators_at_most_twice_a_second_however_many_answer() {
-    let mut class = Class::new();
-    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
     let students: Vec<ParticipantId> = (2..=201)
-        .map(|u| class.join(u, ParticipantRole::Student).0)
+        .map(|u| class.enter(u, ParticipantRole::Student, true).0)
         .collect();
     class.say(
         teacher,
@@ -290,9 +213,9 @@ fn live_results_reach_moderators_at_most_twice_a_second_however_many_answer() {
 
 #[test]
 fn the_timer_closes_the_poll_on_the_virtual_clock() {
-    let mut class = Class::new();
-    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
-    let (ann, _) = class.join(2, ParticipantRole::Student);
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
+    let (ann, _) = class.enter(2, ParticipantRole::Student, true);
     let mut question = choice_poll(None, true);
     question.timer_secs = Some(30);
     let out = class.say(teacher, ClientMessage::AskPoll { poll: question });
@@ -321,9 +244,9 @@ fn the_timer_closes_the_poll_on_the_virtual_clock() {
 
 #[test]
 fn late_joiners_get_the_open_poll_and_their_own_answer() {
-    let mut class = Class::new();
-    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
-    let (ann, _) = class.join(2, ParticipantRole::Student);
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
+    let (ann, _) = class.enter(2, ParticipantRole::Student, true);
     class.say(
         teacher,
         ClientMessage::AskQuickPoll {
@@ -336,7 +259,7 @@ fn late_joiners_get_the_open_poll_and_their_own_answer() {
         participant: ann,
         connection: ConnectionId(2),
     });
-    let (_, out) = class.join(2, ParticipantRole::Student);
+    let (_, out) = class.enter(2, ParticipantRole::Student, true);
     let (poll, answer) = out
         .iter()
         .find_map(|o| match o {
@@ -354,15 +277,15 @@ fn late_joiners_get_the_open_poll_and_their_own_answer() {
     assert_eq!(poll.options, vec!["A", "B", "C", "D"]);
     assert_eq!(answer, Some(PollAnswer::Choices(vec![3])));
     // A moderator who joins gets the results at once.
-    let (assistant, out) = class.join(5, ParticipantRole::Assistant);
+    let (assistant, out) = class.enter(5, ParticipantRole::Assistant, true);
     assert_eq!(results_to(&out, assistant)[0].answered, 1);
 }
 
 #[test]
 fn bad_polls_and_answers_are_refused_with_their_codes_and_change_nothing() {
-    let mut class = Class::new();
-    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
-    let (ann, _) = class.join(2, ParticipantRole::Student);
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
+    let (ann, _) = class.enter(2, ParticipantRole::Student, true);
     let ask = |poll| ClientMessage::AskPoll { poll };
     // A student cannot ask.
     let out = class.say(ann, ask(choice_poll(None, false)));
@@ -493,8 +416,8 @@ fn bad_polls_and_answers_are_refused_with_their_codes_and_change_nothing() {
 
 #[test]
 fn a_lesson_asks_at_most_its_limit_of_polls_and_each_new_one_closes_the_last() {
-    let mut class = Class::new();
-    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
     let quick = ClientMessage::AskQuickPoll {
         preset: QuickPoll::YesNo,
     };
@@ -517,9 +440,9 @@ fn a_lesson_asks_at_most_its_limit_of_polls_and_each_new_one_closes_the_last() {
 #[test]
 fn the_open_poll_is_stored_when_the_lesson_ends_or_the_room_closes_and_anonymous_ones_keep_no_user()
 {
-    let mut class = Class::new();
-    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
-    let (ann, _) = class.join(2, ParticipantRole::Student);
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
+    let (ann, _) = class.enter(2, ParticipantRole::Student, true);
     let number = PollQuestion {
         kind: PollKind::Number,
         question: "How many?".into(),
@@ -556,8 +479,8 @@ fn the_open_poll_is_stored_when_the_lesson_ends_or_the_room_closes_and_anonymous
     assert_eq!(stored[0].answers[0].correct, Some(true));
 
     // A room that closes with a poll open stores it too.
-    let mut class = Class::new();
-    let (teacher, _) = class.join(1, ParticipantRole::Teacher);
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
     class.say(
         teacher,
         ClientMessage::AskQuickPoll {

@@ -1,78 +1,13 @@
 //! Slides in the room core: a teacher shows a document and turns its pages, everyone hears
 //! each change, late joiners land on the current page, and nobody else steers.
 
-use std::time::Instant;
+use classroom_protocol::signal::{ClientMessage, ServerMessage, Slide};
+use classroom_protocol::{DocumentId, ErrorCode, LessonId, ParticipantRole};
 
-use classroom_protocol::signal::{ClientMessage, ParticipantId, ServerMessage, Slide};
-use classroom_protocol::{CourseId, DocumentId, ErrorCode, LessonId, ParticipantRole};
-
+use super::test_class::{Class, refusal};
 use super::*;
 
 const LESSON: LessonId = LessonId(8);
-
-struct Class {
-    room: Room,
-    now: Instant,
-}
-
-impl Class {
-    fn new() -> Self {
-        let now = Instant::now();
-        Class {
-            room: Room::new(
-                RoomName::for_lesson(LESSON),
-                LESSON,
-                RoomConfig::default(),
-                now,
-            ),
-            now,
-        }
-    }
-
-    fn input(&mut self, input: Input) -> Vec<Output> {
-        self.room.handle_input(self.now, input);
-        std::iter::from_fn(|| self.room.poll_output()).collect()
-    }
-
-    /// Joins `user`; returns the participant and the snapshot they got.
-    fn join(&mut self, user: i64, role: ParticipantRole) -> (ParticipantId, ServerMessage) {
-        let claims = test_claims(user, role, LESSON, CourseId(1), &format!("j{user}"));
-        let out = self.input(Input::Join {
-            connection: ConnectionId(user as u64),
-            id: None,
-            claims: Box::new(claims),
-            opened_at: Some(self.now),
-            go_live: true,
-        });
-        let id = out
-            .iter()
-            .find_map(|o| match o {
-                Output::JoinDecided { result: Ok(id), .. } => Some(*id),
-                _ => None,
-            })
-            .expect("joined");
-        let joined = out
-            .into_iter()
-            .find_map(|o| match o {
-                Output::Send {
-                    to,
-                    message: message @ ServerMessage::Joined { .. },
-                } if to == id => Some(message),
-                _ => None,
-            })
-            .expect("a snapshot");
-        (id, joined)
-    }
-
-    fn say(&mut self, from: ParticipantId, message: ClientMessage) -> Vec<Output> {
-        self.input(Input::Message {
-            participant: from,
-            connection: ConnectionId(from.0 + 1000),
-            id: Some(7),
-            message,
-        })
-    }
-}
 
 /// The slides broadcast to everyone in `out`.
 fn shown(out: &[Output]) -> Vec<Option<Slide>> {
@@ -87,16 +22,6 @@ fn shown(out: &[Output]) -> Vec<Option<Slide>> {
         .collect()
 }
 
-fn refusal(out: &[Output]) -> Option<ErrorCode> {
-    out.iter().find_map(|o| match o {
-        Output::Send {
-            message: ServerMessage::Error { code, .. },
-            ..
-        } => Some(*code),
-        _ => None,
-    })
-}
-
 fn slide_of(joined: &ServerMessage) -> Option<Slide> {
     match joined {
         ServerMessage::Joined { slide, .. } => *slide,
@@ -106,7 +31,7 @@ fn slide_of(joined: &ServerMessage) -> Option<Slide> {
 
 #[test]
 fn the_class_follows_the_teachers_pages_and_late_joiners_land_on_the_current_one() {
-    let mut class = Class::new();
+    let mut class = Class::new(LESSON);
     let (teacher, joined) = class.join(1, ParticipantRole::Teacher);
     assert_eq!(slide_of(&joined), None);
     let (_student, _) = class.join(2, ParticipantRole::Student);
@@ -147,7 +72,7 @@ fn the_class_follows_the_teachers_pages_and_late_joiners_land_on_the_current_one
 
 #[test]
 fn only_moderators_steer_and_bad_pages_change_nothing() {
-    let mut class = Class::new();
+    let mut class = Class::new(LESSON);
     let (teacher, _) = class.join(1, ParticipantRole::Teacher);
     let (student, _) = class.join(2, ParticipantRole::Student);
     let open = |page| ClientMessage::OpenDocument {
@@ -193,7 +118,7 @@ fn only_moderators_steer_and_bad_pages_change_nothing() {
 
 #[test]
 fn a_teacher_lets_students_browse_ahead_and_a_new_document_starts_without() {
-    let mut class = Class::new();
+    let mut class = Class::new(LESSON);
     let (teacher, _) = class.join(1, ParticipantRole::Teacher);
     let (student, _) = class.join(2, ParticipantRole::Student);
     let refused = class.say(teacher, ClientMessage::AllowBrowsing { allowed: true });
