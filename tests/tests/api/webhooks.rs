@@ -1,0 +1,350 @@
+//! Webhooks: the REST for admins (school-wide) and a course's teachers, and end to end a
+//! receiver on loopback that gets lesson.started and lesson.ended signed, again after it
+//! failed, and never twice once it took one.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use classroom_protocol::signal::ClientMessage;
+use classroom_tests::both_backends;
+use classroom_tests::school::join_token;
+use classroom_tests::ws::Ws;
+use hmac::{Hmac, KeyInit, Mac};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+use super::*;
+
+/// Loopback stands in for the school's LMS: allowed by the operator, in tests only. Retries
+/// come after a second.
+fn allow_loopback(config: &mut classroomd::Config) {
+    config.restream.allowed_networks = vec!["127.0.0.0/8".into()];
+    config.webhooks.retry_backoff_secs = 1;
+}
+
+both_backends!(
+    webhooks_are_for_admins_and_course_teachers_and_their_secret_is_shown_once,
+    tune = allow_loopback,
+    |server| async move {
+        let school = School::new(&server).await;
+        let course = school.course_id;
+        assert_eq!(
+            school.admin.get("/api/v1/webhooks").await.expect(200),
+            &json!([])
+        );
+
+        let created = school
+            .admin
+            .post(
+                "/api/v1/webhooks",
+                json!({"url": "http://127.0.0.1:9/hook"}),
+            )
+            .await;
+        let created = created.expect(201).clone();
+        let secret = created["secret"].as_str().expect("a secret").to_owned();
+        assert_eq!(secret.len(), 64, "{created}");
+        assert_eq!(created["url"], "http://127.0.0.1:9/hook");
+        assert!(created["course_id"].is_null());
+        let listed = school.admin.get("/api/v1/webhooks").await;
+        assert_eq!(listed.expect(200).as_array().map(Vec::len), Some(1));
+        assert!(!listed.text.contains(&secret), "the secret is shown once");
+
+        // Teachers and students do not see or add the school's.
+        school
+            .teacher
+            .get("/api/v1/webhooks")
+            .await
+            .expect_error(403, "forbidden");
+        school
+            .student
+            .post("/api/v1/webhooks", json!({"url": "http://127.0.0.1:9/"}))
+            .await
+            .expect_error(403, "forbidden");
+
+        // A course's: its teachers (and admins), not its students nor other teachers.
+        let path = format!("/api/v1/courses/{course}/webhooks");
+        let mine = school
+            .teacher
+            .post(&path, json!({"url": "https://127.0.0.1:8443/in?course=1"}))
+            .await;
+        let mine = mine.expect(201).clone();
+        assert_eq!(mine["course_id"], course);
+        assert_ne!(mine["secret"], created["secret"]);
+        school
+            .student
+            .get(&path)
+            .await
+            .expect_error(403, "forbidden");
+        assert_eq!(
+            school.other_teacher.get(&path).await.status.as_u16(),
+            403,
+            "not a teacher of this course"
+        );
+        let listed = school.admin.get(&path).await;
+        assert_eq!(listed.expect(200)[0]["id"], mine["id"]);
+        // The school's list and the course's are apart.
+        assert_eq!(
+            school.admin.get("/api/v1/webhooks").await.expect(200)[0]["id"],
+            created["id"]
+        );
+
+        // Bad URLs, and hosts the outbound policy refuses.
+        for url in [
+            "ftp://127.0.0.1/",
+            "http://",
+            "http://u:p@127.0.0.1/",
+            "127.0.0.1",
+        ] {
+            let reply = school.teacher.post(&path, json!({"url": url})).await;
+            reply.expect_error(422, "invalid_url");
+            assert_eq!(reply.body["error"]["field"], "url");
+        }
+        for url in ["http://169.254.169.254/latest", "http://10.0.0.7/"] {
+            school
+                .admin
+                .post("/api/v1/webhooks", json!({"url": url}))
+                .await
+                .expect_error(422, "destination_not_allowed");
+        }
+
+        // Removing: once, and only from its own scope.
+        let other = id(&mine);
+        assert_eq!(
+            school
+                .admin
+                .delete(&format!("/api/v1/webhooks/{other}"))
+                .await
+                .status
+                .as_u16(),
+            404,
+            "a course's webhook is not the school's"
+        );
+        assert_eq!(
+            school
+                .teacher
+                .delete(&format!("{path}/{other}"))
+                .await
+                .status
+                .as_u16(),
+            204
+        );
+        assert_eq!(
+            school
+                .teacher
+                .delete(&format!("{path}/{other}"))
+                .await
+                .status
+                .as_u16(),
+            404
+        );
+        assert_eq!(school.teacher.get(&path).await.expect(200), &json!([]));
+        server
+    }
+);
+
+both_backends!(
+    loopback_is_refused_without_the_operator_allowing_it,
+    |server| async move {
+        let school = School::new(&server).await;
+        school
+            .admin
+            .post(
+                "/api/v1/webhooks",
+                json!({"url": "http://127.0.0.1:9/hook"}),
+            )
+            .await
+            .expect_error(422, "destination_not_allowed");
+        server
+    }
+);
+
+/// One request the receiver got, and what it answered.
+#[derive(Debug)]
+struct Received {
+    headers: HashMap<String, String>,
+    body: String,
+    answered: u16,
+}
+
+/// An HTTP receiver on loopback: answers 500 to the first `failures` requests, 204 after.
+async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let url = format!(
+        "http://{}/classroom/events",
+        listener.local_addr().expect("addr")
+    );
+    let (tx, rx) = mpsc::unbounded_channel();
+    let seen = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let tx = tx.clone();
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut data = Vec::new();
+                let mut buf = [0u8; 4096];
+                let head_end = loop {
+                    if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                        break at + 4;
+                    }
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                };
+                let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+                let mut lines = head.lines();
+                assert!(
+                    lines
+                        .next()
+                        .expect("a request line")
+                        .starts_with("POST /classroom/events ")
+                );
+                let headers: HashMap<String, String> = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+                    .collect();
+                let length: usize = headers["content-length"].parse().expect("a length");
+                while data.len() < head_end + length {
+                    match stream.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => data.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = String::from_utf8_lossy(&data[head_end..head_end + length]).to_string();
+                let answered = if seen.fetch_add(1, Ordering::SeqCst) < failures {
+                    500
+                } else {
+                    204
+                };
+                let reply = format!("HTTP/1.1 {answered} X\r\nContent-Length: 0\r\n\r\n");
+                let _ = stream.write_all(reply.as_bytes()).await;
+                let _ = tx.send(Received {
+                    headers,
+                    body,
+                    answered,
+                });
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// What a receiver does: the signature is HMAC-SHA256 of "<timestamp>.<body>".
+#[track_caller]
+fn check_signature(secret: &str, received: &Received) {
+    let timestamp = &received.headers["x-classroom-timestamp"];
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let sent: i64 = timestamp.parse().expect("a number");
+    assert!((now - sent).abs() < 60, "a fresh timestamp");
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("a key");
+    mac.update(format!("{timestamp}.{}", received.body).as_bytes());
+    let expected: String = mac
+        .finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(
+        received.headers["x-classroom-signature"],
+        format!("sha256={expected}")
+    );
+}
+
+/// The next request the receiver got; on a timeout, the queue's jobs say why.
+async fn next(rx: &mut mpsc::UnboundedReceiver<Received>, server: &TestServer) -> Received {
+    match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
+        Ok(received) => received.expect("the receiver runs"),
+        Err(_) => panic!(
+            "no delivery in time; jobs: {:?}",
+            server.store().recording_jobs(None).await
+        ),
+    }
+}
+
+both_backends!(
+    lesson_events_are_signed_retried_and_sent_once,
+    tune = allow_loopback,
+    |server| async move {
+        let school = School::new(&server).await;
+        let lesson = school.lesson("Photosynthesis").await;
+        // The receiver fails the first delivery.
+        let (url, mut rx) = receiver(1).await;
+        let created = school
+            .admin
+            .post("/api/v1/webhooks", json!({"url": url}))
+            .await;
+        let secret = created.expect(201)["secret"]
+            .as_str()
+            .expect("a secret")
+            .to_owned();
+
+        // The teacher's join makes the lesson live: lesson.started, refused once, sent again.
+        let (mut tess, _) =
+            Ws::join(&server.base, &join_token(&school.teacher, lesson).await).await;
+        let first = next(&mut rx, &server).await;
+        assert_eq!(first.answered, 500);
+        check_signature(&secret, &first);
+        let again = next(&mut rx, &server).await;
+        assert_eq!(again.answered, 204);
+        check_signature(&secret, &again);
+        assert_eq!(first.body, again.body, "a retry sends the same event");
+        let started: Value = serde_json::from_str(&again.body).expect("JSON");
+        assert_eq!(started["type"], "lesson.started");
+        assert_eq!(started["id"], format!("lesson-{lesson}-started"));
+        assert_eq!(again.headers["x-classroom-event-id"], started["id"]);
+        assert_eq!(started["data"]["lesson"]["id"], lesson);
+
+        // A student comes and goes; the lesson ends: lesson.ended with the attendance.
+        let (mut sam, _) = Ws::join(&server.base, &join_token(&school.student, lesson).await).await;
+        sam.ok(ClientMessage::Leave).await;
+        tess.ok(ClientMessage::EndLesson).await;
+        let ended = next(&mut rx, &server).await;
+        assert_eq!(ended.answered, 204);
+        check_signature(&secret, &ended);
+        let ended: Value = serde_json::from_str(&ended.body).expect("JSON");
+        assert_eq!(ended["type"], "lesson.ended");
+        assert_eq!(ended["data"]["lesson"]["id"], lesson);
+        let rows = ended["data"]["attendance"].as_array().expect("rows");
+        assert_eq!(rows.len(), 1, "the student only: {ended}");
+        assert_eq!(rows[0]["user_id"], school.student_id);
+        assert_eq!(rows[0]["came_late"], false);
+        // Gone a moment before the end: not early.
+        assert_eq!(rows[0]["left_early"], false);
+        assert_eq!(rows[0]["minutes_present"], 0);
+
+        // Nothing more: each event was taken once and is not sent again.
+        let more = tokio::time::timeout(Duration::from_secs(4), rx.recv()).await;
+        assert!(more.is_err(), "sent twice: {more:?}");
+        let jobs = server.store().recording_jobs(None).await.expect("db");
+        let webhook_jobs: Vec<_> = jobs
+            .iter()
+            .filter(|j| j.kind == classroom_courses::model::JobKind::Webhook)
+            .collect();
+        assert_eq!(webhook_jobs.len(), 2);
+        assert!(
+            webhook_jobs
+                .iter()
+                .all(|j| j.state == classroom_courses::model::JobState::Done)
+        );
+        // Queueing an event again (another node saw the lesson end too) adds nothing.
+        let course = classroom_protocol::CourseId(school.course_id);
+        let queued = server
+            .store()
+            .enqueue_webhook_event(
+                course,
+                &format!("lesson-{lesson}-ended"),
+                "lesson.ended",
+                "{}",
+                time::OffsetDateTime::now_utc(),
+            )
+            .await
+            .expect("db");
+        assert!(queued.is_empty());
+        server
+    }
+);
