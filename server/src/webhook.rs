@@ -52,6 +52,13 @@ impl Default for WebhookConfig {
     }
 }
 
+/// Waits between tries to queue an event.
+const ENQUEUE_RETRIES: [Duration; 3] = [
+    Duration::from_millis(200),
+    Duration::from_secs(1),
+    Duration::from_secs(5),
+];
+
 /// The most of a receiver's answer read: its status line is all that counts.
 const MAX_RESPONSE_HEAD: usize = 8 * 1024;
 
@@ -153,10 +160,25 @@ impl WebhookEvents {
     ) -> Result<(), StoreError> {
         let now = OffsetDateTime::now_utc();
         let body = event_body(event_id, event, now, data);
-        let jobs = self
-            .store
-            .enqueue_webhook_event(course, event_id, event, &body, now)
-            .await?;
+        // A database that is busy or fails over for a moment must not cost the event: a few
+        // tries (an event stored twice is stored once, by its id).
+        let mut waits = ENQUEUE_RETRIES.iter();
+        let jobs = loop {
+            match self
+                .store
+                .enqueue_webhook_event(course, event_id, event, &body, now)
+                .await
+            {
+                Ok(jobs) => break jobs,
+                Err(e) => match waits.next() {
+                    Some(wait) => {
+                        tracing::warn!(event_id, error = %e, "could not queue a webhook event; trying again");
+                        tokio::time::sleep(*wait).await;
+                    }
+                    None => return Err(e),
+                },
+            }
+        };
         if !jobs.is_empty() {
             tracing::debug!(event_id, deliveries = jobs.len(), "webhook event queued");
             self.wake.notify_waiters();

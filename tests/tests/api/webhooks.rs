@@ -2,20 +2,14 @@
 //! receiver on loopback that gets lesson.started and lesson.ended signed, again after it
 //! failed, and never twice once it took one.
 
-use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use classroom_protocol::signal::ClientMessage;
 use classroom_tests::both_backends;
 use classroom_tests::school::join_token;
+use classroom_tests::webhook::{Received, check_signature, receiver};
 use classroom_tests::ws::Ws;
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
-use sha2::Sha256;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
 use super::*;
@@ -163,105 +157,17 @@ both_backends!(
     }
 );
 
-/// One request the receiver got, and what it answered.
-#[derive(Debug)]
-struct Received {
-    headers: HashMap<String, String>,
-    body: String,
-    answered: u16,
-}
-
-/// An HTTP receiver on loopback: answers 500 to the first `failures` requests, 204 after.
-async fn receiver(failures: usize) -> (String, mpsc::UnboundedReceiver<Received>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let url = format!(
-        "http://{}/classroom/events",
-        listener.local_addr().expect("addr")
-    );
-    let (tx, rx) = mpsc::unbounded_channel();
-    let seen = Arc::new(AtomicUsize::new(0));
-    tokio::spawn(async move {
-        while let Ok((mut stream, _)) = listener.accept().await {
-            let tx = tx.clone();
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let mut data = Vec::new();
-                let mut buf = [0u8; 4096];
-                let head_end = loop {
-                    if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
-                        break at + 4;
-                    }
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => data.extend_from_slice(&buf[..n]),
-                    }
-                };
-                let head = String::from_utf8_lossy(&data[..head_end]).to_string();
-                let mut lines = head.lines();
-                assert!(
-                    lines
-                        .next()
-                        .expect("a request line")
-                        .starts_with("POST /classroom/events ")
-                );
-                let headers: HashMap<String, String> = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
-                    .collect();
-                let length: usize = headers["content-length"].parse().expect("a length");
-                while data.len() < head_end + length {
-                    match stream.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => data.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = String::from_utf8_lossy(&data[head_end..head_end + length]).to_string();
-                let answered = if seen.fetch_add(1, Ordering::SeqCst) < failures {
-                    500
-                } else {
-                    204
-                };
-                let reply = format!("HTTP/1.1 {answered} X\r\nContent-Length: 0\r\n\r\n");
-                let _ = stream.write_all(reply.as_bytes()).await;
-                let _ = tx.send(Received {
-                    headers,
-                    body,
-                    answered,
-                });
-            });
-        }
-    });
-    (url, rx)
-}
-
-/// What a receiver does: the signature is HMAC-SHA256 of "<timestamp>.<body>".
-#[track_caller]
-fn check_signature(secret: &str, received: &Received) {
-    let timestamp = &received.headers["x-classroom-timestamp"];
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let sent: i64 = timestamp.parse().expect("a number");
-    assert!((now - sent).abs() < 60, "a fresh timestamp");
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("a key");
-    mac.update(format!("{timestamp}.{}", received.body).as_bytes());
-    let expected: String = mac
-        .finalize()
-        .into_bytes()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    assert_eq!(
-        received.headers["x-classroom-signature"],
-        format!("sha256={expected}")
-    );
-}
-
 /// The next request the receiver got; on a timeout, the queue's jobs say why.
 async fn next(rx: &mut mpsc::UnboundedReceiver<Received>, server: &TestServer) -> Received {
     match tokio::time::timeout(Duration::from_secs(20), rx.recv()).await {
         Ok(received) => received.expect("the receiver runs"),
         Err(_) => panic!(
-            "no delivery in time; jobs: {:?}",
-            server.store().recording_jobs(None).await
+            "no delivery in time; jobs: {:?}; lessons: {:?}",
+            server.store().recording_jobs(None).await,
+            server
+                .store()
+                .held_lessons(classroom_protocol::CourseId(1))
+                .await,
         ),
     }
 }
