@@ -254,3 +254,60 @@ both_backends!(
         server
     }
 );
+
+fn two_attempts(config: &mut classroomd::Config) {
+    allow_loopback(config);
+    config.webhooks.max_attempts = 2;
+}
+
+both_backends!(
+    a_receiver_that_keeps_failing_leaves_a_failed_job_with_the_reason,
+    tune = two_attempts,
+    |server| async move {
+        let school = School::new(&server).await;
+        let lesson = school.lesson("Unheard").await;
+        let (url, mut rx) = receiver(usize::MAX).await;
+        school
+            .teacher
+            .post(
+                &format!("/api/v1/courses/{}/webhooks", school.course_id),
+                json!({"url": url}),
+            )
+            .await
+            .expect(201);
+        let (_tess, _) = Ws::join(&server.base, &join_token(&school.teacher, lesson).await).await;
+        for _ in 0..2 {
+            assert_eq!(next(&mut rx, &server).await.answered, 500);
+        }
+        // Out of attempts: failed with the reason, for admins to see and retry.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+        let job = loop {
+            let jobs = school
+                .admin
+                .get("/api/v1/recording-jobs?state=failed")
+                .await;
+            let jobs = jobs.expect(200).clone();
+            if let Some(job) = jobs["items"].as_array().and_then(|j| j.first()).cloned() {
+                break job;
+            }
+            assert!(tokio::time::Instant::now() < deadline, "no failed job");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(job["kind"], "webhook");
+        assert_eq!(job["attempts"], 2);
+        assert_eq!(job["error"], "the receiver answered 500");
+        let more = tokio::time::timeout(Duration::from_secs(3), rx.recv()).await;
+        assert!(more.is_err(), "no third attempt");
+        school
+            .admin
+            .post_empty(&format!("/api/v1/recording-jobs/{}/retry", job["id"]))
+            .await
+            .expect(200);
+        assert_eq!(
+            next(&mut rx, &server).await.answered,
+            500,
+            "retried by hand"
+        );
+        server
+    }
+);
