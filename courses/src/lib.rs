@@ -21,6 +21,7 @@ pub mod model;
 pub mod private_files;
 pub mod restream;
 pub mod store;
+pub mod webhook;
 
 pub use db::{Backend, Db, DbError};
 pub use error::{StoreError, StoreResult};

@@ -426,6 +426,8 @@ pub enum JobKind {
     Replay,
     /// The pages of an uploaded document.
     Document,
+    /// One event POSTed to one webhook.
+    Webhook,
 }
 
 impl JobKind {
@@ -433,11 +435,12 @@ impl JobKind {
         match self {
             JobKind::Replay => "replay",
             JobKind::Document => "document",
+            JobKind::Webhook => "webhook",
         }
     }
 
     pub fn parse(s: &str) -> Option<Self> {
-        [Self::Replay, Self::Document]
+        [Self::Replay, Self::Document, Self::Webhook]
             .into_iter()
             .find(|k| k.as_str() == s)
     }
@@ -456,6 +459,8 @@ pub struct RecordingJob {
     pub replay_id: Option<ReplayId>,
     /// The document it prepares (document jobs).
     pub document_id: Option<DocumentId>,
+    /// The webhook delivery it sends (webhook jobs).
+    pub delivery_id: Option<i64>,
     pub state: JobState,
     /// Attempts so far.
     pub attempts: i64,

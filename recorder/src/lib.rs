@@ -46,4 +46,6 @@ pub use config::RecorderConfig;
 pub use documents::DocumentConfig;
 pub use live::{FinishedRecording, LiveRecorder};
 pub use stats::{RecorderSnapshot, RecorderStats};
-pub use worker::{EnqueueError, Folders, Job, JobOutput, JobQueue, QueueError, Task, Workers};
+pub use worker::{
+    EnqueueError, Folders, Job, JobOutput, JobQueue, QueueError, Task, WebhookSender, Workers,
+};

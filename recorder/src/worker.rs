@@ -1,5 +1,6 @@
 //! The job queue as the recorder sees it, and the workers that drain it: replays of
-//! recordings, and course documents (see [`crate::documents`]).
+//! recordings, course documents (see [`crate::documents`]), and webhook deliveries (sent by
+//! the server's [`WebhookSender`]: the recorder has no HTTP client).
 //!
 //! The queue itself is durable and lives in the database (the server implements
 //! [`JobQueue`] with its store): a job survives restarts, and with PostgreSQL several nodes
@@ -55,6 +56,8 @@ pub enum Task {
         document: DocumentId,
         format: SourceFormat,
     },
+    /// One stored webhook event POSTed to its webhook.
+    Webhook { delivery: i64 },
 }
 
 /// What a job made.
@@ -62,6 +65,15 @@ pub enum Task {
 pub enum JobOutput {
     Replay(ReplayOutput),
     Document(DocumentOutput),
+    /// The receiver answered 2xx.
+    Webhook,
+}
+
+/// Sends one webhook delivery; the server implements it with its HTTP client.
+pub trait WebhookSender: Send + Sync + 'static {
+    /// `Err((reason, retry))`: why the receiver did not take it, and whether another attempt
+    /// may succeed.
+    fn send(&self, delivery: i64) -> QueueFuture<'_, Result<(), (String, bool)>>;
 }
 
 /// The durable queue (the database).
@@ -130,6 +142,7 @@ pub struct Workers {
     pub documents: DocumentConfig,
     pub folders: Folders,
     pub queue: Arc<dyn JobQueue>,
+    pub webhooks: Arc<dyn WebhookSender>,
     pub stats: Arc<RecorderStats>,
     pub wake: Arc<Notify>,
     /// Names this node's claims (`host:pid`).
@@ -190,6 +203,20 @@ impl Workers {
     async fn run(&self, job: Job) {
         let started = Instant::now();
         info!(job = job.id, task = ?job.task, attempt = job.attempt, "job started");
+        if let Task::Webhook { delivery } = job.task {
+            let result = self.webhooks.send(delivery).await;
+            let reported = match result {
+                Ok(()) => self.queue.succeeded(job.clone(), JobOutput::Webhook).await,
+                Err((reason, retry)) => {
+                    info!(job = job.id, error = %reason, retry, "webhook not delivered");
+                    self.queue.failed(job.clone(), reason, retry).await
+                }
+            };
+            if let Err(e) = reported {
+                warn!(job = job.id, error = %e, "cannot record the job's outcome; it will be retried");
+            }
+            return;
+        }
         let work = match job.task.clone() {
             Task::Replay {
                 recording, replay, ..
@@ -212,6 +239,7 @@ impl Workers {
                         .map_err(|e| (e.to_string(), e.is_retryable()))
                 })
             }
+            Task::Webhook { .. } => return,
         };
         let mut work = work;
         let result = loop {

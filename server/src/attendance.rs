@@ -40,12 +40,17 @@ pub const OVERFLOW: Overflow = Overflow::WaitFor(|e| {
 });
 
 /// Writes attendance until the dispatcher stops.
-pub async fn follow_rooms(store: Store, mut events: mpsc::Receiver<RoomEvent>) {
+pub async fn follow_rooms(
+    store: Store,
+    mut events: mpsc::Receiver<RoomEvent>,
+    webhooks: crate::webhook::WebhookEvents,
+) {
     let started = OffsetDateTime::now_utc();
     let mut writer = Writer {
         store,
         started,
         open: HashSet::new(),
+        webhooks,
     };
     let mut ticks = tokio::time::interval(REFRESH);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -66,6 +71,8 @@ struct Writer {
     started: OffsetDateTime,
     /// Lessons where this server opened intervals that may still be open.
     open: HashSet<LessonId>,
+    /// lesson.ended goes out once the lesson's attendance is closed, with its summary.
+    webhooks: crate::webhook::WebhookEvents,
 }
 
 impl Writer {
@@ -84,6 +91,7 @@ impl Writer {
                     }
                 }
                 self.open.remove(&lesson);
+                self.webhooks.lesson_ended(lesson, now).await;
                 return;
             }
             _ => return,

@@ -31,6 +31,8 @@ pub struct Config {
     pub turn: TurnConfig,
     pub cluster: crate::cluster::ClusterConfig,
     pub log: LogConfig,
+    /// Webhook deliveries: retries and timeout.
+    pub webhooks: crate::webhook::WebhookConfig,
 }
 
 /// The RTMP ingest: encoders (OBS, hardware) publish `rtmp://HOST:PORT/live/STREAM_KEY`.
@@ -333,6 +335,7 @@ impl Default for Config {
             turn: TurnConfig::default(),
             cluster: crate::cluster::ClusterConfig::default(),
             log: LogConfig::default(),
+            webhooks: crate::webhook::WebhookConfig::default(),
         }
     }
 }

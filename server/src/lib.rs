@@ -21,6 +21,7 @@ pub mod restream;
 pub mod rtmp;
 pub mod serve;
 pub mod web;
+pub mod webhook;
 
 use std::future::Future;
 use std::io::Write;
@@ -140,6 +141,21 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let media_tcp_addr = media.handle.tcp_local_addr();
     let media_tcp_addrs = media.handle.tcp_local_addrs();
     let (shutdown, stopping) = watch::channel(false);
+    let webhook_sender = webhook::HttpSender {
+        store: store.clone(),
+        outbound: Arc::new(
+            config
+                .restream
+                .outbound()
+                .context("restream.allowed_networks")?,
+        ),
+        tls: classroom_rtmp::restream::PushTls::new(
+            Some(std::path::Path::new(&config.restream.extra_ca_file))
+                .filter(|p| !p.as_os_str().is_empty()),
+        )
+        .context("restream.extra_ca_file")?,
+        timeout: Duration::from_secs(config.webhooks.timeout_secs.max(1)),
+    };
     let recorder = recorder::start(
         &config.recorder,
         &config.documents,
@@ -147,6 +163,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         store.clone(),
         media.handle.clone(),
         stopping.clone(),
+        recorder::WebhookSetup {
+            sender: Arc::new(webhook_sender),
+            policy: classroom_courses::store::RetryPolicy {
+                max_attempts: config.webhooks.max_attempts.max(1),
+                backoff: time::Duration::seconds(
+                    config.webhooks.retry_backoff_secs.min(86_400) as i64
+                ),
+            },
+        },
     )
     .await?;
     let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
@@ -261,9 +286,17 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let queue = dispatcher.subscribe("recorder", events::QUEUE_EVENTS, recorder::OVERFLOW);
     recorder.follow(queue, Arc::downgrade(&rooms));
     let queue = dispatcher.subscribe("lessons", events::QUEUE_EVENTS, live::LESSONS_OVERFLOW);
-    tokio::spawn(live::apply_room_events(store.clone(), queue));
+    tokio::spawn(live::apply_room_events(
+        store.clone(),
+        queue,
+        recorder.webhook_events(),
+    ));
     let queue = dispatcher.subscribe("attendance", events::QUEUE_EVENTS, attendance::OVERFLOW);
-    tokio::spawn(attendance::follow_rooms(store.clone(), queue));
+    tokio::spawn(attendance::follow_rooms(
+        store.clone(),
+        queue,
+        recorder.webhook_events(),
+    ));
     tokio::spawn(dispatcher.run(room_events_rx));
     tokio::spawn(live::relay_media_events(
         rooms,

@@ -402,7 +402,11 @@ pub const LESSONS_OVERFLOW: Overflow =
     Overflow::WaitFor(|e| matches!(e, RoomEvent::Lesson(_) | RoomEvent::PollClosed { .. }));
 
 /// Applies room events to the database until the dispatcher stops.
-pub async fn apply_room_events(store: Store, mut events: mpsc::Receiver<RoomEvent>) {
+pub async fn apply_room_events(
+    store: Store,
+    mut events: mpsc::Receiver<RoomEvent>,
+    webhooks: crate::webhook::WebhookEvents,
+) {
     while let Some(event) = events.recv().await {
         match event {
             RoomEvent::Lesson(LessonEffect::UserRemoved { lesson, user, by }) => {
@@ -426,7 +430,11 @@ pub async fn apply_room_events(store: Store, mut events: mpsc::Receiver<RoomEven
                     .await
                 {
                     Ok(l) => {
-                        tracing::info!(%lesson, state = l.state.as_str(), "lesson state changed")
+                        tracing::info!(%lesson, state = l.state.as_str(), "lesson state changed");
+                        // lesson.ended waits for the attendance (crate::attendance).
+                        if matches!(transition, LessonEvent::GoLive) {
+                            webhooks.lesson_started(lesson).await;
+                        }
                     }
                     Err(e) => {
                         tracing::warn!(%lesson, error = %e, "could not record the lesson's state")

@@ -20,13 +20,14 @@ use classroom_recorder::events::Event;
 use classroom_recorder::worker::{CLAIM_LEASE, QueueError, QueueFuture};
 use classroom_recorder::{
     DocumentConfig, FinishedRecording, Folders, Job, JobOutput, JobQueue, LiveRecorder,
-    RecorderConfig, RecorderStats, Task, Workers,
+    RecorderConfig, RecorderStats, Task, WebhookSender, Workers,
 };
 use classroom_signaling::{LessonEffect, RecordingEffect, RoomActivity, RoomEvent, Rooms};
 use time::OffsetDateTime;
 use tokio::sync::{Notify, mpsc, watch};
 
 use crate::events::Overflow;
+use crate::webhook::WebhookEvents;
 
 /// The recorder waits for room for what starts, steers and lays out a recording: a lesson
 /// going live (its course may record by default), the recording's controls, who is in the
@@ -49,6 +50,13 @@ pub struct Recorder {
     workers: Arc<Workers>,
     store: Store,
     pub stats: Arc<RecorderStats>,
+    events: WebhookEvents,
+}
+
+/// How the workers send webhook deliveries and retry them.
+pub struct WebhookSetup {
+    pub sender: Arc<dyn WebhookSender>,
+    pub policy: RetryPolicy,
 }
 
 /// Where replays are kept (`<data_dir>/replays`).
@@ -69,6 +77,7 @@ pub async fn start(
     store: Store,
     media: MediaHandle,
     shutdown: watch::Receiver<bool>,
+    webhooks: WebhookSetup,
 ) -> anyhow::Result<Arc<Recorder>> {
     let folders = Folders {
         recordings: data_dir.join("recordings"),
@@ -87,8 +96,15 @@ pub async fn start(
         finished,
         config.queue_packets,
     );
+    let wake = Arc::new(Notify::new());
+    let events = WebhookEvents {
+        store: store.clone(),
+        wake: wake.clone(),
+    };
     let queue = Arc::new(StoreQueue {
         store: store.clone(),
+        webhook_policy: webhooks.policy,
+        events: events.clone(),
         policy: RetryPolicy {
             max_attempts: config.max_attempts.max(1),
             backoff: time::Duration::seconds(config.retry_backoff_secs as i64),
@@ -99,8 +115,9 @@ pub async fn start(
         documents: documents.clone(),
         folders: folders.clone(),
         queue,
+        webhooks: webhooks.sender,
         stats: stats.clone(),
-        wake: Arc::new(Notify::new()),
+        wake,
         node: format!("{}:{}", hostname(), std::process::id()),
     });
     // Reads the track files of crashed recordings: off the async workers.
@@ -127,6 +144,7 @@ pub async fn start(
         workers,
         store,
         stats,
+        events,
     }))
 }
 
@@ -215,6 +233,11 @@ impl Recorder {
         });
     }
 
+    /// Queues webhook events (and wakes the workers for them).
+    pub fn webhook_events(&self) -> WebhookEvents {
+        self.events.clone()
+    }
+
     /// Workers wake up for a job queued by hand (tests, tools).
     pub fn wake_workers(&self) {
         self.workers.wake.notify_waiters();
@@ -254,6 +277,9 @@ fn hostname() -> String {
 struct StoreQueue {
     store: Store,
     policy: RetryPolicy,
+    /// Webhook deliveries retry on their own schedule (`[webhooks]`).
+    webhook_policy: RetryPolicy,
+    events: WebhookEvents,
 }
 
 fn store_failed(e: impl std::error::Error + Send + Sync + 'static) -> QueueError {
@@ -333,7 +359,8 @@ impl JobQueue for StoreQueue {
                             title: c.title,
                         })
                         .collect();
-                    self.store
+                    let replay = self
+                        .store
                         .complete_recording_job(
                             job.id,
                             &job.worker,
@@ -343,14 +370,21 @@ impl JobQueue for StoreQueue {
                             now,
                         )
                         .await
-                        .map(|replay| tracing::debug!(replay = %replay.id, "replay registered"))
-                        .map_err(store_failed)
+                        .map_err(store_failed)?;
+                    tracing::debug!(replay = %replay.id, "replay registered");
+                    self.events.replay_ready(&replay).await;
+                    Ok(())
                 }
                 JobOutput::Document(output) => self
                     .store
                     .complete_document_job(job.id, &job.worker, i64::from(output.pages), now)
                     .await
                     .map(|document| tracing::debug!(document = %document.id, "document ready"))
+                    .map_err(store_failed),
+                JobOutput::Webhook => self
+                    .store
+                    .complete_webhook_job(job.id, &job.worker, now)
+                    .await
                     .map_err(store_failed),
             }
         })
@@ -364,9 +398,13 @@ impl JobQueue for StoreQueue {
     ) -> QueueFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
             let now = OffsetDateTime::now_utc();
+            let policy = match job.task {
+                Task::Webhook { .. } => self.webhook_policy,
+                _ => self.policy,
+            };
             let failed = if retry {
                 self.store
-                    .fail_recording_job(job.id, &job.worker, &reason, self.policy, now)
+                    .fail_recording_job(job.id, &job.worker, &reason, policy, now)
                     .await
             } else {
                 self.store
@@ -382,6 +420,9 @@ impl StoreQueue {
     /// What a claimed job's row asks for; the inner `Err` says why it cannot be run. A
     /// database failure leaves the claim to lapse, so the job is taken again later.
     async fn task(&self, job: &RecordingJob) -> Result<Result<Task, String>, StoreError> {
+        if let Some(delivery) = job.delivery_id {
+            return Ok(Ok(Task::Webhook { delivery }));
+        }
         Ok(
             match (
                 &job.recording,

@@ -8,6 +8,7 @@ pub mod metrics;
 pub mod nginx;
 pub mod relay;
 pub mod school;
+pub mod webhook;
 pub mod ws;
 
 use std::net::SocketAddr;

@@ -20,6 +20,7 @@ mod restreams;
 mod setup;
 mod stream_keys;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -154,6 +155,16 @@ pub fn router() -> OpenApiRouter<ApiState> {
             restreams::add_destination
         ))
         .routes(routes!(restreams::remove_destination))
+        .routes(routes!(
+            webhooks::list_school_webhooks,
+            webhooks::create_school_webhook
+        ))
+        .routes(routes!(webhooks::delete_school_webhook))
+        .routes(routes!(
+            webhooks::list_course_webhooks,
+            webhooks::create_course_webhook
+        ))
+        .routes(routes!(webhooks::delete_course_webhook))
         .routes(routes!(replays::course_replays))
         .routes(routes!(replays::lesson_replays))
         .routes(routes!(replays::get_replay))
@@ -201,6 +212,7 @@ pub fn upload_router() -> OpenApiRouter<ApiState> {
         (name = "documents", description = "Course materials: documents and their pages"),
         (name = "attendance", description = "Who attended which lesson, for how long, and what they did"),
         (name = "polls", description = "Polls and quizzes of a lesson, after the room closed them"),
+        (name = "webhooks", description = "Signed event notifications to a school's systems (docs/webhooks.md)"),
     )
 )]
 struct ApiDoc;

@@ -13,6 +13,7 @@ mod replays;
 mod restreams;
 mod stream_keys;
 mod users;
+mod webhooks;
 
 use std::sync::Arc;
 

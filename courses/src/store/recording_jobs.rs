@@ -23,7 +23,7 @@ use crate::model::{
 };
 
 pub(super) const JOB_COLUMNS: &str = "id, kind, recording, lesson_id, replay_id, document_id, \
-     state, attempts, run_after, worker, error, created_at, updated_at, finished_at";
+     delivery_id, state, attempts, run_after, worker, error, created_at, updated_at, finished_at";
 
 pub(super) fn job_from_row(row: &AnyRow) -> Result<RecordingJob, sqlx::Error> {
     let state: String = row.try_get("state")?;
@@ -37,6 +37,7 @@ pub(super) fn job_from_row(row: &AnyRow) -> Result<RecordingJob, sqlx::Error> {
         document_id: row
             .try_get::<Option<i64>, _>("document_id")?
             .map(DocumentId),
+        delivery_id: row.try_get("delivery_id")?,
         state: JobState::parse(&state).ok_or_else(|| decode_err("job state", &state))?,
         attempts: row.try_get("attempts")?,
         run_after: from_millis(row.try_get("run_after")?),
@@ -289,6 +290,12 @@ impl Store {
             .await?
             .ok_or_else(claim_lost)?;
         let (table, target, target_state) = match (job.replay_id, job.document_id) {
+            // A webhook delivery has no state of its own beyond its job's.
+            (None, None) if job.delivery_id.is_some() => {
+                let job = job_from_row(&row)?;
+                tx.commit().await?;
+                return Ok(job);
+            }
             (Some(replay), _) => (
                 "replays",
                 replay.0,
@@ -348,6 +355,11 @@ impl Store {
             .fetch_one(&mut *tx)
             .await?;
         let (table, target) = match (job.replay_id, job.document_id) {
+            (None, None) if job.delivery_id.is_some() => {
+                let job = job_from_row(&row)?;
+                tx.commit().await?;
+                return Ok(job);
+            }
             (Some(replay), _) => ("replays", replay.0),
             (None, Some(document)) => ("documents", document.0),
             (None, None) => return Err(StoreError::NotFound("replay or document")),

@@ -68,7 +68,7 @@ impl PushTls {
     }
 
     /// TLS over `tcp` to `host`; the error is written for the teacher who added the URL.
-    pub(super) async fn connect(
+    pub async fn connect(
         &self,
         host: &str,
         tcp: TcpStream,

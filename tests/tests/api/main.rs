@@ -16,6 +16,7 @@ mod setup;
 mod stream_keys;
 mod users;
 mod web;
+mod webhooks;
 
 use classroom_tests::school::{School, id};
 use classroom_tests::{Backend, TestServer};

@@ -9,6 +9,7 @@ mod by_hand;
 mod media;
 mod nodes;
 mod slow_disk;
+mod webhook;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
