@@ -15,7 +15,8 @@ use super::{ApiState, course_manager};
 use crate::error::StoreError;
 use crate::model::{Email, FieldError};
 
-/// Most students one request enrols (a school's largest class, many times over).
+/// Most students one request names by id, and by email (a school's largest class, many times
+/// over).
 pub const MAX_BULK_ENROLL: usize = 1000;
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -73,7 +74,7 @@ pub struct BulkEnrollReport {
         (status = 401, body = classroom_protocol::ErrorBody),
         (status = 403, body = classroom_protocol::ErrorBody),
         (status = 404, description = "No such course", body = classroom_protocol::ErrorBody),
-        (status = 422, description = "No student named, or more than 1000", body = classroom_protocol::ErrorBody),
+        (status = 422, description = "More than 1000 ids or 1000 emails", body = classroom_protocol::ErrorBody),
     )
 )]
 pub(super) async fn bulk_enroll(
@@ -83,14 +84,19 @@ pub(super) async fn bulk_enroll(
     ApiJson(body): ApiJson<BulkEnrollRequest>,
 ) -> ApiResult<Json<BulkEnrollReport>> {
     course_manager(&state, &user, course).await?;
-    let count = body.user_ids.len() + body.emails.len();
-    if count == 0 || count > MAX_BULK_ENROLL {
-        return Err(FieldError::new(
-            "user_ids",
-            format!("name 1 to {MAX_BULK_ENROLL} students in `user_ids` and `emails`"),
-        )
-        .into());
+    for (field, count) in [
+        ("user_ids", body.user_ids.len()),
+        ("emails", body.emails.len()),
+    ] {
+        if count > MAX_BULK_ENROLL {
+            return Err(FieldError::new(
+                field,
+                format!("name at most {MAX_BULK_ENROLL} students in `{field}`"),
+            )
+            .into());
+        }
     }
+    let count = body.user_ids.len() + body.emails.len();
     let now = OffsetDateTime::now_utc();
     let mut rows = Vec::with_capacity(count);
     for id in body.user_ids {

@@ -21,7 +21,10 @@ use crate::webhook::{Webhook, WebhookUrl};
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhookRequest {
     /// Where events are POSTed: `http://` or `https://`, at most 512 characters.
-    #[schema(max_length = 512)]
+    #[schema(
+        max_length = 512,
+        pattern = r"^https?://([A-Za-z0-9._-]+|\[[0-9A-Za-z._:-]+\])(:([1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5]))?([/?#][!-~]*)?$"
+    )]
     pub url: String,
 }
 
