@@ -76,7 +76,7 @@ test("a student on a capped link drops to a lower layer, keeps watching and clim
   const live = `${server.base}/live.html?lesson=${people.lesson.id}`;
   const teacher = await pageAs(browsers[0], server.base, people.teacher);
   await teacher.goto(live);
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
   await eventually("the teacher's connection", () =>
     teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"),
   );

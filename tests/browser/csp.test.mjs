@@ -65,7 +65,7 @@ test("every page runs under the Content-Security-Policy without a violation", as
   // The live page: the signaling WebSocket (connect-src), the camera preview, going live.
   const { page: teacher, errors } = await watchedPage(people.teacher);
   await teacher.goto(`${server.base}/live.html?lesson=${people.lesson.id}`);
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
   await eventually("the teacher's connection", () => teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"));
   assert.equal(await teacher.evaluate(() => window.classroom.signaling?.socket?.readyState), 1, "the WebSocket is open");
   await teacher.getByRole("tab", { name: "Stream" }).click();

@@ -35,7 +35,7 @@ test("camera denied: the teacher is told how to allow it", async () => {
     const denied = teacher.getByRole("alert").getByText(/Access to the camera and microphone was denied/);
     await denied.waitFor();
     // Trying again asks again, and says the same.
-    await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+    await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
     await denied.waitFor();
     assert.equal(await teacher.evaluate(() => window.classroom.publishing), false);
     // Joined all the same: the teacher still runs the room without a camera.
@@ -51,7 +51,7 @@ test("server stopped mid-lesson, then back: the pages reconnect and media flows 
   try {
     const teacher = await pageAs(browser, server.base, people.teacher);
     await teacher.goto(live());
-    await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+    await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
     await eventually("the teacher's connection", () => teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"));
     const sam = await pageAs(browser, server.base, people.sam, { width: 390, height: 844 });
     const kim = await pageAs(browser, server.base, people.kim);

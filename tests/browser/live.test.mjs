@@ -60,7 +60,7 @@ test("a whole lesson, driven through the pages", async () => {
   await teacher.getByLabel("Camera preview").waitFor();
   await eventually("the camera preview", () => teacher.evaluate(() => document.getElementById("preview").videoWidth > 0));
   assert.ok((await teacher.getByLabel("Camera", { exact: true }).locator("option").count()) > 0, "cameras are listed");
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
   await eventually("the teacher's connection", () => teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"));
   const teacherId = await participantOf(teacher);
 

@@ -35,7 +35,7 @@ test("a quiz from question to results, for the teacher and the class", async () 
   const kim = await pageAs(browser, server.base, school.kim);
   await kim.goto(live);
 
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click({ timeout: 20_000 });
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click({ timeout: 20_000 });
   await teacher.getByRole("tab", { name: "Stream" }).click();
   await teacher.getByLabel("Question").fill("Which organelle makes the cell's energy?");
   await teacher.getByLabel("Kind").selectOption("single_choice");

@@ -32,7 +32,7 @@ test("a recorded lesson plays back on the replay page", async () => {
 
   const live = await pageAs(browser, server.base, teacher);
   await live.goto(`${server.base}/live.html?lesson=${lesson.id}`);
-  await live.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  await live.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
   await live.getByText("● Recording").waitFor();
   await live.locator("#more > summary").click(); // the control bar's "More" menu
   await live.getByRole("button", { name: "Pause recording" }).waitFor();

@@ -51,7 +51,7 @@ test("the teacher's tile lights while they speak and goes out when they fall sil
   const live = `${server.base}/live.html?lesson=${people.lesson.id}`;
   const teacher = await pageAs(speaking, server.base, people.teacher);
   await teacher.goto(live);
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
   await eventually("the teacher's connection", () =>
     teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"),
   );

@@ -48,7 +48,7 @@ test("a lesson over ICE-TCP only: browsers connect to the TCP port and decode", 
   const live = `${server.base}/live.html?lesson=${people.lesson.id}`;
   const teacher = await pageAs(browser, server.base, people.teacher);
   await teacher.goto(live);
-  await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
   await eventually("the teacher's connection", () => teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"));
   const teacherId = await teacher.evaluate(() => window.classroom.me);
 

@@ -130,7 +130,7 @@ for (const [name, keep, relayProtocol] of [
     const live = `${server.base}/live.html?lesson=${people.lesson.id}`;
     const teacher = await relayedPage(people.teacher, keep);
     await teacher.goto(live);
-    await teacher.getByRole("button", { name: "Go live with camera and microphone" }).click();
+    await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
     await eventually(`the teacher's connection through the relay (coturn: ${turn.log().slice(-2000)})`, () =>
       teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"),
     );
