@@ -177,6 +177,26 @@ impl WebhookUrl {
         &self.target
     }
 
+    /// Checks a host given as an address against `policy` without any lookup; a name is
+    /// checked at each delivery, when it is resolved (creating a webhook never sends a DNS
+    /// query, and the name may resolve elsewhere by delivery time anyway).
+    pub fn check_literal(&self, policy: &OutboundPolicy) -> Result<(), DestinationRefused> {
+        let host = self.host.trim_start_matches('[').trim_end_matches(']');
+        let Ok(ip) = host.parse::<std::net::IpAddr>() else {
+            return Ok(());
+        };
+        match policy.filter([SocketAddr::new(ip, self.port)]) {
+            Ok(_) => Ok(()),
+            Err(NoAllowedAddress::NoAddress) => Err(DestinationRefused::Unresolvable {
+                host: self.host.clone(),
+            }),
+            Err(NoAllowedAddress::Refused(refused)) => Err(DestinationRefused::NotAllowed {
+                host: self.host.clone(),
+                kind: refused.kind,
+            }),
+        }
+    }
+
     /// Resolves the host and keeps the addresses `policy` allows (the sender connects only
     /// to those); refused when there is none.
     pub async fn allowed_addresses(
