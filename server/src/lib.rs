@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod origin;
 pub mod recorder;
 pub mod restream;
+pub mod room_states;
 pub mod rtmp;
 pub mod serve;
 pub mod web;
@@ -176,11 +177,14 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     .await?;
     let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let joins = Arc::new(live::JoinClock::default());
-    let rooms = Arc::new(Rooms::with_media(
-        config.signaling.to_config(),
-        room_events,
-        Arc::new(live::SfuPort::new(media.handle.clone(), joins.clone())),
-    ));
+    let rooms = Arc::new(
+        Rooms::with_media(
+            config.signaling.to_config(),
+            room_events,
+            Arc::new(live::SfuPort::new(media.handle.clone(), joins.clone())),
+        )
+        .with_room_states(room_states::StoredRoomStates::start(store.clone())),
+    );
     let metrics = Arc::new(metrics::Metrics::new());
     // Every consumer of room events subscribes here, and each sees every event.
     let mut dispatcher = events::Dispatcher::new(metrics.clone());

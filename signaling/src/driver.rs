@@ -27,7 +27,7 @@ use tokio::time::Instant;
 use crate::media::{MediaFuture, MediaNotice, MediaPort, PeerId, PeerIds};
 use crate::room::{
     AttendanceEvent, ConnectionId, EncoderError, EncoderIdentity, JoinError, LessonEffect,
-    MediaEffect, RecordingEffect, Room, RoomActivity, RoomConfig,
+    MediaEffect, RecordingEffect, Room, RoomActivity, RoomConfig, RoomState,
 };
 use crate::stats::{SignalingSnapshot, SignalingStats};
 
@@ -91,6 +91,22 @@ pub trait TokenVerifier: Send + Sync + 'static {
     ) -> MediaFuture<'_, Result<DocumentCheck, AdmitError>> {
         Box::pin(async { Ok(DocumentCheck::Unchecked) })
     }
+}
+
+/// Where rooms keep what must outlive this process (`room/persist.rs`): the server keeps it
+/// in its database, so that a restart, or another node taking the lesson over, finds the chat,
+/// the stage, the hands and the recording as they were.
+pub trait RoomStates: Send + Sync + 'static {
+    /// What `room` kept, if anything; `Err` when the store cannot be asked (the room then
+    /// opens empty, as it did before it had a store).
+    fn load<'a>(&'a self, room: &'a RoomName)
+    -> MediaFuture<'a, Result<Option<RoomState>, String>>;
+
+    /// Keeps `state` for `room`: queued, the latest wins; returns at once.
+    fn save(&self, room: &RoomName, lesson: LessonId, state: RoomState);
+
+    /// The lesson of `room` ended: nothing is kept any more.
+    fn forget(&self, room: &RoomName);
 }
 
 /// The answer of [`TokenVerifier::document_pages`].
@@ -230,6 +246,8 @@ pub struct Rooms {
     /// Counts access changes, so that a join can tell whether one arrived while its own
     /// check was under way (see `session.rs`).
     access_changes: AtomicU64,
+    /// Where rooms keep their state; none: rooms start empty every time.
+    states: Option<Arc<dyn RoomStates>>,
 }
 
 /// The media port and the peers of every room, shared by the room tasks.
@@ -254,7 +272,14 @@ impl Rooms {
             media: None,
             stats: Arc::default(),
             access_changes: AtomicU64::new(0),
+            states: None,
         }
+    }
+
+    /// Rooms that keep their state in `states` and take it back when opened again.
+    pub fn with_room_states(mut self, states: Arc<dyn RoomStates>) -> Self {
+        self.states = Some(states);
+        self
     }
 
     /// Rooms whose participants negotiate media with `port`.
@@ -451,6 +476,7 @@ impl Rooms {
                     ended.clone(),
                     self.events.clone(),
                     media,
+                    self.states.clone(),
                     self.stats.clone(),
                 ));
                 RoomHandle { commands, ended }

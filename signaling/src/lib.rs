@@ -22,11 +22,13 @@ pub mod room;
 pub mod session;
 pub mod stats;
 
-pub use driver::{AdmitError, DocumentCheck, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
+pub use driver::{
+    AdmitError, DocumentCheck, RoomEvent, RoomStates, Rooms, SignalingConfig, TokenVerifier,
+};
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, PeerIds};
 pub use room::{
     AttendanceEvent, EncoderError, EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect,
-    RoomActivity, RoomConfig,
+    RoomActivity, RoomConfig, RoomState,
 };
 pub use session::{InvalidToken, run_session};
 pub use stats::SignalingSnapshot;

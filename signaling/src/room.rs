@@ -48,6 +48,7 @@ mod input;
 mod output;
 mod participants;
 mod peers;
+mod persist;
 mod polls;
 mod recording;
 mod slides;
@@ -62,6 +63,7 @@ pub use output::{
     RoomActivity,
 };
 pub use participants::JoinError;
+pub use persist::RoomState;
 pub use polls::{AnswerError, PollError};
 
 /// Limits and timings of a room.
@@ -174,6 +176,12 @@ pub struct Room {
     live: bool,
     ended: bool,
     recording: RecordingState,
+    /// A teacher started, paused or stopped the recording: the server leaves it to them.
+    recording_by_hand: bool,
+    /// Places held before a restore, waiting for their users (`persist.rs`).
+    restored: persist::Restored,
+    /// What was last handed out to be stored.
+    stored_key: Option<persist::StateKey>,
     /// The document shown to the class and its page.
     slide: Option<Slide>,
     /// The whiteboard: strokes per page, the blank board, who holds the pen.
@@ -205,6 +213,9 @@ impl Room {
             live: false,
             ended: false,
             recording: RecordingState::Off,
+            recording_by_hand: false,
+            restored: persist::Restored::default(),
+            stored_key: None,
             slide: None,
             board: board::Boards::default(),
             polls: polls::Polls::default(),
@@ -228,6 +239,7 @@ impl Room {
         let record = !matches!(input, Input::MediaEvent(_));
         let closing = matches!(input, Input::Closed);
         self.polls.now = Some(now);
+        self.lapse_restored(now);
         let mut step = match input {
             Input::Join {
                 connection,
@@ -235,7 +247,7 @@ impl Room {
                 claims,
                 opened_at,
                 go_live,
-            } => self.join_input(connection, id, &claims, opened_at, go_live),
+            } => self.join_input(now, connection, id, &claims, opened_at, go_live),
             Input::Message {
                 participant,
                 connection,
@@ -626,6 +638,8 @@ mod board_tests;
 mod core_tests;
 #[cfg(test)]
 mod golive_tests;
+#[cfg(test)]
+mod persist_tests;
 #[cfg(test)]
 mod polls_tests;
 #[cfg(test)]

@@ -11,6 +11,7 @@ mod recording_jobs;
 mod removals;
 mod replays;
 mod restreams;
+mod room_states;
 mod stream_keys;
 mod users;
 mod webhooks;

@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::connections::Connections;
-use super::{EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent};
+use super::{EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent, RoomStates};
 use crate::media::PeerId;
 use crate::room::{
     ConnectionId, EncoderError, Input, JoinError, MediaCommand, MediaReply, Output, PeerFiling,
@@ -39,6 +39,7 @@ pub(super) async fn run_room(
     ended: Arc<AtomicBool>,
     events: mpsc::UnboundedSender<RoomEvent>,
     media: Option<RoomPort>,
+    states: Option<Arc<dyn RoomStates>>,
     stats: Arc<SignalingStats>,
 ) {
     let mut io = RoomIo {
@@ -50,6 +51,20 @@ pub(super) async fn run_room(
         events,
         media,
     };
+    // Joins wait in the inbox meanwhile: nobody enters a room before what it kept is back.
+    if let Some(states) = &states {
+        match states.load(&io.name).await {
+            Ok(Some(state)) => {
+                tracing::info!(room = %io.name, "room restored");
+                room.restore(now(), state);
+                io.drain(&mut room).await;
+            }
+            Ok(None) => {}
+            Err(error) => {
+                tracing::warn!(room = %io.name, %error, "cannot read what the room kept; it opens empty");
+            }
+        }
+    }
     let mut counted_participants = 0i64;
     loop {
         let deadline = room.poll_timeout().map(Instant::from_std);
@@ -67,7 +82,15 @@ pub(super) async fn run_room(
         counted_participants = participants;
         if room.is_ended() {
             ended.store(true, Ordering::Release);
+            if let Some(states) = &states {
+                states.forget(&io.name);
+            }
             break;
+        }
+        if let Some(states) = &states
+            && let Some(state) = room.take_state_change(now())
+        {
+            states.save(&io.name, io.lesson, state);
         }
     }
     room.handle_input(now(), Input::Closed);

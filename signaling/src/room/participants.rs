@@ -58,13 +58,14 @@ impl Room {
     /// `joined` snapshot, through the same connection).
     pub(super) fn join_input(
         &mut self,
+        now: Instant,
         connection: ConnectionId,
         id: Option<u64>,
         claims: &JoinClaims,
         opened_at: Option<Instant>,
         go_live: bool,
     ) -> Vec<Output> {
-        match self.enter(claims, connection, go_live) {
+        match self.enter(now, claims, connection, go_live) {
             Ok((participant, outputs)) => {
                 if let Some(opened_at) = opened_at {
                     self.media.connection_opened(connection, opened_at);
@@ -98,12 +99,14 @@ impl Room {
         claims: &JoinClaims,
         connection: ConnectionId,
     ) -> Result<(ParticipantId, Vec<Output>), JoinError> {
-        self.enter(claims, connection, true)
+        let now = self.opened_at;
+        self.enter(now, claims, connection, true)
     }
 
     /// `claims` join on `connection`; a teacher's join makes the lesson live when `go_live`.
     pub(super) fn enter(
         &mut self,
+        now: Instant,
         claims: &JoinClaims,
         connection: ConnectionId,
         go_live: bool,
@@ -189,6 +192,7 @@ impl Room {
                         sources: claims.grants.publish.clone(),
                     }));
                 }
+                self.restore_place(id, user, now, &mut out);
                 id
             }
         };

@@ -8,11 +8,12 @@ use classroom_protocol::signal::{RecordingState, ServerMessage};
 use super::{Output, RecordingEffect, Refusal, Room};
 
 impl Room {
-    /// Starts recording on the server's initiative. Nothing happens when already recording
-    /// or ended.
+    /// Starts recording on the server's initiative. Nothing happens when already recording,
+    /// ended, or when a teacher has controlled the recording by hand (a lesson restored after
+    /// a restart whose teacher stopped it stays stopped).
     pub(super) fn start_recording(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
-        if !self.ended && self.recording == RecordingState::Off {
+        if !self.ended && self.recording == RecordingState::Off && !self.recording_by_hand {
             self.set_recording(
                 RecordingState::Recording,
                 RecordingEffect::Started,
@@ -46,6 +47,7 @@ impl Room {
                 ));
             }
         };
+        self.recording_by_hand = true;
         self.set_recording(next, effect, out);
         Ok(())
     }

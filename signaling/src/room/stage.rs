@@ -47,10 +47,19 @@ impl Room {
     ) -> Result<(), Refusal> {
         actor.require_moderator("bring participants on stage")?;
         self.not_the_encoder(participant)?;
-        let target = self.target_mut(participant)?;
-        if target.info.on_stage {
+        if self.target_mut(participant)?.info.on_stage {
             return Ok(());
         }
+        self.put_on_stage(participant, out);
+        Ok(())
+    }
+
+    /// Grants camera and microphone to `participant` and tells the media plane, them and
+    /// everyone; their raised hand is lowered.
+    pub(super) fn put_on_stage(&mut self, participant: ParticipantId, out: &mut Vec<Output>) {
+        let Some(target) = self.participants.get_mut(&participant) else {
+            return;
+        };
         let sources = [TrackSource::Camera, TrackSource::Microphone];
         target.info.on_stage = true;
         for source in sources {
@@ -79,7 +88,6 @@ impl Room {
         } else {
             self.announce(participant, out);
         }
-        Ok(())
     }
 
     /// Moderators take a student off stage.
@@ -178,7 +186,12 @@ impl Room {
         }
     }
 
-    fn set_hand(&mut self, participant: ParticipantId, raised: bool, out: &mut Vec<Output>) {
+    pub(super) fn set_hand(
+        &mut self,
+        participant: ParticipantId,
+        raised: bool,
+        out: &mut Vec<Output>,
+    ) {
         if let Some(p) = self.participants.get_mut(&participant) {
             p.info.hand_raised = raised;
         }

@@ -617,9 +617,11 @@ fn only_teachers_record_and_everyone_sees_it() {
         assert!(broadcasts(&out).contains(&&ServerMessage::Recording { state }));
         assert_eq!(c.room.recording(), state);
     }
-    // The course's default starts it; ending the lesson stops it before the end.
-    assert!(!c.room.start_recording().is_empty());
-    assert!(c.room.start_recording().is_empty(), "once");
+    // A teacher has controlled it: the course's default does not start it again.
+    assert!(c.room.start_recording().is_empty());
+    // Ending the lesson stops it before the end.
+    c.room
+        .handle(c.now, c.teacher, None, ClientMessage::StartRecording);
     let out = c
         .room
         .handle(c.now, c.teacher, None, ClientMessage::EndLesson);
@@ -630,6 +632,13 @@ fn only_teachers_record_and_everyone_sees_it() {
         .iter()
         .position(|o| matches!(o, Output::Lesson(LessonEffect::Ended(_))));
     assert!(stopped.is_some() && stopped < ended, "{out:?}");
+}
+
+#[test]
+fn the_course_default_starts_the_recording_once() {
+    let mut c = class();
+    assert!(!c.room.start_recording().is_empty());
+    assert!(c.room.start_recording().is_empty(), "once");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 mod access;
 mod board;
+mod restore;
 
 use std::time::Duration;
 

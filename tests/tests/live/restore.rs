@@ -1,0 +1,190 @@
+//! A lesson's room outlives its server: after `kill -9` (SQLite) or a restart (PostgreSQL)
+//! the room opens again with the chat, its lock, the stage, the raised hands, mute and the
+//! live state as they were, and each user gets their place back when they rejoin.
+
+use std::io::BufRead;
+use std::time::Duration;
+
+use classroom_courses::store::Store;
+use classroom_protocol::signal::{ClientMessage, ServerMessage};
+use classroom_protocol::{RoomName, TrackSource};
+use classroom_tests::school::{School, join_token as token};
+use classroom_tests::ws::Ws;
+use classroom_tests::{Backend, TestServer};
+
+/// Kills the child if the test fails before it does.
+struct Child(std::process::Child);
+
+impl Drop for Child {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A lesson under way at `base`: Sam chatted and is on stage, muted; Olga's hand is up; the
+/// chat is locked. Returns once the room has stored all of it. The connections stay open.
+async fn lesson_under_way(store: &Store, school: &School, base: &str, lesson: i64) -> Vec<Ws> {
+    let teacher = school.teacher.at(base);
+    let student = school.student.at(base);
+    let outsider = school.outsider.at(base);
+    let (mut otto, _) = Ws::join(base, &token(&teacher, lesson).await).await;
+    let (mut sam, _) = Ws::join(base, &token(&student, lesson).await).await;
+    let (mut olga, _) = Ws::join(base, &token(&outsider, lesson).await).await;
+    let sam_id = sam.me.expect("joined");
+    sam.ok(ClientMessage::Chat {
+        text: "before the crash".into(),
+    })
+    .await;
+    olga.ok(ClientMessage::RaiseHand).await;
+    otto.ok(ClientMessage::InviteToStage {
+        participant: sam_id,
+    })
+    .await;
+    otto.ok(ClientMessage::Mute {
+        participant: sam_id,
+    })
+    .await;
+    otto.ok(ClientMessage::LockChat { locked: true }).await;
+    // Written as it changes: wait (bounded) for the last change to be in the database.
+    let room = RoomName::for_lesson(classroom_protocol::LessonId(lesson));
+    for _ in 0..200 {
+        let stored = store
+            .room_state(room.as_str())
+            .await
+            .expect("the store answers");
+        if stored.is_some_and(|s| s.contains("\"chat_locked\":true")) {
+            return vec![otto, sam, olga];
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the room's state was never stored");
+}
+
+/// Everyone rejoins the server at `base` and finds the lesson as it was.
+async fn everyone_finds_their_place(school: &School, base: &str, lesson: i64) {
+    let (_otto, joined) = Ws::join(base, &token(&school.teacher.at(base), lesson).await).await;
+    let ServerMessage::Joined {
+        chat_history,
+        chat_locked,
+        live,
+        ..
+    } = joined
+    else {
+        unreachable!()
+    };
+    assert!(live, "the lesson is live again at once");
+    assert!(chat_locked);
+    let texts: Vec<&str> = chat_history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["before the crash"]);
+
+    let (_sam, joined) = Ws::join(base, &token(&school.student.at(base), lesson).await).await;
+    let ServerMessage::Joined { you, grants, .. } = joined else {
+        unreachable!()
+    };
+    assert!(you.on_stage, "Sam is back on stage");
+    assert!(you.muted, "and still muted");
+    assert!(grants.may_publish(TrackSource::Microphone));
+
+    let (olga, joined) = Ws::join(base, &token(&school.outsider.at(base), lesson).await).await;
+    let olga_id = olga.me.expect("joined");
+    let ServerMessage::Joined { you, hands, .. } = joined else {
+        unreachable!()
+    };
+    assert!(you.hand_raised);
+    assert_eq!(hands, [olga_id]);
+}
+
+async fn class_with_outsider(server: &TestServer) -> (School, i64) {
+    let school = School::new(server).await;
+    let lesson = school.lesson("Kept lesson").await;
+    let enroll = format!("/api/v1/courses/{}/enrollments", school.course_id);
+    school
+        .teacher
+        .post(&enroll, serde_json::json!({"user_id": school.outsider_id}))
+        .await
+        .expect(201);
+    (school, lesson)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_comes_back_as_it_was_after_kill_9() {
+    let mut server = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("sqlite always runs");
+    let (school, lesson) = class_with_outsider(&server).await;
+    if let Some(running) = server.server.take() {
+        running.stop().await.expect("stops");
+    }
+    // The same database file, read beside the child.
+    let db = classroom_courses::db::Db::connect(&server.config.database_url(), 1)
+        .await
+        .expect("the SQLite file opens");
+    let store = Store::new(db, b"only reads room states");
+    let mut child = Child(
+        std::process::Command::new(env!("CARGO_BIN_EXE_test-server"))
+            .arg(server.data_dir())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("the child starts"),
+    );
+    let stdout = child.0.stdout.take().expect("its output");
+    let base = tokio::task::spawn_blocking(move || {
+        std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .find_map(|line| {
+                line.strip_prefix("LISTENING ")
+                    .map(|b| b.trim().to_string())
+            })
+    })
+    .await
+    .expect("reads")
+    .expect("the child says where it listens");
+
+    let connections = lesson_under_way(&store, &school, &base, lesson).await;
+    child.0.kill().expect("kill -9");
+    let _ = child.0.wait();
+    drop(connections);
+
+    server.restart().await;
+    let base = server.base.clone();
+    everyone_finds_their_place(&school, &base, lesson).await;
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_room_comes_back_as_it_was_after_a_restart_on_postgres() {
+    let Some(mut server) = TestServer::start(Backend::Postgres, |_| {}).await else {
+        eprintln!("skipped: no PostgreSQL at 127.0.0.1:5432");
+        return;
+    };
+    let (school, lesson) = class_with_outsider(&server).await;
+    let base = server.base.clone();
+    let connections = lesson_under_way(&server.store(), &school, &base, lesson).await;
+    server.restart().await;
+    drop(connections);
+    let base = server.base.clone();
+    everyone_finds_their_place(&school, &base, lesson).await;
+
+    // The lesson ends: nothing is kept any more.
+    let (mut otto, _) = Ws::join(&base, &token(&school.teacher.at(&base), lesson).await).await;
+    otto.send(ClientMessage::EndLesson).await;
+    let store = server.store();
+    let room = RoomName::for_lesson(classroom_protocol::LessonId(lesson));
+    let mut gone = false;
+    for _ in 0..200 {
+        if store
+            .room_state(room.as_str())
+            .await
+            .expect("answers")
+            .is_none()
+        {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(gone, "an ended lesson's room keeps nothing");
+    server.stop().await;
+}
