@@ -81,6 +81,9 @@ pub enum CloseReason {
     Replaced,
     /// The user may no longer be in the room: 4001-4005.
     Denied(AccessDenied),
+    /// The server is going away (drained before a restart or an upgrade): join again at once,
+    /// through the REST join, which names the node to use: 1012 (Service Restart).
+    Draining,
 }
 
 impl CloseReason {
@@ -89,6 +92,7 @@ impl CloseReason {
             CloseReason::Done => 1000,
             CloseReason::Replaced => 4000,
             CloseReason::Denied(why) => why.close_code(),
+            CloseReason::Draining => 1012,
         }
     }
 
@@ -97,6 +101,7 @@ impl CloseReason {
             CloseReason::Done => "closed by the room",
             CloseReason::Replaced => "replaced",
             CloseReason::Denied(why) => why.code(),
+            CloseReason::Draining => "server_draining",
         }
     }
 }

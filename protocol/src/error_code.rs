@@ -76,6 +76,9 @@ error_codes! {
     /// Several nodes: the lesson's room is on another node. Ask `POST /api/v1/lessons/{id}/join`
     /// again and open its `signaling_url`.
     WrongNode = "wrong_node",
+    /// The server is draining before a restart or an upgrade: join again (the REST join names
+    /// the node to use); connections it had are closed with 1012.
+    ServerDraining = "server_draining",
     /// A moderator removed the user from the lesson.
     RemovedFromLesson = "removed_from_lesson",
     /// The account is disabled.

@@ -163,6 +163,9 @@ pub struct SignalingSettings {
     pub messages_per_second: u32,
     /// Signaling messages a connection may send at once.
     pub message_burst: u32,
+    /// On SIGTERM the node drains: participants are sent to join again (on another node, or
+    /// here after the restart) and the node waits at most this long for them to go.
+    pub drain_timeout_secs: u64,
 }
 
 impl Default for SignalingSettings {
@@ -173,6 +176,7 @@ impl Default for SignalingSettings {
             max_message_bytes: 16 * 1024,
             messages_per_second: 20,
             message_burst: 40,
+            drain_timeout_secs: 10,
         }
     }
 }

@@ -69,6 +69,23 @@ pub struct RunningServer {
     pub setup_token: Option<String>,
     shutdown: watch::Sender<bool>,
     task: JoinHandle<anyhow::Result<()>>,
+    drain: Drain,
+}
+
+/// What draining the node needs.
+struct Drain {
+    rooms: Arc<Rooms>,
+    cluster: Option<(
+        cluster::ClusterHandle,
+        Arc<cluster::placement::RedisPlacement>,
+    )>,
+    wait: Duration,
+}
+
+impl std::fmt::Debug for Drain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Drain").field("wait", &self.wait).finish()
+    }
 }
 
 impl RunningServer {
@@ -81,6 +98,40 @@ impl RunningServer {
     /// Resolves when the server has stopped by itself (it should not).
     pub async fn wait(&mut self) -> anyhow::Result<()> {
         (&mut self.task).await.context("the server task panicked")?
+    }
+
+    /// Drains the node before it stops (SIGTERM, a rolling upgrade): it takes no new rooms
+    /// or joins, tells the cluster at once, gives up its rooms' leases, and sends every
+    /// participant to join again (close code 1012; the REST join names the node to use); the
+    /// rooms keep what they stored for where they open next. Returns once every signaling
+    /// connection has gone, or after `signaling.drain_timeout_secs`.
+    pub async fn drain(&self) {
+        let drain = &self.drain;
+        if let Some((cluster, _)) = &drain.cluster {
+            cluster.set_draining();
+        }
+        let lessons = drain.rooms.drain().await;
+        tracing::info!(
+            rooms = lessons.len(),
+            "draining: participants are sent to join again"
+        );
+        if let Some((_, placement)) = &drain.cluster
+            && !lessons.is_empty()
+        {
+            match tokio::time::timeout(Duration::from_secs(2), placement.release(&lessons)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(error = %e, "draining: could not give up the rooms' leases; they lapse in 10 s")
+                }
+                Err(_) => tracing::warn!(
+                    "draining: giving up the rooms' leases timed out; they lapse in 10 s"
+                ),
+            }
+        }
+        let deadline = tokio::time::Instant::now() + drain.wait;
+        while drain.rooms.stats().connections_open > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
     }
 
     /// A handle that asks the server to stop.
@@ -248,6 +299,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             Some((handle, placement))
         }
     };
+    let drain_cluster = cluster.clone();
+    let drain_rooms = rooms.clone();
     let placement = cluster.as_ref().map(|(_, placement)| placement.clone());
     let cluster = cluster.map(|(handle, _)| handle);
     let live = live::LiveState {
@@ -391,6 +444,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         setup_token,
         shutdown,
         task,
+        drain: Drain {
+            rooms: drain_rooms,
+            cluster: drain_cluster,
+            wait: Duration::from_secs(config.signaling.drain_timeout_secs),
+        },
     })
 }
 
@@ -422,8 +480,9 @@ pub async fn serve(config: &Config, signal: impl Future<Output = ()>) -> anyhow:
     drop(stdout);
     tokio::select! {
         result = server.wait() => return result,
-        _ = signal => tracing::info!("shutting down: finishing requests in flight"),
+        _ = signal => tracing::info!("shutting down: draining, then finishing requests in flight"),
     }
+    server.drain().await;
     server.stop().await
 }
 

@@ -208,6 +208,9 @@ pub(crate) enum RoomCommand {
         why: AccessDenied,
     },
     Encoder(EncoderCommand),
+    /// The node drains: close every connection with [`CloseReason::Draining`] and close the
+    /// room without ending the lesson.
+    Drain,
 }
 
 /// What the RTMP ingest tells a room about the lesson's encoder.
@@ -248,6 +251,8 @@ pub struct Rooms {
     access_changes: AtomicU64,
     /// Where rooms keep their state; none: rooms start empty every time.
     states: Option<Arc<dyn RoomStates>>,
+    /// The node drains: joins are refused, rooms are closed as they empty.
+    draining: AtomicBool,
 }
 
 /// The media port and the peers of every room, shared by the room tasks.
@@ -273,6 +278,7 @@ impl Rooms {
             stats: Arc::default(),
             access_changes: AtomicU64::new(0),
             states: None,
+            draining: AtomicBool::new(false),
         }
     }
 
@@ -408,6 +414,9 @@ impl Rooms {
         identity: EncoderIdentity,
         mids: Vec<String>,
     ) -> Result<PeerId, EncoderError> {
+        if self.is_draining() {
+            return Err(EncoderError::RoomClosed);
+        }
         let room = self.open_room(&RoomName::for_lesson(lesson), lesson);
         let (reply, response) = oneshot::channel();
         let command = RoomCommand::Encoder(EncoderCommand::Started {
@@ -438,6 +447,35 @@ impl Rooms {
             let command = RoomCommand::Encoder(EncoderCommand::Changed { state, reason });
             let _ = room.send(command).await;
         }
+    }
+
+    /// Drains this node: new joins are refused with `server_draining`, and every open room
+    /// closes its connections with [`CloseReason::Draining`] (clients join again at once, where
+    /// the REST join sends them) and closes, keeping what it stores for the room opened next.
+    /// Returns the lessons whose rooms closed, for their leases to be given up.
+    pub async fn drain(&self) -> Vec<LessonId> {
+        self.draining.store(true, Ordering::SeqCst);
+        let rooms: Vec<(RoomName, RoomHandle)> = self
+            .rooms
+            .iter()
+            .filter(|r| !r.is_ended())
+            .map(|r| (r.key().clone(), r.value().clone()))
+            .collect();
+        let mut lessons = Vec::new();
+        for (name, room) in rooms {
+            if room.commands.send(RoomCommand::Drain).await.is_ok()
+                && let Some(lesson) = name.lesson()
+            {
+                lessons.push(lesson);
+            }
+            self.rooms.remove(&name);
+        }
+        lessons
+    }
+
+    /// Whether [`Rooms::drain`] was called.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::SeqCst)
     }
 
     pub(crate) fn next_connection(&self) -> ConnectionId {

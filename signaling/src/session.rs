@@ -271,6 +271,16 @@ pub async fn serve<Tx, Rx, E>(
         close(&mut sink, close_code, code.as_str()).await;
         return;
     }
+    if rooms.is_draining() {
+        let error = refuse(
+            join_id,
+            ErrorCode::ServerDraining,
+            "this server is restarting; join again in a moment".to_string(),
+        );
+        let _ = sink.send(Message::Text(error_text(error))).await;
+        close(&mut sink, CloseReason::Draining.code(), "server_draining").await;
+        return;
+    }
     let user = claims.user();
     let recheck = claims.clone();
     let room = rooms.room_for(&claims);

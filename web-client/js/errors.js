@@ -26,6 +26,7 @@ export const ERROR_TEXTS = {
   wrong_room: { text: "The join ticket is for another lesson." },
   unavailable: { text: "The server cannot check your access right now; trying again." },
   wrong_node: { text: "This lesson moved to another of the school's servers; joining it there." },
+  server_draining: { text: "The classroom server is restarting; joining again." },
   removed_from_lesson: { text: "You were removed from this lesson. A teacher can let you back in.", ends: "removed" },
   account_disabled: { text: "Your account was disabled, so you have left the lesson. Ask the school's administrator.", ends: "revoked" },
   not_a_member: { text: "You are no longer a member of this course, so you have left the lesson.", ends: "revoked" },

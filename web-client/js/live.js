@@ -445,8 +445,9 @@ function onMediaState(media, connectionState) {
   }
 }
 
-/** The connection was lost: tear down and join again until it works or the lesson is over. */
-function dropped() {
+/** The connection was lost: tear down and join again until it works or the lesson is over
+ * (`at_once`: the server sent us elsewhere, so the first try does not wait). */
+function dropped({ at_once = false } = {}) {
   if (state.reconnecting || state.over) return;
   state.reconnecting = true;
   const old = state.signaling;
@@ -458,7 +459,7 @@ function dropped() {
   banner("Reconnecting… The connection to the classroom was lost; trying again.", "reconnecting", "connection");
   $("connection").textContent = "reconnecting…";
   render();
-  joinUntilConnected(false);
+  joinUntilConnected(at_once);
 }
 
 // Why the server refused or closed our place for good, by error code (the codes of
@@ -467,6 +468,7 @@ function dropped() {
 const FINAL = Object.fromEntries(
   Object.entries(ERROR_TEXTS).filter(([, { ends }]) => ends).map(([code, { ends, text }]) => [code, [ends, text]]),
 );
+const DRAINING = 1012;
 const CLOSE_CODES = {
   4001: "removed_from_lesson",
   4002: "account_disabled",
@@ -493,7 +495,7 @@ async function joinUntilConnected(first) {
       if (FINAL[error.code]) return finish(...FINAL[error.code]);
       if (error.status === 403 || error.status === 404 || error.status === 409) return finish("ended", error.message);
       // A fresh join: the token expired, or the room moved to another node.
-      if (error.code === "invalid_token" || error.code === "wrong_node") state.join = null;
+      if (["invalid_token", "wrong_node", "server_draining"].includes(error.code)) state.join = null;
       const why = error.status === 0 || error.code === "closed" ? UNREACHABLE : `(${errorText(error)})`;
       banner(`${first ? "Connecting…" : "Reconnecting…"} ${why}`, "reconnecting", "connection");
     }
@@ -621,7 +623,11 @@ function wire(signaling) {
     // joining again would be refused, so say why instead of reconnecting.
     const final = FINAL[CLOSE_CODES[event.detail.code]];
     if (final) finish(...final);
-    else dropped();
+    // 1012: the server drains before a restart; a fresh REST join names where to go, at once.
+    else if (event.detail.code === DRAINING) {
+      state.join = null;
+      dropped({ at_once: true });
+    } else dropped();
   });
 }
 

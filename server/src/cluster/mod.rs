@@ -105,6 +105,9 @@ struct Shared {
     now_ms: u64,
     nodes: Vec<NodeView>,
     offline_alarms: u64,
+    /// This node drains: it takes no new rooms (its record says so from the next beat; its
+    /// own placement knows at once).
+    draining: bool,
 }
 
 /// The cluster as this node sees it; cheap to clone.
@@ -139,12 +142,26 @@ impl ClusterHandle {
             .collect()
     }
 
-    /// The nodes as of the last heartbeat that reached Redis.
+    /// The nodes as of the last heartbeat that reached Redis (this one draining as soon as it
+    /// does).
     pub fn nodes(&self) -> Vec<NodeView> {
-        self.shared
-            .lock()
-            .map(|s| s.nodes.clone())
-            .unwrap_or_default()
+        let Ok(shared) = self.shared.lock() else {
+            return Vec::new();
+        };
+        let mut nodes = shared.nodes.clone();
+        if shared.draining {
+            for node in nodes.iter_mut().filter(|n| n.record.id == self.this) {
+                node.record.state = NodeState::Draining;
+            }
+        }
+        nodes
+    }
+
+    /// This node drains: it takes no new rooms, and says so to the others at its next beat.
+    pub fn set_draining(&self) {
+        if let Ok(mut shared) = self.shared.lock() {
+            shared.draining = true;
+        }
     }
 
     pub fn status(&self) -> ClusterStatus {
@@ -243,6 +260,10 @@ impl Heartbeat {
                 _ = stopping.changed() => break,
             }
             self.record.load = load.load();
+            self.record.state = match self.shared.lock().is_ok_and(|s| s.draining) {
+                true => NodeState::Draining,
+                false => NodeState::Up,
+            };
             let result = tokio::time::timeout(REDIS_TIMEOUT, self.beat()).await;
             let up = matches!(result, Ok(Ok(())));
             if !up {

@@ -75,6 +75,14 @@ impl Connections {
         self.detach(connection);
     }
 
+    /// Closes every connection (the node drains).
+    pub(super) fn close_all(&mut self, why: CloseReason) {
+        let all: Vec<ConnectionId> = self.by_connection.keys().copied().collect();
+        for connection in all {
+            self.close(connection, why);
+        }
+    }
+
     fn push(&mut self, connection: ConnectionId, outbound: Outbound) {
         let Some((participant, outbox)) = self.by_connection.get(&connection) else {
             return;

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use classroom_protocol::signal::ParticipantId;
-use classroom_protocol::{LessonId, RoomName};
+use classroom_protocol::{CloseReason, LessonId, RoomName};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -70,7 +70,16 @@ pub(super) async fn run_room(
         let deadline = room.poll_timeout().map(Instant::from_std);
         let input = tokio::select! {
             command = inbox.recv() => match command {
-                Some(command) => io.input(command),
+                Some(command) => match io.input(command) {
+                    Some(input) => input,
+                    // The node drains: what the room keeps is stored already (after every
+                    // step); everyone is sent to join again, elsewhere or after the restart.
+                    None => {
+                        io.connections.close_all(CloseReason::Draining);
+                        tracing::info!(room = %io.name, "room drained");
+                        break;
+                    }
+                },
                 None => break,
             },
             () = sleep_until(deadline) => Input::Timeout,
@@ -127,9 +136,10 @@ struct RoomIo {
 }
 
 impl RoomIo {
-    /// The room's input for a command, keeping what the command carries for replies.
-    fn input(&mut self, command: RoomCommand) -> Input {
-        match command {
+    /// The room's input for a command, keeping what the command carries for replies; `None`
+    /// for [`RoomCommand::Drain`], which ends the task instead.
+    fn input(&mut self, command: RoomCommand) -> Option<Input> {
+        let input = match command {
             RoomCommand::Join {
                 id,
                 claims,
@@ -184,7 +194,9 @@ impl RoomIo {
             RoomCommand::Encoder(EncoderCommand::Changed { state, reason }) => {
                 Input::EncoderChanged { state, reason }
             }
-        }
+            RoomCommand::Drain => return None,
+        };
+        Some(input)
     }
 
     /// Carries out the room's outputs until none are left. The media plane's replies, and

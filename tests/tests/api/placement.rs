@@ -136,3 +136,77 @@ async fn a_lesson_has_one_home_node_and_every_node_sends_its_people_there() {
     a.stop().await;
     let () = redis.del(format!("{prefix}:nodes")).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_draining_home_sends_its_people_to_another_node_where_the_room_goes_on() {
+    let prefix = prefix();
+    let Some(a) = node(SHARED_REDIS, &prefix, "a", None).await else {
+        return;
+    };
+    let mut b = node(SHARED_REDIS, &prefix, "b", Some(&a))
+        .await
+        .expect("b starts");
+    let school = School::new(&a).await;
+    for on in [&a, &b] {
+        cluster_until(&school.admin.at(&on.base), "both online", |v| {
+            node_ids(v, true) == ["a", "b"]
+        })
+        .await;
+    }
+    let lesson = school.lesson("Drained").await;
+    let join = format!("/api/v1/lessons/{lesson}/join");
+    // The room is placed on b (asked first, equal load), and the class talks there.
+    let reply = school.teacher.at(&b.base).post_empty(&join).await;
+    let (mut teacher, _) = Ws::join(&b.base, reply.expect(200)["token"].as_str().unwrap()).await;
+    teacher
+        .ok(ClientMessage::Chat {
+            text: "said on b".into(),
+        })
+        .await;
+    let mut redis = redis::Client::open(SHARED_REDIS)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    let key = format!("{prefix}:lesson:{lesson}:home");
+    let home: Option<String> = redis.get(&key).await.unwrap();
+    assert_eq!(home.as_deref(), Some("b"));
+    // Wait (bounded) for the chat to be stored in the shared database.
+    let room = classroom_protocol::RoomName::for_lesson(classroom_protocol::LessonId(lesson));
+    for _ in 0..200 {
+        let stored = a.store().room_state(room.as_str()).await.unwrap();
+        if stored.is_some_and(|s| s.contains("said on b")) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+
+    // b drains (an upgrade): the teacher is sent to join again, and b's join now sends
+    // everyone to a, which opens the room as it was.
+    let running = b.server.take().unwrap();
+    let (_, code) = tokio::join!(
+        running.drain(),
+        teacher.close_code_within(std::time::Duration::from_secs(5))
+    );
+    assert_eq!(code, Some(1012));
+    let reply = school.teacher.at(&b.base).post_empty(&join).await;
+    let again = reply.expect(200).clone();
+    let a_ws = format!("{}/ws", a.base.replace("http://", "ws://"));
+    assert_eq!(again["signaling_url"], a_ws.as_str(), "{again}");
+    let (_teacher, joined) = Ws::join(&a.base, again["token"].as_str().unwrap()).await;
+    let ServerMessage::Joined {
+        chat_history, live, ..
+    } = joined
+    else {
+        panic!("{joined:?}")
+    };
+    assert!(live);
+    let texts: Vec<&str> = chat_history.iter().map(|m| m.text.as_str()).collect();
+    assert_eq!(texts, ["said on b"]);
+    let home: Option<String> = redis.get(&key).await.unwrap();
+    assert_eq!(home.as_deref(), Some("a"));
+    b.server = Some(running);
+    b.stop().await;
+    a.stop().await;
+    let () = redis.del(format!("{prefix}:nodes")).await.unwrap();
+}

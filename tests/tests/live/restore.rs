@@ -188,3 +188,52 @@ async fn a_room_comes_back_as_it_was_after_a_restart_on_postgres() {
     assert!(gone, "an ended lesson's room keeps nothing");
     server.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_draining_server_sends_everyone_to_join_again_and_the_room_keeps_its_state() {
+    let mut server = TestServer::start(Backend::Sqlite, |_| {})
+        .await
+        .expect("sqlite always runs");
+    let (school, lesson) = class_with_outsider(&server).await;
+    let base = server.base.clone();
+    let mut connections = lesson_under_way(&server.store(), &school, &base, lesson).await;
+    let running = server.server.take().expect("running");
+    // SIGTERM drains: every participant is told to join again (1012, Service Restart), and
+    // the drain is over once they have gone.
+    let closes = async {
+        let mut codes = Vec::new();
+        for ws in &mut connections {
+            codes.push(ws.close_code_within(Duration::from_secs(5)).await);
+        }
+        codes
+    };
+    let ((), codes) = tokio::join!(running.drain(), closes);
+    assert_eq!(codes, [Some(1012); 3]);
+    // A join while draining is refused with the reason, and the same close code.
+    let mut late = Ws::connect(&base).await;
+    late.send(ClientMessage::join(
+        token(&school.student.at(&base), lesson).await,
+    ))
+    .await;
+    let refused = late.recv().await;
+    assert!(
+        matches!(
+            refused,
+            Some(ServerMessage::Error {
+                code: classroom_protocol::ErrorCode::ServerDraining,
+                ..
+            })
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(
+        late.close_code_within(Duration::from_secs(5)).await,
+        Some(1012)
+    );
+    // The lesson did not end: after the restart everyone finds it as it was.
+    server.server = Some(running);
+    server.restart().await;
+    let base = server.base.clone();
+    everyone_finds_their_place(&school, &base, lesson).await;
+    server.stop().await;
+}
