@@ -9,40 +9,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use classroom_protocol::UserRole;
-use classroom_tests::{Backend, TestServer};
-use classroomd::config::Config;
+use classroom_tests::TestServer;
 use redis::AsyncCommands;
 use serde_json::{Value, json};
 
-pub(crate) const SHARED_REDIS: &str = "redis://127.0.0.1:6379";
-
-pub(crate) fn prefix() -> String {
-    format!("test-{}", classroom_courses::auth::random_token(6))
-}
-
-/// A node of the cluster under `prefix`, sharing `first`'s database when given.
-pub(crate) async fn node(
-    redis: &str,
-    prefix: &str,
-    id: &str,
-    first: Option<&TestServer>,
-) -> Option<TestServer> {
-    let (redis, prefix, id) = (redis.to_owned(), prefix.to_owned(), id.to_owned());
-    let shared_db = first.map(|f| f.config.database.url.clone());
-    TestServer::start(Backend::Postgres, move |config: &mut Config| {
-        config.cluster.redis_url = redis;
-        config.cluster.key_prefix = prefix;
-        config.cluster.node_id = id;
-        config.auth.jwt_secret = "a shared secret of the cluster's nodes, 32+ bytes".into();
-        // Browsers' pages come from the school's address, or from one of the nodes.
-        config.http.public_origins =
-            vec![classroomd::origin::PublicOrigin::parse("https://school.example").unwrap()];
-        if let Some(url) = shared_db {
-            config.database.url = url;
-        }
-    })
-    .await
-}
+pub(crate) use classroom_tests::cluster::{SHARED_REDIS, node, prefix};
 
 /// Polls `GET /api/v1/cluster` until `done` holds (10 s at most).
 pub(crate) async fn cluster_until(
