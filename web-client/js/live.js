@@ -465,7 +465,7 @@ function dropped() {
 // ERROR_TEXTS that end it); the WebSocket close codes 4001-4005 name the same reasons
 // (docs/protocol.md).
 const FINAL = Object.fromEntries(
-  Object.entries(ERROR_TEXTS).filter(([, { ends }]) => ends).map(([code, { ends, text }]) => [code, [ends, text]]),
+  Object.entries(ERROR_TEXTS).filter(([, { ends }]) => ends).map(([code, { ends, text }]) => [code, [ends, text()]]),
 );
 const CLOSE_CODES = {
   4001: "removed_from_lesson",
