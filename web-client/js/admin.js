@@ -28,7 +28,9 @@ async function searchUsers() {
     ? t("admin.usersFoundFirst", { count: users.total, shown: users.items.length })
     : t("admin.usersFound", { count: users.total });
   $("users").replaceChildren(...users.items.map((user) => el("li", { "data-user": user.id },
-    el("span", { class: "grow", text: t(user.disabled ? "admin.userRowDisabled" : "admin.userRow", { name: user.name, email: user.email, role: roleName(user.role) }) }),
+    el("span", { class: "grow", text: user.disabled
+      ? t("admin.userRowDisabled", { name: user.name, email: user.email, role: roleName(user.role) })
+      : t("admin.userRow", { name: user.name, email: user.email, role: roleName(user.role) }) }),
     el("button", {
       type: "button",
       text: t("admin.resetPassword"),
