@@ -6,7 +6,7 @@ import { api } from "./api.js";
 import { initMaterials } from "./materials.js";
 import { initAttendance } from "./own-attendance.js";
 import { list, t } from "./i18n.js";
-import { $, banner, el, localInput, report, requireSession, when } from "./page.js";
+import { $, banner, el, lessonState, localInput, report, requireSession, when } from "./page.js";
 import { replayFacts } from "./replay-format.js";
 
 const courseId = new URLSearchParams(location.search).get("id");
@@ -43,14 +43,6 @@ function lessonRow(lesson) {
   if (attendance) item.append(attendance);
   return item;
 }
-
-const LESSON_STATES = {
-  scheduled: () => t("lessonState.scheduled"),
-  live: () => t("lessonState.live"),
-  ended: () => t("lessonState.ended"),
-  cancelled: () => t("lessonState.cancelled"),
-};
-const lessonState = (state) => LESSON_STATES[state]?.() ?? state;
 
 const REPLAY_STATES = {
   ready: () => t("replayState.ready"),

@@ -66,6 +66,18 @@ const ROLES = {
   student: () => t("role.student"),
 };
 
+const LESSON_STATES = {
+  scheduled: () => t("lessonState.scheduled"),
+  live: () => t("lessonState.live"),
+  ended: () => t("lessonState.ended"),
+  cancelled: () => t("lessonState.cancelled"),
+};
+
+/** A lesson's state (scheduled, live, ended, cancelled) in the visitor's language. */
+export function lessonState(state) {
+  return LESSON_STATES[state]?.() ?? state;
+}
+
 /** A school role (admin, teacher, student) in the visitor's language. */
 export function roleName(role) {
   return ROLES[role]?.() ?? role;
