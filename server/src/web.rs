@@ -230,6 +230,21 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/js/replay-format.js"),
     ),
     (
+        "js/i18n.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/i18n.js"),
+    ),
+    (
+        "i18n/en.json",
+        "application/json; charset=utf-8",
+        include_str!("../../web-client/i18n/en.json"),
+    ),
+    (
+        "i18n/zh-CN.json",
+        "application/json; charset=utf-8",
+        include_str!("../../web-client/i18n/zh-CN.json"),
+    ),
+    (
         "js/replay-moments.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/replay-moments.js"),

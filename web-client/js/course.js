@@ -7,7 +7,7 @@ import { initMaterials } from "./materials.js";
 import { initAttendance } from "./own-attendance.js";
 import { list, t } from "./i18n.js";
 import { $, banner, el, lessonState, localInput, report, requireSession, when } from "./page.js";
-import { replayFacts } from "./replay-format.js";
+import { replayFacts, replayState } from "./replay-format.js";
 
 const courseId = new URLSearchParams(location.search).get("id");
 let teaching = false;
@@ -43,13 +43,6 @@ function lessonRow(lesson) {
   if (attendance) item.append(attendance);
   return item;
 }
-
-const REPLAY_STATES = {
-  ready: () => t("replayState.ready"),
-  processing: () => t("replayState.processing"),
-  failed: () => t("replayState.failed"),
-};
-const replayState = (state) => REPLAY_STATES[state]?.() ?? state;
 
 function editLesson(item, lesson) {
   const id = `edit-${lesson.id}`;

@@ -134,7 +134,7 @@ function render() {
 
   // The chat: locked for students (input off, with a notice), open to moderators.
   $("lock-chat").hidden = !moderator() || over;
-  $("lock-chat").textContent = state.chatLocked ? "Unlock chat" : "Lock chat";
+  $("lock-chat").textContent = state.chatLocked ? t("live.unlockChat") : t("live.lockChat");
   $("chat-lock").hidden = !state.chatLocked;
   const silenced = (state.chatLocked && !moderator()) || over || !state.grants?.chat;
   $("chat-text").disabled = silenced;
@@ -240,7 +240,7 @@ function renderStage() {
   $("view").textContent = tiles.view === "gallery" ? t("live.speakerView") : t("live.view");
   $("view").hidden = tiles.empty;
   $("fullscreen").hidden = tiles.empty || !(document.fullscreenEnabled || $("main-tile").querySelector("video")?.webkitEnterFullscreen);
-  $("fullscreen").textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen";
+  $("fullscreen").textContent = document.fullscreenElement ? t("live.exitFullscreen") : t("live.fullscreen");
 }
 
 /** Moderators: who was removed from this lesson (kept by the server across reconnects). */
@@ -267,7 +267,7 @@ async function readmit(userId, name) {
 }
 
 async function send(message) {
-  if (!state.signaling) throw new Error("not connected");
+  if (!state.signaling) throw new Error(t("live.notConnected"));
   try {
     return await state.signaling.request(message);
   } catch (error) {
@@ -289,7 +289,7 @@ function showSetup(show) {
   const invited = !moderator();
   $("invite").hidden = !invited;
   $("decline").hidden = !invited;
-  $("publish").textContent = invited || state.live ? "Turn on camera and microphone" : "Go live with camera and microphone";
+  $("publish").textContent = invited || state.live ? t("live.turnOnCameraAndMicrophone") : t("live.publish");
   check.show(show);
 }
 

@@ -25,6 +25,17 @@ export function bytes(n) {
   return `${number(value, { minimumFractionDigits: digits, maximumFractionDigits: digits })} ${units[unit]}`;
 }
 
+const REPLAY_STATES = {
+  ready: () => t("replayState.ready"),
+  processing: () => t("replayState.processing"),
+  failed: () => t("replayState.failed"),
+};
+
+/** A replay's state (ready, processing, failed) in the visitor's language. */
+export function replayState(state) {
+  return REPLAY_STATES[state]?.() ?? state;
+}
+
 /** "recorded 7 Dec 2026, 09:00 · 45:12 · 310.4 MB": what is known of a replay. */
 export function replayFacts(replay) {
   const facts = [t("replay.recordedAt", { when: when(replay.created_at) })];

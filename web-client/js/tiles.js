@@ -67,7 +67,7 @@ export class Tiles {
   }
 
   /** Our own camera (muted, never sized by the server). */
-  showLocal(stream, name = "You") {
+  showLocal(stream, name = t("live.you")) {
     const tile = this.#tile("me:camera", this.me, "camera", name);
     tile.local = true;
     tile.video.muted = true;
@@ -214,8 +214,8 @@ export class Tiles {
   #caption(tile, name) {
     tile.caption.textContent = tile.group === "screen" ? t("tiles.screenOf", { name }) : name;
     tile.video.setAttribute("aria-label", tile.caption.textContent);
-    const label = this.pinned === tile.key ? "tiles.unpinLabel" : "tiles.pinLabel";
-    tile.pin.setAttribute("aria-label", label === "tiles.unpinLabel" ? t("tiles.unpinLabel", { name: tile.caption.textContent }) : t("tiles.pinLabel", { name: tile.caption.textContent }));
+    const shown = tile.caption.textContent;
+    tile.pin.setAttribute("aria-label", this.pinned === tile.key ? t("tiles.unpinLabel", { name: shown }) : t("tiles.pinLabel", { name: shown }));
   }
 
   #applySink(tile) {
