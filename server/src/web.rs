@@ -245,6 +245,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/i18n/zh-CN.json"),
     ),
     (
+        "i18n/README.md",
+        "text/markdown; charset=utf-8",
+        include_str!("../../web-client/i18n/README.md"),
+    ),
+    (
         "js/replay-moments.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/replay-moments.js"),

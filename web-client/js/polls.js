@@ -10,7 +10,7 @@
 import { api } from "./api.js";
 import { el } from "./page.js";
 import { errorText } from "./errors.js";
-import { number, t } from "./i18n.js";
+import { list, number, t } from "./i18n.js";
 
 const KINDS = [
   ["single_choice", () => t("polls.singleChoice")],
@@ -19,6 +19,20 @@ const KINDS = [
   ["number", () => t("polls.number")],
   ["text", () => t("polls.shortText")],
 ];
+
+// The options the server writes itself (a true-or-false question, the Yes/No quick poll), in
+// the visitor's language; options a teacher typed are shown as typed.
+const SERVER_OPTIONS = {
+  True: () => t("polls.optionTrue"),
+  False: () => t("polls.optionFalse"),
+  Yes: () => t("polls.optionYes"),
+  No: () => t("polls.optionNo"),
+};
+
+/** An option of a poll as shown. */
+export function pollOption(option) {
+  return SERVER_OPTIONS[option]?.() ?? option;
+}
 
 const view = {
   signaling: null,
@@ -81,7 +95,7 @@ function card() {
 /** The text of an answer: the chosen options, the number or the text. */
 function answerText(poll, answer) {
   if (!answer) return "";
-  if (answer.choices) return answer.choices.map((i) => poll.options[i] ?? `#${i}`).join(", ");
+  if (answer.choices) return list(answer.choices.map((i) => (i in poll.options ? pollOption(poll.options[i]) : `#${i}`)));
   if (answer.number !== undefined) return String(answer.number);
   return answer.text ?? "";
 }
@@ -103,7 +117,7 @@ function answerControls(poll) {
       type: "button",
       class: view.answer?.choices?.[0] === i ? "poll-option chosen" : "poll-option",
       "aria-pressed": String(view.answer?.choices?.[0] === i),
-      text: option,
+      text: pollOption(option),
       onclick: () => submit({ choices: [i] }),
     }));
   }
@@ -111,7 +125,7 @@ function answerControls(poll) {
     const boxes = poll.options.map((option, i) => {
       const box = el("input", { type: "checkbox", id: `poll-choice-${i}`, value: String(i) });
       box.checked = !!view.answer?.choices?.includes(i);
-      return el("label", { class: "poll-check", for: `poll-choice-${i}` }, box, ` ${option}`);
+      return el("label", { class: "poll-check", for: `poll-choice-${i}` }, box, ` ${pollOption(option)}`);
     });
     const go = el("button", { type: "button", class: "primary", text: t("polls.sendAnswer"), onclick: () => {
       const choices = boxes.map((l) => l.querySelector("input")).filter((b) => b.checked).map((b) => Number(b.value));
@@ -149,7 +163,7 @@ function resultRows(poll, results) {
       const fill = el("span", { class: "poll-bar-fill" });
       fill.style.width = `${percent}%`;
       rows.push(el("li", { class: right ? "poll-bar correct" : "poll-bar", "data-option": String(i) },
-        el("span", { class: "poll-bar-label", text: `${poll.options[i]}${right ? " ✓" : ""}` }),
+        el("span", { class: "poll-bar-label", text: `${pollOption(poll.options[i])}${right ? " ✓" : ""}` }),
         el("span", { class: "poll-bar-track" }, fill),
         el("span", { class: "poll-bar-count", text: t("polls.countPercent", { count, percent: number(percent / 100, { style: "percent" }) }) })));
     });

@@ -3,8 +3,9 @@
 // it was asked, closed once it closed, with its results once they were shown to the class;
 // each slide turned becomes a chapter ("Slide 3 of Cells").
 
-import { number, t } from "./i18n.js";
+import { list, number, t } from "./i18n.js";
 import { el } from "./page.js";
+import { pollOption } from "./polls.js";
 import { clock } from "./replay-format.js";
 
 /** The moments of a replay, or none (an older replay has no moments file). */
@@ -23,7 +24,7 @@ export function slideChapters(moments, titles) {
 }
 
 function answerText(poll, answer) {
-  if (answer?.choices) return answer.choices.map((i) => poll.options[i] ?? "?").join(", ");
+  if (answer?.choices) return list(answer.choices.map((i) => (i in poll.options ? pollOption(poll.options[i]) : "?")));
   if (answer && "number" in answer) return String(answer.number);
   return answer?.text ?? "";
 }
@@ -38,7 +39,7 @@ function resultRows(poll, results) {
     const fill = el("span", { class: "poll-bar-fill" });
     fill.style.width = `${percent}%`;
     return el("li", { class: right ? "poll-bar correct" : "poll-bar" },
-      el("span", { class: "poll-bar-label", text: `${poll.options[i] ?? "?"}${right ? " ✓" : ""}` }),
+      el("span", { class: "poll-bar-label", text: `${i in poll.options ? pollOption(poll.options[i]) : "?"}${right ? " ✓" : ""}` }),
       el("span", { class: "poll-bar-track" }, fill),
       el("span", { class: "poll-bar-count", text: t("polls.countPercent", { count, percent: number(percent / 100, { style: "percent" }) }) }));
   });
@@ -78,7 +79,7 @@ function pollItem({ poll, askedAt, results, shownAt }) {
   if (results) {
     item.append(el("p", { class: "poll-status", text: t("replay.resultsShownAt", { at: clock(shownAt) }) }), ...resultRows(poll, results));
   } else if (poll.options?.length) {
-    item.append(el("p", { class: "muted", text: poll.options.join(t("common.separator")) }));
+    item.append(el("p", { class: "muted", text: poll.options.map(pollOption).join(t("common.separator")) }));
   }
   return item;
 }
