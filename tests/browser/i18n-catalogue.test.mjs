@@ -146,3 +146,31 @@ test("the hard-coded text check catches what it should", () => {
   assert.equal(hardCodedText('<input placeholder="Write here">').length, 1);
   assert.deepEqual(hardCodedText('<input placeholder="Write here" data-i18n-placeholder="a">'), []);
 });
+
+/**
+ * String literals with English words that a module hands to what people see: an element's
+ * `text`, `title`, `placeholder`, `alt` or `aria-label`, a `textContent`, the banner, a note, a
+ * confirmation, an error's message. Heuristic (it reads the source, it does not run it), but
+ * it catches the usual way a new text slips past the catalogue.
+ */
+export function hardCodedInModule(source) {
+  const code = source.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  const sink = /(?:\b(?:text|title|placeholder|alt|label)\s*:|"aria-label"\s*:|\.(?:textContent|title|placeholder|alt)\s*\+?=|\b(?:banner|note|confirm|alert|say|onProblem)\(|new (?:Api)?Error\()\s*(?:[^,;()]*?\?\s*)?(["'`])((?:\\.|(?!\1).)*)\1/g;
+  return [...code.matchAll(sink)]
+    .filter((m) => /[A-Za-z]{2,}/.test(m[2].replace(/\$\{[^}]*\}/g, "")))
+    .map((m) => m[0].slice(0, 100));
+}
+
+test("the modules hand no hard-coded English to the page", () => {
+  const found = JS.filter((file) => !file.endsWith("i18n.js")).flatMap((file) => hardCodedInModule(read(file)).map((what) => `${file}: ${what}`));
+  assert.deepEqual(found, []);
+});
+
+test("the module check catches what it should", () => {
+  assert.equal(hardCodedInModule('el("button", { text: "Send" })').length, 1);
+  assert.equal(hardCodedInModule('el("a", { "aria-label": `Open ${title}` })').length, 1);
+  assert.equal(hardCodedInModule('$("x").textContent = on ? "Unpin" : "Pin";').length, 1);
+  assert.equal(hardCodedInModule('banner(`${n} joined`)').length, 1);
+  assert.equal(hardCodedInModule('if (!confirm("End the lesson?")) return;').length, 1);
+  assert.deepEqual(hardCodedInModule('el("button", { text: t("people.mute"), class: "button primary" }); banner(""); // text: "x"'), []);
+});

@@ -54,6 +54,14 @@ const REST_ERRORS = {
   rate_limited: () => t("rest.rateLimited"),
   database_busy: () => t("rest.databaseBusy"),
   token_expired: () => t("rest.tokenExpired"),
+  wrong_password: () => t("rest.wrongPassword"),
+  email_taken: () => t("rest.emailTaken"),
+  already_member: () => t("rest.alreadyMember"),
+  cannot_disable_self: () => t("rest.cannotDisableSelf"),
+  lesson_over: () => t("rest.lessonOver"),
+  lesson_changed: () => t("rest.lessonChanged"),
+  job_not_failed: () => t("rest.jobNotFailed"),
+  already_set_up: () => t("setup.alreadySetUp"),
 };
 
 /** An error of an API call: `status` 0 when the server could not be reached. */
