@@ -171,6 +171,23 @@ test("a school in Chinese: sign-in, home, admin, course and the live page, then 
   await teacher.close();
 });
 
+test("the offline page is in Chinese too: the service worker keeps its catalogues", { timeout: 60_000 }, async () => {
+  const sam = await pageIn("zh-CN", people.sam);
+  await sam.goto(`${server.base}/live.html?lesson=${people.lesson.id}`);
+  await sam.evaluate(() => navigator.serviceWorker.ready);
+  await server.halt();
+  try {
+    await sam.reload();
+    await sam.getByRole("heading", { name: "无法连接到课堂" }).waitFor();
+    await sam.getByRole("button", { name: "重试" }).waitFor();
+    assert.equal(await sam.evaluate(() => document.documentElement.lang), "zh-CN");
+    assert.deepEqual(await englishLeft(sam), [], "the offline page: no English left");
+  } finally {
+    await server.start();
+  }
+  await sam.close();
+});
+
 test("a browser in English gets English, with the switch offering Chinese", async () => {
   const page = await pageIn("en-US");
   await page.goto(server.base + "/");

@@ -160,7 +160,7 @@ function renderStudentPick() {
 function showEnrollReport(report) {
   $("enroll-summary").textContent = t("admin.enrollSummary", { enrolled: report.enrolled, already: report.already_enrolled, refused: report.refused });
   $("enroll-rows").replaceChildren(...report.rows.filter((r) => r.status === "refused")
-    .map((r) => el("li", { class: "refused", text: t("admin.refusedRow", { who: r.email ?? t("admin.userNumber", { id: r.user_id }), reason: r.reason ?? t("admin.rowRefused") }) })));
+    .map((r) => el("li", { class: "refused", text: t("admin.refusedRow", { who: r.email ?? t("admin.userNumber", { id: String(r.user_id) }), reason: r.reason ?? t("admin.rowRefused") }) })));
   $("enroll-report").hidden = false;
 }
 
@@ -275,18 +275,18 @@ const JOB_STATES = {
 };
 
 function jobRow(job) {
-  const what = job.kind === "document" ? t("admin.jobDocument", { id: job.document_id }) : t("admin.jobReplay", { id: job.lesson_id });
+  const what = job.kind === "document" ? t("admin.jobDocument", { id: String(job.document_id) }) : t("admin.jobReplay", { id: String(job.lesson_id) });
   const detail = [what, JOB_STATES[job.state]?.() ?? job.state, t("admin.jobAttempts", { count: job.attempts }), t("admin.jobSince", { when: when(job.created_at) })];
   return el("li", { "data-job": job.id },
     el("span", { class: "grow" }, detail.join(t("common.separator")), job.error ? el("span", { class: "error-text", text: t("admin.jobError", { error: job.error }) }) : null),
     job.state === "failed" ? el("button", {
       type: "button",
       text: t("admin.retry"),
-      "aria-label": t("admin.retryLabel", { id: job.id, what }),
+      "aria-label": t("admin.retryLabel", { id: String(job.id), what }),
       onclick: () => act(async () => {
         await api(`/api/v1/recording-jobs/${job.id}/retry`, { method: "POST" });
         await showJobs();
-      }, t("admin.jobRequeued", { id: job.id })),
+      }, t("admin.jobRequeued", { id: String(job.id) })),
     }) : null);
 }
 

@@ -53,7 +53,7 @@ const plurals = new Intl.PluralRules(language);
 /**
  * The text of `key` in the visitor's language, with `{name}` placeholders replaced from
  * `values`. A plural entry (`{"one": …, "other": …}`) is chosen by `values.count`. Numbers
- * in `values` are formatted for the locale. A missing key shows as the key (a test keeps the
+ * in `values` are formatted for the locale (grouped: pass an id as a string). A missing key shows as the key (a test keeps the
  * catalogues complete).
  */
 export function t(key, values = {}) {

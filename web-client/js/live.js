@@ -95,7 +95,7 @@ function clearBanner(cause) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const moderator = () => !!state.grants?.moderate;
 const mayPublish = (source) => !!state.grants?.publish?.includes(source);
-const participantName = (id) => state.participants.get(id)?.name ?? t("live.participantNumber", { id });
+const participantName = (id) => state.participants.get(id)?.name ?? t("live.participantNumber", { id: String(id) });
 const myself = () => state.participants.get(state.me);
 
 // --- Rendering -----------------------------------------------------------------------------

@@ -94,7 +94,7 @@ export function personRow(p, view) {
 /** A raised hand in the queue (first raised first). */
 export function handRow(id, position, view) {
   const p = view.state.participants.get(id);
-  const name = p?.name ?? t("live.participantNumber", { id });
+  const name = p?.name ?? t("live.participantNumber", { id: String(id) });
   const item = el("li", { "data-participant": id },
     el("span", { class: "person-name" }, t("people.queuePosition", { position }), handIcon(null), ` ${nameOf(name, id === view.state.me)}`));
   if (view.moderator && p) {
