@@ -85,16 +85,16 @@ export function translate(root = document) {
 }
 
 /**
- * Sets the language and reloads, so that every text (also those made in code) is in it.
- * Pages that must not reload (a live lesson) pass `reload: false` and re-render themselves.
+ * Sets the language and reloads, so that every text (also those made in code) is in it. On
+ * the live page the reload rejoins the lesson within the server's grace period, as any reload.
  */
-export function switchLanguage(lang, { reload = true } = {}) {
+export function switchLanguage(lang) {
   try {
     localStorage.setItem(STORAGE_KEY, lang);
   } catch {
-    // Storage refused (private mode): the choice lasts this page only.
+    // Storage refused (private mode): the browser's language stays.
   }
-  if (reload) location.reload();
+  location.reload();
 }
 
 /** The `<select>` that switches the language, labelled in the current language. */
@@ -123,26 +123,11 @@ export function languageSwitch() {
 
 const numberFormat = new Intl.NumberFormat(language);
 const dateTimeFormat = new Intl.DateTimeFormat(language, { dateStyle: "medium", timeStyle: "short" });
-const dateFormat = new Intl.DateTimeFormat(language, { dateStyle: "medium" });
-const timeFormat = new Intl.DateTimeFormat(language, { timeStyle: "short" });
 const listFormat = new Intl.ListFormat(language, { style: "long", type: "conjunction" });
 
 export const number = (value, options) => (options ? new Intl.NumberFormat(language, options) : numberFormat).format(value);
 export const dateTime = (date) => dateTimeFormat.format(date);
-export const dateOnly = (date) => dateFormat.format(date);
-export const timeOnly = (date) => timeFormat.format(date);
 export const list = (items) => listFormat.format(items);
-
-/** A length of time in words ("1 hr 5 min" / "1小时5分钟"); seconds only under a minute. */
-export function duration(seconds) {
-  const s = Math.max(0, Math.round(seconds));
-  const h = Math.floor(s / 3600);
-  const m = Math.floor((s % 3600) / 60);
-  const unit = (value, name) => new Intl.NumberFormat(language, { style: "unit", unit: name, unitDisplay: "short" }).format(value);
-  if (h) return [unit(h, "hour"), m ? unit(m, "minute") : ""].filter(Boolean).join(" ");
-  if (m) return unit(m, "minute");
-  return unit(s, "second");
-}
 
 
 // --- At load: the page in the chosen language ----------------------------------------------
