@@ -3,8 +3,10 @@
 // reachable) instead of the browser's error page. Only page loads are touched: API calls,
 // signaling and media go to the network as they would without it.
 
-const CACHE = "classroom-offline-v1";
-const OFFLINE = ["/offline.html", "/css/app.css", "/js/offline.js"];
+const CACHE = "classroom-offline-v2";
+// The offline page speaks the visitor's language: its module, the i18n module and both
+// catalogues are kept too.
+const OFFLINE = ["/offline.html", "/css/app.css", "/js/offline.js", "/js/i18n.js", "/i18n/en.json", "/i18n/zh-CN.json"];
 
 self.addEventListener("install", (event) => {
   event.waitUntil(caches.open(CACHE).then((cache) => cache.addAll(OFFLINE)).then(() => self.skipWaiting()));
@@ -24,7 +26,7 @@ self.addEventListener("fetch", (event) => {
     event.respondWith(fetch(request).catch(async () => (await caches.match("/offline.html")) ?? Response.error()));
     return;
   }
-  // The offline page's own stylesheet and script, when the server is gone.
+  // The offline page's own stylesheet, scripts and catalogues, when the server is gone.
   const path = new URL(request.url).pathname;
   if (OFFLINE.includes(path)) {
     event.respondWith(fetch(request).catch(async () => (await caches.match(path)) ?? Response.error()));

@@ -230,6 +230,26 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/js/replay-format.js"),
     ),
     (
+        "js/i18n.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/i18n.js"),
+    ),
+    (
+        "i18n/en.json",
+        "application/json; charset=utf-8",
+        include_str!("../../web-client/i18n/en.json"),
+    ),
+    (
+        "i18n/zh-CN.json",
+        "application/json; charset=utf-8",
+        include_str!("../../web-client/i18n/zh-CN.json"),
+    ),
+    (
+        "i18n/README.md",
+        "text/markdown; charset=utf-8",
+        include_str!("../../web-client/i18n/README.md"),
+    ),
+    (
         "js/replay-moments.js",
         "text/javascript; charset=utf-8",
         include_str!("../../web-client/js/replay-moments.js"),

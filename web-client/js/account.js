@@ -2,16 +2,17 @@
 // you, say). Changing it ends every session of the account, this one too: sign in again.
 
 import { api, clearSession } from "./api.js";
-import { $, banner, report, requireSession } from "./page.js";
+import { t } from "./i18n.js";
+import { $, banner, report, requireSession, roleName } from "./page.js";
 
 const me = requireSession();
-if (me) $("me").textContent = `${me.user.name} <${me.user.email}> · ${me.user.role}`;
+if (me) $("me").textContent = t("account.me", { name: me.user.name, email: me.user.email, role: roleName(me.user.role) });
 
 $("change-password").addEventListener("submit", async (event) => {
   event.preventDefault();
   banner("");
   if ($("new-password").value !== $("repeat-password").value) {
-    banner("The two new passwords differ. Type the same one twice.");
+    banner(t("account.passwordsDiffer"));
     return;
   }
   try {

@@ -3,7 +3,8 @@
 // from a list or pasted as emails) and the queue of replay and document jobs (retry).
 
 import { api } from "./api.js";
-import { $, banner, el, report, requireSession, when } from "./page.js";
+import { t } from "./i18n.js";
+import { $, banner, el, report, requireSession, roleName, when } from "./page.js";
 
 /** Runs an action; shows its error in the banner, or `done` in the polite status line. */
 async function act(action, done) {
@@ -23,24 +24,28 @@ async function searchUsers() {
   if ($("user-query").value.trim()) query.set("q", $("user-query").value.trim());
   if ($("user-filter").value) query.set("role", $("user-filter").value);
   const users = await api(`/api/v1/users?${query}`);
-  $("user-count").textContent = `${users.total} found${users.total > users.items.length ? `, first ${users.items.length} shown` : ""}.`;
+  $("user-count").textContent = users.total > users.items.length
+    ? t("admin.usersFoundFirst", { count: users.total, shown: users.items.length })
+    : t("admin.usersFound", { count: users.total });
   $("users").replaceChildren(...users.items.map((user) => el("li", { "data-user": user.id },
-    el("span", { class: "grow", text: `${user.name} <${user.email}> · ${user.role}${user.disabled ? " · disabled" : ""}` }),
+    el("span", { class: "grow", text: user.disabled
+      ? t("admin.userRowDisabled", { name: user.name, email: user.email, role: roleName(user.role) })
+      : t("admin.userRow", { name: user.name, email: user.email, role: roleName(user.role) }) }),
     el("button", {
       type: "button",
-      text: "Reset password",
-      "aria-label": `Reset password of ${user.name}`,
+      text: t("admin.resetPassword"),
+      "aria-label": t("admin.resetPasswordLabel", { name: user.name }),
       onclick: () => resetPassword(user),
     }),
     el("button", {
       type: "button",
       class: user.disabled ? "" : "danger",
-      text: user.disabled ? "Enable" : "Disable",
-      "aria-label": `${user.disabled ? "Enable" : "Disable"} ${user.name}`,
+      text: user.disabled ? t("admin.enable") : t("admin.disable"),
+      "aria-label": user.disabled ? t("admin.enableLabel", { name: user.name }) : t("admin.disableLabel", { name: user.name }),
       onclick: () => act(async () => {
         await api(`/api/v1/users/${user.id}`, { method: "PATCH", body: { disabled: !user.disabled } });
         await searchUsers();
-      }, `${user.name} is ${user.disabled ? "enabled" : "disabled"}.`),
+      }, user.disabled ? t("admin.userEnabled", { name: user.name }) : t("admin.userDisabled", { name: user.name })),
     }))));
 }
 
@@ -54,11 +59,11 @@ function temporaryPassword() {
 
 /** Sets a temporary password, shown once; the user's sessions end and they choose their own. */
 function resetPassword(user) {
-  if (!confirm(`Give ${user.name} a new temporary password? Their current one stops working.`)) return;
+  if (!confirm(t("admin.confirmReset", { name: user.name }))) return;
   const password = temporaryPassword();
   act(async () => {
     await api(`/api/v1/users/${user.id}/password`, { method: "PUT", body: { password } });
-  }, `${user.name}'s temporary password is ${password} — give it to them now; it is shown only once. They can change it on their account page.`);
+  }, t("admin.temporaryPassword", { name: user.name, password }));
 }
 
 $("create-user").addEventListener("submit", (event) => {
@@ -71,7 +76,7 @@ $("create-user").addEventListener("submit", (event) => {
     });
     $("create-user").reset();
     await Promise.all([searchUsers(), fillPeople()]);
-  }, `${name} was created.`);
+  }, t("admin.userCreated", { name }));
 });
 
 $("search-users").addEventListener("submit", (event) => {
@@ -84,14 +89,14 @@ $("import-users").addEventListener("submit", (event) => {
   act(async () => {
     const file = $("import-file").files[0];
     const csv = file ? await file.text() : $("import-text").value;
-    if (!csv.trim()) throw new Error("Choose a CSV file or paste the class list first.");
+    if (!csv.trim()) throw new Error(t("admin.importNothing"));
     const result = await api("/api/v1/users/import", { method: "POST", body: csv, contentType: "text/csv" });
-    $("import-summary").textContent = `${result.created} created, ${result.refused} refused.`;
+    $("import-summary").textContent = t("admin.importSummary", { created: result.created, refused: result.refused });
     $("import-rows").replaceChildren(...result.rows.map((row) => el("tr", { class: row.status },
       el("td", { text: String(row.line) }),
       el("td", { text: row.email ?? "" }),
-      el("td", { text: row.status === "created" ? "created" : "refused" }),
-      el("td", { text: row.status === "created" ? (row.temporary_password ?? "(their own password)") : (row.reason ?? "") }))));
+      el("td", { text: row.status === "created" ? t("admin.rowCreated") : t("admin.rowRefused") }),
+      el("td", { text: row.status === "created" ? (row.temporary_password ?? t("admin.theirOwnPassword")) : (row.reason ?? "") }))));
     $("import-report").hidden = false;
     const course = $("import-course").value;
     if (course) {
@@ -100,21 +105,21 @@ $("import-users").addEventListener("submit", (event) => {
         .map((row) => row.email);
       if (emails.length) {
         const enrolled = await api(`/api/v1/courses/${course}/enrollments/bulk`, { method: "POST", body: { emails } });
-        $("import-summary").textContent += ` ${enrolled.enrolled} enrolled in the course, ${enrolled.already_enrolled} were already.`;
+        $("import-summary").textContent += t("admin.importEnrolled", { enrolled: enrolled.enrolled, already: enrolled.already_enrolled });
       }
     }
     await Promise.all([searchUsers(), fillPeople()]);
     if (course === $("course-pick").value) await showCourse();
-  }, "Import finished.");
+  }, t("admin.importFinished"));
 });
 
 // --- Courses -------------------------------------------------------------------------------
 
 async function fillCourses(selected) {
   const courses = await api("/api/v1/courses?per_page=200");
-  $("course-pick").replaceChildren(el("option", { value: "", text: "Choose a course" }),
+  $("course-pick").replaceChildren(el("option", { value: "", text: t("admin.chooseCourse") }),
     ...courses.items.map((c) => el("option", { value: String(c.id), text: c.title })));
-  $("import-course").replaceChildren(el("option", { value: "", text: "No course" }),
+  $("import-course").replaceChildren(el("option", { value: "", text: t("admin.noCourse") }),
     ...courses.items.map((c) => el("option", { value: String(c.id), text: c.title })));
   if (selected) $("course-pick").value = String(selected);
   await showCourse();
@@ -130,7 +135,7 @@ async function fillPeople() {
     api("/api/v1/users?role=student&per_page=200"),
   ]);
   const options = (users) => users.items.filter((u) => !u.disabled)
-    .map((u) => el("option", { value: String(u.id), text: `${u.name} <${u.email}>` }));
+    .map((u) => el("option", { value: String(u.id), text: t("admin.nameEmail", { name: u.name, email: u.email }) }));
   $("teacher-pick").replaceChildren(...options(teachers));
   schoolStudents = students.items.filter((u) => !u.disabled);
   renderStudentPick();
@@ -143,17 +148,19 @@ function renderStudentPick() {
     .filter((u) => !query || u.name.toLowerCase().includes(query) || u.email.toLowerCase().includes(query));
   const shown = offered.slice(0, 100);
   $("student-pick").replaceChildren(...shown.map((u) => el("li", {},
-    el("label", { class: "check grow" }, el("input", { type: "checkbox", value: String(u.id) }), ` ${u.name} <${u.email}>`))));
+    el("label", { class: "check grow" }, el("input", { type: "checkbox", value: String(u.id) }), " ", t("admin.nameEmail", { name: u.name, email: u.email })))));
   $("student-pick-count").textContent = offered.length === 0
-    ? "Every student of the school is enrolled, or none matches."
-    : `${offered.length} not enrolled${offered.length > shown.length ? `; the first ${shown.length} shown — narrow the search` : ""}.`;
+    ? t("admin.pickNone")
+    : offered.length > shown.length
+      ? t("admin.pickCountFirst", { count: offered.length, shown: shown.length })
+      : t("admin.pickCount", { count: offered.length });
 }
 
 /** Shows what a bulk enrollment did: counts, and each refusal with its reason. */
 function showEnrollReport(report) {
-  $("enroll-summary").textContent = `${report.enrolled} enrolled, ${report.already_enrolled} already enrolled, ${report.refused} not enrolled.`;
+  $("enroll-summary").textContent = t("admin.enrollSummary", { enrolled: report.enrolled, already: report.already_enrolled, refused: report.refused });
   $("enroll-rows").replaceChildren(...report.rows.filter((r) => r.status === "refused")
-    .map((r) => el("li", { class: "refused", text: `${r.email ?? `user ${r.user_id}`}: ${r.reason ?? "refused"}` })));
+    .map((r) => el("li", { class: "refused", text: t("admin.refusedRow", { who: r.email ?? t("admin.userNumber", { id: String(r.user_id) }), reason: r.reason ?? t("admin.rowRefused") }) })));
   $("enroll-report").hidden = false;
 }
 
@@ -166,15 +173,15 @@ async function enrollMany(body) {
 
 function memberRow(course, user, kind) {
   const path = kind === "teacher" ? "teachers" : "enrollments";
-  return el("li", {}, el("span", { class: "grow", text: `${user.name} <${user.email}>` }),
+  return el("li", {}, el("span", { class: "grow", text: t("admin.nameEmail", { name: user.name, email: user.email }) }),
     el("button", {
       type: "button",
-      text: kind === "teacher" ? "Unassign" : "Unenroll",
-      "aria-label": `${kind === "teacher" ? "Unassign" : "Unenroll"} ${user.name}`,
+      text: kind === "teacher" ? t("admin.unassign") : t("admin.unenroll"),
+      "aria-label": kind === "teacher" ? t("admin.unassignLabel", { name: user.name }) : t("admin.unenrollLabel", { name: user.name }),
       onclick: () => act(async () => {
         await api(`/api/v1/courses/${course}/${path}/${user.id}`, { method: "DELETE" });
         await showCourse();
-      }, `${user.name} was removed from the course.`),
+      }, t("admin.memberRemoved", { name: user.name })),
     }));
 }
 
@@ -197,8 +204,8 @@ async function showCourse() {
   enrolledIds = new Set(students.items.map((u) => u.id));
   renderStudentPick();
   const none = (text) => [el("li", { class: "muted", text })];
-  $("course-teachers").replaceChildren(...(teachers.items.length ? teachers.items.map((u) => memberRow(course, u, "teacher")) : none("No teacher yet.")));
-  $("course-students").replaceChildren(...(students.items.length ? students.items.map((u) => memberRow(course, u, "student")) : none("No students yet.")));
+  $("course-teachers").replaceChildren(...(teachers.items.length ? teachers.items.map((u) => memberRow(course, u, "teacher")) : none(t("admin.noTeacherYet"))));
+  $("course-students").replaceChildren(...(students.items.length ? students.items.map((u) => memberRow(course, u, "student")) : none(t("admin.noStudentsYet"))));
 }
 
 $("create-course").addEventListener("submit", (event) => {
@@ -208,7 +215,7 @@ $("create-course").addEventListener("submit", (event) => {
     const course = await api("/api/v1/courses", { method: "POST", body: { title, description: $("course-description").value } });
     $("create-course").reset();
     await fillCourses(course.id);
-  }, `${title} was created.`);
+  }, t("admin.courseCreated", { title }));
 });
 
 $("course-pick").addEventListener("change", () => act(showCourse, ""));
@@ -220,7 +227,7 @@ $("add-teacher").addEventListener("submit", (event) => {
   act(async () => {
     await api(`/api/v1/courses/${$("course-pick").value}/teachers`, { method: "POST", body: { user_id: Number(option.value) } });
     await showCourse();
-  }, `${option.textContent} was assigned.`);
+  }, t("admin.teacherAssigned", { name: option.textContent }));
 });
 
 $("student-filter").addEventListener("input", () => renderStudentPick());
@@ -228,21 +235,21 @@ $("student-filter").addEventListener("input", () => renderStudentPick());
 $("add-student").addEventListener("submit", (event) => {
   event.preventDefault();
   const ids = [...$("student-pick").querySelectorAll("input:checked")].map((box) => Number(box.value));
-  if (!ids.length) return banner("Tick the students to enroll first.");
+  if (!ids.length) return banner(t("admin.tickFirst"));
   act(async () => {
     const report = await enrollMany({ user_ids: ids });
-    $("notice").textContent = `${report.enrolled} enrolled.`;
+    $("notice").textContent = t("admin.enrolledCount", { count: report.enrolled });
   }, "");
 });
 
 $("paste-students").addEventListener("submit", (event) => {
   event.preventDefault();
   const emails = $("paste-emails").value.split(/[\s,;]+/).filter(Boolean);
-  if (!emails.length) return banner("Paste the students' emails first.");
+  if (!emails.length) return banner(t("admin.pasteFirst"));
   act(async () => {
     const report = await enrollMany({ emails });
     if (!report.refused) $("paste-emails").value = "";
-    $("notice").textContent = `${report.enrolled} enrolled.`;
+    $("notice").textContent = t("admin.enrolledCount", { count: report.enrolled });
   }, "");
 });
 
@@ -255,26 +262,31 @@ $("edit-course").addEventListener("submit", (event) => {
       body: { title: $("edit-title").value, description: $("edit-description").value, record_by_default: $("edit-record").checked },
     });
     await fillCourses(saved.id);
-  }, "The course was saved.");
+  }, t("admin.courseSaved"));
 });
 
 // --- The job queue -------------------------------------------------------------------------
 
-const JOB_STATES = { queued: "waiting", running: "running", done: "done", failed: "failed" };
+const JOB_STATES = {
+  queued: () => t("admin.jobWaiting"),
+  running: () => t("admin.jobRunning"),
+  done: () => t("admin.jobDone"),
+  failed: () => t("admin.jobFailed"),
+};
 
 function jobRow(job) {
-  const what = job.kind === "document" ? `Document ${job.document_id}` : `Replay of lesson ${job.lesson_id}`;
-  const detail = [`${what} · ${JOB_STATES[job.state] ?? job.state}`, `${job.attempts} attempt${job.attempts === 1 ? "" : "s"}`, `since ${when(job.created_at)}`];
+  const what = job.kind === "document" ? t("admin.jobDocument", { id: String(job.document_id) }) : t("admin.jobReplay", { id: String(job.lesson_id) });
+  const detail = [what, JOB_STATES[job.state]?.() ?? job.state, t("admin.jobAttempts", { count: job.attempts }), t("admin.jobSince", { when: when(job.created_at) })];
   return el("li", { "data-job": job.id },
-    el("span", { class: "grow" }, detail.join(" · "), job.error ? el("span", { class: "error-text", text: ` — ${job.error}` }) : null),
+    el("span", { class: "grow" }, detail.join(t("common.separator")), job.error ? el("span", { class: "error-text", text: t("admin.jobError", { error: job.error }) }) : null),
     job.state === "failed" ? el("button", {
       type: "button",
-      text: "Retry",
-      "aria-label": `Retry job ${job.id}: ${what}`,
+      text: t("admin.retry"),
+      "aria-label": t("admin.retryLabel", { id: String(job.id), what }),
       onclick: () => act(async () => {
         await api(`/api/v1/recording-jobs/${job.id}/retry`, { method: "POST" });
         await showJobs();
-      }, `Job ${job.id} is queued again.`),
+      }, t("admin.jobRequeued", { id: String(job.id) })),
     }) : null);
 }
 
@@ -289,7 +301,7 @@ $("jobs-state").addEventListener("change", () => act(showJobs, ""));
 
 const me = requireSession();
 if (me && me.user.role !== "admin") {
-  banner("This page is for the school's administrators.");
+  banner(t("admin.adminsOnly"));
 } else if (me) {
   Promise.all([searchUsers(), fillPeople(), fillCourses(), showJobs()]).catch(report);
 }

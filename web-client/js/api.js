@@ -5,8 +5,10 @@
 
 export const SESSION_KEY = "classroom.session";
 
+import { t } from "./i18n.js";
+
 /** Shown whenever a request cannot reach the server at all. */
-export const UNREACHABLE = "The server cannot be reached. Check your network connection; the page will try again.";
+export const UNREACHABLE = t("common.unreachable");
 
 /** The saved session `{token, user}`, or null. */
 export function session() {
@@ -36,6 +38,31 @@ export function sessionExpired() {
   clearSession();
   location.replace(signInUrl("expired"));
 }
+
+/**
+ * The text of a REST error in the visitor's language: ours for the codes people meet, else
+ * the server's own (English) message, which names the problem exactly.
+ */
+function restText(error, status) {
+  const text = REST_ERRORS[error?.code]?.();
+  return text ?? (error?.message || t("common.requestFailed", { status }));
+}
+
+const REST_ERRORS = {
+  wrong_credentials: () => t("rest.wrongCredentials"),
+  internal_error: () => t("rest.internalError"),
+  rate_limited: () => t("rest.rateLimited"),
+  database_busy: () => t("rest.databaseBusy"),
+  token_expired: () => t("rest.tokenExpired"),
+  wrong_password: () => t("rest.wrongPassword"),
+  email_taken: () => t("rest.emailTaken"),
+  already_member: () => t("rest.alreadyMember"),
+  cannot_disable_self: () => t("rest.cannotDisableSelf"),
+  lesson_over: () => t("rest.lessonOver"),
+  lesson_changed: () => t("rest.lessonChanged"),
+  job_not_failed: () => t("rest.jobNotFailed"),
+  already_set_up: () => t("setup.alreadySetUp"),
+};
 
 /** An error of an API call: `status` 0 when the server could not be reached. */
 export class ApiError extends Error {
@@ -70,7 +97,7 @@ export async function api(path, { method = "GET", body, token = session()?.token
     // Proxies answer 502-504 while classroomd is down: the same as not reaching it.
     if (response.status >= 502 && response.status <= 504) throw new ApiError(UNREACHABLE, 0, "unreachable");
     const error = new ApiError(
-      reply?.error?.message || `request failed (${response.status})`,
+      restText(reply?.error, response.status),
       response.status,
       reply?.error?.code,
       reply?.error?.field,

@@ -8,6 +8,8 @@
 // carries the shown page's whole board and who holds the pen), and asks `holdsPen(id)` for the
 // People list's "Give pen" / "Take pen".
 
+import { errorText } from "./errors.js";
+import { t } from "./i18n.js";
 import { el } from "./page.js";
 
 const UNITS = 10_000;
@@ -16,12 +18,17 @@ const UNITS = 10_000;
 const CHUNK_MS = 50;
 const POINTER_MS = 50;
 const POINTER_FADE_MS = 4000;
+// Each with its name in the visitor's language (asked when the board is built).
 const TOOLS = [
-  ["pen", "Pen"], ["highlighter", "Highlighter"], ["line", "Line"], ["rectangle", "Rectangle"],
-  ["ellipse", "Ellipse"], ["text", "Text"], ["eraser", "Eraser"], ["pointer", "Pointer"],
+  ["pen", () => t("board.pen")], ["highlighter", () => t("board.highlighter")], ["line", () => t("board.line")],
+  ["rectangle", () => t("board.rectangle")], ["ellipse", () => t("board.ellipse")], ["text", () => t("board.text")],
+  ["eraser", () => t("board.eraser")], ["pointer", () => t("board.pointer")],
 ];
-const COLOURS = [["#e03131", "Red"], ["#1971c2", "Blue"], ["#2f9e44", "Green"], ["#f08c00", "Orange"], ["#000000", "Black"], ["#ffffff", "White"]];
-const WIDTHS = [["15", "Thin"], ["35", "Medium"], ["80", "Thick"]];
+const COLOURS = [
+  ["#e03131", () => t("board.red")], ["#1971c2", () => t("board.blue")], ["#2f9e44", () => t("board.green")],
+  ["#f08c00", () => t("board.orange")], ["#000000", () => t("board.black")], ["#ffffff", () => t("board.white")],
+];
+const WIDTHS = [["15", () => t("board.thin")], ["35", () => t("board.medium")], ["80", () => t("board.thick")]];
 
 const view = {
   signaling: null,
@@ -64,30 +71,30 @@ function ui() {
   if (!document.querySelector('link[href="/css/board.css"]')) {
     document.head.append(el("link", { rel: "stylesheet", href: "/css/board.css" }));
   }
-  const canvas = el("canvas", { id: "board-canvas", class: "board-canvas", hidden: true, "aria-label": "Whiteboard", role: "img" });
+  const canvas = el("canvas", { id: "board-canvas", class: "board-canvas", hidden: true, "aria-label": t("board.whiteboard"), role: "img" });
   const blank = el("div", { id: "board-blank", class: "board-blank", hidden: true });
   const status = el("span", { id: "board-status", class: "board-status", role: "status" });
   const toolButtons = TOOLS.map(([tool, label]) => el("button", {
-    type: "button", class: "tool", text: label, "data-tool": tool, "aria-pressed": String(tool === view.tool),
+    type: "button", class: "tool", text: label(), "data-tool": tool, "aria-pressed": String(tool === view.tool),
     onclick: () => chooseTool(tool),
   }));
-  const colour = el("select", { id: "board-colour", "aria-label": "Colour", onchange: (e) => { view.colour = e.target.value; } },
-    ...COLOURS.map(([value, label]) => el("option", { value, text: label })));
-  const width = el("select", { id: "board-width", "aria-label": "Line width", onchange: (e) => { view.width = Number(e.target.value); } },
-    ...WIDTHS.map(([value, label]) => el("option", { value, text: label })));
+  const colour = el("select", { id: "board-colour", "aria-label": t("board.colour"), onchange: (e) => { view.colour = e.target.value; } },
+    ...COLOURS.map(([value, label]) => el("option", { value, text: label() })));
+  const width = el("select", { id: "board-width", "aria-label": t("board.lineWidth"), onchange: (e) => { view.width = Number(e.target.value); } },
+    ...WIDTHS.map(([value, label]) => el("option", { value, text: label() })));
   width.value = String(view.width);
-  const undo = el("button", { type: "button", class: "tool", text: "Undo", onclick: () => send({ type: "undo" }) });
-  const redo = el("button", { type: "button", class: "tool", text: "Redo", onclick: () => send({ type: "redo" }) });
-  const clear = el("button", { type: "button", class: "tool", text: "Clear page", onclick: () => send({ type: "clear_board" }) });
-  const prev = el("button", { type: "button", class: "tool", text: "Previous board page", onclick: () => turnBlank(-1) });
-  const next = el("button", { type: "button", class: "tool", text: "Next board page", onclick: () => turnBlank(1) });
-  const close = el("button", { type: "button", class: "tool", text: "Close board", onclick: () => send({ type: "close_blank_board" }) });
+  const undo = el("button", { type: "button", class: "tool", text: t("board.undo"), onclick: () => send({ type: "undo" }) });
+  const redo = el("button", { type: "button", class: "tool", text: t("board.redo"), onclick: () => send({ type: "redo" }) });
+  const clear = el("button", { type: "button", class: "tool", text: t("board.clearPage"), onclick: () => send({ type: "clear_board" }) });
+  const prev = el("button", { type: "button", class: "tool", text: t("board.previousPage"), onclick: () => turnBlank(-1) });
+  const next = el("button", { type: "button", class: "tool", text: t("board.nextPage"), onclick: () => turnBlank(1) });
+  const close = el("button", { type: "button", class: "tool", text: t("board.close"), onclick: () => send({ type: "close_blank_board" }) });
   const blankControls = el("span", { class: "board-blank-controls" }, prev, next, close);
-  const tools = el("div", { id: "board-tools", class: "board-tools", role: "toolbar", "aria-label": "Whiteboard tools", hidden: true },
+  const tools = el("div", { id: "board-tools", class: "board-tools", role: "toolbar", "aria-label": t("board.tools"), hidden: true },
     ...toolButtons, colour, width, undo, redo, clear, blankControls, status);
-  const showBlank = el("button", { id: "board-show-blank", type: "button", text: "Show blank board", onclick: () => send({ type: "show_blank_board", page: 1 }) });
-  const opener = el("section", { id: "board-opener", class: "board-opener", "aria-label": "Whiteboard", hidden: true },
-    el("h3", { text: "Whiteboard" }), showBlank);
+  const showBlank = el("button", { id: "board-show-blank", type: "button", text: t("board.showBlank"), onclick: () => send({ type: "show_blank_board", page: 1 }) });
+  const opener = el("section", { id: "board-opener", class: "board-opener", "aria-label": t("board.whiteboard"), hidden: true },
+    el("h3", { text: t("board.whiteboard") }), showBlank);
   canvas.addEventListener("pointerdown", down);
   canvas.addEventListener("pointermove", move);
   canvas.addEventListener("pointerup", up);
@@ -111,7 +118,7 @@ function chooseTool(tool) {
 
 function send(message) {
   return view.signaling?.request(message).then(() => { view.ui.status.textContent = ""; }, (error) => {
-    view.ui.status.textContent = error.message;
+    view.ui.status.textContent = errorText(error);
     throw error;
   }).catch(() => {});
 }
@@ -340,7 +347,7 @@ function begin(stroke) {
   view.signaling?.request(message).then(() => { view.ui.status.textContent = ""; }, (error) => {
     view.unconfirmed = view.unconfirmed.filter((s) => s !== stroke);
     if (view.drawing === stroke) view.drawing = null;
-    view.ui.status.textContent = error.message;
+    view.ui.status.textContent = errorText(error);
     schedule();
   });
 }
@@ -355,7 +362,7 @@ function flush() {
 function writeAt(at, event) {
   const host = document.querySelector("#stage-content");
   const hostBox = host.getBoundingClientRect();
-  const input = el("input", { type: "text", class: "board-text-input", "aria-label": "Text to write on the board", maxlength: "500" });
+  const input = el("input", { type: "text", class: "board-text-input", "aria-label": t("board.textInput"), maxlength: "500" });
   Object.assign(input.style, { left: `${event.clientX - hostBox.left}px`, top: `${event.clientY - hostBox.top}px` });
   const done = (keep) => {
     const text = input.value.trim();

@@ -5,8 +5,9 @@
 import { api } from "./api.js";
 import { initMaterials } from "./materials.js";
 import { initAttendance } from "./own-attendance.js";
-import { $, banner, el, localInput, report, requireSession, when } from "./page.js";
-import { replayFacts } from "./replay-format.js";
+import { list, t } from "./i18n.js";
+import { $, banner, el, lessonState, localInput, report, requireSession, when } from "./page.js";
+import { replayFacts, replayState } from "./replay-format.js";
 
 const courseId = new URLSearchParams(location.search).get("id");
 let teaching = false;
@@ -16,28 +17,28 @@ let managing = false;
 const empty = (text) => el("li", { class: "muted", text });
 
 function lessonRow(lesson) {
-  const times = `${when(lesson.starts_at)} – ${when(lesson.ends_at)}`;
+  const times = t("course.lessonTimes", { starts: when(lesson.starts_at), ends: when(lesson.ends_at) });
   const item = el("li", { "data-lesson": lesson.id },
     el("span", { class: "grow" }, el("strong", { text: lesson.title }), el("br"), el("span", { class: "muted", text: times })));
   const live = `/live.html?lesson=${lesson.id}`;
   const attendance = managing && ["live", "ended"].includes(lesson.state)
-    ? el("a", { href: `/attendance.html?lesson=${lesson.id}`, text: "Attendance", "aria-label": `Attendance of ${lesson.title}` })
+    ? el("a", { href: `/attendance.html?lesson=${lesson.id}`, text: t("course.attendance"), "aria-label": t("course.attendanceLabel", { title: lesson.title }) })
     : null;
   if (lesson.state === "live") {
-    item.append(el("a", { class: "button primary", href: live, text: teaching ? "Join as teacher" : "Join", "aria-label": `${teaching ? "Join as teacher" : "Join"}: ${lesson.title}` }));
+    item.append(el("a", { class: "button primary", href: live, text: teaching ? t("course.joinAsTeacher") : t("course.join"), "aria-label": teaching ? t("course.joinAsTeacherLabel", { title: lesson.title }) : t("course.joinLabel", { title: lesson.title }) }));
   } else if (lesson.state === "scheduled") {
     if (teaching) {
       item.append(
-        el("a", { class: "button primary", href: live, text: "Go live", "aria-label": `Go live: ${lesson.title}` }),
-        el("button", { type: "button", text: "Edit", "aria-label": `Edit ${lesson.title}`, onclick: () => editLesson(item, lesson) }),
-        el("button", { type: "button", class: "danger", text: "Cancel lesson", "aria-label": `Cancel lesson: ${lesson.title}`, onclick: () => cancelLesson(lesson) }),
+        el("a", { class: "button primary", href: live, text: t("course.goLive"), "aria-label": t("course.goLiveLabel", { title: lesson.title }) }),
+        el("button", { type: "button", text: t("course.edit"), "aria-label": t("course.editLabel", { title: lesson.title }), onclick: () => editLesson(item, lesson) }),
+        el("button", { type: "button", class: "danger", text: t("course.cancelLesson"), "aria-label": t("course.cancelLessonLabel", { title: lesson.title }), onclick: () => cancelLesson(lesson) }),
       );
     } else {
-      item.append(el("a", { class: "button", href: live, text: "Join", "aria-label": `Join: ${lesson.title}` }));
+      item.append(el("a", { class: "button", href: live, text: t("course.join"), "aria-label": t("course.joinLabel", { title: lesson.title }) }));
     }
   } else {
-    item.append(el("span", { class: "pill", text: lesson.state }),
-      lesson.state === "ended" ? el("a", { href: `/replay.html?lesson=${lesson.id}`, text: "Replay", "aria-label": `Replay of ${lesson.title}` }) : null);
+    item.append(el("span", { class: "pill", text: lessonState(lesson.state) }),
+      lesson.state === "ended" ? el("a", { href: `/replay.html?lesson=${lesson.id}`, text: t("course.replay"), "aria-label": t("course.replayLabel", { title: lesson.title }) }) : null);
   }
   if (attendance) item.append(attendance);
   return item;
@@ -47,12 +48,12 @@ function editLesson(item, lesson) {
   const id = `edit-${lesson.id}`;
   const start = new Date(lesson.starts_at);
   const minutes = Math.round((new Date(lesson.ends_at) - start) / 60000);
-  const form = el("form", { class: "inline-form", "aria-label": `Edit ${lesson.title}` },
-    el("label", { for: `${id}-title`, text: "Title" }), el("input", { id: `${id}-title`, value: lesson.title, required: true }),
-    el("label", { for: `${id}-start`, text: "Starts" }), el("input", { id: `${id}-start`, type: "datetime-local", value: localInput(start), required: true }),
-    el("label", { for: `${id}-minutes`, text: "Length in minutes" }), el("input", { id: `${id}-minutes`, type: "number", min: "5", max: "1440", value: String(minutes), required: true }),
-    el("button", { type: "submit", class: "primary", text: "Save changes" }),
-    el("button", { type: "button", text: "Discard", onclick: () => load() }));
+  const form = el("form", { class: "inline-form", "aria-label": t("course.editLabel", { title: lesson.title }) },
+    el("label", { for: `${id}-title`, text: t("common.title") }), el("input", { id: `${id}-title`, value: lesson.title, required: true }),
+    el("label", { for: `${id}-start`, text: t("course.starts") }), el("input", { id: `${id}-start`, type: "datetime-local", value: localInput(start), required: true }),
+    el("label", { for: `${id}-minutes`, text: t("course.lengthInMinutes") }), el("input", { id: `${id}-minutes`, type: "number", min: "5", max: "1440", value: String(minutes), required: true }),
+    el("button", { type: "submit", class: "primary", text: t("course.saveChanges") }),
+    el("button", { type: "button", text: t("course.discard"), onclick: () => load() }));
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     const starts = new Date($(`${id}-start`).value);
@@ -73,7 +74,7 @@ function editLesson(item, lesson) {
 }
 
 async function cancelLesson(lesson) {
-  if (!confirm(`Cancel "${lesson.title}"? Students will no longer be able to join it.`)) return;
+  if (!confirm(t("course.confirmCancel", { title: lesson.title }))) return;
   try {
     await api(`/api/v1/lessons/${lesson.id}/cancel`, { method: "POST" });
     await load();
@@ -90,23 +91,25 @@ async function load() {
   ]);
   teaching = course.membership === "teacher";
   managing = course.membership !== "student";
-  document.title = `${course.title} · classroom`;
+  document.title = t("course.documentTitle", { title: course.title });
   $("title").textContent = course.title;
-  const teachers = course.teachers.map((t) => t.name).join(", ") || "no teacher yet";
-  $("about").textContent = `${course.description ? `${course.description} · ` : ""}Taught by ${teachers} · ${course.student_count} students`;
+  const teachers = course.teachers.length ? list(course.teachers.map((teacher) => teacher.name)) : t("course.noTeacherYet");
+  const about = [t("course.taughtBy", { teachers }), t("course.studentCount", { count: course.student_count })];
+  if (course.description) about.unshift(course.description);
+  $("about").textContent = about.join(t("common.separator"));
   $("schedule").hidden = course.membership === "student";
   const group = (states) => lessons.items.filter((l) => states.includes(l.state));
   const fill = (list, items, none) => $(list).replaceChildren(...(items.length ? items.map(lessonRow) : [empty(none)]));
-  fill("live", group(["live"]), "No lesson is live right now.");
-  fill("upcoming", group(["scheduled"]), "No lessons scheduled.");
-  fill("ended", group(["ended", "cancelled"]).reverse(), "None yet.");
+  fill("live", group(["live"]), t("course.noneLive"));
+  fill("upcoming", group(["scheduled"]), t("course.noneScheduled"));
+  fill("ended", group(["ended", "cancelled"]).reverse(), t("course.noneEnded"));
   $("replays").replaceChildren(...(replays.items.length
     ? replays.items.map((r) => el("li", { "data-replay": r.id },
       el("span", { class: "grow" },
         el("a", { href: `/replay.html?lesson=${r.lesson_id}&replay=${r.id}`, text: r.title }), el("br"),
         el("span", { class: "muted replay-facts", text: replayFacts(r) })),
-      el("span", { class: "pill", text: r.state === "ready" ? "ready" : r.state })))
-    : [empty("No replays yet.")]));
+      el("span", { class: "pill", text: replayState(r.state) })))
+    : [empty(t("course.noReplays"))]));
   await initMaterials(courseId, course.membership !== "student");
   await initAttendance(courseId, course.membership);
 }

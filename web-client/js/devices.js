@@ -1,19 +1,30 @@
 // Camera and microphone: the device picker, the preview stream, and the messages a person
 // can act on when the browser refuses (denied) or finds nothing (missing).
 
-/** A message for a getUserMedia / getDisplayMedia failure. */
-export function deviceProblem(error, what = "camera and microphone") {
+import { t } from "./i18n.js";
+
+const DEVICES = {
+  both: () => t("devices.cameraAndMicrophone"),
+  camera: () => t("devices.camera"),
+  microphone: () => t("devices.microphone"),
+  screen: () => t("devices.screenShare"),
+};
+
+/** A message for a getUserMedia / getDisplayMedia failure; `device`: both, camera,
+ * microphone or screen. */
+export function deviceProblem(error, device = "both") {
+  const what = DEVICES[device]();
   switch (error?.name) {
     case "NotAllowedError":
     case "SecurityError":
-      return `Access to the ${what} was denied. Allow it in the browser's site settings (the icon left of the address), then try again.`;
+      return t("devices.denied", { what });
     case "NotFoundError":
     case "OverconstrainedError":
-      return `No ${what} was found. Connect one, then try again.`;
+      return t("devices.notFound", { what });
     case "NotReadableError":
-      return `The ${what} is in use by another program or could not be started. Close that program, then try again.`;
+      return t("devices.inUse", { what });
     default:
-      return `The ${what} could not be started: ${error?.message ?? error}`;
+      return t("devices.failed", { what, error: error?.message ?? String(error) });
   }
 }
 
@@ -47,14 +58,14 @@ export async function fillPickers(cameraSelect, microphoneSelect, stream) {
     select.replaceChildren(...found.map((d, i) => {
       const option = document.createElement("option");
       option.value = d.deviceId;
-      option.textContent = d.label || `${noun} ${i + 1}`;
+      option.textContent = d.label || noun(i + 1);
       option.selected = using.has(d.deviceId);
       return option;
     }));
     select.disabled = found.length === 0;
   };
-  fill(cameraSelect, "videoinput", "Camera");
-  fill(microphoneSelect, "audioinput", "Microphone");
+  fill(cameraSelect, "videoinput", (n) => t("devices.cameraNumber", { n }));
+  fill(microphoneSelect, "audioinput", (n) => t("devices.microphoneNumber", { n }));
 }
 
 /** Asks for a screen (or window) to share; resolves with its video track. */
@@ -68,11 +79,11 @@ export async function openScreen() {
 export async function fillSpeakers(select, chosen = "") {
   const devices = navigator.mediaDevices?.enumerateDevices ? await navigator.mediaDevices.enumerateDevices() : [];
   const outputs = devices.filter((d) => d.kind === "audiooutput" && d.deviceId && d.deviceId !== "default");
-  const options = [{ deviceId: "", label: "Default speaker" }, ...outputs];
+  const options = [{ deviceId: "", label: t("devices.defaultSpeaker") }, ...outputs];
   select.replaceChildren(...options.map((d, i) => {
     const option = document.createElement("option");
     option.value = d.deviceId;
-    option.textContent = d.label || `Speaker ${i}`;
+    option.textContent = d.label || t("devices.speakerNumber", { n: i });
     option.selected = d.deviceId === chosen;
     return option;
   }));

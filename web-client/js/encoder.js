@@ -2,12 +2,13 @@
 // stream key, and the encoder's state as the server reports it (`encoder` messages).
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 import { $, when } from "./page.js";
 
 const ENCODER_STATES = {
-  live: "Your encoder is live: the class sees and hears it.",
-  interrupted: "The encoder's connection dropped; waiting for it to come back…",
-  stopped: "No encoder is streaming.",
+  live: () => t("encoder.live"),
+  interrupted: () => t("encoder.interrupted"),
+  stopped: () => t("live.encoderState"),
 };
 
 export class EncoderPanel {
@@ -23,10 +24,10 @@ export class EncoderPanel {
     this.shown = false;
     this.loaded = false;
     $("reveal-key").addEventListener("click", () => { this.shown = !this.shown; this.#show(); });
-    $("copy-key").addEventListener("click", () => this.#copy(this.key, "The stream key"));
-    $("copy-url").addEventListener("click", () => this.#copy(this.url, "The server URL"));
+    $("copy-key").addEventListener("click", () => this.#copy(this.key, t("encoder.theStreamKey")));
+    $("copy-url").addEventListener("click", () => this.#copy(this.url, t("encoder.theServerUrl")));
     $("rotate-key").addEventListener("click", () => {
-      if (!this.created || confirm("Make a new stream key? The old one stops working: update your encoder.")) this.load("POST");
+      if (!this.created || confirm(t("encoder.confirmNewKey"))) this.load("POST");
     });
   }
 
@@ -45,15 +46,15 @@ export class EncoderPanel {
       this.#show();
     } catch (error) {
       if (error.status === 403 || error.status === 404) return;
-      if (method === "POST") this.say(`No new stream key: ${error.message}`);
+      if (method === "POST") this.say(t("encoder.noNewKey", { error: error.message }));
     }
   }
 
   /** An `encoder` message: the state, and why a publish was refused or stopped. */
   update({ state, reason }) {
-    if (ENCODER_STATES[state]) $("encoder-state").textContent = ENCODER_STATES[state];
+    if (ENCODER_STATES[state]) $("encoder-state").textContent = ENCODER_STATES[state]();
     $("encoder").dataset.state = state;
-    const why = state === "refused" ? `The encoder was refused: ${reason}` : state === "stopped" ? reason : "";
+    const why = state === "refused" ? t("encoder.refused", { reason }) : state === "stopped" ? reason : "";
     if (state === "live" || why) {
       $("encoder-reason").textContent = why ?? "";
       $("encoder-reason").hidden = !why;
@@ -65,24 +66,24 @@ export class EncoderPanel {
     $("encoder-url").textContent = this.url;
     let text;
     if (known) text = this.shown ? this.key : "••••••••••••";
-    else if (this.created) text = `made ${when(this.created)}; shown only when made`;
-    else text = "none yet";
+    else if (this.created) text = t("encoder.keyMade", { when: when(this.created) });
+    else text = t("live.encoderKey");
     $("encoder-key").textContent = text;
     $("encoder-key").dataset.hidden = String(known && !this.shown);
     $("key-once").hidden = !known;
     $("reveal-key").hidden = !known;
     $("copy-key").hidden = !known;
-    $("reveal-key").textContent = this.shown ? "Hide key" : "Show key";
+    $("reveal-key").textContent = this.shown ? t("encoder.hideKey") : t("live.revealKey");
     $("reveal-key").setAttribute("aria-pressed", String(this.shown));
-    $("rotate-key").textContent = this.created ? "New key" : "Make a key";
+    $("rotate-key").textContent = this.created ? t("encoder.newKey") : t("live.rotateKey");
   }
 
   async #copy(text, what) {
     try {
       await navigator.clipboard.writeText(text);
-      this.say(`${what} copied.`);
+      this.say(t("encoder.copied", { what }));
     } catch {
-      this.say(`${what} could not be copied: select it and copy it by hand.`);
+      this.say(t("encoder.copyFailed", { what }));
     }
   }
 }

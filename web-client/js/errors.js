@@ -1,52 +1,54 @@
 // What to tell the person for each signaling error code (docs/protocol.md, "Error codes"):
 // the one table of these texts. `ends` marks the codes that end our place in the lesson for
 // good (joining again would be refused), with how the page ends: "removed", "revoked" or
-// "ended". A Rust test (protocol/tests/error_codes.rs) checks that every code the server can
+// "ended". The texts are in the catalogues (web-client/i18n), under `error.CODE`. A Rust test (protocol/tests/error_codes.rs) checks that every code the server can
 // send has a text here, and nothing else.
 
+import { t } from "./i18n.js";
+
 export const ERROR_TEXTS = {
-  malformed_json: { text: "The server could not read a message from this page. Reload the page." },
-  invalid_message: { text: "The server could not use that message." },
-  unknown_type: { text: "The server does not know that action. Reload the page to update it." },
-  unsupported_version: { text: "This page is out of date. Reload it." },
-  message_too_large: { text: "That message is too long." },
-  rate_limited: { text: "Too many actions at once; slow down a little." },
-  missing_grant: { text: "You are not allowed to do that in this lesson." },
-  chat_locked: { text: "The teacher has locked the chat." },
-  recording_state: { text: "The recording is not in a state where that applies." },
-  unknown_participant: { text: "That participant is no longer in the lesson." },
-  not_on_stage: { text: "That participant is not a student on stage." },
-  cannot_remove_moderator: { text: "Teachers and assistants cannot be removed." },
-  encoder_participant: { text: "The encoder is controlled from the encoder itself: stop streaming there." },
-  not_joined: { text: "Not in the lesson yet; joining…" },
-  already_joined: { text: "Already in the lesson." },
-  join_timeout: { text: "Joining took too long." },
-  invalid_token: { text: "The join ticket expired; getting a new one." },
-  room_full: { text: "The lesson is full." },
-  wrong_room: { text: "The join ticket is for another lesson." },
-  unavailable: { text: "The server cannot check your access right now; trying again." },
-  wrong_node: { text: "This lesson moved to another of the school's servers; joining it there." },
-  server_draining: { text: "The classroom server is restarting; joining again." },
-  removed_from_lesson: { text: "You were removed from this lesson. A teacher can let you back in.", ends: "removed" },
-  account_disabled: { text: "Your account was disabled, so you have left the lesson. Ask the school's administrator.", ends: "revoked" },
-  not_a_member: { text: "You are no longer a member of this course, so you have left the lesson.", ends: "revoked" },
-  lesson_ended: { text: "The lesson has ended.", ends: "ended" },
-  lesson_cancelled: { text: "This lesson was cancelled.", ends: "ended" },
-  invalid_sdp: { text: "Your browser's media description was refused; try again or use another browser." },
-  no_pending_offer: { text: "The media connection got out of step; it will be set up again." },
-  no_media_session: { text: "The media connection was lost; it will be set up again." },
-  media_unavailable: { text: "This server does not carry audio or video." },
-  unknown_mid: { text: "That video is no longer shown." },
-  board_full: { text: "This board holds all the drawing it can; clear a page to draw more." },
-  invalid_poll: { text: "That poll cannot be asked: check the question, its options and the timer." },
-  invalid_answer: { text: "That answer does not fit the poll." },
-  poll_closed: { text: "The poll has closed." },
-  already_answered: { text: "You have answered this poll already." },
-  too_many_polls: { text: "This lesson has asked as many polls as it may." },
+  malformed_json: { text: () => t("error.malformed_json") },
+  invalid_message: { text: () => t("error.invalid_message") },
+  unknown_type: { text: () => t("error.unknown_type") },
+  unsupported_version: { text: () => t("error.unsupported_version") },
+  message_too_large: { text: () => t("error.message_too_large") },
+  rate_limited: { text: () => t("error.rate_limited") },
+  missing_grant: { text: () => t("error.missing_grant") },
+  chat_locked: { text: () => t("error.chat_locked") },
+  recording_state: { text: () => t("error.recording_state") },
+  unknown_participant: { text: () => t("error.unknown_participant") },
+  not_on_stage: { text: () => t("error.not_on_stage") },
+  cannot_remove_moderator: { text: () => t("error.cannot_remove_moderator") },
+  encoder_participant: { text: () => t("error.encoder_participant") },
+  not_joined: { text: () => t("error.not_joined") },
+  already_joined: { text: () => t("error.already_joined") },
+  join_timeout: { text: () => t("error.join_timeout") },
+  invalid_token: { text: () => t("error.invalid_token") },
+  room_full: { text: () => t("error.room_full") },
+  wrong_room: { text: () => t("error.wrong_room") },
+  unavailable: { text: () => t("error.unavailable") },
+  wrong_node: { text: () => t("error.wrong_node") },
+  server_draining: { text: () => t("error.server_draining") },
+  removed_from_lesson: { text: () => t("error.removed_from_lesson"), ends: "removed" },
+  account_disabled: { text: () => t("error.account_disabled"), ends: "revoked" },
+  not_a_member: { text: () => t("error.not_a_member"), ends: "revoked" },
+  lesson_ended: { text: () => t("error.lesson_ended"), ends: "ended" },
+  lesson_cancelled: { text: () => t("error.lesson_cancelled"), ends: "ended" },
+  invalid_sdp: { text: () => t("error.invalid_sdp") },
+  no_pending_offer: { text: () => t("error.no_pending_offer") },
+  no_media_session: { text: () => t("error.no_media_session") },
+  media_unavailable: { text: () => t("error.media_unavailable") },
+  unknown_mid: { text: () => t("error.unknown_mid") },
+  board_full: { text: () => t("error.board_full") },
+  invalid_poll: { text: () => t("error.invalid_poll") },
+  invalid_answer: { text: () => t("error.invalid_answer") },
+  poll_closed: { text: () => t("error.poll_closed") },
+  already_answered: { text: () => t("error.already_answered") },
+  too_many_polls: { text: () => t("error.too_many_polls") },
 };
 
 /** The text for a refusal: the table's, or the server's own message for a code it does not
  * know (a newer server). */
 export function errorText(error) {
-  return ERROR_TEXTS[error.code]?.text ?? error.message;
+  return ERROR_TEXTS[error.code]?.text() ?? error.message;
 }

@@ -2,6 +2,7 @@
 // session expired, `&reason=expired` says so).
 
 import { api, saveSession, session } from "./api.js";
+import { t } from "./i18n.js";
 import { $, banner, el, report, requireSession } from "./page.js";
 
 const params = new URLSearchParams(location.search);
@@ -24,25 +25,25 @@ function sameOriginTarget(next) {
 }
 
 function showSignIn() {
-  $("title").textContent = "Sign in";
+  $("title").textContent = t("home.signIn");
   $("sign-in").hidden = false;
   $("courses").hidden = true;
   $("account").hidden = true;
-  if (params.get("reason") === "expired") banner("Your session has ended. Sign in again to continue.");
-  if (params.get("reason") === "password_changed") banner("Your password was changed. Sign in with the new one.");
+  if (params.get("reason") === "expired") banner(t("home.sessionEnded"));
+  if (params.get("reason") === "password_changed") banner(t("home.passwordChanged"));
   $("email").focus();
 }
 
 async function showCourses() {
   if (!requireSession()) return;
-  $("title").textContent = "My courses";
+  $("title").textContent = t("home.myCourses");
   $("sign-in").hidden = true;
   $("account").hidden = false;
   $("courses").hidden = false;
   const courses = await api("/api/v1/courses?per_page=200");
   $("course-list").replaceChildren(...courses.items.map((course) =>
     el("li", {}, el("a", { href: `/course.html?id=${course.id}`, text: course.title }),
-      course.description ? el("span", { class: "muted", text: ` — ${course.description}` }) : null)));
+      course.description ? el("span", { class: "muted", text: t("home.courseDescription", { description: course.description }) }) : null)));
   $("no-courses").hidden = courses.items.length > 0;
 }
 
@@ -63,7 +64,7 @@ $("sign-in").addEventListener("submit", async (event) => {
       await showCourses();
     }
   } catch (error) {
-    banner(error.code === "wrong_credentials" ? "Wrong email or password." : error.message);
+    banner(error.message);
     $("password").select();
   }
 });

@@ -15,6 +15,7 @@ import { MediaSession } from "./media.js";
 import { Tiles } from "./tiles.js";
 import { deviceProblem, fillPickers, openDevice, openScreen } from "./devices.js";
 import { UNREACHABLE, api, session, signInUrl } from "./api.js";
+import { t } from "./i18n.js";
 import { $, el, registerOfflinePage, when } from "./page.js";
 import { RestreamPanel } from "./restream.js";
 import { EncoderPanel } from "./encoder.js";
@@ -94,7 +95,7 @@ function clearBanner(cause) {
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const moderator = () => !!state.grants?.moderate;
 const mayPublish = (source) => !!state.grants?.publish?.includes(source);
-const participantName = (id) => state.participants.get(id)?.name ?? `participant ${id}`;
+const participantName = (id) => state.participants.get(id)?.name ?? t("live.participantNumber", { id: String(id) });
 const myself = () => state.participants.get(state.me);
 
 // --- Rendering -----------------------------------------------------------------------------
@@ -133,7 +134,7 @@ function render() {
 
   // The chat: locked for students (input off, with a notice), open to moderators.
   $("lock-chat").hidden = !moderator() || over;
-  $("lock-chat").textContent = state.chatLocked ? "Unlock chat" : "Lock chat";
+  $("lock-chat").textContent = state.chatLocked ? t("live.unlockChat") : t("live.lockChat");
   $("chat-lock").hidden = !state.chatLocked;
   const silenced = (state.chatLocked && !moderator()) || over || !state.grants?.chat;
   $("chat-text").disabled = silenced;
@@ -161,31 +162,31 @@ function renderControls(me, over) {
   const micMuted = serverMuted || state.micOff;
   const hasMic = !!state.localStream?.getAudioTracks().length;
   const hasCamera = !!state.localStream?.getVideoTracks().length;
-  control("mic", live && state.publishing && hasMic, micMuted ? "Unmute my microphone" : "Mute my microphone", micMuted);
-  control("camera", live && state.publishing && hasCamera, state.cameraOff ? "Turn camera on" : "Turn camera off", state.cameraOff);
-  control("screen", live && state.publishing && mayPublish("screen"), state.screenTrack ? "Stop sharing screen" : "Share screen");
+  control("mic", live && state.publishing && hasMic, micMuted ? t("live.unmuteMyMicrophone") : t("live.muteMyMicrophone"), micMuted);
+  control("camera", live && state.publishing && hasCamera, state.cameraOff ? t("live.turnCameraOn") : t("live.turnCameraOff"), state.cameraOff);
+  control("screen", live && state.publishing && mayPublish("screen"), state.screenTrack ? t("live.stopSharingScreen") : t("live.shareScreen"));
   $("screen").classList.toggle("active", !!state.screenTrack);
   // Students raise a hand, or leave the stage they are on; teachers leave the stage by
   // stopping their camera and microphone (the device check comes back to go live again).
   const student = live && !moderator();
-  const handText = me?.on_stage || !student ? "Leave stage" : state.hands.includes(state.me) ? "Lower hand" : "Raise hand";
+  const handText = me?.on_stage || !student ? t("live.leaveStage") : state.hands.includes(state.me) ? t("live.lowerHand") : t("live.raiseHand");
   control("hand", student || (live && state.publishing), handText);
   $("hand").classList.toggle("active", state.hands.includes(state.me));
   // Everyone sees whether the lesson is recorded; teachers (the `record` grant) run it.
   const recording = state.recording || "off";
   $("recording").hidden = recording === "off" || over;
-  $("recording").textContent = recording === "paused" ? "Recording paused" : "● Recording";
+  $("recording").textContent = recording === "paused" ? t("live.recordingPaused") : t("live.recordingOn");
   const mayRecord = !!state.grants?.record && !over;
-  control("record", mayRecord, recording === "off" ? "Start recording" : "Stop recording");
+  control("record", mayRecord, recording === "off" ? t("live.startRecording") : t("live.stopRecording"));
   $("record").classList.toggle("active", recording !== "off");
   $("record-pause").hidden = !mayRecord || recording === "off";
-  $("record-pause").textContent = recording === "paused" ? "Resume recording" : "Pause recording";
+  $("record-pause").textContent = recording === "paused" ? t("live.resumeRecording") : t("live.recordPause");
   $("devices").hidden = !state.publishing;
   $("more").hidden = over;
   $("end").hidden = !moderator() || over;
-  control("go-live", live && moderator() && !state.live, "Go live");
+  control("go-live", live && moderator() && !state.live, t("live.goLive"));
   // After the lesson ended the end screen leads back to the course.
-  control("leave", state.over !== "ended", over ? "Back to the course" : "Leave");
+  control("leave", state.over !== "ended", over ? t("common.backToCourse") : t("live.leave"));
 }
 
 /** A control bar button: shown or not, its label (also its accessible name), pressed or not. */
@@ -207,27 +208,27 @@ function renderStage() {
   if (state.over || !$("setup").hidden) {
     text = "";
   } else if (!state.live && moderator()) {
-    text = "The lesson has not started.";
-    detail = "Students see a waiting screen and get no video or sound until you press Go live.";
+    text = t("live.notStarted");
+    detail = t("live.notStartedDetail");
   } else if (!state.live) {
-    text = teachers.length ? "The teacher is getting ready." : "Waiting for the teacher.";
-    detail = state.lesson ? `The lesson starts at ${when(state.lesson.starts_at)}.` : "";
+    text = teachers.length ? t("live.teacherGettingReady") : t("live.waitingForTeacher");
+    detail = state.lesson ? t("live.startsAt", { when: when(state.lesson.starts_at) }) : "";
   } else if (reconnecting && !moderator()) {
-    text = "The teacher is reconnecting…";
-    detail = "Stay here: the lesson goes on in a moment.";
+    text = t("live.teacherReconnecting");
+    detail = t("live.stayHereMoment");
   } else if (tiles.empty) {
     if (moderator()) {
-      text = "Nothing is on stage yet.";
-      detail = "Go live with your camera, share your screen or stream from an encoder.";
+      text = t("live.nothingOnStage");
+      detail = t("live.nothingOnStageDetail");
     } else if (teachers.length === 0 && !state.live) {
-      text = "Waiting for the teacher.";
-      detail = state.lesson ? `The lesson starts at ${when(state.lesson.starts_at)}.` : "";
+      text = t("live.waitingForTeacher");
+      detail = state.lesson ? t("live.startsAt", { when: when(state.lesson.starts_at) }) : "";
     } else if (teachers.length === 0) {
-      text = "The teacher has left for now.";
-      detail = "Stay here: the lesson goes on when they come back.";
+      text = t("live.teacherLeft");
+      detail = t("live.stayHereBack");
     } else {
-      text = "The teacher is getting ready.";
-      detail = "The lesson starts in a moment.";
+      text = t("live.teacherGettingReady");
+      detail = t("live.startsInMoment");
     }
   }
   $("stage-note").hidden = !text;
@@ -236,10 +237,10 @@ function renderStage() {
   $("stage-note").classList.toggle("over-video", !!text && (!tiles.empty || !state.live));
   const gallery = tiles.view === "gallery" && !text && $("setup").hidden;
   $("stage-area").classList.toggle("gallery", gallery);
-  $("view").textContent = tiles.view === "gallery" ? "Speaker view" : "Gallery view";
+  $("view").textContent = tiles.view === "gallery" ? t("live.speakerView") : t("live.view");
   $("view").hidden = tiles.empty;
   $("fullscreen").hidden = tiles.empty || !(document.fullscreenEnabled || $("main-tile").querySelector("video")?.webkitEnterFullscreen);
-  $("fullscreen").textContent = document.fullscreenElement ? "Exit fullscreen" : "Fullscreen";
+  $("fullscreen").textContent = document.fullscreenElement ? t("live.exitFullscreen") : t("live.fullscreen");
 }
 
 /** Moderators: who was removed from this lesson (kept by the server across reconnects). */
@@ -249,24 +250,24 @@ async function loadRemovals() {
     state.removed = new Map(removals.map((r) => [r.user_id, r.name]));
     render();
   } catch (error) {
-    if (!error.redirected) note(`The list of removed participants could not be loaded: ${error.message}`);
+    if (!error.redirected) note(t("live.removedListFailed", { error: error.message }));
   }
 }
 
 async function readmit(userId, name) {
   try {
     await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/removals/${encodeURIComponent(userId)}`, { method: "DELETE" });
-    note(`${name} can join the lesson again.`);
+    note(t("live.canJoinAgain", { name }));
   } catch (error) {
     if (error.redirected) return;
-    if (error.status !== 404) return note(`${name} could not be let back in: ${error.message}`);
+    if (error.status !== 404) return note(t("live.letBackFailed", { name, error: error.message }));
   }
   state.removed.delete(userId);
   render();
 }
 
 async function send(message) {
-  if (!state.signaling) throw new Error("not connected");
+  if (!state.signaling) throw new Error(t("live.notConnected"));
   try {
     return await state.signaling.request(message);
   } catch (error) {
@@ -277,7 +278,10 @@ async function send(message) {
   }
 }
 
-const chatLine = (m) => el("li", { text: `${m.name}: ${m.text}` });
+/** The name on one's own video tile. */
+const ownTileName = () => (myself() ? t("live.ownTile", { name: myself().name }) : t("live.you"));
+
+const chatLine = (m) => el("li", { text: t("live.chatLine", { name: m.name, text: m.text }) });
 
 // --- Camera, microphone, screen ------------------------------------------------------------
 
@@ -285,7 +289,7 @@ function showSetup(show) {
   const invited = !moderator();
   $("invite").hidden = !invited;
   $("decline").hidden = !invited;
-  $("publish").textContent = invited || state.live ? "Turn on camera and microphone" : "Go live with camera and microphone";
+  $("publish").textContent = invited || state.live ? t("live.turnOnCameraAndMicrophone") : t("live.publish");
   check.show(show);
 }
 
@@ -297,10 +301,10 @@ async function publish() {
   state.micOff = false;
   state.cameraOff = false;
   tiles.me = state.me;
-  tiles.showLocal(stream, `${myself()?.name ?? "You"} (you)`);
+  tiles.showLocal(stream, ownTileName());
   render();
   fillPickers($("live-camera-pick"), $("live-microphone-pick"), stream).catch(() => {});
-  await state.media.publish(stream).catch((error) => note(`Going live failed: ${error.message}`));
+  await state.media.publish(stream).catch((error) => note(t("live.goingLiveFailed", { error: error.message })));
 }
 
 /** Another camera or microphone while live: the same m-line carries the new device's track. */
@@ -323,9 +327,9 @@ async function switchDevice(kind, deviceId) {
     stream.removeTrack(old);
   }
   stream.addTrack(track);
-  await state.media?.replaceLocal(track).catch((error) => note(`Switching devices failed: ${error.message}`));
+  await state.media?.replaceLocal(track).catch((error) => note(t("live.switchingFailed", { error: error.message })));
   old?.stop();
-  if (mediaKind === "video") tiles.showLocal(stream, `${myself()?.name ?? "You"} (you)`);
+  if (mediaKind === "video") tiles.showLocal(stream, ownTileName());
 }
 
 /** Starts the lesson for everyone (students get media from now on; the recording starts). */
@@ -354,13 +358,13 @@ async function toggleScreen() {
   try {
     track = await openScreen();
   } catch (error) {
-    if (error.name !== "NotAllowedError") note(deviceProblem(error, "screen share"));
+    if (error.name !== "NotAllowedError") note(deviceProblem(error, "screen"));
     return;
   }
   state.screenTrack = track;
   track.addEventListener("ended", () => { if (state.screenTrack === track) toggleScreen(); });
   render();
-  await state.media?.shareScreen(track).catch((error) => note(`Screen sharing failed: ${error.message}`));
+  await state.media?.shareScreen(track).catch((error) => note(t("live.screenSharingFailed", { error: error.message })));
 }
 
 /** Our microphone on or off; after a moderator muted it, on again asks the server too. */
@@ -429,15 +433,26 @@ async function connect() {
   media.addEventListener("trackended", (event) => { tiles.remove(event.detail); render(); });
   media.addEventListener("state", (event) => onMediaState(media, event.detail));
   await media.start(state.publishing ? state.localStream : null, state.publishing ? state.screenTrack : null);
-  $("connection").textContent = "connected";
+  $("connection").textContent = t("live.stateConnected");
   if (moderator() && !encoder.loaded) encoder.load().then(render);
   if (moderator()) loadRemovals();
   render();
 }
 
+// The peer connection's states (RTCPeerConnectionState) as the status pill shows them.
+const CONNECTION_STATES = {
+  new: () => t("live.stateConnecting"),
+  connecting: () => t("live.stateConnecting"),
+  connected: () => t("live.stateLive"),
+  disconnected: () => t("live.stateDisconnected"),
+  failed: () => t("live.stateFailed"),
+  closed: () => t("live.stateClosed"),
+};
+const connectionText = (connectionState) => CONNECTION_STATES[connectionState]?.() ?? connectionState;
+
 function onMediaState(media, connectionState) {
   if (media !== state.media) return;
-  $("connection").textContent = connectionState === "connected" ? "live" : connectionState;
+  $("connection").textContent = connectionText(connectionState);
   if (connectionState === "failed") dropped();
   if (connectionState === "disconnected") {
     // Often recovers by itself within a few seconds; if not, start over.
@@ -456,8 +471,8 @@ function dropped({ at_once = false } = {}) {
   state.media?.close();
   state.media = null;
   tiles.clearRemote();
-  banner("Reconnecting… The connection to the classroom was lost; trying again.", "reconnecting", "connection");
-  $("connection").textContent = "reconnecting…";
+  banner(t("live.connectionLost"), "reconnecting", "connection");
+  $("connection").textContent = t("live.stateReconnecting");
   render();
   joinUntilConnected(at_once);
 }
@@ -466,7 +481,7 @@ function dropped({ at_once = false } = {}) {
 // ERROR_TEXTS that end it); the WebSocket close codes 4001-4005 name the same reasons
 // (docs/protocol.md).
 const FINAL = Object.fromEntries(
-  Object.entries(ERROR_TEXTS).filter(([, { ends }]) => ends).map(([code, { ends, text }]) => [code, [ends, text]]),
+  Object.entries(ERROR_TEXTS).filter(([, { ends }]) => ends).map(([code, { ends, text }]) => [code, [ends, text()]]),
 );
 const DRAINING = 1012;
 const CLOSE_CODES = {
@@ -497,7 +512,7 @@ async function joinUntilConnected(first) {
       // A fresh join: the token expired, or the room moved to another node.
       if (["invalid_token", "wrong_node", "server_draining"].includes(error.code)) state.join = null;
       const why = error.status === 0 || error.code === "closed" ? UNREACHABLE : `(${errorText(error)})`;
-      banner(`${first ? "Connecting…" : "Reconnecting…"} ${why}`, "reconnecting", "connection");
+      banner(first ? t("live.connectingWhy", { why }) : t("live.reconnectingWhy", { why }), "reconnecting", "connection");
     }
   }
 }
@@ -506,7 +521,7 @@ async function joinUntilConnected(first) {
 function finish(reason, message) {
   state.over = reason;
   state.reconnecting = false;
-  $("connection").textContent = reason === "ended" ? "ended" : "disconnected";
+  $("connection").textContent = reason === "ended" ? t("live.stateEnded") : t("live.stateDisconnected");
   state.media?.close();
   state.media = null;
   state.signaling?.close();
@@ -534,8 +549,8 @@ async function showEnded(message) {
   $("panel-toggle").hidden = true;
   $("controls").hidden = true;
   $("ended-replay").textContent = state.everRecorded
-    ? "The replay will appear in the course when it is ready."
-    : "This lesson was not recorded, so it has no replay.";
+    ? t("live.replayWillAppear")
+    : t("live.notRecorded");
   showOwnQuizAnswers($("ended"));
   // The end as the server recorded it; just now, when it has not yet written it down.
   const heardAt = new Date().toISOString();
@@ -544,7 +559,7 @@ async function showEnded(message) {
     const ended = lesson.ended_at ?? heardAt;
     if (lesson.live_at) {
       const minutes = Math.max(1, Math.round((Date.parse(ended) - Date.parse(lesson.live_at)) / 60_000));
-      $("ended-duration").textContent = `It lasted ${minutes} minute${minutes === 1 ? "" : "s"} (${when(lesson.live_at)} to ${when(ended)}).`;
+      $("ended-duration").textContent = t("live.lasted", { count: minutes, from: when(lesson.live_at), to: when(ended) });
     }
   } catch {
     // The duration is a nicety: the screen stands without it.
@@ -611,7 +626,7 @@ function wire(signaling) {
     if (!mayPublish("camera") && state.publishing) stopPublishing().then(render);
   });
   on("muted", () => {
-    banner("The teacher muted your microphone.", "", "muted");
+    banner(t("live.teacherMutedYou"), "", "muted");
     state.localStream?.getAudioTracks().forEach((t) => { t.enabled = false; });
   });
   on("encoder", (news) => encoder.update(news));
@@ -638,7 +653,7 @@ function noteStage(before, after) {
     state.takenOff.delete(after.id);
   } else if (before?.on_stage && after.role === "student") {
     if (state.takenOff.delete(after.id)) state.stageNotes.delete(after.id);
-    else state.stageNotes.set(after.id, tiles.hasAudio(after.id) || after.id === state.me && state.publishing ? "left the stage" : "declined the stage");
+    else state.stageNotes.set(after.id, tiles.hasAudio(after.id) || after.id === state.me && state.publishing ? t("live.leftTheStage") : t("live.declinedTheStage"));
   }
 }
 
@@ -684,7 +699,7 @@ $("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked:
 $("record").addEventListener("click", () => send({ type: state.recording === "off" || !state.recording ? "start_recording" : "stop_recording" }).catch(() => {}));
 $("record-pause").addEventListener("click", () => send({ type: state.recording === "paused" ? "resume_recording" : "pause_recording" }).catch(() => {}));
 $("end").addEventListener("click", () => {
-  if (confirm("End the lesson for everyone?")) send({ type: "end_lesson" }).catch(() => {});
+  if (confirm(t("live.confirmEnd"))) send({ type: "end_lesson" }).catch(() => {});
 });
 $("leave").addEventListener("click", () => {
   if (!state.over) state.signaling?.request({ type: "leave" }).catch(() => {});
@@ -728,7 +743,7 @@ async function main() {
       state.lesson = lesson;
       state.live = lesson.state === "live";
       $("title").textContent = lesson.title;
-      document.title = `${lesson.title} · classroom`;
+      document.title = t("course.documentTitle", { title: lesson.title });
       $("home-link").href = `/course.html?id=${lesson.course_id}`;
       $("ended-back").href = `/course.html?id=${lesson.course_id}`;
       if (lesson.state === "ended" || lesson.state === "cancelled") {

@@ -4,6 +4,7 @@
 // again every few seconds until they settle.
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 import { $, banner, el, report } from "./page.js";
 
 const KINDS = ".pdf,.pptx,.odp,.docx,application/pdf";
@@ -16,27 +17,27 @@ let poll = null;
 let viewing = null;
 
 function stateLabel(doc) {
-  if (doc.state === "ready") return `${doc.pages} ${doc.pages === 1 ? "page" : "pages"}`;
-  return doc.state === "processing" ? "preparing…" : "failed";
+  if (doc.state === "ready") return t("materials.pages", { count: doc.pages });
+  return doc.state === "processing" ? t("materials.preparing") : t("materials.failed");
 }
 
 function row(doc) {
   const item = el("li", { "data-document": doc.id },
     el("span", { class: "grow" },
       doc.state === "ready"
-        ? el("button", { type: "button", class: "link", text: doc.title, "aria-label": `Open ${doc.title}`, onclick: () => open(doc) })
+        ? el("button", { type: "button", class: "link", text: doc.title, "aria-label": t("materials.openLabel", { title: doc.title }), onclick: () => open(doc) })
         : el("strong", { text: doc.title }),
       doc.error ? el("br") : null,
       doc.error ? el("span", { class: "muted document-error", text: doc.error }) : null),
     el("span", { class: `pill ${doc.state}`, text: stateLabel(doc) }));
   if (teaching) {
-    item.append(el("button", { type: "button", class: "danger", text: "Delete", "aria-label": `Delete ${doc.title}`, onclick: () => remove(doc) }));
+    item.append(el("button", { type: "button", class: "danger", text: t("materials.delete"), "aria-label": t("materials.deleteLabel", { title: doc.title }), onclick: () => remove(doc) }));
   }
   return item;
 }
 
 async function remove(doc) {
-  if (!confirm(`Delete "${doc.title}"? Students will no longer see it.`)) return;
+  if (!confirm(t("materials.confirmDelete", { title: doc.title }))) return;
   try {
     await api(`/api/v1/documents/${doc.id}`, { method: "DELETE" });
     if (viewing?.doc.id === doc.id) close();
@@ -51,7 +52,7 @@ export async function refresh() {
   const list = await api(`/api/v1/courses/${encodeURIComponent(courseId)}/documents`);
   $("documents").replaceChildren(...(list.items.length
     ? list.items.map(row)
-    : [el("li", { class: "muted", text: "No materials yet." })]));
+    : [el("li", { class: "muted", text: t("materials.none") })]));
   clearTimeout(poll);
   if (list.items.some((d) => d.state === "processing")) {
     poll = setTimeout(() => refresh().catch(report), POLL_MS);
@@ -64,7 +65,7 @@ async function upload(event) {
   const file = input.files[0];
   if (!file) return;
   const status = $("upload-status");
-  status.textContent = `Uploading ${file.name}…`;
+  status.textContent = t("materials.uploading", { name: file.name });
   try {
     await api(`/api/v1/courses/${encodeURIComponent(courseId)}/documents?name=${encodeURIComponent(file.name)}`, {
       method: "POST",
@@ -73,7 +74,7 @@ async function upload(event) {
     });
     banner("");
     input.value = "";
-    status.textContent = `${file.name} uploaded; it is being prepared.`;
+    status.textContent = t("materials.uploaded", { name: file.name });
     await refresh();
   } catch (error) {
     status.textContent = "";
@@ -97,8 +98,8 @@ function show() {
   const { doc, page, text } = viewing;
   const image = $("viewer-page");
   image.src = `${doc.files_url}page-${page}.png`;
-  image.alt = (text[page - 1] || "").trim() || `Page ${page} of ${doc.title}`;
-  $("viewer-count").textContent = `Page ${page} of ${doc.pages}`;
+  image.alt = (text[page - 1] || "").trim() || t("materials.pageOfTitle", { page, title: doc.title });
+  $("viewer-count").textContent = t("materials.pageOfPages", { page, pages: doc.pages });
   $("viewer-prev").disabled = page <= 1;
   $("viewer-next").disabled = page >= doc.pages;
 }

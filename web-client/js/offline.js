@@ -2,6 +2,8 @@
 // "Try again" reloads the page that was asked for; it also retries by itself when the browser
 // says it is back online, and every few seconds until the server answers.
 
+import { t } from "./i18n.js";
+
 const retry = document.getElementById("retry");
 const status = document.getElementById("offline-state");
 
@@ -15,12 +17,12 @@ async function reachable() {
 }
 
 async function tryAgain() {
-  status.textContent = "Trying again…";
+  status.textContent = t("offline.tryingAgain");
   if (await reachable()) {
     location.reload();
     return;
   }
-  status.textContent = "Still not reachable. This page tries again by itself every few seconds.";
+  status.textContent = t("offline.stillUnreachable");
 }
 
 retry.addEventListener("click", () => location.reload());

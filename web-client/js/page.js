@@ -2,6 +2,7 @@
 // a guard that sends visitors without a session to sign in.
 
 import { clearSession, session, signInUrl } from "./api.js";
+import { dateTime, t } from "./i18n.js";
 
 export const $ = (id) => document.getElementById(id);
 
@@ -26,7 +27,7 @@ export function requireSession() {
   }
   const who = $("who");
   // The name leads to the account page (change one's own password).
-  if (who) who.replaceChildren(el("a", { href: "/account.html", text: `${saved.user.name} (${saved.user.role})`, title: "Your account" }));
+  if (who) who.replaceChildren(el("a", { href: "/account.html", text: t("common.whoWithRole", { name: saved.user.name, role: roleName(saved.user.role) }), title: t("common.yourAccount") }));
   $("sign-out")?.addEventListener("click", signOut);
   if (saved.user.role === "admin") {
     const admin = $("admin-link");
@@ -54,11 +55,32 @@ export function el(tag, props = {}, ...children) {
   return element;
 }
 
-const dateTime = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
-
-/** A readable local date and time of an RFC 3339 string. */
+/** A readable date and time of an RFC 3339 string, in the visitor's language and time zone. */
 export function when(iso) {
-  return iso ? dateTime.format(new Date(iso)) : "";
+  return iso ? dateTime(new Date(iso)) : "";
+}
+
+const ROLES = {
+  admin: () => t("role.admin"),
+  teacher: () => t("role.teacher"),
+  student: () => t("role.student"),
+};
+
+const LESSON_STATES = {
+  scheduled: () => t("lessonState.scheduled"),
+  live: () => t("lessonState.live"),
+  ended: () => t("lessonState.ended"),
+  cancelled: () => t("lessonState.cancelled"),
+};
+
+/** A lesson's state (scheduled, live, ended, cancelled) in the visitor's language. */
+export function lessonState(state) {
+  return LESSON_STATES[state]?.() ?? state;
+}
+
+/** A school role (admin, teacher, student) in the visitor's language. */
+export function roleName(role) {
+  return ROLES[role]?.() ?? role;
 }
 
 /** The value for `<input type="datetime-local">` of a Date, in local time. */

@@ -2,14 +2,26 @@
 // microphone, speaking, connection quality) with the moderators' actions, and the queue of
 // raised hands with Bring on stage / Lower hand.
 
-import { el } from "./page.js";
+import { t } from "./i18n.js";
+import { el, roleName } from "./page.js";
 
 const QUALITY_TEXT = {
-  excellent: "Connection: excellent",
-  good: "Connection: good",
-  poor: "Connection: poor (video may freeze or drop to a lower quality)",
-  lost: "Connection: lost (no media arriving)",
+  excellent: () => t("people.qualityExcellent"),
+  good: () => t("people.qualityGood"),
+  poor: () => t("people.qualityPoor"),
+  lost: () => t("people.qualityLost"),
 };
+
+// Roles in a lesson: the school's (teacher, student) and the lesson's own (assistant,
+// observer, the encoder and the recorder).
+const LESSON_ROLES = {
+  assistant: () => t("role.assistant"),
+  observer: () => t("role.observer"),
+};
+const lessonRole = (role) => LESSON_ROLES[role]?.() ?? roleName(role);
+
+/** A name, marked when it is one's own. */
+const nameOf = (name, own) => (own ? t("live.ownTile", { name }) : name);
 
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -35,7 +47,8 @@ function handIcon(label) {
 /** Bars for a connection quality, with the words as tooltip and accessible name. */
 export function qualityMark(quality) {
   if (!QUALITY_TEXT[quality]) return null;
-  return el("span", { class: `quality ${quality}`, title: QUALITY_TEXT[quality], role: "img", "aria-label": QUALITY_TEXT[quality] },
+  const text = QUALITY_TEXT[quality]();
+  return el("span", { class: `quality ${quality}`, title: text, role: "img", "aria-label": text },
     el("i"), el("i"), el("i"));
 }
 
@@ -48,31 +61,31 @@ export function personRow(p, view) {
   const student = p.role === "student";
   const stageNote = view.stageNote(p.id);
   const flags = [
-    p.role,
-    p.on_stage && student ? "on stage" : stageNote,
-    p.muted ? "muted" : "",
-    p.reconnecting ? "reconnecting" : "",
-    state.speakers.has(p.id) ? "speaking" : "",
-    view.holdsPen?.(p.id) ? "has the pen" : "",
-  ].filter(Boolean).join(", ");
+    lessonRole(p.role),
+    p.on_stage && student ? t("people.onStage") : stageNote,
+    p.muted ? t("people.muted") : "",
+    p.reconnecting ? t("people.reconnecting") : "",
+    state.speakers.has(p.id) ? t("people.speaking") : "",
+    view.holdsPen?.(p.id) ? t("people.hasPen") : "",
+  ].filter(Boolean).join(t("people.flagSeparator"));
   const hand = state.hands.includes(p.id);
   const item = el("li", { "data-participant": p.id, class: hand ? "hand-up" : "" },
-    hand ? handIcon("hand raised") : null,
-    el("span", { class: "person-name", text: `${p.name}${p.id === state.me ? " (you)" : ""}` }),
+    hand ? handIcon(t("people.handRaised")) : null,
+    el("span", { class: "person-name", text: nameOf(p.name, p.id === state.me) }),
     qualityMark(state.quality.get(p.id)),
     el("span", { class: "person-flags", text: flags }));
   if (view.moderator && p.id !== state.me && student) {
     item.append(...[
       p.on_stage
-        ? action("Take off stage", `Take ${p.name} off stage`, { type: "remove_from_stage", participant: p.id }, view)
-        : action("Bring on stage", `Bring ${p.name} on stage`, { type: "invite_to_stage", participant: p.id }, view),
+        ? action(t("people.takeOffStage"), t("people.takeOffStageLabel", { name: p.name }), { type: "remove_from_stage", participant: p.id }, view)
+        : action(t("people.bringOnStage"), t("people.bringOnStageLabel", { name: p.name }), { type: "invite_to_stage", participant: p.id }, view),
       // Muting is offered only to someone whose microphone reaches us, and not muted already.
-      p.on_stage && !p.muted && view.hasAudio(p.id) ? action("Mute", `Mute ${p.name}`, { type: "mute", participant: p.id }, view) : null,
+      p.on_stage && !p.muted && view.hasAudio(p.id) ? action(t("people.mute"), t("people.muteLabel", { name: p.name }), { type: "mute", participant: p.id }, view) : null,
       // The whiteboard's pen (js/board.js): the student may draw while holding it.
       view.holdsPen?.(p.id)
-        ? action("Take pen", `Take pen from ${p.name}`, { type: "take_pen", participant: p.id }, view)
-        : action("Give pen", `Give pen to ${p.name}`, { type: "give_pen", participant: p.id }, view),
-      action("Remove", `Remove ${p.name}`, { type: "remove_participant", participant: p.id }, view),
+        ? action(t("people.takePen"), t("people.takePenLabel", { name: p.name }), { type: "take_pen", participant: p.id }, view)
+        : action(t("people.givePen"), t("people.givePenLabel", { name: p.name }), { type: "give_pen", participant: p.id }, view),
+      action(t("people.remove"), t("people.removeLabel", { name: p.name }), { type: "remove_participant", participant: p.id }, view),
     ].filter(Boolean));
   }
   return item;
@@ -81,13 +94,13 @@ export function personRow(p, view) {
 /** A raised hand in the queue (first raised first). */
 export function handRow(id, position, view) {
   const p = view.state.participants.get(id);
-  const name = p?.name ?? `participant ${id}`;
+  const name = p?.name ?? t("live.participantNumber", { id: String(id) });
   const item = el("li", { "data-participant": id },
-    el("span", { class: "person-name" }, `${position}. `, handIcon(null), ` ${name}${id === view.state.me ? " (you)" : ""}`));
+    el("span", { class: "person-name" }, t("people.queuePosition", { position }), handIcon(null), ` ${nameOf(name, id === view.state.me)}`));
   if (view.moderator && p) {
     item.append(
-      action("Bring on stage", `Bring ${name} on stage`, { type: "invite_to_stage", participant: id }, view),
-      action("Lower hand", `Lower hand of ${name}`, { type: "lower_hand", participant: id }, view),
+      action(t("people.bringOnStage"), t("people.bringOnStageLabel", { name }), { type: "invite_to_stage", participant: id }, view),
+      action(t("live.lowerHand"), t("people.lowerHandLabel", { name }), { type: "lower_hand", participant: id }, view),
     );
   }
   return item;
@@ -97,8 +110,8 @@ export function handRow(id, position, view) {
 export function removedRow(userId, name, readmit) {
   const letBackIn = el("button", {
     type: "button",
-    text: "Let back in",
-    "aria-label": `Let back in: ${name}`,
+    text: t("people.letBackIn"),
+    "aria-label": t("people.letBackInLabel", { name }),
     onclick: () => readmit(userId, name),
   });
   return el("li", { "data-removed": userId }, el("span", { text: name }), letBackIn);
@@ -109,7 +122,7 @@ function action(text, label, message, view) {
   return el("button", {
     type: "button",
     text,
-    "aria-label": label.startsWith(text) ? label : `${text}: ${label}`,
+    "aria-label": label.startsWith(text) ? label : t("people.actionLabel", { text, label }),
     onclick: () => view.send(message).catch(() => {}),
   });
 }

@@ -10,14 +10,29 @@
 import { api } from "./api.js";
 import { el } from "./page.js";
 import { errorText } from "./errors.js";
+import { list, number, t } from "./i18n.js";
 
 const KINDS = [
-  ["single_choice", "Single choice"],
-  ["multiple_choice", "Multiple choice"],
-  ["true_false", "True or false"],
-  ["number", "A number"],
-  ["text", "Short text"],
+  ["single_choice", () => t("polls.singleChoice")],
+  ["multiple_choice", () => t("polls.multipleChoice")],
+  ["true_false", () => t("polls.trueFalse")],
+  ["number", () => t("polls.number")],
+  ["text", () => t("polls.shortText")],
 ];
+
+// The options the server writes itself (a true-or-false question, the Yes/No quick poll), in
+// the visitor's language; options a teacher typed are shown as typed.
+const SERVER_OPTIONS = {
+  True: () => t("polls.optionTrue"),
+  False: () => t("polls.optionFalse"),
+  Yes: () => t("polls.optionYes"),
+  No: () => t("polls.optionNo"),
+};
+
+/** An option of a poll as shown. */
+export function pollOption(option) {
+  return SERVER_OPTIONS[option]?.() ?? option;
+}
 
 const view = {
   signaling: null,
@@ -60,9 +75,9 @@ function card() {
   const mine = el("p", { id: "poll-mine", class: "poll-mine" });
   const results = el("div", { id: "poll-results", class: "poll-results", "aria-live": "polite" });
   const status = el("p", { id: "poll-status", class: "poll-status", role: "status" });
-  const close = el("button", { id: "poll-close", type: "button", text: "Close the poll" });
-  const show = el("button", { id: "poll-show", type: "button", class: "primary", text: "Show results to the class" });
-  const dismiss = el("button", { id: "poll-dismiss", type: "button", text: "Hide" });
+  const close = el("button", { id: "poll-close", type: "button", text: t("polls.close") });
+  const show = el("button", { id: "poll-show", type: "button", class: "primary", text: t("polls.showResults") });
+  const dismiss = el("button", { id: "poll-dismiss", type: "button", text: t("polls.hide") });
   const tools = el("div", { id: "poll-tools", class: "poll-tools", hidden: true }, close, show);
   const section = el("section", { id: "poll-card", class: "poll-card", "aria-labelledby": "poll-title", hidden: true },
     title, timer, answer, mine, results, status, el("div", { class: "poll-tools" }, tools, dismiss));
@@ -80,7 +95,7 @@ function card() {
 /** The text of an answer: the chosen options, the number or the text. */
 function answerText(poll, answer) {
   if (!answer) return "";
-  if (answer.choices) return answer.choices.map((i) => poll.options[i] ?? `#${i}`).join(", ");
+  if (answer.choices) return list(answer.choices.map((i) => (i in poll.options ? pollOption(poll.options[i]) : `#${i}`)));
   if (answer.number !== undefined) return String(answer.number);
   return answer.text ?? "";
 }
@@ -102,7 +117,7 @@ function answerControls(poll) {
       type: "button",
       class: view.answer?.choices?.[0] === i ? "poll-option chosen" : "poll-option",
       "aria-pressed": String(view.answer?.choices?.[0] === i),
-      text: option,
+      text: pollOption(option),
       onclick: () => submit({ choices: [i] }),
     }));
   }
@@ -110,27 +125,27 @@ function answerControls(poll) {
     const boxes = poll.options.map((option, i) => {
       const box = el("input", { type: "checkbox", id: `poll-choice-${i}`, value: String(i) });
       box.checked = !!view.answer?.choices?.includes(i);
-      return el("label", { class: "poll-check", for: `poll-choice-${i}` }, box, ` ${option}`);
+      return el("label", { class: "poll-check", for: `poll-choice-${i}` }, box, ` ${pollOption(option)}`);
     });
-    const go = el("button", { type: "button", class: "primary", text: "Send answer", onclick: () => {
+    const go = el("button", { type: "button", class: "primary", text: t("polls.sendAnswer"), onclick: () => {
       const choices = boxes.map((l) => l.querySelector("input")).filter((b) => b.checked).map((b) => Number(b.value));
       if (choices.length) submit({ choices });
-      else c.status.textContent = "Choose at least one option.";
+      else c.status.textContent = t("polls.chooseOne");
     } });
     return [...boxes, go];
   }
-  const number = poll.kind === "number";
+  const numeric = poll.kind === "number";
   const input = el("input", {
     id: "poll-value",
-    type: number ? "number" : "text",
+    type: numeric ? "number" : "text",
     step: "any",
     maxlength: "200",
-    "aria-label": number ? "Your answer (a number)" : "Your answer",
+    "aria-label": numeric ? t("polls.yourAnswerNumber") : t("polls.yourAnswerLabel"),
   });
-  const go = el("button", { type: "button", class: "primary", text: "Send answer", onclick: () => {
+  const go = el("button", { type: "button", class: "primary", text: t("polls.sendAnswer"), onclick: () => {
     const value = input.value.trim();
     if (!value) return;
-    submit(number ? { number: Number(value) } : { text: value });
+    submit(numeric ? { number: Number(value) } : { text: value });
   } });
   input.addEventListener("keydown", (event) => { if (event.key === "Enter") go.click(); });
   return [input, go];
@@ -148,9 +163,9 @@ function resultRows(poll, results) {
       const fill = el("span", { class: "poll-bar-fill" });
       fill.style.width = `${percent}%`;
       rows.push(el("li", { class: right ? "poll-bar correct" : "poll-bar", "data-option": String(i) },
-        el("span", { class: "poll-bar-label", text: `${poll.options[i]}${right ? " ✓" : ""}` }),
+        el("span", { class: "poll-bar-label", text: `${pollOption(poll.options[i])}${right ? " ✓" : ""}` }),
         el("span", { class: "poll-bar-track" }, fill),
-        el("span", { class: "poll-bar-count", text: `${count} (${percent}%)` })));
+        el("span", { class: "poll-bar-count", text: t("polls.countPercent", { count, percent: number(percent / 100, { style: "percent" }) }) })));
     });
   }
   for (const v of results.values) {
@@ -158,16 +173,16 @@ function resultRows(poll, results) {
       el("span", { class: "poll-bar-label", text: v.value }),
       el("span", { class: "poll-bar-count", text: String(v.count) })));
   }
-  const summary = [`${results.answered} answered`];
+  const summary = [t("polls.answered", { count: results.answered })];
   if (results.correct_count !== undefined && results.correct_count !== null) {
-    summary.push(`${results.correct_count} correct`);
+    summary.push(t("polls.correctCount", { count: results.correct_count }));
   }
-  if (results.correct && !results.correct.choices) summary.push(`correct answer: ${answerText(poll, results.correct)}`);
-  const parts = [el("p", { id: "poll-summary", class: "poll-summary", text: summary.join(" · ") }),
+  if (results.correct && !results.correct.choices) summary.push(t("polls.correctAnswer", { answer: answerText(poll, results.correct) }));
+  const parts = [el("p", { id: "poll-summary", class: "poll-summary", text: summary.join(t("common.separator")) }),
     el("ul", { class: "poll-bars" }, ...rows)];
   if (results.answers?.length) {
-    parts.push(el("details", { class: "poll-who" }, el("summary", { text: "Who answered what" }),
-      el("ul", {}, ...results.answers.map((a) => el("li", { text: `${a.name}: ${answerText(poll, a.answer)}` })))));
+    parts.push(el("details", { class: "poll-who" }, el("summary", { text: t("polls.whoAnswered") }),
+      el("ul", {}, ...results.answers.map((a) => el("li", { text: t("live.chatLine", { name: a.name, text: answerText(poll, a.answer) }) })))));
   }
   return parts;
 }
@@ -182,10 +197,10 @@ function render() {
   c.section.hidden = false;
   c.section.dataset.poll = String(poll.id);
   c.section.classList.toggle("closed", poll.closed);
-  c.title.textContent = poll.question || (poll.quiz ? "Quiz" : "Quick poll");
+  c.title.textContent = poll.question || (poll.quiz ? t("polls.quiz") : t("polls.quickPoll"));
   c.answer.replaceChildren(...answerControls(poll));
   const mine = answerText(poll, view.answer);
-  c.mine.textContent = view.moderator ? "" : mine ? `Your answer: ${mine}` : poll.closed ? "You did not answer." : "";
+  c.mine.textContent = view.moderator ? "" : mine ? t("polls.yourAnswer", { answer: mine }) : poll.closed ? t("polls.didNotAnswer") : "";
   const results = view.results?.poll.id === poll.id ? view.results : null;
   c.results.replaceChildren(...(results ? resultRows(poll, results) : []));
   c.tools.hidden = !view.moderator;
@@ -197,12 +212,12 @@ function tick() {
   const c = view.card;
   if (!c || !view.poll) return;
   if (view.poll.closed) {
-    c.timer.textContent = "Closed";
+    c.timer.textContent = t("polls.closed");
   } else if (view.deadline !== null) {
     const left = Math.max(0, Math.ceil((view.deadline - Date.now()) / 1000));
-    c.timer.textContent = `Closes in ${left} s`;
+    c.timer.textContent = t("polls.closesIn", { seconds: left });
   } else {
-    c.timer.textContent = "Open";
+    c.timer.textContent = t("polls.open");
   }
 }
 
@@ -224,27 +239,27 @@ function form() {
   if (view.form) return view.form;
   stylesheet();
   const status = el("p", { id: "poll-form-status", class: "poll-status", role: "status" });
-  const quickAbcd = el("button", { id: "poll-quick-abcd", type: "button", text: "Quick poll A/B/C/D" });
-  const quickYesNo = el("button", { id: "poll-quick-yesno", type: "button", text: "Quick poll Yes/No" });
+  const quickAbcd = el("button", { id: "poll-quick-abcd", type: "button", text: t("polls.quickAbcd") });
+  const quickYesNo = el("button", { id: "poll-quick-yesno", type: "button", text: t("polls.quickYesNo") });
   const question = el("input", { id: "poll-question", type: "text", maxlength: "500" });
-  const kind = el("select", { id: "poll-kind" }, ...KINDS.map(([value, text]) => el("option", { value, text })));
+  const kind = el("select", { id: "poll-kind" }, ...KINDS.map(([value, text]) => el("option", { value, text: text() })));
   const options = el("textarea", { id: "poll-options", rows: "4" });
   const correct = el("input", { id: "poll-correct", type: "text" });
   const anonymous = el("input", { id: "poll-anonymous", type: "checkbox" });
   const changeable = el("input", { id: "poll-changeable", type: "checkbox" });
   const timer = el("input", { id: "poll-timer-secs", type: "number", min: "5", max: "3600", step: "1" });
-  const ask = el("button", { id: "poll-ask", type: "button", class: "primary", text: "Ask the class" });
-  const optionsRow = el("div", { class: "poll-field" }, el("label", { for: "poll-options", text: "Options, one a line" }), options);
+  const ask = el("button", { id: "poll-ask", type: "button", class: "primary", text: t("polls.ask") });
+  const optionsRow = el("div", { class: "poll-field" }, el("label", { for: "poll-options", text: t("polls.options") }), options);
   const section = el("section", { id: "poll-form", class: "poll-form", "aria-labelledby": "poll-form-heading" },
-    el("h3", { id: "poll-form-heading", text: "Poll the class" }),
+    el("h3", { id: "poll-form-heading", text: t("polls.formHeading") }),
     el("div", { class: "poll-tools" }, quickAbcd, quickYesNo),
-    el("div", { class: "poll-field" }, el("label", { for: "poll-question", text: "Question" }), question),
-    el("div", { class: "poll-field" }, el("label", { for: "poll-kind", text: "Kind" }), kind),
+    el("div", { class: "poll-field" }, el("label", { for: "poll-question", text: t("polls.question") }), question),
+    el("div", { class: "poll-field" }, el("label", { for: "poll-kind", text: t("polls.kind") }), kind),
     optionsRow,
-    el("div", { class: "poll-field" }, el("label", { for: "poll-correct", text: "Correct answer (optional: option numbers from 1, true or false, the number or the text)" }), correct),
-    el("div", { class: "poll-field" }, el("label", { for: "poll-timer-secs", text: "Timer in seconds (optional)" }), timer),
-    el("label", { class: "poll-check", for: "poll-anonymous" }, anonymous, " Anonymous"),
-    el("label", { class: "poll-check", for: "poll-changeable" }, changeable, " Students may change their answer"),
+    el("div", { class: "poll-field" }, el("label", { for: "poll-correct", text: t("polls.correctField") }), correct),
+    el("div", { class: "poll-field" }, el("label", { for: "poll-timer-secs", text: t("polls.timerField") }), timer),
+    el("label", { class: "poll-check", for: "poll-anonymous" }, anonymous, " ", t("polls.anonymous")),
+    el("label", { class: "poll-check", for: "poll-changeable" }, changeable, " ", t("polls.changeable")),
     ask, status);
   kind.addEventListener("change", () => { optionsRow.hidden = !kind.value.endsWith("_choice"); });
   quickAbcd.addEventListener("click", () => send({ type: "ask_quick_poll", preset: "abcd" }, status));
@@ -260,12 +275,12 @@ function form() {
     };
     const right = parseCorrect(kind.value, correct.value.trim());
     if (right === undefined) {
-      status.textContent = "The correct answer does not fit the poll.";
+      status.textContent = t("polls.correctDoesNotFit");
       return;
     }
     if (right) poll.correct = right;
     if (timer.value) poll.timer_secs = Number(timer.value);
-    if (await send({ type: "ask_poll", poll }, status)) status.textContent = "Asked.";
+    if (await send({ type: "ask_poll", poll }, status)) status.textContent = t("polls.asked");
   });
   const home = document.querySelector("#panel-stream") ?? document.querySelector("#side") ?? document.body;
   home.append(section);
@@ -277,9 +292,10 @@ function form() {
 function parseCorrect(kind, text) {
   if (!text) return null;
   if (kind === "true_false") {
-    const t = text.toLowerCase();
-    if (t === "true") return { choices: [0] };
-    if (t === "false") return { choices: [1] };
+    // "true" / "false" in either language (对 / 错 in Chinese).
+    const lower = text.toLowerCase();
+    if (lower === "true" || lower === "对") return { choices: [0] };
+    if (lower === "false" || lower === "错") return { choices: [1] };
     return undefined;
   }
   if (kind.endsWith("_choice")) {
@@ -300,7 +316,7 @@ function slideButton() {
   controls.append(el("button", {
     id: "slide-quick-poll",
     type: "button",
-    text: "Quick poll A/B/C/D",
+    text: t("polls.quickAbcd"),
     onclick: () => send({ type: "ask_quick_poll", preset: "abcd" }, view.card?.status),
   }));
 }
@@ -368,11 +384,11 @@ export async function showOwnQuizAnswers(ended) {
   if (!list?.items.length) return;
   stylesheet();
   const rows = list.items.map((q) => el("li", { class: q.is_correct ? "own-quiz-right" : "own-quiz-wrong" },
-    el("strong", { text: q.question || `Quiz ${q.number}` }),
-    el("span", { text: ` — your answer: ${q.answer_text ?? "none"} ` }),
-    el("span", { text: q.is_correct ? "(correct)" : `(the correct answer: ${q.correct_text})` })));
+    el("strong", { text: q.question || t("polls.quizNumber", { number: q.number }) }),
+    el("span", { text: t("polls.ownAnswer", { answer: q.answer_text ?? t("polls.noAnswer") }) }),
+    el("span", { text: q.is_correct ? t("polls.ownCorrect") : t("polls.ownWrong", { answer: q.correct_text }) })));
   const section = el("section", { id: "own-quiz", class: "own-quiz", "aria-labelledby": "own-quiz-heading" },
-    el("h3", { id: "own-quiz-heading", text: "Your quiz answers" }), el("ul", {}, ...rows));
+    el("h3", { id: "own-quiz-heading", text: t("polls.ownHeading") }), el("ul", {}, ...rows));
   const back = ended.querySelector("#ended-back");
   if (back) ended.insertBefore(section, back);
   else ended.append(section);

@@ -1,6 +1,7 @@
 // How replays read in lists: when the lesson was recorded, how long the replay is and what
 // it takes on disk (course page, replay page).
 
+import { number, t } from "./i18n.js";
 import { when } from "./page.js";
 
 /** mm:ss (or h:mm:ss) of a time in milliseconds. */
@@ -21,12 +22,23 @@ export function bytes(n) {
     unit += 1;
   }
   const digits = unit === 0 || value >= 100 ? 0 : 1;
-  return `${value.toFixed(digits)} ${units[unit]}`;
+  return `${number(value, { minimumFractionDigits: digits, maximumFractionDigits: digits })} ${units[unit]}`;
+}
+
+const REPLAY_STATES = {
+  ready: () => t("replayState.ready"),
+  processing: () => t("replayState.processing"),
+  failed: () => t("replayState.failed"),
+};
+
+/** A replay's state (ready, processing, failed) in the visitor's language. */
+export function replayState(state) {
+  return REPLAY_STATES[state]?.() ?? state;
 }
 
 /** "recorded 7 Dec 2026, 09:00 · 45:12 · 310.4 MB": what is known of a replay. */
 export function replayFacts(replay) {
-  const facts = [`recorded ${when(replay.created_at)}`];
+  const facts = [t("replay.recordedAt", { when: when(replay.created_at) })];
   if (replay.duration_ms != null) facts.push(clock(replay.duration_ms));
   if (replay.size_bytes != null) facts.push(bytes(replay.size_bytes));
   return facts.join(" · ");

@@ -3,7 +3,9 @@
 // it was asked, closed once it closed, with its results once they were shown to the class;
 // each slide turned becomes a chapter ("Slide 3 of Cells").
 
+import { list, number, t } from "./i18n.js";
 import { el } from "./page.js";
+import { pollOption } from "./polls.js";
 import { clock } from "./replay-format.js";
 
 /** The moments of a replay, or none (an older replay has no moments file). */
@@ -17,12 +19,12 @@ export async function loadMoments(url) {
 export function slideChapters(moments, titles) {
   return moments.filter((m) => m.type === "slide").map((m) => {
     const title = titles.get(m.document);
-    return { at_ms: m.at_ms, title: title ? `Slide ${m.page} of ${title}` : `Slide ${m.page} of ${m.pages}` };
+    return { at_ms: m.at_ms, title: title ? t("replay.slideOfTitle", { page: m.page, title }) : t("replay.slideOfPages", { page: m.page, pages: m.pages }) };
   });
 }
 
 function answerText(poll, answer) {
-  if (answer?.choices) return answer.choices.map((i) => poll.options[i] ?? "?").join(", ");
+  if (answer?.choices) return list(answer.choices.map((i) => (i in poll.options ? pollOption(poll.options[i]) : "?")));
   if (answer && "number" in answer) return String(answer.number);
   return answer?.text ?? "";
 }
@@ -37,19 +39,19 @@ function resultRows(poll, results) {
     const fill = el("span", { class: "poll-bar-fill" });
     fill.style.width = `${percent}%`;
     return el("li", { class: right ? "poll-bar correct" : "poll-bar" },
-      el("span", { class: "poll-bar-label", text: `${poll.options[i] ?? "?"}${right ? " ✓" : ""}` }),
+      el("span", { class: "poll-bar-label", text: `${i in poll.options ? pollOption(poll.options[i]) : "?"}${right ? " ✓" : ""}` }),
       el("span", { class: "poll-bar-track" }, fill),
-      el("span", { class: "poll-bar-count", text: `${count} (${percent}%)` }));
+      el("span", { class: "poll-bar-count", text: t("polls.countPercent", { count, percent: number(percent / 100, { style: "percent" }) }) }));
   });
   for (const v of results.values || []) {
     rows.push(el("li", { class: "poll-bar" },
       el("span", { class: "poll-bar-label", text: v.value }),
       el("span", { class: "poll-bar-count", text: String(v.count) })));
   }
-  const summary = [`${results.answered} answered`];
-  if (results.correct_count != null) summary.push(`${results.correct_count} correct`);
-  if (results.correct && !results.correct.choices) summary.push(`correct answer: ${answerText(poll, results.correct)}`);
-  return [el("p", { class: "poll-summary", text: summary.join(" · ") }), el("ul", { class: "poll-bars" }, ...rows)];
+  const summary = [t("polls.answered", { count: results.answered })];
+  if (results.correct_count != null) summary.push(t("polls.correctCount", { count: results.correct_count }));
+  if (results.correct && !results.correct.choices) summary.push(t("polls.correctAnswer", { answer: answerText(poll, results.correct) }));
+  return [el("p", { class: "poll-summary", text: summary.join(t("common.separator")) }), el("ul", { class: "poll-bars" }, ...rows)];
 }
 
 /** Each poll as it stood at `now_ms`: its latest state and its shown results, in asking order. */
@@ -70,14 +72,14 @@ function pollsAt(moments, nowMs) {
 }
 
 function pollItem({ poll, askedAt, results, shownAt }) {
-  const status = poll.closed ? "closed" : "open";
+  const status = poll.closed ? t("replay.pollClosed") : t("replay.pollOpen");
   const item = el("li", { class: "replay-poll", "data-poll": poll.id },
-    el("p", { class: "poll-title" }, el("strong", { text: poll.question || "Quick poll" })),
-    el("p", { class: "poll-status muted", text: `${clock(askedAt)} · ${poll.quiz ? "quiz" : "poll"} · ${status}` }));
+    el("p", { class: "poll-title" }, el("strong", { text: poll.question || t("polls.quickPoll") })),
+    el("p", { class: "poll-status muted", text: [clock(askedAt), poll.quiz ? t("replay.quiz") : t("replay.poll"), status].join(t("common.separator")) }));
   if (results) {
-    item.append(el("p", { class: "poll-status", text: `Results shown at ${clock(shownAt)}` }), ...resultRows(poll, results));
+    item.append(el("p", { class: "poll-status", text: t("replay.resultsShownAt", { at: clock(shownAt) }) }), ...resultRows(poll, results));
   } else if (poll.options?.length) {
-    item.append(el("p", { class: "muted", text: poll.options.join(" · ") }));
+    item.append(el("p", { class: "muted", text: poll.options.map(pollOption).join(t("common.separator")) }));
   }
   return item;
 }
@@ -95,7 +97,7 @@ export function followPolls(moments, player, list) {
     const polls = pollsAt(moments, now);
     list.replaceChildren(...(polls.length
       ? polls.map(pollItem)
-      : [el("li", { class: "muted", text: hasPolls ? "No polls yet at this point." : "No polls in this lesson." })]));
+      : [el("li", { class: "muted", text: hasPolls ? t("replay.noPollsYet") : t("replay.noPolls") })]));
   };
   player.addEventListener("timeupdate", update);
   player.addEventListener("seeked", update);

@@ -5,19 +5,20 @@
 // carry a token of their own and expire after a few hours: reloading the page renews them.
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 import { $, el, report, requireSession } from "./page.js";
-import { clock, replayFacts } from "./replay-format.js";
+import { clock, replayFacts, replayState } from "./replay-format.js";
 import { followPolls, loadMoments, slideChapters } from "./replay-moments.js";
 
 const params = new URLSearchParams(location.search);
 const lessonId = params.get("lesson");
 
 function statusOf(replay) {
-  if (!replay) return "No replay yet: the lesson's recording has not been kept or is not ready.";
-  if (replay.state === "processing") return "This replay is still being prepared. Come back in a few minutes.";
-  if (replay.state === "failed") return "This replay could not be prepared.";
-  if (!replay.url) return "No replay yet: the recording is not available to play.";
-  return `${replay.title} · ${replayFacts(replay)}`;
+  if (!replay) return t("replay.noneYet");
+  if (replay.state === "processing") return t("replay.processing");
+  if (replay.state === "failed") return t("replay.failed");
+  if (!replay.url) return t("replay.notPlayable");
+  return t("replay.titleFacts", { title: replay.title, facts: replayFacts(replay) });
 }
 
 /** The titles of the course's documents by id, for the slide chapters (none if unreadable). */
@@ -34,10 +35,10 @@ function showChapters(replay, player, extra = []) {
     ? chapters.map((c) => el("li", {},
       el("button", {
         type: "button",
-        text: `${clock(c.at_ms)} ${c.title}`,
+        text: t("replay.chapter", { at: clock(c.at_ms), title: c.title }),
         onclick: () => { player.currentTime = c.at_ms / 1000; player.play().catch(() => {}); },
       })))
-    : [el("li", { class: "muted", text: "None." })]));
+    : [el("li", { class: "muted", text: t("replay.none") })]));
 }
 
 /** Shows the chat messages sent before the current time, newest last. */
@@ -49,8 +50,8 @@ function followChat(lines, player) {
     if (count === shown) return;
     shown = count;
     $("replay-chat").replaceChildren(...(count
-      ? lines.slice(0, count).map((l) => el("li", { text: `${clock(l.at_ms)} ${l.name}: ${l.text}` }))
-      : [el("li", { class: "muted", text: lines.length ? "No messages yet at this point." : "No chat in this lesson." })]));
+      ? lines.slice(0, count).map((l) => el("li", { text: t("replay.chatLine", { at: clock(l.at_ms), name: l.name, text: l.text }) }))
+      : [el("li", { class: "muted", text: lines.length ? t("replay.noMessagesYet") : t("replay.noChat") })]));
   };
   player.addEventListener("timeupdate", update);
   player.addEventListener("seeked", update);
@@ -59,8 +60,8 @@ function followChat(lines, player) {
 
 async function load() {
   const lesson = await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}`);
-  $("title").textContent = `Replay: ${lesson.title}`;
-  document.title = `Replay: ${lesson.title} · classroom`;
+  $("title").textContent = t("replay.lessonTitle", { title: lesson.title });
+  document.title = t("replay.documentTitle", { title: lesson.title });
   $("back").href = `/course.html?id=${lesson.course_id}`;
   const replays = (await api(`/api/v1/lessons/${encodeURIComponent(lessonId)}/replays`)).items;
   const wanted = params.get("replay");
@@ -73,7 +74,7 @@ async function load() {
   $("download-row").hidden = !(playable && chosen.download_url);
   if (playable) {
     player.src = chosen.url;
-    player.setAttribute("aria-label", `Replay of ${lesson.title}`);
+    player.setAttribute("aria-label", t("course.replayLabel", { title: lesson.title }));
     if (chosen.download_url) $("download").href = chosen.download_url;
     const lines = chosen.chat_url ? await fetch(chosen.chat_url).then((r) => (r.ok ? r.json() : [])).catch(() => []) : [];
     followChat(lines, player);
@@ -84,9 +85,9 @@ async function load() {
   showChapters(chosen, player, slides);
   $("replays").replaceChildren(...(replays.length
     ? replays.map((r) => el("li", {},
-      el("a", { href: `?lesson=${lessonId}&replay=${r.id}`, text: `${r.title} (${replayFacts(r)})`, "aria-current": r === chosen ? "true" : "false" }),
-      el("span", { class: "pill", text: r.state })))
-    : [el("li", { class: "muted", text: "None." })]));
+      el("a", { href: `?lesson=${lessonId}&replay=${r.id}`, text: t("replay.listItem", { title: r.title, facts: replayFacts(r) }), "aria-current": r === chosen ? "true" : "false" }),
+      el("span", { class: "pill", text: replayState(r.state) })))
+    : [el("li", { class: "muted", text: t("replay.none") })]));
 }
 
 if (requireSession()) load().catch(report);

@@ -3,14 +3,15 @@
 // form to add one. Stream keys are entered once and only ever shown masked by the server.
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 import { $, el } from "./page.js";
 
 const STATE_TEXT = {
-  idle: "idle",
-  connecting: "connecting…",
-  live: "live",
-  retrying: "retrying",
-  failed: "failed",
+  idle: () => t("restream.idle"),
+  connecting: () => t("restream.connecting"),
+  live: () => t("restream.live"),
+  retrying: () => t("restream.retrying"),
+  failed: () => t("restream.failed"),
 };
 
 export class RestreamPanel {
@@ -47,16 +48,16 @@ export class RestreamPanel {
 
   render(destinations) {
     const rows = destinations.map((d) => {
-      const state = STATE_TEXT[d.state] ?? d.state;
-      const detail = d.reason ? ` — ${d.reason}` : "";
-      const restarts = d.restarts ? ` (restarted ${d.restarts}×)` : "";
+      const state = STATE_TEXT[d.state]?.() ?? d.state;
+      const detail = d.reason ? t("restream.reason", { reason: d.reason }) : "";
+      const restarts = d.restarts ? t("restream.restarts", { count: d.restarts }) : "";
       return el("li", { "data-destination": d.id, "data-state": d.state },
-        el("span", { class: "destination-url", text: `${d.url} · key ${d.stream_key}` }),
+        el("span", { class: "destination-url", text: t("restream.destination", { url: d.url, key: d.stream_key }) }),
         el("span", { class: `restream-state ${d.state}`, text: `${state}${restarts}${detail}` }),
         el("button", {
           type: "button",
-          text: "Remove",
-          "aria-label": `Remove restream to ${d.url}`,
+          text: t("restream.remove"),
+          "aria-label": t("restream.removeLabel", { url: d.url }),
           onclick: () => this.remove(d.id).catch(() => {}),
         }));
     });

@@ -3,6 +3,7 @@
 // goes in the request body once.
 
 import { api, saveSession } from "./api.js";
+import { t } from "./i18n.js";
 import { $, banner, report } from "./page.js";
 
 const token = location.hash.slice(1);
@@ -16,11 +17,11 @@ function finished(text) {
 async function start() {
   const status = await api("/api/v1/setup", { token: null });
   if (!status.needed) {
-    finished("This school is set up already: sign in with an admin's account.");
+    finished(t("setup.alreadySetUp"));
     return;
   }
   if (!token) {
-    finished("Open the setup link exactly as the server printed it on its console (it ends with #…).");
+    finished(t("setup.openTheLink"));
     return;
   }
   $("setup").hidden = false;
@@ -31,7 +32,7 @@ $("setup").addEventListener("submit", async (event) => {
   event.preventDefault();
   banner("");
   if ($("password").value !== $("password-again").value) {
-    banner("The two passwords differ.");
+    banner(t("setup.passwordsDiffer"));
     $("password-again").select();
     return;
   }
@@ -51,7 +52,7 @@ $("setup").addEventListener("submit", async (event) => {
     history.replaceState(null, "", "/setup");
     location.href = "/admin.html";
   } catch (error) {
-    if (error.code === "already_set_up") finished("This school is set up already: sign in with an admin's account.");
+    if (error.code === "already_set_up") finished(t("setup.alreadySetUp"));
     else banner(error.message);
   }
 });

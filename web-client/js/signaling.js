@@ -1,6 +1,8 @@
 // The signaling connection: one WebSocket to /ws speaking docs/protocol.md.
 // Requests carry an id and resolve with the server's reply (ok, answer) or reject with its error.
 
+import { t } from "./i18n.js";
+
 export class SignalingError extends Error {
   constructor(code, message, grant) {
     super(message);
@@ -44,10 +46,10 @@ export class Signaling extends EventTarget {
       };
       socket.onclose = (event) => {
         for (const { reject: fail } of this.pending.values()) {
-          fail(new SignalingError("closed", "the connection closed"));
+          fail(new SignalingError("closed", t("signaling.connectionClosed")));
         }
         this.pending.clear();
-        if (!joined) reject(new SignalingError("closed", "the server closed the connection"));
+        if (!joined) reject(new SignalingError("closed", t("signaling.serverClosed")));
         this.dispatchEvent(new CustomEvent("close", { detail: { code: event.code, reason: event.reason } }));
       };
     });

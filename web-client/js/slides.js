@@ -14,6 +14,7 @@
 // follows it again. The drawing belongs to the class page, so it is hidden on other pages.
 
 import { api } from "./api.js";
+import { t } from "./i18n.js";
 import { el } from "./page.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
@@ -36,20 +37,20 @@ function panel() {
   }
   const image = el("img", { id: "slide-image", class: "slide-image", alt: "" });
   const caption = el("p", { id: "slide-caption", class: "slide-caption", role: "status" });
-  const picker = el("select", { id: "slide-pick", "aria-label": "Document to show" });
-  const open = el("button", { id: "slide-open", type: "button", class: "primary", text: "Show to the class" });
-  const prev = el("button", { id: "slide-prev", type: "button", text: "Previous page" });
-  const next = el("button", { id: "slide-next", type: "button", text: "Next page" });
-  const close = el("button", { id: "slide-close", type: "button", text: "Stop showing" });
-  const browse = el("button", { id: "slide-browse", type: "button", "aria-pressed": "false", text: "Students may browse" });
+  const picker = el("select", { id: "slide-pick", "aria-label": t("slides.documentToShow") });
+  const open = el("button", { id: "slide-open", type: "button", class: "primary", text: t("slides.showToClass") });
+  const prev = el("button", { id: "slide-prev", type: "button", text: t("common.previousPage") });
+  const next = el("button", { id: "slide-next", type: "button", text: t("common.nextPage") });
+  const close = el("button", { id: "slide-close", type: "button", text: t("slides.stopShowing") });
+  const browse = el("button", { id: "slide-browse", type: "button", "aria-pressed": "false", text: t("slides.studentsMayBrowse") });
   const controls = el("div", { id: "slide-controls", class: "slide-controls", hidden: true },
     picker, open, prev, next, browse, close);
-  const ownPrev = el("button", { id: "slide-own-prev", type: "button", text: "Previous page" });
-  const ownNext = el("button", { id: "slide-own-next", type: "button", text: "Next page" });
-  const follow = el("button", { id: "slide-follow", type: "button", text: "Back to the class page" });
-  const browsing = el("div", { id: "slide-browsing", class: "slide-controls", hidden: true, "aria-label": "Browse the document" },
+  const ownPrev = el("button", { id: "slide-own-prev", type: "button", text: t("common.previousPage") });
+  const ownNext = el("button", { id: "slide-own-next", type: "button", text: t("common.nextPage") });
+  const follow = el("button", { id: "slide-follow", type: "button", text: t("slides.backToClassPage") });
+  const browsing = el("div", { id: "slide-browsing", class: "slide-controls", hidden: true, "aria-label": t("slides.browseDocument") },
     ownPrev, ownNext, follow);
-  const section = el("section", { id: "slides", class: "slides", "aria-label": "Slides", tabindex: "-1" },
+  const section = el("section", { id: "slides", class: "slides", "aria-label": t("slides.slides"), tabindex: "-1" },
     el("figure", { id: "slide-figure", class: "slide-figure", hidden: true }, image, caption), controls, browsing);
   browse.addEventListener("click", () => send({ type: "allow_browsing", allowed: !view.slide?.browse }));
   ownPrev.addEventListener("click", () => browseBy(-1));
@@ -152,16 +153,16 @@ async function show(slide) {
   try {
     doc = await documentOf(slide.document);
   } catch (error) {
-    p.caption.textContent = `The document cannot be shown: ${error.message}`;
+    p.caption.textContent = t("slides.cannotShow", { error: error.message });
     return;
   }
   if (view.slide !== slide || (view.own ?? slide.page) !== page || !doc.files_url) return; // turned again meanwhile
   p.image.src = `${doc.files_url}page-${page}.png`;
-  p.image.alt = `Page ${page} of ${doc.title}`;
+  p.image.alt = t("materials.pageOfTitle", { page, title: doc.title });
   p.image.dataset.page = String(page);
   p.caption.textContent = page === slide.page
-    ? `${doc.title} · page ${page} of ${slide.pages}`
-    : `${doc.title} · page ${page} of ${slide.pages} (the class is on page ${slide.page})`;
+    ? t("slides.caption", { title: doc.title, page, pages: slide.pages })
+    : t("slides.captionOwn", { title: doc.title, page, pages: slide.pages, classPage: slide.page });
   // The next page is usually next: fetch it now so that the turn shows at once.
   if (page < slide.pages) new Image().src = `${doc.files_url}page-${page + 1}.png`;
 }
@@ -173,8 +174,8 @@ async function loadDocuments() {
   for (const doc of ready) view.documents.set(doc.id, doc);
   const p = panel();
   p.picker.replaceChildren(...(ready.length
-    ? ready.map((d) => el("option", { value: String(d.id), text: `${d.title} (${d.pages} pages)` }))
-    : [el("option", { value: "", text: "No documents yet: upload them on the course page" })]));
+    ? ready.map((d) => el("option", { value: String(d.id), text: t("slides.option", { title: d.title, count: d.pages }) }))
+    : [el("option", { value: "", text: t("slides.noDocuments") })]));
   p.open.disabled = !ready.length;
 }
 

@@ -5,6 +5,8 @@
 // teacher; the others run in a strip. In gallery view all share a grid sized to fit them.
 // Each remote video reports its shown size to the server (`video_size`).
 
+import { t } from "./i18n.js";
+
 const SCREEN = new Set(["screen", "screen_audio"]);
 const groupOf = (source) => (SCREEN.has(source) ? "screen" : source === "encoder" ? "encoder" : "camera");
 // How long a speaker keeps the stage before another voice may take it.
@@ -65,7 +67,7 @@ export class Tiles {
   }
 
   /** Our own camera (muted, never sized by the server). */
-  showLocal(stream, name = "You") {
+  showLocal(stream, name = t("live.you")) {
     const tile = this.#tile("me:camera", this.me, "camera", name);
     tile.local = true;
     tile.video.muted = true;
@@ -171,8 +173,8 @@ export class Tiles {
       tile.figure.classList.toggle("large", tile === large);
       const pinned = this.pinned === tile.key;
       tile.pin.setAttribute("aria-pressed", String(pinned));
-      tile.pin.textContent = pinned ? "Unpin" : "Pin";
-      tile.pin.setAttribute("aria-label", `${tile.pin.textContent} ${tile.caption.textContent}`);
+      tile.pin.textContent = pinned ? t("tiles.unpin") : t("tiles.pin");
+      tile.pin.setAttribute("aria-label", pinned ? t("tiles.unpinLabel", { name: tile.caption.textContent }) : t("tiles.pinLabel", { name: tile.caption.textContent }));
     }
     const count = this.grid.children.length;
     this.grid.style.setProperty("--cols", String(Math.max(1, Math.ceil(Math.sqrt(count * 1.3)))));
@@ -210,9 +212,10 @@ export class Tiles {
   }
 
   #caption(tile, name) {
-    tile.caption.textContent = tile.group === "screen" ? `${name}'s screen` : name;
+    tile.caption.textContent = tile.group === "screen" ? t("tiles.screenOf", { name }) : name;
     tile.video.setAttribute("aria-label", tile.caption.textContent);
-    tile.pin.setAttribute("aria-label", `${this.pinned === tile.key ? "Unpin" : "Pin"} ${tile.caption.textContent}`);
+    const shown = tile.caption.textContent;
+    tile.pin.setAttribute("aria-label", this.pinned === tile.key ? t("tiles.unpinLabel", { name: shown }) : t("tiles.pinLabel", { name: shown }));
   }
 
   #applySink(tile) {
