@@ -76,6 +76,11 @@ test("server stopped mid-lesson, then back: the pages reconnect and media flows 
     await eventually("sam decoding the teacher after the drop", async () => decodedFrom(await inbound(sam), before) > 10);
     assert.equal(await teacher.locator("#people li").count(), 3, "no duplicate participant");
 
+    // What the room holds outlives the server (kept in its database): a raised hand, the
+    // chat lock. SIGTERM drains: the pages are sent to join again, and keep trying.
+    await kim.getByRole("button", { name: "Raise hand" }).click();
+    await teacher.getByRole("button", { name: "Lock chat" }).click();
+    await kim.getByText("The teacher has locked the chat: only teachers can write for now.").waitFor();
     await server.halt();
     for (const page of [teacher, sam]) {
       await page.getByRole("alert").getByText(/^Reconnecting…/).waitFor();
@@ -97,6 +102,10 @@ test("server stopped mid-lesson, then back: the pages reconnect and media flows 
 
     // A removed student stays out: no reconnect.
     await eventually("kim back", () => kim.evaluate(() => !window.classroom.reconnecting && window.classroom.me !== null), 30_000);
+    // The restarted room gave Kim her raised hand back, and the chat is still locked.
+    await kim.getByRole("button", { name: "Lower hand" }).waitFor();
+    await kim.getByText("The teacher has locked the chat: only teachers can write for now.").waitFor();
+    await teacher.getByRole("button", { name: "Unlock chat" }).waitFor();
     await teacher.getByRole("tab", { name: "People" }).click();
     await teacher.getByRole("button", { name: "Remove Kim Student" }).click();
     await kim.getByText("You were removed from this lesson.").waitFor();

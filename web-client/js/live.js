@@ -474,7 +474,7 @@ function dropped({ at_once = false } = {}) {
   banner(t("live.connectionLost"), "reconnecting", "connection");
   $("connection").textContent = t("live.stateReconnecting");
   render();
-  joinUntilConnected(at_once);
+  joinUntilConnected(false, { atOnce: at_once });
 }
 
 // Why the server refused or closed our place for good, by error code (the codes of
@@ -492,9 +492,11 @@ const CLOSE_CODES = {
   4005: "lesson_cancelled",
 };
 
-async function joinUntilConnected(first) {
+/** `first`: the page's first join (its banner says "Connecting"); `atOnce`: try without
+ * waiting first (the first join, or the server sent us to join again). */
+async function joinUntilConnected(first, { atOnce = first } = {}) {
   for (let attempt = 0; !state.over; attempt++) {
-    if (!first || attempt > 0) await sleep(Math.min(1000 * 2 ** attempt, 5000));
+    if (!atOnce || attempt > 0) await sleep(Math.min(1000 * 2 ** attempt, 5000));
     try {
       await connect();
       state.reconnecting = false;
