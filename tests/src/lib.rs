@@ -2,6 +2,7 @@
 //! own fresh database (a temporary SQLite file, or a fresh PostgreSQL schema), and an HTTP
 //! client that speaks to it exactly as an outside client would.
 
+pub mod child;
 pub mod cluster;
 pub mod documents;
 pub mod media;

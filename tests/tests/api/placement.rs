@@ -6,19 +6,18 @@
 
 use classroom_protocol::ErrorCode;
 use classroom_protocol::signal::{ClientMessage, ServerMessage};
+use classroom_tests::TestServer;
 use classroom_tests::school::School;
 use classroom_tests::ws::Ws;
 use redis::AsyncCommands;
 
 use super::cluster::{SHARED_REDIS, cluster_until, node, node_ids, prefix};
 
-#[tokio::test]
-async fn a_lesson_has_one_home_node_and_every_node_sends_its_people_there() {
-    let prefix = prefix();
-    let Some(a) = node(SHARED_REDIS, &prefix, "a", None).await else {
-        return;
-    };
-    let b = node(SHARED_REDIS, &prefix, "b", Some(&a))
+/// Nodes `a` and `b` under `prefix` with a school, once each sees both online; `None` without
+/// PostgreSQL (outside CI).
+async fn two_nodes(prefix: &str) -> Option<(TestServer, TestServer, School)> {
+    let a = node(SHARED_REDIS, prefix, "a", None).await?;
+    let b = node(SHARED_REDIS, prefix, "b", Some(&a))
         .await
         .expect("b starts");
     let school = School::new(&a).await;
@@ -28,6 +27,15 @@ async fn a_lesson_has_one_home_node_and_every_node_sends_its_people_there() {
         })
         .await;
     }
+    Some((a, b, school))
+}
+
+#[tokio::test]
+async fn a_lesson_has_one_home_node_and_every_node_sends_its_people_there() {
+    let prefix = prefix();
+    let Some((a, b, school)) = two_nodes(&prefix).await else {
+        return;
+    };
     let lesson = school.lesson("Placed").await;
     let join = format!("/api/v1/lessons/{lesson}/join");
 
@@ -140,19 +148,9 @@ async fn a_lesson_has_one_home_node_and_every_node_sends_its_people_there() {
 #[tokio::test]
 async fn a_draining_home_sends_its_people_to_another_node_where_the_room_goes_on() {
     let prefix = prefix();
-    let Some(a) = node(SHARED_REDIS, &prefix, "a", None).await else {
+    let Some((a, mut b, school)) = two_nodes(&prefix).await else {
         return;
     };
-    let mut b = node(SHARED_REDIS, &prefix, "b", Some(&a))
-        .await
-        .expect("b starts");
-    let school = School::new(&a).await;
-    for on in [&a, &b] {
-        cluster_until(&school.admin.at(&on.base), "both online", |v| {
-            node_ids(v, true) == ["a", "b"]
-        })
-        .await;
-    }
     let lesson = school.lesson("Drained").await;
     let join = format!("/api/v1/lessons/{lesson}/join");
     // The room is placed on b (asked first, equal load), and the class talks there.

@@ -2,25 +2,15 @@
 //! the room opens again with the chat, its lock, the stage, the raised hands, mute and the
 //! live state as they were, and each user gets their place back when they rejoin.
 
-use std::io::BufRead;
 use std::time::Duration;
 
 use classroom_courses::store::Store;
 use classroom_protocol::signal::{ClientMessage, ServerMessage};
 use classroom_protocol::{RoomName, TrackSource};
+use classroom_tests::child::ChildServer;
 use classroom_tests::school::{School, join_token as token};
 use classroom_tests::ws::Ws;
 use classroom_tests::{Backend, TestServer};
-
-/// Kills the child if the test fails before it does.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// A lesson under way at `base`: Sam chatted and is on stage, muted; Olga's hand is up; the
 /// chat is locked. Returns once the room has stored all of it. The connections stay open.
@@ -121,30 +111,11 @@ async fn a_room_comes_back_as_it_was_after_kill_9() {
         .await
         .expect("the SQLite file opens");
     let store = Store::new(db, b"only reads room states");
-    let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_test-server"))
-            .arg(server.data_dir())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("the child starts"),
-    );
-    let stdout = child.0.stdout.take().expect("its output");
-    let base = tokio::task::spawn_blocking(move || {
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.strip_prefix("LISTENING ")
-                    .map(|b| b.trim().to_string())
-            })
-    })
-    .await
-    .expect("reads")
-    .expect("the child says where it listens");
+    let mut child = ChildServer::start(env!("CARGO_BIN_EXE_test-server"), &server.data_dir()).await;
+    let base = child.base.clone();
 
     let connections = lesson_under_way(&store, &school, &base, lesson).await;
-    child.0.kill().expect("kill -9");
-    let _ = child.0.wait();
+    child.kill_9();
     drop(connections);
 
     server.restart().await;

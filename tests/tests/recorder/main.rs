@@ -23,6 +23,7 @@ use classroom_loadtest::participant::{self, Plan, Record, Role, Server};
 use classroom_loadtest::peer::Sending;
 use classroom_protocol::signal::{ClientMessage, RecordingState, ServerMessage};
 use classroom_protocol::{ErrorCode, LessonId};
+use classroom_tests::child::ChildServer;
 use classroom_tests::school::{School, join_token};
 use classroom_tests::ws::Ws;
 use classroom_tests::{Backend, Client, TestServer};
@@ -468,19 +469,8 @@ async fn pausing_leaves_the_paused_part_out_of_one_replay() {
     server.stop().await;
 }
 
-/// Kills the child if the test fails before it does.
-struct Child(std::process::Child);
-
-impl Drop for Child {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_recording_cut_by_kill_9_is_processed_on_restart() {
-    use std::io::BufRead;
     let mut server = TestServer::start(Backend::Sqlite, small)
         .await
         .expect("a SQLite server");
@@ -491,26 +481,8 @@ async fn a_recording_cut_by_kill_9_is_processed_on_restart() {
         running.stop().await.expect("stops");
     }
 
-    let mut child = Child(
-        std::process::Command::new(env!("CARGO_BIN_EXE_test-server"))
-            .arg(server.data_dir())
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("the child starts"),
-    );
-    let stdout = child.0.stdout.take().expect("its output");
-    let base = tokio::task::spawn_blocking(move || {
-        std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-            .find_map(|line| {
-                line.strip_prefix("LISTENING ")
-                    .map(|b| b.trim().to_string())
-            })
-    })
-    .await
-    .expect("reads")
-    .expect("the child says where it listens");
+    let mut child = ChildServer::start(env!("CARGO_BIN_EXE_test-server"), &server.data_dir()).await;
+    let base = child.base.clone();
     let school = School {
         teacher: school.teacher.at(&base),
         other_teacher: school.other_teacher.at(&base),
@@ -520,8 +492,7 @@ async fn a_recording_cut_by_kill_9_is_processed_on_restart() {
     let (_otto, started) = control(&base, &school, lesson).await;
     let (stop, publisher) = publish(&base, lesson).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    child.0.kill().expect("kill -9");
-    let _ = child.0.wait();
+    child.kill_9();
     let recorded = started.elapsed();
     let _ = stop.send(true);
     let _ = publisher.await;
