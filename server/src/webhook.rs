@@ -25,7 +25,8 @@ use classroom_recorder::worker::QueueFuture;
 use classroom_rtmp::restream::PushTls;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::Notify;
 
@@ -59,7 +60,7 @@ const ENQUEUE_RETRIES: [Duration; 3] = [
     Duration::from_secs(5),
 ];
 
-/// The most of a receiver's answer read: its status line is all that counts.
+/// The most of a receiver's answer buffered (hyper's smallest): its status is all that counts.
 const MAX_RESPONSE_HEAD: usize = 8 * 1024;
 
 /// Queues webhook events and wakes the workers.
@@ -220,16 +221,18 @@ impl WebhookSender for HttpSender {
                 timestamp,
                 delivery.body.as_bytes(),
             );
-            let request = format!(
-                "POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: classroomd\r\n\
-                 Content-Type: application/json\r\nContent-Length: {len}\r\n\
-                 {EVENT_HEADER}: {event}\r\n{TIMESTAMP_HEADER}: {timestamp}\r\n\
-                 {SIGNATURE_HEADER}: {signature}\r\nConnection: close\r\n\r\n",
-                target = url.target(),
-                host = url.authority(),
-                len = delivery.body.len(),
-                event = delivery.event_id,
-            );
+            let request = || {
+                hyper::Request::post(url.target())
+                    .header(hyper::header::HOST, url.authority())
+                    .header(hyper::header::USER_AGENT, "classroomd")
+                    .header(hyper::header::CONTENT_TYPE, "application/json")
+                    .header(EVENT_HEADER, delivery.event_id.as_str())
+                    .header(TIMESTAMP_HEADER, timestamp.to_string())
+                    .header(SIGNATURE_HEADER, signature.as_str())
+                    .header(hyper::header::CONNECTION, "close")
+                    .body(delivery.body.clone())
+                    .map_err(|e| format!("cannot make the request: {e}"))
+            };
             let post = async {
                 let mut last = String::from("no address to connect to");
                 for address in addresses {
@@ -242,11 +245,11 @@ impl WebhookSender for HttpSender {
                     };
                     return if url.tls() {
                         match self.tls.connect(url.host(), tcp).await {
-                            Ok(tls) => exchange(tls, &request, &delivery.body).await,
+                            Ok(tls) => exchange(tls, request()?).await,
                             Err(e) => Err(e.to_string()),
                         }
                     } else {
-                        exchange(tcp, &request, &delivery.body).await
+                        exchange(tcp, request()?).await
                     };
                 }
                 Err(last)
@@ -261,51 +264,29 @@ impl WebhookSender for HttpSender {
     }
 }
 
-/// Sends the request and reads the answer's status code.
+/// Sends the request over `stream` (HTTP/1.1, hyper's client) and returns the answer's status
+/// code; the answer's body is not read.
 async fn exchange<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    head: &str,
-    body: &str,
+    stream: S,
+    request: hyper::Request<String>,
 ) -> Result<u16, String> {
-    let io = |e: std::io::Error| format!("the connection failed: {e}");
-    stream.write_all(head.as_bytes()).await.map_err(io)?;
-    stream.write_all(body.as_bytes()).await.map_err(io)?;
-    stream.flush().await.map_err(io)?;
-    let mut answer = Vec::with_capacity(256);
-    let mut buf = [0u8; 1024];
-    while !answer.windows(2).any(|w| w == b"\r\n") && answer.len() < MAX_RESPONSE_HEAD {
-        let n = stream.read(&mut buf).await.map_err(io)?;
-        if n == 0 {
-            break;
+    let failed = |e: hyper::Error| format!("the exchange failed: {e}");
+    let (mut sender, connection) = hyper::client::conn::http1::Builder::new()
+        .max_buf_size(MAX_RESPONSE_HEAD)
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(failed)?;
+    let answer = sender.send_request(request);
+    tokio::pin!(connection, answer);
+    // The connection is driven until the answer's head is in; a receiver that answers and
+    // closes at once may end the connection first, with the answer already there.
+    let answer = tokio::select! {
+        biased;
+        answer = &mut answer => answer,
+        ended = &mut connection => {
+            ended.map_err(failed)?;
+            answer.await
         }
-        answer.extend_from_slice(&buf[..n]);
-    }
-    status_code(&answer).ok_or_else(|| "the receiver's answer is not HTTP".to_owned())
-}
-
-/// The status code of an HTTP/1 status line (`HTTP/1.1 204 No Content`).
-fn status_code(answer: &[u8]) -> Option<u16> {
-    let line = answer.split(|b| *b == b'\n').next()?;
-    let line = std::str::from_utf8(line).ok()?;
-    let mut parts = line.split(' ');
-    if !parts.next()?.starts_with("HTTP/1.") {
-        return None;
-    }
-    let code = parts.next()?.trim();
-    (code.len() == 3).then_some(())?;
-    code.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::status_code;
-
-    #[test]
-    fn status_lines() {
-        assert_eq!(status_code(b"HTTP/1.1 204 No Content\r\n"), Some(204));
-        assert_eq!(status_code(b"HTTP/1.0 500\r\n"), Some(500));
-        assert_eq!(status_code(b"SSH-2.0-OpenSSH\r\n"), None);
-        assert_eq!(status_code(b"HTTP/1.1 20000 OK\r\n"), None);
-        assert_eq!(status_code(b""), None);
-    }
+    };
+    Ok(answer.map_err(failed)?.status().as_u16())
 }
