@@ -22,6 +22,8 @@ pub mod rtmp;
 pub mod serve;
 pub mod web;
 pub mod webhook;
+pub mod whep;
+pub mod whip;
 
 use std::future::Future;
 use std::io::Write;
@@ -184,12 +186,14 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let metrics = Arc::new(metrics::Metrics::new());
     // Every consumer of room events subscribes here, and each sees every event.
     let mut dispatcher = events::Dispatcher::new(metrics.clone());
+    let whip = Arc::new(whip::WhipSessions::default());
     let ingest = if config.rtmp.enabled {
         let ingest = rtmp::start(
             &config.rtmp,
             store.clone(),
             rooms.clone(),
             media.handle.clone(),
+            whip.clone(),
             stopping.clone(),
         )
         .await?;
@@ -244,6 +248,14 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             Some((handle, placement))
         }
     };
+    let whep = Arc::new(whep::WhepSessions::new(
+        rooms.peer_ids().unwrap_or_default(),
+    ));
+    tokio::spawn(whep::follow(
+        whep.clone(),
+        rooms.clone(),
+        media.handle.clone(),
+    ));
     let placement = cluster.as_ref().map(|(_, placement)| placement.clone());
     let cluster = cluster.map(|(handle, _)| handle);
     let live = live::LiveState {
@@ -256,6 +268,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
+        whip: whip.clone(),
+        whep: whep.clone(),
         origins: Arc::new(origin::AllowedOrigins::new(&config.http.public_origins)),
         cluster: cluster.clone(),
     };
@@ -279,6 +293,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     tokio::spawn(live::deliver_access_changes(
         rooms.clone(),
         ingest.as_ref().map(|i| (i.handle.clone(), store.clone())),
+        (whip.clone(), media.handle.clone(), store.clone()),
         access_changes_rx,
     ));
     let queue = dispatcher.subscribe("restream", events::QUEUE_EVENTS, restream::OVERFLOW);

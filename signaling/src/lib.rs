@@ -22,7 +22,9 @@ pub mod room;
 pub mod session;
 pub mod stats;
 
-pub use driver::{AdmitError, DocumentCheck, RoomEvent, Rooms, SignalingConfig, TokenVerifier};
+pub use driver::{
+    AdmitError, DocumentCheck, Publisher, RoomEvent, Rooms, SignalingConfig, TokenVerifier,
+};
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, PeerIds};
 pub use room::{
     AttendanceEvent, EncoderError, EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect,

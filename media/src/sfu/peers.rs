@@ -43,6 +43,20 @@ impl Sfu {
         offer: &str,
         publish_allowed: bool,
     ) -> Result<String, AddPeerError> {
+        self.add_peer_pinned(now, peer_id, room, offer, publish_allowed, None)
+    }
+
+    /// [`Sfu::add_peer_with`] for a peer that takes no offers of ours (see
+    /// [`Sfu::set_pins`]): it receives only the publications of `pins`.
+    pub fn add_peer_pinned(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        room: RoomName,
+        offer: &str,
+        publish_allowed: bool,
+        pins: Option<Vec<(PeerId, Mid)>>,
+    ) -> Result<String, AddPeerError> {
         self.last_now = now;
         if self.peers.contains_key(&peer_id) {
             return Err(AddPeerError::DuplicatePeer(peer_id));
@@ -98,6 +112,7 @@ impl Sfu {
                 audio_muted: false,
                 publications: FxHashMap::default(),
                 slots: Vec::new(),
+                pins: pins.map(super::pins::rtc_pins),
                 pending_offer: None,
                 estimate: None,
                 start_estimate: start::INITIAL_ESTIMATE,
