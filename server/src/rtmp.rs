@@ -375,11 +375,13 @@ impl LessonSink {
         tracing::info!(%lesson, %source, "encoder unpublished");
     }
 
-    /// Whether `source`'s news about the lesson's encoder applies (see [`EncoderSources`]).
+    /// Whether `source`'s news about the lesson's encoder applies (see [`EncoderSources`]):
+    /// never while a WHIP encoder publishes (the connection was refused, it owns nothing).
     fn is_current(&self, lesson: LessonId, source: ConnectionId) -> bool {
         self.encoders
             .lock()
             .is_ok_and(|e| e.is_current(lesson, source))
+            && !self.whip.publishing(lesson, &self.media)
     }
 }
 

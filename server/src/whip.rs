@@ -273,6 +273,12 @@ async fn publish(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Respons
         return ApiError::new(StatusCode::CONFLICT, "encoder_publishing", ENCODER_IN_USE)
             .into_response();
     }
+    // An offer the SFU would refuse is refused before the room hears of an encoder (which
+    // would make the lesson live).
+    let checked = classroom_media::Sfu::check_offer(std::time::Instant::now(), &offer);
+    if let Err(e) = checked {
+        return media_refusal(CommandError::Failed(e)).into_response();
+    }
     let mids = summary.sending.iter().map(|(mid, _)| mid.clone()).collect();
     let identity = crate::rtmp::encoder_identity(store, lesson).await;
     let peer = match live.rooms.encoder_started(lesson, identity, mids).await {
