@@ -248,13 +248,21 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             Some((handle, placement))
         }
     };
+    let queue = dispatcher.subscribe("whip", events::QUEUE_EVENTS, rtmp::OVERFLOW);
+    tokio::spawn(whip::follow_lessons(
+        whip.clone(),
+        rooms.clone(),
+        media.handle.clone(),
+        queue,
+    ));
     let whep = Arc::new(whep::WhepSessions::new(
         rooms.peer_ids().unwrap_or_default(),
     ));
     tokio::spawn(whep::follow(
         whep.clone(),
-        rooms.clone(),
+        Arc::downgrade(&rooms),
         media.handle.clone(),
+        stopping.clone(),
     ));
     let placement = cluster.as_ref().map(|(_, placement)| placement.clone());
     let cluster = cluster.map(|(handle, _)| handle);
@@ -314,7 +322,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     ));
     tokio::spawn(dispatcher.run(room_events_rx));
     tokio::spawn(live::relay_media_events(
-        rooms,
+        rooms.clone(),
         media.events,
         metrics.clone(),
         joins,
@@ -335,10 +343,19 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rtmp_public_url: ingest
             .as_ref()
             .map(|i| rtmp::public_url(&config.rtmp, i.addr)),
-        stream_key_rotated: ingest.as_ref().map(|i| {
-            let handle = i.handle.clone();
+        stream_key_rotated: Some({
+            // A rotated key cuts off the encoder streaming with it, over RTMP or WHIP.
+            let ingest = ingest.as_ref().map(|i| i.handle.clone());
+            let (whip, rooms, media) = (whip.clone(), Arc::downgrade(&rooms), media.handle.clone());
             classroom_courses::api::KeyRotated(Arc::new(move |lesson| {
-                handle.stop_publisher(lesson)
+                if let Some(ingest) = &ingest {
+                    ingest.stop_publisher(lesson);
+                }
+                let (whip, media) = (whip.clone(), media.clone());
+                let Some(rooms) = rooms.upgrade() else { return };
+                tokio::spawn(async move {
+                    whip::stop_lesson(&whip, &rooms, &media, lesson).await;
+                });
             }))
         }),
         restreams: restream_board,

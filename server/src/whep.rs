@@ -16,7 +16,7 @@
 //! - `DELETE /whep/sessions/{session}` with the same bearer ends it; `PATCH` as for WHIP.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
 use axum::body::Bytes;
@@ -28,6 +28,7 @@ use classroom_media::driver::MediaHandle;
 use classroom_media::{Mid, PeerId};
 use classroom_protocol::{LessonId, ParticipantRole, RoomName, TrackSource};
 use classroom_signaling::{AdmitError, PeerIds, Publisher, Rooms};
+use tokio::sync::watch;
 
 use crate::http::AppState;
 use crate::whip::sdp::MediaKind;
@@ -307,11 +308,20 @@ fn player_of(players: &WhepSessions, id: &str, headers: &HeaderMap) -> Result<Pl
 /// Keeps every player on its lesson's main view, and lets go of players whose peer is gone
 /// (connection lost, lesson ended: the room's end closes nothing of theirs, so an ended
 /// lesson's players are removed here) until the server stops.
-pub async fn follow(players: Arc<WhepSessions>, rooms: Arc<Rooms>, media: MediaHandle) {
+pub async fn follow(
+    players: Arc<WhepSessions>,
+    rooms: Weak<Rooms>,
+    media: MediaHandle,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let mut tick = tokio::time::interval(FOLLOW_INTERVAL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tick.tick().await;
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = shutdown.wait_for(|stop| *stop) => return,
+        }
+        let Some(rooms) = rooms.upgrade() else { return };
         let mut changes = Vec::new();
         let mut ended = Vec::new();
         {

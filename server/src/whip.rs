@@ -488,6 +488,24 @@ pub async fn stop_lesson(
     }
 }
 
+/// Stops the WHIP encoder of each lesson that ends, until the dispatcher stops (it waits for
+/// room for a lesson's end, as the RTMP ingest does: [`crate::rtmp::OVERFLOW`]).
+pub async fn follow_lessons(
+    sessions: std::sync::Arc<WhipSessions>,
+    rooms: std::sync::Arc<Rooms>,
+    media: MediaHandle,
+    mut events: tokio::sync::mpsc::Receiver<classroom_signaling::RoomEvent>,
+) {
+    while let Some(event) = events.recv().await {
+        if let classroom_signaling::RoomEvent::Lesson(classroom_signaling::LessonEffect::Ended(
+            lesson,
+        )) = event
+        {
+            stop_lesson(&sessions, &rooms, &media, lesson).await;
+        }
+    }
+}
+
 /// Re-checks the WHIP encoders' stream keys after an access change.
 pub async fn follow_access_change(
     sessions: &WhipSessions,

@@ -58,6 +58,9 @@ test("a WHIP publisher streams into the lesson and a WHEP player watches it", { 
   const teacher = await pageAs(browser, server.base, people.teacher, { width: 1280, height: 800 });
   await teacher.goto(`${server.base}/live.html?lesson=${lesson}`);
   await teacher.getByRole("tab", { name: "Stream" }).click();
+  // The panel names the WHIP URL beside the RTMP server.
+  await teacher.getByRole("heading", { name: "Stream from OBS or an encoder" }).waitFor();
+  assert.equal(await teacher.locator("#encoder-whip-url").textContent(), whip);
   const student = await pageAs(browser, server.base, people.sam, { width: 1024, height: 700 });
   await student.goto(`${server.base}/live.html?lesson=${lesson}`);
   await eventually("the student's connection", () => student.evaluate(() => window.classroom.media?.pc.connectionState === "connected"));

@@ -1,5 +1,6 @@
-// The teacher's encoder panel (OBS, a hardware encoder over RTMP): the lesson's server URL and
-// stream key, and the encoder's state as the server reports it (`encoder` messages).
+// The teacher's encoder panel (OBS, a hardware encoder over RTMP or WHIP): the lesson's server
+// URL, WHIP URL and stream key, and the encoder's state as the server reports it (`encoder`
+// messages).
 
 import { api } from "./api.js";
 import { $, when } from "./page.js";
@@ -25,6 +26,9 @@ export class EncoderPanel {
     $("reveal-key").addEventListener("click", () => { this.shown = !this.shown; this.#show(); });
     $("copy-key").addEventListener("click", () => this.#copy(this.key, "The stream key"));
     $("copy-url").addEventListener("click", () => this.#copy(this.url, "The server URL"));
+    // WHIP is served by this same server (POST /whip), wherever the page came from.
+    this.whipUrl = `${location.origin}/whip`;
+    $("copy-whip-url").addEventListener("click", () => this.#copy(this.whipUrl, "The WHIP URL"));
     $("rotate-key").addEventListener("click", () => {
       if (!this.created || confirm("Make a new stream key? The old one stops working: update your encoder.")) this.load("POST");
     });
@@ -63,6 +67,7 @@ export class EncoderPanel {
   #show() {
     const known = Boolean(this.key);
     $("encoder-url").textContent = this.url;
+    $("encoder-whip-url").textContent = this.whipUrl;
     let text;
     if (known) text = this.shown ? this.key : "••••••••••••";
     else if (this.created) text = `made ${when(this.created)}; shown only when made`;

@@ -393,3 +393,66 @@ fn audio_only(offer: &str) -> String {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rotated_key_stops_a_whip_encoder_and_an_ended_lesson_closes_its_players() {
+    let class = Class::new(|_| {}).await;
+    let mut teacher = class.teacher().await;
+    let (encoder, offer) = peer(Sending::AUDIO_VIDEO, 0).await;
+    let (answer, _) = created(post_offer(&class, "/whip", &class.key, &offer).await).await;
+    encoder
+        .accept_answer(answer)
+        .await
+        .expect("the answer fits");
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+
+    // A leaked key is rotated: the WHIP encoder is cut off, the old key opens nothing.
+    let rotated = class
+        .school
+        .teacher
+        .post_empty(&format!("/api/v1/lessons/{}/stream-key", class.lesson))
+        .await;
+    let key = rotated.expect(200)["stream_key"]
+        .as_str()
+        .expect("a key")
+        .to_owned();
+    assert_eq!(
+        encoder_news(&mut teacher).await,
+        (EncoderState::Stopped, None)
+    );
+    let (again, offer) = peer(Sending::AUDIO_VIDEO, 0).await;
+    let response = post_offer(&class, "/whip", &class.key, &offer).await;
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let (answer, _) = created(post_offer(&class, "/whip", &key, &offer).await).await;
+    again.accept_answer(answer).await.expect("the answer fits");
+    assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
+
+    // A player watches; the teacher ends the lesson: the player's session goes.
+    let (player, offer) = peer(Sending::NOTHING, 1).await;
+    let join = token(&class.school.student, class.lesson).await;
+    let (answer, playing) = created(post_offer(&class, "/whep", &join, &offer).await).await;
+    player.accept_answer(answer).await.expect("the answer fits");
+    assert!(wait_until(WAIT, || player.is_connected()).await);
+    teacher.ok(ClientMessage::EndLesson).await;
+    let mut gone = false;
+    for _ in 0..100 {
+        let response = send(
+            &class,
+            reqwest::Method::PATCH,
+            &playing,
+            Some(&join),
+            "application/trickle-ice-sdpfrag",
+            Vec::new(),
+        )
+        .await;
+        if response.status() == StatusCode::NOT_FOUND {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the ended lesson's player session is closed");
+    encoder.stop();
+    again.stop();
+    player.stop();
+}
