@@ -140,6 +140,7 @@ pub fn main_view(publishers: &[Publisher]) -> Vec<(PeerId, Mid)> {
         (status = 400, description = "Not an SDP offer, or one that receives no video", body = classroom_protocol::ErrorBody),
         (status = 401, description = "No join token, or an invalid or expired one", body = classroom_protocol::ErrorBody),
         (status = 403, description = "The token lacks the subscribe grant, or its holder may not watch now", body = classroom_protocol::ErrorBody),
+        (status = 409, description = "Several nodes: the lesson is on another node (`wrong_node`)", body = classroom_protocol::ErrorBody),
         (status = 413, description = "The offer is too large", body = classroom_protocol::ErrorBody),
         (status = 415, description = "Not `application/sdp`", body = classroom_protocol::ErrorBody),
         (status = 503, description = "The media server or the database is not answering", body = classroom_protocol::ErrorBody),
@@ -153,14 +154,6 @@ async fn play(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Response {
     let Some(token) = bearer(headers) else {
         return unauthorized("send a join token of the lesson as `Authorization: Bearer <token>`");
     };
-    let (offer, summary) = match whip::read_offer(headers, body) {
-        Ok(offer) => offer,
-        Err(e) => return e.into_response(),
-    };
-    if !summary.receives(MediaKind::Video) {
-        return ApiError::bad_request("no_video", "the offer receives no video (recvonly)")
-            .into_response();
-    }
     let live = &state.live;
     let claims = match live.verifier.verify(token) {
         Ok(claims) => claims,
@@ -183,6 +176,15 @@ async fn play(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Response {
             }
         }
         .into_response();
+    }
+    // The token first: whoever has none learns nothing about what the body should be.
+    let (offer, summary) = match whip::read_offer(headers, body) {
+        Ok(offer) => offer,
+        Err(e) => return e.into_response(),
+    };
+    if !summary.receives(MediaKind::Video) {
+        return ApiError::bad_request("no_video", "the offer receives no video (recvonly)")
+            .into_response();
     }
     let lesson = claims.lesson;
     let room = RoomName::for_lesson(lesson);

@@ -229,13 +229,6 @@ async fn publish(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Respons
     let Some(key) = bearer(headers) else {
         return unauthorized("send the lesson's stream key as `Authorization: Bearer <key>`");
     };
-    let (offer, summary) = match read_offer(headers, body) {
-        Ok(offer) => offer,
-        Err(e) => return e.into_response(),
-    };
-    if !summary.sends(MediaKind::Video) {
-        return ApiError::bad_request("no_video", "the offer sends no video").into_response();
-    }
     let store = &state.api.store;
     let lesson = match store.lesson_for_stream_key(key).await {
         Ok(Some(lesson)) => lesson,
@@ -254,6 +247,14 @@ async fn publish(state: &AppState, headers: &HeaderMap, body: &Bytes) -> Respons
             .into_response();
         }
     };
+    // The key first: whoever has none learns nothing about what the body should be.
+    let (offer, summary) = match read_offer(headers, body) {
+        Ok(offer) => offer,
+        Err(e) => return e.into_response(),
+    };
+    if !summary.sends(MediaKind::Video) {
+        return ApiError::bad_request("no_video", "the offer sends no video").into_response();
+    }
     let live = &state.live;
     let whip = &live.whip;
     let _admitting = whip.admitting.lock().await;
