@@ -239,6 +239,10 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(ingest) = &state.live.ingest {
         state.metrics.ingest_observed(&ingest.stats());
     }
+    let live = &state.live;
+    state
+        .metrics
+        .whip_observed(live.whip.encoders(&live.media), live.whep.players());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -74,6 +74,13 @@ impl WhipSessions {
         sessions.values().any(|s| s.lesson == lesson)
     }
 
+    /// How many WHIP encoders publish now.
+    pub fn encoders(&self, media: &MediaHandle) -> usize {
+        let mut sessions = self.lock();
+        sessions.retain(|_, s| media.peer_worker(s.peer).is_some());
+        sessions.len()
+    }
+
     /// The lessons WHIP encoders publish to (for access re-checks).
     pub fn lessons(&self) -> Vec<LessonId> {
         self.lock().values().map(|s| s.lesson).collect()

@@ -170,6 +170,9 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
         frames(StreamKind::Video),
         frames(StreamKind::Audio)
     );
+    let metrics = class.metrics().await;
+    assert_eq!(metrics.value("classroom_whip_encoders"), Some(1.0));
+    assert_eq!(metrics.value("classroom_whep_players"), Some(1.0));
     student.pump(std::time::Duration::from_millis(300)).await;
     let joined = student
         .messages
@@ -220,6 +223,9 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
         delete(&session, Some(class.key.clone())).await,
         StatusCode::NOT_FOUND
     );
+    let metrics = class.metrics().await;
+    assert_eq!(metrics.value("classroom_whip_encoders"), Some(0.0));
+    assert_eq!(metrics.value("classroom_whep_players"), Some(0.0));
 
     // The key is free again: RTMP may stream.
     let mut ffmpeg = push(&clip(0, 3), &class.url(&class.key), true);
