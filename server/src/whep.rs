@@ -32,7 +32,7 @@ use tokio::sync::watch;
 
 use crate::http::AppState;
 use crate::whip::sdp::MediaKind;
-use crate::whip::{self, SESSION_METHODS, bearer, unauthorized};
+use crate::whip::{self, SESSION_METHODS, SessionRefusal, bearer, unauthorized};
 
 /// How often the main view is chosen again.
 const FOLLOW_INTERVAL: Duration = Duration::from_millis(500);
@@ -244,7 +244,7 @@ pub async fn whep_delete(
 ) -> Response {
     let players = &state.live.whep;
     let response = match player_of(players, &session, &headers) {
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.response("join token"),
         Ok(player) => {
             players.lock().remove(&session);
             let _ = state.live.media.remove_peer(player.peer).await;
@@ -276,7 +276,7 @@ pub async fn whep_patch(
     body: Bytes,
 ) -> Response {
     let response = match player_of(&state.live.whep, &session, &headers) {
-        Err(refusal) => refusal,
+        Err(refusal) => refusal.response("join token"),
         Ok(player) => whip::trickle(player.ice_ufrag.as_deref(), &headers, &body),
     };
     whip::cors(response, SESSION_METHODS)
@@ -292,17 +292,16 @@ pub async fn whep_session_options(Path(session): Path<String>) -> Response {
     whip::whip_session_options(Path(session)).await
 }
 
-fn player_of(players: &WhepSessions, id: &str, headers: &HeaderMap) -> Result<Player, Response> {
-    let Some(token) = bearer(headers) else {
-        return Err(unauthorized(
-            "send the session's join token as `Authorization: Bearer <token>`",
-        ));
-    };
-    let Some(player) = players.lock().get(id).cloned() else {
-        return Err(ApiError::not_found("WHEP session").into_response());
-    };
-    if player.token != token {
-        return Err(unauthorized("this is not the session's token"));
+/// The player `id`, if the request carries its token.
+fn player_of(
+    players: &WhepSessions,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Player, SessionRefusal> {
+    let token = bearer(headers).ok_or(SessionRefusal::NoBearer)?;
+    let player = (players.lock().get(id).cloned()).ok_or(SessionRefusal::UnknownSession)?;
+    if !whip::constant_time_eq(player.token.as_bytes(), token.as_bytes()) {
+        return Err(SessionRefusal::WrongBearer);
     }
     Ok(player)
 }

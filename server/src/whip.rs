@@ -366,8 +366,8 @@ pub async fn whip_delete(
     Path(session): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let response = match session_of(&state.live.whip, &session, &headers) {
-        Err(refusal) => refusal,
+    let response = match find_session(&state.live.whip, &session, &headers) {
+        Err(refusal) => refusal.response("stream key"),
         Ok(found) => {
             state.live.whip.lock().remove(&session);
             let live = &state.live;
@@ -403,8 +403,8 @@ pub async fn whip_patch(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let response = match session_of(&state.live.whip, &session, &headers) {
-        Err(refusal) => refusal,
+    let response = match find_session(&state.live.whip, &session, &headers) {
+        Err(refusal) => refusal.response("stream key"),
         Ok(found) => trickle(found.ice_ufrag.as_deref(), &headers, &body),
     };
     cors(response, SESSION_METHODS)
@@ -456,23 +456,45 @@ pub fn trickle(ice_ufrag: Option<&str>, headers: &HeaderMap, body: &Bytes) -> Re
     }
 }
 
+/// Why a request on a WHIP or WHEP session was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionRefusal {
+    NoBearer,
+    UnknownSession,
+    WrongBearer,
+}
+
+impl SessionRefusal {
+    /// The answer, naming what the session's bearer is (`credential`).
+    pub fn response(self, credential: &str) -> Response {
+        match self {
+            SessionRefusal::NoBearer => unauthorized(&format!(
+                "send the session's {credential} as `Authorization: Bearer <{credential}>`"
+            )),
+            SessionRefusal::UnknownSession => ApiError::not_found("session").into_response(),
+            SessionRefusal::WrongBearer => {
+                unauthorized(&format!("this is not the session's {credential}"))
+            }
+        }
+    }
+}
+
 /// The session `id`, if the request carries its stream key.
-fn session_of(sessions: &WhipSessions, id: &str, headers: &HeaderMap) -> Result<Session, Response> {
-    let Some(key) = bearer(headers) else {
-        return Err(unauthorized(
-            "send the session's stream key as `Authorization: Bearer <key>`",
-        ));
-    };
-    let Some(session) = sessions.lock().get(id).cloned() else {
-        return Err(ApiError::not_found("WHIP session").into_response());
-    };
+fn find_session(
+    sessions: &WhipSessions,
+    id: &str,
+    headers: &HeaderMap,
+) -> Result<Session, SessionRefusal> {
+    let key = bearer(headers).ok_or(SessionRefusal::NoBearer)?;
+    let session = (sessions.lock().get(id).cloned()).ok_or(SessionRefusal::UnknownSession)?;
     if !constant_time_eq(session.key.as_bytes(), key.as_bytes()) {
-        return Err(unauthorized("this is not the session's stream key"));
+        return Err(SessionRefusal::WrongBearer);
     }
     Ok(session)
 }
 
-fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+/// Compares secrets without an early exit on the first difference.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
