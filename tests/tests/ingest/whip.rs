@@ -126,6 +126,45 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
     let encoder_id = encoder_participant(&student).expect("the encoder is a participant");
     assert_eq!(student.mids_of(encoder_id).len(), 2);
 
+    // Trickle: candidates are taken (and not needed); an ICE restart is refused.
+    let ufrag = offer_ufrag(&offer);
+    let fragment = |ufrag: &str| {
+        format!(
+            "a=ice-ufrag:{ufrag}\r\na=ice-pwd:x\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0\r\na=mid:0\r\n\
+             a=candidate:1 1 udp 2130706431 127.0.0.1 9 typ host\r\na=end-of-candidates\r\n"
+        )
+        .into_bytes()
+    };
+    let trickle = "application/trickle-ice-sdpfrag";
+    let patch = reqwest::Method::PATCH;
+    let taken = send(
+        &class,
+        patch.clone(),
+        &session,
+        Some(&class.key),
+        trickle,
+        fragment(&ufrag),
+    )
+    .await;
+    assert_eq!(taken.status(), StatusCode::NO_CONTENT);
+    let restart = send(
+        &class,
+        patch,
+        &session,
+        Some(&class.key),
+        trickle,
+        fragment("other"),
+    )
+    .await;
+    assert_eq!(
+        code(restart).await,
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "ice_restart_unsupported".into()
+        )
+    );
+    assert!(encoder.is_connected(), "the encoder is untouched");
+
     // A second encoder on the key, over WHIP or RTMP: refused, and the teacher reads why.
     let (_second, offer) = peer(Sending::AUDIO_VIDEO, 0).await;
     let refused = post_offer(&class, "/whip", &class.key, &offer).await;
@@ -461,4 +500,13 @@ async fn a_rotated_key_stops_a_whip_encoder_and_an_ended_lesson_closes_its_playe
     encoder.stop();
     again.stop();
     player.stop();
+}
+
+/// The ICE username fragment of an offer.
+fn offer_ufrag(offer: &str) -> String {
+    offer
+        .lines()
+        .find_map(|l| l.trim_end().strip_prefix("a=ice-ufrag:"))
+        .expect("the offer has an ice-ufrag")
+        .to_owned()
 }
