@@ -185,6 +185,7 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
     // A WHEP player with a join token: the encoder's video and audio, as audience.
     let (player, offer) = peer(Sending::NOTHING, 1).await;
     let join = token(&class.school.student, class.lesson).await;
+    let posted = std::time::Instant::now();
     let (answer, playing) = created(post_offer(&class, "/whep", &join, &offer).await).await;
     assert!(playing.starts_with("/whep/sessions/"), "{playing}");
     player.accept_answer(answer).await.expect("the answer fits");
@@ -209,6 +210,13 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
         frames(StreamKind::Video),
         frames(StreamKind::Audio)
     );
+    let first_keyframe = player.with_stats(|s| {
+        (s.streams.values())
+            .filter_map(|st| st.first_keyframe)
+            .min()
+            .map(|at| at.saturating_duration_since(posted))
+    });
+    eprintln!("WHEP: POST to the player's first keyframe: {first_keyframe:?}");
     let metrics = class.metrics().await;
     assert_eq!(metrics.value("classroom_whip_encoders"), Some(1.0));
     assert_eq!(metrics.value("classroom_whep_players"), Some(1.0));
