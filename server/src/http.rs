@@ -24,6 +24,7 @@ use utoipa_axum::routes;
 use crate::cluster::ClusterHandle;
 use crate::live::{self, LiveState};
 use crate::metrics::Metrics;
+use crate::{whep, whip};
 
 /// What the server-level handlers share.
 #[derive(Clone, Debug)]
@@ -77,6 +78,23 @@ pub fn router(
         .routes(routes!(openapi_document))
         .routes(routes!(cluster_status))
         .routes(routes!(live::signaling_socket))
+        .merge(
+            // Offers are larger than API bodies (a browser's is about 10 KB).
+            OpenApiRouter::new()
+                .routes(routes!(whip::whip_publish, whip::whip_options))
+                .routes(routes!(
+                    whip::whip_delete,
+                    whip::whip_patch,
+                    whip::whip_session_options
+                ))
+                .routes(routes!(whep::whep_play, whep::whep_options))
+                .routes(routes!(
+                    whep::whep_delete,
+                    whep::whep_patch,
+                    whep::whep_session_options
+                ))
+                .layer(DefaultBodyLimit::max(whip::MAX_OFFER_BYTES)),
+        )
         .merge(api_routes)
         .split_for_parts();
     api::openapi::declare_common_responses(&mut openapi, "/api/v1");
@@ -221,6 +239,10 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(ingest) = &state.live.ingest {
         state.metrics.ingest_observed(&ingest.stats());
     }
+    let live = &state.live;
+    state
+        .metrics
+        .whip_observed(live.whip.encoders(&live.media), live.whep.players());
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -23,6 +23,8 @@ pub mod rtmp;
 pub mod serve;
 pub mod web;
 pub mod webhook;
+pub mod whep;
+pub mod whip;
 
 use std::future::Future;
 use std::io::Write;
@@ -239,12 +241,14 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let metrics = Arc::new(metrics::Metrics::new());
     // Every consumer of room events subscribes here, and each sees every event.
     let mut dispatcher = events::Dispatcher::new(metrics.clone());
+    let whip = Arc::new(whip::WhipSessions::default());
     let ingest = if config.rtmp.enabled {
         let ingest = rtmp::start(
             &config.rtmp,
             store.clone(),
             rooms.clone(),
             media.handle.clone(),
+            whip.clone(),
             stopping.clone(),
         )
         .await?;
@@ -301,6 +305,22 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     };
     let drain_cluster = cluster.clone();
     let drain_rooms = rooms.clone();
+    let queue = dispatcher.subscribe("whip", events::QUEUE_EVENTS, rtmp::OVERFLOW);
+    tokio::spawn(whip::follow_lessons(
+        whip.clone(),
+        rooms.clone(),
+        media.handle.clone(),
+        queue,
+    ));
+    let whep = Arc::new(whep::WhepSessions::new(
+        rooms.peer_ids().unwrap_or_default(),
+    ));
+    tokio::spawn(whep::follow(
+        whep.clone(),
+        Arc::downgrade(&rooms),
+        media.handle.clone(),
+        stopping.clone(),
+    ));
     let placement = cluster.as_ref().map(|(_, placement)| placement.clone());
     let cluster = cluster.map(|(handle, _)| handle);
     let live = live::LiveState {
@@ -313,6 +333,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),
         ingest: ingest.as_ref().map(|i| i.handle.clone()),
+        whip: whip.clone(),
+        whep: whep.clone(),
         origins: Arc::new(origin::AllowedOrigins::new(&config.http.public_origins)),
         cluster: cluster.clone(),
     };
@@ -336,6 +358,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     tokio::spawn(live::deliver_access_changes(
         rooms.clone(),
         ingest.as_ref().map(|i| (i.handle.clone(), store.clone())),
+        (whip.clone(), media.handle.clone(), store.clone()),
         access_changes_rx,
     ));
     let queue = dispatcher.subscribe("restream", events::QUEUE_EVENTS, restream::OVERFLOW);
@@ -356,7 +379,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     ));
     tokio::spawn(dispatcher.run(room_events_rx));
     tokio::spawn(live::relay_media_events(
-        rooms,
+        rooms.clone(),
         media.events,
         metrics.clone(),
         joins,
@@ -377,10 +400,19 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         rtmp_public_url: ingest
             .as_ref()
             .map(|i| rtmp::public_url(&config.rtmp, i.addr)),
-        stream_key_rotated: ingest.as_ref().map(|i| {
-            let handle = i.handle.clone();
+        stream_key_rotated: Some({
+            // A rotated key cuts off the encoder streaming with it, over RTMP or WHIP.
+            let ingest = ingest.as_ref().map(|i| i.handle.clone());
+            let (whip, rooms, media) = (whip.clone(), Arc::downgrade(&rooms), media.handle.clone());
             classroom_courses::api::KeyRotated(Arc::new(move |lesson| {
-                handle.stop_publisher(lesson)
+                if let Some(ingest) = &ingest {
+                    ingest.stop_publisher(lesson);
+                }
+                let (whip, media) = (whip.clone(), media.clone());
+                let Some(rooms) = rooms.upgrade() else { return };
+                tokio::spawn(async move {
+                    whip::stop_lesson(&whip, &rooms, &media, lesson).await;
+                });
             }))
         }),
         restreams: restream_board,

@@ -114,6 +114,7 @@ impl TokenVerifier for JoinTokens {
 pub async fn deliver_access_changes(
     rooms: Arc<Rooms>,
     encoders: Option<(classroom_rtmp::IngestHandle, Store)>,
+    whip: (Arc<crate::whip::WhipSessions>, MediaHandle, Store),
     mut changes: mpsc::UnboundedReceiver<AccessChange>,
 ) {
     while let Some(change) = changes.recv().await {
@@ -121,6 +122,10 @@ pub async fn deliver_access_changes(
         rooms.access_changed(change).await;
         if let Some((ingest, store)) = &encoders {
             crate::rtmp::follow_access_change(ingest, store, &change).await;
+        }
+        if !matches!(change, AccessChange::Readmitted { .. }) {
+            let (sessions, media, store) = &whip;
+            crate::whip::follow_access_change(sessions, &rooms, media, store).await;
         }
     }
 }
@@ -381,6 +386,10 @@ pub struct LiveState {
     pub recorder: Arc<classroom_recorder::RecorderStats>,
     /// The RTMP ingest, for its counters; `None` when turned off.
     pub ingest: Option<classroom_rtmp::IngestHandle>,
+    /// The WHIP encoders publishing on this node.
+    pub whip: Arc<crate::whip::WhipSessions>,
+    /// The WHEP players watching on this node.
+    pub whep: Arc<crate::whep::WhepSessions>,
     /// Who may open `/ws` from a browser (`http.public_origins`).
     pub origins: Arc<crate::origin::AllowedOrigins>,
     /// Several nodes: pages served by the other nodes may open `/ws` here too.

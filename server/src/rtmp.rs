@@ -59,6 +59,7 @@ pub async fn start(
     store: Store,
     rooms: Arc<Rooms>,
     media: MediaHandle,
+    whip: Arc<crate::whip::WhipSessions>,
     mut shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<Ingest> {
     let ingest_config = IngestConfig {
@@ -81,6 +82,7 @@ pub async fn start(
         store: store.clone(),
         ingest: handle.clone(),
         grace: config.reconnect_grace_secs,
+        whip,
         encoders: Mutex::new(EncoderSources::default()),
         control: tokio::sync::Mutex::new(()),
     });
@@ -166,6 +168,8 @@ struct LessonSink {
     store: Store,
     ingest: IngestHandle,
     grace: u64,
+    /// The WHIP encoders: a lesson has one encoder at a time, over RTMP or WHIP.
+    whip: Arc<crate::whip::WhipSessions>,
     encoders: Mutex<EncoderSources<Arc<Encoder>>>,
     /// Held while a publish, an interruption, a stop or a refusal is applied: each changes the
     /// room and the SFU across awaits, and the events of two connections to one lesson (an old
@@ -288,14 +292,26 @@ impl LessonSink {
                 .await;
             return;
         }
-        // An encoder of an older connection whose stop has not arrived yet goes first (its
-        // stop, when it comes, is stale and ignored).
+        // One encoder per key: a WHIP encoder publishing to the lesson keeps it.
+        if self.whip.publishing(lesson, &self.media) {
+            tracing::info!(%lesson, %source, "RTMP publish refused: a WHIP encoder publishes");
+            self.ingest.stop_connection(lesson, source);
+            let reason = crate::whip::ENCODER_IN_USE.to_owned();
+            self.rooms
+                .encoder_changed(lesson, EncoderState::Refused, Some(reason))
+                .await;
+            return;
+        }
+        // An encoder of an older connection whose stop has not arrived yet goes (its stop,
+        // when it comes, is stale and ignored), once the new peer is filed: the room then
+        // knows the old peer's end is no news.
         let replaced = self.encoders.lock().ok().and_then(|mut e| e.clear(lesson));
-        drop(replaced);
-        let identity = self.identity(lesson).await;
+        let identity = encoder_identity(&self.store, lesson).await;
         let local: Vec<LocalTrack> = tracks.iter().map(local_track).collect();
         let mids = local.iter().map(|t| t.mid.to_string()).collect();
-        let peer = match self.rooms.encoder_started(lesson, identity, mids).await {
+        let started = self.rooms.encoder_started(lesson, identity, mids).await;
+        drop(replaced);
+        let peer = match started {
             Ok(peer) => peer,
             Err(e) => {
                 tracing::info!(%lesson, "RTMP publish stopped: {e}");
@@ -359,29 +375,32 @@ impl LessonSink {
         tracing::info!(%lesson, %source, "encoder unpublished");
     }
 
-    /// Whether `source`'s news about the lesson's encoder applies (see [`EncoderSources`]).
+    /// Whether `source`'s news about the lesson's encoder applies (see [`EncoderSources`]):
+    /// never while a WHIP encoder publishes (the connection was refused, it owns nothing).
     fn is_current(&self, lesson: LessonId, source: ConnectionId) -> bool {
         self.encoders
             .lock()
             .is_ok_and(|e| e.is_current(lesson, source))
+            && !self.whip.publishing(lesson, &self.media)
     }
+}
 
-    /// The teacher who holds the key, named as their encoder.
-    async fn identity(&self, lesson: LessonId) -> EncoderIdentity {
-        let owner = match self.store.stream_key_owner(lesson).await {
-            Ok(Some(owner)) => self.store.user(owner).await.ok(),
-            _ => None,
-        };
-        match owner {
-            Some(user) => EncoderIdentity {
-                user: user.id,
-                name: format!("{} (encoder)", user.name),
-            },
-            None => EncoderIdentity {
-                user: UserId(0),
-                name: "Encoder".to_owned(),
-            },
-        }
+/// The teacher who holds the lesson's stream key, named as their encoder (RTMP and WHIP
+/// alike).
+pub(crate) async fn encoder_identity(store: &Store, lesson: LessonId) -> EncoderIdentity {
+    let owner = match store.stream_key_owner(lesson).await {
+        Ok(Some(owner)) => store.user(owner).await.ok(),
+        _ => None,
+    };
+    match owner {
+        Some(user) => EncoderIdentity {
+            user: user.id,
+            name: format!("{} (encoder)", user.name),
+        },
+        None => EncoderIdentity {
+            user: UserId(0),
+            name: "Encoder".to_owned(),
+        },
     }
 }
 

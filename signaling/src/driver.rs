@@ -167,6 +167,15 @@ pub enum RoomEvent {
     },
 }
 
+/// A publisher of a room, as [`Rooms::publishers`] lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Publisher {
+    pub peer: PeerId,
+    pub role: ParticipantRole,
+    /// What each of its m-lines carries, by mid.
+    pub sources: BTreeMap<String, TrackSource>,
+}
+
 /// What a room task sends to one connection.
 #[derive(Debug, Clone)]
 pub(crate) enum Outbound {
@@ -263,7 +272,7 @@ struct MediaShared {
     peers: DashMap<PeerId, mpsc::WeakSender<RoomCommand>>,
     /// Who publishes on each peer and what its m-lines carry, for in-process subscribers
     /// (the restream chooses its main view by it).
-    published: DashMap<PeerId, (ParticipantRole, BTreeMap<String, TrackSource>)>,
+    published: DashMap<PeerId, (RoomName, ParticipantRole, BTreeMap<String, TrackSource>)>,
 }
 
 impl Rooms {
@@ -368,8 +377,29 @@ impl Rooms {
     ) -> Option<(ParticipantRole, Option<TrackSource>)> {
         let media = self.media.as_ref()?;
         let entry = media.published.get(&peer)?;
-        let (role, sources) = entry.value();
+        let (_, role, sources) = entry.value();
         Some((*role, sources.get(mid).copied()))
+    }
+
+    /// The publishers of `room`, by peer: the role of each one's participant and what its
+    /// m-lines carry as declared (the encoder's: `encoder` on every m-line).
+    pub fn publishers(&self, room: &RoomName) -> Vec<Publisher> {
+        let Some(media) = self.media.as_ref() else {
+            return Vec::new();
+        };
+        let mut publishers: Vec<Publisher> = (media.published.iter())
+            .filter(|entry| entry.value().0 == *room)
+            .map(|entry| {
+                let (_, role, sources) = entry.value();
+                Publisher {
+                    peer: *entry.key(),
+                    role: *role,
+                    sources: sources.clone(),
+                }
+            })
+            .collect();
+        publishers.sort_by_key(|p| p.peer);
+        publishers
     }
 
     /// Starts recording `room` on the server's behalf (its course records by default), as if
@@ -393,6 +423,19 @@ impl Rooms {
     /// Rooms open on this node (ended ones are kept as tombstones and not counted).
     pub fn open_rooms(&self) -> usize {
         self.rooms.iter().filter(|r| !r.is_ended()).count()
+    }
+
+    /// Whether the lesson's room ended on this node (a room not yet open has not).
+    pub fn lesson_ended(&self, lesson: LessonId) -> bool {
+        self.rooms
+            .get(&RoomName::for_lesson(lesson))
+            .is_some_and(|r| r.is_ended())
+    }
+
+    /// The source of media peer ids of these rooms, for peers opened outside them (WHEP
+    /// players): `None` without media.
+    pub fn peer_ids(&self) -> Option<PeerIds> {
+        self.media.as_ref().map(|m| m.ids.clone())
     }
 
     /// The lessons whose rooms are open on this node (a cluster holds their leases).
@@ -507,6 +550,7 @@ impl Rooms {
                 let media = self.media.clone().map(|shared| task::RoomPort {
                     shared,
                     room: commands.downgrade(),
+                    name: name.clone(),
                 });
                 tokio::spawn(task::run_room(
                     room,

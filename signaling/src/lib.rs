@@ -23,7 +23,8 @@ pub mod session;
 pub mod stats;
 
 pub use driver::{
-    AdmitError, DocumentCheck, RoomEvent, RoomStates, Rooms, SignalingConfig, TokenVerifier,
+    AdmitError, DocumentCheck, Publisher, RoomEvent, RoomStates, Rooms, SignalingConfig,
+    TokenVerifier,
 };
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, PeerIds};
 pub use room::{

@@ -1,5 +1,6 @@
-// The teacher's encoder panel (OBS, a hardware encoder over RTMP): the lesson's server URL and
-// stream key, and the encoder's state as the server reports it (`encoder` messages).
+// The teacher's encoder panel (OBS, a hardware encoder over RTMP or WHIP): the lesson's server
+// URL, WHIP URL and stream key, and the encoder's state as the server reports it (`encoder`
+// messages).
 
 import { api } from "./api.js";
 import { t } from "./i18n.js";
@@ -26,6 +27,9 @@ export class EncoderPanel {
     $("reveal-key").addEventListener("click", () => { this.shown = !this.shown; this.#show(); });
     $("copy-key").addEventListener("click", () => this.#copy(this.key, t("encoder.theStreamKey")));
     $("copy-url").addEventListener("click", () => this.#copy(this.url, t("encoder.theServerUrl")));
+    // WHIP is served by this same server (POST /whip), wherever the page came from.
+    this.whipUrl = `${location.origin}/whip`;
+    $("copy-whip-url").addEventListener("click", () => this.#copy(this.whipUrl, t("encoder.theWhipUrl")));
     $("rotate-key").addEventListener("click", () => {
       if (!this.created || confirm(t("encoder.confirmNewKey"))) this.load("POST");
     });
@@ -64,6 +68,7 @@ export class EncoderPanel {
   #show() {
     const known = Boolean(this.key);
     $("encoder-url").textContent = this.url;
+    $("encoder-whip-url").textContent = this.whipUrl;
     let text;
     if (known) text = this.shown ? this.key : "••••••••••••";
     else if (this.created) text = t("encoder.keyMade", { when: when(this.created) });

@@ -144,16 +144,41 @@ impl MediaHandle {
         offer: String,
         publish_allowed: bool,
     ) -> Result<String, CommandError<AddPeerError>> {
+        self.add_pinned_peer(peer, room, offer, publish_allowed, None)
+            .await
+    }
+
+    /// Adds a peer that takes no offers of ours (a WHIP publisher, a WHEP player): it
+    /// receives only the publications of `pins` (see [`crate::Sfu::set_pins`]).
+    pub async fn add_pinned_peer(
+        &self,
+        peer: PeerId,
+        room: RoomName,
+        offer: String,
+        publish_allowed: bool,
+        pins: Option<Vec<(PeerId, Mid)>>,
+    ) -> Result<String, CommandError<AddPeerError>> {
         let placed = self.placed(peer, &room);
         self.call_new(peer, &room, placed, |reply| MediaCommand::AddPeer {
             peer,
             room: room.clone(),
             offer,
             publish_allowed,
+            pins,
             reply,
         })
         .await?
         .map_err(CommandError::Failed)
+    }
+
+    /// What a pinned peer receives from now on.
+    pub async fn set_pins(
+        &self,
+        peer: PeerId,
+        pins: Vec<(PeerId, Mid)>,
+    ) -> Result<(), CommandError<UnknownPeer>> {
+        self.call_peer(peer, |reply| MediaCommand::SetPins { peer, pins, reply })
+            .await
     }
 
     /// A client renegotiation; returns the SDP answer.

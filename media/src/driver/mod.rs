@@ -169,7 +169,14 @@ pub enum MediaCommand {
         offer: String,
         /// The peer's initial publish permission (see [`Sfu::add_peer_with`]).
         publish_allowed: bool,
+        /// Set for a peer that takes no offers (see [`Sfu::set_pins`]).
+        pins: Option<Vec<(PeerId, Mid)>>,
         reply: oneshot::Sender<Result<String, AddPeerError>>,
+    },
+    SetPins {
+        peer: PeerId,
+        pins: Vec<(PeerId, Mid)>,
+        reply: oneshot::Sender<Result<(), UnknownPeer>>,
     },
     AcceptOffer {
         peer: PeerId,

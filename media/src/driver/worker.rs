@@ -271,13 +271,17 @@ fn execute(
             room,
             offer,
             publish_allowed,
+            pins,
             reply,
         } => {
-            let result = sfu.add_peer_with(now, peer, room, &offer, publish_allowed);
+            let result = sfu.add_peer_pinned(now, peer, room, &offer, publish_allowed, pins);
             if let Err(error) = &result {
                 refused(sfu, peer, error);
             }
             let _ = reply.send(result);
+        }
+        MediaCommand::SetPins { peer, pins, reply } => {
+            let _ = reply.send(sfu.set_pins(now, peer, pins));
         }
         MediaCommand::AcceptOffer { peer, offer, reply } => {
             let _ = reply.send(sfu.accept_offer(now, peer, &offer));

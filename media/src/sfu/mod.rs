@@ -29,6 +29,7 @@ mod forward;
 mod in_process;
 mod keyframe;
 mod peers;
+mod pins;
 mod relay;
 mod simulcast;
 mod slots;
@@ -147,6 +148,9 @@ struct Peer {
     audio_muted: bool,
     publications: FxHashMap<RtcMid, Publication>,
     slots: Vec<Slot>,
+    /// A WHIP publisher or WHEP player, which cannot take our offers: it receives only these
+    /// publications, in this order of preference, on the m-lines it offered ([`pins`]).
+    pins: Option<Vec<(PeerId, RtcMid)>>,
     pending_offer: Option<PendingOffer>,
     /// The bandwidth estimate toward this peer (TWCC), bits per second.
     estimate: Option<u64>,

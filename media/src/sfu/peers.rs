@@ -43,6 +43,20 @@ impl Sfu {
         offer: &str,
         publish_allowed: bool,
     ) -> Result<String, AddPeerError> {
+        self.add_peer_pinned(now, peer_id, room, offer, publish_allowed, None)
+    }
+
+    /// [`Sfu::add_peer_with`] for a peer that takes no offers of ours (see
+    /// [`Sfu::set_pins`]): it receives only the publications of `pins`.
+    pub fn add_peer_pinned(
+        &mut self,
+        now: Instant,
+        peer_id: PeerId,
+        room: RoomName,
+        offer: &str,
+        publish_allowed: bool,
+        pins: Option<Vec<(PeerId, Mid)>>,
+    ) -> Result<String, AddPeerError> {
         self.last_now = now;
         if self.peers.contains_key(&peer_id) {
             return Err(AddPeerError::DuplicatePeer(peer_id));
@@ -50,19 +64,7 @@ impl Sfu {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| AddPeerError::InvalidSdp(e.to_string()))?;
 
-        let mut rtc = Rtc::builder()
-            .set_ice_lite(true)
-            .set_rtp_mode(true)
-            .set_extension(7, Extension::AbsoluteCaptureTime)
-            // Bandwidth estimation toward each subscriber chooses its simulcast layers; the
-            // start is raised once its floor is known (see `start`).
-            .enable_bwe(Some(Bitrate::bps(start::INITIAL_ESTIMATE)))
-            // Round-trip time, loss and jitter for the connection quality shown to the room.
-            .set_stats_interval(Some(Duration::from_secs(1)))
-            // One pass lets out every packet its pacer allows (vendor/str0m): a subscriber is
-            // served once per batch of forwarded packets, not once per packet.
-            .set_pacer_release_due(true)
-            .build(now);
+        let mut rtc = new_rtc(now);
         for candidate in &self.candidates {
             rtc.add_local_candidate(candidate.clone());
         }
@@ -98,6 +100,7 @@ impl Sfu {
                 audio_muted: false,
                 publications: FxHashMap::default(),
                 slots: Vec::new(),
+                pins: pins.map(super::pins::rtc_pins),
                 pending_offer: None,
                 estimate: None,
                 start_estimate: start::INITIAL_ESTIMATE,
@@ -110,6 +113,18 @@ impl Sfu {
         self.drain(peer_id);
         self.run(now);
         Ok(answer.to_sdp_string())
+    }
+
+    /// Whether [`Sfu::add_peer`] would answer `offer`, changing nothing: for an HTTP
+    /// negotiation (WHIP) that must refuse a bad offer before the room hears of an encoder.
+    pub fn check_offer(now: Instant, offer: &str) -> Result<(), AddPeerError> {
+        let offer = SdpOffer::from_sdp_string(offer)
+            .map_err(|e| AddPeerError::InvalidSdp(e.to_string()))?;
+        new_rtc(now)
+            .sdp_api()
+            .accept_offer(offer)
+            .map(|_| ())
+            .map_err(|e| AddPeerError::OfferRejected(e.to_string()))
     }
 
     /// A client renegotiation: applies its offer and returns our answer.
@@ -260,4 +275,21 @@ impl Sfu {
         self.run(now);
         Ok(())
     }
+}
+
+/// A peer's WebRTC engine, as every peer has it.
+fn new_rtc(now: Instant) -> Rtc {
+    Rtc::builder()
+        .set_ice_lite(true)
+        .set_rtp_mode(true)
+        .set_extension(7, Extension::AbsoluteCaptureTime)
+        // Bandwidth estimation toward each subscriber chooses its simulcast layers; the start
+        // is raised once its floor is known (see `start`).
+        .enable_bwe(Some(Bitrate::bps(start::INITIAL_ESTIMATE)))
+        // Round-trip time, loss and jitter for the connection quality shown to the room.
+        .set_stats_interval(Some(Duration::from_secs(1)))
+        // One pass lets out every packet its pacer allows (vendor/str0m): a subscriber is
+        // served once per batch of forwarded packets, not once per packet.
+        .set_pacer_release_due(true)
+        .build(now)
 }

@@ -32,7 +32,9 @@ impl Sfu {
 
         for subscriber in &members {
             let mut missing = Vec::new();
-            for &(publisher, publisher_mid, kind) in &tracks {
+            let pins = self.peers.get(subscriber).and_then(|p| p.pins.clone());
+            let offered = super::pins::offered_tracks(&tracks, pins.as_deref());
+            for (publisher, publisher_mid, kind) in offered {
                 if publisher == *subscriber {
                     continue;
                 }
@@ -75,7 +77,8 @@ impl Sfu {
                         kind,
                     }));
             }
-            if !missing.is_empty() {
+            // A pinned peer cannot answer an offer: it keeps the m-lines it has.
+            if !missing.is_empty() && pins.is_none() {
                 self.offer_slots(*subscriber, &missing);
             }
             self.allocate_layers(self.last_now, *subscriber);

@@ -247,11 +247,22 @@ impl World {
         lines: &[(MediaKind, Direction)],
         publish_allowed: bool,
     ) -> (usize, Vec<Mid>) {
+        self.join_pinned(peer, lines, publish_allowed, None)
+    }
+
+    /// [`World::join_with`] for a pinned peer (a WHIP publisher, a WHEP player).
+    pub fn join_pinned(
+        &mut self,
+        peer: PeerId,
+        lines: &[(MediaKind, Direction)],
+        publish_allowed: bool,
+        pins: Option<Vec<(PeerId, classroom_media::Mid)>>,
+    ) -> (usize, Vec<Mid>) {
         let addr = SocketAddr::from(([10, 0, 0, self.clients.len() as u8 + 1], 5000));
         let (mut client, mids, offer, pending) = Client::new(self.now, peer, addr, lines);
         let answer = self
             .sfu
-            .add_peer_with(self.now, peer, room(), &offer, publish_allowed)
+            .add_peer_pinned(self.now, peer, room(), &offer, publish_allowed, pins)
             .unwrap();
         client.accept_answer(pending, &answer);
         self.answers.push(answer);

@@ -40,13 +40,16 @@ pub struct Metrics {
     cluster: ClusterMetrics,
 }
 
-/// The RTMP ingest: encoder sessions, what they send, ffmpeg processes.
+/// The RTMP ingest: encoder sessions, what they send, ffmpeg processes; WHIP encoders and
+/// WHEP players.
 struct IngestMetrics {
     sessions: IntCounterVec,
     active_encoders: IntGauge,
     bytes_in: IntCounter,
     frames_in: IntCounterVec,
     transcoders: IntGauge,
+    whip_encoders: IntGauge,
+    whep_players: IntGauge,
 }
 
 /// The recorder: recordings while live, and the replay job queue.
@@ -445,6 +448,13 @@ impl Metrics {
         m.transcoders.set(gauge_value(ingest.transcoders_running));
     }
 
+    /// WHIP encoders publishing and WHEP players watching now.
+    pub fn whip_observed(&self, encoders: usize, players: usize) {
+        let m = &self.ingest;
+        m.whip_encoders.set(gauge_value(encoders as u64));
+        m.whep_players.set(gauge_value(players as u64));
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
@@ -578,6 +588,16 @@ impl IngestMetrics {
                 "ffmpeg processes converting encoder media (B-frame video, AAC audio)",
             )
             .expect(valid),
+            whip_encoders: IntGauge::new(
+                "classroom_whip_encoders",
+                "WHIP encoders publishing into lessons on this node",
+            )
+            .expect(valid),
+            whep_players: IntGauge::new(
+                "classroom_whep_players",
+                "WHEP players watching lessons on this node (audience, not participants)",
+            )
+            .expect(valid),
         }
     }
 
@@ -588,6 +608,8 @@ impl IngestMetrics {
             Box::new(self.bytes_in.clone()),
             Box::new(self.frames_in.clone()),
             Box::new(self.transcoders.clone()),
+            Box::new(self.whip_encoders.clone()),
+            Box::new(self.whep_players.clone()),
         ]
     }
 }

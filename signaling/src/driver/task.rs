@@ -30,6 +30,8 @@ pub(super) struct RoomPort {
     pub(super) shared: Arc<MediaShared>,
     /// This room's command channel, where the notices about its peers are routed.
     pub(super) room: mpsc::WeakSender<RoomCommand>,
+    /// This room's name, under which its publishers are listed.
+    pub(super) name: RoomName,
 }
 
 /// Runs one room until it ends or the registry drops it.
@@ -355,7 +357,9 @@ impl RoomPort {
                 role,
                 sources,
             } => {
-                self.shared.published.insert(peer, (role, sources));
+                self.shared
+                    .published
+                    .insert(peer, (self.name.clone(), role, sources));
             }
             PeerFiling::Forgotten(peer) => {
                 self.shared.peers.remove(&peer);

@@ -296,6 +296,52 @@ mod tests {
     }
 
     #[test]
+    fn a_webrtc_encoder_whose_connection_fails_stops() {
+        let now = Instant::now();
+        let mut room = Room::new(
+            RoomName::for_lesson(LESSON),
+            LESSON,
+            RoomConfig::default(),
+            now,
+        )
+        .with_media(crate::media::PeerIds::default());
+        let (teacher, _) = room
+            .join(&claims(1, ParticipantRole::Teacher), ConnectionId(1))
+            .expect("joins");
+        let identity = EncoderIdentity {
+            user: UserId(1),
+            name: "user 1 (encoder)".into(),
+        };
+        let out = room.encoder_input(&identity, vec!["0".into(), "1".into()]);
+        let Some(Output::EncoderAdmitted(Ok(peer))) = out
+            .iter()
+            .find(|o| matches!(o, Output::EncoderAdmitted(_)))
+            .cloned()
+        else {
+            panic!("the encoder is admitted: {out:?}");
+        };
+        // Its m-lines are the encoder's, for in-process subscribers (WHEP players, restreams).
+        assert!(
+            out.iter().any(|o| matches!(o,
+            Output::Filing(crate::room::PeerFiling::Published { peer: p, role, sources })
+                if *p == peer && *role == ParticipantRole::Teacher
+                    && sources.values().all(|s| *s == TrackSource::Encoder) && sources.len() == 2))
+        );
+        let encoder = room.encoder_participant().expect("an encoder");
+
+        // The media plane drops its peer (a WHIP encoder's ICE failed): the encoder stops.
+        let out = room.media_event(crate::media::MediaNotice::PeerGone { peer });
+        assert_eq!(encoder_messages(&out), [(teacher, EncoderState::Stopped)]);
+        assert_eq!(room.encoder_participant(), None);
+        assert!(room.grants(encoder).is_none());
+        // A stale notice about the same peer changes nothing.
+        assert!(
+            room.media_event(crate::media::MediaNotice::PeerGone { peer })
+                .is_empty()
+        );
+    }
+
+    #[test]
     fn an_ended_lesson_refuses_its_encoder() {
         let now = Instant::now();
         let mut room = Room::new(

@@ -462,6 +462,8 @@ impl Room {
         };
         self.media.peers.insert(peer, record);
         tracing::debug!(%participant, %peer, "encoder peer filed");
+        // In-process subscribers (the restream, WHEP players) learn that it is the encoder.
+        out.extend(self.published(peer));
         out
     }
 
@@ -554,11 +556,21 @@ impl Room {
                 }];
             }
             MediaNotice::PeerGone { peer } => {
-                if self.media.peers.contains_key(&peer) {
-                    tracing::debug!(%peer, "the media plane dropped a peer");
-                    return vec![self.media.forget(peer)];
+                let Some(participant) = self.media.participant_of(peer) else {
+                    return Vec::new();
+                };
+                tracing::debug!(%peer, "the media plane dropped a peer");
+                let mut out = vec![self.media.forget(peer)];
+                // An encoder publishing over WebRTC (WHIP) whose connection failed has stopped:
+                // nothing else would ever take its participant out.
+                if self.is_encoder(participant) && self.media.of(participant).is_empty() {
+                    let reason = "the encoder's connection was lost".to_owned();
+                    out.extend(self.encoder_changed(
+                        classroom_protocol::signal::EncoderState::Stopped,
+                        Some(reason),
+                    ));
                 }
-                return Vec::new();
+                return out;
             }
             MediaNotice::Offer { peer, sdp } => to(peer).map(|c| (c, ServerMessage::Offer { sdp })),
             MediaNotice::TrackEnded { subscriber, mid } => to(subscriber).map(|c| {

@@ -8,6 +8,7 @@ mod encoder;
 mod recorded;
 #[path = "../../../rtmp/tests/common/client.rs"]
 mod rtmp_client;
+mod whip;
 
 use std::time::Duration;
 
