@@ -597,9 +597,9 @@ fn the_recorder_hears_the_board_while_it_records() {
         matches!(
             heard.as_slice(),
             [
-                ..,
                 ServerMessage::Slide { slide: Some(_) },
-                ServerMessage::Board { .. }
+                ServerMessage::Board { .. },
+                ..
             ]
         ),
         "{heard:?}"
