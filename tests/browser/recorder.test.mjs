@@ -162,7 +162,8 @@ test("the replay shows the slide and the stroke drawn on it at their times", asy
   }));
   const shownAt = Date.now();
   await new Promise((r) => setTimeout(r, 1500));
-  // The pen, in red (the defaults), across the upper half of the page.
+  // The pen, in red (the defaults), thick, across the upper half of the page.
+  await live.getByLabel("Line width").selectOption("80");
   const box = await live.locator("#board-canvas").boundingBox();
   await live.mouse.move(box.x + box.width * 0.2, box.y + box.height * 0.3);
   await live.mouse.down();
@@ -204,6 +205,7 @@ test("the replay shows the slide and the stroke drawn on it at their times", asy
     const left = (after.width - pageWidth) / 2;
     const ink = inkOf(after, RED);
     const expected = { x: (left + pageWidth * 0.4) / after.width, y: 0.325 };
+    console.log(`the stroke in the replay's frame: ${JSON.stringify(ink)}, expected at ${JSON.stringify(expected)}`);
     assert.ok(ink.count > 200, `the stroke is drawn: ${JSON.stringify(ink)}`);
     assert.ok(Math.abs(ink.x - expected.x) < 0.03 && Math.abs(ink.y - expected.y) < 0.03,
       `at the spot it was drawn: ${JSON.stringify(ink)}, expected ${JSON.stringify(expected)}`);
