@@ -1,9 +1,10 @@
 //! The board in the replay, with no I/O: what the class saw of the slides and the drawing at
 //! each moment ([`scene`], replayed from the room's broadcasts in the events file), one frame
-//! of it drawn with tiny-skia ([`raster`]: page image and strokes in, RGBA out), and a chapter
-//! per slide shown. The replay job's driver that reads page images and writes frames for
+//! of it drawn with tiny-skia ([`raster`]: page image and strokes in, RGBA out; [`layers`]
+//! draws a frame on the last one's settled strokes), and a chapter per slide shown. The replay job's driver that reads page images and writes frames for
 //! ffmpeg is [`crate::pipeline::board`].
 
+pub mod layers;
 pub mod raster;
 pub mod scene;
 

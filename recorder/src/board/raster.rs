@@ -104,55 +104,86 @@ pub fn render<'s>(
     strokes: impl Iterator<Item = &'s Stroke> + Clone,
     pointers: impl Iterator<Item = Point>,
 ) -> Result<Pixmap, RenderError> {
-    let mut frame = Pixmap::new(width, height).ok_or(RenderError::FrameSize { width, height })?;
-    frame.fill(Color::BLACK);
-    let page = match backdrop {
-        Backdrop::Page(image) => {
-            let (x, y, _, _) = page_rect(
-                (width, height),
-                (image.width() as f32, image.height() as f32),
-            );
-            let (x, y) = (x.round(), y.round());
-            frame.draw_pixmap(
-                x as i32,
-                y as i32,
-                image.as_ref(),
-                &PixmapPaint::default(),
-                Transform::identity(),
-                None,
-            );
-            (x, y, image.width() as f32, image.height() as f32)
-        }
-        Backdrop::Blank => {
-            let rect = page_rect((width, height), (BLANK_ASPECT, 1.0));
-            if let Some(r) = Rect::from_xywh(rect.0, rect.1, rect.2, rect.3) {
-                frame.fill_rect(r, &solid([255, 255, 255, 255]), Transform::identity(), None);
+    let mut canvas = Canvas::new(width, height, backdrop)?;
+    canvas.strokes(strokes);
+    canvas.pointers(pointers);
+    Ok(canvas.into_pixmap())
+}
+
+/// A frame being drawn: the backdrop first, then strokes and pointers over it. A canvas can
+/// be cloned to draw more on a copy (see [`super::layers`]).
+#[derive(Debug, Clone)]
+pub struct Canvas {
+    frame: Pixmap,
+    place: Place,
+}
+
+impl Canvas {
+    /// Black, with the backdrop's page contained in it.
+    pub fn new(width: u32, height: u32, backdrop: Backdrop<'_>) -> Result<Canvas, RenderError> {
+        let mut frame =
+            Pixmap::new(width, height).ok_or(RenderError::FrameSize { width, height })?;
+        frame.fill(Color::BLACK);
+        let page = match backdrop {
+            Backdrop::Page(image) => {
+                let (x, y, _, _) = page_rect(
+                    (width, height),
+                    (image.width() as f32, image.height() as f32),
+                );
+                let (x, y) = (x.round(), y.round());
+                frame.draw_pixmap(
+                    x as i32,
+                    y as i32,
+                    image.as_ref(),
+                    &PixmapPaint::default(),
+                    Transform::identity(),
+                    None,
+                );
+                (x, y, image.width() as f32, image.height() as f32)
             }
-            rect
+            Backdrop::Blank => {
+                let rect = page_rect((width, height), (BLANK_ASPECT, 1.0));
+                if let Some(r) = Rect::from_xywh(rect.0, rect.1, rect.2, rect.3) {
+                    frame.fill_rect(r, &solid([255, 255, 255, 255]), Transform::identity(), None);
+                }
+                rect
+            }
+        };
+        Ok(Canvas {
+            frame,
+            place: Place { page },
+        })
+    }
+
+    /// Draws strokes (oldest first) over what is drawn: highlighters under the ink.
+    pub fn strokes<'s>(&mut self, strokes: impl Iterator<Item = &'s Stroke> + Clone) {
+        for stroke in strokes.clone().filter(|s| s.tool == Tool::Highlighter) {
+            self.place.stroke(&mut self.frame, stroke);
         }
-    };
-    let on_page = Place { page };
-    // Highlighters lie under the ink.
-    for stroke in strokes.clone().filter(|s| s.tool == Tool::Highlighter) {
-        on_page.stroke(&mut frame, stroke);
-    }
-    for stroke in strokes.filter(|s| s.tool != Tool::Highlighter) {
-        on_page.stroke(&mut frame, stroke);
-    }
-    let radius = (height as f32 * POINTER_RADIUS_PER_HEIGHT).max(2.0);
-    for at in pointers {
-        let (x, y) = on_page.px(at);
-        if let Some(dot) = PathBuilder::from_circle(x, y, radius) {
-            frame.fill_path(
-                &dot,
-                &solid(POINTER_RGBA),
-                FillRule::Winding,
-                Transform::identity(),
-                None,
-            );
+        for stroke in strokes.filter(|s| s.tool != Tool::Highlighter) {
+            self.place.stroke(&mut self.frame, stroke);
         }
     }
-    Ok(frame)
+
+    pub fn pointers(&mut self, pointers: impl Iterator<Item = Point>) {
+        let radius = (self.frame.height() as f32 * POINTER_RADIUS_PER_HEIGHT).max(2.0);
+        for at in pointers {
+            let (x, y) = self.place.px(at);
+            if let Some(dot) = PathBuilder::from_circle(x, y, radius) {
+                self.frame.fill_path(
+                    &dot,
+                    &solid(POINTER_RGBA),
+                    FillRule::Winding,
+                    Transform::identity(),
+                    None,
+                );
+            }
+        }
+    }
+
+    pub fn into_pixmap(self) -> Pixmap {
+        self.frame
+    }
 }
 
 fn solid([r, g, b, a]: [u8; 4]) -> Paint<'static> {
@@ -163,6 +194,7 @@ fn solid([r, g, b, a]: [u8; 4]) -> Paint<'static> {
 }
 
 /// The page's place in the frame: page units to pixels.
+#[derive(Debug, Clone, Copy)]
 struct Place {
     page: (f32, f32, f32, f32),
 }
