@@ -116,7 +116,6 @@ pub fn process(
     documents: &Path,
     out: &Path,
 ) -> Result<ReplayOutput, ProcessError> {
-    let started = Instant::now();
     let name = recording.display().to_string();
     let text = fs::read_to_string(recording.join(EVENTS_FILE))
         .map_err(|_| ProcessError::NoEvents(name.clone()))?;
@@ -196,7 +195,7 @@ pub fn process(
             work: &work.join("board"),
             width,
             height,
-            deadline: started + Duration::from_secs(config.board_time_limit_secs),
+            deadline: Instant::now() + Duration::from_secs(config.board_time_limit_secs),
             limit_secs: config.board_time_limit_secs,
             limits: SceneLimits::default(),
         },
@@ -213,6 +212,7 @@ pub fn process(
             tracing::warn!(recording = %name, pages = board.blank_pages, "slides without their image are blank in the replay");
         }
         let mut with_board = spans.clone();
+        // The board outranks every track by its id; its source and role play no part.
         with_board.extend(board.shown.iter().map(|&(from_ms, to_ms)| VideoSpan {
             track: BOARD_TRACK,
             source: classroom_protocol::TrackSource::Screen,
