@@ -10,7 +10,7 @@
 //!   one timeline, and have ffmpeg make HLS and MP4 of the main view with all voices mixed.
 //!   The same workers prepare course [`documents`] (slides, handouts): pages and their text.
 //!   The slides and the whiteboard shown live are drawn into the replay's main view with
-//!   tiny-skia ([`board`]: no browser, no fonts, so text strokes are not drawn).
+//!   tiny-skia ([`board`]: no browser; text strokes with resvg and the system's fonts).
 //!
 //! Layout under the data directory:
 //!

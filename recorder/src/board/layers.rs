@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 use classroom_protocol::signal::{BoardPage, Point, Stroke, StrokeId, Tool};
 use tiny_skia::Pixmap;
 
-use super::raster::{Backdrop, Canvas, RenderError};
+use super::raster::{Backdrop, Canvas, Lettering, RenderError};
 
 /// The base: the page and the strokes drawn on it (with their point counts).
 #[derive(Debug)]
@@ -31,16 +31,23 @@ struct Base {
 pub struct Painter {
     width: u32,
     height: u32,
+    lettering: Option<Lettering>,
     base: Option<Base>,
 }
 
 impl Painter {
-    pub fn new(width: u32, height: u32) -> Painter {
+    /// Frames of `width` x `height`, text written with `lettering` (else left out).
+    pub fn new(width: u32, height: u32, lettering: Option<Lettering>) -> Painter {
         Painter {
             width,
             height,
+            lettering,
             base: None,
         }
+    }
+
+    fn canvas(&self, backdrop: Backdrop<'_>) -> Result<Canvas, RenderError> {
+        Ok(Canvas::new(self.width, self.height, backdrop)?.with_lettering(self.lettering.clone()))
     }
 
     /// The frame of `page` (shown over `backdrop`, which must be the same for the same page)
@@ -56,12 +63,12 @@ impl Painter {
             Some((newest, settled)) => (settled, Some(*newest)),
             None => (strokes, None),
         };
-        let (width, height) = (self.width, self.height);
+        let whole = self.canvas(backdrop)?;
         let base = self.base_of(page, backdrop, settled)?;
         let mut frame = match newest {
             Some(newest) if newest.tool == Tool::Highlighter && base.ink => {
                 // Under the ink: only a whole drawing puts it there.
-                let mut frame = Canvas::new(width, height, backdrop)?;
+                let mut frame = whole;
                 frame.strokes(strokes.iter().copied());
                 frame
             }
@@ -127,7 +134,7 @@ impl Painter {
         settled: &[&Stroke],
         drawn: BTreeMap<StrokeId, usize>,
     ) -> Result<Base, RenderError> {
-        let mut canvas = Canvas::new(self.width, self.height, backdrop)?;
+        let mut canvas = self.canvas(backdrop)?;
         canvas.strokes(settled.iter().copied());
         Ok(Base {
             page,
@@ -180,7 +187,7 @@ mod tests {
         image.fill(tiny_skia::Color::from_rgba8(230, 240, 250, 255));
         let fitted = raster::fit_page(&image, 160, 90).expect("fitted");
         let backdrop = Backdrop::Page(&fitted);
-        let mut painter = Painter::new(160, 90);
+        let mut painter = Painter::new(160, 90, None);
         let mut a = stroke(1, Tool::Pen, &[(1000, 1000)]);
         let b = stroke(2, Tool::Highlighter, &[(500, 5000), (9000, 5000)]);
         let c = stroke(3, Tool::Line, &[(0, 0), (10_000, 10_000)]);

@@ -4,9 +4,13 @@
 //! see-through and under the ink, widths in thousandths of the page's width), and the
 //! pointers. Pixels in, pixels out; no file is read or written here.
 //!
-//! Text strokes are not drawn: tiny-skia has no fonts (see the crate documentation).
+//! Text strokes are drawn by resvg as an SVG `<text>` with the fonts a [`Lettering`] holds
+//! (the system's, loaded once per job by the driver); without it they are not drawn.
+
+use std::sync::Arc;
 
 use classroom_protocol::signal::{PAGE_UNITS, Point, Stroke, Tool};
+use resvg::usvg;
 use tiny_skia::{
     Color, FillRule, FilterQuality, LineCap, LineJoin, Paint, PathBuilder, Pixmap, PixmapPaint,
     Rect, Transform,
@@ -36,6 +40,89 @@ pub enum PageError {
 pub enum RenderError {
     #[error("a frame of {width}x{height} pixels cannot be drawn")]
     FrameSize { width: u32, height: u32 },
+}
+
+/// Families tried first for text, in order (Debian's, then others' common ones); else the
+/// first family the fonts have.
+const TEXT_FAMILIES: [&str; 4] = ["DejaVu Sans", "Liberation Sans", "Noto Sans", "Arial"];
+/// The live canvas writes text from the top of its letters; an SVG from their baseline,
+/// about this much of the size lower.
+const ASCENT: f32 = 0.8;
+
+/// The fonts text strokes are written with.
+#[derive(Clone)]
+pub struct Lettering {
+    options: Arc<usvg::Options<'static>>,
+    family: String,
+}
+
+impl std::fmt::Debug for Lettering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lettering")
+            .field("family", &self.family)
+            .finish()
+    }
+}
+
+impl Lettering {
+    /// Writes with `fonts` (a sans-serif family of theirs); `None` when they have none.
+    pub fn new(mut fonts: usvg::fontdb::Database) -> Option<Lettering> {
+        let has = |family: &str| {
+            fonts
+                .faces()
+                .any(|face| face.families.iter().any(|(name, _)| name == family))
+        };
+        let family = TEXT_FAMILIES
+            .iter()
+            .find(|family| has(family))
+            .map(|family| family.to_string())
+            .or_else(|| {
+                fonts
+                    .faces()
+                    .find_map(|face| face.families.first().map(|(name, _)| name.clone()))
+            })?;
+        fonts.set_sans_serif_family(family.clone());
+        let options = usvg::Options {
+            fontdb: Arc::new(fonts),
+            font_family: family.clone(),
+            ..usvg::Options::default()
+        };
+        Some(Lettering {
+            options: Arc::new(options),
+            family,
+        })
+    }
+
+    /// The family text is written in.
+    pub fn family(&self) -> &str {
+        &self.family
+    }
+
+    /// Writes `text` with the top left of its letters at `at`, `size` pixels high.
+    fn write(&self, frame: &mut Pixmap, text: &str, at: (f32, f32), size: f32, [r, g, b]: [u8; 3]) {
+        // What XML cannot carry is left out; the rest is escaped.
+        let escaped: String = text
+            .chars()
+            .filter(|c| !c.is_control())
+            .map(|c| match c {
+                '&' => "&amp;".to_string(),
+                '<' => "&lt;".to_string(),
+                '>' => "&gt;".to_string(),
+                '"' => "&quot;".to_string(),
+                c => c.to_string(),
+            })
+            .collect();
+        let svg = format!(
+            r##"<svg xmlns="http://www.w3.org/2000/svg" width="{}" height="{}"><text x="{}" y="{}" font-family="sans-serif" font-size="{size}" fill="#{r:02x}{g:02x}{b:02x}">{escaped}</text></svg>"##,
+            frame.width(),
+            frame.height(),
+            at.0,
+            at.1 + size * ASCENT,
+        );
+        if let Ok(tree) = usvg::Tree::from_str(&svg, &self.options) {
+            resvg::render(&tree, Transform::identity(), &mut frame.as_mut());
+        }
+    }
 }
 
 /// What lies under the strokes.
@@ -116,6 +203,7 @@ pub fn render<'s>(
 pub struct Canvas {
     frame: Pixmap,
     place: Place,
+    lettering: Option<Lettering>,
 }
 
 impl Canvas {
@@ -152,16 +240,24 @@ impl Canvas {
         Ok(Canvas {
             frame,
             place: Place { page },
+            lettering: None,
         })
+    }
+
+    /// Text strokes are written with `lettering` (else left out).
+    pub fn with_lettering(mut self, lettering: Option<Lettering>) -> Canvas {
+        self.lettering = lettering;
+        self
     }
 
     /// Draws strokes (oldest first) over what is drawn: highlighters under the ink.
     pub fn strokes<'s>(&mut self, strokes: impl Iterator<Item = &'s Stroke> + Clone) {
+        let lettering = self.lettering.as_ref();
         for stroke in strokes.clone().filter(|s| s.tool == Tool::Highlighter) {
-            self.place.stroke(&mut self.frame, stroke);
+            self.place.stroke(&mut self.frame, stroke, lettering);
         }
         for stroke in strokes.filter(|s| s.tool != Tool::Highlighter) {
-            self.place.stroke(&mut self.frame, stroke);
+            self.place.stroke(&mut self.frame, stroke, lettering);
         }
     }
 
@@ -209,7 +305,7 @@ impl Place {
         )
     }
 
-    fn stroke(&self, frame: &mut Pixmap, stroke: &Stroke) {
+    fn stroke(&self, frame: &mut Pixmap, stroke: &Stroke, lettering: Option<&Lettering>) {
         let [r, g, b] = stroke.colour.0;
         let alpha = if stroke.tool == Tool::Highlighter {
             (255.0 * HIGHLIGHTER_ALPHA).round() as u8
@@ -217,8 +313,9 @@ impl Place {
             255
         };
         let paint = solid([r, g, b, alpha]);
+        let width = (f32::from(stroke.width) * self.page.2 / f32::from(PAGE_UNITS)).max(1.0);
         let line = tiny_skia::Stroke {
-            width: (f32::from(stroke.width) * self.page.2 / f32::from(PAGE_UNITS)).max(1.0),
+            width,
             line_cap: LineCap::Round,
             line_join: LineJoin::Round,
             ..tiny_skia::Stroke::default()
@@ -251,7 +348,13 @@ impl Place {
                 .map(PathBuilder::from_rect),
             Tool::Ellipse => Rect::from_ltrb(x0.min(x1), y0.min(y1), x0.max(x1), y0.max(y1))
                 .and_then(PathBuilder::from_oval),
-            Tool::Text => None,
+            Tool::Text => {
+                if let (Some(lettering), Some(text)) = (lettering, &stroke.text) {
+                    // The canvas's font size is the width, in pixels.
+                    lettering.write(frame, text, (x0, y0), width, [r, g, b]);
+                }
+                None
+            }
         };
         if let Some(path) = path {
             frame.stroke_path(&path, &paint, &line, Transform::identity(), None);
@@ -380,6 +483,43 @@ mod tests {
         let frame = frame_of(&[&ellipse]);
         assert!(near(pixel(&frame, 32, 45), RED), "the ellipse's left end");
         assert_eq!(pixel(&frame, 33, 19), [255, 255, 255], "no corner");
+    }
+
+    #[test]
+    fn text_is_written_from_its_point_right_and_down_in_its_colour() {
+        let mut fonts = usvg::fontdb::Database::new();
+        fonts.load_system_fonts();
+        let lettering = Lettering::new(fonts).expect("a font (apt-get install fonts-dejavu-core)");
+        // 1,500 units of a 320-pixel-wide page: letters 48 pixels high, from (64, 54).
+        let mut text = stroke(1, Tool::Text, RED, 1500, &[(2000, 3000)]);
+        // What XML cannot carry (a NUL, markup) is left out or escaped, never a failure.
+        text.text = Some("Hi <b>&\u{0}".into());
+        let written = |lettering: Option<Lettering>| {
+            let mut canvas = Canvas::new(320, 180, Backdrop::Blank)
+                .expect("a canvas")
+                .with_lettering(lettering);
+            canvas.strokes(std::iter::once(&text));
+            canvas.into_pixmap()
+        };
+        let frame = written(Some(lettering));
+        let red = |(x0, y0): (u32, u32), (x1, y1): (u32, u32)| {
+            (x0..x1)
+                .flat_map(|x| (y0..y1).map(move |y| (x, y)))
+                .filter(|&(x, y)| {
+                    let p = pixel(&frame, x, y);
+                    p[0] > 150 && p[1] < 120 && p[2] < 120
+                })
+                .count()
+        };
+        assert!(red((64, 54), (320, 102)) > 300, "the letters");
+        assert_eq!(red((0, 0), (320, 50)), 0, "nothing above the point");
+        assert_eq!(red((0, 0), (60, 180)), 0, "nothing left of it");
+        let unwritten = written(None);
+        assert_eq!(
+            pixel(&unwritten, 70, 80),
+            [255, 255, 255],
+            "no fonts, no text"
+        );
     }
 
     #[test]

@@ -24,6 +24,8 @@ pub struct SceneLimits {
     /// Points of all the page's strokes together.
     pub points: usize,
     pub max_width: u16,
+    /// Characters of one text.
+    pub text_chars: usize,
 }
 
 impl Default for SceneLimits {
@@ -34,6 +36,7 @@ impl Default for SceneLimits {
             points_per_stroke: 5_000,
             points: 1_000_000,
             max_width: 1_000,
+            text_chars: 500,
         }
     }
 }
@@ -145,6 +148,11 @@ impl Scene {
         stroke.points.retain(|p| p.on_page());
         stroke.points.truncate(self.limits.points_per_stroke);
         stroke.width = stroke.width.clamp(1, self.limits.max_width);
+        if let Some(text) = &mut stroke.text
+            && let Some((cut, _)) = text.char_indices().nth(self.limits.text_chars)
+        {
+            text.truncate(cut);
+        }
         if stroke.points.is_empty() {
             return false;
         }
@@ -293,6 +301,7 @@ mod tests {
             points_per_stroke: 3,
             points: 5,
             max_width: 100,
+            text_chars: 3,
         };
         let mut scene = Scene::new(limits);
         scene.apply(0.0, &board(1, vec![]));
@@ -320,13 +329,31 @@ mod tests {
             },
         );
         assert_eq!(scene.strokes().map(|s| s.points.len()).sum::<usize>(), 5);
+        let mut long = pen(6, &[(1, 1)]);
+        if let ServerMessage::Stroke { stroke } = &mut long {
+            stroke.tool = Tool::Text;
+            stroke.text = Some("ééé long".into());
+        }
+        scene.apply(0.0, &ServerMessage::StrokeErased { id: StrokeId(2) });
+        scene.apply(0.0, &long);
+        assert_eq!(
+            scene.strokes().last().and_then(|s| s.text.clone()),
+            Some("ééé".to_string()),
+            "texts are cut to their limit"
+        );
         let mut wide = pen(5, &[(1, 1)]);
         if let ServerMessage::Stroke { stroke } = &mut wide {
             stroke.width = u16::MAX;
         }
         scene.apply(0.0, &ServerMessage::StrokeErased { id: StrokeId(3) });
         scene.apply(0.0, &wide);
-        assert_eq!(scene.strokes().last().map(|s| s.width), Some(100));
+        assert_eq!(
+            scene
+                .strokes()
+                .find(|s| s.id == StrokeId(5))
+                .map(|s| s.width),
+            Some(100)
+        );
     }
 
     #[test]

@@ -29,7 +29,7 @@ use tracing::warn;
 
 use super::timeline::Cuts;
 use crate::board::layers::Painter;
-use crate::board::raster::{self, Backdrop, RenderError};
+use crate::board::raster::{self, Backdrop, Lettering, RenderError};
 use crate::board::scene::{Scene, SceneLimits};
 use crate::events::{Event, TimedEvent};
 
@@ -127,7 +127,7 @@ pub fn render_board(
     let mut film = Film {
         job,
         pages: Pages::new(job.documents),
-        painter: Painter::new(job.width, job.height),
+        painter: Painter::new(job.width, job.height, system_lettering()),
         entries: Vec::new(),
         frames: 0,
         dirty: None,
@@ -149,6 +149,20 @@ pub fn render_board(
         film.emit(&scene, since)?;
     }
     film.finish(duration_ms)
+}
+
+/// The system's fonts for text strokes (Debian's fonts-dejavu-core has DejaVu Sans); without
+/// any, text strokes are left out of the replay.
+fn system_lettering() -> Option<Lettering> {
+    let mut fonts = resvg::usvg::fontdb::Database::new();
+    fonts.load_system_fonts();
+    let lettering = Lettering::new(fonts);
+    if lettering.is_none() {
+        warn!(
+            "no fonts are installed: text written on the board is left out of replays (apt-get install fonts-dejavu-core)"
+        );
+    }
+    lettering
 }
 
 fn shows_a_page(event: &Event) -> bool {
