@@ -142,8 +142,13 @@ async fn main() {
     let out = dir.path().join("replay");
     let children_before = children_cpu();
     let started = Instant::now();
-    let output = classroom_recorder::pipeline::process(&config, &recordings.join(&name), &out)
-        .expect("the replay is made");
+    let output = classroom_recorder::pipeline::process(
+        &config,
+        &recordings.join(&name),
+        &dir.path().join("documents"),
+        &out,
+    )
+    .expect("the replay is made");
     let wall = started.elapsed().as_secs_f64();
     let ffmpeg_cpu = children_cpu() - children_before;
     let media_secs = output.duration_ms as f64 / 1000.0;

@@ -24,6 +24,10 @@ pub struct RecorderConfig {
     /// from it (never from live forwarding). The default holds about ten seconds of a
     /// teacher's camera and voice, two of a large room.
     pub queue_packets: usize,
+    /// Time the drawing of a replay's slides and board may take, in seconds; past it the job
+    /// fails with the reason (and is not retried). Frames are drawn only when the board
+    /// changed, so a lesson's usually take seconds.
+    pub board_time_limit_secs: u64,
 }
 
 impl Default for RecorderConfig {
@@ -36,6 +40,7 @@ impl Default for RecorderConfig {
             segment_secs: 4,
             height: 720,
             queue_packets: classroom_media::driver::LOCAL_PACKET_QUEUE,
+            board_time_limit_secs: 600,
         }
     }
 }

@@ -9,6 +9,8 @@
 //!   the server) and the workers that run the [`pipeline`]: depacketize, place every track on
 //!   one timeline, and have ffmpeg make HLS and MP4 of the main view with all voices mixed.
 //!   The same workers prepare course [`documents`] (slides, handouts): pages and their text.
+//!   The slides and the whiteboard shown live are drawn into the replay's main view with
+//!   tiny-skia ([`board`]: no browser; text strokes with resvg and the system's fonts).
 //!
 //! Layout under the data directory:
 //!
@@ -32,6 +34,7 @@
 //! may be blocked on the disk, see [`drops`]); nothing read from disk can panic the pipeline; a failed
 //! job leaves a reason.
 
+pub mod board;
 pub mod config;
 pub mod documents;
 pub mod drops;

@@ -224,10 +224,11 @@ impl Workers {
                 let recording = self.folders.recordings.join(recording);
                 let out = self.folders.replays.join(replay.to_string());
                 let config = self.config.clone();
+                let documents = self.folders.documents.clone();
                 tokio::task::spawn_blocking(move || {
-                    pipeline::process(&config, &recording, &out)
+                    pipeline::process(&config, &recording, &documents, &out)
                         .map(JobOutput::Replay)
-                        .map_err(|e| (e.to_string(), true))
+                        .map_err(|e| (e.to_string(), e.is_retryable()))
                 })
             }
             Task::Document { document, format } => {

@@ -16,55 +16,8 @@ use classroom_protocol::{LessonId, ParticipantRole, RoomName, TrackSource, UserI
 use classroom_recorder::RecorderConfig;
 use classroom_recorder::events::{self, Event, TimedEvent};
 use classroom_recorder::pipeline;
-use classroom_recorder::track_file::{self, TrackCodec, TrackHeader};
-use common::{access_units, ffmpeg, packetize};
-
-/// H.264 of one colour, `seconds` long at 30 fps, written as track `track` arriving from
-/// `from_ms` on.
-fn video_track(dir: &Path, track: u64, colour: &str, seconds: f64, from_ms: u64) {
-    let raw = dir.join(format!("video-{track}.h264"));
-    let source = format!("color=c={colour}:s=320x180:r=30:d={seconds}");
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &source,
-        "-c:v",
-        "libx264",
-        "-bf",
-        "0",
-        "-g",
-        "30",
-        "-pix_fmt",
-        "yuv420p",
-        "-f",
-        "h264",
-        raw.to_str().expect("utf-8"),
-    ]);
-    let units = access_units(&std::fs::read(&raw).expect("the clip"));
-    let mut file = header(track, TrackCodec::H264);
-    let mut seq = 1;
-    for (i, unit) in units.iter().enumerate() {
-        let arrival_us = from_ms * 1000 + i as u64 * 33_333;
-        let packets = packetize(unit);
-        let count = packets.len();
-        for (n, payload) in packets.into_iter().enumerate() {
-            let last = n + 1 == count;
-            track_file::write_record(
-                &mut file,
-                seq,
-                i as u32 * 3000,
-                arrival_us,
-                last,
-                false,
-                &payload,
-            )
-            .expect("in memory");
-            seq += 1;
-        }
-    }
-    std::fs::write(dir.join(format!("track-{track}.rtp")), file).expect("the track");
-}
+use classroom_recorder::track_file::{self, TrackCodec};
+use common::{ffmpeg, header, video_track};
 
 /// Opus, 4 s of silence but for a tone of `hz` from `beep_s` for 0.3 s, as track `track`.
 fn voice_track(dir: &Path, track: u64, hz: u32, beep_s: f64) {
@@ -106,12 +59,6 @@ fn voice_track(dir: &Path, track: u64, hz: u32, beep_s: f64) {
         .expect("in memory");
     }
     std::fs::write(dir.join(format!("track-{track}.rtp")), file).expect("the track");
-}
-
-fn header(track: u64, codec: TrackCodec) -> Vec<u8> {
-    let mut file = Vec::new();
-    track_file::write_header(&mut file, &TrackHeader { track, codec }).expect("in memory");
-    file
 }
 
 fn participant(id: u64, name: &str, role: ParticipantRole, on_stage: bool) -> ParticipantInfo {
@@ -211,7 +158,8 @@ fn the_main_view_switches_to_the_screen_and_back_as_live_and_every_voice_is_hear
         ..RecorderConfig::default()
     };
     let out = dir.path().join("replay");
-    let replay = pipeline::process(&config, &recording, &out).expect("the replay is made");
+    let replay = pipeline::process(&config, &recording, &dir.path().join("documents"), &out)
+        .expect("the replay is made");
     assert_eq!(replay.duration_ms, 4000);
     let titles: Vec<(u64, &str)> = replay
         .chapters

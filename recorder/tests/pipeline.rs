@@ -105,7 +105,8 @@ fn an_h264_recording_becomes_a_replay() {
         ..RecorderConfig::default()
     };
     let out = dir.path().join("replay");
-    let replay = pipeline::process(&config, &recording, &out).expect("the replay is made");
+    let replay = pipeline::process(&config, &recording, &dir.path().join("documents"), &out)
+        .expect("the replay is made");
     assert_eq!(replay.duration_ms, 3300);
     assert_eq!(codecs(&out.join("replay.mp4")), ["h264", "aac"]);
     let frames = decoded_frames(&out.join("replay.mp4"));

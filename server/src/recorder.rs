@@ -14,6 +14,7 @@ use classroom_courses::model::{DocumentSource, RecordingJob, ReplayChapter};
 use classroom_courses::store::RetryPolicy;
 use classroom_courses::{Store, StoreError};
 use classroom_media::driver::MediaHandle;
+use classroom_protocol::signal::ServerMessage;
 use classroom_protocol::{LessonId, RoomName};
 use classroom_recorder::documents::SourceFormat;
 use classroom_recorder::events::Event;
@@ -32,12 +33,18 @@ use crate::webhook::WebhookEvents;
 /// The recorder waits for room for what starts, steers and lays out a recording: a lesson
 /// going live (its course may record by default), the recording's controls, who is in the
 /// room when it starts and which track is which. It drops messages broadcast in a recorded
-/// room (chat, joins, hands) when it is behind: like the packets a slow disk costs, they cost
-/// a line of the replay, never the live lesson or the other consumers (counted in
-/// `classroom_room_events_overflow_total`).
+/// room (chat, joins, hands, strokes) when it is behind: like the packets a slow disk costs,
+/// they cost a line of the replay, never the live lesson or the other consumers (counted in
+/// `classroom_room_events_overflow_total`). The page shown is the exception: a lost `slide`
+/// or `board` would leave the replay's main view on the wrong page until the next turn (a
+/// lost stroke costs that stroke only), and they come at the pace of a teacher's clicks.
 pub const OVERFLOW: Overflow = Overflow::WaitFor(|e| match e {
     RoomEvent::Lesson(LessonEffect::WentLive(_)) | RoomEvent::Recording { .. } => true,
-    RoomEvent::Activity { activity, .. } => !matches!(activity, RoomActivity::Broadcast(_)),
+    RoomEvent::Activity { activity, .. } => !matches!(
+        activity,
+        RoomActivity::Broadcast(message)
+            if !matches!(message, ServerMessage::Slide { .. } | ServerMessage::Board { .. })
+    ),
     RoomEvent::Lesson(LessonEffect::Ended(_) | LessonEffect::UserRemoved { .. })
     | RoomEvent::Media { .. }
     | RoomEvent::Attendance { .. } => false,

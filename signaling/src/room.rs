@@ -338,7 +338,13 @@ impl Room {
                     self.outputs.push_back(Output::Activity(present));
                     let publishers = self.publishers(None);
                     self.outputs.extend(publishers);
-                    // The board shown, so that the replay can draw on from there.
+                    // The slide and the board shown, so that the replay starts on that
+                    // page (with its title) and draws on from there.
+                    if let Some(slide) = self.slide {
+                        let slide = ServerMessage::Slide { slide: Some(slide) };
+                        self.outputs
+                            .push_back(Output::Activity(RoomActivity::Broadcast(slide)));
+                    }
                     if self.board_page().is_some() {
                         let board = ServerMessage::Board {
                             board: self.board(),

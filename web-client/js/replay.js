@@ -1,7 +1,8 @@
 // The replay of a lesson: /replay.html?lesson=ID[&replay=ID]. A ready replay plays its HLS
 // playlist in a <video> (Chromium plays HLS natively), lists its chapters (click to jump),
 // shows the chat and the polls as they were at the current time (slides turned are chapters
-// too), and offers the MP4 download. The file links
+// too: the recorder's own, titled by the page, or from moments.json for older replays), and
+// offers the MP4 download. The file links
 // carry a token of their own and expire after a few hours: reloading the page renews them.
 
 import { api } from "./api.js";
@@ -80,7 +81,11 @@ async function load() {
     followChat(lines, player);
   }
   const moments = playable ? await loadMoments(chosen.moments_url) : [];
-  const slides = moments.some((m) => m.type === "slide") ? slideChapters(moments, await documentTitles(lesson.course_id)) : [];
+  // Replays made since the recorder draws the slides have a chapter of their own for each
+  // (titled by the page's first line, at the same time): the moments add those of older ones.
+  const titled = new Set((chosen?.chapters || []).map((c) => c.at_ms));
+  const untitled = moments.filter((m) => m.type !== "slide" || !titled.has(m.at_ms));
+  const slides = untitled.some((m) => m.type === "slide") ? slideChapters(untitled, await documentTitles(lesson.course_id)) : [];
   followPolls(moments, player, $("replay-polls"));
   showChapters(chosen, player, slides);
   $("replays").replaceChildren(...(replays.length

@@ -7,13 +7,19 @@
 //!    timeline ([`timeline::Placer`]; one arrival clock for all tracks keeps them in sync,
 //!    pauses are cut out) and writes them as a Matroska file ([`mkv`]). Memory stays that of
 //!    a frame and a Matroska cluster, however long the lesson.
-//! 4. One ffmpeg run composes the main view (screen share when present, else the teacher's
-//!    camera, switching as it did live) over a black canvas, mixes every voice, and encodes
+//! 3. The slides and the board, when they were shown, are drawn again as frames of a track
+//!    of their own ([`board`]).
+//! 4. One ffmpeg run composes the main view (the slide or board while one was shown, else a
+//!    screen share when present, else the teacher's camera, switching as it did live; under
+//!    a slide the view it took the place of shows small in a corner, as live) over a black
+//!    canvas, mixes every voice, and encodes
 //!    H.264 + AAC into `replay.mp4` with a keyframe every segment; a second run cuts it into
 //!    HLS (`index.m3u8`, `seg-NNNNN.ts`) without encoding again.
-//! 5. Chapters and the chat (`chapters.json`, `chat.json`, `chat.vtt`) go beside them, and
-//!    the polls, their shown results and the slides turned (`moments.json`).
+//! 5. Chapters (a slide's with its title) and the chat (`chapters.json`, `chat.json`,
+//!    `chat.vtt`) go beside them, and the polls, their shown results and the slides turned
+//!    (`moments.json`).
 
+pub mod board;
 pub mod depacketize;
 pub mod mkv;
 pub mod moments;
@@ -23,14 +29,17 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
+use crate::board::scene::SceneLimits;
 use crate::config::RecorderConfig;
 use crate::events::{self, Event};
 use crate::live::EVENTS_FILE;
 use crate::track_file::{self, TrackCodec, TrackHeader};
+use board::{BOARD_TRACK, BoardError, BoardJob, PageTitles};
 use depacketize::{Depacketizer, Frame};
 use mkv::{MkvTrack, MkvWriter};
 use timeline::{Chapter, Cuts, Placer, Roster, Runs, Shot, VideoSpan};
@@ -56,8 +65,18 @@ pub enum ProcessError {
     FfmpegMissing { program: String, reason: String },
     #[error("ffmpeg failed: {0}")]
     Ffmpeg(String),
+    #[error("cannot draw the slides and the board: {0}")]
+    Board(#[from] BoardError),
     #[error("cannot write the replay: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl ProcessError {
+    /// Whether another attempt could succeed: not when the board took too long to draw (it
+    /// would again).
+    pub fn is_retryable(&self) -> bool {
+        !matches!(self, ProcessError::Board(BoardError::TimedOut { .. }))
+    }
 }
 
 /// What a finished replay is.
@@ -71,13 +90,30 @@ pub struct ReplayOutput {
 /// One track ready for ffmpeg.
 struct Prepared {
     path: PathBuf,
-    audio: bool,
+    kind: InputKind,
 }
 
-/// Makes the replay of the recording in `recording` into `out` (emptied first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum InputKind {
+    Audio,
+    Video,
+    /// The board's frames, an ffconcat list.
+    Board,
+}
+
+/// The replay's picture: `config.height` high (even), 16:9.
+fn picture_size(config: &RecorderConfig) -> (u32, u32) {
+    let height = (config.height.max(90) / 2) * 2;
+    let width = (height * 16 / 9 / 2) * 2;
+    (width, height)
+}
+
+/// Makes the replay of the recording in `recording` into `out` (emptied first); the slides
+/// shown in it are the course documents' under `documents`.
 pub fn process(
     config: &RecorderConfig,
     recording: &Path,
+    documents: &Path,
     out: &Path,
 ) -> Result<ReplayOutput, ProcessError> {
     let name = recording.display().to_string();
@@ -143,13 +179,68 @@ pub fn process(
             id,
             Prepared {
                 path: mkv_path,
-                audio: codec.is_audio(),
+                kind: if codec.is_audio() {
+                    InputKind::Audio
+                } else {
+                    InputKind::Video
+                },
             },
         ));
     }
 
-    let shots = timeline::main_view(&spans, duration_ms);
-    let args = ffmpeg_args(config, &prepared, &shots, duration_ms, &out.join(MP4));
+    let (width, height) = picture_size(config);
+    let board = board::render_board(
+        &BoardJob {
+            documents,
+            work: &work.join("board"),
+            width,
+            height,
+            deadline: Instant::now() + Duration::from_secs(config.board_time_limit_secs),
+            limit_secs: config.board_time_limit_secs,
+            limits: SceneLimits::default(),
+        },
+        &events,
+        &cuts,
+        duration_ms,
+    )?;
+    // Under the board, the main view it took the place of (shown small, as live).
+    let beneath = timeline::main_view(&spans, duration_ms);
+    let mut shots = beneath.clone();
+    let mut corner = Vec::new();
+    if let Some(board) = &board {
+        if board.blank_pages > 0 {
+            tracing::warn!(recording = %name, pages = board.blank_pages, "slides without their image are blank in the replay");
+        }
+        let mut with_board = spans.clone();
+        // The board outranks every track by its id; its source and role play no part.
+        with_board.extend(board.shown.iter().map(|&(from_ms, to_ms)| VideoSpan {
+            track: BOARD_TRACK,
+            source: classroom_protocol::TrackSource::Screen,
+            role: None,
+            name: "board".into(),
+            from_ms,
+            to_ms,
+        }));
+        shots = timeline::main_view(&with_board, duration_ms);
+        corner = timeline::beneath(&shots, &beneath, BOARD_TRACK);
+        prepared.push((
+            BOARD_TRACK,
+            Prepared {
+                path: board.list.clone(),
+                kind: InputKind::Board,
+            },
+        ));
+    }
+    let args = ffmpeg_args(
+        config,
+        &prepared,
+        &Shots {
+            main: &shots,
+            corner: &corner,
+        },
+        duration_ms,
+        &out.join(MP4),
+    );
     run_ffmpeg(config, &args, out)?;
     let seg = config.segment_secs.max(1).to_string();
     let hls: Vec<String> = [
@@ -177,7 +268,12 @@ pub fn process(
     .collect();
     run_ffmpeg(config, &hls, out)?;
 
-    let chapters = timeline::chapters(&events, &spans, &cuts);
+    let mut chapters = timeline::chapters(&events, &spans, &cuts);
+    let mut titles = PageTitles::new(documents);
+    chapters.extend(crate::board::page_chapters(&events, &cuts, |d, p| {
+        titles.title(d, p)
+    }));
+    chapters.sort_by_key(|c| c.at_ms);
     let chat = timeline::chat(&events, &cuts);
     fs::write(
         out.join(CHAPTERS),
@@ -335,16 +431,40 @@ fn write_track(
     Ok(written)
 }
 
+/// The main view's shots, and what shows small in the corner under the board.
+struct Shots<'a> {
+    main: &'a [Shot],
+    corner: &'a [Shot],
+}
+
+/// ffmpeg's `enable` expression for a track's shots; `None` when it has none.
+fn enable(shots: &[Shot], track: u64) -> Option<String> {
+    let spans: Vec<String> = shots
+        .iter()
+        .filter(|s| s.track == track)
+        .map(|s| {
+            format!(
+                "between(t,{:.3},{:.3})",
+                s.from_ms / 1000.0,
+                s.to_ms / 1000.0
+            )
+        })
+        .collect();
+    (!spans.is_empty()).then(|| spans.join("+"))
+}
+
 /// The arguments of the ffmpeg run that makes the MP4.
 fn ffmpeg_args(
     config: &RecorderConfig,
     tracks: &[(u64, Prepared)],
-    shots: &[Shot],
+    shots: &Shots,
     duration_ms: f64,
     mp4: &Path,
 ) -> Vec<String> {
-    let height = (config.height.max(90) / 2) * 2;
-    let width = (height * 16 / 9 / 2) * 2;
+    let (width, height) = picture_size(config);
+    // The corner picture: a quarter of the width, as the live stage's small tile.
+    let (corner_w, corner_h) = ((width / 4 / 2) * 2, (height / 4 / 2) * 2);
+    let margin = (height / 60).max(2);
     let duration = format!("{:.3}", (duration_ms / 1000.0).max(0.1));
     let mut args: Vec<String> = [
         "-hide_banner",
@@ -363,38 +483,51 @@ fn ffmpeg_args(
     let mut input = 0;
     let mut base = 0;
     let mut audio_labels = Vec::new();
+    let mut corners = Vec::new();
     for (track, prepared) in tracks {
-        if prepared.audio {
+        if prepared.kind == InputKind::Audio {
             continue;
         }
-        let enable: Vec<String> = shots
-            .iter()
-            .filter(|s| s.track == *track)
-            .map(|s| {
-                format!(
-                    "between(t,{:.3},{:.3})",
-                    s.from_ms / 1000.0,
-                    s.to_ms / 1000.0
-                )
-            })
-            .collect();
-        if enable.is_empty() {
+        let Some(main) = enable(shots.main, *track) else {
             continue;
+        };
+        if prepared.kind == InputKind::Board {
+            // Paths in the list are its own folder's.
+            args.extend(["-f", "concat", "-safe", "0"].map(String::from));
         }
         args.extend(["-i".to_string(), prepared.path.display().to_string()]);
+        let corner = enable(shots.corner, *track);
+        let split = if corner.is_some() {
+            format!(",split[v{input}][c{input}]")
+        } else {
+            format!("[v{input}]")
+        };
         graph.push(format!(
             "[{input}:v]scale={width}:{height}:force_original_aspect_ratio=decrease,\
-             pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p[v{input}]"
+             pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,format=yuv420p{split}"
         ));
         graph.push(format!(
-            "[base{base}][v{input}]overlay=eof_action=pass:enable='{}'[base{}]",
-            enable.join("+"),
+            "[base{base}][v{input}]overlay=eof_action=pass:enable='{main}'[base{}]",
             base + 1
         ));
         base += 1;
+        if let Some(corner) = corner {
+            corners.push((input, corner));
+        }
         input += 1;
     }
-    for (_, prepared) in tracks.iter().filter(|(_, p)| p.audio) {
+    // The corners go over everything (the board included).
+    for (input, corner) in corners {
+        graph.push(format!(
+            "[c{input}]scale={corner_w}:{corner_h},setsar=1[cs{input}]"
+        ));
+        graph.push(format!(
+            "[base{base}][cs{input}]overlay=x=W-w-{margin}:y=H-h-{margin}:eof_action=pass:enable='{corner}'[base{}]",
+            base + 1
+        ));
+        base += 1;
+    }
+    for (_, prepared) in tracks.iter().filter(|(_, p)| p.kind == InputKind::Audio) {
         args.extend(["-i".to_string(), prepared.path.display().to_string()]);
         graph.push(format!(
             "[{input}:a]aresample=48000:async=1:first_pts=0,aformat=sample_rates=48000:channel_layouts=stereo[a{input}]"

@@ -15,6 +15,7 @@ use classroom_protocol::signal::{ParticipantId, ServerMessage};
 use classroom_protocol::{ParticipantRole, TrackSource};
 use serde::{Deserialize, Serialize};
 
+use super::board::BOARD_TRACK;
 use super::depacketize::Frame;
 use crate::events::{Event, TimedEvent};
 
@@ -337,8 +338,12 @@ pub struct VideoSpan {
 }
 
 impl VideoSpan {
-    /// Higher shows first: a screen share, then the teacher's camera or encoder, then anyone.
+    /// Higher shows first: the slides and board (the live stage's main view while shown), a
+    /// screen share, then the teacher's camera or encoder, then anyone.
     fn rank(&self) -> u8 {
+        if self.track == BOARD_TRACK {
+            return 4;
+        }
         match (self.source, self.role) {
             (TrackSource::Screen, _) => 3,
             (_, Some(ParticipantRole::Teacher | ParticipantRole::Assistant)) => 2,
@@ -391,6 +396,25 @@ pub fn main_view(spans: &[VideoSpan], duration_ms: f64) -> Vec<Shot> {
         }
     }
     shots
+}
+
+/// What `under` showed while `shots` showed `track`: the parts of `under`'s shots inside
+/// each of `track`'s (the main view a slide took the place of, shown small in its corner).
+pub fn beneath(shots: &[Shot], under: &[Shot], track: u64) -> Vec<Shot> {
+    let mut out = Vec::new();
+    for shot in shots.iter().filter(|s| s.track == track) {
+        for below in under {
+            let (from_ms, to_ms) = (below.from_ms.max(shot.from_ms), below.to_ms.min(shot.to_ms));
+            if to_ms > from_ms {
+                out.push(Shot {
+                    track: below.track,
+                    from_ms,
+                    to_ms,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// A chapter mark of the replay.
@@ -585,6 +609,35 @@ mod tests {
             summary,
             vec![(1, 0.0, 30.0), (3, 30.0, 60.0), (1, 60.0, 100.0)]
         );
+        // The board, while shown, takes the main view from the screen share too; what it
+        // took the place of shows in its corner.
+        let mut with_board = spans.to_vec();
+        with_board.push(span(
+            BOARD_TRACK,
+            TrackSource::Camera,
+            ParticipantRole::Teacher,
+            20.0,
+            50.0,
+        ));
+        let board = main_view(&with_board, 120.0);
+        let summary: Vec<(u64, f64, f64)> = board
+            .iter()
+            .map(|s| (s.track, s.from_ms, s.to_ms))
+            .collect();
+        assert_eq!(
+            summary,
+            vec![
+                (1, 0.0, 20.0),
+                (BOARD_TRACK, 20.0, 50.0),
+                (3, 50.0, 60.0),
+                (1, 60.0, 100.0)
+            ]
+        );
+        let corner: Vec<(u64, f64, f64)> = beneath(&board, &shots, BOARD_TRACK)
+            .iter()
+            .map(|s| (s.track, s.from_ms, s.to_ms))
+            .collect();
+        assert_eq!(corner, vec![(1, 20.0, 30.0), (3, 30.0, 50.0)]);
     }
 
     #[test]

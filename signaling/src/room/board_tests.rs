@@ -585,6 +585,25 @@ fn the_recorder_hears_the_board_while_it_records() {
         Some(1),
         "the board at the start"
     );
+    // The slide under it too, before the board (the replay's chapter and page title).
+    let heard: Vec<&ServerMessage> = out
+        .iter()
+        .filter_map(|o| match o {
+            Output::Activity(RoomActivity::Broadcast(m)) => Some(m),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        matches!(
+            heard.as_slice(),
+            [
+                ServerMessage::Slide { slide: Some(_) },
+                ServerMessage::Board { .. },
+                ..
+            ]
+        ),
+        "{heard:?}"
+    );
     let out = class.say(teacher, pen(&[(2, 2)]));
     assert!(out.iter().any(|o| matches!(
         o,

@@ -5,6 +5,7 @@
 //! teacher sees, within the limits, while the queue goes on. Every test runs on SQLite and on
 //! PostgreSQL.
 
+mod replay;
 mod slides;
 
 use std::time::{Duration, Instant};
