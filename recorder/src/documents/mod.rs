@@ -258,14 +258,39 @@ fn convert(job: &Job, source: &Path, pdf: &Path) -> Result<(), DocumentError> {
         // Its temporary files stay in the work folder, which is removed afterwards.
         .env("TMPDIR", &job.work)
         .env("HOME", &job.work);
-    let finished = job.run(command, "convert")?;
     let converted = job.work.join("source.pdf");
+    // LibreOffice now and then crashes on a busy machine converting a document it converts
+    // well the next time (its launcher then exits with an error, not of a signal): a failed
+    // conversion gets one more run, with a fresh profile, within the same time limit. A second
+    // failure is the document's (or its size's, against the memory limit).
+    let mut finished = job.run(clone_command(&command), "convert")?;
+    if !finished.status.success() || !converted.is_file() {
+        tracing::warn!(status = %finished.status, error = %detail(&finished.stderr), "LibreOffice did not convert the document; once more");
+        let _ = std::fs::remove_dir_all(&profile);
+        finished = job.run(command, "convert-again")?;
+    }
     if !finished.status.success() || !converted.is_file() {
         return Err(DocumentError::Conversion {
             detail: detail(&finished.stderr),
         });
     }
     std::fs::rename(&converted, pdf).map_err(|e| DocumentError::Internal(e.to_string()))
+}
+
+/// A second `Command` with the same program, arguments and environment.
+fn clone_command(command: &Command) -> Command {
+    let mut again = Command::new(command.get_program());
+    again.args(command.get_args());
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => again.env(key, value),
+            None => again.env_remove(key),
+        };
+    }
+    if let Some(dir) = command.get_current_dir() {
+        again.current_dir(dir);
+    }
+    again
 }
 
 fn page_count(job: &Job, pdf: &Path) -> Result<u32, DocumentError> {
