@@ -17,6 +17,7 @@
 //! sends can panic it.
 
 pub mod api;
+pub mod board;
 pub mod clip;
 pub mod floor;
 pub mod ingest;

@@ -26,6 +26,9 @@ enum Mode {
     /// An encoder publishing H.264 + AAC over RTMP into a lesson, N students receiving it:
     /// the ingest's CPU per stream and the latency it adds (classroomd with its RTMP ingest).
     Ingest,
+    /// The teacher draws on the blank board and turns its pages while N students follow over
+    /// signaling: how long strokes and page turns take to reach them (classroomd).
+    Board,
     /// No server: the CPU of one bare UDP send (`--floor-size` bytes) on this machine.
     Floor,
 }
@@ -122,8 +125,8 @@ async fn main() -> anyhow::Result<()> {
         Mode::AudioClass => Scenario::AudioClass,
         Mode::Churn => Scenario::Churn,
         Mode::Ramp => Scenario::Ramp,
-        // Runs a scenario of its own (below); the field is not read.
-        Mode::Ingest => Scenario::Lecture,
+        // Run scenarios of their own (below); the field is not read.
+        Mode::Ingest | Mode::Board => Scenario::Lecture,
         Mode::Floor => {
             let report =
                 floor::measure(args.bind, usize::from(args.floor_size), args.floor_packets)
@@ -186,7 +189,14 @@ async fn main() -> anyhow::Result<()> {
             let _ = stop.send(true);
         }
     });
-    let json = if args.mode == Mode::Ingest {
+    let json = if args.mode == Mode::Board {
+        if config.target != Target::Classroom {
+            anyhow::bail!("the board scenario runs against classroomd only");
+        }
+        let report = classroom_loadtest::board::run(config, stopped).await?;
+        print!("{}", report.table());
+        serde_json::to_string_pretty(&report).context("serializing the report")?
+    } else if args.mode == Mode::Ingest {
         if config.target != Target::Classroom {
             anyhow::bail!("the ingest scenario runs against classroomd only");
         }
