@@ -42,6 +42,8 @@ export const ERROR_TEXTS = {
   poll_closed: { text: "The poll has closed." },
   already_answered: { text: "You have answered this poll already." },
   too_many_polls: { text: "This lesson has asked as many polls as it may." },
+  invalid_breakout: { text: "Those breakout rooms cannot be opened: check the number of rooms, the timer and who goes where." },
+  breakout_state: { text: "The breakout rooms are not in a state where that applies." },
 };
 
 /** The text for a refusal: the table's, or the server's own message for a code it does not
