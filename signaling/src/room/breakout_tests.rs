@@ -75,7 +75,7 @@ fn random_rooms_move_every_student_on_their_own_connection_and_everyone_sees_who
     for student in &students {
         let (_, to) = moved.iter().find(|(p, _)| p == student).expect("moved");
         assert!(to == &breakout(0) || to == &breakout(1), "{to:?}");
-        // Their own connection, and they hear of it first.
+        // Their own connection, and they hear of it.
         assert!(out.iter().any(|o| matches!(o,
             Output::Transfer { participant, connection, .. }
                 if participant == student && *connection == ConnectionId(student.0))));
@@ -121,13 +121,17 @@ fn closing_brings_everyone_back_with_a_fresh_snapshot_and_ends_the_rooms() {
         let transfer = position(
             &|o| matches!(o, Output::Transfer { participant, .. } if participant == student),
         );
+        let moved = position(
+            &|o| matches!(o, Output::Send { to, message: ServerMessage::Moved { to: None } } if to == student),
+        );
         let joined = position(
             &|o| matches!(o, Output::Send { to, message: ServerMessage::Joined { .. } } if to == student),
         );
         assert!(
-            transfer < joined,
-            "back first, then the main room's snapshot"
+            transfer < moved,
+            "the session moves before the client hears of it"
         );
+        assert!(moved < joined, "then the main room's snapshot");
     }
     let closed = out.iter().find_map(|o| match o {
         Output::CloseRooms(names) => Some(names.clone()),

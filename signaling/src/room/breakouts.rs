@@ -363,14 +363,16 @@ impl Room {
                 out,
             );
         }
-        out.push(Output::Send {
-            to: participant,
-            message: ServerMessage::Moved { to: place },
-        });
+        // The move first, then `moved`: the session has changed rooms before the client
+        // hears of it, so whatever the client sends after `moved` reaches the new room.
         out.push(Output::Transfer {
             participant,
             connection,
             to,
+        });
+        out.push(Output::Send {
+            to: participant,
+            message: ServerMessage::Moved { to: place },
         });
         if room.is_none()
             && let Some(snapshot) = self.snapshot_for(participant)
