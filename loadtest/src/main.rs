@@ -26,6 +26,9 @@ enum Mode {
     /// An encoder publishing H.264 + AAC over RTMP into a lesson, N students receiving it:
     /// the ingest's CPU per stream and the latency it adds (classroomd with its RTMP ingest).
     Ingest,
+    /// Students split at random into breakout rooms (`--rooms`), one moved between rooms,
+    /// all brought back: the media gap per move, and that each hears only its room.
+    Breakout,
     /// No server: the CPU of one bare UDP send (`--floor-size` bytes) on this machine.
     Floor,
 }
@@ -105,6 +108,9 @@ struct Args {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Breakout: how many breakout rooms.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
+    rooms: u32,
     /// Floor: the datagram size in bytes.
     #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u16).range(1..=65000))]
     floor_size: u16,
@@ -123,7 +129,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Churn => Scenario::Churn,
         Mode::Ramp => Scenario::Ramp,
         // Runs a scenario of its own (below); the field is not read.
-        Mode::Ingest => Scenario::Lecture,
+        Mode::Ingest | Mode::Breakout => Scenario::Lecture,
         Mode::Floor => {
             let report =
                 floor::measure(args.bind, usize::from(args.floor_size), args.floor_packets)
@@ -186,7 +192,14 @@ async fn main() -> anyhow::Result<()> {
             let _ = stop.send(true);
         }
     });
-    let json = if args.mode == Mode::Ingest {
+    let json = if args.mode == Mode::Breakout {
+        if config.target != Target::Classroom {
+            anyhow::bail!("the breakout scenario runs against classroomd only");
+        }
+        let report = classroom_loadtest::breakout::run(config, args.rooms, stopped).await?;
+        print!("{}", report.table());
+        serde_json::to_string_pretty(&report).context("serializing the report")?
+    } else if args.mode == Mode::Ingest {
         if config.target != Target::Classroom {
             anyhow::bail!("the ingest scenario runs against classroomd only");
         }
