@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use classroom_protocol::signal::{
     BreakoutMode, BreakoutRequest, BreakoutStatus, ClientMessage, LeaveReason, ParticipantId,
-    ServerMessage,
+    RecordingState, ServerMessage,
 };
 use classroom_protocol::{CourseId, ErrorCode, LessonId, ParticipantRole, RoomName, TrackSource};
 
@@ -507,4 +507,35 @@ fn a_student_moved_out_is_recorded_in_attendance_with_the_room() {
         room: None
     })));
     let _ = students;
+}
+
+#[test]
+fn a_breakout_room_is_not_recorded_even_when_a_teacher_asks() {
+    let now = Instant::now();
+    let name = RoomName::for_breakout(LESSON, 1, 0);
+    let mut room = Room::new(name.clone(), LESSON, RoomConfig::default(), now);
+    let mut claims = test_claims(1, ParticipantRole::Teacher, LESSON, CourseId(1), "r1");
+    claims.room = name;
+    let teacher = room
+        .join(&claims, ConnectionId(1))
+        .map(|(id, _)| id)
+        .expect("a teacher visits");
+    room.handle_input(
+        now,
+        Input::Message {
+            participant: teacher,
+            connection: ConnectionId(1),
+            id: Some(1),
+            message: ClientMessage::StartRecording,
+        },
+    );
+    let out: Vec<Output> = std::iter::from_fn(|| room.poll_output()).collect();
+    assert_eq!(refusal(&out), Some(ErrorCode::RecordingState));
+    room.handle_input(now, Input::StartRecording);
+    let out: Vec<Output> = std::iter::from_fn(|| room.poll_output()).collect();
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::Recording(_))),
+        "nor on the server's initiative: {out:?}"
+    );
+    assert_eq!(room.recording(), RecordingState::Off);
 }
