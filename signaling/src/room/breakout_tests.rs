@@ -140,9 +140,9 @@ fn closing_brings_everyone_back_with_a_fresh_snapshot_and_ends_the_rooms() {
     assert_eq!(
         closed,
         Some(vec![
-            breakout(0).unwrap(),
-            breakout(1).unwrap(),
-            breakout(2).unwrap()
+            RoomName::for_breakout(LESSON, 1, 0),
+            RoomName::for_breakout(LESSON, 1, 1),
+            RoomName::for_breakout(LESSON, 1, 2)
         ])
     );
     assert_eq!(status_for(&out, teacher), Some(None), "no rooms open");

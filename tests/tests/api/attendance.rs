@@ -385,3 +385,54 @@ both_backends!(
         server
     }
 );
+
+both_backends!(
+    a_students_stay_in_a_breakout_room_is_stored_with_the_room,
+    |server| async move {
+        let school = School::new(&server).await;
+        let lesson = school.lesson("Group work").await;
+        let (mut tess, _) =
+            Ws::join(&server.base, &join_token(&school.teacher, lesson).await).await;
+        let (mut sam, _) = Ws::join(&server.base, &join_token(&school.student, lesson).await).await;
+        let sam_id = sam.me.expect("joined");
+        let open = ClientMessage::OpenBreakouts {
+            request: classroom_protocol::signal::BreakoutRequest {
+                rooms: 2,
+                mode: classroom_protocol::signal::BreakoutMode::ByHand,
+                assignment: vec![Vec::new(), vec![sam_id]],
+                duration_seconds: None,
+                warning_seconds: None,
+            },
+        };
+        tess.ok(open).await;
+        sam.recv_where(|m| matches!(m, ServerMessage::Moved { to: Some(_) }))
+            .await;
+        sam.recv_where(|m| matches!(m, ServerMessage::Joined { .. }))
+            .await;
+        tess.ok(ClientMessage::CloseBreakouts).await;
+        sam.recv_where(|m| matches!(m, ServerMessage::Moved { to: None }))
+            .await;
+
+        let store = server.store();
+        let lesson_id = classroom_protocol::LessonId(lesson);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let stays = loop {
+            let stays = store
+                .lesson_breakout_stays(lesson_id)
+                .await
+                .expect("the stays read");
+            if stays.first().is_some_and(|s| s.ended_at.is_some())
+                || std::time::Instant::now() > deadline
+            {
+                break stays;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(stays.len(), 1, "{stays:?}");
+        assert_eq!(stays[0].user, classroom_protocol::UserId(school.student_id));
+        assert_eq!(stays[0].room, 1, "the second room");
+        let ended = stays[0].ended_at.expect("closed when the rooms closed");
+        assert!(ended >= stays[0].started_at);
+        server
+    }
+);
