@@ -31,6 +31,7 @@ const LESSON_COLUMNS = [
   ["Chat", (r) => String(r.chat_messages)],
   ["Polls", (r) => String(r.poll_answers)],
   ["Quiz", (r) => (r.quiz_answers ? `${r.quiz_correct} of ${r.quiz_answers} right` : "")],
+  ["Breakout rooms", (r) => (r.breakout_rooms ?? []).map((s) => `Room ${s.room}`).join(", ")],
 ];
 
 /** A course's rows: each student summed up across the held lessons. */

@@ -433,6 +433,24 @@ both_backends!(
         assert_eq!(stays[0].room, 1, "the second room");
         let ended = stays[0].ended_at.expect("closed when the rooms closed");
         assert!(ended >= stays[0].started_at);
+
+        // The lesson's report says it, as "Room 2", in JSON and CSV alike.
+        let report = format!("/api/v1/lessons/{lesson}/attendance");
+        let body = school.teacher.get(&report).await.expect(200).clone();
+        let row = row_of(&body, school.student_id).expect("Sam's row");
+        assert_eq!(
+            row["breakout_rooms"].as_array().map(Vec::len),
+            Some(1),
+            "{row}"
+        );
+        assert_eq!(row["breakout_rooms"][0]["room"], 2);
+        assert!(!row["breakout_rooms"][0]["left_at"].is_null());
+        let csv = school.teacher.get(&format!("{report}.csv")).await;
+        let sam = csv_rows(&csv.text)
+            .into_iter()
+            .find(|r| r["user_id"] == school.student_id.to_string())
+            .expect("Sam's CSV row");
+        assert_eq!(sam["breakout_rooms"], "2");
         server
     }
 );
