@@ -42,6 +42,7 @@ export const TEXT = {
   calledBy: (name, room) => `${name} asks for a teacher in ${room}.`,
   assignment: "Room of each student",
   unassigned: "stays in the main room",
+  stageDetail: "Turn on your camera and microphone to talk with your group.",
 };
 
 const clock = (seconds) => `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;

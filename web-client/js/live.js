@@ -223,6 +223,9 @@ function renderStage() {
   } else if (!state.live) {
     text = teachers.length ? "The teacher is getting ready." : "Waiting for the teacher.";
     detail = state.lesson ? `The lesson starts at ${when(state.lesson.starts_at)}.` : "";
+  } else if (breakouts.place && tiles.empty) {
+    text = BREAKOUT_TEXT.youAreIn(breakouts.placeName(breakouts.place));
+    detail = BREAKOUT_TEXT.stageDetail;
   } else if (reconnecting && !moderator()) {
     text = "The teacher is reconnecting…";
     detail = "Stay here: the lesson goes on in a moment.";

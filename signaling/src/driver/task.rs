@@ -22,7 +22,7 @@ use super::{EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent, RoomH
 use crate::media::PeerId;
 use crate::room::{
     ConnectionId, EncoderError, Input, JoinError, MediaCommand, MediaReply, Output, PeerFiling,
-    Room,
+    Room, RoomKind,
 };
 use crate::stats::SignalingStats;
 
@@ -68,6 +68,9 @@ pub(super) async fn run_room(
         registry,
     };
     let mut counted_participants = 0i64;
+    // A participant in a breakout room keeps their place in the lesson's main room, where
+    // they are counted: the breakout room does not count them twice.
+    let counts = room.kind() == RoomKind::Lesson;
     loop {
         let deadline = room.poll_timeout().map(Instant::from_std);
         let input = tokio::select! {
@@ -83,7 +86,8 @@ pub(super) async fn run_room(
         };
         room.handle_input(now(), input);
         io.drain(&mut room).await;
-        let participants = i64::try_from(room.participant_count()).unwrap_or(i64::MAX);
+        let present = if counts { room.participant_count() } else { 0 };
+        let participants = i64::try_from(present).unwrap_or(i64::MAX);
         stats.participants_changed(participants - counted_participants);
         counted_participants = participants;
         if room.is_ended() {

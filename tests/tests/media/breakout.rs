@@ -198,6 +198,13 @@ async fn students_split_into_breakout_rooms_hear_only_their_room_and_come_back()
         );
         assert_eq!(from.len(), 2, "the mate's audio and video");
     }
+    assert!(
+        server
+            .metrics_until(WAIT, |m| m.value("classroom_participants") == Some(5.0))
+            .await
+            .is_ok(),
+        "a student in a breakout room is counted once, in the lesson"
+    );
     teacher.pump(Duration::from_millis(200)).await;
     assert!(
         teacher.tracks.is_empty(),
