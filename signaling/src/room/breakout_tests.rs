@@ -539,3 +539,48 @@ fn a_breakout_room_is_not_recorded_even_when_a_teacher_asks() {
     );
     assert_eq!(room.recording(), RecordingState::Off);
 }
+
+#[test]
+fn a_peer_that_opens_after_its_student_moved_out_is_removed_not_kept() {
+    let (mut class, teacher, students) = class(1);
+    let offer = ClientMessage::Offer {
+        sdp: "v=0".into(),
+        sources: Default::default(),
+    };
+    let out = class.input(Input::Message {
+        participant: students[0],
+        connection: ConnectionId(students[0].0),
+        id: Some(1),
+        message: offer.clone(),
+    });
+    let (asked, peer) = out
+        .iter()
+        .find_map(|o| match o {
+            Output::ToMedia(MediaCommand::AddPeer { request, peer, .. }) => Some((*request, *peer)),
+            _ => None,
+        })
+        .expect("a peer asked for");
+    // The rooms open while the media plane opens the peer.
+    class.say(teacher, request(1, BreakoutMode::Random));
+    let out = class.input(Input::MediaReply(MediaReply::Answer {
+        request: asked,
+        result: Ok("answer".into()),
+    }));
+    assert!(
+        out.contains(&Output::ToMedia(MediaCommand::RemovePeer { peer })),
+        "the late peer goes: {out:?}"
+    );
+    assert_eq!(class.room.peer_participant(peer), None);
+    // An offer still on its way to the main room opens nothing there.
+    let out = class.input(Input::Message {
+        participant: students[0],
+        connection: ConnectionId(students[0].0),
+        id: Some(2),
+        message: offer,
+    });
+    assert!(
+        !out.iter()
+            .any(|o| matches!(o, Output::ToMedia(MediaCommand::AddPeer { .. }))),
+        "{out:?}"
+    );
+}

@@ -54,6 +54,14 @@ impl Room {
         self.kind
     }
 
+    /// Whether the participant's session is in a breakout room now (it has no media peer
+    /// here until it comes back).
+    pub(super) fn is_away(&self, participant: ParticipantId) -> bool {
+        self.breakouts
+            .as_ref()
+            .is_some_and(|plan| plan.room_of(participant).is_some())
+    }
+
     /// The sources a participant of `role` may publish on entering, when this room gives
     /// more than the token (a breakout room to students).
     pub(super) fn entry_sources(&self, role: ParticipantRole) -> Option<Vec<TrackSource>> {
