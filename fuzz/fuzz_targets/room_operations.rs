@@ -459,15 +459,25 @@ impl FakeMedia {
     fn drain(&mut self, room: &mut Room) -> Vec<Output> {
         let outputs: Vec<Output> = std::iter::from_fn(|| room.poll_output()).collect();
         for output in &outputs {
-            if let Output::Transfer {
-                participant, to, ..
-            } = output
-            {
-                if to.is_some() {
-                    self.away.insert(*participant);
-                } else {
+            match output {
+                Output::Transfer {
+                    participant, to, ..
+                } => {
+                    if to.is_some() {
+                        self.away.insert(*participant);
+                    } else {
+                        self.away.remove(participant);
+                    }
+                }
+                // A session that joins again is in the main room until moved again (rooms
+                // that closed while it was gone sent it nowhere).
+                Output::JoinDecided {
+                    result: Ok(participant),
+                    ..
+                } => {
                     self.away.remove(participant);
                 }
+                _ => {}
             }
             let Output::ToMedia(command) = output else {
                 continue;

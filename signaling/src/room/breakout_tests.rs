@@ -584,3 +584,52 @@ fn a_peer_that_opens_after_its_student_moved_out_is_removed_not_kept() {
         "{out:?}"
     );
 }
+
+/// Found by fuzzing breakout moves: two offers sent before the first was answered opened two
+/// peers for one connection, and the earlier one stayed behind when the student moved out.
+#[test]
+fn two_offers_before_the_first_answer_leave_one_peer_per_connection() {
+    let (mut class, teacher, students) = class(1);
+    let offer = || Input::Message {
+        participant: students[0],
+        connection: ConnectionId(students[0].0),
+        id: None,
+        message: ClientMessage::Offer {
+            sdp: "v=0".into(),
+            sources: Default::default(),
+        },
+    };
+    let asked = |out: &[Output]| {
+        out.iter()
+            .find_map(|o| match o {
+                Output::ToMedia(MediaCommand::AddPeer { request, peer, .. }) => {
+                    Some((*request, *peer))
+                }
+                _ => None,
+            })
+            .expect("a peer asked for")
+    };
+    let (first_request, first) = asked(&class.input(offer()));
+    let (second_request, second) = asked(&class.input(offer()));
+    let answer = |request| {
+        Input::MediaReply(MediaReply::Answer {
+            request,
+            result: Ok("answer".into()),
+        })
+    };
+    class.input(answer(first_request));
+    let out = class.input(answer(second_request));
+    assert!(
+        out.contains(&Output::ToMedia(MediaCommand::RemovePeer { peer: first })),
+        "the earlier peer goes: {out:?}"
+    );
+    assert_eq!(class.room.peer_participant(first), None);
+    assert_eq!(class.room.peer_participant(second), Some(students[0]));
+    let out = class.say(teacher, request(1, BreakoutMode::Random));
+    assert!(out.contains(&Output::ToMedia(MediaCommand::RemovePeer { peer: second })));
+    assert_eq!(
+        class.room.peer_participant(second),
+        None,
+        "no peer left behind"
+    );
+}

@@ -434,7 +434,15 @@ impl Room {
             sources,
         };
         self.media.peers.insert(peer, record);
-        self.media.by_connection.insert(connection, peer);
+        // Two offers that both opened a peer (sent before the first was answered): the later
+        // one is the connection's, the earlier goes, so that one peer per connection holds
+        // and none is left behind when the connection goes or moves.
+        if let Some(earlier) = self.media.by_connection.insert(connection, peer)
+            && earlier != peer
+        {
+            out.push(self.media.forget(earlier));
+            out.push(Output::ToMedia(MediaCommand::RemovePeer { peer: earlier }));
+        }
         tracing::debug!(%participant, %peer, ?access, "media peer opened");
         out.extend(self.published(peer));
         out.push(answer_to(connection, id, answer));
