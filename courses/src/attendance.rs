@@ -103,6 +103,18 @@ pub struct AttendanceInterval {
     pub left_reason: Option<String>,
 }
 
+/// One stay of a student in a breakout room of the lesson.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct BreakoutStayReport {
+    /// The room as the class saw it: 1 for "Room 1".
+    pub room: u32,
+    #[serde(with = "time::serde::rfc3339")]
+    pub joined_at: OffsetDateTime,
+    /// `null` while they are there.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub left_at: Option<OffsetDateTime>,
+}
+
 /// One user's attendance of one lesson.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct LessonAttendee {
@@ -136,6 +148,10 @@ pub struct LessonAttendee {
     /// Of those, answers to quizzes (polls with a correct answer), and how many were right.
     pub quiz_answers: i64,
     pub quiz_correct: i64,
+    /// The lesson report: each stay in a breakout room, in order (empty in course
+    /// summaries).
+    #[serde(default)]
+    pub breakout_rooms: Vec<BreakoutStayReport>,
 }
 
 /// One student's attendance across the held lessons of a course.
@@ -257,6 +273,7 @@ pub fn lesson_attendee(
         poll_answers: attendee.poll_answers,
         quiz_answers: attendee.quiz_answers,
         quiz_correct: attendee.quiz_correct,
+        breakout_rooms: Vec::new(),
     })
 }
 
@@ -319,7 +336,7 @@ pub fn lesson_csv(rows: &[LessonAttendee]) -> String {
     let mut out = String::from(
         "user_id,name,email,role,first_joined_at,last_left_at,intervals,present_seconds,\
          minutes_present,came_late,late_minutes,left_early,stage_seconds,hands_raised,\
-         chat_messages,poll_answers,quiz_answers,quiz_correct\n",
+         chat_messages,poll_answers,quiz_answers,quiz_correct,breakout_rooms\n",
     );
     for r in rows {
         let cells = [
@@ -341,6 +358,12 @@ pub fn lesson_csv(rows: &[LessonAttendee]) -> String {
             r.poll_answers.to_string(),
             r.quiz_answers.to_string(),
             r.quiz_correct.to_string(),
+            // The rooms in order, "2;3" for Room 2 then Room 3.
+            r.breakout_rooms
+                .iter()
+                .map(|s| s.room.to_string())
+                .collect::<Vec<_>>()
+                .join(";"),
         ];
         push_row(&mut out, &cells);
     }

@@ -14,17 +14,20 @@
 //! participant's grants allow publishing, and its audio is muted exactly while the
 //! participant is. The whiteboard (small limits, so that fuzzing reaches them): its points,
 //! strokes and pages never pass their limits, and a refused drawing changes no board.
+//! Breakout rooms (the room is a lesson's main room or, as the scenario says, a breakout
+//! room): a participant whose session the room moved to a breakout room holds no media peer
+//! in it until moved back.
 
 #![no_main]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use classroom_protocol::signal::{
-    BoardSnapshot, ClientMessage, Colour, ConnectionQuality, EncoderState, MediaKind,
-    ParticipantId, Point, PollAnswer, PollId, PollKind, PollQuestion, QuickPoll, ServerMessage,
-    StrokeId, Tool,
+    BoardSnapshot, BreakoutMode, BreakoutRequest, ClientMessage, Colour, ConnectionQuality,
+    EncoderState, MediaKind, ParticipantId, Point, PollAnswer, PollId, PollKind, PollQuestion,
+    QuickPoll, ServerMessage, StrokeId, Tool,
 };
 use classroom_protocol::{
     AccessChange, CourseId, DocumentId, Grants, JOIN_TOKEN_AUDIENCE, JoinClaims, LessonId,
@@ -143,6 +146,14 @@ enum Message {
     AnswerPoll(u8, PollValue),
     ClosePoll(u8),
     ShowPollResults(u8),
+    /// Breakout rooms: (rooms, mode bits, assignment, timer seconds, warning seconds).
+    OpenBreakouts(u8, u8, Vec<Vec<Who>>, Option<u16>, Option<u16>),
+    MoveToBreakout(Who, Option<u8>),
+    ChooseBreakout(u8),
+    VisitBreakout(Option<u8>),
+    BroadcastToBreakouts(String),
+    CallTeacher,
+    CloseBreakouts,
 }
 
 fn points(points: Vec<(u16, u16)>) -> Vec<Point> {
@@ -301,6 +312,38 @@ impl Message {
             Message::ShowPollResults(poll) => ClientMessage::ShowPollResults {
                 poll: PollId(u64::from(poll % 4)),
             },
+            Message::OpenBreakouts(rooms, mode, assignment, timer, warning) => {
+                ClientMessage::OpenBreakouts {
+                    request: BreakoutRequest {
+                        rooms: u32::from(rooms % 5),
+                        mode: match mode % 3 {
+                            0 => BreakoutMode::Random,
+                            1 => BreakoutMode::ByHand,
+                            _ => BreakoutMode::Choose,
+                        },
+                        assignment: assignment
+                            .into_iter()
+                            .take(5)
+                            .map(|room| room.iter().take(8).map(Who::id).collect())
+                            .collect(),
+                        duration_seconds: timer.map(u32::from),
+                        warning_seconds: warning.map(u32::from),
+                    },
+                }
+            }
+            Message::MoveToBreakout(w, room) => ClientMessage::MoveToBreakout {
+                participant: w.id(),
+                room: room.map(|r| u32::from(r % 5)),
+            },
+            Message::ChooseBreakout(room) => ClientMessage::ChooseBreakout {
+                room: u32::from(room % 5),
+            },
+            Message::VisitBreakout(room) => ClientMessage::VisitBreakout {
+                room: room.map(|r| u32::from(r % 5)),
+            },
+            Message::BroadcastToBreakouts(text) => ClientMessage::BroadcastToBreakouts { text },
+            Message::CallTeacher => ClientMessage::CallTeacher,
+            Message::CloseBreakouts => ClientMessage::CloseBreakouts,
         }
     }
 }
@@ -356,6 +399,11 @@ enum Op {
         who: Who,
         connection: u8,
     },
+    /// The session moved to another room of the lesson.
+    Departed {
+        who: Who,
+        connection: u8,
+    },
     Advance {
         secs: u8,
     },
@@ -380,6 +428,8 @@ struct Scenario {
     max_participants: u8,
     chat_history: u8,
     max_chat_chars: u8,
+    /// The room is a breakout room of the lesson, not its main room.
+    breakout_room: bool,
     ops: Vec<Op>,
 }
 
@@ -400,6 +450,8 @@ enum Asked {
 struct FakeMedia {
     peers: BTreeMap<PeerId, (bool, bool)>,
     asked: Vec<(RequestId, Asked)>,
+    /// Participants the room moved to a breakout room (and not back yet).
+    away: BTreeSet<ParticipantId>,
 }
 
 impl FakeMedia {
@@ -407,6 +459,26 @@ impl FakeMedia {
     fn drain(&mut self, room: &mut Room) -> Vec<Output> {
         let outputs: Vec<Output> = std::iter::from_fn(|| room.poll_output()).collect();
         for output in &outputs {
+            match output {
+                Output::Transfer {
+                    participant, to, ..
+                } => {
+                    if to.is_some() {
+                        self.away.insert(*participant);
+                    } else {
+                        self.away.remove(participant);
+                    }
+                }
+                // A session that joins again is in the main room until moved again (rooms
+                // that closed while it was gone sent it nowhere).
+                Output::JoinDecided {
+                    result: Ok(participant),
+                    ..
+                } => {
+                    self.away.remove(participant);
+                }
+                _ => {}
+            }
             let Output::ToMedia(command) = output else {
                 continue;
             };
@@ -502,6 +574,10 @@ impl FakeMedia {
             let grants = room
                 .grants(participant)
                 .unwrap_or_else(|| panic!("{peer} of {participant}, who is gone"));
+            assert!(
+                !self.away.contains(&participant),
+                "{peer} of {participant}, who is away in a breakout room"
+            );
             assert!(
                 !publish || !grants.publish.is_empty(),
                 "{peer} publishes for {participant} without the grant"
@@ -606,7 +682,11 @@ fuzz_target!(|scenario: Scenario| {
         reconnect_grace: Duration::from_secs(20),
     };
     let max = config.max_participants;
-    let name = RoomName::for_lesson(LESSON);
+    let name = if scenario.breakout_room {
+        RoomName::for_breakout(LESSON, 1, 0)
+    } else {
+        RoomName::for_lesson(LESSON)
+    };
     let mut now = Instant::now();
     let mut room = Room::new(name.clone(), LESSON, config, now)
         .with_media(PeerIds::default())
@@ -729,6 +809,14 @@ fuzz_target!(|scenario: Scenario| {
             }
             Op::Disconnected { who, connection } => {
                 let input = Input::Disconnected {
+                    participant: who.id(),
+                    connection: ConnectionId(u64::from(connection % 4)),
+                };
+                room.handle_input(now, input);
+                media.drain(&mut room);
+            }
+            Op::Departed { who, connection } => {
+                let input = Input::Departed {
                     participant: who.id(),
                     connection: ConnectionId(u64::from(connection % 4)),
                 };

@@ -11,6 +11,7 @@
 //! can load Janus's VideoRoom instead ([`janus`]) for the benchmark, whose machine floor (the
 //! CPU of a bare UDP send) [`floor`] measures. [`ingest`] publishes an encoder's H.264 + AAC
 //! over RTMP instead of a teacher's WebRTC, for the ingest's CPU and added latency.
+//! [`breakout`] splits a class into breakout rooms and back, measuring the media gap per move.
 //!
 //! Invariants: a run is bounded in time and participants; it sends only to the server address
 //! it was given (and to the media address that server's SDP names); nothing the network
@@ -18,6 +19,7 @@
 
 pub mod api;
 pub mod board;
+pub mod breakout;
 pub mod clip;
 pub mod floor;
 pub mod ingest;

@@ -29,6 +29,9 @@ enum Mode {
     /// The teacher draws on the blank board and turns its pages while N students follow over
     /// signaling: how long strokes and page turns take to reach them (classroomd).
     Board,
+    /// Students split at random into breakout rooms (`--rooms`), one moved between rooms,
+    /// all brought back: the media gap per move, and that each hears only its room.
+    Breakout,
     /// No server: the CPU of one bare UDP send (`--floor-size` bytes) on this machine.
     Floor,
 }
@@ -108,6 +111,9 @@ struct Args {
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+    /// Breakout: how many breakout rooms.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(1..=50))]
+    rooms: u32,
     /// Floor: the datagram size in bytes.
     #[arg(long, default_value_t = 1200, value_parser = clap::value_parser!(u16).range(1..=65000))]
     floor_size: u16,
@@ -126,7 +132,7 @@ async fn main() -> anyhow::Result<()> {
         Mode::Churn => Scenario::Churn,
         Mode::Ramp => Scenario::Ramp,
         // Run scenarios of their own (below); the field is not read.
-        Mode::Ingest | Mode::Board => Scenario::Lecture,
+        Mode::Ingest | Mode::Board | Mode::Breakout => Scenario::Lecture,
         Mode::Floor => {
             let report =
                 floor::measure(args.bind, usize::from(args.floor_size), args.floor_packets)
@@ -194,6 +200,13 @@ async fn main() -> anyhow::Result<()> {
             anyhow::bail!("the board scenario runs against classroomd only");
         }
         let report = classroom_loadtest::board::run(config, stopped).await?;
+        print!("{}", report.table());
+        serde_json::to_string_pretty(&report).context("serializing the report")?
+    } else if args.mode == Mode::Breakout {
+        if config.target != Target::Classroom {
+            anyhow::bail!("the breakout scenario runs against classroomd only");
+        }
+        let report = classroom_loadtest::breakout::run(config, args.rooms, stopped).await?;
         print!("{}", report.table());
         serde_json::to_string_pretty(&report).context("serializing the report")?
     } else if args.mode == Mode::Ingest {

@@ -113,6 +113,12 @@ error_codes! {
     AlreadyAnswered = "already_answered",
     /// The lesson has asked its maximum of polls.
     TooManyPolls = "too_many_polls",
+    /// `open_breakouts` or a move that does not fit: room count, timer, assignment, or a
+    /// breakout room or student that is not there.
+    InvalidBreakout = "invalid_breakout",
+    /// Breakout rooms are open already (close them first), or none are, or they are not open
+    /// for students to choose.
+    BreakoutState = "breakout_state",
 }
 
 impl std::fmt::Display for ErrorCode {

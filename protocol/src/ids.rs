@@ -61,9 +61,29 @@ impl RoomName {
         RoomName(format!("lesson-{lesson}"))
     }
 
-    /// The lesson a room belongs to, if the name is one of ours.
+    /// The lesson a room belongs to, if the name is one of ours (a lesson's main room; a
+    /// breakout room answers [`RoomName::breakout`]).
     pub fn lesson(&self) -> Option<LessonId> {
         self.0.strip_prefix("lesson-")?.parse().ok()
+    }
+
+    /// Breakout room `index` (from 0) of round `round` of a lesson: a room of its own. The
+    /// round is in the name so that a closed round's rooms (kept ended) never collide with
+    /// the next one's.
+    pub fn for_breakout(lesson: LessonId, round: u32, index: u32) -> Self {
+        RoomName(format!("lesson-{lesson}-breakout-{round}-{index}"))
+    }
+
+    /// The lesson, round and index of a breakout room's name.
+    pub fn breakout(&self) -> Option<(LessonId, u32, u32)> {
+        let rest = self.0.strip_prefix("lesson-")?;
+        let (lesson, rest) = rest.split_once("-breakout-")?;
+        let (round, index) = rest.split_once('-')?;
+        Some((
+            lesson.parse().ok()?,
+            round.parse().ok()?,
+            index.parse().ok()?,
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -130,6 +150,15 @@ mod tests {
         assert_eq!(room.as_str(), "lesson-42");
         assert_eq!(room.lesson(), Some(LessonId(42)));
         assert_eq!(RoomName("elsewhere".into()).lesson(), None);
+        let breakout = RoomName::for_breakout(LessonId(42), 2, 5);
+        assert_eq!(breakout.as_str(), "lesson-42-breakout-2-5");
+        assert_eq!(breakout.breakout(), Some((LessonId(42), 2, 5)));
+        assert_eq!(
+            breakout.lesson(),
+            None,
+            "a breakout room is not the lesson's room"
+        );
+        assert_eq!(room.breakout(), None);
     }
 
     #[test]

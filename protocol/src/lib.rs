@@ -15,6 +15,7 @@
 
 mod access;
 pub mod board;
+pub mod breakout;
 mod error;
 mod error_code;
 mod grants;

@@ -16,6 +16,9 @@ use crate::{DocumentId, Grants, ParticipantRole, TrackSource, UserId};
 pub use crate::board::{
     BoardPage, BoardSnapshot, Colour, PAGE_UNITS, Point, Stroke, StrokeId, Tool,
 };
+pub use crate::breakout::{
+    BreakoutMode, BreakoutPlace, BreakoutRequest, BreakoutRoomInfo, BreakoutStatus,
+};
 pub use crate::poll::{
     ClosedPoll, NamedAnswer, PollAnswer, PollId, PollInfo, PollKind, PollQuestion, PollResults,
     QuickPoll, StoredAnswer, ValueTally,
@@ -255,6 +258,34 @@ pub enum ClientMessage {
     ShowPollResults {
         poll: PollId,
     },
+    // Breakout rooms (docs/protocol.md, "Breakout rooms"). They go to the lesson's main room
+    // wherever the sender is now.
+    /// Moderators: split the class into breakout rooms (a new round; one open at a time).
+    OpenBreakouts {
+        #[serde(flatten)]
+        request: BreakoutRequest,
+    },
+    /// Moderators: move a student to breakout room `room`, or back to the main room (`null`).
+    MoveToBreakout {
+        participant: ParticipantId,
+        room: Option<u32>,
+    },
+    /// Students, when the rooms are open in `choose` mode: go to room `room`.
+    ChooseBreakout {
+        room: u32,
+    },
+    /// Moderators: go and see breakout room `room`, or come back to the main room (`null`).
+    VisitBreakout {
+        room: Option<u32>,
+    },
+    /// Moderators: a text shown in every breakout room (and the main room).
+    BroadcastToBreakouts {
+        text: String,
+    },
+    /// Students in a breakout room: ask a teacher to come to the room.
+    CallTeacher,
+    /// Moderators: close every breakout room; everyone comes back to the main room.
+    CloseBreakouts,
 }
 
 impl ClientMessage {
@@ -337,6 +368,8 @@ pub enum LeaveReason {
     Left,
     /// The connection dropped and did not come back in time.
     TimedOut,
+    /// Moved to another room of the lesson (a breakout room, or back to the main room).
+    Moved,
     /// A moderator removed them from the lesson.
     Removed,
     LessonEnded,
@@ -526,6 +559,32 @@ pub enum ServerMessage {
     /// who answered what unless anonymous), and to everyone once a moderator shows them.
     PollResults {
         results: Box<PollResults>,
+    },
+    /// The lesson's breakout rooms and who is in which, to everyone of the lesson whenever it
+    /// changes (`null`: none open).
+    Breakouts {
+        breakouts: Option<BreakoutStatus>,
+    },
+    /// You are moved to breakout room `to`, or back to the main room (`null`), on this same
+    /// WebSocket: close your media peer; the new room's `joined` follows, then offer again.
+    Moved {
+        to: Option<BreakoutPlace>,
+    },
+    /// A moderator's text to every breakout room.
+    BreakoutMessage {
+        from: ParticipantId,
+        name: String,
+        text: String,
+    },
+    /// The breakout rooms close by themselves in `seconds_left` seconds.
+    BreakoutsEnding {
+        seconds_left: u32,
+    },
+    /// Moderators: a student asks a teacher to come to breakout room `room`.
+    TeacherCalled {
+        participant: ParticipantId,
+        name: String,
+        room: u32,
     },
 }
 

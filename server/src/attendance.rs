@@ -90,6 +90,13 @@ impl Writer {
                         break;
                     }
                 }
+                let mut tries = Retries::default();
+                while let Err(e) = self.store.attendance_breakouts_ended(lesson, now).await {
+                    if !tries.again().await {
+                        tracing::error!(%lesson, error = %e, "could not close the lesson's breakout stays");
+                        break;
+                    }
+                }
                 self.open.remove(&lesson);
                 self.webhooks.lesson_ended(lesson, now).await;
                 return;
@@ -125,7 +132,12 @@ impl Writer {
             AttendanceEvent::Left { reason, .. } => {
                 self.store
                     .attendance_left(lesson, user, leave_reason(reason), at)
-                    .await
+                    .await?;
+                // A student who leaves from a breakout room is no longer in it.
+                self.store.attendance_breakout(lesson, user, None, at).await
+            }
+            AttendanceEvent::Breakout { room, .. } => {
+                self.store.attendance_breakout(lesson, user, room, at).await
             }
             AttendanceEvent::Stage { on_stage, .. } => {
                 self.store
@@ -186,6 +198,7 @@ fn leave_reason(reason: LeaveReason) -> &'static str {
         LeaveReason::LessonEnded => "lesson_ended",
         LeaveReason::Replaced => "replaced",
         LeaveReason::Revoked => "revoked",
+        LeaveReason::Moved => "moved",
     }
 }
 

@@ -220,6 +220,11 @@ const FILES: &[(&str, &str, &str)] = &[
         include_str!("../../web-client/js/polls.js"),
     ),
     (
+        "js/breakout.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../../web-client/js/breakout.js"),
+    ),
+    (
         "css/polls.css",
         "text/css; charset=utf-8",
         include_str!("../../web-client/css/polls.css"),

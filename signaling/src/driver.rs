@@ -181,6 +181,8 @@ pub struct Publisher {
 pub(crate) enum Outbound {
     Text(Utf8Bytes),
     Close(CloseReason),
+    /// Move this session to breakout room `.0`, or back to the lesson's main room (`None`).
+    Transfer(Option<RoomName>),
 }
 
 pub(crate) enum RoomCommand {
@@ -206,6 +208,13 @@ pub(crate) enum RoomCommand {
         participant: ParticipantId,
         connection: ConnectionId,
     },
+    /// The session moved to another room of the lesson: its place here is given up now.
+    Departed {
+        participant: ParticipantId,
+        connection: ConnectionId,
+    },
+    /// The main room closed this breakout room: the task ends.
+    Shut,
     Media(MediaNotice),
     /// The server starts recording (the course records by default).
     StartRecording,
@@ -250,7 +259,8 @@ impl RoomHandle {
 /// The rooms of this node. In-memory; a multi-node deployment puts a router in front.
 pub struct Rooms {
     config: SignalingConfig,
-    rooms: DashMap<RoomName, RoomHandle>,
+    /// Shared with the room tasks: a main room closes its breakout rooms through it.
+    rooms: Arc<DashMap<RoomName, RoomHandle>>,
     events: mpsc::UnboundedSender<RoomEvent>,
     next_connection: AtomicU64,
     media: Option<Arc<MediaShared>>,
@@ -280,7 +290,7 @@ impl Rooms {
     pub fn new(config: SignalingConfig, events: mpsc::UnboundedSender<RoomEvent>) -> Self {
         Rooms {
             config,
-            rooms: DashMap::new(),
+            rooms: Arc::default(),
             events,
             next_connection: AtomicU64::new(1),
             media: None,
@@ -531,8 +541,8 @@ impl Rooms {
         self.open_room(&claims.room, claims.lesson)
     }
 
-    /// The room `name` of `lesson`, opened on first use.
-    fn open_room(&self, name: &RoomName, lesson: LessonId) -> RoomHandle {
+    /// The room `name` of `lesson` (its main room or a breakout room), opened on first use.
+    pub(crate) fn open_room(&self, name: &RoomName, lesson: LessonId) -> RoomHandle {
         self.rooms
             .entry(name.clone())
             .or_insert_with(|| {
@@ -556,10 +566,13 @@ impl Rooms {
                     room,
                     inbox,
                     ended.clone(),
-                    self.events.clone(),
-                    media,
-                    self.states.clone(),
-                    self.stats.clone(),
+                    task::RoomLinks {
+                        events: self.events.clone(),
+                        media,
+                        states: self.states.clone(),
+                        stats: self.stats.clone(),
+                        registry: Arc::downgrade(&self.rooms),
+                    },
                 ));
                 RoomHandle { commands, ended }
             })

@@ -11,7 +11,8 @@
 //! (`recording.rs`), the document shown to the class (`slides.rs`), the whiteboard
 //! (`board.rs`), media peers and
 //! negotiation (`peers.rs`), the RTMP encoder
-//! (`encoder.rs`) and changes of access (`access.rs`). Each returns the outputs of its step;
+//! (`encoder.rs`), changes of access (`access.rs`) and breakout rooms (`breakouts.rs`, with
+//! their plan in `breakout.rs`). Each returns the outputs of its step;
 //! [`Room::handle_input`] then follows them up the same way for every input: a change of a
 //! participant's media permissions becomes commands for each of their peers, a closed
 //! connection takes its peer, and while the lesson is recorded the recorder hears what
@@ -42,6 +43,8 @@ use crate::media::PeerIds;
 mod access;
 mod attendance;
 mod board;
+mod breakout;
+mod breakouts;
 mod chat;
 mod encoder;
 mod input;
@@ -56,6 +59,7 @@ mod stage;
 
 pub use attendance::AttendanceEvent;
 pub use board::BoardLimits;
+pub use breakouts::RoomKind;
 pub use encoder::{EncoderError, EncoderIdentity};
 pub use input::{Input, MediaReply};
 pub use output::{
@@ -158,8 +162,11 @@ impl Refusal {
 pub struct Room {
     name: RoomName,
     lesson: LessonId,
+    kind: RoomKind,
     config: RoomConfig,
     opened_at: Instant,
+    /// The time of the step under way (for the rules that report a timer's seconds left).
+    now: Instant,
     participants: BTreeMap<ParticipantId, Participant>,
     by_user: HashMap<UserId, ParticipantId>,
     next_participant: u64,
@@ -189,18 +196,28 @@ pub struct Room {
     polls: polls::Polls,
     encoder: encoder::EncoderSlot,
     media: peers::MediaPeers,
+    /// The main room's open round of breakout rooms, and the last round's number.
+    breakouts: Option<breakout::BreakoutPlan>,
+    breakout_round: u32,
     /// Outputs not yet polled, oldest first.
     outputs: VecDeque<Output>,
 }
 
 impl Room {
-    /// A room without media: `offer` is refused with `media_unavailable`.
+    /// A room without media: `offer` is refused with `media_unavailable`. A breakout room's
+    /// name ([`RoomName::for_breakout`]) makes a breakout room, live from the start.
     pub fn new(name: RoomName, lesson: LessonId, config: RoomConfig, now: Instant) -> Self {
+        let kind = match name.breakout() {
+            Some(_) => RoomKind::Breakout,
+            None => RoomKind::Lesson,
+        };
         Room {
             name,
             lesson,
+            kind,
             config,
             opened_at: now,
+            now,
             participants: BTreeMap::new(),
             by_user: HashMap::new(),
             next_participant: 1,
@@ -210,7 +227,7 @@ impl Room {
             chat_locked: false,
             course: None,
             removed_users: HashSet::new(),
-            live: false,
+            live: kind == RoomKind::Breakout,
             ended: false,
             recording: RecordingState::Off,
             recording_by_hand: false,
@@ -221,6 +238,8 @@ impl Room {
             polls: polls::Polls::default(),
             encoder: encoder::EncoderSlot::default(),
             media: peers::MediaPeers::default(),
+            breakouts: None,
+            breakout_round: 0,
             outputs: VecDeque::new(),
         }
     }
@@ -240,6 +259,7 @@ impl Room {
         let closing = matches!(input, Input::Closed);
         self.polls.now = Some(now);
         self.lapse_restored(now);
+        self.now = now;
         let mut step = match input {
             Input::Join {
                 connection,
@@ -262,6 +282,10 @@ impl Room {
                 step.extend(self.disconnected(now, participant, connection));
                 step
             }
+            Input::Departed {
+                participant,
+                connection,
+            } => self.departed(participant, connection),
             Input::MediaReply(reply) => self.media_reply(reply),
             Input::MediaEvent(notice) => self.media_event(notice),
             Input::StartRecording => self.start_recording(),
@@ -272,6 +296,7 @@ impl Room {
             Input::Timeout => {
                 let mut step = self.handle_timeout(now);
                 step.extend(self.poll_timers(now));
+                step.extend(self.breakout_timer(now));
                 step
             }
             Input::Closed => self.close_peers(),
@@ -293,7 +318,8 @@ impl Room {
     }
 
     /// When [`Input::Timeout`] next has work: a dropped connection's grace period ends, a
-    /// poll's timer runs out or moderators are due a poll's results.
+    /// poll's timer runs out or moderators are due a poll's results, the breakout rooms'
+    /// timer warns or ends.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let grace = self
             .participants
@@ -301,7 +327,11 @@ impl Room {
             .filter_map(|p| p.disconnected_at)
             .min()
             .map(|at| at + self.config.reconnect_grace);
-        [grace, self.poll_deadline()].into_iter().flatten().min()
+        let breakouts = self.breakouts.as_ref().and_then(|p| p.deadline());
+        [grace, self.poll_deadline(), breakouts]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Follows up the outputs of one step, the same way whatever the step was, and queues
@@ -312,6 +342,9 @@ impl Room {
     fn follow(&mut self, step: Vec<Output>, record: bool) {
         let recording = self.recording != RecordingState::Off;
         for output in step {
+            if !self.reports(&output) {
+                continue;
+            }
             match output {
                 Output::Media(effect) => {
                     let commands = self.apply_to_peers(&effect);
@@ -577,6 +610,22 @@ impl Room {
             ClientMessage::EndLesson => self.end_lesson(&actor, out)?,
             ClientMessage::GoLive => self.go_live_by(&actor, out)?,
             ClientMessage::Leave => self.leave(from, out),
+            // Breakout rooms (breakouts.rs).
+            ClientMessage::OpenBreakouts { request } => {
+                self.open_breakouts(now, &actor, &request, out)?;
+            }
+            ClientMessage::MoveToBreakout { participant, room } => {
+                self.move_to_breakout(now, &actor, participant, room, out)?;
+            }
+            ClientMessage::ChooseBreakout { room } => {
+                self.choose_breakout(now, &actor, room, out)?;
+            }
+            ClientMessage::VisitBreakout { room } => self.visit_breakout(now, &actor, room, out)?,
+            ClientMessage::BroadcastToBreakouts { text } => {
+                self.broadcast_to_breakouts(&actor, &text, out)?;
+            }
+            ClientMessage::CallTeacher => self.call_teacher(&actor, out)?,
+            ClientMessage::CloseBreakouts => self.close_breakouts(now, &actor, out)?,
             // Media goes to the peers (`Room::message`) when the room has a media plane.
             ClientMessage::Offer { .. }
             | ClientMessage::Answer { .. }
@@ -640,6 +689,8 @@ pub(crate) fn test_claims(
 mod attendance_tests;
 #[cfg(test)]
 mod board_tests;
+#[cfg(test)]
+mod breakout_tests;
 #[cfg(test)]
 mod core_tests;
 #[cfg(test)]

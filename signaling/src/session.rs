@@ -20,6 +20,8 @@ use crate::driver::{
 };
 use crate::limits::{MessageGate, Verdict};
 
+mod place;
+
 /// Close codes (4000-4999 are the application's: `CloseReason`, `AccessDenied`).
 const CLOSE_POLICY: u16 = 1008;
 /// The database could not be asked whether the user may enter: try again.
@@ -286,6 +288,7 @@ pub async fn serve<Tx, Rx, E>(
     let room = rooms.room_for(&claims);
     let connection = rooms.next_connection();
     let (outbox, mut outbound) = mpsc::channel(config.outbox_capacity);
+    let breakout_outbox = outbox.downgrade();
     let (reply, joined) = oneshot::channel();
     let join = RoomCommand::Join {
         id: join_id,
@@ -339,7 +342,8 @@ pub async fn serve<Tx, Rx, E>(
         let _ = room.commands.send(RoomCommand::Revoke { user, why }).await;
     }
     let course = recheck.course;
-    drop(recheck); // not kept for the whole session
+    // Kept for the breakout rooms the main room may move the session to.
+    let mut place = place::Place::new(room, participant, connection, recheck, breakout_outbox);
     // 2. Relay until either side ends.
     let mut gate = MessageGate::new(
         config.messages_per_second,
@@ -420,6 +424,7 @@ pub async fn serve<Tx, Rx, E>(
                                 continue;
                             }
                         }
+                        let (room, participant) = place.route(&envelope.message);
                         let command = RoomCommand::Message { participant, connection, id: envelope.id, message: envelope.message };
                         if room.commands.send(command).await.is_err() {
                             break;
@@ -435,6 +440,15 @@ pub async fn serve<Tx, Rx, E>(
                 Some(Outbound::Text(text)) => {
                     if sink.send(Message::Text(text)).await.is_err() {
                         break;
+                    }
+                }
+                Some(Outbound::Transfer(to)) => {
+                    if let Err(e) = place.transfer(&rooms, to).await {
+                        tracing::info!(%participant, "a move to a breakout room failed: {e}");
+                        let error = refuse(None, ErrorCode::BreakoutState, e.to_string());
+                        if sink.send(Message::Text(error_text(error))).await.is_err() {
+                            break;
+                        }
                     }
                 }
                 Some(Outbound::Close(why)) => {
@@ -461,15 +475,7 @@ pub async fn serve<Tx, Rx, E>(
             }
         }
     }
-    if !closed_by_room {
-        let _ = room
-            .commands
-            .send(RoomCommand::Disconnected {
-                participant,
-                connection,
-            })
-            .await;
-    }
+    place.end(closed_by_room).await;
 }
 
 #[cfg(test)]

@@ -48,6 +48,7 @@ const LESSON_COLUMNS = [
   [() => t("attendance.chat"), (r) => number(r.chat_messages)],
   [() => t("attendance.polls"), (r) => number(r.poll_answers)],
   [() => t("attendance.quiz"), quiz],
+  [() => t("attendance.breakoutRooms"), (r) => (r.breakout_rooms ?? []).map((s) => t("breakout.roomName", { n: s.room })).join(", ")],
 ];
 
 /** A course's rows: each student summed up across the held lessons. */

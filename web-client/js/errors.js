@@ -45,6 +45,8 @@ export const ERROR_TEXTS = {
   poll_closed: { text: () => t("error.poll_closed") },
   already_answered: { text: () => t("error.already_answered") },
   too_many_polls: { text: () => t("error.too_many_polls") },
+  invalid_breakout: { text: () => t("error.invalid_breakout") },
+  breakout_state: { text: () => t("error.breakout_state") },
 };
 
 /** The text for a refusal: the table's, or the server's own message for a code it does not

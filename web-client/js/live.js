@@ -8,7 +8,9 @@
 // teacher reconnecting) with the other videos in a strip or a gallery, the side panel (People,
 // Chat, Hands; Stream for teachers), and the control bar. Its parts: tiles.js (videos),
 // people.js (rows and the hand queue), sidepanel.js (tabs), devicecheck.js (the device check),
-// encoder.js and restream.js (teachers' streaming panels).
+// encoder.js and restream.js (teachers' streaming panels), breakout.js (breakout rooms: the
+// server moves this page's WebSocket to another room and back; the page follows with a new
+// media session, without a reload).
 
 import { Signaling } from "./signaling.js";
 import { MediaSession } from "./media.js";
@@ -27,6 +29,7 @@ import { ERROR_TEXTS, errorText } from "./errors.js";
 import { attachSlides } from "./slides.js";
 import { attachBoard, holdsPen } from "./board.js";
 import { attachPolls, showOwnQuizAnswers, watchPolls } from "./polls.js";
+import { Breakouts, TEXT as BREAKOUT_TEXT } from "./breakout.js";
 
 const lessonId = new URLSearchParams(location.search).get("lesson");
 const state = {
@@ -72,6 +75,13 @@ const restreamPanel = new RestreamPanel(lessonId, (text) => note(text));
 const encoder = new EncoderPanel(lessonId, (text) => note(text));
 const check = new DeviceCheck({ onProblem: (text) => banner(text, "", "device"), onReady: () => clearBanner("device") });
 registerOfflinePage();
+const breakouts = new Breakouts({
+  send: (message) => send(message),
+  note: (text) => note(text),
+  moderator: () => moderator(),
+  students: () => [...state.participants.values()].filter((p) => p.role === "student").map(({ id, name }) => ({ id, name })),
+});
+breakouts.mount($("panel-people"));
 
 // The banner says one thing at a time; `cause` names what it is about, so that it clears
 // when that ends (clearBanner) and not when something else does.
@@ -143,6 +153,7 @@ function render() {
 
   tiles.speaking(state.speakers);
   tiles.quality((id) => qualityMark(state.quality.get(id)));
+  breakouts.render();
   restreamPanel.show(me?.role === "teacher" && !over);
   side.showStream(moderator() && !over && (encoder.loaded || me?.role === "teacher"));
   renderStage();
@@ -213,6 +224,9 @@ function renderStage() {
   } else if (!state.live) {
     text = teachers.length ? t("live.teacherGettingReady") : t("live.waitingForTeacher");
     detail = state.lesson ? t("live.startsAt", { when: when(state.lesson.starts_at) }) : "";
+  } else if (breakouts.place && tiles.empty) {
+    text = BREAKOUT_TEXT.youAreIn(breakouts.placeName(breakouts.place));
+    detail = BREAKOUT_TEXT.stageDetail;
   } else if (reconnecting && !moderator()) {
     text = t("live.teacherReconnecting");
     detail = t("live.stayHereMoment");
@@ -406,6 +420,14 @@ async function connect() {
   // The lesson starts when the teacher presses Go live; a reload (or a restarted server) of a
   // lesson already live goes on at once.
   const joined = await signaling.join(state.join.token, { goLive: state.live });
+  await enterRoom(signaling, joined);
+}
+
+/**
+ * The room as `joined` shows it, and a new media session with it: after joining, and after
+ * the server moved this connection to a breakout room or back (`moved`).
+ */
+async function enterRoom(signaling, joined) {
   attachSlides(signaling, joined);
   attachBoard(signaling, joined, { onPens: () => render() });
   attachPolls(signaling, joined);
@@ -417,6 +439,7 @@ async function connect() {
   state.recording = joined.recording || "off";
   state.everRecorded ||= state.recording !== "off";
   state.participants = new Map(joined.participants.map((p) => [p.id, p]));
+  breakouts.rememberNames(joined.participants);
   state.live = joined.live;
   state.speakers = new Set();
   state.quality = new Map();
@@ -576,7 +599,9 @@ function wire(signaling) {
   });
   on("participant_joined", ({ participant }) => {
     state.participants.set(participant.id, participant);
+    breakouts.rememberNames([participant]);
   });
+  on("moved", ({ to }) => moveTo(to));
   on("lesson_live", () => {
     state.live = true;
     clearBanner("live");
@@ -632,6 +657,7 @@ function wire(signaling) {
     state.localStream?.getAudioTracks().forEach((t) => { t.enabled = false; });
   });
   on("encoder", (news) => encoder.update(news));
+  breakouts.wire(signaling, (s) => s === state.signaling);
   on("removed", () => finish(...FINAL.removed_from_lesson));
   on("lesson_ended", () => finish(...FINAL.lesson_ended));
   signaling.addEventListener("close", (event) => {
@@ -646,6 +672,30 @@ function wire(signaling) {
       dropped({ at_once: true });
     } else dropped();
   });
+}
+
+/**
+ * Breakout rooms: the server moved this connection to room `to` (null: the main room). The
+ * media session of the room we leave goes; the new room's `joined` comes next on the same
+ * WebSocket, and a new media session starts there (what we publish goes along when we may).
+ */
+function moveTo(to) {
+  const old = state.signaling;
+  if (!old) return;
+  const moving = old.moveOn(); // now, before the next message arrives
+  state.signaling = null;
+  breakouts.moved(to);
+  state.media?.close();
+  state.media = null;
+  tiles.clearRemote();
+  banner(BREAKOUT_TEXT.moving(breakouts.placeName(to)), "", "moving");
+  moving.then(async ({ signaling, joined }) => {
+    state.signaling = signaling;
+    wire(signaling);
+    watchPolls(signaling);
+    await enterRoom(signaling, joined);
+    clearBanner("moving");
+  }).catch(() => dropped());
 }
 
 /** A student who goes off stage without being taken off: declined (never sent), or left. */

@@ -33,32 +33,64 @@ export class Signaling extends EventTarget {
       socket.onopen = () => {
         this.request({ type: "join", token, go_live: goLive }).then(() => resolve(joined), reject);
       };
-      socket.onmessage = (event) => {
-        let message;
-        try {
-          message = JSON.parse(event.data);
-        } catch {
-          return;
-        }
-        this.received[message.type] = (this.received[message.type] ?? 0) + 1;
-        if (message.type === "joined") joined = message;
-        this.#dispatch(message);
-      };
-      socket.onclose = (event) => {
-        for (const { reject: fail } of this.pending.values()) {
-          fail(new SignalingError("closed", t("signaling.connectionClosed")));
-        }
-        this.pending.clear();
-        if (!joined) reject(new SignalingError("closed", t("signaling.serverClosed")));
-        this.dispatchEvent(new CustomEvent("close", { detail: { code: event.code, reason: event.reason } }));
-      };
+      this.#listen(
+        (message) => { joined = message; },
+        () => { if (!joined) reject(new SignalingError("closed", t("signaling.serverClosed"))); },
+      );
     });
+  }
+
+  /**
+   * Breakout rooms: after `moved`, the server has put this connection in another room, whose
+   * `joined` comes next. A new Signaling takes the socket over (with the requests under way),
+   * so that what listened to the room we leave hears nothing more; resolves with it and the
+   * new room's `joined`. Call it while handling `moved`, before the next message arrives.
+   */
+  moveOn() {
+    const next = new Signaling(this.url);
+    next.socket = this.socket;
+    next.nextId = this.nextId;
+    next.pending = this.pending;
+    next.received = this.received;
+    this.pending = new Map();
+    this.socket = null; // closing the old one must not close the connection
+    return new Promise((resolve, reject) => {
+      let done = false;
+      next.#listen(
+        (joined) => { if (!done) { done = true; resolve({ signaling: next, joined }); } },
+        () => { if (!done) reject(new SignalingError("closed", t("signaling.connectionClosed"))); },
+      );
+    });
+  }
+
+  #listen(onJoined, onClose) {
+    const socket = this.socket;
+    socket.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch {
+        return;
+      }
+      this.received[message.type] = (this.received[message.type] ?? 0) + 1;
+      if (message.type === "joined") onJoined(message);
+      this.#dispatch(message);
+    };
+    socket.onclose = (event) => {
+      for (const { reject: fail } of this.pending.values()) {
+        fail(new SignalingError("closed", t("signaling.connectionClosed")));
+      }
+      this.pending.clear();
+      onClose();
+      this.dispatchEvent(new CustomEvent("close", { detail: { code: event.code, reason: event.reason } }));
+    };
   }
 
   /** Sends a message with a fresh id; resolves with the reply. */
   request(message) {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
+      if (!this.socket) return reject(new SignalingError("closed", "this room was left"));
       this.pending.set(id, { resolve, reject });
       this.socket.send(JSON.stringify({ v: 1, id, ...message }));
     });

@@ -17,8 +17,8 @@ use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, CurrentUser};
 use super::{ApiState, PageQuery, course_manager, course_member};
 use crate::attendance::{
-    AttendeeRecord, IntervalRecord, LessonAttendee, LessonBrief, StudentSummary, course_csv,
-    lesson_attendee, lesson_csv, student_summary,
+    AttendeeRecord, BreakoutStayReport, IntervalRecord, LessonAttendee, LessonBrief,
+    StudentSummary, course_csv, lesson_attendee, lesson_csv, student_summary,
 };
 use crate::model::{CourseMembership, Lesson};
 use crate::store::{CourseAttendanceRecords, Page};
@@ -244,12 +244,23 @@ async fn lesson_rows(
     for interval in &intervals {
         by_user.entry(interval.user).or_default().push(interval);
     }
+    let stays = state.store.lesson_breakout_stays(lesson.id).await?;
     let rows = attendees
         .items
         .iter()
         .filter_map(|a| {
             let theirs = by_user.get(&a.user).map(Vec::as_slice).unwrap_or_default();
-            lesson_attendee(lesson, a, theirs)
+            let mut row = lesson_attendee(lesson, a, theirs)?;
+            row.breakout_rooms = stays
+                .iter()
+                .filter(|s| s.user == a.user)
+                .map(|s| BreakoutStayReport {
+                    room: s.room.saturating_add(1),
+                    joined_at: s.started_at,
+                    left_at: s.ended_at,
+                })
+                .collect();
+            Some(row)
         })
         .collect();
     Ok((rows, attendees.total))

@@ -3,6 +3,7 @@
 
 mod at_rest;
 mod attendance;
+mod breakouts;
 mod courses;
 mod documents;
 mod lessons;
@@ -26,6 +27,7 @@ use crate::db::Db;
 
 pub use at_rest::ProtectedSecrets;
 pub use attendance::{AttendanceCount, CourseAttendanceRecords, StudentRecord};
+pub use breakouts::BreakoutStay;
 pub use courses::CourseChanges;
 pub use documents::NewDocument;
 pub use lessons::{LessonChanges, NewLesson};

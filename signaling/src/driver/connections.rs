@@ -2,11 +2,15 @@
 //! room's messages go. Each connection has a bounded outbox; a client too slow to empty it is
 //! detached and reported ([`Connections::take_overflowed`]), and the room hears of it as a
 //! dropped connection, like any other.
+//!
+//! A participant of the main room moved to a breakout room is `away`: their session now
+//! shares its outbox with the breakout room, and from here they get only what is sent to them
+//! by name, not the main room's broadcasts.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
-use classroom_protocol::CloseReason;
 use classroom_protocol::signal::{ParticipantId, ServerMessage};
+use classroom_protocol::{CloseReason, RoomName};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
@@ -18,6 +22,7 @@ use crate::room::ConnectionId;
 pub(super) struct Connections {
     by_connection: HashMap<ConnectionId, (ParticipantId, mpsc::Sender<Outbound>)>,
     by_participant: HashMap<ParticipantId, ConnectionId>,
+    away: HashSet<ParticipantId>,
     overflowed: Vec<(ParticipantId, ConnectionId)>,
 }
 
@@ -30,6 +35,7 @@ impl Connections {
     ) {
         self.by_connection.insert(connection, (participant, outbox));
         self.by_participant.insert(participant, connection);
+        self.away.remove(&participant);
     }
 
     pub(super) fn detach(&mut self, connection: ConnectionId) {
@@ -59,12 +65,26 @@ impl Connections {
         let targets: Vec<ConnectionId> = self
             .by_participant
             .iter()
-            .filter(|(p, _)| Some(**p) != except)
+            .filter(|(p, _)| Some(**p) != except && !self.away.contains(*p))
             .map(|(_, c)| *c)
             .collect();
         for connection in targets {
             self.push(connection, Outbound::Text(text.clone()));
         }
+    }
+
+    /// Tells the session of `participant` to move to breakout room `to`, or back here.
+    pub(super) fn transfer(
+        &mut self,
+        participant: ParticipantId,
+        connection: ConnectionId,
+        to: Option<RoomName>,
+    ) {
+        match to {
+            Some(_) => self.away.insert(participant),
+            None => self.away.remove(&participant),
+        };
+        self.push(connection, Outbound::Transfer(to));
     }
 
     pub(super) fn close(&mut self, connection: ConnectionId, why: CloseReason) {

@@ -8,20 +8,23 @@
 //! permissions in step with the room's grants without locks.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Weak};
 
 use classroom_protocol::signal::ParticipantId;
 use classroom_protocol::{CloseReason, LessonId, RoomName};
+use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::connections::Connections;
-use super::{EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent, RoomStates};
+use super::{
+    EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent, RoomHandle, RoomStates,
+};
 use crate::media::PeerId;
 use crate::room::{
     ConnectionId, EncoderError, Input, JoinError, MediaCommand, MediaReply, Output, PeerFiling,
-    Room,
+    Room, RoomKind,
 };
 use crate::stats::SignalingStats;
 
@@ -34,16 +37,35 @@ pub(super) struct RoomPort {
     pub(super) name: RoomName,
 }
 
-/// Runs one room until it ends or the registry drops it.
+/// What a room task talks to besides its connections.
+pub(super) struct RoomLinks {
+    pub(super) events: mpsc::UnboundedSender<RoomEvent>,
+    pub(super) media: Option<RoomPort>,
+    /// Where a lesson's room keeps its state (breakout rooms keep none: the round they belong
+    /// to is not kept either).
+    pub(super) states: Option<Arc<dyn RoomStates>>,
+    pub(super) stats: Arc<SignalingStats>,
+    /// The node's rooms, where a main room finds its breakout rooms to close them; weak, so
+    /// that dropping the registry still ends every room.
+    pub(super) registry: Weak<DashMap<RoomName, RoomHandle>>,
+}
+
+/// Runs one room until it ends, the registry drops it, or (a breakout room) its main room
+/// shuts it.
 pub(super) async fn run_room(
     mut room: Room,
     mut inbox: mpsc::Receiver<RoomCommand>,
     ended: Arc<AtomicBool>,
-    events: mpsc::UnboundedSender<RoomEvent>,
-    media: Option<RoomPort>,
-    states: Option<Arc<dyn RoomStates>>,
-    stats: Arc<SignalingStats>,
+    links: RoomLinks,
 ) {
+    let RoomLinks {
+        events,
+        media,
+        states,
+        stats,
+        registry,
+    } = links;
+    let states = states.filter(|_| room.kind() == RoomKind::Lesson);
     let mut io = RoomIo {
         name: room.name().clone(),
         lesson: room.lesson(),
@@ -52,6 +74,7 @@ pub(super) async fn run_room(
         encoder_replies: VecDeque::new(),
         events,
         media,
+        registry,
     };
     // Joins wait in the inbox meanwhile: nobody enters a room before what it kept is back.
     if let Some(states) = &states {
@@ -68,10 +91,17 @@ pub(super) async fn run_room(
         }
     }
     let mut counted_participants = 0i64;
+    // A participant in a breakout room keeps their place in the lesson's main room, where
+    // they are counted: the breakout room does not count them twice.
+    let counts = room.kind() == RoomKind::Lesson;
     loop {
         let deadline = room.poll_timeout().map(Instant::from_std);
         let input = tokio::select! {
             command = inbox.recv() => match command {
+                Some(RoomCommand::Shut) => {
+                    ended.store(true, Ordering::Release);
+                    break;
+                }
                 Some(command) => match io.input(command) {
                     Some(input) => input,
                     // The node drains: what the room keeps is stored already (after every
@@ -88,7 +118,8 @@ pub(super) async fn run_room(
         };
         room.handle_input(now(), input);
         io.drain(&mut room).await;
-        let participants = i64::try_from(room.participant_count()).unwrap_or(i64::MAX);
+        let present = if counts { room.participant_count() } else { 0 };
+        let participants = i64::try_from(present).unwrap_or(i64::MAX);
         stats.participants_changed(participants - counted_participants);
         counted_participants = participants;
         if room.is_ended() {
@@ -135,6 +166,7 @@ struct RoomIo {
     encoder_replies: VecDeque<oneshot::Sender<Result<PeerId, EncoderError>>>,
     events: mpsc::UnboundedSender<RoomEvent>,
     media: Option<RoomPort>,
+    registry: Weak<DashMap<RoomName, RoomHandle>>,
 }
 
 impl RoomIo {
@@ -181,6 +213,18 @@ impl RoomIo {
                     connection,
                 }
             }
+            RoomCommand::Departed {
+                participant,
+                connection,
+            } => {
+                self.connections.detach(connection);
+                Input::Departed {
+                    participant,
+                    connection,
+                }
+            }
+            // Handled by the loop before it asks for an input.
+            RoomCommand::Shut => Input::Closed,
             RoomCommand::Media(notice) => Input::MediaEvent(notice),
             RoomCommand::StartRecording => Input::StartRecording,
             RoomCommand::Access(change) => Input::Access(change),
@@ -247,6 +291,18 @@ impl RoomIo {
                 self.connections.close(connection, why);
                 return None;
             }
+            Output::Transfer {
+                participant,
+                connection,
+                to,
+            } => {
+                self.connections.transfer(participant, connection, to);
+                return None;
+            }
+            Output::CloseRooms(names) => {
+                self.shut(names).await;
+                return None;
+            }
             Output::JoinDecided { connection, result } => {
                 if let Some((outbox, reply)) = self.joining.remove(&connection) {
                     if let Ok(participant) = result {
@@ -289,6 +345,24 @@ impl RoomIo {
         };
         let _ = self.events.send(event);
         None
+    }
+}
+
+impl RoomIo {
+    /// Ends a closed round's breakout rooms (kept in the registry as ended, like a lesson's
+    /// ended room; the round in their names keeps the next round's apart).
+    async fn shut(&self, names: Vec<RoomName>) {
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        let handles: Vec<RoomHandle> = names
+            .iter()
+            .filter_map(|name| registry.get(name).map(|r| r.clone()))
+            .collect();
+        drop(registry);
+        for handle in handles {
+            let _ = handle.commands.send(RoomCommand::Shut).await;
+        }
     }
 }
 

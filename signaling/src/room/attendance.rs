@@ -28,6 +28,8 @@ pub enum AttendanceEvent {
     HandRaised { user: UserId },
     /// The user sent a chat message that everyone received.
     ChatSent { user: UserId },
+    /// The student went to breakout room `room` (from 0), or back to the main room (`None`).
+    Breakout { user: UserId, room: Option<u32> },
 }
 
 impl AttendanceEvent {
@@ -38,7 +40,8 @@ impl AttendanceEvent {
             | AttendanceEvent::Left { user, .. }
             | AttendanceEvent::Stage { user, .. }
             | AttendanceEvent::HandRaised { user }
-            | AttendanceEvent::ChatSent { user } => *user,
+            | AttendanceEvent::ChatSent { user }
+            | AttendanceEvent::Breakout { user, .. } => *user,
         }
     }
 }

@@ -35,6 +35,13 @@ pub enum Input {
         participant: ParticipantId,
         connection: ConnectionId,
     },
+    /// The session of `participant` moved to another room of the lesson (the main room moved
+    /// it to or from a breakout room): their place here is given up at once, with their
+    /// media peer; the connection stays open.
+    Departed {
+        participant: ParticipantId,
+        connection: ConnectionId,
+    },
     /// The media plane's reply to a [`super::MediaCommand`] that asked for one.
     MediaReply(MediaReply),
     /// Something the media plane reports about one of the room's peers, or the room.

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use classroom_protocol::signal::{ClosedPoll, ParticipantId, ParticipantInfo, ServerMessage};
-use classroom_protocol::{CloseReason, LessonId, ParticipantRole, TrackSource, UserId};
+use classroom_protocol::{CloseReason, LessonId, ParticipantRole, RoomName, TrackSource, UserId};
 
 use super::{AttendanceEvent, ConnectionId, EncoderError, JoinError};
 use crate::media::{Mid, PeerAccess, PeerId};
@@ -36,6 +36,16 @@ pub enum Output {
         connection: ConnectionId,
         why: CloseReason,
     },
+    /// Move the session of `participant` on `connection` to breakout room `to`, or back to
+    /// this room (`None`): the session leaves the room it is in ([`super::Input::Departed`])
+    /// and joins `to`. From here, a participant away gets only what is sent to them.
+    Transfer {
+        participant: ParticipantId,
+        connection: ConnectionId,
+        to: Option<RoomName>,
+    },
+    /// A round of breakout rooms closed: these rooms end (everyone was moved back first).
+    CloseRooms(Vec<RoomName>),
     /// The decision on the join of `connection` ([`super::Input::Join`]), before anything is
     /// sent to it: on success the connection becomes the participant's.
     JoinDecided {

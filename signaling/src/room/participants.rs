@@ -154,15 +154,21 @@ impl Room {
                 }
                 let id = ParticipantId(self.next_participant);
                 self.next_participant += 1;
+                let mut grants = claims.grants.clone();
+                let extra = self.entry_sources(claims.role);
+                if let Some(sources) = &extra {
+                    grants.publish.clone_from(sources);
+                }
                 let info = ParticipantInfo {
                     id,
                     user_id: user,
                     name: claims.name.clone(),
                     role: claims.role,
-                    on_stage: matches!(
-                        claims.role,
-                        ParticipantRole::Teacher | ParticipantRole::Assistant
-                    ),
+                    on_stage: extra.is_some()
+                        || matches!(
+                            claims.role,
+                            ParticipantRole::Teacher | ParticipantRole::Assistant
+                        ),
                     hand_raised: false,
                     muted: false,
                     reconnecting: false,
@@ -171,8 +177,8 @@ impl Room {
                     id,
                     Participant {
                         info: info.clone(),
-                        grants: claims.grants.clone(),
-                        base_grants: claims.grants.clone(),
+                        grants: grants.clone(),
+                        base_grants: grants.clone(),
                         connection: Some(connection),
                         disconnected_at: None,
                     },
@@ -186,10 +192,10 @@ impl Room {
                     except: Some(id),
                     message: ServerMessage::ParticipantJoined { participant: info },
                 });
-                if !claims.grants.publish.is_empty() {
+                if !grants.publish.is_empty() {
                     out.push(Output::Media(MediaEffect::PublishAllowed {
                         participant: id,
-                        sources: claims.grants.publish.clone(),
+                        sources: grants.publish,
                     }));
                 }
                 self.restore_place(id, user, now, &mut out);
@@ -221,6 +227,7 @@ impl Room {
                 message: results,
             });
         }
+        self.breakouts_on_entry(self.now, id, &mut out);
         Ok((id, out))
     }
 
@@ -263,7 +270,7 @@ impl Room {
     }
 
     /// The `joined` message for participant `id`, if present.
-    fn snapshot_for(&self, id: ParticipantId) -> Option<ServerMessage> {
+    pub(super) fn snapshot_for(&self, id: ParticipantId) -> Option<ServerMessage> {
         let p = self.participants.get(&id)?;
         let (you, grants) = (p.info.clone(), p.grants.clone());
         let (poll, poll_answer) = self.poll_for_joined(you.user_id);
@@ -383,6 +390,9 @@ impl Room {
             self.set_recording(RecordingState::Off, RecordingEffect::Stopped, out);
         }
         self.ended = true;
+        if let Some(plan) = self.breakouts.take() {
+            out.push(Output::CloseRooms(plan.rooms().to_vec()));
+        }
         // A cancelled lesson never ran: its close code alone says so.
         if why == AccessDenied::LessonEnded {
             out.push(Output::Broadcast {
@@ -418,6 +428,7 @@ impl Room {
         if self.encoder.participant == Some(participant) {
             self.encoder.participant = None;
         }
+        self.breakouts_on_leave(participant, out);
         let had_hand = self.hands.contains(&participant);
         self.hands.retain(|h| *h != participant);
         out.push(Output::Media(MediaEffect::ParticipantGone { participant }));

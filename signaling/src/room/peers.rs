@@ -205,9 +205,11 @@ impl Room {
             }]
         };
         // Only on the participant's own connection: one replaced by a second tab (or gone
-        // while a renegotiation was under way) gets no peer, which nothing would remove.
+        // while a renegotiation was under way) gets no peer, which nothing would remove; nor
+        // one whose session is away in a breakout room (an offer sent before the move).
+        let away = self.is_away(participant);
         let present = self.participants.get(&participant);
-        let Some(p) = present.filter(|p| p.connection == Some(connection)) else {
+        let Some(p) = present.filter(|p| p.connection == Some(connection) && !away) else {
             return reply(ServerMessage::Error {
                 id,
                 code: ErrorCode::NotJoined,
@@ -400,10 +402,12 @@ impl Room {
         (peer, access, sources): (PeerId, PeerAccess, BTreeMap<String, TrackSource>),
         answer: Option<String>,
     ) -> Vec<Output> {
+        // Gone, or moved to a breakout room while it opened: the peer goes too.
+        let away = self.is_away(participant);
         let present = self
             .participants
             .get(&participant)
-            .filter(|p| p.connection == Some(connection));
+            .filter(|p| p.connection == Some(connection) && !away);
         let Some(p) = present else {
             return vec![
                 self.media.forget(peer),
@@ -430,7 +434,15 @@ impl Room {
             sources,
         };
         self.media.peers.insert(peer, record);
-        self.media.by_connection.insert(connection, peer);
+        // Two offers that both opened a peer (sent before the first was answered): the later
+        // one is the connection's, the earlier goes, so that one peer per connection holds
+        // and none is left behind when the connection goes or moves.
+        if let Some(earlier) = self.media.by_connection.insert(connection, peer)
+            && earlier != peer
+        {
+            out.push(self.media.forget(earlier));
+            out.push(Output::ToMedia(MediaCommand::RemovePeer { peer: earlier }));
+        }
         tracing::debug!(%participant, %peer, ?access, "media peer opened");
         out.extend(self.published(peer));
         out.push(answer_to(connection, id, answer));

@@ -5,7 +5,7 @@
 use classroom_protocol::ErrorCode;
 use classroom_protocol::signal::{RecordingState, ServerMessage};
 
-use super::{Output, RecordingEffect, Refusal, Room};
+use super::{Output, RecordingEffect, Refusal, Room, RoomKind};
 
 impl Room {
     /// Starts recording on the server's initiative. Nothing happens when already recording,
@@ -13,7 +13,12 @@ impl Room {
     /// a restart whose teacher stopped it stays stopped).
     pub(super) fn start_recording(&mut self) -> Vec<Output> {
         let mut out = Vec::new();
-        if !self.ended && self.recording == RecordingState::Off && !self.recording_by_hand {
+        // A breakout room is not recorded (its own replay is left for later).
+        if !self.ended
+            && self.recording == RecordingState::Off
+            && !self.recording_by_hand
+            && self.kind == RoomKind::Lesson
+        {
             self.set_recording(
                 RecordingState::Recording,
                 RecordingEffect::Started,
@@ -34,6 +39,12 @@ impl Room {
         use RecordingState::{Off, Paused, Recording};
         if !may_record {
             return Err(Refusal::grant("record", "record the lesson"));
+        }
+        if self.kind == RoomKind::Breakout {
+            return Err(Refusal::new(
+                ErrorCode::RecordingState,
+                "breakout rooms are not recorded; the lesson's recording goes on in its main room",
+            ));
         }
         let next = match (effect, self.recording) {
             (RecordingEffect::Started, Off) => Recording,

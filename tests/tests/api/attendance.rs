@@ -385,3 +385,72 @@ both_backends!(
         server
     }
 );
+
+both_backends!(
+    a_students_stay_in_a_breakout_room_is_stored_with_the_room,
+    |server| async move {
+        let school = School::new(&server).await;
+        let lesson = school.lesson("Group work").await;
+        let (mut tess, _) =
+            Ws::join(&server.base, &join_token(&school.teacher, lesson).await).await;
+        let (mut sam, _) = Ws::join(&server.base, &join_token(&school.student, lesson).await).await;
+        let sam_id = sam.me.expect("joined");
+        let open = ClientMessage::OpenBreakouts {
+            request: classroom_protocol::signal::BreakoutRequest {
+                rooms: 2,
+                mode: classroom_protocol::signal::BreakoutMode::ByHand,
+                assignment: vec![Vec::new(), vec![sam_id]],
+                duration_seconds: None,
+                warning_seconds: None,
+            },
+        };
+        tess.ok(open).await;
+        sam.recv_where(|m| matches!(m, ServerMessage::Moved { to: Some(_) }))
+            .await;
+        sam.recv_where(|m| matches!(m, ServerMessage::Joined { .. }))
+            .await;
+        tess.ok(ClientMessage::CloseBreakouts).await;
+        sam.recv_where(|m| matches!(m, ServerMessage::Moved { to: None }))
+            .await;
+
+        let store = server.store();
+        let lesson_id = classroom_protocol::LessonId(lesson);
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        let stays = loop {
+            let stays = store
+                .lesson_breakout_stays(lesson_id)
+                .await
+                .expect("the stays read");
+            if stays.first().is_some_and(|s| s.ended_at.is_some())
+                || std::time::Instant::now() > deadline
+            {
+                break stays;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert_eq!(stays.len(), 1, "{stays:?}");
+        assert_eq!(stays[0].user, classroom_protocol::UserId(school.student_id));
+        assert_eq!(stays[0].room, 1, "the second room");
+        let ended = stays[0].ended_at.expect("closed when the rooms closed");
+        assert!(ended >= stays[0].started_at);
+
+        // The lesson's report says it, as "Room 2", in JSON and CSV alike.
+        let report = format!("/api/v1/lessons/{lesson}/attendance");
+        let body = school.teacher.get(&report).await.expect(200).clone();
+        let row = row_of(&body, school.student_id).expect("Sam's row");
+        assert_eq!(
+            row["breakout_rooms"].as_array().map(Vec::len),
+            Some(1),
+            "{row}"
+        );
+        assert_eq!(row["breakout_rooms"][0]["room"], 2);
+        assert!(!row["breakout_rooms"][0]["left_at"].is_null());
+        let csv = school.teacher.get(&format!("{report}.csv")).await;
+        let sam = csv_rows(&csv.text)
+            .into_iter()
+            .find(|r| r["user_id"] == school.student_id.to_string())
+            .expect("Sam's CSV row");
+        assert_eq!(sam["breakout_rooms"], "2");
+        server
+    }
+);

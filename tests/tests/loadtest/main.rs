@@ -227,3 +227,31 @@ async fn the_ingest_scenario_times_an_encoders_pictures_at_the_students() {
         "the AAC → Opus transcoder runs as the server's child"
     );
 }
+
+/// Twelve students in three breakout rooms (a short run of the 30-in-6 scenario CI can
+/// afford): everyone moves in, one moves between rooms, everyone comes back; each hears all
+/// of its room mates and nobody else, and every move's gap is measured.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn breakout_rooms_split_the_class_and_bring_it_back_with_each_room_apart() {
+    let server = server_with_admin().await;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let report =
+        classroom_loadtest::breakout::run(config(&server, Scenario::Lecture, 12, 2), 3, stopped)
+            .await
+            .expect("the run completes");
+    eprintln!("{}", report.table());
+    assert!(report.errors.is_empty(), "{:?}", report.errors);
+    assert_eq!(report.ready, 12, "every student heard the teacher first");
+    assert_eq!(report.gap_into.moves, 12, "every student moved in");
+    assert_eq!(report.gap_between.moves, 1, "one moved between rooms");
+    assert_eq!(report.gap_back.moves, 12, "every student came back");
+    assert_eq!(
+        report.heard_all_mates, 12,
+        "each heard all of its room mates"
+    );
+    assert_eq!(report.foreign_tracks, 0, "nobody heard another room");
+    assert_eq!(report.back_with_teacher, 12);
+    let text = serde_json::to_string(&report).expect("the report serializes");
+    let json: Value = serde_json::from_str(&text).expect("the report's JSON parses");
+    assert!(json["gap_into"]["max_ms"].as_f64() > Some(0.0), "{json}");
+}

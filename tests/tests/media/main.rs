@@ -4,6 +4,7 @@
 //! too, and stops being forwarded the moment the teacher takes the stage back.
 
 mod access;
+mod breakout;
 mod drain;
 mod impaired;
 mod workers;
