@@ -255,3 +255,20 @@ async fn breakout_rooms_split_the_class_and_bring_it_back_with_each_room_apart()
     let json: Value = serde_json::from_str(&text).expect("the report's JSON parses");
     assert!(json["gap_into"]["max_ms"].as_f64() > Some(0.0), "{json}");
 }
+
+/// Ten students follow the teacher's board for a few seconds: every stroke and every page
+/// turn reaches every student, and the delays are measured (the figures are printed, not
+/// judged: this machine is shared).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_board_scenario_times_every_stroke_and_page_turn_to_every_student() {
+    let server = server_with_admin().await;
+    let (_stop, stopped) = tokio::sync::watch::channel(false);
+    let report = classroom_loadtest::board::run(config(&server, Scenario::Lecture, 10, 3), stopped)
+        .await
+        .expect("the run completes");
+    eprintln!("{}", report.table());
+    assert_eq!(report.students_listening, 10);
+    assert!(report.strokes_sent >= 5 && report.page_turns_sent >= 1, "{report:?}");
+    assert_eq!((report.strokes_missed, report.page_turns_missed), (0, 0));
+    assert!(report.stroke_ms.p95.is_some() && report.page_turn_ms.p95.is_some());
+}
