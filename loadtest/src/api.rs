@@ -150,12 +150,37 @@ impl Api {
         response.text().await.ok()
     }
 
+    /// Uploads a PDF to `course` as a document titled `title`; its id (it is converted next).
+    pub async fn upload_pdf(
+        &self,
+        course: i64,
+        title: &str,
+        pdf: Vec<u8>,
+    ) -> Result<i64, ApiError> {
+        let path = format!("/api/v1/courses/{course}/documents?title={title}");
+        let body = self
+            .send(Method::POST, &path, Payload::File("application/pdf", pdf))
+            .await?;
+        id(body, &path)
+    }
+
+    /// A document as the API shows it (`state`, `pages`, ...).
+    pub async fn document(&self, id: i64) -> Result<Value, ApiError> {
+        self.call(Method::GET, &format!("/api/v1/documents/{id}"), None)
+            .await
+    }
+
     async fn call(
         &self,
         method: Method,
         path: &str,
         body: Option<Value>,
     ) -> Result<Value, ApiError> {
+        let body = body.map_or(Payload::None, Payload::Json);
+        self.send(method, path, body).await
+    }
+
+    async fn send(&self, method: Method, path: &str, body: Payload) -> Result<Value, ApiError> {
         let mut retries = 0;
         loop {
             let mut request = self
@@ -164,9 +189,13 @@ impl Api {
             if let Some(token) = &self.token {
                 request = request.bearer_auth(token);
             }
-            if let Some(body) = &body {
-                request = request.json(body);
-            }
+            request = match &body {
+                Payload::None => request,
+                Payload::Json(body) => request.json(body),
+                Payload::File(content_type, bytes) => request
+                    .header(reqwest::header::CONTENT_TYPE, *content_type)
+                    .body(bytes.clone()),
+            };
             let http_error = |source| ApiError::Http {
                 method: method.clone(),
                 path: path.to_string(),
@@ -198,6 +227,14 @@ impl Api {
             return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
         }
     }
+}
+
+/// What a request carries.
+enum Payload {
+    None,
+    Json(Value),
+    /// A file as the body, with its content type.
+    File(&'static str, Vec<u8>),
 }
 
 fn id(body: Value, path: &str) -> Result<i64, ApiError> {

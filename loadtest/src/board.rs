@@ -1,15 +1,19 @@
-//! The teacher's tools under load: a teacher draws on the blank board and turns its pages while
-//! N students follow over signaling (what they receive are messages, so no media is set up);
-//! how long each stroke and each page turn takes from the teacher's send to each student.
+//! The teacher's tools under load: a teacher presents a document (a PDF the run uploads and the
+//! server converts), turns its pages and draws on them while N students follow over signaling
+//! (what they receive are messages, so no media is set up); how long each stroke and each page
+//! turn takes from the teacher's send to each student. A server that cannot prepare the
+//! document (no LibreOffice or poppler) gets the blank board's pages instead, and the report
+//! says so.
 //!
 //! Strokes and page turns reach a student in the order the teacher sent them (one drawer,
 //! one ordered connection each), so the i-th `stroke` a student gets is the teacher's i-th,
-//! and likewise for the `board` messages that page turns bring.
+//! and likewise for the `slide` messages of page turns (the blank board's: `board`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use classroom_protocol::DocumentId;
 use classroom_protocol::board::{Colour, Point, Tool};
 use classroom_protocol::signal::{ClientMessage, ServerMessage};
 use futures_util::future::join_all;
@@ -30,6 +34,8 @@ const PAGES: u32 = 5;
 /// How long students keep listening after the teacher's last send.
 const SETTLE: Duration = Duration::from_secs(2);
 const JOIN_WAIT: Duration = Duration::from_secs(20);
+/// How long the server may take to convert the uploaded PDF.
+const DOCUMENT_WAIT: Duration = Duration::from_secs(60);
 
 /// What the run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -37,6 +43,8 @@ pub struct BoardReport {
     pub students: usize,
     /// Students who joined and listened to the end.
     pub students_listening: usize,
+    /// Where the pages turned were: `document` (the uploaded PDF) or `blank board`.
+    pub pages_of: &'static str,
     pub strokes_sent: usize,
     pub page_turns_sent: usize,
     /// Milliseconds from the teacher's send to a student's receipt, over all students.
@@ -53,13 +61,14 @@ impl BoardReport {
     pub fn table(&self) -> String {
         let ms = |v: Option<f64>| v.map_or_else(|| "-".to_string(), |v| format!("{v:.1}"));
         format!(
-            "board: {} students ({} listening), {} strokes, {} page turns\n\
+            "board: {} students ({} listening), {} strokes, {} page turns of the {}\n\
              stroke    → student: p50 {} ms, p95 {} ms, p99 {} ms, max {} ms; missed {}\n\
              page turn → student: p50 {} ms, p95 {} ms, p99 {} ms, max {} ms; missed {}\n",
             self.students,
             self.students_listening,
             self.strokes_sent,
             self.page_turns_sent,
+            self.pages_of,
             ms(self.stroke_ms.p50),
             ms(self.stroke_ms.p95),
             ms(self.stroke_ms.p99),
@@ -88,12 +97,24 @@ pub async fn run(
 ) -> Result<BoardReport, RunError> {
     let api = crate::api::Api::new(&config.server);
     let lesson = set_up(&api, &config).await?;
+    let document = match (&lesson.teacher, lesson.course) {
+        (Server::Classroom { api, .. }, Some(course)) => prepared_document(api, course).await,
+        _ => None,
+    };
     let (done, finished) = watch::channel(false);
     let joined = Arc::new(AtomicUsize::new(0));
     let listeners: Vec<_> = lesson
         .students
         .into_iter()
-        .map(|student| tokio::spawn(listen(student, joined.clone(), finished.clone())))
+        .map(|student| {
+            let listening = listen(
+                student,
+                document.is_some(),
+                joined.clone(),
+                finished.clone(),
+            );
+            tokio::spawn(listening)
+        })
         .collect();
     let mut teacher = connect(&lesson.teacher).await.map_err(RunError::Teacher)?;
     // Everyone in before the first turn (students still joining would miss it), or as many as
@@ -116,8 +137,17 @@ pub async fn run(
         ticks += 1;
         let sent = if ticks % TURN_EVERY == 1 {
             page = page % PAGES + 1;
+            let turn = match (document, page) {
+                (Some(document), 1) => ClientMessage::OpenDocument {
+                    document,
+                    pages: PAGES,
+                    page,
+                },
+                (Some(_), page) => ClientMessage::TurnPage { page },
+                (None, page) => ClientMessage::ShowBlankBoard { page },
+            };
             turns.push(Instant::now());
-            teacher.send(ClientMessage::ShowBlankBoard { page }).await
+            teacher.send(turn).await
         } else {
             strokes.push(Instant::now());
             let n = (strokes.len() % 1000) as u16;
@@ -148,11 +178,40 @@ pub async fn run(
         .map(|r| r.ok().flatten())
         .collect();
     teacher.close().await;
-    Ok(summarize(config.students, &strokes, &turns, &heard))
+    let pages_of = if document.is_some() {
+        "document"
+    } else {
+        "blank board"
+    };
+    Ok(summarize(
+        config.students,
+        pages_of,
+        &strokes,
+        &turns,
+        &heard,
+    ))
+}
+
+/// Uploads a PDF of `PAGES` pages to `course` and waits until the server has prepared it; `None`
+/// when it cannot (the run then turns the blank board's pages).
+async fn prepared_document(api: &crate::api::Api, course: i64) -> Option<DocumentId> {
+    let pdf = crate::pdf::pdf_of(PAGES as usize);
+    let id = api.upload_pdf(course, "Load test slides", pdf).await.ok()?;
+    let deadline = Instant::now() + DOCUMENT_WAIT;
+    while Instant::now() < deadline {
+        let document = api.document(id).await.ok()?;
+        match document["state"].as_str() {
+            Some("ready") => return Some(DocumentId(id)),
+            Some("processing") => tokio::time::sleep(Duration::from_millis(250)).await,
+            _ => return None,
+        }
+    }
+    None
 }
 
 fn summarize(
     students: usize,
+    pages_of: &'static str,
     strokes: &[Instant],
     turns: &[Instant],
     heard: &[Option<Heard>],
@@ -176,6 +235,7 @@ fn summarize(
     BoardReport {
         students,
         students_listening: listening.len(),
+        pages_of,
         strokes_sent: strokes.len(),
         page_turns_sent: turns.len(),
         stroke_max_ms: max(&stroke_ms),
@@ -209,6 +269,7 @@ async fn connect(server: &Server) -> Result<Signaling, String> {
 /// not join or lost the connection.
 async fn listen(
     student: Server,
+    document: bool,
     joined: Arc<AtomicUsize>,
     mut done: watch::Receiver<bool>,
 ) -> Option<Heard> {
@@ -219,7 +280,9 @@ async fn listen(
         tokio::select! {
             message = signaling.recv_within(Duration::from_secs(1)) => match message {
                 Ok(Some(ServerMessage::Stroke { .. })) => heard.strokes.push(Instant::now()),
-                Ok(Some(ServerMessage::Board { .. })) => heard.turns.push(Instant::now()),
+                // A document's page turn is its `slide`; the blank board's, its `board`.
+                Ok(Some(ServerMessage::Slide { slide: Some(_) })) => heard.turns.push(Instant::now()),
+                Ok(Some(ServerMessage::Board { .. })) if !document => heard.turns.push(Instant::now()),
                 Ok(_) => {}
                 Err(_) => return None,
             },

@@ -26,6 +26,7 @@ pub mod ingest;
 pub mod janus;
 pub mod link;
 pub mod participant;
+pub mod pdf;
 pub mod peer;
 pub mod receiver;
 pub mod report;

@@ -122,6 +122,8 @@ pub(crate) struct Running {
 pub(crate) struct Lesson {
     pub(crate) teacher: Server,
     pub(crate) students: Vec<Server>,
+    /// The lesson's course (classroomd).
+    pub(crate) course: Option<i64>,
 }
 
 /// Runs a scenario to its end (or until `stop`) and reports.
@@ -144,6 +146,7 @@ pub async fn run(config: RunConfig, mut stop: watch::Receiver<bool>) -> Result<R
             Lesson {
                 teacher: server.clone(),
                 students: vec![server],
+                course: None,
             }
         }
     };
@@ -513,6 +516,7 @@ pub(crate) async fn set_up(api: &Api, config: &RunConfig) -> Result<Lesson, RunE
             lesson,
         },
         students,
+        course: Some(course),
     })
 }
 

@@ -268,7 +268,10 @@ async fn the_board_scenario_times_every_stroke_and_page_turn_to_every_student() 
         .expect("the run completes");
     eprintln!("{}", report.table());
     assert_eq!(report.students_listening, 10);
-    assert!(report.strokes_sent >= 5 && report.page_turns_sent >= 1, "{report:?}");
+    assert!(
+        report.strokes_sent >= 5 && report.page_turns_sent >= 1,
+        "{report:?}"
+    );
     assert_eq!((report.strokes_missed, report.page_turns_missed), (0, 0));
     assert!(report.stroke_ms.p95.is_some() && report.page_turn_ms.p95.is_some());
 }
