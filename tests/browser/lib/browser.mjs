@@ -96,12 +96,20 @@ export async function videoFrom(page, participant) {
   }, participant);
 }
 
-/** Polls `check` until it returns a truthy value, or fails after `ms`. */
+/** Polls `check` until it returns a truthy value, or fails after `ms`. A check that throws
+ * counts as not yet: a page's modules run after its catalogue has loaded, so right after a
+ * navigation `window.classroom` may not be there. */
 export async function eventually(what, check, ms = 20_000) {
   const deadline = Date.now() + ms;
   let last;
   while (Date.now() < deadline) {
-    last = await check();
+    try {
+      last = await check();
+    } catch (error) {
+      last = `threw: ${error.message}`;
+      await new Promise((r) => setTimeout(r, 250));
+      continue;
+    }
     if (last) return last;
     await new Promise((r) => setTimeout(r, 250));
   }
