@@ -98,6 +98,14 @@ both_backends!(
             reply.expect_error(422, "invalid_url");
             assert_eq!(reply.body["error"]["field"], "url");
         }
+        // Refused by the outbound policy on the literal address, before anything is stored or
+        // any connection is made (no lookup, no packet): nothing is queued for them either.
+        let before = school
+            .admin
+            .get("/api/v1/webhooks")
+            .await
+            .expect(200)
+            .clone();
         for url in ["http://169.254.169.254/latest", "http://10.0.0.7/"] {
             school
                 .admin
@@ -105,6 +113,13 @@ both_backends!(
                 .await
                 .expect_error(422, "destination_not_allowed");
         }
+        let after = school
+            .admin
+            .get("/api/v1/webhooks")
+            .await
+            .expect(200)
+            .clone();
+        assert_eq!(after, before, "a refused webhook is not stored");
 
         // Removing: once, and only from its own scope.
         let other = id(&mine);
