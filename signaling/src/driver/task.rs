@@ -116,6 +116,9 @@ pub(super) async fn run_room(
             },
             () = sleep_until(deadline) => Input::Timeout,
         };
+        // What the media plane reports (speakers, quality) changes nothing a room keeps: the
+        // stored state is not even compared then.
+        let may_change_state = !matches!(input, Input::MediaEvent(_));
         room.handle_input(now(), input);
         io.drain(&mut room).await;
         let present = if counts { room.participant_count() } else { 0 };
@@ -129,7 +132,7 @@ pub(super) async fn run_room(
             }
             break;
         }
-        if let Some(states) = &states
+        if let Some(states) = states.as_ref().filter(|_| may_change_state)
             && let Some(state) = room.take_state_change(now())
         {
             states.save(&io.name, io.lesson, state);
