@@ -120,11 +120,28 @@ struct Args {
     /// Floor: how many datagrams to send.
     #[arg(long, default_value_t = 500_000, value_parser = clap::value_parser!(u64).range(1..=100_000_000))]
     floor_packets: u64,
+    /// Threads the simulated participants run on (default: every core this process may use).
+    /// Each participant is a task with its own socket, so a run spreads over all of them: one
+    /// load tester on a many-core machine drives thousands of students. `bench/run` pins it to
+    /// one core and leaves this at its default.
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    threads: Option<u16>,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.enable_all().thread_name("loadtest");
+    if let Some(threads) = args.threads {
+        runtime.worker_threads(usize::from(threads));
+    }
+    runtime
+        .build()
+        .context("starting the load tester's threads")?
+        .block_on(run_args(args))
+}
+
+async fn run_args(args: Args) -> anyhow::Result<()> {
     let scenario = match args.mode {
         Mode::Lecture => Scenario::Lecture,
         Mode::Seminar => Scenario::Seminar,
