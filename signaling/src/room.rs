@@ -68,7 +68,7 @@ pub use output::{
 };
 pub use participants::JoinError;
 pub use persist::RoomState;
-pub use polls::{AnswerError, PollError};
+pub use polls::{AnswerError, KeptPoll, PollError};
 
 /// Limits and timings of a room.
 #[derive(Debug, Clone, PartialEq, Eq)]

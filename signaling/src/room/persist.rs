@@ -7,8 +7,11 @@
 //! held (on stage, hand raised, muted) wait for them as a dropped connection's place waits,
 //! for the reconnect grace counted from the restore, and are theirs again when they join.
 //!
-//! Not kept: the whiteboard's strokes, an open poll (its answers are stored when it closes),
-//! the encoder (it reconnects by itself).
+//! The latest poll is kept too, with its answers: a poll open when the node died goes on
+//! taking answers in the restored room, and is stored once, when it closes (a room that closes
+//! in order, on a drain or the lesson's end, closes and stores its poll first).
+//!
+//! Not kept: the whiteboard's strokes, the encoder (it reconnects by itself).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -17,6 +20,7 @@ use classroom_protocol::signal::{ChatMessage, ParticipantId, RecordingState, Sli
 use classroom_protocol::{ParticipantRole, UserId};
 use serde::{Deserialize, Serialize};
 
+use super::polls::KeptPoll;
 use super::{MediaEffect, Output, Room};
 
 /// The part of a room that is stored. Its JSON form is what the database keeps: fields are
@@ -54,6 +58,12 @@ pub struct RoomState {
     pub muted: Vec<UserId>,
     #[serde(default)]
     pub slide: Option<Slide>,
+    /// Polls asked in the lesson so far (the next one is numbered after them).
+    #[serde(default)]
+    pub polls_asked: u32,
+    /// The latest poll, open or closed, with its answers.
+    #[serde(default)]
+    pub poll: Option<KeptPoll>,
 }
 
 /// Places waiting for the users who held them before the restore.
@@ -83,12 +93,14 @@ pub(super) struct StateKey {
     hands: Vec<UserId>,
     muted: Vec<UserId>,
     slide: Option<Slide>,
+    polls: u64,
 }
 
 impl Room {
     /// The room as it would be restored now.
     pub fn state(&self, now: Instant) -> RoomState {
         let key = self.state_key();
+        let (polls_asked, poll) = self.kept_polls();
         RoomState {
             live: self.live,
             recording: self.recording,
@@ -102,6 +114,8 @@ impl Room {
             hands: key.hands,
             muted: key.muted,
             slide: self.slide,
+            polls_asked,
+            poll,
         }
     }
 
@@ -132,6 +146,7 @@ impl Room {
             .checked_sub(Duration::from_millis(state.elapsed_ms))
             .unwrap_or(self.opened_at);
         self.slide = state.slide;
+        self.restore_polls(now, state.polls_asked, state.poll);
         self.recording_by_hand = state.recording_by_hand;
         self.restored = Restored {
             stage: state.stage.into_iter().collect(),
@@ -247,6 +262,7 @@ impl Room {
             hands,
             muted,
             slide: self.slide,
+            polls: self.polls.version,
         }
     }
 }

@@ -212,3 +212,157 @@ fn an_unreadable_or_empty_state_restores_an_empty_room() {
     assert!(!class.room.live);
     assert!(serde_json::from_str::<RoomState>("{\"chat\": 3}").is_err());
 }
+
+/// A poll open when the node died: the restored room goes on with it (its timer where it
+/// was, the answers given before and after), numbers the next poll after it, and stores it
+/// once, with every answer, when it closes.
+#[test]
+fn an_open_poll_and_its_answers_outlive_the_room() {
+    use classroom_protocol::signal::{PollAnswer, PollId, PollKind, PollQuestion};
+    let choose = |choice: u32| ClientMessage::AnswerPoll {
+        poll: PollId(2),
+        answer: PollAnswer::Choices(vec![choice]),
+    };
+    let question = |timer_secs| PollQuestion {
+        kind: PollKind::SingleChoice,
+        question: "Which is a prime?".into(),
+        options: vec!["4".into(), "7".into(), "9".into()],
+        correct: Some(PollAnswer::Choices(vec![1])),
+        anonymous: false,
+        timer_secs,
+        changeable: false,
+    };
+    let mut class = Class::new(LESSON);
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
+    let (ann, _) = class.enter(2, ParticipantRole::Student, true);
+    class.enter(3, ParticipantRole::Student, true);
+    class.say(
+        teacher,
+        ClientMessage::AskPoll {
+            poll: question(None),
+        },
+    );
+    class.at(1_000);
+    class.say(
+        teacher,
+        ClientMessage::AskPoll {
+            poll: question(Some(60)),
+        },
+    );
+    class.at(11_000);
+    class.say(ann, choose(1));
+    let now = class.now;
+    let state = class
+        .room
+        .take_state_change(now)
+        .expect("the answer is a change");
+    let kept = state.poll.clone().expect("the open poll is kept");
+    assert_eq!((state.polls_asked, kept.id), (2, PollId(2)));
+    assert_eq!(kept.closes_at_ms, Some(61_000));
+    assert_eq!(kept.answers.len(), 1);
+    assert!(class.room.take_state_change(now).is_none(), "nothing new");
+    // Through the database's JSON, as a restart reads it back.
+    let json = serde_json::to_string(&state).expect("a state serializes");
+    let state: RoomState = serde_json::from_str(&json).expect("and reads back");
+
+    let (mut class, out) = restored(state);
+    assert!(
+        !out.iter().any(|o| matches!(o, Output::PollClosed(_))),
+        "not stored yet"
+    );
+    let (ann, out) = class.enter(2, ParticipantRole::Student, true);
+    let ServerMessage::Joined {
+        poll, poll_answer, ..
+    } = snapshot(out, ann)
+    else {
+        panic!("a snapshot");
+    };
+    let poll = poll.expect("the open poll, after the restore");
+    assert_eq!((poll.id, poll.closed), (PollId(2), false));
+    assert_eq!(
+        poll.closes_in_ms,
+        Some(50_000),
+        "the timer goes on where it was"
+    );
+    assert_eq!(poll_answer.map(|a| *a), Some(PollAnswer::Choices(vec![1])));
+    // Ann answered already (the poll takes one answer each); Bo answers now.
+    let out = class.say(ann, choose(2));
+    assert_eq!(
+        super::test_class::refusal(&out),
+        Some(classroom_protocol::ErrorCode::AlreadyAnswered)
+    );
+    let (bo, _) = class.enter(3, ParticipantRole::Student, true);
+    class.say(bo, choose(0));
+    // The timer closes it 50 s after the restore: stored once, both answers in it.
+    class.at(49_999);
+    assert!(
+        !class
+            .tick()
+            .iter()
+            .any(|o| matches!(o, Output::PollClosed(_)))
+    );
+    class.at(50_000);
+    let stored: Vec<_> = class
+        .tick()
+        .into_iter()
+        .filter_map(|o| match o {
+            Output::PollClosed(poll) => Some(*poll),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].id, PollId(2));
+    let correct: Vec<_> = stored[0].answers.iter().map(|a| a.correct).collect();
+    assert_eq!(correct, vec![Some(true), Some(false)]);
+    // The next poll is the lesson's third.
+    let (teacher, _) = class.enter(1, ParticipantRole::Teacher, true);
+    let out = class.say(
+        teacher,
+        ClientMessage::AskPoll {
+            poll: question(None),
+        },
+    );
+    let asked = out.iter().find_map(|o| match o {
+        Output::Broadcast {
+            message: ServerMessage::Poll { poll },
+            ..
+        } => Some(poll.id),
+        _ => None,
+    });
+    assert_eq!(asked, Some(PollId(3)));
+}
+
+/// A stored poll that no longer passes the checks (damaged, or from elsewhere) is dropped;
+/// the room opens without it.
+#[test]
+fn a_stored_poll_that_fails_the_checks_is_dropped() {
+    use classroom_protocol::signal::{PollId, PollKind, PollQuestion};
+    let state = RoomState {
+        live: true,
+        polls_asked: 1,
+        poll: Some(KeptPoll {
+            id: PollId(1),
+            question: PollQuestion {
+                kind: PollKind::SingleChoice,
+                question: "one option only".into(),
+                options: vec!["A".into()],
+                correct: None,
+                anonymous: false,
+                timer_secs: None,
+                changeable: true,
+            },
+            asked_at_ms: 0,
+            closes_at_ms: None,
+            closed_at_ms: None,
+            shown: false,
+            answers: vec![],
+        }),
+        ..RoomState::default()
+    };
+    let (mut class, _) = restored(state);
+    let (ann, out) = class.enter(2, ParticipantRole::Student, true);
+    let ServerMessage::Joined { poll, .. } = snapshot(out, ann) else {
+        panic!("a snapshot");
+    };
+    assert!(poll.is_none());
+}

@@ -21,6 +21,7 @@ use classroom_protocol::signal::{
     QuickPoll, ServerMessage, StoredAnswer, ValueTally,
 };
 use classroom_protocol::{ErrorCode, UserId};
+use serde::{Deserialize, Serialize};
 
 use super::{Actor, Output, Refusal, Room};
 
@@ -121,6 +122,9 @@ impl From<PollError> for Refusal {
 pub(super) struct Polls {
     asked: u32,
     current: Option<Poll>,
+    /// Bumped by every change a restored room must see (a poll asked, answered, closed or
+    /// shown): the stored state's cheap key compares it instead of the answers.
+    pub(super) version: u64,
     /// The time of the input being handled: messages say how long an open poll has left.
     pub(super) now: Option<Instant>,
 }
@@ -262,6 +266,7 @@ impl Room {
         }
         self.close_poll_now(now, out);
         self.polls.asked += 1;
+        self.polls.version += 1;
         let poll = Poll {
             id: PollId(u64::from(self.polls.asked)),
             closes_at: question
@@ -327,6 +332,7 @@ impl Room {
                 .map_or(now, |sent| (sent + RESULTS_INTERVAL).max(now));
             poll.results_due = Some(due);
         }
+        self.polls.version += 1;
         // Due now: the first answer after a quiet spell reaches moderators at once.
         self.poll_results_due(now, out);
         Ok(())
@@ -357,6 +363,7 @@ impl Room {
             _ => return Err(PollError::Unknown(id).into()),
         };
         poll.shown = true;
+        self.polls.version += 1;
         let Some(poll) = &self.polls.current else {
             return Ok(());
         };
@@ -378,6 +385,7 @@ impl Room {
         poll.closed_at = Some(now);
         poll.results_due = None;
         poll.results_sent = Some(now);
+        self.polls.version += 1;
         let Some(poll) = &self.polls.current else {
             return;
         };
@@ -571,6 +579,91 @@ impl Room {
             closed_at_ms: self.ms_since_open(poll.closed_at.unwrap_or(poll.asked_at)),
             answers,
         }
+    }
+}
+
+/// The room's latest poll as a room keeps it across a restore ([`super::RoomState`]): times
+/// on the room's own clock (milliseconds since it opened, which a restore carries on), so a
+/// poll's timer goes on where it was; the node's time down does not count.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeptPoll {
+    pub id: PollId,
+    pub question: PollQuestion,
+    pub asked_at_ms: u64,
+    #[serde(default)]
+    pub closes_at_ms: Option<u64>,
+    #[serde(default)]
+    pub closed_at_ms: Option<u64>,
+    #[serde(default)]
+    pub shown: bool,
+    #[serde(default)]
+    pub answers: Vec<NamedAnswer>,
+}
+
+impl Room {
+    /// The polls asked so far and the latest poll, for the stored state.
+    pub(super) fn kept_polls(&self) -> (u32, Option<KeptPoll>) {
+        let poll = self.polls.current.as_ref().map(|poll| KeptPoll {
+            id: poll.id,
+            question: poll.question.clone(),
+            asked_at_ms: self.ms_since_open(poll.asked_at),
+            closes_at_ms: poll.closes_at.map(|at| self.ms_since_open(at)),
+            closed_at_ms: poll.closed_at.map(|at| self.ms_since_open(at)),
+            shown: poll.shown,
+            answers: poll
+                .answers
+                .iter()
+                .map(|(user, a)| NamedAnswer {
+                    user_id: *user,
+                    name: a.name.clone(),
+                    answer: a.answer.clone(),
+                })
+                .collect(),
+        });
+        (self.polls.asked, poll)
+    }
+
+    /// Takes back the stored polls into a room whose clock ([`Room::restore`]) is set. A poll
+    /// still open goes on taking answers (its timer where it was); its answers, and those
+    /// given since, are stored once, when it closes. A stored question that no longer passes
+    /// the checks (a row from an older server, or damaged) is dropped, not trusted.
+    pub(super) fn restore_polls(&mut self, now: Instant, asked: u32, kept: Option<KeptPoll>) {
+        self.polls.asked = self.polls.asked.max(asked.min(MAX_POLLS));
+        let Some(kept) = kept else {
+            return;
+        };
+        let Ok(question) = validate_question(kept.question) else {
+            return;
+        };
+        let at = |ms: u64| self.opened_at + Duration::from_millis(ms);
+        let answers = kept
+            .answers
+            .into_iter()
+            .filter(|a| validate_answer(&question, &a.answer).is_ok())
+            .map(|a| {
+                let answer = Answer {
+                    name: a.name,
+                    answer: a.answer,
+                };
+                (a.user_id, answer)
+            })
+            .collect();
+        self.polls.current = Some(Poll {
+            id: kept.id,
+            asked_at: at(kept.asked_at_ms),
+            closes_at: kept.closes_at_ms.map(at),
+            closed_at: kept.closed_at_ms.map(at),
+            question,
+            shown: kept.shown,
+            answers,
+            results_due: None,
+            results_sent: Some(now),
+        });
+        self.polls.asked = self
+            .polls
+            .asked
+            .max(u32::try_from(kept.id.0).unwrap_or(MAX_POLLS));
+        self.polls.version += 1;
     }
 }
 

@@ -5,15 +5,15 @@
 use std::time::Duration;
 
 use classroom_courses::store::Store;
-use classroom_protocol::signal::{ClientMessage, ServerMessage};
+use classroom_protocol::signal::{ClientMessage, PollAnswer, PollId, QuickPoll, ServerMessage};
 use classroom_protocol::{RoomName, TrackSource};
 use classroom_tests::child::ChildServer;
 use classroom_tests::school::{School, join_token as token};
 use classroom_tests::ws::Ws;
 use classroom_tests::{Backend, TestServer};
 
-/// A lesson under way at `base`: Sam chatted and is on stage, muted; Olga's hand is up; the
-/// chat is locked. Returns once the room has stored all of it. The connections stay open.
+/// A lesson under way at `base`: Sam chatted and is on stage, muted; Olga's hand is up and
+/// she answered the open poll; the chat is locked. Returns once the room has stored all of it. The connections stay open.
 async fn lesson_under_way(store: &Store, school: &School, base: &str, lesson: i64) -> Vec<Ws> {
     let teacher = school.teacher.at(base);
     let student = school.student.at(base);
@@ -33,6 +33,15 @@ async fn lesson_under_way(store: &Store, school: &School, base: &str, lesson: i6
     .await;
     otto.ok(ClientMessage::Mute {
         participant: sam_id,
+    })
+    .await;
+    otto.ok(ClientMessage::AskQuickPoll {
+        preset: QuickPoll::Abcd,
+    })
+    .await;
+    olga.ok(ClientMessage::AnswerPoll {
+        poll: PollId(1),
+        answer: PollAnswer::Choices(vec![2]),
     })
     .await;
     otto.ok(ClientMessage::LockChat { locked: true }).await;
@@ -120,6 +129,18 @@ async fn a_room_comes_back_as_it_was_after_kill_9() {
 
     server.restart().await;
     let base = server.base.clone();
+    // The poll was open when the server died: it still is, with Olga's answer. (A server
+    // that stops in order closes and stores its room's poll first.)
+    let (_olga, joined) = Ws::join(&base, &token(&school.outsider.at(&base), lesson).await).await;
+    let ServerMessage::Joined {
+        poll, poll_answer, ..
+    } = joined
+    else {
+        unreachable!()
+    };
+    let poll = poll.expect("the open poll came back");
+    assert_eq!((poll.id, poll.closed), (PollId(1), false));
+    assert_eq!(poll_answer.map(|a| *a), Some(PollAnswer::Choices(vec![2])));
     everyone_finds_their_place(&school, &base, lesson).await;
     server.stop().await;
 }
