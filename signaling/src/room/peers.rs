@@ -259,7 +259,7 @@ impl Room {
             id,
             step,
         });
-        let mut out = vec![
+        vec![
             // Routed first: the media plane reports the new peer's tracks while adding it.
             Output::Filing(PeerFiling::Routed(peer)),
             Output::ToMedia(MediaCommand::AddPeer {
@@ -268,16 +268,7 @@ impl Room {
                 offer,
                 access,
             }),
-        ];
-        // Speaking to every breakout room carries over to the participant's new peer (one
-        // made on coming back from a visit, say); commands to one peer run in order.
-        if self.voices.contains(&participant) {
-            out.push(Output::ToMedia(MediaCommand::SetVoiceBroadcast {
-                peer,
-                lesson: Some(self.lesson),
-            }));
-        }
-        out
+        ]
     }
 
     /// A client `answer` to the media plane's offer.
@@ -445,6 +436,14 @@ impl Room {
             out.push(Output::ToMedia(MediaCommand::SetAudioMuted {
                 peer,
                 muted: p.info.muted,
+            }));
+        }
+        // Speaking to every breakout room carries over to a new peer of the participant (one
+        // opened on coming back from a visit, or while the voice was turned on).
+        if self.voices.contains(&participant) {
+            out.push(Output::ToMedia(MediaCommand::SetVoiceBroadcast {
+                peer,
+                lesson: Some(self.lesson),
             }));
         }
         let record = Peer {
