@@ -347,5 +347,43 @@ async fn students_in_two_rooms_hear_the_teacher_speaking_to_all_rooms_only_while
             "nothing of the voice arrives after it stopped"
         );
     }
-    teacher.pump(Duration::from_millis(100)).await;
+
+    // From a visit: the teacher goes to see the first room and speaks to all rooms from there;
+    // the second room hears the voice (the first hears the teacher as one of its own).
+    let reply = teacher
+        .request(ClientMessage::VisitBreakout { room: Some(0) })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    let mut visiting = follow_move(teacher, Sending::AUDIO_VIDEO, Vec::new()).await;
+    let reply = visiting
+        .student
+        .request(ClientMessage::SpeakToBreakouts { on: true })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    let voices = |p: &Participant| {
+        p.messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::VoiceTrack { .. }))
+            .count()
+    };
+    let before = voices(&moved[1].student);
+    // The m-line may be the one the voice had before: frames beyond what came then.
+    let (old_mid, old_frames) = (mids[1].clone(), moved[1].student.received_on(&mids[1]));
+    let heard = moved[1]
+        .student
+        .pump_until(WAIT, |p| {
+            let mid = p.messages.iter().rev().find_map(|m| match m {
+                ServerMessage::VoiceTrack { mid } => Some(mid.clone()),
+                _ => None,
+            });
+            let already = |mid: &str| if mid == old_mid { old_frames } else { 0 };
+            voices(p) > before && mid.is_some_and(|mid| p.received_on(&mid) > already(&mid))
+        })
+        .await;
+    assert!(
+        heard,
+        "the other room hears the visiting teacher: {:?}",
+        moved[1].student.messages
+    );
+    visiting.student.pump(Duration::from_millis(100)).await;
 }
