@@ -148,8 +148,7 @@ pub struct LessonAttendee {
     /// Of those, answers to quizzes (polls with a correct answer), and how many were right.
     pub quiz_answers: i64,
     pub quiz_correct: i64,
-    /// The lesson report: each stay in a breakout room, in order (empty in course
-    /// summaries).
+    /// Each stay in a breakout room, in order.
     #[serde(default)]
     pub breakout_rooms: Vec<BreakoutStayReport>,
 }
@@ -175,6 +174,12 @@ pub struct StudentSummary {
     /// Of those, answers to quizzes (polls with a correct answer), and how many were right.
     pub quiz_answers: i64,
     pub quiz_correct: i64,
+    /// Stays in breakout rooms across the lessons, and the time they add up to (a stay still
+    /// open counts once it ends).
+    #[serde(default)]
+    pub breakout_stays: i64,
+    #[serde(default)]
+    pub breakout_seconds: i64,
 }
 
 /// A lesson as attendance reports name it.
@@ -303,6 +308,13 @@ pub fn student_summary(
         poll_answers: sum(|r| r.poll_answers),
         quiz_answers: sum(|r| r.quiz_answers),
         quiz_correct: sum(|r| r.quiz_correct),
+        breakout_stays: sum(|r| i64::try_from(r.breakout_rooms.len()).unwrap_or(i64::MAX)),
+        breakout_seconds: sum(|r| {
+            r.breakout_rooms
+                .iter()
+                .filter_map(|s| Some((s.left_at? - s.joined_at).whole_seconds().max(0)))
+                .sum()
+        }),
     }
 }
 
@@ -375,7 +387,7 @@ pub fn course_csv(rows: &[StudentSummary]) -> String {
     let mut out = String::from(
         "user_id,name,email,lessons_held,lessons_attended,present_seconds,minutes_present,\
          times_late,times_left_early,stage_seconds,hands_raised,chat_messages,poll_answers,\
-         quiz_answers,quiz_correct\n",
+         quiz_answers,quiz_correct,breakout_stays,breakout_seconds\n",
     );
     for r in rows {
         let cells = [
@@ -394,6 +406,8 @@ pub fn course_csv(rows: &[StudentSummary]) -> String {
             r.poll_answers.to_string(),
             r.quiz_answers.to_string(),
             r.quiz_correct.to_string(),
+            r.breakout_stays.to_string(),
+            r.breakout_seconds.to_string(),
         ];
         push_row(&mut out, &cells);
     }

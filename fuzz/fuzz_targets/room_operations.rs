@@ -517,6 +517,8 @@ impl FakeMedia {
                         state.1 = *muted;
                     }
                 }
+                // Speaking to every breakout room changes nothing this model keeps.
+                MediaCommand::SetVoiceBroadcast { .. } => {}
             }
         }
         outputs

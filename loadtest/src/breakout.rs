@@ -5,7 +5,9 @@
 //! the new room's `joined` and offers a new peer there. It reports the media gap of every move
 //! (from `moved` to the first frame on the new peer), whether each student heard all of its
 //! room mates, and every track that reached a student from outside its room (there must be
-//! none).
+//! none). While the students are in their rooms the teacher speaks to all rooms
+//! (`speak_to_breakouts`) from the main room: every student must receive the teacher's voice
+//! (`voice_track`, frames on it), and the voice track must end for each when the teacher stops.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -61,6 +63,10 @@ struct Student {
     /// (a student moved away during the stay was a room mate until then).
     senders: HashSet<(UserId, ParticipantRole)>,
     mates: HashSet<UserId>,
+    /// Frames of the teacher's voice to every room arrived (`voice_track`).
+    heard_voice: bool,
+    /// The voice track ended (the teacher stopped speaking to the rooms).
+    voice_ended: bool,
     error: Option<String>,
 }
 
@@ -141,6 +147,12 @@ pub struct BreakoutReport {
     pub foreign_tracks: u64,
     /// Students who heard the teacher again after the rooms closed.
     pub back_with_teacher: usize,
+    /// Students in a breakout room who received the teacher's voice to every room, and from
+    /// when the teacher turned it on to the last of them hearing it.
+    pub heard_teacher_voice: usize,
+    pub voice_reached_all_ms: Option<f64>,
+    /// Students whose voice track ended when the teacher stopped speaking to the rooms.
+    pub voice_ended: usize,
     pub errors: Vec<String>,
 }
 
@@ -166,6 +178,12 @@ impl BreakoutReport {
             self.foreign_tracks,
             self.back_with_teacher
         );
+        out.push_str(&format!(
+            "teacher's voice to every room: heard by {} students (all within {} ms), ended for {}\n",
+            self.heard_teacher_voice,
+            ms(self.voice_reached_all_ms),
+            self.voice_ended
+        ));
         out.push_str("| media gap per move | moves | p50 (ms) | p95 (ms) | max (ms) |\n|---|---|---|---|---|\n");
         out.push_str(&row("into a breakout room", &self.gap_into));
         out.push_str(&row("between two rooms", &self.gap_between));
@@ -248,6 +266,30 @@ pub async fn run(
             .all(|(u, _)| s.heard.contains(u))
     });
 
+    // The teacher speaks to every room from the main room, then stops.
+    let in_a_room = all(&|s: &Student| s.room.is_some());
+    let voice_on = Instant::now();
+    teacher
+        .request(ClientMessage::SpeakToBreakouts { on: true })
+        .await?;
+    teacher
+        .pump_until(WAIT, &mut stop, || {
+            all(&|s: &Student| s.heard_voice) == in_a_room
+        })
+        .await;
+    let heard_teacher_voice = all(&|s: &Student| s.heard_voice);
+    let voice_reached_all_ms =
+        (heard_teacher_voice == in_a_room).then(|| voice_on.elapsed().as_secs_f64() * 1000.0);
+    teacher
+        .request(ClientMessage::SpeakToBreakouts { on: false })
+        .await?;
+    teacher
+        .pump_until(WAIT, &mut stop, || {
+            all(&|s: &Student| s.voice_ended) == heard_teacher_voice
+        })
+        .await;
+    let voice_ended = all(&|s: &Student| s.voice_ended);
+
     // One student to the next room.
     let first = students.first().map(|(s, _, _)| {
         let s = lock(s);
@@ -313,6 +355,9 @@ pub async fn run(
         heard_all_mates,
         foreign_tracks,
         back_with_teacher,
+        heard_teacher_voice,
+        voice_reached_all_ms,
+        voice_ended,
         errors,
     })
 }
@@ -475,6 +520,8 @@ async fn follow(
     let mut users: HashMap<ParticipantId, (UserId, ParticipantRole)> = HashMap::new();
     let mut main_users: HashMap<ParticipantId, UserId> = HashMap::new();
     let mut tracks: HashMap<String, ParticipantId> = HashMap::new();
+    // The m-lines carrying the teacher's voice to every room.
+    let mut voice: HashSet<String> = HashSet::new();
     let mut peer: Option<Peer> = None;
     let mut offer_id = None;
     let mut moved_at: Option<Instant> = None;
@@ -515,6 +562,7 @@ async fn follow(
                     s.room
                 };
                 tracks.clear();
+                voice.clear();
                 let sending = if room.is_some() {
                     IN_ROOM
                 } else {
@@ -562,6 +610,12 @@ async fn follow(
             }
             Some(ServerMessage::TrackEnded { mid }) => {
                 tracks.remove(&mid);
+                if voice.remove(&mid) {
+                    lock(shared).voice_ended = true;
+                }
+            }
+            Some(ServerMessage::VoiceTrack { mid }) => {
+                voice.insert(mid);
             }
             Some(ServerMessage::Breakouts { breakouts }) => {
                 lock(shared).placed(placement(breakouts.as_ref(), &main_users));
@@ -594,6 +648,9 @@ async fn follow(
                 {
                     s.heard.insert(*user);
                 }
+            }
+            if voice.iter().any(|mid| stats.frames_on(mid) > 0) {
+                s.heard_voice = true;
             }
             if let Some(at) = moved_at
                 && !s.heard.is_empty()

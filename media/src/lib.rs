@@ -52,6 +52,9 @@
 //! - A peer whose publish permission is revoked has nothing forwarded from the next packet on;
 //!   a peer added without it ([`Sfu::add_peer_with`]) has nothing forwarded from its first.
 //! - A peer whose audio is muted ([`Sfu::set_audio_muted`]) has no audio forwarded.
+//! - A peer's audio reaches another room only while its voice is on for that room's lesson
+//!   ([`Sfu::set_voice_broadcast`]: a moderator speaking to every breakout room), and from the
+//!   next packet on no more once it is off.
 //! - Outgoing sequence numbers per slot start near 1 and stay contiguous across re-binding,
 //!   so a receiver's SRTP rollover counter needs no out-of-band signaling.
 //! - A video slot forwards nothing of a newly bound publication before its first keyframe

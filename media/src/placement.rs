@@ -167,7 +167,12 @@ impl Placement {
                 }
             }
             None => {
-                let worker = least_loaded;
+                let full =
+                    |w: &WorkerId| self.peer_limit.is_some_and(|l| self.loads[w.0].peers >= l);
+                let worker = self
+                    .lesson_home(room)
+                    .filter(|w| !full(w))
+                    .unwrap_or(least_loaded);
                 let mut on = vec![0; workers];
                 on[worker.0] = 1;
                 self.rooms.insert(
@@ -195,6 +200,26 @@ impl Placement {
             },
         );
         Ok(placed)
+    }
+
+    /// Where another room of `room`'s lesson lives (its main room first, else the lowest
+    /// worker of its breakout rooms): a lesson's rooms share a home, so that the teacher's
+    /// voice reaches every breakout room on one worker (`sfu/voice.rs`) and a student's move
+    /// between them stays in one thread.
+    fn lesson_home(&self, room: &RoomName) -> Option<WorkerId> {
+        let lesson = room
+            .breakout()
+            .map(|(l, _, _)| l)
+            .or_else(|| room.lesson())?;
+        let main = RoomName::for_lesson(lesson);
+        if let Some(home) = self.rooms.get(&main) {
+            return Some(home.worker);
+        }
+        self.rooms
+            .iter()
+            .filter(|(name, _)| name.breakout().is_some_and(|(l, _, _)| l == lesson))
+            .map(|(_, home)| home.worker)
+            .min()
     }
 
     /// The workers that carry peers of `room`, by index.
@@ -378,6 +403,34 @@ mod tests {
                 WorkerLoad { peers: 2, rooms: 2 },
             ]
         );
+    }
+
+    #[test]
+    fn a_lessons_breakout_rooms_are_homed_with_its_main_room_or_each_other() {
+        let mut placement = Placement::new(2);
+        let breakout = |round, index| RoomName::for_breakout(LessonId(1), round, index);
+        assert_eq!(place(&mut placement, PeerId(1), &room(1)), Ok(WorkerId(0)));
+        // The least loaded worker is 1, but the lesson lives on 0.
+        assert_eq!(
+            place(&mut placement, PeerId(2), &breakout(1, 0)),
+            Ok(WorkerId(0))
+        );
+        assert_eq!(
+            place(&mut placement, PeerId(3), &breakout(1, 1)),
+            Ok(WorkerId(0))
+        );
+        assert_eq!(place(&mut placement, PeerId(4), &room(2)), Ok(WorkerId(1)));
+        // The main room empties (everyone is away): the next room joins the breakout rooms.
+        assert!(placement.left(PeerId(1)));
+        assert_eq!(
+            place(&mut placement, PeerId(5), &breakout(1, 2)),
+            Ok(WorkerId(0))
+        );
+        // Another lesson's breakout rooms go to that lesson's home, where load alone would
+        // pick worker 0 now (as loaded, lower index).
+        assert!(placement.left(PeerId(5)) && placement.left(PeerId(3)));
+        let other = RoomName::for_breakout(LessonId(2), 1, 0);
+        assert_eq!(place(&mut placement, PeerId(6), &other), Ok(WorkerId(1)));
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct BreakoutStatus {
     /// Seconds until the rooms close by themselves, when they have a timer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seconds_left: Option<u32>,
+    /// Moderators speaking to every breakout room now (`speak_to_breakouts`), by their id in
+    /// the main room.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub voice: Vec<ParticipantId>,
 }
 
 /// Where `moved` takes a participant: a breakout room, or (`None` on the wire: `null`) back to

@@ -282,6 +282,12 @@ pub enum ClientMessage {
     BroadcastToBreakouts {
         text: String,
     },
+    /// Moderators: speak to every breakout room (`on`), or stop. While on, the sender's
+    /// microphone is heard in every open breakout room, from wherever the sender is (the main
+    /// room or visiting a room); the rooms' `breakouts` name who speaks to them (`voice`).
+    SpeakToBreakouts {
+        on: bool,
+    },
     /// Students in a breakout room: ask a teacher to come to the room.
     CallTeacher,
     /// Moderators: close every breakout room; everyone comes back to the main room.
@@ -576,9 +582,20 @@ pub enum ServerMessage {
         name: String,
         text: String,
     },
+    /// Your m-line `mid` now carries the voice of a moderator speaking to every breakout room
+    /// (`breakouts.voice` says who); it ends with `track_ended` like any track.
+    VoiceTrack {
+        mid: String,
+    },
     /// The breakout rooms close by themselves in `seconds_left` seconds.
     BreakoutsEnding {
         seconds_left: u32,
+    },
+    /// Moderators: who is speaking in breakout room `room` now, loudest first, by their id in
+    /// the main room (empty in silence); sent when it changes.
+    BreakoutSpeakers {
+        room: u32,
+        speakers: Vec<ParticipantId>,
     },
     /// Moderators: a student asks a teacher to come to breakout room `room`.
     TeacherCalled {

@@ -24,7 +24,7 @@ use classroom_media::{
     VideoSizeError,
 };
 use classroom_protocol::signal::{ConnectionQuality, MediaKind};
-use classroom_protocol::{AccessChange, JoinClaims, RoomName};
+use classroom_protocol::{AccessChange, JoinClaims, LessonId, RoomName};
 use classroom_signaling::media::MediaFuture;
 use classroom_signaling::{
     AdmitError, DocumentCheck, InvalidToken, LessonEffect, MediaError, MediaNotice, MediaPort,
@@ -279,6 +279,16 @@ impl MediaPort for SfuPort {
         Box::pin(
             async move { ignore_gone(peer, "mute", self.media.set_audio_muted(peer, muted).await) },
         )
+    }
+
+    fn set_voice_broadcast(&self, peer: PeerId, lesson: Option<LessonId>) -> MediaFuture<'_, ()> {
+        Box::pin(async move {
+            ignore_gone(
+                peer,
+                "voice",
+                self.media.set_voice_broadcast(peer, lesson).await,
+            )
+        })
     }
 
     fn set_video_size(

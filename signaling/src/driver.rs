@@ -183,6 +183,9 @@ pub(crate) enum Outbound {
     Close(CloseReason),
     /// Move this session to breakout room `.0`, or back to the lesson's main room (`None`).
     Transfer(Option<RoomName>),
+    /// The main room says whether this session's participant speaks to every breakout room:
+    /// the session tells each breakout room it is in.
+    Voice(bool),
 }
 
 pub(crate) enum RoomCommand {
@@ -215,6 +218,16 @@ pub(crate) enum RoomCommand {
     },
     /// The main room closed this breakout room: the task ends.
     Shut,
+    /// Who speaks in breakout room `room` of this lesson (users, loudest first).
+    BreakoutSpeakers {
+        room: RoomName,
+        users: Vec<classroom_protocol::UserId>,
+    },
+    /// The session of `participant` (moved here) speaks to every breakout room, or stopped.
+    Voice {
+        participant: ParticipantId,
+        on: bool,
+    },
     Media(MediaNotice),
     /// The server starts recording (the course records by default).
     StartRecording,

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use classroom_protocol::signal::{ConnectionQuality, MediaKind};
-use classroom_protocol::{ErrorCode, RoomName};
+use classroom_protocol::{ErrorCode, LessonId, RoomName};
 /// Signaling and the media plane name peers alike.
 pub use classroom_protocol::{Mid, PeerId};
 
@@ -115,6 +115,10 @@ pub trait MediaPort: Send + Sync + 'static {
 
     /// Drops or resumes forwarding the peer's audio.
     fn set_audio_muted(&self, peer: PeerId, muted: bool) -> MediaFuture<'_, ()>;
+
+    /// Forwards the peer's audio to every breakout room of `lesson` as well (a moderator
+    /// speaking to all rooms), or (`None`) to its own room only, from the next packet on.
+    fn set_voice_broadcast(&self, peer: PeerId, lesson: Option<LessonId>) -> MediaFuture<'_, ()>;
 
     /// The height at which the peer's client shows the video of its m-line `mid`.
     fn set_video_size(

@@ -199,6 +199,9 @@ pub struct Room {
     /// The main room's open round of breakout rooms, and the last round's number.
     breakouts: Option<breakout::BreakoutPlan>,
     breakout_round: u32,
+    /// Participants whose microphone every breakout room hears (`breakouts.rs`): in the main
+    /// room, the moderators speaking to the rooms; in a breakout room, those of them here.
+    voices: std::collections::BTreeSet<ParticipantId>,
     /// Outputs not yet polled, oldest first.
     outputs: VecDeque<Output>,
 }
@@ -240,6 +243,7 @@ impl Room {
             media: peers::MediaPeers::default(),
             breakouts: None,
             breakout_round: 0,
+            voices: std::collections::BTreeSet::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -286,6 +290,8 @@ impl Room {
                 participant,
                 connection,
             } => self.departed(participant, connection),
+            Input::Voice { participant, on } => self.voice_here(participant, on),
+            Input::BreakoutSpeakers { room, users } => self.breakout_speakers(&room, &users),
             Input::MediaReply(reply) => self.media_reply(reply),
             Input::MediaEvent(notice) => self.media_event(notice),
             Input::StartRecording => self.start_recording(),
@@ -624,6 +630,9 @@ impl Room {
             ClientMessage::BroadcastToBreakouts { text } => {
                 self.broadcast_to_breakouts(&actor, &text, out)?;
             }
+            ClientMessage::SpeakToBreakouts { on } => {
+                self.speak_to_breakouts(now, &actor, on, out)?
+            }
             ClientMessage::CallTeacher => self.call_teacher(&actor, out)?,
             ClientMessage::CloseBreakouts => self.close_breakouts(now, &actor, out)?,
             // Media goes to the peers (`Room::message`) when the room has a media plane.
@@ -705,3 +714,5 @@ mod slides_tests;
 mod test_class;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod voice_tests;

@@ -451,6 +451,7 @@ pub async fn serve<Tx, Rx, E>(
                         }
                     }
                 }
+                Some(Outbound::Voice(on)) => place.voice(on).await,
                 Some(Outbound::Close(why)) => {
                     closed_by_room = true;
                     close(&mut sink, why.code(), why.as_str()).await;

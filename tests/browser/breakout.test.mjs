@@ -1,7 +1,7 @@
 // Breakout rooms in Chromium: the teacher opens a breakout room from the People tab, two
 // students are moved into it without a reload (the same page, the same WebSocket), turn on
-// their cameras there and see each other, and come back to the teacher's video when the
-// teacher closes the rooms.
+// their cameras there and see each other, hear the teacher speaking to all rooms while it is
+// on, and come back to the teacher's video when the teacher closes the rooms.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -73,6 +73,15 @@ test("the teacher opens a breakout room, two students meet there without a reloa
     assert.equal(await page.evaluate(() => window.sameDocument), true, "no reload");
     assert.equal(await idOf(page, people.teacher.name), null, "the teacher stayed in the main room");
   }
+
+  // The teacher speaks to all rooms from the main room: each student receives the voice (a
+  // `voice_track`, no participant of the room), until the teacher stops.
+  const hearsVoice = (page) => page.evaluate(() =>
+    [...(window.classroom.media?.ownerByMid.values() ?? [])].some((owner) => owner.participant === "voice"));
+  await teacher.getByRole("button", { name: "Speak to all rooms" }).click();
+  for (const page of students) await eventually("a student receives the teacher's voice", () => hearsVoice(page));
+  await teacher.getByRole("button", { name: "Stop speaking to all rooms" }).click();
+  for (const page of students) await eventually("the voice ends", async () => !(await hearsVoice(page)));
 
   // The teacher brings everyone back.
   await teacher.getByRole("button", { name: "Close all rooms" }).click();

@@ -63,6 +63,7 @@ const COURSE_COLUMNS = [
   [() => t("attendance.chat"), (r) => number(r.chat_messages)],
   [() => t("attendance.polls"), (r) => number(r.poll_answers)],
   [() => t("attendance.quiz"), quiz],
+  [() => t("attendance.breakoutRooms"), (r) => (r.breakout_stays ? t("attendance.breakoutSummary", { count: r.breakout_stays, time: minutes(r.breakout_seconds) }) : "")],
 ];
 
 function base() {

@@ -44,6 +44,11 @@ export const TEXT = {
   get assignment() { return t("breakout.assignment"); },
   get unassigned() { return t("breakout.unassigned"); },
   get stageDetail() { return t("breakout.stageDetail"); },
+  get speakToAll() { return t("breakout.speakToAll"); },
+  get stopSpeaking() { return t("breakout.stopSpeaking"); },
+  speakingToAll: (name) => t("breakout.speakingToAll", { name }),
+  get voiceTile() { return t("breakout.voiceTile"); },
+  speakers: (names) => t("breakout.speakers", { names }),
 };
 
 const clock = (seconds) => `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
@@ -59,6 +64,7 @@ export class Breakouts {
     this.place = null; // where this page is: null (main room) or {index, room}
     this.names = new Map(); // main-room id -> name
     this.endsAt = null; // performance.now() when the timer ends
+    this.speakers = new Map(); // moderators: room index -> main-room ids speaking there now
     this.section = el("section", { id: "breakouts", class: "breakouts", "aria-labelledby": "breakouts-heading" });
     this.timer = setInterval(() => this.#tick(), 1000);
   }
@@ -71,7 +77,13 @@ export class Breakouts {
   /** The main room's people (while the page is there): their names for the panel. */
   rememberNames(participants) {
     if (this.place) return;
+    this.me = this.page.me?.() ?? this.me; // our id in the main room
     for (const p of participants) this.names.set(p.id, p.name);
+  }
+
+  /** Whether we speak to every room now (the server's last word, `breakouts.voice`). */
+  speaking() {
+    return !!this.status?.voice?.includes(this.me);
   }
 
   /** Listens to a room's signaling connection (each room the page is in). */
@@ -82,6 +94,7 @@ export class Breakouts {
     on("breakouts", ({ breakouts }) => this.#update(breakouts));
     on("breakout_message", ({ name, text }) => this.page.note(TEXT.message(name, text)));
     on("breakouts_ending", ({ seconds_left }) => this.page.note(TEXT.ending(seconds_left)));
+    on("breakout_speakers", ({ room, speakers }) => this.speakers.set(room, speakers));
     on("teacher_called", ({ name, room }) => this.page.note(TEXT.calledBy(name, TEXT.roomName(room))));
   }
 
@@ -97,6 +110,7 @@ export class Breakouts {
   }
 
   #update(breakouts) {
+    if (breakouts?.round !== this.status?.round) this.speakers.clear();
     this.status = breakouts ?? null;
     this.endsAt = breakouts?.seconds_left != null ? performance.now() + breakouts.seconds_left * 1000 : null;
   }
@@ -119,6 +133,9 @@ export class Breakouts {
       parts.push(el("p", { class: "breakout-place", role: "status", text: moderator ? TEXT.visiting(room) : TEXT.youAreIn(room) }));
     }
     if (this.endsAt) parts.push(el("p", { class: "breakout-timer", role: "timer", text: TEXT.timeLeft(clock(this.#secondsLeft())) }));
+    for (const id of this.status?.voice ?? []) {
+      if (id !== this.me) parts.push(el("p", { class: "breakout-voice", role: "status", text: TEXT.speakingToAll(this.names.get(id) ?? `#${id}`) }));
+    }
     if (moderator && !this.status) parts.push(this.#openForm());
     if (this.status) parts.push(this.#roomList(moderator));
     if (this.status && moderator) parts.push(...this.#moderatorTools());
@@ -128,7 +145,7 @@ export class Breakouts {
     }
     this.section.hidden = parts.length === 0;
     // Rebuilt only when what it shows changed: a field being typed in keeps its text.
-    const signature = JSON.stringify([moderator, this.status?.rooms, this.status?.round, this.place, !!this.endsAt, moderator && !this.status ? this.page.students() : null]);
+    const signature = JSON.stringify([moderator, this.status?.rooms, this.status?.round, this.status?.voice, [...this.speakers], this.place, !!this.endsAt, moderator && !this.status ? this.page.students() : null]);
     if (this.section.dataset.signature === signature) return;
     this.section.dataset.signature = signature;
     this.section.replaceChildren(...parts);
@@ -195,6 +212,11 @@ export class Breakouts {
       }
       const members = room.members.map((id) => el("li", {}, el("span", { text: name(id) }),
         moderator ? this.#movePicker(id, name(id), room.index) : null));
+      const speaking = moderator ? (this.speakers.get(room.index) ?? []) : [];
+      if (speaking.length) {
+        actions.unshift(el("p", { class: "breakout-speakers", "data-speakers": String(room.index),
+          text: TEXT.speakers(speaking.map(name).join(", ")) }));
+      }
       return el("li", { class: "breakout-room", "data-room": String(room.index) },
         el("strong", { text: title }),
         room.members.length ? el("ul", {}, ...members) : el("span", { class: "muted", text: ` (${TEXT.nobody})` }),
@@ -222,7 +244,11 @@ export class Breakouts {
       if (!text.value.trim()) return;
       this.page.send({ type: "broadcast_to_breakouts", text: text.value }).then(() => { text.value = ""; }, () => {});
     });
-    const tools = [broadcast];
+    const speaking = this.speaking();
+    const voice = el("button", { type: "button", id: "breakout-voice", "aria-pressed": String(speaking),
+      text: speaking ? TEXT.stopSpeaking : TEXT.speakToAll,
+      onclick: () => this.page.send({ type: "speak_to_breakouts", on: !speaking }).catch(() => {}) });
+    const tools = [broadcast, voice];
     if (this.place) {
       tools.push(el("button", { type: "button", id: "breakout-back", text: TEXT.leaveVisit,
         onclick: () => this.page.send({ type: "visit_breakout", room: null }).catch(() => {}) }));

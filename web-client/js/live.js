@@ -13,7 +13,7 @@
 // media session, without a reload).
 
 import { Signaling } from "./signaling.js";
-import { MediaSession } from "./media.js";
+import { MediaSession, VOICE } from "./media.js";
 import { Tiles } from "./tiles.js";
 import { deviceProblem, fillPickers, openDevice, openScreen } from "./devices.js";
 import { UNREACHABLE, api, session, signInUrl } from "./api.js";
@@ -79,6 +79,7 @@ const breakouts = new Breakouts({
   send: (message) => send(message),
   note: (text) => note(text),
   moderator: () => moderator(),
+  me: () => state.me,
   students: () => [...state.participants.values()].filter((p) => p.role === "student").map(({ id, name }) => ({ id, name })),
 });
 breakouts.mount($("panel-people"));
@@ -450,7 +451,9 @@ async function enterRoom(signaling, joined) {
   const media = new MediaSession(signaling, state.join.ice_servers ?? []);
   state.media = media;
   media.addEventListener("track", (event) => {
-    tiles.add(event.detail, participantName(event.detail.participant));
+    // A moderator's voice to every breakout room has no participant in this room.
+    const voice = event.detail.participant === VOICE;
+    tiles.add(event.detail, voice ? BREAKOUT_TEXT.voiceTile : participantName(event.detail.participant));
     render(); // the speaker, quality and "can be muted" of the new tile
   });
   media.addEventListener("trackended", (event) => { tiles.remove(event.detail); render(); });

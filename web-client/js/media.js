@@ -7,6 +7,9 @@
 // student the one that fits their bandwidth and the size they show it at. The camera: 180p,
 // 360p and 720p (from the 1280x720 the camera is asked for). A screen share: full resolution
 // at a low frame rate (text stays sharp), and half resolution for phones.
+/** The owner of a `voice_track`: a moderator speaking to every breakout room. */
+export const VOICE = "voice";
+
 const SIMULCAST = {
   camera: [
     { rid: "q", scaleResolutionDownBy: 4, maxBitrate: 150_000 },
@@ -42,6 +45,12 @@ export class MediaSession extends EventTarget {
     signaling.addEventListener("track", (event) => {
       const { mid, participant, kind, source } = event.detail;
       this.ownerByMid.set(mid, { participant, kind, source: source ?? (kind === "audio" ? "microphone" : "camera") });
+      this.#announce(mid);
+    });
+    // A moderator speaking to every breakout room: audio from outside this room.
+    signaling.addEventListener("voice_track", (event) => {
+      const { mid } = event.detail;
+      this.ownerByMid.set(mid, { participant: VOICE, kind: "audio", source: "microphone" });
       this.#announce(mid);
     });
     signaling.addEventListener("track_ended", (event) => {

@@ -21,7 +21,7 @@ use crate::attendance::{
     StudentSummary, course_csv, lesson_attendee, lesson_csv, student_summary,
 };
 use crate::model::{CourseMembership, Lesson};
-use crate::store::{CourseAttendanceRecords, Page};
+use crate::store::{BreakoutStay, CourseAttendanceRecords, Page};
 
 /// One page of a lesson's attendance, by name.
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
@@ -251,15 +251,7 @@ async fn lesson_rows(
         .filter_map(|a| {
             let theirs = by_user.get(&a.user).map(Vec::as_slice).unwrap_or_default();
             let mut row = lesson_attendee(lesson, a, theirs)?;
-            row.breakout_rooms = stays
-                .iter()
-                .filter(|s| s.user == a.user)
-                .map(|s| BreakoutStayReport {
-                    room: s.room.saturating_add(1),
-                    joined_at: s.started_at,
-                    left_at: s.ended_at,
-                })
-                .collect();
+            row.breakout_rooms = stay_reports(stays.iter().filter(|s| s.user == a.user));
             Some(row)
         })
         .collect();
@@ -279,6 +271,10 @@ fn summaries(
     for i in &records.intervals {
         intervals.entry((i.lesson, i.user)).or_default().push(i);
     }
+    let mut stays: HashMap<(LessonId, UserId), Vec<&BreakoutStay>> = HashMap::new();
+    for s in &records.breakouts {
+        stays.entry((s.lesson, s.user)).or_default().push(s);
+    }
     records
         .students
         .items
@@ -291,7 +287,10 @@ fn summaries(
                     let key = (lesson.id, student.user);
                     let attendee = attendees.get(&key)?;
                     let theirs = intervals.get(&key).map(Vec::as_slice).unwrap_or_default();
-                    Some((lesson.id, lesson_attendee(lesson, attendee, theirs)?))
+                    let mut report = lesson_attendee(lesson, attendee, theirs)?;
+                    let rooms = stays.get(&key).map(Vec::as_slice).unwrap_or_default();
+                    report.breakout_rooms = stay_reports(rooms.iter().copied());
+                    Some((lesson.id, report))
                 })
                 .collect();
             let only: Vec<LessonAttendee> = reports.iter().map(|(_, r)| r.clone()).collect();
@@ -303,6 +302,17 @@ fn summaries(
                 &only,
             );
             (summary, reports)
+        })
+        .collect()
+}
+
+/// Stays in breakout rooms as reports show them ("Room 1" is room 0).
+fn stay_reports<'a>(stays: impl Iterator<Item = &'a BreakoutStay>) -> Vec<BreakoutStayReport> {
+    stays
+        .map(|s| BreakoutStayReport {
+            room: s.room.saturating_add(1),
+            joined_at: s.started_at,
+            left_at: s.ended_at,
         })
         .collect()
 }

@@ -88,6 +88,8 @@ pub struct CourseAttendanceRecords {
     pub students: Paged<StudentRecord>,
     pub attendees: Vec<AttendeeRecord>,
     pub intervals: Vec<IntervalRecord>,
+    /// The students' stays in the breakout rooms of those lessons.
+    pub breakouts: Vec<super::breakouts::BreakoutStay>,
 }
 
 impl Store {
@@ -417,6 +419,22 @@ impl Store {
             .iter()
             .map(interval_from_row)
             .collect::<Result<_, _>>()?;
+        let sql = format!(
+            "SELECT lesson_id, user_id, room, started_at, ended_at FROM attendance_breakouts \
+             WHERE lesson_id IN ({held}) AND user_id IN ({students_page}) \
+             ORDER BY lesson_id, user_id, started_at, id LIMIT $5"
+        );
+        let breakouts = sqlx::query(fixed(&sql))
+            .bind(course.0)
+            .bind(only)
+            .bind(limit)
+            .bind(offset)
+            .bind(MAX_REPORT_ROWS)
+            .fetch_all(self.db.pool())
+            .await?
+            .iter()
+            .map(super::breakouts::stay_from_row)
+            .collect::<StoreResult<_>>()?;
         Ok(CourseAttendanceRecords {
             lessons: self.held_lessons(course).await?,
             students: Paged {
@@ -425,6 +443,7 @@ impl Store {
             },
             attendees,
             intervals,
+            breakouts,
         })
     }
 }

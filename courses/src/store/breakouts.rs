@@ -12,6 +12,7 @@ use crate::model::{from_millis, to_millis};
 /// One stay of a student in a breakout room.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BreakoutStay {
+    pub lesson: LessonId,
     pub user: UserId,
     /// The room's index in its round, from 0.
     pub room: u32,
@@ -79,22 +80,24 @@ impl Store {
     /// Every stay in `lesson`'s breakout rooms, by student, then in time order.
     pub async fn lesson_breakout_stays(&self, lesson: LessonId) -> StoreResult<Vec<BreakoutStay>> {
         let rows = sqlx::query(
-            "SELECT user_id, room, started_at, ended_at FROM attendance_breakouts \
+            "SELECT lesson_id, user_id, room, started_at, ended_at FROM attendance_breakouts \
              WHERE lesson_id = $1 ORDER BY user_id, started_at, id",
         )
         .bind(lesson.0)
         .fetch_all(self.db.pool())
         .await?;
-        let mut stays = Vec::with_capacity(rows.len());
-        for row in rows {
-            let room: i64 = row.try_get("room")?;
-            stays.push(BreakoutStay {
-                user: UserId(row.try_get("user_id")?),
-                room: u32::try_from(room).unwrap_or(u32::MAX),
-                started_at: from_millis(row.try_get("started_at")?),
-                ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_millis),
-            });
-        }
-        Ok(stays)
+        rows.iter().map(stay_from_row).collect()
     }
+}
+
+/// One row of `attendance_breakouts` (all its columns but the id).
+pub(super) fn stay_from_row(row: &sqlx::any::AnyRow) -> StoreResult<BreakoutStay> {
+    let room: i64 = row.try_get("room")?;
+    Ok(BreakoutStay {
+        lesson: LessonId(row.try_get("lesson_id")?),
+        user: UserId(row.try_get("user_id")?),
+        room: u32::try_from(room).unwrap_or(u32::MAX),
+        started_at: from_millis(row.try_get("started_at")?),
+        ended_at: row.try_get::<Option<i64>, _>("ended_at")?.map(from_millis),
+    })
 }

@@ -240,6 +240,21 @@ impl MediaHandle {
         .await
     }
 
+    /// The peer's audio to every breakout room of `lesson` as well (`None`: its own room
+    /// only); the lesson's rooms share the peer's worker ([`crate::placement`]).
+    pub async fn set_voice_broadcast(
+        &self,
+        peer: PeerId,
+        lesson: Option<classroom_protocol::LessonId>,
+    ) -> Result<(), CommandError<UnknownPeer>> {
+        self.call_peer(peer, |reply| MediaCommand::SetVoiceBroadcast {
+            peer,
+            lesson,
+            reply,
+        })
+        .await
+    }
+
     /// Every worker's counters added up (gauges too: peers and connections in all workers).
     pub async fn stats(&self) -> Result<SfuStats, CommandError<std::convert::Infallible>> {
         let mut total = SfuStats::default();

@@ -202,6 +202,12 @@ pub enum MediaCommand {
         muted: bool,
         reply: oneshot::Sender<Result<(), UnknownPeer>>,
     },
+    /// The peer's audio to every breakout room of `lesson` too, or (`None`) no more.
+    SetVoiceBroadcast {
+        peer: PeerId,
+        lesson: Option<classroom_protocol::LessonId>,
+        reply: oneshot::Sender<Result<(), UnknownPeer>>,
+    },
     Stats {
         reply: oneshot::Sender<SfuStats>,
     },

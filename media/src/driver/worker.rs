@@ -306,6 +306,13 @@ fn execute(
         MediaCommand::SetAudioMuted { peer, muted, reply } => {
             let _ = reply.send(sfu.set_audio_muted(now, peer, muted));
         }
+        MediaCommand::SetVoiceBroadcast {
+            peer,
+            lesson,
+            reply,
+        } => {
+            let _ = reply.send(sfu.set_voice_broadcast(now, peer, lesson));
+        }
         MediaCommand::Stats { reply } => {
             let mut stats = sfu.stats();
             if let Some(tcp) = tcp {

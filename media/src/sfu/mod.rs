@@ -11,7 +11,7 @@ use std::mem;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use classroom_protocol::RoomName;
+use classroom_protocol::{LessonId, RoomName};
 use rustc_hash::FxHashMap;
 use str0m::bwe::BweKind;
 use str0m::change::SdpPendingOffer;
@@ -35,6 +35,7 @@ mod simulcast;
 mod slots;
 mod start;
 mod tick;
+mod voice;
 
 use crate::demux::{Demux, Route};
 use crate::error::ConfigError;
@@ -129,6 +130,8 @@ pub struct Sfu {
     deferred_keyframes: Vec<Deferred>,
     /// Links to other workers for rooms that span them ([`relay`]).
     relays: Relays,
+    /// Peers whose audio every breakout room of a lesson hears ([`voice`]).
+    voices: FxHashMap<PeerId, LessonId>,
 }
 
 struct Peer {
@@ -274,6 +277,7 @@ impl Sfu {
             next_quality_poll: now,
             deferred_keyframes: Vec::new(),
             relays: Relays::default(),
+            voices: FxHashMap::default(),
         })
     }
 
@@ -594,6 +598,7 @@ impl Sfu {
             // Slots change: what this worker takes of others' publishers may too.
             self.relays.touch();
             let mut rooms = mem::take(&mut self.dirty_rooms);
+            self.add_voice_rooms(&mut rooms);
             rooms.sort();
             rooms.dedup();
             for room in rooms {

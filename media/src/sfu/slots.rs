@@ -28,6 +28,7 @@ impl Sfu {
             .forwardable_tracks(room)
             .into_iter()
             .map(|(peer, mid, kind, _)| (peer, mid, kind))
+            .chain(self.voice_tracks(room))
             .collect();
 
         for subscriber in &members {
@@ -181,6 +182,7 @@ impl Sfu {
         if let Some(at) = peer.timer {
             self.timers.remove(&(at, peer_id));
         }
+        self.voices.remove(&peer_id);
         self.demux.remove(&peer.ufrag, &peer.addrs);
         if let Some(speakers) = self.speakers.get_mut(&peer.room) {
             speakers.remove(peer_id);

@@ -258,11 +258,23 @@ impl World {
         publish_allowed: bool,
         pins: Option<Vec<(PeerId, classroom_media::Mid)>>,
     ) -> (usize, Vec<Mid>) {
+        self.join_in(peer, room(), lines, publish_allowed, pins)
+    }
+
+    /// [`World::join_pinned`] into another room than [`room`].
+    pub fn join_in(
+        &mut self,
+        peer: PeerId,
+        room: RoomName,
+        lines: &[(MediaKind, Direction)],
+        publish_allowed: bool,
+        pins: Option<Vec<(PeerId, classroom_media::Mid)>>,
+    ) -> (usize, Vec<Mid>) {
         let addr = SocketAddr::from(([10, 0, 0, self.clients.len() as u8 + 1], 5000));
         let (mut client, mids, offer, pending) = Client::new(self.now, peer, addr, lines);
         let answer = self
             .sfu
-            .add_peer_pinned(self.now, peer, room(), &offer, publish_allowed, pins)
+            .add_peer_pinned(self.now, peer, room, &offer, publish_allowed, pins)
             .unwrap();
         client.accept_answer(pending, &answer);
         self.answers.push(answer);

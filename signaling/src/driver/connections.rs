@@ -87,6 +87,12 @@ impl Connections {
         self.push(connection, Outbound::Transfer(to));
     }
 
+    /// Tells the session of `connection` whether its participant speaks to every breakout
+    /// room.
+    pub(super) fn voice(&mut self, connection: ConnectionId, on: bool) {
+        self.push(connection, Outbound::Voice(on));
+    }
+
     pub(super) fn close(&mut self, connection: ConnectionId, why: CloseReason) {
         if let Some((_, outbox)) = self.by_connection.get(&connection) {
             // A full outbox still closes: the session notices its channel is dropped.

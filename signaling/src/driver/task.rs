@@ -226,6 +226,10 @@ impl RoomIo {
                     connection,
                 }
             }
+            RoomCommand::Voice { participant, on } => Input::Voice { participant, on },
+            RoomCommand::BreakoutSpeakers { room, users } => {
+                Input::BreakoutSpeakers { room, users }
+            }
             // Handled by the loop before it asks for an input.
             RoomCommand::Shut => Input::Closed,
             RoomCommand::Media(notice) => Input::MediaEvent(notice),
@@ -302,6 +306,14 @@ impl RoomIo {
                 self.connections.transfer(participant, connection, to);
                 return None;
             }
+            Output::Voice { connection, on } => {
+                self.connections.voice(connection, on);
+                return None;
+            }
+            Output::RoomSpeakers { users } => {
+                self.tell_main_room(users);
+                return None;
+            }
             Output::CloseRooms(names) => {
                 self.shut(names).await;
                 return None;
@@ -352,6 +364,25 @@ impl RoomIo {
 }
 
 impl RoomIo {
+    /// A breakout room's speakers, to its lesson's main room. Best effort (`try_send`): a
+    /// newer list follows within a second, and a breakout room never waits on the main room
+    /// (which waits on it when it closes the rooms).
+    fn tell_main_room(&self, users: Vec<classroom_protocol::UserId>) {
+        let Some(registry) = self.registry.upgrade() else {
+            return;
+        };
+        let Some((lesson, _, _)) = self.name.breakout() else {
+            return;
+        };
+        if let Some(main) = registry.get(&RoomName::for_lesson(lesson)) {
+            let speakers = RoomCommand::BreakoutSpeakers {
+                room: self.name.clone(),
+                users,
+            };
+            let _ = main.commands.try_send(speakers);
+        }
+    }
+
     /// Ends a closed round's breakout rooms (kept in the registry as ended, like a lesson's
     /// ended room; the round in their names keeps the next round's apart).
     async fn shut(&self, names: Vec<RoomName>) {
@@ -418,6 +449,10 @@ impl RoomPort {
             }
             MediaCommand::SetAudioMuted { peer, muted } => {
                 port.set_audio_muted(peer, muted).await;
+                None
+            }
+            MediaCommand::SetVoiceBroadcast { peer, lesson } => {
+                port.set_voice_broadcast(peer, lesson).await;
                 None
             }
         }

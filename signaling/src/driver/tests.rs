@@ -78,6 +78,14 @@ impl MediaPort for FakePort {
         Box::pin(async move { self.record(format!("mute {peer} {muted}")) })
     }
 
+    fn set_voice_broadcast(
+        &self,
+        peer: PeerId,
+        lesson: Option<classroom_protocol::LessonId>,
+    ) -> MediaFuture<'_, ()> {
+        Box::pin(async move { self.record(format!("voice {peer} {lesson:?}")) })
+    }
+
     fn set_video_size(
         &self,
         peer: PeerId,

@@ -52,6 +52,8 @@ pub(super) struct BreakoutPlan {
     placed: BTreeMap<ParticipantId, u32>,
     /// Moderators seeing a room.
     visiting: BTreeMap<ParticipantId, u32>,
+    /// Who speaks in each room now, as the room last said (main-room ids, loudest first).
+    speakers: BTreeMap<u32, Vec<ParticipantId>>,
     timer: Option<Timer>,
 }
 
@@ -102,6 +104,7 @@ impl BreakoutPlan {
                 .collect(),
             placed,
             visiting: BTreeMap::new(),
+            speakers: BTreeMap::new(),
             timer,
         })
     }
@@ -129,6 +132,22 @@ impl BreakoutPlan {
     /// The rooms' names, by index.
     pub(super) fn rooms(&self) -> &[RoomName] {
         &self.rooms
+    }
+
+    /// The index of the room named `room`, if it is one of this round's.
+    pub(super) fn index_of(&self, room: &RoomName) -> Option<u32> {
+        let index = self.rooms.iter().position(|r| r == room)?;
+        u32::try_from(index).ok()
+    }
+
+    /// Room `index`'s speakers now; whether that changed what the moderators saw.
+    pub(super) fn set_speakers(&mut self, index: u32, speakers: Vec<ParticipantId>) -> bool {
+        let before = self.speakers.get(&index).map_or(&[][..], Vec::as_slice);
+        if before == speakers.as_slice() {
+            return false;
+        }
+        self.speakers.insert(index, speakers);
+        true
     }
 
     /// Where `participant` is: a breakout room (placed or visiting), or `None` for the main
@@ -246,6 +265,7 @@ impl BreakoutPlan {
             mode: self.mode,
             rooms,
             seconds_left: self.timer.map(|t| seconds_until(now, t.ends_at)),
+            voice: Vec::new(),
         }
     }
 }

@@ -234,6 +234,123 @@ impl Room {
         Ok(())
     }
 
+    /// `speak_to_breakouts`: a moderator's microphone heard in every breakout room, from
+    /// wherever they are, or no more. The main room decides and tells the session, which
+    /// carries it into each room it is moved to ([`Output::Voice`], [`super::Input::Voice`]);
+    /// the room the moderator is in has the media plane forward their audio.
+    pub(super) fn speak_to_breakouts(
+        &mut self,
+        now: Instant,
+        actor: &Actor,
+        on: bool,
+        out: &mut Vec<Output>,
+    ) -> Result<(), Refusal> {
+        actor.require_moderator("speak to every breakout room")?;
+        if self.kind == RoomKind::Breakout || (on && self.breakouts.is_none()) {
+            return Err(no_rounds_open());
+        }
+        if self.set_voice(actor.id, on, out) {
+            self.announce_breakouts(now, out);
+        }
+        Ok(())
+    }
+
+    /// Turns `participant`'s voice to the breakout rooms on or off here and in their session;
+    /// whether it changed.
+    fn set_voice(&mut self, participant: ParticipantId, on: bool, out: &mut Vec<Output>) -> bool {
+        let changed = if on {
+            self.voices.insert(participant)
+        } else {
+            self.voices.remove(&participant)
+        };
+        if !changed {
+            return false;
+        }
+        out.extend(self.voice_to_peers(participant, on));
+        if let Some(connection) = self
+            .participants
+            .get(&participant)
+            .and_then(|p| p.connection)
+        {
+            out.push(Output::Voice { connection, on });
+        }
+        true
+    }
+
+    /// The media commands that carry `participant`'s voice to every breakout room of the
+    /// lesson from each of their peers here, or stop it.
+    fn voice_to_peers(&self, participant: ParticipantId, on: bool) -> Vec<Output> {
+        let lesson = on.then_some(self.lesson);
+        self.media
+            .of(participant)
+            .into_iter()
+            .map(|peer| Output::ToMedia(super::MediaCommand::SetVoiceBroadcast { peer, lesson }))
+            .collect()
+    }
+
+    /// [`super::Input::Voice`]: a moderator moved here speaks to every breakout room (or
+    /// stopped): their peers here carry it. Only a breakout room takes it; the main room
+    /// decides.
+    pub(super) fn voice_here(&mut self, participant: ParticipantId, on: bool) -> Vec<Output> {
+        if self.kind != RoomKind::Breakout || !self.participants.contains_key(&participant) {
+            return Vec::new();
+        }
+        let changed = if on {
+            self.voices.insert(participant)
+        } else {
+            self.voices.remove(&participant)
+        };
+        if changed {
+            self.voice_to_peers(participant, on)
+        } else {
+            Vec::new()
+        }
+    }
+
+    /// [`super::Input::BreakoutSpeakers`]: who speaks in one of the open rooms, named by their
+    /// id here, for the moderators' overview (sent on change). A closed round's room, or users
+    /// not in that room (any more), count for nothing.
+    pub(super) fn breakout_speakers(
+        &mut self,
+        room: &classroom_protocol::RoomName,
+        users: &[classroom_protocol::UserId],
+    ) -> Vec<Output> {
+        let Some(plan) = &self.breakouts else {
+            return Vec::new();
+        };
+        let Some(index) = plan.index_of(room) else {
+            return Vec::new();
+        };
+        let mut speakers: Vec<ParticipantId> = Vec::new();
+        for user in users {
+            let found = self.by_user.get(user).copied();
+            if let Some(id) = found.filter(|id| plan.room_of(*id) == Some(index))
+                && !speakers.contains(&id)
+            {
+                speakers.push(id);
+            }
+        }
+        let changed = self
+            .breakouts
+            .as_mut()
+            .is_some_and(|plan| plan.set_speakers(index, speakers.clone()));
+        if !changed {
+            return Vec::new();
+        }
+        let message = ServerMessage::BreakoutSpeakers {
+            room: index,
+            speakers,
+        };
+        self.participants
+            .iter()
+            .filter(|(_, p)| p.moderates() && p.connection.is_some())
+            .map(|(id, _)| Output::Send {
+                to: *id,
+                message: message.clone(),
+            })
+            .collect()
+    }
+
     /// `call_teacher`: a student in a breakout room asks a moderator to come.
     pub(super) fn call_teacher(
         &mut self,
@@ -283,6 +400,11 @@ impl Room {
 
     /// Everyone comes back, and the round's rooms close.
     pub(super) fn close_round(&mut self, now: Instant, out: &mut Vec<Output>) {
+        // The voices stop before anyone moves: their sessions carry nothing back here.
+        let voices: Vec<ParticipantId> = self.voices.iter().copied().collect();
+        for participant in voices {
+            self.set_voice(participant, false, out);
+        }
         let Some(plan) = self.breakouts.take() else {
             return;
         };
@@ -318,14 +440,24 @@ impl Room {
         let Some(plan) = &self.breakouts else {
             return;
         };
-        let status = plan.status(now);
+        let status = self.breakout_status(now);
         let room = plan.room_of(participant);
         out.push(Output::Send {
             to: participant,
-            message: ServerMessage::Breakouts {
-                breakouts: Some(status),
-            },
+            message: ServerMessage::Breakouts { breakouts: status },
         });
+        // A new session (a reconnect) learns that its moderator speaks to every room, before
+        // any move, so that it carries the voice along.
+        let connection = self
+            .participants
+            .get(&participant)
+            .and_then(|p| p.connection);
+        if let Some(connection) = connection.filter(|_| self.voices.contains(&participant)) {
+            out.push(Output::Voice {
+                connection,
+                on: true,
+            });
+        }
         if room.is_some() {
             self.send_to(participant, room, out);
         }
@@ -334,11 +466,12 @@ impl Room {
     /// The participant left the lesson: they are in no room any more.
     pub(super) fn breakouts_on_leave(&mut self, participant: ParticipantId, out: &mut Vec<Output>) {
         let now = self.now;
-        if self
+        let spoke = self.voices.remove(&participant);
+        let forgotten = self
             .breakouts
             .as_mut()
-            .is_some_and(|p| p.forget(participant))
-        {
+            .is_some_and(|p| p.forget(participant));
+        if forgotten || spoke {
             self.announce_breakouts(now, out);
         }
     }
@@ -392,6 +525,13 @@ impl Room {
         }
     }
 
+    /// The open round as the lesson sees it, with who speaks to every room.
+    fn breakout_status(&self, now: Instant) -> Option<classroom_protocol::signal::BreakoutStatus> {
+        let mut status = self.breakouts.as_ref()?.status(now);
+        status.voice = self.voices.iter().copied().collect();
+        Some(status)
+    }
+
     fn breakout_name(&self, index: u32) -> Option<classroom_protocol::RoomName> {
         let plan = self.breakouts.as_ref()?;
         plan.rooms().get(usize::try_from(index).ok()?).cloned()
@@ -400,7 +540,7 @@ impl Room {
     /// Tells everyone of the lesson, wherever they are, the rooms as they are now.
     fn announce_breakouts(&self, now: Instant, out: &mut Vec<Output>) {
         let message = ServerMessage::Breakouts {
-            breakouts: self.breakouts.as_ref().map(|p| p.status(now)),
+            breakouts: self.breakout_status(now),
         };
         self.send_to_everyone(&message, out);
     }
@@ -432,6 +572,7 @@ impl Room {
             return Vec::new();
         }
         p.connection = None;
+        self.voices.remove(&participant);
         let mut out = self.connection_gone(connection);
         self.remove(participant, LeaveReason::Moved, CloseReason::Done, &mut out);
         out

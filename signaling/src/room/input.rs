@@ -42,6 +42,17 @@ pub enum Input {
         participant: ParticipantId,
         connection: ConnectionId,
     },
+    /// The main room says `participant` (here: moved in from it) speaks to every breakout
+    /// room (`on`) or stops: their peers here carry it.
+    Voice {
+        participant: ParticipantId,
+        on: bool,
+    },
+    /// Who speaks in breakout room `room` of this lesson now (users, loudest first).
+    BreakoutSpeakers {
+        room: classroom_protocol::RoomName,
+        users: Vec<classroom_protocol::UserId>,
+    },
     /// The media plane's reply to a [`super::MediaCommand`] that asked for one.
     MediaReply(MediaReply),
     /// Something the media plane reports about one of the room's peers, or the room.

@@ -44,6 +44,16 @@ pub enum Output {
         connection: ConnectionId,
         to: Option<RoomName>,
     },
+    /// Tell the session of `connection` whether its participant speaks to every breakout
+    /// room: it carries that into each room it moves to ([`Input::Voice`] there).
+    ///
+    /// [`Input::Voice`]: super::Input::Voice
+    Voice { connection: ConnectionId, on: bool },
+    /// A breakout room's speakers changed (users, loudest first): for its lesson's main room
+    /// ([`super::Input::BreakoutSpeakers`] there).
+    RoomSpeakers {
+        users: Vec<classroom_protocol::UserId>,
+    },
     /// A round of breakout rooms closed: these rooms end (everyone was moved back first).
     CloseRooms(Vec<RoomName>),
     /// The decision on the join of `connection` ([`super::Input::Join`]), before anything is
@@ -202,6 +212,11 @@ pub enum MediaCommand {
     SetAudioMuted {
         peer: PeerId,
         muted: bool,
+    },
+    /// The peer's audio to every breakout room of `lesson` too (`None`: no more).
+    SetVoiceBroadcast {
+        peer: PeerId,
+        lesson: Option<classroom_protocol::LessonId>,
     },
 }
 

@@ -101,8 +101,18 @@ impl MediaPeers {
         request
     }
 
+    /// Whether this room has `peer`, or is opening it (the media plane reports a new peer's
+    /// tracks before its answer is back).
+    fn opened_here(&self, peer: PeerId) -> bool {
+        self.peers.contains_key(&peer)
+            || self
+                .pending
+                .values()
+                .any(|p| matches!(p.step, Step::Open { peer: opening, .. } if opening == peer))
+    }
+
     /// The peers of `participant`, in order.
-    fn of(&self, participant: ParticipantId) -> Vec<PeerId> {
+    pub(super) fn of(&self, participant: ParticipantId) -> Vec<PeerId> {
         self.peers
             .iter()
             .filter(|(_, p)| p.participant == participant)
@@ -428,6 +438,14 @@ impl Room {
                 muted: p.info.muted,
             }));
         }
+        // Speaking to every breakout room carries over to a new peer of the participant (one
+        // opened on coming back from a visit, or while the voice was turned on).
+        if self.voices.contains(&participant) {
+            out.push(Output::ToMedia(MediaCommand::SetVoiceBroadcast {
+                peer,
+                lesson: Some(self.lesson),
+            }));
+        }
         let record = Peer {
             participant,
             connection: Some(connection),
@@ -549,10 +567,20 @@ impl Room {
                         speakers.push(participant);
                     }
                 }
-                return vec![Output::Broadcast {
+                let mut out = Vec::new();
+                if self.kind == super::RoomKind::Breakout {
+                    // The lesson's moderators see who speaks in each room (their overview).
+                    let users = speakers
+                        .iter()
+                        .filter_map(|p| self.participants.get(p).map(|p| p.info.user_id))
+                        .collect();
+                    out.push(Output::RoomSpeakers { users });
+                }
+                out.push(Output::Broadcast {
                     except: None,
                     message: ServerMessage::Speakers { speakers },
-                }];
+                });
+                return out;
             }
             MediaNotice::Quality { peer, quality } => {
                 let Some(participant) = self.media.participant_of(peer) else {
@@ -596,6 +624,23 @@ impl Room {
                 publisher_mid,
                 kind,
             } => {
+                if self.kind == super::RoomKind::Breakout
+                    && kind == MediaKind::Audio
+                    && !self.media.opened_here(publisher)
+                {
+                    // Only a voice speaking to every breakout room reaches a room's
+                    // subscribers from another room (the media plane's `sfu/voice.rs`).
+                    let message = ServerMessage::VoiceTrack {
+                        mid: mid.to_string(),
+                    };
+                    return to(subscriber)
+                        .map(|connection| Output::SendToConnection {
+                            connection,
+                            message,
+                        })
+                        .into_iter()
+                        .collect();
+                }
                 let track = self.media.peers.get(&publisher).map(|p| {
                     let declared = p.sources.get(publisher_mid.as_str()).copied();
                     let source = declared.unwrap_or(match kind {

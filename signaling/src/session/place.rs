@@ -23,6 +23,8 @@ pub(super) struct Place {
     /// closes (and the session ends) when no room holds it any more.
     outbox: mpsc::WeakSender<Outbound>,
     away: Option<(RoomHandle, ParticipantId)>,
+    /// The main room's last word on whether the participant speaks to every breakout room.
+    voice: bool,
 }
 
 /// Why a move could not be made; the session stays in the main room.
@@ -49,6 +51,7 @@ impl Place {
             claims,
             outbox,
             away: None,
+            voice: false,
         }
     }
 
@@ -61,6 +64,7 @@ impl Place {
                 | ClientMessage::ChooseBreakout { .. }
                 | ClientMessage::VisitBreakout { .. }
                 | ClientMessage::BroadcastToBreakouts { .. }
+                | ClientMessage::SpeakToBreakouts { .. }
                 | ClientMessage::CallTeacher
                 | ClientMessage::CloseBreakouts
                 | ClientMessage::EndLesson
@@ -69,6 +73,23 @@ impl Place {
         match &self.away {
             Some((room, participant)) if !lesson_wide => (room, *participant),
             _ => (&self.home, self.participant),
+        }
+    }
+
+    /// The main room says whether the participant speaks to every breakout room: the
+    /// breakout room the session is in carries it out (the main room does for its own peers).
+    pub(super) async fn voice(&mut self, on: bool) {
+        self.voice = on;
+        self.tell_voice().await;
+    }
+
+    async fn tell_voice(&self) {
+        if let Some((room, participant)) = &self.away {
+            let voice = RoomCommand::Voice {
+                participant: *participant,
+                on: self.voice,
+            };
+            let _ = room.commands.send(voice).await;
         }
     }
 
@@ -106,6 +127,9 @@ impl Place {
         }
         let participant = decided.await.map_err(|_| MoveError::Closed)??;
         self.away = Some((room, participant));
+        if self.voice {
+            self.tell_voice().await;
+        }
         Ok(())
     }
 

@@ -451,6 +451,33 @@ both_backends!(
             .find(|r| r["user_id"] == school.student_id.to_string())
             .expect("Sam's CSV row");
         assert_eq!(sam["breakout_rooms"], "2");
+
+        // The course's summary sums the stays up, in JSON and CSV alike.
+        let course = format!("/api/v1/courses/{}/attendance", school.course_id);
+        let body = school.teacher.get(&course).await.expect(200).clone();
+        let summary = row_of(&body, school.student_id).expect("Sam's summary");
+        assert_eq!(summary["breakout_stays"], 1, "{summary}");
+        let seconds = (ended - stays[0].started_at).whole_seconds();
+        assert_eq!(summary["breakout_seconds"], seconds, "{summary}");
+        let csv = school.teacher.get(&format!("{course}.csv")).await;
+        let sam = csv_rows(&csv.text)
+            .into_iter()
+            .find(|r| r["user_id"] == school.student_id.to_string())
+            .expect("Sam's CSV summary");
+        assert_eq!(sam["breakout_stays"], "1");
+        assert_eq!(sam["breakout_seconds"], seconds.to_string());
+        // The student's own attendance names the room of each lesson.
+        let own = school
+            .student
+            .get(&format!("{course}/me"))
+            .await
+            .expect(200)
+            .clone();
+        assert_eq!(own["summary"]["breakout_stays"], 1, "{own}");
+        assert_eq!(
+            own["lessons"][0]["attendance"]["breakout_rooms"][0]["room"],
+            2
+        );
         server
     }
 );

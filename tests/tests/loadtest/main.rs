@@ -229,8 +229,9 @@ async fn the_ingest_scenario_times_an_encoders_pictures_at_the_students() {
 }
 
 /// Twelve students in three breakout rooms (a short run of the 30-in-6 scenario CI can
-/// afford): everyone moves in, one moves between rooms, everyone comes back; each hears all
-/// of its room mates and nobody else, and every move's gap is measured.
+/// afford): everyone moves in, hears the teacher speaking to every room, one moves between
+/// rooms, everyone comes back; each hears all of its room mates and nobody else, and every
+/// move's gap is measured.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn breakout_rooms_split_the_class_and_bring_it_back_with_each_room_apart() {
     let server = server_with_admin().await;
@@ -250,6 +251,11 @@ async fn breakout_rooms_split_the_class_and_bring_it_back_with_each_room_apart()
         "each heard all of its room mates"
     );
     assert_eq!(report.foreign_tracks, 0, "nobody heard another room");
+    assert_eq!(
+        report.heard_teacher_voice, 12,
+        "the teacher's voice to every room reached every student in every room"
+    );
+    assert_eq!(report.voice_ended, 12, "and ended for each when it stopped");
     assert_eq!(report.back_with_teacher, 12);
     let text = serde_json::to_string(&report).expect("the report serializes");
     let json: Value = serde_json::from_str(&text).expect("the report's JSON parses");

@@ -242,3 +242,148 @@ async fn students_split_into_breakout_rooms_hear_only_their_room_and_come_back()
         "one peer each, the old ones gone from the SFU"
     );
 }
+
+/// The mid of the last `voice_track` the participant got, unless a `track_ended` ended it.
+fn voice_mid(p: &Participant) -> Option<String> {
+    let mid = p.messages.iter().rev().find_map(|m| match m {
+        ServerMessage::VoiceTrack { mid } => Some(mid.clone()),
+        _ => None,
+    })?;
+    (!p.ended.contains(&mid)).then_some(mid)
+}
+
+/// The teacher speaks to all rooms from the main room of a two-worker server (a lesson's rooms
+/// share its worker): one student alone in each of two rooms receives the teacher's voice
+/// while it is on, not before, and not after (its voice track ends and nothing more arrives
+/// on that m-line).
+#[tokio::test]
+async fn students_in_two_rooms_hear_the_teacher_speaking_to_all_rooms_only_while_on() {
+    let server = TestServer::start(Backend::Sqlite, |config| config.media.workers = 2)
+        .await
+        .expect("a SQLite server");
+    let school = School::new(&server).await;
+    let (second, user) = server
+        .user(UserRole::Student, "cleo@school.edu", "Cleo Student")
+        .await;
+    school
+        .teacher
+        .post(
+            &format!("/api/v1/courses/{}/enrollments", school.course_id),
+            json!({ "user_id": id(&user) }),
+        )
+        .await
+        .expect(201);
+    let lesson = school.lesson("Voice to all rooms").await;
+    let (ws, _) = Ws::join(&server.base, &token(&school.teacher, lesson).await).await;
+    let teacher_id = me(&ws);
+    let mut teacher = Participant::connect(ws, Sending::AUDIO_VIDEO, 1).await;
+    let mut students = Vec::new();
+    let mut main_ids = Vec::new();
+    for client in [&school.student, &second] {
+        let (ws, _) = Ws::join(&server.base, &token(client, lesson).await).await;
+        main_ids.push(me(&ws));
+        let mut student = Participant::connect(ws, Sending::NOTHING, 1).await;
+        assert!(student.receives_from(teacher_id, 5, WAIT).await);
+        students.push(student);
+    }
+    let open = ClientMessage::OpenBreakouts {
+        request: BreakoutRequest {
+            rooms: 2,
+            mode: classroom_protocol::signal::BreakoutMode::ByHand,
+            assignment: vec![vec![main_ids[0]], vec![main_ids[1]]],
+            duration_seconds: None,
+            warning_seconds: None,
+        },
+    };
+    let reply = teacher.request(open).await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    let moves = students
+        .into_iter()
+        .map(|s| follow_move(s, Sending::NOTHING, Vec::new()));
+    let mut moved: Vec<Moved> = join_all(moves).await;
+    for m in &mut moved {
+        m.student.pump(Duration::from_millis(500)).await;
+        assert_eq!(voice_mid(&m.student), None, "no voice before it is on");
+        assert!(m.student.tracks.is_empty(), "alone in the room");
+    }
+
+    let reply = teacher
+        .request(ClientMessage::SpeakToBreakouts { on: true })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    let on_at = Instant::now();
+    let mut mids = Vec::new();
+    for m in &mut moved {
+        let heard = m
+            .student
+            .pump_until(WAIT, |p| {
+                voice_mid(p).is_some_and(|mid| p.received_on(&mid) >= 10)
+            })
+            .await;
+        assert!(
+            heard,
+            "the teacher's voice in each room: {:?}",
+            m.student.messages
+        );
+        mids.push(voice_mid(&m.student).expect("a voice track"));
+    }
+    println!(
+        "teacher's voice in both rooms within {} ms",
+        on_at.elapsed().as_millis()
+    );
+
+    let reply = teacher
+        .request(ClientMessage::SpeakToBreakouts { on: false })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    for (m, mid) in moved.iter_mut().zip(&mids) {
+        let ended = m.student.pump_until(WAIT, |p| p.ended.contains(mid)).await;
+        assert!(ended, "the voice track ends when the teacher stops");
+        let at_end = m.student.received_on(mid);
+        m.student.pump(Duration::from_millis(600)).await;
+        assert_eq!(
+            m.student.received_on(mid),
+            at_end,
+            "nothing of the voice arrives after it stopped"
+        );
+    }
+
+    // From a visit: the teacher goes to see the first room and speaks to all rooms from there;
+    // the second room hears the voice (the first hears the teacher as one of its own).
+    let reply = teacher
+        .request(ClientMessage::VisitBreakout { room: Some(0) })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    let mut visiting = follow_move(teacher, Sending::AUDIO_VIDEO, Vec::new()).await;
+    let reply = visiting
+        .student
+        .request(ClientMessage::SpeakToBreakouts { on: true })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    let voices = |p: &Participant| {
+        p.messages
+            .iter()
+            .filter(|m| matches!(m, ServerMessage::VoiceTrack { .. }))
+            .count()
+    };
+    let before = voices(&moved[1].student);
+    // The m-line may be the one the voice had before: frames beyond what came then.
+    let (old_mid, old_frames) = (mids[1].clone(), moved[1].student.received_on(&mids[1]));
+    let heard = moved[1]
+        .student
+        .pump_until(WAIT, |p| {
+            let mid = p.messages.iter().rev().find_map(|m| match m {
+                ServerMessage::VoiceTrack { mid } => Some(mid.clone()),
+                _ => None,
+            });
+            let already = |mid: &str| if mid == old_mid { old_frames } else { 0 };
+            voices(p) > before && mid.is_some_and(|mid| p.received_on(&mid) > already(&mid))
+        })
+        .await;
+    assert!(
+        heard,
+        "the other room hears the visiting teacher: {:?}",
+        moved[1].student.messages
+    );
+    visiting.student.pump(Duration::from_millis(100)).await;
+}
