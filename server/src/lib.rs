@@ -264,6 +264,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     // Several nodes: the registry and room placement, before anything that joins rooms.
     let rooms_for_load = Arc::downgrade(&rooms);
+    // Participants this node relays to other nodes' rooms (as an edge): part of its load.
+    let relayed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let relayed_for_load = relayed.clone();
     let cluster = match config.cluster.enabled() {
         false => None,
         true => {
@@ -277,7 +280,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
                 let rooms = rooms_for_load.upgrade();
                 cluster::registry::NodeLoad {
                     rooms: rooms.as_ref().map_or(0, |r| r.open_rooms() as u64),
-                    participants: rooms.as_ref().map_or(0, |r| r.stats().participants),
+                    participants: rooms.as_ref().map_or(0, |r| r.stats().participants)
+                        + relayed_for_load.load(std::sync::atomic::Ordering::Relaxed),
                     media_workers: workers,
                 }
             };
@@ -322,6 +326,13 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         stopping.clone(),
     ));
     let placement = cluster.as_ref().map(|(_, placement)| placement.clone());
+    let edges = cluster.as_ref().map(|(handle, placement)| {
+        Arc::new(cluster::edge::EdgeLinks {
+            cluster: handle.clone(),
+            placement: placement.clone(),
+            relayed,
+        })
+    });
     let cluster = cluster.map(|(handle, _)| handle);
     let live = live::LiveState {
         rooms: rooms.clone(),
@@ -329,6 +340,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             tokens: tokens.clone(),
             store: store.clone(),
             placement: placement.clone(),
+            edges,
         }),
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),

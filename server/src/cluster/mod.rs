@@ -14,6 +14,7 @@
 //! Without `redis_url` the server is one node exactly as before. With it, PostgreSQL is
 //! required: the database of record must be shared by every node.
 
+pub mod edge;
 pub mod placement;
 pub mod registry;
 
@@ -50,6 +51,10 @@ pub struct ClusterConfig {
     pub public_url: String,
     /// The prefix of every Redis key, so that several deployments can share one Redis.
     pub key_prefix: String,
+    /// How many participants a room's home node takes before the REST join sends further
+    /// ones to an edge node (the least-loaded other node), whose signaling reaches the home;
+    /// 0: no limit, and a node that is not the home refuses a join (docs/scale-out.md).
+    pub home_capacity: u64,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +64,7 @@ impl Default for ClusterConfig {
             node_id: String::new(),
             public_url: String::new(),
             key_prefix: "classroom".to_owned(),
+            home_capacity: 0,
         }
     }
 }
@@ -211,7 +217,12 @@ pub async fn start(
         this: this.clone(),
         shared: Arc::new(Mutex::new(Shared::default())),
     };
-    let placement = RedisPlacement::new(handle.clone(), client.clone(), config.key_prefix.clone());
+    let placement = RedisPlacement::new(
+        handle.clone(),
+        client.clone(),
+        config.key_prefix.clone(),
+        config.home_capacity,
+    );
     let heartbeat = Heartbeat {
         placement: placement.clone(),
         lessons,
