@@ -264,9 +264,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     let addr = listener.local_addr()?;
     // Several nodes: the registry and room placement, before anything that joins rooms.
     let rooms_for_load = Arc::downgrade(&rooms);
-    // Participants this node relays to other nodes' rooms (as an edge): part of its load.
-    let relayed = Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let relayed_for_load = relayed.clone();
     let cluster = match config.cluster.enabled() {
         false => None,
         true => {
@@ -280,8 +277,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
                 let rooms = rooms_for_load.upgrade();
                 cluster::registry::NodeLoad {
                     rooms: rooms.as_ref().map_or(0, |r| r.open_rooms() as u64),
-                    participants: rooms.as_ref().map_or(0, |r| r.stats().participants)
-                        + relayed_for_load.load(std::sync::atomic::Ordering::Relaxed),
+                    participants: rooms.as_ref().map_or(0, |r| r.stats().participants),
                     media_workers: workers,
                 }
             };
@@ -330,7 +326,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         Arc::new(cluster::edge::EdgeLinks {
             cluster: handle.clone(),
             placement: placement.clone(),
-            relayed,
+            relayed: handle.relayed.clone(),
         })
     });
     let cluster = cluster.map(|(handle, _)| handle);

@@ -20,6 +20,7 @@ pub mod registry;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -121,6 +122,9 @@ struct Shared {
 pub struct ClusterHandle {
     pub this: NodeId,
     shared: Arc<Mutex<Shared>>,
+    /// Participants this node relays to their room's home node, as an edge
+    /// ([`edge::EdgeLinks`]).
+    pub relayed: Arc<AtomicU64>,
 }
 
 /// A snapshot for `/api/v1/cluster` and `/metrics`.
@@ -131,6 +135,8 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeView>,
     /// Alarms raised since this node started: a node went offline.
     pub offline_alarms: u64,
+    /// Participants this node relays to their room's home node, as an edge.
+    pub relayed_participants: u64,
 }
 
 impl ClusterHandle {
@@ -180,6 +186,7 @@ impl ClusterHandle {
             },
             nodes: shared.as_ref().map(|s| s.nodes.clone()).unwrap_or_default(),
             offline_alarms: shared.as_ref().map_or(0, |s| s.offline_alarms),
+            relayed_participants: self.relayed.load(Ordering::Relaxed),
         }
     }
 }
@@ -216,6 +223,7 @@ pub async fn start(
     let handle = ClusterHandle {
         this: this.clone(),
         shared: Arc::new(Mutex::new(Shared::default())),
+        relayed: Arc::new(AtomicU64::new(0)),
     };
     let placement = RedisPlacement::new(
         handle.clone(),
@@ -226,6 +234,7 @@ pub async fn start(
     let heartbeat = Heartbeat {
         placement: placement.clone(),
         lessons,
+        relayed: handle.relayed.clone(),
         held: BTreeSet::new(),
         client,
         connection: None,
@@ -249,6 +258,8 @@ pub async fn start(
 struct Heartbeat {
     placement: Arc<RedisPlacement>,
     lessons: OpenLessons,
+    /// Participants relayed to other nodes' rooms: part of this node's load.
+    relayed: Arc<AtomicU64>,
     /// The leases this node held at the last heartbeat.
     held: BTreeSet<LessonId>,
     client: redis::Client,
@@ -271,6 +282,7 @@ impl Heartbeat {
                 _ = stopping.changed() => break,
             }
             self.record.load = load.load();
+            self.record.load.participants += self.relayed.load(Ordering::Relaxed);
             self.record.state = match self.shared.lock().is_ok_and(|s| s.draining) {
                 true => NodeState::Draining,
                 false => NodeState::Up,

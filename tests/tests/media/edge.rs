@@ -148,8 +148,10 @@ async fn a_student_placed_on_an_edge_node_is_in_the_home_nodes_room() {
         return;
     };
     let (teacher_id, student_id) = (me(&teacher.ws), me(&student.ws));
-    // b counts the student it relays: its load grows.
+    // b counts the student it relays: its load grows, and it says so to its admins.
     until_participants(&admin, "b", |seen| seen == Some(1)).await;
+    let on_b = admin.at(&b.base).get("/api/v1/cluster").await;
+    assert_eq!(on_b.expect(200)["relayed_participants"], 1);
 
     // The teacher's video and audio reach the student, in order and whole.
     assert!(
