@@ -174,7 +174,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
 #[utoipa::path(
     get, path = "/api/v1/cluster", tag = "operations", security(("bearer" = [])),
     responses(
-        (status = 200, description = "`{this_node, redis: up|down, nodes: [{id, http_url, media, state, load, heartbeat_ms, online, heartbeat_age_ms, offline_times}], offline_alarms}`; `clustered: false` on a single node", body = Object),
+        (status = 200, description = "`{this_node, redis: up|down, nodes: [{id, http_url, media, state, load, heartbeat_ms, online, heartbeat_age_ms, offline_times}], offline_alarms, relayed_participants}`; `clustered: false` on a single node", body = Object),
         (status = 401, description = "Missing, bad or expired token", body = classroom_protocol::ErrorBody),
         (status = 403, description = "Not an admin", body = classroom_protocol::ErrorBody),
     )

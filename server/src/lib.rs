@@ -322,6 +322,13 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         stopping.clone(),
     ));
     let placement = cluster.as_ref().map(|(_, placement)| placement.clone());
+    let edges = cluster.as_ref().map(|(handle, placement)| {
+        Arc::new(cluster::edge::EdgeLinks {
+            cluster: handle.clone(),
+            placement: placement.clone(),
+            relayed: handle.relayed.clone(),
+        })
+    });
     let cluster = cluster.map(|(handle, _)| handle);
     let live = live::LiveState {
         rooms: rooms.clone(),
@@ -329,6 +336,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             tokens: tokens.clone(),
             store: store.clone(),
             placement: placement.clone(),
+            edges,
         }),
         media: media.handle.clone(),
         recorder: recorder.stats.clone(),

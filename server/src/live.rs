@@ -43,6 +43,9 @@ pub struct JoinTokens {
     pub store: Store,
     /// Several nodes: who holds each lesson's room (`None`: one node, every room is here).
     pub placement: Option<Arc<crate::cluster::placement::RedisPlacement>>,
+    /// Several nodes with `cluster.home_capacity`: this node serves rooms whose home is
+    /// another node, relaying their participants' signaling there.
+    pub edges: Option<Arc<crate::cluster::edge::EdgeLinks>>,
 }
 
 impl TokenVerifier for JoinTokens {
@@ -78,6 +81,18 @@ impl TokenVerifier for JoinTokens {
                     Err(AdmitError::ElsewhereNode)
                 }
                 _ => Ok(()),
+            }
+        })
+    }
+
+    fn home_link<'a>(
+        &'a self,
+        claims: &'a JoinClaims,
+    ) -> MediaFuture<'a, Option<classroom_signaling::HomeLink>> {
+        Box::pin(async move {
+            match &self.edges {
+                Some(edges) => edges.open(claims.lesson).await,
+                None => None,
             }
         })
     }

@@ -91,6 +91,17 @@ pub trait TokenVerifier: Send + Sync + 'static {
     ) -> MediaFuture<'_, Result<DocumentCheck, AdmitError>> {
         Box::pin(async { Ok(DocumentCheck::Unchecked) })
     }
+
+    /// Several nodes, after [`TokenVerifier::admit`] said [`AdmitError::ElsewhereNode`]: a
+    /// link to the room's home node when this node serves the room as an edge (the session
+    /// then relays the participant's signaling there, `docs/scale-out.md`); `None`: the join
+    /// is refused with `wrong_node`, as a single-home cluster does.
+    fn home_link<'a>(
+        &'a self,
+        _claims: &'a JoinClaims,
+    ) -> MediaFuture<'a, Option<crate::session::HomeLink>> {
+        Box::pin(async { None })
+    }
 }
 
 /// Where rooms keep what must outlive this process (`room/persist.rs`): the server keeps it
@@ -285,6 +296,8 @@ pub struct Rooms {
     states: Option<Arc<dyn RoomStates>>,
     /// The node drains: joins are refused, rooms are closed as they empty.
     draining: AtomicBool,
+    /// The same, for sessions that wait on it (an edge's relays to a home node).
+    drain_signal: tokio::sync::watch::Sender<bool>,
 }
 
 /// The media port and the peers of every room, shared by the room tasks.
@@ -311,6 +324,7 @@ impl Rooms {
             access_changes: AtomicU64::new(0),
             states: None,
             draining: AtomicBool::new(false),
+            drain_signal: tokio::sync::watch::Sender::new(false),
         }
     }
 
@@ -521,6 +535,7 @@ impl Rooms {
     /// Returns the lessons whose rooms closed, for their leases to be given up.
     pub async fn drain(&self) -> Vec<LessonId> {
         self.draining.store(true, Ordering::SeqCst);
+        self.drain_signal.send_replace(true);
         let rooms: Vec<(RoomName, RoomHandle)> = self
             .rooms
             .iter()
@@ -542,6 +557,11 @@ impl Rooms {
     /// Whether [`Rooms::drain`] was called.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+
+    /// Changes to true when [`Rooms::drain`] is called.
+    pub fn draining_signal(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.drain_signal.subscribe()
     }
 
     pub(crate) fn next_connection(&self) -> ConnectionId {

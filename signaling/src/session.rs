@@ -20,7 +20,10 @@ use crate::driver::{
 };
 use crate::limits::{MessageGate, Verdict};
 
+mod home;
 mod place;
+
+pub use home::{HomeFrame, HomeLink};
 
 /// Close codes (4000-4999 are the application's: `CloseReason`, `AccessDenied`).
 const CLOSE_POLICY: u16 = 1008;
@@ -263,6 +266,12 @@ pub async fn serve<Tx, Rx, E>(
     // The token may predate a change: a disabled account, a removal, a cancelled lesson.
     let changes_before = rooms.access_changes_seen();
     if let Err(refused) = verifier.admit(&claims).await {
+        if refused == AdmitError::ElsewhereNode
+            && let Some(link) = verifier.home_link(&claims).await
+        {
+            home::relay(sink, stream, link, text, &rooms).await;
+            return;
+        }
         let (code, close_code) = match refused {
             AdmitError::Denied(why) => (why.error_code(), why.close_code()),
             AdmitError::Unavailable => (ErrorCode::Unavailable, CLOSE_TRY_AGAIN),

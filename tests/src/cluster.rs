@@ -20,6 +20,17 @@ pub async fn node(
     id: &str,
     first: Option<&TestServer>,
 ) -> Option<TestServer> {
+    node_tuned(redis, prefix, id, first, |_| {}).await
+}
+
+/// [`node`], with `tune` applied to its configuration last.
+pub async fn node_tuned(
+    redis: &str,
+    prefix: &str,
+    id: &str,
+    first: Option<&TestServer>,
+    tune: impl FnOnce(&mut Config) + Send + 'static,
+) -> Option<TestServer> {
     let (redis, prefix, id) = (redis.to_owned(), prefix.to_owned(), id.to_owned());
     let shared_db = first.map(|f| f.config.database.url.clone());
     TestServer::start(Backend::Postgres, move |config: &mut Config| {
@@ -35,6 +46,7 @@ pub async fn node(
         if let Some(url) = shared_db {
             config.database.url = url;
         }
+        tune(config);
     })
     .await
 }

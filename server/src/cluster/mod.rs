@@ -14,11 +14,13 @@
 //! Without `redis_url` the server is one node exactly as before. With it, PostgreSQL is
 //! required: the database of record must be shared by every node.
 
+pub mod edge;
 pub mod placement;
 pub mod registry;
 
 use std::collections::BTreeSet;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -50,6 +52,10 @@ pub struct ClusterConfig {
     pub public_url: String,
     /// The prefix of every Redis key, so that several deployments can share one Redis.
     pub key_prefix: String,
+    /// How many participants a room's home node takes before the REST join sends further
+    /// ones to an edge node (the least-loaded other node), whose signaling reaches the home;
+    /// 0: no limit, and a node that is not the home refuses a join (docs/scale-out.md).
+    pub home_capacity: u64,
 }
 
 impl Default for ClusterConfig {
@@ -59,6 +65,7 @@ impl Default for ClusterConfig {
             node_id: String::new(),
             public_url: String::new(),
             key_prefix: "classroom".to_owned(),
+            home_capacity: 0,
         }
     }
 }
@@ -115,6 +122,9 @@ struct Shared {
 pub struct ClusterHandle {
     pub this: NodeId,
     shared: Arc<Mutex<Shared>>,
+    /// Participants this node relays to their room's home node, as an edge
+    /// ([`edge::EdgeLinks`]).
+    pub relayed: Arc<AtomicU64>,
 }
 
 /// A snapshot for `/api/v1/cluster` and `/metrics`.
@@ -125,6 +135,8 @@ pub struct ClusterStatus {
     pub nodes: Vec<NodeView>,
     /// Alarms raised since this node started: a node went offline.
     pub offline_alarms: u64,
+    /// Participants this node relays to their room's home node, as an edge.
+    pub relayed_participants: u64,
 }
 
 impl ClusterHandle {
@@ -174,6 +186,7 @@ impl ClusterHandle {
             },
             nodes: shared.as_ref().map(|s| s.nodes.clone()).unwrap_or_default(),
             offline_alarms: shared.as_ref().map_or(0, |s| s.offline_alarms),
+            relayed_participants: self.relayed.load(Ordering::Relaxed),
         }
     }
 }
@@ -210,11 +223,18 @@ pub async fn start(
     let handle = ClusterHandle {
         this: this.clone(),
         shared: Arc::new(Mutex::new(Shared::default())),
+        relayed: Arc::new(AtomicU64::new(0)),
     };
-    let placement = RedisPlacement::new(handle.clone(), client.clone(), config.key_prefix.clone());
+    let placement = RedisPlacement::new(
+        handle.clone(),
+        client.clone(),
+        config.key_prefix.clone(),
+        config.home_capacity,
+    );
     let heartbeat = Heartbeat {
         placement: placement.clone(),
         lessons,
+        relayed: handle.relayed.clone(),
         held: BTreeSet::new(),
         client,
         connection: None,
@@ -238,6 +258,8 @@ pub async fn start(
 struct Heartbeat {
     placement: Arc<RedisPlacement>,
     lessons: OpenLessons,
+    /// Participants relayed to other nodes' rooms: part of this node's load.
+    relayed: Arc<AtomicU64>,
     /// The leases this node held at the last heartbeat.
     held: BTreeSet<LessonId>,
     client: redis::Client,
@@ -260,6 +282,7 @@ impl Heartbeat {
                 _ = stopping.changed() => break,
             }
             self.record.load = load.load();
+            self.record.load.participants += self.relayed.load(Ordering::Relaxed);
             self.record.state = match self.shared.lock().is_ok_and(|s| s.draining) {
                 true => NodeState::Draining,
                 false => NodeState::Up,

@@ -45,6 +45,25 @@ pub fn choose(nodes: &[NodeView], this: &NodeId) -> Option<NodeId> {
         .map(|n| n.record.id.clone())
 }
 
+/// The node that serves a new participant of a room whose home is `home`: the home while
+/// its load is under `capacity` participants (0: no limit), else the least-loaded other node
+/// that is up and online, an edge (this one on a tie); the home when there is none.
+pub fn serving(nodes: &[NodeView], home: &NodeId, this: &NodeId, capacity: u64) -> NodeId {
+    let home_load = nodes
+        .iter()
+        .find(|n| &n.record.id == home)
+        .map_or(0, |n| n.record.load.participants);
+    if capacity == 0 || home_load < capacity {
+        return home.clone();
+    }
+    let edges: Vec<NodeView> = nodes
+        .iter()
+        .filter(|n| &n.record.id != home)
+        .cloned()
+        .collect();
+    choose(&edges, this).unwrap_or_else(|| home.clone())
+}
+
 /// The signaling WebSocket of a node reached at `http_url`.
 pub fn signaling_url(http_url: &str) -> String {
     let base = http_url.trim_end_matches('/');
@@ -95,16 +114,51 @@ pub struct RedisPlacement {
     client: redis::Client,
     connection: Mutex<Option<ConnectionManager>>,
     prefix: String,
+    /// `cluster.home_capacity`: 0, every participant goes to the home.
+    home_capacity: u64,
 }
 
 impl RedisPlacement {
-    pub fn new(cluster: ClusterHandle, client: redis::Client, prefix: String) -> Arc<Self> {
+    pub fn new(
+        cluster: ClusterHandle,
+        client: redis::Client,
+        prefix: String,
+        home_capacity: u64,
+    ) -> Arc<Self> {
         Arc::new(RedisPlacement {
             cluster,
             client,
             connection: Mutex::new(None),
             prefix,
+            home_capacity,
         })
+    }
+
+    /// Whether nodes serve rooms whose home is elsewhere (`cluster.home_capacity` is set).
+    pub fn edges_enabled(&self) -> bool {
+        self.home_capacity > 0
+    }
+
+    /// The node holding the lease of `lesson`'s room, if any (`None` too when Redis does not
+    /// answer in time).
+    pub async fn home_of(&self, lesson: LessonId) -> Option<NodeId> {
+        let read = async {
+            let mut redis = self.connect().await?;
+            let holder: Option<String> = redis::cmd("GET")
+                .arg(lease_key(&self.prefix, lesson))
+                .query_async(&mut redis)
+                .await?;
+            Ok::<_, redis::RedisError>(holder.map(NodeId))
+        };
+        match tokio::time::timeout(REDIS_TIMEOUT, read).await {
+            Ok(Ok(holder)) => holder,
+            Ok(Err(e)) => {
+                tracing::debug!(%lesson, error = %e, "cluster: cannot read the room's lease");
+                self.forget_connection().await;
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     async fn connect(&self) -> redis::RedisResult<ConnectionManager> {
@@ -240,10 +294,12 @@ impl RoomPlacement for RedisPlacement {
                     return Err(PlacementError::Unavailable);
                 }
             };
-            if home == self.cluster.this {
+            let nodes = self.cluster.nodes();
+            let node = serving(&nodes, &home, &self.cluster.this, self.home_capacity);
+            if node == self.cluster.this {
                 return Ok(Home::Here);
             }
-            match self.cluster.nodes().iter().find(|n| n.record.id == home) {
+            match nodes.iter().find(|n| n.record.id == node) {
                 Some(node) => Ok(Home::Elsewhere {
                     signaling_url: signaling_url(&node.record.http_url),
                 }),
@@ -296,6 +352,26 @@ mod tests {
         ];
         assert_eq!(choose(&tie, &this), Some(this.clone()));
         assert_eq!(choose(&[], &this), None);
+    }
+
+    #[test]
+    fn a_full_home_sends_new_participants_to_the_least_loaded_edge() {
+        let (home, this) = (NodeId("a".into()), NodeId("c".into()));
+        let nodes = [
+            node("a", 30, true, NodeState::Up),
+            node("b", 12, true, NodeState::Up),
+            node("c", 10, true, NodeState::Up),
+            node("d", 1, false, NodeState::Up),
+            node("e", 0, true, NodeState::Draining),
+        ];
+        // No limit, or under it: the home.
+        assert_eq!(serving(&nodes, &home, &this, 0), home);
+        assert_eq!(serving(&nodes, &home, &this, 31), home);
+        // Full: the least-loaded node that is up and online, never the offline or the
+        // draining one.
+        assert_eq!(serving(&nodes, &home, &this, 30), NodeId("c".into()));
+        // Full and alone: the home anyway (the limit is soft).
+        assert_eq!(serving(&nodes[..1], &home, &this, 30), home);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub(super) struct ClusterMetrics {
     redis_up: IntGauge,
     nodes: IntGaugeVec,
     offline_alarms: IntCounter,
+    relayed: IntGauge,
 }
 
 impl ClusterMetrics {
@@ -33,6 +34,12 @@ impl ClusterMetrics {
                 "Alarms: a node's heartbeat stopped for 3 s (counted once per outage)",
             )
             .expect(valid),
+            relayed: IntGauge::new(
+                "classroom_cluster_edge_participants",
+                "Participants this node serves as an edge: their signaling relayed to their \
+                 room's home node (cluster.home_capacity)",
+            )
+            .expect(valid),
         }
     }
 
@@ -41,6 +48,7 @@ impl ClusterMetrics {
             Box::new(self.redis_up.clone()),
             Box::new(self.nodes.clone()),
             Box::new(self.offline_alarms.clone()),
+            Box::new(self.relayed.clone()),
         ]
     }
 
@@ -55,5 +63,6 @@ impl ClusterMetrics {
             .with_label_values(&["offline"])
             .set(gauge_value(offline));
         sync_one(&self.offline_alarms, status.offline_alarms);
+        self.relayed.set(gauge_value(status.relayed_participants));
     }
 }

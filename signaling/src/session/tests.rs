@@ -101,18 +101,17 @@ struct Client {
 
 impl Client {
     fn connect(rooms: &Arc<Rooms>) -> Client {
+        Client::connect_to(rooms, Arc::new(Tokens))
+    }
+
+    fn connect_to(rooms: &Arc<Rooms>, verifier: Arc<dyn TokenVerifier>) -> Client {
         let (send, mut incoming) = mpsc::unbounded_channel();
         let (outgoing, received) = mpsc::unbounded_channel();
         let stream = futures_util::stream::poll_fn(move |cx| incoming.poll_recv(cx));
         let sink = futures_util::sink::unfold(outgoing, |out, message| async move {
             out.send(message).map(|()| out)
         });
-        let session = tokio::spawn(serve(
-            Box::pin(sink),
-            stream,
-            Arc::clone(rooms),
-            Arc::new(Tokens),
-        ));
+        let session = tokio::spawn(serve(Box::pin(sink), stream, Arc::clone(rooms), verifier));
         Client {
             send,
             received,
@@ -340,4 +339,89 @@ async fn a_flood_is_told_once_then_closed_and_a_client_within_the_rate_is_not() 
     assert_eq!(errors, told);
     steady.text(r#"{"v":1,"type":"ping"}"#);
     steady.next_of_type("pong").await; // the others stay
+}
+
+/// Join tokens of an edge node: every room's home is another node, reached through a link
+/// whose far end (the home's side) goes to the test.
+struct Edge {
+    homes: mpsc::UnboundedSender<(mpsc::Receiver<HomeFrame>, mpsc::Sender<HomeFrame>)>,
+}
+
+impl TokenVerifier for Edge {
+    fn verify(&self, token: &str) -> Result<JoinClaims, InvalidToken> {
+        Tokens.verify(token)
+    }
+
+    fn admit<'a>(&'a self, _: &'a JoinClaims) -> MediaFuture<'a, Result<(), AdmitError>> {
+        Box::pin(async { Err(AdmitError::ElsewhereNode) })
+    }
+
+    fn home_link<'a>(&'a self, _: &'a JoinClaims) -> MediaFuture<'a, Option<HomeLink>> {
+        let (to_home, at_home) = mpsc::channel(4);
+        let (from_home_tx, from_home) = mpsc::channel(4);
+        let _ = self.homes.send((at_home, from_home_tx));
+        Box::pin(async move { Some(HomeLink { to_home, from_home }) })
+    }
+}
+
+/// A client of an edge session, and the home's side of its link.
+async fn edge_client(
+    rooms: &Arc<Rooms>,
+) -> (Client, mpsc::Receiver<HomeFrame>, mpsc::Sender<HomeFrame>) {
+    let (homes, mut linked) = mpsc::unbounded_channel();
+    let mut client = Client::connect_to(rooms, Arc::new(Edge { homes }));
+    let join = r#"{"v":1,"id":1,"type":"join","token":"7"}"#;
+    client.text(join);
+    let (mut at_home, to_client) = linked.recv().await.expect("a link is opened");
+    assert_eq!(at_home.recv().await, Some(HomeFrame::Text(join.into())));
+    client.give_up = Instant::now() + Duration::from_secs(600);
+    (client, at_home, to_client)
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edge_relays_a_participant_to_the_home_and_passes_the_homes_close_on() {
+    let rooms = rooms(SignalingConfig::default());
+    let (mut client, mut at_home, to_client) = edge_client(&rooms).await;
+    // Both ways, verbatim.
+    let joined = r#"{"v":1,"type":"joined","id":1}"#;
+    to_client
+        .send(HomeFrame::Text(joined.into()))
+        .await
+        .expect("the session reads");
+    assert_eq!(client.next_json().await["type"], "joined");
+    let chat = r#"{"v":1,"id":2,"type":"chat","text":"hi"}"#;
+    client.text(chat);
+    assert_eq!(at_home.recv().await, Some(HomeFrame::Text(chat.into())));
+    // No room opened here: the room is the home's.
+    assert_eq!(rooms.open_rooms(), 0);
+    // The home closes the participant (removed by a teacher): the client hears the same.
+    let removed = HomeFrame::Close {
+        code: 4003,
+        reason: "removed".into(),
+    };
+    to_client.send(removed).await.expect("the session reads");
+    let (code, reason, _) = client.until_close().await;
+    assert_eq!((code, reason.as_str()), (4003, "removed"));
+    // And the link to the home is let go.
+    assert_eq!(at_home.recv().await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_home_gone_or_an_edge_draining_sends_the_client_to_join_again() {
+    let rooms = rooms(SignalingConfig::default());
+    // The home node went away: its link ended without a close.
+    let (mut client, _at_home, to_client) = edge_client(&rooms).await;
+    drop(to_client);
+    let (code, _, _) = client.until_close().await;
+    assert_eq!(code, CloseReason::Draining.code());
+
+    // This node drains: its relayed clients are sent to join again at once, not at the next
+    // heartbeat.
+    let (mut client, mut at_home, _to_client) = edge_client(&rooms).await;
+    rooms.drain().await;
+    let started = Instant::now();
+    let (code, _, _) = client.until_close().await;
+    assert_eq!(code, CloseReason::Draining.code());
+    assert!(started.elapsed() < Duration::from_secs(1));
+    assert_eq!(at_home.recv().await, None);
 }

@@ -6,6 +6,7 @@
 mod access;
 mod breakout;
 mod drain;
+mod edge;
 mod impaired;
 mod workers;
 
