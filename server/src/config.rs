@@ -98,6 +98,11 @@ pub struct MediaConfig {
     /// another worker, joined to the lesson's home worker by an in-process relay. 0: no
     /// limit, a lesson stays on one worker however large.
     pub worker_peer_limit: u64,
+    /// The longest burst the SFU's pacer sends to a subscriber at once, in milliseconds at
+    /// its pacing rate (about 1.1× the subscriber's bandwidth estimate): a keyframe that fits
+    /// leaves at once instead of being spread over the time the estimate needs for it (issue
+    /// 17: one-way latency). 40 is str0m's own (and libwebrtc's) burst.
+    pub pacer_burst_ms: u64,
 }
 
 impl MediaConfig {
@@ -123,6 +128,7 @@ impl Default for MediaConfig {
             workers: 0,
             first_frame_max_age_ms: 1000,
             worker_peer_limit: 0,
+            pacer_burst_ms: 250,
         }
     }
 }

@@ -6,6 +6,13 @@
 // teacher's page (on the bridge address, made a secure context by a Chromium flag) never
 // offered "Go live" within 30 s, a cause not yet found; until it is, the test is not part of
 // the CI run. Run it alone with `sudo CLASSROOM_TEST_NETNS=1 node --test capped.test.mjs`.
+// Four runs on 2026-12-07 with the page's console, WebSocket and state logged (the machine at
+// load 7-17 from other builds): "Go live" came 0.3-3 s after the page loaded every time; all
+// four failed later, at the layer steps, with the pacer's burst at 250 ms and at str0m's 40 ms
+// alike (a student held below the top layer before the cap, the free one at 640 during it, or
+// the capped one not back on top within 90 s): on a busy two-core machine three Chromiums'
+// delay-based estimates sag. A quiet machine is needed to tell whether the "Go live" stall is
+// still there.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";

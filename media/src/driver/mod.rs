@@ -110,6 +110,9 @@ pub struct DriverConfig {
     /// Peers a worker takes before a room's further peers go to another worker (joined to the
     /// room's home by a relay link); `None`: no limit, a room stays on its home.
     pub worker_peer_limit: Option<u64>,
+    /// The longest burst a subscriber's pacer lets out at once (see
+    /// [`SfuConfig::pacer_burst`]).
+    pub pacer_burst: Duration,
 }
 
 impl DriverConfig {
@@ -126,6 +129,7 @@ impl DriverConfig {
             workers: 1,
             first_frame_max_age: Duration::from_secs(1),
             worker_peer_limit: None,
+            pacer_burst: crate::sfu::PACER_BURST,
         }
     }
 }
@@ -410,6 +414,7 @@ async fn bind(
     let mut sfu_config = SfuConfig::new(candidate);
     sfu_config.advertise_udp = config.advertise_udp;
     sfu_config.first_frame_max_age = config.first_frame_max_age;
+    sfu_config.pacer_burst = config.pacer_burst;
     let mut listener = None;
     let mut tcp_local_addr = None;
     if let Some(base) = config.tcp_bind {

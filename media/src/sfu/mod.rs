@@ -76,7 +76,15 @@ pub struct SfuConfig {
     pub first_frame_max_age: Duration,
     /// A peer that has not connected this long after joining is dropped.
     pub connect_timeout: Duration,
+    /// The longest burst a subscriber's pacer lets out at once, as time at its pacing rate
+    /// (about 1.1× the subscriber's bandwidth estimate; vendor/str0m): a keyframe that fits
+    /// goes out at once instead of being spread over the time the estimate needs for it.
+    pub pacer_burst: Duration,
 }
+
+/// The default of [`SfuConfig::pacer_burst`] (str0m's own is 40 ms; see docs/benchmarks.md,
+/// issue 17).
+pub const PACER_BURST: Duration = Duration::from_millis(250);
 
 impl SfuConfig {
     pub fn new(candidate: SocketAddr) -> Self {
@@ -87,6 +95,7 @@ impl SfuConfig {
             keyframe_request_interval: Duration::from_millis(500),
             first_frame_max_age: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(30),
+            pacer_burst: PACER_BURST,
         }
     }
 }

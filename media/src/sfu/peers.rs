@@ -12,7 +12,7 @@ use str0m::rtp::Extension;
 use str0m::{IceCreds, Rtc};
 
 use super::tick::PeerTick;
-use super::{Peer, PendingOffer, RtcMid, Sfu, Slot, start};
+use super::{PACER_BURST, Peer, PendingOffer, RtcMid, Sfu, Slot, start};
 use crate::error::{
     AcceptAnswerError, AcceptOfferError, AddPeerError, UnknownPeer, VideoSizeError,
 };
@@ -64,7 +64,7 @@ impl Sfu {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| AddPeerError::InvalidSdp(e.to_string()))?;
 
-        let mut rtc = new_rtc(now);
+        let mut rtc = new_rtc(now, self.config.pacer_burst);
         for candidate in &self.candidates {
             rtc.add_local_candidate(candidate.clone());
         }
@@ -120,7 +120,8 @@ impl Sfu {
     pub fn check_offer(now: Instant, offer: &str) -> Result<(), AddPeerError> {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| AddPeerError::InvalidSdp(e.to_string()))?;
-        new_rtc(now)
+        // The pacer's burst plays no part in answering.
+        new_rtc(now, PACER_BURST)
             .sdp_api()
             .accept_offer(offer)
             .map(|_| ())
@@ -277,8 +278,9 @@ impl Sfu {
     }
 }
 
-/// A peer's WebRTC engine, as every peer has it.
-fn new_rtc(now: Instant) -> Rtc {
+/// A peer's WebRTC engine, as every peer has it; its pacer lets out bursts of up to
+/// `pacer_burst` at its pacing rate at once ([`super::SfuConfig::pacer_burst`]).
+fn new_rtc(now: Instant, pacer_burst: Duration) -> Rtc {
     Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
@@ -291,5 +293,6 @@ fn new_rtc(now: Instant) -> Rtc {
         // One pass lets out every packet its pacer allows (vendor/str0m): a subscriber is
         // served once per batch of forwarded packets, not once per packet.
         .set_pacer_release_due(true)
+        .set_pacer_burst(Some(pacer_burst))
         .build(now)
 }

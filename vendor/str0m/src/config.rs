@@ -45,6 +45,7 @@ pub struct RtcConfig {
     pub(crate) intervals: RtcpReportIntervals,
     pub(crate) bwe_config: Option<BweConfig>,
     pub(crate) pacer_release_due: bool,
+    pub(crate) pacer_burst: Option<Duration>,
     pub(crate) reordering_size_audio: usize,
     pub(crate) reordering_size_video: usize,
     pub(crate) reordering_timeout_audio: Option<Duration>,
@@ -525,6 +526,28 @@ impl RtcConfig {
         self.pacer_release_due
     }
 
+    /// Sets the longest burst the pacer lets out at once, as time at the pacing rate.
+    ///
+    /// The leaky-bucket pacer sends at once while what it sent recently (its debt) is less
+    /// than this much time at the pacing rate (about 1.1× the bandwidth estimate), and holds
+    /// the rest until the debt has drained. Released str0m fixes this at 40 ms, as libwebrtc's
+    /// pacer does: a keyframe larger than 40 ms of the estimate is then spread over the time
+    /// the estimate needs for it, and its last packets wait that long. A forwarding server
+    /// whose streams fit the estimate on average can let such a burst out at once with a
+    /// longer window: the estimate still bounds the average rate, over the window. The burst
+    /// is never more than 63 kB (to not overfill socket buffers), whatever the window.
+    ///
+    /// Defaults to `None`: 40 ms.
+    pub fn set_pacer_burst(mut self, burst: Option<Duration>) -> Self {
+        self.pacer_burst = burst;
+        self
+    }
+
+    /// The pacer's burst window; see [`Self::set_pacer_burst()`].
+    pub fn pacer_burst(&self) -> Option<Duration> {
+        self.pacer_burst
+    }
+
     /// Sets the number of packets held back for reordering audio packets.
     ///
     /// Str0m tries to deliver the frames in order. This number determines how many
@@ -922,6 +945,7 @@ impl Default for RtcConfig {
             },
             bwe_config: None,
             pacer_release_due: false,
+            pacer_burst: None,
             reordering_size_audio: 15,
             reordering_size_video: 30,
             reordering_timeout_audio: Some(Duration::from_secs(1)),

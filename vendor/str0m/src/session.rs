@@ -167,9 +167,9 @@ impl Session {
         while *id > MAX_ID {
             id = (*id >> 1).into();
         }
-        let (pacer, bwe) = if let Some(config) = &config.bwe_config {
-            let rate = config.initial_bitrate;
-            let pacer = PacerImpl::leaky_bucket(rate * 2.0);
+        let (pacer, bwe) = if let Some(bwe_config) = &config.bwe_config {
+            let rate = bwe_config.initial_bitrate;
+            let pacer = PacerImpl::leaky_bucket(rate * 2.0, config.pacer_burst);
             let bwe = Bwe::new(rate);
             (pacer, Some(bwe))
         } else {

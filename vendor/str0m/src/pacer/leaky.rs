@@ -50,6 +50,8 @@ pub struct LeakyBucketPacer {
     completed_probe: Option<TwccClusterId>,
     /// Gates poll_queue() until handle_timeout() is called after packet emission.
     needs_timeout_before_next_poll: bool,
+    /// The longest burst, as time at the pacing rate (see `RtcConfig::set_pacer_burst`).
+    burst: Duration,
 }
 
 impl Pacer for LeakyBucketPacer {
@@ -182,7 +184,13 @@ impl LeakyBucketPacer {
             probe_queue: VecDeque::new(),
             completed_probe: None,
             needs_timeout_before_next_poll: true,
+            burst: PACING,
         }
+    }
+
+    /// Sets the longest burst, as time at the pacing rate (default `PACING`).
+    pub(crate) fn set_burst(&mut self, burst: Duration) {
+        self.burst = burst;
     }
 
     /// Start executing a probe cluster.
@@ -302,8 +310,8 @@ impl LeakyBucketPacer {
                     // Normal pacing: use relative offset based on debt
                     let drain_debt_time = self.media_debt / self.adjusted_bitrate;
                     // Limit the burst to MAX_BURST_SIZE so high bitrates don't overfill socket
-                    // buffers. Below ~12.6 Mbps this is PACING.
-                    let burst_interval = PACING.min(MAX_BURST_SIZE / self.adjusted_bitrate);
+                    // buffers. Below ~12.6 Mbps this is the burst window (PACING by default).
+                    let burst_interval = self.burst.min(MAX_BURST_SIZE / self.adjusted_bitrate);
                     let next_send_offset = if drain_debt_time >= burst_interval {
                         // If we have incurred too much debt, wait for it to clear before sending.
                         // again.
@@ -1004,15 +1012,38 @@ mod test {
         assert_eq!(next_poll, PACING);
     }
 
+    #[test]
+    fn test_longer_burst_window() {
+        // A 250 ms window at 1 Mbps lets about 31 kB out at once (a 720p keyframe) where the
+        // default lets 5 kB; the debt then drains at the pacing rate as before.
+        let (burst, _) = measure_burst_with(Bitrate::mbps(1), 1000, 50, duration_ms(250));
+        assert_eq!(burst, DataSize::bytes(32_000));
+
+        // The window never lifts the cap of MAX_BURST_SIZE.
+        let (burst, _) = measure_burst_with(Bitrate::mbps(10), 1000, 500, duration_ms(250));
+        assert_eq!(burst, MAX_BURST_SIZE);
+    }
+
     /// Queue `count` video packets of `size` bytes at once and poll the pacer until it
     /// stops releasing packets without time moving forward.
     ///
     /// Returns the number of bytes released in that burst and how long after the burst the
     /// pacer wants to be polled again.
     fn measure_burst(bitrate: Bitrate, size: usize, count: u16) -> (DataSize, Duration) {
+        measure_burst_with(bitrate, size, count, PACING)
+    }
+
+    /// [`measure_burst`] with a pacer whose burst window is `window`.
+    fn measure_burst_with(
+        bitrate: Bitrate,
+        size: usize,
+        count: u16,
+        window: Duration,
+    ) -> (DataSize, Duration) {
         let now = Instant::now();
         let mut queue = Queue::default();
         let mut pacer = LeakyBucketPacer::new(bitrate);
+        pacer.set_burst(window);
         handle_timeout_noisy(&mut pacer, &mut queue, now);
 
         let at = now + duration_ms(1);

@@ -1,4 +1,4 @@
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::Reason;
 use crate::bwe_::ProbeClusterConfig;
@@ -23,8 +23,12 @@ pub(crate) enum PacerImpl {
 }
 
 impl PacerImpl {
-    pub fn leaky_bucket(rate: Bitrate) -> PacerImpl {
-        PacerImpl::LeakyBucket(LeakyBucketPacer::new(rate))
+    pub fn leaky_bucket(rate: Bitrate, burst: Option<Duration>) -> PacerImpl {
+        let mut pacer = LeakyBucketPacer::new(rate);
+        if let Some(burst) = burst {
+            pacer.set_burst(burst);
+        }
+        PacerImpl::LeakyBucket(pacer)
     }
 
     pub fn null() -> PacerImpl {
