@@ -40,6 +40,7 @@
 //! a socket error it cannot recover.
 
 mod handle;
+mod udp;
 mod worker;
 
 use std::io;

@@ -16,7 +16,8 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use tracing::{debug, warn};
 
 use super::handle::lock;
-use super::{Bound, LocalSink, MediaCommand, RECV_BATCH, RECV_BUFFER};
+use super::udp::UdpIo;
+use super::{Bound, LocalSink, MediaCommand, RECV_BATCH};
 use crate::placement::{Placement, WorkerId};
 use crate::tcp::{TcpConnections, TcpEvent};
 use crate::{AddPeerError, LocalEvent, MediaEvent, Output, PeerId, Sfu, Transport};
@@ -85,7 +86,7 @@ pub(super) fn spawn(id: WorkerId, bound: Bound, channels: Channels) -> io::Resul
 
 /// What the worker's loop owns.
 struct Worker {
-    socket: UdpSocket,
+    socket: UdpIo,
     candidate: SocketAddr,
     tcp: Option<TcpConnections>,
     sfu: Sfu,
@@ -95,7 +96,7 @@ struct Worker {
 impl Worker {
     /// Takes the bound sockets into the current (the worker's) runtime.
     fn register(bound: Bound, placement: Arc<Mutex<Placement>>) -> io::Result<Worker> {
-        let socket = UdpSocket::from_std(bound.socket)?;
+        let socket = UdpIo::new(UdpSocket::from_std(bound.socket)?, RECV_BATCH)?;
         let tcp = match bound.listener {
             Some((listener, candidate)) => {
                 let listener = TcpListener::from_std(listener)?;
@@ -137,13 +138,12 @@ async fn run(
 ) {
     let mut stop = Some(stop);
     let Worker {
-        socket,
+        mut socket,
         candidate,
         mut tcp,
         mut sfu,
         placement,
     } = worker;
-    let mut buf = vec![0; RECV_BUFFER];
     let mut sinks: FxHashMap<PeerId, LocalSink> = FxHashMap::default();
     loop {
         // One clock read per drain, not per packet: only TCP's stall timer needs it.
@@ -155,9 +155,9 @@ async fn run(
                     destination,
                     bytes,
                 } => {
-                    if let Err(error) = socket.send_to(&bytes, destination).await {
-                        // A full buffer or an unreachable peer loses one datagram, as UDP does.
-                        debug!(%destination, %error, "media send failed");
+                    // Sent at the end of the drain, a subscriber's burst in one GSO send.
+                    if socket.queue(destination, &bytes) {
+                        socket.flush().await;
                     }
                 }
                 Output::Transmit {
@@ -186,6 +186,7 @@ async fn run(
                 Output::Timeout(at) => break at,
             }
         };
+        socket.flush().await;
 
         tokio::select! {
             command = commands.recv() => match command {
@@ -211,23 +212,30 @@ async fn run(
                     TcpEvent::Sweep => tcp.sweep(now, &sfu),
                 }
             },
-            received = socket.recv_from(&mut buf) => match received {
-                Ok((len, source)) => {
-                    let datagram = buf.get(..len).unwrap_or_default();
-                    sfu.handle_datagram(Instant::now(), source, candidate, datagram);
-                    // What else waits is read before the output is polled: the core serves
-                    // each subscriber once for the whole batch (see `Sfu::poll_output`).
-                    for _ in 1..RECV_BATCH {
-                        let Ok((len, source)) = socket.try_recv_from(&mut buf) else {
-                            break;
-                        };
-                        let datagram = buf.get(..len).unwrap_or_default();
-                        // Its own arrival time: publishers' TWCC feedback reports it.
-                        sfu.handle_datagram(Instant::now(), source, candidate, datagram);
+            readable = socket.readable() => match readable {
+                // What waits is read (up to RECV_BATCH datagrams, one `recvmmsg` a turn)
+                // before the output is polled: the core serves each subscriber once for the
+                // whole batch (see `Sfu::poll_output`).
+                Ok(()) => {
+                    let mut read = 0;
+                    while read < RECV_BATCH {
+                        let received = socket.try_recv(|source, datagram| {
+                            // Its own arrival time: publishers' TWCC feedback reports it.
+                            sfu.handle_datagram(Instant::now(), source, candidate, datagram);
+                        });
+                        match received {
+                            Ok(count) => read += count.max(1),
+                            Err(error) if error.kind() == io::ErrorKind::WouldBlock => break,
+                            Err(error) if is_transient(&error) => {
+                                debug!(%error, "media receive failed");
+                                break;
+                            }
+                            Err(error) => {
+                                warn!(%error, "media socket failed; driver stops");
+                                return;
+                            }
+                        }
                     }
-                }
-                Err(error) if is_transient(&error) => {
-                    debug!(%error, "media receive failed");
                 }
                 Err(error) => {
                     warn!(%error, "media socket failed; driver stops");
