@@ -86,6 +86,8 @@ pub struct ProcessReport {
 #[derive(Debug, Clone, Serialize)]
 pub struct RampStep {
     pub students: usize,
+    /// Students that received media in the step's window (the step fails unless all do).
+    pub receiving: usize,
     pub loss_percent: f64,
     pub latency_p99_ms: Option<f64>,
     /// Server CPU over the step's window per packet the students received, in µs.
@@ -475,8 +477,9 @@ impl Report {
             for step in &ramp.steps {
                 let _ = writeln!(
                     out,
-                    "ramp: {:>5} students  loss {:.3}%  p99 {}  server {}  {}",
+                    "ramp: {:>5} students ({} receiving)  loss {:.3}%  p99 {}  server {}  {}",
                     step.students,
+                    step.receiving,
                     step.loss_percent,
                     step.latency_p99_ms
                         .map_or("-".to_string(), |v| format!("{v:.1} ms")),

@@ -279,9 +279,28 @@ pub async fn run(config: RunConfig, mut stop: watch::Receiver<bool>) -> Result<R
                 Some(p) => p < config.max_latency_p99_ms,
                 None => config.target != Target::Classroom,
             };
-            let passed = expected > 0 && loss_percent < config.max_loss_percent && latency_ok;
+            // A student is carried once it receives media in the step's window: one whose
+            // join was refused (a connection cap, a full room) or who stopped receiving sends
+            // no loss, so low loss among the others alone would overstate the capacity.
+            let receiving = after
+                .participants
+                .iter()
+                .enumerate()
+                .filter(|(i, p)| {
+                    let earlier = before
+                        .participants
+                        .get(*i)
+                        .map_or(0, |b| b.packets_received);
+                    p.role == Role::Student && p.packets_received > earlier
+                })
+                .count();
+            let passed = expected > 0
+                && receiving >= students
+                && loss_percent < config.max_loss_percent
+                && latency_ok;
             steps.push(RampStep {
                 students,
+                receiving,
                 loss_percent,
                 latency_p99_ms,
                 server_cpu_us_per_packet: step_window.server_cpu_us_per_packet,
