@@ -388,53 +388,44 @@ impl Store {
         .fetch_one(self.db.pool())
         .await?;
         let held = "SELECT id FROM lessons WHERE course_id = $1 AND state IN ('live', 'ended')";
-        let sql = format!(
+        // The page's attendees, intervals and breakout stays: one query shape, five parameters.
+        let pool = self.db.pool();
+        let page_rows = |sql: String| async move {
+            sqlx::query(fixed(&sql))
+                .bind(course.0)
+                .bind(only)
+                .bind(limit)
+                .bind(offset)
+                .bind(MAX_REPORT_ROWS)
+                .fetch_all(pool)
+                .await
+        };
+        let attendees = page_rows(format!(
             "SELECT {ATTENDEE_COLUMNS} \
              FROM lesson_attendance a JOIN users u ON u.id = a.user_id \
              WHERE a.lesson_id IN ({held}) AND a.user_id IN ({students_page}) LIMIT $5"
-        );
-        let attendees = sqlx::query(fixed(&sql))
-            .bind(course.0)
-            .bind(only)
-            .bind(limit)
-            .bind(offset)
-            .bind(MAX_REPORT_ROWS)
-            .fetch_all(self.db.pool())
-            .await?
-            .iter()
-            .map(attendee_from_row)
-            .collect::<Result<_, _>>()?;
-        let sql = format!(
+        ))
+        .await?
+        .iter()
+        .map(attendee_from_row)
+        .collect::<Result<_, _>>()?;
+        let intervals = page_rows(format!(
             "SELECT {INTERVAL_COLUMNS} FROM attendance_intervals \
              WHERE lesson_id IN ({held}) AND user_id IN ({students_page}) LIMIT $5"
-        );
-        let intervals = sqlx::query(fixed(&sql))
-            .bind(course.0)
-            .bind(only)
-            .bind(limit)
-            .bind(offset)
-            .bind(MAX_REPORT_ROWS)
-            .fetch_all(self.db.pool())
-            .await?
-            .iter()
-            .map(interval_from_row)
-            .collect::<Result<_, _>>()?;
-        let sql = format!(
+        ))
+        .await?
+        .iter()
+        .map(interval_from_row)
+        .collect::<Result<_, _>>()?;
+        let breakouts = page_rows(format!(
             "SELECT lesson_id, user_id, room, started_at, ended_at FROM attendance_breakouts \
              WHERE lesson_id IN ({held}) AND user_id IN ({students_page}) \
              ORDER BY lesson_id, user_id, started_at, id LIMIT $5"
-        );
-        let breakouts = sqlx::query(fixed(&sql))
-            .bind(course.0)
-            .bind(only)
-            .bind(limit)
-            .bind(offset)
-            .bind(MAX_REPORT_ROWS)
-            .fetch_all(self.db.pool())
-            .await?
-            .iter()
-            .map(super::breakouts::stay_from_row)
-            .collect::<StoreResult<_>>()?;
+        ))
+        .await?
+        .iter()
+        .map(super::breakouts::stay_from_row)
+        .collect::<StoreResult<_>>()?;
         Ok(CourseAttendanceRecords {
             lessons: self.held_lessons(course).await?,
             students: Paged {

@@ -180,12 +180,16 @@ impl UdpIo {
             meta,
             ..
         } = &mut *self;
-        let mut bufs: Vec<IoSliceMut<'_>> = slots.chunks_mut(slot).map(IoSliceMut::new).collect();
+        // The slots' views live on the stack: this runs once per receive call, so a `Vec` here
+        // was an allocation for every couple of datagrams.
+        let batch = meta.len();
+        let mut chunks = slots.chunks_mut(slot);
+        let mut bufs: [IoSliceMut<'_>; quinn_udp::BATCH_SIZE] =
+            std::array::from_fn(|_| IoSliceMut::new(chunks.next().unwrap_or_default()));
         let socket = &*socket;
         let filled = socket.try_io(Interest::READABLE, || {
-            state.recv(socket.into(), &mut bufs, meta)
+            state.recv(socket.into(), &mut bufs[..batch], meta)
         })?;
-        drop(bufs);
         let mut datagrams = 0;
         for (index, received) in meta.iter().take(filled).enumerate() {
             let offset = index * slot;
