@@ -381,6 +381,26 @@ pub struct Replay {
     /// Why the replay could not be prepared (failed replays; the last error while retrying).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// The breakout room recorded, for a breakout room's replay; absent for the lesson's
+    /// main room.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub breakout: Option<ReplayBreakout>,
+}
+
+/// The breakout room a replay recorded: its round in the lesson and its index in the round
+/// (from 0; the web client shows "Room 1" for 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct ReplayBreakout {
+    pub round: u32,
+    pub room: u32,
+}
+
+impl ReplayBreakout {
+    /// The breakout room `room` names; `None` for a lesson's main room.
+    pub fn of_room(room: &classroom_protocol::RoomName) -> Option<Self> {
+        room.breakout()
+            .map(|(_, round, room)| ReplayBreakout { round, room })
+    }
 }
 
 /// A chapter mark of a replay.

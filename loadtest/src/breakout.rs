@@ -250,6 +250,7 @@ pub async fn run(
             assignment: Vec::new(),
             duration_seconds: None,
             warning_seconds: None,
+            record: false,
         },
     };
     teacher.request(open).await?;

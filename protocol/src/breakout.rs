@@ -43,6 +43,11 @@ pub struct BreakoutRequest {
     /// warning).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning_seconds: Option<u32>,
+    /// Record every room of the round (each becomes a replay of its own, linked to the
+    /// lesson); `record_breakout` turns one room's recording on or off later. Needs the
+    /// `record` grant.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
 }
 
 /// One breakout room as the lesson sees it.
@@ -55,6 +60,9 @@ pub struct BreakoutRoomInfo {
     /// Participants of the main room who are in this room now (students placed there and
     /// moderators visiting), by their id in the main room.
     pub members: Vec<ParticipantId>,
+    /// The room is recorded (`open_breakouts` with `record`, or `record_breakout`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recording: bool,
 }
 
 /// The breakout rooms of a lesson, as everyone in it (in the main room or away in a breakout
@@ -94,6 +102,7 @@ mod tests {
         assert_eq!(request.mode, BreakoutMode::Random);
         assert!(request.assignment.is_empty());
         assert_eq!(request.duration_seconds, None);
+        assert!(!request.record, "rooms are not recorded unless asked");
     }
 
     #[test]

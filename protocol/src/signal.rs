@@ -288,6 +288,13 @@ pub enum ClientMessage {
     SpeakToBreakouts {
         on: bool,
     },
+    /// Moderators with the `record` grant: record breakout room `room` (`on`), or stop. Its
+    /// participants see the indicator as in the main room; its recording becomes a replay of
+    /// its own, listed with the lesson's. The room records from when someone is in it.
+    RecordBreakout {
+        room: u32,
+        on: bool,
+    },
     /// Students in a breakout room: ask a teacher to come to the room.
     CallTeacher,
     /// Moderators: close every breakout room; everyone comes back to the main room.

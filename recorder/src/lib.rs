@@ -15,7 +15,8 @@
 //! Layout under the data directory:
 //!
 //! ```text
-//! recordings/lesson-<lesson>-<unix ms>/   one per recording
+//! recordings/<room>-<unix ms>/            one per recording; <room> is lesson-<lesson>, or
+//!                                         lesson-<lesson>-breakout-<round>-<index>
 //!     events.jsonl                        timeline events, one JSON object per line
 //!     track-<id>.rtp                      one per recorded track (see track_file)
 //!     queued                              present once its replay job is queued

@@ -47,6 +47,9 @@ pub const QUEUED_MARKER: &str = "queued";
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FinishedRecording {
     pub lesson: LessonId,
+    /// The room recorded: the lesson's main room, or one of its breakout rooms (whose replay
+    /// is linked to the lesson with its round and room).
+    pub room: RoomName,
     /// The recording's folder name under the recordings directory.
     pub name: String,
 }
@@ -130,7 +133,9 @@ impl LiveRecorder {
         let wall = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        let name = format!("lesson-{lesson}-{wall}");
+        // The room's name (`lesson-<lesson>`, or a breakout room's): rooms of one lesson
+        // started in the same millisecond ("record every room") get folders of their own.
+        let name = format!("{room}-{wall}");
         let folder = self.dir.join(&name);
         let subscription = self.subscribe(room).await?;
         let (drops, drops_rx) = watch::channel(Some(subscription.drop_counter()));
@@ -145,6 +150,7 @@ impl LiveRecorder {
         let runtime = tokio::runtime::Handle::current();
         let done = FinishedRecording {
             lesson,
+            room: room.clone(),
             name: name.clone(),
         };
         let thread_room = room.clone();
@@ -470,8 +476,8 @@ pub fn unfinished(dir: &Path) -> std::io::Result<Vec<FinishedRecording>> {
         }
         let text = fs::read_to_string(folder.join(EVENTS_FILE)).unwrap_or_default();
         let parsed = events::parse(&text);
-        let Some(lesson) = parsed.iter().find_map(|e| match &e.event {
-            Event::Started { lesson, .. } => Some(*lesson),
+        let Some((lesson, room)) = parsed.iter().find_map(|e| match &e.event {
+            Event::Started { lesson, room, .. } => Some((*lesson, room.clone())),
             _ => None,
         }) else {
             warn!(folder = %folder.display(), "a recording without a start event is left alone");
@@ -497,7 +503,7 @@ pub fn unfinished(dir: &Path) -> std::io::Result<Vec<FinishedRecording>> {
             file.sync_all()?;
             info!(recording = %name, "an unfinished recording was found; its replay is queued");
         }
-        found.push(FinishedRecording { lesson, name });
+        found.push(FinishedRecording { lesson, room, name });
     }
     found.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(found)

@@ -78,13 +78,10 @@ pub trait WebhookSender: Send + Sync + 'static {
 
 /// The durable queue (the database).
 pub trait JobQueue: Send + Sync + 'static {
-    /// Queues the replay job of a finished recording and registers its replay as processing.
-    /// Queueing the same recording again does nothing.
-    fn enqueue(
-        &self,
-        lesson: LessonId,
-        recording: String,
-    ) -> QueueFuture<'_, Result<(), QueueError>>;
+    /// Queues the replay job of a finished recording and registers its replay as processing
+    /// (a breakout room's linked to its lesson, round and room). Queueing the same recording
+    /// again does nothing.
+    fn enqueue(&self, recording: FinishedRecording) -> QueueFuture<'_, Result<(), QueueError>>;
     /// The next job due, claimed by this worker; `None` when there is none.
     fn claim(&self, worker: String) -> QueueFuture<'_, Result<Option<Job>, QueueError>>;
     /// The worker still runs the job: renews its claim.
@@ -152,9 +149,7 @@ pub struct Workers {
 impl Workers {
     /// Queues a finished recording's job (and marks the folder queued).
     pub async fn enqueue(&self, recording: &FinishedRecording) -> Result<(), EnqueueError> {
-        self.queue
-            .enqueue(recording.lesson, recording.name.clone())
-            .await?;
+        self.queue.enqueue(recording.clone()).await?;
         let marker = self
             .folders
             .recordings

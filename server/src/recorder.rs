@@ -10,7 +10,7 @@ use std::sync::{Arc, Weak};
 use std::time::Instant;
 
 use anyhow::Context;
-use classroom_courses::model::{DocumentSource, RecordingJob, ReplayChapter};
+use classroom_courses::model::{DocumentSource, RecordingJob, ReplayBreakout, ReplayChapter};
 use classroom_courses::store::RetryPolicy;
 use classroom_courses::{Store, StoreError};
 use classroom_media::driver::MediaHandle;
@@ -294,14 +294,16 @@ fn store_failed(e: impl std::error::Error + Send + Sync + 'static) -> QueueError
 }
 
 impl JobQueue for StoreQueue {
-    fn enqueue(
-        &self,
-        lesson: LessonId,
-        recording: String,
-    ) -> QueueFuture<'_, Result<(), QueueError>> {
+    fn enqueue(&self, recording: FinishedRecording) -> QueueFuture<'_, Result<(), QueueError>> {
         Box::pin(async move {
+            let breakout = ReplayBreakout::of_room(&recording.room);
             self.store
-                .enqueue_recording(lesson, &recording, OffsetDateTime::now_utc())
+                .enqueue_room_recording(
+                    recording.lesson,
+                    breakout,
+                    &recording.name,
+                    OffsetDateTime::now_utc(),
+                )
                 .await
                 .map(|_| ())
                 .map_err(store_failed)

@@ -141,6 +141,7 @@ impl WebhookEvents {
                 "course_id": replay.course_id,
                 "title": replay.title,
                 "duration_ms": replay.duration_ms,
+                "breakout": replay.breakout,
             }
         });
         let id = format!("replay-{}-ready", replay.id);

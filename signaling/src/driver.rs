@@ -242,6 +242,10 @@ pub(crate) enum RoomCommand {
     Media(MediaNotice),
     /// The server starts recording (the course records by default).
     StartRecording,
+    /// A breakout room: its lesson's main room wants it recorded (`on`), or no more.
+    Record {
+        on: bool,
+    },
     /// Who may be here changed in the database.
     Access(AccessChange),
     /// The user may not be here after all (their join raced a change of access).
@@ -576,7 +580,43 @@ impl Rooms {
 
     /// The room `name` of `lesson` (its main room or a breakout room), opened on first use.
     pub(crate) fn open_room(&self, name: &RoomName, lesson: LessonId) -> RoomHandle {
-        self.rooms
+        self.opener().open_in(&self.rooms, name, lesson)
+    }
+
+    fn opener(&self) -> RoomOpener {
+        RoomOpener {
+            registry: Arc::downgrade(&self.rooms),
+            config: self.config.room.clone(),
+            events: self.events.clone(),
+            media: self.media.clone(),
+            states: self.states.clone(),
+            stats: self.stats.clone(),
+        }
+    }
+}
+
+/// What opening a room takes, shared by the registry and its room tasks: a main room opens a
+/// breakout room it records before anyone is moved there.
+#[derive(Clone)]
+pub(crate) struct RoomOpener {
+    /// The node's rooms; weak, so that dropping the registry still ends every room.
+    registry: std::sync::Weak<DashMap<RoomName, RoomHandle>>,
+    config: RoomConfig,
+    events: mpsc::UnboundedSender<RoomEvent>,
+    media: Option<Arc<MediaShared>>,
+    states: Option<Arc<dyn RoomStates>>,
+    stats: Arc<SignalingStats>,
+}
+
+impl RoomOpener {
+    /// The room `name` of `lesson` in `registry`, opened (its task spawned) on first use.
+    fn open_in(
+        &self,
+        registry: &DashMap<RoomName, RoomHandle>,
+        name: &RoomName,
+        lesson: LessonId,
+    ) -> RoomHandle {
+        registry
             .entry(name.clone())
             .or_insert_with(|| {
                 let (commands, inbox) = mpsc::channel(1024);
@@ -584,7 +624,7 @@ impl Rooms {
                 let mut room = Room::new(
                     name.clone(),
                     lesson,
-                    self.config.room.clone(),
+                    self.config.clone(),
                     Instant::now().into_std(),
                 );
                 if let Some(shared) = &self.media {
@@ -604,12 +644,22 @@ impl Rooms {
                         media,
                         states: self.states.clone(),
                         stats: self.stats.clone(),
-                        registry: Arc::downgrade(&self.rooms),
+                        opener: self.clone(),
                     },
                 ));
                 RoomHandle { commands, ended }
             })
             .clone()
+    }
+
+    /// The room `name` of `lesson`, opened on first use; `None` once the registry is gone.
+    pub(crate) fn open(&self, name: &RoomName, lesson: LessonId) -> Option<RoomHandle> {
+        let registry = self.registry.upgrade()?;
+        Some(self.open_in(&registry, name, lesson))
+    }
+
+    pub(crate) fn registry(&self) -> Option<Arc<DashMap<RoomName, RoomHandle>>> {
+        self.registry.upgrade()
     }
 }
 

@@ -185,6 +185,8 @@ pub struct Room {
     recording: RecordingState,
     /// A teacher started, paused or stopped the recording: the server leaves it to them.
     recording_by_hand: bool,
+    /// A breakout room: the lesson's main room wants it recorded (`recording.rs`).
+    recording_wanted: bool,
     /// Places held before a restore, waiting for their users (`persist.rs`).
     restored: persist::Restored,
     /// What was last handed out to be stored.
@@ -234,6 +236,7 @@ impl Room {
             ended: false,
             recording: RecordingState::Off,
             recording_by_hand: false,
+            recording_wanted: false,
             restored: persist::Restored::default(),
             stored_key: None,
             slide: None,
@@ -295,6 +298,7 @@ impl Room {
             Input::MediaReply(reply) => self.media_reply(reply),
             Input::MediaEvent(notice) => self.media_event(notice),
             Input::StartRecording => self.start_recording(),
+            Input::RecordRoom { on } => self.record_here(on),
             Input::Access(change) => self.access_changed(change),
             Input::Revoke { user, why } => self.revoke(user, why),
             Input::EncoderStarted { identity, mids } => self.encoder_input(&identity, mids),
@@ -307,6 +311,7 @@ impl Room {
             }
             Input::Closed => self.close_peers(),
         };
+        step.extend(self.breakout_recording(closing));
         // The open poll's answers are stored when the lesson ends or the room closes, ahead
         // of the lesson's end: a student's own answers are listed once the lesson has ended.
         if closing || self.ended {
@@ -633,6 +638,9 @@ impl Room {
             ClientMessage::SpeakToBreakouts { on } => {
                 self.speak_to_breakouts(now, &actor, on, out)?
             }
+            ClientMessage::RecordBreakout { room, on } => {
+                self.record_breakout(now, &actor, room, on, out)?;
+            }
             ClientMessage::CallTeacher => self.call_teacher(&actor, out)?,
             ClientMessage::CloseBreakouts => self.close_breakouts(now, &actor, out)?,
             // Media goes to the peers (`Room::message`) when the room has a media plane.
@@ -698,6 +706,8 @@ pub(crate) fn test_claims(
 mod attendance_tests;
 #[cfg(test)]
 mod board_tests;
+#[cfg(test)]
+mod breakout_recording_tests;
 #[cfg(test)]
 mod breakout_tests;
 #[cfg(test)]

@@ -49,6 +49,10 @@ export const TEXT = {
   speakingToAll: (name) => t("breakout.speakingToAll", { name }),
   get voiceTile() { return t("breakout.voiceTile"); },
   speakers: (names) => t("breakout.speakers", { names }),
+  get recordAll() { return t("breakout.recordAll"); },
+  get recorded() { return t("breakout.recorded"); },
+  record: (room) => t("breakout.record", { room }),
+  stopRecording: (room) => t("breakout.stopRecording", { room }),
 };
 
 const clock = (seconds) => `${Math.floor(seconds / 60)}:${String(seconds % 60).padStart(2, "0")}`;
@@ -56,7 +60,8 @@ const clock = (seconds) => `${Math.floor(seconds / 60)}:${String(seconds % 60).p
 export class Breakouts {
   /**
    * `page`: what the panel needs of live.js: `send(message)` (a request; refusals shown there),
-   * `note(text)`, `moderator()`, `students()` (the main room's students, `[{id, name}]`).
+   * `note(text)`, `moderator()`, `mayRecord()` (the `record` grant), `students()` (the main
+   * room's students, `[{id, name}]`).
    */
   constructor(page) {
     this.page = page;
@@ -145,7 +150,7 @@ export class Breakouts {
     }
     this.section.hidden = parts.length === 0;
     // Rebuilt only when what it shows changed: a field being typed in keeps its text.
-    const signature = JSON.stringify([moderator, this.status?.rooms, this.status?.round, this.status?.voice, [...this.speakers], this.place, !!this.endsAt, moderator && !this.status ? this.page.students() : null]);
+    const signature = JSON.stringify([moderator, this.page.mayRecord?.(), this.status?.rooms, this.status?.round, this.status?.voice, [...this.speakers], this.place, !!this.endsAt, moderator && !this.status ? this.page.students() : null]);
     if (this.section.dataset.signature === signature) return;
     this.section.dataset.signature = signature;
     this.section.replaceChildren(...parts);
@@ -158,6 +163,11 @@ export class Breakouts {
       el("option", { value: "by_hand", text: TEXT.byHand }),
       el("option", { value: "choose", text: TEXT.choose }));
     const minutes = el("input", { id: "breakout-minutes", type: "number", min: "1", max: "240" });
+    // Each room becomes a replay of its own, listed with the lesson's (teachers: `record`).
+    const record = el("input", { id: "breakout-record", type: "checkbox" });
+    const recordRow = this.page.mayRecord?.()
+      ? el("label", { class: "breakout-row", for: "breakout-record" }, record, el("span", { text: TEXT.recordAll }))
+      : null;
     const assignment = el("fieldset", { id: "breakout-assignment", hidden: true }, el("legend", { text: TEXT.assignment }));
     const fillAssignment = () => {
       const rooms = Math.max(1, Math.min(50, Number(count.value) || 1));
@@ -176,6 +186,7 @@ export class Breakouts {
       el("label", { for: "breakout-count", text: TEXT.rooms }), count,
       el("label", { for: "breakout-mode", text: TEXT.mode }), mode,
       el("label", { for: "breakout-minutes", text: TEXT.minutes }), minutes,
+      recordRow,
       assignment,
       el("button", { type: "submit", id: "breakout-open", class: "primary", text: TEXT.open }));
     form.addEventListener("submit", (event) => {
@@ -183,6 +194,7 @@ export class Breakouts {
       const rooms = Number(count.value);
       const message = { type: "open_breakouts", rooms, mode: mode.value };
       if (minutes.value) message.duration_seconds = Math.round(Number(minutes.value) * 60);
+      if (record.checked) message.record = true;
       if (mode.value === "by_hand") {
         const lists = Array.from({ length: rooms }, () => []);
         for (const pick of assignment.querySelectorAll("select")) {
@@ -212,6 +224,11 @@ export class Breakouts {
       }
       const members = room.members.map((id) => el("li", {}, el("span", { text: name(id) }),
         moderator ? this.#movePicker(id, name(id), room.index) : null));
+      if (moderator && this.page.mayRecord?.()) {
+        actions.push(el("button", { type: "button", "data-record": String(room.index), "aria-pressed": String(!!room.recording),
+          text: room.recording ? TEXT.stopRecording(title) : TEXT.record(title),
+          onclick: () => this.page.send({ type: "record_breakout", room: room.index, on: !room.recording }).catch(() => {}) }));
+      }
       const speaking = moderator ? (this.speakers.get(room.index) ?? []) : [];
       if (speaking.length) {
         actions.unshift(el("p", { class: "breakout-speakers", "data-speakers": String(room.index),
@@ -219,6 +236,7 @@ export class Breakouts {
       }
       return el("li", { class: "breakout-room", "data-room": String(room.index) },
         el("strong", { text: title }),
+        room.recording ? el("span", { class: "pill recording", "data-recorded": String(room.index), text: TEXT.recorded }) : null,
         room.members.length ? el("ul", {}, ...members) : el("span", { class: "muted", text: ` (${TEXT.nobody})` }),
         ...actions);
     });

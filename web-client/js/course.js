@@ -7,7 +7,7 @@ import { initMaterials } from "./materials.js";
 import { initAttendance } from "./own-attendance.js";
 import { list, t } from "./i18n.js";
 import { $, banner, el, lessonState, localInput, report, requireSession, when } from "./page.js";
-import { replayFacts, replayState } from "./replay-format.js";
+import { replayFacts, replayName, replayState } from "./replay-format.js";
 
 const courseId = new URLSearchParams(location.search).get("id");
 let teaching = false;
@@ -106,7 +106,7 @@ async function load() {
   $("replays").replaceChildren(...(replays.items.length
     ? replays.items.map((r) => el("li", { "data-replay": r.id },
       el("span", { class: "grow" },
-        el("a", { href: `/replay.html?lesson=${r.lesson_id}&replay=${r.id}`, text: r.title }), el("br"),
+        el("a", { href: `/replay.html?lesson=${r.lesson_id}&replay=${r.id}`, text: replayName(r) }), el("br"),
         el("span", { class: "muted replay-facts", text: replayFacts(r) })),
       el("span", { class: "pill", text: replayState(r.state) })))
     : [empty(t("course.noReplays"))]));

@@ -79,6 +79,7 @@ const breakouts = new Breakouts({
   send: (message) => send(message),
   note: (text) => note(text),
   moderator: () => moderator(),
+  mayRecord: () => !!state.grants?.record,
   me: () => state.me,
   students: () => [...state.participants.values()].filter((p) => p.role === "student").map(({ id, name }) => ({ id, name })),
 });
@@ -191,7 +192,8 @@ function renderControls(me, over) {
   const mayRecord = !!state.grants?.record && !over;
   control("record", mayRecord, recording === "off" ? t("live.startRecording") : t("live.stopRecording"));
   $("record").classList.toggle("active", recording !== "off");
-  $("record-pause").hidden = !mayRecord || recording === "off";
+  // A breakout room is recorded or not, as the lesson's breakout panel says: no pause there.
+  $("record-pause").hidden = !mayRecord || recording === "off" || !!breakouts.place;
   $("record-pause").textContent = recording === "paused" ? t("live.resumeRecording") : t("live.recordPause");
   $("devices").hidden = !state.publishing;
   $("more").hidden = over;
@@ -751,7 +753,14 @@ $("hand-sound").addEventListener("click", () => {
 });
 $("mute-all").addEventListener("click", () => send({ type: "mute_all" }).catch(() => {}));
 $("lock-chat").addEventListener("click", () => send({ type: "lock_chat", locked: !state.chatLocked }).catch(() => {}));
-$("record").addEventListener("click", () => send({ type: state.recording === "off" || !state.recording ? "start_recording" : "stop_recording" }).catch(() => {}));
+$("record").addEventListener("click", () => {
+  const start = state.recording === "off" || !state.recording;
+  // In a breakout room, the room's recording is the main room's to run (`record_breakout`).
+  const message = breakouts.place
+    ? { type: "record_breakout", room: breakouts.place.index, on: start }
+    : { type: start ? "start_recording" : "stop_recording" };
+  send(message).catch(() => {});
+});
 $("record-pause").addEventListener("click", () => send({ type: state.recording === "paused" ? "resume_recording" : "pause_recording" }).catch(() => {}));
 $("end").addEventListener("click", () => {
   if (confirm(t("live.confirmEnd"))) send({ type: "end_lesson" }).catch(() => {});

@@ -1,5 +1,5 @@
-// How replays read in lists: when the lesson was recorded, how long the replay is and what
-// it takes on disk (course page, replay page).
+// How replays read in lists: what was recorded (the lesson, or one of its breakout rooms),
+// when, how long the replay is and what it takes on disk (course page, replay page).
 
 import { number, t } from "./i18n.js";
 import { when } from "./page.js";
@@ -42,4 +42,11 @@ export function replayFacts(replay) {
   if (replay.duration_ms != null) facts.push(clock(replay.duration_ms));
   if (replay.size_bytes != null) facts.push(bytes(replay.size_bytes));
   return facts.join(" · ");
+}
+
+/** The replay's name: its lesson's title, with the breakout room it recorded if it is one's. */
+export function replayName(replay) {
+  const breakout = replay.breakout;
+  if (!breakout) return replay.title;
+  return t("replay.breakoutTitle", { title: replay.title, room: t("breakout.roomName", { n: breakout.room + 1 }), round: breakout.round });
 }

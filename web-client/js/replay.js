@@ -1,4 +1,6 @@
-// The replay of a lesson: /replay.html?lesson=ID[&replay=ID]. A ready replay plays its HLS
+// The replay of a lesson: /replay.html?lesson=ID[&replay=ID]. The lesson's recordings are
+// listed (its main room's first, then each recorded breakout room's, named by its room and
+// round); the chosen one plays. A ready replay plays its HLS
 // playlist in a <video> (Chromium plays HLS natively), lists its chapters (click to jump),
 // shows the chat and the polls as they were at the current time (slides turned are chapters
 // too: the recorder's own, titled by the page, or from moments.json for older replays), and
@@ -8,7 +10,7 @@
 import { api } from "./api.js";
 import { t } from "./i18n.js";
 import { $, el, report, requireSession } from "./page.js";
-import { clock, replayFacts, replayState } from "./replay-format.js";
+import { clock, replayFacts, replayName, replayState } from "./replay-format.js";
 import { followPolls, loadMoments, slideChapters } from "./replay-moments.js";
 
 const params = new URLSearchParams(location.search);
@@ -19,7 +21,7 @@ function statusOf(replay) {
   if (replay.state === "processing") return t("replay.processing");
   if (replay.state === "failed") return t("replay.failed");
   if (!replay.url) return t("replay.notPlayable");
-  return t("replay.titleFacts", { title: replay.title, facts: replayFacts(replay) });
+  return t("replay.titleFacts", { title: replayName(replay), facts: replayFacts(replay) });
 }
 
 /** The titles of the course's documents by id, for the slide chapters (none if unreadable). */
@@ -90,7 +92,7 @@ async function load() {
   showChapters(chosen, player, slides);
   $("replays").replaceChildren(...(replays.length
     ? replays.map((r) => el("li", {},
-      el("a", { href: `?lesson=${lessonId}&replay=${r.id}`, text: t("replay.listItem", { title: r.title, facts: replayFacts(r) }), "aria-current": r === chosen ? "true" : "false" }),
+      el("a", { href: `?lesson=${lessonId}&replay=${r.id}`, text: t("replay.listItem", { title: replayName(r), facts: replayFacts(r) }), "aria-current": r === chosen ? "true" : "false", ...(r.breakout ? { "data-breakout": `${r.breakout.round}-${r.breakout.room}` } : {}) }),
       el("span", { class: "pill", text: replayState(r.state) })))
     : [el("li", { class: "muted", text: t("replay.none") })]));
 }

@@ -18,8 +18,8 @@ use super::{Store, decode_err, fixed};
 use crate::db::Backend;
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
-    DocumentState, JobKind, JobState, RecordingJob, Replay, ReplayChapter, ReplayState,
-    from_millis, to_millis,
+    DocumentState, JobKind, JobState, RecordingJob, Replay, ReplayBreakout, ReplayChapter,
+    ReplayState, from_millis, to_millis,
 };
 
 pub(super) const JOB_COLUMNS: &str = "id, kind, recording, lesson_id, replay_id, document_id, \
@@ -61,11 +61,26 @@ pub struct RetryPolicy {
 }
 
 impl Store {
-    /// Queues the replay job of a finished recording and registers its replay (processing)
-    /// in the course's library. Queueing a recording again returns its existing job.
+    /// Queues the replay job of a finished recording of the lesson's main room and registers
+    /// its replay (processing) in the course's library. Queueing a recording again returns
+    /// its existing job.
     pub async fn enqueue_recording(
         &self,
         lesson: LessonId,
+        recording: &str,
+        now: OffsetDateTime,
+    ) -> StoreResult<RecordingJob> {
+        self.enqueue_room_recording(lesson, None, recording, now)
+            .await
+    }
+
+    /// [`Store::enqueue_recording`] for a recording of the lesson's main room (`breakout`
+    /// `None`) or of one of its breakout rooms, whose replay is listed with the lesson's and
+    /// keeps its round and room.
+    pub async fn enqueue_room_recording(
+        &self,
+        lesson: LessonId,
+        breakout: Option<ReplayBreakout>,
         recording: &str,
         now: OffsetDateTime,
     ) -> StoreResult<RecordingJob> {
@@ -76,14 +91,16 @@ impl Store {
         let now_ms = to_millis(now);
         let mut tx = self.db.pool().begin().await?;
         let replay: i64 = sqlx::query(
-            "INSERT INTO replays (lesson_id, course_id, title, state, created_at) \
-             VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            "INSERT INTO replays (lesson_id, course_id, title, state, created_at, \
+             breakout_round, breakout_room) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
         )
         .bind(lesson.id.0)
         .bind(lesson.course_id.0)
         .bind(lesson.title.as_str())
         .bind(ReplayState::Processing.as_str())
         .bind(now_ms)
+        .bind(breakout.map(|b| i64::from(b.round)))
+        .bind(breakout.map(|b| i64::from(b.room)))
         .fetch_one(&mut *tx)
         .await?
         .try_get(0)?;

@@ -8,10 +8,10 @@ use time::OffsetDateTime;
 
 use super::{Store, decode_err, fixed};
 use crate::error::{StoreError, StoreResult};
-use crate::model::{Replay, ReplayState, Title, from_millis, to_millis};
+use crate::model::{Replay, ReplayBreakout, ReplayState, Title, from_millis, to_millis};
 
 pub(super) const REPLAY_COLUMNS: &str = "id, lesson_id, course_id, title, state, duration_ms, \
-     size_bytes, created_at, ready_at, chapters, error";
+     size_bytes, created_at, ready_at, chapters, error, breakout_round, breakout_room";
 
 /// Whether a user may fetch a replay's files now (checked on every file request: a link's
 /// token outlives a removal from the course or a disabled account).
@@ -52,6 +52,21 @@ pub(super) fn replay_from_row(row: &AnyRow) -> Result<Replay, sqlx::Error> {
         ready_at: row.try_get::<Option<i64>, _>("ready_at")?.map(from_millis),
         chapters,
         error: row.try_get("error")?,
+        breakout: breakout_from_row(row)?,
+    })
+}
+
+/// The breakout room of a replay: both columns or neither (a value out of range is read as
+/// none, like unreadable chapters: the replay stays listed).
+fn breakout_from_row(row: &AnyRow) -> Result<Option<ReplayBreakout>, sqlx::Error> {
+    let round: Option<i64> = row.try_get("breakout_round")?;
+    let room: Option<i64> = row.try_get("breakout_room")?;
+    Ok(match (round, room) {
+        (Some(round), Some(room)) => u32::try_from(round)
+            .ok()
+            .zip(u32::try_from(room).ok())
+            .map(|(round, room)| ReplayBreakout { round, room }),
+        _ => None,
     })
 }
 
@@ -125,10 +140,14 @@ impl Store {
         Ok(rows.iter().map(replay_from_row).collect::<Result<_, _>>()?)
     }
 
-    /// A lesson's replays (usually one; more when recording was stopped and started again).
+    /// A lesson's replays (usually one; more when recording was stopped and started again,
+    /// and one per recorded breakout room): the main room's first, then each round's rooms
+    /// in order, each in the order they were made.
     pub async fn replays_of_lesson(&self, lesson: LessonId) -> StoreResult<Vec<Replay>> {
         let sql = format!(
-            "SELECT {REPLAY_COLUMNS} FROM replays WHERE lesson_id = $1 ORDER BY created_at, id"
+            "SELECT {REPLAY_COLUMNS} FROM replays WHERE lesson_id = $1 \
+             ORDER BY CASE WHEN breakout_round IS NULL THEN 0 ELSE 1 END, breakout_round, \
+             breakout_room, created_at, id"
         );
         let rows = sqlx::query(fixed(&sql))
             .bind(lesson.0)

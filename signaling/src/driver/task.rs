@@ -8,18 +8,18 @@
 //! permissions in step with the room's grants without locks.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Weak};
 
 use classroom_protocol::signal::ParticipantId;
 use classroom_protocol::{CloseReason, LessonId, RoomName};
-use dashmap::DashMap;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use super::connections::Connections;
 use super::{
-    EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent, RoomHandle, RoomStates,
+    EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent, RoomHandle, RoomOpener,
+    RoomStates,
 };
 use crate::media::PeerId;
 use crate::room::{
@@ -45,9 +45,9 @@ pub(super) struct RoomLinks {
     /// to is not kept either).
     pub(super) states: Option<Arc<dyn RoomStates>>,
     pub(super) stats: Arc<SignalingStats>,
-    /// The node's rooms, where a main room finds its breakout rooms to close them; weak, so
-    /// that dropping the registry still ends every room.
-    pub(super) registry: Weak<DashMap<RoomName, RoomHandle>>,
+    /// The node's rooms, where a main room finds its breakout rooms to close them, or opens
+    /// one to record it.
+    pub(super) opener: RoomOpener,
 }
 
 /// Runs one room until it ends, the registry drops it, or (a breakout room) its main room
@@ -63,7 +63,7 @@ pub(super) async fn run_room(
         media,
         states,
         stats,
-        registry,
+        opener,
     } = links;
     let states = states.filter(|_| room.kind() == RoomKind::Lesson);
     let mut io = RoomIo {
@@ -74,7 +74,7 @@ pub(super) async fn run_room(
         encoder_replies: VecDeque::new(),
         events,
         media,
-        registry,
+        opener,
     };
     // Joins wait in the inbox meanwhile: nobody enters a room before what it kept is back.
     if let Some(states) = &states {
@@ -169,7 +169,7 @@ struct RoomIo {
     encoder_replies: VecDeque<oneshot::Sender<Result<PeerId, EncoderError>>>,
     events: mpsc::UnboundedSender<RoomEvent>,
     media: Option<RoomPort>,
-    registry: Weak<DashMap<RoomName, RoomHandle>>,
+    opener: RoomOpener,
 }
 
 impl RoomIo {
@@ -234,6 +234,7 @@ impl RoomIo {
             RoomCommand::Shut => Input::Closed,
             RoomCommand::Media(notice) => Input::MediaEvent(notice),
             RoomCommand::StartRecording => Input::StartRecording,
+            RoomCommand::Record { on } => Input::RecordRoom { on },
             RoomCommand::Access(change) => Input::Access(change),
             RoomCommand::Revoke { user, why } => Input::Revoke { user, why },
             RoomCommand::Encoder(EncoderCommand::Started {
@@ -318,6 +319,10 @@ impl RoomIo {
                 self.shut(names).await;
                 return None;
             }
+            Output::RecordRoom { room, on } => {
+                self.record_room(&room, on).await;
+                return None;
+            }
             Output::JoinDecided { connection, result } => {
                 if let Some((outbox, reply)) = self.joining.remove(&connection) {
                     if let Ok(participant) = result {
@@ -368,7 +373,7 @@ impl RoomIo {
     /// newer list follows within a second, and a breakout room never waits on the main room
     /// (which waits on it when it closes the rooms).
     fn tell_main_room(&self, users: Vec<classroom_protocol::UserId>) {
-        let Some(registry) = self.registry.upgrade() else {
+        let Some(registry) = self.opener.registry() else {
             return;
         };
         let Some((lesson, _, _)) = self.name.breakout() else {
@@ -386,7 +391,7 @@ impl RoomIo {
     /// Ends a closed round's breakout rooms (kept in the registry as ended, like a lesson's
     /// ended room; the round in their names keeps the next round's apart).
     async fn shut(&self, names: Vec<RoomName>) {
-        let Some(registry) = self.registry.upgrade() else {
+        let Some(registry) = self.opener.registry() else {
             return;
         };
         let handles: Vec<RoomHandle> = names
@@ -396,6 +401,20 @@ impl RoomIo {
         drop(registry);
         for handle in handles {
             let _ = handle.commands.send(RoomCommand::Shut).await;
+        }
+    }
+}
+
+impl RoomIo {
+    /// Tells breakout room `room` of this lesson whether it records, opening it when nobody
+    /// has been moved there yet (the moves follow this in the main room's outputs). A room
+    /// of a round already closed stays closed.
+    async fn record_room(&self, room: &RoomName, on: bool) {
+        let Some(handle) = self.opener.open(room, self.lesson) else {
+            return;
+        };
+        if !handle.is_ended() {
+            let _ = handle.commands.send(RoomCommand::Record { on }).await;
         }
     }
 }

@@ -8,8 +8,9 @@
 //! - A participant is in at most one breakout room; everyone else is in the main room.
 //! - Only students are placed (by any mode); moderators only visit.
 //! - Time is an argument: the plan reads no clock, and its timer is [`BreakoutPlan::deadline`].
+//! - Which rooms are recorded is the plan's word (the main room tells each breakout room).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use classroom_protocol::breakout::{MAX_BREAKOUT_ROOMS, MAX_BREAKOUT_SECONDS};
@@ -54,6 +55,8 @@ pub(super) struct BreakoutPlan {
     visiting: BTreeMap<ParticipantId, u32>,
     /// Who speaks in each room now, as the room last said (main-room ids, loudest first).
     speakers: BTreeMap<u32, Vec<ParticipantId>>,
+    /// The rooms recorded, by index.
+    recorded: BTreeSet<u32>,
     timer: Option<Timer>,
 }
 
@@ -105,6 +108,11 @@ impl BreakoutPlan {
             placed,
             visiting: BTreeMap::new(),
             speakers: BTreeMap::new(),
+            recorded: if request.record {
+                (0..request.rooms).collect()
+            } else {
+                BTreeSet::new()
+            },
             timer,
         })
     }
@@ -148,6 +156,23 @@ impl BreakoutPlan {
         }
         self.speakers.insert(index, speakers);
         true
+    }
+
+    /// Records room `index` (`on`) or no more; whether that changed anything.
+    pub(super) fn set_recorded(&mut self, index: u32, on: bool) -> Result<bool, PlanError> {
+        self.check_room(Some(index))?;
+        Ok(if on {
+            self.recorded.insert(index)
+        } else {
+            self.recorded.remove(&index)
+        })
+    }
+
+    /// The names of the rooms recorded.
+    pub(super) fn recorded(&self) -> impl Iterator<Item = &RoomName> + '_ {
+        self.recorded
+            .iter()
+            .filter_map(|index| self.rooms.get(usize::try_from(*index).ok()?))
     }
 
     /// Where `participant` is: a breakout room (placed or visiting), or `None` for the main
@@ -257,6 +282,7 @@ impl BreakoutPlan {
                     index,
                     room: room.to_string(),
                     members,
+                    recording: self.recorded.contains(&index),
                 }
             })
             .collect();
@@ -330,6 +356,7 @@ mod tests {
             assignment: Vec::new(),
             duration_seconds: None,
             warning_seconds: None,
+            record: false,
         }
     }
 
@@ -400,6 +427,28 @@ mod tests {
         by_hand.assignment = vec![Vec::new(), Vec::new(), vec![ParticipantId(1)]];
         let third_of_two = BreakoutPlan::open(now, LESSON, 1, &by_hand, &students(3), 0);
         assert_eq!(third_of_two.err(), Some(PlanError::Assignment));
+    }
+
+    #[test]
+    fn a_round_opened_to_record_records_every_room_until_one_is_turned_off() {
+        let now = Instant::now();
+        let mut recorded = request(3, BreakoutMode::Choose);
+        recorded.record = true;
+        let mut plan = BreakoutPlan::open(now, LESSON, 2, &recorded, &[], 0).expect("three rooms");
+        let all: Vec<String> = plan.recorded().map(ToString::to_string).collect();
+        assert_eq!(
+            all,
+            [
+                "lesson-3-breakout-2-0",
+                "lesson-3-breakout-2-1",
+                "lesson-3-breakout-2-2"
+            ]
+        );
+        assert_eq!(plan.set_recorded(1, false), Ok(true));
+        assert_eq!(plan.set_recorded(1, false), Ok(false), "once");
+        assert_eq!(plan.set_recorded(3, true), Err(PlanError::NoSuchRoom(3)));
+        let flags: Vec<bool> = plan.status(now).rooms.iter().map(|r| r.recording).collect();
+        assert_eq!(flags, [true, false, true]);
     }
 
     #[test]

@@ -24,6 +24,7 @@ fn request(rooms: u32, mode: BreakoutMode) -> ClientMessage {
             assignment: Vec::new(),
             duration_seconds: None,
             warning_seconds: None,
+            record: false,
         },
     }
 }
@@ -171,6 +172,7 @@ fn the_timer_warns_everyone_then_brings_them_back_on_the_virtual_clock() {
             assignment: Vec::new(),
             duration_seconds: Some(300),
             warning_seconds: Some(60),
+            record: false,
         },
     };
     let out = class.say(teacher, open);
@@ -292,6 +294,7 @@ fn a_teacher_visits_moves_a_student_and_speaks_to_every_room() {
         assignment: vec![vec![students[0]], vec![students[1]]],
         duration_seconds: None,
         warning_seconds: None,
+        record: false,
     };
     let out = class.say(
         teacher,
@@ -510,7 +513,7 @@ fn a_student_moved_out_is_recorded_in_attendance_with_the_room() {
 }
 
 #[test]
-fn a_breakout_room_is_not_recorded_even_when_a_teacher_asks() {
+fn a_breakout_room_takes_its_recording_only_from_the_main_room() {
     let now = Instant::now();
     let name = RoomName::for_breakout(LESSON, 1, 0);
     let mut room = Room::new(name.clone(), LESSON, RoomConfig::default(), now);

@@ -112,8 +112,17 @@ impl Room {
         // Sans-IO: the time into the lesson is as good a seed as any, and tests can set it.
         let nanos = now.saturating_duration_since(self.opened_at).as_nanos();
         let seed = u64::try_from(nanos % u128::from(u64::MAX)).unwrap_or(0) ^ u64::from(round);
+        if request.record && !actor.may_record {
+            return Err(Refusal::grant("record", "record the breakout rooms"));
+        }
         let plan = BreakoutPlan::open(now, self.lesson, round, request, &students, seed)?;
         let moves: Vec<(ParticipantId, u32)> = plan.away().collect();
+        // The rooms hear that they record before anyone is moved there: the first student
+        // in finds the recording on.
+        out.extend(plan.recorded().map(|room| Output::RecordRoom {
+            room: room.clone(),
+            on: true,
+        }));
         self.breakout_round = round;
         self.breakouts = Some(plan);
         for (participant, room) in moves {
@@ -538,7 +547,7 @@ impl Room {
     }
 
     /// Tells everyone of the lesson, wherever they are, the rooms as they are now.
-    fn announce_breakouts(&self, now: Instant, out: &mut Vec<Output>) {
+    pub(super) fn announce_breakouts(&self, now: Instant, out: &mut Vec<Output>) {
         let message = ServerMessage::Breakouts {
             breakouts: self.breakout_status(now),
         };

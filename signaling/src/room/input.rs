@@ -59,6 +59,8 @@ pub enum Input {
     MediaEvent(MediaNotice),
     /// The server starts recording (the course records by default).
     StartRecording,
+    /// A breakout room: the lesson's main room wants it recorded (`on`), or no more.
+    RecordRoom { on: bool },
     /// Who may be here changed in the database.
     Access(AccessChange),
     /// `user` may not be here after all (their join raced a change of access).

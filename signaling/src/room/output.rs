@@ -56,6 +56,9 @@ pub enum Output {
     },
     /// A round of breakout rooms closed: these rooms end (everyone was moved back first).
     CloseRooms(Vec<RoomName>),
+    /// Breakout room `room` of this lesson is to be recorded (`on`), or no more: for that
+    /// room ([`super::Input::RecordRoom`] there), opened if nobody has been moved there yet.
+    RecordRoom { room: RoomName, on: bool },
     /// The decision on the join of `connection` ([`super::Input::Join`]), before anything is
     /// sent to it: on success the connection becomes the participant's.
     JoinDecided {

@@ -24,6 +24,7 @@ fn open_rooms(rooms: u32) -> ClientMessage {
             assignment: Vec::new(),
             duration_seconds: None,
             warning_seconds: None,
+            record: false,
         },
     }
 }
@@ -249,6 +250,7 @@ fn a_rooms_speakers_reach_the_moderators_by_their_main_room_ids_on_change_only()
             assignment: vec![vec![first], vec![second]],
             duration_seconds: None,
             warning_seconds: None,
+            record: false,
         },
     };
     assert_eq!(refusal(&class.say(teacher, by_hand)), None);

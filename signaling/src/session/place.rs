@@ -65,6 +65,7 @@ impl Place {
                 | ClientMessage::VisitBreakout { .. }
                 | ClientMessage::BroadcastToBreakouts { .. }
                 | ClientMessage::SpeakToBreakouts { .. }
+                | ClientMessage::RecordBreakout { .. }
                 | ClientMessage::CallTeacher
                 | ClientMessage::CloseBreakouts
                 | ClientMessage::EndLesson

@@ -402,6 +402,7 @@ both_backends!(
                 assignment: vec![Vec::new(), vec![sam_id]],
                 duration_seconds: None,
                 warning_seconds: None,
+                record: false,
             },
         };
         tess.ok(open).await;

@@ -469,3 +469,71 @@ async fn join_responses_carry_turn_credentials_when_a_relay_is_configured() {
         .await;
     assert_eq!(reply.expect(200)["ice_servers"], json!([]));
 }
+
+both_backends!(
+    breakout_replays_are_listed_under_their_lesson_with_their_room,
+    |server| async move {
+        let school = School::new(&server).await;
+        let lesson = school.lesson("Group work").await;
+        let store = server.store();
+        let now = time::OffsetDateTime::now_utc();
+        // Queued as the recorder queues finished recordings: a breakout room's first (its
+        // round closed before the lesson ended), then the main room's.
+        let breakout = |round, room| Some(classroom_courses::model::ReplayBreakout { round, room });
+        for (room, folder) in [
+            (breakout(1, 1), format!("lesson-{lesson}-breakout-1-1-1000")),
+            (breakout(1, 0), format!("lesson-{lesson}-breakout-1-0-1000")),
+            (None, format!("lesson-{lesson}-2000")),
+        ] {
+            store
+                .enqueue_room_recording(LessonId(lesson), room, &folder, now)
+                .await
+                .expect("queued");
+        }
+        let again = store
+            .enqueue_room_recording(
+                LessonId(lesson),
+                breakout(1, 1),
+                &format!("lesson-{lesson}-breakout-1-1-1000"),
+                now,
+            )
+            .await
+            .expect("queued once");
+        assert_eq!(again.lesson_id, Some(LessonId(lesson)));
+
+        let listed = school
+            .student
+            .get(&format!("/api/v1/lessons/{lesson}/replays"))
+            .await;
+        let items = listed.expect(200)["items"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let rooms: Vec<&serde_json::Value> = items.iter().map(|r| &r["breakout"]).collect();
+        assert_eq!(
+            rooms,
+            [
+                &serde_json::Value::Null,
+                &json!({"round": 1, "room": 0}),
+                &json!({"round": 1, "room": 1})
+            ],
+            "the main room's first, then the rooms in order: {items:?}"
+        );
+        assert!(
+            items.iter().all(|r| r["title"] == "Group work"
+                && r["lesson_id"] == lesson
+                && r["state"] == "processing"),
+            "{items:?}"
+        );
+        let library = school
+            .teacher
+            .get(&format!("/api/v1/courses/{}/replays", school.course_id))
+            .await;
+        assert_eq!(
+            library.expect(200)["items"].as_array().map(Vec::len),
+            Some(3),
+            "all three in the course's library"
+        );
+        server
+    }
+);

@@ -162,6 +162,7 @@ async fn students_split_into_breakout_rooms_hear_only_their_room_and_come_back()
             assignment: vec![main_ids[..2].to_vec(), main_ids[2..].to_vec()],
             duration_seconds: None,
             warning_seconds: None,
+            record: false,
         },
     };
     let reply = teacher.request(open).await;
@@ -293,6 +294,7 @@ async fn students_in_two_rooms_hear_the_teacher_speaking_to_all_rooms_only_while
             assignment: vec![vec![main_ids[0]], vec![main_ids[1]]],
             duration_seconds: None,
             warning_seconds: None,
+            record: false,
         },
     };
     let reply = teacher.request(open).await;

@@ -5,6 +5,7 @@
 //! `kill -9` during a recording, failing jobs and their retry, and the job queue on both
 //! databases.
 
+mod breakout;
 mod by_hand;
 mod media;
 mod nodes;
