@@ -109,7 +109,7 @@ async fn recorded_breakout_room(backend: Backend) {
     open_recorded_room(&mut teacher, sam).await;
     let mut student = in_the_room(student).await;
     let started = Instant::now();
-    student.pump(Duration::from_secs(3)).await;
+    student.pump_until(Duration::from_secs(3), |_| false).await;
     teacher.ok(ClientMessage::CloseBreakouts).await;
     let recorded = started.elapsed();
     student.peer.stop();
@@ -171,7 +171,7 @@ async fn a_breakout_rooms_recording_cut_by_kill_9_keeps_its_room_on_restart() {
     let sam = student.me.expect("joined");
     open_recorded_room(&mut teacher, sam).await;
     let mut student = in_the_room(student).await;
-    student.pump(Duration::from_secs(3)).await;
+    student.pump_until(Duration::from_secs(3), |_| false).await;
     child.kill_9();
     student.peer.stop();
 
