@@ -534,6 +534,15 @@ both_backends!(
             Some(3),
             "all three in the course's library"
         );
+        // The served OpenAPI document describes the link.
+        let doc = server.client().get("/api/v1/openapi.json").await;
+        let doc = doc.expect(200);
+        let breakout = doc["components"]["schemas"]["Replay"]["properties"]["breakout"].to_string();
+        assert!(
+            breakout.contains("#/components/schemas/ReplayBreakout"),
+            "{breakout}"
+        );
+        assert!(doc["components"]["schemas"]["ReplayBreakout"]["properties"]["round"].is_object());
         server
     }
 );
