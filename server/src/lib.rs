@@ -188,6 +188,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         first_frame_max_age: Duration::from_millis(config.media.first_frame_max_age_ms),
         worker_peer_limit: Some(config.media.worker_peer_limit).filter(|limit| *limit > 0),
         pacer_burst: Duration::from_millis(config.media.pacer_burst_ms),
+        resend_history: Duration::from_millis(config.media.resend_history_ms),
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
