@@ -360,7 +360,7 @@ impl TokenVerifier for Edge {
         let (to_home, at_home) = mpsc::channel(4);
         let (from_home_tx, from_home) = mpsc::channel(4);
         let _ = self.homes.send((at_home, from_home_tx));
-        Box::pin(async move { Some(HomeLink { to_home, from_home }) })
+        Box::pin(async move { Some(HomeLink::channels(to_home, from_home)) })
     }
 }
 
