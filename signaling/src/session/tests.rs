@@ -407,6 +407,26 @@ async fn an_edge_relays_a_participant_to_the_home_and_passes_the_homes_close_on(
 }
 
 #[tokio::test(start_paused = true)]
+async fn an_edge_passes_the_clients_close_code_to_the_home() {
+    let rooms = rooms(SignalingConfig::default());
+    let (client, mut at_home, _to_client) = edge_client(&rooms).await;
+    let goodbye = axum::extract::ws::CloseFrame {
+        code: 4100,
+        reason: "tab closed".into(),
+    };
+    client
+        .send
+        .send(Ok(Message::Close(Some(goodbye))))
+        .expect("the session reads");
+    let closed = HomeFrame::Close {
+        code: 4100,
+        reason: "tab closed".into(),
+    };
+    assert_eq!(at_home.recv().await, Some(closed));
+    assert_eq!(at_home.recv().await, None);
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_home_gone_or_an_edge_draining_sends_the_client_to_join_again() {
     let rooms = rooms(SignalingConfig::default());
     // The home node went away: its link ended without a close.

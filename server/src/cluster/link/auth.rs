@@ -108,7 +108,7 @@ impl ClusterSecret {
 }
 
 fn decode_hex(hex: &str) -> Option<Vec<u8>> {
-    if hex.len() % 2 != 0 || hex.len() > 128 {
+    if !hex.len().is_multiple_of(2) || hex.len() > 128 {
         return None;
     }
     (0..hex.len())
