@@ -67,6 +67,7 @@
 
 pub mod driver;
 pub mod local;
+pub mod node_link;
 pub mod placement;
 pub mod relay;
 

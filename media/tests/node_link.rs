@@ -1,0 +1,374 @@
+//! One lecture across two nodes: two media drivers (a home and an edge, each with its own
+//! sockets on 127.0.0.1) joined by a node link, str0m clients on real UDP. The teacher
+//! publishes on the home; students on the edge receive from the edge.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use classroom_media::driver::{self, DriverConfig, MediaHandle};
+use classroom_media::node_link::driver::NodeLinkHandle;
+use classroom_media::node_link::{LINK_TIMEOUT, NodeLinkStats};
+use classroom_media::{MediaEvent, PeerId};
+use common::{Client, RECV, SEND, frame_index, opus_frame, room, vp8_frame};
+use str0m::media::{Direction, MediaKind, Mid};
+use str0m::net::{Protocol, Receive};
+use str0m::{Event, Input, Output};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::time::timeout;
+
+const TEACHER: PeerId = PeerId(1);
+const WATCHER: PeerId = PeerId(2);
+const LISTENER: PeerId = PeerId(3);
+const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
+
+/// What a client's task reports.
+#[derive(Debug)]
+enum Report {
+    /// A frame arrived (its stamped index).
+    Frame { kind: MediaKind, index: u32 },
+    /// A datagram arrived from an address not seen before.
+    Source(SocketAddr),
+    /// The client was asked for a keyframe (it is a publisher).
+    KeyframeRequest(Instant),
+}
+
+/// Drives one client on its own socket. A publisher (`publish`: its audio and video mids)
+/// sends a 20 ms audio frame and, every other one, a video frame, a keyframe first and
+/// whenever asked; `ask`: a subscriber asks for a keyframe on that mid.
+async fn drive(
+    mut client: Client,
+    socket: UdpSocket,
+    publish: Option<(Mid, Mid)>,
+    reports: mpsc::UnboundedSender<Report>,
+    mut ask: mpsc::UnboundedReceiver<Mid>,
+) {
+    let start = Instant::now();
+    let local = socket.local_addr().unwrap();
+    let mut buf = vec![0; 2048];
+    let mut connected = false;
+    let mut next_frame = start;
+    let mut frame = 0u32;
+    let mut keyframe_due = true;
+    let mut sources = BTreeSet::new();
+    loop {
+        let timeout = loop {
+            match client.rtc.poll_output().unwrap() {
+                Output::Transmit(t) => {
+                    let _ = socket.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::MediaData(data)) => {
+                    let kind = data.params.spec().codec.kind();
+                    if let Some(index) = frame_index(kind, &data.data) {
+                        let _ = reports.send(Report::Frame { kind, index });
+                    }
+                }
+                Output::Event(Event::KeyframeRequest(_)) => {
+                    keyframe_due = true;
+                    let _ = reports.send(Report::KeyframeRequest(Instant::now()));
+                }
+                Output::Event(_) => {}
+                Output::Timeout(t) => break t,
+            }
+        };
+        let publishing = publish.filter(|_| connected);
+        let deadline = match publishing {
+            Some(_) => timeout.min(next_frame),
+            None => timeout,
+        };
+        tokio::select! {
+            result = socket.recv_from(&mut buf) => {
+                let Ok((len, source)) = result else { continue };
+                if sources.insert(source) {
+                    let _ = reports.send(Report::Source(source));
+                }
+                let Ok(contents) = buf[..len].try_into() else { continue };
+                let input = Input::Receive(
+                    Instant::now(),
+                    Receive { proto: Protocol::Udp, source, destination: local, contents },
+                );
+                client.rtc.handle_input(input).unwrap();
+            }
+            Some(mid) = ask.recv() => client.request_keyframe(mid),
+            () = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                match publishing {
+                    Some((audio, video)) if now >= next_frame => {
+                        // One write per wake-up, so each is drained before the next.
+                        if frame % 2 == 1 {
+                            let data = vp8_frame(frame, keyframe_due);
+                            keyframe_due = false;
+                            client.write(now, start, video, MediaKind::Video, &data);
+                        } else {
+                            client.write(now, start, audio, MediaKind::Audio, &opus_frame(frame));
+                        }
+                        frame += 1;
+                        next_frame += Duration::from_millis(10);
+                    }
+                    _ => client.rtc.handle_input(Input::Timeout(now)).unwrap(),
+                }
+            }
+        }
+    }
+}
+
+/// A client joined to `media` and running on its own task.
+struct Running {
+    mids: Vec<Mid>,
+    reports: mpsc::UnboundedReceiver<Report>,
+    ask: mpsc::UnboundedSender<Mid>,
+    task: tokio::task::JoinHandle<()>,
+    frames: Vec<(MediaKind, u32)>,
+    sources: Vec<SocketAddr>,
+    keyframe_requests: Vec<Instant>,
+}
+
+impl Running {
+    async fn join(
+        media: &MediaHandle,
+        peer: PeerId,
+        lines: &[(MediaKind, Direction)],
+        publish: bool,
+    ) -> Self {
+        let socket = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+        let addr = socket.local_addr().unwrap();
+        let (mut client, mids, offer, pending) = Client::new(Instant::now(), peer, addr, lines);
+        let answer = media.add_peer(peer, room(), offer).await.unwrap();
+        client.accept_answer(pending, &answer);
+        let (report, reports) = mpsc::unbounded_channel();
+        let (ask, asks) = mpsc::unbounded_channel();
+        let publish = publish.then(|| (mids[0], mids[1]));
+        let task = tokio::spawn(drive(client, socket, publish, report, asks));
+        Running {
+            mids,
+            reports,
+            ask,
+            task,
+            frames: Vec::new(),
+            sources: Vec::new(),
+            keyframe_requests: Vec::new(),
+        }
+    }
+
+    /// Takes in what the client reported so far.
+    fn collect(&mut self) {
+        while let Ok(report) = self.reports.try_recv() {
+            match report {
+                Report::Frame { kind, index } => self.frames.push((kind, index)),
+                Report::Source(source) => self.sources.push(source),
+                Report::KeyframeRequest(at) => self.keyframe_requests.push(at),
+            }
+        }
+    }
+
+    fn received(&self, kind: MediaKind) -> Vec<u32> {
+        self.frames
+            .iter()
+            .filter(|(k, _)| *k == kind)
+            .map(|(_, index)| *index)
+            .collect()
+    }
+
+    /// Waits until at least `audio` and `video` frames have arrived (10 s at most).
+    async fn wait_for(&mut self, audio: usize, video: usize) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            self.collect();
+            if self.received(MediaKind::Audio).len() >= audio
+                && self.received(MediaKind::Video).len() >= video
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        panic!(
+            "received {} audio and {} video frames",
+            self.received(MediaKind::Audio).len(),
+            self.received(MediaKind::Video).len()
+        );
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Frames arrived whole and in order: each kind's indices step by a constant from the first
+/// received (the publisher stamps audio on even frames and video on odd ones).
+fn assert_in_order(indices: &[u32], what: &str) {
+    assert!(!indices.is_empty(), "no {what}");
+    for pair in indices.windows(2) {
+        assert_eq!(
+            pair[1],
+            pair[0] + 2,
+            "{what} out of order or lost: {indices:?}"
+        );
+    }
+}
+
+async fn node() -> (MediaHandle, mpsc::UnboundedReceiver<MediaEvent>) {
+    let media = driver::start(DriverConfig::udp((LOOPBACK, 0).into(), LOOPBACK.into()))
+        .await
+        .unwrap();
+    (media.handle, media.events)
+}
+
+/// The edge offers, the home answers, the edge connects: the descriptions pass in-process
+/// here, over signaling between nodes in the server.
+async fn link(home: &MediaHandle, edge: &MediaHandle) -> (NodeLinkHandle, NodeLinkHandle) {
+    let bind = SocketAddr::from((LOOPBACK, 0));
+    let (pending, offer) = edge.node_link_offer(room(), bind).await.unwrap();
+    let (at_home, answer) = home.node_link_answer(room(), bind, &offer).await.unwrap();
+    let at_edge = pending.connect(&answer).unwrap();
+    (at_home, at_edge)
+}
+
+fn sent(stats: NodeLinkStats) -> (u64, u64) {
+    (stats.audio_packets_sent, stats.video_packets_sent)
+}
+
+#[tokio::test]
+async fn a_lecture_spans_two_nodes_over_one_link() {
+    let (home, _home_events) = node().await;
+    let (edge, mut edge_events) = node().await;
+    let mut teacher = Running::join(&home, TEACHER, &SEND, true).await;
+    let (at_home, at_edge) = link(&home, &edge).await;
+
+    // A student on the edge receives the teacher's audio and video, whole and in order, from
+    // the edge's media address only.
+    let mut watcher = Running::join(&edge, WATCHER, &RECV, false).await;
+    watcher.wait_for(25, 25).await;
+    assert_eq!(watcher.sources, [edge.local_addr()]);
+    assert_in_order(&watcher.received(MediaKind::Audio), "audio");
+    assert_in_order(&watcher.received(MediaKind::Video), "video");
+
+    // A second student (audio only) adds no second copy on the link: the link carries each
+    // packet once, however many students the edge serves.
+    let listener_lines = [(MediaKind::Audio, Direction::RecvOnly)];
+    let mut listener = Running::join(&edge, LISTENER, &listener_lines, false).await;
+    listener.wait_for(25, 0).await;
+    assert_eq!(listener.sources, [edge.local_addr()]);
+    assert_in_order(&listener.received(MediaKind::Audio), "audio");
+    let home_stats = home.stats().await.unwrap();
+    let (audio, video) = sent(at_home.stats());
+    assert!(
+        audio + video <= home_stats.rtp_packets_in,
+        "the link sent {audio} audio and {video} video packets of {} the teacher sent",
+        home_stats.rtp_packets_in
+    );
+    assert_eq!(at_edge.stats().malformed_controls, 0);
+    assert_eq!(at_home.stats().malformed_controls, 0);
+
+    // Keyframe requests of edge students reach the teacher at most once per throttle
+    // interval (the home's 500 ms), however many they send.
+    teacher.collect();
+    let before = teacher.keyframe_requests.len();
+    for _ in 0..5 {
+        watcher.ask.send(watcher.mids[1]).unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    teacher.collect();
+    let asked = &teacher.keyframe_requests;
+    assert!(asked.len() > before, "the edge student's request arrived");
+    assert!(
+        asked.len() - before <= 3,
+        "{} requests in 1.3 s",
+        asked.len() - before
+    );
+    for pair in asked.windows(2) {
+        assert!(
+            pair[1] - pair[0] >= Duration::from_millis(400),
+            "two requests {:?} apart",
+            pair[1] - pair[0]
+        );
+    }
+
+    // The last video viewer on the edge leaves: the link stops carrying the video, and
+    // carries the audio on for the listener.
+    edge.remove_peer(WATCHER).await.unwrap();
+    drop(watcher);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (audio_before, video_before) = sent(at_home.stats());
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (audio_after, video_after) = sent(at_home.stats());
+    assert_eq!(video_after, video_before, "video still crosses");
+    assert!(audio_after >= audio_before + 25, "audio stopped too");
+
+    // The home node dies (its link stops without a word): the edge notices within the link
+    // timeout and removes the relayed publications, ending the listener's subscription.
+    at_home.abort();
+    let deadline = Instant::now() + LINK_TIMEOUT + Duration::from_secs(3);
+    while !at_edge.is_finished() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(at_edge.is_finished(), "the edge's link is still up");
+    let mut ended = false;
+    while let Ok(Some(event)) = timeout(Duration::from_millis(500), edge_events.recv()).await {
+        if let MediaEvent::SubscriptionEnded {
+            subscriber: LISTENER,
+            publisher: TEACHER,
+            ..
+        } = event
+        {
+            ended = true;
+        }
+    }
+    assert!(ended, "the listener's subscription to the teacher ended");
+    let edge_stats = edge.stats().await.unwrap();
+    assert_eq!(edge_stats.relay_links_closed, 1, "{edge_stats:?}");
+    drop(teacher);
+    drop(listener);
+}
+
+#[tokio::test]
+async fn a_home_that_closes_its_link_ends_it_at_the_edge_at_once() {
+    let (home, _home_events) = node().await;
+    let (edge, _edge_events) = node().await;
+    let _teacher = Running::join(&home, TEACHER, &SEND, true).await;
+    let (at_home, at_edge) = link(&home, &edge).await;
+    let mut watcher = Running::join(&edge, WATCHER, &RECV, false).await;
+    watcher.wait_for(10, 5).await;
+
+    drop(at_home);
+    let start = Instant::now();
+    while !at_edge.is_finished() && start.elapsed() < LINK_TIMEOUT {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        at_edge.is_finished() && start.elapsed() < LINK_TIMEOUT / 2,
+        "the edge's link ended after {:?}",
+        start.elapsed()
+    );
+    // The home's SFU removed its side too: its relay link is closed.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while home.stats().await.unwrap().relay_links_closed == 0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(home.stats().await.unwrap().relay_links_closed, 1);
+}
+
+#[tokio::test]
+async fn a_malformed_description_is_refused() {
+    let (home, _events) = node().await;
+    let bind = SocketAddr::from((LOOPBACK, 0));
+    for offer in [
+        "",
+        "classroom-node-link/1\nice a b\n",
+        "hello\n",
+        "classroom-node-link/1\nfingerprint x\n",
+    ] {
+        assert!(
+            home.node_link_answer(room(), bind, offer).await.is_err(),
+            "{offer:?}"
+        );
+    }
+}
