@@ -406,8 +406,12 @@ impl NodeLink {
         self.closed || !self.rtc.is_alive()
     }
 
-    /// Closes the data channel, so that the other side ends the link at once.
+    /// Tells the other side the link ends (so that it ends it at once rather than after its
+    /// timeout) and closes the data channel; the driver sends what that wrote.
     pub fn close(&mut self) {
+        if self.open && self.rtc.is_alive() {
+            self.send_control(self.now, Control::Close);
+        }
         if let Some(channel) = self.channel.take() {
             self.rtc.direct_api().close_data_channel(channel);
         }
@@ -642,6 +646,10 @@ impl NodeLink {
         let now = self.now;
         let item = match control {
             Control::Alive => return,
+            Control::Close => {
+                self.closed = true;
+                return;
+            }
             Control::Stream {
                 ssrc,
                 rtx,

@@ -56,6 +56,8 @@ pub(crate) enum Control {
     },
     /// Nothing else to say: the link is alive (sent when the channel has been quiet).
     Alive,
+    /// The sender ends the link (the other side need not wait for its timeout).
+    Close,
 }
 
 /// A channel message that is not one of ours.
@@ -156,6 +158,7 @@ impl Control {
                 });
             }
             Control::Alive => out.u8(7),
+            Control::Close => out.u8(8),
         }
         out.0
     }
@@ -263,6 +266,7 @@ impl Control {
                 }
             }
             7 => Control::Alive,
+            8 => Control::Close,
             _ => return Err(Malformed),
         };
         if !input.0.is_empty() {
@@ -407,6 +411,7 @@ mod tests {
                 kind: KeyframeRequestKind::Fir,
             },
             Control::Alive,
+            Control::Close,
         ]
     }
 
