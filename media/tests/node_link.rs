@@ -278,6 +278,18 @@ async fn a_lecture_spans_two_nodes_over_one_link() {
         "the link sent {audio} audio and {video} video packets of {} the teacher sent",
         home_stats.rtp_packets_in
     );
+    // Over a second with both students watching: every packet of the teacher crosses at
+    // most once (a copy per student would double the audio).
+    let teacher_before = home.stats().await.unwrap().rtp_packets_in;
+    let (audio_before, video_before) = sent(at_home.stats());
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let teacher_sent = home.stats().await.unwrap().rtp_packets_in - teacher_before;
+    let (audio_after, video_after) = sent(at_home.stats());
+    let crossed = audio_after + video_after - audio_before - video_before;
+    assert!(
+        crossed <= teacher_sent + 5 && crossed * 10 >= teacher_sent * 9,
+        "{crossed} packets crossed of {teacher_sent} the teacher sent"
+    );
     assert_eq!(at_edge.stats().malformed_controls, 0);
     assert_eq!(at_home.stats().malformed_controls, 0);
 
