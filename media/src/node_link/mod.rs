@@ -77,6 +77,10 @@ pub enum Role {
 
 /// What crosses the network of a relay item ([`RelayMessage`] as the link sees it).
 #[derive(Debug)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "nearly every item is a packet, moved once from the relay's item to the network"
+)]
 pub(crate) enum NodeItem {
     Track {
         publisher: PeerId,
@@ -363,7 +367,7 @@ impl NodeLink {
         let mut inbox = std::mem::take(&mut self.inbox);
         self.end.drain(|message| inbox.push(message));
         for message in inbox.drain(..) {
-            self.from_sfu(now, message.into_node());
+            self.on_sfu_item(now, message.into_node());
         }
         self.inbox = inbox;
         if self.end.is_closed() {
@@ -434,7 +438,7 @@ impl NodeLink {
             Event::ChannelData(data) => match Control::decode(&data.data) {
                 Ok(control) => {
                     self.stats.controls_received += 1;
-                    self.from_peer(control);
+                    self.on_control(control);
                 }
                 Err(wire::Malformed) => self.stats.malformed_controls += 1,
             },
@@ -475,7 +479,7 @@ impl NodeLink {
     }
 
     /// An item of our SFU for the other side.
-    fn from_sfu(&mut self, now: Instant, item: NodeItem) {
+    fn on_sfu_item(&mut self, now: Instant, item: NodeItem) {
         match item {
             NodeItem::Packet {
                 publisher,
@@ -642,7 +646,7 @@ impl NodeLink {
     }
 
     /// A control message of the other side.
-    fn from_peer(&mut self, control: Control) {
+    fn on_control(&mut self, control: Control) {
         let now = self.now;
         let item = match control {
             Control::Alive => return,

@@ -1,6 +1,8 @@
 //! Two links on a virtual network and clock, each with the relay end its SFU would hold
 //! played by the test.
 
+#![allow(clippy::unwrap_used)] // Tests fail loudly on broken expectations.
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -104,13 +106,13 @@ impl Net {
         }
     }
 
-    fn from_home_sfu(&mut self, item: NodeItem) {
+    fn push_at_home_sfu(&mut self, item: NodeItem) {
         self.home_sfu
             .push(RelayMessage::from_node(item, 0, self.now));
         assert!(self.home_sfu.flush());
     }
 
-    fn from_edge_sfu(&mut self, item: NodeItem) {
+    fn push_at_edge_sfu(&mut self, item: NodeItem) {
         self.edge_sfu
             .push(RelayMessage::from_node(item, 0, self.now));
         assert!(self.edge_sfu.flush());
@@ -155,7 +157,7 @@ fn packet(index: u8, now: Instant) -> NodeItem {
 #[test]
 fn tracks_packets_wants_and_keyframe_requests_cross_between_two_links() {
     let mut net = Net::new();
-    net.from_home_sfu(NodeItem::Track {
+    net.push_at_home_sfu(NodeItem::Track {
         publisher: TEACHER,
         mid: Mid::from("v"),
         kind: TrackKind::Video,
@@ -174,7 +176,7 @@ fn tracks_packets_wants_and_keyframe_requests_cross_between_two_links() {
     // The first packet announces its stream; the next ones follow it, numbered in order.
     for index in 0..10 {
         let item = packet(index, net.now);
-        net.from_home_sfu(item);
+        net.push_at_home_sfu(item);
         net.run(Duration::from_millis(20));
     }
     let received: Vec<(u8, u64)> = net
@@ -195,12 +197,12 @@ fn tracks_packets_wants_and_keyframe_requests_cross_between_two_links() {
     assert_eq!(net.edge.stats().packets_received, 10);
 
     // Wants and keyframe requests go the other way.
-    net.from_edge_sfu(NodeItem::Want {
+    net.push_at_edge_sfu(NodeItem::Want {
         publisher: TEACHER,
         mid: Mid::from("v"),
         want: Some(NodeWant::All),
     });
-    net.from_edge_sfu(NodeItem::Keyframe {
+    net.push_at_edge_sfu(NodeItem::Keyframe {
         publisher: TEACHER,
         mid: Mid::from("v"),
         rid: None,
@@ -242,7 +244,7 @@ fn a_malformed_channel_message_is_counted_and_dropped_and_the_link_goes_on() {
         net.home.stats()
     );
     assert!(!net.home.is_closed());
-    net.from_home_sfu(NodeItem::Track {
+    net.push_at_home_sfu(NodeItem::Track {
         publisher: TEACHER,
         mid: Mid::from("a"),
         kind: TrackKind::Audio,
@@ -277,14 +279,9 @@ fn the_sfu_letting_go_of_its_end_ends_the_link_and_the_other_side_at_once() {
     // The home's driver closes its channel on the way out.
     net.home.close();
     // Only what the close wrote crosses: the home's driver stops right after.
-    loop {
-        match net.home.poll_output() {
-            NodeOutput::Transmit { bytes, .. } => {
-                net.edge
-                    .handle_datagram(net.now, HOME.parse().unwrap(), &bytes);
-            }
-            NodeOutput::Timeout(_) => break,
-        }
+    while let NodeOutput::Transmit { bytes, .. } = net.home.poll_output() {
+        net.edge
+            .handle_datagram(net.now, HOME.parse().unwrap(), &bytes);
     }
     while let NodeOutput::Transmit { .. } = net.edge.poll_output() {}
     assert!(net.edge.is_closed(), "the edge heard the close");
