@@ -25,6 +25,8 @@ struct Net {
     edge_sfu: SfuRelayEnd,
     /// Datagrams are delivered while true.
     up: bool,
+    /// Home-to-edge VP8 RTP datagrams to drop (counted down; the next is dropped at zero).
+    drop_video_in: Option<usize>,
 }
 
 impl Net {
@@ -46,6 +48,7 @@ impl Net {
             home_sfu,
             edge_sfu,
             up: true,
+            drop_video_in: None,
         };
         net.run(Duration::from_millis(500));
         assert!(net.home.open && net.edge.open, "the data channel opened");
@@ -81,6 +84,20 @@ impl Net {
                     loop {
                         match from.poll_output() {
                             NodeOutput::Transmit { bytes, .. } => {
+                                // SRTP keeps the RTP header in clear: version 2, the link's
+                                // VP8 payload type.
+                                let video =
+                                    bytes.len() > 12 && bytes[0] >> 6 == 2 && bytes[1] & 0x7f == 96;
+                                if from_home && video {
+                                    match &mut self.drop_video_in {
+                                        Some(0) => {
+                                            self.drop_video_in = None;
+                                            continue;
+                                        }
+                                        Some(n) => *n -= 1,
+                                        None => {}
+                                    }
+                                }
                                 if self.up {
                                     to.handle_datagram(self.now, source.parse().unwrap(), &bytes);
                                     moved = true;
@@ -179,7 +196,7 @@ fn tracks_packets_wants_and_keyframe_requests_cross_between_two_links() {
         net.push_at_home_sfu(item);
         net.run(Duration::from_millis(20));
     }
-    let received: Vec<(u8, u64)> = net
+    let indices: Vec<u8> = net
         .at_edge_sfu()
         .into_iter()
         .filter_map(|item| match item {
@@ -187,11 +204,10 @@ fn tracks_packets_wants_and_keyframe_requests_cross_between_two_links() {
                 publisher: TEACHER,
                 packet,
                 ..
-            } => Some((packet.payload[10], 0)),
+            } => Some(packet.payload[10]),
             _ => None,
         })
         .collect();
-    let indices: Vec<u8> = received.iter().map(|(i, _)| *i).collect();
     assert_eq!(indices, (0..10).collect::<Vec<u8>>());
     assert_eq!(net.home.stats().video_packets_sent, 10);
     assert_eq!(net.edge.stats().packets_received, 10);
@@ -226,6 +242,37 @@ fn tracks_packets_wants_and_keyframe_requests_cross_between_two_links() {
         ),
         "{items:?}"
     );
+}
+
+#[test]
+fn a_packet_lost_on_the_link_is_resent() {
+    let mut net = Net::new();
+    net.push_at_home_sfu(NodeItem::Track {
+        publisher: TEACHER,
+        mid: Mid::from("v"),
+        kind: TrackKind::Video,
+    });
+    net.run(Duration::from_millis(50));
+    net.drop_video_in = Some(3);
+    for index in 0..10 {
+        let item = packet(index, net.now);
+        net.push_at_home_sfu(item);
+        net.run(Duration::from_millis(20));
+    }
+    net.run(Duration::from_millis(500));
+    assert_eq!(net.drop_video_in, None, "a packet was dropped");
+    let mut indices: Vec<u8> = net
+        .at_edge_sfu()
+        .into_iter()
+        .filter_map(|item| match item {
+            NodeItem::Packet { packet, .. } => Some(packet.payload[10]),
+            _ => None,
+        })
+        .collect();
+    let arrived = indices.clone();
+    indices.sort_unstable();
+    assert_eq!(indices, (0..10).collect::<Vec<u8>>(), "arrived {arrived:?}");
+    assert_ne!(arrived, indices, "the lost packet came late, resent");
 }
 
 #[test]
