@@ -14,10 +14,13 @@ use classroom_media::driver::{self, DriverConfig, MediaHandle};
 use classroom_media::node_link::driver::NodeLinkHandle;
 use classroom_media::node_link::{LINK_TIMEOUT, NodeLinkStats};
 use classroom_media::{MediaEvent, PeerId};
-use common::{Client, RECV, SEND, frame_index, opus_frame, room, vp8_frame};
-use str0m::media::{Direction, MediaKind, Mid};
+use common::{Client, RECV, SEND, frame_index, opus_frame, room, vp8_frame, vp8_frame_of_len};
+use str0m::format::Codec;
+use str0m::media::{
+    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
-use str0m::{Event, Input, Output};
+use str0m::{Candidate, Event, Input, Output, Rtc};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -397,4 +400,152 @@ async fn a_malformed_description_is_refused() {
             "{offer:?}"
         );
     }
+}
+
+/// Simulcast layers, lowest first, and the size of one frame of each (one packet a frame).
+const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
+
+/// Drives a simulcast publisher on its own socket: every 40 ms one frame of each layer (the
+/// layer at byte 14), a keyframe first and whenever that layer is asked for one.
+async fn drive_simulcast(mut client: Client, socket: UdpSocket, video: Mid) {
+    let start = Instant::now();
+    let local = socket.local_addr().unwrap();
+    let mut buf = vec![0; 2048];
+    let mut connected = false;
+    let mut next_frame = start;
+    let mut frame = 0u32;
+    let mut keyframe_due = [true; 3];
+    loop {
+        let timeout = loop {
+            match client.rtc.poll_output().unwrap() {
+                Output::Transmit(t) => {
+                    let _ = socket.send_to(&t.contents, t.destination).await;
+                }
+                Output::Event(Event::Connected) => connected = true,
+                Output::Event(Event::KeyframeRequest(request)) => {
+                    if let Some(layer) = LAYERS
+                        .iter()
+                        .position(|(rid, _)| request.rid == Some(Rid::from(*rid)))
+                    {
+                        keyframe_due[layer] = true;
+                    }
+                }
+                Output::Event(_) => {}
+                Output::Timeout(t) => break t,
+            }
+        };
+        let deadline = if connected {
+            timeout.min(next_frame)
+        } else {
+            timeout
+        };
+        tokio::select! {
+            result = socket.recv_from(&mut buf) => {
+                let Ok((len, source)) = result else { continue };
+                let Ok(contents) = buf[..len].try_into() else { continue };
+                let input = Input::Receive(
+                    Instant::now(),
+                    Receive { proto: Protocol::Udp, source, destination: local, contents },
+                );
+                client.rtc.handle_input(input).unwrap();
+            }
+            () = tokio::time::sleep_until(deadline.into()) => {
+                let now = Instant::now();
+                if !connected || now < next_frame {
+                    client.rtc.handle_input(Input::Timeout(now)).unwrap();
+                    continue;
+                }
+                // One layer per wake-up, so each write is drained before the next.
+                let layer = (frame % 3) as usize;
+                let (rid, len) = LAYERS[layer];
+                let writer = client.rtc.writer(video).unwrap().rid(Rid::from(rid));
+                let pt = writer
+                    .payload_params()
+                    .find(|p| p.spec().codec == Codec::Vp8)
+                    .unwrap()
+                    .pt();
+                let index = frame / 3;
+                let time = MediaTime::new(u64::from(index) * 3600, Frequency::NINETY_KHZ);
+                let mut data = vp8_frame_of_len(index, keyframe_due[layer], len);
+                data[14] = layer as u8;
+                keyframe_due[layer] = false;
+                writer.write(pt, now, time, data).unwrap();
+                frame += 1;
+                if layer == 2 {
+                    next_frame += Duration::from_millis(40);
+                }
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn only_the_simulcast_layer_edge_students_watch_crosses_the_link() {
+    let (home, _home_events) = node().await;
+    let (edge, _edge_events) = node().await;
+
+    let socket = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
+    let addr = socket.local_addr().unwrap();
+    let mut rtc = Rtc::new(Instant::now());
+    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let simulcast = Simulcast {
+        send: LAYERS
+            .iter()
+            .map(|(rid, _)| SimulcastLayer::new(rid))
+            .collect(),
+        recv: Vec::new(),
+    };
+    let mut change = rtc.sdp_api();
+    let video = change.add_media(
+        MediaKind::Video,
+        Direction::SendOnly,
+        None,
+        None,
+        Some(simulcast),
+    );
+    let (offer, pending) = change.apply().unwrap();
+    let answer = home
+        .add_peer(TEACHER, room(), offer.to_sdp_string())
+        .await
+        .unwrap();
+    let mut teacher = Client {
+        peer: TEACHER,
+        addr,
+        rtc,
+        timeout: Instant::now(),
+        events: Vec::new(),
+    };
+    teacher.accept_answer(pending, &answer);
+    let teacher = tokio::spawn(drive_simulcast(teacher, socket, video));
+
+    let (at_home, _at_edge) = link(&home, &edge).await;
+    let lines = [(MediaKind::Video, Direction::RecvOnly)];
+    let mut watcher = Running::join(&edge, WATCHER, &lines, false).await;
+    watcher.wait_for(0, 25).await;
+    // The student shows the video small: the lowest layer is enough.
+    let mid = classroom_media::Mid::from(watcher.mids[0].to_string().as_str());
+    edge.set_video_size(WATCHER, mid, 90).await.unwrap();
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let teacher_before = home.stats().await.unwrap().rtp_packets_in;
+    let (_, link_before) = sent(at_home.stats());
+    watcher.collect();
+    let frames_before = watcher.frames.len();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let teacher_sent = home.stats().await.unwrap().rtp_packets_in - teacher_before;
+    let (_, link_after) = sent(at_home.stats());
+    let crossed = link_after - link_before;
+    watcher.collect();
+    let frames = watcher.frames.len() - frames_before;
+    eprintln!("simulcast: {crossed} video packets crossed of {teacher_sent}; {frames} frames");
+    // Three layers of one packet a frame each: one layer is a third.
+    assert!(
+        crossed * 2 < teacher_sent && crossed * 4 > teacher_sent,
+        "{crossed} video packets crossed of {teacher_sent} the teacher sent"
+    );
+    assert!(
+        frames >= 40,
+        "the student receives the video: {frames} frames"
+    );
+    teacher.abort();
 }
