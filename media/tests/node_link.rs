@@ -335,11 +335,16 @@ async fn a_lecture_spans_two_nodes_over_one_link() {
     // The home node dies (its link stops without a word): the edge notices within the link
     // timeout and removes the relayed publications, ending the listener's subscription.
     at_home.abort();
-    let deadline = Instant::now() + LINK_TIMEOUT + Duration::from_secs(3);
+    let died = Instant::now();
+    let deadline = died + LINK_TIMEOUT + Duration::from_secs(3);
     while !at_edge.is_finished() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert!(at_edge.is_finished(), "the edge's link is still up");
+    eprintln!(
+        "the edge noticed the home's death after {:?}",
+        died.elapsed()
+    );
     let mut ended = false;
     while let Ok(Some(event)) = timeout(Duration::from_millis(500), edge_events.recv()).await {
         if let MediaEvent::SubscriptionEnded {
@@ -372,6 +377,10 @@ async fn a_home_that_closes_its_link_ends_it_at_the_edge_at_once() {
     while !at_edge.is_finished() && start.elapsed() < LINK_TIMEOUT {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    eprintln!(
+        "the edge's link ended {:?} after the home's",
+        start.elapsed()
+    );
     assert!(
         at_edge.is_finished() && start.elapsed() < LINK_TIMEOUT / 2,
         "the edge's link ended after {:?}",

@@ -30,6 +30,7 @@
 //! Sans-IO like the SFU: datagrams, relay batches and timeouts go in with `now`; datagrams
 //! and the next deadline come out. [`driver`] runs one on a tokio task with its own socket.
 
+mod description;
 pub mod driver;
 #[cfg(test)]
 mod tests;
@@ -41,17 +42,17 @@ use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 use str0m::channel::{ChannelConfig, ChannelId};
-use str0m::config::Fingerprint;
 use str0m::format::Codec as RtcCodec;
 use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
 use str0m::rtp::{Extension, ExtensionValues, RtpWrite, Ssrc};
-use str0m::{Candidate, Event, IceConnectionState, IceCreds, Input, Output, Rtc};
+use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::local::Codec;
 use crate::relay::SfuRelayEnd;
 use crate::sfu::RelayMessage;
 use crate::{PeerId, TrackKind};
+use description::{DESCRIPTION_HEADER, Description};
 use wire::Control;
 
 /// Nothing heard from the other node for this long: it is gone, and so is the link.
@@ -63,8 +64,6 @@ const KEEPALIVE: Duration = Duration::from_millis(500);
 const MAX_STREAMS: usize = 4096;
 /// The data channel's stream id, agreed by both sides (no in-band opening handshake).
 const CHANNEL_ID: u16 = 0;
-/// First line of a link description.
-const DESCRIPTION_HEADER: &str = "classroom-node-link/1";
 
 /// Which end of the link this node is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -794,52 +793,4 @@ fn link_pt(codec: Codec) -> Option<Pt> {
         Codec::Other => return None,
     };
     Some(Pt::new_with_value(pt))
-}
-
-/// The other side's description, as [`NodeLink::description`] writes it.
-struct Description {
-    creds: IceCreds,
-    fingerprint: Fingerprint,
-    candidate: SocketAddr,
-}
-
-impl Description {
-    fn parse(text: &str) -> Result<Description, NodeLinkError> {
-        let mut lines = text.lines();
-        if lines.next() != Some(DESCRIPTION_HEADER) {
-            return Err(NodeLinkError::Description("header"));
-        }
-        let (mut creds, mut fingerprint, mut candidate) = (None, None, None);
-        for line in lines {
-            match line.split_once(' ') {
-                Some(("ice", rest)) => {
-                    let (ufrag, pass) = rest
-                        .split_once(' ')
-                        .ok_or(NodeLinkError::Description("ice"))?;
-                    creds = Some(IceCreds {
-                        ufrag: ufrag.to_owned(),
-                        pass: pass.to_owned(),
-                    });
-                }
-                Some(("fingerprint", rest)) => {
-                    fingerprint = Some(
-                        rest.parse::<Fingerprint>()
-                            .map_err(|_| NodeLinkError::Description("fingerprint"))?,
-                    );
-                }
-                Some(("candidate", rest)) => {
-                    candidate = Some(
-                        rest.parse::<SocketAddr>()
-                            .map_err(|_| NodeLinkError::Description("candidate"))?,
-                    );
-                }
-                _ => return Err(NodeLinkError::Description("line")),
-            }
-        }
-        Ok(Description {
-            creds: creds.ok_or(NodeLinkError::Description("no ice"))?,
-            fingerprint: fingerprint.ok_or(NodeLinkError::Description("no fingerprint"))?,
-            candidate: candidate.ok_or(NodeLinkError::Description("no candidate"))?,
-        })
-    }
 }
