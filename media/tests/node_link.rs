@@ -558,3 +558,20 @@ async fn only_the_simulcast_layer_edge_students_watch_crosses_the_link() {
     );
     teacher.abort();
 }
+
+#[tokio::test]
+async fn a_student_publishing_on_the_edge_is_heard_and_seen_at_the_home() {
+    let (home, _home_events) = node().await;
+    let (edge, _edge_events) = node().await;
+    let (at_home, at_edge) = link(&home, &edge).await;
+    // A student on stage on the edge publishes there; a viewer on the home receives it from
+    // the home (the link carries the edge's own publishers the other way).
+    let _student = Running::join(&edge, PeerId(4), &SEND, true).await;
+    let mut viewer = Running::join(&home, PeerId(5), &RECV, false).await;
+    viewer.wait_for(50, 25).await;
+    assert_eq!(viewer.sources, [home.local_addr()]);
+    assert_in_order(&viewer.received(MediaKind::Audio), "audio");
+    assert_in_order(&viewer.received(MediaKind::Video), "video");
+    assert!(sent(at_edge.stats()).0 > 0 && sent(at_edge.stats()).1 > 0);
+    assert!(at_home.stats().packets_received > 0);
+}
