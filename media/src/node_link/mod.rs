@@ -217,7 +217,8 @@ pub struct NodeLink {
     stats: NodeLinkStats,
     /// The latest instant given (events come out of str0m without one).
     now: Instant,
-    /// When anything last arrived from the other side.
+    /// When the other side was last heard from (a channel message or a packet, both passed
+    /// DTLS), or the link connected.
     heard: Instant,
     /// When we last wrote a control.
     said: Instant,
@@ -340,9 +341,10 @@ impl NodeLink {
             },
         );
         // A datagram str0m cannot use (not one of the link's) costs a counter, not the link.
-        match self.rtc.handle_input(input) {
-            Ok(()) => self.heard = now,
-            Err(_) => self.stats.packets_dropped += 1,
+        // The other side is heard from only by what passed DTLS (see `event`): anyone can
+        // send a datagram, only it can keep the link alive.
+        if self.rtc.handle_input(input).is_err() {
+            self.stats.packets_dropped += 1;
         }
     }
 
@@ -427,6 +429,12 @@ impl NodeLink {
 
     fn event(&mut self, event: Event) {
         let now = self.now;
+        if matches!(
+            event,
+            Event::ChannelOpen(..) | Event::ChannelData(_) | Event::RtpPacket(_)
+        ) {
+            self.heard = now;
+        }
         match event {
             Event::ChannelOpen(..) => {
                 self.open = true;
