@@ -32,20 +32,20 @@
 
 mod description;
 pub mod driver;
+mod items;
 #[cfg(test)]
 mod tests;
 mod wire;
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rustc_hash::FxHashMap;
 use str0m::channel::{ChannelConfig, ChannelId};
 use str0m::format::Codec as RtcCodec;
-use str0m::media::{Frequency, KeyframeRequestKind, MediaKind, Mid, Pt, Rid};
+use str0m::media::{Frequency, MediaKind, Mid, Pt, Rid};
 use str0m::net::{Protocol, Receive};
-use str0m::rtp::{Extension, ExtensionValues, RtpWrite, Ssrc};
+use str0m::rtp::{Extension, RtpWrite, Ssrc};
 use str0m::{Candidate, Event, IceConnectionState, Input, Output, Rtc};
 
 use crate::local::Codec;
@@ -53,6 +53,7 @@ use crate::relay::SfuRelayEnd;
 use crate::sfu::RelayMessage;
 use crate::{PeerId, TrackKind};
 use description::{DESCRIPTION_HEADER, Description};
+pub(crate) use items::{NodeItem, NodePacket, NodeWant};
 use wire::Control;
 
 /// Nothing heard from the other node for this long: it is gone, and so is the link.
@@ -72,65 +73,6 @@ pub enum Role {
     Edge,
     /// Answers (ICE-lite, DTLS and SCTP server).
     Home,
-}
-
-/// What crosses the network of a relay item ([`RelayMessage`] as the link sees it).
-#[derive(Debug)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "nearly every item is a packet, moved once from the relay's item to the network"
-)]
-pub(crate) enum NodeItem {
-    Track {
-        publisher: PeerId,
-        mid: Mid,
-        kind: TrackKind,
-    },
-    TrackEnded {
-        publisher: PeerId,
-        mid: Mid,
-    },
-    Packet {
-        publisher: PeerId,
-        mid: Mid,
-        packet: NodePacket,
-    },
-    Layers {
-        publisher: PeerId,
-        mid: Mid,
-        rates: Vec<(Rid, u64)>,
-    },
-    Want {
-        publisher: PeerId,
-        mid: Mid,
-        want: Option<NodeWant>,
-    },
-    Keyframe {
-        publisher: PeerId,
-        mid: Mid,
-        rid: Option<Rid>,
-        kind: KeyframeRequestKind,
-    },
-}
-
-/// One packet of a publication, as the link carries it.
-#[derive(Debug)]
-pub(crate) struct NodePacket {
-    pub(crate) kind: TrackKind,
-    pub(crate) codec: Codec,
-    pub(crate) rid: Option<Rid>,
-    pub(crate) timestamp: u32,
-    pub(crate) marker: bool,
-    pub(crate) payload: Arc<[u8]>,
-    pub(crate) arrival: Instant,
-    pub(crate) ext_vals: ExtensionValues,
-}
-
-/// What one side takes of a publication of the other.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum NodeWant {
-    All,
-    Layers(Vec<Rid>),
 }
 
 /// Counters of one link.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use str0m::media::{KeyframeRequestKind, Mid};
+use str0m::rtp::ExtensionValues;
 
 use super::*;
 use crate::relay::{self, SfuRelayEnd};
