@@ -37,6 +37,7 @@ mod items;
 mod tests;
 mod wire;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -63,6 +64,8 @@ const KEEPALIVE: Duration = Duration::from_millis(500);
 /// Streams (publications × layers) one side accepts from the other: a bound on what a
 /// misbehaving peer can make us keep.
 const MAX_STREAMS: usize = 4096;
+/// Controls waiting for the data channel before the link gives up.
+const MAX_UNSENT: usize = 16_384;
 /// The data channel's stream id, agreed by both sides (no in-band opening handshake).
 const CHANNEL_ID: u16 = 0;
 
@@ -90,7 +93,8 @@ pub struct NodeLinkStats {
     /// Packets of a stream the other side never announced, or of a codec the link does not
     /// carry (dropped).
     pub packets_dropped: u64,
-    /// Control messages the data channel could not take (dropped).
+    /// Control messages dropped when the backlog the data channel could not take grew too
+    /// large (the link then ends).
     pub controls_dropped: u64,
 }
 
@@ -149,8 +153,8 @@ pub struct NodeLink {
     channel: Option<ChannelId>,
     /// The data channel is open.
     open: bool,
-    /// Controls written before the channel opened, in order.
-    unsent: Vec<Control>,
+    /// Controls not written yet (the channel is not open, or its buffer is full), in order.
+    unsent: VecDeque<Control>,
     tx: FxHashMap<(PeerId, Mid), TxTrack>,
     next_link_mid: u64,
     rx: FxHashMap<Ssrc, RxStream>,
@@ -215,7 +219,7 @@ impl NodeLink {
             end,
             channel: None,
             open: false,
-            unsent: Vec::new(),
+            unsent: VecDeque::new(),
             tx: FxHashMap::default(),
             next_link_mid: 0,
             rx: FxHashMap::default(),
@@ -301,6 +305,8 @@ impl NodeLink {
         }
         if now.saturating_duration_since(self.said) >= KEEPALIVE {
             self.send_control(now, Control::Alive);
+        } else {
+            self.flush_controls();
         }
     }
 
@@ -380,9 +386,7 @@ impl NodeLink {
         match event {
             Event::ChannelOpen(..) => {
                 self.open = true;
-                for control in std::mem::take(&mut self.unsent) {
-                    self.send_control(now, control);
-                }
+                self.flush_controls();
             }
             Event::ChannelData(data) => match Control::decode(&data.data) {
                 Ok(control) => {
@@ -715,19 +719,46 @@ impl NodeLink {
         );
     }
 
+    /// Writes a control on the channel, after those still waiting: in order, none lost.
     fn send_control(&mut self, now: Instant, control: Control) {
         self.said = self.said.max(now);
+        self.unsent.push_back(control);
+        self.flush_controls();
+    }
+
+    /// Writes the waiting controls while the channel takes them (until it opens, and while
+    /// SCTP's send buffer is full). A link whose backlog outgrows [`MAX_UNSENT`] cannot keep
+    /// the other side's picture right and ends: its SFU removes what came over it, and a new
+    /// link starts over.
+    fn flush_controls(&mut self) {
         let Some(id) = self.channel.filter(|_| self.open) else {
-            self.unsent.push(control);
+            self.check_backlog();
             return;
         };
-        let Some(mut channel) = self.rtc.channel(id) else {
-            self.stats.controls_dropped += 1;
-            return;
-        };
-        match channel.write(true, &control.encode()) {
-            Ok(true) => self.stats.controls_sent += 1,
-            Ok(false) | Err(_) => self.stats.controls_dropped += 1,
+        while let Some(control) = self.unsent.front() {
+            let Some(mut channel) = self.rtc.channel(id) else {
+                break;
+            };
+            match channel.write(true, &control.encode()) {
+                Ok(true) => {
+                    self.stats.controls_sent += 1;
+                    self.unsent.pop_front();
+                }
+                Ok(false) => break,
+                Err(_) => {
+                    self.closed = true;
+                    break;
+                }
+            }
+        }
+        self.check_backlog();
+    }
+
+    fn check_backlog(&mut self) {
+        if self.unsent.len() > MAX_UNSENT {
+            self.stats.controls_dropped += self.unsent.len() as u64;
+            self.unsent.clear();
+            self.closed = true;
         }
     }
 }
