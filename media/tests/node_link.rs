@@ -33,8 +33,12 @@ const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
 /// What a client's task reports.
 #[derive(Debug)]
 enum Report {
-    /// A frame arrived (its stamped index).
-    Frame { kind: MediaKind, index: u32 },
+    /// A frame arrived (its stamped index; `layer`: a simulcast test's byte 14).
+    Frame {
+        kind: MediaKind,
+        index: u32,
+        layer: Option<u8>,
+    },
     /// A datagram arrived from an address not seen before.
     Source(SocketAddr),
     /// The client was asked for a keyframe (it is a publisher).
@@ -69,7 +73,8 @@ async fn drive(
                 Output::Event(Event::MediaData(data)) => {
                     let kind = data.params.spec().codec.kind();
                     if let Some(index) = frame_index(kind, &data.data) {
-                        let _ = reports.send(Report::Frame { kind, index });
+                        let layer = data.data.get(14).copied();
+                        let _ = reports.send(Report::Frame { kind, index, layer });
                     }
                 }
                 Output::Event(Event::KeyframeRequest(_)) => {
@@ -128,6 +133,8 @@ struct Running {
     ask: mpsc::UnboundedSender<Mid>,
     task: tokio::task::JoinHandle<()>,
     frames: Vec<(MediaKind, u32)>,
+    /// Byte 14 of each video frame (the layer, in the simulcast test).
+    layers: Vec<u8>,
     sources: Vec<SocketAddr>,
     keyframe_requests: Vec<Instant>,
 }
@@ -154,6 +161,7 @@ impl Running {
             ask,
             task,
             frames: Vec::new(),
+            layers: Vec::new(),
             sources: Vec::new(),
             keyframe_requests: Vec::new(),
         }
@@ -163,7 +171,11 @@ impl Running {
     fn collect(&mut self) {
         while let Ok(report) = self.reports.try_recv() {
             match report {
-                Report::Frame { kind, index } => self.frames.push((kind, index)),
+                Report::Frame { kind, index, layer } => {
+                    self.frames.push((kind, index));
+                    self.layers
+                        .extend(layer.filter(|_| kind == MediaKind::Video));
+                }
                 Report::Source(source) => self.sources.push(source),
                 Report::KeyframeRequest(at) => self.keyframe_requests.push(at),
             }
@@ -489,7 +501,7 @@ async fn drive_simulcast(mut client: Client, socket: UdpSocket, video: Mid) {
 }
 
 #[tokio::test]
-async fn only_the_simulcast_layer_edge_students_watch_crosses_the_link() {
+async fn only_the_simulcast_layer_edge_students_watch_crosses_the_link_and_it_follows_them() {
     let (home, _home_events) = node().await;
     let (edge, _edge_events) = node().await;
 
@@ -533,7 +545,7 @@ async fn only_the_simulcast_layer_edge_students_watch_crosses_the_link() {
     watcher.wait_for(0, 25).await;
     // The student shows the video small: the lowest layer is enough.
     let mid = classroom_media::Mid::from(watcher.mids[0].to_string().as_str());
-    edge.set_video_size(WATCHER, mid, 90).await.unwrap();
+    edge.set_video_size(WATCHER, mid.clone(), 90).await.unwrap();
 
     tokio::time::sleep(Duration::from_secs(1)).await;
     let teacher_before = home.stats().await.unwrap().rtp_packets_in;
@@ -556,6 +568,28 @@ async fn only_the_simulcast_layer_edge_students_watch_crosses_the_link() {
         frames >= 40,
         "the student receives the video: {frames} frames"
     );
+    assert!(
+        watcher.layers[watcher.layers.len() - 10..]
+            .iter()
+            .all(|l| *l == 0),
+        "the small video is the lowest layer"
+    );
+
+    // Shown large: the edge moves the student up (its keyframe request for the higher layer
+    // widens what the link carries), after the upgrade delay.
+    edge.set_video_size(WATCHER, mid, 720).await.unwrap();
+    let shown = Instant::now();
+    // The edge student's bandwidth estimate must grow first: seconds, more on a busy machine.
+    let deadline = shown + Duration::from_secs(20);
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        watcher.collect();
+        if watcher.layers.last().is_some_and(|l| *l > 0) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still on the lowest layer");
+    }
+    eprintln!("simulcast: a higher layer after {:?}", shown.elapsed());
     teacher.abort();
 }
 
