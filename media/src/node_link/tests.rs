@@ -334,3 +334,37 @@ fn the_sfu_letting_go_of_its_end_ends_the_link_and_the_other_side_at_once() {
     while let NodeOutput::Transmit { .. } = net.edge.poll_output() {}
     assert!(net.edge.is_closed(), "the edge heard the close");
 }
+
+#[test]
+fn a_link_whose_controls_cannot_go_out_ends_past_its_backlog() {
+    let now = Instant::now();
+    let (end, mut sfu) = relay::link(4);
+    // Never connected: its channel never opens, everything waits.
+    let mut link = NodeLink::new(now, Role::Home, HOME.parse().unwrap(), end);
+    for _ in 0..MAX_UNSENT {
+        sfu.push(RelayMessage::from_node(
+            NodeItem::Layers {
+                publisher: TEACHER,
+                mid: Mid::from("v"),
+                rates: Vec::new(),
+            },
+            0,
+            now,
+        ));
+    }
+    assert!(sfu.flush());
+    link.handle_relay(now);
+    assert!(!link.is_closed(), "a backlog up to the bound waits");
+    sfu.push(RelayMessage::from_node(
+        NodeItem::TrackEnded {
+            publisher: TEACHER,
+            mid: Mid::from("v"),
+        },
+        0,
+        now,
+    ));
+    assert!(sfu.flush());
+    link.handle_relay(now);
+    assert!(link.is_closed());
+    assert_eq!(link.stats().controls_dropped, MAX_UNSENT as u64 + 1);
+}
