@@ -24,8 +24,9 @@
 //! Both directions are alike otherwise (an edge's own publishers cross the other way).
 //!
 //! The link ends when its relay end's SFU lets go (the room left that worker), when the other
-//! side closes its data channel, or when nothing arrived for [`LINK_TIMEOUT`] (the other node
-//! died): its end is dropped and the SFU removes what came over it.
+//! side says it closes (a last channel message), or when nothing that passed DTLS arrived for
+//! [`LINK_TIMEOUT`] (the other node died; each side says something at least every 500 ms):
+//! its end is dropped and the SFU removes what came over it.
 //!
 //! Sans-IO like the SFU: datagrams, relay batches and timeouts go in with `now`; datagrams
 //! and the next deadline come out. [`driver`] runs one on a tokio task with its own socket.
