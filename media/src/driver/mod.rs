@@ -73,7 +73,7 @@ const RECV_BATCH: usize = 32;
 const COMMAND_QUEUE: usize = 256;
 /// Batches waiting on a relay link in each direction: a worker that falls this far behind
 /// another loses whole batches (counted), and the sender never waits.
-const RELAY_QUEUE: usize = 64;
+pub(crate) const RELAY_QUEUE: usize = 64;
 /// Packets waiting for one local subscriber, unless it asks otherwise: about two seconds of
 /// a large room's media (ten seconds of a teacher's camera and voice).
 pub const LOCAL_PACKET_QUEUE: usize = 2048;

@@ -28,6 +28,7 @@ mod first_frame;
 mod forward;
 mod in_process;
 mod keyframe;
+mod node_items;
 mod peers;
 mod pins;
 mod relay;
