@@ -424,25 +424,9 @@ fn push_row(out: &mut String, cells: &[String]) {
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&csv_cell(cell));
+        out.push_str(&crate::csv_export::cell(cell));
     }
     out.push('\n');
-}
-
-/// One CSV cell: quoted when it holds a separator, a quote or a line break; a name that
-/// starts like a formula (`=`, `+`, `-`, `@`) gets a leading `'` so that a spreadsheet shows
-/// it rather than runs it.
-fn csv_cell(text: &str) -> String {
-    let guarded = if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{text}")
-    } else {
-        text.to_string()
-    };
-    if guarded.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", guarded.replace('"', "\"\""))
-    } else {
-        guarded
-    }
 }
 
 #[cfg(test)]
@@ -559,14 +543,5 @@ mod tests {
         assert_eq!(report.present_seconds, 600);
         assert_eq!(report.stage_seconds, 120);
         assert!(lesson_attendee(&live, &attendee(), &[&stage]).is_none());
-    }
-
-    #[test]
-    fn csv_cells_are_quoted_and_formulas_defused() {
-        assert_eq!(csv_cell("Sam"), "Sam");
-        assert_eq!(csv_cell("Doe, Jane"), "\"Doe, Jane\"");
-        assert_eq!(csv_cell("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_cell("=1+1"), "'=1+1");
-        assert_eq!(csv_cell("=A1,B1"), "\"'=A1,B1\"");
     }
 }

@@ -14,6 +14,7 @@
 pub mod api;
 pub mod attendance;
 pub mod auth;
+pub mod csv_export;
 pub mod csv_import;
 pub mod db;
 pub mod error;

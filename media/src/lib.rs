@@ -22,6 +22,9 @@
 //! - [`relay`], a room that spans workers: two cores joined by a batched, bounded link with two
 //!   ends ([`Sfu::add_relay`], [`Sfu::handle_relays`]); another worker's publisher is a
 //!   relayed in-process publisher on the same forwarding path.
+//! - [`node_link`], a room that spans nodes: the same relay with a str0m WebRTC peer between
+//!   its ends (RTP for packets, a data channel for the rest), set up by
+//!   [`driver::MediaHandle::node_link_offer`] / [`driver::MediaHandle::node_link_answer`].
 //!
 //! Signaling talks to this crate with our own IDs ([`PeerId`], [`classroom_protocol::RoomName`])
 //! and SDP strings; no str0m type appears in the public API.
@@ -67,6 +70,7 @@
 
 pub mod driver;
 pub mod local;
+pub mod node_link;
 pub mod placement;
 pub mod relay;
 

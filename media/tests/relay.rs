@@ -675,3 +675,73 @@ fn a_link_that_ends_takes_what_came_over_it_on_both_sides() {
     );
     assert_eq!(span.sfu(0).relay_stats().items_dropped, 0);
 }
+
+/// `frames` video frames 40 ms apart from client `index` on `video`: a keyframe first and
+/// whenever it was asked for one since, never otherwise (as a browser's encoder with a long
+/// keyframe interval).
+fn video(span: &mut Span, index: usize, video: Mid, sent: &mut u32, seen: &mut usize, frames: u32) {
+    for _ in 0..frames {
+        let (now, start) = (span.now, span.start);
+        let client = span.client(index);
+        let requests = client.keyframe_requests();
+        let keyframe = *sent == 0 || requests > *seen;
+        *seen = requests;
+        client.write(
+            now,
+            start,
+            video,
+            MediaKind::Video,
+            &vp8_frame(*sent, keyframe),
+        );
+        *sent += 1;
+        span.advance(Duration::from_millis(40));
+    }
+}
+
+#[test]
+fn joiners_on_the_second_worker_start_from_its_cache_of_the_relayed_keyframe() {
+    let mut span = Span::new(2);
+    let (teacher, mids) = span.join(0, TEACHER, &SEND, true);
+    span.link(0, 1, 0);
+    // The first student on worker 1: nothing of the teacher crossed yet, so he asks.
+    let (bob, _) = span.join(1, PeerId(3), &RECV, true);
+    let (mut sent, mut seen) = (0, 0);
+    video(&mut span, teacher, mids[1], &mut sent, &mut seen, 20);
+    assert!(!span.client(bob).received(MediaKind::Video).is_empty());
+    let asked = span.client(teacher).keyframe_requests();
+    let before = span.sfu(1).stats();
+
+    // Ten more join worker 1, one every ~120 ms of video.
+    let storm_start = span.now;
+    let mut joiners = Vec::new();
+    for peer in 10..20 {
+        let (index, _) = span.join(1, PeerId(peer), &RECV, true);
+        joiners.push(index);
+        video(&mut span, teacher, mids[1], &mut sent, &mut seen, 3);
+    }
+    let storm = span.now - storm_start;
+    video(&mut span, teacher, mids[1], &mut sent, &mut seen, 10);
+    for &index in &joiners {
+        let frames = span.client(index).received_frames(MediaKind::Video);
+        assert!(!frames.is_empty(), "joiner {index} got no video");
+        assert_eq!(frames[0][0] & 1, 0, "joiner {index} starts on a keyframe");
+    }
+    let edge = span.sfu(1).stats();
+    assert_eq!(
+        edge.first_frames_from_cache - before.first_frames_from_cache,
+        joiners.len() as u64,
+        "every joiner started from worker 1's cache: {edge:?}"
+    );
+    assert_eq!(
+        edge.first_frames_from_publisher,
+        before.first_frames_from_publisher
+    );
+    // The cache was kept young across the link, at most once per 500 ms throttle interval of
+    // the teacher's worker.
+    let requests = span.client(teacher).keyframe_requests() - asked;
+    let intervals = (storm.as_millis() / 500) as usize + 1;
+    assert!(
+        requests <= intervals,
+        "{requests} keyframe requests to the teacher in {storm:?}"
+    );
+}

@@ -111,6 +111,17 @@ pub enum ClientMessage {
     EndLesson,
     /// Leave for good (no resume).
     Leave,
+    /// Moderators: a page of the participant list, in participant-id order, starting after
+    /// `after` (from the first when absent), at most `limit` (default and cap
+    /// [`PARTICIPANTS_PAGE_MAX`]). Answered with [`ServerMessage::ParticipantsPage`], then
+    /// `ok`. A large room's `joined` lists only the notable participants (docs/protocol.md,
+    /// "Large rooms"); moderators page in the rest.
+    ListParticipants {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after: Option<ParticipantId>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u32>,
+    },
     /// Teachers (`record` grant): start recording the lesson. Everyone gets `recording`.
     StartRecording,
     /// Teachers: pause the recording; the paused part is left out of the replay.
@@ -323,6 +334,13 @@ fn is_true(value: &bool) -> bool {
     *value
 }
 
+fn is_false(value: &bool) -> bool {
+    !*value
+}
+
+/// The most participants one [`ServerMessage::ParticipantsPage`] carries.
+pub const PARTICIPANTS_PAGE_MAX: u32 = 500;
+
 /// The document shown to the class and its page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Slide {
@@ -403,6 +421,13 @@ pub enum ServerMessage {
         you: ParticipantInfo,
         grants: Grants,
         participants: Vec<ParticipantInfo>,
+        /// Everyone in the room now, you included.
+        #[serde(default)]
+        participant_count: u32,
+        /// `participants` lists only the notable participants (moderators, those on stage or
+        /// with a hand up, and you): the room is large (docs/protocol.md, "Large rooms").
+        #[serde(default, skip_serializing_if = "is_false")]
+        partial_roster: bool,
         /// Raised hands, first raised first.
         hands: Vec<ParticipantId>,
         chat_locked: bool,
@@ -452,6 +477,18 @@ pub enum ServerMessage {
     ParticipantLeft {
         participant: ParticipantId,
         reason: LeaveReason,
+    },
+    /// A large room's head count changed (docs/protocol.md, "Large rooms"): at most about
+    /// once a second, to everyone.
+    ParticipantCount {
+        count: u32,
+    },
+    /// The answer to [`ClientMessage::ListParticipants`]: `next` is the `after` of the next
+    /// page, absent on the last one.
+    ParticipantsPage {
+        participants: Vec<ParticipantInfo>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next: Option<ParticipantId>,
     },
     /// The raised hands, first raised first.
     Hands {

@@ -103,6 +103,9 @@ pub struct MediaConfig {
     /// leaves at once instead of being spread over the time the estimate needs for it (issue
     /// 17: one-way latency). 40 is str0m's own (and libwebrtc's) burst.
     pub pacer_burst_ms: u64,
+    /// How long the SFU keeps what it sent each subscriber for resends (NACK), in
+    /// milliseconds: most of a subscriber's memory is its bitrate times this.
+    pub resend_history_ms: u64,
 }
 
 impl MediaConfig {
@@ -129,6 +132,7 @@ impl Default for MediaConfig {
             first_frame_max_age_ms: 1000,
             worker_peer_limit: 0,
             pacer_burst_ms: 250,
+            resend_history_ms: 1000,
         }
     }
 }
@@ -163,6 +167,9 @@ pub struct SignalingSettings {
     pub max_participants_per_room: usize,
     /// How long a dropped connection keeps its place in the room.
     pub reconnect_grace_secs: u64,
+    /// Past this many participants a room's students hear only of the notable ones
+    /// (moderators, stage, hands) and the head count; moderators page in the rest.
+    pub full_roster_limit: usize,
     /// Larger signaling messages are refused.
     pub max_message_bytes: usize,
     /// Signaling messages per second per connection, on average.
@@ -179,6 +186,7 @@ impl Default for SignalingSettings {
         SignalingSettings {
             max_participants_per_room: 500,
             reconnect_grace_secs: 20,
+            full_roster_limit: 150,
             max_message_bytes: 16 * 1024,
             messages_per_second: 20,
             message_burst: 40,
@@ -192,6 +200,7 @@ impl SignalingSettings {
         let mut config = classroom_signaling::SignalingConfig::default();
         config.room.max_participants = self.max_participants_per_room;
         config.room.reconnect_grace = std::time::Duration::from_secs(self.reconnect_grace_secs);
+        config.room.full_roster_limit = self.full_roster_limit;
         config.max_message_bytes = self.max_message_bytes;
         config.messages_per_second = self.messages_per_second;
         config.message_burst = self.message_burst;
@@ -484,6 +493,11 @@ impl Config {
         {
             return invalid(
                 "signaling: max_participants_per_room, messages_per_second and message_burst must be at least 1, max_message_bytes at least 1024",
+            );
+        }
+        if !(100..=10_000).contains(&self.media.resend_history_ms) {
+            return invalid(
+                "media.resend_history_ms must be 100 to 10000: shorter leaves lost packets unrepaired, longer only takes memory",
             );
         }
         if !self.media.advertise_udp && self.media.tcp_addr.is_none() {

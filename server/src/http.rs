@@ -109,6 +109,11 @@ pub fn router(
         cluster,
     };
     let router = router
+        // Node to node, not part of the public API (not in the OpenAPI document).
+        .route(
+            crate::cluster::link::PATH,
+            axum::routing::get(crate::cluster::link::home::accept),
+        )
         .merge(crate::web::router())
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

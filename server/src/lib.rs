@@ -188,6 +188,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         first_frame_max_age: Duration::from_millis(config.media.first_frame_max_age_ms),
         worker_peer_limit: Some(config.media.worker_peer_limit).filter(|limit| *limit > 0),
         pacer_burst: Duration::from_millis(config.media.pacer_burst_ms),
+        resend_history: Duration::from_millis(config.media.resend_history_ms),
     })
     .await
     .with_context(|| format!("cannot start the SFU on UDP {}", config.media.udp_addr))?;
@@ -323,11 +324,22 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         stopping.clone(),
     ));
     let placement = cluster.as_ref().map(|(_, placement)| placement.clone());
-    let edges = cluster.as_ref().map(|(handle, placement)| {
-        Arc::new(cluster::edge::EdgeLinks {
-            cluster: handle.clone(),
-            placement: placement.clone(),
-            relayed: handle.relayed.clone(),
+    let secret = cluster::link::auth::ClusterSecret::new(&config.cluster.secret);
+    let edges = match &cluster {
+        Some((handle, placement)) => Some(Arc::new(cluster::edge::EdgeLinks::new(
+            handle.clone(),
+            placement.clone(),
+            secret.clone(),
+            config.signaling.max_message_bytes,
+            config.cluster.link_max_participants,
+        )?)),
+        None => None,
+    };
+    let link_home = cluster.as_ref().map(|(handle, _)| {
+        Arc::new(cluster::link::home::LinkHome {
+            this: handle.this.clone(),
+            secret,
+            max_conns: config.cluster.link_max_participants,
         })
     });
     let cluster = cluster.map(|(handle, _)| handle);
@@ -346,6 +358,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         whep: whep.clone(),
         origins: Arc::new(origin::AllowedOrigins::new(&config.http.public_origins)),
         cluster: cluster.clone(),
+        link_home,
     };
     let outbound = Arc::new(
         config

@@ -419,6 +419,8 @@ pub struct LiveState {
     pub origins: Arc<crate::origin::AllowedOrigins>,
     /// Several nodes: pages served by the other nodes may open `/ws` here too.
     pub cluster: Option<crate::cluster::ClusterHandle>,
+    /// Several nodes: the edges' signaling links this node accepts, as a home.
+    pub link_home: Option<Arc<crate::cluster::link::home::LinkHome>>,
 }
 
 impl std::fmt::Debug for LiveState {

@@ -54,6 +54,7 @@ mod peers;
 mod persist;
 mod polls;
 mod recording;
+mod roster;
 mod slides;
 mod stage;
 
@@ -79,6 +80,9 @@ pub struct RoomConfig {
     pub max_chat_chars: usize,
     /// How long a dropped connection keeps its place before the participant is removed.
     pub reconnect_grace: Duration,
+    /// Past this many participants, students hear only of the notable ones and the head
+    /// count (`roster.rs`).
+    pub full_roster_limit: usize,
 }
 
 impl Default for RoomConfig {
@@ -88,6 +92,7 @@ impl Default for RoomConfig {
             chat_history: 100,
             max_chat_chars: 2000,
             reconnect_grace: Duration::from_secs(20),
+            full_roster_limit: 150,
         }
     }
 }
@@ -204,6 +209,8 @@ pub struct Room {
     /// Participants whose microphone every breakout room hears (`breakouts.rs`): in the main
     /// room, the moderators speaking to the rooms; in a breakout room, those of them here.
     voices: std::collections::BTreeSet<ParticipantId>,
+    /// Who has been told of whom: the participant list of a large room.
+    roster: roster::Roster,
     /// Outputs not yet polled, oldest first.
     outputs: VecDeque<Output>,
 }
@@ -247,6 +254,7 @@ impl Room {
             breakouts: None,
             breakout_round: 0,
             voices: std::collections::BTreeSet::new(),
+            roster: roster::Roster::default(),
             outputs: VecDeque::new(),
         }
     }
@@ -330,7 +338,7 @@ impl Room {
 
     /// When [`Input::Timeout`] next has work: a dropped connection's grace period ends, a
     /// poll's timer runs out or moderators are due a poll's results, the breakout rooms'
-    /// timer warns or ends.
+    /// timer warns or ends, a large room's held-back head count is due.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let grace = self
             .participants
@@ -339,7 +347,8 @@ impl Room {
             .min()
             .map(|at| at + self.config.reconnect_grace);
         let breakouts = self.breakouts.as_ref().and_then(|p| p.deadline());
-        [grace, self.poll_deadline(), breakouts]
+        let count = self.roster.deadline(self.participants.len());
+        [grace, self.poll_deadline(), breakouts, count]
             .into_iter()
             .flatten()
             .min()
@@ -350,6 +359,8 @@ impl Room {
     /// of the change, a closed connection takes its peer with it, and while the lesson is
     /// recorded (and for the recording state itself) the recorder hears what everyone hears
     /// (`record`), and who is in the room and what they publish when the recording starts.
+    /// Participant messages go where the roster says (`roster.rs`: a large room tells
+    /// students of the notable only), and its head count follows.
     fn follow(&mut self, step: Vec<Output>, record: bool) {
         let recording = self.recording != RecordingState::Off;
         for output in step {
@@ -371,8 +382,9 @@ impl Room {
                     let heard =
                         record && (recording || matches!(message, ServerMessage::Recording { .. }));
                     let activity = heard.then(|| RoomActivity::Broadcast(message.clone()));
-                    self.outputs
-                        .push_back(Output::Broadcast { except, message });
+                    let mut routed = Vec::new();
+                    self.route_broadcast(except, message, &mut routed);
+                    self.outputs.extend(routed);
                     self.outputs.extend(activity.map(Output::Activity));
                 }
                 Output::Recording(RecordingEffect::Started) => {
@@ -400,6 +412,9 @@ impl Room {
                 other => self.outputs.push_back(other),
             }
         }
+        let mut count = Vec::new();
+        self.roster_step(self.now, &mut count);
+        self.outputs.extend(count);
     }
 
     pub fn lesson(&self) -> LessonId {
@@ -621,6 +636,9 @@ impl Room {
             ClientMessage::EndLesson => self.end_lesson(&actor, out)?,
             ClientMessage::GoLive => self.go_live_by(&actor, out)?,
             ClientMessage::Leave => self.leave(from, out),
+            ClientMessage::ListParticipants { after, limit } => {
+                self.list_participants(&actor, after, limit, out)?;
+            }
             // Breakout rooms (breakouts.rs).
             ClientMessage::OpenBreakouts { request } => {
                 self.open_breakouts(now, &actor, &request, out)?;
@@ -718,6 +736,8 @@ mod golive_tests;
 mod persist_tests;
 #[cfg(test)]
 mod polls_tests;
+#[cfg(test)]
+mod roster_tests;
 #[cfg(test)]
 mod slides_tests;
 #[cfg(test)]

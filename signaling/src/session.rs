@@ -23,7 +23,7 @@ use crate::limits::{MessageGate, Verdict};
 mod home;
 mod place;
 
-pub use home::{HomeFrame, HomeLink};
+pub use home::{HomeFrame, HomeGone, HomeLink};
 
 /// Close codes (4000-4999 are the application's: `CloseReason`, `AccessDenied`).
 const CLOSE_POLICY: u16 = 1008;

@@ -16,8 +16,22 @@ impl ChildServer {
     /// Starts `test_server` (the tests' `env!("CARGO_BIN_EXE_test-server")`) on `data_dir` and
     /// waits until it says where it listens.
     pub async fn start(test_server: &str, data_dir: &Path) -> ChildServer {
-        let mut child = Command::new(test_server)
-            .arg(data_dir)
+        Self::start_with(test_server, data_dir, None).await
+    }
+
+    /// [`ChildServer::start`] with the configuration in `config` (a JSON file) instead of the
+    /// built-in one.
+    pub async fn start_with(
+        test_server: &str,
+        data_dir: &Path,
+        config: Option<&Path>,
+    ) -> ChildServer {
+        let mut command = Command::new(test_server);
+        command.arg(data_dir);
+        if let Some(config) = config {
+            command.arg(config);
+        }
+        let mut child = command
             .stdout(Stdio::piped())
             .spawn()
             .expect("the child starts");

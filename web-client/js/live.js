@@ -37,6 +37,10 @@ const state = {
   grants: null,
   lesson: null, // the REST lesson: title, starts_at, state, live_at, ended_at
   participants: new Map(),
+  // A large room's list is partial (docs/protocol.md, "Large rooms"): students know the
+  // teachers, the stage and hands; moderators page in everyone. The head count is the server's.
+  partialRoster: false,
+  participantCount: 0,
   hands: [],
   speakers: new Set(),
   quality: new Map(), // participant -> excellent | good | poor | lost
@@ -129,7 +133,11 @@ function render() {
   renderControls(me, over);
 
   const people = [...state.participants.values()];
-  $("people-count").textContent = people.length ? `(${people.length})` : "";
+  const headCount = state.partialRoster ? Math.max(state.participantCount, people.length) : people.length;
+  $("people-count").textContent = headCount ? `(${headCount})` : "";
+  const unlisted = headCount - people.length;
+  $("people-more").hidden = unlisted <= 0;
+  $("people-more").textContent = unlisted > 0 ? t("live.othersInLesson", { count: String(unlisted) }) : "";
   // Rows are rebuilt only when what they show changed (speakers change a few times a second):
   // a button being clicked or holding the keyboard focus stays in place.
   const rowOf = (p) => [p, state.speakers.has(p.id), state.quality.get(p.id), state.hands.includes(p.id), state.stageNotes.get(p.id), tiles.hasAudio(p.id), holdsPen(p.id)];
@@ -443,6 +451,9 @@ async function enterRoom(signaling, joined) {
   state.everRecorded ||= state.recording !== "off";
   state.participants = new Map(joined.participants.map((p) => [p.id, p]));
   breakouts.rememberNames(joined.participants);
+  state.partialRoster = !!joined.partial_roster;
+  state.participantCount = joined.participant_count ?? joined.participants.length;
+  if (state.partialRoster && moderator()) pageInParticipants(signaling);
   state.live = joined.live;
   state.speakers = new Set();
   state.quality = new Map();
@@ -464,6 +475,24 @@ async function enterRoom(signaling, joined) {
   $("connection").textContent = t("live.stateConnected");
   if (moderator() && !encoder.loaded) encoder.load().then(render);
   if (moderator()) loadRemovals();
+  render();
+}
+
+/**
+ * A moderator in a large room pages in the participants its `joined` left out, a page at a
+ * time; joins and leaves meanwhile arrive as events (moderators hear of everyone).
+ */
+async function pageInParticipants(signaling) {
+  let after;
+  do {
+    state.rosterNext = null;
+    try {
+      await signaling.request({ type: "list_participants", ...(after ? { after } : {}) });
+    } catch {
+      return; // the connection went: the next `joined` starts again
+    }
+    after = state.rosterNext;
+  } while (after != null && signaling === state.signaling);
   render();
 }
 
@@ -607,6 +636,17 @@ function wire(signaling) {
     breakouts.rememberNames([participant]);
   });
   on("moved", ({ to }) => moveTo(to));
+  // Sent only once the room is large: from then on the list is partial (a `joined` before
+  // the room grew was whole, and the joins after it are not all told).
+  on("participant_count", ({ count }) => {
+    state.participantCount = count;
+    state.partialRoster = true;
+  });
+  on("participants_page", ({ participants, next }) => {
+    for (const p of participants) state.participants.set(p.id, p);
+    breakouts.rememberNames(participants);
+    state.rosterNext = next ?? null;
+  });
   on("lesson_live", () => {
     state.live = true;
     clearBanner("live");

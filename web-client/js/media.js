@@ -22,6 +22,25 @@ const SIMULCAST = {
   ],
 };
 
+// The codec video goes out in. VP8 where the browser encodes it (every browser decodes it, and
+// the SFU's simulcast and first-frame cache were tuned on it); otherwise H.264 in the profile
+// every browser decodes, constrained baseline (42e01f), with packetization mode 1 (the one the
+// SFU's keyframe detection reads: single NAL units, STAP-A, FU-A), simulcast alike. `null`:
+// the browser's own order, which puts VP8 first.
+export function videoCodecPreferences(
+  send = globalThis.RTCRtpSender?.getCapabilities?.("video")?.codecs ?? [],
+) {
+  const is = (codec, mime) => codec.mimeType.toLowerCase() === mime;
+  if (send.some((c) => is(c, "video/vp8"))) return null;
+  const fmtp = (codec) => (codec.sdpFmtpLine ?? "").toLowerCase();
+  const h264 = send.filter((c) => is(c, "video/h264") && /packetization-mode=1/.test(fmtp(c)));
+  const baseline = h264.filter((c) => /profile-level-id=42e01f/.test(fmtp(c)));
+  const chosen = baseline.length ? baseline : h264;
+  if (!chosen.length) return null;
+  // Retransmission stays on: the SFU asks for lost packets on the teacher's uplink.
+  return [...chosen, ...send.filter((c) => is(c, "video/rtx"))];
+}
+
 export class MediaSession extends EventTarget {
   /** `iceServers`: the TURN relays from the join response (empty without a relay). */
   constructor(signaling, iceServers = []) {
@@ -129,6 +148,8 @@ export class MediaSession extends EventTarget {
     const sendEncodings = SIMULCAST[source];
     if (source === "screen") track.contentHint = "text"; // sharp text over smooth motion
     const transceiver = this.pc.addTransceiver(track, { direction: "sendonly", ...(sendEncodings ? { sendEncodings } : {}) });
+    const codecs = track.kind === "video" ? videoCodecPreferences() : null;
+    if (codecs) transceiver.setCodecPreferences(codecs);
     this.sourceOf.set(transceiver, source);
   }
 

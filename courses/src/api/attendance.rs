@@ -7,15 +7,14 @@ use std::collections::HashMap;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use classroom_protocol::{CourseId, LessonId, UserId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, ApiQuery, CurrentUser};
-use super::{ApiState, PageQuery, course_manager, course_member};
+use super::{ApiState, PageQuery, course_manager, course_member, csv_download};
 use crate::attendance::{
     AttendeeRecord, BreakoutStayReport, IntervalRecord, LessonAttendee, LessonBrief,
     StudentSummary, course_csv, lesson_attendee, lesson_csv, student_summary,
@@ -114,7 +113,7 @@ pub(super) async fn lesson_attendance_csv(
     let lesson = state.store.lesson(id).await?;
     course_manager(&state, &user, lesson.course_id).await?;
     let (rows, _) = lesson_rows(&state, &lesson, None).await?;
-    Ok(csv_response(
+    Ok(csv_download(
         lesson_csv(&rows),
         &format!("lesson-{}-attendance.csv", id.0),
     ))
@@ -176,7 +175,7 @@ pub(super) async fn course_attendance_csv(
     course_manager(&state, &user, course).await?;
     let records = state.store.course_attendance(course, None, None).await?;
     let rows: Vec<StudentSummary> = summaries(&records).into_iter().map(|(s, _)| s).collect();
-    Ok(csv_response(
+    Ok(csv_download(
         course_csv(&rows),
         &format!("course-{}-attendance.csv", course.0),
     ))
@@ -315,18 +314,4 @@ fn stay_reports<'a>(stays: impl Iterator<Item = &'a BreakoutStay>) -> Vec<Breako
             left_at: s.ended_at,
         })
         .collect()
-}
-
-fn csv_response(body: String, filename: &str) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{filename}\""),
-            ),
-        ],
-        body,
-    )
-        .into_response()
 }

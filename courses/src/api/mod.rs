@@ -352,3 +352,19 @@ fn require_joinable(lesson: &Lesson, doing: &str) -> ApiResult<()> {
 fn created<T: Serialize>(value: T) -> (StatusCode, axum::Json<T>) {
     (StatusCode::CREATED, axum::Json(value))
 }
+
+/// A CSV export as a download named `filename` (attendance, poll answers; cells made safe by
+/// [`crate::csv_export`]).
+fn csv_download(body: String, filename: &str) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    let disposition = format!("attachment; filename=\"{filename}\"");
+    (
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (header::CONTENT_DISPOSITION, disposition),
+        ],
+        body,
+    )
+        .into_response()
+}

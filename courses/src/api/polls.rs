@@ -5,8 +5,7 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{HeaderValue, header};
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use classroom_protocol::LessonId;
 use classroom_protocol::signal::PollKind;
 use serde::{Deserialize, Serialize};
@@ -14,7 +13,8 @@ use utoipa::ToSchema;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::{ApiPath, CurrentUser};
-use super::{ApiState, course_manager, course_member};
+use super::{ApiState, course_manager, course_member, csv_download};
+use crate::csv_export::defused;
 use crate::model::LessonState;
 use crate::store::{LessonPoll, OwnQuizAnswer};
 
@@ -74,17 +74,7 @@ pub(super) async fn lesson_polls_csv(
     course_manager(&state, &user, lesson.course_id).await?;
     let polls = state.store.lesson_polls(id).await?;
     let body = polls_csv(&polls).map_err(ApiError::internal)?;
-    let mut response = body.into_response();
-    let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/csv; charset=utf-8"),
-    );
-    let disposition = format!("attachment; filename=\"lesson-{id}-polls.csv\"");
-    if let Ok(value) = HeaderValue::from_str(&disposition) {
-        headers.insert(header::CONTENT_DISPOSITION, value);
-    }
-    Ok(response)
+    Ok(csv_download(body, &format!("lesson-{id}-polls.csv")))
 }
 
 /// The signed-in user's answers to the lesson's quizzes, with the correct answers, once the
@@ -120,21 +110,12 @@ pub(super) async fn own_quiz_answers(
     }))
 }
 
-/// Text from participants, made safe for spreadsheets: a cell starting with `=`, `+`, `-`,
-/// `@` or a control character would be read as a formula, so it gets a leading `'`.
-fn cell(text: &str) -> String {
-    match text.chars().next() {
-        Some('=' | '+' | '-' | '@' | '\t' | '\r') => format!("'{text}"),
-        _ => text.to_string(),
-    }
-}
-
-/// An answer's cell: numbers as they are (a negative one is no formula), the rest as [`cell`].
+/// An answer's cell: numbers as they are (a negative one is no formula), the rest [`defused`].
 fn free(kind: PollKind, text: &str) -> String {
     if kind == PollKind::Number {
         text.to_string()
     } else {
-        cell(text)
+        defused(text).into_owned()
     }
 }
 
@@ -167,8 +148,8 @@ fn polls_csv(polls: &[LessonPoll]) -> Result<String, csv::Error> {
             poll.number.to_string(),
             asked_at,
             poll.kind.as_str().to_string(),
-            cell(&poll.question),
-            cell(&options),
+            defused(&poll.question).into_owned(),
+            defused(&options).into_owned(),
             free(poll.kind, &correct),
         ];
         if poll.answers.is_empty() {
@@ -180,7 +161,7 @@ fn polls_csv(polls: &[LessonPoll]) -> Result<String, csv::Error> {
             let mut row = head.to_vec();
             row.extend([
                 answer.user_id.map(|u| u.to_string()).unwrap_or_default(),
-                cell(answer.name.as_deref().unwrap_or_default()),
+                defused(answer.name.as_deref().unwrap_or_default()).into_owned(),
                 free(poll.kind, &answer.answer_text),
                 match answer.correct {
                     Some(true) => "yes".into(),
@@ -201,14 +182,6 @@ mod tests {
 
     use super::*;
     use crate::store::StoredPollAnswer;
-
-    #[test]
-    fn formulas_in_cells_are_defused_and_plain_text_kept() {
-        assert_eq!(cell("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
-        assert_eq!(cell("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(cell("Paris"), "Paris");
-        assert_eq!(cell(""), "");
-    }
 
     fn poll(kind: PollKind, answers: Vec<StoredPollAnswer>) -> LessonPoll {
         LessonPoll {

@@ -126,6 +126,27 @@ impl MediaHandle {
         lock(&self.placement).worker_of(peer)
     }
 
+    /// Gives `end` to `room`'s worker (its home while it has peers, else worker 0) as one of
+    /// the room's relay links, whose other end is held outside the workers (a node link,
+    /// [`crate::node_link`]) and woken by `wake`; `home`: this node is the room's home.
+    /// Returns what wakes that worker, for the other end.
+    pub(crate) async fn attach_relay(
+        &self,
+        room: RoomName,
+        mut end: relay::SfuRelayEnd,
+        wake: Arc<Notify>,
+        home: bool,
+    ) -> Result<Arc<Notify>, CommandError<std::convert::Infallible>> {
+        let worker = &self.workers[self.room_worker(&room).map_or(0, |w| w.0)];
+        end.wake_peer_with(wake);
+        worker
+            .commands
+            .send(MediaCommand::AddRelay { room, end, home })
+            .await
+            .map_err(|_| CommandError::Stopped)?;
+        Ok(Arc::clone(&worker.wake))
+    }
+
     /// Adds a peer from its SDP offer; returns the SDP answer.
     pub async fn add_peer(
         &self,

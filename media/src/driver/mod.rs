@@ -73,7 +73,7 @@ const RECV_BATCH: usize = 32;
 const COMMAND_QUEUE: usize = 256;
 /// Batches waiting on a relay link in each direction: a worker that falls this far behind
 /// another loses whole batches (counted), and the sender never waits.
-const RELAY_QUEUE: usize = 64;
+pub(crate) const RELAY_QUEUE: usize = 64;
 /// Packets waiting for one local subscriber, unless it asks otherwise: about two seconds of
 /// a large room's media (ten seconds of a teacher's camera and voice).
 pub const LOCAL_PACKET_QUEUE: usize = 2048;
@@ -114,6 +114,8 @@ pub struct DriverConfig {
     /// The longest burst a subscriber's pacer lets out at once (see
     /// [`SfuConfig::pacer_burst`]).
     pub pacer_burst: Duration,
+    /// How long sent packets are kept for resends (see [`SfuConfig::resend_history`]).
+    pub resend_history: Duration,
 }
 
 impl DriverConfig {
@@ -131,6 +133,7 @@ impl DriverConfig {
             first_frame_max_age: Duration::from_secs(1),
             worker_peer_limit: None,
             pacer_burst: crate::sfu::PACER_BURST,
+            resend_history: crate::sfu::RESEND_HISTORY,
         }
     }
 }
@@ -416,6 +419,7 @@ async fn bind(
     sfu_config.advertise_udp = config.advertise_udp;
     sfu_config.first_frame_max_age = config.first_frame_max_age;
     sfu_config.pacer_burst = config.pacer_burst;
+    sfu_config.resend_history = config.resend_history;
     let mut listener = None;
     let mut tcp_local_addr = None;
     if let Some(base) = config.tcp_bind {

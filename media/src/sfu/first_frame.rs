@@ -7,6 +7,12 @@
 //!   until the next keyframe), and a new subscriber asks the publisher as before. Serving a
 //!   cache older than half that age also asks for a keyframe, once per throttle interval, so a
 //!   stream of joiners keeps the cache young without any joiner waiting on it.
+//! - Another worker's publication, relayed here (a room that spans workers), is cached here
+//!   too, as a browser's is, from the packets that cross the link: joiners on this worker start
+//!   from this worker's cache, and its refresh asks over the link, where the publisher's worker
+//!   throttles it as it throttles its own subscribers' requests. Only layers that this worker
+//!   takes cross the link, so only those are cached; the first subscriber of a layer here
+//!   waits for the keyframe it asks for.
 //! - An in-process publisher (the RTMP ingest) cannot be asked: its encoder's GOP is cached
 //!   whatever its age, within a packet limit.
 //! - The replay is one burst, so its frames are renumbered as if they had been captured a
@@ -17,10 +23,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
 use str0m::media::Rid;
-use str0m::rtp::RtpPacket;
 
 use super::{Publication, SfuConfig};
 use crate::TrackKind;
@@ -136,14 +139,15 @@ impl GopCache {
     }
 }
 
-/// Keeps a browser's video packet in its publication's (or layer's) cache, if it keeps one.
+/// Keeps a video packet of a browser's publication, or of another worker's publication relayed
+/// here, in its (layer's) cache, if it keeps one. `packet` is made only if it is kept.
 pub(super) fn cache(
     now: Instant,
     max_age: Duration,
     publication: &mut Publication,
     rid: Option<Rid>,
-    packet: &RtpPacket,
     keyframe: bool,
+    packet: impl FnOnce() -> LocalPacket,
 ) {
     if max_age.is_zero() {
         return;
@@ -156,13 +160,7 @@ pub(super) fn cache(
             .map(|layer| layer.gop.get_or_insert_with(|| GopCache::aging(max_age))),
     };
     if let Some(gop) = gop {
-        gop.push(now, keyframe, || LocalPacket {
-            seq_no: *packet.seq_no,
-            timestamp: packet.header.timestamp,
-            marker: packet.header.marker,
-            keyframe,
-            payload: Arc::clone(&packet.payload),
-        });
+        gop.push(now, keyframe, packet);
     }
 }
 
@@ -178,6 +176,8 @@ impl Publication {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn packet(seq_no: u64, timestamp: u32, keyframe: bool) -> LocalPacket {

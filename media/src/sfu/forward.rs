@@ -79,7 +79,13 @@ impl Sfu {
         }
         if kind == TrackKind::Video {
             let max_age = self.config.first_frame_max_age;
-            first_frame::cache(now, max_age, publication, rid, &packet, keyframe);
+            first_frame::cache(now, max_age, publication, rid, keyframe, || LocalPacket {
+                seq_no: *packet.seq_no,
+                timestamp: packet.header.timestamp,
+                marker: packet.header.marker,
+                keyframe,
+                payload: Arc::clone(&packet.payload),
+            });
         }
         if new_layer {
             // Subscribers of this publication choose among its layers again.

@@ -28,6 +28,7 @@ mod first_frame;
 mod forward;
 mod in_process;
 mod keyframe;
+mod node_items;
 mod peers;
 mod pins;
 mod relay;
@@ -80,7 +81,17 @@ pub struct SfuConfig {
     /// (about 1.1× the subscriber's bandwidth estimate; vendor/str0m): a keyframe that fits
     /// goes out at once instead of being spread over the time the estimate needs for it.
     pub pacer_burst: Duration,
+    /// How long each subscriber's sent packets are kept for resends (NACK) and the bandwidth
+    /// estimator's padding (vendor/str0m). Most of a subscriber's memory: about its bitrate
+    /// times this.
+    pub resend_history: Duration,
 }
+
+/// The default of [`SfuConfig::resend_history`]: str0m keeps 3 s, but a resend that comes
+/// later than the receiver's jitter buffer waits is of no use (libwebrtc's NACK gives up on a
+/// packet within about a second), and 1 s leaves room for three retries at a 300 ms round
+/// trip. docs/benchmarks.md, issue 15: the memory per subscriber.
+pub const RESEND_HISTORY: Duration = Duration::from_secs(1);
 
 /// The default of [`SfuConfig::pacer_burst`] (str0m's own is 40 ms; see docs/benchmarks.md,
 /// issue 17).
@@ -96,6 +107,7 @@ impl SfuConfig {
             first_frame_max_age: Duration::from_secs(1),
             connect_timeout: Duration::from_secs(30),
             pacer_burst: PACER_BURST,
+            resend_history: RESEND_HISTORY,
         }
     }
 }

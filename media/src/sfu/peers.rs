@@ -64,7 +64,7 @@ impl Sfu {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| AddPeerError::InvalidSdp(e.to_string()))?;
 
-        let mut rtc = new_rtc(now, self.config.pacer_burst);
+        let mut rtc = new_rtc(now, self.config.pacer_burst, self.config.resend_history);
         for candidate in &self.candidates {
             rtc.add_local_candidate(candidate.clone());
         }
@@ -120,8 +120,8 @@ impl Sfu {
     pub fn check_offer(now: Instant, offer: &str) -> Result<(), AddPeerError> {
         let offer = SdpOffer::from_sdp_string(offer)
             .map_err(|e| AddPeerError::InvalidSdp(e.to_string()))?;
-        // The pacer's burst plays no part in answering.
-        new_rtc(now, PACER_BURST)
+        // The pacer's burst and the resend history play no part in answering.
+        new_rtc(now, PACER_BURST, super::RESEND_HISTORY)
             .sdp_api()
             .accept_offer(offer)
             .map(|_| ())
@@ -279,8 +279,9 @@ impl Sfu {
 }
 
 /// A peer's WebRTC engine, as every peer has it; its pacer lets out bursts of up to
-/// `pacer_burst` at its pacing rate at once ([`super::SfuConfig::pacer_burst`]).
-fn new_rtc(now: Instant, pacer_burst: Duration) -> Rtc {
+/// `pacer_burst` at its pacing rate at once ([`super::SfuConfig::pacer_burst`]), and it keeps
+/// what it sent for `resend_history` ([`super::SfuConfig::resend_history`]).
+fn new_rtc(now: Instant, pacer_burst: Duration, resend_history: Duration) -> Rtc {
     Rtc::builder()
         .set_ice_lite(true)
         .set_rtp_mode(true)
@@ -294,5 +295,6 @@ fn new_rtc(now: Instant, pacer_burst: Duration) -> Rtc {
         // served once per batch of forwarded packets, not once per packet.
         .set_pacer_release_due(true)
         .set_pacer_burst(Some(pacer_burst))
+        .set_rtx_cache_duration(resend_history)
         .build(now)
 }

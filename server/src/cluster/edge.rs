@@ -1,39 +1,92 @@
 //! This node as an edge: a participant whose room's home is another node, sent here by the
 //! REST join because the home was full (`cluster.home_capacity`), has their signaling carried
-//! to the home over a WebSocket from this node to the home's `/ws`, one per participant
-//! (`docs/scale-out.md`, step 1). The session relays the frames (`classroom_signaling`'s
-//! `HomeLink`); this module opens the connection and pumps it.
+//! to the home over this node's one link to that home (`docs/scale-out.md`, [`super::link`]),
+//! as a virtual connection of its own. The session relays the frames (`classroom_signaling`'s
+//! `HomeLink`); this module keeps one link per home node, opening it (again) when needed.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use classroom_protocol::LessonId;
-use classroom_signaling::{HomeFrame, HomeLink};
-use futures_util::{SinkExt, StreamExt};
-use tokio::sync::mpsc;
-use tokio_tungstenite::tungstenite::Message;
+use classroom_rtmp::restream::tls::PushTls;
+use classroom_signaling::{HomeFrame, HomeGone, HomeLink};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::Mutex;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::ClusterHandle;
-use super::placement::{RedisPlacement, signaling_url};
+use super::link::auth::ClusterSecret;
+use super::link::home::unix_ms;
+use super::link::mux::{Conn, Inbound, Link};
+use super::placement::RedisPlacement;
+use super::registry::NodeId;
 
-/// How long the home node may take to accept the connection.
+/// How long the home node may take to accept the link.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Frames waiting in each direction of one participant's link.
-const LINK_QUEUE: usize = 64;
 
-/// The links this node opens to home nodes.
+/// The links this node opens to home nodes, one per home.
 pub struct EdgeLinks {
-    pub cluster: ClusterHandle,
-    pub placement: Arc<RedisPlacement>,
+    cluster: ClusterHandle,
+    placement: Arc<RedisPlacement>,
     /// Participants this node relays now: part of its load in the registry, so that the
     /// REST join sees an edge filling up.
-    pub relayed: Arc<AtomicU64>,
+    relayed: Arc<AtomicU64>,
+    secret: ClusterSecret,
+    /// For homes whose `cluster.public_url` is `https://`.
+    tls: PushTls,
+    /// The largest link frame (the home's own signaling limit and a frame's header).
+    max_frame: usize,
+    /// `cluster.link_max_participants` (a home refuses more anyway).
+    max_conns: usize,
+    links: Mutex<HashMap<NodeId, Link>>,
+}
+
+/// Why a link to a home node could not be opened.
+#[derive(Debug, thiserror::Error)]
+enum ConnectError {
+    #[error(
+        "the home node refused this node's credential (401): is cluster.secret the same on every node?"
+    )]
+    Refused,
+    #[error("{0}")]
+    WebSocket(#[from] WsError),
+    #[error("{0}")]
+    Tls(#[from] classroom_rtmp::restream::tls::TlsConnectError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("the home's URL has no host")]
+    NoHost,
+    #[error("no answer within {CONNECT_TIMEOUT:?}")]
+    Timeout,
 }
 
 impl EdgeLinks {
-    /// A link to the home of `lesson`'s room, when edges are on and the home is another node
-    /// that is online; `None` otherwise (the join is refused with `wrong_node`).
+    pub fn new(
+        cluster: ClusterHandle,
+        placement: Arc<RedisPlacement>,
+        secret: ClusterSecret,
+        max_message_bytes: usize,
+        max_conns: usize,
+    ) -> anyhow::Result<EdgeLinks> {
+        Ok(EdgeLinks {
+            relayed: cluster.relayed.clone(),
+            cluster,
+            placement,
+            secret,
+            tls: PushTls::new(None)?,
+            max_frame: max_message_bytes.saturating_mul(4) + super::link::FRAME_OVERHEAD,
+            max_conns,
+            links: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// A connection to the home of `lesson`'s room, when edges are on and the home is another
+    /// node that is online; `None` otherwise (the join is refused with `wrong_node`).
     pub async fn open(&self, lesson: LessonId) -> Option<HomeLink> {
         if !self.placement.edges_enabled() {
             return None;
@@ -47,82 +100,135 @@ impl EdgeLinks {
             .nodes()
             .into_iter()
             .find(|n| n.record.id == home && n.online)?;
-        let url = signaling_url(&node.record.http_url);
-        let socket = match tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            tokio_tungstenite::connect_async(url.as_str()),
-        )
-        .await
-        {
-            Ok(Ok((socket, _))) => socket,
+        let link = self.link_to(&home, &node.record.http_url).await?;
+        let Some(conn) = link.open() else {
+            tracing::warn!(%lesson, %home, "cluster: the link to the room's home carries all it may");
+            return None;
+        };
+        tracing::debug!(%lesson, %home, "cluster: relaying a participant to the room's home");
+        Some(self.home_link(conn))
+    }
+
+    /// The live link to `home`, opened now if there is none.
+    async fn link_to(&self, home: &NodeId, http_url: &str) -> Option<Link> {
+        // Held while connecting: joins arriving meanwhile wait for this link, not open more.
+        let mut links = self.links.lock().await;
+        if let Some(link) = links.get(home).filter(|l| l.is_alive()) {
+            return Some(link.clone());
+        }
+        let url = super::link_url(http_url);
+        let connected = tokio::time::timeout(CONNECT_TIMEOUT, self.connect(home, &url)).await;
+        let link = match connected {
+            Ok(Ok(link)) => link,
             Ok(Err(e)) => {
-                tracing::warn!(%lesson, %home, error = %e, "cluster: cannot reach the room's home node");
+                tracing::warn!(%home, error = %e, "cluster: cannot open the link to a home node");
                 return None;
             }
             Err(_) => {
-                tracing::warn!(%lesson, %home, "cluster: the room's home node did not answer");
+                tracing::warn!(%home, error = %ConnectError::Timeout, "cluster: cannot open the link to a home node");
                 return None;
             }
         };
-        let (to_home, outgoing) = mpsc::channel(LINK_QUEUE);
-        let (incoming, from_home) = mpsc::channel(LINK_QUEUE);
-        let relayed = self.relayed.clone();
-        relayed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(%home, "cluster: link to a home node opened");
+        links.insert(home.clone(), link.clone());
+        Some(link)
+    }
+
+    async fn connect(&self, home: &NodeId, url: &str) -> Result<Link, ConnectError> {
+        let mut request = url.into_client_request()?;
+        let credential = self.secret.credential(&self.cluster.this, home, unix_ms());
+        let credential = HeaderValue::from_str(&credential).map_err(WsError::from)?;
+        request.headers_mut().insert("authorization", credential);
+        let config = WebSocketConfig::default()
+            .max_message_size(Some(self.max_frame))
+            .max_frame_size(Some(self.max_frame));
+        let uri = request.uri().clone();
+        let host = uri.host().ok_or(ConnectError::NoHost)?.to_owned();
+        let secure = uri.scheme_str() == Some("wss");
+        let port = uri.port_u16().unwrap_or(if secure { 443 } else { 80 });
+        let tcp = tokio::net::TcpStream::connect((host.as_str(), port)).await?;
+        tcp.set_nodelay(true)?;
+        let refused = |e: WsError| match e {
+            WsError::Http(response) if response.status() == 401 => ConnectError::Refused,
+            e => ConnectError::WebSocket(e),
+        };
+        if secure {
+            let tls = self.tls.connect(&host, tcp).await?;
+            let (socket, _) =
+                tokio_tungstenite::client_async_with_config(request, tls, Some(config))
+                    .await
+                    .map_err(refused)?;
+            Ok(self.run(home, socket))
+        } else {
+            let (socket, _) =
+                tokio_tungstenite::client_async_with_config(request, tcp, Some(config))
+                    .await
+                    .map_err(refused)?;
+            Ok(self.run(home, socket))
+        }
+    }
+
+    /// Starts the link's driver over `socket`.
+    fn run<S>(&self, home: &NodeId, socket: tokio_tungstenite::WebSocketStream<S>) -> Link
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let (link, driver) = Link::new(self.max_conns);
+        let (incoming, outgoing) = super::link::tungstenite_halves(socket);
+        let home = home.clone();
         tokio::spawn(async move {
-            pump(socket, outgoing, incoming).await;
-            relayed.fetch_sub(1, Ordering::Relaxed);
+            // An edge accepts no connections from the home.
+            driver.run(incoming, outgoing, |_, _| {}).await;
+            tracing::warn!(%home, "cluster: the link to a home node ended; its participants join again");
         });
-        tracing::debug!(%lesson, %home, "cluster: relaying a participant to the room's home");
-        Some(HomeLink { to_home, from_home })
+        link
+    }
+
+    /// The session's side of a connection, counted as relayed while either half lives.
+    fn home_link(&self, conn: Conn) -> HomeLink {
+        let Conn { sender, receiver } = conn;
+        let counted = Arc::new(Relayed::new(self.relayed.clone()));
+        let held = counted.clone();
+        let to_home = futures_util::sink::unfold(
+            (sender, counted),
+            |(sender, counted), frame: HomeFrame| async move {
+                match frame {
+                    HomeFrame::Text(text) => sender.text(text).await.map_err(|_| HomeGone)?,
+                    HomeFrame::Close { code, reason } => sender.close(code, reason),
+                }
+                Ok::<_, HomeGone>((sender, counted))
+            },
+        );
+        let from_home =
+            futures_util::stream::unfold((receiver, held), |(mut receiver, held)| async move {
+                loop {
+                    let frame = match receiver.recv().await? {
+                        Inbound::Text(text) => HomeFrame::Text(text),
+                        Inbound::Close { code, reason } => HomeFrame::Close { code, reason },
+                        Inbound::Pong => continue,
+                    };
+                    return Some((frame, (receiver, held)));
+                }
+            });
+        HomeLink {
+            to_home: Box::pin(to_home),
+            from_home: Box::pin(from_home),
+        }
     }
 }
 
-/// Carries frames between the session (`outgoing`, `incoming`) and the home's socket until
-/// either ends. The home's close (code and reason) goes to the session; the session going
-/// away closes the home's socket.
-async fn pump<S>(
-    socket: tokio_tungstenite::WebSocketStream<S>,
-    mut outgoing: mpsc::Receiver<HomeFrame>,
-    incoming: mpsc::Sender<HomeFrame>,
-) where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
-{
-    let (mut to_home, mut from_home) = socket.split();
-    loop {
-        tokio::select! {
-            frame = outgoing.recv() => match frame {
-                Some(HomeFrame::Text(text)) => {
-                    if to_home.send(Message::Text(text.into())).await.is_err() {
-                        break;
-                    }
-                }
-                // The session ended (or sent a close, which the edge does not): say goodbye.
-                Some(HomeFrame::Close { .. }) | None => {
-                    let _ = to_home.send(Message::Close(None)).await;
-                    break;
-                }
-            },
-            message = from_home.next() => match message {
-                Some(Ok(Message::Text(text))) => {
-                    if incoming.send(HomeFrame::Text(text.as_str().to_owned())).await.is_err() {
-                        let _ = to_home.send(Message::Close(None)).await;
-                        break;
-                    }
-                }
-                Some(Ok(Message::Close(frame))) => {
-                    if let Some(frame) = frame {
-                        let close = HomeFrame::Close {
-                            code: frame.code.into(),
-                            reason: frame.reason.as_str().to_owned(),
-                        };
-                        let _ = incoming.send(close).await;
-                    }
-                    break;
-                }
-                // Pings are answered by the socket itself.
-                Some(Ok(_)) => {}
-                Some(Err(_)) | None => break,
-            },
-        }
+/// One participant relayed, counted in this node's load while it lasts.
+struct Relayed(Arc<AtomicU64>);
+
+impl Relayed {
+    fn new(count: Arc<AtomicU64>) -> Relayed {
+        count.fetch_add(1, Ordering::Relaxed);
+        Relayed(count)
+    }
+}
+
+impl Drop for Relayed {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }

@@ -15,6 +15,7 @@
 //! required: the database of record must be shared by every node.
 
 pub mod edge;
+pub mod link;
 pub mod placement;
 pub mod registry;
 
@@ -40,7 +41,7 @@ const HEARTBEAT: Duration = Duration::from_secs(1);
 const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// `[cluster]`: off while `redis_url` is empty.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// `redis://HOST:6379/0` (or `rediss://` for TLS); empty: a single node, no Redis.
@@ -56,7 +57,31 @@ pub struct ClusterConfig {
     /// ones to an edge node (the least-loaded other node), whose signaling reaches the home;
     /// 0: no limit, and a node that is not the home refuses a join (docs/scale-out.md).
     pub home_capacity: u64,
+    /// The secret every node of the cluster shares (at least 32 bytes): a node opens a
+    /// signaling link to another only with a credential signed with it. Required with
+    /// `redis_url`; never logged.
+    pub secret: String,
+    /// Participants one edge node's link to a home node carries at most (the home refuses
+    /// more, and the edge's further students are refused with `wrong_node`, to join again).
+    pub link_max_participants: usize,
 }
+
+impl std::fmt::Debug for ClusterConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("redis_url", &self.redis_url)
+            .field("node_id", &self.node_id)
+            .field("public_url", &self.public_url)
+            .field("key_prefix", &self.key_prefix)
+            .field("home_capacity", &self.home_capacity)
+            .field("secret", &if self.secret.is_empty() { "" } else { "<set>" })
+            .field("link_max_participants", &self.link_max_participants)
+            .finish()
+    }
+}
+
+/// The shortest `cluster.secret` accepted.
+pub const MIN_SECRET_BYTES: usize = 32;
 
 impl Default for ClusterConfig {
     fn default() -> Self {
@@ -66,6 +91,8 @@ impl Default for ClusterConfig {
             public_url: String::new(),
             key_prefix: "classroom".to_owned(),
             home_capacity: 0,
+            secret: String::new(),
+            link_max_participants: 4096,
         }
     }
 }
@@ -83,8 +110,30 @@ impl ClusterConfig {
                  cluster must share one PostgreSQL database (database.url)"
             );
         }
+        if self.enabled() && self.secret.len() < MIN_SECRET_BYTES {
+            bail!(
+                "cluster.redis_url is set but cluster.secret is {}: the nodes of a cluster \
+                 authenticate each other with a shared secret of at least {MIN_SECRET_BYTES} \
+                 bytes (the same on every node; `openssl rand -hex 32` makes one)",
+                if self.secret.is_empty() {
+                    "missing"
+                } else {
+                    "too short"
+                }
+            );
+        }
+        if self.enabled() && self.link_max_participants == 0 {
+            bail!("cluster.link_max_participants must be at least 1");
+        }
         Ok(())
     }
+}
+
+/// The node link's WebSocket at a node reached at `http_url` (`wss://` for `https://`).
+pub fn link_url(http_url: &str) -> String {
+    let ws = placement::signaling_url(http_url);
+    let base = ws.strip_suffix("/ws").unwrap_or(&ws);
+    format!("{base}{}", link::PATH)
 }
 
 /// This node's id: the configured one, else the one kept in the data directory (made once).
@@ -404,5 +453,49 @@ impl Heartbeat {
             shared.offline_alarms += alarms;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster(secret: &str) -> ClusterConfig {
+        ClusterConfig {
+            redis_url: "redis://127.0.0.1:6379".into(),
+            secret: secret.into(),
+            ..ClusterConfig::default()
+        }
+    }
+
+    #[test]
+    fn a_cluster_needs_a_shared_secret_of_32_bytes_and_never_prints_it() {
+        let postgres = "postgres://u@h/db";
+        let missing = cluster("").check(postgres).expect_err("no secret");
+        assert!(
+            missing.to_string().contains("cluster.secret is missing"),
+            "{missing}"
+        );
+        let short = cluster("short").check(postgres).expect_err("too short");
+        assert!(short.to_string().contains("too short"), "{short}");
+        let secret = "0123456789abcdef0123456789abcdef";
+        cluster(secret).check(postgres).expect("32 bytes");
+        assert!(!format!("{:?}", cluster(secret)).contains(secret));
+        // One node: no secret needed.
+        ClusterConfig::default()
+            .check("sqlite://x")
+            .expect("a single node");
+    }
+
+    #[test]
+    fn the_link_of_a_node_is_beside_its_signaling() {
+        assert_eq!(
+            link_url("http://10.0.0.2:8080/"),
+            "ws://10.0.0.2:8080/cluster/link"
+        );
+        assert_eq!(
+            link_url("https://node2.school.example"),
+            "wss://node2.school.example/cluster/link"
+        );
     }
 }

@@ -360,7 +360,7 @@ impl TokenVerifier for Edge {
         let (to_home, at_home) = mpsc::channel(4);
         let (from_home_tx, from_home) = mpsc::channel(4);
         let _ = self.homes.send((at_home, from_home_tx));
-        Box::pin(async move { Some(HomeLink { to_home, from_home }) })
+        Box::pin(async move { Some(HomeLink::channels(to_home, from_home)) })
     }
 }
 
@@ -403,6 +403,26 @@ async fn an_edge_relays_a_participant_to_the_home_and_passes_the_homes_close_on(
     let (code, reason, _) = client.until_close().await;
     assert_eq!((code, reason.as_str()), (4003, "removed"));
     // And the link to the home is let go.
+    assert_eq!(at_home.recv().await, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_edge_passes_the_clients_close_code_to_the_home() {
+    let rooms = rooms(SignalingConfig::default());
+    let (client, mut at_home, _to_client) = edge_client(&rooms).await;
+    let goodbye = axum::extract::ws::CloseFrame {
+        code: 4100,
+        reason: "tab closed".into(),
+    };
+    client
+        .send
+        .send(Ok(Message::Close(Some(goodbye))))
+        .expect("the session reads");
+    let closed = HomeFrame::Close {
+        code: 4100,
+        reason: "tab closed".into(),
+    };
+    assert_eq!(at_home.recv().await, Some(closed));
     assert_eq!(at_home.recv().await, None);
 }
 

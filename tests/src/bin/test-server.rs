@@ -1,7 +1,10 @@
 //! A `classroomd` on free loopback ports, for the end-to-end tests that must kill a server
 //! process (`kill -9`), which an in-process server cannot show. Usage:
-//! `test-server DATA_DIR`; it prints `LISTENING http://ADDR` once it serves, and runs until
-//! killed. The recorder's pictures are small, as in the other recorder tests.
+//! `test-server DATA_DIR [CONFIG_JSON]`; it prints `LISTENING http://ADDR` once it serves, and
+//! runs until killed. The recorder's pictures are small, as in the other recorder tests.
+//! `CONFIG_JSON`, a file holding a whole configuration as JSON (a node of a test's cluster,
+//! `classroom_tests::cluster::child_node`), replaces the built-in one but for the data
+//! directory.
 
 use std::path::PathBuf;
 
@@ -11,6 +14,15 @@ async fn main() -> anyhow::Result<()> {
         .nth(1)
         .map(PathBuf::from)
         .ok_or_else(|| anyhow::anyhow!("usage: test-server DATA_DIR"))?;
+    if let Some(file) = std::env::args_os().nth(2) {
+        let json = std::fs::read_to_string(&file)?;
+        let mut config: classroomd::Config = serde_json::from_str(&json)?;
+        config.data_dir = data_dir;
+        let server = classroomd::start(&config).await?;
+        println!("LISTENING http://{}", server.addr);
+        std::future::pending::<()>().await;
+        return Ok(());
+    }
     let mut config = classroomd::Config {
         data_dir,
         ..classroomd::Config::default()

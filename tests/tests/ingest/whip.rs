@@ -518,3 +518,97 @@ fn offer_ufrag(offer: &str) -> String {
         .expect("the offer has an ice-ufrag")
         .to_owned()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whep_player_on_another_worker_than_the_encoder_watches_across_the_relay() {
+    let class = Class::new(|config| {
+        config.media.workers = 2;
+        config.media.worker_peer_limit = 2;
+    })
+    .await;
+    // A student and the WHIP encoder fill the lesson's home worker; the player goes to the
+    // other one.
+    let (ws, _) = Ws::join(
+        &class.server.base,
+        &token(&class.school.student, class.lesson).await,
+    )
+    .await;
+    let mut student = Participant::connect(ws, Sending::NOTHING, 1).await;
+    assert!(wait_until(WAIT, || student.is_connected()).await);
+    let (encoder, offer) = peer(Sending::AUDIO_VIDEO, 0).await;
+    let (encoder_answer, _) = created(post_offer(&class, "/whip", &class.key, &offer).await).await;
+    encoder
+        .accept_answer(encoder_answer.clone())
+        .await
+        .expect("the answer fits");
+    assert!(
+        student
+            .pump_until(WAIT, |p| frames_from_encoder(p, SignalKind::Video) > 10)
+            .await,
+        "the student receives the encoder"
+    );
+
+    let (player, offer) = peer(Sending::NOTHING, 1).await;
+    let join = token(&class.school.student, class.lesson).await;
+    let posted = std::time::Instant::now();
+    let (answer, playing) = created(post_offer(&class, "/whep", &join, &offer).await).await;
+    let workers = class.server.media_addrs();
+    let worker_of = |answer: &str| {
+        workers
+            .iter()
+            .position(|w| answer.contains(&format!(" {} typ host", w.port())))
+            .expect("a worker's port in the answer")
+    };
+    assert_eq!(worker_of(&encoder_answer), worker_of(&student.answer));
+    assert_ne!(
+        worker_of(&answer),
+        worker_of(&encoder_answer),
+        "the player is on the other worker"
+    );
+    player.accept_answer(answer).await.expect("the answer fits");
+    assert!(
+        wait_until(WAIT, || player.is_connected()).await,
+        "the player connects"
+    );
+    let frames = |kind: StreamKind| {
+        player.with_stats(|s| {
+            (s.streams.values())
+                .filter(|st| st.kind == kind)
+                .map(|st| st.frames)
+                .sum::<u64>()
+        })
+    };
+    assert!(
+        wait_until(WAIT, || frames(StreamKind::Video) > 10
+            && frames(StreamKind::Audio) > 10)
+        .await,
+        "the player receives the encoder's video and audio over the relay: video {}, audio {}",
+        frames(StreamKind::Video),
+        frames(StreamKind::Audio)
+    );
+    let first_keyframe = player.with_stats(|s| {
+        (s.streams.values())
+            .filter_map(|st| st.first_keyframe)
+            .min()
+            .map(|at| at.saturating_duration_since(posted))
+    });
+    eprintln!("WHEP across workers: POST to the player's first keyframe: {first_keyframe:?}");
+    let metrics = class.metrics().await;
+    assert_eq!(metrics.value("classroom_whep_players"), Some(1.0));
+    let relayed = metrics.expect("classroom_media_relay_total{what=\"packet_sent\"}");
+    assert!(relayed > 20.0, "the media crossed the relay: {relayed}");
+
+    let ended = send(
+        &class,
+        reqwest::Method::DELETE,
+        &playing,
+        Some(&join),
+        "text/plain",
+        Vec::new(),
+    )
+    .await;
+    assert_eq!(ended.status(), StatusCode::OK);
+    student.peer.stop();
+    encoder.stop();
+    player.stop();
+}

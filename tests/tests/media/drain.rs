@@ -3,11 +3,11 @@
 //! room opens there from what it stored, and media flows again. The gap the student sees, from
 //! the drain to the teacher's media arriving again, is measured and printed.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use classroom_loadtest::peer::Sending;
 use classroom_protocol::signal::ServerMessage;
-use classroom_tests::cluster::{SHARED_REDIS, node, prefix};
+use classroom_tests::cluster::{self, SHARED_REDIS, node, prefix};
 use classroom_tests::media::{Participant, wait_until};
 use classroom_tests::school::School;
 use classroom_tests::ws::Ws;
@@ -18,11 +18,7 @@ use super::{WAIT, me};
 /// `client`'s REST join of `lesson` asked of `node`: the join token and the signaling URL it
 /// names (`None`: this node).
 async fn rest_join(client: &Client, node: &TestServer, lesson: i64) -> (String, Option<String>) {
-    let reply = client
-        .at(&node.base)
-        .post_empty(&format!("/api/v1/lessons/{lesson}/join"))
-        .await;
-    let body = reply.expect(200);
+    let body = cluster::rest_join(client, &node.base, lesson).await;
     let token = body["token"].as_str().expect("a token").to_owned();
     let url = body["signaling_url"].as_str().map(str::to_owned);
     (token, url)
@@ -53,17 +49,8 @@ async fn a_lecture_goes_on_on_another_node_when_its_home_drains() {
     let school = School::new(&a).await;
     // b must know a is up before it can send anyone there.
     let admin = school.admin.at(&b.base);
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let nodes = admin.get("/api/v1/cluster").await.expect(200)["nodes"].clone();
-        let online = nodes
-            .as_array()
-            .map_or(0, |n| n.iter().filter(|n| n["online"] == true).count());
-        if online == 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "both nodes online: {nodes}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    for id in ["a", "b"] {
+        cluster::until_node(&admin, id, |n| n.is_some_and(|n| n["online"] == true)).await;
     }
     let lesson = school.lesson("Drained lecture").await;
 

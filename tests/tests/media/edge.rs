@@ -1,68 +1,91 @@
-//! One lecture across two nodes (docs/scale-out.md, step 1): the home node is full
+//! One lecture across two nodes (docs/scale-out.md): the home node is full
 //! (`cluster.home_capacity`), so the REST join sends a student to the other node, an edge,
-//! whose signaling reaches the home's room. The student is in the one room: sees the teacher
-//! in the participant list, chats with them, and receives their video and audio. In this
-//! step the media still comes from the home's SFU (the home answers the offer); the node
-//! media link is the next step.
+//! whose signaling reaches the home's room over the edge's one authenticated link to the home.
+//! The student is in the one room: sees the teacher in the participant list, chats with them,
+//! and receives their video and audio. The media still comes from the home's SFU (the home
+//! answers the offer); the node media link is a later step. An edge with the wrong secret is
+//! refused; an edge killed (`kill -9`) costs the home its students, who join again on a live
+//! node while the rest of the room goes on.
 
 use std::time::{Duration, Instant};
 
 use classroom_loadtest::peer::Sending;
-use classroom_protocol::signal::{ClientMessage, ServerMessage};
-use classroom_tests::TestServer;
-use classroom_tests::cluster::{SHARED_REDIS, node_tuned, prefix};
+use classroom_protocol::signal::{ClientMessage, LeaveReason, ServerMessage};
+use classroom_tests::cluster::{
+    SHARED_REDIS, child_node, forget_nodes, node_tuned, participants, prefix, rest_join, until_node,
+};
 use classroom_tests::media::{Participant, wait_until};
 use classroom_tests::school::School;
 use classroom_tests::ws::Ws;
-use serde_json::Value;
+use classroom_tests::{Client, TestServer};
 
 use super::{WAIT, me};
 
-/// The participants node `id` reports, as `on` sees it.
-async fn participants_on(admin: &classroom_tests::Client, id: &str) -> Option<u64> {
-    let body = admin.get("/api/v1/cluster").await.expect(200).clone();
-    body["nodes"]
-        .as_array()?
-        .iter()
-        .find(|n| n["id"] == id && n["online"] == true)
-        .and_then(|n| n["load"]["participants"].as_u64())
+/// The participants node `id` reports while online, as `admin`'s node sees it.
+async fn until_participants(admin: &Client, id: &str, done: impl Fn(Option<u64>) -> bool) {
+    until_node(admin, id, |node| done(participants(node))).await;
 }
 
-/// Polls until `done` holds of node `id`'s participants as `admin`'s node sees them.
-async fn until_participants(
-    admin: &classroom_tests::Client,
-    id: &str,
-    done: impl Fn(Option<u64>) -> bool,
-) {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let seen = participants_on(admin, id).await;
-        if done(seen) {
-            return;
-        }
-        assert!(Instant::now() < deadline, "node {id}: {seen:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// The home of a lecture with `cluster.home_capacity = 1`, node `a`, with the school and the
+/// lesson; `None` without PostgreSQL.
+struct Home {
+    a: TestServer,
+    school: School,
+    admin: Client,
+    lesson: i64,
+    prefix: String,
+}
+
+fn capacity_one(config: &mut classroomd::config::Config) {
+    config.cluster.home_capacity = 1;
+}
+
+async fn home(title: &str, tune: fn(&mut classroomd::config::Config)) -> Option<Home> {
+    let prefix = prefix();
+    let a = node_tuned(SHARED_REDIS, &prefix, "a", None, tune).await?;
+    let school = School::new(&a).await;
+    let admin = school.admin.at(&a.base);
+    until_participants(&admin, "a", |seen| seen.is_some()).await;
+    let lesson = school.lesson(title).await;
+    Some(Home {
+        a,
+        school,
+        admin,
+        lesson,
+        prefix,
+    })
+}
+
+impl Home {
+    /// The teacher joins on a, the room's home (equal load: the node asked keeps it), with
+    /// media; a is full once its heartbeat says so.
+    async fn teacher(&self) -> Participant {
+        let body = rest_join(&self.school.teacher, &self.a.base, self.lesson).await;
+        assert!(body.get("signaling_url").is_none(), "{body}");
+        let (ws, joined) = Ws::join(&self.a.base, body["token"].as_str().unwrap_or_default()).await;
+        assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
+        let teacher = Participant::connect(ws, Sending::AUDIO_VIDEO, 0).await;
+        assert!(wait_until(WAIT, || teacher.is_connected()).await);
+        until_participants(&self.admin, "a", |seen| seen == Some(1)).await;
+        teacher
+    }
+
+    /// The student asks a, is sent to the edge at `edge` (a is full), and joins there.
+    async fn student_joins_through(&self, edge: &str) -> (Ws, ServerMessage) {
+        let body = rest_join(&self.school.student, &self.a.base, self.lesson).await;
+        let edge_ws = format!("{}/ws", edge.replace("http://", "ws://"));
+        assert_eq!(body["signaling_url"], edge_ws.as_str(), "{body}");
+        Ws::join(edge, body["token"].as_str().unwrap_or_default()).await
     }
 }
 
-/// The REST join's body for `client` asked of `node`.
-async fn rest_join(client: &classroom_tests::Client, node: &TestServer, lesson: i64) -> Value {
-    client
-        .at(&node.base)
-        .post_empty(&format!("/api/v1/lessons/{lesson}/join"))
-        .await
-        .expect(200)
-        .clone()
-}
-
-/// A lecture over two nodes with `cluster.home_capacity = 1`: the teacher on `a` (the home),
-/// the student sent to `b` (an edge) by the REST join, both with media. `None` without
-/// PostgreSQL.
+/// A lecture over two nodes: the teacher on `a` (the home), the student sent to `b` (an edge)
+/// by the REST join, both with media. `None` without PostgreSQL.
 struct Lecture {
     a: TestServer,
     b: TestServer,
     school: School,
-    admin: classroom_tests::Client,
+    admin: Client,
     lesson: i64,
     teacher: Participant,
     student: Participant,
@@ -70,35 +93,27 @@ struct Lecture {
 }
 
 async fn lecture_over_two_nodes(title: &str) -> Option<Lecture> {
-    let prefix = prefix();
-    let capacity = |config: &mut classroomd::config::Config| config.cluster.home_capacity = 1;
-    let a = node_tuned(SHARED_REDIS, &prefix, "a", None, capacity).await?;
-    let b = node_tuned(SHARED_REDIS, &prefix, "b", Some(&a), capacity)
+    let Home {
+        a,
+        school,
+        admin,
+        lesson,
+        prefix,
+    } = home(title, capacity_one).await?;
+    let b = node_tuned(SHARED_REDIS, &prefix, "b", Some(&a), capacity_one)
         .await
         .expect("b starts");
-    let school = School::new(&a).await;
-    let admin = school.admin.at(&a.base);
-    for id in ["a", "b"] {
-        until_participants(&admin, id, |seen| seen.is_some()).await;
-    }
-    let lesson = school.lesson(title).await;
-
-    // The teacher asks a: the room's home is a (equal load: the node asked keeps it).
-    let body = rest_join(&school.teacher, &a, lesson).await;
-    assert!(body.get("signaling_url").is_none(), "{body}");
-    let (ws, joined) = Ws::join(&a.base, body["token"].as_str().unwrap_or_default()).await;
-    assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
-    let teacher = Participant::connect(ws, Sending::AUDIO_VIDEO, 0).await;
-    assert!(wait_until(WAIT, || teacher.is_connected()).await);
+    until_participants(&admin, "b", |seen| seen.is_some()).await;
+    let home = Home {
+        a,
+        school,
+        admin,
+        lesson,
+        prefix,
+    };
+    let teacher = home.teacher().await;
     let teacher_id = me(&teacher.ws);
-
-    // a is full (one participant) once its heartbeat says so: the student, asking a, is sent
-    // to b.
-    until_participants(&admin, "a", |seen| seen == Some(1)).await;
-    let body = rest_join(&school.student, &a, lesson).await;
-    let b_ws = format!("{}/ws", b.base.replace("http://", "ws://"));
-    assert_eq!(body["signaling_url"], b_ws.as_str(), "{body}");
-    let (ws, joined) = Ws::join(&b.base, body["token"].as_str().unwrap_or_default()).await;
+    let (ws, joined) = home.student_joins_through(&b.base).await;
     let ServerMessage::Joined { participants, .. } = &joined else {
         panic!("{joined:?}")
     };
@@ -108,6 +123,13 @@ async fn lecture_over_two_nodes(title: &str) -> Option<Lecture> {
     );
     let student = Participant::connect(ws, Sending::NOTHING, 1).await;
     assert!(wait_until(WAIT, || student.is_connected()).await);
+    let Home {
+        a,
+        school,
+        admin,
+        lesson,
+        prefix,
+    } = home;
     Some(Lecture {
         a,
         b,
@@ -118,18 +140,6 @@ async fn lecture_over_two_nodes(title: &str) -> Option<Lecture> {
         student,
         prefix,
     })
-}
-
-/// Forgets the test's node records in the shared Redis.
-async fn forget_nodes(prefix: &str) {
-    let mut redis = redis::Client::open(SHARED_REDIS)
-        .expect("a Redis URL")
-        .get_multiplexed_async_connection()
-        .await
-        .expect("Redis answers");
-    let () = redis::AsyncCommands::del(&mut redis, format!("{prefix}:nodes"))
-        .await
-        .expect("deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -267,7 +277,7 @@ async fn a_home_that_drains_sends_an_edges_students_to_join_again_where_the_room
         assert!(Instant::now() < deadline, "b sees a draining: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let body = rest_join(&school.student, &b, lesson).await;
+    let body = rest_join(&school.student, &b.base, lesson).await;
     assert!(body.get("signaling_url").is_none(), "{body}");
     let (_student, joined) = Ws::join(&b.base, body["token"].as_str().unwrap_or_default()).await;
     let ServerMessage::Joined {
@@ -283,5 +293,172 @@ async fn a_home_that_drains_sends_an_edges_students_to_join_again_where_the_room
     a.server = Some(running);
     b.stop().await;
     a.stop().await;
+    forget_nodes(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_without_the_clusters_secret_is_refused_and_the_room_is_untouched() {
+    let Some(home) = home("Edge with a wrong secret", capacity_one).await else {
+        eprintln!("skipped: no PostgreSQL at 127.0.0.1:5432");
+        return;
+    };
+    let b = node_tuned(SHARED_REDIS, &home.prefix, "b", Some(&home.a), |config| {
+        config.cluster.home_capacity = 1;
+        config.cluster.secret = "not the secret the other nodes share, 32+ bytes".into();
+    })
+    .await
+    .expect("b starts");
+    until_participants(&home.admin, "b", |seen| seen.is_some()).await;
+    let mut teacher = home.teacher().await;
+
+    // The student sent to b: b's link to a is refused, so b cannot serve the room and says
+    // so (join again).
+    let body = rest_join(&home.school.student, &home.a.base, home.lesson).await;
+    let edge_ws = format!("{}/ws", b.base.replace("http://", "ws://"));
+    assert_eq!(body["signaling_url"], edge_ws.as_str(), "{body}");
+    let mut ws = Ws::connect(&b.base).await;
+    let token = body["token"].as_str().unwrap_or_default().to_owned();
+    ws.send(ClientMessage::join(token)).await;
+    let (messages, close) = ws.close_frame().await;
+    let refused = messages.iter().any(|m| {
+        matches!(m, ServerMessage::Error { code, .. } if *code == classroom_protocol::ErrorCode::WrongNode)
+    });
+    assert!(refused, "{messages:?}");
+    assert_eq!(close.map(|(code, _)| code), Some(1013));
+    // Nothing reached the home's room.
+    teacher.pump(Duration::from_millis(500)).await;
+    let arrived = teacher
+        .messages
+        .iter()
+        .any(|m| matches!(m, ServerMessage::ParticipantJoined { .. }));
+    assert!(!arrived, "{:?}", teacher.messages);
+
+    // The link's own answer to a wrong credential, as any caller sees it.
+    let link = format!("{}/cluster/link", home.a.base.replace("http://", "ws://"));
+    let mut request =
+        tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+            link.as_str(),
+        )
+        .expect("a request");
+    let forged = "ClassroomNode b.99999999999999.00ff";
+    request
+        .headers_mut()
+        .insert("authorization", forged.parse().expect("a header value"));
+    match tokio_tungstenite::connect_async(request).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 401);
+            let body = String::from_utf8_lossy(response.body().as_deref().unwrap_or_default())
+                .into_owned();
+            assert!(body.contains("node_unauthenticated"), "{body}");
+        }
+        other => panic!("a refusal, not {other:?}"),
+    }
+
+    teacher.peer.stop();
+    drop(teacher.ws);
+    b.stop().await;
+    let prefix = home.prefix.clone();
+    home.a.stop().await;
+    forget_nodes(&prefix).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_killed_costs_the_home_its_students_who_join_again_on_a_live_node() {
+    let tune = |config: &mut classroomd::config::Config| {
+        config.cluster.home_capacity = 1;
+        // The home lets a dropped participant go after a second (20 by default).
+        config.signaling.reconnect_grace_secs = 1;
+    };
+    let Some(home) = home("Edge killed", tune).await else {
+        eprintln!("skipped: no PostgreSQL at 127.0.0.1:5432");
+        return;
+    };
+    // b in a child process, to be killed.
+    let dir = tempfile::tempdir().expect("a directory");
+    let test_server = env!("CARGO_BIN_EXE_test-server");
+    let mut b = child_node(test_server, &home.a, "b", dir.path()).await;
+    until_participants(&home.admin, "b", |seen| seen.is_some()).await;
+    let mut teacher = home.teacher().await;
+    let teacher_id = me(&teacher.ws);
+    let (ws, _) = home.student_joins_through(&b.base).await;
+    let student_id = me(&ws);
+    let mut student = Participant::connect(ws, Sending::NOTHING, 1).await;
+    assert!(wait_until(WAIT, || student.is_connected()).await);
+    assert!(student.receives_from(teacher_id, 5, WAIT).await);
+    let arrived = |p: &Participant| {
+        p.messages.iter().any(|m| {
+            matches!(m, ServerMessage::ParticipantJoined { participant } if participant.id == student_id)
+        })
+    };
+    assert!(teacher.pump_until(WAIT, arrived).await);
+
+    // kill -9: the student's signaling ends without a word, and the home drops the student
+    // as a dropped connection: gone from the room once the grace is over.
+    b.kill_9();
+    let killed = Instant::now();
+    assert_eq!(student.ws.close_code_within(WAIT).await, None);
+    student.peer.stop();
+    let left = |p: &Participant| {
+        p.messages.iter().any(|m| {
+            matches!(m, ServerMessage::ParticipantLeft { participant, reason }
+                if *participant == student_id && *reason == LeaveReason::TimedOut)
+        })
+    };
+    assert!(
+        teacher.pump_until(WAIT, left).await,
+        "the home drops the edge's student: {:?}",
+        teacher.messages
+    );
+    println!(
+        "the home dropped the killed edge's student {:?} after the kill",
+        killed.elapsed()
+    );
+
+    // The student's next join lands on a live node: a, once b is offline (3 s of silence).
+    let deadline = Instant::now() + WAIT;
+    let body = loop {
+        let body = rest_join(&home.school.student, &home.a.base, home.lesson).await;
+        if body.get("signaling_url").is_none() {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "still sent to the dead node: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!(
+        "the student's join lands on a live node {:?} after the kill",
+        killed.elapsed()
+    );
+    let (ws, joined) = Ws::join(&home.a.base, body["token"].as_str().unwrap_or_default()).await;
+    let ServerMessage::Joined { participants, .. } = &joined else {
+        panic!("{joined:?}")
+    };
+    assert!(participants.iter().any(|p| p.id == teacher_id));
+    let mut again = Participant::connect(ws, Sending::NOTHING, 1).await;
+    assert!(wait_until(WAIT, || again.is_connected()).await);
+
+    // The rest of the room was untouched: the teacher's connection never closed, its media
+    // reaches the student again, and its chat too.
+    assert!(teacher.is_connected());
+    assert!(again.receives_from(teacher_id, 5, WAIT).await);
+    teacher
+        .request(ClientMessage::Chat {
+            text: "welcome back".into(),
+        })
+        .await;
+    let heard = |p: &Participant| {
+        p.messages.iter().any(|m| {
+            matches!(m, ServerMessage::Chat { message } if message.from == teacher_id && message.text == "welcome back")
+        })
+    };
+    assert!(again.pump_until(WAIT, heard).await);
+
+    again.peer.stop();
+    teacher.peer.stop();
+    drop((again.ws, teacher.ws));
+    let prefix = home.prefix.clone();
+    home.a.stop().await;
     forget_nodes(&prefix).await;
 }

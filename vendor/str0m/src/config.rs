@@ -46,6 +46,7 @@ pub struct RtcConfig {
     pub(crate) bwe_config: Option<BweConfig>,
     pub(crate) pacer_release_due: bool,
     pub(crate) pacer_burst: Option<Duration>,
+    pub(crate) rtx_cache_duration: Duration,
     pub(crate) reordering_size_audio: usize,
     pub(crate) reordering_size_video: usize,
     pub(crate) reordering_timeout_audio: Option<Duration>,
@@ -548,6 +549,26 @@ impl RtcConfig {
         self.pacer_burst
     }
 
+    /// Sets how long sent packets are kept for resends (NACK) and for the bandwidth
+    /// estimator's padding, at most [`Self::set_send_buffer_audio()`] /
+    /// [`Self::set_send_buffer_video()`] packets per stream.
+    ///
+    /// Each kept packet holds its payload, so for a server sending to many peers this is most
+    /// of the memory per peer: about a stream's bitrate times this duration. A resend that
+    /// arrives after the receiver's jitter buffer gave the packet up is of no use; a shorter
+    /// history suits live media on links whose round trip is well under it.
+    ///
+    /// Defaults to 3 seconds.
+    pub fn set_rtx_cache_duration(mut self, duration: Duration) -> Self {
+        self.rtx_cache_duration = duration;
+        self
+    }
+
+    /// How long sent packets are kept for resends; see [`Self::set_rtx_cache_duration()`].
+    pub fn rtx_cache_duration(&self) -> Duration {
+        self.rtx_cache_duration
+    }
+
     /// Sets the number of packets held back for reordering audio packets.
     ///
     /// Str0m tries to deliver the frames in order. This number determines how many
@@ -946,6 +967,7 @@ impl Default for RtcConfig {
             bwe_config: None,
             pacer_release_due: false,
             pacer_burst: None,
+            rtx_cache_duration: crate::streams::DEFAULT_RTX_CACHE_DURATION,
             reordering_size_audio: 15,
             reordering_size_video: 30,
             reordering_timeout_audio: Some(Duration::from_secs(1)),

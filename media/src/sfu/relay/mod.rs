@@ -11,7 +11,9 @@
 //! sequence number and timestamp rewriting, in-process subscribers). What this side watches of
 //! them (which tracks, which layers) goes back as wants, recomputed when slots change and every
 //! [`WANTS_INTERVAL`]; keyframe requests for them go back once per batch and are throttled at
-//! the publisher's worker, by its publication's own throttle.
+//! the publisher's worker, by its publication's own throttle. Each side keeps a first-frame
+//! cache of the relayed video it takes ([`super::first_frame`]), so that its joiners start at
+//! once rather than each asking across the link.
 //!
 //! Only own publishers are sent, so nothing loops when a room spans three workers (a link
 //! between each two). A link ends when either side drops its end: the room left that worker
@@ -22,6 +24,7 @@
 //! alone reports the room's active speakers; other workers keep their detector quiet.
 
 use std::mem;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use classroom_protocol::RoomName;
@@ -29,9 +32,10 @@ use rustc_hash::FxHashMap;
 use str0m::media::{KeyframeRequestKind, Rid};
 
 use super::decide::Incoming;
+use super::first_frame::{self, GopCache};
 use super::in_process::{LocalPeer, LocalRole};
 use super::{Publication, RtcMid, Sfu, record_audio_level};
-use crate::local::LocalTrackId;
+use crate::local::{LocalPacket, LocalTrackId};
 use crate::relay::{RelayStats, SfuRelayEnd};
 use crate::{MediaEvent, Output, PeerId, TrackKind};
 
@@ -456,9 +460,10 @@ impl Sfu {
         let track = LocalTrackId(self.next_track);
         self.next_track += 1;
         if let Some(local) = self.locals.get_mut(&publisher) {
-            local
-                .publications
-                .insert(mid, Publication::new(kind, track));
+            let mut publication = Publication::new(kind, track);
+            // Joiners here start from this worker's copy of its current keyframe.
+            publication.gop = GopCache::for_browser(kind, &self.config);
+            local.publications.insert(mid, publication);
         }
         self.published(publisher, mid, kind);
         self.dirty_rooms.push(room.clone());
@@ -509,12 +514,31 @@ impl Sfu {
                 (now, publisher, level, vad),
             );
         }
+        let mut new_layer = false;
         if let Some(rid) = incoming.rid {
             let known = publication.layers.0.len();
             publication.layers.record(now, rid, incoming.payload.len());
-            if publication.layers.0.len() != known {
-                self.reallocate(now, publisher, mid);
-            }
+            new_layer = publication.layers.0.len() != known;
+        }
+        if incoming.kind == TrackKind::Video {
+            let max_age = self.config.first_frame_max_age;
+            first_frame::cache(
+                now,
+                max_age,
+                publication,
+                incoming.rid,
+                incoming.keyframe,
+                || LocalPacket {
+                    seq_no: incoming.seq_no,
+                    timestamp: incoming.timestamp,
+                    marker: incoming.marker,
+                    keyframe: incoming.keyframe,
+                    payload: Arc::clone(&incoming.payload),
+                },
+            );
+        }
+        if new_layer {
+            self.reallocate(now, publisher, mid);
         }
         self.fan_out(now, publisher, mid, &incoming);
     }

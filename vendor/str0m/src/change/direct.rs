@@ -12,7 +12,7 @@ use crate::poll::RtcMut;
 use crate::rtp_::MidRid;
 use crate::rtp_::{Mid, Rid, Ssrc};
 use crate::sctp::{ChannelConfig, SctpInitData};
-use crate::streams::{DEFAULT_RTX_CACHE_DURATION, DEFAULT_RTX_RATIO_CAP, StreamRx, StreamTx};
+use crate::streams::{DEFAULT_RTX_RATIO_CAP, StreamRx, StreamTx};
 
 /// Direct change strategy.
 ///
@@ -339,7 +339,7 @@ impl<'a> DirectApi<'a> {
             rtc.session.send_buffer_video
         };
 
-        stream.set_rtx_cache(size, DEFAULT_RTX_CACHE_DURATION, DEFAULT_RTX_RATIO_CAP);
+        stream.set_rtx_cache(size, rtc.session.rtx_cache_duration, DEFAULT_RTX_RATIO_CAP);
 
         stream
     }
