@@ -147,7 +147,10 @@ enum Message {
     ClosePoll(u8),
     ShowPollResults(u8),
     /// Breakout rooms: (rooms, mode bits, assignment, timer seconds, warning seconds).
-    OpenBreakouts(u8, u8, Vec<Vec<Who>>, Option<u16>, Option<u16>),
+    OpenBreakouts(u8, u8, Vec<Vec<Who>>, Option<u16>, Option<u16>, bool),
+    RecordBreakout(u8, bool),
+    /// A page of the participant list (after, limit).
+    ListParticipants(Option<Who>, Option<u16>),
     MoveToBreakout(Who, Option<u8>),
     ChooseBreakout(u8),
     VisitBreakout(Option<u8>),
@@ -312,7 +315,7 @@ impl Message {
             Message::ShowPollResults(poll) => ClientMessage::ShowPollResults {
                 poll: PollId(u64::from(poll % 4)),
             },
-            Message::OpenBreakouts(rooms, mode, assignment, timer, warning) => {
+            Message::OpenBreakouts(rooms, mode, assignment, timer, warning, record) => {
                 ClientMessage::OpenBreakouts {
                     request: BreakoutRequest {
                         rooms: u32::from(rooms % 5),
@@ -328,9 +331,18 @@ impl Message {
                             .collect(),
                         duration_seconds: timer.map(u32::from),
                         warning_seconds: warning.map(u32::from),
+                        record,
                     },
                 }
             }
+            Message::RecordBreakout(room, on) => ClientMessage::RecordBreakout {
+                room: u32::from(room % 5),
+                on,
+            },
+            Message::ListParticipants(after, limit) => ClientMessage::ListParticipants {
+                after: after.map(|w| w.id()),
+                limit: limit.map(|l| u32::from(l % 600)),
+            },
             Message::MoveToBreakout(w, room) => ClientMessage::MoveToBreakout {
                 participant: w.id(),
                 room: room.map(|r| u32::from(r % 5)),
@@ -430,6 +442,8 @@ struct Scenario {
     max_chat_chars: u8,
     /// The room is a breakout room of the lesson, not its main room.
     breakout_room: bool,
+    /// Past this many participants the roster is partial (small, so that it is).
+    full_roster_limit: u8,
     ops: Vec<Op>,
 }
 
@@ -691,6 +705,7 @@ fuzz_target!(|scenario: Scenario| {
         chat_history: usize::from(scenario.chat_history % 8),
         max_chat_chars: usize::from(scenario.max_chat_chars),
         reconnect_grace: Duration::from_secs(20),
+        full_roster_limit: usize::from(scenario.full_roster_limit % 8),
     };
     let max = config.max_participants;
     let name = if scenario.breakout_room {
