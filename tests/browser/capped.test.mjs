@@ -18,7 +18,9 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 
 import { school, startServer } from "./lib/server.mjs";
-import { eventually, launch, pageAs, videoFrom } from "./lib/browser.mjs";
+import { join } from "node:path";
+
+import { ARTIFACTS, eventually, launch, pageAs, videoFrom } from "./lib/browser.mjs";
 import { canMakeNetworks, makeNetwork } from "./lib/netns.mjs";
 
 const root = canMakeNetworks() && process.env.CLASSROOM_TEST_NETNS === "1";
@@ -82,8 +84,17 @@ async function observe(capped, free, teacherId, ms) {
 test("a student on a capped link drops to a lower layer, keeps watching and climbs back", { skip: !root && "needs root and CLASSROOM_TEST_NETNS=1 (network namespaces)" }, async () => {
   const live = `${server.base}/live.html?lesson=${people.lesson.id}`;
   const teacher = await pageAs(browsers[0], server.base, people.teacher);
+  const said = [];
+  teacher.on("console", (m) => said.push(`${m.type()}: ${m.text()}`));
+  teacher.on("pageerror", (e) => said.push(`pageerror: ${e.message}`));
   await teacher.goto(live);
-  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click();
+  await teacher.getByRole("button", { name: /^(Go live with|Turn on) camera and microphone$/ }).click().catch(async (error) => {
+    // The "Go live" stall seen on some runs: keep what the page showed and said.
+    await teacher.screenshot({ path: join(ARTIFACTS, "capped-teacher-stall.png") }).catch(() => {});
+    const text = await teacher.evaluate(() => document.body.innerText).catch((e) => String(e));
+    console.log(`capped: the teacher's page without its Go live button:\n${text.slice(0, 800)}\n${said.join("\n")}`);
+    throw error;
+  });
   await eventually("the teacher's connection", () =>
     teacher.evaluate(() => window.classroom.media?.pc.connectionState === "connected"),
   );
