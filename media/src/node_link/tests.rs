@@ -12,8 +12,9 @@ use str0m::rtp::ExtensionValues;
 use super::*;
 use crate::relay::{self, SfuRelayEnd};
 
-const HOME: &str = "10.0.0.1:4000";
-const EDGE: &str = "10.0.0.2:5000";
+// Loopback addresses: the datagrams pass in memory between the two links, never a socket.
+const HOME: &str = "127.0.0.1:4000";
+const EDGE: &str = "127.0.0.2:5000";
 const TEACHER: PeerId = PeerId(7);
 
 struct Net {

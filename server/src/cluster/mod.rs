@@ -490,8 +490,8 @@ mod tests {
     #[test]
     fn the_link_of_a_node_is_beside_its_signaling() {
         assert_eq!(
-            link_url("http://10.0.0.2:8080/"),
-            "ws://10.0.0.2:8080/cluster/link"
+            link_url("http://127.0.0.2:8080/"),
+            "ws://127.0.0.2:8080/cluster/link"
         );
         assert_eq!(
             link_url("https://node2.school.example"),

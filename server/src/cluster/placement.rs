@@ -377,8 +377,8 @@ mod tests {
     #[test]
     fn a_nodes_signaling_url_follows_its_scheme() {
         assert_eq!(
-            signaling_url("http://10.0.0.2:8080/"),
-            "ws://10.0.0.2:8080/ws"
+            signaling_url("http://127.0.0.2:8080/"),
+            "ws://127.0.0.2:8080/ws"
         );
         assert_eq!(
             signaling_url("https://node2.school.example"),
