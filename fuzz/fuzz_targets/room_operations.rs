@@ -718,6 +718,8 @@ fuzz_target!(|scenario: Scenario| {
         .with_media(PeerIds::default())
         .with_board_limits(board_limits());
     let mut media = FakeMedia::default();
+    // The room task stores a lesson's boards: changed pages are taken after every step.
+    room.keep_boards();
 
     for op in scenario.ops.into_iter().take(MAX_OPS) {
         let before = observable(&room);
@@ -939,6 +941,7 @@ fuzz_target!(|scenario: Scenario| {
                 if room.poll_timeout().is_some_and(|at| at <= now) {
                     room.handle_input(now, Input::Timeout);
                     media.drain(&mut room);
+                    check_board_changes(&mut room, now);
                 }
                 assert!(
                     room.poll_timeout().is_none_or(|at| at > now),
@@ -947,6 +950,7 @@ fuzz_target!(|scenario: Scenario| {
             }
         }
         media.check(&room);
+        check_board_changes(&mut room, now);
         if let Some(slide) = room.slide() {
             assert!(
                 (1..=slide.pages).contains(&slide.page),
@@ -991,3 +995,16 @@ fuzz_target!(|scenario: Scenario| {
     media.drain(&mut room);
     assert!(media.peers.is_empty(), "peers left: {:?}", media.peers);
 });
+
+/// Takes the boards' changes as the room task does after every step: each page at most once,
+/// and a page handed over with a board holds no more than the room's limits allow.
+fn check_board_changes(room: &mut Room, now: Instant) {
+    let changes = room.take_board_changes(now);
+    let mut pages: Vec<_> = changes.iter().map(|c| c.page).collect();
+    pages.sort_unstable();
+    pages.dedup();
+    assert_eq!(pages.len(), changes.len(), "a page handed over twice");
+    for board in changes.iter().filter_map(|c| c.board.as_ref()) {
+        assert!(board.strokes.len() <= board_limits().strokes_per_page);
+    }
+}

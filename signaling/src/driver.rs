@@ -26,8 +26,8 @@ use tokio::time::Instant;
 
 use crate::media::{MediaFuture, MediaNotice, MediaPort, PeerId, PeerIds};
 use crate::room::{
-    AttendanceEvent, ConnectionId, EncoderError, EncoderIdentity, JoinError, LessonEffect,
-    MediaEffect, RecordingEffect, Room, RoomActivity, RoomConfig, RoomState,
+    AttendanceEvent, BoardChange, ConnectionId, EncoderError, EncoderIdentity, JoinError,
+    LessonEffect, MediaEffect, RecordingEffect, Room, RoomActivity, RoomConfig, RoomState,
 };
 use crate::stats::{SignalingSnapshot, SignalingStats};
 
@@ -115,6 +115,11 @@ pub trait RoomStates: Send + Sync + 'static {
 
     /// Keeps `state` for `room`: queued, the latest wins; returns at once.
     fn save(&self, room: &RoomName, lesson: LessonId, state: RoomState);
+
+    /// Keeps one page's board of `room` (or forgets it: cleared), apart from the state:
+    /// queued, the latest of each page wins; returns at once. [`RoomStates::load`] gives the
+    /// boards back in [`RoomState::boards`].
+    fn save_board(&self, room: &RoomName, lesson: LessonId, change: BoardChange);
 
     /// The lesson of `room` ended: nothing is kept any more.
     fn forget(&self, room: &RoomName);

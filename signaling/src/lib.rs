@@ -28,8 +28,8 @@ pub use driver::{
 };
 pub use media::{MediaError, MediaNotice, MediaPort, PeerAccess, PeerId, PeerIds};
 pub use room::{
-    AttendanceEvent, EncoderError, EncoderIdentity, LessonEffect, MediaEffect, RecordingEffect,
-    RoomActivity, RoomConfig, RoomState,
+    AttendanceEvent, BoardChange, EncoderError, EncoderIdentity, KeptBoard, KeptStroke,
+    LessonEffect, MediaEffect, RecordingEffect, RoomActivity, RoomConfig, RoomState,
 };
 pub use session::{HomeFrame, HomeGone, HomeLink, InvalidToken, run_session, serve};
 pub use stats::SignalingSnapshot;

@@ -43,6 +43,7 @@ use crate::media::PeerIds;
 mod access;
 mod attendance;
 mod board;
+mod board_persist;
 mod breakout;
 mod breakouts;
 mod chat;
@@ -60,6 +61,7 @@ mod stage;
 
 pub use attendance::AttendanceEvent;
 pub use board::BoardLimits;
+pub use board_persist::{BOARD_SAVE_INTERVAL, BoardChange, KeptBoard, KeptStroke};
 pub use breakouts::RoomKind;
 pub use encoder::{EncoderError, EncoderIdentity};
 pub use input::{Input, MediaReply};
@@ -348,7 +350,8 @@ impl Room {
             .map(|at| at + self.config.reconnect_grace);
         let breakouts = self.breakouts.as_ref().and_then(|p| p.deadline());
         let count = self.roster.deadline(self.participants.len());
-        [grace, self.poll_deadline(), breakouts, count]
+        let board_saves = self.board.saves.deadline();
+        [grace, self.poll_deadline(), breakouts, count, board_saves]
             .into_iter()
             .flatten()
             .min()
@@ -722,6 +725,8 @@ pub(crate) fn test_claims(
 
 #[cfg(test)]
 mod attendance_tests;
+#[cfg(test)]
+mod board_persist_tests;
 #[cfg(test)]
 mod board_tests;
 #[cfg(test)]

@@ -66,6 +66,9 @@ pub(super) async fn run_room(
         opener,
     } = links;
     let states = states.filter(|_| room.kind() == RoomKind::Lesson);
+    if states.is_some() {
+        room.keep_boards();
+    }
     let mut io = RoomIo {
         name: room.name().clone(),
         lesson: room.lesson(),
@@ -132,10 +135,19 @@ pub(super) async fn run_room(
             }
             break;
         }
-        if let Some(states) = states.as_ref().filter(|_| may_change_state)
-            && let Some(state) = room.take_state_change(now())
-        {
-            states.save(&io.name, io.lesson, state);
+        if let Some(states) = states.as_ref().filter(|_| may_change_state) {
+            if let Some(state) = room.take_state_change(now()) {
+                states.save(&io.name, io.lesson, state);
+            }
+            for change in room.take_board_changes(now()) {
+                states.save_board(&io.name, io.lesson, change);
+            }
+        }
+    }
+    // Drawing of the last second not written yet (a drain, a shut down): written now.
+    if let Some(states) = states.as_ref().filter(|_| !room.is_ended()) {
+        for change in room.flush_board_changes() {
+            states.save_board(&io.name, io.lesson, change);
         }
     }
     room.handle_input(now(), Input::Closed);

@@ -18,6 +18,7 @@ use classroom_protocol::signal::{
     BoardPage, BoardSnapshot, Colour, ParticipantId, Point, ServerMessage, Stroke, StrokeId, Tool,
 };
 
+use super::board_persist::BoardSaves;
 use super::{Actor, Output, Refusal, Room};
 use crate::limits::TokenBucket;
 
@@ -71,9 +72,9 @@ impl Default for BoardLimits {
 
 /// A stroke with whether it is on the page now (erased and undone ones are kept for redo).
 #[derive(Debug, Clone)]
-struct Kept {
-    stroke: Stroke,
-    visible: bool,
+pub(super) struct Kept {
+    pub(super) stroke: Stroke,
+    pub(super) visible: bool,
 }
 
 /// One drawing or erasing, for undo and redo.
@@ -91,8 +92,8 @@ struct Step {
 
 /// The board of one page.
 #[derive(Debug, Default)]
-struct PageBoard {
-    strokes: BTreeMap<StrokeId, Kept>,
+pub(super) struct PageBoard {
+    pub(super) strokes: BTreeMap<StrokeId, Kept>,
     /// Changes that can be undone, oldest first.
     done: VecDeque<Step>,
     /// Changes undone that can be redone, last undone last.
@@ -143,23 +144,25 @@ impl PageBoard {
 /// The boards of a room and who may draw on them.
 #[derive(Debug, Default)]
 pub(super) struct Boards {
-    limits: BoardLimits,
-    pages: BTreeMap<BoardPage, PageBoard>,
+    pub(super) limits: BoardLimits,
+    pub(super) pages: BTreeMap<BoardPage, PageBoard>,
     /// The blank board's page, while the blank board is shown.
-    blank: Option<u32>,
+    pub(super) blank: Option<u32>,
     /// Participants given the pen (moderators draw without it).
     pens: BTreeSet<ParticipantId>,
     /// Each drawer's pen or highlighter stroke being drawn, and its page.
     drawing: HashMap<ParticipantId, (BoardPage, StrokeId)>,
     rates: HashMap<ParticipantId, TokenBucket>,
     last_pointer: HashMap<ParticipantId, Instant>,
-    next_stroke: u64,
+    pub(super) next_stroke: u64,
     /// Points (and text) kept on all pages.
-    points: usize,
+    pub(super) points: usize,
+    /// Pages changed since they were last stored (`board_persist.rs`).
+    pub(super) saves: BoardSaves,
 }
 
 /// A stroke's share of [`BoardLimits::room_points`].
-fn weight(stroke: &Stroke) -> usize {
+pub(super) fn weight(stroke: &Stroke) -> usize {
     stroke.points.len() + stroke.text.as_ref().map_or(0, |t| t.len().div_ceil(4))
 }
 
@@ -445,6 +448,7 @@ impl Room {
             },
         );
         page_board.record(actor.id, Change::Drew(id), cap);
+        board.saves.changed(page, now);
         if tool.is_freehand() {
             board.drawing.insert(actor.id, (page, id));
         } else {
@@ -499,6 +503,7 @@ impl Room {
         }
         board.points += points.len();
         kept.stroke.points.extend_from_slice(&points);
+        board.saves.changed(page, now);
         if kept.visible {
             out.push(Output::Broadcast {
                 except: Some(actor.id),
@@ -541,6 +546,7 @@ impl Room {
         );
         page_board.record(actor.id, Change::Erased(id), cap);
         board.drawing.retain(|_, (_, drawn)| *drawn != id);
+        board.saves.changed(page, now);
         Ok(())
     }
 
@@ -580,6 +586,7 @@ impl Room {
         if !visible {
             board.drawing.retain(|_, (_, drawn)| *drawn != id);
         }
+        board.saves.changed(page, now);
         out.extend(
             page_board
                 .set_visible(id, visible)
@@ -602,6 +609,7 @@ impl Room {
         if let Some(cleared) = self.board.pages.remove(&page) {
             self.board.points -= cleared.weight();
             self.board.drawing.retain(|_, (on, _)| *on != page);
+            self.board.saves.changed(page, now);
         }
         out.push(Output::Broadcast {
             except: None,

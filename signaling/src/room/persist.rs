@@ -11,7 +11,8 @@
 //! taking answers in the restored room, and is stored once, when it closes (a room that closes
 //! in order, on a drain or the lesson's end, closes and stores its poll first).
 //!
-//! Not kept: the whiteboard's strokes, the encoder (it reconnects by itself).
+//! The whiteboard's strokes are kept too, page by page and apart from the rest
+//! (`board_persist.rs`). Not kept: the encoder (it reconnects by itself).
 
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -20,6 +21,7 @@ use classroom_protocol::signal::{ChatMessage, ParticipantId, RecordingState, Sli
 use classroom_protocol::{ParticipantRole, UserId};
 use serde::{Deserialize, Serialize};
 
+use super::board_persist::KeptBoard;
 use super::polls::KeptPoll;
 use super::{MediaEffect, Output, Room};
 
@@ -64,6 +66,17 @@ pub struct RoomState {
     /// The latest poll, open or closed, with its answers.
     #[serde(default)]
     pub poll: Option<KeptPoll>,
+    /// The page of the blank board shown (when no document is).
+    #[serde(default)]
+    pub blank_board: Option<u32>,
+    /// The highest stroke id given, so that none is given twice.
+    #[serde(default)]
+    pub last_stroke: u64,
+    /// The boards, page by page: stored apart from the rest ([`Room::take_board_changes`],
+    /// `board_persist.rs`), never in this JSON; the store puts them here when it loads the
+    /// state.
+    #[serde(default, skip_serializing)]
+    pub boards: Vec<KeptBoard>,
 }
 
 /// Places waiting for the users who held them before the restore.
@@ -93,6 +106,7 @@ pub(super) struct StateKey {
     hands: Vec<UserId>,
     muted: Vec<UserId>,
     slide: Option<Slide>,
+    blank_board: Option<u32>,
     polls: u64,
 }
 
@@ -116,6 +130,9 @@ impl Room {
             slide: self.slide,
             polls_asked,
             poll,
+            blank_board: key.blank_board,
+            last_stroke: self.last_stroke().0,
+            boards: Vec::new(),
         }
     }
 
@@ -146,6 +163,7 @@ impl Room {
             .checked_sub(Duration::from_millis(state.elapsed_ms))
             .unwrap_or(self.opened_at);
         self.slide = state.slide;
+        self.restore_boards(state.boards, state.blank_board, state.last_stroke);
         self.restore_polls(now, state.polls_asked, state.poll);
         self.recording_by_hand = state.recording_by_hand;
         self.restored = Restored {
@@ -262,6 +280,7 @@ impl Room {
             hands,
             muted,
             slide: self.slide,
+            blank_board: self.blank_board_shown(),
             polls: self.polls.version,
         }
     }

@@ -1,19 +1,45 @@
 //! A lesson's room outlives its server: after `kill -9` (SQLite) or a restart (PostgreSQL)
-//! the room opens again with the chat, its lock, the stage, the raised hands, mute and the
-//! live state as they were, and each user gets their place back when they rejoin.
+//! the room opens again with the chat, its lock, the stage, the raised hands, mute, the live
+//! state and the whiteboard as they were, and each user gets their place back when they
+//! rejoin.
 
 use std::time::Duration;
 
 use classroom_courses::store::Store;
-use classroom_protocol::signal::{ClientMessage, PollAnswer, PollId, QuickPoll, ServerMessage};
+use classroom_protocol::signal::{
+    BoardPage, ClientMessage, Colour, Point, PollAnswer, PollId, QuickPoll, ServerMessage,
+    StrokeId, Tool,
+};
 use classroom_protocol::{RoomName, TrackSource};
 use classroom_tests::child::ChildServer;
 use classroom_tests::school::{School, join_token as token};
 use classroom_tests::ws::Ws;
 use classroom_tests::{Backend, TestServer};
 
+/// A pen stroke through `points`.
+fn pen(points: &[(u16, u16)]) -> ClientMessage {
+    ClientMessage::Draw {
+        tool: Tool::Pen,
+        colour: Colour([200, 0, 0]),
+        width: 20,
+        points: points.iter().map(|&(x, y)| Point(x, y)).collect(),
+        text: None,
+    }
+}
+
+/// The strokes (ids and points) of a `joined`'s board, and its page.
+fn board_of(joined: &ServerMessage) -> (Option<BoardPage>, Vec<(StrokeId, usize)>) {
+    let ServerMessage::Joined { board, .. } = joined else {
+        panic!("not a joined: {joined:?}");
+    };
+    let strokes = board.strokes.iter().map(|s| (s.id, s.points.len()));
+    (board.page, strokes.collect())
+}
+
 /// A lesson under way at `base`: Sam chatted and is on stage, muted; Olga's hand is up and
-/// she answered the open poll; the chat is locked. Returns once the room has stored all of it. The connections stay open.
+/// she answered the open poll; the chat is locked; the teacher drew two strokes on page 2 of
+/// the blank board and erased the second. Returns once the room has stored all of it. The
+/// connections stay open.
 async fn lesson_under_way(store: &Store, school: &School, base: &str, lesson: i64) -> Vec<Ws> {
     let teacher = school.teacher.at(base);
     let student = school.student.at(base);
@@ -44,15 +70,29 @@ async fn lesson_under_way(store: &Store, school: &School, base: &str, lesson: i6
         answer: PollAnswer::Choices(vec![2]),
     })
     .await;
+    otto.ok(ClientMessage::ShowBlankBoard { page: 2 }).await;
+    otto.ok(pen(&[(100, 100), (200, 200)])).await;
+    otto.ok(ClientMessage::DrawMore {
+        points: vec![Point(300, 300)],
+    })
+    .await;
+    otto.ok(pen(&[(500, 500)])).await;
+    otto.ok(ClientMessage::Erase {
+        stroke: StrokeId(2),
+    })
+    .await;
     otto.ok(ClientMessage::LockChat { locked: true }).await;
-    // Written as it changes: wait (bounded) for the last change to be in the database.
+    // Written as it changes (the board within a second): wait (bounded) for the last change
+    // to be in the database.
     let room = RoomName::for_lesson(classroom_protocol::LessonId(lesson));
     for _ in 0..200 {
         let stored = store
             .room_state(room.as_str())
             .await
             .expect("the store answers");
-        if stored.is_some_and(|s| s.contains("\"chat_locked\":true")) {
+        let boards = store.room_boards(room.as_str()).await.expect("answers");
+        let erased = boards.iter().any(|(_, b)| b.contains("\"visible\":false"));
+        if stored.is_some_and(|s| s.contains("\"chat_locked\":true")) && erased {
             return vec![otto, sam, olga];
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
@@ -60,9 +100,27 @@ async fn lesson_under_way(store: &Store, school: &School, base: &str, lesson: i6
     panic!("the room's state was never stored");
 }
 
-/// Everyone rejoins the server at `base` and finds the lesson as it was.
-async fn everyone_finds_their_place(school: &School, base: &str, lesson: i64) {
+/// The board `lesson_under_way` leaves: stroke 1 (three points); stroke 2 erased.
+const BOARD: [(StrokeId, usize); 1] = [(StrokeId(1), 3)];
+
+/// Everyone rejoins the server at `base` and finds the lesson as it was, the board showing
+/// `strokes` (ids and points).
+async fn everyone_finds_their_place(
+    school: &School,
+    base: &str,
+    lesson: i64,
+    strokes: &[(StrokeId, usize)],
+) {
     let (_otto, joined) = Ws::join(base, &token(&school.teacher.at(base), lesson).await).await;
+    let blank = BoardPage {
+        document: None,
+        page: 2,
+    };
+    assert_eq!(
+        board_of(&joined),
+        (Some(blank), strokes.to_vec()),
+        "the board's page is shown again with its stroke; the erased one stays erased"
+    );
     let ServerMessage::Joined {
         chat_history,
         chat_locked,
@@ -141,7 +199,7 @@ async fn a_room_comes_back_as_it_was_after_kill_9() {
     let poll = poll.expect("the open poll came back");
     assert_eq!((poll.id, poll.closed), (PollId(1), false));
     assert_eq!(poll_answer.map(|a| *a), Some(PollAnswer::Choices(vec![2])));
-    everyone_finds_their_place(&school, &base, lesson).await;
+    everyone_finds_their_place(&school, &base, lesson, &BOARD).await;
     server.stop().await;
 }
 
@@ -157,7 +215,7 @@ async fn a_room_comes_back_as_it_was_after_a_restart_on_postgres() {
     server.restart().await;
     drop(connections);
     let base = server.base.clone();
-    everyone_finds_their_place(&school, &base, lesson).await;
+    everyone_finds_their_place(&school, &base, lesson, &BOARD).await;
 
     // The lesson ends: nothing is kept any more.
     let (mut otto, _) = Ws::join(&base, &token(&school.teacher.at(&base), lesson).await).await;
@@ -166,12 +224,9 @@ async fn a_room_comes_back_as_it_was_after_a_restart_on_postgres() {
     let room = RoomName::for_lesson(classroom_protocol::LessonId(lesson));
     let mut gone = false;
     for _ in 0..200 {
-        if store
-            .room_state(room.as_str())
-            .await
-            .expect("answers")
-            .is_none()
-        {
+        let state = store.room_state(room.as_str()).await.expect("answers");
+        let boards = store.room_boards(room.as_str()).await.expect("answers");
+        if state.is_none() && boards.is_empty() {
             gone = true;
             break;
         }
@@ -189,6 +244,8 @@ async fn a_draining_server_sends_everyone_to_join_again_and_the_room_keeps_its_s
     let (school, lesson) = class_with_outsider(&server).await;
     let base = server.base.clone();
     let mut connections = lesson_under_way(&server.store(), &school, &base, lesson).await;
+    // Drawn just before the drain, within the board's second: the drain writes it.
+    connections[0].ok(pen(&[(700, 700)])).await;
     let running = server.server.take().expect("running");
     // SIGTERM drains: every participant is told to join again (1012, Service Restart), and
     // the drain is over once they have gone.
@@ -226,6 +283,7 @@ async fn a_draining_server_sends_everyone_to_join_again_and_the_room_keeps_its_s
     server.server = Some(running);
     server.restart().await;
     let base = server.base.clone();
-    everyone_finds_their_place(&school, &base, lesson).await;
+    let strokes = [(StrokeId(1), 3), (StrokeId(3), 1)];
+    everyone_finds_their_place(&school, &base, lesson, &strokes).await;
     server.stop().await;
 }
