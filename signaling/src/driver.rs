@@ -34,6 +34,8 @@ use crate::stats::{SignalingSnapshot, SignalingStats};
 mod connections;
 mod task;
 
+pub(crate) use connections::{Leg, Outbox};
+
 /// Limits of signaling connections.
 #[derive(Debug, Clone)]
 pub struct SignalingConfig {
@@ -214,7 +216,8 @@ pub(crate) enum RoomCommand {
         opened_at: std::time::Instant,
         /// The `join` message's `go_live`.
         go_live: bool,
-        outbox: mpsc::Sender<Outbound>,
+        /// The session's outbox, with its leg for this room.
+        outbox: Outbox,
         reply: oneshot::Sender<Result<ParticipantId, JoinError>>,
     },
     Message {

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::driver::{
-    AdmitError, DocumentCheck, Outbound, RoomCommand, Rooms, TokenVerifier, encode,
+    AdmitError, DocumentCheck, Leg, Outbound, Outbox, RoomCommand, Rooms, TokenVerifier, encode,
 };
 use crate::limits::{MessageGate, Verdict};
 
@@ -296,8 +296,9 @@ pub async fn serve<Tx, Rx, E>(
     let recheck = claims.clone();
     let room = rooms.room_for(&claims);
     let connection = rooms.next_connection();
-    let (outbox, mut outbound) = mpsc::channel(config.outbox_capacity);
-    let breakout_outbox = outbox.downgrade();
+    let (sender, mut outbound) = mpsc::channel(config.outbox_capacity);
+    let breakout_outbox = sender.downgrade();
+    let outbox = Outbox::new(sender, Leg::HOME);
     let (reply, joined) = oneshot::channel();
     let join = RoomCommand::Join {
         id: join_id,
@@ -446,12 +447,15 @@ pub async fn serve<Tx, Rx, E>(
                 }
             }
             out = outbound.recv() => match out {
-                Some(Outbound::Text(text)) => {
+                // What a breakout room the session has left sent before it heard of the
+                // departure: not for the room the client is in now (its ids, its tracks).
+                Some((leg, _)) if !place.hears(leg) => {}
+                Some((_, Outbound::Text(text))) => {
                     if sink.send(Message::Text(text)).await.is_err() {
                         break;
                     }
                 }
-                Some(Outbound::Transfer(to)) => {
+                Some((_, Outbound::Transfer(to))) => {
                     if let Err(e) = place.transfer(&rooms, to).await {
                         tracing::info!(%participant, "a move to a breakout room failed: {e}");
                         let error = refuse(None, ErrorCode::BreakoutState, e.to_string());
@@ -460,8 +464,8 @@ pub async fn serve<Tx, Rx, E>(
                         }
                     }
                 }
-                Some(Outbound::Voice(on)) => place.voice(on).await,
-                Some(Outbound::Close(why)) => {
+                Some((_, Outbound::Voice(on))) => place.voice(on).await,
+                Some((_, Outbound::Close(why))) => {
                     closed_by_room = true;
                     close(&mut sink, why.code(), why.as_str()).await;
                     break;

@@ -1,7 +1,9 @@
 // Breakout rooms in Chromium: the teacher opens a breakout room from the People tab, two
 // students are moved into it without a reload (the same page, the same WebSocket), turn on
-// their cameras there and see each other, hear the teacher speaking to all rooms while it is
-// on, and come back to the teacher's video when the teacher closes the rooms.
+// their cameras there and see each other, see the recording indicator while the teacher
+// records their room from the panel (its replay then listed on the lesson's replay page with
+// the room's name), hear the teacher speaking to all rooms while it is on, and come back to the
+// teacher's video when the teacher closes the rooms.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -74,6 +76,18 @@ test("the teacher opens a breakout room, two students meet there without a reloa
     assert.equal(await idOf(page, people.teacher.name), null, "the teacher stayed in the main room");
   }
 
+  // The teacher records the room from the panel: its students see the recording indicator
+  // (the room's own), the panel marks the room; stopping takes it away again.
+  const recordingShown = (page) => page.evaluate(() => !document.querySelector("#recording").hidden);
+  assert.equal(await recordingShown(students[0]), false, "not recorded yet");
+  await teacher.getByRole("button", { name: "Record Room 1" }).click();
+  for (const page of students) await eventually("a student sees the room recorded", () => recordingShown(page));
+  await eventually("the panel marks the room recorded", () => teacher.evaluate(() =>
+    !!document.querySelector('#breakout-rooms [data-recorded="0"]')));
+  assert.equal(await recordingShown(teacher), false, "the main room is not recorded");
+  await teacher.getByRole("button", { name: "Stop recording Room 1" }).click();
+  for (const page of students) await eventually("the indicator goes", async () => !(await recordingShown(page)));
+
   // The teacher speaks to all rooms from the main room: each student receives the voice (a
   // `voice_track`, no participant of the room), until the teacher stops.
   const hearsVoice = (page) => page.evaluate(() =>
@@ -91,4 +105,12 @@ test("the teacher opens a breakout room, two students meet there without a reloa
     assert.equal(await page.evaluate(() => window.sameDocument), true, "no reload");
     assert.equal(await page.evaluate(() => window.classroom.signaling?.received.joined), 3, "three rooms' joined, one socket");
   }
+
+  // The room's recording is a replay of its own: the lesson's replay page names its room.
+  const replayPage = await pageAs(browser, server.base, people.teacher);
+  await eventually("the replay page lists the breakout room's replay", async () => {
+    await replayPage.goto(`${server.base}/replay.html?lesson=${people.lesson.id}`);
+    const link = replayPage.locator('#replays a[data-breakout="1-0"]');
+    return (await link.count()) === 1 && (await link.textContent()).includes("Room 1 (breakout round 1)");
+  });
 });

@@ -6,6 +6,10 @@
 //! A participant of the main room moved to a breakout room is `away`: their session now
 //! shares its outbox with the breakout room, and from here they get only what is sent to them
 //! by name, not the main room's broadcasts.
+//!
+//! Each room marks what it puts in an outbox with the session's [`Leg`] for that room: a room
+//! the session has left (a breakout room it was moved out of) goes on sending until it hears
+//! of the departure, and the session drops what comes from a leg that is over.
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,10 +21,37 @@ use tokio::sync::mpsc::error::TrySendError;
 use super::{Outbound, encode};
 use crate::room::ConnectionId;
 
+/// A session's stay in one room, numbered by the session: its main room is [`Leg::HOME`], each
+/// breakout room it is moved to the next number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Leg(pub(crate) u32);
+
+impl Leg {
+    pub(crate) const HOME: Leg = Leg(0);
+}
+
+/// A session's outbox as one room holds it: what the room sends goes out marked with the
+/// session's leg for that room.
+#[derive(Debug)]
+pub(crate) struct Outbox {
+    sender: mpsc::Sender<(Leg, Outbound)>,
+    leg: Leg,
+}
+
+impl Outbox {
+    pub(crate) fn new(sender: mpsc::Sender<(Leg, Outbound)>, leg: Leg) -> Self {
+        Outbox { sender, leg }
+    }
+
+    fn try_send(&self, outbound: Outbound) -> Result<(), TrySendError<(Leg, Outbound)>> {
+        self.sender.try_send((self.leg, outbound))
+    }
+}
+
 /// The connections of one room, by participant and by connection.
 #[derive(Default)]
 pub(super) struct Connections {
-    by_connection: HashMap<ConnectionId, (ParticipantId, mpsc::Sender<Outbound>)>,
+    by_connection: HashMap<ConnectionId, (ParticipantId, Outbox)>,
     by_participant: HashMap<ParticipantId, ConnectionId>,
     away: HashSet<ParticipantId>,
     overflowed: Vec<(ParticipantId, ConnectionId)>,
@@ -31,7 +62,7 @@ impl Connections {
         &mut self,
         participant: ParticipantId,
         connection: ConnectionId,
-        outbox: mpsc::Sender<Outbound>,
+        outbox: Outbox,
     ) {
         self.by_connection.insert(connection, (participant, outbox));
         self.by_participant.insert(participant, connection);

@@ -16,10 +16,9 @@ use classroom_protocol::{CloseReason, LessonId, RoomName};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
-use super::connections::Connections;
+use super::connections::{Connections, Outbox};
 use super::{
-    EncoderCommand, MediaShared, Outbound, RoomCommand, RoomEvent, RoomHandle, RoomOpener,
-    RoomStates,
+    EncoderCommand, MediaShared, RoomCommand, RoomEvent, RoomHandle, RoomOpener, RoomStates,
 };
 use crate::media::PeerId;
 use crate::room::{
@@ -176,7 +175,7 @@ struct RoomIo {
     lesson: LessonId,
     connections: Connections,
     /// Joins the room has not decided yet: the connection's outbox and the session's reply.
-    joining: HashMap<ConnectionId, (mpsc::Sender<Outbound>, JoinReply)>,
+    joining: HashMap<ConnectionId, (Outbox, JoinReply)>,
     /// The ingest's replies, in the order of its `EncoderStarted` inputs.
     encoder_replies: VecDeque<oneshot::Sender<Result<PeerId, EncoderError>>>,
     events: mpsc::UnboundedSender<RoomEvent>,

@@ -106,13 +106,14 @@ fn claims(user: i64, role: ParticipantRole) -> JoinClaims {
 struct Member {
     participant: ParticipantId,
     connection: ConnectionId,
-    outbox: mpsc::Receiver<Outbound>,
+    outbox: mpsc::Receiver<(Leg, Outbound)>,
 }
 
 async fn join(rooms: &Rooms, claims: JoinClaims) -> (RoomHandle, Member) {
     let room = rooms.room_for(&claims);
     let connection = rooms.next_connection();
-    let (outbox, outbound) = mpsc::channel(64);
+    let (sender, outbound) = mpsc::channel(64);
+    let outbox = Outbox::new(sender, Leg::HOME);
     let (reply, joined) = oneshot::channel();
     let join = RoomCommand::Join {
         id: None,
@@ -149,7 +150,7 @@ async fn say(room: &RoomHandle, member: &Member, id: u64, message: ClientMessage
 async fn reply(member: &mut Member, id: u64) -> ServerMessage {
     loop {
         let next = tokio::time::timeout(Duration::from_secs(5), member.outbox.recv()).await;
-        let Ok(Some(Outbound::Text(text))) = next else {
+        let Ok(Some((_, Outbound::Text(text)))) = next else {
             panic!("no reply to {id}")
         };
         let message: ServerMessage = serde_json::from_str(&text).expect("a server message");
@@ -296,7 +297,7 @@ async fn peers_follow_connections_and_grants() {
         })
         .await;
     let track = loop {
-        let Some(Outbound::Text(text)) = student.outbox.recv().await else {
+        let Some((_, Outbound::Text(text))) = student.outbox.recv().await else {
             panic!("closed")
         };
         if text.contains("\"track\"") {

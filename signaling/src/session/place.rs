@@ -4,12 +4,16 @@
 //! goes to the room the session is in. A move ([`Outbound::Transfer`]) leaves the breakout
 //! room the session was in and joins the next one on the same WebSocket, with the same join
 //! claims named for that room (the main room decided the move; no client names a room).
+//!
+//! Every stay in a breakout room is a new [`Leg`] of the session: the session passes on what
+//! the main room sends, and what the breakout room it is in now sends, and drops what a room it
+//! has left still sends (it goes on until it hears of the departure; see [`Place::hears`]).
 
 use classroom_protocol::signal::{ClientMessage, ParticipantId};
 use classroom_protocol::{JoinClaims, RoomName};
 use tokio::sync::{mpsc, oneshot};
 
-use crate::driver::{Outbound, RoomCommand, RoomHandle, Rooms};
+use crate::driver::{Leg, Outbound, Outbox, RoomCommand, RoomHandle, Rooms};
 use crate::room::{ConnectionId, JoinError};
 
 /// The rooms of one session.
@@ -21,8 +25,11 @@ pub(super) struct Place {
     claims: JoinClaims,
     /// The session's own outbox, for the breakout rooms it joins; weak, so that the outbox
     /// closes (and the session ends) when no room holds it any more.
-    outbox: mpsc::WeakSender<Outbound>,
-    away: Option<(RoomHandle, ParticipantId)>,
+    outbox: mpsc::WeakSender<(Leg, Outbound)>,
+    /// The breakout room the session is in, who it is there, and the leg of its stay.
+    away: Option<(RoomHandle, ParticipantId, Leg)>,
+    /// The last leg begun ([`Leg::HOME`] before any move).
+    last_leg: Leg,
     /// The main room's last word on whether the participant speaks to every breakout room.
     voice: bool,
 }
@@ -42,7 +49,7 @@ impl Place {
         participant: ParticipantId,
         connection: ConnectionId,
         claims: JoinClaims,
-        outbox: mpsc::WeakSender<Outbound>,
+        outbox: mpsc::WeakSender<(Leg, Outbound)>,
     ) -> Self {
         Place {
             home,
@@ -51,6 +58,7 @@ impl Place {
             claims,
             outbox,
             away: None,
+            last_leg: Leg::HOME,
             voice: false,
         }
     }
@@ -72,9 +80,16 @@ impl Place {
                 | ClientMessage::Leave
         );
         match &self.away {
-            Some((room, participant)) if !lesson_wide => (room, *participant),
+            Some((room, participant, _)) if !lesson_wide => (room, *participant),
             _ => (&self.home, self.participant),
         }
+    }
+
+    /// Whether what a room sent on `leg` is for the client now: the main room's always (it
+    /// sends a participant away only what it names them), a breakout room's only while the
+    /// session is in it.
+    pub(super) fn hears(&self, leg: Leg) -> bool {
+        leg == Leg::HOME || self.away.as_ref().is_some_and(|(_, _, now)| *now == leg)
     }
 
     /// The main room says whether the participant speaks to every breakout room: the
@@ -85,7 +100,7 @@ impl Place {
     }
 
     async fn tell_voice(&self) {
-        if let Some((room, participant)) = &self.away {
+        if let Some((room, participant, _)) = &self.away {
             let voice = RoomCommand::Voice {
                 participant: *participant,
                 on: self.voice,
@@ -101,7 +116,7 @@ impl Place {
         rooms: &Rooms,
         to: Option<RoomName>,
     ) -> Result<(), MoveError> {
-        if let Some((room, participant)) = self.away.take() {
+        if let Some((room, participant, _)) = self.away.take() {
             let departed = RoomCommand::Departed {
                 participant,
                 connection: self.connection,
@@ -112,7 +127,11 @@ impl Place {
         let room = rooms.open_room(&name, self.claims.lesson);
         let mut claims = self.claims.clone();
         claims.room = name;
-        let outbox = self.outbox.upgrade().ok_or(MoveError::Closed)?;
+        let sender = self.outbox.upgrade().ok_or(MoveError::Closed)?;
+        // A new number for every stay, never the main room's.
+        self.last_leg = Leg(self.last_leg.0.wrapping_add(1).max(1));
+        let leg = self.last_leg;
+        let outbox = Outbox::new(sender, leg);
         let (reply, decided) = oneshot::channel();
         let join = RoomCommand::Join {
             id: None,
@@ -127,7 +146,7 @@ impl Place {
             return Err(MoveError::Closed);
         }
         let participant = decided.await.map_err(|_| MoveError::Closed)??;
-        self.away = Some((room, participant));
+        self.away = Some((room, participant, leg));
         if self.voice {
             self.tell_voice().await;
         }
@@ -140,7 +159,7 @@ impl Place {
     pub(super) async fn end(self, closed_by_room: bool) {
         let connection = self.connection;
         let in_breakout = self.away.is_some();
-        if let Some((room, participant)) = self.away {
+        if let Some((room, participant, _)) = self.away {
             let departed = RoomCommand::Departed {
                 participant,
                 connection,
