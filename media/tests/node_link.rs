@@ -6,7 +6,6 @@
 
 mod common;
 
-use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -14,14 +13,9 @@ use classroom_media::driver::{self, DriverConfig, MediaHandle};
 use classroom_media::node_link::driver::NodeLinkHandle;
 use classroom_media::node_link::{LINK_TIMEOUT, NodeLinkStats};
 use classroom_media::{MediaEvent, PeerId};
-use common::{Client, RECV, SEND, frame_index, opus_frame, room, vp8_frame, vp8_frame_of_len};
-use str0m::format::Codec;
-use str0m::media::{
-    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
-};
-use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Output, Rtc};
-use tokio::net::UdpSocket;
+use common::socket::{Cadence, Link, Publish, Running};
+use common::{Client, LAYERS, RECV, SEND, room, vp8_frame_of_len};
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid, Rid};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 
@@ -29,192 +23,6 @@ const TEACHER: PeerId = PeerId(1);
 const WATCHER: PeerId = PeerId(2);
 const LISTENER: PeerId = PeerId(3);
 const LOOPBACK: Ipv4Addr = Ipv4Addr::LOCALHOST;
-
-/// What a client's task reports.
-#[derive(Debug)]
-enum Report {
-    /// A frame arrived (its stamped index; `layer`: a simulcast test's byte 14).
-    Frame {
-        kind: MediaKind,
-        index: u32,
-        layer: Option<u8>,
-    },
-    /// A datagram arrived from an address not seen before.
-    Source(SocketAddr),
-    /// The client was asked for a keyframe (it is a publisher).
-    KeyframeRequest(Instant),
-}
-
-/// Drives one client on its own socket. A publisher (`publish`: its audio and video mids)
-/// sends a 20 ms audio frame and, every other one, a video frame, a keyframe first and
-/// whenever asked; `ask`: a subscriber asks for a keyframe on that mid.
-async fn drive(
-    mut client: Client,
-    socket: UdpSocket,
-    publish: Option<(Mid, Mid)>,
-    reports: mpsc::UnboundedSender<Report>,
-    mut ask: mpsc::UnboundedReceiver<Mid>,
-) {
-    let start = Instant::now();
-    let local = socket.local_addr().unwrap();
-    let mut buf = vec![0; 2048];
-    let mut connected = false;
-    let mut next_frame = start;
-    let mut frame = 0u32;
-    let mut keyframe_due = true;
-    let mut sources = BTreeSet::new();
-    loop {
-        let timeout = loop {
-            match client.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
-                }
-                Output::Event(Event::Connected) => connected = true,
-                Output::Event(Event::MediaData(data)) => {
-                    let kind = data.params.spec().codec.kind();
-                    if let Some(index) = frame_index(kind, &data.data) {
-                        let layer = data.data.get(14).copied();
-                        let _ = reports.send(Report::Frame { kind, index, layer });
-                    }
-                }
-                Output::Event(Event::KeyframeRequest(_)) => {
-                    keyframe_due = true;
-                    let _ = reports.send(Report::KeyframeRequest(Instant::now()));
-                }
-                Output::Event(_) => {}
-                Output::Timeout(t) => break t,
-            }
-        };
-        let publishing = publish.filter(|_| connected);
-        let deadline = match publishing {
-            Some(_) => timeout.min(next_frame),
-            None => timeout,
-        };
-        tokio::select! {
-            result = socket.recv_from(&mut buf) => {
-                let Ok((len, source)) = result else { continue };
-                if sources.insert(source) {
-                    let _ = reports.send(Report::Source(source));
-                }
-                let Ok(contents) = buf[..len].try_into() else { continue };
-                let input = Input::Receive(
-                    Instant::now(),
-                    Receive { proto: Protocol::Udp, source, destination: local, contents },
-                );
-                client.rtc.handle_input(input).unwrap();
-            }
-            Some(mid) = ask.recv() => client.request_keyframe(mid),
-            () = tokio::time::sleep_until(deadline.into()) => {
-                let now = Instant::now();
-                match publishing {
-                    Some((audio, video)) if now >= next_frame => {
-                        // One write per wake-up, so each is drained before the next.
-                        if frame % 2 == 1 {
-                            let data = vp8_frame(frame, keyframe_due);
-                            keyframe_due = false;
-                            client.write(now, start, video, MediaKind::Video, &data);
-                        } else {
-                            client.write(now, start, audio, MediaKind::Audio, &opus_frame(frame));
-                        }
-                        frame += 1;
-                        next_frame += Duration::from_millis(10);
-                    }
-                    _ => client.rtc.handle_input(Input::Timeout(now)).unwrap(),
-                }
-            }
-        }
-    }
-}
-
-/// A client joined to `media` and running on its own task.
-struct Running {
-    mids: Vec<Mid>,
-    reports: mpsc::UnboundedReceiver<Report>,
-    ask: mpsc::UnboundedSender<Mid>,
-    task: tokio::task::JoinHandle<()>,
-    frames: Vec<(MediaKind, u32)>,
-    /// Byte 14 of each video frame (the layer, in the simulcast test).
-    layers: Vec<u8>,
-    sources: Vec<SocketAddr>,
-    keyframe_requests: Vec<Instant>,
-}
-
-impl Running {
-    async fn join(
-        media: &MediaHandle,
-        peer: PeerId,
-        lines: &[(MediaKind, Direction)],
-        publish: bool,
-    ) -> Self {
-        let socket = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
-        let addr = socket.local_addr().unwrap();
-        let (mut client, mids, offer, pending) = Client::new(Instant::now(), peer, addr, lines);
-        let answer = media.add_peer(peer, room(), offer).await.unwrap();
-        client.accept_answer(pending, &answer);
-        let (report, reports) = mpsc::unbounded_channel();
-        let (ask, asks) = mpsc::unbounded_channel();
-        let publish = publish.then(|| (mids[0], mids[1]));
-        let task = tokio::spawn(drive(client, socket, publish, report, asks));
-        Running {
-            mids,
-            reports,
-            ask,
-            task,
-            frames: Vec::new(),
-            layers: Vec::new(),
-            sources: Vec::new(),
-            keyframe_requests: Vec::new(),
-        }
-    }
-
-    /// Takes in what the client reported so far.
-    fn collect(&mut self) {
-        while let Ok(report) = self.reports.try_recv() {
-            match report {
-                Report::Frame { kind, index, layer } => {
-                    self.frames.push((kind, index));
-                    self.layers
-                        .extend(layer.filter(|_| kind == MediaKind::Video));
-                }
-                Report::Source(source) => self.sources.push(source),
-                Report::KeyframeRequest(at) => self.keyframe_requests.push(at),
-            }
-        }
-    }
-
-    fn received(&self, kind: MediaKind) -> Vec<u32> {
-        self.frames
-            .iter()
-            .filter(|(k, _)| *k == kind)
-            .map(|(_, index)| *index)
-            .collect()
-    }
-
-    /// Waits until at least `audio` and `video` frames have arrived (10 s at most).
-    async fn wait_for(&mut self, audio: usize, video: usize) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            self.collect();
-            if self.received(MediaKind::Audio).len() >= audio
-                && self.received(MediaKind::Video).len() >= video
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-        panic!(
-            "received {} audio and {} video frames",
-            self.received(MediaKind::Audio).len(),
-            self.received(MediaKind::Video).len()
-        );
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
 
 /// Frames arrived whole and in order: each kind's indices step by a constant from the first
 /// received (the publisher stamps audio on even frames and video on odd ones).
@@ -254,7 +62,7 @@ fn sent(stats: NodeLinkStats) -> (u64, u64) {
 async fn a_lecture_spans_two_nodes_over_one_link() {
     let (home, _home_events) = node().await;
     let (edge, mut edge_events) = node().await;
-    let mut teacher = Running::join(&home, TEACHER, &SEND, true).await;
+    let mut teacher = Running::join(&home, TEACHER, &SEND, Some(Cadence::BROWSER)).await;
     let (at_home, at_edge) = link(&home, &edge).await;
 
     // Nobody on the edge watches yet: nothing crosses but the announcements.
@@ -268,7 +76,7 @@ async fn a_lecture_spans_two_nodes_over_one_link() {
 
     // A student on the edge receives the teacher's audio and video, whole and in order, from
     // the edge's media address only.
-    let mut watcher = Running::join(&edge, WATCHER, &RECV, false).await;
+    let mut watcher = Running::join(&edge, WATCHER, &RECV, None).await;
     watcher.wait_for(25, 25).await;
     assert_eq!(watcher.sources, [edge.local_addr()]);
     assert_in_order(&watcher.received(MediaKind::Audio), "audio");
@@ -277,7 +85,7 @@ async fn a_lecture_spans_two_nodes_over_one_link() {
     // A second student (audio only) adds no second copy on the link: the link carries each
     // packet once, however many students the edge serves.
     let listener_lines = [(MediaKind::Audio, Direction::RecvOnly)];
-    let mut listener = Running::join(&edge, LISTENER, &listener_lines, false).await;
+    let mut listener = Running::join(&edge, LISTENER, &listener_lines, None).await;
     listener.wait_for(25, 0).await;
     assert_eq!(listener.sources, [edge.local_addr()]);
     assert_in_order(&listener.received(MediaKind::Audio), "audio");
@@ -379,9 +187,9 @@ async fn a_lecture_spans_two_nodes_over_one_link() {
 async fn a_home_that_closes_its_link_ends_it_at_the_edge_at_once() {
     let (home, _home_events) = node().await;
     let (edge, _edge_events) = node().await;
-    let _teacher = Running::join(&home, TEACHER, &SEND, true).await;
+    let _teacher = Running::join(&home, TEACHER, &SEND, Some(Cadence::BROWSER)).await;
     let (at_home, at_edge) = link(&home, &edge).await;
-    let mut watcher = Running::join(&edge, WATCHER, &RECV, false).await;
+    let mut watcher = Running::join(&edge, WATCHER, &RECV, None).await;
     watcher.wait_for(10, 5).await;
 
     drop(at_home);
@@ -423,79 +231,39 @@ async fn a_malformed_description_is_refused() {
     }
 }
 
-/// Simulcast layers, lowest first, and the size of one frame of each (one packet a frame).
-const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
+/// A simulcast publisher on a real socket: every 40 ms one frame of each layer of [`LAYERS`]
+/// (the layer at byte 14), a keyframe first and whenever that layer is asked for one.
+struct Simulcast {
+    video: Mid,
+    frame: u32,
+    keyframe_due: [bool; 3],
+}
 
-/// Drives a simulcast publisher on its own socket: every 40 ms one frame of each layer (the
-/// layer at byte 14), a keyframe first and whenever that layer is asked for one.
-async fn drive_simulcast(mut client: Client, socket: UdpSocket, video: Mid) {
-    let start = Instant::now();
-    let local = socket.local_addr().unwrap();
-    let mut buf = vec![0; 2048];
-    let mut connected = false;
-    let mut next_frame = start;
-    let mut frame = 0u32;
-    let mut keyframe_due = [true; 3];
-    loop {
-        let timeout = loop {
-            match client.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => {
-                    let _ = socket.send_to(&t.contents, t.destination).await;
-                }
-                Output::Event(Event::Connected) => connected = true,
-                Output::Event(Event::KeyframeRequest(request)) => {
-                    if let Some(layer) = LAYERS
-                        .iter()
-                        .position(|(rid, _)| request.rid == Some(Rid::from(*rid)))
-                    {
-                        keyframe_due[layer] = true;
-                    }
-                }
-                Output::Event(_) => {}
-                Output::Timeout(t) => break t,
-            }
-        };
-        let deadline = if connected {
-            timeout.min(next_frame)
+impl Publish for Simulcast {
+    fn write(&mut self, client: &mut Client, now: Instant, _start: Instant) -> Duration {
+        let layer = (self.frame % 3) as usize;
+        let (rid, len) = LAYERS[layer];
+        let index = self.frame / 3;
+        let time = MediaTime::new(u64::from(index) * 3600, Frequency::NINETY_KHZ);
+        let mut data = vp8_frame_of_len(index, self.keyframe_due[layer], len);
+        data[14] = layer as u8;
+        self.keyframe_due[layer] = false;
+        client.write_layer(now, time, self.video, rid, data);
+        self.frame += 1;
+        // The three layers of a frame in three wake-ups in a row.
+        if layer == 2 {
+            Duration::from_millis(40)
         } else {
-            timeout
-        };
-        tokio::select! {
-            result = socket.recv_from(&mut buf) => {
-                let Ok((len, source)) = result else { continue };
-                let Ok(contents) = buf[..len].try_into() else { continue };
-                let input = Input::Receive(
-                    Instant::now(),
-                    Receive { proto: Protocol::Udp, source, destination: local, contents },
-                );
-                client.rtc.handle_input(input).unwrap();
-            }
-            () = tokio::time::sleep_until(deadline.into()) => {
-                let now = Instant::now();
-                if !connected || now < next_frame {
-                    client.rtc.handle_input(Input::Timeout(now)).unwrap();
-                    continue;
-                }
-                // One layer per wake-up, so each write is drained before the next.
-                let layer = (frame % 3) as usize;
-                let (rid, len) = LAYERS[layer];
-                let writer = client.rtc.writer(video).unwrap().rid(Rid::from(rid));
-                let pt = writer
-                    .payload_params()
-                    .find(|p| p.spec().codec == Codec::Vp8)
-                    .unwrap()
-                    .pt();
-                let index = frame / 3;
-                let time = MediaTime::new(u64::from(index) * 3600, Frequency::NINETY_KHZ);
-                let mut data = vp8_frame_of_len(index, keyframe_due[layer], len);
-                data[14] = layer as u8;
-                keyframe_due[layer] = false;
-                writer.write(pt, now, time, data).unwrap();
-                frame += 1;
-                if layer == 2 {
-                    next_frame += Duration::from_millis(40);
-                }
-            }
+            Duration::ZERO
+        }
+    }
+
+    fn keyframe_requested(&mut self, rid: Option<Rid>) {
+        if let Some(layer) = LAYERS
+            .iter()
+            .position(|(name, _)| rid == Some(Rid::from(*name)))
+        {
+            self.keyframe_due[layer] = true;
         }
     }
 }
@@ -505,43 +273,22 @@ async fn only_the_simulcast_layer_edge_students_watch_crosses_the_link_and_it_fo
     let (home, _home_events) = node().await;
     let (edge, _edge_events) = node().await;
 
-    let socket = UdpSocket::bind((LOOPBACK, 0)).await.unwrap();
-    let addr = socket.local_addr().unwrap();
-    let mut rtc = Rtc::new(Instant::now());
-    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+    let link_to_home = Link::udp().await;
+    let rids = LAYERS.map(|(rid, _)| rid);
+    let (mut client, video, offer, pending) =
+        Client::simulcast(Instant::now(), TEACHER, link_to_home.local(), &rids);
+    let answer = home.add_peer(TEACHER, room(), offer).await.unwrap();
+    client.accept_answer(pending, &answer);
     let simulcast = Simulcast {
-        send: LAYERS
-            .iter()
-            .map(|(rid, _)| SimulcastLayer::new(rid))
-            .collect(),
-        recv: Vec::new(),
+        video,
+        frame: 0,
+        keyframe_due: [true; 3],
     };
-    let mut change = rtc.sdp_api();
-    let video = change.add_media(
-        MediaKind::Video,
-        Direction::SendOnly,
-        None,
-        None,
-        Some(simulcast),
-    );
-    let (offer, pending) = change.apply().unwrap();
-    let answer = home
-        .add_peer(TEACHER, room(), offer.to_sdp_string())
-        .await
-        .unwrap();
-    let mut teacher = Client {
-        peer: TEACHER,
-        addr,
-        rtc,
-        timeout: Instant::now(),
-        events: Vec::new(),
-    };
-    teacher.accept_answer(pending, &answer);
-    let teacher = tokio::spawn(drive_simulcast(teacher, socket, video));
+    let teacher = Running::start(client, vec![video], link_to_home, Some(Box::new(simulcast)));
 
     let (at_home, _at_edge) = link(&home, &edge).await;
     let lines = [(MediaKind::Video, Direction::RecvOnly)];
-    let mut watcher = Running::join(&edge, WATCHER, &lines, false).await;
+    let mut watcher = Running::join(&edge, WATCHER, &lines, None).await;
     watcher.wait_for(0, 25).await;
     // The student shows the video small: the lowest layer is enough.
     let mid = classroom_media::Mid::from(watcher.mids[0].to_string().as_str());
@@ -590,7 +337,7 @@ async fn only_the_simulcast_layer_edge_students_watch_crosses_the_link_and_it_fo
         assert!(Instant::now() < deadline, "still on the lowest layer");
     }
     eprintln!("simulcast: a higher layer after {:?}", shown.elapsed());
-    teacher.abort();
+    drop(teacher);
 }
 
 #[tokio::test]
@@ -600,8 +347,8 @@ async fn a_student_publishing_on_the_edge_is_heard_and_seen_at_the_home() {
     let (at_home, at_edge) = link(&home, &edge).await;
     // A student on stage on the edge publishes there; a viewer on the home receives it from
     // the home (the link carries the edge's own publishers the other way).
-    let _student = Running::join(&edge, PeerId(4), &SEND, true).await;
-    let mut viewer = Running::join(&home, PeerId(5), &RECV, false).await;
+    let _student = Running::join(&edge, PeerId(4), &SEND, Some(Cadence::BROWSER)).await;
+    let mut viewer = Running::join(&home, PeerId(5), &RECV, None).await;
     viewer.wait_for(50, 25).await;
     assert_eq!(viewer.sources, [home.local_addr()]);
     assert_in_order(&viewer.received(MediaKind::Audio), "audio");

@@ -15,13 +15,13 @@ use std::time::{Duration, Instant};
 
 use classroom_media::relay::{self, SfuRelayEnd};
 use classroom_media::{LocalEvent, MediaEvent, Mid as OurMid, Output, PeerId, Sfu, SfuConfig};
-use common::{Client, RECV, SEND, frame_index, opus_frame, room, vp8_frame, vp8_frame_of_len};
-use str0m::format::Codec;
-use str0m::media::{
-    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
+use common::{
+    Client, LAYERS, Network, RECV, SEND, SimulcastPublisher, opus_frame, room, vp8_frame,
 };
+use str0m::Input;
+use str0m::format::Codec;
+use str0m::media::{Direction, Frequency, MediaKind, MediaTime, Mid};
 use str0m::net::{Protocol, Receive};
-use str0m::{Candidate, Event, Input, Rtc};
 
 /// One worker's core, at its own address.
 struct Worker {
@@ -42,6 +42,24 @@ struct Span {
     events: Vec<(usize, MediaEvent)>,
     offers: VecDeque<(usize, PeerId, String)>,
     locals: Vec<(PeerId, LocalEvent)>,
+}
+
+impl Network for Span {
+    fn clock(&self) -> (Instant, Instant) {
+        (self.now, self.start)
+    }
+
+    fn client(&mut self, index: usize) -> &mut Client {
+        Span::client(self, index)
+    }
+
+    fn settle(&mut self) {
+        Span::settle(self);
+    }
+
+    fn advance(&mut self, duration: Duration) {
+        Span::advance(self, duration);
+    }
 }
 
 impl Span {
@@ -432,100 +450,28 @@ fn keyframe_requests_from_the_second_worker_reach_the_publisher_once_per_interva
     assert!(span.sfu(0).stats().keyframe_requests_merged > 0);
 }
 
-/// Simulcast layer names, lowest first, and the size of one frame of each.
-const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
-
-/// A simulcast video publisher on `worker`; its client's index and video mid.
-fn join_simulcast(span: &mut Span, worker: usize, peer: PeerId) -> (usize, Mid) {
-    let mut rtc = Rtc::new(span.now);
+/// A simulcast video publisher on `worker`.
+fn join_simulcast(span: &mut Span, worker: usize, peer: PeerId) -> SimulcastPublisher {
     let addr = SocketAddr::from(([10, 0, 0, 99], 5000));
-    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-    let simulcast = Simulcast {
-        send: LAYERS
-            .iter()
-            .map(|(rid, _)| SimulcastLayer::new(rid))
-            .collect(),
-        recv: Vec::new(),
-    };
-    let mut change = rtc.sdp_api();
-    let video = change.add_media(
-        MediaKind::Video,
-        Direction::SendOnly,
-        None,
-        None,
-        Some(simulcast),
-    );
-    let (offer, pending) = change.apply().unwrap();
+    let rids = LAYERS.map(|(rid, _)| rid);
+    let (mut client, video, offer, pending) = Client::simulcast(span.now, peer, addr, &rids);
     let now = span.now;
     let answer = span
         .sfu(worker)
-        .add_peer(now, peer, room(), &offer.to_sdp_string())
+        .add_peer(now, peer, room(), &offer)
         .unwrap();
-    let mut client = Client {
-        peer,
-        addr,
-        rtc,
-        timeout: now,
-        events: Vec::new(),
-    };
     client.accept_answer(pending, &answer);
     span.clients.push((client, worker));
     let index = span.clients.len() - 1;
     span.advance(Duration::from_millis(500));
     assert!(span.client(index).is_connected());
-    (index, video)
-}
-
-/// 40 ms of a simulcast publisher: one frame of each layer (the layer at byte 14), a keyframe
-/// first and whenever that layer is asked for one.
-fn tick(span: &mut Span, index: usize, video: Mid, sent: &mut u32, seen: &mut [usize; 3]) {
-    let (now, start) = (span.now, span.start);
-    for (layer, (rid, len)) in LAYERS.iter().enumerate() {
-        let client = span.client(index);
-        let requests = client
-            .events
-            .iter()
-            .filter(|e| matches!(e, Event::KeyframeRequest(r) if r.rid == Some(Rid::from(*rid))))
-            .count();
-        let keyframe = *sent == 0 || requests > seen[layer];
-        seen[layer] = requests;
-        let writer = client.rtc.writer(video).unwrap().rid(Rid::from(*rid));
-        let pt = writer
-            .payload_params()
-            .find(|p| p.spec().codec == Codec::Vp8)
-            .unwrap()
-            .pt();
-        let time = MediaTime::new(
-            (now - start).as_micros() as u64 * 90 / 1000,
-            Frequency::NINETY_KHZ,
-        );
-        let mut data = vp8_frame_of_len(*sent, keyframe, *len);
-        data[14] = layer as u8;
-        writer.write(pt, now, time, data).unwrap();
-        span.settle();
-    }
-    *sent += 1;
-    span.advance(Duration::from_millis(40));
-}
-
-/// (frame index, layer) of every video frame a client received.
-fn layers_received(client: &Client) -> Vec<(u32, u8)> {
-    client
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MediaData(d) if d.params.spec().codec == Codec::Vp8 => {
-                Some((frame_index(MediaKind::Video, &d.data)?, *d.data.get(14)?))
-            }
-            _ => None,
-        })
-        .collect()
+    SimulcastPublisher::new(index, video, &LAYERS)
 }
 
 #[test]
 fn the_second_worker_takes_only_the_layers_its_students_watch() {
     let mut span = Span::new(2);
-    let (teacher, video) = join_simulcast(&mut span, 0, TEACHER);
+    let mut teacher = join_simulcast(&mut span, 0, TEACHER);
     span.link(0, 1, 0);
     let (bob, bob_mids) = span.join(
         1,
@@ -533,11 +479,10 @@ fn the_second_worker_takes_only_the_layers_its_students_watch() {
         &[(MediaKind::Video, Direction::RecvOnly)],
         true,
     );
-    let (mut sent, mut seen) = (0, [0; 3]);
     for _ in 0..75 {
-        tick(&mut span, teacher, video, &mut sent, &mut seen);
+        teacher.tick(&mut span);
     }
-    let frames = layers_received(span.client(bob));
+    let frames = span.client(bob).layers_received();
     assert!(frames.len() > 50, "video over the link: {frames:?}");
     assert!(
         frames.windows(2).all(|w| w[0].0 < w[1].0),
@@ -548,14 +493,17 @@ fn the_second_worker_takes_only_the_layers_its_students_watch() {
     let relayed = |span: &mut Span| span.sfu(1).stats().relay_packets_in;
     let before = relayed(&mut span);
     for _ in 0..25 {
-        tick(&mut span, teacher, video, &mut sent, &mut seen);
+        teacher.tick(&mut span);
     }
     let crossed = relayed(&mut span) - before;
     assert!(
         (25..=30).contains(&crossed),
         "{crossed} packets crossed for 25 frames of 3 layers"
     );
-    assert_eq!(span.sfu(0).stats().rtp_packets_in, 3 * u64::from(sent));
+    assert_eq!(
+        span.sfu(0).stats().rtp_packets_in,
+        3 * u64::from(teacher.sent)
+    );
 
     // Bob shows it small: his worker moves him to the lowest layer, which it now asks for.
     let now = span.now;
@@ -563,11 +511,11 @@ fn the_second_worker_takes_only_the_layers_its_students_watch() {
     span.sfu(1)
         .set_video_size(now, PeerId(3), &mid, 90)
         .unwrap();
-    let before = layers_received(span.client(bob)).len();
+    let before = span.client(bob).layers_received().len();
     for _ in 0..25 {
-        tick(&mut span, teacher, video, &mut sent, &mut seen);
+        teacher.tick(&mut span);
     }
-    let after = layers_received(span.client(bob))[before..].to_vec();
+    let after = span.client(bob).layers_received()[before..].to_vec();
     assert!(after.len() > 15, "video keeps flowing: {after:?}");
     assert!(
         after[after.len() - 10..]

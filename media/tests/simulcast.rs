@@ -7,124 +7,9 @@
 
 mod common;
 
-use std::time::Duration;
-
 use classroom_media::{Mid as OurMid, PeerId};
-use common::{Client, World, frame_index, room, vp8_frame_of_len};
-use str0m::format::Codec;
-use str0m::media::{
-    Direction, Frequency, MediaKind, MediaTime, Mid, Rid, Simulcast, SimulcastLayer,
-};
-use str0m::{Candidate, Event, Rtc};
-
-/// Layer names, lowest first, and the size of one frame of each (one packet per frame).
-const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
-
-/// A synthetic VP8 frame of one layer, the layer at byte 14.
-fn frame(index: u32, layer: u8, keyframe: bool, len: usize) -> Vec<u8> {
-    let mut frame = vp8_frame_of_len(index, keyframe, len);
-    frame[14] = layer;
-    frame
-}
-
-struct Publisher {
-    index: usize,
-    video: Mid,
-    sent: u32,
-    requests_seen: [usize; 3],
-}
-
-impl Publisher {
-    fn join(world: &mut World, peer: PeerId) -> Self {
-        let mut rtc = Rtc::new(world.now);
-        let addr = ([10, 0, 0, 99], 5000).into();
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-        let simulcast = Simulcast {
-            send: LAYERS
-                .iter()
-                .map(|(rid, _)| SimulcastLayer::new(rid))
-                .collect(),
-            recv: Vec::new(),
-        };
-        let mut change = rtc.sdp_api();
-        let video = change.add_media(
-            MediaKind::Video,
-            Direction::SendOnly,
-            None,
-            None,
-            Some(simulcast),
-        );
-        let (offer, pending) = change.apply().unwrap();
-        let answer = world
-            .sfu
-            .add_peer(world.now, peer, room(), &offer.to_sdp_string())
-            .unwrap();
-        let mut client = Client {
-            peer,
-            addr,
-            rtc,
-            timeout: world.now,
-            events: Vec::new(),
-        };
-        client.accept_answer(pending, &answer);
-        world.clients.push(client);
-        let index = world.clients.len() - 1;
-        world.advance(Duration::from_millis(500));
-        assert!(world.clients[index].is_connected());
-        Publisher {
-            index,
-            video,
-            sent: 0,
-            requests_seen: [0; 3],
-        }
-    }
-
-    /// 40 ms: one frame of each layer (a keyframe first and whenever that layer is asked).
-    fn tick(&mut self, world: &mut World) {
-        let (now, start) = (world.now, world.start);
-        for (layer, (rid, len)) in LAYERS.iter().enumerate() {
-            let client = world.client(self.index);
-            let requests = client
-                .events
-                .iter()
-                .filter(
-                    |e| matches!(e, Event::KeyframeRequest(r) if r.rid == Some(Rid::from(*rid))),
-                )
-                .count();
-            let keyframe = self.sent == 0 || requests > self.requests_seen[layer];
-            self.requests_seen[layer] = requests;
-            let writer = client.rtc.writer(self.video).unwrap().rid(Rid::from(*rid));
-            let pt = writer
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::Vp8)
-                .unwrap()
-                .pt();
-            let time = MediaTime::new(
-                (now - start).as_micros() as u64 * 90 / 1000,
-                Frequency::NINETY_KHZ,
-            );
-            let data = frame(self.sent, layer as u8, keyframe, *len);
-            writer.write(pt, now, time, data).unwrap();
-            world.settle();
-        }
-        self.sent += 1;
-        world.advance(Duration::from_millis(40));
-    }
-}
-
-/// (frame index, layer) of every video frame a client received.
-fn received(client: &Client) -> Vec<(u32, u8)> {
-    client
-        .events
-        .iter()
-        .filter_map(|e| match e {
-            Event::MediaData(d) if d.params.spec().codec == Codec::Vp8 => {
-                Some((frame_index(MediaKind::Video, &d.data)?, *d.data.get(14)?))
-            }
-            _ => None,
-        })
-        .collect()
-}
+use common::{LAYERS, SimulcastPublisher as Publisher, World, room};
+use str0m::media::{Direction, MediaKind, Mid};
 
 /// The viewer (peer 2) shows the video of its m-line `mid` at `height`; the frames it gets
 /// over the next second.
@@ -141,22 +26,22 @@ fn show_at(
         .sfu
         .set_video_size(now, PeerId(2), &mid, height)
         .unwrap();
-    let before = received(world.client(viewer)).len();
+    let before = world.client(viewer).layers_received().len();
     for _ in 0..25 {
         publisher.tick(world);
     }
-    received(world.client(viewer))[before..].to_vec()
+    world.client(viewer).layers_received()[before..].to_vec()
 }
 
 #[test]
 fn each_subscriber_gets_one_layer_and_its_size_moves_it() {
     let mut world = World::new();
-    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let mut publisher = world.join_simulcast(PeerId(1), &LAYERS);
     let (viewer, mids) = world.join(PeerId(2), &[(MediaKind::Video, Direction::RecvOnly)]);
     for _ in 0..75 {
         publisher.tick(&mut world);
     }
-    let frames = received(world.client(viewer));
+    let frames = world.client(viewer).layers_received();
     assert!(
         frames.len() > 50,
         "the viewer receives video: {}",
@@ -195,7 +80,7 @@ fn each_subscriber_gets_one_layer_and_its_size_moves_it() {
     for _ in 0..100 {
         publisher.tick(&mut world);
     }
-    let last = received(world.client(viewer));
+    let last = world.client(viewer).layers_received();
     let (_, layer) = last.last().copied().unwrap();
     assert!(
         layer > 0,
@@ -237,7 +122,7 @@ fn an_in_process_subscriber_gets_the_best_layer_as_one_stream() {
         .sfu
         .add_local_subscriber(now, PeerId(9), room())
         .unwrap();
-    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let mut publisher = world.join_simulcast(PeerId(1), &LAYERS);
     for _ in 0..75 {
         publisher.tick(&mut world);
     }
@@ -272,21 +157,21 @@ fn an_in_process_subscriber_gets_the_best_layer_as_one_stream() {
 #[test]
 fn a_late_viewer_starts_from_its_layers_cached_keyframe() {
     let mut world = World::new();
-    let mut publisher = Publisher::join(&mut world, PeerId(1));
+    let mut publisher = world.join_simulcast(PeerId(1), &LAYERS);
     let (first, _) = world.join(PeerId(2), &[(MediaKind::Video, Direction::RecvOnly)]);
     // 400 ms of the three layers: their keyframes at frame 0 are young.
     for _ in 0..10 {
         publisher.tick(&mut world);
     }
-    assert!(!received(world.client(first)).is_empty());
-    let requests = publisher.requests_seen;
+    assert!(!world.client(first).layers_received().is_empty());
+    let requests = publisher.requests_seen.clone();
     let before = world.sfu.stats();
 
     let (late, _) = world.join(PeerId(3), &[(MediaKind::Video, Direction::RecvOnly)]);
     for _ in 0..40 {
         publisher.tick(&mut world);
     }
-    let frames = received(world.client(late));
+    let frames = world.client(late).layers_received();
     // It starts on the layer its estimate allows, on that layer's cached keyframe at frame 0,
     // and gets every frame since (a later switch of layer waits for that layer's keyframe).
     let (first_index, layer) = frames.first().copied().unwrap();

@@ -159,79 +159,15 @@ fn videos_that_start_after_the_subscriber_joined_raise_its_start_too() {
 /// layer, not more, so the subscriber still starts on it and keeps up.
 #[test]
 fn a_raised_start_still_gives_the_lowest_layer_first() {
-    use str0m::format::Codec;
-    use str0m::media::{Frequency, MediaTime, Rid, Simulcast, SimulcastLayer};
-    use str0m::{Candidate, Rtc};
-
     // Frame sizes at 25 fps: 0.5, 1.2 and 3 Mbit/s; the layer is stamped at byte 14.
     const LAYERS: [(&str, usize); 3] = [("q", 2_500), ("h", 6_000), ("f", 15_000)];
     let mut world = World::new();
-    let mut rtc = Rtc::new(world.now);
-    let addr = ([10, 0, 0, 99], 5000).into();
-    rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
-    let simulcast = Simulcast {
-        send: LAYERS.iter().map(|(r, _)| SimulcastLayer::new(r)).collect(),
-        recv: Vec::new(),
-    };
-    let mut change = rtc.sdp_api();
-    let video = change.add_media(
-        MediaKind::Video,
-        Direction::SendOnly,
-        None,
-        None,
-        Some(simulcast),
-    );
-    let (offer, pending) = change.apply().unwrap();
-    let answer = world
-        .sfu
-        .add_peer(world.now, PeerId(1), common::room(), &offer.to_sdp_string())
-        .unwrap();
-    world.clients.push(common::Client {
-        peer: PeerId(1),
-        addr,
-        rtc,
-        timeout: world.now,
-        events: Vec::new(),
-    });
-    world.clients[0].accept_answer(pending, &answer);
-    world.advance(Duration::from_millis(500));
+    let mut publisher = world.join_simulcast(PeerId(1), &LAYERS);
     let (viewer, _) = world.join(PeerId(2), &[(MediaKind::Video, Direction::RecvOnly)]);
-
-    let mut requests_seen = [0; 3];
-    for sent in 0..100u32 {
-        let (now, start) = (world.now, world.start);
-        for (layer, (rid, len)) in LAYERS.iter().enumerate() {
-            let client = world.client(0);
-            let rid = Rid::from(*rid);
-            let requests = client
-                .events
-                .iter()
-                .filter(|e| matches!(e, str0m::Event::KeyframeRequest(r) if r.rid == Some(rid)))
-                .count();
-            let keyframe = sent == 0 || requests > requests_seen[layer];
-            requests_seen[layer] = requests;
-            let writer = client.rtc.writer(video).unwrap().rid(rid);
-            let pt = writer
-                .payload_params()
-                .find(|p| p.spec().codec == Codec::Vp8)
-                .unwrap()
-                .pt();
-            let time = MediaTime::new(
-                (now - start).as_micros() as u64 * 90 / 1000,
-                Frequency::NINETY_KHZ,
-            );
-            let mut frame = vp8_frame_of_len(sent, keyframe, *len);
-            frame[14] = layer as u8;
-            writer.write(pt, now, time, frame).unwrap();
-            world.settle();
-        }
-        world.advance(TICK);
+    for _ in 0..100 {
+        publisher.tick(&mut world);
     }
-    let frames: Vec<(u32, u8)> = world.clients[viewer]
-        .received_frames(MediaKind::Video)
-        .iter()
-        .filter_map(|f| Some((common::frame_index(MediaKind::Video, f)?, *f.get(14)?)))
-        .collect();
+    let frames = world.clients[viewer].layers_received();
     assert_eq!(
         frames.first().map(|f| f.1),
         Some(0),

@@ -7,134 +7,46 @@
 
 mod common;
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use classroom_media::PeerId;
 use classroom_media::driver::{self, DriverConfig, TcpLimits};
-use classroom_protocol::tcp_framing::{FrameReader, frame_header};
-use common::{Client, opus_frame, room, vp8_frame};
-use str0m::media::{Direction, MediaKind, Mid};
-use str0m::net::{Protocol, Receive, TcpType};
-use str0m::{Candidate, Event, Input, Output};
+use common::socket::{AudioVideo, Cadence, Keyframes, Link, Publish, Running};
+use common::{Client, RECV, SEND, room};
+use str0m::Candidate;
+use str0m::media::{Direction, MediaKind};
+use str0m::net::TcpType;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpStream, UdpSocket};
-use tokio::sync::mpsc;
+use tokio::net::TcpStream;
 
-const SEND: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::SendOnly),
-    (MediaKind::Video, Direction::SendOnly),
-];
-const RECV: [(MediaKind, Direction); 2] = [
-    (MediaKind::Audio, Direction::RecvOnly),
-    (MediaKind::Video, Direction::RecvOnly),
-];
+/// Audio, audio, video every 10 ms; a keyframe every 25 video frames (a second), as an
+/// encoder with a fixed keyframe interval (this publisher does not answer requests).
+const CADENCE: Cadence = Cadence {
+    video_every: 3,
+    keyframes: Keyframes::Every(25),
+};
 
-/// How a test client reaches the SFU.
-enum Link {
-    Udp(UdpSocket),
-    Tcp {
-        stream: TcpStream,
-        reader: FrameReader,
-    },
-}
-
-impl Link {
-    fn local(&self) -> SocketAddr {
-        match self {
-            Link::Udp(socket) => socket.local_addr().unwrap(),
-            Link::Tcp { stream, .. } => stream.local_addr().unwrap(),
-        }
-    }
-
-    fn proto(&self) -> Protocol {
-        match self {
-            Link::Udp(_) => Protocol::Udp,
-            Link::Tcp { .. } => Protocol::Tcp,
-        }
-    }
-
-    async fn send(&mut self, destination: SocketAddr, packet: &[u8]) {
-        match self {
-            Link::Udp(socket) => {
-                let _ = socket.send_to(packet, destination).await;
-            }
-            Link::Tcp { stream, .. } => {
-                let mut frame = frame_header(packet).unwrap().to_vec();
-                frame.extend_from_slice(packet);
-                let _ = stream.write_all(&frame).await;
-            }
-        }
-    }
-
-    /// The next packets that arrived, with their source. Cancel-safe.
-    async fn recv(&mut self) -> Vec<(SocketAddr, Vec<u8>)> {
-        match self {
-            Link::Udp(socket) => {
-                let mut buf = vec![0; 2048];
-                match socket.recv_from(&mut buf).await {
-                    Ok((len, source)) => vec![(source, buf[..len].to_vec())],
-                    Err(_) => Vec::new(),
-                }
-            }
-            Link::Tcp { stream, reader } => {
-                let peer = stream.peer_addr().unwrap();
-                match stream.read(reader.spare()).await {
-                    Ok(0) | Err(_) => {
-                        // Closed: nothing more will come.
-                        std::future::pending::<()>().await;
-                        Vec::new()
-                    }
-                    Ok(len) => {
-                        reader.filled(len);
-                        let mut packets = Vec::new();
-                        while let Ok(Some(frame)) = reader.next_frame() {
-                            packets.push((peer, frame.to_vec()));
-                        }
-                        packets
-                    }
-                }
-            }
-        }
-    }
-}
-
-/// Joins a client reaching the SFU over `link` (UDP, or TCP only).
+/// Joins a client reaching the SFU over `link` (UDP, or TCP only) and starts it.
 async fn join(
     handle: &driver::MediaHandle,
     peer: PeerId,
     lines: &[(MediaKind, Direction)],
-    link: &Link,
-) -> (Client, Vec<Mid>) {
+    link: Link,
+    publish: bool,
+) -> Running {
     let now = Instant::now();
-    let (mut client, mids, offer, pending) = match link {
-        Link::Udp(_) => Client::new(now, peer, link.local(), lines),
-        Link::Tcp { .. } => {
-            // A browser behind a UDP-blocking firewall offers an active TCP candidate only.
-            let mut rtc = str0m::Rtc::new(now);
-            let candidate = Candidate::builder()
-                .tcp()
-                .host(link.local())
-                .tcptype(TcpType::Active)
-                .build()
-                .unwrap();
-            rtc.add_local_candidate(candidate);
-            let mut change = rtc.sdp_api();
-            let mids = lines
-                .iter()
-                .map(|(kind, dir)| change.add_media(*kind, *dir, None, None, None))
-                .collect();
-            let (offer, pending) = change.apply().unwrap();
-            let client = Client {
-                peer,
-                addr: link.local(),
-                rtc,
-                timeout: now,
-                events: Vec::new(),
-            };
-            (client, mids, offer.to_sdp_string(), pending)
-        }
+    let candidate = match &link {
+        Link::Udp(_) => Candidate::host(link.local(), "udp").unwrap(),
+        // A browser behind a UDP-blocking firewall offers an active TCP candidate only.
+        Link::Tcp { .. } => Candidate::builder()
+            .tcp()
+            .host(link.local())
+            .tcptype(TcpType::Active)
+            .build()
+            .unwrap(),
     };
+    let (mut client, mids, offer, pending) = Client::with_candidate(now, peer, candidate, lines);
     let answer = handle.add_peer(peer, room(), offer).await.unwrap();
     assert!(
         answer.contains(" tcp ") && answer.contains("tcptype passive"),
@@ -142,109 +54,18 @@ async fn join(
     );
     assert!(answer.contains(" udp "), "and the UDP one: {answer}");
     client.accept_answer(pending, &answer);
-    (client, mids)
+    let publish =
+        publish.then(|| Box::new(AudioVideo::new(mids[0], mids[1], CADENCE)) as Box<dyn Publish>);
+    Running::start(client, mids, link, publish)
 }
 
-/// Drives one client; publishes 20 ms audio and 40 ms video once connected when `publish`
-/// is given; reports every received frame's kind.
-async fn drive(
-    mut client: Client,
-    mut link: Link,
-    publish: Option<(Mid, Mid)>,
-    received: mpsc::UnboundedSender<MediaKind>,
-) {
-    let start = Instant::now();
-    let local = link.local();
-    let proto = link.proto();
-    let mut connected = false;
-    let mut next_frame = start;
-    let mut frame = 0u32;
-    loop {
-        let timeout = loop {
-            match client.rtc.poll_output().unwrap() {
-                Output::Transmit(t) => {
-                    assert_eq!(t.proto, proto, "str0m sends on the offered transport");
-                    link.send(t.destination, &t.contents).await;
-                }
-                Output::Event(Event::Connected) => connected = true,
-                Output::Event(Event::MediaData(data)) => {
-                    let _ = received.send(data.params.spec().codec.kind());
-                }
-                Output::Event(_) => {}
-                Output::Timeout(t) => break t,
-            }
-        };
-        let publishing = publish.filter(|_| connected);
-        let deadline = match publishing {
-            Some(_) => timeout.min(next_frame),
-            None => timeout,
-        };
-        tokio::select! {
-            packets = link.recv() => {
-                for (source, packet) in packets {
-                    let Ok(contents) = packet.as_slice().try_into() else { continue };
-                    let input = Input::Receive(
-                        Instant::now(),
-                        Receive { proto, source, destination: local, contents },
-                    );
-                    client.rtc.handle_input(input).unwrap();
-                    // Drain between packets: str0m takes one mutation at a time.
-                    while let Ok(output) = client.rtc.poll_output() {
-                        match output {
-                            Output::Transmit(t) => link.send(t.destination, &t.contents).await,
-                            Output::Event(Event::Connected) => connected = true,
-                            Output::Event(Event::MediaData(data)) => {
-                                let _ = received.send(data.params.spec().codec.kind());
-                            }
-                            Output::Event(_) => {}
-                            Output::Timeout(_) => break,
-                        }
-                    }
-                }
-            }
-            () = tokio::time::sleep_until(deadline.into()) => {
-                let now = Instant::now();
-                match publishing {
-                    Some((audio, video)) if now >= next_frame => {
-                        if frame % 3 == 2 {
-                            let data = vp8_frame(frame, frame == 2 || frame % 75 == 2);
-                            client.write(now, start, video, MediaKind::Video, &data);
-                        } else {
-                            client.write(now, start, audio, MediaKind::Audio, &opus_frame(frame));
-                        }
-                        frame += 1;
-                        next_frame += Duration::from_millis(10);
-                    }
-                    _ => client.rtc.handle_input(Input::Timeout(now)).unwrap(),
-                }
-            }
-        }
-    }
-}
-
-/// Counts frames per kind arriving on `rx` until both counts are reached or `wait` passes.
-async fn receive(
-    rx: &mut mpsc::UnboundedReceiver<MediaKind>,
-    audio: usize,
-    video: usize,
-) -> (usize, usize) {
-    let (mut a, mut v) = (0, 0);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
-    while a < audio || v < video {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Some(MediaKind::Audio)) => a += 1,
-            Ok(Some(MediaKind::Video)) => v += 1,
-            Ok(None) | Err(_) => break,
-        }
-    }
-    (a, v)
-}
-
-async fn tcp_link(server: SocketAddr) -> Link {
-    Link::Tcp {
-        stream: TcpStream::connect(server).await.unwrap(),
-        reader: FrameReader::new(),
-    }
+/// Frames of each kind received so far.
+fn counts(running: &mut Running) -> (usize, usize) {
+    running.collect();
+    (
+        running.received(MediaKind::Audio).len(),
+        running.received(MediaKind::Video).len(),
+    )
 }
 
 /// Whether the server closed `stream` (EOF or reset) within `wait`.
@@ -279,33 +100,19 @@ async fn peers_publish_and_receive_over_ice_tcp_and_hostile_connections_are_clos
     let server_tcp = handle.tcp_local_addr().unwrap();
 
     // The publisher and one subscriber can only use TCP; another subscriber uses UDP.
-    let pub_link = tcp_link(server_tcp).await;
-    let (publisher, pub_mids) = join(&handle, PeerId(1), &SEND, &pub_link).await;
-    let tcp_sub_link = tcp_link(server_tcp).await;
-    let (tcp_sub, _) = join(&handle, PeerId(2), &RECV, &tcp_sub_link).await;
-    let udp_sub_link = Link::Udp(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap());
-    let (udp_sub, _) = join(&handle, PeerId(3), &RECV, &udp_sub_link).await;
+    let publisher = join(&handle, PeerId(1), &SEND, Link::tcp(server_tcp).await, true).await;
+    let mut tcp_sub = join(
+        &handle,
+        PeerId(2),
+        &RECV,
+        Link::tcp(server_tcp).await,
+        false,
+    )
+    .await;
+    let mut udp_sub = join(&handle, PeerId(3), &RECV, Link::udp().await, false).await;
 
-    let (pub_tx, _pub_rx) = mpsc::unbounded_channel();
-    let (tcp_tx, mut tcp_rx) = mpsc::unbounded_channel();
-    let (udp_tx, mut udp_rx) = mpsc::unbounded_channel();
-    let publish = Some((pub_mids[0], pub_mids[1]));
-    let tasks = [
-        tokio::spawn(drive(publisher, pub_link, publish, pub_tx)),
-        tokio::spawn(drive(tcp_sub, tcp_sub_link, None, tcp_tx)),
-        tokio::spawn(drive(udp_sub, udp_sub_link, None, udp_tx)),
-    ];
-
-    let (audio, video) = receive(&mut tcp_rx, 25, 10).await;
-    assert!(
-        audio >= 25 && video >= 10,
-        "over TCP: {audio} audio, {video} video frames"
-    );
-    let (audio, video) = receive(&mut udp_rx, 25, 10).await;
-    assert!(
-        audio >= 25 && video >= 10,
-        "over UDP: {audio} audio, {video} video frames"
-    );
+    tcp_sub.wait_for(25, 10).await;
+    udp_sub.wait_for(25, 10).await;
     let stats = handle.stats().await.unwrap();
     assert!(
         stats.tcp_frames_in > 50 && stats.tcp_frames_out > 50,
@@ -314,6 +121,7 @@ async fn peers_publish_and_receive_over_ice_tcp_and_hostile_connections_are_clos
     assert_eq!(stats.tcp_connections_open, 2);
 
     // Hostile connections, while the lesson goes on.
+    let (tcp_before, udp_before) = (counts(&mut tcp_sub), counts(&mut udp_sub));
     // 1. Garbage instead of STUN: closed at once.
     let mut garbage = TcpStream::connect(server_tcp).await.unwrap();
     garbage
@@ -354,16 +162,8 @@ async fn peers_publish_and_receive_over_ice_tcp_and_hostile_connections_are_clos
     assert!(stats.tcp_connections_closed_hostile >= 3 + 30, "{stats:?}");
 
     // The participants over TCP and UDP kept receiving through all of it.
-    let (audio, video) = receive(&mut tcp_rx, 50, 15).await;
-    assert!(
-        audio >= 50 && video >= 15,
-        "over TCP after the attacks: {audio}, {video}"
-    );
-    let (audio, video) = receive(&mut udp_rx, 50, 15).await;
-    assert!(
-        audio >= 50 && video >= 15,
-        "over UDP after the attacks: {audio}, {video}"
-    );
+    tcp_sub.wait_for(tcp_before.0 + 50, tcp_before.1 + 15).await;
+    udp_sub.wait_for(udp_before.0 + 50, udp_before.1 + 15).await;
     drop(flood);
 
     // A peer that leaves has its TCP connection closed.
@@ -380,7 +180,5 @@ async fn peers_publish_and_receive_over_ice_tcp_and_hostile_connections_are_clos
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    for task in tasks {
-        task.abort();
-    }
+    drop((publisher, tcp_sub, udp_sub));
 }

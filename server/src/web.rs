@@ -309,13 +309,20 @@ pub async fn security_headers(
             HeaderValue::from_static(value),
         );
     }
-    let nodes = cluster.map(|c| c.node_origins()).unwrap_or_default();
-    if !nodes.is_empty()
-        && let Ok(policy) = HeaderValue::from_str(&policy_with_nodes(&nodes))
-    {
+    if let Some(policy) = cluster.and_then(|c| c.content_security_policy()) {
         headers.insert(header::CONTENT_SECURITY_POLICY, policy);
     }
     response
+}
+
+/// The Content-Security-Policy header of a node whose cluster has the other nodes `nodes`
+/// online (`None` when there are none: [`CONTENT_SECURITY_POLICY`] stands). The cluster
+/// builds it when the nodes change, not for every response.
+pub fn cluster_policy(nodes: &[crate::origin::PublicOrigin]) -> Option<HeaderValue> {
+    if nodes.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&policy_with_nodes(nodes)).ok()
 }
 
 /// [`CONTENT_SECURITY_POLICY`] with the WebSocket origins of `nodes` in `connect-src`.
@@ -395,6 +402,27 @@ mod tests {
         let mut served: Vec<String> = FILES.iter().map(|(name, _, _)| name.to_string()).collect();
         served.sort();
         assert_eq!(on_disk, served);
+    }
+
+    /// In a cluster the pages may open the other nodes' signaling, and no more than that.
+    #[test]
+    fn a_cluster_policy_names_the_other_nodes_signaling() {
+        assert_eq!(
+            cluster_policy(&[]),
+            None,
+            "a single node keeps the fixed policy"
+        );
+        let nodes = ["http://node2.example:8080", "https://node3.example"]
+            .map(|url| crate::origin::PublicOrigin::parse(url).expect("an origin"));
+        let policy = cluster_policy(&nodes).expect("a policy");
+        let policy = policy.to_str().expect("ASCII");
+        assert_eq!(
+            policy,
+            CONTENT_SECURITY_POLICY.replace(
+                "connect-src 'self';",
+                "connect-src 'self' ws://node2.example:8080 wss://node3.example;"
+            )
+        );
     }
 
     #[test]

@@ -7,7 +7,7 @@ use sqlx::Row;
 use sqlx::any::AnyRow;
 use time::OffsetDateTime;
 
-use super::recording_jobs::{JOB_COLUMNS, claim_lost, job_from_row};
+use super::recording_jobs::{JOB_COLUMNS, finish_claimed_job, job_from_row};
 use super::{ReplayAccess, Store, decode_err, fixed};
 use crate::error::{StoreError, StoreResult};
 use crate::model::{
@@ -149,18 +149,7 @@ impl Store {
         let document = job.document_id.ok_or(StoreError::NotFound("document"))?;
         let now = to_millis(now);
         let mut tx = self.db.pool().begin().await?;
-        let done = sqlx::query(
-            "UPDATE recording_jobs SET state = 'done', error = NULL, updated_at = $1, \
-             finished_at = $1 WHERE id = $2 AND state = 'running' AND worker = $3",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(claim_lost());
-        }
+        finish_claimed_job(&mut tx, id, worker, now).await?;
         let sql = format!(
             "UPDATE documents SET state = 'ready', pages = $1, ready_at = $2, error = NULL \
              WHERE id = $3 RETURNING {DOCUMENT_COLUMNS}"

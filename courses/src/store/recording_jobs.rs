@@ -208,18 +208,7 @@ impl Store {
         let now = to_millis(now);
         let chapters = serde_json::to_string(chapters).unwrap_or_else(|_| "[]".into());
         let mut tx = self.db.pool().begin().await?;
-        let done = sqlx::query(
-            "UPDATE recording_jobs SET state = 'done', error = NULL, updated_at = $1, \
-             finished_at = $1 WHERE id = $2 AND state = 'running' AND worker = $3",
-        )
-        .bind(now)
-        .bind(id)
-        .bind(worker)
-        .execute(&mut *tx)
-        .await?;
-        if done.rows_affected() == 0 {
-            return Err(claim_lost());
-        }
+        finish_claimed_job(&mut tx, id, worker, now).await?;
         let sql = format!(
             "UPDATE replays SET state = 'ready', duration_ms = $1, size_bytes = $2, ready_at = $3, \
              chapters = $4, error = NULL WHERE id = $5 RETURNING {REPLAY_COLUMNS}"
@@ -306,42 +295,15 @@ impl Store {
             .fetch_optional(&mut *tx)
             .await?
             .ok_or_else(claim_lost)?;
-        let (table, target, target_state) = match (job.replay_id, job.document_id) {
-            // A webhook delivery has no state of its own beyond its job's.
-            (None, None) if job.delivery_id.is_some() => {
-                let job = job_from_row(&row)?;
-                tx.commit().await?;
-                return Ok(job);
-            }
-            (Some(replay), _) => (
-                "replays",
-                replay.0,
-                if give_up {
-                    ReplayState::Failed
-                } else {
-                    ReplayState::Processing
-                }
-                .as_str(),
-            ),
-            (None, Some(document)) => (
-                "documents",
-                document.0,
-                if give_up {
-                    DocumentState::Failed
-                } else {
-                    DocumentState::Processing
-                }
-                .as_str(),
-            ),
-            (None, None) => return Err(StoreError::NotFound("replay or document")),
-        };
-        let sql = format!("UPDATE {table} SET state = $1, error = $2 WHERE id = $3");
-        sqlx::query(fixed(&sql))
-            .bind(target_state)
-            .bind(reason)
-            .bind(target)
-            .execute(&mut *tx)
-            .await?;
+        if let Some((table, target, state)) = JobSubject::of(&job)?.row(give_up) {
+            let sql = format!("UPDATE {table} SET state = $1, error = $2 WHERE id = $3");
+            sqlx::query(fixed(&sql))
+                .bind(state)
+                .bind(reason)
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+        }
         let job = job_from_row(&row)?;
         tx.commit().await?;
         Ok(job)
@@ -371,21 +333,14 @@ impl Store {
             .bind(id)
             .fetch_one(&mut *tx)
             .await?;
-        let (table, target) = match (job.replay_id, job.document_id) {
-            (None, None) if job.delivery_id.is_some() => {
-                let job = job_from_row(&row)?;
-                tx.commit().await?;
-                return Ok(job);
-            }
-            (Some(replay), _) => ("replays", replay.0),
-            (None, Some(document)) => ("documents", document.0),
-            (None, None) => return Err(StoreError::NotFound("replay or document")),
-        };
-        let sql = format!("UPDATE {table} SET state = 'processing' WHERE id = $1");
-        sqlx::query(fixed(&sql))
-            .bind(target)
-            .execute(&mut *tx)
-            .await?;
+        if let Some((table, target, state)) = JobSubject::of(&job)?.row(false) {
+            let sql = format!("UPDATE {table} SET state = $1 WHERE id = $2");
+            sqlx::query(fixed(&sql))
+                .bind(state)
+                .bind(target)
+                .execute(&mut *tx)
+                .await?;
+        }
         let job = job_from_row(&row)?;
         tx.commit().await?;
         Ok(job)
@@ -422,6 +377,72 @@ impl Store {
         }
         Ok(counts)
     }
+}
+
+/// What a job works on besides its own row.
+enum JobSubject {
+    Replay(ReplayId),
+    Document(DocumentId),
+    /// A webhook delivery: it has no state of its own beyond its job's.
+    Delivery,
+}
+
+impl JobSubject {
+    fn of(job: &RecordingJob) -> StoreResult<Self> {
+        match (job.replay_id, job.document_id) {
+            (None, None) if job.delivery_id.is_some() => Ok(JobSubject::Delivery),
+            (Some(replay), _) => Ok(JobSubject::Replay(replay)),
+            (None, Some(document)) => Ok(JobSubject::Document(document)),
+            (None, None) => Err(StoreError::NotFound("replay or document")),
+        }
+    }
+
+    /// The table and id of the row whose state follows the job's (none for a delivery), and
+    /// that state while the job is queued again or, `failed`, when it stays failed.
+    fn row(&self, failed: bool) -> Option<(&'static str, i64, &'static str)> {
+        match self {
+            JobSubject::Replay(replay) => {
+                let state = if failed {
+                    ReplayState::Failed
+                } else {
+                    ReplayState::Processing
+                };
+                Some(("replays", replay.0, state.as_str()))
+            }
+            JobSubject::Document(document) => {
+                let state = if failed {
+                    DocumentState::Failed
+                } else {
+                    DocumentState::Processing
+                };
+                Some(("documents", document.0, state.as_str()))
+            }
+            JobSubject::Delivery => None,
+        }
+    }
+}
+
+/// Marks the job `worker` runs done, in `tx`: refused ([`claim_lost`]) when its claim was
+/// taken over. What the job made is stored by the caller in the same transaction.
+pub(super) async fn finish_claimed_job(
+    tx: &mut sqlx::AnyConnection,
+    id: i64,
+    worker: &str,
+    now_ms: i64,
+) -> StoreResult<()> {
+    let done = sqlx::query(
+        "UPDATE recording_jobs SET state = 'done', error = NULL, updated_at = $1, \
+         finished_at = $1 WHERE id = $2 AND state = 'running' AND worker = $3",
+    )
+    .bind(now_ms)
+    .bind(id)
+    .bind(worker)
+    .execute(&mut *tx)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Err(claim_lost());
+    }
+    Ok(())
 }
 
 /// A worker's claim was taken over by another (its lease ran out while it was slow): what it

@@ -12,9 +12,14 @@ use classroom_media::{LocalEvent, MediaEvent, Output, PeerId, Sfu, SfuConfig};
 use classroom_protocol::{LessonId, RoomName};
 use str0m::change::{SdpAnswer, SdpOffer, SdpPendingOffer};
 use str0m::format::Codec;
-use str0m::media::{Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid};
+use str0m::media::{
+    Direction, Frequency, KeyframeRequestKind, MediaKind, MediaTime, Mid, Rid, Simulcast,
+    SimulcastLayer,
+};
 use str0m::net::{Protocol, Receive};
 use str0m::{Candidate, Event, Input, Rtc};
+
+pub mod socket;
 
 pub const SFU_ADDR: &str = "192.0.2.1:3478";
 pub const OPUS_FRAME: usize = 160;
@@ -88,22 +93,72 @@ impl Client {
         addr: SocketAddr,
         lines: &[(MediaKind, Direction)],
     ) -> (Self, Vec<Mid>, String, SdpPendingOffer) {
+        Client::with_candidate(now, peer, Candidate::host(addr, "udp").unwrap(), lines)
+    }
+
+    /// [`Client::new`] offering `candidate` only (a TCP one, say), at its address.
+    pub fn with_candidate(
+        now: Instant,
+        peer: PeerId,
+        candidate: Candidate,
+        lines: &[(MediaKind, Direction)],
+    ) -> (Self, Vec<Mid>, String, SdpPendingOffer) {
+        let addr = candidate.addr();
         let mut rtc = Rtc::new(now);
-        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        rtc.add_local_candidate(candidate);
         let mut change = rtc.sdp_api();
         let mids = lines
             .iter()
             .map(|(kind, dir)| change.add_media(*kind, *dir, None, None, None))
             .collect();
         let (offer, pending) = change.apply().unwrap();
-        let client = Client {
+        (
+            Client::of(now, peer, addr, rtc),
+            mids,
+            offer.to_sdp_string(),
+            pending,
+        )
+    }
+
+    /// A client publishing one video m-line in simulcast layers `rids` (lowest first); its
+    /// video mid and its offer.
+    pub fn simulcast(
+        now: Instant,
+        peer: PeerId,
+        addr: SocketAddr,
+        rids: &[&str],
+    ) -> (Self, Mid, String, SdpPendingOffer) {
+        let mut rtc = Rtc::new(now);
+        rtc.add_local_candidate(Candidate::host(addr, "udp").unwrap());
+        let simulcast = Simulcast {
+            send: rids.iter().map(|rid| SimulcastLayer::new(rid)).collect(),
+            recv: Vec::new(),
+        };
+        let mut change = rtc.sdp_api();
+        let video = change.add_media(
+            MediaKind::Video,
+            Direction::SendOnly,
+            None,
+            None,
+            Some(simulcast),
+        );
+        let (offer, pending) = change.apply().unwrap();
+        (
+            Client::of(now, peer, addr, rtc),
+            video,
+            offer.to_sdp_string(),
+            pending,
+        )
+    }
+
+    fn of(now: Instant, peer: PeerId, addr: SocketAddr, rtc: Rtc) -> Self {
+        Client {
             peer,
             addr,
             rtc,
             timeout: now,
             events: Vec::new(),
-        };
-        (client, mids, offer.to_sdp_string(), pending)
+        }
     }
 
     pub fn accept_answer(&mut self, pending: SdpPendingOffer, answer: &str) {
@@ -145,6 +200,24 @@ impl Client {
         writer.write(pt, now, time, data.to_vec()).unwrap();
     }
 
+    /// Writes one VP8 frame of the simulcast layer `rid` on `mid`, stamped `time`.
+    pub fn write_layer(
+        &mut self,
+        now: Instant,
+        time: MediaTime,
+        mid: Mid,
+        rid: &str,
+        data: Vec<u8>,
+    ) {
+        let writer = self.rtc.writer(mid).unwrap().rid(Rid::from(rid));
+        let pt = writer
+            .payload_params()
+            .find(|p| p.spec().codec == Codec::Vp8)
+            .unwrap()
+            .pt();
+        writer.write(pt, now, time, data).unwrap();
+    }
+
     pub fn request_keyframe(&mut self, mid: Mid) {
         let mut writer = self.rtc.writer(mid).unwrap();
         writer
@@ -183,6 +256,23 @@ impl Client {
             .iter()
             .filter(|e| matches!(e, Event::KeyframeRequest(_)))
             .count()
+    }
+
+    /// Keyframe requests for the simulcast layer `rid`.
+    pub fn keyframe_requests_of(&self, rid: &str) -> usize {
+        let rid = Rid::from(rid);
+        self.events
+            .iter()
+            .filter(|e| matches!(e, Event::KeyframeRequest(r) if r.rid == Some(rid)))
+            .count()
+    }
+
+    /// (frame index, byte 14: a simulcast test's layer) of every video frame received.
+    pub fn layers_received(&self) -> Vec<(u32, u8)> {
+        self.received_frames(MediaKind::Video)
+            .iter()
+            .filter_map(|f| Some((frame_index(MediaKind::Video, f)?, *f.get(14)?)))
+            .collect()
     }
 
     pub fn is_connected(&self) -> bool {
@@ -398,6 +488,24 @@ impl World {
     }
 }
 
+impl Network for World {
+    fn clock(&self) -> (Instant, Instant) {
+        (self.now, self.start)
+    }
+
+    fn client(&mut self, index: usize) -> &mut Client {
+        World::client(self, index)
+    }
+
+    fn settle(&mut self) {
+        World::settle(self);
+    }
+
+    fn advance(&mut self, duration: Duration) {
+        World::advance(self, duration);
+    }
+}
+
 impl Default for World {
     fn default() -> Self {
         Self::new()
@@ -454,5 +562,86 @@ impl Publisher {
             }
             world.advance(Duration::from_millis(20));
         }
+    }
+}
+
+/// Clients on a virtual network and clock ([`World`], or a test's own with several cores).
+pub trait Network {
+    /// Now, and when the network started.
+    fn clock(&self) -> (Instant, Instant);
+    fn client(&mut self, index: usize) -> &mut Client;
+    /// Moves datagrams until the network is quiet, without moving time.
+    fn settle(&mut self);
+    /// Moves time on by `duration`, servicing every deadline on the way.
+    fn advance(&mut self, duration: Duration);
+}
+
+/// Simulcast layers, lowest first, and the size of one frame of each (one packet a frame).
+pub const LAYERS: [(&str, usize); 3] = [("q", 150), ("h", 500), ("f", 1000)];
+
+/// A client sending one simulcast video: every 40 ms one VP8 frame of each layer (the layer's
+/// index at byte 14), a keyframe first and whenever that layer is asked for one.
+pub struct SimulcastPublisher {
+    /// The client's index on its network.
+    pub index: usize,
+    pub video: Mid,
+    /// Each layer's rid and frame size, lowest first.
+    pub layers: &'static [(&'static str, usize)],
+    /// Frames sent of each layer.
+    pub sent: u32,
+    /// Keyframe requests seen so far, per layer.
+    pub requests_seen: Vec<usize>,
+}
+
+impl SimulcastPublisher {
+    pub fn new(index: usize, video: Mid, layers: &'static [(&'static str, usize)]) -> Self {
+        SimulcastPublisher {
+            index,
+            video,
+            layers,
+            sent: 0,
+            requests_seen: vec![0; layers.len()],
+        }
+    }
+
+    /// 40 ms: one frame of each layer, then time moves on.
+    pub fn tick(&mut self, network: &mut impl Network) {
+        let (now, start) = network.clock();
+        for (layer, (rid, len)) in self.layers.iter().enumerate() {
+            let client = network.client(self.index);
+            let requests = client.keyframe_requests_of(rid);
+            let keyframe = self.sent == 0 || requests > self.requests_seen[layer];
+            self.requests_seen[layer] = requests;
+            let time = MediaTime::new(
+                (now - start).as_micros() as u64 * 90 / 1000,
+                Frequency::NINETY_KHZ,
+            );
+            let mut frame = vp8_frame_of_len(self.sent, keyframe, *len);
+            frame[14] = layer as u8;
+            client.write_layer(now, time, self.video, rid, frame);
+            network.settle();
+        }
+        self.sent += 1;
+        network.advance(Duration::from_millis(40));
+    }
+}
+
+impl World {
+    /// Joins a [`SimulcastPublisher`] of `layers` and waits 500 ms for it to connect.
+    pub fn join_simulcast(
+        &mut self,
+        peer: PeerId,
+        layers: &'static [(&'static str, usize)],
+    ) -> SimulcastPublisher {
+        let addr = SocketAddr::from(([10, 0, 0, 99], 5000));
+        let rids: Vec<&str> = layers.iter().map(|(rid, _)| *rid).collect();
+        let (mut client, video, offer, pending) = Client::simulcast(self.now, peer, addr, &rids);
+        let answer = self.sfu.add_peer(self.now, peer, room(), &offer).unwrap();
+        client.accept_answer(pending, &answer);
+        self.clients.push(client);
+        let index = self.clients.len() - 1;
+        self.advance(Duration::from_millis(500));
+        assert!(self.clients[index].is_connected());
+        SimulcastPublisher::new(index, video, layers)
     }
 }

@@ -26,6 +26,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::http::HeaderValue;
 use redis::AsyncCommands;
 use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
@@ -160,6 +161,10 @@ struct Shared {
     /// The Redis clock at the last good read, and the nodes then.
     now_ms: u64,
     nodes: Vec<NodeView>,
+    /// The web origins of the other nodes online then ([`ClusterHandle::node_origins`]).
+    node_origins: Vec<crate::origin::PublicOrigin>,
+    /// The Content-Security-Policy naming them, built when they change (not per response).
+    content_security_policy: Option<HeaderValue>,
     offline_alarms: u64,
     /// This node drains: it takes no new rooms (its record says so from the next beat; its
     /// own placement knows at once).
@@ -196,11 +201,19 @@ impl ClusterHandle {
     /// The web origins of the other nodes that are online (`http://node2.example:8080`): a
     /// page of this node may open their signaling WebSocket, and theirs this node's.
     pub fn node_origins(&self) -> Vec<crate::origin::PublicOrigin> {
-        self.nodes()
-            .iter()
-            .filter(|n| n.online && n.record.id != self.this)
-            .filter_map(|n| crate::origin::PublicOrigin::parse(&n.record.http_url).ok())
-            .collect()
+        self.shared
+            .lock()
+            .map(|s| s.node_origins.clone())
+            .unwrap_or_default()
+    }
+
+    /// The Content-Security-Policy of this node's answers while other nodes are online
+    /// (`None`: the single node's fixed one, [`crate::web::CONTENT_SECURITY_POLICY`]).
+    pub fn content_security_policy(&self) -> Option<HeaderValue> {
+        self.shared
+            .lock()
+            .ok()
+            .and_then(|s| s.content_security_policy.clone())
     }
 
     /// The nodes as of the last heartbeat that reached Redis (this one draining as soon as it
@@ -450,6 +463,14 @@ impl Heartbeat {
         if let Ok(mut shared) = self.shared.lock() {
             shared.now_ms = now_ms;
             shared.nodes = self.registry.nodes(now_ms);
+            let origins: Vec<_> = (shared.nodes.iter())
+                .filter(|n| n.online && n.record.id != self.record.id)
+                .filter_map(|n| crate::origin::PublicOrigin::parse(&n.record.http_url).ok())
+                .collect();
+            if origins != shared.node_origins {
+                shared.content_security_policy = crate::web::cluster_policy(&origins);
+                shared.node_origins = origins;
+            }
             shared.offline_alarms += alarms;
         }
         Ok(())

@@ -94,6 +94,117 @@ async fn created(response: reqwest::Response) -> (String, String) {
     (response.text().await.expect("an answer"), location)
 }
 
+/// A WHIP encoder publishing audio and video on `key`, its answer taken (not yet connected).
+struct Encoder {
+    peer: Peer,
+    offer: String,
+    answer: String,
+    /// The session's path, `/whip/sessions/…`.
+    session: String,
+}
+
+async fn encode(class: &Class, key: &str) -> Encoder {
+    let (peer, offer) = peer(Sending::AUDIO_VIDEO, 0).await;
+    let (answer, session) = created(post_offer(class, "/whip", key, &offer).await).await;
+    assert!(session.starts_with("/whip/sessions/"), "{session}");
+    peer.accept_answer(answer.clone())
+        .await
+        .expect("the answer fits");
+    Encoder {
+        peer,
+        offer,
+        answer,
+        session,
+    }
+}
+
+/// A WHEP player with a student's join token, connected.
+struct Player {
+    peer: Peer,
+    /// Its join token: the bearer of its session.
+    join: String,
+    answer: String,
+    /// The session's path, `/whep/sessions/…`.
+    session: String,
+    /// When it posted its offer.
+    posted: std::time::Instant,
+}
+
+async fn play(class: &Class) -> Player {
+    let (peer, offer) = peer(Sending::NOTHING, 1).await;
+    let join = token(&class.school.student, class.lesson).await;
+    let posted = std::time::Instant::now();
+    let (answer, session) = created(post_offer(class, "/whep", &join, &offer).await).await;
+    assert!(session.starts_with("/whep/sessions/"), "{session}");
+    peer.accept_answer(answer.clone())
+        .await
+        .expect("the answer fits");
+    assert!(
+        wait_until(WAIT, || peer.is_connected()).await,
+        "the player connects"
+    );
+    Player {
+        peer,
+        join,
+        answer,
+        session,
+        posted,
+    }
+}
+
+impl Player {
+    /// Frames of `kind` received so far.
+    fn frames(&self, kind: StreamKind) -> u64 {
+        self.peer.with_stats(|s| {
+            (s.streams.values())
+                .filter(|st| st.kind == kind)
+                .map(|st| st.frames)
+                .sum::<u64>()
+        })
+    }
+
+    /// Waits for more than ten frames of video and of audio; `what` says whose.
+    async fn receives(&self, what: &str) {
+        assert!(
+            wait_until(WAIT, || self.frames(StreamKind::Video) > 10
+                && self.frames(StreamKind::Audio) > 10)
+            .await,
+            "the player receives {what}: video {}, audio {}",
+            self.frames(StreamKind::Video),
+            self.frames(StreamKind::Audio)
+        );
+    }
+
+    /// `method` on the player's session, with its bearer and no body.
+    async fn request(
+        &self,
+        class: &Class,
+        method: reqwest::Method,
+        content_type: &str,
+    ) -> reqwest::Response {
+        let bearer = Some(self.join.as_str());
+        send(
+            class,
+            method,
+            &self.session,
+            bearer,
+            content_type,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// From the POST to the first keyframe.
+    fn first_keyframe(&self) -> Option<std::time::Duration> {
+        self.peer.with_stats(|s| {
+            (s.streams.values())
+                .filter_map(|st| st.first_keyframe)
+                .min()
+                .map(|at| at.saturating_duration_since(self.posted))
+        })
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_view() {
     let class = Class::new(|_| {}).await;
@@ -107,13 +218,12 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
     assert!(wait_until(WAIT, || student.is_connected()).await);
 
     // The encoder: audio and one layer of video, over WHIP with the stream key.
-    let (encoder, offer) = peer(Sending::AUDIO_VIDEO, 0).await;
-    let (answer, session) = created(post_offer(&class, "/whip", &class.key, &offer).await).await;
-    assert!(session.starts_with("/whip/sessions/"), "{session}");
-    encoder
-        .accept_answer(answer)
-        .await
-        .expect("the answer fits");
+    let Encoder {
+        peer: encoder,
+        offer,
+        session,
+        ..
+    } = encode(&class, &class.key).await;
     assert!(wait_until(WAIT, || encoder.is_connected()).await);
     assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
     assert!(
@@ -183,40 +293,12 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
     assert_eq!(encoder_news(&mut teacher).await.0, EncoderState::Refused);
 
     // A WHEP player with a join token: the encoder's video and audio, as audience.
-    let (player, offer) = peer(Sending::NOTHING, 1).await;
-    let join = token(&class.school.student, class.lesson).await;
-    let posted = std::time::Instant::now();
-    let (answer, playing) = created(post_offer(&class, "/whep", &join, &offer).await).await;
-    assert!(playing.starts_with("/whep/sessions/"), "{playing}");
-    player.accept_answer(answer).await.expect("the answer fits");
-    assert!(
-        wait_until(WAIT, || player.is_connected()).await,
-        "the player connects"
+    let player = play(&class).await;
+    player.receives("the main view").await;
+    eprintln!(
+        "WHEP: POST to the player's first keyframe: {:?}",
+        player.first_keyframe()
     );
-    let frames = |kind: StreamKind| {
-        player.with_stats(|s| {
-            s.streams
-                .iter()
-                .filter(|(_, st)| st.kind == kind)
-                .map(|(_, st)| st.frames)
-                .sum::<u64>()
-        })
-    };
-    assert!(
-        wait_until(WAIT, || frames(StreamKind::Video) > 10
-            && frames(StreamKind::Audio) > 10)
-        .await,
-        "the player receives the main view: video {}, audio {}",
-        frames(StreamKind::Video),
-        frames(StreamKind::Audio)
-    );
-    let first_keyframe = player.with_stats(|s| {
-        (s.streams.values())
-            .filter_map(|st| st.first_keyframe)
-            .min()
-            .map(|at| at.saturating_duration_since(posted))
-    });
-    eprintln!("WHEP: POST to the player's first keyframe: {first_keyframe:?}");
     let metrics = class.metrics().await;
     assert_eq!(metrics.value("classroom_whip_encoders"), Some(1.0));
     assert_eq!(metrics.value("classroom_whep_players"), Some(1.0));
@@ -248,8 +330,14 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
             .status()
         }
     };
-    assert_eq!(delete(&playing, None).await, StatusCode::UNAUTHORIZED);
-    assert_eq!(delete(&playing, Some(join.clone())).await, StatusCode::OK);
+    assert_eq!(
+        delete(&player.session, None).await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        delete(&player.session, Some(player.join.clone())).await,
+        StatusCode::OK
+    );
     assert_eq!(
         delete(&session, Some("3-wrong".into())).await,
         StatusCode::UNAUTHORIZED
@@ -280,7 +368,7 @@ async fn a_whip_encoder_reaches_the_class_and_a_whep_player_watches_the_main_vie
     ffmpeg.kill().await.expect("ffmpeg stops");
     student.peer.stop();
     encoder.stop();
-    player.stop();
+    player.peer.stop();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -451,12 +539,7 @@ fn audio_only(offer: &str) -> String {
 async fn a_rotated_key_stops_a_whip_encoder_and_an_ended_lesson_closes_its_players() {
     let class = Class::new(|_| {}).await;
     let mut teacher = class.teacher().await;
-    let (encoder, offer) = peer(Sending::AUDIO_VIDEO, 0).await;
-    let (answer, _) = created(post_offer(&class, "/whip", &class.key, &offer).await).await;
-    encoder
-        .accept_answer(answer)
-        .await
-        .expect("the answer fits");
+    let encoder = encode(&class, &class.key).await.peer;
     assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
 
     // A leaked key is rotated: the WHIP encoder is cut off, the old key opens nothing.
@@ -481,23 +564,17 @@ async fn a_rotated_key_stops_a_whip_encoder_and_an_ended_lesson_closes_its_playe
     assert_eq!(encoder_news(&mut teacher).await, (EncoderState::Live, None));
 
     // A player watches; the teacher ends the lesson: the player's session goes.
-    let (player, offer) = peer(Sending::NOTHING, 1).await;
-    let join = token(&class.school.student, class.lesson).await;
-    let (answer, playing) = created(post_offer(&class, "/whep", &join, &offer).await).await;
-    player.accept_answer(answer).await.expect("the answer fits");
-    assert!(wait_until(WAIT, || player.is_connected()).await);
+    let player = play(&class).await;
     teacher.ok(ClientMessage::EndLesson).await;
     let mut gone = false;
     for _ in 0..100 {
-        let response = send(
-            &class,
-            reqwest::Method::PATCH,
-            &playing,
-            Some(&join),
-            "application/trickle-ice-sdpfrag",
-            Vec::new(),
-        )
-        .await;
+        let response = player
+            .request(
+                &class,
+                reqwest::Method::PATCH,
+                "application/trickle-ice-sdpfrag",
+            )
+            .await;
         if response.status() == StatusCode::NOT_FOUND {
             gone = true;
             break;
@@ -507,7 +584,7 @@ async fn a_rotated_key_stops_a_whip_encoder_and_an_ended_lesson_closes_its_playe
     assert!(gone, "the ended lesson's player session is closed");
     encoder.stop();
     again.stop();
-    player.stop();
+    player.peer.stop();
 }
 
 /// The ICE username fragment of an offer.
@@ -535,12 +612,7 @@ async fn a_whep_player_on_another_worker_than_the_encoder_watches_across_the_rel
     .await;
     let mut student = Participant::connect(ws, Sending::NOTHING, 1).await;
     assert!(wait_until(WAIT, || student.is_connected()).await);
-    let (encoder, offer) = peer(Sending::AUDIO_VIDEO, 0).await;
-    let (encoder_answer, _) = created(post_offer(&class, "/whip", &class.key, &offer).await).await;
-    encoder
-        .accept_answer(encoder_answer.clone())
-        .await
-        .expect("the answer fits");
+    let encoder = encode(&class, &class.key).await;
     assert!(
         student
             .pump_until(WAIT, |p| frames_from_encoder(p, SignalKind::Video) > 10)
@@ -548,10 +620,7 @@ async fn a_whep_player_on_another_worker_than_the_encoder_watches_across_the_rel
         "the student receives the encoder"
     );
 
-    let (player, offer) = peer(Sending::NOTHING, 1).await;
-    let join = token(&class.school.student, class.lesson).await;
-    let posted = std::time::Instant::now();
-    let (answer, playing) = created(post_offer(&class, "/whep", &join, &offer).await).await;
+    let player = play(&class).await;
     let workers = class.server.media_addrs();
     let worker_of = |answer: &str| {
         workers
@@ -559,56 +628,29 @@ async fn a_whep_player_on_another_worker_than_the_encoder_watches_across_the_rel
             .position(|w| answer.contains(&format!(" {} typ host", w.port())))
             .expect("a worker's port in the answer")
     };
-    assert_eq!(worker_of(&encoder_answer), worker_of(&student.answer));
+    assert_eq!(worker_of(&encoder.answer), worker_of(&student.answer));
     assert_ne!(
-        worker_of(&answer),
-        worker_of(&encoder_answer),
+        worker_of(&player.answer),
+        worker_of(&encoder.answer),
         "the player is on the other worker"
     );
-    player.accept_answer(answer).await.expect("the answer fits");
-    assert!(
-        wait_until(WAIT, || player.is_connected()).await,
-        "the player connects"
+    player
+        .receives("the encoder's video and audio over the relay")
+        .await;
+    eprintln!(
+        "WHEP across workers: POST to the player's first keyframe: {:?}",
+        player.first_keyframe()
     );
-    let frames = |kind: StreamKind| {
-        player.with_stats(|s| {
-            (s.streams.values())
-                .filter(|st| st.kind == kind)
-                .map(|st| st.frames)
-                .sum::<u64>()
-        })
-    };
-    assert!(
-        wait_until(WAIT, || frames(StreamKind::Video) > 10
-            && frames(StreamKind::Audio) > 10)
-        .await,
-        "the player receives the encoder's video and audio over the relay: video {}, audio {}",
-        frames(StreamKind::Video),
-        frames(StreamKind::Audio)
-    );
-    let first_keyframe = player.with_stats(|s| {
-        (s.streams.values())
-            .filter_map(|st| st.first_keyframe)
-            .min()
-            .map(|at| at.saturating_duration_since(posted))
-    });
-    eprintln!("WHEP across workers: POST to the player's first keyframe: {first_keyframe:?}");
     let metrics = class.metrics().await;
     assert_eq!(metrics.value("classroom_whep_players"), Some(1.0));
     let relayed = metrics.expect("classroom_media_relay_total{what=\"packet_sent\"}");
     assert!(relayed > 20.0, "the media crossed the relay: {relayed}");
 
-    let ended = send(
-        &class,
-        reqwest::Method::DELETE,
-        &playing,
-        Some(&join),
-        "text/plain",
-        Vec::new(),
-    )
-    .await;
+    let ended = player
+        .request(&class, reqwest::Method::DELETE, "text/plain")
+        .await;
     assert_eq!(ended.status(), StatusCode::OK);
     student.peer.stop();
-    encoder.stop();
-    player.stop();
+    encoder.peer.stop();
+    player.peer.stop();
 }
