@@ -9,10 +9,10 @@
 //! the publisher's room): the fan-out reads the subscriber list per packet, so forwarding
 //! stops from the next packet.
 //!
-//! This needs the lesson's breakout rooms on the publisher's worker: placement homes a
-//! lesson's rooms together ([`crate::placement`]). A breakout room whose peers spilled to
-//! another worker (a per-worker peer limit) does not hear the voice on that worker: the relay
-//! links are per room and carry only the room's own publishers.
+//! Placement homes a lesson's rooms together ([`crate::placement`]). A breakout room whose
+//! peers spilled to another worker (a per-worker peer limit) has a relay link from this
+//! worker: the voice's audio crosses it as a track of that room (`relay/voice.rs`), and its
+//! students there hear it as a relayed publisher of their room.
 
 use std::mem;
 use std::time::Instant;
@@ -44,10 +44,12 @@ impl Sfu {
         if before == lesson {
             return Ok(());
         }
-        if before.is_some() {
+        if let Some(before) = before {
+            self.relay_voice(peer_id, before, false);
             self.end_voice(peer_id);
         }
         if let Some(lesson) = lesson {
+            self.relay_voice(peer_id, lesson, true);
             let rooms = self.breakout_rooms_of(lesson);
             self.dirty_rooms.extend(rooms);
         }

@@ -40,6 +40,7 @@ use crate::relay::{RelayStats, SfuRelayEnd};
 use crate::{MediaEvent, Output, PeerId, TrackKind};
 
 mod flush;
+mod voice;
 
 /// How often a side reports its simulcast layers' rates over each link.
 pub(super) const REPORT_INTERVAL: Duration = Duration::from_millis(500);
@@ -208,6 +209,14 @@ impl Sfu {
                     kind,
                 }));
             }
+        }
+        // Broadcast voices of other rooms this room hears ([`voice`]).
+        for (publisher, mid, kind) in self.voice_tracks(&room) {
+            link.end.push(RelayMessage(Item::Track {
+                publisher,
+                mid,
+                kind,
+            }));
         }
         let links = self.relays.rooms.entry(room).or_insert(RoomLinks {
             home,
@@ -439,6 +448,9 @@ impl Sfu {
         }
         match self.locals.get(&publisher) {
             Some(local) if local.role != LocalRole::Relayed => return,
+            // Already relayed for another room (a voice's peer whose own room spans the two
+            // workers too): it stays that room's publisher ([`voice`]).
+            Some(local) if local.room != *room => return,
             Some(local) if local.publications.contains_key(&mid) => {
                 // A new link of the same two workers took over (the room left and came back).
                 self.relays.owners.insert(publisher, id);
@@ -560,6 +572,7 @@ impl Sfu {
         if self.relays.is_empty() {
             return;
         }
+        self.relay_voice_out(publisher, mid, incoming);
         let room = match (self.peers.get(&publisher), self.locals.get(&publisher)) {
             (Some(peer), _) => &peer.room,
             (None, Some(local)) if local.role == LocalRole::Publisher => &local.room,
@@ -591,11 +604,15 @@ impl Sfu {
             mid,
             kind,
         });
+        self.relay_voice_track(publisher, mid, kind);
     }
 
     /// An own publisher's track ended: announced over its room's links, which stop taking it.
     pub(super) fn relay_track_ended(&mut self, publisher: PeerId, mid: RtcMid) {
         self.relay_announce(publisher, |publisher| Item::TrackEnded { publisher, mid });
+        if let Some(&lesson) = self.voices.get(&publisher) {
+            self.relay_voice_ended(publisher, lesson, mid);
+        }
         if let Some(links) = self
             .own_room(publisher)
             .and_then(|r| self.relays.rooms.get_mut(&r))
