@@ -182,6 +182,7 @@ impl RoomIo {
                 claims,
                 connection,
                 opened_at,
+                edge,
                 go_live,
                 outbox,
                 reply,
@@ -192,6 +193,7 @@ impl RoomIo {
                     id,
                     claims,
                     opened_at: Some(opened_at),
+                    edge,
                     go_live,
                 }
             }

@@ -25,6 +25,8 @@ pub(super) struct Place {
     away: Option<(RoomHandle, ParticipantId)>,
     /// The main room's last word on whether the participant speaks to every breakout room.
     voice: bool,
+    /// The session came over an edge's signaling link (its media is the edge's there too).
+    edge: Option<crate::media::EdgeId>,
 }
 
 /// Why a move could not be made; the session stays in the main room.
@@ -43,6 +45,7 @@ impl Place {
         connection: ConnectionId,
         claims: JoinClaims,
         outbox: mpsc::WeakSender<Outbound>,
+        edge: Option<crate::media::EdgeId>,
     ) -> Self {
         Place {
             home,
@@ -52,6 +55,7 @@ impl Place {
             outbox,
             away: None,
             voice: false,
+            edge,
         }
     }
 
@@ -119,6 +123,7 @@ impl Place {
             claims: Box::new(claims),
             connection: self.connection,
             opened_at: std::time::Instant::now(),
+            edge: self.edge,
             go_live: false,
             outbox,
             reply,
