@@ -334,3 +334,7 @@ impl MediaPort for ClusterPort {
         })
     }
 }
+
+#[cfg(test)]
+#[path = "media_port_tests.rs"]
+mod tests;
