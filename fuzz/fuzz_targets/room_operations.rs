@@ -766,6 +766,7 @@ fuzz_target!(|scenario: Scenario| {
                     id: Some(1),
                     claims: Box::new(claims),
                     opened_at: Some(now),
+                    edge: None,
                     // Teachers who hold the lesson back, and those who do not.
                     go_live: jti % 3 != 0,
                 };

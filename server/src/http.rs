@@ -179,7 +179,7 @@ async fn readyz(State(state): State<AppState>) -> Result<Json<Status>, ApiError>
 #[utoipa::path(
     get, path = "/api/v1/cluster", tag = "operations", security(("bearer" = [])),
     responses(
-        (status = 200, description = "`{this_node, redis: up|down, nodes: [{id, http_url, media, state, load, heartbeat_ms, online, heartbeat_age_ms, offline_times}], offline_alarms, relayed_participants}`; `clustered: false` on a single node", body = Object),
+        (status = 200, description = "`{this_node, redis: up|down, nodes: [{id, http_url, media, state, load, heartbeat_ms, online, heartbeat_age_ms, offline_times}], offline_alarms, relayed_participants, node_links: {running, audio_packets_sent, video_packets_sent, packets_received, malformed_controls}}`; `clustered: false` on a single node", body = Object),
         (status = 401, description = "Missing, bad or expired token", body = classroom_protocol::ErrorBody),
         (status = 403, description = "Not an admin", body = classroom_protocol::ErrorBody),
     )
@@ -194,10 +194,10 @@ async fn cluster_status(
             "only admins may see the cluster",
         ));
     }
-    Ok(Json(match &state.cluster {
+    Ok(Json(match state.live.cluster_status() {
         None => serde_json::json!({"clustered": false}),
         Some(cluster) => {
-            let mut status = serde_json::to_value(cluster.status()).unwrap_or_default();
+            let mut status = serde_json::to_value(cluster).unwrap_or_default();
             status["clustered"] = serde_json::Value::Bool(true);
             status
         }
@@ -226,8 +226,8 @@ async fn metrics_text(State(state): State<AppState>) -> impl IntoResponse {
     if let Some(workers) = &workers {
         state.metrics.media_workers_observed(workers);
     }
-    if let Some(cluster) = &state.cluster {
-        state.metrics.cluster_observed(&cluster.status());
+    if let Some(cluster) = state.live.cluster_status() {
+        state.metrics.cluster_observed(&cluster);
     }
     let rooms = &state.live.rooms;
     state

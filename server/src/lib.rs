@@ -232,13 +232,36 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
     .await?;
     let (room_events, room_events_rx) = tokio::sync::mpsc::unbounded_channel();
     let joins = Arc::new(live::JoinClock::default());
+    let sfu_port = live::SfuPort::new(media.handle.clone(), joins.clone());
+    // Several nodes: peer ids unique across the cluster, and a port that sends an edge's
+    // participants' media commands to that edge's SFU (docs/scale-out.md).
+    let (peer_ids, cluster_port, edge_media) = match config.cluster.enabled() {
+        false => (classroom_signaling::PeerIds::default(), None, None),
+        true => {
+            let number = cluster::node_number(&config.cluster).await;
+            let link_ip = cluster::node_link_ip(media_addr, config.media.advertised_ip);
+            let port = Arc::new(cluster::media_port::ClusterPort::new(
+                sfu_port.clone(),
+                link_ip,
+            ));
+            let edge = Arc::new(cluster::edge_media::EdgeMedia::new(
+                media.handle.clone(),
+                link_ip,
+            ));
+            (
+                classroom_signaling::PeerIds::for_node(number),
+                Some(port),
+                Some(edge),
+            )
+        }
+    };
+    let port: Arc<dyn classroom_signaling::MediaPort> = match &cluster_port {
+        Some(port) => port.clone(),
+        None => Arc::new(sfu_port),
+    };
     let rooms = Arc::new(
-        Rooms::with_media(
-            config.signaling.to_config(),
-            room_events,
-            Arc::new(live::SfuPort::new(media.handle.clone(), joins.clone())),
-        )
-        .with_room_states(room_states::StoredRoomStates::start(store.clone())),
+        Rooms::with_media_ids(config.signaling.to_config(), room_events, port, peer_ids)
+            .with_room_states(room_states::StoredRoomStates::start(store.clone())),
     );
     let metrics = Arc::new(metrics::Metrics::new());
     // Every consumer of room events subscribes here, and each sees every event.
@@ -332,16 +355,21 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
             secret.clone(),
             config.signaling.max_message_bytes,
             config.cluster.link_max_participants,
+            edge_media.clone().context("a cluster's edge media")?,
         )?)),
         None => None,
     };
-    let link_home = cluster.as_ref().map(|(handle, _)| {
-        Arc::new(cluster::link::home::LinkHome {
-            this: handle.this.clone(),
-            secret,
-            max_conns: config.cluster.link_max_participants,
-        })
-    });
+    let link_home = cluster
+        .as_ref()
+        .zip(cluster_port.clone())
+        .map(|((handle, _), port)| {
+            Arc::new(cluster::link::home::LinkHome {
+                this: handle.this.clone(),
+                secret,
+                max_conns: config.cluster.link_max_participants,
+                port,
+            })
+        });
     let cluster = cluster.map(|(handle, _)| handle);
     let live = live::LiveState {
         rooms: rooms.clone(),
@@ -359,6 +387,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         origins: Arc::new(origin::AllowedOrigins::new(&config.http.public_origins)),
         cluster: cluster.clone(),
         link_home,
+        edge_media: edge_media.clone(),
     };
     let outbound = Arc::new(
         config
@@ -405,6 +434,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningServer> {
         media.events,
         metrics.clone(),
         joins,
+        edge_media.clone(),
     ));
     let media_workers = media.workers;
     let store_handle = store.clone();

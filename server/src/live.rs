@@ -146,6 +146,7 @@ pub async fn deliver_access_changes(
 }
 
 /// Signaling's media port, served by the SFU. Signaling's peer ids are the SFU's.
+#[derive(Clone)]
 pub struct SfuPort {
     pub media: MediaHandle,
     pub joins: Arc<JoinClock>,
@@ -328,11 +329,14 @@ impl MediaPort for SfuPort {
 
 /// Relays what the SFU reports to the rooms of the peers concerned, and records what is for
 /// the metrics, until the SFU stops.
+///
+/// On an edge node (`edge`), what concerns the peers a home's room drives goes to that home.
 pub async fn relay_media_events(
     rooms: Arc<Rooms>,
     mut events: mpsc::UnboundedReceiver<MediaEvent>,
     metrics: Arc<Metrics>,
     joins: Arc<JoinClock>,
+    edge: Option<Arc<crate::cluster::edge_media::EdgeMedia>>,
 ) {
     while let Some(event) = events.recv().await {
         let notice = match event {
@@ -396,6 +400,9 @@ pub async fn relay_media_events(
                 continue;
             }
         };
+        if edge.as_ref().is_some_and(|edge| edge.forward(&notice)) {
+            continue;
+        }
         rooms.deliver_media(notice).await;
     }
 }
@@ -421,6 +428,22 @@ pub struct LiveState {
     pub cluster: Option<crate::cluster::ClusterHandle>,
     /// Several nodes: the edges' signaling links this node accepts, as a home.
     pub link_home: Option<Arc<crate::cluster::link::home::LinkHome>>,
+    /// Several nodes: the media of the participants this node serves for other nodes' rooms.
+    pub edge_media: Option<Arc<crate::cluster::edge_media::EdgeMedia>>,
+}
+
+impl LiveState {
+    /// The cluster as this node sees it, with its node media links; `None` on a single node.
+    pub fn cluster_status(&self) -> Option<crate::cluster::ClusterStatus> {
+        let mut status = self.cluster.as_ref()?.status();
+        if let Some(home) = &self.link_home {
+            status.node_links.add(home.port.node_link_stats());
+        }
+        if let Some(edge) = &self.edge_media {
+            status.node_links.add(edge.node_link_stats());
+        }
+        Some(status)
+    }
 }
 
 impl std::fmt::Debug for LiveState {

@@ -214,6 +214,8 @@ pub(crate) enum RoomCommand {
         connection: ConnectionId,
         /// When the WebSocket opened: the start of the join time the media plane measures.
         opened_at: std::time::Instant,
+        /// The connection came over an edge's signaling link: its media lives in that edge's SFU.
+        edge: Option<crate::media::EdgeId>,
         /// The `join` message's `go_live`.
         go_live: bool,
         /// The session's outbox, with its leg for this room.
@@ -352,9 +354,19 @@ impl Rooms {
         events: mpsc::UnboundedSender<RoomEvent>,
         port: Arc<dyn MediaPort>,
     ) -> Self {
+        Self::with_media_ids(config, events, port, PeerIds::default())
+    }
+
+    /// [`Rooms::with_media`], with peer ids from `ids` (a cluster's node's, [`PeerIds::for_node`]).
+    pub fn with_media_ids(
+        config: SignalingConfig,
+        events: mpsc::UnboundedSender<RoomEvent>,
+        port: Arc<dyn MediaPort>,
+        ids: PeerIds,
+    ) -> Self {
         let media = MediaShared {
             port,
-            ids: PeerIds::default(),
+            ids,
             peers: DashMap::new(),
             published: DashMap::new(),
         };

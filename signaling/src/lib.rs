@@ -31,5 +31,5 @@ pub use room::{
     AttendanceEvent, BoardChange, EncoderError, EncoderIdentity, KeptBoard, KeptStroke,
     LessonEffect, MediaEffect, RecordingEffect, RoomActivity, RoomConfig, RoomState,
 };
-pub use session::{HomeFrame, HomeGone, HomeLink, InvalidToken, run_session, serve};
+pub use session::{HomeFrame, HomeGone, HomeLink, InvalidToken, run_session, serve, serve_relayed};
 pub use stats::SignalingSnapshot;

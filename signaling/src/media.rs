@@ -22,10 +22,24 @@ use classroom_protocol::{ErrorCode, LessonId, RoomName};
 pub use classroom_protocol::{Mid, PeerId};
 
 /// Hands out peer ids, shared by the rooms of a node so that none is ever reused.
+///
+/// In a cluster the ids are unique across nodes: a node's carry its node number (taken at
+/// start, `PeerIds::for_node`) in bits 32 to 52, so that an edge's SFU takes the peer ids of
+/// a home's room as they are, beside its own (`docs/scale-out.md`). Ids stay below 2^53, the
+/// integers a browser's JSON reads exactly. A single node is number 0: ids count from 1.
 #[derive(Debug, Clone, Default)]
 pub struct PeerIds(Arc<AtomicU64>);
 
+/// Node numbers wrap past this (21 bits).
+pub const NODE_NUMBERS: u32 = 1 << 21;
+
 impl PeerIds {
+    /// The ids of node number `node` of a cluster (taken modulo [`NODE_NUMBERS`]).
+    pub fn for_node(node: u32) -> PeerIds {
+        let base = u64::from(node % NODE_NUMBERS) << 32;
+        PeerIds(Arc::new(AtomicU64::new(base)))
+    }
+
     /// The next unused id (the first is 1).
     pub fn next(&self) -> PeerId {
         PeerId(self.0.fetch_add(1, Ordering::Relaxed) + 1)
@@ -42,7 +56,15 @@ pub struct PeerAccess {
     /// When the WebSocket of the connection that opens the peer was opened: the media plane
     /// measures the join time (to the first media packet it sends the peer) from here.
     pub connection_opened: Option<std::time::Instant>,
+    /// The participant arrived over an edge node's signaling link: the peer is to live in
+    /// that edge's SFU (`None`: in this node's).
+    pub edge: Option<EdgeId>,
 }
+
+/// An edge node's signaling link, numbered by the home that accepted it: the participants who
+/// arrived over it have their media peers in that edge's SFU (`docs/scale-out.md`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EdgeId(pub u64);
 
 /// Why the media plane refused a negotiation step. Nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,5 +189,24 @@ impl MediaNotice {
             | MediaNotice::TrackEnded { subscriber, .. } => Some(*subscriber),
             MediaNotice::Speakers { .. } => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_clusters_nodes_hand_out_ids_apart_and_below_two_to_the_53() {
+        let single = PeerIds::default();
+        assert_eq!((single.next(), single.next()), (PeerId(1), PeerId(2)));
+        let (one, two) = (PeerIds::for_node(1), PeerIds::for_node(2));
+        let (a, b) = (one.next(), two.next());
+        assert_eq!(a, PeerId((1 << 32) + 1));
+        assert_eq!(b, PeerId((2 << 32) + 1));
+        let last = PeerIds::for_node(NODE_NUMBERS - 1).next();
+        assert!(last.0 < 1 << 53, "{last}");
+        // Numbers wrap: node number 2^21 is node 0 again.
+        assert_eq!(PeerIds::for_node(NODE_NUMBERS).next(), PeerId(1));
     }
 }

@@ -283,8 +283,9 @@ impl Room {
                 id,
                 claims,
                 opened_at,
+                edge,
                 go_live,
-            } => self.join_input(now, connection, id, &claims, opened_at, go_live),
+            } => self.join_input(now, connection, id, &claims, (opened_at, edge), go_live),
             Input::Message {
                 participant,
                 connection,

@@ -188,10 +188,38 @@ pub async fn run_session(socket: WebSocket, rooms: Arc<Rooms>, verifier: Arc<dyn
 /// It ends when the client goes (its stream ends or fails), the room closes it, or a limit
 /// does; a send that fails ends it too.
 pub async fn serve<Tx, Rx, E>(
+    sink: Tx,
+    stream: Rx,
+    rooms: Arc<Rooms>,
+    verifier: Arc<dyn TokenVerifier>,
+) where
+    Tx: Sink<Message> + Unpin,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+{
+    serve_from(sink, stream, rooms, verifier, None).await;
+}
+
+/// [`serve`] for a participant who came over an edge node's signaling link (`edge`, as this
+/// node numbers it): their media peers are to live in that edge's SFU.
+pub async fn serve_relayed<Tx, Rx, E>(
+    sink: Tx,
+    stream: Rx,
+    rooms: Arc<Rooms>,
+    verifier: Arc<dyn TokenVerifier>,
+    edge: crate::media::EdgeId,
+) where
+    Tx: Sink<Message> + Unpin,
+    Rx: Stream<Item = Result<Message, E>> + Unpin,
+{
+    serve_from(sink, stream, rooms, verifier, Some(edge)).await;
+}
+
+async fn serve_from<Tx, Rx, E>(
     mut sink: Tx,
     mut stream: Rx,
     rooms: Arc<Rooms>,
     verifier: Arc<dyn TokenVerifier>,
+    edge: Option<crate::media::EdgeId>,
 ) where
     Tx: Sink<Message> + Unpin,
     Rx: Stream<Item = Result<Message, E>> + Unpin,
@@ -305,6 +333,7 @@ pub async fn serve<Tx, Rx, E>(
         claims: Box::new(claims),
         connection,
         opened_at: opened_at.into_std(),
+        edge,
         go_live,
         outbox,
         reply,
@@ -353,7 +382,14 @@ pub async fn serve<Tx, Rx, E>(
     }
     let course = recheck.course;
     // Kept for the breakout rooms the main room may move the session to.
-    let mut place = place::Place::new(room, participant, connection, recheck, breakout_outbox);
+    let mut place = place::Place::new(
+        room,
+        participant,
+        connection,
+        recheck,
+        breakout_outbox,
+        edge,
+    );
     // 2. Relay until either side ends.
     let mut gate = MessageGate::new(
         config.messages_per_second,

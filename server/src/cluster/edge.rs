@@ -2,7 +2,9 @@
 //! REST join because the home was full (`cluster.home_capacity`), has their signaling carried
 //! to the home over this node's one link to that home (`docs/scale-out.md`, [`super::link`]),
 //! as a virtual connection of its own. The session relays the frames (`classroom_signaling`'s
-//! `HomeLink`); this module keeps one link per home node, opening it (again) when needed.
+//! `HomeLink`); this module keeps one link per home node, opening it (again) when needed. The
+//! home's commands for its participants' media peers, which live in this node's SFU, come over
+//! the same link and are carried out one after another ([`super::edge_media`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -20,9 +22,11 @@ use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::ClusterHandle;
+use super::edge_media::EdgeMedia;
 use super::link::auth::ClusterSecret;
 use super::link::home::unix_ms;
 use super::link::mux::{Conn, Inbound, Link};
+use super::link::node::{Incoming, NodeChannel};
 use super::placement::RedisPlacement;
 use super::registry::NodeId;
 
@@ -44,6 +48,8 @@ pub struct EdgeLinks {
     /// `cluster.link_max_participants` (a home refuses more anyway).
     max_conns: usize,
     links: Mutex<HashMap<NodeId, Link>>,
+    /// The home's participants' media peers in this node's SFU.
+    media: Arc<EdgeMedia>,
 }
 
 /// Why a link to a home node could not be opened.
@@ -72,6 +78,7 @@ impl EdgeLinks {
         secret: ClusterSecret,
         max_message_bytes: usize,
         max_conns: usize,
+        media: Arc<EdgeMedia>,
     ) -> anyhow::Result<EdgeLinks> {
         Ok(EdgeLinks {
             relayed: cluster.relayed.clone(),
@@ -82,6 +89,7 @@ impl EdgeLinks {
             max_frame: max_message_bytes.saturating_mul(4) + super::link::FRAME_OVERHEAD,
             max_conns,
             links: Mutex::new(HashMap::new()),
+            media,
         })
     }
 
@@ -175,11 +183,35 @@ impl EdgeLinks {
     {
         let (link, driver) = Link::new(self.max_conns);
         let (incoming, outgoing) = super::link::tungstenite_halves(socket);
+        let channel = NodeChannel::new(link.clone());
+        let media = self.media.clone();
+        let id = media.link_opened(home, channel.clone());
+        // The home's media commands, carried out in the order they came (the home's room
+        // gives a room's commands one after another; a link's are few and quick).
+        let (commands, mut queue) = tokio::sync::mpsc::unbounded_channel();
+        let executor = {
+            let media = media.clone();
+            tokio::spawn(async move {
+                while let Some((request, command)) = queue.recv().await {
+                    media.execute(id, request, command).await;
+                }
+            })
+        };
         let home = home.clone();
         tokio::spawn(async move {
+            let on_node = |bytes: Vec<u8>| match channel.receive(&bytes) {
+                Some(Incoming::Request { id, command }) => {
+                    let _ = commands.send((id, command));
+                }
+                // Notices go to a home, not from it.
+                Some(Incoming::Notice(_)) | None => {}
+            };
             // An edge accepts no connections from the home.
-            driver.run(incoming, outgoing, |_, _| {}).await;
+            driver.run(incoming, outgoing, |_, _| {}, on_node).await;
             tracing::warn!(%home, "cluster: the link to a home node ended; its participants join again");
+            channel.ended();
+            executor.abort();
+            media.link_closed(id).await;
         });
         link
     }

@@ -15,7 +15,9 @@
 //! required: the database of record must be shared by every node.
 
 pub mod edge;
+pub mod edge_media;
 pub mod link;
+pub mod media_port;
 pub mod placement;
 pub mod registry;
 
@@ -137,6 +139,46 @@ pub fn link_url(http_url: &str) -> String {
     format!("{base}{}", link::PATH)
 }
 
+/// This node's number in the cluster, for its peer ids (`PeerIds::for_node`): a Redis
+/// counter under the cluster's prefix, counted up at each start, so that no two nodes up at
+/// once share one (numbers wrap after 2^21 starts, long after the older nodes restarted). When
+/// Redis does not answer at start, a random number, which two nodes share with a chance of
+/// one in two million per pair: logged, as the node runs on.
+pub async fn node_number(config: &ClusterConfig) -> u32 {
+    let modulus = u64::from(classroom_signaling::media::NODE_NUMBERS - 1);
+    let taken = async {
+        let client = redis::Client::open(config.redis_url.as_str())?;
+        let mut connection = client.get_multiplexed_async_connection().await?;
+        let key = format!("{}:node_numbers", config.key_prefix);
+        connection.incr::<_, _, u64>(key, 1).await
+    };
+    match tokio::time::timeout(REDIS_TIMEOUT, taken).await {
+        // 1 up to 2^21 - 1: number 0 is a single node's.
+        Ok(Ok(n)) => (n.saturating_sub(1) % modulus + 1) as u32,
+        failed => {
+            let why = match failed {
+                Ok(Err(e)) => e.to_string(),
+                _ => "no answer".to_owned(),
+            };
+            let random = classroom_courses::auth::random_token(4);
+            let random = u64::from_str_radix(&random, 16).unwrap_or_default();
+            let n = (random % modulus + 1) as u32;
+            tracing::warn!(error = %why, number = n, "cluster: cannot take a node number from Redis; took a random one");
+            n
+        }
+    }
+}
+
+/// Where this node's ends of node media links bind (port 0): the media socket's IP, or the
+/// advertised one when the media socket listens on every address.
+pub fn node_link_ip(media: std::net::SocketAddr, advertised: std::net::IpAddr) -> std::net::IpAddr {
+    if media.ip().is_unspecified() {
+        advertised
+    } else {
+        media.ip()
+    }
+}
+
 /// This node's id: the configured one, else the one kept in the data directory (made once).
 pub fn node_id(config: &ClusterConfig, data_dir: &Path) -> anyhow::Result<NodeId> {
     if !config.node_id.trim().is_empty() {
@@ -191,6 +233,30 @@ pub struct ClusterStatus {
     pub offline_alarms: u64,
     /// Participants this node relays to their room's home node, as an edge.
     pub relayed_participants: u64,
+    /// The node media links running on this node, as a home and as an edge.
+    pub node_links: NodeLinkTotals,
+}
+
+/// The node media links running on this node (one per room and other node), their counters
+/// summed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct NodeLinkTotals {
+    pub running: u64,
+    pub audio_packets_sent: u64,
+    pub video_packets_sent: u64,
+    pub packets_received: u64,
+    /// Control messages of the other node's that were not ours (counted and dropped).
+    pub malformed_controls: u64,
+}
+
+impl NodeLinkTotals {
+    pub fn add(&mut self, (stats, running): (classroom_media::node_link::NodeLinkStats, usize)) {
+        self.running += running as u64;
+        self.audio_packets_sent += stats.audio_packets_sent;
+        self.video_packets_sent += stats.video_packets_sent;
+        self.packets_received += stats.packets_received;
+        self.malformed_controls += stats.malformed_controls;
+    }
 }
 
 impl ClusterHandle {
@@ -249,6 +315,7 @@ impl ClusterHandle {
             nodes: shared.as_ref().map(|s| s.nodes.clone()).unwrap_or_default(),
             offline_alarms: shared.as_ref().map_or(0, |s| s.offline_alarms),
             relayed_participants: self.relayed.load(Ordering::Relaxed),
+            node_links: NodeLinkTotals::default(),
         }
     }
 }

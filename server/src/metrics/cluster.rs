@@ -10,6 +10,10 @@ pub(super) struct ClusterMetrics {
     nodes: IntGaugeVec,
     offline_alarms: IntCounter,
     relayed: IntGauge,
+    node_links: IntGauge,
+    node_link_sent: IntGaugeVec,
+    node_link_received: IntGauge,
+    node_link_malformed: IntGauge,
 }
 
 impl ClusterMetrics {
@@ -40,6 +44,30 @@ impl ClusterMetrics {
                  room's home node (cluster.home_capacity)",
             )
             .expect(valid),
+            node_links: IntGauge::new(
+                "classroom_cluster_node_links",
+                "Node media links running on this node (one per room and other node)",
+            )
+            .expect(valid),
+            node_link_sent: IntGaugeVec::new(
+                Opts::new(
+                    "classroom_cluster_node_link_packets_sent",
+                    "RTP packets the running node media links sent the other nodes, by kind \
+                     (retransmissions not counted; a link's count goes with it)",
+                ),
+                &["kind"],
+            )
+            .expect(valid),
+            node_link_received: IntGauge::new(
+                "classroom_cluster_node_link_packets_received",
+                "RTP packets the running node media links received from the other nodes",
+            )
+            .expect(valid),
+            node_link_malformed: IntGauge::new(
+                "classroom_cluster_node_link_malformed_controls",
+                "Control messages of the running node media links that were not ours (dropped)",
+            )
+            .expect(valid),
         }
     }
 
@@ -49,6 +77,10 @@ impl ClusterMetrics {
             Box::new(self.nodes.clone()),
             Box::new(self.offline_alarms.clone()),
             Box::new(self.relayed.clone()),
+            Box::new(self.node_links.clone()),
+            Box::new(self.node_link_sent.clone()),
+            Box::new(self.node_link_received.clone()),
+            Box::new(self.node_link_malformed.clone()),
         ]
     }
 
@@ -64,5 +96,17 @@ impl ClusterMetrics {
             .set(gauge_value(offline));
         sync_one(&self.offline_alarms, status.offline_alarms);
         self.relayed.set(gauge_value(status.relayed_participants));
+        let links = &status.node_links;
+        self.node_links.set(gauge_value(links.running));
+        self.node_link_sent
+            .with_label_values(&["audio"])
+            .set(gauge_value(links.audio_packets_sent));
+        self.node_link_sent
+            .with_label_values(&["video"])
+            .set(gauge_value(links.video_packets_sent));
+        self.node_link_received
+            .set(gauge_value(links.packets_received));
+        self.node_link_malformed
+            .set(gauge_value(links.malformed_controls));
     }
 }

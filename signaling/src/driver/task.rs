@@ -193,6 +193,7 @@ impl RoomIo {
                 claims,
                 connection,
                 opened_at,
+                edge,
                 go_live,
                 outbox,
                 reply,
@@ -203,6 +204,7 @@ impl RoomIo {
                     id,
                     claims,
                     opened_at: Some(opened_at),
+                    edge,
                     go_live,
                 }
             }

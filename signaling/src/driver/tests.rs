@@ -120,6 +120,7 @@ async fn join(rooms: &Rooms, claims: JoinClaims) -> (RoomHandle, Member) {
         claims: Box::new(claims),
         connection,
         opened_at: std::time::Instant::now(),
+        edge: None,
         go_live: true,
         outbox,
         reply,

@@ -50,6 +50,7 @@ impl Class {
             id: None,
             claims: Box::new(claims),
             opened_at: Some(self.now),
+            edge: None,
             go_live: true,
         });
         let id = self

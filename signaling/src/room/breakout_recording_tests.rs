@@ -177,6 +177,7 @@ impl Breakout {
             id: None,
             claims: Box::new(claims),
             opened_at: Some(self.now),
+            edge: None,
             go_live: false,
         });
         let id = out

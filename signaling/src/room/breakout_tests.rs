@@ -424,6 +424,7 @@ fn a_breakout_room_is_live_lets_students_speak_and_says_nothing_of_the_lesson() 
             id: None,
             claims: Box::new(claims),
             opened_at: Some(now),
+            edge: None,
             go_live: false,
         },
     );

@@ -52,6 +52,7 @@ impl Core {
             id: None,
             claims: Box::new(claims),
             opened_at: Some(self.t0),
+            edge: None,
             go_live: true,
         };
         match self.step(0, input).first() {
@@ -200,6 +201,7 @@ fn an_offer_opens_a_peer_with_the_grants_in_force_and_is_answered_on_its_connect
             publish: true,
             audio_muted: false,
             connection_opened: Some(core.t0),
+            edge: None,
         }
     );
     assert_eq!(core.room.peer_participant(peer), None, "not open yet");
@@ -578,6 +580,7 @@ fn a_dropped_connection_takes_its_peer_and_its_place_times_out() {
         id: Some(4),
         claims: Box::new(claims),
         opened_at: None,
+        edge: None,
         go_live: true,
     };
     let out = core.step(22, again);

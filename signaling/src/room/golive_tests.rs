@@ -47,6 +47,7 @@ impl Class {
             id: None,
             claims: Box::new(claims),
             opened_at: Some(self.now),
+            edge: None,
             go_live,
         });
         let Some(Output::JoinDecided { result: Ok(id), .. }) = out.first() else {

@@ -19,6 +19,9 @@ pub enum Input {
         /// When the connection's WebSocket opened: the media plane measures the join time
         /// of the connection's peer from here.
         opened_at: Option<std::time::Instant>,
+        /// The connection came over an edge's signaling link: its peer is to live in that
+        /// edge's SFU.
+        edge: Option<crate::media::EdgeId>,
         /// A teacher's join makes the lesson live (the `join` message's `go_live`).
         go_live: bool,
     },

@@ -4,6 +4,8 @@
 
 use std::time::Instant;
 
+use crate::media::EdgeId;
+
 use classroom_protocol::signal::{
     LeaveReason, ParticipantId, ParticipantInfo, RecordingState, ServerMessage,
 };
@@ -62,13 +64,16 @@ impl Room {
         connection: ConnectionId,
         id: Option<u64>,
         claims: &JoinClaims,
-        opened_at: Option<Instant>,
+        (opened_at, edge): (Option<Instant>, Option<EdgeId>),
         go_live: bool,
     ) -> Vec<Output> {
         match self.enter(now, claims, connection, go_live) {
             Ok((participant, outputs)) => {
                 if let Some(opened_at) = opened_at {
                     self.media.connection_opened(connection, opened_at);
+                }
+                if let Some(edge) = edge {
+                    self.media.connection_from_edge(connection, edge);
                 }
                 let mut step = vec![Output::JoinDecided {
                     connection,

@@ -20,7 +20,7 @@ use super::{
     ConnectionId, MediaCommand, MediaEffect, MediaReply, Output, PeerFiling, RequestId, Room,
     RoomActivity,
 };
-use crate::media::{MediaError, MediaNotice, Mid, PeerAccess, PeerId, PeerIds};
+use crate::media::{EdgeId, MediaError, MediaNotice, Mid, PeerAccess, PeerId, PeerIds};
 
 /// The media side of a room.
 #[derive(Debug, Default)]
@@ -31,6 +31,8 @@ pub(super) struct MediaPeers {
     by_connection: HashMap<ConnectionId, PeerId>,
     /// When each joined connection's WebSocket opened (the start of its peer's join time).
     opened_at: HashMap<ConnectionId, Instant>,
+    /// The joined connections that came over an edge's signaling link.
+    edges: HashMap<ConnectionId, EdgeId>,
     /// Negotiation steps the media plane has not answered yet.
     pending: HashMap<RequestId, Pending>,
     next_request: u64,
@@ -92,6 +94,10 @@ impl MediaPeers {
 
     pub(super) fn connection_opened(&mut self, connection: ConnectionId, at: Instant) {
         self.opened_at.insert(connection, at);
+    }
+
+    pub(super) fn connection_from_edge(&mut self, connection: ConnectionId, edge: EdgeId) {
+        self.edges.insert(connection, edge);
     }
 
     fn request(&mut self, pending: Pending) -> RequestId {
@@ -239,6 +245,7 @@ impl Room {
             publish: self.forwards(p),
             audio_muted: p.info.muted,
             connection_opened: self.media.opened_at.get(&connection).copied(),
+            edge: self.media.edges.get(&connection).copied(),
         };
         let Some(peer) = self.media.ids.as_ref().map(PeerIds::next) else {
             return reply(ServerMessage::Error {
@@ -531,6 +538,7 @@ impl Room {
     /// A connection ended (dropped, closed by the room, or too slow): its peer goes with it.
     pub(super) fn connection_gone(&mut self, connection: ConnectionId) -> Vec<Output> {
         self.media.opened_at.remove(&connection);
+        self.media.edges.remove(&connection);
         match self.media.by_connection.get(&connection).copied() {
             Some(peer) => vec![
                 self.media.forget(peer),

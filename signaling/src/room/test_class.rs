@@ -61,6 +61,7 @@ impl Class {
             id: None,
             claims: Box::new(claims),
             opened_at: Some(self.now),
+            edge: None,
             go_live,
         });
         let id = out

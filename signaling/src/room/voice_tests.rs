@@ -185,6 +185,7 @@ fn a_breakout_room_carries_the_voice_for_a_visitors_peers_and_names_audio_from_o
         id: None,
         claims: Box::new(claims),
         opened_at: Some(now),
+        edge: None,
         go_live: false,
     });
     let visitor = match out.first() {

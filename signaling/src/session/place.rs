@@ -32,6 +32,8 @@ pub(super) struct Place {
     last_leg: Leg,
     /// The main room's last word on whether the participant speaks to every breakout room.
     voice: bool,
+    /// The session came over an edge's signaling link (its media is the edge's there too).
+    edge: Option<crate::media::EdgeId>,
 }
 
 /// Why a move could not be made; the session stays in the main room.
@@ -50,6 +52,7 @@ impl Place {
         connection: ConnectionId,
         claims: JoinClaims,
         outbox: mpsc::WeakSender<(Leg, Outbound)>,
+        edge: Option<crate::media::EdgeId>,
     ) -> Self {
         Place {
             home,
@@ -60,6 +63,7 @@ impl Place {
             away: None,
             last_leg: Leg::HOME,
             voice: false,
+            edge,
         }
     }
 
@@ -138,6 +142,7 @@ impl Place {
             claims: Box::new(claims),
             connection: self.connection,
             opened_at: std::time::Instant::now(),
+            edge: self.edge,
             go_live: false,
             outbox,
             reply,

@@ -462,3 +462,191 @@ async fn an_edge_killed_costs_the_home_its_students_who_join_again_on_a_live_nod
     home.a.stop().await;
     forget_nodes(&prefix).await;
 }
+
+/// The UDP candidates of an SDP answer.
+fn candidates(sdp: &str) -> Vec<std::net::SocketAddr> {
+    sdp.lines()
+        .filter_map(|line| line.strip_prefix("a=candidate:"))
+        .filter_map(|c| {
+            let fields: Vec<&str> = c.split_whitespace().collect();
+            let udp = fields.get(2)?.eq_ignore_ascii_case("udp");
+            let addr = format!("{}:{}", fields.get(4)?, fields.get(5)?)
+                .parse()
+                .ok();
+            addr.filter(|_| udp)
+        })
+        .collect()
+}
+
+/// The node media links' counters a node reports (`GET /api/v1/cluster`).
+async fn node_links(admin: &Client, node: &TestServer) -> serde_json::Value {
+    let status = admin.at(&node.base).get("/api/v1/cluster").await;
+    status.expect(200)["node_links"].clone()
+}
+
+fn link_packets_sent(links: &serde_json::Value) -> u64 {
+    links["audio_packets_sent"].as_u64().unwrap_or_default()
+        + links["video_packets_sent"].as_u64().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edge_student_gets_media_from_the_edges_sfu_and_the_teacher_crosses_once() {
+    let Some(Lecture {
+        a,
+        b,
+        school,
+        admin,
+        lesson,
+        mut teacher,
+        mut student,
+        prefix,
+    }) = lecture_over_two_nodes("Media over the edge").await
+    else {
+        eprintln!("skipped: no PostgreSQL at 127.0.0.1:5432");
+        return;
+    };
+    let (teacher_id, student_id) = (me(&teacher.ws), me(&student.ws));
+
+    // The student's media session is with the edge's SFU: its answer names b's media
+    // address only.
+    let offered = candidates(&student.answer);
+    assert!(!offered.is_empty(), "{}", student.answer);
+    assert!(
+        offered.iter().all(|c| b.media_addrs().contains(c)),
+        "the edge's media address only: {offered:?}, b {:?}, a {:?}",
+        b.media_addrs(),
+        a.media_addrs()
+    );
+
+    // The teacher's audio and video reach it whole and in order, labelled with the teacher
+    // (the edge reports the relayed publisher under the peer id the home's room knows).
+    assert!(
+        student.receives_from(teacher_id, 20, WAIT).await,
+        "the student receives the teacher: {:?}",
+        student.tracks
+    );
+    let kinds: Vec<_> = student
+        .tracks
+        .values()
+        .filter(|(from, _)| *from == teacher_id)
+        .map(|(_, kind)| *kind)
+        .collect();
+    assert_eq!(kinds.len(), 2, "{:?}", student.tracks);
+    let whole = |p: &Participant| {
+        p.stats(|s| {
+            s.streams.values().fold((0, 0), |(l, d), st| {
+                (l + st.loss.lost(), d + st.loss.duplicates())
+            })
+        })
+    };
+    assert_eq!(whole(&student), (0, 0), "every packet, once, in order");
+
+    // One node media link each side, carrying the teacher from a to b.
+    let at_a = node_links(&admin, &a).await;
+    let at_b = node_links(&admin, &b).await;
+    assert_eq!(
+        (at_a["running"].as_u64(), at_b["running"].as_u64()),
+        (Some(1), Some(1))
+    );
+    assert!(link_packets_sent(&at_a) > 0, "{at_a}");
+    assert!(at_b["packets_received"].as_u64() > Some(0), "{at_b}");
+
+    // A second student on b: the teacher still crosses once. While the teacher sends 200
+    // packets more, a's link sends about as many (two copies would be twice as many; the
+    // slack covers packets on their way when the counters are read).
+    school
+        .teacher
+        .post(
+            &format!("/api/v1/courses/{}/enrollments", school.course_id),
+            serde_json::json!({"user_id": school.outsider_id}),
+        )
+        .await
+        .expect(201);
+    let body = rest_join(&school.outsider, &a.base, lesson).await;
+    assert_eq!(
+        body["signaling_url"],
+        format!("{}/ws", b.base.replace("http://", "ws://")).as_str(),
+        "{body}"
+    );
+    let (ws, joined) = Ws::join(&b.base, body["token"].as_str().unwrap_or_default()).await;
+    assert!(matches!(joined, ServerMessage::Joined { .. }), "{joined:?}");
+    let mut second = Participant::connect(ws, Sending::NOTHING, 1).await;
+    assert!(
+        second.receives_from(teacher_id, 20, WAIT).await,
+        "the second edge student receives the teacher"
+    );
+    assert!(
+        candidates(&second.answer)
+            .iter()
+            .all(|c| b.media_addrs().contains(c))
+    );
+    assert_eq!(node_links(&admin, &a).await["running"].as_u64(), Some(1));
+    let (teacher_before, link_before) = (
+        teacher.packets_sent(),
+        link_packets_sent(&node_links(&admin, &a).await),
+    );
+    let started = Instant::now();
+    while teacher.packets_sent() - teacher_before < 200 && started.elapsed() < 3 * WAIT {
+        let a_while = Duration::from_millis(250);
+        tokio::join!(student.pump(a_while), second.pump(a_while));
+    }
+    let (teacher_sent, link_sent) = (
+        teacher.packets_sent() - teacher_before,
+        link_packets_sent(&node_links(&admin, &a).await) - link_before,
+    );
+    println!(
+        "over {:?}: the teacher sent {teacher_sent} packets, a's node link {link_sent}",
+        started.elapsed()
+    );
+    assert!(teacher_sent >= 200, "the teacher sends: {teacher_sent}");
+    assert!(
+        link_sent <= teacher_sent + teacher_sent / 10 + 30,
+        "one copy over the link: {link_sent} sent for the teacher's {teacher_sent}"
+    );
+    assert!(
+        second.received_from(teacher_id) > 20 && student.received_from(teacher_id) > 20,
+        "both students receive meanwhile"
+    );
+    assert_eq!(whole(&second), (0, 0));
+
+    // On stage, the student on b publishes into b's SFU; the link carries it to a, where the
+    // teacher hears and sees it whole.
+    let reply = teacher
+        .request(ClientMessage::InviteToStage {
+            participant: student_id,
+        })
+        .await;
+    assert!(matches!(reply, ServerMessage::Ok { .. }), "{reply:?}");
+    assert!(
+        student
+            .pump_until(WAIT, |p| p.messages.iter().any(|m| matches!(
+                m,
+                ServerMessage::GrantsChanged { grants } if !grants.publish.is_empty()
+            )))
+            .await,
+        "the student hears they may publish"
+    );
+    student.publish(Sending::AUDIO_VIDEO).await;
+    assert!(
+        teacher.receives_from(student_id, 20, WAIT).await,
+        "the teacher receives the student from the edge: {:?}",
+        teacher.tracks
+    );
+    assert_eq!(
+        whole(&teacher),
+        (0, 0),
+        "the student's media, whole and in order"
+    );
+    assert!(node_links(&admin, &b).await["running"].as_u64() == Some(1));
+    assert!(link_packets_sent(&node_links(&admin, &b).await) > 0);
+
+    // The students leave: b's link ends with the room's last peer there.
+    second.leave().await;
+    student.leave().await;
+    until_participants(&admin, "b", |seen| seen == Some(0)).await;
+    teacher.peer.stop();
+    drop(teacher.ws);
+    b.stop().await;
+    a.stop().await;
+    forget_nodes(&prefix).await;
+}

@@ -1,6 +1,8 @@
 //! The frames of a node link, one per binary WebSocket message: a kind byte, the virtual
 //! connection's id (8 bytes, big-endian), then the kind's payload. Decoding never panics:
 //! a frame from the network that does not parse is an error the link reports and ends on.
+//! A node frame's payload (node-to-node commands, [`super::node`]) is checked by its reader,
+//! which drops what it cannot read and goes on.
 
 /// A participant's virtual connection on one link, numbered by the edge that opened it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -28,12 +30,16 @@ pub enum LinkFrame {
     /// The receiver took `n` more of the connection's text frames: the sender may send `n`
     /// more (each direction of each connection has a window of text frames in flight).
     Credit(ConnId, u32),
+    /// A message between the two nodes themselves, no connection's ([`super::node`]): its
+    /// bytes, whose version and form the reader checks. The id field is 0.
+    Node(Vec<u8>),
 }
 
 const OPEN: u8 = 1;
 const TEXT: u8 = 2;
 const CLOSE: u8 = 3;
 const CREDIT: u8 = 4;
+const NODE: u8 = 5;
 const HEADER: usize = 9;
 
 /// Why bytes from the other node are not a frame.
@@ -56,6 +62,7 @@ impl LinkFrame {
             | LinkFrame::Text(conn, _)
             | LinkFrame::Close { conn, .. }
             | LinkFrame::Credit(conn, _) => *conn,
+            LinkFrame::Node(_) => ConnId(0),
         }
     }
 
@@ -65,6 +72,7 @@ impl LinkFrame {
             LinkFrame::Text(_, text) => (TEXT, text.len()),
             LinkFrame::Close { reason, .. } => (CLOSE, 2 + reason.len()),
             LinkFrame::Credit(..) => (CREDIT, 4),
+            LinkFrame::Node(bytes) => (NODE, bytes.len()),
         };
         let mut bytes = Vec::with_capacity(HEADER + payload_len);
         bytes.push(kind);
@@ -77,6 +85,7 @@ impl LinkFrame {
                 bytes.extend_from_slice(reason.as_bytes());
             }
             LinkFrame::Credit(_, n) => bytes.extend_from_slice(&n.to_be_bytes()),
+            LinkFrame::Node(payload) => bytes.extend_from_slice(payload),
         }
         bytes
     }
@@ -111,7 +120,8 @@ impl LinkFrame {
                     .map_err(|_| FrameError::BadPayload(kind))?;
                 Ok(LinkFrame::Credit(conn, u32::from_be_bytes(n)))
             }
-            OPEN => Err(FrameError::BadPayload(kind)),
+            NODE if conn == ConnId(0) => Ok(LinkFrame::Node(payload.to_vec())),
+            OPEN | NODE => Err(FrameError::BadPayload(kind)),
             other => Err(FrameError::UnknownKind(other)),
         }
     }
@@ -136,6 +146,8 @@ mod tests {
                 reason: "removed".into(),
             },
             LinkFrame::Credit(ConnId(9), 32),
+            LinkFrame::Node(b"\x01{}".to_vec()),
+            LinkFrame::Node(Vec::new()),
         ];
         for frame in frames {
             assert_eq!(LinkFrame::decode(&frame.encode()), Ok(frame));
@@ -176,6 +188,13 @@ mod tests {
         assert_eq!(
             LinkFrame::decode(&credit[..HEADER + 3]),
             Err(FrameError::BadPayload(CREDIT))
+        );
+        let mut node = LinkFrame::Node(vec![1]).encode();
+        node[8] = 1;
+        assert_eq!(
+            LinkFrame::decode(&node),
+            Err(FrameError::BadPayload(NODE)),
+            "a node frame names no connection"
         );
     }
 }

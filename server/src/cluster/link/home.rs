@@ -4,6 +4,11 @@
 //! browser's WebSocket gets ([`classroom_signaling::serve`]). The link's end is each
 //! connection's end: the sessions go as dropped connections (the room's reconnect grace
 //! applies).
+//!
+//! The link's node-to-node messages ([`super::node`]) carry the media of the edge's
+//! participants: the room's commands for their peers go to the edge's SFU through the home's
+//! [`ClusterPort`], what the edge's SFU says of them comes back here and goes to the rooms in
+//! the order it came, and the edge's offers of node media links are answered here.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -21,7 +26,10 @@ use futures_util::{SinkExt, StreamExt};
 use super::auth::ClusterSecret;
 use super::frame::ConnId;
 use super::mux::{Conn, Inbound, Link, Wire, WireOut};
+use super::node::{Incoming, NodeChannel, NodeCommand, NodeReply, WireError};
+use crate::cluster::media_port::ClusterPort;
 use crate::cluster::registry::NodeId;
+use classroom_signaling::media::EdgeId;
 
 /// What a home needs to accept links.
 pub struct LinkHome {
@@ -29,6 +37,8 @@ pub struct LinkHome {
     pub secret: ClusterSecret,
     /// `cluster.link_max_participants`.
     pub max_conns: usize,
+    /// The rooms' media port, which routes an edge's participants' commands to the edge.
+    pub port: Arc<ClusterPort>,
 }
 
 /// Unix milliseconds now.
@@ -72,7 +82,12 @@ pub async fn accept(
         .max_frame_size(limit)
         .on_upgrade(move |socket| async move {
             tracing::info!(node = %from, "cluster: a node link opened");
-            let (_, driver) = Link::new(home.max_conns);
+            let (link, driver) = Link::new(home.max_conns);
+            let channel = NodeChannel::new(link);
+            let edge = home.port.edge_opened(channel.clone());
+            // The edge's notices, to the rooms one after another, in the order they came.
+            let (notices, queue) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(deliver_notices(queue, rooms.clone()));
             let (sink, stream) = socket.split();
             let incoming = stream.map(|message| match message {
                 Ok(Message::Binary(bytes)) => Wire::Frame(bytes.to_vec()),
@@ -88,16 +103,71 @@ pub async fn accept(
             });
             let on_open = |link: Link, id: ConnId| {
                 if let Some(conn) = link.accept(id) {
-                    tokio::spawn(serve_conn(conn, rooms.clone(), verifier.clone()));
+                    tokio::spawn(serve_conn(conn, rooms.clone(), verifier.clone(), edge));
                 }
             };
-            driver.run(incoming, Box::pin(outgoing), on_open).await;
+            let on_node = |bytes: Vec<u8>| match channel.receive(&bytes) {
+                Some(Incoming::Notice(notice)) => {
+                    if let Some(notice) = home.port.edge_notice(edge, notice) {
+                        let _ = notices.send(notice);
+                    }
+                }
+                Some(Incoming::Request { id, command }) => {
+                    tokio::spawn(answer(
+                        home.port.clone(),
+                        channel.clone(),
+                        edge,
+                        id,
+                        command,
+                    ));
+                }
+                None => {}
+            };
+            driver
+                .run(incoming, Box::pin(outgoing), on_open, on_node)
+                .await;
+            channel.ended();
+            home.port.edge_closed(edge);
             tracing::info!(node = %from, "cluster: a node link closed");
         })
 }
 
-/// One relayed participant's session, as if it were their own WebSocket.
-async fn serve_conn(conn: Conn, rooms: Arc<Rooms>, verifier: Arc<dyn TokenVerifier>) {
+/// Delivers an edge's notices about its peers to the rooms, in order, until the link ends.
+async fn deliver_notices(
+    mut queue: tokio::sync::mpsc::UnboundedReceiver<classroom_signaling::MediaNotice>,
+    rooms: Arc<Rooms>,
+) {
+    while let Some(notice) = queue.recv().await {
+        rooms.deliver_media(notice).await;
+    }
+}
+
+/// Answers an edge's request: an offer of a node media link; the media commands are the
+/// home's to give, not to take.
+async fn answer(
+    port: Arc<ClusterPort>,
+    channel: NodeChannel,
+    edge: EdgeId,
+    id: u64,
+    command: NodeCommand,
+) {
+    let reply = match command {
+        NodeCommand::NodeLinkOffer { room, offer } => NodeReply::NodeLinkAnswer {
+            result: port.node_link_offer(edge, room, &offer).await,
+        },
+        NodeCommand::AddPeer { .. } | NodeCommand::AcceptOffer { .. } => NodeReply::Sdp {
+            result: Err(WireError::Unavailable),
+        },
+        _ => NodeReply::Done {
+            result: Err(WireError::Unavailable),
+        },
+    };
+    channel.reply(id, reply);
+}
+
+/// One relayed participant's session, as if it were their own WebSocket; its media is the
+/// edge's.
+async fn serve_conn(conn: Conn, rooms: Arc<Rooms>, verifier: Arc<dyn TokenVerifier>, edge: EdgeId) {
     let Conn { sender, receiver } = conn;
     let stream = futures_util::stream::unfold(receiver, |mut receiver| async move {
         let message = match receiver.recv().await? {
@@ -124,7 +194,8 @@ async fn serve_conn(conn: Conn, rooms: Arc<Rooms>, verifier: Arc<dyn TokenVerifi
         }
         Ok::<_, super::mux::Gone>(sender)
     });
-    classroom_signaling::serve(Box::pin(sink), Box::pin(stream), rooms, verifier).await;
+    classroom_signaling::serve_relayed(Box::pin(sink), Box::pin(stream), rooms, verifier, edge)
+        .await;
 }
 
 /// A relayed participant's join is for a room of this node: if the room has moved on, the

@@ -12,6 +12,7 @@ pub mod auth;
 pub mod frame;
 pub mod home;
 pub mod mux;
+pub mod node;
 
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio_tungstenite::WebSocketStream;

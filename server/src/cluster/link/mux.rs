@@ -158,6 +158,13 @@ impl Link {
         self.shared.conns().len()
     }
 
+    /// Sends a node-to-node message ([`super::node`]); dropped when the link is dead.
+    pub fn send_node(&self, bytes: Vec<u8>) {
+        if self.is_alive() {
+            self.shared.write(LinkFrame::Node(bytes));
+        }
+    }
+
     /// The edge's side: opens a connection at the home; `None` when the link is dead or full.
     pub fn open(&self) -> Option<Conn> {
         let id = ConnId(self.shared.next.fetch_add(1, Ordering::Relaxed));
@@ -220,11 +227,11 @@ impl Link {
         })
     }
 
-    /// A frame from the other node, to its connection. `Open` is the driver's caller's (only
-    /// a home accepts connections).
+    /// A frame from the other node, to its connection. `Open` and `Node` are the driver's
+    /// caller's (only a home accepts connections).
     fn dispatch(&self, frame: LinkFrame) {
         match frame {
-            LinkFrame::Open(_) => {}
+            LinkFrame::Open(_) | LinkFrame::Node(_) => {}
             LinkFrame::Text(id, text) => {
                 let sent = match self.shared.conns().get(&id) {
                     Some(slot) => slot.inbound.try_send(Inbound::Text(text)),
@@ -268,9 +275,15 @@ impl Link {
 impl Driver {
     /// Pumps frames between the link and the socket (`incoming`, `outgoing`) until the socket
     /// ends, a frame does not parse, or the other side falls silent; then ends every
-    /// connection. `on_open` gets each connection the other side opens (a home's).
-    pub async fn run<I, O>(self, incoming: I, outgoing: O, mut on_open: impl FnMut(Link, ConnId))
-    where
+    /// connection. `on_open` gets each connection the other side opens (a home's), `on_node`
+    /// each node-to-node message's bytes ([`super::node`]).
+    pub async fn run<I, O>(
+        self,
+        incoming: I,
+        outgoing: O,
+        mut on_open: impl FnMut(Link, ConnId),
+        mut on_node: impl FnMut(Vec<u8>),
+    ) where
         I: Stream<Item = Wire> + Unpin,
         O: Sink<WireOut> + Unpin,
     {
@@ -292,6 +305,7 @@ impl Driver {
                 };
                 match LinkFrame::decode(&bytes) {
                     Ok(LinkFrame::Open(id)) => on_open(link.clone(), id),
+                    Ok(LinkFrame::Node(bytes)) => on_node(bytes),
                     Ok(frame) => link.dispatch(frame),
                     Err(e) => {
                         tracing::warn!(error = %e, "cluster link: a frame that does not parse; ending the link");

@@ -18,7 +18,11 @@ const A_WHILE: Duration = Duration::from_millis(300);
 /// connections the home accepts come out of the receiver. Dropping `kill` kills the socket.
 struct Pair {
     edge: Link,
+    home: Link,
     accepted: mpsc::UnboundedReceiver<Conn>,
+    /// The node frames each side received.
+    edge_nodes: mpsc::UnboundedReceiver<Vec<u8>>,
+    home_nodes: mpsc::UnboundedReceiver<Vec<u8>>,
     home_task: tokio::task::JoinHandle<()>,
     edge_task: tokio::task::JoinHandle<()>,
 }
@@ -28,19 +32,34 @@ async fn pair(edge_max: usize, home_max: usize) -> Pair {
     let edge_socket = WebSocketStream::from_raw_socket(a, Role::Client, None).await;
     let home_socket = WebSocketStream::from_raw_socket(b, Role::Server, None).await;
     let (edge, edge_driver) = Link::new(edge_max);
-    let (_home, home_driver) = Link::new(home_max);
+    let (home, home_driver) = Link::new(home_max);
     let (incoming, outgoing) = tungstenite_halves(edge_socket);
-    let edge_task = tokio::spawn(edge_driver.run(incoming, outgoing, |_, _| {}));
+    let (to_edge, edge_nodes) = mpsc::unbounded_channel();
+    let edge_task = tokio::spawn(edge_driver.run(
+        incoming,
+        outgoing,
+        |_, _| {},
+        move |bytes| {
+            let _ = to_edge.send(bytes);
+        },
+    ));
     let (accept, accepted) = mpsc::unbounded_channel();
     let (incoming, outgoing) = tungstenite_halves(home_socket);
-    let home_task = tokio::spawn(home_driver.run(incoming, outgoing, move |link, id| {
+    let (to_home, home_nodes) = mpsc::unbounded_channel();
+    let on_open = move |link: Link, id| {
         if let Some(conn) = link.accept(id) {
             let _ = accept.send(conn);
         }
+    };
+    let home_task = tokio::spawn(home_driver.run(incoming, outgoing, on_open, move |bytes| {
+        let _ = to_home.send(bytes);
     }));
     Pair {
         edge,
+        home,
         accepted,
+        edge_nodes,
+        home_nodes,
         home_task,
         edge_task,
     }
@@ -213,9 +232,96 @@ async fn a_silent_home_ends_the_link() {
     let (link, driver) = Link::new(4);
     let mut conn = link.open().expect("a connection");
     let (incoming, outgoing) = tungstenite_halves(socket);
-    let task = tokio::spawn(driver.run(incoming, outgoing, |_, _| {}));
+    let task = tokio::spawn(driver.run(incoming, outgoing, |_, _| {}, |_| {}));
     tokio::time::sleep(IDLE + 2 * PING_EVERY).await;
     assert!(!link.is_alive());
     assert_eq!(conn.receiver.recv().await, None);
     task.await.expect("the driver ends");
+}
+
+mod node_messages {
+    use super::*;
+    use crate::cluster::link::node::{
+        CallError, Incoming, NodeChannel, NodeCommand, NodeMessage, NodeReply, WireError,
+    };
+    use classroom_protocol::PeerId;
+
+    async fn bytes(from: &mut mpsc::UnboundedReceiver<Vec<u8>>) -> Vec<u8> {
+        tokio::time::timeout(SOON, from.recv())
+            .await
+            .expect("a node frame in time")
+            .expect("the link goes on")
+    }
+
+    #[tokio::test]
+    async fn a_request_is_answered_and_a_malformed_message_is_dropped_and_counted() {
+        let mut pair = pair(16, 16).await;
+        let (home, edge) = (
+            NodeChannel::new(pair.home.clone()),
+            NodeChannel::new(pair.edge.clone()),
+        );
+        let peer = PeerId((7 << 32) + 1);
+        let call = tokio::spawn({
+            let home = home.clone();
+            async move { home.call(NodeCommand::RemovePeer { peer }).await }
+        });
+        // A message that is not ours, one of another version, then the request.
+        pair.home.send_node(b"\x01{\"type\":\"mystery\"}".to_vec());
+        pair.home.send_node(b"\x02{}".to_vec());
+        pair.home.send_node(Vec::new());
+        for _ in 0..3 {
+            let junk = bytes(&mut pair.edge_nodes).await;
+            assert!(edge.receive(&junk).is_none());
+        }
+        assert_eq!(edge.dropped(), 3);
+        let request = bytes(&mut pair.edge_nodes).await;
+        let Some(Incoming::Request { id, command }) = edge.receive(&request) else {
+            panic!("a request: {:?}", NodeMessage::decode(&request))
+        };
+        assert_eq!(command, NodeCommand::RemovePeer { peer });
+        let reply = NodeReply::Done {
+            result: Err(WireError::NoPeer),
+        };
+        edge.reply(id, reply.clone());
+        // An answer nobody asked for is dropped too.
+        edge.reply(id + 100, reply.clone());
+        for _ in 0..2 {
+            let answer = bytes(&mut pair.home_nodes).await;
+            assert!(home.receive(&answer).is_none());
+        }
+        let answered = tokio::time::timeout(SOON, call).await.expect("in time");
+        assert_eq!(answered.expect("the call ends"), Ok(reply));
+        assert_eq!((home.dropped(), home.waiting()), (1, 0));
+        // The link went on through all of it: its connections still carry text.
+        let (edge_conn, mut home_conn) = pair.open().await;
+        edge_conn
+            .sender
+            .text("still here".into())
+            .await
+            .expect("sent");
+        assert_eq!(
+            next(&mut home_conn.receiver).await,
+            Some(Inbound::Text("still here".into()))
+        );
+    }
+
+    #[tokio::test]
+    async fn requests_waiting_when_the_link_ends_fail() {
+        let mut pair = pair(16, 16).await;
+        let home = NodeChannel::new(pair.home.clone());
+        let call = tokio::spawn({
+            let home = home.clone();
+            async move { home.call(NodeCommand::RemovePeer { peer: PeerId(1) }).await }
+        });
+        // The edge got the request, and dies before answering.
+        let _ = bytes(&mut pair.edge_nodes).await;
+        pair.edge_task.abort();
+        let _ = tokio::time::timeout(SOON, &mut pair.home_task).await;
+        home.ended();
+        let failed = tokio::time::timeout(SOON, call).await.expect("in time");
+        assert_eq!(failed.expect("the call ends"), Err(CallError::Gone));
+        // And a request on the dead link fails at once.
+        let later = home.call(NodeCommand::RemovePeer { peer: PeerId(1) }).await;
+        assert_eq!(later, Err(CallError::Gone));
+    }
 }
