@@ -19,7 +19,7 @@ use classroom_protocol::signal::{BoardPage, Stroke, StrokeId};
 use serde::{Deserialize, Serialize};
 
 use super::Room;
-use super::board::{Kept, PageBoard, weight};
+use super::board::{Kept, weight};
 
 /// How long the changes of a board wait before they are written.
 pub const BOARD_SAVE_INTERVAL: Duration = Duration::from_secs(1);
@@ -121,10 +121,7 @@ impl Room {
         let board = &mut self.board;
         let mut highest = next_stroke;
         for kept in boards {
-            let page = board
-                .pages
-                .entry(kept.page)
-                .or_insert_with(PageBoard::default);
+            let page = board.pages.entry(kept.page).or_default();
             for KeptStroke { stroke, visible } in kept.strokes {
                 highest = highest.max(stroke.id.0);
                 board.points += weight(&stroke);
