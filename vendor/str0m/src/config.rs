@@ -47,6 +47,7 @@ pub struct RtcConfig {
     pub(crate) pacer_release_due: bool,
     pub(crate) pacer_burst: Option<Duration>,
     pub(crate) rtx_cache_duration: Duration,
+    pub(crate) twcc_send_history: usize,
     pub(crate) reordering_size_audio: usize,
     pub(crate) reordering_size_video: usize,
     pub(crate) reordering_timeout_audio: Option<Duration>,
@@ -569,6 +570,26 @@ impl RtcConfig {
         self.rtx_cache_duration
     }
 
+    /// Sets how many sent packets the session remembers for transport-wide congestion control
+    /// (TWCC): each record waits for the remote's feedback and then serves the bandwidth
+    /// estimator and the egress loss and round-trip statistics, which look one second back.
+    ///
+    /// A record is about 90 bytes and the register is a ring buffer that grows to the next
+    /// power of two above this count, so for a server sending to many peers the default is
+    /// about 90 KiB per peer. Keep it above the packets sent in a second plus the feedback's
+    /// delay at the highest send rate expected.
+    ///
+    /// Defaults to 1000.
+    pub fn set_twcc_send_history(mut self, packets: usize) -> Self {
+        self.twcc_send_history = packets.max(1);
+        self
+    }
+
+    /// How many sent packets are remembered for TWCC; see [`Self::set_twcc_send_history()`].
+    pub fn twcc_send_history(&self) -> usize {
+        self.twcc_send_history
+    }
+
     /// Sets the number of packets held back for reordering audio packets.
     ///
     /// Str0m tries to deliver the frames in order. This number determines how many
@@ -968,6 +989,7 @@ impl Default for RtcConfig {
             pacer_release_due: false,
             pacer_burst: None,
             rtx_cache_duration: crate::streams::DEFAULT_RTX_CACHE_DURATION,
+            twcc_send_history: 1000,
             reordering_size_audio: 15,
             reordering_size_video: 30,
             reordering_timeout_audio: Some(Duration::from_secs(1)),
