@@ -24,7 +24,7 @@ enum Part {
 
 /// A change for the writer.
 enum Change {
-    State(LessonId, RoomState),
+    State(LessonId, Box<RoomState>),
     Board(LessonId, BoardChange),
     /// The lesson ended: forget the room, boards and all.
     Forget,
@@ -89,7 +89,7 @@ impl RoomStates for StoredRoomStates {
     fn save(&self, room: &RoomName, lesson: LessonId, state: RoomState) {
         let _ = self
             .writes
-            .send((room.clone(), Change::State(lesson, state)));
+            .send((room.clone(), Change::State(lesson, Box::new(state))));
     }
 
     fn save_board(&self, room: &RoomName, lesson: LessonId, change: BoardChange) {
