@@ -107,10 +107,21 @@ test("the teacher opens a breakout room, two students meet there without a reloa
   }
 
   // The room's recording is a replay of its own: the lesson's replay page names its room.
+  // The replay is listed once the recorder has closed the room's recording (a job then makes
+  // the video): on a loaded machine that has taken more than 20 s, so the wait is longer, and
+  // a failure says what the page listed.
   const replayPage = await pageAs(browser, server.base, people.teacher);
-  await eventually("the replay page lists the breakout room's replay", async () => {
-    await replayPage.goto(`${server.base}/replay.html?lesson=${people.lesson.id}`);
-    const link = replayPage.locator('#replays a[data-breakout="1-0"]');
-    return (await link.count()) === 1 && (await link.textContent()).includes("Room 1 (breakout round 1)");
-  });
+  const stopped = Date.now();
+  let listed = "";
+  try {
+    await eventually("the replay page lists the breakout room's replay", async () => {
+      await replayPage.goto(`${server.base}/replay.html?lesson=${people.lesson.id}`);
+      listed = await replayPage.locator("#replays").innerText();
+      const link = replayPage.locator('#replays a[data-breakout="1-0"]');
+      return (await link.count()) === 1 && (await link.textContent()).includes("Room 1 (breakout round 1)");
+    }, 90_000);
+  } catch (error) {
+    throw new Error(`${error.message}; the replay page listed: ${JSON.stringify(listed)}`);
+  }
+  console.log(`the breakout room's replay listed ${Date.now() - stopped} ms after the rooms closed`);
 });
