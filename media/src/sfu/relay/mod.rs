@@ -139,6 +139,29 @@ struct RoomLinks {
     links: Vec<Link>,
 }
 
+impl RoomLinks {
+    /// One packet of `publisher`'s track `mid`, over every link whose other side takes its
+    /// track and layer; how many links took it.
+    fn send_packet(&mut self, publisher: PeerId, mid: RtcMid, incoming: &Incoming) -> u64 {
+        let mut sent = 0;
+        for link in &mut self.links {
+            if link
+                .wants
+                .get(&(publisher, mid))
+                .is_some_and(|want| want.takes(incoming.rid))
+            {
+                link.end.push(RelayMessage(Item::Packet {
+                    publisher,
+                    mid,
+                    incoming: incoming.clone(),
+                }));
+                sent += 1;
+            }
+        }
+        sent
+    }
+}
+
 /// Every link of this core, and whose relayed publishers came over which.
 #[derive(Default)]
 pub(super) struct Relays {
@@ -578,22 +601,8 @@ impl Sfu {
             (None, Some(local)) if local.role == LocalRole::Publisher => &local.room,
             _ => return,
         };
-        let Some(links) = self.relays.rooms.get_mut(room) else {
-            return;
-        };
-        for link in &mut links.links {
-            if link
-                .wants
-                .get(&(publisher, mid))
-                .is_some_and(|want| want.takes(incoming.rid))
-            {
-                link.end.push(RelayMessage(Item::Packet {
-                    publisher,
-                    mid,
-                    incoming: incoming.clone(),
-                }));
-                self.stats.relay_packets_out += 1;
-            }
+        if let Some(links) = self.relays.rooms.get_mut(room) {
+            self.stats.relay_packets_out += links.send_packet(publisher, mid, incoming);
         }
     }
 

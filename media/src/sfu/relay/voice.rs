@@ -115,20 +115,7 @@ impl Sfu {
             if Some(room) == own || room.breakout().is_none_or(|(l, _, _)| l != lesson) {
                 continue;
             }
-            for link in &mut links.links {
-                if link
-                    .wants
-                    .get(&(publisher, mid))
-                    .is_some_and(|want| want.takes(incoming.rid))
-                {
-                    link.end.push(RelayMessage(Item::Packet {
-                        publisher,
-                        mid,
-                        incoming: incoming.clone(),
-                    }));
-                    self.stats.relay_packets_out += 1;
-                }
-            }
+            self.stats.relay_packets_out += links.send_packet(publisher, mid, incoming);
         }
     }
 }
