@@ -112,6 +112,20 @@ impl NodeLinkHandle {
         self.task.is_finished()
     }
 
+    /// The counters of the links of `links` still running, summed, and how many run (what a
+    /// node reports of all its links).
+    pub fn running_totals<'a>(
+        links: impl IntoIterator<Item = &'a NodeLinkHandle>,
+    ) -> (NodeLinkStats, usize) {
+        let mut total = NodeLinkStats::default();
+        let mut running = 0;
+        for link in links.into_iter().filter(|l| !l.is_finished()) {
+            running += 1;
+            total += link.stats();
+        }
+        (total, running)
+    }
+
     /// Stops the link without a word to the other side, as a node that dies would: the
     /// other side notices after [`super::LINK_TIMEOUT`]. Its own SFU ends the room's link.
     pub fn abort(&self) {

@@ -99,6 +99,19 @@ pub struct NodeLinkStats {
     pub controls_dropped: u64,
 }
 
+impl std::ops::AddAssign for NodeLinkStats {
+    fn add_assign(&mut self, other: NodeLinkStats) {
+        self.audio_packets_sent += other.audio_packets_sent;
+        self.video_packets_sent += other.video_packets_sent;
+        self.packets_received += other.packets_received;
+        self.controls_sent += other.controls_sent;
+        self.controls_received += other.controls_received;
+        self.malformed_controls += other.malformed_controls;
+        self.packets_dropped += other.packets_dropped;
+        self.controls_dropped += other.controls_dropped;
+    }
+}
+
 /// Why a link could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum NodeLinkError {

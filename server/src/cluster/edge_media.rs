@@ -121,14 +121,7 @@ impl EdgeMedia {
 
     /// The counters of this node's node media links, summed, and how many run.
     pub fn node_link_stats(&self) -> (NodeLinkStats, usize) {
-        let state = self.state();
-        let mut total = NodeLinkStats::default();
-        let mut running = 0;
-        for link in state.node_links.values().filter(|l| !l.is_finished()) {
-            running += 1;
-            super::media_port::add_stats(&mut total, &link.stats());
-        }
-        (total, running)
+        NodeLinkHandle::running_totals(self.state().node_links.values())
     }
 
     /// Whether `peer` is one of `link`'s (a home drives only the peers it added).

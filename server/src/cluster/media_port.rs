@@ -69,17 +69,14 @@ impl ClusterPort {
     /// SFU drops the relayed publications), and its peers are forgotten as the room removes
     /// them (their sessions ended with the link).
     pub fn edge_closed(&self, edge: EdgeId) {
-        let links: Vec<NodeLinkHandle> = {
+        // The handles are dropped (their links closed) after the lock is let go.
+        let links: Vec<((EdgeId, RoomName), NodeLinkHandle)> = {
             let mut state = self.state();
             state.edges.remove(&edge);
             state.peers.retain(|_, (e, _)| *e != edge);
-            let rooms: Vec<(EdgeId, RoomName)> = (state.node_links.keys())
-                .filter(|(e, _)| *e == edge)
-                .cloned()
-                .collect();
-            rooms
-                .iter()
-                .filter_map(|key| state.node_links.remove(key))
+            state
+                .node_links
+                .extract_if(|(e, _), _| *e == edge)
                 .collect()
         };
         drop(links);
@@ -124,14 +121,7 @@ impl ClusterPort {
 
     /// The counters of the node media links this node answered, summed, and how many run.
     pub fn node_link_stats(&self) -> (NodeLinkStats, usize) {
-        let state = self.state();
-        let mut total = NodeLinkStats::default();
-        let mut running = 0;
-        for link in state.node_links.values().filter(|l| !l.is_finished()) {
-            running += 1;
-            add_stats(&mut total, &link.stats());
-        }
-        (total, running)
+        NodeLinkHandle::running_totals(self.state().node_links.values())
     }
 
     /// The channel of the edge serving `peer`; `None` for a local peer.
@@ -181,17 +171,22 @@ impl ClusterPort {
             tracing::debug!(%peer, error = %e, "cluster: an edge's media command got no answer");
         }
     }
-}
 
-pub(super) fn add_stats(total: &mut NodeLinkStats, s: &NodeLinkStats) {
-    total.audio_packets_sent += s.audio_packets_sent;
-    total.video_packets_sent += s.video_packets_sent;
-    total.packets_received += s.packets_received;
-    total.controls_sent += s.controls_sent;
-    total.controls_received += s.controls_received;
-    total.malformed_controls += s.malformed_controls;
-    total.packets_dropped += s.packets_dropped;
-    total.controls_dropped += s.controls_dropped;
+    /// A command with nothing to answer, for `peer` wherever it is: `local` on this node's
+    /// SFU, `command` to the edge serving it (nothing when that edge's link is gone: so is the
+    /// peer).
+    async fn route(
+        &self,
+        peer: PeerId,
+        local: impl Future<Output = ()>,
+        command: impl FnOnce() -> NodeCommand,
+    ) {
+        match self.edge_of(peer) {
+            None => local.await,
+            Some(Err(_)) => {}
+            Some(Ok(channel)) => self.settle(peer, channel, command()).await,
+        }
+    }
 }
 
 impl MediaPort for ClusterPort {
@@ -280,40 +275,25 @@ impl MediaPort for ClusterPort {
 
     fn set_publish_allowed(&self, peer: PeerId, allowed: bool) -> MediaFuture<'_, ()> {
         Box::pin(async move {
-            match self.edge_of(peer) {
-                None => self.local.set_publish_allowed(peer, allowed).await,
-                Some(Err(_)) => {}
-                Some(Ok(channel)) => {
-                    let command = NodeCommand::SetPublishAllowed { peer, allowed };
-                    self.settle(peer, channel, command).await
-                }
-            }
+            let local = self.local.set_publish_allowed(peer, allowed);
+            let command = || NodeCommand::SetPublishAllowed { peer, allowed };
+            self.route(peer, local, command).await
         })
     }
 
     fn set_audio_muted(&self, peer: PeerId, muted: bool) -> MediaFuture<'_, ()> {
         Box::pin(async move {
-            match self.edge_of(peer) {
-                None => self.local.set_audio_muted(peer, muted).await,
-                Some(Err(_)) => {}
-                Some(Ok(channel)) => {
-                    let command = NodeCommand::SetAudioMuted { peer, muted };
-                    self.settle(peer, channel, command).await
-                }
-            }
+            let local = self.local.set_audio_muted(peer, muted);
+            let command = || NodeCommand::SetAudioMuted { peer, muted };
+            self.route(peer, local, command).await
         })
     }
 
     fn set_voice_broadcast(&self, peer: PeerId, lesson: Option<LessonId>) -> MediaFuture<'_, ()> {
         Box::pin(async move {
-            match self.edge_of(peer) {
-                None => self.local.set_voice_broadcast(peer, lesson).await,
-                Some(Err(_)) => {}
-                Some(Ok(channel)) => {
-                    let command = NodeCommand::SetVoiceBroadcast { peer, lesson };
-                    self.settle(peer, channel, command).await
-                }
-            }
+            let local = self.local.set_voice_broadcast(peer, lesson);
+            let command = || NodeCommand::SetVoiceBroadcast { peer, lesson };
+            self.route(peer, local, command).await
         })
     }
 
