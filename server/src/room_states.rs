@@ -45,9 +45,13 @@ impl StoredRoomStates {
     }
 }
 
-/// The key of a board's page in the store (its JSON form: `{"document":4,"page":2}`).
+/// The key of a board's page in the store: `document-4-page-2`, or `blank-page-3`.
 fn page_key(change: &BoardChange) -> String {
-    serde_json::to_string(&change.page).unwrap_or_default()
+    let page = change.page.page;
+    match change.page.document {
+        Some(document) => format!("document-{document}-page-{page}"),
+        None => format!("blank-page-{page}"),
+    }
 }
 
 impl RoomStates for StoredRoomStates {
